@@ -1,0 +1,72 @@
+/*
+ * alloc: see include/sharehub/alloc.h. The countdown is process-wide on
+ * purpose (it is a test hook, not a feature) and costs one branch per call.
+ */
+#include "sharehub/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static long countdown = -1; /* < 0: never fail */
+static long failures;
+
+static int should_fail(void)
+{
+    if (countdown < 0)
+        return 0;
+    if (countdown == 0) {
+        failures++;
+        return 1;
+    }
+    countdown--;
+    return 0;
+}
+
+void shub_alloc_fail_after(long n)
+{
+    countdown = n;
+    failures = 0;
+}
+
+long shub_alloc_failures(void)
+{
+    return failures;
+}
+
+void *shub_malloc(size_t size)
+{
+    return should_fail() ? NULL : malloc(size ? size : 1);
+}
+
+void *shub_calloc(size_t count, size_t size)
+{
+    return should_fail() ? NULL : calloc(count ? count : 1, size ? size : 1);
+}
+
+void *shub_realloc(void *ptr, size_t size)
+{
+    return should_fail() ? NULL : realloc(ptr, size ? size : 1);
+}
+
+void shub_free(void *ptr)
+{
+    free(ptr);
+}
+
+char *shub_strndup(const char *s, size_t n)
+{
+    if (!s)
+        return NULL;
+    size_t len = strnlen(s, n);
+    char *copy = shub_malloc(len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+char *shub_strdup(const char *s)
+{
+    return s ? shub_strndup(s, strlen(s)) : NULL;
+}

@@ -1,0 +1,1407 @@
+/*
+ * msg: the codec (include/sharehub/msg.h, protocol/SPEC.md).
+ *
+ * Decoding is two steps. First a bounded reader walks the bytes into a value
+ * tree in the message's arena, enforcing every structural rule: declared
+ * lengths against the bytes that remain, the size/depth/count/length limits,
+ * UTF-8, field-name keys, no duplicate keys, no trailing bytes. Nothing is
+ * allocated from a declared length until that length has been checked against
+ * both its limit and the input that is really there. Then the top-level map is
+ * bound to the C struct of its type through a field table: one table per
+ * message type, used by the encoder too, so the two sides cannot drift.
+ *
+ * Encoding uses msgpack-c's packer, writing through a callback into a
+ * shub_buf_t, and checks each field against the same table and limits.
+ */
+#include "sharehub/msg.h"
+
+#include "sharehub/alloc.h"
+
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- field paths for error messages ----------------------------------- */
+
+typedef struct {
+    const char *root; /* "SHARE", "payload", or "message" until the type is known */
+    int depth;
+    struct {
+        const char *key; /* NULL: an array index */
+        uint32_t index;
+    } seg[SHUB_MSG_MAX_DEPTH + 2];
+} path_t;
+
+static void path_push_key(path_t *p, const char *key)
+{
+    if (p->depth < (int)(sizeof p->seg / sizeof p->seg[0]))
+        p->seg[p->depth].key = key, p->seg[p->depth].index = 0;
+    p->depth++;
+}
+
+static void path_push_index(path_t *p, uint32_t index)
+{
+    if (p->depth < (int)(sizeof p->seg / sizeof p->seg[0]))
+        p->seg[p->depth].key = NULL, p->seg[p->depth].index = index;
+    p->depth++;
+}
+
+static void path_pop(path_t *p)
+{
+    p->depth--;
+}
+
+static void path_format(const path_t *p, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "%s", p->root);
+    int shown = p->depth < (int)(sizeof p->seg / sizeof p->seg[0])
+                    ? p->depth
+                    : (int)(sizeof p->seg / sizeof p->seg[0]);
+    for (int i = 0; i < shown && n < size; i++) {
+        if (p->seg[i].key)
+            n += (size_t)snprintf(out + n, size - n, ".%s", p->seg[i].key);
+        else
+            n += (size_t)snprintf(out + n, size - n, "[%u]", p->seg[i].index);
+    }
+}
+
+__attribute__((format(printf, 4, 5))) static int fail(const path_t *p, shub_err_t *err,
+                                                      int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    char path[SHUB_ERR_PATH_MAX * 2], msg[SHUB_ERR_MSG_MAX];
+    path_format(p, path, sizeof path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return shub_err_set_path(err, code, path, "%s", msg);
+}
+
+/* ---- names and enums -------------------------------------------------- */
+
+static const char *const type_names[] = {
+    NULL, "HELLO", "WELCOME", "SHARE", "RECEIPT", "DELIVER", "ACK", "HEARTBEAT", "ERROR", "BYE",
+};
+static const char *const consent_names[] = {NULL, "given", "refused", "not-sought"};
+static const char *const outcome_names[] = {NULL,     "queued", "delivered", "acknowledged",
+                                            "denied", "dead"};
+
+#define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static int lookup(const char *const *names, int count, const char *name)
+{
+    for (int i = 1; name && i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *shub_msg_type_name(shub_msg_type_t type)
+{
+    return type >= 1 && (int)type < COUNT(type_names) ? type_names[type] : "?";
+}
+
+const char *shub_consent_name(shub_consent_t c)
+{
+    return c >= 1 && (int)c < COUNT(consent_names) ? consent_names[c] : "?";
+}
+
+int shub_consent_parse(const char *name)
+{
+    return lookup(consent_names, COUNT(consent_names), name);
+}
+
+const char *shub_outcome_name(shub_outcome_t o)
+{
+    return o >= 1 && (int)o < COUNT(outcome_names) ? outcome_names[o] : "?";
+}
+
+int shub_outcome_parse(const char *name)
+{
+    return lookup(outcome_names, COUNT(outcome_names), name);
+}
+
+static bool name_span(const char *s, size_t n)
+{
+    if (n == 0 || n > SHUB_MSG_MAX_NAME)
+        return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool shub_is_name(const char *s)
+{
+    return s && name_span(s, strlen(s));
+}
+
+bool shub_is_selector(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = strlen(s);
+    if (n == 0 || n > SHUB_MSG_MAX_NAME)
+        return false;
+    const char *at = memchr(s, '@', n);
+    if (!at)
+        return name_span(s, n);
+    size_t kind = (size_t)(at - s);
+    return (kind == 0 || name_span(s, kind)) && name_span(at + 1, n - kind - 1);
+}
+
+/* ---- the bounded reader ----------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+    shub_arena_t *arena;
+    uint32_t nodes;
+    path_t path;
+    shub_err_t *err;
+} reader_t;
+
+static size_t remain(const reader_t *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
+static int need(reader_t *r, size_t n)
+{
+    if (remain(r) < n)
+        return fail(&r->path, r->err, SHUB_EMALFORMED,
+                    "truncated: %zu more bytes needed, %zu remain", n, remain(r));
+    return 0;
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads an n-byte big-endian length or number that follows the type byte. */
+static int read_be(reader_t *r, int n, uint64_t *out)
+{
+    int rc = need(r, (size_t)n);
+    if (rc)
+        return rc;
+    *out = be(r->p, n);
+    r->p += n;
+    return 0;
+}
+
+static int nomem(reader_t *r)
+{
+    return fail(&r->path, r->err, SHUB_ENOMEM, "out of memory");
+}
+
+static int read_value(reader_t *r, shub_val_t *out, int depth);
+
+static int read_text(reader_t *r, uint64_t len, shub_val_t *out)
+{
+    if (len > SHUB_MSG_MAX_TEXT)
+        return fail(&r->path, r->err, SHUB_ELIMIT, "text of %llu bytes exceeds limit %d",
+                    (unsigned long long)len, SHUB_MSG_MAX_TEXT);
+    int rc = need(r, (size_t)len);
+    if (rc)
+        return rc;
+    const char *s = (const char *)r->p;
+    if (memchr(s, '\0', (size_t)len))
+        return fail(&r->path, r->err, SHUB_EVALUE, "text contains a NUL byte");
+    if (!shub_utf8_valid(s, (size_t)len))
+        return fail(&r->path, r->err, SHUB_EUTF8, "text is not valid UTF-8");
+    char *copy = shub_arena_strndup(r->arena, s, (size_t)len);
+    if (!copy)
+        return nomem(r);
+    r->p += len;
+    *out = (shub_val_t){.type = SHUB_VAL_STR, .len = (uint32_t)len, .as.str = copy};
+    return 0;
+}
+
+static int read_bin(reader_t *r, uint64_t len, shub_val_t *out)
+{
+    if (len > SHUB_MSG_MAX_BIN)
+        return fail(&r->path, r->err, SHUB_ELIMIT, "binary of %llu bytes exceeds limit %d",
+                    (unsigned long long)len, SHUB_MSG_MAX_BIN);
+    int rc = need(r, (size_t)len);
+    if (rc)
+        return rc;
+    uint8_t *copy = shub_arena_alloc(r->arena, (size_t)len);
+    if (!copy)
+        return nomem(r);
+    if (len)
+        memcpy(copy, r->p, (size_t)len);
+    r->p += len;
+    *out = (shub_val_t){.type = SHUB_VAL_BIN, .len = (uint32_t)len, .as.bin = copy};
+    return 0;
+}
+
+/* Checks a declared count before anything is allocated for it: the limit
+ * first, then that the input can hold it (each item takes at least
+ * `min_bytes` bytes), so a 5-byte message cannot ask for gigabytes. */
+static int check_count(reader_t *r, uint64_t n, size_t min_bytes, const char *what)
+{
+    if (n > SHUB_MSG_MAX_ITEMS)
+        return fail(&r->path, r->err, SHUB_ELIMIT, "%s of %llu entries exceeds limit %d",
+                    what, (unsigned long long)n, SHUB_MSG_MAX_ITEMS);
+    if (n * min_bytes > remain(r))
+        return fail(&r->path, r->err, SHUB_EMALFORMED,
+                    "%s declares %llu entries but only %zu bytes remain", what,
+                    (unsigned long long)n, remain(r));
+    return 0;
+}
+
+static int read_array(reader_t *r, uint64_t n, shub_val_t *out, int depth)
+{
+    int rc = check_count(r, n, 1, "array");
+    if (rc)
+        return rc;
+    shub_val_t *items = shub_arena_alloc(r->arena, (size_t)n * sizeof *items);
+    if (!items)
+        return nomem(r);
+    for (uint32_t i = 0; i < n; i++) {
+        path_push_index(&r->path, i);
+        rc = read_value(r, &items[i], depth + 1);
+        if (rc)
+            return rc;
+        path_pop(&r->path);
+    }
+    *out = (shub_val_t){.type = SHUB_VAL_ARRAY, .len = (uint32_t)n, .cap = (uint32_t)n,
+                        .as.items = items};
+    return 0;
+}
+
+static int read_key(reader_t *r, shub_pair_t *pair)
+{
+    int rc = need(r, 1);
+    if (rc)
+        return rc;
+    uint8_t b = *r->p++;
+    uint64_t len;
+    if (b >= 0xa0 && b <= 0xbf)
+        len = b & 0x1f;
+    else if (b == 0xd9 || b == 0xda || b == 0xdb) {
+        rc = read_be(r, 1 << (b - 0xd9), &len);
+        if (rc)
+            return rc;
+    } else {
+        return fail(&r->path, r->err, SHUB_ETYPE, "map key is not text");
+    }
+    if (len > SHUB_VAL_MAX_KEY)
+        return fail(&r->path, r->err, SHUB_ELIMIT, "key of %llu bytes exceeds limit %d",
+                    (unsigned long long)len, SHUB_VAL_MAX_KEY);
+    rc = need(r, (size_t)len);
+    if (rc)
+        return rc;
+    if (!shub_val_is_field_name((const char *)r->p, (size_t)len))
+        return fail(&r->path, r->err, SHUB_EVALUE,
+                    "key is not a field name (1-64 of A-Z a-z 0-9 _ -)");
+    char *key = shub_arena_strndup(r->arena, (const char *)r->p, (size_t)len);
+    if (!key)
+        return nomem(r);
+    r->p += len;
+    pair->key = key;
+    pair->key_len = (uint32_t)len;
+    return 0;
+}
+
+static int cmp_pair_key(const void *a, const void *b)
+{
+    return strcmp((*(const shub_pair_t *const *)a)->key, (*(const shub_pair_t *const *)b)->key);
+}
+
+/* Finds a repeated key into *dup (NULL if none). Linear for small maps;
+ * sorted pointers above that, so a 4096-key map cannot cost 8 million
+ * comparisons. */
+static int find_duplicate(reader_t *r, const shub_pair_t *pairs, uint32_t n, const char **dup)
+{
+    *dup = NULL;
+    if (n <= 16) {
+        for (uint32_t i = 1; i < n && !*dup; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (pairs[i].key_len == pairs[j].key_len &&
+                    memcmp(pairs[i].key, pairs[j].key, pairs[i].key_len) == 0) {
+                    *dup = pairs[i].key;
+                    break;
+                }
+        return 0;
+    }
+    const shub_pair_t **sorted = shub_arena_alloc(r->arena, n * sizeof *sorted);
+    if (!sorted)
+        return nomem(r);
+    for (uint32_t i = 0; i < n; i++)
+        sorted[i] = &pairs[i];
+    qsort(sorted, n, sizeof *sorted, cmp_pair_key);
+    for (uint32_t i = 1; i < n && !*dup; i++)
+        if (strcmp(sorted[i]->key, sorted[i - 1]->key) == 0)
+            *dup = sorted[i]->key;
+    return 0;
+}
+
+static int read_map(reader_t *r, uint64_t n, shub_val_t *out, int depth)
+{
+    int rc = check_count(r, n, 2, "map");
+    if (rc)
+        return rc;
+    shub_pair_t *pairs = shub_arena_alloc(r->arena, (size_t)n * sizeof *pairs);
+    if (!pairs)
+        return nomem(r);
+    for (uint32_t i = 0; i < n; i++) {
+        rc = read_key(r, &pairs[i]);
+        if (rc)
+            return rc;
+        path_push_key(&r->path, pairs[i].key);
+        rc = read_value(r, &pairs[i].val, depth + 1);
+        if (rc)
+            return rc;
+        path_pop(&r->path);
+        /* Name errors after the type as soon as the type is known. */
+        if (depth == 0 && strcmp(pairs[i].key, "type") == 0 &&
+            pairs[i].val.type == SHUB_VAL_STR) {
+            int t = lookup(type_names, COUNT(type_names), pairs[i].val.as.str);
+            if (t > 0)
+                r->path.root = type_names[t];
+        }
+    }
+    const char *dup;
+    if ((rc = find_duplicate(r, pairs, (uint32_t)n, &dup)))
+        return rc;
+    if (dup)
+        return fail(&r->path, r->err, SHUB_EDUPKEY, "duplicate key \"%s\"", dup);
+    *out = (shub_val_t){.type = SHUB_VAL_MAP, .len = (uint32_t)n, .cap = (uint32_t)n,
+                        .as.pairs = pairs};
+    return 0;
+}
+
+static int read_value(reader_t *r, shub_val_t *out, int depth)
+{
+    if (++r->nodes > SHUB_MSG_MAX_NODES)
+        return fail(&r->path, r->err, SHUB_ELIMIT, "more than %d values in one message",
+                    SHUB_MSG_MAX_NODES);
+    int rc = need(r, 1);
+    if (rc)
+        return rc;
+    uint8_t b = *r->p++;
+    uint64_t u;
+
+    if (b <= 0x7f) {
+        *out = shub_val_int(b);
+        return 0;
+    }
+    if (b >= 0xe0) {
+        *out = shub_val_int((int8_t)b);
+        return 0;
+    }
+    if ((b >= 0x80 && b <= 0x9f) || b == 0xdc || b == 0xdd || b == 0xde || b == 0xdf) {
+        if (depth + 1 > SHUB_MSG_MAX_DEPTH)
+            return fail(&r->path, r->err, SHUB_ELIMIT, "nesting deeper than limit %d",
+                        SHUB_MSG_MAX_DEPTH);
+    }
+    if (b >= 0x80 && b <= 0x8f)
+        return read_map(r, b & 0x0f, out, depth);
+    if (b >= 0x90 && b <= 0x9f)
+        return read_array(r, b & 0x0f, out, depth);
+    if (b >= 0xa0 && b <= 0xbf)
+        return read_text(r, b & 0x1f, out);
+
+    switch (b) {
+    case 0xc0:
+        *out = shub_val_nil();
+        return 0;
+    case 0xc2:
+    case 0xc3:
+        *out = shub_val_bool(b == 0xc3);
+        return 0;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        rc = read_be(r, 1 << (b - 0xc4), &u);
+        return rc ? rc : read_bin(r, u, out);
+    case 0xca: {
+        rc = read_be(r, 4, &u);
+        if (rc)
+            return rc;
+        uint32_t bits = (uint32_t)u;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        *out = shub_val_float(f);
+        return 0;
+    }
+    case 0xcb: {
+        rc = read_be(r, 8, &u);
+        if (rc)
+            return rc;
+        double d;
+        memcpy(&d, &u, sizeof d);
+        *out = shub_val_float(d);
+        return 0;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        rc = read_be(r, 1 << (b - 0xcc), &u);
+        if (rc)
+            return rc;
+        if (u > INT64_MAX)
+            return fail(&r->path, r->err, SHUB_ELIMIT, "integer %llu exceeds limit %lld",
+                        (unsigned long long)u, (long long)INT64_MAX);
+        *out = shub_val_int((int64_t)u);
+        return 0;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        int n = 1 << (b - 0xd0);
+        rc = read_be(r, n, &u);
+        if (rc)
+            return rc;
+        int64_t v = n == 1   ? (int8_t)u
+                    : n == 2 ? (int16_t)u
+                    : n == 4 ? (int32_t)u
+                             : (int64_t)u;
+        *out = shub_val_int(v);
+        return 0;
+    }
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        rc = read_be(r, 1 << (b - 0xd9), &u);
+        return rc ? rc : read_text(r, u, out);
+    case 0xdc:
+    case 0xdd:
+        rc = read_be(r, b == 0xdc ? 2 : 4, &u);
+        return rc ? rc : read_array(r, u, out, depth);
+    case 0xde:
+    case 0xdf:
+        rc = read_be(r, b == 0xde ? 2 : 4, &u);
+        return rc ? rc : read_map(r, u, out, depth);
+    case 0xc1:
+        return fail(&r->path, r->err, SHUB_EMALFORMED, "byte 0xc1 is never used in msgpack");
+    default: /* 0xc7-0xc9, 0xd4-0xd8: extension types */
+        return fail(&r->path, r->err, SHUB_ETYPE, "extension types are not used");
+    }
+}
+
+/* Reads exactly one map filling all of [data, data+size). */
+static int read_document(reader_t *r, shub_val_t *out)
+{
+    shub_val_t v;
+    int rc = read_value(r, &v, 0);
+    if (rc)
+        return rc;
+    if (v.type != SHUB_VAL_MAP)
+        return fail(&r->path, r->err, SHUB_ETYPE, "is not a map");
+    if (r->p != r->end)
+        return fail(&r->path, r->err, SHUB_EMALFORMED, "%zu trailing bytes after the map",
+                    remain(r));
+    *out = v;
+    return 0;
+}
+
+/* ---- field tables ----------------------------------------------------- */
+
+typedef enum {
+    K_NAME,     /* text, shub_is_name */
+    K_REF,      /* text 1..SHUB_MSG_MAX_REF, no control characters */
+    K_LINE,     /* text 0..SHUB_MSG_MAX_LINE, no control characters */
+    K_ID,       /* bin 16 */
+    K_IDP,      /* optional bin 16, held by pointer */
+    K_TIME,     /* int >= 0, ms since the epoch */
+    K_U32,      /* int 0..UINT32_MAX */
+    K_BOOL,     /* bool */
+    K_CONSENT,  /* text enum */
+    K_OUTCOME,  /* text enum */
+    K_TO,       /* array of selectors, 1..SHUB_MSG_MAX_TO; count at `count` */
+    K_PAYLOAD,  /* map */
+    K_OUTCOMES, /* array of outcome maps, 0..SHUB_MSG_MAX_OUTCOMES; count at `count` */
+    K_BIN,      /* bin 1..SHUB_MSG_MAX_BIN; length at `count` */
+    K_INLINE,   /* the fields of `sub` at `off`, in this same map */
+} kind_t;
+
+typedef struct field {
+    const char *key;
+    kind_t kind;
+    bool required;
+    size_t off;                /* of the field in the struct */
+    size_t count;              /* K_TO, K_OUTCOMES, K_BIN: of the uint32_t count */
+    const struct field *sub;   /* K_INLINE: the inlined table */
+} field_t;
+
+#define F(key, kind, req, member) {key, kind, req, offsetof(shub_msg_t, member), 0, NULL}
+#define FC(key, kind, req, member, cnt)                                                    \
+    {key, kind, req, offsetof(shub_msg_t, member), offsetof(shub_msg_t, cnt), NULL}
+#define END {NULL, 0, false, 0, 0, NULL}
+
+/* The event: envelope and payload. Inlined in SHARE; alone, it is what a
+ * DELIVER carries sealed. */
+#define E(key, kind, req, member) {key, kind, req, offsetof(shub_event_t, member), 0, NULL}
+static const struct field event_fields[] = {
+    E("id", K_ID, true, id),
+    E("event", K_NAME, true, type),
+    E("occurred", K_TIME, true, occurred_ms),
+    E("case", K_REF, false, case_ref),
+    E("subject", K_REF, false, subject_ref),
+    E("area", K_NAME, true, area),
+    E("purpose", K_NAME, true, purpose),
+    E("basis", K_REF, true, basis),
+    E("consent", K_CONSENT, true, consent),
+    E("override", K_NAME, false, override),
+    E("reply_to", K_IDP, false, reply_to),
+    E("payload", K_PAYLOAD, true, payload),
+    END,
+};
+
+static const field_t hello_fields[] = {
+    F("agent", K_REF, false, hello.agent),
+    F("window", K_U32, false, hello.window),
+    END,
+};
+static const field_t welcome_fields[] = {
+    F("org", K_NAME, true, welcome.org),
+    F("heartbeat_ms", K_U32, true, welcome.heartbeat_ms),
+    F("max_bytes", K_U32, true, welcome.max_bytes),
+    F("window", K_U32, true, welcome.window),
+    F("time", K_TIME, true, welcome.time_ms),
+    F("backlog", K_U32, false, welcome.backlog),
+    END,
+};
+static const field_t share_fields[] = {
+    {"", K_INLINE, true, offsetof(shub_msg_t, share.ev), 0, event_fields},
+    FC("to", K_TO, true, share.to, share.to_count),
+    F("from", K_NAME, false, share.from),
+    END,
+};
+static const field_t deliver_fields[] = {
+    F("id", K_ID, true, deliver.id),
+    F("event", K_NAME, true, deliver.type),
+    F("from", K_NAME, true, deliver.from),
+    F("agreement", K_NAME, true, deliver.agreement),
+    F("version", K_U32, true, deliver.version),
+    F("flow", K_NAME, true, deliver.flow),
+    F("attempt", K_U32, true, deliver.attempt),
+    FC("sealed", K_BIN, true, deliver.sealed, deliver.sealed_len),
+    END,
+};
+static const field_t receipt_fields[] = {
+    F("id", K_ID, true, receipt.id),
+    F("duplicate", K_BOOL, false, receipt.duplicate),
+    F("update", K_BOOL, false, receipt.update),
+    FC("outcomes", K_OUTCOMES, true, receipt.items, receipt.count),
+    END,
+};
+static const field_t ack_fields[] = {
+    F("id", K_ID, true, ack.id),
+    END,
+};
+static const field_t heartbeat_fields[] = {
+    F("time", K_TIME, false, heartbeat.time_ms),
+    END,
+};
+static const field_t error_fields[] = {
+    F("code", K_NAME, true, error.code),
+    F("message", K_LINE, true, error.message),
+    F("id", K_IDP, false, error.id),
+    END,
+};
+static const field_t bye_fields[] = {
+    F("reason", K_LINE, false, bye.reason),
+    END,
+};
+
+/* Outcome items live in their own struct, so their table uses its offsets. */
+#define O(key, kind, req, member)                                                          \
+    {key, kind, req, offsetof(shub_outcome_item_t, member), 0, NULL}
+static const field_t outcome_fields[] = {
+    O("to", K_NAME, true, to),
+    O("outcome", K_OUTCOME, true, outcome),
+    O("reason", K_NAME, false, reason),
+    O("detail", K_LINE, false, detail),
+    O("agreement", K_NAME, false, agreement),
+    O("version", K_U32, false, version),
+    O("flow", K_NAME, false, flow),
+    END,
+};
+
+static const field_t *const tables[] = {
+    NULL,         hello_fields, welcome_fields,   share_fields, receipt_fields,
+    deliver_fields, ack_fields, heartbeat_fields, error_fields, bye_fields,
+};
+
+/* ---- checks shared by decode and encode ------------------------------- */
+
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+/* Checks text for a field kind. `s` is NUL-free and valid UTF-8 already when
+ * it came from the reader; the encoder checks those here too. */
+static int check_text(const path_t *p, shub_err_t *err, kind_t kind, const char *s, size_t n)
+{
+    if (kind == K_NAME) {
+        if (n > SHUB_MSG_MAX_NAME)
+            return fail(p, err, SHUB_ELIMIT, "name of %zu bytes exceeds limit %d", n,
+                        SHUB_MSG_MAX_NAME);
+        if (!name_span(s, n))
+            return fail(p, err, SHUB_EVALUE,
+                        "not a name (lowercase letters, digits, '.', '_', '-')");
+        return 0;
+    }
+    size_t max = kind == K_LINE ? SHUB_MSG_MAX_LINE : SHUB_MSG_MAX_REF;
+    if (n > max)
+        return fail(p, err, SHUB_ELIMIT, "text of %zu bytes exceeds limit %zu", n, max);
+    if (kind == K_REF && n == 0)
+        return fail(p, err, SHUB_EVALUE, "empty text");
+    if (has_control(s, n))
+        return fail(p, err, SHUB_EVALUE, "text contains a control character");
+    return 0;
+}
+
+/* ---- binding: value tree -> struct ------------------------------------ */
+
+static int bind_fields(const field_t *table, void *base, const shub_val_t *map, path_t *p,
+                       shub_arena_t *arena, shub_err_t *err);
+
+static int want(const path_t *p, shub_err_t *err, const shub_val_t *v, shub_val_type_t t,
+                const char *what)
+{
+    if (v->type == t)
+        return 0;
+    return fail(p, err, SHUB_ETYPE, "expected %s", what);
+}
+
+static int bind_id(const path_t *p, shub_err_t *err, const shub_val_t *v, shub_id_t *out)
+{
+    int rc = want(p, err, v, SHUB_VAL_BIN, "16 bytes of binary");
+    if (rc)
+        return rc;
+    if (v->len != SHUB_ID_SIZE)
+        return fail(p, err, SHUB_EVALUE, "id of %u bytes, expected %d", v->len, SHUB_ID_SIZE);
+    memcpy(out->bytes, v->as.bin, SHUB_ID_SIZE);
+    return 0;
+}
+
+static int bind_one(const field_t *f, void *base, const shub_val_t *v, path_t *p,
+                    shub_arena_t *arena, shub_err_t *err)
+{
+    char *dst = (char *)base + f->off;
+    int rc = 0;
+    switch (f->kind) {
+    case K_NAME:
+    case K_REF:
+    case K_LINE:
+        if ((rc = want(p, err, v, SHUB_VAL_STR, "text")) ||
+            (rc = check_text(p, err, f->kind, v->as.str, v->len)))
+            return rc;
+        *(const char **)dst = v->as.str;
+        return 0;
+    case K_ID:
+        return bind_id(p, err, v, (shub_id_t *)dst);
+    case K_IDP: {
+        shub_id_t *id = shub_arena_alloc(arena, sizeof *id);
+        if (!id)
+            return fail(p, err, SHUB_ENOMEM, "out of memory");
+        if ((rc = bind_id(p, err, v, id)))
+            return rc;
+        *(const shub_id_t **)dst = id;
+        return 0;
+    }
+    case K_TIME:
+        if ((rc = want(p, err, v, SHUB_VAL_INT, "an integer (ms since 1970)")))
+            return rc;
+        if (v->as.i < 0)
+            return fail(p, err, SHUB_EVALUE, "time before 1970");
+        *(int64_t *)dst = v->as.i;
+        return 0;
+    case K_U32:
+        if ((rc = want(p, err, v, SHUB_VAL_INT, "an unsigned integer")))
+            return rc;
+        if (v->as.i < 0)
+            return fail(p, err, SHUB_EVALUE, "negative where unsigned expected");
+        if (v->as.i > UINT32_MAX)
+            return fail(p, err, SHUB_ELIMIT, "integer %lld exceeds limit %u",
+                        (long long)v->as.i, UINT32_MAX);
+        *(uint32_t *)dst = (uint32_t)v->as.i;
+        return 0;
+    case K_BOOL:
+        if ((rc = want(p, err, v, SHUB_VAL_BOOL, "true or false")))
+            return rc;
+        *(bool *)dst = v->as.b;
+        return 0;
+    case K_CONSENT:
+    case K_OUTCOME: {
+        bool consent = f->kind == K_CONSENT;
+        if ((rc = want(p, err, v, SHUB_VAL_STR, "text")))
+            return rc;
+        int e = consent ? shub_consent_parse(v->as.str) : shub_outcome_parse(v->as.str);
+        if (e < 0)
+            return fail(p, err, SHUB_EVALUE, "%s",
+                        consent ? "not one of given, refused, not-sought"
+                                : "not one of queued, delivered, acknowledged, denied, dead");
+        *(int *)dst = e;
+        return 0;
+    }
+    case K_TO: {
+        if ((rc = want(p, err, v, SHUB_VAL_ARRAY, "an array of recipients")))
+            return rc;
+        if (v->len == 0)
+            return fail(p, err, SHUB_EVALUE, "no recipients");
+        if (v->len > SHUB_MSG_MAX_TO)
+            return fail(p, err, SHUB_ELIMIT, "%u recipients exceed limit %d", v->len,
+                        SHUB_MSG_MAX_TO);
+        const char **to = shub_arena_alloc(arena, v->len * sizeof *to);
+        if (!to)
+            return fail(p, err, SHUB_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < v->len; i++) {
+            const shub_val_t *item = &v->as.items[i];
+            path_push_index(p, i);
+            if ((rc = want(p, err, item, SHUB_VAL_STR, "text")))
+                return rc;
+            if (!shub_is_selector(item->as.str))
+                return fail(p, err, SHUB_EVALUE, "not an org id, @area or kind@area");
+            path_pop(p);
+            to[i] = item->as.str;
+        }
+        *(const char *const **)dst = to;
+        *(uint32_t *)((char *)base + f->count) = v->len;
+        return 0;
+    }
+    case K_PAYLOAD:
+        if ((rc = want(p, err, v, SHUB_VAL_MAP, "a map of named fields")))
+            return rc;
+        *(shub_val_t *)dst = *v;
+        return 0;
+    case K_BIN:
+        if ((rc = want(p, err, v, SHUB_VAL_BIN, "binary")))
+            return rc;
+        if (v->len == 0)
+            return fail(p, err, SHUB_EVALUE, "empty binary");
+        *(const uint8_t **)dst = v->as.bin;
+        *(uint32_t *)((char *)base + f->count) = v->len;
+        return 0;
+    case K_INLINE:
+        return fail(p, err, SHUB_EINVAL, "inline table bound as a value");
+    case K_OUTCOMES: {
+        if ((rc = want(p, err, v, SHUB_VAL_ARRAY, "an array of outcomes")))
+            return rc;
+        if (v->len > SHUB_MSG_MAX_OUTCOMES)
+            return fail(p, err, SHUB_ELIMIT, "%u outcomes exceed limit %d", v->len,
+                        SHUB_MSG_MAX_OUTCOMES);
+        shub_outcome_item_t *items = shub_arena_alloc(arena, v->len * sizeof *items);
+        if (!items)
+            return fail(p, err, SHUB_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < v->len; i++) {
+            path_push_index(p, i);
+            if ((rc = want(p, err, &v->as.items[i], SHUB_VAL_MAP, "a map")) ||
+                (rc = bind_fields(outcome_fields, &items[i], &v->as.items[i], p, arena, err)))
+                return rc;
+            path_pop(p);
+        }
+        *(const shub_outcome_item_t **)dst = items;
+        *(uint32_t *)((char *)base + f->count) = v->len;
+        return 0;
+    }
+    }
+    return fail(p, err, SHUB_EINVAL, "unknown field kind");
+}
+
+static int bind_fields(const field_t *table, void *base, const shub_val_t *map, path_t *p,
+                       shub_arena_t *arena, shub_err_t *err)
+{
+    for (const field_t *f = table; f->key; f++) {
+        if (f->kind == K_INLINE) {
+            int rc = bind_fields(f->sub, (char *)base + f->off, map, p, arena, err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        const shub_val_t *v = shub_val_get(map, f->key);
+        path_push_key(p, f->key);
+        if (!v) {
+            if (f->required)
+                return fail(p, err, SHUB_EMISSING, "required field missing");
+        } else {
+            int rc = bind_one(f, base, v, p, arena, err);
+            if (rc)
+                return rc;
+        }
+        path_pop(p);
+    }
+    return 0; /* keys not in the table are ignored: SPEC 4, forward compatibility */
+}
+
+int shub_msg_decode(const void *data, size_t size, shub_msg_t **msg_p, shub_err_t *err)
+{
+    path_t path = {.root = "message"};
+    if (!data || !msg_p)
+        return shub_err_set(err, SHUB_EINVAL, "no buffer or no result pointer");
+    if (size == 0)
+        return fail(&path, err, SHUB_EMALFORMED, "empty message");
+    if (size > SHUB_MSG_MAX_BYTES)
+        return fail(&path, err, SHUB_ELIMIT, "message of %zu bytes exceeds limit %d", size,
+                    SHUB_MSG_MAX_BYTES);
+
+    shub_msg_t *msg = shub_calloc(1, sizeof *msg);
+    if (!msg)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    /* The tree is at most a few times the input; start near it to save blocks. */
+    msg->arena = shub_arena_new(size * 2 + 256);
+    if (!msg->arena) {
+        shub_free(msg);
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    }
+
+    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = msg->arena,
+                  .path = path, .err = err};
+    shub_val_t top;
+    int rc = read_document(&r, &top);
+    if (rc)
+        goto fail;
+
+    path_t *p = &r.path;
+    p->depth = 0;
+    const shub_val_t *v = shub_val_get(&top, "v");
+    path_push_key(p, "v");
+    if (!v) {
+        rc = fail(p, err, SHUB_EMISSING, "required field missing");
+        goto fail;
+    }
+    if (v->type != SHUB_VAL_INT) {
+        rc = fail(p, err, SHUB_ETYPE, "expected an unsigned integer");
+        goto fail;
+    }
+    if (v->as.i != SHUB_PROTOCOL_VERSION) {
+        rc = fail(p, err, SHUB_EVERSION, "protocol version %lld not supported (this side "
+                  "speaks %d)", (long long)v->as.i, SHUB_PROTOCOL_VERSION);
+        goto fail;
+    }
+    path_pop(p);
+
+    const shub_val_t *t = shub_val_get(&top, "type");
+    path_push_key(p, "type");
+    if (!t) {
+        rc = fail(p, err, SHUB_EMISSING, "required field missing");
+        goto fail;
+    }
+    if (t->type != SHUB_VAL_STR) {
+        rc = fail(p, err, SHUB_ETYPE, "expected text");
+        goto fail;
+    }
+    int type = lookup(type_names, COUNT(type_names), t->as.str);
+    if (type < 0) {
+        rc = fail(p, err, SHUB_EUNKNOWN, "unknown message type");
+        goto fail;
+    }
+    path_pop(p);
+    p->root = type_names[type];
+    msg->type = (shub_msg_type_t)type;
+    rc = bind_fields(tables[type], msg, &top, p, msg->arena, err);
+    if (rc)
+        goto fail;
+    *msg_p = msg;
+    return 0;
+fail:
+    shub_msg_destroy(&msg);
+    return rc;
+}
+
+void shub_msg_destroy(shub_msg_t **msg_p)
+{
+    if (!msg_p || !*msg_p)
+        return;
+    shub_arena_destroy(&(*msg_p)->arena);
+    shub_free(*msg_p);
+    *msg_p = NULL;
+}
+
+int shub_payload_decode(shub_arena_t *arena, const void *data, size_t size, shub_val_t *out,
+                        shub_err_t *err)
+{
+    path_t path = {.root = "payload"};
+    if (size == 0)
+        return fail(&path, err, SHUB_EMALFORMED, "empty payload");
+    if (size > SHUB_MSG_MAX_BYTES)
+        return fail(&path, err, SHUB_ELIMIT, "payload of %zu bytes exceeds limit %d", size,
+                    SHUB_MSG_MAX_BYTES);
+    /* depth 1: a stored payload sits at the depth it had inside its message */
+    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = arena,
+                  .path = path, .err = err};
+    shub_val_t v;
+    int rc = read_value(&r, &v, 1);
+    if (rc)
+        return rc;
+    if (v.type != SHUB_VAL_MAP)
+        return fail(&r.path, err, SHUB_ETYPE, "is not a map");
+    if (r.p != r.end)
+        return fail(&r.path, err, SHUB_EMALFORMED, "%zu trailing bytes after the map",
+                    remain(&r));
+    *out = v;
+    return 0;
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+typedef struct {
+    msgpack_packer pk;
+    shub_buf_t *out;
+    path_t path;
+    shub_err_t *err;
+    uint32_t nodes;
+} writer_t;
+
+static int buf_write(void *data, const char *bytes, size_t len)
+{
+    return shub_buf_append(data, bytes, len) ? -1 : 0;
+}
+
+static int wfail_nomem(writer_t *w)
+{
+    return fail(&w->path, w->err, SHUB_ENOMEM, "out of memory");
+}
+
+static int pack_text(writer_t *w, const char *s, size_t n)
+{
+    if (msgpack_pack_str(&w->pk, n) || msgpack_pack_str_body(&w->pk, s, n))
+        return wfail_nomem(w);
+    return 0;
+}
+
+static int pack_id(writer_t *w, const shub_id_t *id)
+{
+    if (msgpack_pack_bin(&w->pk, SHUB_ID_SIZE) ||
+        msgpack_pack_bin_body(&w->pk, id->bytes, SHUB_ID_SIZE))
+        return wfail_nomem(w);
+    return 0;
+}
+
+static int pack_val(writer_t *w, const shub_val_t *v, int depth)
+{
+    if (++w->nodes > SHUB_MSG_MAX_NODES)
+        return fail(&w->path, w->err, SHUB_ELIMIT, "more than %d values in one message",
+                    SHUB_MSG_MAX_NODES);
+    msgpack_packer *pk = &w->pk;
+    int rc = 0;
+    switch (v->type) {
+    case SHUB_VAL_NIL:
+        rc = msgpack_pack_nil(pk);
+        break;
+    case SHUB_VAL_BOOL:
+        rc = v->as.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
+    case SHUB_VAL_INT:
+        rc = msgpack_pack_int64(pk, v->as.i);
+        break;
+    case SHUB_VAL_FLOAT:
+        rc = msgpack_pack_double(pk, v->as.f);
+        break;
+    case SHUB_VAL_STR:
+        if (v->len > SHUB_MSG_MAX_TEXT)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "text of %u bytes exceeds limit %d",
+                        v->len, SHUB_MSG_MAX_TEXT);
+        if (memchr(v->as.str, '\0', v->len))
+            return fail(&w->path, w->err, SHUB_EVALUE, "text contains a NUL byte");
+        if (!shub_utf8_valid(v->as.str, v->len))
+            return fail(&w->path, w->err, SHUB_EUTF8, "text is not valid UTF-8");
+        return pack_text(w, v->as.str, v->len);
+    case SHUB_VAL_BIN:
+        if (v->len > SHUB_MSG_MAX_BIN)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "binary of %u bytes exceeds limit %d",
+                        v->len, SHUB_MSG_MAX_BIN);
+        rc = msgpack_pack_bin(pk, v->len) || msgpack_pack_bin_body(pk, v->as.bin, v->len);
+        break;
+    case SHUB_VAL_ARRAY:
+    case SHUB_VAL_MAP: {
+        bool map = v->type == SHUB_VAL_MAP;
+        if (depth + 1 > SHUB_MSG_MAX_DEPTH)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "nesting deeper than limit %d",
+                        SHUB_MSG_MAX_DEPTH);
+        if (v->len > SHUB_MSG_MAX_ITEMS)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "%s of %u entries exceeds limit %d",
+                        map ? "map" : "array", v->len, SHUB_MSG_MAX_ITEMS);
+        if ((map ? msgpack_pack_map(pk, v->len) : msgpack_pack_array(pk, v->len)))
+            return wfail_nomem(w);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const shub_val_t *item;
+            if (map) {
+                const shub_pair_t *pair = &v->as.pairs[i];
+                if (!pair->key || !shub_val_is_field_name(pair->key, pair->key_len))
+                    return fail(&w->path, w->err, SHUB_EVALUE,
+                                "key is not a field name (1-64 of A-Z a-z 0-9 _ -)");
+                for (uint32_t j = 0; j < i; j++)
+                    if (strcmp(v->as.pairs[j].key, pair->key) == 0)
+                        return fail(&w->path, w->err, SHUB_EDUPKEY, "duplicate key \"%s\"",
+                                    pair->key);
+                if ((rc = pack_text(w, pair->key, pair->key_len)))
+                    return rc;
+                path_push_key(&w->path, pair->key);
+                item = &pair->val;
+            } else {
+                path_push_index(&w->path, i);
+                item = &v->as.items[i];
+            }
+            if ((rc = pack_val(w, item, depth + 1)))
+                return rc;
+            path_pop(&w->path);
+        }
+        return 0;
+    }
+    default:
+        return fail(&w->path, w->err, SHUB_EINVAL, "value of unknown type %d", (int)v->type);
+    }
+    return rc ? wfail_nomem(w) : 0;
+}
+
+static bool present(const field_t *f, const void *base)
+{
+    const char *src = (const char *)base + f->off;
+    switch (f->kind) {
+    case K_NAME:
+    case K_REF:
+    case K_LINE:
+    case K_IDP:
+        return *(const void *const *)src != NULL;
+    case K_TIME:
+        return *(const int64_t *)src != 0;
+    case K_U32:
+        return *(const uint32_t *)src != 0;
+    case K_BOOL:
+        return *(const bool *)src;
+    case K_CONSENT:
+    case K_OUTCOME:
+        return *(const int *)src != 0;
+    case K_TO:
+    case K_OUTCOMES:
+        return *(const uint32_t *)((const char *)base + f->count) != 0 ||
+               *(const void *const *)src != NULL;
+    case K_BIN:
+        return *(const void *const *)src != NULL;
+    case K_ID:
+    case K_PAYLOAD:
+    case K_INLINE:
+        return true;
+    }
+    return false;
+}
+
+static int pack_fields(writer_t *w, const field_t *table, const void *base,
+                       const shub_msg_t *msg);
+
+static int pack_one(writer_t *w, const field_t *f, const void *base)
+{
+    const char *src = (const char *)base + f->off;
+    msgpack_packer *pk = &w->pk;
+    int rc;
+    switch (f->kind) {
+    case K_NAME:
+    case K_REF:
+    case K_LINE: {
+        const char *s = *(const char *const *)src;
+        size_t n = strlen(s);
+        if (!shub_utf8_valid(s, n))
+            return fail(&w->path, w->err, SHUB_EUTF8, "text is not valid UTF-8");
+        if ((rc = check_text(&w->path, w->err, f->kind, s, n)))
+            return rc;
+        return pack_text(w, s, n);
+    }
+    case K_ID:
+        return pack_id(w, (const shub_id_t *)src);
+    case K_IDP:
+        return pack_id(w, *(const shub_id_t *const *)src);
+    case K_TIME: {
+        int64_t t = *(const int64_t *)src;
+        if (t < 0)
+            return fail(&w->path, w->err, SHUB_EVALUE, "time before 1970");
+        return msgpack_pack_int64(pk, t) ? wfail_nomem(w) : 0;
+    }
+    case K_U32:
+        return msgpack_pack_uint32(pk, *(const uint32_t *)src) ? wfail_nomem(w) : 0;
+    case K_BOOL:
+        return msgpack_pack_true(pk) ? wfail_nomem(w) : 0;
+    case K_CONSENT:
+    case K_OUTCOME: {
+        int e = *(const int *)src;
+        const char *name = f->kind == K_CONSENT ? shub_consent_name((shub_consent_t)e)
+                                                : shub_outcome_name((shub_outcome_t)e);
+        if (strcmp(name, "?") == 0)
+            return fail(&w->path, w->err, SHUB_EVALUE, "value %d out of range", e);
+        return pack_text(w, name, strlen(name));
+    }
+    case K_TO: {
+        const char *const *to = *(const char *const *const *)src;
+        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
+        if (n == 0 || !to)
+            return fail(&w->path, w->err, SHUB_EVALUE, "no recipients");
+        if (n > SHUB_MSG_MAX_TO)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "%u recipients exceed limit %d", n,
+                        SHUB_MSG_MAX_TO);
+        if (msgpack_pack_array(pk, n))
+            return wfail_nomem(w);
+        for (uint32_t i = 0; i < n; i++) {
+            path_push_index(&w->path, i);
+            if (!shub_is_selector(to[i]))
+                return fail(&w->path, w->err, SHUB_EVALUE, "not an org id, @area or kind@area");
+            if ((rc = pack_text(w, to[i], strlen(to[i]))))
+                return rc;
+            path_pop(&w->path);
+        }
+        return 0;
+    }
+    case K_PAYLOAD: {
+        const shub_val_t *v = (const shub_val_t *)src;
+        if (v->type != SHUB_VAL_MAP)
+            return fail(&w->path, w->err, SHUB_ETYPE, "expected a map of named fields");
+        return pack_val(w, v, 1);
+    }
+    case K_BIN: {
+        const uint8_t *bin = *(const uint8_t *const *)src;
+        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
+        if (n == 0)
+            return fail(&w->path, w->err, SHUB_EVALUE, "empty binary");
+        if (n > SHUB_MSG_MAX_BIN)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "binary of %u bytes exceeds limit %d",
+                        n, SHUB_MSG_MAX_BIN);
+        return msgpack_pack_bin(pk, n) || msgpack_pack_bin_body(pk, bin, n) ? wfail_nomem(w)
+                                                                             : 0;
+    }
+    case K_INLINE:
+        return fail(&w->path, w->err, SHUB_EINVAL, "inline table packed as a value");
+    case K_OUTCOMES: {
+        const shub_outcome_item_t *items = *(const shub_outcome_item_t *const *)src;
+        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
+        if (n > SHUB_MSG_MAX_OUTCOMES)
+            return fail(&w->path, w->err, SHUB_ELIMIT, "%u outcomes exceed limit %d", n,
+                        SHUB_MSG_MAX_OUTCOMES);
+        if (msgpack_pack_array(pk, n))
+            return wfail_nomem(w);
+        for (uint32_t i = 0; i < n; i++) {
+            path_push_index(&w->path, i);
+            if ((rc = pack_fields(w, outcome_fields, &items[i], NULL)))
+                return rc;
+            path_pop(&w->path);
+        }
+        return 0;
+    }
+    }
+    return fail(&w->path, w->err, SHUB_EINVAL, "unknown field kind");
+}
+
+/* Counts the table's present fields (inlined tables included), or fails on
+ * the first required one that is absent. */
+static int count_fields(writer_t *w, const field_t *table, const void *base, uint32_t *n)
+{
+    for (const field_t *f = table; f->key; f++) {
+        if (f->kind == K_INLINE) {
+            int rc = count_fields(w, f->sub, (const char *)base + f->off, n);
+            if (rc)
+                return rc;
+        } else if (present(f, base)) {
+            (*n)++;
+        } else if (f->required) {
+            path_push_key(&w->path, f->key);
+            return fail(&w->path, w->err, SHUB_EMISSING, "required field missing");
+        }
+    }
+    return 0;
+}
+
+static int pack_members(writer_t *w, const field_t *table, const void *base)
+{
+    for (const field_t *f = table; f->key; f++) {
+        int rc;
+        if (f->kind == K_INLINE) {
+            if ((rc = pack_members(w, f->sub, (const char *)base + f->off)))
+                return rc;
+            continue;
+        }
+        if (!present(f, base))
+            continue;
+        if ((rc = pack_text(w, f->key, strlen(f->key))))
+            return rc;
+        path_push_key(&w->path, f->key);
+        if ((rc = pack_one(w, f, base)))
+            return rc;
+        path_pop(&w->path);
+    }
+    return 0;
+}
+
+/* Packs a map of the table's present fields, led by "v" and "type" when
+ * `msg` is given (a whole message rather than a nested map). */
+static int pack_fields(writer_t *w, const field_t *table, const void *base,
+                       const shub_msg_t *msg)
+{
+    uint32_t n = msg ? 2 : 0;
+    int rc = count_fields(w, table, base, &n);
+    if (rc)
+        return rc;
+    if (msgpack_pack_map(&w->pk, n))
+        return wfail_nomem(w);
+    if (msg) {
+        const char *tname = type_names[msg->type];
+        if (pack_text(w, "v", 1) || msgpack_pack_uint8(&w->pk, SHUB_PROTOCOL_VERSION) ||
+            pack_text(w, "type", 4) || pack_text(w, tname, strlen(tname)))
+            return wfail_nomem(w);
+    }
+    return pack_members(w, table, base);
+}
+
+int shub_msg_encode(const shub_msg_t *msg, shub_buf_t *out, shub_err_t *err)
+{
+    if (!msg || !out)
+        return shub_err_set(err, SHUB_EINVAL, "no message or no buffer");
+    if (msg->type < SHUB_MSG_HELLO || msg->type > SHUB_MSG_BYE)
+        return shub_err_set_path(err, SHUB_EUNKNOWN, "message", "unknown message type %d",
+                                 (int)msg->type);
+    out->len = 0;
+    writer_t w = {.out = out, .path = {.root = type_names[msg->type]}, .err = err};
+    msgpack_packer_init(&w.pk, out, buf_write);
+    int rc = pack_fields(&w, tables[msg->type], msg, msg);
+    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES) {
+        w.path.depth = 0;
+        rc = fail(&w.path, err, SHUB_ELIMIT, "message of %zu bytes exceeds limit %d",
+                  out->len, SHUB_MSG_MAX_BYTES);
+    }
+    if (rc)
+        out->len = 0;
+    return rc;
+}
+
+int shub_event_encode(const shub_event_t *ev, shub_buf_t *out, shub_err_t *err)
+{
+    if (!ev || !out)
+        return shub_err_set(err, SHUB_EINVAL, "no event or no buffer");
+    out->len = 0;
+    writer_t w = {.out = out, .path = {.root = "event"}, .err = err};
+    msgpack_packer_init(&w.pk, out, buf_write);
+    int rc = pack_fields(&w, event_fields, ev, NULL);
+    if (rc)
+        out->len = 0;
+    return rc;
+}
+
+int shub_event_decode(shub_arena_t *arena, const void *data, size_t size, shub_event_t *ev,
+                      shub_err_t *err)
+{
+    path_t path = {.root = "event"};
+    if (!data || size == 0)
+        return fail(&path, err, SHUB_EMALFORMED, "empty event");
+    if (size > SHUB_MSG_MAX_BYTES)
+        return fail(&path, err, SHUB_ELIMIT, "event of %zu bytes exceeds limit %d", size,
+                    SHUB_MSG_MAX_BYTES);
+    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = arena,
+                  .path = path, .err = err};
+    shub_val_t top;
+    int rc = read_document(&r, &top);
+    if (rc)
+        return rc;
+    shub_event_t tmp = {0};
+    r.path.depth = 0;
+    rc = bind_fields(event_fields, &tmp, &top, &r.path, arena, err);
+    if (rc == 0)
+        *ev = tmp;
+    return rc;
+}
+
+int shub_payload_encode(const shub_val_t *payload, shub_buf_t *out, shub_err_t *err)
+{
+    out->len = 0;
+    writer_t w = {.out = out, .path = {.root = "payload"}, .err = err};
+    msgpack_packer_init(&w.pk, out, buf_write);
+    if (!payload || payload->type != SHUB_VAL_MAP)
+        return fail(&w.path, err, SHUB_ETYPE, "expected a map of named fields");
+    int rc = pack_val(&w, payload, 1);
+    if (rc)
+        out->len = 0;
+    return rc;
+}
+
+/* ---- event ids -------------------------------------------------------- */
+
+int64_t shub_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int shub_id_generate(shub_id_t *id, int64_t now_ms)
+{
+    if (sodium_init() < 0)
+        return SHUB_ECRYPTO;
+    uint64_t ms = (uint64_t)now_ms;
+    for (int i = 0; i < 6; i++)
+        id->bytes[i] = (uint8_t)(ms >> (40 - 8 * i));
+    randombytes_buf(id->bytes + 6, SHUB_ID_SIZE - 6);
+    id->bytes[6] = (uint8_t)(0x70 | (id->bytes[6] & 0x0f)); /* version 7 */
+    id->bytes[8] = (uint8_t)(0x80 | (id->bytes[8] & 0x3f)); /* RFC 9562 variant */
+    return 0;
+}
+
+void shub_id_format(const shub_id_t *id, char out[SHUB_ID_TEXT])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < SHUB_ID_SIZE; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[id->bytes[i] >> 4];
+        out[o++] = hex[id->bytes[i] & 0x0f];
+    }
+    out[o] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int shub_id_parse(const char *text, shub_id_t *id)
+{
+    if (!text)
+        return SHUB_EVALUE;
+    size_t n = strlen(text);
+    bool dashed = n == 36;
+    if (!dashed && n != 32)
+        return SHUB_EVALUE;
+    shub_id_t tmp;
+    size_t o = 0;
+    for (int i = 0; i < SHUB_ID_SIZE; i++) {
+        if (dashed && (i == 4 || i == 6 || i == 8 || i == 10) && text[o++] != '-')
+            return SHUB_EVALUE;
+        int hi = hexval(text[o]), lo = hexval(text[o + 1]);
+        if (hi < 0 || lo < 0)
+            return SHUB_EVALUE;
+        tmp.bytes[i] = (uint8_t)(hi << 4 | lo);
+        o += 2;
+    }
+    *id = tmp;
+    return 0;
+}
+
+int64_t shub_id_time_ms(const shub_id_t *id)
+{
+    return (int64_t)be(id->bytes, 6);
+}

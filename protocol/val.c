@@ -1,0 +1,484 @@
+/*
+ * val: payload values, arenas and byte buffers (include/sharehub/val.h).
+ *
+ * The arena is a list of blocks; a request larger than the current block gets
+ * a block of its own. Blocks grow geometrically so a decoded message of n
+ * bytes costs O(log n) mallocs, and every block is sized from bytes actually
+ * consumed, never from a length declared by a peer.
+ */
+#include "sharehub/val.h"
+
+#include "sharehub/alloc.h"
+#include "sharehub/err.h"
+
+#include <string.h>
+
+#define ARENA_MIN_BLOCK 1024
+#define ARENA_MAX_BLOCK (1u << 20)
+
+typedef struct block {
+    struct block *next;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+    max_align_t data[]; /* aligned start of the usable bytes */
+} block_t;
+
+struct shub_arena {
+    block_t *head; /* newest block first */
+    size_t next_size;
+    size_t used;
+};
+
+shub_arena_t *shub_arena_new(size_t hint)
+{
+    shub_arena_t *self = shub_calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->next_size = hint < ARENA_MIN_BLOCK ? ARENA_MIN_BLOCK : hint;
+    return self;
+}
+
+void shub_arena_destroy(shub_arena_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    block_t *b = (*self_p)->head;
+    while (b) {
+        block_t *next = b->next;
+        shub_free(b);
+        b = next;
+    }
+    shub_free(*self_p);
+    *self_p = NULL;
+}
+
+void *shub_arena_alloc(shub_arena_t *self, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (size == 0)
+        size = 8;
+    block_t *b = self->head;
+    if (!b || b->size - b->used < size) {
+        size_t want = self->next_size > size ? self->next_size : size;
+        block_t *nb = shub_malloc(sizeof *nb + want);
+        if (!nb)
+            return NULL;
+        nb->size = want;
+        nb->used = 0;
+        nb->next = self->head;
+        self->head = nb;
+        if (self->next_size < ARENA_MAX_BLOCK)
+            self->next_size *= 2;
+        b = nb;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += size;
+    self->used += size;
+    memset(p, 0, size);
+    return p;
+}
+
+char *shub_arena_strndup(shub_arena_t *self, const char *s, size_t n)
+{
+    char *copy = shub_arena_alloc(self, n + 1);
+    if (copy) {
+        memcpy(copy, s, n);
+        copy[n] = '\0';
+    }
+    return copy;
+}
+
+size_t shub_arena_used(const shub_arena_t *self)
+{
+    return self ? self->used : 0;
+}
+
+/* ---- building --------------------------------------------------------- */
+
+shub_val_t shub_val_nil(void)
+{
+    return (shub_val_t){.type = SHUB_VAL_NIL};
+}
+
+shub_val_t shub_val_bool(bool b)
+{
+    return (shub_val_t){.type = SHUB_VAL_BOOL, .as.b = b};
+}
+
+shub_val_t shub_val_int(int64_t i)
+{
+    return (shub_val_t){.type = SHUB_VAL_INT, .as.i = i};
+}
+
+shub_val_t shub_val_float(double f)
+{
+    return (shub_val_t){.type = SHUB_VAL_FLOAT, .as.f = f};
+}
+
+shub_val_t shub_val_map(void)
+{
+    return (shub_val_t){.type = SHUB_VAL_MAP};
+}
+
+shub_val_t shub_val_array(void)
+{
+    return (shub_val_t){.type = SHUB_VAL_ARRAY};
+}
+
+int shub_val_str(shub_arena_t *arena, const char *s, size_t len, shub_val_t *out)
+{
+    if (len > UINT32_MAX)
+        return SHUB_ELIMIT;
+    if (memchr(s, '\0', len))
+        return SHUB_EVALUE;
+    if (!shub_utf8_valid(s, len))
+        return SHUB_EUTF8;
+    char *copy = shub_arena_strndup(arena, s, len);
+    if (!copy)
+        return SHUB_ENOMEM;
+    *out = (shub_val_t){.type = SHUB_VAL_STR, .len = (uint32_t)len, .as.str = copy};
+    return 0;
+}
+
+int shub_val_bin(shub_arena_t *arena, const void *data, size_t len, shub_val_t *out)
+{
+    if (len > UINT32_MAX)
+        return SHUB_ELIMIT;
+    uint8_t *copy = shub_arena_alloc(arena, len);
+    if (!copy)
+        return SHUB_ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    *out = (shub_val_t){.type = SHUB_VAL_BIN, .len = (uint32_t)len, .as.bin = copy};
+    return 0;
+}
+
+/* Makes room for one more slot of `width` bytes, copying into a doubled
+ * array in the arena (the old one is left behind; arenas free all at once). */
+static int grow(shub_arena_t *arena, shub_val_t *v, void **slots, size_t width)
+{
+    if (v->len < v->cap)
+        return 0;
+    uint32_t cap = v->cap ? v->cap * 2 : 4;
+    void *fresh = shub_arena_alloc(arena, (size_t)cap * width);
+    if (!fresh)
+        return SHUB_ENOMEM;
+    if (v->len)
+        memcpy(fresh, *slots, (size_t)v->len * width);
+    *slots = fresh;
+    v->cap = cap;
+    return 0;
+}
+
+int shub_val_put(shub_arena_t *arena, shub_val_t *map, const char *key, shub_val_t val)
+{
+    if (map->type != SHUB_VAL_MAP)
+        return SHUB_EINVAL;
+    size_t klen = strlen(key);
+    if (!shub_val_is_field_name(key, klen))
+        return SHUB_EVALUE;
+    if (shub_val_get(map, key))
+        return SHUB_EEXIST;
+    void *slots = map->as.pairs;
+    int rc = grow(arena, map, &slots, sizeof(shub_pair_t));
+    if (rc)
+        return rc;
+    map->as.pairs = slots;
+    char *kcopy = shub_arena_strndup(arena, key, klen);
+    if (!kcopy)
+        return SHUB_ENOMEM;
+    map->as.pairs[map->len++] = (shub_pair_t){kcopy, (uint32_t)klen, val};
+    return 0;
+}
+
+int shub_val_push(shub_arena_t *arena, shub_val_t *array, shub_val_t val)
+{
+    if (array->type != SHUB_VAL_ARRAY)
+        return SHUB_EINVAL;
+    void *slots = array->as.items;
+    int rc = grow(arena, array, &slots, sizeof(shub_val_t));
+    if (rc)
+        return rc;
+    array->as.items = slots;
+    array->as.items[array->len++] = val;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+const shub_val_t *shub_val_get(const shub_val_t *map, const char *key)
+{
+    if (!map || map->type != SHUB_VAL_MAP || !key)
+        return NULL;
+    for (uint32_t i = 0; i < map->len; i++)
+        if (strcmp(map->as.pairs[i].key, key) == 0)
+            return &map->as.pairs[i].val;
+    return NULL;
+}
+
+const shub_val_t *shub_val_at(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = root;
+    const char *seg = path;
+    while (v && seg) {
+        const char *dot = strchr(seg, '.');
+        size_t n = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (v->type != SHUB_VAL_MAP || n == 0)
+            return NULL;
+        const shub_val_t *next = NULL;
+        for (uint32_t i = 0; i < v->len && !next; i++)
+            if (v->as.pairs[i].key_len == n && memcmp(v->as.pairs[i].key, seg, n) == 0)
+                next = &v->as.pairs[i].val;
+        v = next;
+        seg = dot ? dot + 1 : NULL;
+    }
+    return v;
+}
+
+bool shub_val_equal(const shub_val_t *a, const shub_val_t *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case SHUB_VAL_NIL:
+        return true;
+    case SHUB_VAL_BOOL:
+        return a->as.b == b->as.b;
+    case SHUB_VAL_INT:
+        return a->as.i == b->as.i;
+    case SHUB_VAL_FLOAT:
+        return memcmp(&a->as.f, &b->as.f, sizeof a->as.f) == 0;
+    case SHUB_VAL_STR:
+        return a->len == b->len && memcmp(a->as.str, b->as.str, a->len) == 0;
+    case SHUB_VAL_BIN:
+        return a->len == b->len && (a->len == 0 || memcmp(a->as.bin, b->as.bin, a->len) == 0);
+    case SHUB_VAL_ARRAY:
+        if (a->len != b->len)
+            return false;
+        for (uint32_t i = 0; i < a->len; i++)
+            if (!shub_val_equal(&a->as.items[i], &b->as.items[i]))
+                return false;
+        return true;
+    case SHUB_VAL_MAP:
+        if (a->len != b->len)
+            return false;
+        for (uint32_t i = 0; i < a->len; i++)
+            if (strcmp(a->as.pairs[i].key, b->as.pairs[i].key) != 0 ||
+                !shub_val_equal(&a->as.pairs[i].val, &b->as.pairs[i].val))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+bool shub_val_is_field_name(const char *name, size_t len)
+{
+    if (len == 0 || len > SHUB_VAL_MAX_KEY)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool shub_val_is_path(const char *path)
+{
+    if (!path)
+        return false;
+    size_t total = strlen(path);
+    if (total == 0 || total > SHUB_VAL_MAX_PATH)
+        return false;
+    const char *seg = path;
+    for (;;) {
+        const char *dot = strchr(seg, '.');
+        size_t n = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (!shub_val_is_field_name(seg, n))
+            return false;
+        if (!dot)
+            return true;
+        seg = dot + 1;
+    }
+}
+
+bool shub_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if ((c & 0xE0) == 0xC0) {
+            n = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* ---- minimisation ----------------------------------------------------- */
+
+typedef struct {
+    shub_arena_t *arena;
+    const char *const *allowed;
+    size_t n_allowed;
+    shub_val_strip_fn *stripped;
+    void *ctx;
+    char path[SHUB_VAL_MAX_PATH * 2 + 2]; /* current dotted path */
+} select_t;
+
+typedef enum { KEEP_NONE, KEEP_WHOLE, KEEP_PART } keep_t;
+
+/* How much of the field at s->path the allowed list keeps. */
+static keep_t verdict(const select_t *s, size_t plen)
+{
+    keep_t k = KEEP_NONE;
+    for (size_t i = 0; i < s->n_allowed; i++) {
+        const char *a = s->allowed[i];
+        size_t alen = strlen(a);
+        if (strcmp(a, "*") == 0)
+            return KEEP_WHOLE;
+        /* allowed is the path itself or an ancestor of it */
+        if (alen <= plen && memcmp(a, s->path, alen) == 0 &&
+            (alen == plen || s->path[alen] == '.'))
+            return KEEP_WHOLE;
+        /* allowed lies below the path */
+        if (alen > plen && memcmp(a, s->path, plen) == 0 && a[plen] == '.')
+            k = KEEP_PART;
+    }
+    return k;
+}
+
+static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_t *dst);
+
+/* Keeps the allowed parts below a partly-kept value. Arrays pass through
+ * element by element; a scalar under KEEP_PART has nothing below it, so it
+ * is dropped. Returns 1 if anything was kept. */
+static int select_part(select_t *s, const shub_val_t *src, size_t plen, shub_val_t *dst,
+                       int *rc)
+{
+    if (src->type == SHUB_VAL_MAP) {
+        *rc = select_map(s, src, plen, dst);
+        return 1;
+    }
+    if (src->type == SHUB_VAL_ARRAY) {
+        *dst = shub_val_array();
+        for (uint32_t i = 0; i < src->len && !*rc; i++) {
+            shub_val_t item;
+            if (select_part(s, &src->as.items[i], plen, &item, rc) && !*rc)
+                *rc = shub_val_push(s->arena, dst, item);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_t *dst)
+{
+    *dst = shub_val_map();
+    for (uint32_t i = 0; i < src->len; i++) {
+        const shub_pair_t *p = &src->as.pairs[i];
+        size_t klen = p->key_len;
+        if (plen + 1 + klen >= sizeof s->path)
+            return SHUB_ELIMIT;
+        size_t nlen = plen ? plen + 1 + klen : klen;
+        if (plen)
+            s->path[plen] = '.';
+        memcpy(s->path + (plen ? plen + 1 : 0), p->key, klen);
+        s->path[nlen] = '\0';
+
+        int rc = 0;
+        keep_t k = verdict(s, nlen);
+        if (k == KEEP_WHOLE) {
+            rc = shub_val_put(s->arena, dst, p->key, p->val);
+        } else if (k == KEEP_PART) {
+            shub_val_t part;
+            if (select_part(s, &p->val, nlen, &part, &rc)) {
+                if (!rc)
+                    rc = shub_val_put(s->arena, dst, p->key, part);
+            } else if (s->stripped) {
+                s->stripped(s->path, s->ctx);
+            }
+        } else if (s->stripped) {
+            s->stripped(s->path, s->ctx);
+        }
+        s->path[plen] = '\0';
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
+                    size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
+                    void *ctx)
+{
+    if (!src || src->type != SHUB_VAL_MAP || !dst)
+        return SHUB_EINVAL;
+    select_t s = {arena, allowed, n_allowed, stripped, ctx, {0}};
+    shub_val_t out;
+    int rc = select_map(&s, src, 0, &out);
+    if (rc == 0)
+        *dst = out;
+    return rc;
+}
+
+/* ---- byte buffer ------------------------------------------------------ */
+
+int shub_buf_reserve(shub_buf_t *buf, size_t extra)
+{
+    if (buf->cap - buf->len >= extra)
+        return 0;
+    size_t cap = buf->cap ? buf->cap : 256;
+    while (cap - buf->len < extra) {
+        if (cap > SIZE_MAX / 2)
+            return SHUB_ENOMEM;
+        cap *= 2;
+    }
+    uint8_t *data = shub_realloc(buf->data, cap);
+    if (!data)
+        return SHUB_ENOMEM;
+    buf->data = data;
+    buf->cap = cap;
+    return 0;
+}
+
+int shub_buf_append(shub_buf_t *buf, const void *data, size_t len)
+{
+    int rc = shub_buf_reserve(buf, len);
+    if (rc)
+        return rc;
+    if (len)
+        memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+    return 0;
+}
+
+void shub_buf_free(shub_buf_t *buf)
+{
+    if (!buf)
+        return;
+    shub_free(buf->data);
+    *buf = (shub_buf_t){0};
+}

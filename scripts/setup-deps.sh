@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages sharehub needs, and only those that are
+# missing, so a second run costs one dpkg query. Called by the Makefile before
+# every build; safe to run by hand. Pass extra package names as arguments
+# (the fuzz target adds clang's libFuzzer runtime this way).
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config      # toolchain
+    libzmq3-dev                           # ZeroMQ with CURVE (libsodium-backed on Debian)
+    libmsgpack-dev                        # msgpack-c: the wire encoding
+    libsqlite3-dev                        # the broker's and agents' stores
+    libsodium-dev                         # BLAKE2b chain, Ed25519 checkpoints, sealed boxes
+    libcyaml-dev libyaml-dev              # schema-driven YAML config with line numbers
+    libjansson-dev                        # JSON for `sharehub-agent submit` and report output
+    libcmocka-dev                         # unit tests
+    "$@"
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,70 @@
+/*
+ * transport: ZeroMQ socket set-up and framing, and nothing about what the
+ * messages mean. The broker binds a ROUTER as a CURVE server; each agent
+ * connects a DEALER as a CURVE client. Every message after the ROUTER
+ * envelope is exactly one frame (SPEC section 3); a peer that sends more is
+ * told so by the caller. Socket pointers are libzmq's `void *`.
+ */
+#ifndef SHAREHUB_TRANSPORT_H
+#define SHAREHUB_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sharehub/err.h"
+#include "sharehub/msg.h"
+#include "sharehub/val.h"
+
+#define SHUB_TRANSPORT_ZAP_DOMAIN "sharehub"
+#define SHUB_TRANSPORT_MAX_RID 255     /* ZeroMQ routing ids are at most 255 bytes */
+#define SHUB_TRANSPORT_MAX_ENDPOINT 256
+
+typedef struct shub_transport_opts {
+    const char *endpoint;        /* "tcp://127.0.0.1:7400", "tcp://127.0.0.1:*", "ipc://..." */
+    const uint8_t *public_key;   /* own CURVE public key (32 bytes) */
+    const uint8_t *secret_key;   /* own CURVE secret key (32 bytes) */
+    const uint8_t *server_key;   /* client only: the broker's CURVE public key */
+    size_t max_message_bytes;    /* ZMQ_MAXMSGSIZE, set before bind/connect */
+    int heartbeat_ms;            /* ZMTP-level PING interval; 0 leaves libzmq's default */
+} shub_transport_opts_t;
+
+/* Creates a ROUTER socket as CURVE server with ZAP domain "sharehub",
+ * ROUTER_MANDATORY on, the size limit set, and binds it. The bound endpoint
+ * (the real port for "tcp://...:*") is written to bound[size]. The ZAP
+ * handler must already be bound on the context. Returns NULL on failure. */
+void *shub_transport_bind(void *ctx, const shub_transport_opts_t *opts, char *bound,
+                          size_t size, shub_err_t *err);
+
+/* Creates a DEALER socket as CURVE client and connects it (libzmq reconnects
+ * with exponential backoff by itself). Returns NULL on failure. */
+void *shub_transport_connect(void *ctx, const shub_transport_opts_t *opts, shub_err_t *err);
+
+/* One received message. */
+typedef struct shub_frame_in {
+    uint8_t rid[SHUB_TRANSPORT_MAX_RID]; /* ROUTER: the peer's routing id */
+    size_t rid_len;
+    char user_id[SHUB_MSG_MAX_NAME + 1]; /* ZAP User-Id: the authenticated org, or "" */
+    bool extra_frames;                   /* the peer sent more than one body frame */
+    shub_buf_t body;                     /* the body bytes (owned, reused across calls) */
+} shub_frame_in_t;
+
+/* Receives one message without blocking. `router` says whether a routing id
+ * frame comes first. 0 on success, SHUB_EBUSY if nothing is waiting (or the
+ * call was interrupted), SHUB_EIO on socket failure. */
+int shub_transport_recv(void *sock, bool router, shub_frame_in_t *in, shub_err_t *err);
+
+/* Frees the frame's buffer. */
+void shub_frame_in_free(shub_frame_in_t *in);
+
+/* Sends one body frame, after the routing id if rid is not NULL, without
+ * blocking. SHUB_ENOTFOUND if the ROUTER has no such peer any more,
+ * SHUB_EBUSY if its queue is full, SHUB_EIO otherwise. */
+int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data,
+                        size_t len, shub_err_t *err);
+
+/* Encodes msg into scratch and sends it as shub_transport_send does. */
+int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
+                            const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * transport: ZeroMQ sockets (include/sharehub/transport.h). Options that
+ * affect security or limits are set before bind/connect, because libzmq
+ * applies them per connection at handshake time.
+ *
+ * A CURVE server admits any client key when no ZAP handler is bound on the
+ * context: the caller must bind its handler (inproc://zeromq.zap.01) before
+ * calling shub_transport_bind. libzmq 4.3 has no stable option to enforce
+ * this, so the order is the guarantee.
+ */
+#include "sharehub/transport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+static int setopt(void *sock, int opt, const void *val, size_t len, const char *name,
+                  shub_err_t *err)
+{
+    if (zmq_setsockopt(sock, opt, val, len) != 0)
+        return shub_err_set(err, SHUB_EIO, "setting %s: %s", name, zmq_strerror(errno));
+    return 0;
+}
+
+static int setint(void *sock, int opt, int val, const char *name, shub_err_t *err)
+{
+    return setopt(sock, opt, &val, sizeof val, name, err);
+}
+
+/* Options both ends share: limits, linger, heartbeats. */
+static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *err)
+{
+    int64_t max = (int64_t)o->max_message_bytes;
+    int rc;
+    if ((rc = setopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max, "ZMQ_MAXMSGSIZE", err)) ||
+        (rc = setint(sock, ZMQ_LINGER, 1000, "ZMQ_LINGER", err)) ||
+        (rc = setint(sock, ZMQ_SNDHWM, 100000, "ZMQ_SNDHWM", err)) ||
+        (rc = setint(sock, ZMQ_RCVHWM, 100000, "ZMQ_RCVHWM", err)) ||
+        (rc = setint(sock, ZMQ_HANDSHAKE_IVL, 10000, "ZMQ_HANDSHAKE_IVL", err)))
+        return rc;
+    if (o->heartbeat_ms > 0 &&
+        ((rc = setint(sock, ZMQ_HEARTBEAT_IVL, o->heartbeat_ms, "ZMQ_HEARTBEAT_IVL", err)) ||
+         (rc = setint(sock, ZMQ_HEARTBEAT_TIMEOUT, o->heartbeat_ms * 3,
+                      "ZMQ_HEARTBEAT_TIMEOUT", err))))
+        return rc;
+    return 0;
+}
+
+void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound,
+                          size_t size, shub_err_t *err)
+{
+    void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    if (!sock) {
+        shub_err_set(err, SHUB_EIO, "creating ROUTER socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (common_opts(sock, o, err) ||
+        setint(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY", err) ||
+        setint(sock, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER", err) ||
+        setopt(sock, ZMQ_CURVE_SECRETKEY, o->secret_key, 32, "ZMQ_CURVE_SECRETKEY", err) ||
+        setopt(sock, ZMQ_ZAP_DOMAIN, SHUB_TRANSPORT_ZAP_DOMAIN,
+               strlen(SHUB_TRANSPORT_ZAP_DOMAIN), "ZMQ_ZAP_DOMAIN", err))
+        goto fail;
+    if (zmq_bind(sock, o->endpoint) != 0) {
+        shub_err_set(err, SHUB_EIO, "cannot bind '%s': %s", o->endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    if (bound && size) {
+        size_t len = size;
+        if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
+            snprintf(bound, size, "%s", o->endpoint);
+    }
+    return sock;
+fail:
+    zmq_close(sock);
+    return NULL;
+}
+
+void *shub_transport_connect(void *ctx, const shub_transport_opts_t *o, shub_err_t *err)
+{
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    if (!sock) {
+        shub_err_set(err, SHUB_EIO, "creating DEALER socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (common_opts(sock, o, err) ||
+        setopt(sock, ZMQ_CURVE_SERVERKEY, o->server_key, 32, "ZMQ_CURVE_SERVERKEY", err) ||
+        setopt(sock, ZMQ_CURVE_PUBLICKEY, o->public_key, 32, "ZMQ_CURVE_PUBLICKEY", err) ||
+        setopt(sock, ZMQ_CURVE_SECRETKEY, o->secret_key, 32, "ZMQ_CURVE_SECRETKEY", err) ||
+        setint(sock, ZMQ_RECONNECT_IVL, 100, "ZMQ_RECONNECT_IVL", err) ||
+        setint(sock, ZMQ_RECONNECT_IVL_MAX, 5000, "ZMQ_RECONNECT_IVL_MAX", err))
+        goto fail;
+    if (zmq_connect(sock, o->endpoint) != 0) {
+        shub_err_set(err, SHUB_EIO, "cannot connect to '%s': %s", o->endpoint,
+                     zmq_strerror(errno));
+        goto fail;
+    }
+    return sock;
+fail:
+    zmq_close(sock);
+    return NULL;
+}
+
+void shub_frame_in_free(shub_frame_in_t *in)
+{
+    if (in)
+        shub_buf_free(&in->body);
+}
+
+/* Discards the rest of a multipart message. */
+static void drain(void *sock)
+{
+    int more = 1;
+    size_t len = sizeof more;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+        len = sizeof more;
+    }
+}
+
+static bool has_more(void *sock)
+{
+    int more = 0;
+    size_t len = sizeof more;
+    return zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more;
+}
+
+int shub_transport_recv(void *sock, bool router, shub_frame_in_t *in, shub_err_t *err)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    in->rid_len = 0;
+    in->user_id[0] = '\0';
+    in->extra_frames = false;
+    in->body.len = 0;
+    if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&m);
+        if (e == EAGAIN || e == EINTR)
+            return SHUB_EBUSY;
+        return shub_err_set(err, SHUB_EIO, "receive: %s", zmq_strerror(e));
+    }
+    if (router) {
+        size_t n = zmq_msg_size(&m);
+        in->rid_len = n < sizeof in->rid ? n : sizeof in->rid;
+        memcpy(in->rid, zmq_msg_data(&m), in->rid_len);
+        if (!has_more(sock)) { /* a routing id with no body: nothing to answer */
+            zmq_msg_close(&m);
+            in->extra_frames = true;
+            return 0;
+        }
+        /* The rest of a multipart message is already queued: no EAGAIN here. */
+        if (zmq_msg_recv(&m, sock, 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            return shub_err_set(err, SHUB_EIO, "receive: %s", zmq_strerror(e));
+        }
+    }
+    const char *uid = zmq_msg_gets(&m, "User-Id");
+    if (uid)
+        snprintf(in->user_id, sizeof in->user_id, "%s", uid);
+    int rc = shub_buf_append(&in->body, zmq_msg_data(&m), zmq_msg_size(&m));
+    if (has_more(sock)) {
+        in->extra_frames = true;
+        drain(sock);
+    }
+    zmq_msg_close(&m);
+    if (rc)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory receiving a message");
+    return 0;
+}
+
+int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const void *data,
+                        size_t len, shub_err_t *err)
+{
+    if (rid && zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        goto fail;
+    if (zmq_send(sock, data, len, ZMQ_DONTWAIT) < 0)
+        goto fail;
+    return 0;
+fail:
+    if (errno == EHOSTUNREACH)
+        return shub_err_set(err, SHUB_ENOTFOUND, "peer is gone");
+    if (errno == EAGAIN)
+        return shub_err_set(err, SHUB_EBUSY, "peer's queue is full");
+    return shub_err_set(err, SHUB_EIO, "send: %s", zmq_strerror(errno));
+}
+
+int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
+                            const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err)
+{
+    int rc = shub_msg_encode(msg, scratch, err);
+    if (rc)
+        return rc;
+    return shub_transport_send(sock, rid, rid_len, scratch->data, scratch->len, err);
+}

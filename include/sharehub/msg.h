@@ -27,7 +27,7 @@
 #include "sharehub/err.h"
 #include "sharehub/val.h"
 
-/* ---- limits (SPEC section 7); each is checked on decode and on encode ---- */
+/* ---- limits (SPEC section 9); each is checked on decode and on encode ---- */
 #define SHUB_PROTOCOL_VERSION 1
 #define SHUB_MSG_MAX_BYTES 1048576  /* one encoded message */
 #define SHUB_MSG_MAX_DEPTH 12       /* nested maps/arrays; the message map is 1 */

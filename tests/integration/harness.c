@@ -1,0 +1,486 @@
+/*
+ * harness: see harness.h. Test-only code: it may exit the test on set-up
+ * failure, but it never sleeps blindly; it waits on files and sockets with
+ * deadlines.
+ */
+#include "harness.h"
+
+#include "sharehub/alloc.h"
+#include "sharehub/transport.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+const char *harness_program(const char *relative)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", SHUB_BUILD_DIR, relative);
+    return path;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[8192];
+    size_t n;
+    int rc = in && out ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -1;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agreements_dir)
+{
+    harness_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    snprintf(h->dir, sizeof h->dir, "/tmp/shub-test-XXXXXX");
+    if (!mkdtemp(h->dir)) {
+        free(h);
+        return NULL;
+    }
+    snprintf(h->endpoint, sizeof h->endpoint, "ipc://%s/broker.ipc", h->dir);
+    snprintf(h->log, sizeof h->log, "%s/broker.log", h->dir);
+
+    char path[512], keys[400];
+    snprintf(keys, sizeof keys, "%s/keys", h->dir);
+    snprintf(path, sizeof path, "%s/agreements", h->dir);
+    shub_err_t err;
+    if (mkdir(path, 0700) != 0 || shub_keys_ensure_broker(keys, &err) != 0)
+        goto fail;
+
+    /* Short timers so fault tests finish quickly. */
+    snprintf(path, sizeof path, "%s/hub.yaml", h->dir);
+    if (write_text(path, "endpoint: \"tcp://127.0.0.1:*\"\n"
+                         "database: broker.db\n"
+                         "key_dir: keys\n"
+                         "synchronous: full\n"
+                         "limits:\n"
+                         "  heartbeat_ms: 300\n"
+                         "  peer_timeout_ms: 3000\n"
+                         "  redeliver_ms: 1000\n"
+                         "  max_attempts: 5\n"
+                         "  checkpoint_every: 50\n"
+                         "  window: 256\n") != 0)
+        goto fail;
+
+    char *orgs_yaml = calloc(1, 65536);
+    if (!orgs_yaml)
+        goto fail;
+    size_t len = (size_t)snprintf(orgs_yaml, 65536, "areas: [birmingham-east, "
+                                  "birmingham-west, coventry, dudley, sandwell, solihull, "
+                                  "walsall, wolverhampton]\norgs:\n");
+    for (size_t i = 0; i < n_orgs; i++) {
+        shub_curve_keys_t k;
+        if (shub_keys_generate(&k, &err) != 0 || shub_keys_write(keys, orgs[i].id, &k, true, &err))
+            break;
+        len += (size_t)snprintf(orgs_yaml + len, 65536 - len,
+                                "  - id: %s\n    name: Test %s\n    kind: %s\n"
+                                "    areas: [%s]\n",
+                                orgs[i].id, orgs[i].id, orgs[i].kind, orgs[i].areas);
+    }
+    snprintf(path, sizeof path, "%s/orgs.yaml", h->dir);
+    int rc = write_text(path, orgs_yaml);
+    free(orgs_yaml);
+    if (rc != 0)
+        goto fail;
+
+    DIR *d = agreements_dir ? opendir(agreements_dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".yaml") != 0)
+            continue;
+        char from[1024], to[1024];
+        snprintf(from, sizeof from, "%s/%s", agreements_dir, e->d_name);
+        snprintf(to, sizeof to, "%s/agreements/%s", h->dir, e->d_name);
+        if (copy_file(from, to) != 0) {
+            closedir(d);
+            goto fail;
+        }
+    }
+    if (d)
+        closedir(d);
+    return h;
+fail:
+    harness_destroy(&h);
+    return NULL;
+}
+
+int harness_start(harness_t *h)
+{
+    char ready[400], config[300];
+    snprintf(ready, sizeof ready, "%s/ready", h->dir);
+    snprintf(config, sizeof config, "%s", h->dir);
+    unlink(ready);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execl(harness_program("broker/sharehub-broker"), "sharehub-broker", "--config", config,
+              "--endpoint", h->endpoint, "--ready-file", ready, "--log-level", "debug",
+              (char *)NULL);
+        _exit(127);
+    }
+    h->broker = pid;
+    for (int waited = 0; waited < 10000; waited += 10) {
+        if (access(ready, F_OK) == 0)
+            return 0;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            h->broker = 0;
+            return -1;
+        }
+        nap_ms(10);
+    }
+    return -1;
+}
+
+int harness_stop(harness_t *h, int sig)
+{
+    if (!h->broker)
+        return -1;
+    kill(h->broker, sig);
+    int status = 0;
+    waitpid(h->broker, &status, 0);
+    h->broker = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+void harness_destroy(harness_t **h_p)
+{
+    if (!h_p || !*h_p)
+        return;
+    harness_t *h = *h_p;
+    if (h->broker)
+        harness_stop(h, SIGTERM);
+    if (getenv("SHUB_KEEP_TEST_DIR"))
+        fprintf(stderr, "harness: kept %s\n", h->dir);
+    else
+        remove_tree(h->dir);
+    free(h);
+    *h_p = NULL;
+}
+
+bool harness_log_has(const harness_t *h, const char *needle)
+{
+    FILE *f = fopen(h->log, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static int query(const harness_t *h, const char *sql, char *out, size_t size, long *num)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker.db", h->dir);
+    sqlite3 *db = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto done;
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(db));
+        goto done;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (num)
+            *num = sqlite3_column_int64(st, 0);
+        if (out) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            snprintf(out, size, "%s", t ? (const char *)t : "");
+        }
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+done:
+    sqlite3_close(db);
+    return rc;
+}
+
+long harness_count(const harness_t *h, const char *sql)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
+    long n = -1;
+    return query(h, full, NULL, 0, &n) == 0 ? n : -1;
+}
+
+int harness_text(const harness_t *h, const char *sql, char *out, size_t size)
+{
+    return query(h, sql, out, size, NULL);
+}
+
+/* ---- clients ---------------------------------------------------------- */
+
+tclient_t *tclient_new_keys(const harness_t *h, const shub_curve_keys_t *keys)
+{
+    tclient_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->keys = *keys;
+    char path[400];
+    shub_curve_keys_t broker;
+    shub_err_t err;
+    snprintf(path, sizeof path, "%s/keys/broker.pub", h->dir);
+    if (shub_keys_read_public(path, &broker, &err) != 0)
+        goto fail;
+    c->ctx = zmq_ctx_new();
+    shub_transport_opts_t o = {
+        .endpoint = h->endpoint,
+        .public_key = c->keys.public_key,
+        .secret_key = c->keys.secret_key,
+        .server_key = broker.public_key,
+        .max_message_bytes = SHUB_MSG_MAX_BYTES,
+    };
+    c->sock = shub_transport_connect(c->ctx, &o, &err);
+    if (!c->sock)
+        goto fail;
+    return c;
+fail:
+    tclient_destroy(&c);
+    return NULL;
+}
+
+tclient_t *tclient_new(const harness_t *h, const char *org)
+{
+    char keys[400];
+    shub_curve_keys_t k;
+    shub_err_t err;
+    snprintf(keys, sizeof keys, "%s/keys", h->dir);
+    if (shub_keys_read_pair(keys, org, &k, &err) != 0)
+        return NULL;
+    tclient_t *c = tclient_new_keys(h, &k);
+    if (c)
+        snprintf(c->org, sizeof c->org, "%s", org);
+    return c;
+}
+
+void tclient_destroy(tclient_t **c_p)
+{
+    if (!c_p || !*c_p)
+        return;
+    tclient_t *c = *c_p;
+    if (c->sock) {
+        int linger = 0;
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(c->sock);
+    }
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    shub_buf_free(&c->buf);
+    free(c);
+    *c_p = NULL;
+}
+
+int tclient_send(tclient_t *c, const shub_msg_t *msg)
+{
+    shub_err_t err;
+    if (shub_msg_encode(msg, &c->buf, &err) != 0) {
+        fprintf(stderr, "tclient: encode: %s: %s\n", err.path, err.msg);
+        return -1;
+    }
+    return tclient_send_raw(c, c->buf.data, c->buf.len);
+}
+
+int tclient_send_raw(tclient_t *c, const void *data, size_t len)
+{
+    return zmq_send(c->sock, data, len, 0) == (int)len ? 0 : -1;
+}
+
+shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, left) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        shub_msg_t *msg = NULL;
+        shub_err_t err;
+        int rc = shub_msg_decode(zmq_msg_data(&m), zmq_msg_size(&m), &msg, &err);
+        zmq_msg_close(&m);
+        if (rc) {
+            fprintf(stderr, "tclient: bad message from broker: %s: %s\n", err.path, err.msg);
+            continue;
+        }
+        if (msg->type == SHUB_MSG_HEARTBEAT) {
+            shub_msg_destroy(&msg);
+            continue;
+        }
+        return msg;
+    }
+}
+
+shub_msg_t *tclient_expect(tclient_t *c, shub_msg_type_t type, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return NULL;
+        shub_msg_t *m = tclient_recv(c, (int)left);
+        if (!m)
+            return NULL;
+        if (m->type == type)
+            return m;
+        shub_msg_destroy(&m);
+    }
+}
+
+int tclient_hello(tclient_t *c)
+{
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    hello.hello.agent = "sharehub-test";
+    if (tclient_send(c, &hello) != 0)
+        return -1;
+    shub_msg_t *w = tclient_expect(c, SHUB_MSG_WELCOME, 5000);
+    int rc = w ? 0 : -1;
+    shub_msg_destroy(&w);
+    return rc;
+}
+
+int tclient_open(const tclient_t *c, const shub_deliver_t *d, shub_arena_t *arena,
+                 shub_event_t *ev)
+{
+    if (d->sealed_len < crypto_box_SEALBYTES)
+        return -1;
+    size_t n = d->sealed_len - crypto_box_SEALBYTES;
+    uint8_t *plain = malloc(n ? n : 1);
+    if (!plain)
+        return -1;
+    int rc = -1;
+    shub_err_t err;
+    if (crypto_box_seal_open(plain, d->sealed, d->sealed_len, c->keys.public_key,
+                             c->keys.secret_key) == 0 &&
+        shub_event_decode(arena, plain, n, ev, &err) == 0 &&
+        memcmp(ev->id.bytes, d->id.bytes, SHUB_ID_SIZE) == 0)
+        rc = 0;
+    free(plain);
+    return rc;
+}
+
+static shub_val_t text(shub_arena_t *a, const char *s)
+{
+    shub_val_t v;
+    shub_val_str(a, s, strlen(s), &v);
+    return v;
+}
+
+void share_fill(shub_share_t *s, shub_arena_t *a, const char *type, const char *area,
+                const char *const *to, uint32_t n_to, int dash_score)
+{
+    memset(s, 0, sizeof *s);
+    shub_id_generate(&s->ev.id, shub_now_ms());
+    s->ev.type = type;
+    s->ev.occurred_ms = shub_now_ms() - 60000;
+    s->ev.case_ref = "CASE-0001";
+    s->ev.subject_ref = "SUBJ-42";
+    s->ev.area = area;
+    s->ev.purpose = "marac-risk-management";
+    s->ev.basis = "uk-gdpr-6-1-e";
+    s->ev.consent = SHUB_CONSENT_GIVEN;
+    s->to = to;
+    s->to_count = n_to;
+
+    shub_val_t p = shub_val_map(), victim = shub_val_map(), addr = shub_val_map();
+    shub_val_t risk = shub_val_map(), incident = shub_val_map();
+    shub_val_t children = shub_val_array(), actions = shub_val_array();
+    shub_val_put(a, &addr, "postcode", text(a, "CV1 2AB"));
+    shub_val_put(a, &victim, "name", text(a, "Jane Example"));
+    shub_val_put(a, &victim, "dob", text(a, "1990-04-01"));
+    shub_val_put(a, &victim, "address", addr);
+    shub_val_put(a, &risk, "dash_score", shub_val_int(dash_score));
+    shub_val_put(a, &incident, "summary", text(a, "Assault at home address; police attended."));
+    for (int i = 0; i < 2; i++) {
+        shub_val_t child = shub_val_map(), action = shub_val_map();
+        shub_val_put(a, &child, "name", text(a, i ? "Child B" : "Child A"));
+        shub_val_push(a, &children, child);
+        shub_val_put(a, &action, "owner", text(a, i ? "idva-coventry" : "wmp"));
+        shub_val_put(a, &action, "due", text(a, "2026-12-01"));
+        shub_val_push(a, &actions, action);
+    }
+    shub_val_put(a, &p, "victim", victim);
+    shub_val_put(a, &p, "risk", risk);
+    shub_val_put(a, &p, "incident", incident);
+    shub_val_put(a, &p, "children", children);
+    shub_val_put(a, &p, "actions", actions);
+    s->ev.payload = p;
+}

@@ -1,0 +1,471 @@
+/*
+ * Process tests for sharehub-broker: a real broker process, real CURVE
+ * clients over ipc://, real SQLite files. Each test starts its own broker
+ * from tests/fixtures/broker/ so tests never share state.
+ *
+ * Organisations: wmp (police, all areas), marac-coventry, idva-coventry,
+ * bcc (Birmingham's council), and probation-x, which no agreement names.
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const harness_org_t orgs[] = {
+    {"wmp", "police", "all"},
+    {"marac-coventry", "marac", "coventry"},
+    {"idva-coventry", "idva", "coventry"},
+    {"bcc", "local-authority", "birmingham-east, birmingham-west"},
+    {"probation-x", "probation", "all"},
+};
+
+static int setup(void **state)
+{
+    harness_t *h = harness_new(orgs, sizeof orgs / sizeof orgs[0],
+                               SHUB_FIXTURES "/broker/agreements");
+    if (!h || harness_start(h) != 0) {
+        if (h)
+            fprintf(stderr, "broker did not start; log in %s\n", h->log);
+        harness_destroy(&h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    harness_t *h = *state;
+    harness_destroy(&h);
+    return 0;
+}
+
+static tclient_t *online(harness_t *h, const char *org)
+{
+    tclient_t *c = tclient_new(h, org);
+    assert_non_null(c);
+    assert_int_equal(tclient_hello(c), 0);
+    return c;
+}
+
+/* Sends a referral and returns its RECEIPT (caller destroys). */
+static shub_msg_t *refer(tclient_t *c, shub_share_t *out, const char *const *to, uint32_t n,
+                         int dash, const char *type)
+{
+    shub_arena_t *a = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    share_fill(&m.share, a, type, "coventry", to, n, dash);
+    if (out)
+        *out = m.share;
+    assert_int_equal(tclient_send(c, &m), 0);
+    shub_msg_t *r = tclient_expect(c, SHUB_MSG_RECEIPT, 5000);
+    shub_arena_destroy(&a);
+    assert_non_null(r);
+    if (out)
+        out->ev.payload = shub_val_nil(); /* its arena is gone */
+    return r;
+}
+
+static void test_share_allowed_delivers_only_allowed_fields(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp"), *marac = online(h, "marac-coventry");
+    const char *to[] = {"marac@coventry"};
+    shub_share_t sent;
+    shub_msg_t *r = refer(police, &sent, to, 1, 16, "marac.referral");
+    assert_int_equal(r->receipt.count, 1);
+    assert_string_equal(r->receipt.items[0].to, "marac-coventry");
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_DELIVERED);
+    assert_string_equal(r->receipt.items[0].agreement, "test-marac");
+    assert_string_equal(r->receipt.items[0].flow, "referral");
+    shub_msg_destroy(&r);
+
+    shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->deliver.from, "wmp");
+    assert_memory_equal(d->deliver.id.bytes, sent.ev.id.bytes, SHUB_ID_SIZE);
+    shub_arena_t *a = shub_arena_new(0);
+    shub_event_t ev;
+    assert_int_equal(tclient_open(marac, &d->deliver, a, &ev), 0);
+    assert_non_null(shub_val_at(&ev.payload, "victim.name"));
+    assert_non_null(shub_val_at(&ev.payload, "risk.dash_score"));
+    assert_non_null(shub_val_at(&ev.payload, "incident.summary"));
+    assert_null(shub_val_at(&ev.payload, "victim.address"));
+    assert_null(shub_val_at(&ev.payload, "children"));
+    assert_null(shub_val_at(&ev.payload, "actions"));
+    assert_string_equal(ev.case_ref, "CASE-0001");
+    shub_arena_destroy(&a);
+
+    /* ACK: the sender hears, the payload is dropped, the ack is audited. */
+    shub_msg_t ack = {.type = SHUB_MSG_ACK};
+    ack.ack.id = d->deliver.id;
+    shub_msg_destroy(&d);
+    assert_int_equal(tclient_send(marac, &ack), 0);
+    shub_msg_t *u = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+    assert_non_null(u);
+    assert_true(u->receipt.update);
+    assert_int_equal(u->receipt.items[0].outcome, SHUB_OUTCOME_ACKNOWLEDGED);
+    shub_msg_destroy(&u);
+
+    assert_int_equal(harness_count(h, "audit WHERE action='decide' AND decision='allow' "
+                                      "AND agreement='test-marac' AND flow='referral'"),
+                     1);
+    assert_int_equal(harness_count(h, "audit WHERE action='ack' AND recipient="
+                                      "'marac-coventry'"),
+                     1);
+    char stripped[512];
+    assert_int_equal(harness_text(h, "SELECT fields_stripped FROM audit WHERE decision='allow'",
+                                  stripped, sizeof stripped),
+                     0);
+    assert_non_null(strstr(stripped, "victim.address"));
+    assert_non_null(strstr(stripped, "children"));
+    assert_int_equal(harness_count(h, "deliveries WHERE sealed IS NOT NULL"), 0);
+    /* No payload value reaches the audit log. */
+    assert_int_equal(harness_count(h, "audit WHERE explanation LIKE '%Jane%' OR "
+                                      "fields_shared LIKE '%Jane%'"),
+                     0);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void expect_denied(harness_t *h, tclient_t *c, const char *const *to, int dash,
+                          const char *type, const char *reason)
+{
+    shub_msg_t *r = refer(c, NULL, to, 1, dash, type);
+    assert_int_equal(r->receipt.count, 1);
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_DENIED);
+    assert_string_equal(r->receipt.items[0].reason, reason);
+    assert_non_null(r->receipt.items[0].detail);
+    char sql[256];
+    snprintf(sql, sizeof sql, "audit WHERE decision='deny' AND reason='%s' AND "
+             "length(explanation) > 10", reason);
+    assert_int_equal(harness_count(h, sql), 1);
+    shub_msg_destroy(&r);
+}
+
+static void test_share_denied_is_audited_and_never_delivered(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp"), *marac = online(h, "marac-coventry");
+    tclient_t *probation = online(h, "probation-x");
+    const char *to_marac[] = {"marac-coventry"}, *to_prob[] = {"probation-x"};
+    const char *to_bcc[] = {"bcc"};
+    expect_denied(h, police, to_marac, 9, "marac.referral", "condition-failed");
+    expect_denied(h, police, to_marac, 16, "missing.report", "event-type-not-permitted");
+    expect_denied(h, police, to_prob, 16, "marac.referral", "recipient-not-party");
+    expect_denied(h, police, to_bcc, 16, "mash.referral", "outside-validity");
+    shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 1500);
+    assert_null(d);
+    assert_null(tclient_expect(probation, SHUB_MSG_DELIVER, 200));
+    assert_int_equal(harness_count(h, "deliveries WHERE state != 'denied'"), 0);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+    tclient_destroy(&probation);
+}
+
+static void test_unknown_key_is_refused_and_logged(void **state)
+{
+    harness_t *h = *state;
+    shub_curve_keys_t stranger;
+    shub_err_t err;
+    assert_int_equal(shub_keys_generate(&stranger, &err), 0);
+    tclient_t *c = tclient_new_keys(h, &stranger);
+    assert_non_null(c);
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    tclient_send(c, &hello);
+    assert_null(tclient_recv(c, 1500));
+    char needle[80];
+    snprintf(needle, sizeof needle, "unknown key=%s", stranger.public_z85);
+    assert_true(harness_log_has(h, needle));
+    tclient_destroy(&c);
+}
+
+static void test_wrong_secret_for_real_public_key_is_refused(void **state)
+{
+    harness_t *h = *state;
+    shub_curve_keys_t real, forged;
+    shub_err_t err;
+    char keys[400];
+    snprintf(keys, sizeof keys, "%s/keys", h->dir);
+    assert_int_equal(shub_keys_read_pair(keys, "wmp", &real, &err), 0);
+    assert_int_equal(shub_keys_generate(&forged, &err), 0);
+    memcpy(forged.public_key, real.public_key, sizeof forged.public_key); /* not its pair */
+    tclient_t *c = tclient_new_keys(h, &forged);
+    assert_non_null(c);
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    tclient_send(c, &hello);
+    assert_null(tclient_recv(c, 1500));
+    assert_int_equal(harness_count(h, "audit"), 0);
+    tclient_destroy(&c);
+}
+
+static void test_body_claiming_another_sender_is_refused(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    shub_arena_t *a = shub_arena_new(0);
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    share_fill(&m.share, a, "marac.referral", "coventry", to, 1, 16);
+    m.share.from = "marac-coventry";
+    assert_int_equal(tclient_send(police, &m), 0);
+    shub_msg_t *e = tclient_expect(police, SHUB_MSG_ERROR, 5000);
+    assert_non_null(e);
+    assert_string_equal(e->error.code, "sender-mismatch");
+    assert_non_null(e->error.id);
+    shub_msg_destroy(&e);
+    shub_arena_destroy(&a);
+    assert_int_equal(harness_count(h, "events"), 0);
+    assert_int_equal(harness_count(h, "audit"), 0);
+    tclient_destroy(&police);
+}
+
+static void test_malformed_frames_answered_while_others_flow(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *bad = online(h, "bcc"), *police = online(h, "wmp");
+    tclient_t *marac = online(h, "marac-coventry");
+    const char *to[] = {"marac-coventry"};
+    int receipts = 0, errors = 0;
+    for (int i = 0; i < 100; i++) {
+        uint8_t junk[64];
+        size_t n = (size_t)(i % 60) + 1;
+        for (size_t k = 0; k < n; k++)
+            junk[k] = (uint8_t)(i * 31 + k * 7);
+        junk[0] = (uint8_t)(i % 3 == 0 ? 0xdf : i % 3 == 1 ? 0xc1 : 0x92);
+        assert_int_equal(tclient_send_raw(bad, junk, n), 0);
+        if (i % 5 == 0) {
+            shub_arena_t *a = shub_arena_new(0);
+            shub_msg_t m = {.type = SHUB_MSG_SHARE};
+            share_fill(&m.share, a, "marac.referral", "coventry", to, 1, 15);
+            assert_int_equal(tclient_send(police, &m), 0);
+            shub_arena_destroy(&a);
+        }
+    }
+    for (shub_msg_t *m; errors < 100 && (m = tclient_expect(bad, SHUB_MSG_ERROR, 5000));) {
+        errors++;
+        shub_msg_destroy(&m);
+    }
+    for (shub_msg_t *m; receipts < 20 && (m = tclient_expect(police, SHUB_MSG_RECEIPT, 5000));) {
+        assert_int_equal(m->receipt.items[0].outcome, SHUB_OUTCOME_DELIVERED);
+        receipts++;
+        shub_msg_destroy(&m);
+    }
+    assert_int_equal(errors, 100);
+    assert_int_equal(receipts, 20);
+    assert_true(harness_log_has(h, "bad message from org=bcc"));
+    tclient_destroy(&bad);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, SHUB_ID_SIZE);
+}
+
+static void test_offline_recipient_receives_backlog_in_order(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    shub_id_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        shub_share_t s;
+        shub_msg_t *r = refer(police, &s, to, 1, 14 + i, "marac.referral");
+        assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_QUEUED);
+        ids[i] = s.ev.id;
+        shub_msg_destroy(&r);
+    }
+    /* Event-id order: ids minted in one millisecond order by their random bits. */
+    qsort(ids, 5, sizeof ids[0], cmp_id);
+    tclient_t *marac = tclient_new(h, "marac-coventry");
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    assert_int_equal(tclient_send(marac, &hello), 0);
+    shub_msg_t *w = tclient_expect(marac, SHUB_MSG_WELCOME, 5000);
+    assert_non_null(w);
+    assert_int_equal(w->welcome.backlog, 5);
+    assert_string_equal(w->welcome.org, "marac-coventry");
+    shub_msg_destroy(&w);
+    for (int i = 0; i < 5; i++) {
+        shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 5000);
+        assert_non_null(d);
+        assert_memory_equal(d->deliver.id.bytes, ids[i].bytes, SHUB_ID_SIZE);
+        shub_msg_t ack = {.type = SHUB_MSG_ACK};
+        ack.ack.id = d->deliver.id;
+        tclient_send(marac, &ack);
+        shub_msg_destroy(&d);
+    }
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void test_resend_after_kill9_is_delivered_once(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    shub_arena_t *a = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    share_fill(&m.share, a, "marac.referral", "coventry", to, 1, 18);
+    assert_int_equal(tclient_send(police, &m), 0);
+    shub_msg_t *r = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+    assert_non_null(r);
+    shub_msg_destroy(&r);
+    tclient_destroy(&police);
+
+    assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_start(h), 0);
+
+    /* The agent did not see... or did see the receipt: either way it may resend. */
+    police = online(h, "wmp");
+    assert_int_equal(tclient_send(police, &m), 0);
+    r = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+    assert_non_null(r);
+    assert_true(r->receipt.duplicate);
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_QUEUED);
+    shub_msg_destroy(&r);
+
+    tclient_t *marac = online(h, "marac-coventry");
+    shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 5000);
+    assert_non_null(d);
+    assert_memory_equal(d->deliver.id.bytes, m.share.ev.id.bytes, SHUB_ID_SIZE);
+    shub_msg_t ack = {.type = SHUB_MSG_ACK};
+    ack.ack.id = d->deliver.id;
+    tclient_send(marac, &ack);
+    shub_msg_destroy(&d);
+    assert_null(tclient_expect(marac, SHUB_MSG_DELIVER, 2500)); /* past a redelivery timeout */
+    assert_int_equal(harness_count(h, "deliveries WHERE state='acknowledged'"), 1);
+    assert_int_equal(harness_count(h, "audit WHERE action='decide'"), 1);
+    shub_arena_destroy(&a);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+/* Runs sharehub-audit verify on db; returns its exit code, output in out. */
+static int verify(const char *db, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s verify --db %s 2>&1", harness_program("broker/sharehub-audit"),
+             db);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void tamper(const char *from, const char *to, const char *sql)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s %s", from, to);
+    assert_int_equal(system(cmd), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(to, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_verify_catches_edited_deleted_truncated_rows(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry", "idva-coventry", "probation-x"};
+    for (int i = 0; i < 30; i++) {
+        shub_msg_t *r = refer(police, NULL, to, 3, 15, "marac.referral");
+        shub_msg_destroy(&r);
+    }
+    tclient_destroy(&police);
+    assert_int_equal(harness_stop(h, SIGTERM), 0); /* clean stop signs a checkpoint */
+
+    char db[400], copy[400], out[2048];
+    snprintf(db, sizeof db, "%s/broker.db", h->dir);
+    snprintf(copy, sizeof copy, "%s/tampered.db", h->dir);
+    assert_int_equal(verify(db, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ok: 90 rows"));
+
+    tamper(db, copy, "UPDATE audit SET recipient='bcc' WHERE seq=7");
+    assert_int_equal(verify(copy, out, sizeof out), 1);
+    assert_non_null(strstr(out, "row 7"));
+    assert_non_null(strstr(out, "edited"));
+
+    tamper(db, copy, "DELETE FROM audit WHERE seq=12");
+    assert_int_equal(verify(copy, out, sizeof out), 1);
+    assert_non_null(strstr(out, "missing"));
+
+    tamper(db, copy, "DELETE FROM audit WHERE seq > 80");
+    assert_int_equal(verify(copy, out, sizeof out), 1);
+    assert_non_null(strstr(out, "truncated"));
+}
+
+static void test_bad_reload_keeps_old_agreements(void **state)
+{
+    harness_t *h = *state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/agreements/zz-broken.yaml", h->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("id: broken\nversion: [not a number\n", f);
+    fclose(f);
+    kill(h->broker, SIGHUP);
+    for (int i = 0; i < 200 && !harness_log_has(h, "reload failed"); i++)
+        usleep(10000);
+    assert_true(harness_log_has(h, "zz-broken.yaml:"));
+    assert_true(harness_log_has(h, "reload failed"));
+
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t *r = refer(police, NULL, to, 1, 16, "marac.referral");
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_QUEUED);
+    shub_msg_destroy(&r);
+    tclient_destroy(&police);
+
+    /* --check reports the same error with its file and line, exit 78. */
+    char cmd[1024], out[2048];
+    snprintf(cmd, sizeof cmd, "%s --check --config %s 2>&1",
+             harness_program("broker/sharehub-broker"), h->dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    assert_int_equal(WEXITSTATUS(status), 78);
+    assert_non_null(strstr(out, "zz-broken.yaml:2"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_share_allowed_delivers_only_allowed_fields, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_share_denied_is_audited_and_never_delivered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key_is_refused_and_logged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_secret_for_real_public_key_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_claiming_another_sender_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_frames_answered_while_others_flow, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_offline_recipient_receives_backlog_in_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_resend_after_kill9_is_delivered_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_verify_catches_edited_deleted_truncated_rows, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_reload_keeps_old_agreements, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("broker", tests, NULL, NULL);
+}

@@ -1,0 +1,403 @@
+/*
+ * policy: the decision for one (sender, recipient, event), see
+ * include/sharehub/policy.h for the order of checks and the reason codes.
+ *
+ * Every flow of every agreement is checked in full against the share. The
+ * first flow that passes everything allows. Otherwise the closest flow names
+ * the reason (its first failed check) and the explanation says what would
+ * have permitted the share; see better() for what "closest" means.
+ *
+ * Pure: reads the immutable config and the event, writes only *out; the
+ * explanation is formatted into the decision's own buffer. Linear in the
+ * number of flows, which is fine for the tens of agreements a region has.
+ */
+#include "sharehub/policy.h"
+
+#include "config_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MS_PER_DAY 86400000LL
+
+enum {
+    C_SENDER_PARTY,
+    C_RECIPIENT_PARTY,
+    C_STATUS,
+    C_VALIDITY,
+    C_FROM,
+    C_TO,
+    C_EVENT,
+    C_PURPOSE,
+    C_BASIS,
+    C_CONSENT,
+    C_CONDITION,
+    C_COUNT, /* all passed */
+};
+
+static const char *const reason_codes[C_COUNT] = {
+    "no-agreement",
+    "recipient-not-party",
+    "agreement-not-active",
+    "outside-validity",
+    "no-agreement",
+    "recipient-not-party",
+    "event-type-not-permitted",
+    "purpose-not-permitted",
+    "legal-basis-not-permitted",
+    "consent-missing",
+    "condition-failed",
+};
+
+/* ---- a bounded line writer ---------------------------------------------- */
+
+typedef struct line {
+    char *buf;
+    size_t size, len;
+} line_t;
+
+static void put(line_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(line_t *l, const char *fmt, ...)
+{
+    if (l->len + 1 >= l->size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->buf + l->len, l->size - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        l->len = (size_t)n >= l->size - l->len ? l->size - 1 : l->len + (size_t)n;
+}
+
+static void put_list(line_t *l, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put(l, "%s'%s'", i ? ", " : "", v[i]);
+}
+
+static void put_date(line_t *l, int64_t ms)
+{
+    /* civil_from_days (Howard Hinnant), for dates after 1970 */
+    int64_t z = (ms >= 0 ? ms / MS_PER_DAY : (ms - MS_PER_DAY + 1) / MS_PER_DAY) + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    put(l, "%04lld-%02u-%02u", (long long)(y + (m <= 2)), m, d);
+}
+
+static void put_set(line_t *l, const party_set_t *s, const shub_event_t *ev)
+{
+    size_t parts = 0;
+    for (size_t i = 0; i < s->n_orgs; i++)
+        put(l, "%s%s", parts++ ? " or " : "", s->orgs[i]);
+    for (size_t i = 0; i < s->n_kinds; i++) {
+        bool vowel = strchr("aeiou", s->kinds[i][0]) != NULL;
+        put(l, "%s%s %s", parts++ ? " or " : "", vowel ? "an" : "a", s->kinds[i]);
+    }
+    if (s->serving_subject_area) {
+        if (!parts)
+            put(l, "a party");
+        if (ev->area)
+            put(l, " serving '%s'", ev->area);
+        else
+            put(l, " serving the subject's area (the event names none)");
+    }
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static bool in_list(const char *const *v, size_t n, const char *s)
+{
+    if (!s)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static bool set_has(const party_set_t *s, const shub_org_t *org)
+{
+    return in_list(s->orgs, s->n_orgs, org->id) ||
+           in_list(s->kinds, s->n_kinds, org->kind);
+}
+
+static bool set_matches(const party_set_t *s, const shub_org_t *org, const char *area)
+{
+    if ((s->n_orgs || s->n_kinds) && !set_has(s, org))
+        return false;
+    return !s->serving_subject_area || shub_org_serves(org, area);
+}
+
+static const char *find_basis(const flow_t *f, const char *basis)
+{
+    if (!basis)
+        return NULL;
+    for (size_t i = 0; i < f->n_bases; i++)
+        if (strcmp(f->bases[i], basis) == 0)
+            return f->bases[i];
+    return NULL;
+}
+
+static bool consent_ok(const agreement_t *ag, const shub_event_t *ev)
+{
+    return !ag->consent_required || ev->consent == SHUB_CONSENT_GIVEN ||
+           in_list(ag->override_reasons, ag->n_override_reasons, ev->override);
+}
+
+typedef struct score {
+    int stage; /* first failed check; C_COUNT if none */
+    int passed;
+    bool pass[C_COUNT];
+} score_t;
+
+/* area: the event's area if the registry knows it, else NULL (served by no
+ * one, so an all-areas org does not match a misspelt area). */
+static score_t score_flow(const agreement_t *ag, const flow_t *f, const shub_org_t *s,
+                          const shub_org_t *r, const shub_event_t *ev, const char *area,
+                          int64_t now_ms)
+{
+    score_t sc = {.stage = C_COUNT};
+    sc.pass[C_SENDER_PARTY] = set_has(&ag->parties, s);
+    sc.pass[C_RECIPIENT_PARTY] = set_has(&ag->parties, r);
+    sc.pass[C_STATUS] = ag->status == AGR_ACTIVE;
+    sc.pass[C_VALIDITY] =
+        now_ms >= ag->info.valid_from_ms && now_ms <= ag->info.valid_until_ms;
+    sc.pass[C_FROM] = set_matches(&f->from, s, area);
+    sc.pass[C_TO] = set_matches(&f->to, r, area);
+    sc.pass[C_EVENT] = in_list(f->events, f->n_events, ev->type);
+    sc.pass[C_PURPOSE] = in_list(f->purposes, f->n_purposes, ev->purpose);
+    sc.pass[C_BASIS] = find_basis(f, ev->basis) != NULL;
+    sc.pass[C_CONSENT] = consent_ok(ag, ev);
+    sc.pass[C_CONDITION] = cond_eval(f->condition, ev);
+    for (int i = 0; i < C_COUNT; i++) {
+        if (sc.pass[i])
+            sc.passed++;
+        else if (sc.stage == C_COUNT)
+            sc.stage = i;
+    }
+    return sc;
+}
+
+/* Closeness: naming both parties comes first (an agreement that does not
+ * name them is not about them), then the number of checks passed, so a draft
+ * agreement that would otherwise fit is reported rather than an active one
+ * that differs in three ways; then how far down the order it got. */
+static bool better(const score_t *a, const score_t *b)
+{
+    if (b->stage < 0)
+        return true;
+    if (a->pass[C_SENDER_PARTY] != b->pass[C_SENDER_PARTY])
+        return a->pass[C_SENDER_PARTY];
+    if (a->pass[C_RECIPIENT_PARTY] != b->pass[C_RECIPIENT_PARTY])
+        return a->pass[C_RECIPIENT_PARTY];
+    if (a->passed != b->passed)
+        return a->passed > b->passed;
+    return a->stage > b->stage;
+}
+
+/* ---- explanations ------------------------------------------------------- */
+
+static bool rest_passes(const score_t *sc, int from)
+{
+    for (int i = from; i < C_COUNT; i++)
+        if (!sc->pass[i])
+            return false;
+    return true;
+}
+
+static void explain_deny(line_t *l, const agreement_t *ag, const flow_t *f,
+                         const score_t *sc, const shub_org_t *s, const shub_org_t *r,
+                         const shub_event_t *ev, int64_t now_ms)
+{
+    const char *a = ag->info.id;
+    const char *type = ev->type ? ev->type : "(none)";
+    unsigned v = ag->info.version;
+    switch (sc->stage) {
+    case C_RECIPIENT_PARTY:
+        put(l, "no agreement lets %s send '%s' to %s: %s is not a party to '%s' v%u",
+            s->id, type, r->id, r->id, a, v);
+        return;
+    case C_STATUS:
+        put(l, "'%s' v%u is %s, not active", a, v, ag->info.status);
+        if (rest_passes(sc, C_VALIDITY))
+            put(l, "; flow '%s' would allow it once active", f->id);
+        return;
+    case C_VALIDITY:
+        put(l, "'%s' v%u is in force from ", a, v);
+        put_date(l, ag->info.valid_from_ms);
+        put(l, " to ");
+        put_date(l, ag->info.valid_until_ms);
+        put(l, ", not on ");
+        put_date(l, now_ms);
+        if (rest_passes(sc, C_FROM))
+            put(l, "; flow '%s' would allow it within those dates", f->id);
+        return;
+    case C_FROM:
+        put(l,
+            "no flow of '%s' v%u lets %s send '%s' to %s; flow '%s' would if the sender "
+            "were ",
+            a, v, s->id, type, r->id, f->id);
+        put_set(l, &f->from, ev);
+        return;
+    case C_TO:
+        put(l,
+            "no flow of '%s' v%u lets %s send '%s' to %s; flow '%s' would if the "
+            "recipient "
+            "were ",
+            a, v, s->id, type, r->id, f->id);
+        put_set(l, &f->to, ev);
+        return;
+    case C_EVENT:
+        put(l, "flow '%s' of '%s' v%u from %s to %s carries ", f->id, a, v, s->id, r->id);
+        put_list(l, f->events, f->n_events);
+        put(l, ", not '%s'", type);
+        return;
+    case C_PURPOSE:
+        put(l, "flow '%s' of '%s' v%u permits purpose ", f->id, a, v);
+        put_list(l, f->purposes, f->n_purposes);
+        put(l, ", not '%s'", ev->purpose ? ev->purpose : "(none)");
+        return;
+    case C_BASIS:
+        put(l, "flow '%s' of '%s' v%u permits legal basis ", f->id, a, v);
+        put_list(l, f->bases, f->n_bases);
+        put(l, ", not '%s'", ev->basis ? ev->basis : "(none)");
+        return;
+    case C_CONSENT:
+        put(l, "flow '%s' of '%s' v%u needs consent, which is '%s'", f->id, a, v,
+            shub_consent_name(ev->consent));
+        if (ev->override)
+            put(l, ", and override '%s' is not allowed", ev->override);
+        if (ag->n_override_reasons) {
+            put(l, "; an override reason of ");
+            put_list(l, ag->override_reasons, ag->n_override_reasons);
+            put(l, " would permit it");
+        } else {
+            put(l, "; the agreement allows no override");
+        }
+        return;
+    case C_CONDITION:
+        put(l, "flow '%s' of '%s' v%u: condition not met: %s", f->id, a, v,
+            f->condition_text ? f->condition_text : "(none)");
+        return;
+    default:
+        return;
+    }
+}
+
+static void clear(shub_decision_t *out)
+{
+    memset(out, 0, sizeof *out);
+}
+
+static void set_agreement(shub_decision_t *out, const agreement_t *ag)
+{
+    out->agreement = ag->info.id;
+    out->version = ag->info.version;
+    out->agreement_hash = ag->info.content_hash;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int shub_policy_decide(const shub_config_t *cfg, const char *sender,
+                       const char *recipient, const shub_event_t *ev, int64_t now_ms,
+                       shub_decision_t *out)
+{
+    if (!cfg || !sender || !recipient || !ev || !out)
+        return SHUB_EINVAL;
+    clear(out);
+    line_t l = {out->explanation, sizeof out->explanation, 0};
+    const char *type = ev->type ? ev->type : "(none)";
+    const shub_org_t *s = shub_config_org(cfg, sender);
+    const shub_org_t *r = shub_config_org(cfg, recipient);
+    if (!s || !r) {
+        out->reason = reason_codes[C_SENDER_PARTY];
+        put(&l, "unknown %s '%s'", !s ? "sender" : "recipient", !s ? sender : recipient);
+        return 0;
+    }
+
+    const char *area = shub_config_area_known(cfg, ev->area) ? ev->area : NULL;
+    score_t best = {.stage = -1};
+    const agreement_t *best_ag = NULL;
+    const flow_t *best_flow = NULL;
+    for (size_t i = 0; i < cfg->n_agreements; i++) {
+        const agreement_t *ag = cfg->agreements[i];
+        for (size_t j = 0; j < ag->n_flows; j++) {
+            const flow_t *f = &ag->flows[j];
+            score_t sc = score_flow(ag, f, s, r, ev, area, now_ms);
+            if (sc.stage == C_COUNT) {
+                out->allow = true;
+                set_agreement(out, ag);
+                out->flow = f->id;
+                out->fields = f->fields;
+                out->n_fields = f->n_fields;
+                out->legal_basis = find_basis(f, ev->basis);
+                out->ack_within_hours = f->ack_within_hours;
+                out->act_within_hours = f->act_within_hours;
+                out->onward_sharing = f->onward_sharing;
+                put(&l, "flow '%s' of '%s' v%u lets %s send '%s' to %s (basis %s)", f->id,
+                    ag->info.id, ag->info.version, s->id, type, r->id, out->legal_basis);
+                return 0;
+            }
+            if (better(&sc, &best)) {
+                best = sc;
+                best_ag = ag;
+                best_flow = f;
+            }
+        }
+    }
+
+    if (!best_ag || best.stage == C_SENDER_PARTY) {
+        out->reason = reason_codes[C_SENDER_PARTY];
+        put(&l, "no agreement names %s as a party, so none lets it send '%s' to %s",
+            s->id, type, r->id);
+        return 0;
+    }
+    out->reason = reason_codes[best.stage];
+    set_agreement(out, best_ag);
+    if (best.stage > C_RECIPIENT_PARTY)
+        out->flow = best_flow->id;
+    explain_deny(&l, best_ag, best_flow, &best, s, r, ev, now_ms);
+    return 0;
+}
+
+int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
+                        int64_t now_ms, shub_decision_t *out)
+{
+    if (!cfg || !agreement_id || !out)
+        return SHUB_EINVAL;
+    clear(out);
+    line_t l = {out->explanation, sizeof out->explanation, 0};
+    long i = shub_config_agreement_find(cfg, agreement_id);
+    if (i < 0) {
+        out->reason = "no-agreement";
+        put(&l, "agreement '%s' is no longer loaded", agreement_id);
+        return 0;
+    }
+    const agreement_t *ag = cfg->agreements[i];
+    set_agreement(out, ag);
+    if (ag->status != AGR_ACTIVE) {
+        out->reason = "agreement-not-active";
+        put(&l, "'%s' v%u is %s, not active", ag->info.id, ag->info.version,
+            ag->info.status);
+    } else if (now_ms < ag->info.valid_from_ms) {
+        out->reason = "agreement-not-active";
+        put(&l, "'%s' v%u is not in force until ", ag->info.id, ag->info.version);
+        put_date(&l, ag->info.valid_from_ms);
+    } else if (now_ms > ag->info.valid_until_ms) {
+        out->reason = "agreement-expired";
+        put(&l, "'%s' v%u expired at the end of ", ag->info.id, ag->info.version);
+        put_date(&l, ag->info.valid_until_ms);
+    } else {
+        out->allow = true;
+        put(&l, "'%s' v%u is in force", ag->info.id, ag->info.version);
+    }
+    return 0;
+}

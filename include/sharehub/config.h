@@ -1,0 +1,163 @@
+/*
+ * config: the broker's configuration, loaded once from a directory and
+ * immutable afterwards.
+ *
+ *   DIR/hub.yaml            broker settings (endpoint, database, keys, limits)
+ *   DIR/orgs.yaml           the partnership's areas and organisations
+ *   DIR/agreements/NAME.yaml  information-sharing agreements, one per file
+ *
+ * Loading parses every file against a schema (unknown and duplicate keys are
+ * refused), then checks what a schema cannot: ids that must exist, keys that
+ * must be unique, dates in order, conditions that must parse. Every error is
+ * reported with its file and line, and all of them are reported, not just the
+ * first, so one edit-and-reload cycle fixes a whole batch. A reload builds a
+ * new object and the caller swaps it in only if loading succeeded.
+ *
+ * After load nothing here does I/O: the policy function and selector
+ * expansion read the object from the hub loop without locks or allocation.
+ * docs/agreements.md describes the agreement format with a full example.
+ */
+#ifndef SHAREHUB_CONFIG_H
+#define SHAREHUB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sharehub/err.h"
+#include "sharehub/msg.h"
+
+#define SHUB_CONFIG_MAX_FILE_BYTES (1024 * 1024) /* one YAML file; agreements are text   \
+                                                  */
+#define SHUB_CONFIG_MAX_CONDITION 1024           /* bytes in one flow condition */
+
+typedef struct shub_config shub_config_t; /* opaque, immutable after load */
+
+/* Called once per configuration error, in file order; err->file and
+ * err->line say where (line 0 only when a file cannot be read at all). */
+typedef void(shub_config_report_fn)(const shub_err_t *err, void *ctx);
+
+typedef struct shub_config_opts {
+    const char *key_dir; /* NULL: hub.yaml's key_dir; else used as given */
+} shub_config_opts_t;
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Loads DIR. On success *cfg_p is a new config the caller destroys. On
+ * failure returns SHUB_ECONFIG after reporting each error through `report`
+ * (may be NULL), or SHUB_ENOMEM; *cfg_p is untouched. SHUB_EINVAL for NULL
+ * dir or cfg_p. opts may be NULL. */
+int shub_config_load(const char *dir, const shub_config_opts_t *opts,
+                     shub_config_t **cfg_p, shub_config_report_fn *report, void *ctx);
+
+/* Frees the config; accepts NULL; nulls the caller's pointer. */
+void shub_config_destroy(shub_config_t **cfg_p);
+
+/* ---- hub settings ------------------------------------------------------- */
+
+typedef struct shub_hub_settings {
+    const char *endpoint;       /* ZeroMQ endpoint the broker binds */
+    const char *database;       /* absolute, or relative to the working directory */
+    const char *key_dir;        /* resolved the same way; opts->key_dir wins */
+    bool synchronous_full;      /* SQLite synchronous=FULL (else NORMAL) */
+    uint32_t max_message_bytes; /* <= SHUB_MSG_MAX_BYTES */
+    uint32_t window;            /* per-peer un-RECEIPTed SHAREs */
+    uint32_t batch_max;         /* messages drained per group commit */
+    uint32_t heartbeat_ms;
+    uint32_t peer_timeout_ms; /* > heartbeat_ms */
+    uint32_t redeliver_ms;
+    uint32_t max_attempts;     /* deliveries before an outbox row is dead */
+    uint32_t future_skew_ms;   /* how far ahead of the broker's clock an event may be */
+    uint32_t checkpoint_every; /* audit rows between signed checkpoints */
+} shub_hub_settings_t;
+
+const shub_hub_settings_t *shub_config_hub(const shub_config_t *cfg);
+
+/* ---- organisations ------------------------------------------------------ */
+
+typedef struct shub_org {
+    const char *id;           /* a name (shub_is_name) */
+    const char *name;         /* for people */
+    const char *kind;         /* police, marac, idva, ... (a name) */
+    const char *const *areas; /* declared areas it serves; empty if all_areas */
+    size_t n_areas;
+    bool all_areas;         /* `areas: [all]` */
+    uint8_t public_key[32]; /* CURVE public key: how the broker knows it */
+    char public_z85[41];    /* the same, Z85 text */
+} shub_org_t;
+
+size_t shub_config_org_count(const shub_config_t *cfg);
+
+/* The i-th organisation in orgs.yaml order; NULL if i is out of range. */
+const shub_org_t *shub_config_org_at(const shub_config_t *cfg, size_t i);
+
+/* The organisation with this id, or NULL. */
+const shub_org_t *shub_config_org(const shub_config_t *cfg, const char *id);
+
+/* The organisation holding this CURVE public key, or NULL. */
+const shub_org_t *shub_config_org_by_key(const shub_config_t *cfg, const uint8_t key[32]);
+
+/* True if org serves area (all_areas or listed). False for NULLs. An
+ * all-areas org serves any text: check the area with shub_config_area_known
+ * first when it comes from outside. */
+bool shub_org_serves(const shub_org_t *org, const char *area);
+
+/* True if area is one of orgs.yaml's declared areas. */
+bool shub_config_area_known(const shub_config_t *cfg, const char *area);
+
+/* Expands one selector ("id", "@area", "kind@area") into orgs, excluding
+ * `sender` (may be NULL), appending to out[] and skipping orgs already in
+ * out[0..*n). An unknown id, area or kind expands to nothing (returns 0).
+ * SHUB_ELIMIT if more than max would be needed (out[] then holds the first
+ * max), SHUB_EINVAL for a malformed selector or NULL arguments. */
+int shub_config_expand(const shub_config_t *cfg, const char *selector, const char *sender,
+                       const shub_org_t **out, size_t max, size_t *n);
+
+/* ---- agreements --------------------------------------------------------- */
+
+size_t shub_config_agreement_count(const shub_config_t *cfg);
+
+typedef struct shub_agreement_info {
+    const char *id;
+    const char *title;
+    const char *status;       /* draft | active | suspended | expired */
+    const char *content_hash; /* 64 hex: BLAKE2b-256 of the file's bytes */
+    const char *file;         /* the path it was loaded from */
+    uint32_t version;
+    int64_t valid_from_ms;  /* 00:00:00.000 UTC of valid_from */
+    int64_t valid_until_ms; /* 23:59:59.999 UTC of valid_until: the last ms in force */
+    int64_t review_ms;      /* 00:00:00.000 UTC of review_date */
+} shub_agreement_info_t;
+
+/* Fills out for the i-th agreement, in id order (strings borrowed from cfg).
+ * SHUB_ENOTFOUND if i is out of range, SHUB_EINVAL for NULLs. */
+int shub_config_agreement_info(const shub_config_t *cfg, size_t i,
+                               shub_agreement_info_t *out);
+
+/* Index of the agreement with this id, or -1. */
+long shub_config_agreement_find(const shub_config_t *cfg, const char *id);
+
+/* ---- conditions --------------------------------------------------------- */
+
+/* A flow's condition, e.g. `payload.risk.dash_score >= 14 or
+ * payload.criteria.repeat == true`. Agreements parse theirs at load; this
+ * stand-alone form is for tools and tests. */
+typedef struct shub_condition shub_condition_t;
+
+/* Parses text. SHUB_ECONFIG with err->msg `condition: unexpected 'x' at column
+ * N` (column within text), SHUB_ENOMEM, SHUB_EINVAL for NULLs. */
+int shub_condition_new(const char *text, shub_condition_t **cond_p, shub_err_t *err);
+
+void shub_condition_destroy(shub_condition_t **cond_p);
+
+/* Pure evaluation: a missing field or a type mismatch makes that comparison
+ * false; never fails, never allocates. */
+bool shub_condition_eval(const shub_condition_t *cond, const shub_event_t *ev);
+
+/* ---- dates -------------------------------------------------------------- */
+
+/* Parses "YYYY-MM-DD" (a real calendar date, years 1970..9999) into ms since
+ * the epoch at 00:00 UTC. SHUB_EVALUE if malformed. */
+int shub_config_parse_date(const char *text, int64_t *ms);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * policy: decide one share, (sender, recipient, event), against the loaded
+ * agreements. Default deny: a share is allowed only by a flow of an agreement
+ * that passes every check, and a deny names the reason and, in words, the
+ * nearest thing that would have permitted it.
+ *
+ * The function is pure: no I/O, no allocation, no global state, and the clock
+ * is an argument, so the same inputs give the same decision years later (an
+ * audit row can be re-derived from the agreement text its hash names).
+ *
+ * Order of checks, per flow (agreements in id order, flows in file order):
+ *   sender is a party -> recipient is a party -> status active -> within
+ *   validity -> `from` matches the sender -> `to` matches the recipient ->
+ *   event type -> purpose -> legal basis -> consent -> condition.
+ * The first flow passing all allows. Otherwise the closest flow decides the
+ * reason, its first failed check. Closest: a flow whose agreement names both
+ * sender and recipient beats one naming only the sender, which beats the
+ * rest; then the flow passing more checks; then the one failing later in the
+ * order; then the first in order. So a draft agreement that fits in every
+ * other way is what a deny names, rather than an active one differing in
+ * three ways. Reason codes:
+ *   no-agreement               no agreement names the sender, or no flow goes
+ *                              from the sender (also: unknown sender/recipient)
+ *   recipient-not-party        the recipient is not a party, or not in any
+ *                              flow's `to` from this sender
+ *   agreement-not-active       status is draft, suspended or expired
+ *   outside-validity           now is before valid_from or after valid_until
+ *   event-type-not-permitted   the flow does not carry this event type
+ *   purpose-not-permitted      the event's purpose is not the flow's
+ *   legal-basis-not-permitted  the basis claimed is not one the flow lists
+ *   consent-missing            consent required, not given, no allowed override
+ *   condition-failed           the flow's condition is false (or undecidable)
+ *   agreement-expired          (recheck only) past valid_until
+ */
+#ifndef SHAREHUB_POLICY_H
+#define SHAREHUB_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sharehub/config.h"
+#include "sharehub/msg.h"
+
+#define SHUB_POLICY_MAX_EXPLAIN 512
+
+typedef struct shub_decision {
+    bool allow;
+    const char *reason; /* deny: stable reason code (above); allow: NULL */
+    char explanation[SHUB_POLICY_MAX_EXPLAIN]; /* one line a person reads; a deny
+                                  also names what would have permitted it, if anything */
+    const char *agreement;      /* deciding agreement id (deny: the closest, or NULL) */
+    uint32_t version;           /* its version (0 when agreement is NULL) */
+    const char *agreement_hash; /* its content hash, 64 hex (NULL with agreement) */
+    const char *flow;           /* flow id (deny: the closest, or NULL) */
+    const char *const *fields;  /* allow: the flow's allowed dotted paths (borrowed) */
+    size_t n_fields;
+    const char *legal_basis;   /* allow: the basis id the event claimed and the flow
+                                  lists, one id (borrowed from cfg); deny: NULL */
+    uint32_t ack_within_hours; /* allow: the flow's deadline to acknowledge, 0: none */
+    uint32_t act_within_hours; /* allow: the flow's deadline to act, 0: none */
+    bool onward_sharing;       /* allow: may the recipient pass it on */
+} shub_decision_t;
+
+/* Decides one share. Pure: no I/O, no allocation, no global state; now_ms is
+ * the broker's clock. Returns 0 and fills out (allow or deny), or SHUB_EINVAL
+ * for NULL cfg, sender, recipient, ev or out. Borrowed strings live as long
+ * as cfg. */
+int shub_policy_decide(const shub_config_t *cfg, const char *sender,
+                       const char *recipient, const shub_event_t *ev, int64_t now_ms,
+                       shub_decision_t *out);
+
+/* At delivery: is agreement `agreement_id` still in force (active and within
+ * validity) at now_ms? Fills out: allow, or deny with agreement-expired (past
+ * valid_until), agreement-not-active (not active, or not yet valid) or
+ * no-agreement (unknown id). 0, or SHUB_EINVAL for NULLs. */
+int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
+                        int64_t now_ms, shub_decision_t *out);
+
+#endif

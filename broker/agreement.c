@@ -41,6 +41,11 @@
  *       ack_within_hours: 24          # optional
  *       act_within_hours: 48          # optional
  *       onward_sharing: false         # optional, default false
+ *       report: [decision]            # optional: fields whose VALUES the audit
+ *                                     # log records (as facts, e.g.
+ *                                     # decision=withdrawn) for governance
+ *                                     # reports; each must be in the dictionary
+ *                                     # exactly, classed anonymous, and allowed
  *
  * A set ({orgs, kinds, serving_subject_area}) matches an org listed by id or
  * whose kind is listed; with serving_subject_area the org must also serve the
@@ -105,6 +110,8 @@ typedef struct raw_flow {
     uint32_t *ack_within_hours;
     uint32_t *act_within_hours;
     bool onward_sharing;
+    char **report;
+    unsigned report_count;
 } raw_flow_t;
 
 typedef struct raw_agreement {
@@ -227,6 +234,7 @@ static const cyaml_schema_field_t flow_fields[] = {
     CYAML_FIELD_UINT_PTR("ack_within_hours", OPT, raw_flow_t, ack_within_hours),
     CYAML_FIELD_UINT_PTR("act_within_hours", OPT, raw_flow_t, act_within_hours),
     CYAML_FIELD_BOOL("onward_sharing", OPT, raw_flow_t, onward_sharing),
+    SEQ("report", OPT, raw_flow_t, report, &path_entry, 0),
     CYAML_FIELD_END,
 };
 
@@ -415,6 +423,15 @@ static bool field_declared(const raw_agreement_t *r, const char *f)
     return false;
 }
 
+/* The class the dictionary gives exactly this path, or -1. */
+static int field_class(const raw_agreement_t *r, const char *f)
+{
+    for (size_t i = 0; i < r->data_dictionary_count; i++)
+        if (strcmp(r->data_dictionary[i].field, f) == 0)
+            return r->data_dictionary[i].cls;
+    return -1;
+}
+
 static bool basis_declared(const raw_agreement_t *r, const char *id)
 {
     for (size_t i = 0; i < r->legal_basis_count; i++)
@@ -471,6 +488,26 @@ static void check_flow(actx_t *a, size_t i, flow_t *out)
             a_error(a, path, "flow '%s': field '%s' is not in the data dictionary", f->id,
                     f->fields[k]);
     }
+    /* Reported values reach the audit log, which holds no personal data: only
+     * fields the agreement itself classes anonymous may be reported, and only
+     * ones the flow shares anyway. */
+    for (size_t k = 0; k < f->report_count; k++) {
+        snprintf(path, sizeof path, "flows[%zu].report[%zu]", i, k);
+        bool shared = false;
+        for (size_t m = 0; m < f->fields_count && !shared; m++) {
+            size_t n = strlen(f->fields[m]);
+            shared = strncmp(f->report[k], f->fields[m], n) == 0 &&
+                     (f->report[k][n] == '\0' || f->report[k][n] == '.');
+        }
+        if (field_class(r, f->report[k]) != DATA_ANONYMOUS)
+            a_error(a, path,
+                    "flow '%s': report field '%s' must be in the data dictionary "
+                    "classed anonymous (its value goes into the audit log)",
+                    f->id, f->report[k]);
+        else if (!shared)
+            a_error(a, path, "flow '%s': report field '%s' is not among the flow's fields",
+                    f->id, f->report[k]);
+    }
     if (f->ack_within_hours && *f->ack_within_hours == 0) {
         snprintf(path, sizeof path, "flows[%zu].ack_within_hours", i);
         a_error(a, path, "ack_within_hours must be at least 1");
@@ -512,6 +549,8 @@ static void check_flow(actx_t *a, size_t i, flow_t *out)
     out->ack_within_hours = f->ack_within_hours ? *f->ack_within_hours : 0;
     out->act_within_hours = f->act_within_hours ? *f->act_within_hours : 0;
     out->onward_sharing = f->onward_sharing;
+    out->report = ld_strv(ld, f->report, f->report_count);
+    out->n_report = f->report_count;
     if (f->condition && !ld->oom) {
         char msg[SHUB_ERR_MSG_MAX - 32];
         out->condition_text = ld_strdup(ld, f->condition);

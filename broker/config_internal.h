@@ -71,6 +71,8 @@ typedef struct flow {
     uint32_t ack_within_hours; /* 0: none */
     uint32_t act_within_hours;
     bool onward_sharing;
+    const char *const *report; /* fields whose values the audit log records */
+    size_t n_report;
 } flow_t;
 
 typedef struct basis {

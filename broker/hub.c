@@ -438,6 +438,28 @@ static void collect_leaves(const shub_val_t *v, char *path, size_t plen, names_t
     }
 }
 
+/* The flow's `report` fields as "path=value,...". Only codes are recorded
+ * (names, integers, booleans): the agreement classes these fields anonymous,
+ * and free text never reaches the audit log even if a sender puts it there. */
+static void collect_facts(const shub_val_t *payload, const shub_decision_t *d, names_t *out)
+{
+    for (size_t i = 0; i < d->n_report; i++) {
+        const shub_val_t *v = shub_val_at(payload, d->report[i]);
+        char fact[SHUB_VAL_MAX_PATH + SHUB_MSG_MAX_NAME + 2];
+        if (!v)
+            continue;
+        if (v->type == SHUB_VAL_STR && shub_is_name(v->as.str))
+            snprintf(fact, sizeof fact, "%s=%s", d->report[i], v->as.str);
+        else if (v->type == SHUB_VAL_INT)
+            snprintf(fact, sizeof fact, "%s=%lld", d->report[i], (long long)v->as.i);
+        else if (v->type == SHUB_VAL_BOOL)
+            snprintf(fact, sizeof fact, "%s=%s", d->report[i], v->as.b ? "true" : "false");
+        else
+            snprintf(fact, sizeof fact, "%s=(not a code)", d->report[i]);
+        names_add(out, fact);
+    }
+}
+
 /* Everything one SHARE's recipients have in common, for the audit rows. */
 typedef struct {
     shub_hub_t *hub;
@@ -527,7 +549,7 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
     shub_hub_t *hub = sc->hub;
     const shub_event_t *ev = &sc->share->ev;
     shub_err_t err;
-    names_t shared = {.len = 0}, stripped = {.len = 0};
+    names_t shared = {.len = 0}, stripped = {.len = 0}, facts = {.len = 0};
     int rc;
 
     /* Minimise: only the flow's fields leave the hub. */
@@ -538,8 +560,10 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
     rc = shub_val_select(arena, &ev->payload, d->fields, d->n_fields, &copy.payload,
                          on_stripped, &stripped);
     char path[SHUB_VAL_MAX_PATH * 2 + 2] = "";
-    if (rc == 0)
+    if (rc == 0) {
         collect_leaves(&copy.payload, path, 0, &shared);
+        collect_facts(&copy.payload, d, &facts);
+    }
     if (rc == 0)
         rc = shub_event_encode(&copy, &hub->plain, &err);
     shub_arena_destroy(&arena);
@@ -572,6 +596,7 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
         row.legal_basis = d->legal_basis;
     row.fields_shared = shared.text;
     row.fields_stripped = stripped.text;
+    row.facts = facts.len ? facts.text : NULL;
     row.payload_hash = payload_hash;
     rc = shub_store_audit_append(hub->store, &row, &err);
     if (rc) {

@@ -342,6 +342,8 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
                 out->ack_within_hours = f->ack_within_hours;
                 out->act_within_hours = f->act_within_hours;
                 out->onward_sharing = f->onward_sharing;
+                out->report = f->report;
+                out->n_report = f->n_report;
                 put(&l, "flow '%s' of '%s' v%u lets %s send '%s' to %s (basis %s)", f->id,
                     ag->info.id, ag->info.version, s->id, type, r->id, out->legal_basis);
                 return 0;

@@ -80,6 +80,7 @@ static const char schema_sql[] =
     "    area TEXT,\n"
     "    fields_shared TEXT,\n"
     "    fields_stripped TEXT,\n"
+    "    facts TEXT,\n"
     "    payload_hash BLOB,\n"
     "    subject_hash BLOB,\n"
     "    prev_hash BLOB NOT NULL,\n"
@@ -172,7 +173,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AUDIT_INSERT] =
         "INSERT INTO audit(" SHUB_AUDIT_COLUMNS ", prev_hash, row_hash)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
     [ST_AUDIT_READ] = "SELECT " SHUB_AUDIT_COLUMNS " FROM audit WHERE seq > ?1"
                       " ORDER BY seq LIMIT ?2",
     [ST_CHECKPOINT_INSERT] =
@@ -922,34 +923,38 @@ static void canon_int(canon_val_t *v, int64_t i)
     v->i = i;
 }
 
+/* The text columns of an audit row and where each lives in shub_audit_row_t,
+ * used by append (to hash and bind) and by read (to fill rows back). */
+static const struct {
+    int col;
+    size_t off;
+    const char *name;
+} audit_texts[] = {
+#define T(c, f) {c, offsetof(shub_audit_row_t, f), #f}
+    T(AC_ACTION, action),
+    T(AC_EVENT_TYPE, event_type),
+    T(AC_SENDER, sender),
+    T(AC_RECIPIENT, recipient),
+    T(AC_DECISION, decision),
+    T(AC_REASON, reason),
+    T(AC_EXPLANATION, explanation),
+    T(AC_AGREEMENT, agreement),
+    T(AC_AGREEMENT_HASH, agreement_hash),
+    T(AC_FLOW, flow),
+    T(AC_PURPOSE, purpose),
+    T(AC_LEGAL_BASIS, legal_basis),
+    T(AC_CONSENT, consent),
+    T(AC_OVERRIDE, override),
+    T(AC_CASE_REF, case_ref),
+    T(AC_AREA, area),
+    T(AC_FIELDS_SHARED, fields_shared),
+    T(AC_FIELDS_STRIPPED, fields_stripped),
+    T(AC_FACTS, facts),
+#undef T
+};
+
 int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *err)
 {
-    static const struct {
-        int col;
-        size_t off;
-        const char *name;
-    } texts[] = {
-#define T(c, f) {c, offsetof(shub_audit_row_t, f), #f}
-        T(AC_ACTION, action),
-        T(AC_EVENT_TYPE, event_type),
-        T(AC_SENDER, sender),
-        T(AC_RECIPIENT, recipient),
-        T(AC_DECISION, decision),
-        T(AC_REASON, reason),
-        T(AC_EXPLANATION, explanation),
-        T(AC_AGREEMENT, agreement),
-        T(AC_AGREEMENT_HASH, agreement_hash),
-        T(AC_FLOW, flow),
-        T(AC_PURPOSE, purpose),
-        T(AC_LEGAL_BASIS, legal_basis),
-        T(AC_CONSENT, consent),
-        T(AC_OVERRIDE, override),
-        T(AC_CASE_REF, case_ref),
-        T(AC_AREA, area),
-        T(AC_FIELDS_SHARED, fields_shared),
-        T(AC_FIELDS_STRIPPED, fields_stripped),
-#undef T
-    };
     canon_val_t v[SHUB_AUDIT_NCOLS];
     uint8_t subject[32], row_hash[32];
     sqlite3_stmt *st = NULL;
@@ -961,9 +966,9 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     if (!s->in_tx)
         return shub_err_set(err, SHUB_EPROTO, "audit append: no transaction is open");
     memset(v, 0, sizeof v);
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        const char *t = *(const char *const *)((const char *)row + texts[i].off);
-        if ((rc = canon_text(&v[texts[i].col], t, texts[i].name, err)))
+    for (size_t i = 0; i < sizeof audit_texts / sizeof audit_texts[0]; i++) {
+        const char *t = *(const char *const *)((const char *)row + audit_texts[i].off);
+        if ((rc = canon_text(&v[audit_texts[i].col], t, audit_texts[i].name, err)))
             return rc;
     }
     if (row->subject_ref) {
@@ -1001,31 +1006,6 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
 int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
                           shub_audit_fn *fn, void *ctx, shub_err_t *err)
 {
-    static const struct {
-        int col;
-        size_t off;
-    } texts[] = {
-#define T(c, f) {c, offsetof(shub_audit_row_t, f)}
-        T(AC_ACTION, action),
-        T(AC_EVENT_TYPE, event_type),
-        T(AC_SENDER, sender),
-        T(AC_RECIPIENT, recipient),
-        T(AC_DECISION, decision),
-        T(AC_REASON, reason),
-        T(AC_EXPLANATION, explanation),
-        T(AC_AGREEMENT, agreement),
-        T(AC_AGREEMENT_HASH, agreement_hash),
-        T(AC_FLOW, flow),
-        T(AC_PURPOSE, purpose),
-        T(AC_LEGAL_BASIS, legal_basis),
-        T(AC_CONSENT, consent),
-        T(AC_OVERRIDE, override),
-        T(AC_CASE_REF, case_ref),
-        T(AC_AREA, area),
-        T(AC_FIELDS_SHARED, fields_shared),
-        T(AC_FIELDS_STRIPPED, fields_stripped),
-#undef T
-    };
     sqlite3_stmt *st = NULL;
     int rc, stop = 0;
     if (!fn)
@@ -1042,9 +1022,9 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
         memset(&row, 0, sizeof row);
         row.seq = sqlite3_column_int64(st, AC_SEQ);
         row.at_ms = sqlite3_column_int64(st, AC_AT);
-        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-            *(const char **)((char *)&row + texts[i].off) =
-                (const char *)sqlite3_column_text(st, texts[i].col);
+        for (size_t i = 0; i < sizeof audit_texts / sizeof audit_texts[0]; i++)
+            *(const char **)((char *)&row + audit_texts[i].off) =
+                (const char *)sqlite3_column_text(st, audit_texts[i].col);
         const void *id = sqlite3_column_blob(st, AC_EVENT_ID);
         if (id && sqlite3_column_bytes(st, AC_EVENT_ID) == SHUB_ID_SIZE)
             memcpy(row.event_id.bytes, id, SHUB_ID_SIZE);

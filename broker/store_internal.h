@@ -27,8 +27,8 @@
     "seq, at, action, event_id, event_type, sender, recipient, decision, reason, "       \
     "explanation, agreement, agreement_version, agreement_hash, flow, purpose, "         \
     "legal_basis, consent, override, case_ref, area, fields_shared, fields_stripped, "   \
-    "payload_hash, subject_hash"
-#define SHUB_AUDIT_NCOLS 24 /* entries in SHUB_AUDIT_COLUMNS */
+    "facts, payload_hash, subject_hash"
+#define SHUB_AUDIT_NCOLS 25 /* entries in SHUB_AUDIT_COLUMNS */
 
 /* Index of a column in SHUB_AUDIT_COLUMNS. */
 enum {
@@ -54,6 +54,7 @@ enum {
     AC_AREA,
     AC_FIELDS_SHARED,
     AC_FIELDS_STRIPPED,
+    AC_FACTS,
     AC_PAYLOAD_HASH,
     AC_SUBJECT_HASH,
 };

@@ -60,6 +60,9 @@ typedef struct shub_decision {
     uint32_t ack_within_hours; /* allow: the flow's deadline to acknowledge, 0: none */
     uint32_t act_within_hours; /* allow: the flow's deadline to act, 0: none */
     bool onward_sharing;       /* allow: may the recipient pass it on */
+    const char *const *report; /* allow: fields whose values the audit row records
+                                  as facts (anonymous codes only; borrowed) */
+    size_t n_report;
 } shub_decision_t;
 
 /* Decides one share. Pure: no I/O, no allocation, no global state; now_ms is

@@ -139,6 +139,9 @@ typedef struct shub_audit_row {
     const char *agreement_hash, *flow; /* content hash of the agreement text */
     const char *purpose, *legal_basis, *consent, *override, *case_ref, *area;
     const char *fields_shared, *fields_stripped;
+    const char *facts;           /* "path=value,..." for the flow's `report` fields:
+                                    codes the agreement classes anonymous (e.g.
+                                    decision=withdrawn), never personal values */
     const uint8_t *payload_hash; /* 32 bytes or NULL */
     const char *subject_ref;     /* in: raw ref or NULL; the store keeps only
                                     crypto_generichash(ref, key=subject_key) */

@@ -480,6 +480,9 @@ void share_fill(shub_share_t *s, shub_arena_t *a, const char *type, const char *
     shub_val_put(a, &p, "victim", victim);
     shub_val_put(a, &p, "risk", risk);
     shub_val_put(a, &p, "incident", incident);
+    shub_val_t referral = shub_val_map();
+    shub_val_put(a, &referral, "route", text(a, "police"));
+    shub_val_put(a, &p, "referral", referral);
     shub_val_put(a, &p, "children", children);
     shub_val_put(a, &p, "actions", actions);
     s->ev.payload = p;

@@ -87,7 +87,7 @@ int tclient_open(const tclient_t *c, const shub_deliver_t *d, shub_arena_t *aren
 
 /* A realistic SHARE of `type` with a payload built in `arena`:
  * victim{name,dob,address{postcode}}, risk{dash_score}, incident{summary},
- * children[{name}], actions[{owner,due}]. */
+ * children[{name}], actions[{owner,due}], referral{route}. */
 void share_fill(shub_share_t *s, shub_arena_t *arena, const char *type, const char *area,
                 const char *const *to, uint32_t n_to, int dash_score);
 

@@ -131,6 +131,8 @@ static void test_share_allowed_delivers_only_allowed_fields(void **state)
     assert_non_null(strstr(stripped, "victim.address"));
     assert_non_null(strstr(stripped, "children"));
     assert_int_equal(harness_count(h, "deliveries WHERE sealed IS NOT NULL"), 0);
+    /* The flow reports referral.route (an anonymous code) and nothing else. */
+    assert_int_equal(harness_count(h, "audit WHERE facts='referral.route=police'"), 1);
     /* No payload value reaches the audit log. */
     assert_int_equal(harness_count(h, "audit WHERE explanation LIKE '%Jane%' OR "
                                       "fields_shared LIKE '%Jane%'"),

@@ -283,6 +283,8 @@ static const bad_case_t bad_cases[] = {
     {"bad-unknown-kind", 1, "mini.yaml", 11, "unknown kind 'probation'"},
     {"bad-field-not-in-dictionary", 1, "mini.yaml", 25,
      "field 'victim.nhs_number' is not in the data dictionary"},
+    {"bad-report-not-anonymous", 1, "mini.yaml", 27,
+     "report field 'victim.name' must be in the data dictionary classed anonymous"},
     {"bad-duplicate-agreement-id", 1, "b-second.yaml", 1,
      "duplicate agreement id 'mini' (also in "},
     {"bad-duplicate-flow-id", 1, "mini.yaml", 27,

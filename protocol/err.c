@@ -74,8 +74,12 @@ static void copy_cut(char *dst, size_t size, const char *src)
     dst[size - 1] = '\0';
 }
 
-static int vset(shub_err_t *err, int code, const char *path, const char *file, int line,
-                int column, const char *fmt, va_list ap)
+/* The format attribute lets the compiler check every caller's arguments, and
+ * keeps clang's -Wformat-nonliteral quiet about the vsnprintf below. */
+__attribute__((format(printf, 7, 0))) static int vset(shub_err_t *err, int code,
+                                                      const char *path, const char *file,
+                                                      int line, int column,
+                                                      const char *fmt, va_list ap)
 {
     if (!err)
         return code;

@@ -74,7 +74,11 @@ __attribute__((format(printf, 4, 5))) static int fail(const path_t *p, shub_err_
 {
     if (!err)
         return code;
-    char path[SHUB_ERR_PATH_MAX * 2], msg[SHUB_ERR_MSG_MAX];
+    /* Room for the longest path the reader can build (every segment a 64-byte
+     * key), so that shub_err_set_path, not this buffer, decides what to cut:
+     * it keeps the tail, the deepest and most telling part. */
+    char path[16 + (SHUB_VAL_MAX_KEY + 1) * (SHUB_MSG_MAX_DEPTH + 2)];
+    char msg[SHUB_ERR_MSG_MAX];
     path_format(p, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
@@ -104,12 +108,15 @@ static int lookup(const char *const *names, int count, const char *name)
 
 const char *shub_msg_type_name(shub_msg_type_t type)
 {
-    return type >= 1 && (int)type < COUNT(type_names) ? type_names[type] : "?";
+    /* unsigned, so that an out-of-range value from a cast cannot index backwards */
+    return (unsigned)type >= 1 && (unsigned)type < COUNT(type_names) ? type_names[type]
+                                                                     : "?";
 }
 
 const char *shub_consent_name(shub_consent_t c)
 {
-    return c >= 1 && (int)c < COUNT(consent_names) ? consent_names[c] : "?";
+    return (unsigned)c >= 1 && (unsigned)c < COUNT(consent_names) ? consent_names[c]
+                                                                  : "?";
 }
 
 int shub_consent_parse(const char *name)
@@ -119,7 +126,8 @@ int shub_consent_parse(const char *name)
 
 const char *shub_outcome_name(shub_outcome_t o)
 {
-    return o >= 1 && (int)o < COUNT(outcome_names) ? outcome_names[o] : "?";
+    return (unsigned)o >= 1 && (unsigned)o < COUNT(outcome_names) ? outcome_names[o]
+                                                                  : "?";
 }
 
 int shub_outcome_parse(const char *name)
@@ -167,6 +175,7 @@ typedef struct {
     const uint8_t *p, *end;
     shub_arena_t *arena;
     uint32_t nodes;
+    bool typed; /* a whole message: its "type" key renames the path root */
     path_t path;
     shub_err_t *err;
 } reader_t;
@@ -369,7 +378,7 @@ static int read_map(reader_t *r, uint64_t n, shub_val_t *out, int depth)
             return rc;
         path_pop(&r->path);
         /* Name errors after the type as soon as the type is known. */
-        if (depth == 0 && strcmp(pairs[i].key, "type") == 0 &&
+        if (r->typed && depth == 0 && strcmp(pairs[i].key, "type") == 0 &&
             pairs[i].val.type == SHUB_VAL_STR) {
             int t = lookup(type_names, COUNT(type_names), pairs[i].val.as.str);
             if (t > 0)
@@ -516,6 +525,7 @@ static int read_document(reader_t *r, shub_val_t *out)
 
 typedef enum {
     K_NAME,     /* text, shub_is_name */
+    K_SEL,      /* text, shub_is_selector: an org id, "@area" or "kind@area" */
     K_REF,      /* text 1..SHUB_MSG_MAX_REF, no control characters */
     K_LINE,     /* text 0..SHUB_MSG_MAX_LINE, no control characters */
     K_ID,       /* bin 16 */
@@ -626,7 +636,7 @@ static const field_t bye_fields[] = {
 #define O(key, kind, req, member)                                                          \
     {key, kind, req, offsetof(shub_outcome_item_t, member), 0, NULL}
 static const field_t outcome_fields[] = {
-    O("to", K_NAME, true, to),
+    O("to", K_SEL, true, to),
     O("outcome", K_OUTCOME, true, outcome),
     O("reason", K_NAME, false, reason),
     O("detail", K_LINE, false, detail),
@@ -655,11 +665,13 @@ static bool has_control(const char *s, size_t n)
  * it came from the reader; the encoder checks those here too. */
 static int check_text(const path_t *p, shub_err_t *err, kind_t kind, const char *s, size_t n)
 {
-    if (kind == K_NAME) {
+    if (kind == K_NAME || kind == K_SEL) {
         if (n > SHUB_MSG_MAX_NAME)
             return fail(p, err, SHUB_ELIMIT, "name of %zu bytes exceeds limit %d", n,
                         SHUB_MSG_MAX_NAME);
-        if (!name_span(s, n))
+        if (kind == K_SEL && !shub_is_selector(s))
+            return fail(p, err, SHUB_EVALUE, "not an org id, @area or kind@area");
+        if (kind == K_NAME && !name_span(s, n))
             return fail(p, err, SHUB_EVALUE,
                         "not a name (lowercase letters, digits, '.', '_', '-')");
         return 0;
@@ -705,6 +717,7 @@ static int bind_one(const field_t *f, void *base, const shub_val_t *v, path_t *p
     int rc = 0;
     switch (f->kind) {
     case K_NAME:
+    case K_SEL:
     case K_REF:
     case K_LINE:
         if ((rc = want(p, err, v, SHUB_VAL_STR, "text")) ||
@@ -868,8 +881,12 @@ int shub_msg_decode(const void *data, size_t size, shub_msg_t **msg_p, shub_err_
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     }
 
-    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = msg->arena,
-                  .path = path, .err = err};
+    reader_t r = {.p = data,
+                  .end = (const uint8_t *)data + size,
+                  .arena = msg->arena,
+                  .typed = true,
+                  .path = path,
+                  .err = err};
     shub_val_t top;
     int rc = read_document(&r, &top);
     if (rc)
@@ -966,9 +983,18 @@ typedef struct {
     uint32_t nodes;
 } writer_t;
 
+/* msgpack-c calls this for every header and every body it packs, about 150
+ * times for a typical SHARE, so the usual case (room already there) is done
+ * here rather than through two calls into val.c. */
 static int buf_write(void *data, const char *bytes, size_t len)
 {
-    return shub_buf_append(data, bytes, len) ? -1 : 0;
+    shub_buf_t *buf = data;
+    if (buf->data && buf->cap - buf->len >= len) {
+        memcpy(buf->data + buf->len, bytes, len);
+        buf->len += len;
+        return 0;
+    }
+    return shub_buf_append(buf, bytes, len) ? -1 : 0;
 }
 
 static int wfail_nomem(writer_t *w)
@@ -991,11 +1017,21 @@ static int pack_id(writer_t *w, const shub_id_t *id)
     return 0;
 }
 
-static int pack_val(writer_t *w, const shub_val_t *v, int depth)
+/* Counts one value against SHUB_MSG_MAX_NODES as the reader does (every
+ * value, envelope fields included; keys are not values), so the encoder
+ * refuses exactly the messages a peer would. */
+static int count_node(writer_t *w)
 {
     if (++w->nodes > SHUB_MSG_MAX_NODES)
         return fail(&w->path, w->err, SHUB_ELIMIT, "more than %d values in one message",
                     SHUB_MSG_MAX_NODES);
+    return 0;
+}
+
+static int pack_val(writer_t *w, const shub_val_t *v, int depth)
+{
+    if (count_node(w))
+        return SHUB_ELIMIT;
     msgpack_packer *pk = &w->pk;
     int rc = 0;
     switch (v->type) {
@@ -1041,6 +1077,10 @@ static int pack_val(writer_t *w, const shub_val_t *v, int depth)
             const shub_val_t *item;
             if (map) {
                 const shub_pair_t *pair = &v->as.pairs[i];
+                if (pair->key && pair->key_len > SHUB_VAL_MAX_KEY)
+                    return fail(&w->path, w->err, SHUB_ELIMIT,
+                                "key of %u bytes exceeds limit %d", pair->key_len,
+                                SHUB_VAL_MAX_KEY);
                 if (!pair->key || !shub_val_is_field_name(pair->key, pair->key_len))
                     return fail(&w->path, w->err, SHUB_EVALUE,
                                 "key is not a field name (1-64 of A-Z a-z 0-9 _ -)");
@@ -1068,19 +1108,23 @@ static int pack_val(writer_t *w, const shub_val_t *v, int depth)
     return rc ? wfail_nomem(w) : 0;
 }
 
+/* Whether the encoder writes field f. An optional number is absent when 0;
+ * a required one is always written, 0 included, because the decoder accepts
+ * 0 there and the encoder must not refuse what it accepts. */
 static bool present(const field_t *f, const void *base)
 {
     const char *src = (const char *)base + f->off;
     switch (f->kind) {
     case K_NAME:
+    case K_SEL:
     case K_REF:
     case K_LINE:
     case K_IDP:
         return *(const void *const *)src != NULL;
     case K_TIME:
-        return *(const int64_t *)src != 0;
+        return f->required || *(const int64_t *)src != 0;
     case K_U32:
-        return *(const uint32_t *)src != 0;
+        return f->required || *(const uint32_t *)src != 0;
     case K_BOOL:
         return *(const bool *)src;
     case K_CONSENT:
@@ -1110,6 +1154,7 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
     int rc;
     switch (f->kind) {
     case K_NAME:
+    case K_SEL:
     case K_REF:
     case K_LINE: {
         const char *s = *(const char *const *)src;
@@ -1155,6 +1200,8 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
             return wfail_nomem(w);
         for (uint32_t i = 0; i < n; i++) {
             path_push_index(&w->path, i);
+            if ((rc = count_node(w)))
+                return rc;
             if (!shub_is_selector(to[i]))
                 return fail(&w->path, w->err, SHUB_EVALUE, "not an org id, @area or kind@area");
             if ((rc = pack_text(w, to[i], strlen(to[i]))))
@@ -1188,6 +1235,8 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
         if (n > SHUB_MSG_MAX_OUTCOMES)
             return fail(&w->path, w->err, SHUB_ELIMIT, "%u outcomes exceed limit %d", n,
                         SHUB_MSG_MAX_OUTCOMES);
+        if (n && !items)
+            return fail(&w->path, w->err, SHUB_EINVAL, "%u outcomes but no items", n);
         if (msgpack_pack_array(pk, n))
             return wfail_nomem(w);
         for (uint32_t i = 0; i < n; i++) {
@@ -1235,6 +1284,8 @@ static int pack_members(writer_t *w, const field_t *table, const void *base)
         if ((rc = pack_text(w, f->key, strlen(f->key))))
             return rc;
         path_push_key(&w->path, f->key);
+        if (f->kind != K_PAYLOAD && (rc = count_node(w))) /* pack_val counts a payload */
+            return rc;
         if ((rc = pack_one(w, f, base)))
             return rc;
         path_pop(&w->path);
@@ -1251,6 +1302,10 @@ static int pack_fields(writer_t *w, const field_t *table, const void *base,
     int rc = count_fields(w, table, base, &n);
     if (rc)
         return rc;
+    /* the map itself, and "v" and "type" */
+    for (int i = 0; i < (msg ? 3 : 1); i++)
+        if ((rc = count_node(w)))
+            return rc;
     if (msgpack_pack_map(&w->pk, n))
         return wfail_nomem(w);
     if (msg) {
@@ -1291,6 +1346,10 @@ int shub_event_encode(const shub_event_t *ev, shub_buf_t *out, shub_err_t *err)
     writer_t w = {.out = out, .path = {.root = "event"}, .err = err};
     msgpack_packer_init(&w.pk, out, buf_write);
     int rc = pack_fields(&w, event_fields, ev, NULL);
+    /* shub_event_decode would refuse it */
+    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES)
+        rc = fail(&w.path, err, SHUB_ELIMIT, "event of %zu bytes exceeds limit %d",
+                  out->len, SHUB_MSG_MAX_BYTES);
     if (rc)
         out->len = 0;
     return rc;
@@ -1321,12 +1380,18 @@ int shub_event_decode(shub_arena_t *arena, const void *data, size_t size, shub_e
 
 int shub_payload_encode(const shub_val_t *payload, shub_buf_t *out, shub_err_t *err)
 {
+    if (!out)
+        return shub_err_set(err, SHUB_EINVAL, "no buffer");
     out->len = 0;
     writer_t w = {.out = out, .path = {.root = "payload"}, .err = err};
     msgpack_packer_init(&w.pk, out, buf_write);
     if (!payload || payload->type != SHUB_VAL_MAP)
         return fail(&w.path, err, SHUB_ETYPE, "expected a map of named fields");
     int rc = pack_val(&w, payload, 1);
+    /* shub_payload_decode would refuse it */
+    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES)
+        rc = fail(&w.path, err, SHUB_ELIMIT, "payload of %zu bytes exceeds limit %d",
+                  out->len, SHUB_MSG_MAX_BYTES);
     if (rc)
         out->len = 0;
     return rc;

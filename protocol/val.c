@@ -54,6 +54,8 @@ void shub_arena_destroy(shub_arena_t **self_p)
 
 void *shub_arena_alloc(shub_arena_t *self, size_t size)
 {
+    if (size > SIZE_MAX / 2) /* rounding and the block header must not wrap */
+        return NULL;
     size = (size + 7) & ~(size_t)7;
     if (size == 0)
         size = 8;
@@ -80,9 +82,10 @@ void *shub_arena_alloc(shub_arena_t *self, size_t size)
 
 char *shub_arena_strndup(shub_arena_t *self, const char *s, size_t n)
 {
-    char *copy = shub_arena_alloc(self, n + 1);
+    char *copy = n < SIZE_MAX ? shub_arena_alloc(self, n + 1) : NULL;
     if (copy) {
-        memcpy(copy, s, n);
+        if (n) /* s may be NULL when n is 0; memcpy must not see it */
+            memcpy(copy, s, n);
         copy[n] = '\0';
     }
     return copy;
@@ -129,7 +132,7 @@ int shub_val_str(shub_arena_t *arena, const char *s, size_t len, shub_val_t *out
 {
     if (len > UINT32_MAX)
         return SHUB_ELIMIT;
-    if (memchr(s, '\0', len))
+    if (len && memchr(s, '\0', len))
         return SHUB_EVALUE;
     if (!shub_utf8_valid(s, len))
         return SHUB_EUTF8;
@@ -210,8 +213,11 @@ const shub_val_t *shub_val_get(const shub_val_t *map, const char *key)
 {
     if (!map || map->type != SHUB_VAL_MAP || !key)
         return NULL;
+    /* Lengths first: most keys differ in length, and the codec's field tables
+     * look up every one of their keys in every message they bind. */
+    size_t n = strlen(key);
     for (uint32_t i = 0; i < map->len; i++)
-        if (strcmp(map->as.pairs[i].key, key) == 0)
+        if (map->as.pairs[i].key_len == n && memcmp(map->as.pairs[i].key, key, n) == 0)
             return &map->as.pairs[i].val;
     return NULL;
 }
@@ -307,6 +313,16 @@ bool shub_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
+        /* Most text is ASCII: step over it eight bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t word;
+            memcpy(&word, p, sizeof word);
+            if (word & 0x8080808080808080u)
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
         unsigned c = *p;
         if (c < 0x80) {
             p++;
@@ -345,8 +361,69 @@ typedef struct {
     size_t n_allowed;
     shub_val_strip_fn *stripped;
     void *ctx;
+    int in_array;      /* > 0 below an array, where one path recurs per element */
+    const char **seen; /* open-addressed set of paths reported below arrays */
+    size_t seen_cap;   /* slots, a power of two; 0 until first needed */
+    size_t seen_len;
     char path[SHUB_VAL_MAX_PATH * 2 + 2]; /* current dotted path */
 } select_t;
+
+static size_t path_hash(const char *p)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    while (*p)
+        h = (h ^ (unsigned char)*p++) * 1099511628211u;
+    return (size_t)h;
+}
+
+static const char **seen_slot(const char **table, size_t cap, const char *path)
+{
+    size_t i = path_hash(path) & (cap - 1);
+    while (table[i] && strcmp(table[i], path) != 0)
+        i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
+/* Adds s->path to the set of reported paths: 1 if it is new, 0 if it was
+ * there, SHUB_ENOMEM. Old tables stay in the arena; it frees all at once. */
+static int remember(select_t *s)
+{
+    if (s->seen_len * 2 >= s->seen_cap) {
+        size_t cap = s->seen_cap ? s->seen_cap * 2 : 64;
+        const char **table = shub_arena_alloc(s->arena, cap * sizeof *table);
+        if (!table)
+            return SHUB_ENOMEM;
+        for (size_t i = 0; i < s->seen_cap; i++)
+            if (s->seen[i])
+                *seen_slot(table, cap, s->seen[i]) = s->seen[i];
+        s->seen = table;
+        s->seen_cap = cap;
+    }
+    const char **slot = seen_slot(s->seen, s->seen_cap, s->path);
+    if (*slot)
+        return 0;
+    if (!(*slot = shub_arena_strndup(s->arena, s->path, strlen(s->path))))
+        return SHUB_ENOMEM;
+    s->seen_len++;
+    return 1;
+}
+
+/* Tells the caller that the field at s->path was stripped, once per path:
+ * below an array the same path comes up once per element, and the audit
+ * row wants each field name once. Outside arrays a path cannot repeat, as
+ * keys are unique within their map. */
+static int report(select_t *s)
+{
+    if (!s->stripped)
+        return 0;
+    if (s->in_array) {
+        int rc = remember(s);
+        if (rc <= 0)
+            return rc;
+    }
+    s->stripped(s->path, s->ctx);
+    return 0;
+}
 
 typedef enum { KEEP_NONE, KEEP_WHOLE, KEEP_PART } keep_t;
 
@@ -374,7 +451,8 @@ static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_
 
 /* Keeps the allowed parts below a partly-kept value. Arrays pass through
  * element by element; a scalar under KEEP_PART has nothing below it, so it
- * is dropped. Returns 1 if anything was kept. */
+ * is dropped, and an array element dropped that way is reported under the
+ * array's path. Returns 1 if anything was kept. */
 static int select_part(select_t *s, const shub_val_t *src, size_t plen, shub_val_t *dst,
                        int *rc)
 {
@@ -384,11 +462,17 @@ static int select_part(select_t *s, const shub_val_t *src, size_t plen, shub_val
     }
     if (src->type == SHUB_VAL_ARRAY) {
         *dst = shub_val_array();
+        s->in_array++;
         for (uint32_t i = 0; i < src->len && !*rc; i++) {
             shub_val_t item;
-            if (select_part(s, &src->as.items[i], plen, &item, rc) && !*rc)
-                *rc = shub_val_push(s->arena, dst, item);
+            if (select_part(s, &src->as.items[i], plen, &item, rc)) {
+                if (!*rc)
+                    *rc = shub_val_push(s->arena, dst, item);
+            } else {
+                *rc = report(s);
+            }
         }
+        s->in_array--;
         return 1;
     }
     return 0;
@@ -417,11 +501,11 @@ static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_
             if (select_part(s, &p->val, nlen, &part, &rc)) {
                 if (!rc)
                     rc = shub_val_put(s->arena, dst, p->key, part);
-            } else if (s->stripped) {
-                s->stripped(s->path, s->ctx);
+            } else {
+                rc = report(s);
             }
-        } else if (s->stripped) {
-            s->stripped(s->path, s->ctx);
+        } else {
+            rc = report(s);
         }
         s->path[plen] = '\0';
         if (rc)
@@ -436,7 +520,11 @@ int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *cons
 {
     if (!src || src->type != SHUB_VAL_MAP || !dst)
         return SHUB_EINVAL;
-    select_t s = {arena, allowed, n_allowed, stripped, ctx, {0}};
+    select_t s = {.arena = arena,
+                  .allowed = allowed,
+                  .n_allowed = n_allowed,
+                  .stripped = stripped,
+                  .ctx = ctx};
     shub_val_t out;
     int rc = select_map(&s, src, 0, &out);
     if (rc == 0)

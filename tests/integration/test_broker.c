@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static const harness_org_t orgs[] = {
     {"wmp", "police", "all"},
@@ -446,6 +448,225 @@ static void test_bad_reload_keeps_old_agreements(void **state)
     assert_non_null(strstr(out, "zz-broken.yaml:2"));
 }
 
+static void test_unacked_delivery_is_resent_then_dead_lettered(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp"), *marac = online(h, "marac-coventry");
+    const char *to[] = {"marac-coventry"};
+    shub_share_t s;
+    shub_msg_t *r = refer(police, &s, to, 1, 16, "marac.referral");
+    shub_msg_destroy(&r);
+    /* The harness sets redeliver_ms 1000 and max_attempts 5: never ACK, but
+     * stay alive (a silent peer is marked offline and gets nothing). */
+    shub_msg_t hb = {.type = SHUB_MSG_HEARTBEAT};
+    for (uint32_t attempt = 1; attempt <= 5; attempt++) {
+        tclient_send(marac, &hb);
+        tclient_send(police, &hb);
+        shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 2500);
+        assert_non_null(d);
+        assert_memory_equal(d->deliver.id.bytes, s.ev.id.bytes, SHUB_ID_SIZE);
+        assert_int_equal(d->deliver.attempt, attempt);
+        shub_msg_destroy(&d);
+    }
+    tclient_send(marac, &hb);
+    tclient_send(police, &hb);
+    shub_msg_t *u = tclient_expect(police, SHUB_MSG_RECEIPT, 2500);
+    assert_non_null(u);
+    assert_true(u->receipt.update);
+    assert_int_equal(u->receipt.items[0].outcome, SHUB_OUTCOME_DEAD);
+    assert_string_equal(u->receipt.items[0].reason, "max-attempts");
+    shub_msg_destroy(&u);
+    tclient_send(marac, &hb);
+    assert_null(tclient_expect(marac, SHUB_MSG_DELIVER, 1500));
+    assert_int_equal(harness_count(h, "deliveries WHERE state='dead' AND sealed IS NULL"), 1);
+    assert_int_equal(harness_count(h, "audit WHERE action='dead' AND reason='max-attempts'"),
+                     1);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void test_share_queued_under_suspended_agreement_is_not_delivered(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t *r = refer(police, NULL, to, 1, 16, "marac.referral");
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_QUEUED);
+    shub_msg_destroy(&r);
+
+    /* The partnership suspends the agreement before the MARAC reconnects. */
+    char path[400], cmd[900];
+    snprintf(path, sizeof path, "%s/agreements/test-marac.yaml", h->dir);
+    snprintf(cmd, sizeof cmd, "sed -i 's/^status: active/status: suspended/' %s", path);
+    assert_int_equal(system(cmd), 0);
+    kill(h->broker, SIGHUP);
+    for (int i = 0; i < 300 && !harness_log_has(h, "reloaded"); i++)
+        usleep(10000);
+    assert_true(harness_log_has(h, "reloaded"));
+
+    tclient_t *marac = online(h, "marac-coventry");
+    assert_null(tclient_expect(marac, SHUB_MSG_DELIVER, 1500));
+    shub_msg_t *u = tclient_expect(police, SHUB_MSG_RECEIPT, 3000);
+    assert_non_null(u);
+    assert_int_equal(u->receipt.items[0].outcome, SHUB_OUTCOME_DEAD);
+    assert_string_equal(u->receipt.items[0].reason, "agreement-not-active");
+    shub_msg_destroy(&u);
+    assert_int_equal(harness_count(h, "audit WHERE action='recheck' AND decision='deny' AND "
+                                      "reason='agreement-not-active'"),
+                     1);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void test_silent_peer_is_marked_offline_and_shares_queue(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    tclient_t *marac = online(h, "marac-coventry");
+    /* marac-coventry now says nothing; the harness's peer timeout is 3 s. */
+    for (int i = 0; i < 600 && !harness_log_has(h, "offline org=marac-coventry"); i++) {
+        shub_msg_t hb = {.type = SHUB_MSG_HEARTBEAT};
+        tclient_send(police, &hb); /* the sender stays alive */
+        usleep(10000);
+    }
+    assert_true(harness_log_has(h, "offline org=marac-coventry (silent"));
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t *r = refer(police, NULL, to, 1, 16, "marac.referral");
+    assert_int_equal(r->receipt.items[0].outcome, SHUB_OUTCOME_QUEUED);
+    shub_msg_destroy(&r);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void test_second_connection_with_a_bound_routing_id_is_refused(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = tclient_new(h, "wmp"), *council = tclient_new(h, "bcc");
+    assert_non_null(police);
+    assert_non_null(council);
+    /* Reconnect both with a chosen routing id: the second claim must fail. */
+    zmq_setsockopt(police->sock, ZMQ_ROUTING_ID, "same-id", 7);
+    zmq_disconnect(police->sock, h->endpoint);
+    zmq_connect(police->sock, h->endpoint);
+    assert_int_equal(tclient_hello(police), 0);
+    zmq_setsockopt(council->sock, ZMQ_ROUTING_ID, "same-id", 7);
+    zmq_disconnect(council->sock, h->endpoint);
+    zmq_connect(council->sock, h->endpoint);
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    tclient_send(council, &hello);
+    assert_null(tclient_expect(council, SHUB_MSG_WELCOME, 1500));
+    /* The first organisation's session is untouched. */
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t *r = refer(police, NULL, to, 1, 16, "marac.referral");
+    assert_int_equal(r->receipt.count, 1);
+    shub_msg_destroy(&r);
+    tclient_destroy(&police);
+    tclient_destroy(&council);
+}
+
+static void test_kill9_mid_stream_loses_no_receipted_share(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    enum { N = 200 };
+    shub_msg_t *msgs = calloc(N, sizeof *msgs);
+    shub_arena_t *a = shub_arena_new(0);
+    bool *receipted = calloc(N, sizeof *receipted);
+    for (int i = 0; i < N; i++) {
+        msgs[i].type = SHUB_MSG_SHARE;
+        share_fill(&msgs[i].share, a, "marac.referral", "coventry", to, 1, 15);
+        assert_int_equal(tclient_send(police, &msgs[i]), 0);
+    }
+    /* Take some receipts, then kill the broker while the rest are in flight. */
+    for (int got = 0; got < N / 4;) {
+        shub_msg_t *r = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+        assert_non_null(r);
+        for (int i = 0; i < N; i++)
+            if (memcmp(msgs[i].share.ev.id.bytes, r->receipt.id.bytes, SHUB_ID_SIZE) == 0)
+                receipted[i] = true, got++;
+        shub_msg_destroy(&r);
+    }
+    assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
+    for (shub_msg_t *r; (r = tclient_recv(police, 200));) { /* receipts already sent */
+        for (int i = 0; r->type == SHUB_MSG_RECEIPT && i < N; i++)
+            if (memcmp(msgs[i].share.ev.id.bytes, r->receipt.id.bytes, SHUB_ID_SIZE) == 0)
+                receipted[i] = true;
+        shub_msg_destroy(&r);
+    }
+    tclient_destroy(&police);
+    assert_int_equal(harness_start(h), 0);
+
+    /* Every receipted share is in the store after the restart. */
+    long stored = harness_count(h, "deliveries");
+    int n_receipted = 0;
+    for (int i = 0; i < N; i++)
+        n_receipted += receipted[i];
+    assert_true(stored >= n_receipted);
+
+    /* The agent resends everything it holds no receipt for, and some it does. */
+    police = online(h, "wmp");
+    for (int i = 0; i < N; i++)
+        assert_int_equal(tclient_send(police, &msgs[i]), 0);
+    for (int got = 0; got < N; got++) {
+        shub_msg_t *r = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+        assert_non_null(r);
+        shub_msg_destroy(&r);
+    }
+    tclient_t *marac = online(h, "marac-coventry");
+    int delivered = 0;
+    for (shub_msg_t *d; (d = tclient_expect(marac, SHUB_MSG_DELIVER, 2000));) {
+        shub_msg_t ack = {.type = SHUB_MSG_ACK};
+        ack.ack.id = d->deliver.id;
+        tclient_send(marac, &ack);
+        delivered++;
+        shub_msg_destroy(&d);
+    }
+    assert_int_equal(delivered, N);
+    assert_int_equal(harness_count(h, "deliveries WHERE state='acknowledged'"), N);
+    assert_int_equal(harness_count(h, "audit WHERE action='decide'"), N);
+    shub_arena_destroy(&a);
+    free(msgs);
+    free(receipted);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
+static void test_sigterm_exits_zero_with_checkpoint_at_head(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry"};
+    for (int i = 0; i < 3; i++) {
+        shub_msg_t *r = refer(police, NULL, to, 1, 16, "marac.referral");
+        shub_msg_destroy(&r);
+    }
+    tclient_destroy(&police);
+    assert_int_equal(harness_stop(h, SIGTERM), 0);
+    assert_int_equal(harness_count(h, "checkpoints WHERE upto_seq = (SELECT max(seq) FROM "
+                                      "audit)"),
+                     1);
+    assert_true(harness_log_has(h, "stopped"));
+}
+
+static void test_keygen_writes_secret_with_mode_0600(void **state)
+{
+    harness_t *h = *state;
+    char cmd[1024], path[400];
+    snprintf(cmd, sizeof cmd, "%s --dir %s/keys newpartner >/dev/null",
+             harness_program("protocol/sharehub-keygen"), h->dir);
+    assert_int_equal(system(cmd), 0);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/keys/newpartner.key", h->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/keys/newpartner.pub", h->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    /* A second run refuses to overwrite the keypair (EX_CANTCREAT). */
+    assert_int_equal(WEXITSTATUS(system(cmd)), 73);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +689,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_catches_edited_deleted_truncated_rows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_reload_keeps_old_agreements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unacked_delivery_is_resent_then_dead_lettered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_share_queued_under_suspended_agreement_is_not_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_peer_is_marked_offline_and_shares_queue,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_second_connection_with_a_bound_routing_id_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mid_stream_loses_no_receipted_share, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_with_checkpoint_at_head, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_keygen_writes_secret_with_mode_0600, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("broker", tests, NULL, NULL);
 }

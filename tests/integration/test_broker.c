@@ -235,6 +235,33 @@ static void test_body_claiming_another_sender_is_refused(void **state)
     tclient_destroy(&police);
 }
 
+static void test_event_dated_in_the_future_is_refused(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    shub_arena_t *a = shub_arena_new(0);
+    const char *to[] = {"marac-coventry"};
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    share_fill(&m.share, a, "marac.referral", "coventry", to, 1, 16);
+    m.share.ev.occurred_ms = shub_now_ms() + 10 * 60 * 1000; /* limit: 5 minutes */
+    assert_int_equal(tclient_send(police, &m), 0);
+    shub_msg_t *e = tclient_expect(police, SHUB_MSG_ERROR, 5000);
+    assert_non_null(e);
+    assert_string_equal(e->error.code, "future-event");
+    assert_non_null(strstr(e->error.message, "SHARE.occurred"));
+    shub_msg_destroy(&e);
+    /* Four minutes ahead is within the allowed clock skew. */
+    shub_id_generate(&m.share.ev.id, shub_now_ms());
+    m.share.ev.occurred_ms = shub_now_ms() + 4 * 60 * 1000;
+    assert_int_equal(tclient_send(police, &m), 0);
+    shub_msg_t *r = tclient_expect(police, SHUB_MSG_RECEIPT, 5000);
+    assert_non_null(r);
+    shub_msg_destroy(&r);
+    assert_int_equal(harness_count(h, "events"), 1);
+    shub_arena_destroy(&a);
+    tclient_destroy(&police);
+}
+
 static void test_malformed_frames_answered_while_others_flow(void **state)
 {
     harness_t *h = *state;
@@ -679,6 +706,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_secret_for_real_public_key_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_claiming_another_sender_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_event_dated_in_the_future_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_answered_while_others_flow, setup,
                                         teardown),

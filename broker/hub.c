@@ -69,6 +69,21 @@ typedef struct pending_share { /* answered ERROR unavailable if the commit fails
     shub_id_t id;
 } pending_share_t;
 
+typedef struct share_ctx share_ctx_t;
+
+/* Everything one SHARE's recipients have in common, for the audit rows, and
+ * the receipt being built. About half a megabyte at the outcome limit, so
+ * the hub allocates one and reuses it for every SHARE. */
+struct share_ctx {
+    shub_hub_t *hub;
+    peer_t *sender;
+    const shub_share_t *share;
+    int64_t now;
+    shub_outcome_item_t items[MAX_RECIPIENTS];
+    char details[MAX_RECIPIENTS][SHUB_MSG_MAX_LINE + 1];
+    uint32_t n_items;
+};
+
 struct shub_hub {
     shub_hub_opts_t opts;
     shub_config_t *cfg;
@@ -93,6 +108,7 @@ struct shub_hub {
     size_t n_pending, cap_pending;
 
     shub_frame_in_t in;
+    share_ctx_t *sc; /* one SHARE's working set, reused: it is large */
     shub_buf_t scratch, plain;
     int64_t next_timer_ms;
     bool store_down; /* last commit failed; logged once until it recovers */
@@ -281,6 +297,11 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     shub_hub_t *hub = shub_calloc(1, sizeof *hub);
     if (!hub)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    hub->sc = shub_calloc(1, sizeof *hub->sc);
+    if (!hub->sc) {
+        shub_free(hub);
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    }
     hub->opts = *opts;
     int rc;
 
@@ -460,16 +481,6 @@ static void collect_facts(const shub_val_t *payload, const shub_decision_t *d, n
     }
 }
 
-/* Everything one SHARE's recipients have in common, for the audit rows. */
-typedef struct {
-    shub_hub_t *hub;
-    peer_t *sender;
-    const shub_share_t *share;
-    int64_t now;
-    shub_outcome_item_t items[MAX_RECIPIENTS];
-    char details[MAX_RECIPIENTS][SHUB_MSG_MAX_LINE + 1];
-    uint32_t n_items;
-} share_ctx_t;
 
 static void audit_base(const share_ctx_t *sc, shub_audit_row_t *row)
 {
@@ -777,12 +788,12 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
     if (ensure_txn(hub) != 0)
         goto unavailable;
 
-    share_ctx_t *sc = shub_calloc(1, sizeof *sc);
-    if (!sc) {
-        hub->txn_failed = true;
-        goto unavailable;
-    }
-    *sc = (share_ctx_t){.hub = hub, .sender = p, .share = share, .now = now};
+    share_ctx_t *sc = hub->sc;
+    sc->hub = hub;
+    sc->sender = p;
+    sc->share = share;
+    sc->now = now;
+    sc->n_items = 0;
     char orig[SHUB_MSG_MAX_NAME + 1] = "";
     int rc = shub_store_event_add(hub->store, &ev->id, p->org, ev->type, now, orig, &err);
     if (rc == SHUB_EEXIST) {
@@ -791,13 +802,10 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         else
             send_error(hub, p, p->rid, p->rid_len, "bad-value", &ev->id,
                        "SHARE.id: this event id is already in use; generate a new one");
-        shub_free(sc);
         return;
     }
-    if (store_check(hub, rc, &err, "dedupe") != 0) {
-        shub_free(sc);
+    if (store_check(hub, rc, &err, "dedupe") != 0)
         goto unavailable;
-    }
     if (grow((void **)&hub->pending, &hub->cap_pending, hub->n_pending + 1,
              sizeof *hub->pending) == 0) {
         pending_share_t *ps = &hub->pending[hub->n_pending++];
@@ -839,7 +847,6 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu", idt,
                   ev->type, p->org, n, allowed, denied);
     }
-    shub_free(sc);
     return;
 unavailable:
     send_error(hub, p, p->rid, p->rid_len, "unavailable", &ev->id,
@@ -1383,6 +1390,7 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     shub_free(hub->outq);
     shub_free(hub->pending);
     shub_free(hub->peers);
+    shub_free(hub->sc);
     shub_free(hub);
     *hub_p = NULL;
 }

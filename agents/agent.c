@@ -1,0 +1,990 @@
+/*
+ * agent: the agent runtime (include/sharehub/agent.h). Read top-down:
+ * set-up, the session (connect, HELLO, liveness, reconnect), one handler per
+ * message from the broker, sending the outbox, the profile and --on-receive
+ * hooks, one turn of the loop, and last the store commands the CLI uses.
+ *
+ * The rule everything here follows: say nothing to the broker that the
+ * store does not already hold. A SHARE is sent from its outbox row (the same
+ * bytes, the same id, every time) and the row is pending until a RECEIPT is
+ * committed; a DELIVER is ACKed only after its inbox row is committed. The
+ * broker dedupes SHAREs by id and the inbox dedupes DELIVERs by id, so any
+ * message may be lost or repeated, in either direction, at any moment,
+ * without losing or doubling an event: resending is always safe.
+ *
+ * Failures of the store are logged and survived: an unrecorded RECEIPT is
+ * earned again by the next resend (the broker answers a duplicate with the
+ * original receipt), and an uncommitted DELIVER is not ACKed, so the broker
+ * sends it again.
+ */
+#include "sharehub/agent.h"
+
+#include "sharehub/agentdb.h"
+#include "sharehub/alloc.h"
+#include "sharehub/json.h"
+#include "sharehub/keys.h"
+#include "sharehub/log.h"
+#include "sharehub/profile.h"
+#include "sharehub/transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define AGENT_NAME     "sharehub-agent/0.1.0"
+#define DELIVER_WINDOW 64  /* DELIVERs we accept un-ACKed (HELLO.window) */
+#define RESEND_SCAN_MS 250 /* how often the outbox is scanned for retries */
+#define WEEK_MS        (7LL * 24 * 3600 * 1000)
+#define HOOK_WAIT_MS   5000 /* how long destroy waits for running hooks */
+
+typedef struct hook {
+    pid_t pid;
+    char id[SHUB_ID_TEXT];
+} hook_t;
+
+struct shub_agent {
+    shub_agent_opts_t opts; /* strings borrowed from the caller */
+    shub_agent_config_t *cfg;
+    char *db_path;
+    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
+    shub_curve_keys_t keys, broker;
+    shub_agentdb_t *db;
+    shub_scenario_t *scenario;
+    shub_profile_t *profile;
+    void *ctx, *sock;
+
+    /* the session */
+    bool welcomed;
+    int64_t session_ms; /* WELCOME received: rows sent before it are resent */
+    int64_t last_in_ms, last_out_ms;
+    int64_t next_hello_ms; /* not welcomed: when to reconnect and say HELLO again */
+    int backoff_ms;
+    uint32_t heartbeat_ms; /* from WELCOME */
+    uint32_t window;       /* SHAREs the broker takes un-RECEIPTed */
+    uint32_t max_bytes;    /* largest message the broker takes */
+
+    /* the outbox */
+    int64_t next_outbox_ms; /* next data_version check */
+    int64_t next_scan_ms;   /* next scan for retries */
+    bool outbox_dirty;      /* something new to send: scan now */
+
+    /* the simulated clock and the profile */
+    int64_t start_real_ms, sim_start_ms;
+    double speedup;
+    int64_t next_tick_ms;
+    int64_t week;
+
+    hook_t hooks[SHUB_AGENT_MAX_HOOKS];
+    size_t n_hooks;
+    bool crash_after_commit; /* test hook: see agent.h */
+
+    shub_frame_in_t in;
+    shub_buf_t scratch, plain;
+    uint64_t n_sent, n_received;
+};
+
+static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
+{
+    shub_id_format(id, buf);
+    return buf;
+}
+
+static int64_t sim_now(const shub_agent_t *a, int64_t real_ms)
+{
+    return a->sim_start_ms + (int64_t)((double)(real_ms - a->start_real_ms) * a->speedup);
+}
+
+/* ---- the session ------------------------------------------------------- */
+
+static void close_socket(shub_agent_t *a)
+{
+    if (!a->sock)
+        return;
+    int linger = 0; /* whatever is queued is resent from the store on the next session */
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(a->sock);
+    a->sock = NULL;
+}
+
+static int send_msg(shub_agent_t *a, const shub_msg_t *msg)
+{
+    shub_err_t err;
+    if (!a->sock)
+        return SHUB_EIO;
+    int rc = shub_transport_send_msg(a->sock, NULL, 0, msg, &a->scratch, &err);
+    if (rc)
+        shub_debug("send %s failed: %s", shub_msg_type_name(msg->type), err.msg);
+    else
+        a->last_out_ms = shub_now_ms();
+    return rc;
+}
+
+static void send_hello(shub_agent_t *a)
+{
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    hello.hello.agent = AGENT_NAME;
+    hello.hello.window = DELIVER_WINDOW;
+    send_msg(a, &hello);
+}
+
+/* A fresh connection and a HELLO; the next attempt waits twice as long. A
+ * new socket rather than libzmq's own reconnect: it drops whatever the old
+ * one still queued (stale SHAREs and ACKs) and starts a clean handshake. */
+static void reconnect(shub_agent_t *a, int64_t now)
+{
+    close_socket(a);
+    a->welcomed = false;
+    shub_err_t err;
+    shub_transport_opts_t o = {
+        .endpoint = a->endpoint,
+        .public_key = a->keys.public_key,
+        .secret_key = a->keys.secret_key,
+        .server_key = a->broker.public_key,
+        .max_message_bytes = SHUB_MSG_MAX_BYTES,
+        .heartbeat_ms = 1000,
+    };
+    a->sock = shub_transport_connect(a->ctx, &o, &err);
+    if (!a->sock)
+        shub_error("connect endpoint=%s: %s", a->endpoint, err.msg);
+    else
+        send_hello(a);
+    a->next_hello_ms = now + a->backoff_ms;
+    a->backoff_ms = a->backoff_ms * 2 > SHUB_AGENT_BACKOFF_MAX_MS
+                        ? SHUB_AGENT_BACKOFF_MAX_MS
+                        : a->backoff_ms * 2;
+}
+
+/* The broker no longer knows this session: HELLO again now, on the same
+ * connection, and let the HELLO timer reconnect if that goes unanswered. */
+static void session_lost(shub_agent_t *a, const char *why, int64_t now)
+{
+    if (!a->welcomed)
+        return;
+    shub_warn("session lost (%s); saying HELLO again", why);
+    a->welcomed = false;
+    a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
+    send_hello(a);
+    a->next_hello_ms = now + a->backoff_ms;
+}
+
+static void session_timers(shub_agent_t *a, int64_t now)
+{
+    if (!a->welcomed) {
+        if (now >= a->next_hello_ms)
+            reconnect(a, now);
+        return;
+    }
+    int64_t silent = now - a->last_in_ms;
+    int64_t limit =
+        3 * (int64_t)a->heartbeat_ms < 1000 ? 1000 : 3 * (int64_t)a->heartbeat_ms;
+    if (silent > limit) {
+        shub_warn("broker silent for %lld ms; reconnecting endpoint=%s",
+                  (long long)silent, a->endpoint);
+        a->welcomed = false;
+        a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
+        reconnect(a, now);
+        return;
+    }
+    if (now - a->last_out_ms >= (int64_t)a->heartbeat_ms) {
+        shub_msg_t hb = {.type = SHUB_MSG_HEARTBEAT};
+        hb.heartbeat.time_ms = now;
+        send_msg(a, &hb);
+    }
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int load_keys(shub_agent_t *a, shub_err_t *err)
+{
+    char path[4200];
+    int rc = shub_keys_read_pair(a->cfg->key_dir, a->opts.org, &a->keys, err);
+    if (rc)
+        return rc;
+    if (snprintf(path, sizeof path, "%s/broker.pub", a->cfg->key_dir) >= (int)sizeof path)
+        return shub_err_set(err, SHUB_EINVAL, "key directory path too long");
+    return shub_keys_read_public(path, &a->broker, err);
+}
+
+static int make_profile(shub_agent_t *a, shub_err_t *err)
+{
+    int rc;
+    a->start_real_ms = shub_now_ms();
+    a->sim_start_ms = a->start_real_ms;
+    a->speedup = 1.0;
+    if (a->opts.scenario) {
+        if ((rc = shub_scenario_load(a->opts.scenario, &a->scenario, err)))
+            return rc;
+        a->sim_start_ms = shub_scenario_start_ms(a->scenario);
+        double s = shub_scenario_speedup(a->scenario);
+        a->speedup = s > 0 ? s : 1.0;
+    }
+    shub_profile_org_t org = {
+        .id = a->cfg->org,
+        .kind = a->cfg->kind,
+        .areas = (const char *const *)a->cfg->areas,
+        .n_areas = a->cfg->n_areas,
+        .all_areas = (const char *const *)a->cfg->all_areas,
+        .n_all_areas = a->cfg->n_all_areas,
+    };
+    shub_err_t perr;
+    shub_err_clear(&perr);
+    rc = shub_profile_new(&org, a->scenario, a->opts.seed, &a->profile, &perr);
+    if (rc == SHUB_ENOTFOUND && !a->scenario) {
+        shub_info("no profile for kind=%s: the agent only stores what it receives",
+                  a->cfg->kind);
+        return 0;
+    }
+    if (rc && err)
+        *err = perr;
+    return rc;
+}
+
+int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_err_t *err)
+{
+    if (!opts || !opts->org || !opts->config_dir || !agent_p)
+        return shub_err_set(err, SHUB_EINVAL, "no organisation or config directory");
+    if (sodium_init() < 0)
+        return shub_err_set(err, SHUB_ECRYPTO, "libsodium failed to initialise");
+    shub_agent_t *a = shub_calloc(1, sizeof *a);
+    if (!a)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    a->opts = *opts;
+    a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
+    a->heartbeat_ms = SHUB_AGENT_DEFAULT_HEARTBEAT_MS;
+    a->window = 1;
+    a->max_bytes = SHUB_MSG_MAX_BYTES;
+    const char *hook = getenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+    a->crash_after_commit = hook && strcmp(hook, "1") == 0;
+    int rc;
+
+    if ((rc = shub_agent_config_load(opts->config_dir, opts->org, &a->cfg, err)))
+        goto fail;
+    const char *ep = opts->endpoint ? opts->endpoint : a->cfg->endpoint;
+    if (!ep || strchr(ep, '*')) {
+        rc = shub_err_set(
+            err, SHUB_ECONFIG,
+            ep ? "endpoint '%s' is a wildcard to bind, not an address to "
+                 "connect to; give --broker"
+               : "no broker endpoint%s: give --broker or set hub.yaml's endpoint",
+            ep ? ep : "");
+        goto fail;
+    }
+    if (strlen(ep) >= sizeof a->endpoint) {
+        rc = shub_err_set(err, SHUB_ECONFIG, "endpoint too long");
+        goto fail;
+    }
+    snprintf(a->endpoint, sizeof a->endpoint, "%s", ep);
+    if ((rc = load_keys(a, err)))
+        goto fail;
+
+    if (opts->db_path) {
+        a->db_path = shub_strdup(opts->db_path);
+    } else {
+        size_t n = strlen(opts->org) + 8;
+        if ((a->db_path = shub_malloc(n)))
+            snprintf(a->db_path, n, "./%s.db", opts->org);
+    }
+    if (!a->db_path) {
+        rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = shub_agentdb_open(a->db_path, true, &a->db, err)))
+        goto fail;
+    if ((rc = make_profile(a, err)))
+        goto fail;
+
+    if (!(a->ctx = zmq_ctx_new())) {
+        rc = shub_err_set(err, SHUB_EIO, "zmq context: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int64_t now = shub_now_ms();
+    reconnect(a, now);
+    if (!a->sock) {
+        rc = shub_err_set(err, SHUB_EIO, "cannot connect to '%s'", a->endpoint);
+        goto fail;
+    }
+    a->outbox_dirty = true;
+    a->week = -1;
+    shub_info("started org=%s kind=%s endpoint=%s db=%s profile=%s scenario=%s",
+              a->cfg->org, a->cfg->kind, a->endpoint, a->db_path,
+              a->profile ? "yes" : "none", opts->scenario ? opts->scenario : "none");
+    *agent_p = a;
+    return 0;
+fail:
+    shub_agent_destroy(&a);
+    return rc;
+}
+
+/* ---- the outbox -------------------------------------------------------- */
+
+typedef struct {
+    shub_agent_t *a;
+    shub_id_t *ids;
+    size_t n, cap;
+    bool blocked; /* the socket's queue is full: stop for this turn */
+    shub_id_t *too_big;
+    size_t n_too_big;
+    size_t *sizes;
+} send_ctx_t;
+
+static int on_due(const shub_outbox_row_t *row, void *ctx)
+{
+    send_ctx_t *sc = ctx;
+    shub_agent_t *a = sc->a;
+    if (row->share_len > a->max_bytes) {
+        sc->sizes[sc->n_too_big] = row->share_len;
+        sc->too_big[sc->n_too_big++] = row->id;
+        return 0;
+    }
+    shub_err_t err;
+    int rc = shub_transport_send(a->sock, NULL, 0, row->share, row->share_len, &err);
+    if (rc) {
+        shub_debug("share not sent now: %s", err.msg);
+        sc->blocked = true;
+        return 1;
+    }
+    a->last_out_ms = shub_now_ms();
+    char idt[SHUB_ID_TEXT];
+    shub_info("share event=%s type=%s attempt=%u", idtext(&row->id, idt), row->event_type,
+              row->attempts + 1);
+    sc->ids[sc->n++] = row->id;
+    return 0;
+}
+
+static int retry_ms(const shub_agent_t *a)
+{
+    int64_t r = 4 * (int64_t)a->heartbeat_ms;
+    return r < SHUB_AGENT_RETRY_MIN_MS ? SHUB_AGENT_RETRY_MIN_MS : (int)r;
+}
+
+/* Sends what is due, within the broker's window. */
+static void send_due(shub_agent_t *a, int64_t now)
+{
+    shub_err_t err;
+    uint32_t inflight = 0;
+    if (shub_agentdb_outbox_inflight(a->db, a->session_ms, now, &inflight, &err)) {
+        shub_error("store: %s", err.msg);
+        return;
+    }
+    if (inflight >= a->window)
+        return;
+    size_t room = a->window - inflight;
+    send_ctx_t sc = {.a = a, .cap = room};
+    sc.ids = shub_calloc(room, sizeof *sc.ids);
+    sc.too_big = shub_calloc(room, sizeof *sc.too_big);
+    sc.sizes = shub_calloc(room, sizeof *sc.sizes);
+    if (!sc.ids || !sc.too_big || !sc.sizes)
+        goto done;
+    if (shub_agentdb_outbox_due(a->db, a->session_ms, now, room, on_due, &sc, &err))
+        shub_error("store: %s", err.msg);
+    if (sc.n &&
+        shub_agentdb_outbox_sent(a->db, sc.ids, sc.n, now, now + retry_ms(a), &err))
+        shub_error("store: recording sends: %s", err.msg);
+    a->n_sent += sc.n;
+    /* A message over the broker's limit would cost the connection, every
+     * session: refuse it here, for good, with the reason. */
+    for (size_t i = 0; i < sc.n_too_big; i++) {
+        char msg[160], idt[SHUB_ID_TEXT];
+        snprintf(msg, sizeof msg, "SHARE of %zu bytes exceeds the broker's limit %u",
+                 sc.sizes[i], a->max_bytes);
+        shub_warn("failed event=%s code=limit: %s", idtext(&sc.too_big[i], idt), msg);
+        if (shub_agentdb_outbox_fail(a->db, &sc.too_big[i], "limit", msg, now, &err))
+            shub_error("store: %s", err.msg);
+    }
+done:
+    shub_free(sc.ids);
+    shub_free(sc.too_big);
+    shub_free(sc.sizes);
+}
+
+static void outbox_timers(shub_agent_t *a, int64_t now)
+{
+    shub_err_t err;
+    if (now >= a->next_outbox_ms) {
+        a->next_outbox_ms = now + SHUB_AGENT_OUTBOX_POLL_MS;
+        bool changed = false;
+        if (shub_agentdb_changed(a->db, &changed, &err))
+            shub_error("store: %s", err.msg);
+        a->outbox_dirty = a->outbox_dirty || changed;
+    }
+    if (!a->welcomed)
+        return;
+    if (a->outbox_dirty || now >= a->next_scan_ms) {
+        a->outbox_dirty = false;
+        a->next_scan_ms = now + RESEND_SCAN_MS;
+        send_due(a, now);
+    }
+}
+
+/* Encodes a share (in scratch) and commits it to the outbox. */
+static int queue_share(shub_agentdb_t *db, shub_buf_t *scratch, const shub_share_t *share,
+                       shub_err_t *err)
+{
+    shub_msg_t msg = {.type = SHUB_MSG_SHARE, .share = *share};
+    int rc = shub_msg_encode(&msg, scratch, err);
+    if (rc)
+        return rc;
+    char to[SHUB_MSG_MAX_TO * (SHUB_MSG_MAX_NAME + 2) + 1];
+    size_t n = 0;
+    to[0] = '\0';
+    for (uint32_t i = 0; i < share->to_count; i++)
+        n += (size_t)snprintf(to + n, sizeof to - n, "%s%s", i ? ", " : "", share->to[i]);
+    return shub_agentdb_outbox_add(db, &share->ev.id, share->ev.type, to, scratch->data,
+                                   scratch->len, shub_now_ms(), err);
+}
+
+/* ---- the profile -------------------------------------------------------- */
+
+static int on_emit(void *ctx, const shub_share_t *share)
+{
+    shub_agent_t *a = ctx;
+    shub_share_t s = *share;
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT], line[600];
+    if (shub_id_generate(&s.ev.id, shub_now_ms()) != 0) {
+        shub_error("random source failed; event not queued");
+        return -1;
+    }
+    int rc = queue_share(a->db, &a->scratch, &s, &err);
+    if (rc == SHUB_EDB || rc == SHUB_ENOMEM) {
+        shub_error("store: cannot queue type=%s: %s", s.ev.type ? s.ev.type : "-",
+                   err.msg);
+        return -1;
+    }
+    if (rc) { /* the profile built something the protocol refuses: skip it */
+        shub_error("profile emitted an invalid share type=%s: %s",
+                   s.ev.type ? s.ev.type : "-", shub_err_format(&err, line, sizeof line));
+        return 0;
+    }
+    shub_info("queued event=%s type=%s to=%u recipient(s) (profile)",
+              idtext(&s.ev.id, idt), s.ev.type, s.to_count);
+    a->outbox_dirty = true;
+    return 0;
+}
+
+static void tick_profile(shub_agent_t *a, int64_t now)
+{
+    if (now < a->next_tick_ms)
+        return;
+    a->next_tick_ms = now + SHUB_AGENT_TICK_MS;
+    int64_t sim = sim_now(a, now);
+    if (a->profile && shub_profile_tick(a->profile, sim, on_emit, a) != 0)
+        shub_warn("profile tick stopped early; it resumes next tick");
+    if (!a->scenario)
+        return;
+    int64_t week = (sim - a->sim_start_ms) / WEEK_MS;
+    if (week > a->week) {
+        a->week = week;
+        char t[SHUB_JSON_TIME_MAX];
+        uint64_t pending = 0;
+        shub_err_t err;
+        shub_agentdb_outbox_count(a->db, SHUB_OUTBOX_PENDING, &pending, &err);
+        shub_info("progress week=%lld sim=%.10s sent=%llu received=%llu pending=%llu",
+                  (long long)week, shub_json_time_format(sim, t),
+                  (unsigned long long)a->n_sent, (unsigned long long)a->n_received,
+                  (unsigned long long)pending);
+    }
+}
+
+/* ---- --on-receive hooks ------------------------------------------------ */
+
+static void reap_hooks(shub_agent_t *a, bool block)
+{
+    for (size_t i = 0; i < a->n_hooks;) {
+        int status;
+        pid_t r = waitpid(a->hooks[i].pid, &status, block ? 0 : WNOHANG);
+        if (r == 0 || (r < 0 && errno == EINTR)) {
+            i++;
+            continue;
+        }
+        if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            if (WIFEXITED(status))
+                shub_warn("on-receive command failed event=%s status=%d", a->hooks[i].id,
+                          WEXITSTATUS(status));
+            else
+                shub_warn("on-receive command failed event=%s signal=%d", a->hooks[i].id,
+                          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        }
+        a->hooks[i] = a->hooks[--a->n_hooks];
+        block = false; /* one was freed: enough */
+    }
+}
+
+/* Runs the command with the event's JSON on its stdin, without waiting: the
+ * JSON goes through an unlinked temporary file, so a command that never reads
+ * its input cannot block the agent on a full pipe. */
+static void run_hook(shub_agent_t *a, const char *json, const shub_id_t *id)
+{
+    char idt[SHUB_ID_TEXT];
+    idtext(id, idt);
+    if (a->n_hooks == SHUB_AGENT_MAX_HOOKS)
+        reap_hooks(a, true);
+    if (a->n_hooks == SHUB_AGENT_MAX_HOOKS) { /* interrupted while waiting */
+        shub_warn("on-receive command not run event=%s: %d still running", idt,
+                  SHUB_AGENT_MAX_HOOKS);
+        return;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sharehub-hook-XXXXXX",
+             tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        shub_warn("on-receive command not run event=%s: temporary file: %s", idt,
+                  strerror(errno));
+        return;
+    }
+    unlink(path);
+    size_t len = strlen(json), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, json + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (off < len || write(fd, "\n", 1) != 1 || lseek(fd, 0, SEEK_SET) != 0) {
+        shub_warn("on-receive command not run event=%s: cannot write its input", idt);
+        close(fd);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, STDIN_FILENO);
+        close(fd);
+        execl("/bin/sh", "sh", "-c", a->opts.on_receive, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    if (pid < 0) {
+        shub_warn("on-receive command not run event=%s: fork: %s", idt, strerror(errno));
+        return;
+    }
+    a->hooks[a->n_hooks].pid = pid;
+    memcpy(a->hooks[a->n_hooks].id, idt, sizeof idt);
+    a->n_hooks++;
+}
+
+/* ---- messages from the broker ------------------------------------------ */
+
+static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now)
+{
+    a->welcomed = true;
+    a->session_ms = now;
+    a->heartbeat_ms = w->heartbeat_ms >= 100 ? w->heartbeat_ms : 100;
+    a->window = w->window ? w->window : 1;
+    a->max_bytes = w->max_bytes && w->max_bytes < SHUB_MSG_MAX_BYTES ? w->max_bytes
+                                                                     : SHUB_MSG_MAX_BYTES;
+    a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
+    a->outbox_dirty = true;
+    if (strcmp(w->org, a->cfg->org) != 0)
+        shub_warn("the broker knows this key as org=%s, not %s", w->org, a->cfg->org);
+    shub_info("online org=%s endpoint=%s backlog=%u window=%u heartbeat_ms=%u", w->org,
+              a->endpoint, w->backlog, w->window, w->heartbeat_ms);
+}
+
+static void handle_receipt(shub_agent_t *a, const shub_receipt_t *r, int64_t now)
+{
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT];
+    idtext(&r->id, idt);
+    int rc = shub_agentdb_receipt(a->db, r, now, &err);
+    if (rc == SHUB_ENOTFOUND) {
+        shub_warn("receipt event=%s: not in this outbox; ignored", idt);
+        return;
+    }
+    if (rc) { /* the next resend earns it again */
+        shub_error("store: receipt event=%s: %s", idt, err.msg);
+        return;
+    }
+    for (uint32_t i = 0; i < r->count; i++) {
+        const shub_outcome_item_t *it = &r->items[i];
+        shub_info("%s event=%s to=%s outcome=%s%s%s%s", r->update ? "update" : "receipt",
+                  idt, it->to, shub_outcome_name(it->outcome),
+                  it->reason ? " reason=" : "", it->reason ? it->reason : "",
+                  r->duplicate ? " (repeat)" : "");
+    }
+    if (r->count == 0)
+        shub_info("receipt event=%s: no recipients", idt);
+}
+
+static void handle_error(shub_agent_t *a, const shub_error_msg_t *e, int64_t now)
+{
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT] = "-";
+    if (e->id)
+        idtext(e->id, idt);
+    if (strcmp(e->code, "not-welcome") == 0) {
+        shub_warn("broker: not-welcome: %s", e->message);
+        session_lost(a, "not-welcome", now);
+        return;
+    }
+    if (!e->id) {
+        shub_warn("broker error code=%s: %s", e->code, e->message);
+        return;
+    }
+    if (strcmp(e->code, "busy") == 0 || strcmp(e->code, "unavailable") == 0) {
+        shub_info("broker %s event=%s: resending later", e->code, idt);
+        if (shub_agentdb_outbox_retry(a->db, e->id, now + SHUB_AGENT_BUSY_RETRY_MS,
+                                      &err) &&
+            err.code != SHUB_ENOTFOUND)
+            shub_error("store: %s", err.msg);
+        return;
+    }
+    /* Any other ERROR naming an event (malformed, limit, bad-value,
+     * sender-mismatch, future-event, payload-too-large, ... SPEC 6.1): that
+     * SHARE will never be accepted as it is. Stop resending it; keep it, with
+     * the reason, for the operators (`sharehub-agent outbox`). */
+    shub_warn("failed event=%s code=%s: %s", idt, e->code, e->message);
+    if (shub_agentdb_outbox_fail(a->db, e->id, e->code, e->message, now, &err) &&
+        err.code != SHUB_ENOTFOUND)
+        shub_error("store: %s", err.msg);
+}
+
+static void handle_deliver(shub_agent_t *a, const shub_deliver_t *d, int64_t now)
+{
+    char idt[SHUB_ID_TEXT];
+    idtext(&d->id, idt);
+    shub_err_t err;
+    if (d->sealed_len <= crypto_box_SEALBYTES) {
+        shub_warn("deliver event=%s from=%s: sealed event too short; not acknowledged",
+                  idt, d->from);
+        return;
+    }
+    size_t n = d->sealed_len - crypto_box_SEALBYTES;
+    a->plain.len = 0;
+    if (shub_buf_reserve(&a->plain, n) != 0) {
+        shub_error("deliver event=%s: out of memory; not acknowledged", idt);
+        return;
+    }
+    if (crypto_box_seal_open(a->plain.data, d->sealed, d->sealed_len, a->keys.public_key,
+                             a->keys.secret_key) != 0) {
+        shub_warn("deliver event=%s from=%s: does not open with this organisation's key; "
+                  "not acknowledged",
+                  idt, d->from);
+        return;
+    }
+    a->plain.len = n;
+    shub_arena_t *arena = shub_arena_new(n * 2 + 256);
+    if (!arena) {
+        shub_error("deliver event=%s: out of memory; not acknowledged", idt);
+        return;
+    }
+    shub_event_t ev;
+    char line[600];
+    if (shub_event_decode(arena, a->plain.data, n, &ev, &err) != 0) {
+        shub_warn("deliver event=%s from=%s: sealed event does not decode: %s; not "
+                  "acknowledged",
+                  idt, d->from, shub_err_format(&err, line, sizeof line));
+        goto done;
+    }
+    if (memcmp(ev.id.bytes, d->id.bytes, SHUB_ID_SIZE) != 0) {
+        char inner[SHUB_ID_TEXT];
+        shub_warn("deliver event=%s from=%s: sealed event has id %s; not acknowledged",
+                  idt, d->from, idtext(&ev.id, inner));
+        goto done;
+    }
+    shub_inbox_row_t row = {
+        .id = d->id,
+        .event_type = ev.type,
+        .sender = d->from,
+        .agreement = d->agreement,
+        .version = d->version,
+        .flow = d->flow,
+        .received_ms = now,
+        .event = a->plain.data,
+        .event_len = n,
+    };
+    bool added = false;
+    if (shub_agentdb_inbox_add(a->db, &row, &added, &err) != 0) {
+        shub_error("store: inbox event=%s: %s; not acknowledged", idt, err.msg);
+        goto done;
+    }
+    if (added && a->crash_after_commit)
+        _exit(9); /* test hook (agent.h): committed, not yet acknowledged */
+    shub_msg_t ack = {.type = SHUB_MSG_ACK};
+    ack.ack.id = d->id;
+    send_msg(a, &ack);
+    if (!added) {
+        shub_info(
+            "duplicate event=%s from=%s attempt=%u: already in the inbox; acknowledged "
+            "again",
+            idt, d->from, d->attempt);
+        goto done;
+    }
+    a->n_received++;
+    shub_info("received event=%s type=%s from=%s agreement=%s v%u flow=%s", idt, ev.type,
+              d->from, d->agreement, d->version, d->flow);
+    if (a->opts.on_receive) {
+        shub_json_meta_t meta = {.from = d->from,
+                                 .agreement = d->agreement,
+                                 .version = d->version,
+                                 .flow = d->flow,
+                                 .received_ms = now};
+        char *json = NULL;
+        if (shub_json_event_write(&ev, &meta, &json, &err) == 0)
+            run_hook(a, json, &d->id);
+        else
+            shub_warn("on-receive command not run event=%s: %s", idt, err.msg);
+        shub_free(json);
+    }
+    if (a->profile &&
+        shub_profile_receive(a->profile, sim_now(a, now), d->from, &ev, on_emit, a) != 0)
+        shub_warn("profile did not take event=%s type=%s", idt, ev.type);
+done:
+    shub_arena_destroy(&arena);
+}
+
+static void dispatch(shub_agent_t *a, int64_t now)
+{
+    shub_msg_t *msg = NULL;
+    shub_err_t err;
+    a->last_in_ms = now;
+    if (a->in.extra_frames) {
+        shub_warn("message of more than one frame from the broker ignored");
+        return;
+    }
+    if (shub_msg_decode(a->in.body.data, a->in.body.len, &msg, &err) != 0) {
+        char line[600];
+        shub_warn("bad message from the broker bytes=%zu: %s", a->in.body.len,
+                  shub_err_format(&err, line, sizeof line));
+        return;
+    }
+    switch (msg->type) {
+    case SHUB_MSG_WELCOME:
+        handle_welcome(a, &msg->welcome, now);
+        break;
+    case SHUB_MSG_RECEIPT:
+        handle_receipt(a, &msg->receipt, now);
+        break;
+    case SHUB_MSG_DELIVER:
+        handle_deliver(a, &msg->deliver, now);
+        break;
+    case SHUB_MSG_ERROR:
+        handle_error(a, &msg->error, now);
+        break;
+    case SHUB_MSG_HEARTBEAT:
+        break;
+    case SHUB_MSG_BYE:
+        session_lost(a, "the broker said BYE", now);
+        break;
+    default:
+        shub_warn("unexpected %s from the broker ignored", shub_msg_type_name(msg->type));
+    }
+    shub_msg_destroy(&msg);
+}
+
+/* ---- one turn ---------------------------------------------------------- */
+
+int shub_agent_poll(shub_agent_t *a, int timeout_ms)
+{
+    if (timeout_ms > SHUB_AGENT_TICK_MS)
+        timeout_ms = SHUB_AGENT_TICK_MS;
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if (a->sock) {
+        zmq_pollitem_t item = {a->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, timeout_ms) < 0 && errno != EINTR)
+            shub_error("poll: %s", zmq_strerror(errno));
+        shub_err_t err;
+        for (int i = 0; i < 256 && a->sock; i++) {
+            int rc = shub_transport_recv(a->sock, false, &a->in, &err);
+            if (rc == SHUB_EBUSY)
+                break;
+            if (rc) {
+                shub_error("receive: %s", err.msg);
+                break;
+            }
+            dispatch(a, shub_now_ms());
+        }
+    } else {
+        struct timespec ts = {0, (long)timeout_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int64_t now = shub_now_ms();
+    session_timers(a, now);
+    tick_profile(a, now);
+    outbox_timers(a, now);
+    reap_hooks(a, false);
+    return 0;
+}
+
+bool shub_agent_done(shub_agent_t *a)
+{
+    if (!a->opts.until_done || a->n_hooks)
+        return false;
+    if (a->profile && !shub_profile_done(a->profile, sim_now(a, shub_now_ms())))
+        return false;
+    uint64_t pending = 1;
+    shub_err_t err;
+    if (shub_agentdb_outbox_count(a->db, SHUB_OUTBOX_PENDING, &pending, &err) != 0)
+        return false;
+    return pending == 0;
+}
+
+void shub_agent_destroy(shub_agent_t **agent_p)
+{
+    if (!agent_p || !*agent_p)
+        return;
+    shub_agent_t *a = *agent_p;
+    if (a->welcomed) {
+        shub_msg_t bye = {.type = SHUB_MSG_BYE};
+        bye.bye.reason = "stopping";
+        send_msg(a, &bye);
+    }
+    for (int waited = 0; a->n_hooks && waited < HOOK_WAIT_MS; waited += 10) {
+        reap_hooks(a, false);
+        struct timespec ts = {0, 10 * 1000000L};
+        if (a->n_hooks)
+            nanosleep(&ts, NULL);
+    }
+    if (a->n_hooks)
+        shub_warn("%zu on-receive command(s) still running at exit", a->n_hooks);
+    if (a->sock) {
+        int linger = 200; /* long enough for the BYE, not for a dead broker */
+        zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(a->sock);
+    }
+    if (a->ctx)
+        zmq_ctx_term(a->ctx);
+    shub_profile_destroy(&a->profile);
+    shub_scenario_destroy(&a->scenario);
+    shub_agentdb_close(&a->db);
+    shub_agent_config_destroy(&a->cfg);
+    sodium_memzero(&a->keys, sizeof a->keys);
+    shub_frame_in_free(&a->in);
+    shub_buf_free(&a->scratch);
+    shub_buf_free(&a->plain);
+    shub_free(a->db_path);
+    shub_free(a);
+    *agent_p = NULL;
+}
+
+/* ---- store commands ---------------------------------------------------- */
+
+int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t now_ms,
+                      shub_id_t *id, shub_err_t *err)
+{
+    shub_arena_t *arena = shub_arena_new(len * 2 + 1024);
+    if (!arena)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    shub_share_t share;
+    int rc = shub_json_share_parse(json, len, now_ms, arena, &share, err);
+    if (rc == 0) {
+        shub_buf_t scratch = {0};
+        rc = queue_share(db, &scratch, &share, err);
+        shub_buf_free(&scratch);
+        if (rc == 0 && id)
+            *id = share.ev.id;
+    }
+    shub_arena_destroy(&arena);
+    return rc;
+}
+
+typedef struct {
+    FILE *out;
+    bool json;
+    size_t rows;
+} print_ctx_t;
+
+static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
+{
+    print_ctx_t *pc = ctx;
+    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    idtext(&r->id, idt);
+    pc->rows++;
+    if (!pc->json) {
+        fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %s v%u %s\n",
+                shub_json_time_format(r->received_ms, t), idt, r->event_type, r->sender,
+                r->agreement, r->version, r->flow);
+        return 0;
+    }
+    shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
+    shub_event_t ev;
+    shub_err_t err;
+    char *text = NULL;
+    if (!arena) {
+        shub_error("inbox: out of memory");
+        return 1;
+    }
+    if (shub_event_decode(arena, r->event, r->event_len, &ev, &err) != 0) {
+        shub_warn("inbox event=%s: stored event does not decode: %s", idt, err.msg);
+    } else {
+        shub_json_meta_t meta = {.from = r->sender,
+                                 .agreement = r->agreement,
+                                 .version = r->version,
+                                 .flow = r->flow,
+                                 .received_ms = r->received_ms};
+        if (shub_json_event_write(&ev, &meta, &text, &err) == 0)
+            fprintf(pc->out, "%s\n", text);
+        shub_free(text);
+    }
+    shub_arena_destroy(&arena);
+    return 0;
+}
+
+int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,
+                           shub_err_t *err)
+{
+    print_ctx_t pc = {.out = out, .json = json};
+    if (!json)
+        fprintf(out, "%-24s  %-36s  %-28s  %-20s  %s\n", "RECEIVED", "ID", "EVENT",
+                "FROM", "AGREEMENT");
+    return shub_agentdb_inbox_list(db, since_ms, print_inbox_row, &pc, err);
+}
+
+typedef struct {
+    shub_agentdb_t *db;
+    FILE *out;
+    int rc;
+    shub_err_t *err;
+} outbox_ctx_t;
+
+static int print_outcome(const shub_outcome_row_t *o, void *ctx)
+{
+    FILE *out = ctx;
+    fprintf(out, "    -> %-28s %s", o->recipient, shub_outcome_name(o->outcome));
+    if (o->reason)
+        fprintf(out, " (%s%s%s)", o->reason, o->detail ? ": " : "",
+                o->detail ? o->detail : "");
+    if (o->agreement)
+        fprintf(out, "  [%s v%u %s]", o->agreement, o->version, o->flow ? o->flow : "-");
+    fputc('\n', out);
+    return 0;
+}
+
+static int print_outbox_row(const shub_outbox_row_t *r, void *ctx)
+{
+    outbox_ctx_t *oc = ctx;
+    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    idtext(&r->id, idt);
+    fprintf(oc->out, "%-24s  %-36s  %-28s  %-9s  %-8u  %s\n",
+            shub_json_time_format(r->created_ms, t), idt, r->event_type,
+            shub_outbox_state_name(r->state), r->attempts, r->recipients);
+    if (r->state == SHUB_OUTBOX_FAILED)
+        fprintf(oc->out, "    failed: %s: %s\n", r->error_code ? r->error_code : "error",
+                r->error ? r->error : "");
+    /* A second statement while the outbox query is open: SQLite allows it
+     * on one connection for reads. */
+    if ((oc->rc = shub_agentdb_outcomes(oc->db, &r->id, print_outcome, oc->out, oc->err)))
+        return 1;
+    return 0;
+}
+
+int shub_agent_print_outbox(shub_agentdb_t *db, FILE *out, shub_err_t *err)
+{
+    outbox_ctx_t oc = {.db = db, .out = out, .err = err};
+    fprintf(out, "%-24s  %-36s  %-28s  %-9s  %-8s  %s\n", "QUEUED", "ID", "EVENT",
+            "STATE", "ATTEMPTS", "TO");
+    int rc = shub_agentdb_outbox_list(db, print_outbox_row, &oc, err);
+    return rc ? rc : oc.rc;
+}

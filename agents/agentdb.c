@@ -1,0 +1,722 @@
+/*
+ * agentdb: the agent's outbox and inbox in SQLite (include/sharehub/agentdb.h).
+ * Every SQL statement of the agent side is in this file.
+ *
+ * Statements are prepared per call: an agent handles tens of events a
+ * second at most, and a store opened briefly by `submit` or `inbox` would not
+ * reuse a cache anyway. Each write is one transaction taken with BEGIN
+ * IMMEDIATE, so two processes never both read, then both try to upgrade and
+ * deadlock; the busy timeout makes the second one wait instead of failing.
+ */
+#include "sharehub/agentdb.h"
+
+#include "sharehub/alloc.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SCHEMA_VERSION 1
+
+/*
+ * Schema version 1 (PRAGMA user_version). Times are ms since the Unix epoch,
+ * ids the 16 id bytes.
+ *
+ * outbox: one row per event this organisation shares. `share` is the encoded
+ * SHARE, sent byte for byte on every attempt so a resend is the same event.
+ * state: pending | receipted | failed. next_at: when a pending row is due
+ * again if unanswered. The partial index keeps "what is due" one descent
+ * however long the history grows.
+ *
+ * outcomes: what the broker last said about each recipient of an outbox
+ * event; rank orders them (queued 1, delivered 2, final 3) so updates only
+ * move forward.
+ *
+ * inbox: one row per event received, unique on id (the dedupe that makes
+ * at-least-once delivery exactly-once here). `event` is the opened event as
+ * the sender's agent encoded it, minimised by the broker.
+ */
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS outbox(\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    id BLOB NOT NULL UNIQUE,\n"
+    "    event_type TEXT NOT NULL,\n"
+    "    recipients TEXT NOT NULL,\n"
+    "    created INTEGER NOT NULL,\n"
+    "    state TEXT NOT NULL DEFAULT 'pending',\n"
+    "    attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_sent INTEGER,\n"
+    "    next_at INTEGER,\n"
+    "    done_at INTEGER,\n"
+    "    error_code TEXT,\n"
+    "    error TEXT,\n"
+    "    share BLOB NOT NULL\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE state = 'pending';\n"
+    "CREATE TABLE IF NOT EXISTS outcomes(\n"
+    "    id BLOB NOT NULL,\n"
+    "    recipient TEXT NOT NULL,\n"
+    "    outcome TEXT NOT NULL,\n"
+    "    rank INTEGER NOT NULL,\n"
+    "    reason TEXT,\n"
+    "    detail TEXT,\n"
+    "    agreement TEXT,\n"
+    "    version INTEGER,\n"
+    "    flow TEXT,\n"
+    "    updated INTEGER NOT NULL,\n"
+    "    PRIMARY KEY(id, recipient)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE IF NOT EXISTS inbox(\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    id BLOB NOT NULL UNIQUE,\n"
+    "    event_type TEXT NOT NULL,\n"
+    "    sender TEXT NOT NULL,\n"
+    "    agreement TEXT NOT NULL,\n"
+    "    version INTEGER NOT NULL,\n"
+    "    flow TEXT NOT NULL,\n"
+    "    received INTEGER NOT NULL,\n"
+    "    event BLOB NOT NULL\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);\n";
+
+struct shub_agentdb {
+    sqlite3 *db;
+    char *path;
+    bool seen_version; /* shub_agentdb_changed has a baseline */
+    int64_t data_version;
+};
+
+static int dberr(shub_agentdb_t *s, shub_err_t *err, const char *what)
+{
+    return shub_err_set(err, SHUB_EDB, "%s: %s: %s", s->path, what,
+                        sqlite3_errmsg(s->db));
+}
+
+static int exec(shub_agentdb_t *s, const char *sql, shub_err_t *err)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(s, err, sql);
+    return 0;
+}
+
+static int prepare(shub_agentdb_t *s, const char *sql, sqlite3_stmt **st, shub_err_t *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return dberr(s, err, "prepare");
+    }
+    return 0;
+}
+
+static int begin(shub_agentdb_t *s, shub_err_t *err)
+{
+    return exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static int commit(shub_agentdb_t *s, shub_err_t *err)
+{
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = dberr(s, err, "commit");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
+}
+
+static void rollback(shub_agentdb_t *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
+{
+    sqlite3_bind_blob(st, i, id->bytes, SHUB_ID_SIZE, SQLITE_TRANSIENT);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+/* The id in column i; a row with a malformed id is reported as all zeros
+ * rather than read past its end (the file may have been edited by hand). */
+static shub_id_t col_id(sqlite3_stmt *st, int i)
+{
+    shub_id_t id = {{0}};
+    const void *b = sqlite3_column_blob(st, i);
+    if (b && sqlite3_column_bytes(st, i) == SHUB_ID_SIZE)
+        memcpy(id.bytes, b, SHUB_ID_SIZE);
+    return id;
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "PRAGMA user_version", &st, err);
+    if (rc)
+        return rc;
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (version == SCHEMA_VERSION)
+        return 0;
+    if (version < 0)
+        return dberr(s, err, "reading schema version");
+    if (version != 0)
+        return shub_err_set(err, SHUB_EDB, "%s: schema version %d, this program knows %d",
+                            s->path, version, SCHEMA_VERSION);
+    if (!create)
+        return shub_err_set(err, SHUB_EDB, "%s: not an agent store", s->path);
+    /* Two processes may create the file at once: the second waits on the
+     * lock, then finds the tables (IF NOT EXISTS) and the version set. */
+    if ((rc = begin(s, err)))
+        return rc;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+    if ((rc = exec(s, schema_sql, err)) || (rc = exec(s, sql, err))) {
+        rollback(s);
+        return rc;
+    }
+    return commit(s, err);
+}
+
+int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
+                      shub_err_t *err)
+{
+    if (!path || !db_p)
+        return shub_err_set(err, SHUB_EINVAL, "no path or no result pointer");
+    struct stat sb;
+    if (!create && stat(path, &sb) != 0)
+        return shub_err_set(err, SHUB_EIO, "'%s' does not exist", path);
+    shub_agentdb_t *s = shub_calloc(1, sizeof *s);
+    if (!s)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    int rc;
+    if (!(s->path = shub_strdup(path))) {
+        rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int flags =
+        SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        rc = shub_err_set(err, SHUB_EIO, "cannot open '%s': %s", path,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, SHUB_AGENTDB_BUSY_MS);
+    sqlite3_extended_result_codes(s->db, 1);
+    /* WAL: readers (inbox listings, the agent's polls) never block the
+     * writer; FULL: a commit is on disk before the agent ACKs it. */
+    if ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) ||
+        (rc = exec(s, "PRAGMA synchronous=FULL", err)) ||
+        (rc = exec(s, "PRAGMA foreign_keys=ON", err)))
+        goto fail;
+    if ((rc = check_schema(s, create, err)))
+        goto fail;
+    *db_p = s;
+    return 0;
+fail:
+    shub_agentdb_close(&s);
+    return rc;
+}
+
+void shub_agentdb_close(shub_agentdb_t **db_p)
+{
+    if (!db_p || !*db_p)
+        return;
+    shub_agentdb_t *s = *db_p;
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    shub_free(s->path);
+    shub_free(s);
+    *db_p = NULL;
+}
+
+int shub_agentdb_changed(shub_agentdb_t *s, bool *changed, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "PRAGMA data_version", &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = dberr(s, err, "data_version");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    *changed = !s->seen_version || v != s->data_version;
+    s->seen_version = true;
+    s->data_version = v;
+    return 0;
+}
+
+/* ---- outbox ---------------------------------------------------------- */
+
+static const char *const state_names[] = {NULL, "pending", "receipted", "failed"};
+
+const char *shub_outbox_state_name(shub_outbox_state_t state)
+{
+    return state >= SHUB_OUTBOX_PENDING && state <= SHUB_OUTBOX_FAILED
+               ? state_names[state]
+               : "?";
+}
+
+static shub_outbox_state_t parse_state(const char *s)
+{
+    for (int i = SHUB_OUTBOX_PENDING; s && i <= SHUB_OUTBOX_FAILED; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return (shub_outbox_state_t)i;
+    return 0;
+}
+
+#define OUTBOX_COLS                                                                      \
+    "seq, id, event_type, recipients, created, state, attempts, coalesce(last_sent, "    \
+    "0), "                                                                               \
+    "coalesce(done_at, 0), error_code, error, share"
+
+static void read_outbox(sqlite3_stmt *st, shub_outbox_row_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = sqlite3_column_int64(st, 0);
+    r->id = col_id(st, 1);
+    r->event_type = col_text(st, 2);
+    r->recipients = col_text(st, 3);
+    r->created_ms = sqlite3_column_int64(st, 4);
+    r->state = parse_state(col_text(st, 5));
+    r->attempts = (uint32_t)sqlite3_column_int64(st, 6);
+    r->last_sent_ms = sqlite3_column_int64(st, 7);
+    r->done_ms = sqlite3_column_int64(st, 8);
+    r->error_code = col_text(st, 9);
+    r->error = col_text(st, 10);
+    r->share = sqlite3_column_blob(st, 11);
+    r->share_len = (size_t)sqlite3_column_bytes(st, 11);
+    if (!r->event_type)
+        r->event_type = "";
+    if (!r->recipients)
+        r->recipients = "";
+}
+
+/* Steps a prepared outbox query, calling fn per row; finalizes st. */
+static int each_outbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_outbox_fn *fn, void *ctx,
+                       size_t *rows, shub_err_t *err)
+{
+    int rc, step;
+    size_t n = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        shub_outbox_row_t r;
+        read_outbox(st, &r);
+        n++;
+        if (fn(&r, ctx))
+            break;
+    }
+    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
+                                                   : dberr(s, err, "reading the outbox");
+    sqlite3_finalize(st);
+    if (rows)
+        *rows = n;
+    return rc;
+}
+
+int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
+                            const char *event_type, const char *recipients,
+                            const void *share, size_t share_len, int64_t now_ms,
+                            shub_err_t *err)
+{
+    if (!id || !event_type || !recipients || !share || share_len == 0 ||
+        share_len > SHUB_MSG_MAX_BYTES)
+        return shub_err_set(err, SHUB_EINVAL, "outbox row without id, type or SHARE");
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "INSERT INTO outbox(id, event_type, recipients, created, share) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     &st, err);
+    if (rc)
+        return rc;
+    bind_id(st, 1, id);
+    bind_text(st, 2, event_type);
+    bind_text(st, 3, recipients);
+    sqlite3_bind_int64(st, 4, now_ms);
+    sqlite3_bind_blob(st, 5, share, (int)share_len, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_CONSTRAINT_UNIQUE) {
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(id, idt);
+        rc = shub_err_set(err, SHUB_EEXIST, "event %s is already in the outbox", idt);
+    } else if (step != SQLITE_DONE) {
+        rc = dberr(s, err, "adding to the outbox");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_outbox_due(shub_agentdb_t *s, int64_t session_ms, int64_t now_ms,
+                            size_t max, shub_outbox_fn *fn, void *ctx, shub_err_t *err)
+{
+    if (max == 0)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "SELECT " OUTBOX_COLS " FROM outbox WHERE state = 'pending' AND "
+                     "(last_sent IS NULL OR last_sent < ?1 OR next_at <= ?2) "
+                     "ORDER BY seq LIMIT ?3",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, session_ms);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, max > INT32_MAX ? INT32_MAX : (int64_t)max);
+    return each_outbox(s, st, fn, ctx, NULL, err);
+}
+
+static int count_query(shub_agentdb_t *s, const char *sql, int64_t a, int64_t b,
+                       uint64_t *n, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_bind_parameter_count(st) >= 1)
+        sqlite3_bind_int64(st, 1, a);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = dberr(s, err, "counting");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_outbox_inflight(shub_agentdb_t *s, int64_t session_ms, int64_t now_ms,
+                                 uint32_t *n, shub_err_t *err)
+{
+    uint64_t c = 0;
+    int rc = count_query(s,
+                         "SELECT count(*) FROM outbox WHERE state = 'pending' AND "
+                         "last_sent >= ?1 AND next_at > ?2",
+                         session_ms, now_ms, &c, err);
+    if (rc == 0)
+        *n = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+    return rc;
+}
+
+int shub_agentdb_outbox_sent(shub_agentdb_t *s, const shub_id_t *ids, size_t n,
+                             int64_t now_ms, int64_t retry_ms, shub_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    if ((rc = prepare(
+             s,
+             "UPDATE outbox SET attempts = attempts + 1, last_sent = ?, next_at = ? "
+             "WHERE id = ? AND state = 'pending'",
+             &st, err))) {
+        rollback(s);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, retry_ms);
+        bind_id(st, 3, &ids[i]);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = dberr(s, err, "recording a send");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        rollback(s);
+        return rc;
+    }
+    return commit(s, err);
+}
+
+/* Runs a one-row UPDATE on a pending event; SHUB_ENOTFOUND if none matched. */
+static int update_pending(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
+                          shub_err_t *err)
+{
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = dberr(s, err, "updating the outbox");
+    } else if (sqlite3_changes(s->db) == 0) {
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(id, idt);
+        rc = shub_err_set(err, SHUB_ENOTFOUND, "no pending event %s in the outbox", idt);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_outbox_retry(shub_agentdb_t *s, const shub_id_t *id, int64_t retry_ms,
+                              shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(
+        s, "UPDATE outbox SET next_at = ? WHERE id = ? AND state = 'pending'", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, retry_ms);
+    bind_id(st, 2, id);
+    return update_pending(s, st, id, err);
+}
+
+int shub_agentdb_outbox_fail(shub_agentdb_t *s, const shub_id_t *id, const char *code,
+                             const char *message, int64_t now_ms, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "UPDATE outbox SET state = 'failed', done_at = ?, error_code = ?, "
+                     "error = ?, next_at = NULL WHERE id = ? AND state = 'pending'",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    bind_text(st, 2, code ? code : "error");
+    bind_text(st, 3, message ? message : "");
+    bind_id(st, 4, id);
+    return update_pending(s, st, id, err);
+}
+
+static int outcome_rank(shub_outcome_t o)
+{
+    return o == SHUB_OUTCOME_QUEUED ? 1 : o == SHUB_OUTCOME_DELIVERED ? 2 : 3;
+}
+
+int shub_agentdb_receipt(shub_agentdb_t *s, const shub_receipt_t *r, int64_t now_ms,
+                         shub_err_t *err)
+{
+    if (!r || (r->count && !r->items))
+        return shub_err_set(err, SHUB_EINVAL, "no receipt");
+    sqlite3_stmt *st = NULL;
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    if ((rc = prepare(
+             s,
+             "UPDATE outbox SET state = CASE state WHEN 'pending' THEN 'receipted' "
+             "ELSE state END, done_at = coalesce(done_at, ?), next_at = NULL "
+             "WHERE id = ?",
+             &st, err)))
+        goto fail;
+    sqlite3_bind_int64(st, 1, now_ms);
+    bind_id(st, 2, &r->id);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = dberr(s, err, "applying a receipt");
+        goto fail;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(&r->id, idt);
+        rc = shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
+                          idt);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    /* Forward only: a stored final outcome (rank 3) stays; otherwise the
+     * newer report wins if it is at least as far along. */
+    if ((rc = prepare(
+             s,
+             "INSERT INTO outcomes(id, recipient, outcome, rank, reason, detail, "
+             "agreement, version, flow, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+             "ON CONFLICT(id, recipient) DO UPDATE SET outcome = excluded.outcome, "
+             "rank = excluded.rank, reason = excluded.reason, "
+             "detail = excluded.detail, "
+             "agreement = coalesce(excluded.agreement, agreement), "
+             "version = coalesce(excluded.version, version), "
+             "flow = coalesce(excluded.flow, flow), updated = excluded.updated "
+             "WHERE rank < 3 AND excluded.rank >= rank",
+             &st, err)))
+        goto fail;
+    for (uint32_t i = 0; i < r->count; i++) {
+        const shub_outcome_item_t *it = &r->items[i];
+        if (!it->to)
+            continue;
+        bind_id(st, 1, &r->id);
+        bind_text(st, 2, it->to);
+        bind_text(st, 3, shub_outcome_name(it->outcome));
+        sqlite3_bind_int(st, 4, outcome_rank(it->outcome));
+        bind_text(st, 5, it->reason);
+        bind_text(st, 6, it->detail);
+        bind_text(st, 7, it->agreement);
+        if (it->agreement)
+            sqlite3_bind_int64(st, 8, it->version);
+        else
+            sqlite3_bind_null(st, 8);
+        bind_text(st, 9, it->flow);
+        sqlite3_bind_int64(st, 10, now_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = dberr(s, err, "storing an outcome");
+            goto fail;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return commit(s, err);
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return rc;
+}
+
+int shub_agentdb_outbox_list(shub_agentdb_t *s, shub_outbox_fn *fn, void *ctx,
+                             shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT " OUTBOX_COLS " FROM outbox ORDER BY seq", &st, err);
+    return rc ? rc : each_outbox(s, st, fn, ctx, NULL, err);
+}
+
+int shub_agentdb_outbox_get(shub_agentdb_t *s, const shub_id_t *id, shub_outbox_fn *fn,
+                            void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?", &st, err);
+    if (rc)
+        return rc;
+    bind_id(st, 1, id);
+    size_t rows = 0;
+    if ((rc = each_outbox(s, st, fn, ctx, &rows, err)))
+        return rc;
+    if (rows == 0) {
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(id, idt);
+        return shub_err_set(err, SHUB_ENOTFOUND, "no event %s in the outbox", idt);
+    }
+    return 0;
+}
+
+int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_fn *fn,
+                          void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "SELECT recipient, outcome, reason, detail, agreement, "
+                     "coalesce(version, 0), flow, updated FROM outcomes WHERE id = ? "
+                     "ORDER BY recipient",
+                     &st, err);
+    if (rc)
+        return rc;
+    bind_id(st, 1, id);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int o = shub_outcome_parse(col_text(st, 1));
+        shub_outcome_row_t r = {
+            .recipient = col_text(st, 0) ? col_text(st, 0) : "",
+            .outcome = o > 0 ? (shub_outcome_t)o : 0,
+            .reason = col_text(st, 2),
+            .detail = col_text(st, 3),
+            .agreement = col_text(st, 4),
+            .version = (uint32_t)sqlite3_column_int64(st, 5),
+            .flow = col_text(st, 6),
+            .updated_ms = sqlite3_column_int64(st, 7),
+        };
+        if (fn(&r, ctx))
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = dberr(s, err, "reading outcomes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_outbox_count(shub_agentdb_t *s, shub_outbox_state_t state, uint64_t *n,
+                              shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT count(*) FROM outbox WHERE state = ?", &st, err);
+    if (rc)
+        return rc;
+    bind_text(st, 1, shub_outbox_state_name(state));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = dberr(s, err, "counting the outbox");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- inbox ----------------------------------------------------------- */
+
+int shub_agentdb_inbox_add(shub_agentdb_t *s, const shub_inbox_row_t *row, bool *added,
+                           shub_err_t *err)
+{
+    if (!row || !row->event_type || !row->sender || !row->agreement || !row->flow ||
+        !row->event || row->event_len == 0 || row->event_len > SHUB_MSG_MAX_BYTES)
+        return shub_err_set(err, SHUB_EINVAL, "inbox row without type, sender or event");
+    sqlite3_stmt *st;
+    int rc =
+        prepare(s,
+                "INSERT INTO inbox(id, event_type, sender, agreement, version, flow, "
+                "received, event) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+                &st, err);
+    if (rc)
+        return rc;
+    bind_id(st, 1, &row->id);
+    bind_text(st, 2, row->event_type);
+    bind_text(st, 3, row->sender);
+    bind_text(st, 4, row->agreement);
+    sqlite3_bind_int64(st, 5, row->version);
+    bind_text(st, 6, row->flow);
+    sqlite3_bind_int64(st, 7, row->received_ms);
+    sqlite3_bind_blob(st, 8, row->event, (int)row->event_len, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = dberr(s, err, "adding to the inbox");
+    else
+        *added = sqlite3_changes(s->db) == 1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *fn,
+                            void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc =
+        prepare(s,
+                "SELECT seq, id, event_type, sender, agreement, version, flow, received, "
+                "event FROM inbox WHERE received >= ? ORDER BY seq",
+                &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, since_ms);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        shub_inbox_row_t r = {
+            .seq = sqlite3_column_int64(st, 0),
+            .id = col_id(st, 1),
+            .event_type = col_text(st, 2) ? col_text(st, 2) : "",
+            .sender = col_text(st, 3) ? col_text(st, 3) : "",
+            .agreement = col_text(st, 4) ? col_text(st, 4) : "",
+            .version = (uint32_t)sqlite3_column_int64(st, 5),
+            .flow = col_text(st, 6) ? col_text(st, 6) : "",
+            .received_ms = sqlite3_column_int64(st, 7),
+            .event = sqlite3_column_blob(st, 8),
+            .event_len = (size_t)sqlite3_column_bytes(st, 8),
+        };
+        if (fn(&r, ctx))
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = dberr(s, err, "reading the inbox");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_inbox_count(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
+{
+    return count_query(s, "SELECT count(*) FROM inbox", 0, 0, n, err);
+}

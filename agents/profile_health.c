@@ -1,0 +1,154 @@
+/*
+ * profile_health: an acute trust's emergency department, sharing assault
+ * data under ISTV (Information Sharing to Tackle Violence). At the end of
+ * each period (calendar month, or week; the last period ends with the
+ * scenario) it sends one ae.istv.batch per area it serves to that area's
+ * community safety partnership (`local-authority@<area>`) and to the
+ * Violence Reduction Partnership (`partnership@<area>`).
+ *
+ * The ISTV data set is anonymous, but what an A&E system exports is not:
+ * each assault here carries a `patient` sub-map (name, NHS number, date of
+ * birth) exactly so that the ISTV agreement has something to strip, and the
+ * audit log something to show stripped. NHS numbers come from the 999 range
+ * kept for testing, with a valid check digit.
+ *
+ * Health reacts to nothing it receives.
+ */
+#include "profile_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ISTV_MAX_ASSAULTS 2000 /* per batch; well under the message item limit */
+
+enum { J_BATCH = 1 };
+
+static const char *const methods[] = {
+    "fist", "kick", "blunt-object", "knife", "bottle-or-glass", "other",
+};
+static const char *const locations[] = {
+    "street", "pub-or-club", "home", "workplace", "public-transport", "other",
+};
+
+static int64_t period_end(const shub_profile_t *p, int64_t from)
+{
+    int64_t end =
+        p->sc.health.istv == ISTV_WEEKLY ? from + MS_WEEK : next_month_start(from);
+    return end < p->sc.end_ms ? end : p->sc.end_ms;
+}
+
+static int init(shub_profile_t *p, shub_err_t *err)
+{
+    (void)err;
+    rng_seed(&p->streams[0].rng, hash_str(p->seed, "ae.istv.batch"));
+    if (!p->has_scenario || p->sc.health.istv == ISTV_OFF ||
+        p->sc.end_ms <= p->sc.start_ms)
+        return 0;
+    for (size_t i = 0; i < p->n_areas; i++) {
+        int rc = profile_schedule(p, period_end(p, p->sc.start_ms), J_BATCH, (uint32_t)i,
+                                  p->sc.start_ms, NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* "999" and six digits, then the modulus 11 check digit (a number whose check
+ * would be 10 is not issued: draw again). */
+static void nhs_number(rng_t *r, char out[16])
+{
+    for (;;) {
+        int d[10] = {9, 9, 9};
+        int sum = 0;
+        for (int i = 3; i < 9; i++)
+            d[i] = (int)rng_below(r, 10);
+        for (int i = 0; i < 9; i++)
+            sum += d[i] * (10 - i);
+        int check = 11 - sum % 11;
+        if (check == 10)
+            continue;
+        d[9] = check == 11 ? 0 : check;
+        snprintf(out, 16, "%d%d%d %d%d%d %d%d%d%d", d[0], d[1], d[2], d[3], d[4], d[5],
+                 d[6], d[7], d[8], d[9]);
+        return;
+    }
+}
+
+static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
+                void *ctx)
+{
+    if (job->what != J_BATCH || job->ref >= p->n_areas)
+        return 0;
+    const char *area = p->areas[job->ref];
+    rng_t *r = &p->streams[0].rng;
+    int64_t from = job->arg, to = job->due_ms;
+    char date[21];
+
+    pb_t b = {.arena = shub_arena_new(16384)};
+    if (!b.arena)
+        return SHUB_ENOMEM;
+    shub_val_t payload = shub_val_map(), period = shub_val_map(),
+               assaults = shub_val_array();
+    fmt_date(from, date);
+    pb_str(&b, &period, "from", date);
+    fmt_date(to - 1, date); /* inclusive: the last day of the period */
+    pb_str(&b, &period, "to", date);
+    pb_put(&b, &payload, "period", period);
+    pb_strf(&b, &payload, "site", "%s emergency department (%s)", p->id, area);
+    double per = p->sc.health.assaults_per_week;
+    int64_t t = from;
+    for (int n = 0; per > 0 && n < ISTV_MAX_ASSAULTS && b.rc == 0; n++) {
+        double gap = rng_exp(r, (double)MS_WEEK / per);
+        if (gap >= (double)(to - t))
+            break;
+        t += (int64_t)gap;
+        person_t who;
+        char nhs[16];
+        person_make(rng_next(r), area, 16, 60, 0.3, &who);
+        nhs_number(r, nhs);
+        shub_val_t a = shub_val_map(), patient = shub_val_map();
+        fmt_time(t, date);
+        pb_str(&b, &a, "arrival_time", date);
+        fmt_time(t - rng_range(r, 10 * MS_MINUTE, 6 * MS_HOUR), date);
+        pb_str(&b, &a, "assault_time", date);
+        pb_str(&b, &a, "method", PICK(r, methods));
+        pb_str(&b, &a, "location_type", PICK(r, locations));
+        pb_str(&b, &patient, "name", who.name);
+        pb_str(&b, &patient, "nhs_number", nhs);
+        pb_str(&b, &patient, "dob", who.dob);
+        pb_put(&b, &a, "patient", patient);
+        pb_push(&b, &assaults, a);
+    }
+    pb_put(&b, &payload, "assaults", assaults);
+    int rc = b.rc;
+    if (rc == 0) {
+        char sel[2][NAME_CAP + 20];
+        snprintf(sel[0], sizeof sel[0], "local-authority@%s", area);
+        snprintf(sel[1], sizeof sel[1], "partnership@%s", area);
+        const char *sel_to[] = {sel[0], sel[1]};
+        shub_event_t ev = {
+            .type = "ae.istv.batch",
+            .occurred_ms = to,
+            .area = area,
+            .purpose = "violence-reduction",
+            .basis = "uk-gdpr-6-1-e",
+            .consent = SHUB_CONSENT_NOT_SOUGHT,
+            .payload = payload,
+        };
+        rc = profile_emit(emit, ctx, &ev, sel_to, 2);
+    }
+    shub_arena_destroy(&b.arena);
+    if (rc)
+        return rc;
+    if (to < p->sc.end_ms) /* room reserved by tick */
+        (void)profile_schedule(p, period_end(p, to), J_BATCH, job->ref, to, NULL);
+    return 0;
+}
+
+const profile_ops_t profile_health_ops = {
+    .kind = "health",
+    .init = init,
+    .fini = NULL,
+    .fire = fire,
+    .receive = NULL,
+};

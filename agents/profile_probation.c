@@ -1,0 +1,136 @@
+/*
+ * profile_probation: a probation provider (the National Probation Service
+ * for high-risk offenders, a CRC for the rest). Before a prisoner is
+ * released into an area it sends prison.release_notice to the police and the
+ * council of that area (`police@<area>`, `local-authority@<area>`): release
+ * date and type, the address, licence conditions and, for offenders managed
+ * under MAPPA, the category and level. The notice goes 7 to 28 days ahead of
+ * the release date.
+ *
+ * Law-enforcement processing: purpose offender-management, legal basis DPA
+ * 2018 Part 3; consent is not the basis and is not sought. Probation reacts
+ * to nothing it receives.
+ */
+#include "profile_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { S_RELEASE = 0 };
+
+static const char *const release_types[] = {
+    "automatic-conditional-release",
+    "parole",
+    "home-detention-curfew",
+    "sentence-expiry",
+};
+static const char *const conditions[] = {
+    "reside at the approved address",
+    "curfew 19:00-07:00 with electronic monitoring",
+    "no contact with the named victim directly or indirectly",
+    "exclusion zone around the victim's home area",
+    "attend drug testing as directed",
+    "disclose any new intimate relationship to the supervising officer",
+    "do not use the internet without approval",
+};
+static const char *const offences[] = {
+    "assault occasioning actual bodily harm against a former partner",
+    "robbery of a commercial premises",
+    "possession with intent to supply class A drugs",
+    "controlling or coercive behaviour in an intimate relationship",
+    "wounding with intent",
+    "burglary of a dwelling",
+};
+
+static int init(shub_profile_t *p, shub_err_t *err)
+{
+    (void)err;
+    return profile_stream_init(p, S_RELEASE, "prison.release_notice",
+                               &p->sc.probation.releases, profile_area_weights(p), true,
+                               S_RELEASE);
+}
+
+static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
+                void *ctx)
+{
+    stream_t *s = &p->streams[S_RELEASE];
+    rng_t *r = &s->rng;
+    const char *area = profile_stream_area(s);
+    person_t who;
+    person_make(rng_next(r), area, 19, 65, 0.1, &who);
+    char release[11], pnc[20], case_ref[40];
+    fmt_date(job->due_ms + rng_range(r, 7, 28) * MS_DAY, release);
+    snprintf(pnc, sizeof pnc, "%02d/%07u%c", (int)rng_range(r, 0, 25),
+             (unsigned)rng_below(r, 10000000), (char)('A' + rng_below(r, 26)));
+    snprintf(case_ref, sizeof case_ref, "PRB-%02d-%06u", year2(job->due_ms),
+             (unsigned)rng_below(r, 1000000));
+    bool mappa = rng_chance(r, p->sc.probation.mappa);
+    int category = (int)rng_range(r, 1, 3),
+        level = rng_chance(r, 0.8) ? 1 : (int)rng_range(r, 2, 3);
+    const char *type = PICK(r, release_types);
+    const char *offence = PICK(r, offences);
+    size_t n_cond = (size_t)rng_range(r, 2, 4);
+    size_t first = (size_t)rng_below(r, sizeof conditions / sizeof conditions[0]);
+
+    pb_t b = {.arena = shub_arena_new(2048)};
+    if (!b.arena)
+        return SHUB_ENOMEM;
+    shub_val_t payload = shub_val_map(), off = shub_val_map(), rel = shub_val_map();
+    shub_val_t addr = shub_val_map(), cond = shub_val_array();
+    pb_str(&b, &off, "name", who.name);
+    pb_str(&b, &off, "dob", who.dob);
+    pb_str(&b, &off, "pnc_id", pnc);
+    pb_put(&b, &payload, "offender", off);
+    pb_str(&b, &rel, "date", release);
+    pb_str(&b, &rel, "type", type);
+    pb_str(&b, &rel, "area", area);
+    pb_str(&b, &addr, "line1", who.line1);
+    pb_str(&b, &addr, "postcode", who.postcode);
+    pb_put(&b, &rel, "address", addr);
+    pb_put(&b, &payload, "release", rel);
+    for (size_t k = 0; k < n_cond;
+         k++) /* consecutive entries: never the same one twice */
+        pb_push_str(&b, &cond,
+                    conditions[(first + k) % (sizeof conditions / sizeof conditions[0])]);
+    pb_put(&b, &payload, "licence_conditions", cond);
+    if (mappa) {
+        shub_val_t m = shub_val_map();
+        pb_int(&b, &m, "category", category);
+        pb_int(&b, &m, "level", level);
+        pb_put(&b, &payload, "mappa", m);
+    }
+    pb_str(&b, &payload, "offence_summary", offence);
+    int rc = b.rc;
+    if (rc == 0) {
+        char sel[2][NAME_CAP + 20];
+        snprintf(sel[0], sizeof sel[0], "police@%s", area);
+        snprintf(sel[1], sizeof sel[1], "local-authority@%s", area);
+        const char *to[] = {sel[0], sel[1]};
+        shub_event_t ev = {
+            .type = "prison.release_notice",
+            .occurred_ms = job->due_ms,
+            .case_ref = case_ref,
+            .subject_ref = who.subject,
+            .area = area,
+            .purpose = "offender-management",
+            .basis = "dpa-2018-part3",
+            .consent = SHUB_CONSENT_NOT_SOUGHT,
+            .payload = payload,
+        };
+        rc = profile_emit(emit, ctx, &ev, to, 2);
+    }
+    shub_arena_destroy(&b.arena);
+    if (rc)
+        return rc;
+    (void)profile_stream_next(p, S_RELEASE, S_RELEASE,
+                              job->due_ms); /* room reserved by tick */
+    return 0;
+}
+
+const profile_ops_t profile_probation_ops = {
+    .kind = "probation",
+    .init = init,
+    .fini = NULL,
+    .fire = fire,
+    .receive = NULL,
+};

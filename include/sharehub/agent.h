@@ -1,0 +1,123 @@
+/*
+ * agent: the process each partner organisation runs (sharehub-agent). It
+ * connects to the broker with the organisation's CURVE keys, says HELLO, and
+ * then, until stopped:
+ *
+ *   - sends every pending outbox event as a SHARE (the same event id every
+ *     time) until a RECEIPT for it has been committed, then records each
+ *     recipient's outcome, including later updates (acknowledged, dead);
+ *   - opens each DELIVER, commits it to the inbox, and only then ACKs it; a
+ *     redelivered id is not stored twice but is ACKed again;
+ *   - heartbeats, notices a silent or restarted broker, and reconnects with
+ *     backoff; the outbox is resent on every new session;
+ *   - picks up events queued by `sharehub-agent submit` within ~50 ms;
+ *   - drives the organisation's profile (profile.h): ticks it on a simulated
+ *     clock, feeds it each new inbox event, and queues what it emits.
+ *
+ * Durability is the SQLite store (agentdb.h): killed at any instant, the
+ * agent loses nothing it accepted (a submitted event is in the outbox; a
+ * delivery is ACKed only once durable) and duplicates nothing in its inbox.
+ *
+ * Test hook: with SHUB_AGENT_CRASH_AFTER_COMMIT=1 in the environment, the
+ * agent _exit(9)s right after committing a new inbox row and before sending
+ * its ACK, the worst moment for a crash, so tests can show the redelivery
+ * that follows is stored once.
+ */
+#ifndef SHAREHUB_AGENT_H
+#define SHAREHUB_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sharehub/agentdb.h"
+#include "sharehub/err.h"
+#include "sharehub/msg.h"
+
+#define SHUB_AGENT_TICK_MS              20 /* profile tick, and the longest poll wait */
+#define SHUB_AGENT_OUTBOX_POLL_MS       50 /* how often another process's submit is noticed */
+#define SHUB_AGENT_RETRY_MIN_MS         3000 /* an unanswered SHARE is resent after this */
+#define SHUB_AGENT_BUSY_RETRY_MS        1000 /* after ERROR busy/unavailable */
+#define SHUB_AGENT_BACKOFF_MIN_MS       200 /* first HELLO retry; doubles up to the max */
+#define SHUB_AGENT_BACKOFF_MAX_MS       5000
+#define SHUB_AGENT_DEFAULT_HEARTBEAT_MS 2000 /* until the WELCOME names one */
+#define SHUB_AGENT_MAX_HOOKS            16   /* --on-receive commands running at once */
+
+/* ---- configuration (agent_config.c) ----------------------------------- */
+
+/* What an agent needs from the partnership's config directory: hub.yaml's
+ * endpoint and key_dir, the partnership's areas and this organisation's
+ * kind and areas from orgs.yaml. Strings are owned by the config. */
+typedef struct shub_agent_config {
+    char *endpoint; /* hub.yaml `endpoint`; NULL if absent */
+    char *key_dir;  /* hub.yaml `key_dir`, resolved against DIR (default DIR/keys) */
+    char *org;      /* the organisation's id */
+    char *kind;
+    char **areas; /* the areas it serves; every area if it serves `all` */
+    size_t n_areas;
+    char **all_areas; /* the partnership's areas */
+    size_t n_all_areas;
+} shub_agent_config_t;
+
+/* Loads DIR/hub.yaml (optional: defaults if absent) and DIR/orgs.yaml, and
+ * finds `org`. SHUB_EIO if orgs.yaml cannot be read, SHUB_ECONFIG for YAML
+ * that does not parse (err->file/line), SHUB_ENOTFOUND if org is not listed,
+ * SHUB_ENOMEM. Unknown keys are ignored: the broker owns the schema. */
+int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t **cfg_p,
+                           shub_err_t *err);
+
+void shub_agent_config_destroy(shub_agent_config_t **cfg_p);
+
+/* ---- the running agent (agent.c) -------------------------------------- */
+
+typedef struct shub_agent shub_agent_t;
+
+typedef struct shub_agent_opts {
+    const char *org;        /* required */
+    const char *config_dir; /* required */
+    const char *db_path;    /* NULL: ./ORG.db */
+    const char *endpoint;   /* NULL: hub.yaml's */
+    const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event */
+    const char *scenario;   /* NULL: the profile only reacts */
+    uint64_t seed;
+    bool until_done; /* shub_agent_done may become true */
+} shub_agent_opts_t;
+
+/* Loads config, keys, the store, the scenario and the profile, and starts
+ * connecting. SHUB_ECONFIG / SHUB_ENOTFOUND (config, org, scenario),
+ * SHUB_EIO (keys, store), SHUB_EDB, SHUB_ECRYPTO, SHUB_ENOMEM. */
+int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p,
+                   shub_err_t *err);
+
+/* One turn: waits up to timeout_ms (capped at SHUB_AGENT_TICK_MS) for the
+ * broker, handles what arrived, sends what is due, ticks the profile. Returns
+ * 0, or SHUB_EDB / SHUB_EIO when the store fails (the caller decides whether
+ * to stop). */
+int shub_agent_poll(shub_agent_t *agent, int timeout_ms);
+
+/* With until_done: true once the profile (if any) is done, no outbox event is
+ * pending and no --on-receive command is still running. */
+bool shub_agent_done(shub_agent_t *agent);
+
+/* Says BYE if connected, waits briefly for running hooks, closes all. */
+void shub_agent_destroy(shub_agent_t **agent_p);
+
+/* ---- commands on a store (agent.c), for the CLI and tests -------------- */
+
+/* Queues one event given as JSON (json.h) into the outbox; *id is its id.
+ * Errors as shub_json_share_parse, then SHUB_EEXIST (id already queued),
+ * SHUB_EDB. Nothing is queued on error. */
+int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t now_ms,
+                      shub_id_t *id, shub_err_t *err);
+
+/* Writes the inbox received at or after since_ms: a table, or one JSON
+ * object per line (json.h, with from/agreement/version/flow/received). */
+int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,
+                           shub_err_t *err);
+
+/* Writes the outbox as a table: each event with its state, then one line per
+ * recipient outcome (queued, delivered, acknowledged, denied and why, dead). */
+int shub_agent_print_outbox(shub_agentdb_t *db, FILE *out, shub_err_t *err);
+
+#endif

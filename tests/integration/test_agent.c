@@ -1,0 +1,560 @@
+/*
+ * Process tests for sharehub-agent: a real broker (harness.h), real agent
+ * processes for wmp (police) and marac-coventry, real SQLite files. Each
+ * test starts its own broker from tests/fixtures/broker/agreements (the
+ * test-marac agreement lets police refer to the MARAC of the victim's area
+ * when the DASH score is 14 or more), and checks the results in the files:
+ * the broker's audit log and deliveries, and each agent's outbox and inbox.
+ *
+ * Waits are on conditions in those files, with deadlines, never blind sleeps
+ * (except a short pause that lets a running agent try, and fail, to reach a
+ * broker that is down).
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 20000
+
+/* The broker fixture's agreements name these organisations; only wmp and
+ * marac-coventry run agents here. */
+static const harness_org_t orgs[] = {
+    {"wmp", "police", "all"},
+    {"marac-coventry", "marac", "coventry"},
+    {"idva-coventry", "idva", "coventry"},
+    {"bcc", "local-authority", "birmingham-east, birmingham-west"},
+};
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **state)
+{
+    harness_t *h = harness_new(orgs, sizeof orgs / sizeof orgs[0],
+                               SHUB_FIXTURES "/broker/agreements");
+    if (!h || harness_start(h) != 0) {
+        if (h)
+            fprintf(stderr, "broker did not start; log in %s\n", h->log);
+        harness_destroy(&h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    harness_t *h = *state;
+    harness_destroy(&h);
+    return 0;
+}
+
+static void path_in(const harness_t *h, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", h->dir, name);
+}
+
+/* ---- agent processes -------------------------------------------------- */
+
+/* Starts `sharehub-agent run` for org with its store DIR/ORG.db; stderr goes
+ * to DIR/ORG.log. crash_hook sets SHUB_AGENT_CRASH_AFTER_COMMIT=1. */
+static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
+                         const char *on_receive)
+{
+    char db[400], log[400];
+    snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
+    snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        if (crash_hook)
+            setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
+        else
+            unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+        const char *prog = harness_program("agents/sharehub-agent");
+        if (on_receive)
+            execl(prog, "sharehub-agent", "--log-level", "debug", "run", "--org", org,
+                  "--config", h->dir, "--broker", h->endpoint, "--db", db, "--on-receive",
+                  on_receive, (char *)NULL);
+        else
+            execl(prog, "sharehub-agent", "--log-level", "debug", "run", "--org", org,
+                  "--config", h->dir, "--broker", h->endpoint, "--db", db, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Stops an agent with sig and returns its exit status (128+signal if killed). */
+static int agent_stop(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Waits up to WAIT_MS for the agent to exit by itself; its status, or -1. */
+static int agent_wait_exit(pid_t pid)
+{
+    for (int waited = 0; waited < WAIT_MS; waited += 10) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        nap_ms(10);
+    }
+    return -1;
+}
+
+/* Runs sharehub-agent with args (NULL-terminated) and `input` on stdin;
+ * returns the exit status and fills out/err with stdout/stderr. */
+static int agent_cmd(const harness_t *h, const char *input, char *out, size_t out_size,
+                     char *err, size_t err_size, const char *arg0, ...)
+{
+    char in_path[400], out_path[400], err_path[400];
+    path_in(h, "cmd.in", in_path, sizeof in_path);
+    path_in(h, "cmd.out", out_path, sizeof out_path);
+    path_in(h, "cmd.err", err_path, sizeof err_path);
+    FILE *f = fopen(in_path, "w");
+    assert_non_null(f);
+    fputs(input ? input : "", f);
+    fclose(f);
+
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = "sharehub-agent";
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open(in_path, O_RDONLY),
+            o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+            e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(in, STDIN_FILENO);
+        dup2(o, STDOUT_FILENO);
+        dup2(e, STDERR_FILENO);
+        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const char *paths[2] = {out_path, err_path};
+    char *bufs[2] = {out, err};
+    size_t sizes[2] = {out_size, err_size};
+    for (int i = 0; i < 2; i++) {
+        if (!bufs[i])
+            continue;
+        f = fopen(paths[i], "r");
+        size_t n = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
+        bufs[i][n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- the agents' stores ------------------------------------------------ */
+
+/* `SELECT count(*) FROM <sql>` on DIR/ORG.db; -1 if the file or table is not
+ * there yet. */
+static long agent_count(const harness_t *h, const char *org, const char *sql)
+{
+    char path[400], full[1024];
+    snprintf(path, sizeof path, "%s/%s.db", h->dir, org);
+    snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
+    sqlite3 *db = NULL;
+    long n = -1;
+    if (access(path, F_OK) == 0 &&
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, full, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+/* Waits until agent_count(org, sql) == want; returns the last count seen. */
+static long wait_agent_count(const harness_t *h, const char *org, const char *sql,
+                             long want)
+{
+    long n = -1;
+    for (int waited = 0; waited < WAIT_MS; waited += 20) {
+        if ((n = agent_count(h, org, sql)) == want)
+            return n;
+        nap_ms(20);
+    }
+    return n;
+}
+
+static long wait_broker_count(const harness_t *h, const char *sql, long want)
+{
+    long n = -1;
+    for (int waited = 0; waited < WAIT_MS; waited += 20) {
+        if ((n = harness_count(h, sql)) == want)
+            return n;
+        nap_ms(20);
+    }
+    return n;
+}
+
+/* A referral as a partner would submit it: DASH 16, to the MARAC of the
+ * victim's area; the address and children are not in the agreement. */
+static const char referral[] =
+    "{\"event\": \"marac.referral\", \"occurred\": \"2026-07-01T10:00:00Z\",\n"
+    " \"case\": \"WMP-2026-0001\", \"subject\": \"SUBJ-42\", \"area\": \"coventry\",\n"
+    " \"purpose\": \"marac-risk-management\", \"basis\": \"uk-gdpr-6-1-e\",\n"
+    " \"consent\": \"given\", \"to\": [\"marac@coventry\"],\n"
+    " \"payload\": {\"victim\": {\"name\": \"Jane Example\", \"dob\": \"1990-04-01\",\n"
+    "                         \"address\": {\"postcode\": \"CV1 2AB\"}},\n"
+    "             \"risk\": {\"dash_score\": 16},\n"
+    "             \"incident\": {\"summary\": \"Assault at home address.\"},\n"
+    "             \"children\": [{\"name\": \"Child A\"}]}}\n";
+
+/* Submits the referral to wmp's outbox through the CLI; checks it printed an id. */
+static void submit_referral(const harness_t *h)
+{
+    char db[400], out[256], err[1024];
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    int rc = agent_cmd(h, referral, out, sizeof out, err, sizeof err, "submit", "--org",
+                       "wmp", "--config", h->dir, "--db", db, "-", NULL);
+    if (rc != 0)
+        fprintf(stderr, "submit: %s", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(strlen(out), 37); /* an id and a newline */
+    assert_int_equal(out[8], '-');
+    assert_int_equal(out[14], '7'); /* UUIDv7 */
+}
+
+/* ---- the broker goes away mid-run ---------------------------------------- */
+
+static void test_agent_broker_lost_mid_run_sends_everything_once(void **state)
+{
+    harness_t *h = *state;
+    char hook_out[400], hook_cmd[600];
+    path_in(h, "hook.jsonl", hook_out, sizeof hook_out);
+    snprintf(hook_cmd, sizeof hook_cmd, "cat >> '%s'", hook_out);
+    pid_t police = agent_start(h, "wmp", false, NULL);
+    pid_t marac = agent_start(h, "marac-coventry", false, hook_cmd);
+
+    for (int i = 0; i < 3; i++)
+        submit_referral(h);
+    assert_int_equal(wait_agent_count(h, "marac-coventry", "inbox", 3), 3);
+    assert_int_equal(
+        wait_agent_count(h, "wmp", "outcomes WHERE outcome = 'acknowledged'", 3), 3);
+
+    /* The broker dies without a goodbye; three more events are accepted
+     * meanwhile, and the agent tries, and fails, to send them. */
+    assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
+    for (int i = 0; i < 3; i++)
+        submit_referral(h);
+    nap_ms(1500);
+    assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'pending'"), 3);
+    assert_int_equal(agent_count(h, "marac-coventry", "inbox"), 3);
+
+    assert_int_equal(harness_start(h), 0);
+    assert_int_equal(wait_agent_count(h, "marac-coventry", "inbox", 6), 6);
+    assert_int_equal(
+        wait_agent_count(h, "wmp", "outcomes WHERE outcome = 'acknowledged'", 6), 6);
+    assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'receipted'"), 6);
+
+    /* Exactly once at the broker: one decision, one delivery, one ACK per event. */
+    assert_int_equal(harness_count(h, "events"), 6);
+    assert_int_equal(harness_count(h,
+                                   "audit WHERE action = 'decide' AND decision = 'allow' "
+                                   "AND event_type = 'marac.referral'"),
+                     6);
+    assert_int_equal(harness_count(h, "audit WHERE action = 'ack'"), 6);
+    assert_int_equal(harness_count(h, "deliveries WHERE recipient = 'marac-coventry' AND "
+                                      "state = 'acknowledged'"),
+                     6);
+    assert_int_equal(harness_count(h, "deliveries"), 6);
+    /* ... and in the recipient's inbox, as the broker minimised it. */
+    assert_int_equal(agent_count(h, "marac-coventry",
+                                 "inbox WHERE sender = 'wmp' AND "
+                                 "agreement = 'test-marac' AND "
+                                 "version = 2 AND flow = 'referral'"),
+                     6);
+
+    /* --on-receive ran once per event, with the event as JSON on stdin. */
+    char line[8192];
+    int lines = 0;
+    for (int waited = 0; lines < 6 && waited < WAIT_MS; waited += 20) {
+        FILE *f = fopen(hook_out, "r");
+        lines = 0;
+        while (f && fgets(line, sizeof line, f)) {
+            assert_non_null(strstr(line, "\"event\":\"marac.referral\""));
+            assert_non_null(strstr(line, "\"from\":\"wmp\",\"agreement\":\"test-marac\","
+                                         "\"version\":2,\"flow\":\"referral\""));
+            assert_non_null(strstr(line, "\"victim\":{\"name\":\"Jane Example\""));
+            assert_null(strstr(line, "CV1 2AB")); /* stripped by the broker */
+            assert_null(strstr(line, "Child A"));
+            lines++;
+        }
+        if (f)
+            fclose(f);
+        if (lines < 6)
+            nap_ms(20);
+    }
+    assert_int_equal(lines, 6);
+
+    /* The listings. */
+    char out[16384], err[1024], db[400];
+    snprintf(db, sizeof db, "%s/marac-coventry.db", h->dir);
+    assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "inbox",
+                               "--org", "marac-coventry", "--db", db, "--format", "json",
+                               NULL),
+                     0);
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "\"received\":")); p++)
+        n++;
+    assert_int_equal(n, 6);
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "outbox",
+                               "--org", "wmp", "--db", db, NULL),
+                     0);
+    n = 0;
+    for (const char *p = out; (p = strstr(p, "-> marac-coventry")); p++)
+        n++;
+    assert_int_equal(n, 6);
+    assert_non_null(strstr(out, "acknowledged  [test-marac v2 referral]"));
+
+    assert_int_equal(agent_stop(police, SIGTERM), 0);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+}
+
+static char *edited(const char *from, const char *to);
+
+/* ---- --until-done ------------------------------------------------------- */
+
+static void test_agent_until_done_exits_0_once_everything_is_receipted(void **state)
+{
+    harness_t *h = *state;
+    submit_referral(h); /* queued before the agent runs: picked up at start */
+    /* One the broker refuses for good (future-event): failed, not pending. */
+    char *future = edited("2026-07-01T10:00:00Z", "2099-07-01T10:00:00Z");
+    char db[400], log[400], out[4096], err[1024];
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    assert_int_equal(agent_cmd(h, future, out, sizeof out, err, sizeof err, "submit",
+                               "--org", "wmp", "--db", db, NULL),
+                     0);
+    free(future);
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    snprintf(log, sizeof log, "%s/wmp.log", h->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, STDERR_FILENO);
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "run", "--org",
+              "wmp", "--config", h->dir, "--broker", h->endpoint, "--db", db,
+              "--until-done", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(agent_wait_exit(pid), 0);
+    /* No MARAC agent runs: the broker holds the referral for it, and says so. */
+    assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'receipted'"), 1);
+    assert_int_equal(agent_count(h, "wmp",
+                                 "outcomes WHERE outcome = 'queued' AND "
+                                 "recipient = 'marac-coventry'"),
+                     1);
+    assert_int_equal(harness_count(h, "deliveries WHERE state = 'queued'"), 1);
+    assert_int_equal(agent_count(h, "wmp",
+                                 "outbox WHERE state = 'failed' AND "
+                                 "error_code = 'future-event' AND attempts = 1"),
+                     1);
+    assert_int_equal(harness_count(h, "events"), 1);
+    assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "outbox",
+                               "--org", "wmp", "--db", db, NULL),
+                     0);
+    assert_non_null(strstr(out, "\n    failed: future-event: SHARE.occurred: "));
+    assert_non_null(strstr(out, "\n    -> marac-coventry               queued  "
+                                "[test-marac v2 referral]\n"));
+}
+
+/* ---- the recipient dies between its inbox commit and its ACK ------------- */
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_agent_killed_between_commit_and_ack_keeps_event_once(void **state)
+{
+    harness_t *h = *state;
+    pid_t police = agent_start(h, "wmp", false, NULL);
+    pid_t marac = agent_start(h, "marac-coventry", true, NULL);
+    submit_referral(h);
+
+    /* The test hook: exit 9 right after the commit, before the ACK. */
+    assert_int_equal(agent_wait_exit(marac), 9);
+    assert_int_equal(agent_count(h, "marac-coventry", "inbox"), 1);
+    assert_int_equal(harness_count(h, "deliveries WHERE state = 'delivered'"), 1);
+    assert_int_equal(harness_count(h, "audit WHERE action = 'ack'"), 0);
+
+    /* Back again: the broker redelivers, the inbox keeps one copy, the ACK lands. */
+    marac = agent_start(h, "marac-coventry", false, NULL);
+    assert_int_equal(wait_broker_count(h, "deliveries WHERE state = 'acknowledged'", 1),
+                     1);
+    assert_int_equal(agent_count(h, "marac-coventry", "inbox"), 1);
+    assert_int_equal(harness_count(h, "audit WHERE action = 'ack'"), 1);
+    assert_int_equal(
+        wait_agent_count(h, "wmp", "outcomes WHERE outcome = 'acknowledged'", 1), 1);
+    char log[400];
+    path_in(h, "marac-coventry.log", log, sizeof log);
+    assert_true(file_has(log, "already in the inbox; acknowledged again"));
+
+    assert_int_equal(agent_stop(police, SIGTERM), 0);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+}
+
+/* ---- submit refuses bad input, names it, queues nothing ----------------- */
+
+/* Submits text to wmp's outbox; checks exit code and exact stderr, and that
+ * nothing was queued. */
+static void submit_refused(const harness_t *h, const char *text, int code,
+                           const char *message)
+{
+    char db[400], out[256], err[2048];
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    int rc = agent_cmd(h, text, out, sizeof out, err, sizeof err, "submit", "--org",
+                       "wmp", "--db", db, NULL);
+    assert_int_equal(rc, code);
+    assert_string_equal(err, message);
+    assert_string_equal(out, "");
+    assert_int_equal(agent_count(h, "wmp", "outbox"), 0);
+}
+
+/* The referral with `from` replaced by `to` (first occurrence). */
+static char *edited(const char *from, const char *to)
+{
+    const char *at = strstr(referral, from);
+    assert_non_null(at);
+    size_t n = strlen(referral) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(at - referral), referral, to, at + strlen(from));
+    return out;
+}
+
+static void test_agent_submit_malformed_json_exits_65_nothing_queued(void **state)
+{
+    harness_t *h = *state;
+    char *t = edited("\"area\": \"coventry\"", "\"area\" \"coventry\"");
+    submit_refused(h, t, 65,
+                   "submit: line 2 column 65: ':' expected near '\"coventry\"'\n");
+    free(t);
+}
+
+static void test_agent_submit_missing_field_exits_65_nothing_queued(void **state)
+{
+    harness_t *h = *state;
+    char *t = edited(" \"purpose\": \"marac-risk-management\",", "");
+    submit_refused(h, t, 65, "submit: purpose: required field missing\n");
+    free(t);
+}
+
+static void test_agent_submit_wrong_type_exits_65_nothing_queued(void **state)
+{
+    harness_t *h = *state;
+    char *t = edited("[\"marac@coventry\"]", "\"marac@coventry\"");
+    submit_refused(h, t, 65, "submit: to: expected an array of recipients\n");
+    free(t);
+    t = edited("[\"marac@coventry\"]", "[\"marac@coventry\", \"MARAC in Coventry\"]");
+    submit_refused(h, t, 65, "submit: to[1]: not an org id, @area or kind@area\n");
+    free(t);
+}
+
+static void test_agent_submit_oversized_value_exits_65_nothing_queued(void **state)
+{
+    harness_t *h = *state;
+    char big[200 + 1];
+    memset(big, 'W', 200);
+    big[200] = '\0';
+    char *t = edited("WMP-2026-0001", big);
+    submit_refused(h, t, 65, "submit: case: text of 200 bytes exceeds limit 128\n");
+    free(t);
+}
+
+static void test_agent_submit_unknown_org_in_config_exits_78(void **state)
+{
+    harness_t *h = *state;
+    char db[400], out[256], err[2048], expect[1024];
+    snprintf(db, sizeof db, "%s/x.db", h->dir);
+    int rc = agent_cmd(h, referral, out, sizeof out, err, sizeof err, "submit", "--org",
+                       "nobody", "--config", h->dir, "--db", db, NULL);
+    assert_int_equal(rc, 78);
+    snprintf(expect, sizeof expect,
+             "submit: organisation 'nobody' is not in '%s/orgs.yaml'\n", h->dir);
+    assert_string_equal(err, expect);
+    assert_int_equal(access(db, F_OK), -1);
+}
+
+static void test_agent_run_without_org_exits_64(void **state)
+{
+    harness_t *h = *state;
+    char out[4096], err[4096];
+    assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "run",
+                               "--config", h->dir, NULL),
+                     64);
+    assert_non_null(strstr(err, "usage: sharehub-agent run --org ID --config DIR"));
+    assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "--help", NULL),
+                     0);
+    assert_non_null(strstr(out, "usage: sharehub-agent [--log-level L] COMMAND"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_agent_broker_lost_mid_run_sends_everything_once),
+        T(test_agent_killed_between_commit_and_ack_keeps_event_once),
+        T(test_agent_until_done_exits_0_once_everything_is_receipted),
+        T(test_agent_submit_malformed_json_exits_65_nothing_queued),
+        T(test_agent_submit_missing_field_exits_65_nothing_queued),
+        T(test_agent_submit_wrong_type_exits_65_nothing_queued),
+        T(test_agent_submit_oversized_value_exits_65_nothing_queued),
+        T(test_agent_submit_unknown_org_in_config_exits_78),
+        T(test_agent_run_without_org_exits_64),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

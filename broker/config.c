@@ -108,7 +108,9 @@ typedef struct cy_capture {
     int line, column;
 } cy_capture_t;
 
-static void cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+/* libcyaml hands its own format string to this callback. */
+__attribute__((format(printf, 3, 0))) static void cy_log(cyaml_log_t level, void *ctx,
+                                               const char *fmt, va_list args)
 {
     cy_capture_t *cap = ctx;
     char line[SHUB_ERR_MSG_MAX];

@@ -65,6 +65,7 @@ struct shub_agent {
     bool welcomed;
     int64_t session_ms; /* WELCOME received: rows sent before it are resent */
     int64_t last_in_ms, last_out_ms;
+    int64_t last_deliver_ms; /* a DELIVER arrived; --until-done waits for quiet */
     int64_t next_hello_ms; /* not welcomed: when to reconnect and say HELLO again */
     int backoff_ms;
     uint32_t heartbeat_ms; /* from WELCOME */
@@ -237,7 +238,9 @@ static int make_profile(shub_agent_t *a, shub_err_t *err)
     shub_err_t perr;
     shub_err_clear(&perr);
     rc = shub_profile_new(&org, a->scenario, a->opts.seed, &a->profile, &perr);
-    if (rc == SHUB_ENOTFOUND && !a->scenario) {
+    if (rc == SHUB_ENOTFOUND) {
+        /* Not every kind originates events (a treatment service, the VRP):
+         * such an organisation still receives, stores and acknowledges. */
         shub_info("no profile for kind=%s: the agent only stores what it receives",
                   a->cfg->kind);
         return 0;
@@ -267,6 +270,15 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_e
 
     if ((rc = shub_agent_config_load(opts->config_dir, opts->org, &a->cfg, err)))
         goto fail;
+    if (opts->key_dir) {
+        char *kd = shub_strdup(opts->key_dir);
+        if (!kd) {
+            rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
+            goto fail;
+        }
+        shub_free(a->cfg->key_dir);
+        a->cfg->key_dir = kd;
+    }
     const char *ep = opts->endpoint ? opts->endpoint : a->cfg->endpoint;
     if (!ep || strchr(ep, '*')) {
         rc = shub_err_set(
@@ -652,6 +664,7 @@ static void handle_error(shub_agent_t *a, const shub_error_msg_t *e, int64_t now
 
 static void handle_deliver(shub_agent_t *a, const shub_deliver_t *d, int64_t now)
 {
+    a->last_deliver_ms = now;
     char idt[SHUB_ID_TEXT];
     idtext(&d->id, idt);
     shub_err_t err;
@@ -822,7 +835,12 @@ bool shub_agent_done(shub_agent_t *a)
 {
     if (!a->opts.until_done || a->n_hooks)
         return false;
-    if (a->profile && !shub_profile_done(a->profile, sim_now(a, shub_now_ms())))
+    int64_t now = shub_now_ms();
+    if (a->profile && !shub_profile_done(a->profile, sim_now(a, now)))
+        return false;
+    if (a->scenario && sim_now(a, now) < shub_scenario_end_ms(a->scenario))
+        return false; /* partners may still send to us until the period ends */
+    if (now - a->last_deliver_ms < SHUB_AGENT_QUIET_MS)
         return false;
     uint64_t pending = 1;
     shub_err_t err;

@@ -39,7 +39,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: sharehub-agent [--log-level L] COMMAND [options]\n"
             "\n"
-            "  run --org ID --config DIR [--db FILE] [--broker URL] [--on-receive CMD]\n"
+            "  run --org ID --config DIR [--db FILE] [--broker URL] [--keys DIR]\n"
+            "      [--on-receive CMD]\n"
             "      [--scenario FILE --seed N] [--until-done]\n"
             "        connect to the broker as ID and share and receive events until\n"
             "        SIGTERM; resends the outbox until receipted, commits each delivery\n"
@@ -62,19 +63,21 @@ static void run_usage(FILE *out)
     fprintf(
         out,
         "usage: sharehub-agent run --org ID --config DIR [--db FILE] [--broker URL]\n"
-        "                          [--on-receive CMD] [--scenario FILE] [--seed N]\n"
+        "                          [--keys DIR] [--on-receive CMD] [--scenario FILE] [--seed N]\n"
         "                          [--until-done]\n"
         "\n"
         "  -o, --org ID           the organisation to run as (its keys: KEY_DIR/ID.key)\n"
         "  -c, --config DIR       the partnership's config (hub.yaml, orgs.yaml)\n"
         "  -d, --db FILE          the local store (default ./ID.db)\n"
         "  -b, --broker URL       the broker (default: hub.yaml's endpoint)\n"
+        "  -k, --keys DIR         key directory (default: hub.yaml's key_dir)\n"
         "  -r, --on-receive CMD   run CMD via /bin/sh -c for each new inbox event,\n"
         "                         the event as JSON on its stdin; failures are logged\n"
         "  -s, --scenario FILE    drive the organisation's profile with this scenario\n"
         "  -S, --seed N           the scenario's random seed (default 1)\n"
-        "  -u, --until-done       exit 0 once the profile is done and nothing is "
-        "pending\n"
+        "  -u, --until-done       exit 0 once the scenario's period is over, the\n"
+        "                         profile is done, nothing is pending and nothing\n"
+        "                         has arrived for a few seconds\n"
         "  -h, --help             this text\n"
         "signals: TERM/INT stop cleanly\n");
 }
@@ -179,6 +182,7 @@ static int cmd_run(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"db", required_argument, NULL, 'd'},
         {"broker", required_argument, NULL, 'b'},
+        {"keys", required_argument, NULL, 'k'},
         {"on-receive", required_argument, NULL, 'r'},
         {"scenario", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},
@@ -188,7 +192,7 @@ static int cmd_run(int argc, char **argv)
     };
     shub_agent_opts_t opts = {.seed = 1};
     int c;
-    while ((c = getopt_long(argc, argv, "o:c:d:b:r:s:S:uh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:s:S:uh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o':
             opts.org = optarg;
@@ -201,6 +205,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'b':
             opts.endpoint = optarg;
+            break;
+        case 'k':
+            opts.key_dir = optarg;
             break;
         case 'r':
             opts.on_receive = optarg;

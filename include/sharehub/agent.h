@@ -73,15 +73,22 @@ void shub_agent_config_destroy(shub_agent_config_t **cfg_p);
 
 typedef struct shub_agent shub_agent_t;
 
+/* How long an agent with --until-done waits, after its work is done, for
+ * deliveries still on their way (a MARAC's last decisions, say). */
+#define SHUB_AGENT_QUIET_MS 3000
+
 typedef struct shub_agent_opts {
     const char *org;        /* required */
     const char *config_dir; /* required */
     const char *db_path;    /* NULL: ./ORG.db */
     const char *endpoint;   /* NULL: hub.yaml's */
+    const char *key_dir;    /* NULL: hub.yaml's key_dir */
     const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event */
     const char *scenario;   /* NULL: the profile only reacts */
     uint64_t seed;
-    bool until_done; /* shub_agent_done may become true */
+    bool until_done; /* shub_agent_done may become true: after the scenario's
+                        end, with nothing pending and nothing delivered for
+                        SHUB_AGENT_QUIET_MS */
 } shub_agent_opts_t;
 
 /* Loads config, keys, the store, the scenario and the profile, and starts

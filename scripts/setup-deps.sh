@@ -14,6 +14,7 @@ packages=(
     libcyaml-dev libyaml-dev              # schema-driven YAML config with line numbers
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output
     libcmocka-dev                         # unit tests
+    sqlite3                               # the demo's progress line; handy for poking at state
     "$@"
 )
 

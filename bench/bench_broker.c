@@ -1,0 +1,1152 @@
+/*
+ * bench_broker: what the broker carries, end to end, with everything on.
+ *
+ * A real sharehub-broker runs from a throw-away config directory (CURVE, the
+ * ZAP handler, policy with a condition, minimisation and sealing per
+ * recipient, the durable audit chain with synchronous=FULL, every RECEIPT
+ * after its commit) and is driven by separate processes, each with its own
+ * keys: senders pushing pipelined SHAREs (a MARAC referral of about 600
+ * bytes, keeping up to WINDOW un-receipted) and recipients that ACK every
+ * DELIVER. Four measurements:
+ *
+ *   throughput  events/s with one and with three recipients per event; an
+ *               event counts once its RECEIPT and every recipient's
+ *               acknowledgement update have reached the sender. In the same
+ *               run the same counts and sizes go through a bare ZeroMQ ROUTER
+ *               forwarder (no CURVE, no policy, no audit) whose recipients
+ *               ACK back through it: the ratio is the price of the hub.
+ *   latency     one sender at fixed offered rates (open loop: latency runs
+ *               from each event's scheduled send time, so a broker that falls
+ *               behind is charged for the queue), SHARE -> RECEIPT and
+ *               SHARE -> DELIVER p50/p99/p99.9/max; and one event in flight
+ *               at a time (closed loop).
+ *   backlog     N deliveries queued for an organisation that is offline:
+ *               broker peak RSS (VmHWM), and the time to drain them once it
+ *               says HELLO.
+ *
+ * Every figure is printed with the core count, the SQLite synchronous
+ * setting and the message size. `--help` lists the flags for longer runs and
+ * for running the broker under a profiler. Time: CLOCK_MONOTONIC throughout
+ * (one clock for all processes on the machine).
+ */
+#include "bench_common.h"
+
+#include "sharehub/alloc.h"
+#include "sharehub/err.h"
+#include "sharehub/msg.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <sys/select.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define N_RECIPIENTS 3       /* MARACs: every event goes to 1 or to all 3 */
+#define MAX_SENDERS 16
+#define WINDOW 200           /* un-receipted SHAREs per sender (broker's is 256) */
+#define RECIPIENT_WINDOW 1024 /* DELIVERs a recipient accepts un-ACKed (the maximum) */
+#define BACKLOG_ORG "marac-offline"
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct opts {
+    long events;           /* throughput: events per run */
+    int senders;
+    double latency_s;      /* seconds per offered rate */
+    long rates[8];
+    int n_rates;
+    long closed_events;    /* one in flight at a time */
+    long backlog;          /* deliveries queued for the offline org */
+    unsigned batch_max;
+    bool sync_normal;
+    bool skip_throughput, skip_latency, skip_backlog, skip_forwarder;
+    const char *dir;       /* parent of the temp dirs */
+    const char *wrap;      /* profiler command put before the broker */
+    const char *broker;
+    int timeout_s;         /* any one run gives up after this */
+} opts_t;
+
+static opts_t O = {
+    .events = 40000,
+    .senders = 3,
+    .latency_s = 3,
+    .rates = {1000, 10000, 50000},
+    .n_rates = 3,
+    .closed_events = 2000,
+    .backlog = 100000,
+    .batch_max = 1024,
+    .timeout_s = 300,
+};
+
+static int cores;
+static size_t share_bytes; /* encoded SHARE, as the senders send it */
+
+/* ---- shared state between the processes of one run ---------------------- */
+
+typedef struct shared {
+    volatile int stop;          /* recipients and forwarder: finish */
+    int64_t t_go;               /* when the senders were released */
+    int64_t t_done[MAX_SENDERS];/* when each sender saw its last outcome */
+    long receipts[MAX_SENDERS], acks[MAX_SENDERS], errors[MAX_SENDERS];
+    long queued[MAX_SENDERS], denied[MAX_SENDERS];
+    long delivered[N_RECIPIENTS + 1];
+    int64_t t_first_deliver, t_last_ack; /* backlog drain (one recipient) */
+    bool timed_out;
+    /* latency runs: per event, ns */
+    long n_lat;
+    int64_t *t_sched, *t_receipt, *t_deliver;
+} shared_t;
+
+static shared_t *shared_new(long n_lat)
+{
+    size_t size = sizeof(shared_t) + (size_t)n_lat * 3 * sizeof(int64_t);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("bench: mmap");
+        exit(1);
+    }
+    shared_t *sh = p;
+    memset(sh, 0, sizeof *sh);
+    sh->n_lat = n_lat;
+    int64_t *arr = (int64_t *)(sh + 1);
+    sh->t_sched = arr;
+    sh->t_receipt = arr + n_lat;
+    sh->t_deliver = arr + 2 * n_lat;
+    return sh;
+}
+
+static void shared_free(shared_t *sh)
+{
+    munmap(sh, sizeof(shared_t) + (size_t)sh->n_lat * 3 * sizeof(int64_t));
+}
+
+/* Readiness and release: children write one byte to `ready` when connected,
+ * then block on `go` until the parent writes their byte. */
+typedef struct gate {
+    int ready[2], go[2];
+} gate_t;
+
+static void gate_open(gate_t *g)
+{
+    if (pipe(g->ready) != 0 || pipe(g->go) != 0) {
+        perror("bench: pipe");
+        exit(1);
+    }
+}
+
+static void gate_child_ready(gate_t *g, bool wait_go)
+{
+    char c = 'r';
+    if (write(g->ready[1], &c, 1) != 1)
+        _exit(3);
+    if (wait_go && read(g->go[0], &c, 1) != 1)
+        _exit(3);
+}
+
+static void gate_wait_ready(gate_t *g, int n)
+{
+    char c;
+    for (int i = 0; i < n; i++)
+        if (read(g->ready[0], &c, 1) != 1) {
+            fprintf(stderr, "bench: a child died before it was ready\n");
+            exit(1);
+        }
+}
+
+static void gate_release(gate_t *g, int n)
+{
+    char c = 'g';
+    for (int i = 0; i < n; i++)
+        if (write(g->go[1], &c, 1) != 1)
+            exit(1);
+}
+
+static void gate_close(gate_t *g)
+{
+    close(g->ready[0]);
+    close(g->ready[1]);
+    close(g->go[0]);
+    close(g->go[1]);
+}
+
+static pid_t spawn(void (*fn)(void *, int), void *arg, int idx)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("bench: fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        fn(arg, idx);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void reap(pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            waitpid(pids[i], NULL, 0);
+}
+
+/* Broker CPU time (user + system) in clock ticks, from /proc/PID/stat. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                     &st) != 2)
+        return -1;
+    return (long)(ut + st);
+}
+
+/* ---- organisations ------------------------------------------------------ */
+
+static void sender_id(int i, char *out, size_t size)
+{
+    snprintf(out, size, "police-%d", i + 1);
+}
+
+static void recipient_id(int i, char *out, size_t size)
+{
+    snprintf(out, size, "marac-%d", i + 1);
+}
+
+static bench_env_t *env_for_run(void)
+{
+    bench_org_t orgs[MAX_SENDERS + N_RECIPIENTS + 1];
+    size_t n = 0;
+    for (int i = 0; i < O.senders; i++, n++) {
+        sender_id(i, orgs[n].id, sizeof orgs[n].id);
+        orgs[n].kind = "police";
+    }
+    for (int i = 0; i < N_RECIPIENTS; i++, n++) {
+        recipient_id(i, orgs[n].id, sizeof orgs[n].id);
+        orgs[n].kind = "marac";
+    }
+    snprintf(orgs[n].id, sizeof orgs[n].id, "%s", BACKLOG_ORG);
+    orgs[n++].kind = "marac";
+    return bench_env_new(O.dir, orgs, n, O.batch_max, O.sync_normal);
+}
+
+/* ---- broker-side processes ---------------------------------------------- */
+
+typedef struct run {
+    bench_env_t *env;
+    shared_t *sh;
+    gate_t gate;
+    long per_sender;       /* events each sender sends */
+    int fanout;            /* recipients per event: 1 or 3 */
+    int n_senders;
+    long rate;             /* latency: events/s offered; 0: as fast as the window allows */
+    int window;            /* un-receipted SHAREs */
+    bool wait_acks;        /* sender finishes only when every ACK update is in */
+    const char *only_to;   /* every event to this org (backlog) */
+    int64_t deadline;      /* ns, monotonic */
+} run_t;
+
+static void heartbeat_if_idle(bench_client_t *c, int64_t *last_send, int64_t now)
+{
+    if (now - *last_send < 1000000000LL)
+        return;
+    shub_msg_t hb = {.type = SHUB_MSG_HEARTBEAT};
+    hb.heartbeat.time_ms = shub_now_ms();
+    bench_client_send(c, &hb);
+    *last_send = now;
+}
+
+/* One sender: pipelined SHAREs, at most run->window un-receipted; if
+ * run->rate, paced to a schedule of one event every 1/rate s (latency). */
+static void sender_main(void *arg, int idx)
+{
+    run_t *r = arg;
+    shared_t *sh = r->sh;
+    char org[SHUB_MSG_MAX_NAME + 1];
+    sender_id(idx, org, sizeof org);
+    prctl(PR_SET_TIMERSLACK, 1UL);
+    bench_client_t *c = bench_client_new(r->env, org);
+    if (bench_client_hello(c, RECIPIENT_WINDOW) != 0) {
+        fprintf(stderr, "bench: %s: no WELCOME\n", org);
+        _exit(2);
+    }
+    char names[N_RECIPIENTS][SHUB_MSG_MAX_NAME + 1];
+    const char *all[N_RECIPIENTS], *one[1];
+    for (int i = 0; i < N_RECIPIENTS; i++) {
+        recipient_id(i, names[i], sizeof names[i]);
+        all[i] = names[i];
+    }
+    shub_arena_t *arena = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    if (!arena || bench_share_fill(&m.share, arena, all, N_RECIPIENTS) != 0)
+        _exit(2);
+    int fd = -1;
+    size_t fdlen = sizeof fd;
+    zmq_getsockopt(c->sock, ZMQ_FD, &fd, &fdlen);
+
+    gate_child_ready(&r->gate, true);
+    int64_t t0 = bench_now_ns(), last_send = t0;
+    long sent = 0, receipted = 0, acked = 0, expect_acks = r->per_sender * r->fanout;
+    bool latency = r->rate > 0;
+    int64_t step = latency ? 1000000000LL / r->rate : 0;
+    while ((receipted < r->per_sender || (r->wait_acks && acked < expect_acks))) {
+        int64_t now = bench_now_ns();
+        if (now > r->deadline) {
+            sh->timed_out = true;
+            break;
+        }
+        /* Drain everything waiting before deciding what to send. */
+        for (;;) {
+            int events = 0;
+            size_t elen = sizeof events;
+            if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &elen) != 0 ||
+                !(events & ZMQ_POLLIN))
+                break;
+            shub_msg_t *in = bench_client_recv(c, 0);
+            if (!in)
+                break;
+            int64_t t = bench_now_ns();
+            uint16_t tag;
+            uint32_t seq;
+            if (in->type == SHUB_MSG_RECEIPT && !in->receipt.update) {
+                receipted++;
+                for (uint32_t i = 0; i < in->receipt.count; i++) {
+                    shub_outcome_t o = in->receipt.items[i].outcome;
+                    if (o == SHUB_OUTCOME_DENIED || o == SHUB_OUTCOME_DEAD) {
+                        sh->denied[idx]++;
+                        expect_acks--;
+                    } else if (o == SHUB_OUTCOME_QUEUED) {
+                        sh->queued[idx]++;
+                    }
+                }
+                bench_id_unpack(&in->receipt.id, &tag, &seq);
+                if (seq < (uint32_t)sh->n_lat)
+                    sh->t_receipt[seq] = t;
+            } else if (in->type == SHUB_MSG_RECEIPT) {
+                for (uint32_t i = 0; i < in->receipt.count; i++)
+                    acked += in->receipt.items[i].outcome == SHUB_OUTCOME_ACKNOWLEDGED;
+            } else if (in->type == SHUB_MSG_ERROR) {
+                if (sh->errors[idx]++ == 0)
+                    fprintf(stderr, "bench: %s: ERROR %s: %s\n", org, in->error.code,
+                            in->error.message);
+                receipted++;
+                expect_acks -= r->fanout;
+            }
+            shub_msg_destroy(&in);
+        }
+        now = bench_now_ns();
+        /* In flight: un-receipted SHAREs and, when ACK updates are awaited,
+         * events not yet acknowledged by every recipient. Counting only
+         * receipts lets un-ACKed DELIVERs outgrow a recipient's window when
+         * ACKs lag (three per SHARE), and the broker does not yet resend a
+         * DELIVER it queued for a full window until the recipient's next
+         * HELLO; bounding both keeps each recipient below RECIPIENT_WINDOW. */
+        long finished = r->wait_acks && r->fanout ? acked / r->fanout : receipted;
+        long busy = sent - (finished < receipted ? finished : receipted);
+        bool room = sent < r->per_sender && busy < r->window;
+        int64_t due = latency ? t0 + sent * step : now;
+        if (room && now >= due) {
+            bench_share_renumber(&m.share, (uint16_t)idx, (uint32_t)sent);
+            if (r->only_to) {
+                one[0] = r->only_to;
+                m.share.to = one;
+                m.share.to_count = 1;
+            } else if (r->fanout == 1) {
+                one[0] = all[(sent + idx) % N_RECIPIENTS];
+                m.share.to = one;
+                m.share.to_count = 1;
+            }
+            if (sent < sh->n_lat)
+                sh->t_sched[sent] = due;
+            if (bench_client_send(c, &m) != 0) {
+                fprintf(stderr, "bench: %s: send failed\n", org);
+                break;
+            }
+            sent++;
+            last_send = now;
+            continue;
+        }
+        heartbeat_if_idle(c, &last_send, now);
+        /* Block until a message may be waiting or the next send is due. */
+        int64_t wait = 100000000LL;
+        if (room && due - now < wait)
+            wait = due - now;
+        struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        pselect(fd + 1, &rd, NULL, NULL, &ts, NULL);
+    }
+    sh->t_done[idx] = bench_now_ns();
+    sh->receipts[idx] = receipted;
+    sh->acks[idx] = acked;
+    /* Stay connected until told: the broker must not see senders vanish
+     * while others are still measured. */
+    while (!sh->stop) {
+        shub_msg_t *in = bench_client_recv(c, 100);
+        shub_msg_destroy(&in);
+        heartbeat_if_idle(c, &last_send, bench_now_ns());
+    }
+    shub_arena_destroy(&arena);
+    bench_client_destroy(&c);
+}
+
+/* One recipient: ACKs every DELIVER as soon as it arrives. */
+static void recipient_main(void *arg, int idx)
+{
+    run_t *r = arg;
+    shared_t *sh = r->sh;
+    char org[SHUB_MSG_MAX_NAME + 1];
+    if (idx < N_RECIPIENTS)
+        recipient_id(idx, org, sizeof org);
+    else
+        snprintf(org, sizeof org, "%s", BACKLOG_ORG);
+    bench_client_t *c = bench_client_new(r->env, org);
+    if (bench_client_hello(c, RECIPIENT_WINDOW) != 0) {
+        fprintf(stderr, "bench: %s: no WELCOME\n", org);
+        _exit(2);
+    }
+    gate_child_ready(&r->gate, false);
+    int64_t last_send = bench_now_ns();
+    long got = 0;
+    while (!sh->stop) {
+        shub_msg_t *in = bench_client_recv(c, 100);
+        int64_t t = bench_now_ns();
+        if (in && in->type == SHUB_MSG_DELIVER) {
+            uint16_t tag;
+            uint32_t seq;
+            bench_id_unpack(&in->deliver.id, &tag, &seq);
+            if (seq < (uint32_t)sh->n_lat && sh->t_deliver[seq] == 0)
+                sh->t_deliver[seq] = t;
+            if (got++ == 0)
+                sh->t_first_deliver = t;
+            sh->delivered[idx < N_RECIPIENTS ? idx : N_RECIPIENTS] = got;
+            shub_msg_t ack = {.type = SHUB_MSG_ACK};
+            ack.ack.id = in->deliver.id;
+            bench_client_send(c, &ack);
+            sh->t_last_ack = t;
+            last_send = t;
+        }
+        shub_msg_destroy(&in);
+        heartbeat_if_idle(c, &last_send, t);
+    }
+    sh->delivered[idx < N_RECIPIENTS ? idx : N_RECIPIENTS] = got;
+    bench_client_destroy(&c);
+}
+
+/* ---- the bare forwarder ------------------------------------------------- */
+
+/*
+ * The floor under the broker: a ROUTER that passes each message on to the
+ * recipients it names and each ACK back to its sender, with no CURVE, no
+ * decoding, no policy and no store. Messages are [k][r1..r3][id 16][padding]
+ * padded to the size of the broker's SHARE; the forwarder prefixes the
+ * sender's routing id so the recipient's ACK can find its way back.
+ */
+typedef struct fwd {
+    shared_t *sh;
+    gate_t gate;
+    char endpoint[600];
+    long per_sender;
+    int fanout, n_senders;
+    int64_t deadline;
+} fwd_t;
+
+static void forwarder_main(void *arg, int idx)
+{
+    (void)idx;
+    fwd_t *f = arg;
+    void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
+    int one = 1;
+    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (zmq_bind(router, f->endpoint) != 0) {
+        fprintf(stderr, "bench: forwarder bind: %s\n", zmq_strerror(errno));
+        _exit(2);
+    }
+    gate_child_ready(&f->gate, false);
+    while (!f->sh->stop) {
+        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        for (int n = 0; n < 1024; n++) {
+            zmq_msg_t frames[3];
+            int got = 0, more = 1;
+            while (more && got < 3) {
+                zmq_msg_init(&frames[got]);
+                if (zmq_msg_recv(&frames[got], router, got ? 0 : ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&frames[got]);
+                    break;
+                }
+                more = zmq_msg_more(&frames[got++]);
+            }
+            if (got == 0)
+                break;
+            const char *rid = zmq_msg_data(&frames[0]);
+            if (got == 2 && rid[0] == 's') { /* a SHARE: k copies */
+                const uint8_t *body = zmq_msg_data(&frames[1]);
+                for (int k = 0; k < body[0] && k < N_RECIPIENTS; k++) {
+                    char to[8];
+                    snprintf(to, sizeof to, "r%d", body[1 + k]);
+                    zmq_msg_t copy, from;
+                    zmq_msg_init(&copy);
+                    zmq_msg_init(&from);
+                    zmq_msg_copy(&copy, &frames[1]);
+                    zmq_msg_copy(&from, &frames[0]);
+                    zmq_send(router, to, strlen(to), ZMQ_SNDMORE);
+                    zmq_msg_send(&from, router, ZMQ_SNDMORE);
+                    zmq_msg_send(&copy, router, 0);
+                }
+            } else if (got == 3 && rid[0] == 'r') { /* an ACK: [r][sender][id] */
+                zmq_msg_send(&frames[1], router, ZMQ_SNDMORE);
+                zmq_msg_send(&frames[2], router, 0);
+            } else if (got == 2) { /* a hello: echo it */
+                zmq_msg_send(&frames[0], router, ZMQ_SNDMORE);
+                zmq_msg_send(&frames[1], router, 0);
+                continue;
+            }
+            for (int i = 0; i < got; i++)
+                zmq_msg_close(&frames[i]);
+        }
+    }
+    int linger = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+}
+
+static void *bare_connect(void *ctx, const char *endpoint, const char *rid)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid));
+    if (zmq_connect(s, endpoint) != 0)
+        _exit(2);
+    /* A round trip, so the forwarder knows this routing id before the run. */
+    zmq_send(s, "H", 1, 0);
+    char buf[4];
+    if (zmq_recv(s, buf, sizeof buf, 0) < 0)
+        _exit(2);
+    return s;
+}
+
+static void bare_recipient_main(void *arg, int idx)
+{
+    fwd_t *f = arg;
+    char rid[8];
+    snprintf(rid, sizeof rid, "r%d", idx);
+    void *ctx = zmq_ctx_new(), *s = bare_connect(ctx, f->endpoint, rid);
+    gate_child_ready(&f->gate, false);
+    long got = 0;
+    while (!f->sh->stop) {
+        zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_t from, body;
+        zmq_msg_init(&from);
+        zmq_msg_init(&body);
+        while (zmq_msg_recv(&from, s, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&from) &&
+               zmq_msg_recv(&body, s, 0) >= 0) {
+            /* The ACK carries the event id, as the broker's does. */
+            uint8_t id[SHUB_ID_SIZE];
+            size_t n = zmq_msg_size(&body);
+            memcpy(id, (const uint8_t *)zmq_msg_data(&body) + 4,
+                   n >= 4 + SHUB_ID_SIZE ? SHUB_ID_SIZE : 0);
+            zmq_msg_send(&from, s, ZMQ_SNDMORE);
+            zmq_send(s, id, sizeof id, 0);
+            got++;
+        }
+        zmq_msg_close(&from);
+        zmq_msg_close(&body);
+    }
+    f->sh->delivered[idx] = got;
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+static void bare_sender_main(void *arg, int idx)
+{
+    fwd_t *f = arg;
+    shared_t *sh = f->sh;
+    char rid[8];
+    snprintf(rid, sizeof rid, "s%d", idx);
+    void *ctx = zmq_ctx_new(), *s = bare_connect(ctx, f->endpoint, rid);
+    uint8_t *msg = shub_calloc(1, share_bytes);
+    gate_child_ready(&f->gate, true);
+    long sent = 0, acked = 0, expect = f->per_sender * f->fanout;
+    while (acked < expect) {
+        if (bench_now_ns() > f->deadline) {
+            sh->timed_out = true;
+            break;
+        }
+        /* The same window as the broker's senders, counted in events. */
+        while (sent < f->per_sender && sent - acked / f->fanout < WINDOW) {
+            msg[0] = (uint8_t)f->fanout;
+            for (int k = 0; k < N_RECIPIENTS; k++)
+                msg[1 + k] = (uint8_t)(f->fanout == 1 ? (sent + idx) % N_RECIPIENTS : k);
+            shub_id_generate((shub_id_t *)(msg + 4), shub_now_ms());
+            if (zmq_send(s, msg, share_bytes, 0) < 0)
+                _exit(2);
+            sent++;
+        }
+        zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        char buf[64];
+        while (zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
+            acked++;
+    }
+    sh->t_done[idx] = bench_now_ns();
+    sh->acks[idx] = acked;
+    shub_free(msg);
+    while (!sh->stop) {
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+typedef struct result {
+    double rate;        /* events/s */
+    double broker_cpu;  /* broker CPU seconds per wall second */
+    long errors, denied, queued;
+    bool timed_out;
+} result_t;
+
+static int64_t latest_done(const shared_t *sh, int n)
+{
+    int64_t t = 0;
+    for (int i = 0; i < n; i++)
+        if (sh->t_done[i] > t)
+            t = sh->t_done[i];
+    return t;
+}
+
+static result_t run_broker_throughput(long events, int fanout)
+{
+    result_t res = {0};
+    run_t r = {.fanout = fanout, .n_senders = O.senders, .window = WINDOW, .wait_acks = true};
+    r.per_sender = events / O.senders;
+    r.sh = shared_new(0);
+    r.env = env_for_run();
+    bench_env_start(r.env, O.broker, "warn", O.wrap);
+    gate_open(&r.gate);
+    r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    pid_t kids[MAX_SENDERS + N_RECIPIENTS];
+    int n = 0;
+    for (int i = 0; i < N_RECIPIENTS; i++)
+        kids[n++] = spawn(recipient_main, &r, i);
+    gate_wait_ready(&r.gate, N_RECIPIENTS);
+    for (int i = 0; i < O.senders; i++)
+        kids[n++] = spawn(sender_main, &r, i);
+    gate_wait_ready(&r.gate, O.senders);
+    long cpu0 = cpu_ticks(r.env->broker);
+    r.sh->t_go = bench_now_ns();
+    gate_release(&r.gate, O.senders);
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < O.senders; i++)
+            all = all && r.sh->t_done[i] != 0;
+        if (all)
+            break;
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+    long cpu1 = cpu_ticks(r.env->broker);
+    int64_t t_end = latest_done(r.sh, O.senders);
+    double secs = (double)(t_end - r.sh->t_go) / 1e9;
+    long done = r.per_sender * O.senders;
+    res.rate = secs > 0 ? (double)done / secs : 0;
+    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
+    for (int i = 0; i < O.senders; i++) {
+        res.errors += r.sh->errors[i];
+        res.denied += r.sh->denied[i];
+        res.queued += r.sh->queued[i];
+    }
+    res.timed_out = r.sh->timed_out;
+    r.sh->stop = 1;
+    reap(kids, n);
+    bench_env_destroy(&r.env);
+    gate_close(&r.gate);
+    shared_free(r.sh);
+    return res;
+}
+
+static result_t run_forwarder(long events, int fanout)
+{
+    result_t res = {0};
+    fwd_t f = {.fanout = fanout, .n_senders = O.senders};
+    f.per_sender = events / O.senders;
+    f.sh = shared_new(0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX",
+             O.dir ? O.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("bench: mkdtemp");
+        exit(1);
+    }
+    snprintf(f.endpoint, sizeof f.endpoint, "ipc://%s/fwd.ipc", dir);
+    gate_open(&f.gate);
+    f.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    pid_t fwd = spawn(forwarder_main, &f, 0);
+    gate_wait_ready(&f.gate, 1);
+    pid_t kids[MAX_SENDERS + N_RECIPIENTS];
+    int n = 0;
+    for (int i = 0; i < N_RECIPIENTS; i++)
+        kids[n++] = spawn(bare_recipient_main, &f, i);
+    gate_wait_ready(&f.gate, N_RECIPIENTS);
+    for (int i = 0; i < O.senders; i++)
+        kids[n++] = spawn(bare_sender_main, &f, i);
+    gate_wait_ready(&f.gate, O.senders);
+    long cpu0 = cpu_ticks(fwd);
+    f.sh->t_go = bench_now_ns();
+    gate_release(&f.gate, O.senders);
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < O.senders; i++)
+            all = all && f.sh->t_done[i] != 0;
+        if (all)
+            break;
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+    long cpu1 = cpu_ticks(fwd);
+    double secs = (double)(latest_done(f.sh, O.senders) - f.sh->t_go) / 1e9;
+    res.rate = secs > 0 ? (double)(f.per_sender * O.senders) / secs : 0;
+    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
+    res.timed_out = f.sh->timed_out;
+    f.sh->stop = 1;
+    reap(kids, n);
+    reap(&fwd, 1);
+    char path[600];
+    snprintf(path, sizeof path, "%s/fwd.ipc", dir);
+    unlink(path);
+    rmdir(dir);
+    gate_close(&f.gate);
+    shared_free(f.sh);
+    return res;
+}
+
+typedef struct latency {
+    double offered, achieved;
+    long n;
+    int64_t r50, r99, r999, rmax; /* SHARE -> RECEIPT, ns */
+    int64_t d50, d99, d999, dmax; /* SHARE -> DELIVER, ns */
+    long missing;
+    bool timed_out;
+} latency_t;
+
+/* One sender to one recipient: `rate` events/s (0: closed loop with
+ * `window` in flight) for `n` events. */
+static latency_t run_latency(long rate, long n, int window)
+{
+    latency_t L = {.offered = (double)rate, .n = n};
+    run_t r = {.fanout = 1, .n_senders = 1, .rate = rate, .window = window,
+               .wait_acks = false, .per_sender = n};
+    char to[SHUB_MSG_MAX_NAME + 1];
+    recipient_id(0, to, sizeof to);
+    r.only_to = to;
+    r.sh = shared_new(n);
+    r.env = env_for_run();
+    bench_env_start(r.env, O.broker, "warn", O.wrap);
+    gate_open(&r.gate);
+    r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    pid_t kids[2];
+    kids[0] = spawn(recipient_main, &r, 0);
+    gate_wait_ready(&r.gate, 1);
+    kids[1] = spawn(sender_main, &r, 0);
+    gate_wait_ready(&r.gate, 1);
+    r.sh->t_go = bench_now_ns();
+    gate_release(&r.gate, 1);
+    while (r.sh->t_done[0] == 0) {
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* The last DELIVERs may trail the last RECEIPT. */
+    for (int waited = 0; waited < 2000; waited += 10) {
+        if (r.sh->t_deliver[n - 1] != 0)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    int64_t *rl = shub_calloc((size_t)n, sizeof *rl), *dl = shub_calloc((size_t)n, sizeof *dl);
+    size_t nr = 0, nd = 0;
+    for (long i = 0; i < n; i++) {
+        if (r.sh->t_receipt[i])
+            rl[nr++] = r.sh->t_receipt[i] - r.sh->t_sched[i];
+        if (r.sh->t_deliver[i])
+            dl[nd++] = r.sh->t_deliver[i] - r.sh->t_sched[i];
+    }
+    L.missing = (long)((size_t)n - nr);
+    L.r50 = bench_percentile(rl, nr, 50);
+    L.r99 = bench_percentile(rl, nr, 99);
+    L.r999 = bench_percentile(rl, nr, 99.9);
+    L.rmax = nr ? rl[nr - 1] : 0;
+    L.d50 = bench_percentile(dl, nd, 50);
+    L.d99 = bench_percentile(dl, nd, 99);
+    L.d999 = bench_percentile(dl, nd, 99.9);
+    L.dmax = nd ? dl[nd - 1] : 0;
+    double secs = (double)(r.sh->t_done[0] - r.sh->t_go) / 1e9;
+    L.achieved = secs > 0 ? (double)nr / secs : 0;
+    L.timed_out = r.sh->timed_out;
+    shub_free(rl);
+    shub_free(dl);
+    r.sh->stop = 1;
+    reap(kids, 2);
+    bench_env_destroy(&r.env);
+    gate_close(&r.gate);
+    shared_free(r.sh);
+    return L;
+}
+
+typedef struct backlog {
+    long n;
+    double fill_rate, drain_rate, drain_s;
+    long rss_filled_kib, rss_peak_kib, delivered;
+    bool timed_out;
+} backlog_t;
+
+/* N SHAREs to an organisation that is offline; then it comes online and
+ * ACKs everything. The senders stay connected to see every ACK update. */
+static backlog_t run_backlog(long n)
+{
+    backlog_t B = {.n = n};
+    run_t r = {.fanout = 1, .n_senders = O.senders, .window = WINDOW, .wait_acks = false,
+               .only_to = BACKLOG_ORG};
+    r.per_sender = n / O.senders;
+    B.n = r.per_sender * O.senders;
+    r.sh = shared_new(0);
+    r.env = env_for_run();
+    bench_env_start(r.env, O.broker, "warn", O.wrap);
+    gate_open(&r.gate);
+    r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    pid_t kids[MAX_SENDERS + 1];
+    int k = 0;
+    for (int i = 0; i < O.senders; i++)
+        kids[k++] = spawn(sender_main, &r, i);
+    gate_wait_ready(&r.gate, O.senders);
+    r.sh->t_go = bench_now_ns();
+    gate_release(&r.gate, O.senders);
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < O.senders; i++)
+            all = all && r.sh->t_done[i] != 0;
+        if (all)
+            break;
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    B.fill_rate = (double)B.n / ((double)(latest_done(r.sh, O.senders) - r.sh->t_go) / 1e9);
+    B.rss_filled_kib = bench_peak_rss_kib(r.env->broker);
+
+    /* The drain: from the recipient's connect to its last ACK. */
+    int64_t t_on = bench_now_ns();
+    kids[k++] = spawn(recipient_main, &r, N_RECIPIENTS);
+    gate_wait_ready(&r.gate, 1);
+    volatile long *got = &r.sh->delivered[N_RECIPIENTS];
+    while (*got < B.n) {
+        if (bench_now_ns() > r.deadline) {
+            B.timed_out = true;
+            break;
+        }
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+    B.drain_s = (double)(r.sh->t_last_ack - t_on) / 1e9;
+    r.sh->stop = 1;
+    reap(kids, k);
+    B.delivered = r.sh->delivered[N_RECIPIENTS];
+    B.drain_rate = B.drain_s > 0 ? (double)B.delivered / B.drain_s : 0;
+    B.rss_peak_kib = bench_peak_rss_kib(r.env->broker);
+    bench_env_destroy(&r.env);
+    gate_close(&r.gate);
+    shared_free(r.sh);
+    return B;
+}
+
+/* ---- report ------------------------------------------------------------- */
+
+static const char *sync_name(void)
+{
+    return O.sync_normal ? "NORMAL" : "FULL";
+}
+
+static void row(const char *what, const char *figure, const char *target, int met)
+{
+    printf("  %-44s %18s  %-16s %s\n", what, figure, target,
+           met < 0 ? "" : met ? "met" : "MISSED");
+}
+
+static void row_rate(const char *what, const result_t *r, double target)
+{
+    char fig[64], tgt[64];
+    snprintf(fig, sizeof fig, "%.0f ev/s", r->rate);
+    if (target > 0)
+        snprintf(tgt, sizeof tgt, ">= %.0f", target);
+    else
+        tgt[0] = '\0';
+    row(what, fig, tgt, target > 0 ? r->rate >= target && !r->timed_out : -1);
+    if (r->errors || r->denied || r->timed_out)
+        printf("  %-44s errors=%ld denied=%ld%s\n", "", r->errors, r->denied,
+               r->timed_out ? " TIMED OUT" : "");
+    printf("  %-44s %17.0f%%  (cpu of one core, queued %ld)\n", "  broker/forwarder busy",
+           r->broker_cpu * 100, r->queued);
+}
+
+static void row_ms(const char *what, int64_t ns, double target_ms)
+{
+    char fig[64], tgt[64] = "";
+    snprintf(fig, sizeof fig, "%.3f ms", (double)ns / 1e6);
+    if (target_ms > 0)
+        snprintf(tgt, sizeof tgt, "<= %g ms", target_ms);
+    row(what, fig, tgt, target_ms > 0 ? (double)ns / 1e6 <= target_ms : -1);
+}
+
+static void print_latency(const latency_t *L)
+{
+    char what[96];
+    bool ten = L->offered == 10000, fifty = L->offered == 50000;
+    if (L->offered > 0)
+        snprintf(what, sizeof what, "latency at %.0f ev/s offered (%.0f achieved, %ld ev)",
+                 L->offered, L->achieved, L->n);
+    else
+        snprintf(what, sizeof what, "one event in flight (%ld ev)", L->n);
+    printf("  %s\n", what);
+    if (L->offered == 0) {
+        char fig[64];
+        snprintf(fig, sizeof fig, "%.0f ev/s", L->achieved);
+        row("  events/s", fig, ">= 2500", L->achieved >= 2500);
+    }
+    row_ms("  SHARE -> RECEIPT p50", L->r50, ten ? 0.5 : 0);
+    row_ms("  SHARE -> RECEIPT p99", L->r99, ten ? 2 : fifty ? 10 : 0);
+    row_ms("  SHARE -> RECEIPT p99.9", L->r999, ten ? 5 : 0);
+    row_ms("  SHARE -> RECEIPT max", L->rmax, 0);
+    row_ms("  SHARE -> DELIVER p50", L->d50, 0);
+    row_ms("  SHARE -> DELIVER p99", L->d99, 0);
+    row_ms("  SHARE -> DELIVER p99.9", L->d999, 0);
+    row_ms("  SHARE -> DELIVER max", L->dmax, 0);
+    if (L->missing || L->timed_out)
+        printf("  %-44s %ld events without a RECEIPT%s\n", "", L->missing,
+               L->timed_out ? ", TIMED OUT" : "");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_broker [options]\n"
+            "  --events N          throughput: events per run (default %ld)\n"
+            "  --senders N         sender processes, 1..%d (default %d)\n"
+            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000;\n"
+            "                      rates above 1.2x the measured throughput are skipped)\n"
+            "  --latency-seconds S seconds per offered rate (default %g)\n"
+            "  --closed N          one-in-flight events (default %ld)\n"
+            "  --backlog N         deliveries queued for an offline org (default %ld)\n"
+            "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
+            "  --sync-normal       synchronous: normal instead of full\n"
+            "  --only WHAT         throughput | forwarder | latency | backlog (repeatable)\n"
+            "  --dir DIR           where the temporary broker directories go\n"
+            "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
+            "  --wrap CMD          run the broker under CMD, e.g.\n"
+            "                      \"valgrind --tool=callgrind --callgrind-out-file=cg.%%p\"\n"
+            "  --broker PATH       sharehub-broker to run (default: this build's)\n"
+            "  --timeout S         give up on any one run after S seconds (default %d)\n",
+            O.events, MAX_SENDERS, O.senders, O.latency_s, O.closed_events, O.backlog,
+            O.batch_max, O.timeout_s);
+}
+
+static void parse(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"events", required_argument, NULL, 'e'},  {"senders", required_argument, NULL, 's'},
+        {"rates", required_argument, NULL, 'r'},   {"latency-seconds", required_argument, NULL, 'l'},
+        {"closed", required_argument, NULL, 'c'},  {"backlog", required_argument, NULL, 'b'},
+        {"batch-max", required_argument, NULL, 'm'}, {"sync-normal", no_argument, NULL, 'n'},
+        {"only", required_argument, NULL, 'o'},    {"dir", required_argument, NULL, 'd'},
+        {"wrap", required_argument, NULL, 'w'},    {"broker", required_argument, NULL, 'B'},
+        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool only = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'e': O.events = atol(optarg); break;
+        case 's': O.senders = atoi(optarg); break;
+        case 'l': O.latency_s = atof(optarg); break;
+        case 'c': O.closed_events = atol(optarg); break;
+        case 'b': O.backlog = atol(optarg); break;
+        case 'm': O.batch_max = (unsigned)atol(optarg); break;
+        case 'n': O.sync_normal = true; break;
+        case 'd': O.dir = optarg; break;
+        case 'w': O.wrap = optarg; break;
+        case 'B': O.broker = optarg; break;
+        case 't': O.timeout_s = atoi(optarg); break;
+        case 'r': {
+            O.n_rates = 0;
+            for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t && O.n_rates < 8;
+                 t = strtok_r(NULL, ",", &save))
+                O.rates[O.n_rates++] = atol(t);
+            break;
+        }
+        case 'o':
+            if (!only)
+                O.skip_throughput = O.skip_forwarder = O.skip_latency = O.skip_backlog = true;
+            only = true;
+            if (strcmp(optarg, "throughput") == 0)
+                O.skip_throughput = false;
+            else if (strcmp(optarg, "forwarder") == 0)
+                O.skip_forwarder = false;
+            else if (strcmp(optarg, "latency") == 0)
+                O.skip_latency = false;
+            else if (strcmp(optarg, "backlog") == 0)
+                O.skip_backlog = false;
+            else {
+                usage(stderr);
+                exit(2);
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind < argc || O.senders < 1 || O.senders > MAX_SENDERS || O.events < O.senders ||
+        O.latency_s <= 0 || O.closed_events < 1 || O.backlog < O.senders || O.batch_max < 1 ||
+        O.timeout_s < 1) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static size_t measure_share(void)
+{
+    shub_arena_t *a = shub_arena_new(0);
+    const char *to[N_RECIPIENTS] = {"marac-1", "marac-2", "marac-3"};
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    shub_buf_t buf = {0};
+    shub_err_t err;
+    size_t n = 0;
+    if (a && bench_share_fill(&m.share, a, to, 1) == 0 && shub_msg_encode(&m, &buf, &err) == 0)
+        n = buf.len;
+    shub_buf_free(&buf);
+    shub_arena_destroy(&a);
+    if (!n) {
+        fprintf(stderr, "bench: cannot build the SHARE\n");
+        exit(1);
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    static char broker_path[1024];
+    snprintf(broker_path, sizeof broker_path, "%s/broker/sharehub-broker", SHUB_BUILD_DIR);
+    O.broker = broker_path;
+    parse(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    share_bytes = measure_share();
+    if (access(O.broker, X_OK) != 0) {
+        fprintf(stderr, "bench: no broker at %s (build it first)\n", O.broker);
+        return 1;
+    }
+    printf("sharehub broker: %d cores, synchronous=%s, SHARE %zu bytes (1 recipient), "
+           "batch_max %u, %d senders x window %d, CURVE on, policy + minimisation on, "
+           "audit on\n",
+           cores, sync_name(), share_bytes, O.batch_max, O.senders, WINDOW);
+    fflush(stdout);
+
+    result_t b1 = {0}, b3 = {0}, f1 = {0}, f3 = {0};
+    if (!O.skip_throughput) {
+        printf("throughput (%ld events per run; an event is done when its RECEIPT and every "
+               "ACK update are back)\n", O.events);
+        b1 = run_broker_throughput(O.events, 1);
+        row_rate("broker, 1 recipient per event", &b1, 100000);
+        fflush(stdout);
+        b3 = run_broker_throughput(O.events, 3);
+        row_rate("broker, 3 recipients per event", &b3, 70000);
+        fflush(stdout);
+    }
+    if (!O.skip_forwarder) {
+        f1 = run_forwarder(O.events, 1);
+        row_rate("bare forwarder, 1 recipient per event", &f1, 0);
+        f3 = run_forwarder(O.events, 3);
+        row_rate("bare forwarder, 3 recipients per event", &f3, 0);
+        fflush(stdout);
+    }
+    if (!O.skip_throughput && !O.skip_forwarder) {
+        char fig[64];
+        snprintf(fig, sizeof fig, "%.3f", f1.rate > 0 ? b1.rate / f1.rate : 0);
+        row("ratio broker/forwarder, 1 recipient", fig, ">= 0.25",
+            f1.rate > 0 && b1.rate / f1.rate >= 0.25);
+        snprintf(fig, sizeof fig, "%.3f", f3.rate > 0 ? b3.rate / f3.rate : 0);
+        row("ratio broker/forwarder, 3 recipients", fig, ">= 0.25",
+            f3.rate > 0 && b3.rate / f3.rate >= 0.25);
+        fflush(stdout);
+    }
+    if (!O.skip_latency) {
+        printf("latency (open loop from the scheduled send time; 1 sender, 1 recipient)\n");
+        for (int i = 0; i < O.n_rates; i++) {
+            if (b1.rate > 0 && (double)O.rates[i] > 1.2 * b1.rate) {
+                printf("  latency at %ld ev/s offered: skipped, above 1.2x the measured "
+                       "throughput (%.0f ev/s); it would measure only the queue\n",
+                       O.rates[i], b1.rate);
+                continue;
+            }
+            long n = (long)((double)O.rates[i] * O.latency_s);
+            latency_t L = run_latency(O.rates[i], n > 0 ? n : 1, WINDOW);
+            print_latency(&L);
+            fflush(stdout);
+        }
+        latency_t C = run_latency(0, O.closed_events, 1);
+        print_latency(&C);
+        fflush(stdout);
+    }
+    if (!O.skip_backlog) {
+        backlog_t B = run_backlog(O.backlog);
+        char what[96], fig[64], tgt[64];
+        printf("backlog (%ld deliveries queued for an offline org, filled at %.0f ev/s)\n",
+               B.n, B.fill_rate);
+        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_filled_kib / 1024);
+        row("  broker peak RSS when filled", fig, "<= 64 MiB", B.rss_filled_kib <= 65536);
+        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_peak_kib / 1024);
+        row("  broker peak RSS after the drain", fig, "<= 64 MiB", B.rss_peak_kib <= 65536);
+        snprintf(what, sizeof what, "  drain time (%ld delivered and ACKed)", B.delivered);
+        snprintf(fig, sizeof fig, "%.2f s", B.drain_s);
+        row(what, fig, "", -1);
+        snprintf(fig, sizeof fig, "%.0f ev/s", B.drain_rate);
+        if (b1.rate > 0)
+            snprintf(tgt, sizeof tgt, ">= %.0f", b1.rate / 2);
+        else
+            snprintf(tgt, sizeof tgt, ">= 50%% thru");
+        row("  drain rate", fig, tgt,
+            b1.rate > 0 ? B.drain_rate >= b1.rate / 2 && !B.timed_out : -1);
+        if (B.timed_out)
+            printf("  %-44s TIMED OUT\n", "");
+    }
+    return 0;
+}

@@ -37,7 +37,8 @@
 #include <string.h>
 #include <zmq.h>
 
-#define TIMER_MS 100          /* how often redelivery and backlog timers run */
+#define TIMER_MS 100          /* how often the redelivery timer runs */
+#define IDLE_MAINTAIN_MS 1000 /* quiet time before a WAL checkpoint */
 #define DUE_BATCH 256         /* redeliveries handled per timer turn */
 #define MAX_RECIPIENTS SHUB_MSG_MAX_OUTCOMES
 #define FIELDS_TEXT_MAX 4096  /* names of shared/stripped fields in one audit row */
@@ -51,9 +52,7 @@ typedef struct peer {
     uint32_t window;       /* DELIVERs it accepts un-ACKed */
     uint32_t inflight;     /* DELIVERs sent and not yet ACKed */
     uint32_t batch_shares; /* SHAREs accepted in the current batch */
-    bool backlog;          /* stored deliveries remain to be pumped, in id order */
-    bool has_after;
-    shub_id_t after; /* the last backlog delivery pumped */
+    bool backlog;          /* queued deliveries wait to be pumped, in id order */
 } peer_t;
 
 typedef struct outmsg { /* a message that may be sent once the batch commits */
@@ -113,6 +112,7 @@ struct shub_hub {
     int64_t next_timer_ms;
     bool store_down; /* last commit failed; logged once until it recovers */
     bool idle_maintained;
+    int64_t last_traffic_ms;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -591,8 +591,12 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "seal");
     crypto_box_seal(sealed, hub->plain.data, hub->plain.len, org->public_key);
 
+    /* Straight out only when nothing older waits for this recipient and its
+     * window has room; otherwise it queues behind the backlog, in order. */
     peer_t *online = peer_online(hub, org->id);
     bool send = online && !online->backlog && online->inflight < online->window;
+    if (online && !send)
+        online->backlog = true;
 
     shub_audit_row_t row;
     audit_base(sc, &row);
@@ -968,10 +972,14 @@ static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
         p->window = 1024;
     p->inflight = 0;
     p->backlog = true;
-    p->has_after = false;
 
+    /* What an earlier session was sent but never acknowledged goes back in
+     * the queue, so this session gets everything in event-id order. */
     shub_err_t err;
     uint32_t backlog = 0;
+    if (ensure_txn(hub) == 0)
+        store_check(hub, shub_store_requeue(hub->store, p->org, shub_now_ms(), &err), &err,
+                    "requeue");
     if (shub_store_backlog_count(hub->store, p->org, &backlog, &err) != 0)
         shub_warn("store: counting backlog of org=%s: %s", p->org, err.msg);
     shub_msg_t w = {.type = SHUB_MSG_WELCOME};
@@ -1185,16 +1193,14 @@ static void pump_backlog(shub_hub_t *hub, peer_t *p, int64_t now)
     if (!l.rows)
         return;
     shub_err_t err;
-    int rc = shub_store_backlog(hub->store, p->org, p->has_after ? &p->after : NULL, room,
-                                on_hold, &l, &err);
+    int rc = shub_store_backlog(hub->store, p->org, NULL, room, on_hold, &l, &err);
     if (rc > 0)
         rc = 0; /* on_hold stopped: list full or out of memory; the rest waits */
     if (store_check(hub, rc, &err, "backlog") == 0) {
-        for (size_t i = 0; i < l.n && !hub->txn_failed; i++) {
+        /* Each row sent leaves the queue (state delivered), so the next
+         * call starts after it: no cursor to keep. */
+        for (size_t i = 0; i < l.n && !hub->txn_failed; i++)
             send_stored(hub, p, &l.rows[i], now);
-            p->after = l.rows[i].d.event_id;
-            p->has_after = true;
-        }
         if (l.n < room)
             p->backlog = false;
     }
@@ -1228,16 +1234,21 @@ static void redeliver(shub_hub_t *hub, int64_t now)
     held_free(&l);
 }
 
+/* Backlogs every turn (a recipient's window frees as its ACKs arrive);
+ * redelivery on the timer. */
 static void run_timers(shub_hub_t *hub, int64_t now)
 {
+    for (size_t i = 0; i < hub->n_peers && !hub->txn_failed; i++) {
+        peer_t *p = &hub->peers[i];
+        if (p->welcomed && p->backlog && p->inflight < p->window && ensure_txn(hub) == 0)
+            pump_backlog(hub, p, now);
+    }
     if (now < hub->next_timer_ms)
         return;
     hub->next_timer_ms = now + TIMER_MS;
     if (ensure_txn(hub) != 0)
         return;
     redeliver(hub, now);
-    for (size_t i = 0; i < hub->n_peers && !hub->txn_failed; i++)
-        pump_backlog(hub, &hub->peers[i], now);
 }
 
 static void heartbeats(shub_hub_t *hub, int64_t now)
@@ -1351,11 +1362,14 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
     run_timers(hub, now);
     close_batch(hub);
     heartbeats(hub, now);
-    if (drained == 0 && !hub->idle_maintained) {
-        shub_store_maintain(hub->store); /* WAL checkpoint off the commit path */
-        hub->idle_maintained = true;
-    } else if (drained) {
+    /* WAL checkpoint off the commit path: only after a second with no
+     * traffic, so a burst never waits behind it. */
+    if (drained) {
+        hub->last_traffic_ms = now;
         hub->idle_maintained = false;
+    } else if (!hub->idle_maintained && now - hub->last_traffic_ms >= IDLE_MAINTAIN_MS) {
+        shub_store_maintain(hub->store);
+        hub->idle_maintained = true;
     }
     return 0;
 }

@@ -98,6 +98,21 @@ static const char schema_sql[] =
      * bisect seq instead: at grows with seq. */
     "CREATE INDEX audit_event ON audit(event_id);\n"
     "CREATE INDEX audit_subject ON audit(subject_hash) WHERE subject_hash IS NOT NULL;\n"
+    /* The audit CLI's filters (broker/query.c). An index on a column of a
+     * rowid table ends with the rowid, so each is also (column, seq): a
+     * filtered page newest or oldest first is one descent and a walk, and
+     * an org filter merges the sender and recipient ranges. Their keys are
+     * few (orgs, agreements, types, reasons) and seq grows, so an append
+     * lands at the right edge of a range already in cache. Partial where a
+     * column is often NULL (only denials have a reason; only case traffic a
+     * case ref). Decision and time have none: decision has two values and
+     * no selectivity, and time bisects seq (at grows with seq). */
+    "CREATE INDEX audit_sender ON audit(sender);\n"
+    "CREATE INDEX audit_recipient ON audit(recipient);\n"
+    "CREATE INDEX audit_agreement ON audit(agreement) WHERE agreement IS NOT NULL;\n"
+    "CREATE INDEX audit_type ON audit(event_type);\n"
+    "CREATE INDEX audit_reason ON audit(reason) WHERE reason IS NOT NULL;\n"
+    "CREATE INDEX audit_case ON audit(case_ref) WHERE case_ref IS NOT NULL;\n"
 
     /* The outbox: one row per (event, recipient), denied ones included so a
      * duplicate SHARE gets the original receipt. state: queued | delivered |
@@ -184,11 +199,15 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " ?14, ?13)",
     [ST_OUTCOMES] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE event_id = ?1"
                     " ORDER BY recipient",
+    /* The IN term repeats the partial index's WHERE so the planner uses it. */
     [ST_BACKLOG] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE recipient = ?1"
-                   " AND state IN ('queued', 'delivered') AND event_id > ?2"
-                   " ORDER BY event_id LIMIT ?3",
+                   " AND state IN ('queued', 'delivered') AND state = 'queued'"
+                   " AND event_id > ?2 ORDER BY event_id LIMIT ?3",
     [ST_BACKLOG_COUNT] = "SELECT count(*) FROM deliveries WHERE recipient = ?1"
                          " AND state IN ('queued', 'delivered')",
+    [ST_REQUEUE] = "UPDATE deliveries SET state = 'queued', updated_at = ?2"
+                   " WHERE recipient = ?1 AND state IN ('queued', 'delivered')"
+                   " AND state = 'delivered'",
     [ST_DUE] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE state = 'delivered'"
                " AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
     [ST_SENT] = "UPDATE deliveries SET state = 'delivered', attempts = ?3, next_at = ?4,"
@@ -577,7 +596,9 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
      * index is keyed by a hash, so its inserts scatter) out of pread. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
-             " PRAGMA cache_size = -65536",
+             /* 16 MiB of page cache: enough for the hot index pages, and
+              * a bound on resident memory with a large backlog. */
+             " PRAGMA cache_size = -16384",
              opts->synchronous_full ? "FULL" : "NORMAL");
     if ((rc = exec(s, sql, "set pragmas", err)))
         return rc;
@@ -1329,6 +1350,20 @@ int shub_store_delivery_sent(shub_store_t *s, const shub_id_t *id, const char *r
         sqlite3_bind_int64(st, 5, shub_now_ms()))
         return shub_store_db_fail(s, err, "delivery sent");
     return update_pending(s, st, id, recipient, "delivery sent", err);
+}
+
+int shub_store_requeue(shub_store_t *s, const char *recipient, int64_t now_ms,
+                       shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!recipient)
+        return shub_err_set(err, SHUB_EINVAL, "requeue: missing recipient");
+    if ((rc = shub_store_stmt(s, ST_REQUEUE, &st, err)))
+        return rc;
+    if (bind_text(st, 1, recipient) || sqlite3_bind_int64(st, 2, now_ms))
+        return shub_store_db_fail(s, err, "requeue");
+    return step_done(s, st, "requeue", err);
 }
 
 int shub_store_delivery_finish(shub_store_t *s, const shub_id_t *id,

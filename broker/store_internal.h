@@ -107,6 +107,7 @@ typedef enum {
     ST_OUTCOMES,
     ST_BACKLOG,
     ST_BACKLOG_COUNT,
+    ST_REQUEUE,
     ST_DUE,
     ST_SENT,
     ST_FINISH,

@@ -198,9 +198,10 @@ typedef int(shub_delivery_fn)(const shub_delivery_t *d, void *ctx);
 int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_delivery_fn *fn,
                         void *ctx, shub_err_t *err);
 
-/* Up to `limit` queued or delivered rows for a recipient with event id after
- * `after` (NULL: from the start), in event-id order, with their sealed copy:
- * the backlog sent on HELLO. Returns as shub_store_outcomes. */
+/* Up to `limit` queued rows (stored, not yet sent in this session) for a
+ * recipient with event id after `after` (NULL: from the start), in event-id
+ * order, with their sealed copy: the backlog the hub pumps. Returns as
+ * shub_store_outcomes. */
 int shub_store_backlog(shub_store_t *s, const char *recipient, const shub_id_t *after,
                        size_t limit, shub_delivery_fn *fn, void *ctx, shub_err_t *err);
 
@@ -208,6 +209,12 @@ int shub_store_backlog(shub_store_t *s, const char *recipient, const shub_id_t *
  * capped at UINT32_MAX. 0, SHUB_EINVAL or SHUB_EDB; *count written on success. */
 int shub_store_backlog_count(shub_store_t *s, const char *recipient, uint32_t *count,
                              shub_err_t *err);
+
+/* Inside a transaction: puts every delivery sent to `recipient` and not yet
+ * acknowledged back in the queue (state delivered -> queued), so that a new
+ * session receives them again in event-id order through the backlog. */
+int shub_store_requeue(shub_store_t *s, const char *recipient, int64_t now_ms,
+                       shub_err_t *err);
 
 /* Up to `limit` rows in state delivered with next_at <= now_ms, earliest
  * first: redeliveries that are due. Returns as shub_store_outcomes. */

@@ -342,6 +342,45 @@ static void test_offline_recipient_receives_backlog_in_order(void **state)
     tclient_destroy(&marac);
 }
 
+static void test_full_window_queues_then_pumps_as_acks_arrive(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    tclient_t *marac = tclient_new(h, "marac-coventry");
+    shub_msg_t hello = {.type = SHUB_MSG_HELLO};
+    hello.hello.window = 2; /* at most two DELIVERs un-ACKed */
+    assert_int_equal(tclient_send(marac, &hello), 0);
+    shub_msg_t *w = tclient_expect(marac, SHUB_MSG_WELCOME, 5000);
+    assert_non_null(w);
+    shub_msg_destroy(&w);
+    const char *to[] = {"marac-coventry"};
+    for (int i = 0; i < 10; i++) {
+        shub_msg_t *r = refer(police, NULL, to, 1, 15, "marac.referral");
+        shub_msg_destroy(&r);
+    }
+    shub_id_t last = {{0}};
+    for (int i = 0; i < 10; i++) {
+        shub_msg_t *d = tclient_expect(marac, SHUB_MSG_DELIVER, 5000);
+        assert_non_null(d);
+        /* Whatever queued behind the window (all but the first two, which
+         * went straight out) comes in event-id order. */
+        if (i >= 3)
+            assert_true(memcmp(d->deliver.id.bytes, last.bytes, SHUB_ID_SIZE) > 0);
+        last = d->deliver.id;
+        shub_msg_t ack = {.type = SHUB_MSG_ACK};
+        ack.ack.id = d->deliver.id;
+        tclient_send(marac, &ack);
+        shub_msg_destroy(&d);
+    }
+    assert_null(tclient_expect(marac, SHUB_MSG_DELIVER, 500));
+    for (int i = 0; i < 100 && harness_count(h, "deliveries WHERE state='acknowledged'") < 10;
+         i++)
+        usleep(20000);
+    assert_int_equal(harness_count(h, "deliveries WHERE state='acknowledged'"), 10);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
 static void test_resend_after_kill9_is_delivered_once(void **state)
 {
     harness_t *h = *state;
@@ -713,6 +752,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_offline_recipient_receives_backlog_in_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_full_window_queues_then_pumps_as_acks_arrive,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_after_kill9_is_delivered_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_verify_catches_edited_deleted_truncated_rows, setup,

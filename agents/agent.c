@@ -21,6 +21,7 @@
 
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/seal.h"
 #include "sharehub/json.h"
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
@@ -66,6 +67,7 @@ struct shub_agent {
     int64_t session_ms; /* WELCOME received: rows sent before it are resent */
     int64_t last_in_ms, last_out_ms;
     int64_t last_deliver_ms; /* a DELIVER arrived; --until-done waits for quiet */
+    shub_opener_t *opener;   /* opens sealed events with this org's key */
     int64_t next_hello_ms; /* not welcomed: when to reconnect and say HELLO again */
     int backoff_ms;
     uint32_t heartbeat_ms; /* from WELCOME */
@@ -209,6 +211,9 @@ static int load_keys(shub_agent_t *a, shub_err_t *err)
     int rc = shub_keys_read_pair(a->cfg->key_dir, a->opts.org, &a->keys, err);
     if (rc)
         return rc;
+    a->opener = shub_opener_new(a->keys.public_key, a->keys.secret_key);
+    if (!a->opener)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     if (snprintf(path, sizeof path, "%s/broker.pub", a->cfg->key_dir) >= (int)sizeof path)
         return shub_err_set(err, SHUB_EINVAL, "key directory path too long");
     return shub_keys_read_public(path, &a->broker, err);
@@ -668,19 +673,18 @@ static void handle_deliver(shub_agent_t *a, const shub_deliver_t *d, int64_t now
     char idt[SHUB_ID_TEXT];
     idtext(&d->id, idt);
     shub_err_t err;
-    if (d->sealed_len <= crypto_box_SEALBYTES) {
+    if (d->sealed_len <= SHUB_SEAL_OVERHEAD) {
         shub_warn("deliver event=%s from=%s: sealed event too short; not acknowledged",
                   idt, d->from);
         return;
     }
-    size_t n = d->sealed_len - crypto_box_SEALBYTES;
+    size_t n = d->sealed_len - SHUB_SEAL_OVERHEAD;
     a->plain.len = 0;
     if (shub_buf_reserve(&a->plain, n) != 0) {
         shub_error("deliver event=%s: out of memory; not acknowledged", idt);
         return;
     }
-    if (crypto_box_seal_open(a->plain.data, d->sealed, d->sealed_len, a->keys.public_key,
-                             a->keys.secret_key) != 0) {
+    if (shub_unseal(a->opener, d->sealed, d->sealed_len, a->plain.data) != 0) {
         shub_warn("deliver event=%s from=%s: does not open with this organisation's key; "
                   "not acknowledged",
                   idt, d->from);
@@ -876,6 +880,7 @@ void shub_agent_destroy(shub_agent_t **agent_p)
         zmq_ctx_term(a->ctx);
     shub_profile_destroy(&a->profile);
     shub_scenario_destroy(&a->scenario);
+    shub_opener_destroy(&a->opener);
     shub_agentdb_close(&a->db);
     shub_agent_config_destroy(&a->cfg);
     sodium_memzero(&a->keys, sizeof a->keys);

@@ -26,6 +26,7 @@
 #include "sharehub/log.h"
 #include "sharehub/msg.h"
 #include "sharehub/policy.h"
+#include "sharehub/seal.h"
 #include "sharehub/store.h"
 #include "sharehub/transport.h"
 #include "zap.h"
@@ -113,6 +114,7 @@ struct shub_hub {
     bool store_down; /* last commit failed; logged once until it recovers */
     bool idle_maintained;
     int64_t last_traffic_ms;
+    shub_sealer_t *sealer; /* this batch's ephemeral key; wiped when it ends */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -581,15 +583,22 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
     if (rc)
         return store_check(hub, SHUB_ENOMEM, &err, "minimise");
 
-    /* Seal to the recipient: the stored copy is unreadable to the broker. */
+    /* Seal to the recipient with this batch's ephemeral key: once the batch
+     * ends and the key is wiped, the stored copy is unreadable to the broker. */
     uint8_t payload_hash[32];
     crypto_generichash(payload_hash, sizeof payload_hash, hub->plain.data, hub->plain.len,
                        NULL, 0);
-    size_t sealed_len = hub->plain.len + crypto_box_SEALBYTES;
-    uint8_t *sealed = shub_malloc(sealed_len);
+    size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
+    if (!hub->sealer)
+        hub->sealer = shub_sealer_new();
+    uint8_t *sealed = hub->sealer ? shub_malloc(sealed_len) : NULL;
     if (!sealed)
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "seal");
-    crypto_box_seal(sealed, hub->plain.data, hub->plain.len, org->public_key);
+    if (shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len, sealed)) {
+        shub_free(sealed);
+        return store_check(hub, SHUB_ENOMEM,
+                           &(shub_err_t){.msg = "cannot seal to the recipient's key"}, "seal");
+    }
 
     /* Straight out only when nothing older waits for this recipient and its
      * window has room; otherwise it queues behind the backlog, in order. */
@@ -783,10 +792,10 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
      * (a minimised copy is never larger). */
     shub_err_t err;
     if (shub_event_encode(ev, &hub->plain, &err) != 0 ||
-        hub->plain.len + crypto_box_SEALBYTES > SHUB_MSG_MAX_BIN) {
+        hub->plain.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN) {
         send_error(hub, p, p->rid, p->rid_len, "payload-too-large", &ev->id,
                    "SHARE.payload: event of %zu bytes exceeds limit %d", hub->plain.len,
-                   SHUB_MSG_MAX_BIN - crypto_box_SEALBYTES);
+                   SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
         return;
     }
     if (ensure_txn(hub) != 0)
@@ -1321,6 +1330,7 @@ static void close_batch(shub_hub_t *hub)
             }
         }
     }
+    shub_sealer_destroy(&hub->sealer);
     hub->in_txn = hub->txn_failed = false;
     hub->n_out = hub->n_pending = 0;
     hub->outbuf.len = 0;
@@ -1404,6 +1414,7 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     shub_free(hub->outq);
     shub_free(hub->pending);
     shub_free(hub->peers);
+    shub_sealer_destroy(&hub->sealer);
     shub_free(hub->sc);
     shub_free(hub);
     *hub_p = NULL;

@@ -17,6 +17,7 @@
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
+#include "sharehub/seal.h"
 #include "sharehub/val.h"
 
 #include <errno.h>
@@ -452,27 +453,6 @@ static void seed_keypair(const char *label, uint8_t pk[crypto_box_PUBLICKEYBYTES
     crypto_box_seed_keypair(pk, sk, seed);
 }
 
-/* crypto_box_seal with a fixed ephemeral key, for reproducible bytes. This is
- * the construction libsodium documents for sealed boxes (ephemeral public key,
- * then crypto_box_easy with nonce = BLAKE2b-192(ephemeral pk || recipient pk)),
- * so crypto_box_seal_open opens it like any other; real senders must use
- * crypto_box_seal, whose ephemeral key is fresh each time. */
-static int seal_fixed(uint8_t *c, const uint8_t *m, size_t n, const uint8_t *rpk)
-{
-    uint8_t epk[crypto_box_PUBLICKEYBYTES], esk[crypto_box_SECRETKEYBYTES];
-    uint8_t nonce[crypto_box_NONCEBYTES];
-    seed_keypair("sharehub example ephemeral key", epk, esk);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, sizeof nonce);
-    crypto_generichash_update(&st, epk, sizeof epk);
-    crypto_generichash_update(&st, rpk, crypto_box_PUBLICKEYBYTES);
-    crypto_generichash_final(&st, nonce, sizeof nonce);
-    memcpy(c, epk, sizeof epk);
-    int rc = crypto_box_easy(c + sizeof epk, m, n, nonce, rpk, esk);
-    sodium_memzero(esk, sizeof esk);
-    return rc;
-}
-
 /* One example being built: the message, and what it borrows. */
 typedef struct {
     shub_arena_t *arena;
@@ -508,11 +488,20 @@ static int build_deliver(example_t *ex, shub_err_t *err)
     if ((rc = shub_event_encode(&ev, &ex->event, err)))
         return rc;
     seed_keypair("sharehub example key: marac-dudley", ex->rpk, ex->rsk);
-    size_t sealed_len = ex->event.len + crypto_box_SEALBYTES;
+    size_t sealed_len = ex->event.len + SHUB_SEAL_OVERHEAD;
     ex->sealed = shub_malloc(sealed_len);
     if (!ex->sealed)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    if (seal_fixed(ex->sealed, ex->event.data, ex->event.len, ex->rpk) != 0)
+    /* A fixed ephemeral seed, so the example's bytes are reproducible; the
+     * broker uses a fresh ephemeral key for every batch. */
+    uint8_t seed[32];
+    crypto_generichash(seed, sizeof seed, (const uint8_t *)"sharehub example batch key", 26,
+                       NULL, 0);
+    shub_sealer_t *sealer = shub_sealer_new_seeded(seed);
+    rc = sealer ? shub_seal(sealer, ex->rpk, ex->event.data, ex->event.len, ex->sealed)
+                : SHUB_ENOMEM;
+    shub_sealer_destroy(&sealer);
+    if (rc)
         return shub_err_set(err, SHUB_ECRYPTO, "cannot seal the example event");
     ex->msg.deliver = (shub_deliver_t){
         .id = ex_id,
@@ -633,14 +622,15 @@ static int example_build(example_t *ex, const char *name, shub_err_t *err)
 static int print_opened(const example_t *ex)
 {
     const shub_deliver_t *d = &ex->msg.deliver;
-    size_t n = d->sealed_len - crypto_box_SEALBYTES;
+    size_t n = d->sealed_len - SHUB_SEAL_OVERHEAD;
     uint8_t *plain = shub_malloc(n);
     shub_arena_t *arena = shub_arena_new(0);
+    shub_opener_t *opener = shub_opener_new(ex->rpk, ex->rsk);
     int rc = EX_SOFTWARE;
     shub_event_t ev;
     shub_err_t err;
-    if (plain && arena &&
-        crypto_box_seal_open(plain, d->sealed, d->sealed_len, ex->rpk, ex->rsk) == 0 &&
+    if (plain && arena && opener &&
+        shub_unseal(opener, d->sealed, d->sealed_len, plain) == 0 &&
         shub_event_decode(arena, plain, n, &ev, &err) == 0 &&
         memcmp(ev.id.bytes, d->id.bytes, SHUB_ID_SIZE) == 0) {
         printf("\nsealed, opened with marac-dudley's secret key (%zu bytes):\n", n);
@@ -649,6 +639,7 @@ static int print_opened(const example_t *ex)
     } else {
         fprintf(stderr, "sharehub-wire: the example DELIVER does not open\n");
     }
+    shub_opener_destroy(&opener);
     shub_arena_destroy(&arena);
     shub_free(plain);
     return rc;

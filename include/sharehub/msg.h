@@ -127,7 +127,7 @@ typedef struct shub_share { /* agent -> broker: share this event */
 /* broker -> recipient: an allowed, minimised copy. The event (envelope and
  * payload, encoded with shub_event_encode) travels sealed to the recipient's
  * public key: it is stored that way in the broker's outbox, which the broker
- * cannot read back, and only the recipient opens it (crypto_box_seal_open). */
+ * cannot read back, and only the recipient opens it (include/sharehub/seal.h). */
 typedef struct shub_deliver {
     shub_id_t id;             /* the event id, in clear for ACK and dedupe */
     const char *type;         /* the event type, in clear for routing and logs */

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/seal.h"
 #include "sharehub/transport.h"
 
 #include <dirent.h>
@@ -420,19 +421,20 @@ int tclient_hello(tclient_t *c)
 int tclient_open(const tclient_t *c, const shub_deliver_t *d, shub_arena_t *arena,
                  shub_event_t *ev)
 {
-    if (d->sealed_len < crypto_box_SEALBYTES)
+    if (d->sealed_len < SHUB_SEAL_OVERHEAD)
         return -1;
-    size_t n = d->sealed_len - crypto_box_SEALBYTES;
+    size_t n = d->sealed_len - SHUB_SEAL_OVERHEAD;
     uint8_t *plain = malloc(n ? n : 1);
     if (!plain)
         return -1;
     int rc = -1;
     shub_err_t err;
-    if (crypto_box_seal_open(plain, d->sealed, d->sealed_len, c->keys.public_key,
-                             c->keys.secret_key) == 0 &&
+    shub_opener_t *o = shub_opener_new(c->keys.public_key, c->keys.secret_key);
+    if (o && shub_unseal(o, d->sealed, d->sealed_len, plain) == 0 &&
         shub_event_decode(arena, plain, n, ev, &err) == 0 &&
         memcmp(ev->id.bytes, d->id.bytes, SHUB_ID_SIZE) == 0)
         rc = 0;
+    shub_opener_destroy(&o);
     free(plain);
     return rc;
 }

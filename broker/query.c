@@ -1,0 +1,1193 @@
+/*
+ * query: the audit tool's reads of the store (include/sharehub/query.h). This
+ * is store-side code: it shares the SQLite handle through store_internal.h and
+ * holds every query the auditors' CLI runs, so the SQL sits beside the schema
+ * in broker/store.c and nowhere else.
+ *
+ * A query fills a result: sections of rows of cells, each cell copied out of
+ * SQLite as text (integers flagged, so JSON keeps them numbers). Column names
+ * come from the SQL aliases, so a query and its output header are one text.
+ * Times, event ids and hashes are turned into readable text at copy time by
+ * column name (time_columns below), which keeps the renderers format-only.
+ *
+ * Reads run inside one read transaction (BEGIN ... COMMIT on the read-only
+ * connection), so a report's checkpoint and its counts come from the same
+ * snapshot while the broker keeps writing beside it (WAL).
+ */
+#include "store_internal.h"
+
+#include "sharehub/alloc.h"
+#include "sharehub/query.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- results ------------------------------------------------------------- */
+
+typedef struct cell {
+    char *text;  /* NULL: SQL NULL */
+    bool number; /* an integer: JSON writes it bare */
+} cell_t;
+
+typedef struct section {
+    char *name;
+    size_t ncols;
+    char **cols;
+    bool *hidden;  /* left out of the table format (wide, for CSV/JSON) */
+    bool vertical; /* table format: "column: value" lines per row */
+    cell_t *cells; /* nrows * ncols */
+    size_t nrows, cap;
+} section_t;
+
+struct shub_query_result {
+    section_t *secs;
+    size_t nsecs;
+    bool more;      /* a log page: rows remain beyond it */
+    int64_t cursor; /* seq to continue from */
+};
+
+static void section_free(section_t *sec)
+{
+    for (size_t i = 0; i < sec->nrows * sec->ncols; i++)
+        shub_free(sec->cells[i].text);
+    for (size_t i = 0; i < sec->ncols; i++)
+        shub_free(sec->cols[i]);
+    shub_free(sec->cells);
+    shub_free(sec->cols);
+    shub_free(sec->hidden);
+    shub_free(sec->name);
+}
+
+void shub_query_result_destroy(shub_query_result_t **r_p)
+{
+    shub_query_result_t *r = r_p ? *r_p : NULL;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nsecs; i++)
+        section_free(&r->secs[i]);
+    shub_free(r->secs);
+    shub_free(r);
+    *r_p = NULL;
+}
+
+static int oom(shub_err_t *err)
+{
+    return shub_err_set(err, SHUB_ENOMEM, "query: out of memory");
+}
+
+/* Columns holding ms since the epoch, written out as RFC 3339. */
+static const char *const time_columns[] = {
+    "at",          "since",           "until",       "computed_at",   "decided_at",
+    "received_at", "acknowledged_at", "finished_at", "checkpoint_at", "oldest_pending",
+    "review",      "valid_from",      "valid_until", "queued_at",     "outbox_updated_at",
+};
+
+static bool is_time_column(const char *name)
+{
+    for (size_t i = 0; i < sizeof time_columns / sizeof time_columns[0]; i++)
+        if (strcmp(name, time_columns[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool in_list(const char *name, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(name, *list) == 0)
+            return true;
+    return false;
+}
+
+/* Copies the current value of column i as the text a reader sees. */
+static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
+{
+    char buf[SHUB_QUERY_TIME_TEXT > 2 * 64 + 1 ? SHUB_QUERY_TIME_TEXT : 2 * 64 + 1];
+    const char *src = buf;
+    c->number = false;
+    c->text = NULL;
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL:
+        return 0;
+    case SQLITE_INTEGER: {
+        int64_t v = sqlite3_column_int64(st, i);
+        if (is_time_column(name)) {
+            shub_query_time_format(v, buf);
+        } else {
+            snprintf(buf, sizeof buf, "%lld", (long long)v);
+            c->number = true;
+        }
+        break;
+    }
+    case SQLITE_BLOB: {
+        const uint8_t *p = sqlite3_column_blob(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        if (strcmp(name, "event_id") == 0 && n == SHUB_ID_SIZE) {
+            shub_id_t id;
+            memcpy(id.bytes, p, SHUB_ID_SIZE);
+            shub_id_format(&id, buf);
+        } else {
+            static const char digits[] = "0123456789abcdef";
+            size_t k = 0;
+            for (size_t j = 0; j < n && k + 2 < sizeof buf; j++) {
+                buf[k++] = digits[p[j] >> 4];
+                buf[k++] = digits[p[j] & 15];
+            }
+            buf[k] = '\0';
+        }
+        break;
+    }
+    default: /* text, and a real if someone put one there */
+        src = (const char *)sqlite3_column_text(st, i);
+        if (!src)
+            return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? SHUB_ENOMEM
+                                                                          : 0;
+        break;
+    }
+    c->text = shub_strdup(src);
+    return c->text ? 0 : SHUB_ENOMEM;
+}
+
+/* Adds an empty section named `name` to r, its columns those of st. */
+static section_t *section_new(shub_query_result_t *r, const char *name, sqlite3_stmt *st,
+                              const char *const *hidden, bool vertical)
+{
+    section_t *grown = shub_realloc(r->secs, (r->nsecs + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    r->secs = grown;
+    section_t *sec = &r->secs[r->nsecs];
+    memset(sec, 0, sizeof *sec);
+    sec->vertical = vertical;
+    int n = sqlite3_column_count(st);
+    if (!(sec->name = shub_strdup(name)) ||
+        !(sec->cols = shub_calloc((size_t)n + 1, sizeof *sec->cols)) ||
+        !(sec->hidden = shub_calloc((size_t)n + 1, sizeof *sec->hidden))) {
+        section_free(sec);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *cn = sqlite3_column_name(st, i);
+        if (!(sec->cols[i] = shub_strdup(cn ? cn : "?"))) {
+            sec->ncols = (size_t)i;
+            section_free(sec);
+            return NULL;
+        }
+        sec->hidden[i] = in_list(sec->cols[i], hidden);
+    }
+    sec->ncols = (size_t)n;
+    r->nsecs++;
+    return sec;
+}
+
+/* Steps st to the end, appending every row to a new section. */
+static int section_fill(shub_store_t *s, shub_query_result_t *r, const char *name,
+                        sqlite3_stmt *st, const char *const *hidden, bool vertical,
+                        shub_err_t *err)
+{
+    section_t *sec = section_new(r, name, st, hidden, vertical);
+    int rc;
+    if (!sec)
+        return oom(err);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sec->nrows == sec->cap) {
+            size_t ncap = sec->cap ? 2 * sec->cap : 16;
+            /* +1: a section without columns still gets a distinct block */
+            cell_t *grown =
+                shub_realloc(sec->cells, (ncap * sec->ncols + 1) * sizeof *grown);
+            if (!grown)
+                return oom(err);
+            sec->cells = grown;
+            sec->cap = ncap;
+        }
+        cell_t *row = &sec->cells[sec->nrows * sec->ncols];
+        memset(row, 0, sec->ncols * sizeof *row);
+        sec->nrows++; /* counted now: a half-copied row is freed with the rest */
+        for (size_t i = 0; i < sec->ncols; i++)
+            if (cell_copy(st, (int)i, sec->cols[i], &row[i]))
+                return oom(err);
+    }
+    if (rc != SQLITE_DONE)
+        return shub_store_db_fail(s, err, name);
+    return 0;
+}
+
+static shub_query_result_t *result_new(void)
+{
+    return shub_calloc(1, sizeof(shub_query_result_t));
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* Binds a named parameter if the statement has it; statements share names. */
+static int bind_int(sqlite3_stmt *st, const char *name, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    return i ? sqlite3_bind_int64(st, i, v) : SQLITE_OK;
+}
+
+static int bind_opt(sqlite3_stmt *st, const char *name, bool has, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    if (!i)
+        return SQLITE_OK;
+    return has ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+static int bind_str(sqlite3_stmt *st, const char *name, const char *v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    return i && v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : SQLITE_OK;
+}
+
+static int bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    return i && p ? sqlite3_bind_blob(st, i, p, n, SQLITE_STATIC) : SQLITE_OK;
+}
+
+static int prepare(shub_store_t *s, const char *sql, sqlite3_stmt **st, const char *what,
+                   shub_err_t *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return shub_store_db_fail(s, err, what);
+    }
+    return 0;
+}
+
+/* One read snapshot for everything a query reads; a no-op inside a
+ * transaction the caller already holds. */
+static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
+{
+    *began = false;
+    if (!sqlite3_get_autocommit(s->db))
+        return 0;
+    if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return shub_store_db_fail(s, err, "query: begin");
+    *began = true;
+    return 0;
+}
+
+static void read_end(shub_store_t *s, bool began)
+{
+    if (began)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* A single integer from sql (with :t bound), or *out = dflt for no row. */
+static int one_int(shub_store_t *s, const char *sql, int64_t t, int64_t dflt,
+                   int64_t *out, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, sql, &st, "query", err);
+    if (rc)
+        return rc;
+    bind_int(st, ":t", t);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        *out = dflt;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = shub_store_db_fail(s, err, "query");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/*
+ * The first seq whose row has at >= t (the last seq + 1 if none), by
+ * bisection over seq: one index descent per probe, ~24 probes for 10M rows,
+ * instead of an index on `at` that every append would pay for. It relies on
+ * `at` not decreasing along seq, which holds as the broker writes (one clock
+ * read per batch); a wall clock stepped back could hide rows at the edge of a
+ * time window, and the exact `at` test that follows still applies.
+ */
+static int seq_at_time(shub_store_t *s, int64_t t, int64_t *out, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t lo, hi;
+    int rc;
+    if ((rc = one_int(s, "SELECT min(seq) FROM audit", 0, 1, &lo, err)) ||
+        (rc = one_int(s, "SELECT max(seq) FROM audit", 0, 0, &hi, err)))
+        return rc;
+    hi++;
+    if ((rc = prepare(s, "SELECT seq, at FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+                      &st, "query: find time", err)))
+        return rc;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_bind_int64(st, 1, mid);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(st, 1) < t) {
+            lo = sqlite3_column_int64(st, 0) + 1;
+        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            hi = mid;
+        } else {
+            rc = shub_store_db_fail(s, err, "query: find time");
+            sqlite3_finalize(st);
+            return rc;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    *out = lo;
+    return 0;
+}
+
+/* ---- log ----------------------------------------------------------------- */
+
+#define LOG_COLUMNS                                                                      \
+    "seq, at, action, event_id, event_type, sender, recipient, decision, reason, "       \
+    "explanation, agreement, agreement_version AS version, agreement_hash, flow, "       \
+    "purpose, legal_basis, consent, override, case_ref, area, fields_shared, "           \
+    "fields_stripped, facts, payload_hash"
+
+/* Wide columns: in CSV and JSON, not in the table people read on a terminal. */
+static const char *const log_hidden[] = {
+    "explanation",     "agreement_hash", "purpose",      "legal_basis",
+    "consent",         "override",       "area",         "fields_shared",
+    "fields_stripped", "facts",          "payload_hash", NULL,
+};
+
+/* Appends text to a fixed SQL buffer; the pieces are all literals of this
+ * file, so running out of room is a bug caught by the tests, not input. */
+static void sql_add(char *buf, size_t size, const char *piece)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, size - n, "%s", piece);
+}
+
+/* The filter terms every branch of a log query shares (not the org). */
+static void log_terms(char *buf, size_t size, const shub_query_filter_t *f)
+{
+    static const struct {
+        size_t off;
+        const char *term;
+    } texts[] = {
+        {offsetof(shub_query_filter_t, sender), " AND sender = :sender"},
+        {offsetof(shub_query_filter_t, recipient), " AND recipient = :recipient"},
+        {offsetof(shub_query_filter_t, agreement), " AND agreement = :agreement"},
+        {offsetof(shub_query_filter_t, event_type), " AND event_type = :event_type"},
+        {offsetof(shub_query_filter_t, decision), " AND decision = :decision"},
+        {offsetof(shub_query_filter_t, reason), " AND reason = :reason"},
+        {offsetof(shub_query_filter_t, case_ref), " AND case_ref = :case_ref"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (*(const char *const *)((const char *)f + texts[i].off))
+            sql_add(buf, size, texts[i].term);
+    sql_add(buf, size, " AND seq > :lo AND seq < :hi");
+    if (f->has_since)
+        sql_add(buf, size, " AND at >= :since");
+    if (f->has_until)
+        sql_add(buf, size, " AND at < :until");
+    if (f->subject_hash)
+        sql_add(buf, size,
+                " AND event_id IN (SELECT event_id FROM audit WHERE subject_hash = "
+                ":subject)");
+}
+
+int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
+                   shub_query_result_t **out, shub_err_t *err)
+{
+    char sql[4096] = "", terms[1024] = "";
+    const char *order;
+    sqlite3_stmt *st = NULL;
+    shub_query_result_t *r = NULL;
+    int64_t lo = 0, hi = INT64_MAX, edge;
+    bool began = false;
+    int rc;
+    if (!s || !f || !out)
+        return shub_err_set(err, SHUB_EINVAL, "log: missing argument");
+    if (f->limit > SHUB_QUERY_LIMIT_MAX)
+        return shub_err_set(err, SHUB_EINVAL, "log: limit %zu exceeds %d", f->limit,
+                            SHUB_QUERY_LIMIT_MAX);
+    if ((rc = read_begin(s, &began, err)))
+        return rc;
+    if (f->after_seq > 0)
+        lo = f->after_seq;
+    if (f->before_seq > 0)
+        hi = f->before_seq;
+    if (f->has_since) {
+        if ((rc = seq_at_time(s, f->since_ms, &edge, err)))
+            goto done;
+        if (edge - 1 > lo)
+            lo = edge - 1;
+    }
+    if (f->has_until) {
+        if ((rc = seq_at_time(s, f->until_ms, &edge, err)))
+            goto done;
+        if (edge < hi)
+            hi = edge;
+    }
+
+    /* Keyset paging: ORDER BY the rowid with a bound on it is one descent per
+     * page. An org is sender OR recipient: two index ranges merged, each cut
+     * to the page first, because an OR across two indexes cannot deliver rows
+     * in seq order and would sort every match before taking a page. */
+    order = f->oldest_first ? " ORDER BY seq LIMIT :limit"
+                            : " ORDER BY seq DESC LIMIT :limit";
+    log_terms(terms, sizeof terms, f);
+    if (f->org) {
+        sql_add(sql, sizeof sql,
+                "SELECT " LOG_COLUMNS " FROM audit WHERE seq IN ("
+                "SELECT seq FROM (SELECT seq FROM audit WHERE sender = :org");
+        sql_add(sql, sizeof sql, terms);
+        sql_add(sql, sizeof sql, order);
+        sql_add(
+            sql, sizeof sql,
+            ") UNION ALL SELECT seq FROM (SELECT seq FROM audit WHERE recipient = :org");
+        sql_add(sql, sizeof sql, terms);
+        sql_add(sql, sizeof sql, order);
+        sql_add(sql, sizeof sql, "))");
+    } else {
+        sql_add(sql, sizeof sql, "SELECT " LOG_COLUMNS " FROM audit WHERE 1");
+        sql_add(sql, sizeof sql, terms);
+    }
+    sql_add(sql, sizeof sql, order);
+    if ((rc = prepare(s, sql, &st, "log", err)))
+        goto done;
+    /* One row more than asked says whether another page exists. */
+    if (bind_str(st, ":org", f->org) || bind_str(st, ":sender", f->sender) ||
+        bind_str(st, ":recipient", f->recipient) ||
+        bind_str(st, ":agreement", f->agreement) ||
+        bind_str(st, ":event_type", f->event_type) ||
+        bind_str(st, ":decision", f->decision) || bind_str(st, ":reason", f->reason) ||
+        bind_str(st, ":case_ref", f->case_ref) || bind_int(st, ":lo", lo) ||
+        bind_int(st, ":hi", hi) || bind_int(st, ":since", f->since_ms) ||
+        bind_int(st, ":until", f->until_ms) ||
+        bind_blob(st, ":subject", f->subject_hash, SHUB_STORE_HASH_SIZE) ||
+        bind_int(st, ":limit", f->limit ? (int64_t)f->limit + 1 : -1)) {
+        rc = shub_store_db_fail(s, err, "log");
+        goto done;
+    }
+    if (!(r = result_new())) {
+        rc = oom(err);
+        goto done;
+    }
+    if ((rc = section_fill(s, r, "log", st, log_hidden, false, err)))
+        goto done;
+    section_t *sec = &r->secs[0];
+    if (f->limit && sec->nrows > f->limit) {
+        cell_t *extra = &sec->cells[f->limit * sec->ncols];
+        for (size_t i = 0; i < sec->ncols; i++)
+            shub_free(extra[i].text);
+        sec->nrows = f->limit;
+        r->more = true;
+        r->cursor = strtoll(sec->cells[(f->limit - 1) * sec->ncols].text, NULL, 10);
+    }
+done:
+    sqlite3_finalize(st);
+    read_end(s, began);
+    if (rc)
+        shub_query_result_destroy(&r);
+    else
+        *out = r;
+    return rc;
+}
+
+/* ---- explain ------------------------------------------------------------- */
+
+static const char explain_event_sql[] =
+    "SELECT event_id, event_type, sender,"
+    " (SELECT received_at FROM events WHERE event_id = :id) AS received_at,"
+    " at AS decided_at, purpose, legal_basis, consent, override, case_ref, area,"
+    " (SELECT count(*) FROM audit WHERE event_id = :id AND action = 'decide') AS "
+    "recipients"
+    " FROM audit WHERE event_id = :id ORDER BY action <> 'decide', seq LIMIT 1";
+
+/* Per recipient: the decision row, what the outbox holds now, and the rows
+ * that ended the delivery (ack, dead letter, recheck). */
+static const char explain_recipients_sql[] =
+    "SELECT d.recipient, d.decision, d.agreement, d.agreement_version AS version,"
+    " d.agreement_hash, d.flow, d.reason, d.explanation, d.legal_basis,"
+    " d.fields_shared, d.fields_stripped, d.facts, d.at AS decided_at,"
+    " o.state, o.attempts, o.created_at AS queued_at, o.updated_at AS outbox_updated_at,"
+    " (SELECT f.at FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS "
+    "d.recipient"
+    "   AND f.action = 'ack' ORDER BY f.seq LIMIT 1) AS acknowledged_at,"
+    " (SELECT f.at FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS "
+    "d.recipient"
+    "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_at,"
+    " (SELECT f.action || ': ' || coalesce(f.reason, '') || coalesce(' (' || "
+    "f.explanation"
+    "   || ')', '') FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS"
+    "   d.recipient AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1)"
+    "   AS finished_why,"
+    " d.payload_hash, d.seq"
+    " FROM audit d LEFT JOIN deliveries o"
+    "   ON o.event_id = d.event_id AND o.recipient = d.recipient"
+    " WHERE d.event_id = :id AND d.action = 'decide' ORDER BY d.seq";
+
+int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t **out,
+                       shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    shub_query_result_t *r = NULL;
+    bool began = false;
+    int rc;
+    if (!s || !id || !out)
+        return shub_err_set(err, SHUB_EINVAL, "explain: missing argument");
+    if ((rc = read_begin(s, &began, err)))
+        return rc;
+    if (!(r = result_new())) {
+        rc = oom(err);
+        goto done;
+    }
+    if ((rc = prepare(s, explain_event_sql, &st, "explain", err)))
+        goto done;
+    bind_blob(st, ":id", id->bytes, SHUB_ID_SIZE);
+    if ((rc = section_fill(s, r, "event", st, NULL, true, err)))
+        goto done;
+    if (r->secs[0].nrows == 0) {
+        char text[SHUB_ID_TEXT];
+        shub_id_format(id, text);
+        rc = shub_err_set(err, SHUB_ENOTFOUND, "no audit row for event %s", text);
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = prepare(s, explain_recipients_sql, &st, "explain", err)))
+        goto done;
+    bind_blob(st, ":id", id->bytes, SHUB_ID_SIZE);
+    rc = section_fill(s, r, "recipients", st, NULL, true, err);
+done:
+    sqlite3_finalize(st);
+    read_end(s, began);
+    if (rc)
+        shub_query_result_destroy(&r);
+    else
+        *out = r;
+    return rc;
+}
+
+/* ---- report -------------------------------------------------------------- */
+
+/* Every report table reads audit rows through this window: up to the latest
+ * checkpoint (recomputable by anyone who holds it) and within --since/--until. */
+#define WINDOW "seq <= :upto AND at >= :since AND at < :until"
+
+static const struct {
+    const char *name;
+    const char *sql;
+} report_sections[] = {
+    /* Shares are decisions: one per (event, recipient). Redelivery rechecks
+     * and dead letters are in dead_letters, not counted twice here. */
+    {"agreements",
+     "SELECT agreement, decision, reason, count(*) AS shares FROM audit"
+     " WHERE " WINDOW " AND action = 'decide'"
+     " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason"},
+    {"orgs",
+     "SELECT sender, recipient, sum(decision = 'allow') AS allowed,"
+     " sum(decision = 'deny') AS denied FROM audit WHERE " WINDOW " AND action = 'decide'"
+     " GROUP BY sender, recipient ORDER BY sender, recipient"},
+    {"areas",
+     "SELECT area, event_type, count(DISTINCT event_id) AS events,"
+     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied FROM audit"
+     " WHERE " WINDOW " AND action = 'decide'"
+     " GROUP BY area, event_type ORDER BY area, event_type"},
+    /* MARAC flow: referrals received (by recipient, distinct events);
+     * accepted and withdrawn (decisions the MARAC sent, by the code its
+     * agreement declares reportable, distinct cases, else events); transfers
+     * in and out (distinct cases, so a resend after request_missing counts
+     * once). Facts are "path=value,..." codes: matched whole, with commas. */
+    {"marac",
+     "WITH r AS (SELECT sender, recipient, event_type, facts,"
+     "   CASE WHEN case_ref IS NOT NULL THEN 'c:' || case_ref"
+     "   ELSE 'e:' || hex(event_id) END AS k, 'e:' || hex(event_id) AS e"
+     "   FROM audit WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
+     "   AND event_type IN ('marac.referral', 'marac.referral.decision', "
+     "'marac.transfer')),"
+     " m(marac, metric, k) AS ("
+     "   SELECT recipient, 'received', e FROM r WHERE event_type = 'marac.referral'"
+     "   UNION ALL SELECT sender, 'accepted', k FROM r"
+     "   WHERE event_type = 'marac.referral.decision'"
+     "   AND instr(',' || facts || ',', ',decision=accepted,') > 0"
+     "   UNION ALL SELECT sender, 'withdrawn', k FROM r"
+     "   WHERE event_type = 'marac.referral.decision'"
+     "   AND instr(',' || facts || ',', ',decision=withdrawn,') > 0"
+     "   UNION ALL SELECT recipient, 'in', k FROM r WHERE event_type = 'marac.transfer'"
+     "   UNION ALL SELECT sender, 'out', k FROM r WHERE event_type = 'marac.transfer')"
+     " SELECT marac,"
+     " count(DISTINCT CASE WHEN metric = 'received' THEN k END) AS received,"
+     " count(DISTINCT CASE WHEN metric = 'accepted' THEN k END) AS accepted,"
+     " count(DISTINCT CASE WHEN metric = 'withdrawn' THEN k END) AS withdrawn,"
+     " count(DISTINCT CASE WHEN metric = 'in' THEN k END) AS transferred_in,"
+     " count(DISTINCT CASE WHEN metric = 'out' THEN k END) AS transferred_out"
+     " FROM m GROUP BY marac ORDER BY marac"},
+    /* Split in SQL with a recursive CTE rather than json_each: a field path
+     * edited to hold a quote must not make the whole report fail. */
+    {"fields_stripped",
+     "WITH RECURSIVE split(agreement, field, rest) AS ("
+     "   SELECT agreement, NULL, fields_stripped || ',' FROM audit"
+     "   WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
+     "   AND fields_stripped IS NOT NULL AND fields_stripped <> ''"
+     "   UNION ALL SELECT agreement, substr(rest, 1, instr(rest, ',') - 1),"
+     "   substr(rest, instr(rest, ',') + 1) FROM split WHERE rest <> ''),"
+     " counted AS (SELECT agreement, field, count(*) AS times FROM split"
+     "   WHERE field IS NOT NULL AND field <> '' GROUP BY agreement, field),"
+     " ranked AS (SELECT agreement, field, times, row_number() OVER"
+     "   (PARTITION BY agreement ORDER BY times DESC, field) AS rank FROM counted)"
+     " SELECT agreement, rank, field, times FROM ranked WHERE rank <= :top"
+     " ORDER BY agreement, rank"},
+    {"dead_letters",
+     "SELECT recipient, action, reason, count(*) AS deliveries FROM audit"
+     " WHERE " WINDOW " AND action IN ('dead', 'recheck')"
+     " GROUP BY recipient, action, reason ORDER BY recipient, action, reason"},
+    /* The outbox as it is now: live state, not part of the chain. The WHERE
+     * repeats the partial index's terms so the planner uses it. */
+    {"pending",
+     "SELECT recipient, sum(state = 'queued') AS queued,"
+     " sum(state = 'delivered') AS awaiting_ack, min(created_at) AS oldest_pending"
+     " FROM deliveries WHERE state IN ('queued', 'delivered')"
+     " GROUP BY recipient ORDER BY recipient"},
+    /* The newest version of each agreement the broker has loaded, if its
+     * review date or validity has passed. */
+    {"agreement_review",
+     "WITH latest AS (SELECT id, version, title, status, valid_until, review,"
+     "   row_number() OVER (PARTITION BY id ORDER BY version DESC, first_loaded_at DESC)"
+     "   AS n FROM agreement_versions)"
+     " SELECT id AS agreement, version, title, status, valid_until, review,"
+     " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, validity "
+     "ended'"
+     " WHEN review < :now THEN 'review overdue' ELSE 'validity ended' END AS problem"
+     " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id"},
+};
+
+static const char report_checkpoint_sql[] =
+    "SELECT c.seq AS checkpoint, c.upto_seq, c.at AS checkpoint_at, c.head_hash,"
+    " (SELECT count(*) FROM audit WHERE seq <= :upto) AS rows_covered,"
+    " (SELECT count(*) FROM audit WHERE seq > :upto) AS rows_left_out,"
+    " :since_opt AS since, :until_opt AS until, :now AS computed_at"
+    " FROM (SELECT 1) LEFT JOIN (SELECT seq, upto_seq, at, head_hash FROM checkpoints"
+    "   ORDER BY upto_seq DESC, seq DESC LIMIT 1) c";
+
+int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
+                      shub_query_result_t **out, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    shub_query_result_t *r = NULL;
+    bool began = false, known;
+    int64_t upto = 0;
+    int rc;
+    if (!s || !o || !out)
+        return shub_err_set(err, SHUB_EINVAL, "report: missing argument");
+    known = !o->section || strcmp(o->section, "checkpoint") == 0;
+    for (size_t i = 0; !known && i < sizeof report_sections / sizeof report_sections[0];
+         i++)
+        known = strcmp(o->section, report_sections[i].name) == 0;
+    if (!known)
+        return shub_err_set(err, SHUB_EINVAL, "report: unknown section '%s'", o->section);
+    if ((rc = read_begin(s, &began, err)))
+        return rc;
+    if (!(r = result_new())) {
+        rc = oom(err);
+        goto done;
+    }
+    if ((rc = one_int(s,
+                      "SELECT upto_seq FROM checkpoints ORDER BY upto_seq DESC, seq DESC"
+                      " LIMIT 1",
+                      0, 0, &upto, err)))
+        goto done;
+    for (size_t i = 0; i <= sizeof report_sections / sizeof report_sections[0]; i++) {
+        const char *name = i ? report_sections[i - 1].name : "checkpoint";
+        const char *sql = i ? report_sections[i - 1].sql : report_checkpoint_sql;
+        if (i && o->section && strcmp(o->section, name) != 0)
+            continue;
+        if ((rc = prepare(s, sql, &st, name, err)))
+            goto done;
+        if (bind_int(st, ":upto", upto) ||
+            bind_int(st, ":since", o->has_since ? o->since_ms : INT64_MIN) ||
+            bind_int(st, ":until", o->has_until ? o->until_ms : INT64_MAX) ||
+            bind_opt(st, ":since_opt", o->has_since, o->since_ms) ||
+            bind_opt(st, ":until_opt", o->has_until, o->until_ms) ||
+            bind_int(st, ":now", o->now_ms) ||
+            bind_int(st, ":top",
+                     o->top_fields ? (int64_t)o->top_fields : SHUB_QUERY_TOP_FIELDS)) {
+            rc = shub_store_db_fail(s, err, name);
+            goto done;
+        }
+        if ((rc = section_fill(s, r, name, st, NULL, i == 0, err)))
+            goto done;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+done:
+    sqlite3_finalize(st);
+    read_end(s, began);
+    if (rc)
+        shub_query_result_destroy(&r);
+    else
+        *out = r;
+    return rc;
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+size_t shub_query_section_count(const shub_query_result_t *r)
+{
+    return r ? r->nsecs : 0;
+}
+
+const char *shub_query_section_name(const shub_query_result_t *r, size_t i)
+{
+    return r && i < r->nsecs ? r->secs[i].name : NULL;
+}
+
+static const section_t *find_section(const shub_query_result_t *r, const char *name)
+{
+    for (size_t i = 0; r && name && i < r->nsecs; i++)
+        if (strcmp(r->secs[i].name, name) == 0)
+            return &r->secs[i];
+    return NULL;
+}
+
+size_t shub_query_row_count(const shub_query_result_t *r, const char *section)
+{
+    const section_t *sec = find_section(r, section);
+    return sec ? sec->nrows : 0;
+}
+
+const char *shub_query_cell(const shub_query_result_t *r, const char *section, size_t row,
+                            const char *column)
+{
+    const section_t *sec = find_section(r, section);
+    if (!sec || row >= sec->nrows || !column)
+        return NULL;
+    for (size_t i = 0; i < sec->ncols; i++)
+        if (strcmp(sec->cols[i], column) == 0)
+            return sec->cells[row * sec->ncols + i].text;
+    return NULL;
+}
+
+bool shub_query_next(const shub_query_result_t *r, int64_t *cursor)
+{
+    if (!r || !r->more)
+        return false;
+    if (cursor)
+        *cursor = r->cursor;
+    return true;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} buf_t;
+
+static void buf_put(buf_t *b, const char *p, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        char *grown = shub_realloc(b->p, ncap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->p = grown;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_str(buf_t *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_fmt(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void buf_fmt(buf_t *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof small)
+        buf_put(b, small, (size_t)n);
+    else
+        b->failed = true; /* only short literals are formatted */
+}
+
+static void buf_pad(buf_t *b, size_t n)
+{
+    for (; n > 0; n--)
+        buf_put(b, " ", 1);
+}
+
+/* Table text: NULL as "-", control characters (a terminal's escape codes,
+ * newlines in an explanation) as '?'. Width counts UTF-8 characters. */
+static size_t table_width(const char *t)
+{
+    size_t w = 0;
+    for (t = t ? t : "-"; *t; t++)
+        w += ((unsigned char)*t & 0xC0) != 0x80;
+    return w;
+}
+
+static void table_put(buf_t *b, const char *t)
+{
+    if (!t) {
+        buf_put(b, "-", 1);
+        return;
+    }
+    for (; *t; t++) {
+        unsigned char c = (unsigned char)*t;
+        buf_put(b, c < 0x20 || c == 0x7f ? "?" : t, 1);
+    }
+}
+
+static void render_table(buf_t *b, const shub_query_result_t *r)
+{
+    for (size_t si = 0; si < r->nsecs; si++) {
+        const section_t *sec = &r->secs[si];
+        if (r->nsecs > 1)
+            buf_fmt(b, "%s== %s (%zu) ==\n", si ? "\n" : "", sec->name, sec->nrows);
+        if (sec->vertical) {
+            size_t w = 0;
+            for (size_t c = 0; c < sec->ncols; c++)
+                if (strlen(sec->cols[c]) > w)
+                    w = strlen(sec->cols[c]);
+            for (size_t row = 0; row < sec->nrows; row++) {
+                if (row)
+                    buf_str(b, "\n");
+                for (size_t c = 0; c < sec->ncols; c++) {
+                    buf_str(b, sec->cols[c]);
+                    buf_str(b, ":");
+                    buf_pad(b, w - strlen(sec->cols[c]) + 1);
+                    table_put(b, sec->cells[row * sec->ncols + c].text);
+                    buf_str(b, "\n");
+                }
+            }
+            continue;
+        }
+        size_t *w = shub_calloc(sec->ncols ? sec->ncols : 1, sizeof *w);
+        if (!w) {
+            b->failed = true;
+            return;
+        }
+        for (size_t c = 0; c < sec->ncols; c++) {
+            w[c] = table_width(sec->cols[c]);
+            for (size_t row = 0; row < sec->nrows; row++) {
+                size_t cw = table_width(sec->cells[row * sec->ncols + c].text);
+                if (cw > w[c])
+                    w[c] = cw;
+            }
+        }
+        /* One line per row: the header, then the cells, left-aligned. */
+        for (size_t row = 0; row <= sec->nrows; row++) {
+            bool first = true;
+            size_t pad = 0;
+            for (size_t c = 0; c < sec->ncols; c++) {
+                if (sec->hidden[c])
+                    continue;
+                const char *t =
+                    row ? sec->cells[(row - 1) * sec->ncols + c].text : sec->cols[c];
+                buf_pad(b, first ? 0 : pad + 2);
+                table_put(b, t);
+                pad = w[c] - table_width(t);
+                first = false;
+            }
+            buf_str(b, "\n");
+        }
+        shub_free(w);
+    }
+}
+
+/* The CSV header: one "section" column when there are several sections, then
+ * every column name in order of first appearance. */
+typedef struct header {
+    const char **names;
+    size_t n;
+} header_t;
+
+static int header_build(const shub_query_result_t *r, header_t *h)
+{
+    size_t total = 0;
+    for (size_t si = 0; si < r->nsecs; si++)
+        total += r->secs[si].ncols;
+    h->n = 0;
+    h->names = shub_calloc(total + 1, sizeof *h->names);
+    if (!h->names)
+        return SHUB_ENOMEM;
+    for (size_t si = 0; si < r->nsecs; si++) {
+        const section_t *sec = &r->secs[si];
+        for (size_t c = 0; c < sec->ncols; c++) {
+            size_t k = 0;
+            while (k < h->n && strcmp(h->names[k], sec->cols[c]) != 0)
+                k++;
+            if (k == h->n)
+                h->names[h->n++] = sec->cols[c];
+        }
+    }
+    return 0;
+}
+
+static void csv_field(buf_t *b, const char *t)
+{
+    if (!t)
+        return;
+    if (!strpbrk(t, ",\"\r\n")) {
+        buf_str(b, t);
+        return;
+    }
+    buf_put(b, "\"", 1);
+    for (; *t; t++) {
+        if (*t == '"')
+            buf_put(b, "\"\"", 2);
+        else
+            buf_put(b, t, 1);
+    }
+    buf_put(b, "\"", 1);
+}
+
+static void render_csv(buf_t *b, const shub_query_result_t *r)
+{
+    header_t h;
+    bool many = r->nsecs > 1;
+    if (header_build(r, &h)) {
+        b->failed = true;
+        return;
+    }
+    if (many)
+        buf_str(b, h.n ? "section," : "section");
+    for (size_t k = 0; k < h.n; k++) {
+        buf_str(b, k ? "," : "");
+        csv_field(b, h.names[k]);
+    }
+    buf_str(b, "\r\n");
+    for (size_t si = 0; si < r->nsecs; si++) {
+        const section_t *sec = &r->secs[si];
+        for (size_t row = 0; row < sec->nrows; row++) {
+            if (many) {
+                csv_field(b, sec->name);
+                buf_str(b, h.n ? "," : "");
+            }
+            for (size_t k = 0; k < h.n; k++) {
+                buf_str(b, k ? "," : "");
+                for (size_t c = 0; c < sec->ncols; c++)
+                    if (strcmp(sec->cols[c], h.names[k]) == 0)
+                        csv_field(b, sec->cells[row * sec->ncols + c].text);
+            }
+            buf_str(b, "\r\n");
+        }
+    }
+    shub_free(h.names);
+}
+
+/* A JSON string for text that may not be UTF-8 (the database is not
+ * trusted): bytes jansson refuses are replaced with '?'. */
+static json_t *json_text(const char *t)
+{
+    json_t *j = json_string(t);
+    if (j)
+        return j;
+    char *copy = shub_strdup(t);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    shub_free(copy);
+    return j;
+}
+
+static int render_json(buf_t *b, const shub_query_result_t *r)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return SHUB_ENOMEM;
+    for (size_t si = 0; si < r->nsecs; si++) {
+        const section_t *sec = &r->secs[si];
+        for (size_t row = 0; row < sec->nrows; row++) {
+            json_t *obj = json_object();
+            if (!obj || json_array_append_new(arr, obj)) {
+                json_decref(arr);
+                return SHUB_ENOMEM;
+            }
+            if (r->nsecs > 1 &&
+                json_object_set_new(obj, "section", json_text(sec->name))) {
+                json_decref(arr);
+                return SHUB_ENOMEM;
+            }
+            for (size_t c = 0; c < sec->ncols; c++) {
+                const cell_t *cell = &sec->cells[row * sec->ncols + c];
+                json_t *v = !cell->text    ? json_null()
+                            : cell->number ? json_integer(strtoll(cell->text, NULL, 10))
+                                           : json_text(cell->text);
+                if (!v || json_object_set_new(obj, sec->cols[c], v)) {
+                    json_decref(arr);
+                    return SHUB_ENOMEM;
+                }
+            }
+        }
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(arr);
+    if (!text)
+        return SHUB_ENOMEM;
+    buf_str(b, text);
+    buf_str(b, "\n");
+    free(text); /* jansson's own allocation */
+    return 0;
+}
+
+int shub_query_render(const shub_query_result_t *r, shub_query_format_t fmt, char **text,
+                      size_t *len, shub_err_t *err)
+{
+    buf_t b = {0};
+    if (!r || !text)
+        return shub_err_set(err, SHUB_EINVAL, "render: missing argument");
+    buf_put(&b, "", 0);
+    switch (fmt) {
+    case SHUB_QUERY_CSV:
+        render_csv(&b, r);
+        break;
+    case SHUB_QUERY_JSON:
+        if (render_json(&b, r))
+            b.failed = true;
+        break;
+    default:
+        render_table(&b, r);
+        break;
+    }
+    if (b.failed || !b.p) {
+        shub_free(b.p);
+        return oom(err);
+    }
+    *text = b.p;
+    if (len)
+        *len = b.len;
+    return 0;
+}
+
+int shub_query_format_parse(const char *name, shub_query_format_t *fmt)
+{
+    static const char *const names[] = {"table", "csv", "json"};
+    for (int i = 0; name && i < 3; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *fmt = (shub_query_format_t)i;
+            return 0;
+        }
+    }
+    return SHUB_EINVAL;
+}
+
+/* ---- times --------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil): no timegm, no TZ environment. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int shub_query_time_parse(const char *text, bool end_of_day, int64_t *ms)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
+    const char *p = text;
+    if (!text || !ms || strlen(text) < 10 || digits(p, 4, &y) || p[4] != '-' ||
+        digits(p + 5, 2, &mo) || p[7] != '-' || digits(p + 8, 2, &d))
+        return SHUB_EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
+        return SHUB_EINVAL;
+    int64_t days = days_from_civil(y, mo, d);
+    p += 10;
+    if (*p == '\0') {
+        *ms = (days + (end_of_day ? 1 : 0)) * 86400000LL;
+        return 0;
+    }
+    if ((*p != 'T' && *p != 't' && *p != ' ') || digits(p + 1, 2, &h) || p[3] != ':' ||
+        digits(p + 4, 2, &mi) || p[6] != ':' || digits(p + 7, 2, &sec))
+        return SHUB_EINVAL;
+    if (h > 23 || mi > 59 || sec > 60)
+        return SHUB_EINVAL;
+    if (sec == 60)
+        sec = 59; /* a leap second: the last ms of the minute is near enough */
+    p += 9;
+    if (*p == '.') {
+        int n = 0, dig;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3 && digits(p, 1, &dig) == 0)
+                frac = frac * 10 + dig;
+        if (n == 0)
+            return SHUB_EINVAL;
+        for (; n < 3; n++)
+            frac *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+            om > 59)
+            return SHUB_EINVAL;
+        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return SHUB_EINVAL;
+    }
+    if (*p != '\0')
+        return SHUB_EINVAL;
+    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
+    return 0;
+}
+
+void shub_query_time_format(int64_t ms, char out[SHUB_QUERY_TIME_TEXT])
+{
+    int64_t secs = ms / 1000, rem = ms % 1000;
+    if (rem < 0) {
+        rem += 1000;
+        secs--;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+        snprintf(out, SHUB_QUERY_TIME_TEXT, "%lld", (long long)ms);
+        return;
+    }
+    /* The fields are in range here; the wide scratch buffer is for the
+     * compiler, which cannot know that. */
+    char wide[96];
+    snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+    size_t n = strnlen(wide, SHUB_QUERY_TIME_TEXT - 1);
+    memcpy(out, wide, n);
+    out[n] = '\0';
+}

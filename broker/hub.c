@@ -38,11 +38,12 @@
 #include <string.h>
 #include <zmq.h>
 
-#define TIMER_MS 100          /* how often the redelivery timer runs */
+#define TIMER_MS         100  /* how often the redelivery timer runs */
 #define IDLE_MAINTAIN_MS 1000 /* quiet time before a WAL checkpoint */
-#define DUE_BATCH 256         /* redeliveries handled per timer turn */
-#define MAX_RECIPIENTS SHUB_MSG_MAX_OUTCOMES
-#define FIELDS_TEXT_MAX 4096  /* names of shared/stripped fields in one audit row */
+#define BUSY_MAINTAIN_MS 5000 /* ... or this long under traffic that never stops */
+#define DUE_BATCH        256  /* redeliveries handled per timer turn */
+#define MAX_RECIPIENTS   SHUB_MSG_MAX_OUTCOMES
+#define FIELDS_TEXT_MAX  4096 /* names of shared/stripped fields in one audit row */
 
 typedef struct peer {
     uint8_t rid[SHUB_TRANSPORT_MAX_RID];
@@ -99,8 +100,8 @@ struct shub_hub {
     peer_t *peers;
     size_t n_peers, cap_peers;
 
-    bool in_txn;      /* a store transaction is open for this batch */
-    bool txn_failed;  /* something in it failed: roll back, refuse the batch */
+    bool in_txn;     /* a store transaction is open for this batch */
+    bool txn_failed; /* something in it failed: roll back, refuse the batch */
     outmsg_t *outq;
     size_t n_out, cap_out;
     shub_buf_t outbuf;
@@ -113,7 +114,7 @@ struct shub_hub {
     int64_t next_timer_ms;
     bool store_down; /* last commit failed; logged once until it recovers */
     bool idle_maintained;
-    int64_t last_traffic_ms;
+    int64_t last_traffic_ms, last_maintain_ms;
     shub_sealer_t *sealer; /* this batch's ephemeral key; wiped when it ends */
 };
 
@@ -207,7 +208,8 @@ static int queue_msg(shub_hub_t *hub, const peer_t *p, const shub_msg_t *msg)
         shub_error("cannot encode %s: %s", shub_msg_type_name(msg->type), err.msg);
         return rc;
     }
-    if ((rc = grow((void **)&hub->outq, &hub->cap_out, hub->n_out + 1, sizeof *hub->outq)) ||
+    if ((rc = grow((void **)&hub->outq, &hub->cap_out, hub->n_out + 1,
+                   sizeof *hub->outq)) ||
         (rc = shub_buf_append(&hub->outbuf, hub->scratch.data, hub->scratch.len)))
         return rc;
     outmsg_t *o = &hub->outq[hub->n_out++];
@@ -266,9 +268,9 @@ static int record_agreements(shub_hub_t *hub)
         shub_agreement_info_t a;
         if (shub_config_agreement_info(hub->cfg, i, &a) != 0)
             continue;
-        rc = shub_store_agreement_seen(hub->store, a.id, a.version, a.content_hash, a.title,
-                                       a.status, a.valid_from_ms, a.valid_until_ms,
-                                       a.review_ms, now, &err);
+        rc = shub_store_agreement_seen(hub->store, a.id, a.version, a.content_hash,
+                                       a.title, a.status, a.valid_from_ms,
+                                       a.valid_until_ms, a.review_ms, now, &err);
     }
     if (rc == 0)
         rc = shub_store_commit(hub->store, &err);
@@ -286,7 +288,8 @@ static int load_keys(shub_hub_t *hub, shub_err_t *err)
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/checkpoint.key", hub->key_dir);
-    if ((rc = shub_keys_read_hex(path, hub->sign_secret, sizeof hub->sign_secret, true, err)))
+    if ((rc = shub_keys_read_hex(path, hub->sign_secret, sizeof hub->sign_secret, true,
+                                 err)))
         return rc;
     snprintf(path, sizeof path, "%s/subject.key", hub->key_dir);
     return shub_keys_read_hex(path, hub->subject_key, sizeof hub->subject_key, true, err);
@@ -352,7 +355,8 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         .max_message_bytes = hub->set->max_message_bytes,
         .heartbeat_ms = (int)hub->set->heartbeat_ms,
     };
-    hub->router = shub_transport_bind(hub->ctx, &topts, hub->endpoint, sizeof hub->endpoint, err);
+    hub->router =
+        shub_transport_bind(hub->ctx, &topts, hub->endpoint, sizeof hub->endpoint, err);
     if (!hub->router) {
         rc = err ? err->code : SHUB_EIO;
         goto fail;
@@ -360,12 +364,13 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     if (opts->ready_file) {
         FILE *f = fopen(opts->ready_file, "w");
         if (!f || fprintf(f, "%s\n", hub->endpoint) < 0 || fclose(f) != 0) {
-            rc = shub_err_set(err, SHUB_EIO, "cannot write ready file '%s'", opts->ready_file);
+            rc = shub_err_set(err, SHUB_EIO, "cannot write ready file '%s'",
+                              opts->ready_file);
             goto fail;
         }
     }
-    shub_info("listening endpoint=%s db=%s orgs=%zu agreements=%zu key=%s", hub->endpoint, db,
-              shub_config_org_count(hub->cfg), shub_config_agreement_count(hub->cfg),
+    shub_info("listening endpoint=%s db=%s orgs=%zu agreements=%zu key=%s", hub->endpoint,
+              db, shub_config_org_count(hub->cfg), shub_config_agreement_count(hub->cfg),
               hub->keys.public_z85);
     *hub_p = hub;
     return 0;
@@ -383,7 +388,8 @@ int shub_hub_reload(shub_hub_t *hub)
 {
     shub_config_t *fresh = NULL;
     shub_config_opts_t copts = {.key_dir = hub->opts.key_dir};
-    int rc = shub_config_load(hub->opts.config_dir, &copts, &fresh, report_config_error, NULL);
+    int rc =
+        shub_config_load(hub->opts.config_dir, &copts, &fresh, report_config_error, NULL);
     if (rc) {
         shub_error("reload failed; the previous configuration stays in force");
         return rc;
@@ -464,7 +470,8 @@ static void collect_leaves(const shub_val_t *v, char *path, size_t plen, names_t
 /* The flow's `report` fields as "path=value,...". Only codes are recorded
  * (names, integers, booleans): the agreement classes these fields anonymous,
  * and free text never reaches the audit log even if a sender puts it there. */
-static void collect_facts(const shub_val_t *payload, const shub_decision_t *d, names_t *out)
+static void collect_facts(const shub_val_t *payload, const shub_decision_t *d,
+                          names_t *out)
 {
     for (size_t i = 0; i < d->n_report; i++) {
         const shub_val_t *v = shub_val_at(payload, d->report[i]);
@@ -476,13 +483,13 @@ static void collect_facts(const shub_val_t *payload, const shub_decision_t *d, n
         else if (v->type == SHUB_VAL_INT)
             snprintf(fact, sizeof fact, "%s=%lld", d->report[i], (long long)v->as.i);
         else if (v->type == SHUB_VAL_BOOL)
-            snprintf(fact, sizeof fact, "%s=%s", d->report[i], v->as.b ? "true" : "false");
+            snprintf(fact, sizeof fact, "%s=%s", d->report[i],
+                     v->as.b ? "true" : "false");
         else
             snprintf(fact, sizeof fact, "%s=(not a code)", d->report[i]);
         names_add(out, fact);
     }
 }
-
 
 static void audit_base(const share_ctx_t *sc, shub_audit_row_t *row)
 {
@@ -518,7 +525,8 @@ static void add_item(share_ctx_t *sc, const char *to, shub_outcome_t outcome,
     };
 }
 
-static int deny_recipient(share_ctx_t *sc, const char *recipient, const shub_decision_t *d)
+static int deny_recipient(share_ctx_t *sc, const char *recipient,
+                          const shub_decision_t *d)
 {
     shub_hub_t *hub = sc->hub;
     shub_err_t err;
@@ -552,12 +560,14 @@ static int deny_recipient(share_ctx_t *sc, const char *recipient, const shub_dec
         return store_check(hub, rc, &err, "outbox");
     add_item(sc, recipient, SHUB_OUTCOME_DENIED, d->reason, d->explanation, d);
     char idt[SHUB_ID_TEXT];
-    shub_info("deny event=%s type=%s from=%s to=%s reason=%s", idtext(&sc->share->ev.id, idt),
-              sc->share->ev.type, sc->sender->org, recipient, d->reason);
+    shub_info("deny event=%s type=%s from=%s to=%s reason=%s",
+              idtext(&sc->share->ev.id, idt), sc->share->ev.type, sc->sender->org,
+              recipient, d->reason);
     return 0;
 }
 
-static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_decision_t *d)
+static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
+                           const shub_decision_t *d)
 {
     shub_hub_t *hub = sc->hub;
     const shub_event_t *ev = &sc->share->ev;
@@ -568,7 +578,8 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
     /* Minimise: only the flow's fields leave the hub. */
     shub_arena_t *arena = shub_arena_new(4096);
     if (!arena)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "minimise");
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
+                           "minimise");
     shub_event_t copy = *ev;
     rc = shub_val_select(arena, &ev->payload, d->fields, d->n_fields, &copy.payload,
                          on_stripped, &stripped);
@@ -593,11 +604,14 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
         hub->sealer = shub_sealer_new();
     uint8_t *sealed = hub->sealer ? shub_malloc(sealed_len) : NULL;
     if (!sealed)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "seal");
-    if (shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len, sealed)) {
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
+                           "seal");
+    if (shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
+                  sealed)) {
         shub_free(sealed);
         return store_check(hub, SHUB_ENOMEM,
-                           &(shub_err_t){.msg = "cannot seal to the recipient's key"}, "seal");
+                           &(shub_err_t){.msg = "cannot seal to the recipient's key"},
+                           "seal");
     }
 
     /* Straight out only when nothing older waits for this recipient and its
@@ -663,7 +677,8 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org, const shub_de
     shub_free(sealed);
     if (rc)
         return store_check(hub, rc, &err, "outbox");
-    add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL, d);
+    add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL,
+             d);
     char idt[SHUB_ID_TEXT];
     shub_info("allow event=%s type=%s from=%s to=%s agreement=%s v%u flow=%s %s%s%s",
               idtext(&ev->id, idt), ev->type, sc->sender->org, org->id, d->agreement,
@@ -677,7 +692,8 @@ static int no_recipient(share_ctx_t *sc, const char *selector)
 {
     shub_decision_t d = {.allow = false, .reason = "no-recipient"};
     snprintf(d.explanation, sizeof d.explanation,
-             "'%s' matches no organisation in the registry other than the sender", selector);
+             "'%s' matches no organisation in the registry other than the sender",
+             selector);
     shub_err_t err;
     shub_audit_row_t row;
     audit_base(sc, &row);
@@ -747,8 +763,10 @@ static void handle_duplicate(shub_hub_t *hub, share_ctx_t *sc)
         rc = 0; /* the receipt is full: the first MAX_RECIPIENTS outcomes */
     if (rc == 0) {
         shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
-        r.receipt = (shub_receipt_t){.id = sc->share->ev.id, .duplicate = true,
-                                     .items = sc->items, .count = sc->n_items};
+        r.receipt = (shub_receipt_t){.id = sc->share->ev.id,
+                                     .duplicate = true,
+                                     .items = sc->items,
+                                     .count = sc->n_items};
         queue_msg(hub, sc->sender, &r);
         char idt[SHUB_ID_TEXT];
         shub_info("duplicate event=%s from=%s: original receipt resent",
@@ -855,15 +873,17 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
     }
     if (!hub->txn_failed) {
         shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
-        r.receipt = (shub_receipt_t){.id = ev->id, .items = sc->items, .count = sc->n_items};
+        r.receipt =
+            (shub_receipt_t){.id = ev->id, .items = sc->items, .count = sc->n_items};
         queue_msg(hub, p, &r);
-        shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu", idt,
-                  ev->type, p->org, n, allowed, denied);
+        shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu",
+                  idt, ev->type, p->org, n, allowed, denied);
     }
     return;
 unavailable:
-    send_error(hub, p, p->rid, p->rid_len, "unavailable", &ev->id,
-               "the broker cannot store shares right now; nothing was accepted, resend later");
+    send_error(
+        hub, p, p->rid, p->rid_len, "unavailable", &ev->id,
+        "the broker cannot store shares right now; nothing was accepted, resend later");
 }
 
 /* ---- ACK -------------------------------------------------------------- */
@@ -896,14 +916,14 @@ static int on_find(const shub_delivery_t *d, void *ctx)
 
 /* Tells the sender, if connected, of a later outcome (acknowledged, dead). */
 static void queue_update(shub_hub_t *hub, const shub_id_t *id, const char *sender,
-                         const char *recipient, shub_outcome_t outcome, const char *reason,
-                         const char *detail)
+                         const char *recipient, shub_outcome_t outcome,
+                         const char *reason, const char *detail)
 {
     peer_t *sp = peer_online(hub, sender);
     if (!sp)
         return;
-    shub_outcome_item_t item = {.to = recipient, .outcome = outcome, .reason = reason,
-                                .detail = detail};
+    shub_outcome_item_t item = {
+        .to = recipient, .outcome = outcome, .reason = reason, .detail = detail};
     shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
     r.receipt = (shub_receipt_t){.id = *id, .update = true, .items = &item, .count = 1};
     queue_msg(hub, sp, &r);
@@ -915,7 +935,8 @@ static int finish_delivery(shub_hub_t *hub, const shub_id_t *id, const find_ctx_
                            const char *reason, const char *explanation, int64_t now)
 {
     shub_err_t err;
-    int rc = shub_store_delivery_finish(hub->store, id, f->recipient, state, reason, now, &err);
+    int rc = shub_store_delivery_finish(hub->store, id, f->recipient, state, reason, now,
+                                        &err);
     if (rc)
         return rc == SHUB_ENOTFOUND ? rc : store_check(hub, rc, &err, "finish delivery");
     shub_audit_row_t row = {
@@ -951,12 +972,13 @@ static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
         return;
     char idt[SHUB_ID_TEXT];
     idtext(&ack->id, idt);
-    if (!f.found || (f.state != SHUB_OUTCOME_DELIVERED && f.state != SHUB_OUTCOME_QUEUED)) {
+    if (!f.found ||
+        (f.state != SHUB_OUTCOME_DELIVERED && f.state != SHUB_OUTCOME_QUEUED)) {
         shub_debug("ack event=%s by=%s: nothing pending (a repeat)", idt, p->org);
         return;
     }
-    rc = finish_delivery(hub, &ack->id, &f, SHUB_OUTCOME_ACKNOWLEDGED, "ack", "acknowledged",
-                         NULL, NULL, shub_now_ms());
+    rc = finish_delivery(hub, &ack->id, &f, SHUB_OUTCOME_ACKNOWLEDGED, "ack",
+                         "acknowledged", NULL, NULL, shub_now_ms());
     if (rc == 0) {
         if (p->inflight)
             p->inflight--;
@@ -965,7 +987,6 @@ static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
 }
 
 /* ---- HELLO, dispatch -------------------------------------------------- */
-
 
 static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
 {
@@ -987,8 +1008,8 @@ static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
     shub_err_t err;
     uint32_t backlog = 0;
     if (ensure_txn(hub) == 0)
-        store_check(hub, shub_store_requeue(hub->store, p->org, shub_now_ms(), &err), &err,
-                    "requeue");
+        store_check(hub, shub_store_requeue(hub->store, p->org, shub_now_ms(), &err),
+                    &err, "requeue");
     if (shub_store_backlog_count(hub->store, p->org, &backlog, &err) != 0)
         shub_warn("store: counting backlog of org=%s: %s", p->org, err.msg);
     shub_msg_t w = {.type = SHUB_MSG_WELCOME};
@@ -1030,7 +1051,8 @@ static void dispatch(shub_hub_t *hub)
         return;
     }
     if (!p) {
-        if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
+        if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1,
+                 sizeof *hub->peers))
             return;
         p = &hub->peers[hub->n_peers++];
         memset(p, 0, sizeof *p);
@@ -1056,8 +1078,8 @@ static void dispatch(shub_hub_t *hub)
     }
     if (!p->welcomed && msg->type != SHUB_MSG_HELLO && msg->type != SHUB_MSG_HEARTBEAT &&
         msg->type != SHUB_MSG_BYE) {
-        send_error(hub, p, p->rid, p->rid_len, "not-welcome", NULL,
-                   "%s: say HELLO first", shub_msg_type_name(msg->type));
+        send_error(hub, p, p->rid, p->rid_len, "not-welcome", NULL, "%s: say HELLO first",
+                   shub_msg_type_name(msg->type));
     } else {
         switch (msg->type) {
         case SHUB_MSG_HELLO:
@@ -1077,7 +1099,8 @@ static void dispatch(shub_hub_t *hub)
             break;
         default:
             send_error(hub, p, p->rid, p->rid_len, "protocol", NULL,
-                       "%s: not a message a broker accepts", shub_msg_type_name(msg->type));
+                       "%s: not a message a broker accepts",
+                       shub_msg_type_name(msg->type));
         }
     }
     shub_msg_destroy(&msg);
@@ -1138,8 +1161,10 @@ static void held_free(held_list_t *l)
 
 static find_ctx_t held_find(const held_t *h)
 {
-    find_ctx_t f = {.recipient = h->recipient, .version = h->d.agreement_version,
-                    .state = h->d.state, .found = true};
+    find_ctx_t f = {.recipient = h->recipient,
+                    .version = h->d.agreement_version,
+                    .state = h->d.state,
+                    .found = true};
     snprintf(f.sender, sizeof f.sender, "%s", h->sender);
     snprintf(f.type, sizeof f.type, "%s", h->type);
     snprintf(f.agreement, sizeof f.agreement, "%s", h->agreement);
@@ -1301,8 +1326,8 @@ static void close_batch(shub_hub_t *hub)
                        hub->n_pending);
         hub->store_down = true;
         for (size_t i = 0; i < hub->n_pending; i++)
-            send_error(hub, NULL, hub->pending[i].rid, hub->pending[i].rid_len, "unavailable",
-                       &hub->pending[i].id,
+            send_error(hub, NULL, hub->pending[i].rid, hub->pending[i].rid_len,
+                       "unavailable", &hub->pending[i].id,
                        "the broker could not commit; nothing was accepted, resend later");
         for (size_t i = 0; i < hub->n_out; i++) /* undo the windows counted for them */
             if (hub->outq[i].deliver) {
@@ -1319,8 +1344,8 @@ static void close_batch(shub_hub_t *hub)
         int64_t now = shub_now_ms();
         for (size_t i = 0; i < hub->n_out; i++) {
             outmsg_t *o = &hub->outq[i];
-            if (shub_transport_send(hub->router, o->rid, o->rid_len, hub->outbuf.data + o->off,
-                                    o->len, &err) == 0) {
+            if (shub_transport_send(hub->router, o->rid, o->rid_len,
+                                    hub->outbuf.data + o->off, o->len, &err) == 0) {
                 peer_t *p = peer_by_rid(hub, o->rid, o->rid_len);
                 if (p)
                     p->last_out_ms = now;
@@ -1372,14 +1397,19 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
     run_timers(hub, now);
     close_batch(hub);
     heartbeats(hub, now);
-    /* WAL checkpoint off the commit path: only after a second with no
-     * traffic, so a burst never waits behind it. */
+    /* WAL checkpoint off the commit path: after a second with no traffic,
+     * so a burst never waits behind it; and every few seconds under traffic
+     * that never pauses, so the WAL cannot grow without bound. */
     if (drained) {
         hub->last_traffic_ms = now;
         hub->idle_maintained = false;
-    } else if (!hub->idle_maintained && now - hub->last_traffic_ms >= IDLE_MAINTAIN_MS) {
+    }
+    bool idle = !drained && !hub->idle_maintained &&
+                now - hub->last_traffic_ms >= IDLE_MAINTAIN_MS;
+    if (idle || now - hub->last_maintain_ms >= BUSY_MAINTAIN_MS) {
         shub_store_maintain(hub->store);
-        hub->idle_maintained = true;
+        hub->last_maintain_ms = now;
+        hub->idle_maintained = !drained;
     }
     return 0;
 }

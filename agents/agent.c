@@ -68,6 +68,7 @@ struct shub_agent {
     int64_t last_in_ms, last_out_ms;
     int64_t last_deliver_ms; /* a DELIVER arrived; --until-done waits for quiet */
     shub_opener_t *opener;   /* opens sealed events with this org's key */
+    int64_t emitted_upto_ms; /* latest `occurred` the profile has in the outbox */
     int64_t next_hello_ms; /* not welcomed: when to reconnect and say HELLO again */
     int backoff_ms;
     uint32_t heartbeat_ms; /* from WELCOME */
@@ -219,6 +220,39 @@ static int load_keys(shub_agent_t *a, shub_err_t *err)
     return shub_keys_read_public(path, &a->broker, err);
 }
 
+/* Meta keys: the simulated clock's epoch (real ms at simulated start), the
+ * scenario it belongs to, and the latest `occurred` a profile emitted. */
+#define META_SIM_EPOCH "sim_epoch_ms"
+#define META_SIM_IDENTITY "sim_identity"
+#define META_EMITTED_UPTO "profile_emitted_upto_ms"
+
+static int replay_inbox(shub_agent_t *a, shub_err_t *err);
+
+/* The simulated clock survives a restart: its epoch (the real time the
+ * scenario started) is kept in the store, for as long as the same scenario
+ * and seed are run, so a restarted agent carries on with its quarter. */
+static int resume_clock(shub_agent_t *a, shub_err_t *err)
+{
+    uint64_t ident = a->opts.seed ^ (uint64_t)shub_scenario_start_ms(a->scenario) ^
+                     ((uint64_t)shub_scenario_end_ms(a->scenario) << 1) ^
+                     ((uint64_t)(shub_scenario_speedup(a->scenario) * 1000.0) << 2);
+    int64_t stored_ident = 0, epoch = 0;
+    if (shub_agentdb_meta_get(a->db, META_SIM_IDENTITY, &stored_ident, err) == 0 &&
+        stored_ident == (int64_t)ident &&
+        shub_agentdb_meta_get(a->db, META_SIM_EPOCH, &epoch, err) == 0) {
+        a->start_real_ms = epoch;
+        shub_info("resuming the scenario's clock from %lld s ago",
+                  (long long)((shub_now_ms() - epoch) / 1000));
+        return 0;
+    }
+    int rc = shub_agentdb_meta_set(a->db, META_SIM_IDENTITY, (int64_t)ident, err);
+    if (rc == 0)
+        rc = shub_agentdb_meta_set(a->db, META_SIM_EPOCH, a->start_real_ms, err);
+    if (rc == 0)
+        rc = shub_agentdb_meta_set(a->db, META_EMITTED_UPTO, 0, err);
+    return rc;
+}
+
 static int make_profile(shub_agent_t *a, shub_err_t *err)
 {
     int rc;
@@ -231,6 +265,8 @@ static int make_profile(shub_agent_t *a, shub_err_t *err)
         a->sim_start_ms = shub_scenario_start_ms(a->scenario);
         double s = shub_scenario_speedup(a->scenario);
         a->speedup = s > 0 ? s : 1.0;
+        if ((rc = resume_clock(a, err)))
+            return rc;
     }
     shub_profile_org_t org = {
         .id = a->cfg->org,
@@ -250,9 +286,12 @@ static int make_profile(shub_agent_t *a, shub_err_t *err)
                   a->cfg->kind);
         return 0;
     }
-    if (rc && err)
-        *err = perr;
-    return rc;
+    if (rc) {
+        if (err)
+            *err = perr;
+        return rc;
+    }
+    return replay_inbox(a, err);
 }
 
 int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_err_t *err)
@@ -441,9 +480,10 @@ static void outbox_timers(shub_agent_t *a, int64_t now)
     }
 }
 
-/* Encodes a share (in scratch) and commits it to the outbox. */
+/* Encodes a share (in scratch) and commits it to the outbox; with mark_key,
+ * also records mark_value under it in the same transaction. */
 static int queue_share(shub_agentdb_t *db, shub_buf_t *scratch, const shub_share_t *share,
-                       shub_err_t *err)
+                       const char *mark_key, int64_t mark_value, shub_err_t *err)
 {
     shub_msg_t msg = {.type = SHUB_MSG_SHARE, .share = *share};
     int rc = shub_msg_encode(&msg, scratch, err);
@@ -454,6 +494,10 @@ static int queue_share(shub_agentdb_t *db, shub_buf_t *scratch, const shub_share
     to[0] = '\0';
     for (uint32_t i = 0; i < share->to_count; i++)
         n += (size_t)snprintf(to + n, sizeof to - n, "%s%s", i ? ", " : "", share->to[i]);
+    if (mark_key)
+        return shub_agentdb_outbox_add_marked(db, &share->ev.id, share->ev.type, to,
+                                              scratch->data, scratch->len, shub_now_ms(),
+                                              mark_key, mark_value, err);
     return shub_agentdb_outbox_add(db, &share->ev.id, share->ev.type, to, scratch->data,
                                    scratch->len, shub_now_ms(), err);
 }
@@ -466,11 +510,21 @@ static int on_emit(void *ctx, const shub_share_t *share)
     shub_share_t s = *share;
     shub_err_t err;
     char idt[SHUB_ID_TEXT], line[600];
+    /* After a restart the profile is rebuilt and fires again what it had
+     * already emitted: jobs fire in `occurred` order, so everything up to
+     * the last one committed before the restart is already in the outbox. */
+    if (share->ev.occurred_ms <= a->emitted_upto_ms) {
+        shub_debug("skipped type=%s occurred=%lld: emitted before the restart",
+                   share->ev.type ? share->ev.type : "-", (long long)share->ev.occurred_ms);
+        return 0;
+    }
     if (shub_id_generate(&s.ev.id, shub_now_ms()) != 0) {
         shub_error("random source failed; event not queued");
         return -1;
     }
-    int rc = queue_share(a->db, &a->scratch, &s, &err);
+    int rc = queue_share(a->db, &a->scratch, &s, META_EMITTED_UPTO, s.ev.occurred_ms, &err);
+    if (rc == 0)
+        a->emitted_upto_ms = s.ev.occurred_ms;
     if (rc == SHUB_EDB || rc == SHUB_ENOMEM) {
         shub_error("store: cannot queue type=%s: %s", s.ev.type ? s.ev.type : "-",
                    err.msg);
@@ -484,6 +538,52 @@ static int on_emit(void *ctx, const shub_share_t *share)
     shub_info("queued event=%s type=%s to=%u recipient(s) (profile)",
               idtext(&s.ev.id, idt), s.ev.type, s.to_count);
     a->outbox_dirty = true;
+    return 0;
+}
+
+/* A profile's state lives in memory. After a restart it is rebuilt by
+ * replaying the inbox at the (simulated) times each event arrived; what that
+ * makes it fire again, up to the last emission already committed, on_emit
+ * skips. */
+typedef struct {
+    shub_agent_t *a;
+    size_t n;
+    int rc;
+} replay_t;
+
+static int on_replay(const shub_inbox_row_t *row, void *ctx)
+{
+    replay_t *r = ctx;
+    shub_arena_t *arena = shub_arena_new(row->event_len * 2 + 256);
+    shub_event_t ev;
+    shub_err_t err;
+    if (!arena) {
+        r->rc = SHUB_ENOMEM;
+        return 1;
+    }
+    if (shub_event_decode(arena, row->event, row->event_len, &ev, &err) == 0) {
+        shub_profile_receive(r->a->profile, sim_now(r->a, row->received_ms), row->sender, &ev,
+                             on_emit, r->a);
+        r->n++;
+    }
+    shub_arena_destroy(&arena);
+    return 0;
+}
+
+static int replay_inbox(shub_agent_t *a, shub_err_t *err)
+{
+    int rc = shub_agentdb_meta_get(a->db, META_EMITTED_UPTO, &a->emitted_upto_ms, err);
+    if (rc == SHUB_ENOTFOUND)
+        a->emitted_upto_ms = 0, rc = 0;
+    if (rc)
+        return rc;
+    replay_t r = {a, 0, 0};
+    if ((rc = shub_agentdb_inbox_list(a->db, 0, on_replay, &r, err)))
+        return rc;
+    if (r.rc)
+        return shub_err_set(err, r.rc, "out of memory replaying the inbox");
+    if (r.n)
+        shub_info("replayed %zu received events into the profile", r.n);
     return 0;
 }
 
@@ -904,7 +1004,7 @@ int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t 
     int rc = shub_json_share_parse(json, len, now_ms, arena, &share, err);
     if (rc == 0) {
         shub_buf_t scratch = {0};
-        rc = queue_share(db, &scratch, &share, err);
+        rc = queue_share(db, &scratch, &share, NULL, 0, err);
         shub_buf_free(&scratch);
         if (rc == 0 && id)
             *id = share.ev.id;

@@ -78,7 +78,8 @@ static const char schema_sql[] =
     "    received INTEGER NOT NULL,\n"
     "    event BLOB NOT NULL\n"
     ");\n"
-    "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);\n";
+    "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);\n"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);\n";
 
 struct shub_agentdb {
     sqlite3 *db;
@@ -357,6 +358,57 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
     } else if (step != SQLITE_DONE) {
         rc = dberr(s, err, "adding to the outbox");
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_outbox_add_marked(shub_agentdb_t *s, const shub_id_t *id,
+                                   const char *event_type, const char *recipients,
+                                   const void *share, size_t share_len, int64_t now_ms,
+                                   const char *key, int64_t value, shub_err_t *err)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(s, err, "begin");
+    int rc = shub_agentdb_outbox_add(s, id, event_type, recipients, share, share_len, now_ms,
+                                     err);
+    if (rc == 0)
+        rc = shub_agentdb_meta_set(s, key, value, err);
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = dberr(s, err, "commit");
+    if (rc)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int shub_agentdb_meta_get(shub_agentdb_t *s, const char *key, int64_t *value,
+                          shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT value FROM meta WHERE key = ?", &st, err);
+    if (rc)
+        return rc;
+    bind_text(st, 1, key);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *value = sqlite3_column_int64(st, 0);
+    else if (step == SQLITE_DONE)
+        rc = SHUB_ENOTFOUND;
+    else
+        rc = dberr(s, err, "reading meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_meta_set(shub_agentdb_t *s, const char *key, int64_t value, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", &st, err);
+    if (rc)
+        return rc;
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, value);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = dberr(s, err, "writing meta");
     sqlite3_finalize(st);
     return rc;
 }

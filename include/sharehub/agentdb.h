@@ -167,6 +167,20 @@ int shub_agentdb_inbox_add(shub_agentdb_t *db, const shub_inbox_row_t *row, bool
                            shub_err_t *err);
 
 /* Inbox rows received at or after since_ms, in arrival order. SHUB_EDB. */
+/* As shub_agentdb_outbox_add, and in the same transaction sets meta `key`
+ * to `value` (a profile's progress, so a restart knows what was emitted). */
+int shub_agentdb_outbox_add_marked(shub_agentdb_t *db, const shub_id_t *id,
+                                   const char *event_type, const char *recipients,
+                                   const void *share, size_t share_len, int64_t now_ms,
+                                   const char *key, int64_t value, shub_err_t *err);
+
+/* Small durable facts about the agent (the scenario's clock epoch). get:
+ * SHUB_ENOTFOUND if unset. */
+int shub_agentdb_meta_get(shub_agentdb_t *db, const char *key, int64_t *value,
+                          shub_err_t *err);
+int shub_agentdb_meta_set(shub_agentdb_t *db, const char *key, int64_t value,
+                          shub_err_t *err);
+
 int shub_agentdb_inbox_list(shub_agentdb_t *db, int64_t since_ms, shub_inbox_fn *fn,
                             void *ctx, shub_err_t *err);
 

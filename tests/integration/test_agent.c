@@ -541,6 +541,97 @@ static void test_agent_run_without_org_exits_64(void **state)
     assert_non_null(strstr(out, "usage: sharehub-agent [--log-level L] COMMAND"));
 }
 
+/* ---- a scenario agent restarted mid-quarter ------------------------------ */
+
+static pid_t scenario_agent(const harness_t *h, const char *db, const char *scenario)
+{
+    char log[400];
+    snprintf(log, sizeof log, "%s.log", db);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "--log-level",
+              "debug", "run", "--org", "wmp", "--config", h->dir, "--broker", h->endpoint,
+              "--db", db, "--scenario", scenario, "--seed", "5", "--until-done",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The `occurred` of every event in an agent's outbox, sorted; their count. */
+static size_t outbox_occurred(const char *db_path, int64_t *out, size_t max)
+{
+    sqlite3 *db = NULL;
+    size_t n = 0;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT share FROM outbox", -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+        shub_msg_t *m = NULL;
+        shub_err_t err;
+        assert_int_equal(shub_msg_decode(sqlite3_column_blob(st, 0),
+                                         (size_t)sqlite3_column_bytes(st, 0), &m, &err),
+                         0);
+        out[n++] = m->share.ev.occurred_ms;
+        shub_msg_destroy(&m);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a few hundred values */
+        for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int64_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+static void test_agent_scenario_killed_and_restarted_emits_each_event_once(void **state)
+{
+    harness_t *h = *state;
+    char scenario[400], db_a[400], db_b[400];
+    path_in(h, "restart-scenario.yaml", scenario, sizeof scenario);
+    path_in(h, "straight.db", db_a, sizeof db_a);
+    path_in(h, "restarted.db", db_b, sizeof db_b);
+    FILE *f = fopen(scenario, "w");
+    assert_non_null(f);
+    fputs("start: 2026-07-01\ndays: 28\nspeedup: 483840\n" /* 28 days in 5 s */
+          "marac:\n  referrals_per_week: 40\n  area_weights: {coventry: 1}\n",
+          f);
+    fclose(f);
+
+    /* The quarter run straight through ... */
+    pid_t a = scenario_agent(h, db_a, scenario);
+    assert_int_equal(agent_wait_exit(a), 0);
+    int64_t want[1024], got[1024];
+    size_t n_want = outbox_occurred(db_a, want, 1024);
+    assert_true(n_want > 50);
+
+    /* ... and the same one killed halfway and started again. */
+    pid_t b = scenario_agent(h, db_b, scenario);
+    for (int i = 0; i < 500 && agent_count(h, "restarted", "outbox") < (long)n_want / 2; i++)
+        nap_ms(10);
+    assert_true(agent_count(h, "restarted", "outbox") > 0);
+    assert_int_equal(agent_stop(b, SIGKILL), 128 + SIGKILL);
+    b = scenario_agent(h, db_b, scenario);
+    assert_int_equal(agent_wait_exit(b), 0);
+    size_t n_got = outbox_occurred(db_b, got, 1024);
+
+    /* The same events, none twice, none lost. */
+    assert_int_equal(n_got, n_want);
+    assert_memory_equal(got, want, n_want * sizeof want[0]);
+    char log[420];
+    snprintf(log, sizeof log, "%s.log", db_b);
+    assert_true(file_has(log, "resuming the scenario's clock"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +645,7 @@ int main(void)
         T(test_agent_submit_oversized_value_exits_65_nothing_queued),
         T(test_agent_submit_unknown_org_in_config_exits_78),
         T(test_agent_run_without_org_exits_64),
+        T(test_agent_scenario_killed_and_restarted_emits_each_event_once),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -584,7 +584,7 @@ static void bare_sender_main(void *arg, int idx)
 {
     fwd_t *f = arg;
     shared_t *sh = f->sh;
-    char rid[8];
+    char rid[16];
     snprintf(rid, sizeof rid, "s%d", idx);
     void *ctx = zmq_ctx_new(), *s = bare_connect(ctx, f->endpoint, rid);
     uint8_t *msg = shub_calloc(1, share_bytes);

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #define SCHEMA_VERSION 1
@@ -99,6 +100,23 @@ static int exec(shub_agentdb_t *s, const char *sql, shub_err_t *err)
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return dberr(s, err, sql);
     return 0;
+}
+
+/* Switching to WAL needs an exclusive lock, and SQLite answers BUSY at once
+ * (without its busy handler) when another process is opening the same new
+ * store, as `run` and `submit` started together do. Retry for a while. */
+static int set_wal(shub_agentdb_t *s, shub_err_t *err)
+{
+    for (int tries = 0;; tries++) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return 0;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) ||
+            tries * 20 >= SHUB_AGENTDB_BUSY_MS)
+            return dberr(s, err, "PRAGMA journal_mode=WAL");
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static int prepare(shub_agentdb_t *s, const char *sql, sqlite3_stmt **st, shub_err_t *err)
@@ -219,7 +237,7 @@ int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL: readers (inbox listings, the agent's polls) never block the
      * writer; FULL: a commit is on disk before the agent ACKs it. */
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) ||
+    if ((rc = set_wal(s, err)) ||
         (rc = exec(s, "PRAGMA synchronous=FULL", err)) ||
         (rc = exec(s, "PRAGMA foreign_keys=ON", err)))
         goto fail;

@@ -72,6 +72,12 @@ typedef struct pending_share { /* answered ERROR unavailable if the commit fails
 
 typedef struct share_ctx share_ctx_t;
 
+typedef struct {
+    char text[FIELDS_TEXT_MAX];
+    size_t len;
+    bool cut;
+} names_t;
+
 /* Everything one SHARE's recipients have in common, for the audit rows, and
  * the receipt being built. About half a megabyte at the outcome limit, so
  * the hub allocates one and reuses it for every SHARE. */
@@ -83,6 +89,15 @@ struct share_ctx {
     shub_outcome_item_t items[MAX_RECIPIENTS];
     char details[MAX_RECIPIENTS][SHUB_MSG_MAX_LINE + 1];
     uint32_t n_items;
+    /* The minimised copy last built for this SHARE (its bytes in hub->plain),
+     * and the flow lists that chose it: recipients reached by the same flow
+     * keep the same fields, so a fan-out minimises and encodes once and
+     * only seals per recipient. */
+    bool min_valid;
+    const char *const *min_fields, *const *min_report;
+    size_t min_n_fields, min_n_report;
+    names_t shared, stripped, facts;
+    uint8_t payload_hash[32];
 };
 
 struct shub_hub {
@@ -407,12 +422,6 @@ int shub_hub_reload(shub_hub_t *hub)
 
 /* ---- SHARE ------------------------------------------------------------ */
 
-typedef struct {
-    char text[FIELDS_TEXT_MAX];
-    size_t len;
-    bool cut;
-} names_t;
-
 /* Appends a field path to a comma-separated list, once. */
 static void names_add(names_t *n, const char *path)
 {
@@ -566,39 +575,61 @@ static int deny_recipient(share_ctx_t *sc, const char *recipient,
     return 0;
 }
 
-static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
-                           const shub_decision_t *d)
+/* Minimise: only the flow's fields leave the hub. Leaves the encoded copy in
+ * hub->plain, its hash and the audit row's field lists in sc; reuses them
+ * when the last recipient's flow chose the same fields. */
+static int minimise(share_ctx_t *sc, const shub_decision_t *d)
 {
     shub_hub_t *hub = sc->hub;
     const shub_event_t *ev = &sc->share->ev;
+    if (sc->min_valid && sc->min_fields == d->fields && sc->min_n_fields == d->n_fields &&
+        sc->min_report == d->report && sc->min_n_report == d->n_report)
+        return 0;
+    sc->min_valid = false;
+    sc->shared.len = sc->stripped.len = sc->facts.len = 0;
+    sc->shared.text[0] = sc->stripped.text[0] = sc->facts.text[0] = '\0';
+    sc->shared.cut = sc->stripped.cut = sc->facts.cut = false;
     shub_err_t err;
-    names_t shared = {.len = 0}, stripped = {.len = 0}, facts = {.len = 0};
-    int rc;
-
-    /* Minimise: only the flow's fields leave the hub. */
     shub_arena_t *arena = shub_arena_new(4096);
     if (!arena)
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
                            "minimise");
     shub_event_t copy = *ev;
-    rc = shub_val_select(arena, &ev->payload, d->fields, d->n_fields, &copy.payload,
-                         on_stripped, &stripped);
+    int rc = shub_val_select(arena, &ev->payload, d->fields, d->n_fields, &copy.payload,
+                             on_stripped, &sc->stripped);
     char path[SHUB_VAL_MAX_PATH * 2 + 2] = "";
     if (rc == 0) {
-        collect_leaves(&copy.payload, path, 0, &shared);
-        collect_facts(&copy.payload, d, &facts);
+        collect_leaves(&copy.payload, path, 0, &sc->shared);
+        collect_facts(&copy.payload, d, &sc->facts);
     }
     if (rc == 0)
         rc = shub_event_encode(&copy, &hub->plain, &err);
     shub_arena_destroy(&arena);
     if (rc)
         return store_check(hub, SHUB_ENOMEM, &err, "minimise");
+    crypto_generichash(sc->payload_hash, sizeof sc->payload_hash, hub->plain.data,
+                       hub->plain.len, NULL, 0);
+    sc->min_fields = d->fields;
+    sc->min_n_fields = d->n_fields;
+    sc->min_report = d->report;
+    sc->min_n_report = d->n_report;
+    sc->min_valid = true;
+    return 0;
+}
+
+static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
+                           const shub_decision_t *d)
+{
+    shub_hub_t *hub = sc->hub;
+    const shub_event_t *ev = &sc->share->ev;
+    shub_err_t err;
+    int rc = minimise(sc, d);
+    if (rc)
+        return rc;
+    const names_t *shared = &sc->shared, *stripped = &sc->stripped, *facts = &sc->facts;
 
     /* Seal to the recipient with this batch's ephemeral key: once the batch
      * ends and the key is wiped, the stored copy is unreadable to the broker. */
-    uint8_t payload_hash[32];
-    crypto_generichash(payload_hash, sizeof payload_hash, hub->plain.data, hub->plain.len,
-                       NULL, 0);
     size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
     if (!hub->sealer)
         hub->sealer = shub_sealer_new();
@@ -632,10 +663,10 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
     row.flow = d->flow;
     if (d->legal_basis)
         row.legal_basis = d->legal_basis;
-    row.fields_shared = shared.text;
-    row.fields_stripped = stripped.text;
-    row.facts = facts.len ? facts.text : NULL;
-    row.payload_hash = payload_hash;
+    row.fields_shared = shared->text;
+    row.fields_stripped = stripped->text;
+    row.facts = facts->len ? facts->text : NULL;
+    row.payload_hash = sc->payload_hash;
     rc = shub_store_audit_append(hub->store, &row, &err);
     if (rc) {
         shub_free(sealed);
@@ -683,7 +714,7 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
     shub_info("allow event=%s type=%s from=%s to=%s agreement=%s v%u flow=%s %s%s%s",
               idtext(&ev->id, idt), ev->type, sc->sender->org, org->id, d->agreement,
               d->version, d->flow, send ? "delivered" : "queued",
-              stripped.len ? " stripped=" : "", stripped.len ? stripped.text : "");
+              stripped->len ? " stripped=" : "", stripped->len ? stripped->text : "");
     return 0;
 }
 
@@ -807,10 +838,13 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         return;
     }
     /* The sealed copy must fit in a DELIVER: check the whole event once
-     * (a minimised copy is never larger). */
+     * (a minimised copy is never larger). The SHARE inlines the event, and
+     * re-encoding grows no value more than 9/5 (a float32 comes back as a
+     * float64), so a frame under half the limit needs no trial encode. */
     shub_err_t err;
-    if (shub_event_encode(ev, &hub->plain, &err) != 0 ||
-        hub->plain.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN) {
+    bool small = hub->in.body.len <= (SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD) / 2;
+    if (!small && (shub_event_encode(ev, &hub->plain, &err) != 0 ||
+                   hub->plain.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN)) {
         send_error(hub, p, p->rid, p->rid_len, "payload-too-large", &ev->id,
                    "SHARE.payload: event of %zu bytes exceeds limit %d", hub->plain.len,
                    SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
@@ -825,6 +859,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
     sc->share = share;
     sc->now = now;
     sc->n_items = 0;
+    sc->min_valid = false;
     char orig[SHUB_MSG_MAX_NAME + 1] = "";
     int rc = shub_store_event_add(hub->store, &ev->id, p->org, ev->type, now, orig, &err);
     if (rc == SHUB_EEXIST) {
@@ -929,16 +964,14 @@ static void queue_update(shub_hub_t *hub, const shub_id_t *id, const char *sende
     queue_msg(hub, sp, &r);
 }
 
-/* Audits the end of a delivery (acknowledged, dead) and drops its payload. */
-static int finish_delivery(shub_hub_t *hub, const shub_id_t *id, const find_ctx_t *f,
-                           shub_outcome_t state, const char *action, const char *decision,
-                           const char *reason, const char *explanation, int64_t now)
+/* Audits the end of a delivery the store has just finished, and tells the
+ * sender. */
+static int audit_finished(shub_hub_t *hub, const shub_id_t *id, const find_ctx_t *f,
+                          shub_outcome_t state, const char *action, const char *decision,
+                          const char *reason, const char *explanation, int64_t now)
 {
     shub_err_t err;
-    int rc = shub_store_delivery_finish(hub->store, id, f->recipient, state, reason, now,
-                                        &err);
-    if (rc)
-        return rc == SHUB_ENOTFOUND ? rc : store_check(hub, rc, &err, "finish delivery");
+    int rc;
     shub_audit_row_t row = {
         .at_ms = now,
         .action = action,
@@ -959,27 +992,43 @@ static int finish_delivery(shub_hub_t *hub, const shub_id_t *id, const find_ctx_
     return 0;
 }
 
+/* Audits the end of a delivery (acknowledged, dead) and drops its payload. */
+static int finish_delivery(shub_hub_t *hub, const shub_id_t *id, const find_ctx_t *f,
+                           shub_outcome_t state, const char *action, const char *decision,
+                           const char *reason, const char *explanation, int64_t now)
+{
+    shub_err_t err;
+    int rc = shub_store_delivery_finish(hub->store, id, f->recipient, state, reason, now,
+                                        &err);
+    if (rc)
+        return rc == SHUB_ENOTFOUND ? rc : store_check(hub, rc, &err, "finish delivery");
+    return audit_finished(hub, id, f, state, action, decision, reason, explanation, now);
+}
+
 static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
 {
     if (ensure_txn(hub) != 0)
         return; /* not acknowledged: the DELIVER is resent, the inbox dedupes */
     shub_err_t err;
     find_ctx_t f = {.recipient = p->org};
-    int rc = shub_store_outcomes(hub->store, &ack->id, on_find, &f, &err);
-    if (rc > 0)
-        rc = 0; /* on_find stopped at the row it wanted */
-    if (store_check(hub, rc, &err, "outcomes") != 0)
-        return;
     char idt[SHUB_ID_TEXT];
-    idtext(&ack->id, idt);
-    if (!f.found ||
-        (f.state != SHUB_OUTCOME_DELIVERED && f.state != SHUB_OUTCOME_QUEUED)) {
-        shub_debug("ack event=%s by=%s: nothing pending (a repeat)", idt, p->org);
+    int64_t now = shub_now_ms();
+    /* One statement finds the pending row, finishes it and hands back what
+     * the audit row needs; a row that is not pending is left alone. */
+    int rc = shub_store_delivery_end(hub->store, &ack->id, p->org,
+                                     SHUB_OUTCOME_ACKNOWLEDGED, NULL, now, on_find, &f,
+                                     &err);
+    if (rc == SHUB_ENOTFOUND) {
+        shub_debug("ack event=%s by=%s: nothing pending (a repeat)",
+                   idtext(&ack->id, idt), p->org);
         return;
     }
-    rc = finish_delivery(hub, &ack->id, &f, SHUB_OUTCOME_ACKNOWLEDGED, "ack",
-                         "acknowledged", NULL, NULL, shub_now_ms());
+    if (store_check(hub, rc, &err, "finish delivery") != 0)
+        return;
+    rc = audit_finished(hub, &ack->id, &f, SHUB_OUTCOME_ACKNOWLEDGED, "ack",
+                        "acknowledged", NULL, NULL, now);
     if (rc == 0) {
+        idtext(&ack->id, idt);
         if (p->inflight)
             p->inflight--;
         shub_info("ack event=%s type=%s from=%s by=%s", idt, f.type, f.sender, p->org);

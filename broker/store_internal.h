@@ -111,6 +111,7 @@ typedef enum {
     ST_DUE,
     ST_SENT,
     ST_FINISH,
+    ST_PENDING,
     ST_AGREEMENT,
     ST_COUNT
 } stmt_id_t;

@@ -233,6 +233,16 @@ int shub_store_delivery_finish(shub_store_t *s, const shub_id_t *id,
                                const char *recipient, shub_outcome_t state,
                                const char *reason, int64_t now_ms, shub_err_t *err);
 
+/* shub_store_delivery_finish for a caller that needs the row: one point
+ * lookup of the pending row calls fn with event_id, recipient, sender,
+ * event_type, agreement, agreement_version, flow and the new state (nothing
+ * else: the sealed copy is not read; fn must not call into the store), then
+ * the row is finished. 0; SHUB_ENOTFOUND if no such pending row (fn is not
+ * called); SHUB_EINVAL; SHUB_EDB. fn's return value is ignored. */
+int shub_store_delivery_end(shub_store_t *s, const shub_id_t *id, const char *recipient,
+                            shub_outcome_t state, const char *reason, int64_t now_ms,
+                            shub_delivery_fn *fn, void *ctx, shub_err_t *err);
+
 /* ---- agreements -------------------------------------------------------- */
 
 /* Records an agreement version as loaded (insert-or-ignore on id, version and

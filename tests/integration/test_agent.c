@@ -541,6 +541,38 @@ static void test_agent_run_without_org_exits_64(void **state)
     assert_non_null(strstr(out, "usage: sharehub-agent [--log-level L] COMMAND"));
 }
 
+static void test_agent_submits_racing_on_a_new_store_all_succeed(void **state)
+{
+    harness_t *h = *state;
+    char json[400], db[400];
+    path_in(h, "referral.json", json, sizeof json);
+    path_in(h, "race.db", db, sizeof db);
+    FILE *f = fopen(json, "w");
+    assert_non_null(f);
+    fputs(referral, f);
+    fclose(f);
+    enum { N = 6 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, STDOUT_FILENO);
+            execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "submit",
+                  "--org", "wmp", "--config", h->dir, "--db", db, json, (char *)NULL);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int status = 0;
+        waitpid(pids[i], &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(agent_count(h, "race", "outbox"), N);
+}
+
 /* ---- a scenario agent restarted mid-quarter ------------------------------ */
 
 static pid_t scenario_agent(const harness_t *h, const char *db, const char *scenario)
@@ -646,6 +678,7 @@ int main(void)
         T(test_agent_submit_unknown_org_in_config_exits_78),
         T(test_agent_run_without_org_exits_64),
         T(test_agent_scenario_killed_and_restarted_emits_each_event_once),
+        T(test_agent_submits_racing_on_a_new_store_all_succeed),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,6 +106,7 @@ struct shub_hub {
     const shub_hub_settings_t *set; /* borrowed from cfg */
     shub_store_t *store;
     void *ctx, *router, *zap;
+    void *monitor; /* failed handshakes (forged keys fail before ZAP) */
     char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
     char key_dir[4096];
     shub_curve_keys_t keys;
@@ -373,6 +374,11 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     hub->router =
         shub_transport_bind(hub->ctx, &topts, hub->endpoint, sizeof hub->endpoint, err);
     if (!hub->router) {
+        rc = err ? err->code : SHUB_EIO;
+        goto fail;
+    }
+    hub->monitor = shub_transport_monitor(hub->ctx, hub->router, "inproc://shub-handshakes", err);
+    if (!hub->monitor) {
         rc = err ? err->code : SHUB_EIO;
         goto fail;
     }
@@ -1417,6 +1423,7 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
     zmq_pollitem_t items[] = {
         {hub->zap, 0, ZMQ_POLLIN, 0},
         {hub->router, 0, ZMQ_POLLIN, 0},
+        {hub->monitor, 0, ZMQ_POLLIN, 0},
     };
     int64_t now = shub_now_ms();
     int wait = timeout_ms;
@@ -1424,11 +1431,14 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
         wait = (int)(hub->next_timer_ms - now);
     if (hub->next_timer_ms <= now)
         wait = 0;
-    if (zmq_poll(items, 2, wait) < 0 && errno != EINTR)
+    if (zmq_poll(items, 3, wait) < 0 && errno != EINTR)
         shub_error("poll: %s", zmq_strerror(errno));
 
     while (shub_zap_handle(hub->zap, hub->cfg) == 0)
         ;
+    char line[SHUB_TRANSPORT_MAX_ENDPOINT + 128];
+    while (shub_transport_monitor_read(hub->monitor, line, sizeof line) == 0)
+        shub_warn("%s", line);
     size_t drained = 0;
     shub_err_t err;
     while (drained < hub->set->batch_max) {
@@ -1475,6 +1485,10 @@ void shub_hub_destroy(shub_hub_t **hub_p)
         if (shub_store_checkpoint(hub->store, shub_now_ms(), &err) != 0)
             shub_error("store: final checkpoint: %s", err.msg);
         shub_store_close(&hub->store);
+    }
+    if (hub->monitor) {
+        zmq_socket_monitor(hub->router, NULL, 0);
+        zmq_close(hub->monitor);
     }
     if (hub->router)
         zmq_close(hub->router);

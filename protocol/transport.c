@@ -190,6 +190,70 @@ fail:
     return shub_err_set(err, SHUB_EIO, "send: %s", zmq_strerror(errno));
 }
 
+void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err)
+{
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(sock, name, events) != 0) {
+        shub_err_set(err, SHUB_EIO, "monitoring handshakes: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    int linger = 0;
+    if (mon)
+        zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
+    if (!mon || zmq_connect(mon, name) != 0) {
+        shub_err_set(err, SHUB_EIO, "monitoring handshakes: %s", zmq_strerror(errno));
+        if (mon)
+            zmq_close(mon);
+        zmq_socket_monitor(sock, NULL, 0);
+        return NULL;
+    }
+    return mon;
+}
+
+static const char *failure(uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return "refused by the ZAP handler (a key not in orgs.yaml)";
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        return "cryptographic: the client's key does not prove its secret";
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return "protocol error";
+    return "connection closed during the handshake";
+}
+
+int shub_transport_monitor_read(void *monitor, char *line, size_t size)
+{
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return SHUB_EBUSY;
+    }
+    uint16_t event = 0;
+    uint32_t value = 0;
+    if (zmq_msg_size(&head) >= 6) { /* 16-bit event, 32-bit value, host order */
+        memcpy(&event, zmq_msg_data(&head), 2);
+        memcpy(&value, (const char *)zmq_msg_data(&head) + 2, 4);
+    }
+    zmq_msg_close(&head);
+    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT] = "";
+    zmq_msg_init(&addr);
+    if (has_more(monitor) && zmq_msg_recv(&addr, monitor, 0) >= 0) {
+        size_t n = zmq_msg_size(&addr) < sizeof endpoint - 1 ? zmq_msg_size(&addr)
+                                                              : sizeof endpoint - 1;
+        memcpy(endpoint, zmq_msg_data(&addr), n);
+        endpoint[n] = '\0';
+    }
+    zmq_msg_close(&addr);
+    drain(monitor);
+    snprintf(line, size, "failed handshake endpoint=%s reason=%s", endpoint,
+             failure(event, value));
+    return 0;
+}
+
 int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
                             const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err)
 {

@@ -67,4 +67,14 @@ int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const vo
 int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
                             const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err);
 
+/* Watches sock's handshakes and returns a socket (PAIR, inproc `name`) on
+ * which libzmq reports each one that fails: a key that does not prove its
+ * secret fails inside CURVE, before the ZAP handler is ever asked, so only
+ * this sees it. Poll it like any socket; NULL on failure. */
+void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err);
+
+/* Reads one waiting monitor event into a line for the log ("failed handshake
+ * endpoint=... reason=..."). 0, or SHUB_EBUSY if none is waiting. */
+int shub_transport_monitor_read(void *monitor, char *line, size_t size);
+
 #endif

@@ -1416,6 +1416,8 @@ static void test_foreign_and_forged_keys_get_nowhere_and_are_logged(void **state
     assert_int_equal(tclient_send(c, &hello), 0);
     assert_null(tclient_recv(c, 1500));
     tclient_destroy(&c);
+    /* The broker logs it: the handshake fails inside CURVE, before ZAP. */
+    assert_true(wait_log(h, "reason=cryptographic: the client's key does not prove its secret"));
 
     /* Neither ever came online, nor took the referral waiting for Coventry. */
     assert_false(harness_log_has(h, "online org=marac-coventry"));

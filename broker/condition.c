@@ -9,6 +9,7 @@
  *   and     := not ('and' not)*
  *   not     := 'not' not | '(' expr ')' | cmp
  *   cmp     := operand (op operand)? | operand 'in' '[' literal (',' literal)* ']'
+ *            | operand 'in' payload.<dotted.path>      (the array there holds it)
  *   op      := '==' | '!=' | '<' | '<=' | '>' | '>='
  *   operand := payload.<dotted.path>
  *            | event.area | event.purpose | event.consent | event.type
@@ -39,7 +40,7 @@
 #define COND_MAX_DEPTH 32 /* nesting of not/parentheses: keeps recursion bounded */
 #define COND_MAX_LIST  64 /* literals in one `in` list */
 
-typedef enum { N_OR, N_AND, N_NOT, N_CMP, N_IN, N_TRUTH } node_kind_t;
+typedef enum { N_OR, N_AND, N_NOT, N_CMP, N_IN, N_MEMBER, N_TRUTH } node_kind_t;
 typedef enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE } cmp_op_t;
 typedef enum { V_MISSING, V_BOOL, V_INT, V_FLOAT, V_STR } vtype_t;
 typedef enum {
@@ -71,7 +72,7 @@ struct cond_node {
     node_kind_t kind;
     cmp_op_t op;              /* N_CMP */
     const cond_node_t *a, *b; /* N_OR, N_AND: both; N_NOT: a */
-    operand_t l, r;           /* N_CMP: both; N_IN, N_TRUTH: l */
+    operand_t l, r;           /* N_CMP, N_MEMBER: both; N_IN, N_TRUTH: l */
     const value_t *list;      /* N_IN */
     size_t n_list;
 };
@@ -346,8 +347,20 @@ static const cond_node_t *parse_cmp(parser_t *p)
     if (is_kw(&p->tok, "in")) {
         lex(p);
         if (p->tok.t != T_LB) {
-            fail(p, NULL);
-            return NULL;
+            /* `'repeat' in payload.risk.criteria`: membership of an array. */
+            token_t *k = &p->tok;
+            if (k->t != T_IDENT || k->len <= 8 || memcmp(k->s, "payload.", 8) != 0) {
+                fail(p, NULL); /* neither a [list] nor a payload field */
+                return NULL;
+            }
+            operand_t r = {0};
+            if (!parse_operand(p, &r))
+                return NULL;
+            if (!(n = new_node(p, N_MEMBER)))
+                return NULL;
+            n->l = l;
+            n->r = r;
+            return n;
         }
         lex(p);
         value_t items[COND_MAX_LIST];
@@ -473,40 +486,45 @@ static value_t text_or_missing(const char *s)
     return v;
 }
 
+/* A payload value as a comparable value; anything else is missing. */
+static value_t from_val(const shub_val_t *x)
+{
+    value_t v = {0};
+    if (!x)
+        return v;
+    switch (x->type) {
+    case SHUB_VAL_BOOL:
+        v.t = V_BOOL;
+        v.b = x->as.b;
+        break;
+    case SHUB_VAL_INT:
+        v.t = V_INT;
+        v.i = x->as.i;
+        break;
+    case SHUB_VAL_FLOAT:
+        if (isfinite(x->as.f)) {
+            v.t = V_FLOAT;
+            v.f = x->as.f;
+        }
+        break;
+    case SHUB_VAL_STR:
+        v.t = V_STR;
+        v.s = x->as.str;
+        break;
+    default:
+        break; /* nil, bytes, arrays and maps compare with nothing */
+    }
+    return v;
+}
+
 static value_t resolve(const operand_t *o, const shub_event_t *ev)
 {
     value_t v = {0};
     switch (o->src) {
     case SRC_LIT:
         return o->lit;
-    case SRC_PAYLOAD: {
-        const shub_val_t *x = shub_val_at(&ev->payload, o->path);
-        if (!x)
-            return v;
-        switch (x->type) {
-        case SHUB_VAL_BOOL:
-            v.t = V_BOOL;
-            v.b = x->as.b;
-            break;
-        case SHUB_VAL_INT:
-            v.t = V_INT;
-            v.i = x->as.i;
-            break;
-        case SHUB_VAL_FLOAT:
-            if (isfinite(x->as.f)) {
-                v.t = V_FLOAT;
-                v.f = x->as.f;
-            }
-            break;
-        case SHUB_VAL_STR:
-            v.t = V_STR;
-            v.s = x->as.str;
-            break;
-        default:
-            break; /* nil, bytes, arrays and maps compare with nothing */
-        }
-        return v;
-    }
+    case SRC_PAYLOAD:
+        return from_val(shub_val_at(&ev->payload, o->path));
     case SRC_AREA:
         return text_or_missing(ev->area);
     case SRC_PURPOSE:
@@ -585,6 +603,18 @@ bool cond_eval(const cond_node_t *n, const shub_event_t *ev)
         for (size_t i = 0; i < n->n_list; i++)
             if (compare(&a, OP_EQ, &n->list[i]))
                 return true;
+        return false;
+    }
+    case N_MEMBER: {
+        value_t a = resolve(&n->l, ev);
+        const shub_val_t *arr = shub_val_at(&ev->payload, n->r.path);
+        if (!arr || arr->type != SHUB_VAL_ARRAY)
+            return false;
+        for (uint32_t i = 0; i < arr->len; i++) {
+            value_t b = from_val(&arr->as.items[i]);
+            if (compare(&a, OP_EQ, &b))
+                return true;
+        }
         return false;
     }
     case N_TRUTH: {

@@ -1192,8 +1192,8 @@ static void test_denials_are_never_delivered_and_audited_with_reasons(void **sta
          "party to 'wm-marac' v1"},
         {"wmp", "marac-coventry", "deny|condition-failed|wm-marac|1|referral|",
          "flow 'referral' of 'wm-marac' v1: condition not met: payload.risk.dash_score "
-         ">= "
-         "14 or payload.risk.repeat == true"},
+         ">= 14 or payload.risk.repeat == true or 'professional_judgement' in "
+         "payload.risk.criteria or 'escalation' in payload.risk.criteria"},
     };
     const char *ids[] = {expired, no_flow, not_party, low};
     char today[16]; /* the broker's clock decides validity */

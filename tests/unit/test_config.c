@@ -500,7 +500,8 @@ typedef struct fixture_ev {
 } fixture_ev_t;
 
 /* The event conditions are evaluated against: a referral with a DASH score
- * of 15, no repeat, a risk level in text, a decimal, and a nested map. */
+ * of 15, no repeat, a risk level in text, a decimal, a nested map, and an
+ * array of flags. */
 static void make_event(fixture_ev_t *f)
 {
     memset(f, 0, sizeof *f);
@@ -518,6 +519,11 @@ static void make_event(fixture_ev_t *f)
     assert_int_equal(shub_val_put(f->arena, &root, "risk", risk), 0);
     assert_int_equal(shub_val_put(f->arena, &root, "criteria", criteria), 0);
     assert_int_equal(shub_val_put(f->arena, &root, "nothing", shub_val_nil()), 0);
+    shub_val_t list = shub_val_array(), item;
+    assert_int_equal(shub_val_str(f->arena, "escalation", 10, &item), 0);
+    assert_int_equal(shub_val_push(f->arena, &list, item), 0);
+    assert_int_equal(shub_val_push(f->arena, &list, shub_val_int(7)), 0);
+    assert_int_equal(shub_val_put(f->arena, &root, "flags", list), 0);
     f->ev.type = "marac.referral";
     f->ev.area = "coventry";
     f->ev.purpose = "marac-risk-management";
@@ -581,6 +587,15 @@ static const cond_case_t cond_cases[] = {
     {"payload.risk.dash_score in [14, 15, 16]", true},
     {"payload.risk.dash_score in ['15']", false},
     {"payload.risk.missing in [1, 2]", false},
+    {"'escalation' in payload.flags", true},
+    {"'repeat' in payload.flags", false},
+    {"7 in payload.flags", true},
+    {"7.0 in payload.flags", true},
+    {"'7' in payload.flags", false},
+    {"'escalation' in payload.nope", false},
+    {"'high' in payload.risk.level", false}, /* text, not an array */
+    {"not 'repeat' in payload.flags", true},
+    {"payload.risk.dash_score >= 16 or 'escalation' in payload.flags", true},
     /* event fields */
     {"event.area == 'coventry'", true},
     {"event.purpose == 'marac-risk-management'", true},
@@ -631,6 +646,7 @@ static const cond_bad_t cond_bad_cases[] = {
     {"event.colour == 'red'", "condition: unexpected 'event.colour' at column 1"},
     {"victim.name == 'x'", "condition: unexpected 'victim.name' at column 1"},
     {"payload.x in 1", "condition: unexpected '1' at column 14"},
+    {"1 in event.area", "condition: unexpected 'event.area' at column 6"},
     {"payload.x in []", "condition: unexpected ']' at column 15"},
     {"payload.a..b == 1", "condition: unexpected 'payload.a..b' at column 1"},
     {"payload.x == 99999999999999999999", "condition: number out of range at column 14"},

@@ -68,7 +68,13 @@ struct shub_agent {
     int64_t last_in_ms, last_out_ms;
     int64_t last_deliver_ms; /* a DELIVER arrived; --until-done waits for quiet */
     shub_opener_t *opener;   /* opens sealed events with this org's key */
-    int64_t emitted_upto_ms; /* latest `occurred` the profile has in the outbox */
+    /* Profile progress: the due time of the last job whose event is in the
+     * outbox, and how many events jobs due at that time emitted. After a
+     * restart, `resume_*` is what the previous run committed: the rebuilt
+     * profile's events up to there are skipped (`skipped_at_due` counts the
+     * ties). */
+    int64_t emitted_due_ms, emitted_at_due;
+    int64_t resume_due_ms, resume_at_due, skipped_at_due;
     int64_t next_hello_ms; /* not welcomed: when to reconnect and say HELLO again */
     int backoff_ms;
     uint32_t heartbeat_ms; /* from WELCOME */
@@ -224,7 +230,8 @@ static int load_keys(shub_agent_t *a, shub_err_t *err)
  * scenario it belongs to, and the latest `occurred` a profile emitted. */
 #define META_SIM_EPOCH "sim_epoch_ms"
 #define META_SIM_IDENTITY "sim_identity"
-#define META_EMITTED_UPTO "profile_emitted_upto_ms"
+#define META_EMITTED_DUE "profile_emitted_due_ms"
+#define META_EMITTED_AT_DUE "profile_emitted_at_due"
 
 static int replay_inbox(shub_agent_t *a, shub_err_t *err);
 
@@ -249,7 +256,9 @@ static int resume_clock(shub_agent_t *a, shub_err_t *err)
     if (rc == 0)
         rc = shub_agentdb_meta_set(a->db, META_SIM_EPOCH, a->start_real_ms, err);
     if (rc == 0)
-        rc = shub_agentdb_meta_set(a->db, META_EMITTED_UPTO, 0, err);
+        rc = shub_agentdb_meta_set(a->db, META_EMITTED_DUE, 0, err);
+    if (rc == 0)
+        rc = shub_agentdb_meta_set(a->db, META_EMITTED_AT_DUE, 0, err);
     return rc;
 }
 
@@ -480,10 +489,11 @@ static void outbox_timers(shub_agent_t *a, int64_t now)
     }
 }
 
-/* Encodes a share (in scratch) and commits it to the outbox; with mark_key,
- * also records mark_value under it in the same transaction. */
+/* Encodes a share (in scratch) and commits it to the outbox; with a
+ * profile's progress (due, at_due non-NULL), records it in the same
+ * transaction. */
 static int queue_share(shub_agentdb_t *db, shub_buf_t *scratch, const shub_share_t *share,
-                       const char *mark_key, int64_t mark_value, shub_err_t *err)
+                       const int64_t *progress, shub_err_t *err)
 {
     shub_msg_t msg = {.type = SHUB_MSG_SHARE, .share = *share};
     int rc = shub_msg_encode(&msg, scratch, err);
@@ -494,10 +504,11 @@ static int queue_share(shub_agentdb_t *db, shub_buf_t *scratch, const shub_share
     to[0] = '\0';
     for (uint32_t i = 0; i < share->to_count; i++)
         n += (size_t)snprintf(to + n, sizeof to - n, "%s%s", i ? ", " : "", share->to[i]);
-    if (mark_key)
+    static const char *const keys[] = {META_EMITTED_DUE, META_EMITTED_AT_DUE};
+    if (progress)
         return shub_agentdb_outbox_add_marked(db, &share->ev.id, share->ev.type, to,
                                               scratch->data, scratch->len, shub_now_ms(),
-                                              mark_key, mark_value, err);
+                                              keys, progress, 2, err);
     return shub_agentdb_outbox_add(db, &share->ev.id, share->ev.type, to, scratch->data,
                                    scratch->len, shub_now_ms(), err);
 }
@@ -511,20 +522,28 @@ static int on_emit(void *ctx, const shub_share_t *share)
     shub_err_t err;
     char idt[SHUB_ID_TEXT], line[600];
     /* After a restart the profile is rebuilt and fires again what it had
-     * already emitted: jobs fire in `occurred` order, so everything up to
-     * the last one committed before the restart is already in the outbox. */
-    if (share->ev.occurred_ms <= a->emitted_upto_ms) {
-        shub_debug("skipped type=%s occurred=%lld: emitted before the restart",
-                   share->ev.type ? share->ev.type : "-", (long long)share->ev.occurred_ms);
+     * already emitted. Jobs fire in due order, so everything due before the
+     * last committed job, and as many as were committed at its due time, are
+     * already in the outbox. */
+    int64_t due = shub_profile_due_ms(a->profile);
+    if (due < a->resume_due_ms ||
+        (due == a->resume_due_ms && a->skipped_at_due < a->resume_at_due)) {
+        if (due == a->resume_due_ms)
+            a->skipped_at_due++;
+        shub_debug("skipped type=%s due=%lld: emitted before the restart",
+                   share->ev.type ? share->ev.type : "-", (long long)due);
         return 0;
     }
+    int64_t progress[2] = {due, due == a->emitted_due_ms ? a->emitted_at_due + 1 : 1};
     if (shub_id_generate(&s.ev.id, shub_now_ms()) != 0) {
         shub_error("random source failed; event not queued");
         return -1;
     }
-    int rc = queue_share(a->db, &a->scratch, &s, META_EMITTED_UPTO, s.ev.occurred_ms, &err);
-    if (rc == 0)
-        a->emitted_upto_ms = s.ev.occurred_ms;
+    int rc = queue_share(a->db, &a->scratch, &s, progress, &err);
+    if (rc == 0) {
+        a->emitted_due_ms = progress[0];
+        a->emitted_at_due = progress[1];
+    }
     if (rc == SHUB_EDB || rc == SHUB_ENOMEM) {
         shub_error("store: cannot queue type=%s: %s", s.ev.type ? s.ev.type : "-",
                    err.msg);
@@ -572,11 +591,15 @@ static int on_replay(const shub_inbox_row_t *row, void *ctx)
 
 static int replay_inbox(shub_agent_t *a, shub_err_t *err)
 {
-    int rc = shub_agentdb_meta_get(a->db, META_EMITTED_UPTO, &a->emitted_upto_ms, err);
+    int rc = shub_agentdb_meta_get(a->db, META_EMITTED_DUE, &a->emitted_due_ms, err);
+    if (rc == 0)
+        rc = shub_agentdb_meta_get(a->db, META_EMITTED_AT_DUE, &a->emitted_at_due, err);
     if (rc == SHUB_ENOTFOUND)
-        a->emitted_upto_ms = 0, rc = 0;
+        a->emitted_due_ms = a->emitted_at_due = 0, rc = 0;
     if (rc)
         return rc;
+    a->resume_due_ms = a->emitted_due_ms;
+    a->resume_at_due = a->emitted_at_due;
     replay_t r = {a, 0, 0};
     if ((rc = shub_agentdb_inbox_list(a->db, 0, on_replay, &r, err)))
         return rc;
@@ -1004,7 +1027,7 @@ int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t 
     int rc = shub_json_share_parse(json, len, now_ms, arena, &share, err);
     if (rc == 0) {
         shub_buf_t scratch = {0};
-        rc = queue_share(db, &scratch, &share, NULL, 0, err);
+        rc = queue_share(db, &scratch, &share, NULL, err);
         shub_buf_free(&scratch);
         if (rc == 0 && id)
             *id = share.ev.id;

@@ -383,14 +383,15 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
 int shub_agentdb_outbox_add_marked(shub_agentdb_t *s, const shub_id_t *id,
                                    const char *event_type, const char *recipients,
                                    const void *share, size_t share_len, int64_t now_ms,
-                                   const char *key, int64_t value, shub_err_t *err)
+                                   const char *const *keys, const int64_t *values,
+                                   size_t n_keys, shub_err_t *err)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return dberr(s, err, "begin");
     int rc = shub_agentdb_outbox_add(s, id, event_type, recipients, share, share_len, now_ms,
                                      err);
-    if (rc == 0)
-        rc = shub_agentdb_meta_set(s, key, value, err);
+    for (size_t i = 0; rc == 0 && i < n_keys; i++)
+        rc = shub_agentdb_meta_set(s, keys[i], values[i], err);
     if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = dberr(s, err, "commit");
     if (rc)

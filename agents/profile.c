@@ -764,6 +764,11 @@ void shub_profile_destroy(shub_profile_t **profile_p)
     *profile_p = NULL;
 }
 
+int64_t shub_profile_due_ms(const shub_profile_t *p)
+{
+    return p ? p->firing_due_ms : 0;
+}
+
 int shub_profile_tick(shub_profile_t *p, int64_t now_ms, shub_profile_emit_fn *emit,
                       void *ctx)
 {
@@ -779,7 +784,9 @@ int shub_profile_tick(shub_profile_t *p, int64_t now_ms, shub_profile_emit_fn *e
         for (size_t i = 0; i < PROFILE_MAX_STREAMS; i++)
             saved[i] = p->streams[i].rng;
         job_t job = heap_pop(&p->sched);
+        p->firing_due_ms = job.due_ms;
         rc = p->ops->fire(p, &job, emit, ctx);
+        p->firing_due_ms = 0;
         if (rc) { /* put everything back: the next tick emits the same event */
             for (size_t i = 0; i < PROFILE_MAX_STREAMS; i++)
                 p->streams[i].rng = saved[i];

@@ -168,7 +168,8 @@ struct shub_profile {
     sched_t sched;
     uint64_t next_seq;
     stream_t streams[PROFILE_MAX_STREAMS];
-    void *state; /* the kind's own */
+    int64_t firing_due_ms; /* the job being fired (shub_profile_due_ms); 0 otherwise */
+    void *state;           /* the kind's own */
 };
 
 extern const profile_ops_t profile_police_ops;

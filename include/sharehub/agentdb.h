@@ -167,12 +167,14 @@ int shub_agentdb_inbox_add(shub_agentdb_t *db, const shub_inbox_row_t *row, bool
                            shub_err_t *err);
 
 /* Inbox rows received at or after since_ms, in arrival order. SHUB_EDB. */
-/* As shub_agentdb_outbox_add, and in the same transaction sets meta `key`
- * to `value` (a profile's progress, so a restart knows what was emitted). */
+/* As shub_agentdb_outbox_add, and in the same transaction sets each meta
+ * keys[i] to values[i] (a profile's progress, so a restart knows exactly
+ * what was emitted). */
 int shub_agentdb_outbox_add_marked(shub_agentdb_t *db, const shub_id_t *id,
                                    const char *event_type, const char *recipients,
                                    const void *share, size_t share_len, int64_t now_ms,
-                                   const char *key, int64_t value, shub_err_t *err);
+                                   const char *const *keys, const int64_t *values,
+                                   size_t n_keys, shub_err_t *err);
 
 /* Small durable facts about the agent (the scenario's clock epoch). get:
  * SHUB_ENOTFOUND if unset. */

@@ -61,6 +61,12 @@ void shub_profile_destroy(shub_profile_t **profile_p);
 int shub_profile_tick(shub_profile_t *p, int64_t now_ms, shub_profile_emit_fn *emit,
                       void *ctx);
 
+/* Inside an emit callback during shub_profile_tick: the (simulated) time the
+ * firing job was due. Jobs fire in due order, so this, not the event's
+ * `occurred` (a move notice is dated with the move), orders a profile's
+ * emissions; 0 outside a callback. */
+int64_t shub_profile_due_ms(const shub_profile_t *p);
+
 /* Reacts to one event received (already committed to the inbox): `from` is
  * the authenticated sender. Reactions that are due later (a MARAC decides
  * within 48 simulated hours) are scheduled and emitted by later ticks. */

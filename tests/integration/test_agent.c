@@ -573,6 +573,50 @@ static void test_agent_submits_racing_on_a_new_store_all_succeed(void **state)
     assert_int_equal(agent_count(h, "race", "outbox"), N);
 }
 
+/* Events dated before they are sent (a move notice carries the move's date)
+ * are emitted like any other: the profile's progress is its due times, not
+ * the events' dates. */
+static void test_agent_scenario_emits_events_dated_before_they_are_sent(void **state)
+{
+    harness_t *h = *state;
+    char scenario[400], police_db[400], marac_db[400];
+    path_in(h, "moves.yaml", scenario, sizeof scenario);
+    path_in(h, "wmp.db", police_db, sizeof police_db);
+    path_in(h, "marac-coventry.db", marac_db, sizeof marac_db);
+    FILE *f = fopen(scenario, "w");
+    assert_non_null(f);
+    fputs("start: 2026-07-01\ndays: 28\nspeedup: 483840\n"
+          "marac:\n  referrals_per_week: 20\n  area_weights: {coventry: 10, dudley: 1}\n"
+          "  withdrawn_fraction: 0\n  move_fraction: 1\n",
+          f);
+    fclose(f);
+    pid_t police = fork();
+    assert_true(police >= 0);
+    if (police == 0) {
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "--log-level",
+              "warn", "run", "--org", "wmp", "--config", h->dir, "--broker", h->endpoint,
+              "--db", police_db, "--scenario", scenario, "--until-done", (char *)NULL);
+        _exit(127);
+    }
+    pid_t marac = fork();
+    assert_true(marac >= 0);
+    if (marac == 0) {
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "--log-level",
+              "warn", "run", "--org", "marac-coventry", "--config", h->dir, "--broker",
+              h->endpoint, "--db", marac_db, "--scenario", scenario, "--until-done",
+              (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(agent_wait_exit(police), 0);
+    assert_int_equal(agent_wait_exit(marac), 0);
+    long referred = harness_count(h, "audit WHERE action='decide' AND "
+                                     "event_type='marac.referral' AND decision='allow'");
+    long moved = harness_count(h, "audit WHERE action='decide' AND "
+                                  "event_type='subject.moved_area'");
+    assert_true(referred > 0);
+    assert_true(moved > 0); /* every accepted victim moves, and is notified */
+}
+
 /* ---- a scenario agent restarted mid-quarter ------------------------------ */
 
 static pid_t scenario_agent(const harness_t *h, const char *db, const char *scenario)
@@ -679,6 +723,7 @@ int main(void)
         T(test_agent_run_without_org_exits_64),
         T(test_agent_scenario_killed_and_restarted_emits_each_event_once),
         T(test_agent_submits_racing_on_a_new_store_all_succeed),
+        T(test_agent_scenario_emits_events_dated_before_they_are_sent),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -594,10 +594,12 @@ static const struct {
      " WHERE " WINDOW " AND action = 'decide'"
      " GROUP BY area, event_type ORDER BY area, event_type"},
     /* MARAC flow: referrals received (by recipient, distinct events);
-     * accepted and withdrawn (decisions the MARAC sent, by the code its
-     * agreement declares reportable, distinct cases, else events); transfers
-     * in and out (distinct cases, so a resend after request_missing counts
-     * once). Facts are "path=value,..." codes: matched whole, with commas. */
+     * accepted and withdrawn (the decisions the MARAC sent, by the code its
+     * agreement declares reportable, distinct events: every referral is
+     * decided, a repeat referral joining an open case included, so the
+     * decisions add up to the referrals); transfers in and out (distinct
+     * cases, so a resend after request_missing counts once). Facts are
+     * "path=value,..." codes: matched whole, with commas. */
     {"marac",
      "WITH r AS (SELECT sender, recipient, event_type, facts,"
      "   CASE WHEN case_ref IS NOT NULL THEN 'c:' || case_ref"
@@ -607,10 +609,10 @@ static const struct {
      "'marac.transfer')),"
      " m(marac, metric, k) AS ("
      "   SELECT recipient, 'received', e FROM r WHERE event_type = 'marac.referral'"
-     "   UNION ALL SELECT sender, 'accepted', k FROM r"
+     "   UNION ALL SELECT sender, 'accepted', e FROM r"
      "   WHERE event_type = 'marac.referral.decision'"
      "   AND instr(',' || facts || ',', ',decision=accepted,') > 0"
-     "   UNION ALL SELECT sender, 'withdrawn', k FROM r"
+     "   UNION ALL SELECT sender, 'withdrawn', e FROM r"
      "   WHERE event_type = 'marac.referral.decision'"
      "   AND instr(',' || facts || ',', ',decision=withdrawn,') > 0"
      "   UNION ALL SELECT recipient, 'in', k FROM r WHERE event_type = 'marac.transfer'"

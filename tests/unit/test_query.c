@@ -604,13 +604,14 @@ static void test_report_counts_match_hand_counts(void **state)
     assert_string_equal(cell2(r, "areas", "area", "dudley", "event_type", DEC, "events"),
                         "1");
 
-    /* MARAC: Coventry received E1, E2, E11; accepted case cov-1 (twice, one
-     * case); withdrew cov-2; transferred cov-1 out (sent twice, one case).
-     * Dudley received E3, accepted E12 (no case ref: by event), took cov-1. */
+    /* MARAC: Coventry received E1, E2, E11; accepted twice (two decisions,
+     * though on one case, cov-1: decisions count like referrals); withdrew
+     * cov-2; transferred cov-1 out (sent twice, one case). Dudley received
+     * E3, accepted E12, took cov-1. */
     assert_int_equal(shub_query_row_count(r, "marac"), 2);
     static const char *const cols[] = {"received", "accepted", "withdrawn",
                                        "transferred_in", "transferred_out"};
-    static const char *const cov[] = {"3", "1", "1", "0", "1"};
+    static const char *const cov[] = {"3", "2", "1", "0", "1"};
     static const char *const dud[] = {"1", "1", "0", "1", "0"};
     for (int i = 0; i < 5; i++) {
         assert_string_equal(cell2(r, "marac", "marac", COV, NULL, NULL, cols[i]), cov[i]);

@@ -6,6 +6,9 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
 FUZZ_SECONDS ?= 60
 
+# The build under CMake is a recursive make: keep its output to what it does.
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all setup build test demo asan fuzz bench format clean
 
 all: build

@@ -310,6 +310,14 @@ int profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
     return emit(ctx, &share);
 }
 
+int profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
+                       uint32_t n_to, shub_profile_emit_fn *emit, void *ctx)
+{
+    int rc = b->rc ? b->rc : profile_emit(emit, ctx, ev, to, n_to);
+    shub_arena_destroy(&b->arena);
+    return rc;
+}
+
 /* ---- payload building -------------------------------------------------- */
 
 void pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v)

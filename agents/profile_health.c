@@ -120,24 +120,20 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         pb_push(&b, &assaults, a);
     }
     pb_put(&b, &payload, "assaults", assaults);
-    int rc = b.rc;
-    if (rc == 0) {
-        char sel[2][NAME_CAP + 20];
-        snprintf(sel[0], sizeof sel[0], "local-authority@%s", area);
-        snprintf(sel[1], sizeof sel[1], "partnership@%s", area);
-        const char *sel_to[] = {sel[0], sel[1]};
-        shub_event_t ev = {
-            .type = "ae.istv.batch",
-            .occurred_ms = to,
-            .area = area,
-            .purpose = "violence-reduction",
-            .basis = "uk-gdpr-6-1-e",
-            .consent = SHUB_CONSENT_NOT_SOUGHT,
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, sel_to, 2);
-    }
-    shub_arena_destroy(&b.arena);
+    char sel[2][NAME_CAP + 20];
+    snprintf(sel[0], sizeof sel[0], "local-authority@%s", area);
+    snprintf(sel[1], sizeof sel[1], "partnership@%s", area);
+    const char *sel_to[] = {sel[0], sel[1]};
+    shub_event_t ev = {
+        .type = "ae.istv.batch",
+        .occurred_ms = to,
+        .area = area,
+        .purpose = "violence-reduction",
+        .basis = "uk-gdpr-6-1-e",
+        .consent = SHUB_CONSENT_NOT_SOUGHT,
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, sel_to, 2, emit, ctx);
     if (rc)
         return rc;
     if (to < p->sc.end_ms) /* room reserved by tick */

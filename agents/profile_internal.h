@@ -223,6 +223,11 @@ typedef struct pb {
     int rc;
 } pb_t;
 
+/* Emits ev, whose payload was built with b, unless building it failed, and
+ * frees b's arena either way: b's error, or the emit's. */
+int profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
+                       uint32_t n_to, shub_profile_emit_fn *emit, void *ctx);
+
 void pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s);
 void pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

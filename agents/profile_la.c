@@ -151,25 +151,21 @@ static int fire_decision(shub_profile_t *p, const job_t *job, shub_profile_emit_
     shub_val_t payload = shub_val_map();
     pb_str(&b, &payload, "decision", decisions[r->decision]);
     pb_str(&b, &payload, "reason", reasons[r->decision]);
-    int rc = b.rc;
-    if (rc == 0) {
-        const char *to[] = {r->from};
-        shub_event_t ev = {
-            .type = "mash.decision",
-            .occurred_ms = job->due_ms,
-            .case_ref = r->case_ref,
-            .subject_ref = r->subject[0] ? r->subject : NULL,
-            .area = r->area,
-            .purpose = "safeguarding",
-            .basis = "uk-gdpr-6-1-e",
-            .consent = r->consent,
-            .override = r->override[0] ? r->override : NULL,
-            .reply_to = job->has_reply ? &job->reply_to : NULL,
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, to, 1);
-    }
-    shub_arena_destroy(&b.arena);
+    const char *to[] = {r->from};
+    shub_event_t ev = {
+        .type = "mash.decision",
+        .occurred_ms = job->due_ms,
+        .case_ref = r->case_ref,
+        .subject_ref = r->subject[0] ? r->subject : NULL,
+        .area = r->area,
+        .purpose = "safeguarding",
+        .basis = "uk-gdpr-6-1-e",
+        .consent = r->consent,
+        .override = r->override[0] ? r->override : NULL,
+        .reply_to = job->has_reply ? &job->reply_to : NULL,
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
     return rc;
 }
 

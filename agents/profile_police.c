@@ -254,26 +254,22 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
             (int)rng_below(r, 1000));
     pb_put(&b, &payload, "referrer", referrer);
 
-    int rc = b.rc;
-    if (rc == 0) {
-        char to0[NAME_CAP + 8];
-        snprintf(to0, sizeof to0, "marac@%s", v.area);
-        const char *to[] = {to0};
-        shub_event_t ev = {
-            .type = "marac.referral",
-            .occurred_ms = job->due_ms,
-            .case_ref = case_ref,
-            .subject_ref = victim.subject,
-            .area = v.area,
-            .purpose = "marac-risk-management",
-            .basis = "uk-gdpr-6-1-e",
-            .consent = consent ? SHUB_CONSENT_GIVEN : SHUB_CONSENT_NOT_SOUGHT,
-            .override = consent ? NULL : "risk-of-serious-harm",
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, to, 1);
-    }
-    shub_arena_destroy(&b.arena);
+    char to0[NAME_CAP + 8];
+    snprintf(to0, sizeof to0, "marac@%s", v.area);
+    const char *to[] = {to0};
+    shub_event_t ev = {
+        .type = "marac.referral",
+        .occurred_ms = job->due_ms,
+        .case_ref = case_ref,
+        .subject_ref = victim.subject,
+        .area = v.area,
+        .purpose = "marac-risk-management",
+        .basis = "uk-gdpr-6-1-e",
+        .consent = consent ? SHUB_CONSENT_GIVEN : SHUB_CONSENT_NOT_SOUGHT,
+        .override = consent ? NULL : "risk-of-serious-harm",
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
 
@@ -317,26 +313,22 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     pb_str(&b, &person, "dob", who.dob);
     pb_put(&b, &payload, "person", person);
     pb_str(&b, &payload, "risk_level", level);
-    int rc = b.rc;
-    if (rc == 0) {
-        char to0[NAME_CAP + 20];
-        snprintf(to0, sizeof to0, "local-authority@%s", area);
-        const char *to[] = {to0};
-        shub_event_t ev = {
-            .type = "missing.report",
-            .occurred_ms = job->due_ms,
-            .case_ref = case_ref,
-            .subject_ref = who.subject,
-            .area = area,
-            .purpose = "safeguarding",
-            .basis = "uk-gdpr-6-1-e",
-            .consent = SHUB_CONSENT_NOT_SOUGHT,
-            .override = "risk-of-serious-harm",
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, to, 1);
-    }
-    shub_arena_destroy(&b.arena);
+    char to0[NAME_CAP + 20];
+    snprintf(to0, sizeof to0, "local-authority@%s", area);
+    const char *to[] = {to0};
+    shub_event_t ev = {
+        .type = "missing.report",
+        .occurred_ms = job->due_ms,
+        .case_ref = case_ref,
+        .subject_ref = who.subject,
+        .area = area,
+        .purpose = "safeguarding",
+        .basis = "uk-gdpr-6-1-e",
+        .consent = SHUB_CONSENT_NOT_SOUGHT,
+        .override = "risk-of-serious-harm",
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
     st->serial++;
@@ -371,26 +363,22 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     pb_str(&b, &assess, "date", when);
     pb_strf(&b, &assess, "location", "%s drug and alcohol service", area);
     pb_put(&b, &payload, "assessment", assess);
-    int rc = b.rc;
-    if (rc == 0) {
-        char to0[NAME_CAP + 12];
-        snprintf(to0, sizeof to0, "treatment@%s", area);
-        const char *to[] = {to0};
-        shub_event_t ev = {
-            .type = "custody.arrest_referral",
-            .occurred_ms = job->due_ms,
-            .case_ref = case_ref,
-            .subject_ref = who.subject,
-            .area = area,
-            .purpose = "arrest-referral",
-            .basis = "dpa-2018-part3",
-            .consent = SHUB_CONSENT_NOT_SOUGHT,
-            .override = "statutory-requirement",
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, to, 1);
-    }
-    shub_arena_destroy(&b.arena);
+    char to0[NAME_CAP + 12];
+    snprintf(to0, sizeof to0, "treatment@%s", area);
+    const char *to[] = {to0};
+    shub_event_t ev = {
+        .type = "custody.arrest_referral",
+        .occurred_ms = job->due_ms,
+        .case_ref = case_ref,
+        .subject_ref = who.subject,
+        .area = area,
+        .purpose = "arrest-referral",
+        .basis = "dpa-2018-part3",
+        .consent = SHUB_CONSENT_NOT_SOUGHT,
+        .override = "statutory-requirement",
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
     st->serial++;

@@ -100,26 +100,22 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         pb_put(&b, &payload, "mappa", m);
     }
     pb_str(&b, &payload, "offence_summary", offence);
-    int rc = b.rc;
-    if (rc == 0) {
-        char sel[2][NAME_CAP + 20];
-        snprintf(sel[0], sizeof sel[0], "police@%s", area);
-        snprintf(sel[1], sizeof sel[1], "local-authority@%s", area);
-        const char *to[] = {sel[0], sel[1]};
-        shub_event_t ev = {
-            .type = "prison.release_notice",
-            .occurred_ms = job->due_ms,
-            .case_ref = case_ref,
-            .subject_ref = who.subject,
-            .area = area,
-            .purpose = "offender-management",
-            .basis = "dpa-2018-part3",
-            .consent = SHUB_CONSENT_NOT_SOUGHT,
-            .payload = payload,
-        };
-        rc = profile_emit(emit, ctx, &ev, to, 2);
-    }
-    shub_arena_destroy(&b.arena);
+    char sel[2][NAME_CAP + 20];
+    snprintf(sel[0], sizeof sel[0], "police@%s", area);
+    snprintf(sel[1], sizeof sel[1], "local-authority@%s", area);
+    const char *to[] = {sel[0], sel[1]};
+    shub_event_t ev = {
+        .type = "prison.release_notice",
+        .occurred_ms = job->due_ms,
+        .case_ref = case_ref,
+        .subject_ref = who.subject,
+        .area = area,
+        .purpose = "offender-management",
+        .basis = "dpa-2018-part3",
+        .consent = SHUB_CONSENT_NOT_SOUGHT,
+        .payload = payload,
+    };
+    int rc = profile_emit_built(&b, &ev, to, 2, emit, ctx);
     if (rc)
         return rc;
     (void)profile_stream_next(p, S_RELEASE, S_RELEASE,

@@ -936,8 +936,6 @@ typedef struct {
     char agreement[SHUB_MSG_MAX_NAME + 1];
     char flow[SHUB_MSG_MAX_NAME + 1];
     uint32_t version;
-    shub_outcome_t state;
-    bool found;
 } find_ctx_t;
 
 static int on_find(const shub_delivery_t *d, void *ctx)
@@ -945,8 +943,6 @@ static int on_find(const shub_delivery_t *d, void *ctx)
     find_ctx_t *f = ctx;
     if (strcmp(d->recipient, f->recipient) != 0)
         return 0;
-    f->found = true;
-    f->state = d->state;
     f->version = d->agreement_version;
     snprintf(f->sender, sizeof f->sender, "%s", d->sender ? d->sender : "");
     snprintf(f->type, sizeof f->type, "%s", d->event_type ? d->event_type : "");
@@ -1019,8 +1015,8 @@ static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
     find_ctx_t f = {.recipient = p->org};
     char idt[SHUB_ID_TEXT];
     int64_t now = shub_now_ms();
-    /* One statement finds the pending row, finishes it and hands back what
-     * the audit row needs; a row that is not pending is left alone. */
+    /* The store finishes the pending row and hands back only what the audit
+     * row needs; a row that is not pending (a repeated ACK) is left alone. */
     int rc = shub_store_delivery_end(hub->store, &ack->id, p->org,
                                      SHUB_OUTCOME_ACKNOWLEDGED, NULL, now, on_find, &f,
                                      &err);
@@ -1217,9 +1213,7 @@ static void held_free(held_list_t *l)
 static find_ctx_t held_find(const held_t *h)
 {
     find_ctx_t f = {.recipient = h->recipient,
-                    .version = h->d.agreement_version,
-                    .state = h->d.state,
-                    .found = true};
+                    .version = h->d.agreement_version};
     snprintf(f.sender, sizeof f.sender, "%s", h->sender);
     snprintf(f.type, sizeof f.type, "%s", h->type);
     snprintf(f.agreement, sizeof f.agreement, "%s", h->agreement);
@@ -1228,7 +1222,8 @@ static find_ctx_t held_find(const held_t *h)
 }
 
 /* Sends a stored delivery again, after checking its agreement is still in
- * force. Returns true if it was sent (or given up on), false to retry later. */
+ * force; past max_attempts, or under an agreement no longer in force, it is
+ * dead-lettered instead. */
 static void send_stored(shub_hub_t *hub, peer_t *p, held_t *h, int64_t now)
 {
     shub_err_t err;

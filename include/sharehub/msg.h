@@ -28,7 +28,7 @@
 #include "sharehub/val.h"
 
 /* ---- limits (SPEC section 9); each is checked on decode and on encode ---- */
-#define SHUB_PROTOCOL_VERSION 1
+#define SHUB_PROTOCOL_VERSION 2
 #define SHUB_MSG_MAX_BYTES 1048576  /* one encoded message */
 #define SHUB_MSG_MAX_DEPTH 12       /* nested maps/arrays; the message map is 1 */
 #define SHUB_MSG_MAX_NODES 32768    /* values in one message */
@@ -40,7 +40,14 @@
 #define SHUB_MSG_MAX_REF 128        /* case and subject references, legal basis */
 #define SHUB_MSG_MAX_LINE 512       /* explanations and error messages */
 #define SHUB_MSG_MAX_TO 64          /* entries in a SHARE's `to` */
-#define SHUB_MSG_MAX_OUTCOMES 1024  /* recipients in one RECEIPT */
+#define SHUB_MSG_MAX_OUTCOMES 1024  /* recipients in one receipt */
+#define SHUB_MSG_MAX_BATCH 1024     /* receipts, deliveries, updates or ids in one
+                                       RECEIPT, DELIVER, UPDATE or ACK */
+#define SHUB_HASH_SIZE 32           /* a chain head (BLAKE2b-256) */
+#define SHUB_SIGN_PUBLIC_SIZE 32    /* an Ed25519 public key */
+#define SHUB_SIGNATURE_SIZE 64      /* an Ed25519 signature */
+#define SHUB_HUB_SENDER "hub"       /* DELIVER.from of notices the broker itself sends;
+                                       no organisation may take this id */
 
 #define SHUB_ID_SIZE 16
 #define SHUB_ID_TEXT 37 /* "0190a5b2-...": 36 characters and a NUL */
@@ -55,7 +62,13 @@ typedef enum {
     SHUB_MSG_HEARTBEAT,
     SHUB_MSG_ERROR,
     SHUB_MSG_BYE,
+    SHUB_MSG_UPDATE,     /* v2: later outcomes, durable until CONFIRMed */
+    SHUB_MSG_CONFIRM,    /* v2: the agent has applied updates up to a seq */
+    SHUB_MSG_CHECKPOINT, /* v2: a signed chain head, for the agent to witness */
+    SHUB_MSG_WITNESS,    /* v2: the agent's countersignature of a checkpoint */
 } shub_msg_type_t;
+
+#define SHUB_MSG_TYPE_LAST SHUB_MSG_WITNESS
 
 typedef enum {
     SHUB_CONSENT_GIVEN = 1,
@@ -113,6 +126,8 @@ typedef struct shub_event {
     shub_consent_t consent;    /* given, refused or not sought */
     const char *override;      /* optional: reason consent was overridden */
     const shub_id_t *reply_to; /* optional: the event this one answers */
+    const char *actor;         /* optional: the person who shared it, as the sender's
+                                  own system names them (v2) */
     shub_val_t payload;        /* a map of named fields */
 } shub_event_t;
 
@@ -140,6 +155,11 @@ typedef struct shub_deliver {
     uint32_t sealed_len;
 } shub_deliver_t;
 
+typedef struct shub_deliver_batch { /* DELIVER: one or more copies for one recipient */
+    const shub_deliver_t *list;
+    uint32_t count;                 /* 1..SHUB_MSG_MAX_BATCH */
+} shub_deliver_batch_t;
+
 typedef struct shub_outcome_item {
     const char *to;           /* recipient org id, or a selector that matched none */
     shub_outcome_t outcome;
@@ -150,18 +170,53 @@ typedef struct shub_outcome_item {
     const char *flow;         /* optional: its flow id */
 } shub_outcome_item_t;
 
-typedef struct shub_receipt { /* broker -> sender: outcome per recipient */
+typedef struct shub_receipt { /* the outcome per recipient of one SHARE */
     shub_id_t id;             /* the SHARE's event id */
-    bool duplicate;           /* optional: the event id was seen before; this is
-                                 the original receipt with current outcomes */
-    bool update;              /* optional: a later change (acknowledged, dead) */
+    bool duplicate;           /* optional: the event id was seen before; these are
+                                 the current outcomes, nothing was decided again */
     const shub_outcome_item_t *items;
-    uint32_t count;
+    uint32_t count;           /* 0..SHUB_MSG_MAX_OUTCOMES */
 } shub_receipt_t;
 
-typedef struct shub_ack { /* recipient -> broker: committed to my inbox */
-    shub_id_t id;
+typedef struct shub_receipt_batch { /* RECEIPT: broker -> sender, after commit */
+    const shub_receipt_t *list;
+    uint32_t count;                 /* 1..SHUB_MSG_MAX_BATCH */
+} shub_receipt_batch_t;
+
+typedef struct shub_ack { /* ACK: recipient -> broker: committed to my inbox */
+    const shub_id_t *ids;
+    uint32_t count;       /* 1..SHUB_MSG_MAX_BATCH */
 } shub_ack_t;
+
+/* A later outcome of one recipient of an event this agent shared
+ * (acknowledged, dead). The broker keeps each update durably, numbered by
+ * `seq` (increasing, per broker store), and sends it again on every new
+ * session until the agent CONFIRMs a seq at or above it. */
+typedef struct shub_update {
+    int64_t seq;              /* >= 1 */
+    shub_id_t id;             /* the event */
+    shub_outcome_item_t item; /* its fields sit in the update's own map */
+} shub_update_t;
+
+typedef struct shub_update_batch { /* UPDATE: broker -> sender */
+    const shub_update_t *list;
+    uint32_t count;                /* 1..SHUB_MSG_MAX_BATCH */
+} shub_update_batch_t;
+
+typedef struct shub_confirm { /* CONFIRM: every UPDATE up to `upto` is durable here */
+    int64_t upto;             /* >= 0 */
+} shub_confirm_t;
+
+/* CHECKPOINT (broker -> agent): the broker's Ed25519 signature over its audit
+ * chain head, as the store signs it. WITNESS (agent -> broker): the agent's
+ * countersignature of a checkpoint it checked and keeps, with its own key. */
+typedef struct shub_signed_head {
+    int64_t seq;                              /* the last audit row covered, >= 1 */
+    uint8_t head[SHUB_HASH_SIZE];             /* that row's hash */
+    int64_t at_ms;                            /* when the broker signed */
+    uint8_t key[SHUB_SIGN_PUBLIC_SIZE];       /* the signer's public key */
+    uint8_t sig[SHUB_SIGNATURE_SIZE];         /* the signature */
+} shub_signed_head_t;
 
 typedef struct shub_heartbeat {
     int64_t time_ms; /* optional: sender's clock */
@@ -185,9 +240,13 @@ typedef struct shub_msg {
         shub_hello_t hello;
         shub_welcome_t welcome;
         shub_share_t share;
-        shub_receipt_t receipt;
-        shub_deliver_t deliver;
+        shub_receipt_batch_t receipt;
+        shub_deliver_batch_t deliver;
         shub_ack_t ack;
+        shub_update_batch_t update;
+        shub_confirm_t confirm;
+        shub_signed_head_t checkpoint;
+        shub_signed_head_t witness;
         shub_heartbeat_t heartbeat;
         shub_error_msg_t error;
         shub_bye_t bye;

@@ -90,8 +90,11 @@ __attribute__((format(printf, 4, 5))) static int fail(const path_t *p, shub_err_
 /* ---- names and enums -------------------------------------------------- */
 
 static const char *const type_names[] = {
-    NULL, "HELLO", "WELCOME", "SHARE", "RECEIPT", "DELIVER", "ACK", "HEARTBEAT", "ERROR", "BYE",
+    NULL,        "HELLO", "WELCOME", "SHARE",  "RECEIPT", "DELIVER",    "ACK",
+    "HEARTBEAT", "ERROR", "BYE",     "UPDATE", "CONFIRM", "CHECKPOINT", "WITNESS",
 };
+_Static_assert(sizeof type_names / sizeof type_names[0] == SHUB_MSG_TYPE_LAST + 1,
+               "a name for every message type");
 static const char *const consent_names[] = {NULL, "given", "refused", "not-sought"};
 static const char *const outcome_names[] = {NULL,     "queued", "delivered", "acknowledged",
                                             "denied", "dead"};
@@ -523,132 +526,230 @@ static int read_document(reader_t *r, shub_val_t *out)
 
 /* ---- field tables ----------------------------------------------------- */
 
+/* A message is a map of named fields. A field table says, for one struct,
+ * which key each member travels under, its kind (the wire type and the rule
+ * it must satisfy), whether it is required, and where it sits in the struct.
+ * Kinds that hold more than one value point at what they hold: a list at the
+ * field that describes one item, a nested map or an inlined group at its
+ * table. So a batch of maps inside a message is described, checked and
+ * encoded exactly like a message, by the same code on both sides. */
 typedef enum {
-    K_NAME,     /* text, shub_is_name */
-    K_SEL,      /* text, shub_is_selector: an org id, "@area" or "kind@area" */
-    K_REF,      /* text 1..SHUB_MSG_MAX_REF, no control characters */
-    K_LINE,     /* text 0..SHUB_MSG_MAX_LINE, no control characters */
-    K_ID,       /* bin 16 */
-    K_IDP,      /* optional bin 16, held by pointer */
-    K_TIME,     /* int >= 0, ms since the epoch */
-    K_U32,      /* int 0..UINT32_MAX */
-    K_BOOL,     /* bool */
-    K_CONSENT,  /* text enum */
-    K_OUTCOME,  /* text enum */
-    K_TO,       /* array of selectors, 1..SHUB_MSG_MAX_TO; count at `count` */
-    K_PAYLOAD,  /* map */
-    K_OUTCOMES, /* array of outcome maps, 0..SHUB_MSG_MAX_OUTCOMES; count at `count` */
-    K_BIN,      /* bin 1..SHUB_MSG_MAX_BIN; length at `count` */
-    K_INLINE,   /* the fields of `sub` at `off`, in this same map */
+    K_NAME,    /* text, shub_is_name */
+    K_SEL,     /* text, shub_is_selector: an org id, "@area" or "kind@area" */
+    K_REF,     /* text 1..SHUB_MSG_MAX_REF, no control characters */
+    K_LINE,    /* text 0..SHUB_MSG_MAX_LINE, no control characters */
+    K_ID,      /* bin 16: an event id, held inline */
+    K_IDP,     /* optional bin 16, held by pointer */
+    K_FIXBIN,  /* bin of exactly `size` bytes (a hash, a key, a signature), inline */
+    K_BIN,     /* bin 1..SHUB_MSG_MAX_BIN; pointer at `off`, length at `count` */
+    K_TIME,    /* int >= 0, ms since the epoch */
+    K_U32,     /* int 0..UINT32_MAX */
+    K_COUNT,   /* int64 >= `min`: a sequence number */
+    K_BOOL,    /* bool */
+    K_CONSENT, /* text enum */
+    K_OUTCOME, /* text enum */
+    K_PAYLOAD, /* map of named fields, any values */
+    K_STRUCT,  /* a map bound through the table `sub`, at `off` */
+    K_LIST,    /* array of `min`..`max` items, each bound as the field `*sub` into an
+                  element of `size` bytes; the elements' address at `off`, their
+                  number (uint32_t) at `count` */
+    K_INLINE,  /* the fields of the table `sub` at `off`, in this same map */
 } kind_t;
 
 typedef struct field {
-    const char *key;
+    const char *key;  /* NULL ends a table; "" for K_INLINE and list items */
+    uint32_t key_len; /* strlen(key): lookups compare lengths first */
     kind_t kind;
     bool required;
-    size_t off;                /* of the field in the struct */
-    size_t count;              /* K_TO, K_OUTCOMES, K_BIN: of the uint32_t count */
-    const struct field *sub;   /* K_INLINE: the inlined table */
+    size_t off;              /* of the member in its struct */
+    size_t count;            /* K_LIST, K_BIN: of the uint32_t count */
+    const struct field *sub; /* K_INLINE, K_STRUCT: a table; K_LIST: the item */
+    size_t size;             /* K_LIST: bytes per element; K_FIXBIN: bytes of binary */
+    uint32_t min, max;       /* K_LIST: items allowed (min is 0 or 1); K_COUNT: min */
 } field_t;
 
-#define F(key, kind, req, member) {key, kind, req, offsetof(shub_msg_t, member), 0, NULL}
-#define FC(key, kind, req, member, cnt)                                                    \
-    {key, kind, req, offsetof(shub_msg_t, member), offsetof(shub_msg_t, cnt), NULL}
-#define END {NULL, 0, false, 0, 0, NULL}
+/* One macro per shape of field; T is the struct the member belongs to. */
+/* clang-format off */
+#define KEY(k) .key = k, .key_len = sizeof(k) - 1
+#define F(T, k, kd, req, m) {KEY(k), .kind = kd, .required = req, .off = offsetof(T, m)}
+#define F_BIN(T, k, m, len)                                                                \
+    {KEY(k), .kind = K_BIN, .required = true, .off = offsetof(T, m),                       \
+     .count = offsetof(T, len)}
+#define F_FIXBIN(T, k, m)                                                                  \
+    {KEY(k), .kind = K_FIXBIN, .required = true, .off = offsetof(T, m),                    \
+     .size = sizeof(((T *)0)->m)}
+#define F_COUNT(T, k, m, lo)                                                               \
+    {KEY(k), .kind = K_COUNT, .required = true, .off = offsetof(T, m), .min = lo}
+#define F_LIST(T, k, m, n, item, lo, hi)                                                   \
+    {KEY(k), .kind = K_LIST, .required = true, .off = offsetof(T, m),                      \
+     .count = offsetof(T, n), .sub = &item, .size = sizeof(*((T *)0)->m), .min = lo,       \
+     .max = hi}
+#define F_INLINE(T, m, table)                                                              \
+    {KEY(""), .kind = K_INLINE, .required = true, .off = offsetof(T, m), .sub = table}
+#define ITEM(kd, table) {KEY(""), .kind = kd, .required = true, .sub = table}
+#define END {.key = NULL}
+/* clang-format on */
+
+/* What one element of a list is: a selector, an id, or (item_outcome and
+ * the like, each after its table) a map bound through a table. */
+static const field_t item_selector = ITEM(K_SEL, NULL);
+static const field_t item_id = ITEM(K_ID, NULL);
 
 /* The event: envelope and payload. Inlined in SHARE; alone, it is what a
  * DELIVER carries sealed. */
-#define E(key, kind, req, member) {key, kind, req, offsetof(shub_event_t, member), 0, NULL}
-static const struct field event_fields[] = {
-    E("id", K_ID, true, id),
-    E("event", K_NAME, true, type),
-    E("occurred", K_TIME, true, occurred_ms),
-    E("case", K_REF, false, case_ref),
-    E("subject", K_REF, false, subject_ref),
-    E("area", K_NAME, true, area),
-    E("purpose", K_NAME, true, purpose),
-    E("basis", K_REF, true, basis),
-    E("consent", K_CONSENT, true, consent),
-    E("override", K_NAME, false, override),
-    E("reply_to", K_IDP, false, reply_to),
-    E("payload", K_PAYLOAD, true, payload),
+static const field_t event_fields[] = {
+    F(shub_event_t, "id", K_ID, true, id),
+    F(shub_event_t, "event", K_NAME, true, type),
+    F(shub_event_t, "occurred", K_TIME, true, occurred_ms),
+    F(shub_event_t, "case", K_REF, false, case_ref),
+    F(shub_event_t, "subject", K_REF, false, subject_ref),
+    F(shub_event_t, "area", K_NAME, true, area),
+    F(shub_event_t, "purpose", K_NAME, true, purpose),
+    F(shub_event_t, "basis", K_REF, true, basis),
+    F(shub_event_t, "consent", K_CONSENT, true, consent),
+    F(shub_event_t, "override", K_NAME, false, override),
+    F(shub_event_t, "reply_to", K_IDP, false, reply_to),
+    F(shub_event_t, "actor", K_REF, false, actor),
+    F(shub_event_t, "payload", K_PAYLOAD, true, payload),
     END,
 };
 
+/* One recipient's outcome: an item of a receipt, and the body of an update. */
+static const field_t outcome_fields[] = {
+    F(shub_outcome_item_t, "to", K_SEL, true, to),
+    F(shub_outcome_item_t, "outcome", K_OUTCOME, true, outcome),
+    F(shub_outcome_item_t, "reason", K_NAME, false, reason),
+    F(shub_outcome_item_t, "detail", K_LINE, false, detail),
+    F(shub_outcome_item_t, "agreement", K_NAME, false, agreement),
+    F(shub_outcome_item_t, "version", K_U32, false, version),
+    F(shub_outcome_item_t, "flow", K_NAME, false, flow),
+    END,
+};
+static const field_t item_outcome = ITEM(K_STRUCT, outcome_fields);
+
+static const field_t receipt_fields[] = {
+    F(shub_receipt_t, "id", K_ID, true, id),
+    F(shub_receipt_t, "duplicate", K_BOOL, false, duplicate),
+    F_LIST(shub_receipt_t, "outcomes", items, count, item_outcome, 0,
+           SHUB_MSG_MAX_OUTCOMES),
+    END,
+};
+static const field_t item_receipt = ITEM(K_STRUCT, receipt_fields);
+
+static const field_t deliver_fields[] = {
+    F(shub_deliver_t, "id", K_ID, true, id),
+    F(shub_deliver_t, "event", K_NAME, true, type),
+    F(shub_deliver_t, "from", K_NAME, true, from),
+    F(shub_deliver_t, "agreement", K_NAME, true, agreement),
+    F(shub_deliver_t, "version", K_U32, true, version),
+    F(shub_deliver_t, "flow", K_NAME, true, flow),
+    F(shub_deliver_t, "attempt", K_U32, true, attempt),
+    F_BIN(shub_deliver_t, "sealed", sealed, sealed_len),
+    END,
+};
+static const field_t item_deliver = ITEM(K_STRUCT, deliver_fields);
+
+/* An update: its number and event, then the outcome item's own fields. */
+static const field_t update_fields[] = {
+    F_COUNT(shub_update_t, "seq", seq, 1),
+    F(shub_update_t, "id", K_ID, true, id),
+    F_INLINE(shub_update_t, item, outcome_fields),
+    END,
+};
+static const field_t item_update = ITEM(K_STRUCT, update_fields);
+
+/* CHECKPOINT and WITNESS: the same five fields, signed by different keys. */
+static const field_t signed_head_fields[] = {
+    F_COUNT(shub_signed_head_t, "seq", seq, 1),
+    F_FIXBIN(shub_signed_head_t, "head", head),
+    F(shub_signed_head_t, "at", K_TIME, true, at_ms),
+    F_FIXBIN(shub_signed_head_t, "key", key),
+    F_FIXBIN(shub_signed_head_t, "sig", sig),
+    END,
+};
+
+/* The messages. Their members are reached from shub_msg_t. */
 static const field_t hello_fields[] = {
-    F("agent", K_REF, false, hello.agent),
-    F("window", K_U32, false, hello.window),
+    F(shub_msg_t, "agent", K_REF, false, hello.agent),
+    F(shub_msg_t, "window", K_U32, false, hello.window),
     END,
 };
 static const field_t welcome_fields[] = {
-    F("org", K_NAME, true, welcome.org),
-    F("heartbeat_ms", K_U32, true, welcome.heartbeat_ms),
-    F("max_bytes", K_U32, true, welcome.max_bytes),
-    F("window", K_U32, true, welcome.window),
-    F("time", K_TIME, true, welcome.time_ms),
-    F("backlog", K_U32, false, welcome.backlog),
+    F(shub_msg_t, "org", K_NAME, true, welcome.org),
+    F(shub_msg_t, "heartbeat_ms", K_U32, true, welcome.heartbeat_ms),
+    F(shub_msg_t, "max_bytes", K_U32, true, welcome.max_bytes),
+    F(shub_msg_t, "window", K_U32, true, welcome.window),
+    F(shub_msg_t, "time", K_TIME, true, welcome.time_ms),
+    F(shub_msg_t, "backlog", K_U32, false, welcome.backlog),
     END,
 };
 static const field_t share_fields[] = {
-    {"", K_INLINE, true, offsetof(shub_msg_t, share.ev), 0, event_fields},
-    FC("to", K_TO, true, share.to, share.to_count),
-    F("from", K_NAME, false, share.from),
+    F_INLINE(shub_msg_t, share.ev, event_fields),
+    F_LIST(shub_msg_t, "to", share.to, share.to_count, item_selector, 1, SHUB_MSG_MAX_TO),
+    F(shub_msg_t, "from", K_NAME, false, share.from),
     END,
 };
-static const field_t deliver_fields[] = {
-    F("id", K_ID, true, deliver.id),
-    F("event", K_NAME, true, deliver.type),
-    F("from", K_NAME, true, deliver.from),
-    F("agreement", K_NAME, true, deliver.agreement),
-    F("version", K_U32, true, deliver.version),
-    F("flow", K_NAME, true, deliver.flow),
-    F("attempt", K_U32, true, deliver.attempt),
-    FC("sealed", K_BIN, true, deliver.sealed, deliver.sealed_len),
+static const field_t receipt_batch_fields[] = {
+    F_LIST(shub_msg_t, "receipts", receipt.list, receipt.count, item_receipt, 1,
+           SHUB_MSG_MAX_BATCH),
     END,
 };
-static const field_t receipt_fields[] = {
-    F("id", K_ID, true, receipt.id),
-    F("duplicate", K_BOOL, false, receipt.duplicate),
-    F("update", K_BOOL, false, receipt.update),
-    FC("outcomes", K_OUTCOMES, true, receipt.items, receipt.count),
+static const field_t deliver_batch_fields[] = {
+    F_LIST(shub_msg_t, "deliveries", deliver.list, deliver.count, item_deliver, 1,
+           SHUB_MSG_MAX_BATCH),
     END,
 };
 static const field_t ack_fields[] = {
-    F("id", K_ID, true, ack.id),
+    F_LIST(shub_msg_t, "ids", ack.ids, ack.count, item_id, 1, SHUB_MSG_MAX_BATCH),
+    END,
+};
+static const field_t update_batch_fields[] = {
+    F_LIST(shub_msg_t, "updates", update.list, update.count, item_update, 1,
+           SHUB_MSG_MAX_BATCH),
+    END,
+};
+static const field_t confirm_fields[] = {
+    F_COUNT(shub_msg_t, "upto", confirm.upto, 0),
+    END,
+};
+static const field_t checkpoint_fields[] = {
+    F_INLINE(shub_msg_t, checkpoint, signed_head_fields),
+    END,
+};
+static const field_t witness_fields[] = {
+    F_INLINE(shub_msg_t, witness, signed_head_fields),
     END,
 };
 static const field_t heartbeat_fields[] = {
-    F("time", K_TIME, false, heartbeat.time_ms),
+    F(shub_msg_t, "time", K_TIME, false, heartbeat.time_ms),
     END,
 };
 static const field_t error_fields[] = {
-    F("code", K_NAME, true, error.code),
-    F("message", K_LINE, true, error.message),
-    F("id", K_IDP, false, error.id),
+    F(shub_msg_t, "code", K_NAME, true, error.code),
+    F(shub_msg_t, "message", K_LINE, true, error.message),
+    F(shub_msg_t, "id", K_IDP, false, error.id),
     END,
 };
 static const field_t bye_fields[] = {
-    F("reason", K_LINE, false, bye.reason),
+    F(shub_msg_t, "reason", K_LINE, false, bye.reason),
     END,
 };
 
-/* Outcome items live in their own struct, so their table uses its offsets. */
-#define O(key, kind, req, member)                                                          \
-    {key, kind, req, offsetof(shub_outcome_item_t, member), 0, NULL}
-static const field_t outcome_fields[] = {
-    O("to", K_SEL, true, to),
-    O("outcome", K_OUTCOME, true, outcome),
-    O("reason", K_NAME, false, reason),
-    O("detail", K_LINE, false, detail),
-    O("agreement", K_NAME, false, agreement),
-    O("version", K_U32, false, version),
-    O("flow", K_NAME, false, flow),
-    END,
-};
-
+/* Indexed by shub_msg_type_t. */
 static const field_t *const tables[] = {
-    NULL,         hello_fields, welcome_fields,   share_fields, receipt_fields,
-    deliver_fields, ack_fields, heartbeat_fields, error_fields, bye_fields,
+    [SHUB_MSG_HELLO] = hello_fields,
+    [SHUB_MSG_WELCOME] = welcome_fields,
+    [SHUB_MSG_SHARE] = share_fields,
+    [SHUB_MSG_RECEIPT] = receipt_batch_fields,
+    [SHUB_MSG_DELIVER] = deliver_batch_fields,
+    [SHUB_MSG_ACK] = ack_fields,
+    [SHUB_MSG_HEARTBEAT] = heartbeat_fields,
+    [SHUB_MSG_ERROR] = error_fields,
+    [SHUB_MSG_BYE] = bye_fields,
+    [SHUB_MSG_UPDATE] = update_batch_fields,
+    [SHUB_MSG_CONFIRM] = confirm_fields,
+    [SHUB_MSG_CHECKPOINT] = checkpoint_fields,
+    [SHUB_MSG_WITNESS] = witness_fields,
 };
 
 /* ---- checks shared by decode and encode ------------------------------- */
@@ -686,10 +787,41 @@ static int check_text(const path_t *p, shub_err_t *err, kind_t kind, const char 
     return 0;
 }
 
+/* The number of items a list holds, against its table's bounds. */
+static int check_items(const path_t *p, shub_err_t *err, const field_t *f, uint32_t n)
+{
+    if (n < f->min)
+        return fail(p, err, SHUB_EVALUE, "no items");
+    if (n > f->max)
+        return fail(p, err, SHUB_ELIMIT, "%u items exceed limit %u", n, f->max);
+    return 0;
+}
+
+static int check_min(const path_t *p, shub_err_t *err, const field_t *f, int64_t v)
+{
+    if (v < f->min)
+        return fail(p, err, SHUB_EVALUE, "expected an integer >= %u", f->min);
+    return 0;
+}
+
+/* A list's elements are reached through a pointer member whose type the
+ * table does not know; memcpy moves its value without type punning. */
+static const void *load_ptr(const void *src)
+{
+    const void *ptr;
+    memcpy(&ptr, src, sizeof ptr);
+    return ptr;
+}
+
+static void store_ptr(void *dst, const void *ptr)
+{
+    memcpy(dst, &ptr, sizeof ptr);
+}
+
 /* ---- binding: value tree -> struct ------------------------------------ */
 
-static int bind_fields(const field_t *table, void *base, const shub_val_t *map, path_t *p,
-                       shub_arena_t *arena, shub_err_t *err);
+static int bind_fields(const field_t *table, void *base, const shub_val_t *map,
+                       uint32_t *hint, path_t *p, shub_arena_t *arena, shub_err_t *err);
 
 static int want(const path_t *p, shub_err_t *err, const shub_val_t *v, shub_val_type_t t,
                 const char *what)
@@ -699,14 +831,16 @@ static int want(const path_t *p, shub_err_t *err, const shub_val_t *v, shub_val_
     return fail(p, err, SHUB_ETYPE, "expected %s", what);
 }
 
-static int bind_id(const path_t *p, shub_err_t *err, const shub_val_t *v, shub_id_t *out)
+/* Binary of exactly `size` bytes into out: an id, a hash, a key, a signature. */
+static int bind_fixed(const path_t *p, shub_err_t *err, const shub_val_t *v, uint8_t *out,
+                      size_t size, const char *noun)
 {
-    int rc = want(p, err, v, SHUB_VAL_BIN, "16 bytes of binary");
-    if (rc)
-        return rc;
-    if (v->len != SHUB_ID_SIZE)
-        return fail(p, err, SHUB_EVALUE, "id of %u bytes, expected %d", v->len, SHUB_ID_SIZE);
-    memcpy(out->bytes, v->as.bin, SHUB_ID_SIZE);
+    if (v->type != SHUB_VAL_BIN)
+        return fail(p, err, SHUB_ETYPE, "expected %zu bytes of binary", size);
+    if (v->len != size)
+        return fail(p, err, SHUB_EVALUE, "%s of %u bytes, expected %zu", noun, v->len,
+                    size);
+    memcpy(out, v->as.bin, size);
     return 0;
 }
 
@@ -726,16 +860,26 @@ static int bind_one(const field_t *f, void *base, const shub_val_t *v, path_t *p
         *(const char **)dst = v->as.str;
         return 0;
     case K_ID:
-        return bind_id(p, err, v, (shub_id_t *)dst);
+        return bind_fixed(p, err, v, (uint8_t *)dst, SHUB_ID_SIZE, "id");
     case K_IDP: {
         shub_id_t *id = shub_arena_alloc(arena, sizeof *id);
         if (!id)
             return fail(p, err, SHUB_ENOMEM, "out of memory");
-        if ((rc = bind_id(p, err, v, id)))
+        if ((rc = bind_fixed(p, err, v, id->bytes, SHUB_ID_SIZE, "id")))
             return rc;
         *(const shub_id_t **)dst = id;
         return 0;
     }
+    case K_FIXBIN:
+        return bind_fixed(p, err, v, (uint8_t *)dst, f->size, "binary");
+    case K_BIN:
+        if ((rc = want(p, err, v, SHUB_VAL_BIN, "binary")))
+            return rc;
+        if (v->len == 0)
+            return fail(p, err, SHUB_EVALUE, "empty binary");
+        *(const uint8_t **)dst = v->as.bin;
+        *(uint32_t *)((char *)base + f->count) = v->len;
+        return 0;
     case K_TIME:
         if ((rc = want(p, err, v, SHUB_VAL_INT, "an integer (ms since 1970)")))
             return rc;
@@ -752,6 +896,13 @@ static int bind_one(const field_t *f, void *base, const shub_val_t *v, path_t *p
             return fail(p, err, SHUB_ELIMIT, "integer %lld exceeds limit %u",
                         (long long)v->as.i, UINT32_MAX);
         *(uint32_t *)dst = (uint32_t)v->as.i;
+        return 0;
+    case K_COUNT:
+        if (v->type != SHUB_VAL_INT)
+            return fail(p, err, SHUB_ETYPE, "expected an integer >= %u", f->min);
+        if ((rc = check_min(p, err, f, v->as.i)))
+            return rc;
+        *(int64_t *)dst = v->as.i;
         return 0;
     case K_BOOL:
         if ((rc = want(p, err, v, SHUB_VAL_BOOL, "true or false")))
@@ -771,89 +922,81 @@ static int bind_one(const field_t *f, void *base, const shub_val_t *v, path_t *p
         *(int *)dst = e;
         return 0;
     }
-    case K_TO: {
-        if ((rc = want(p, err, v, SHUB_VAL_ARRAY, "an array of recipients")))
-            return rc;
-        if (v->len == 0)
-            return fail(p, err, SHUB_EVALUE, "no recipients");
-        if (v->len > SHUB_MSG_MAX_TO)
-            return fail(p, err, SHUB_ELIMIT, "%u recipients exceed limit %d", v->len,
-                        SHUB_MSG_MAX_TO);
-        const char **to = shub_arena_alloc(arena, v->len * sizeof *to);
-        if (!to)
-            return fail(p, err, SHUB_ENOMEM, "out of memory");
-        for (uint32_t i = 0; i < v->len; i++) {
-            const shub_val_t *item = &v->as.items[i];
-            path_push_index(p, i);
-            if ((rc = want(p, err, item, SHUB_VAL_STR, "text")))
-                return rc;
-            if (!shub_is_selector(item->as.str))
-                return fail(p, err, SHUB_EVALUE, "not an org id, @area or kind@area");
-            path_pop(p);
-            to[i] = item->as.str;
-        }
-        *(const char *const **)dst = to;
-        *(uint32_t *)((char *)base + f->count) = v->len;
-        return 0;
-    }
     case K_PAYLOAD:
         if ((rc = want(p, err, v, SHUB_VAL_MAP, "a map of named fields")))
             return rc;
         *(shub_val_t *)dst = *v;
         return 0;
-    case K_BIN:
-        if ((rc = want(p, err, v, SHUB_VAL_BIN, "binary")))
+    case K_STRUCT: {
+        if ((rc = want(p, err, v, SHUB_VAL_MAP, "a map")))
             return rc;
-        if (v->len == 0)
-            return fail(p, err, SHUB_EVALUE, "empty binary");
-        *(const uint8_t **)dst = v->as.bin;
-        *(uint32_t *)((char *)base + f->count) = v->len;
-        return 0;
-    case K_INLINE:
-        return fail(p, err, SHUB_EINVAL, "inline table bound as a value");
-    case K_OUTCOMES: {
-        if ((rc = want(p, err, v, SHUB_VAL_ARRAY, "an array of outcomes")))
+        uint32_t hint = 0;
+        return bind_fields(f->sub, dst, v, &hint, p, arena, err);
+    }
+    case K_LIST: {
+        if ((rc = want(p, err, v, SHUB_VAL_ARRAY, "an array")) ||
+            (rc = check_items(p, err, f, v->len)))
             return rc;
-        if (v->len > SHUB_MSG_MAX_OUTCOMES)
-            return fail(p, err, SHUB_ELIMIT, "%u outcomes exceed limit %d", v->len,
-                        SHUB_MSG_MAX_OUTCOMES);
-        shub_outcome_item_t *items = shub_arena_alloc(arena, v->len * sizeof *items);
+        /* v->len is at most SHUB_MSG_MAX_ITEMS and its values are already
+         * read, so this is bounded by what the input really holds */
+        char *items = shub_arena_alloc(arena, (size_t)v->len * f->size);
         if (!items)
             return fail(p, err, SHUB_ENOMEM, "out of memory");
         for (uint32_t i = 0; i < v->len; i++) {
             path_push_index(p, i);
-            if ((rc = want(p, err, &v->as.items[i], SHUB_VAL_MAP, "a map")) ||
-                (rc = bind_fields(outcome_fields, &items[i], &v->as.items[i], p, arena, err)))
+            if ((rc = bind_one(f->sub, items + (size_t)i * f->size, &v->as.items[i], p,
+                               arena, err)))
                 return rc;
             path_pop(p);
         }
-        *(const shub_outcome_item_t **)dst = items;
+        store_ptr(dst, items);
         *(uint32_t *)((char *)base + f->count) = v->len;
         return 0;
     }
+    case K_INLINE:
+        return fail(p, err, SHUB_EINVAL, "inline table bound as a value");
     }
     return fail(p, err, SHUB_EINVAL, "unknown field kind");
 }
 
-static int bind_fields(const field_t *table, void *base, const shub_val_t *map, path_t *p,
-                       shub_arena_t *arena, shub_err_t *err)
+/* The value of f's key in map, or NULL. The search starts after the key found
+ * last (*hint) and wraps around: a peer that writes keys in table order, as
+ * this encoder does, costs one comparison per field, and the length is
+ * compared before the bytes. The reader has refused repeated keys, so the
+ * first match is the only one. */
+static const shub_val_t *find(const shub_val_t *map, const field_t *f, uint32_t *hint)
+{
+    uint32_t n = map->len, i = *hint;
+    for (uint32_t k = 0; k < n; k++, i = i + 1 < n ? i + 1 : 0) {
+        const shub_pair_t *pair = &map->as.pairs[i];
+        if (pair->key_len == f->key_len && memcmp(pair->key, f->key, f->key_len) == 0) {
+            *hint = i + 1 < n ? i + 1 : 0;
+            return &pair->val;
+        }
+    }
+    return NULL;
+}
+
+/* Binds the table's fields in table order, so the first field in the table
+ * that is wrong is the one reported (SPEC section 4). */
+static int bind_fields(const field_t *table, void *base, const shub_val_t *map,
+                       uint32_t *hint, path_t *p, shub_arena_t *arena, shub_err_t *err)
 {
     for (const field_t *f = table; f->key; f++) {
+        int rc;
         if (f->kind == K_INLINE) {
-            int rc = bind_fields(f->sub, (char *)base + f->off, map, p, arena, err);
-            if (rc)
+            if ((rc = bind_fields(f->sub, (char *)base + f->off, map, hint, p, arena,
+                                  err)))
                 return rc;
             continue;
         }
-        const shub_val_t *v = shub_val_get(map, f->key);
+        const shub_val_t *v = find(map, f, hint);
         path_push_key(p, f->key);
         if (!v) {
             if (f->required)
                 return fail(p, err, SHUB_EMISSING, "required field missing");
-        } else {
-            int rc = bind_one(f, base, v, p, arena, err);
-            if (rc)
-                return rc;
+        } else if ((rc = bind_one(f, base, v, p, arena, err))) {
+            return rc;
         }
         path_pop(p);
     }
@@ -929,7 +1072,8 @@ int shub_msg_decode(const void *data, size_t size, shub_msg_t **msg_p, shub_err_
     path_pop(p);
     p->root = type_names[type];
     msg->type = (shub_msg_type_t)type;
-    rc = bind_fields(tables[type], msg, &top, p, msg->arena, err);
+    uint32_t hint = 0;
+    rc = bind_fields(tables[type], msg, &top, &hint, p, msg->arena, err);
     if (rc)
         goto fail;
     *msg_p = msg;
@@ -1009,14 +1153,12 @@ static int pack_text(writer_t *w, const char *s, size_t n)
     return 0;
 }
 
-static int pack_id(writer_t *w, const shub_id_t *id)
+static int pack_fixed(writer_t *w, const void *bytes, size_t n)
 {
-    if (msgpack_pack_bin(&w->pk, SHUB_ID_SIZE) ||
-        msgpack_pack_bin_body(&w->pk, id->bytes, SHUB_ID_SIZE))
+    if (msgpack_pack_bin(&w->pk, n) || msgpack_pack_bin_body(&w->pk, bytes, n))
         return wfail_nomem(w);
     return 0;
 }
-
 /* Counts one value against SHUB_MSG_MAX_NODES as the reader does (every
  * value, envelope fields included; keys are not values), so the encoder
  * refuses exactly the messages a peer would. */
@@ -1120,8 +1262,10 @@ static bool present(const field_t *f, const void *base)
     case K_REF:
     case K_LINE:
     case K_IDP:
-        return *(const void *const *)src != NULL;
+    case K_BIN:
+        return load_ptr(src) != NULL;
     case K_TIME:
+    case K_COUNT:
         return f->required || *(const int64_t *)src != 0;
     case K_U32:
         return f->required || *(const uint32_t *)src != 0;
@@ -1130,23 +1274,23 @@ static bool present(const field_t *f, const void *base)
     case K_CONSENT:
     case K_OUTCOME:
         return *(const int *)src != 0;
-    case K_TO:
-    case K_OUTCOMES:
+    case K_LIST:
         return *(const uint32_t *)((const char *)base + f->count) != 0 ||
-               *(const void *const *)src != NULL;
-    case K_BIN:
-        return *(const void *const *)src != NULL;
+               load_ptr(src) != NULL;
     case K_ID:
+    case K_FIXBIN:
     case K_PAYLOAD:
+    case K_STRUCT:
     case K_INLINE:
         return true;
     }
     return false;
 }
 
-static int pack_fields(writer_t *w, const field_t *table, const void *base,
-                       const shub_msg_t *msg);
+static int pack_fields(writer_t *w, const field_t *table, const void *base);
+static int pack_value(writer_t *w, const field_t *f, const void *base);
 
+/* Packs field f of the struct at base, once present() has said it is there. */
 static int pack_one(writer_t *w, const field_t *f, const void *base)
 {
     const char *src = (const char *)base + f->off;
@@ -1166,9 +1310,23 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
         return pack_text(w, s, n);
     }
     case K_ID:
-        return pack_id(w, (const shub_id_t *)src);
+        return pack_fixed(w, src, SHUB_ID_SIZE);
     case K_IDP:
-        return pack_id(w, *(const shub_id_t *const *)src);
+        return pack_fixed(w, *(const shub_id_t *const *)src, SHUB_ID_SIZE);
+    case K_FIXBIN:
+        return pack_fixed(w, src, f->size);
+    case K_BIN: {
+        const uint8_t *bin = *(const uint8_t *const *)src;
+        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
+        if (n == 0)
+            return fail(&w->path, w->err, SHUB_EVALUE, "empty binary");
+        if (n > SHUB_MSG_MAX_BIN)
+            return fail(&w->path, w->err, SHUB_ELIMIT,
+                        "binary of %u bytes exceeds limit %d", n, SHUB_MSG_MAX_BIN);
+        return msgpack_pack_bin(pk, n) || msgpack_pack_bin_body(pk, bin, n)
+                   ? wfail_nomem(w)
+                   : 0;
+    }
     case K_TIME: {
         int64_t t = *(const int64_t *)src;
         if (t < 0)
@@ -1177,6 +1335,12 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
     }
     case K_U32:
         return msgpack_pack_uint32(pk, *(const uint32_t *)src) ? wfail_nomem(w) : 0;
+    case K_COUNT: {
+        int64_t v = *(const int64_t *)src;
+        if ((rc = check_min(&w->path, w->err, f, v)))
+            return rc;
+        return msgpack_pack_int64(pk, v) ? wfail_nomem(w) : 0;
+    }
     case K_BOOL:
         return msgpack_pack_true(pk) ? wfail_nomem(w) : 0;
     case K_CONSENT:
@@ -1188,67 +1352,48 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
             return fail(&w->path, w->err, SHUB_EVALUE, "value %d out of range", e);
         return pack_text(w, name, strlen(name));
     }
-    case K_TO: {
-        const char *const *to = *(const char *const *const *)src;
-        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
-        if (n == 0 || !to)
-            return fail(&w->path, w->err, SHUB_EVALUE, "no recipients");
-        if (n > SHUB_MSG_MAX_TO)
-            return fail(&w->path, w->err, SHUB_ELIMIT, "%u recipients exceed limit %d", n,
-                        SHUB_MSG_MAX_TO);
-        if (msgpack_pack_array(pk, n))
-            return wfail_nomem(w);
-        for (uint32_t i = 0; i < n; i++) {
-            path_push_index(&w->path, i);
-            if ((rc = count_node(w)))
-                return rc;
-            if (!shub_is_selector(to[i]))
-                return fail(&w->path, w->err, SHUB_EVALUE, "not an org id, @area or kind@area");
-            if ((rc = pack_text(w, to[i], strlen(to[i]))))
-                return rc;
-            path_pop(&w->path);
-        }
-        return 0;
-    }
     case K_PAYLOAD: {
         const shub_val_t *v = (const shub_val_t *)src;
         if (v->type != SHUB_VAL_MAP)
             return fail(&w->path, w->err, SHUB_ETYPE, "expected a map of named fields");
         return pack_val(w, v, 1);
     }
-    case K_BIN: {
-        const uint8_t *bin = *(const uint8_t *const *)src;
+    case K_STRUCT:
+        return pack_fields(w, f->sub, src);
+    case K_LIST: {
+        const char *items = load_ptr(src);
         uint32_t n = *(const uint32_t *)((const char *)base + f->count);
-        if (n == 0)
-            return fail(&w->path, w->err, SHUB_EVALUE, "empty binary");
-        if (n > SHUB_MSG_MAX_BIN)
-            return fail(&w->path, w->err, SHUB_ELIMIT, "binary of %u bytes exceeds limit %d",
-                        n, SHUB_MSG_MAX_BIN);
-        return msgpack_pack_bin(pk, n) || msgpack_pack_bin_body(pk, bin, n) ? wfail_nomem(w)
-                                                                             : 0;
-    }
-    case K_INLINE:
-        return fail(&w->path, w->err, SHUB_EINVAL, "inline table packed as a value");
-    case K_OUTCOMES: {
-        const shub_outcome_item_t *items = *(const shub_outcome_item_t *const *)src;
-        uint32_t n = *(const uint32_t *)((const char *)base + f->count);
-        if (n > SHUB_MSG_MAX_OUTCOMES)
-            return fail(&w->path, w->err, SHUB_ELIMIT, "%u outcomes exceed limit %d", n,
-                        SHUB_MSG_MAX_OUTCOMES);
+        if ((rc = check_items(&w->path, w->err, f, n)))
+            return rc;
         if (n && !items)
-            return fail(&w->path, w->err, SHUB_EINVAL, "%u outcomes but no items", n);
+            return fail(&w->path, w->err, SHUB_EINVAL, "%u items but no list", n);
         if (msgpack_pack_array(pk, n))
             return wfail_nomem(w);
         for (uint32_t i = 0; i < n; i++) {
+            const char *item = items + (size_t)i * f->size;
             path_push_index(&w->path, i);
-            if ((rc = pack_fields(w, outcome_fields, &items[i], NULL)))
+            if (!present(f->sub, item))
+                return fail(&w->path, w->err, SHUB_EMISSING, "required item missing");
+            if ((rc = pack_value(w, f->sub, item)))
                 return rc;
             path_pop(&w->path);
         }
         return 0;
     }
+    case K_INLINE:
+        return fail(&w->path, w->err, SHUB_EINVAL, "inline table packed as a value");
     }
     return fail(&w->path, w->err, SHUB_EINVAL, "unknown field kind");
+}
+
+/* Packs one value, counting it against SHUB_MSG_MAX_NODES first (a payload
+ * counts its own values in pack_val). */
+static int pack_value(writer_t *w, const field_t *f, const void *base)
+{
+    int rc;
+    if (f->kind != K_PAYLOAD && (rc = count_node(w)))
+        return rc;
+    return pack_one(w, f, base);
 }
 
 /* Counts the table's present fields (inlined tables included), or fails on
@@ -1281,78 +1426,84 @@ static int pack_members(writer_t *w, const field_t *table, const void *base)
         }
         if (!present(f, base))
             continue;
-        if ((rc = pack_text(w, f->key, strlen(f->key))))
+        if ((rc = pack_text(w, f->key, f->key_len)))
             return rc;
         path_push_key(&w->path, f->key);
-        if (f->kind != K_PAYLOAD && (rc = count_node(w))) /* pack_val counts a payload */
-            return rc;
-        if ((rc = pack_one(w, f, base)))
+        if ((rc = pack_value(w, f, base)))
             return rc;
         path_pop(&w->path);
     }
     return 0;
 }
 
-/* Packs a map of the table's present fields, led by "v" and "type" when
- * `msg` is given (a whole message rather than a nested map). */
-static int pack_fields(writer_t *w, const field_t *table, const void *base,
-                       const shub_msg_t *msg)
+/* Packs a map of the table's present fields. The map itself is a value its
+ * caller has counted. */
+static int pack_fields(writer_t *w, const field_t *table, const void *base)
 {
-    uint32_t n = msg ? 2 : 0;
+    uint32_t n = 0;
     int rc = count_fields(w, table, base, &n);
     if (rc)
         return rc;
-    /* the map itself, and "v" and "type" */
-    for (int i = 0; i < (msg ? 3 : 1); i++)
-        if ((rc = count_node(w)))
-            return rc;
     if (msgpack_pack_map(&w->pk, n))
         return wfail_nomem(w);
-    if (msg) {
-        const char *tname = type_names[msg->type];
-        if (pack_text(w, "v", 1) || msgpack_pack_uint8(&w->pk, SHUB_PROTOCOL_VERSION) ||
-            pack_text(w, "type", 4) || pack_text(w, tname, strlen(tname)))
-            return wfail_nomem(w);
-    }
     return pack_members(w, table, base);
+}
+
+/* Starts encoding into out for a document named `root` in error paths. */
+static void writer_init(writer_t *w, shub_buf_t *out, const char *root, shub_err_t *err)
+{
+    *w = (writer_t){.out = out, .path = {.root = root}, .err = err};
+    out->len = 0;
+    msgpack_packer_init(&w->pk, out, buf_write);
+}
+
+/* Ends an encoding of `what`: refuses a document the decoder would refuse
+ * for its size, and leaves nothing in out on failure. */
+static int writer_done(writer_t *w, int rc, const char *what)
+{
+    if (rc == 0 && w->out->len > SHUB_MSG_MAX_BYTES) {
+        w->path.depth = 0;
+        rc = fail(&w->path, w->err, SHUB_ELIMIT, "%s of %zu bytes exceeds limit %d", what,
+                  w->out->len, SHUB_MSG_MAX_BYTES);
+    }
+    if (rc)
+        w->out->len = 0;
+    return rc;
 }
 
 int shub_msg_encode(const shub_msg_t *msg, shub_buf_t *out, shub_err_t *err)
 {
     if (!msg || !out)
         return shub_err_set(err, SHUB_EINVAL, "no message or no buffer");
-    if (msg->type < SHUB_MSG_HELLO || msg->type > SHUB_MSG_BYE)
+    if (msg->type < SHUB_MSG_HELLO || msg->type > SHUB_MSG_TYPE_LAST)
         return shub_err_set_path(err, SHUB_EUNKNOWN, "message", "unknown message type %d",
                                  (int)msg->type);
-    out->len = 0;
-    writer_t w = {.out = out, .path = {.root = type_names[msg->type]}, .err = err};
-    msgpack_packer_init(&w.pk, out, buf_write);
-    int rc = pack_fields(&w, tables[msg->type], msg, msg);
-    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES) {
-        w.path.depth = 0;
-        rc = fail(&w.path, err, SHUB_ELIMIT, "message of %zu bytes exceeds limit %d",
-                  out->len, SHUB_MSG_MAX_BYTES);
-    }
-    if (rc)
-        out->len = 0;
-    return rc;
+    writer_t w;
+    const char *tname = type_names[msg->type];
+    writer_init(&w, out, tname, err);
+    const field_t *table = tables[msg->type];
+    /* The map and its "v" and "type" are values too, and come first. */
+    uint32_t n = 2;
+    int rc = count_fields(&w, table, msg, &n);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = count_node(&w);
+    if (rc == 0 && (msgpack_pack_map(&w.pk, n) || pack_text(&w, "v", 1) ||
+                    msgpack_pack_uint8(&w.pk, SHUB_PROTOCOL_VERSION) ||
+                    pack_text(&w, "type", 4) || pack_text(&w, tname, strlen(tname))))
+        rc = wfail_nomem(&w);
+    if (rc == 0)
+        rc = pack_members(&w, table, msg);
+    return writer_done(&w, rc, "message");
 }
 
 int shub_event_encode(const shub_event_t *ev, shub_buf_t *out, shub_err_t *err)
 {
     if (!ev || !out)
         return shub_err_set(err, SHUB_EINVAL, "no event or no buffer");
-    out->len = 0;
-    writer_t w = {.out = out, .path = {.root = "event"}, .err = err};
-    msgpack_packer_init(&w.pk, out, buf_write);
-    int rc = pack_fields(&w, event_fields, ev, NULL);
-    /* shub_event_decode would refuse it */
-    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES)
-        rc = fail(&w.path, err, SHUB_ELIMIT, "event of %zu bytes exceeds limit %d",
-                  out->len, SHUB_MSG_MAX_BYTES);
-    if (rc)
-        out->len = 0;
-    return rc;
+    writer_t w;
+    writer_init(&w, out, "event", err);
+    int rc = count_node(&w);
+    return writer_done(&w, rc ? rc : pack_fields(&w, event_fields, ev), "event");
 }
 
 int shub_event_decode(shub_arena_t *arena, const void *data, size_t size, shub_event_t *ev,
@@ -1372,7 +1523,8 @@ int shub_event_decode(shub_arena_t *arena, const void *data, size_t size, shub_e
         return rc;
     shub_event_t tmp = {0};
     r.path.depth = 0;
-    rc = bind_fields(event_fields, &tmp, &top, &r.path, arena, err);
+    uint32_t hint = 0;
+    rc = bind_fields(event_fields, &tmp, &top, &hint, &r.path, arena, err);
     if (rc == 0)
         *ev = tmp;
     return rc;
@@ -1382,19 +1534,11 @@ int shub_payload_encode(const shub_val_t *payload, shub_buf_t *out, shub_err_t *
 {
     if (!out)
         return shub_err_set(err, SHUB_EINVAL, "no buffer");
-    out->len = 0;
-    writer_t w = {.out = out, .path = {.root = "payload"}, .err = err};
-    msgpack_packer_init(&w.pk, out, buf_write);
+    writer_t w;
+    writer_init(&w, out, "payload", err);
     if (!payload || payload->type != SHUB_VAL_MAP)
         return fail(&w.path, err, SHUB_ETYPE, "expected a map of named fields");
-    int rc = pack_val(&w, payload, 1);
-    /* shub_payload_decode would refuse it */
-    if (rc == 0 && out->len > SHUB_MSG_MAX_BYTES)
-        rc = fail(&w.path, err, SHUB_ELIMIT, "payload of %zu bytes exceeds limit %d",
-                  out->len, SHUB_MSG_MAX_BYTES);
-    if (rc)
-        out->len = 0;
-    return rc;
+    return writer_done(&w, pack_val(&w, payload, 1), "payload");
 }
 
 /* ---- event ids -------------------------------------------------------- */

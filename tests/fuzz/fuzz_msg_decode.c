@@ -54,7 +54,8 @@ static bool event_eq(const shub_event_t *a, const shub_event_t *b)
            str_eq(a->subject_ref, b->subject_ref) && str_eq(a->area, b->area) &&
            str_eq(a->purpose, b->purpose) && str_eq(a->basis, b->basis) &&
            a->consent == b->consent && str_eq(a->override, b->override) &&
-           id_eq(a->reply_to, b->reply_to) && shub_val_equal(&a->payload, &b->payload);
+           id_eq(a->reply_to, b->reply_to) && str_eq(a->actor, b->actor) &&
+           shub_val_equal(&a->payload, &b->payload);
 }
 
 static bool outcome_eq(const shub_outcome_item_t *a, const shub_outcome_item_t *b)
@@ -63,6 +64,59 @@ static bool outcome_eq(const shub_outcome_item_t *a, const shub_outcome_item_t *
            str_eq(a->reason, b->reason) && str_eq(a->detail, b->detail) &&
            str_eq(a->agreement, b->agreement) && a->version == b->version &&
            str_eq(a->flow, b->flow);
+}
+
+/* List items, compared through void pointers so that one loop serves every
+ * batch (list_eq). */
+static bool receipt_eq(const void *x, const void *y)
+{
+    const shub_receipt_t *a = x, *b = y;
+    if (!id_eq(&a->id, &b->id) || a->duplicate != b->duplicate || a->count != b->count)
+        return false;
+    for (uint32_t i = 0; i < a->count; i++)
+        if (!outcome_eq(&a->items[i], &b->items[i]))
+            return false;
+    return true;
+}
+
+static bool deliver_eq(const void *x, const void *y)
+{
+    const shub_deliver_t *a = x, *b = y;
+    return id_eq(&a->id, &b->id) && str_eq(a->type, b->type) &&
+           str_eq(a->from, b->from) && str_eq(a->agreement, b->agreement) &&
+           a->version == b->version && str_eq(a->flow, b->flow) &&
+           a->attempt == b->attempt && a->sealed_len == b->sealed_len &&
+           memcmp(a->sealed, b->sealed, a->sealed_len) == 0;
+}
+
+static bool ack_id_eq(const void *a, const void *b)
+{
+    return id_eq(a, b);
+}
+
+static bool update_eq(const void *x, const void *y)
+{
+    const shub_update_t *a = x, *b = y;
+    return a->seq == b->seq && id_eq(&a->id, &b->id) && outcome_eq(&a->item, &b->item);
+}
+
+static bool list_eq(const void *a, uint32_t na, const void *b, uint32_t nb, size_t size,
+                    bool (*eq)(const void *, const void *))
+{
+    if (na != nb)
+        return false;
+    for (uint32_t i = 0; i < na; i++)
+        if (!eq((const char *)a + i * size, (const char *)b + i * size))
+            return false;
+    return true;
+}
+
+static bool head_eq(const shub_signed_head_t *a, const shub_signed_head_t *b)
+{
+    return a->seq == b->seq && a->at_ms == b->at_ms &&
+           memcmp(a->head, b->head, sizeof a->head) == 0 &&
+           memcmp(a->key, b->key, sizeof a->key) == 0 &&
+           memcmp(a->sig, b->sig, sizeof a->sig) == 0;
 }
 
 static bool msg_eq(const shub_msg_t *a, const shub_msg_t *b)
@@ -90,27 +144,23 @@ static bool msg_eq(const shub_msg_t *a, const shub_msg_t *b)
                 return false;
         return true;
     case SHUB_MSG_RECEIPT:
-        if (!id_eq(&a->receipt.id, &b->receipt.id) ||
-            a->receipt.duplicate != b->receipt.duplicate ||
-            a->receipt.update != b->receipt.update ||
-            a->receipt.count != b->receipt.count)
-            return false;
-        for (uint32_t i = 0; i < a->receipt.count; i++)
-            if (!outcome_eq(&a->receipt.items[i], &b->receipt.items[i]))
-                return false;
-        return true;
+        return list_eq(a->receipt.list, a->receipt.count, b->receipt.list,
+                       b->receipt.count, sizeof *a->receipt.list, receipt_eq);
     case SHUB_MSG_DELIVER:
-        return id_eq(&a->deliver.id, &b->deliver.id) &&
-               str_eq(a->deliver.type, b->deliver.type) &&
-               str_eq(a->deliver.from, b->deliver.from) &&
-               str_eq(a->deliver.agreement, b->deliver.agreement) &&
-               a->deliver.version == b->deliver.version &&
-               str_eq(a->deliver.flow, b->deliver.flow) &&
-               a->deliver.attempt == b->deliver.attempt &&
-               a->deliver.sealed_len == b->deliver.sealed_len &&
-               memcmp(a->deliver.sealed, b->deliver.sealed, a->deliver.sealed_len) == 0;
+        return list_eq(a->deliver.list, a->deliver.count, b->deliver.list,
+                       b->deliver.count, sizeof *a->deliver.list, deliver_eq);
     case SHUB_MSG_ACK:
-        return id_eq(&a->ack.id, &b->ack.id);
+        return list_eq(a->ack.ids, a->ack.count, b->ack.ids, b->ack.count,
+                       sizeof *a->ack.ids, ack_id_eq);
+    case SHUB_MSG_UPDATE:
+        return list_eq(a->update.list, a->update.count, b->update.list, b->update.count,
+                       sizeof *a->update.list, update_eq);
+    case SHUB_MSG_CONFIRM:
+        return a->confirm.upto == b->confirm.upto;
+    case SHUB_MSG_CHECKPOINT:
+        return head_eq(&a->checkpoint, &b->checkpoint);
+    case SHUB_MSG_WITNESS:
+        return head_eq(&a->witness, &b->witness);
     case SHUB_MSG_HEARTBEAT:
         return a->heartbeat.time_ms == b->heartbeat.time_ms;
     case SHUB_MSG_ERROR:

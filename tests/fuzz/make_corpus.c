@@ -13,7 +13,9 @@
  * holds hand-made inputs this program leaves alone: crash-* (an input that
  * once crashed the fuzz target) and regress-* (an input that broke the
  * target's round-trip check before a codec fix, e.g. a required number of 0
- * that the decoder accepted and the encoder refused).
+ * that the decoder accepted and the encoder refused). Such inputs are never
+ * deleted: one written for protocol 1 now checks that its version is refused
+ * cleanly, and a twin named *-v2 carries the same case in protocol 2.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,17 +28,29 @@
 #include "sharehub/msg.h"
 #include "sharehub/val.h"
 
-#define MAX_SEEDS 32
+#define MAX_SEEDS 48
 
 typedef struct {
     char name[64];
     shub_buf_t bytes;
 } seed_t;
 
-static const shub_id_t id_a = {{0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4d, 0x70, 0x01, 0x80,
-                                0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}};
-static const shub_id_t id_b = {{0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4e, 0x7a, 0xbc, 0x9d,
-                                0xef, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba}};
+#define ID_A                                                                             \
+    {                                                                                    \
+        {                                                                                \
+            0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4d, 0x70, 0x01, 0x80, 0x02, 0x03, 0x04,      \
+                0x05, 0x06, 0x07, 0x08                                                   \
+        }                                                                                \
+    }
+#define ID_B                                                                             \
+    {                                                                                    \
+        {                                                                                \
+            0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4e, 0x7a, 0xbc, 0x9d, 0xef, 0x10, 0x32,      \
+                0x54, 0x76, 0x98, 0xba                                                   \
+        }                                                                                \
+    }
+static const shub_id_t id_a = ID_A;
+static const shub_id_t id_b = ID_B;
 
 static int put(shub_arena_t *a, shub_val_t *map, const char *key, shub_val_t v)
 {
@@ -99,6 +113,54 @@ static const shub_outcome_item_t outcomes_min[] = {
     {"marac-coventry", SHUB_OUTCOME_QUEUED, NULL, NULL, NULL, 0, NULL},
 };
 
+/* Batches: several items, the optional fields in some (full), or one bare item. */
+static const shub_receipt_t receipts_full[] = {
+    {ID_A, true, outcomes_full, 3},
+    {ID_B, false, outcomes_min, 0},
+};
+static const shub_receipt_t receipts_min[] = {{ID_A, false, outcomes_min, 1}};
+static const shub_deliver_t deliveries_full[] = {
+    {ID_A, "marac.referral", "wmp", "wm-marac-isa", 3, "referral", 2, sealed,
+     sizeof sealed},
+    {ID_B, "marac.transfer", "marac-coventry", "wm-marac-transfer", 1, "marac-to-marac",
+     1, sealed, 1},
+};
+static const shub_deliver_t deliveries_min[] = {
+    {ID_A, "marac.referral", "wmp", "wm-marac-isa", 3, "referral", 1, sealed,
+     sizeof sealed},
+};
+static const shub_id_t ids_full[] = {ID_A, ID_B};
+static const shub_update_t updates_full[] = {
+    {41,
+     ID_A,
+     {"marac-coventry", SHUB_OUTCOME_ACKNOWLEDGED, NULL, NULL, "wm-marac-isa", 3,
+      "referral"}},
+    {42,
+     ID_B,
+     {"uhcw", SHUB_OUTCOME_DEAD, "max-attempts",
+      "sent 10 times without an acknowledgement", "wm-marac-isa", 3, "referral"}},
+};
+static const shub_update_t updates_min[] = {
+    {1, ID_A, {"bcc", SHUB_OUTCOME_ACKNOWLEDGED, NULL, NULL, NULL, 0, NULL}},
+};
+
+/* A signed head with every byte set (full) or the smallest legal values. */
+static shub_signed_head_t signed_head(int full)
+{
+    shub_signed_head_t h = {.seq = 1};
+    if (full) {
+        h.seq = 1207;
+        h.at_ms = 1718000000777;
+        for (int i = 0; i < SHUB_HASH_SIZE; i++)
+            h.head[i] = (uint8_t)(0xa0 + i);
+        for (int i = 0; i < SHUB_SIGN_PUBLIC_SIZE; i++)
+            h.key[i] = (uint8_t)(0x30 + i);
+        for (int i = 0; i < SHUB_SIGNATURE_SIZE; i++)
+            h.sig[i] = (uint8_t)(0xff - i);
+    }
+    return h;
+}
+
 static int event(shub_arena_t *a, int full, shub_event_t *ev)
 {
     *ev = (shub_event_t){
@@ -118,6 +180,7 @@ static int event(shub_arena_t *a, int full, shub_event_t *ev)
     ev->consent = SHUB_CONSENT_REFUSED;
     ev->override = "serious-harm";
     ev->reply_to = &id_b;
+    ev->actor = "PC 4471";
     return referral(a, &ev->payload);
 }
 
@@ -139,16 +202,15 @@ static int message(shub_arena_t *a, shub_msg_type_t type, int full, shub_msg_t *
         m->share.from = full ? "wmp" : NULL;
         return event(a, full, &m->share.ev);
     case SHUB_MSG_RECEIPT:
-        m->receipt = (shub_receipt_t){id_a, full, full,
-                                      full ? outcomes_full : outcomes_min, full ? 3 : 1};
+        m->receipt =
+            (shub_receipt_batch_t){full ? receipts_full : receipts_min, full ? 2 : 1};
         return 0;
     case SHUB_MSG_DELIVER:
         m->deliver =
-            (shub_deliver_t){id_a,       "marac.referral", "wmp",  "wm-marac-isa", 3,
-                             "referral", full ? 2 : 1,     sealed, sizeof sealed};
+            (shub_deliver_batch_t){full ? deliveries_full : deliveries_min, full ? 2 : 1};
         return 0;
     case SHUB_MSG_ACK:
-        m->ack.id = full ? id_a : id_b;
+        m->ack = (shub_ack_t){full ? ids_full : ids_full + 1, full ? 2 : 1};
         return 0;
     case SHUB_MSG_HEARTBEAT:
         m->heartbeat.time_ms = full ? 1718000000555 : 0;
@@ -161,6 +223,19 @@ static int message(shub_arena_t *a, shub_msg_type_t type, int full, shub_msg_t *
         return 0;
     case SHUB_MSG_BYE:
         m->bye.reason = full ? "shutting down" : NULL;
+        return 0;
+    case SHUB_MSG_UPDATE:
+        m->update =
+            (shub_update_batch_t){full ? updates_full : updates_min, full ? 2 : 1};
+        return 0;
+    case SHUB_MSG_CONFIRM:
+        m->confirm.upto = full ? 42 : 0;
+        return 0;
+    case SHUB_MSG_CHECKPOINT:
+        m->checkpoint = signed_head(full);
+        return 0;
+    case SHUB_MSG_WITNESS:
+        m->witness = signed_head(full);
         return 0;
     }
     return SHUB_EINVAL;
@@ -180,7 +255,7 @@ static int build(shub_arena_t *a, seed_t *seeds, int *n)
     shub_err_t err = {0};
     char line[512], type[16];
     *n = 0;
-    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_BYE; t++) {
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
         for (int full = 1; full >= 0; full--) {
             seed_t *s = &seeds[(*n)++];
             shub_msg_t m, *back = NULL;
@@ -219,10 +294,22 @@ static int build(shub_arena_t *a, seed_t *seeds, int *n)
     return 0;
 }
 
+/* dir/name of a seed into path[4096]; 1 (said on stderr) if it does not fit. */
+static int seed_path(char path[4096], const char *dir, const seed_t *s)
+{
+    int n = snprintf(path, 4096, "%s/%s", dir, s->name);
+    if (n < 0 || n >= 4096) {
+        fprintf(stderr, "make_corpus: %s: path too long\n", dir);
+        return 1;
+    }
+    return 0;
+}
+
 static int write_seed(const char *dir, const seed_t *s)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, s->name);
+    if (seed_path(path, dir, s))
+        return 1;
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(s->bytes.data, 1, s->bytes.len, f) != s->bytes.len ||
         fclose(f) != 0) {
@@ -236,7 +323,8 @@ static int write_seed(const char *dir, const seed_t *s)
 static int check_seed(const char *dir, const seed_t *s)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, s->name);
+    if (seed_path(path, dir, s))
+        return 1;
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "make_corpus: %s is missing (run make_corpus %s)\n", path, dir);

@@ -32,10 +32,29 @@
 
 /* ---- sample messages --------------------------------------------------- */
 
-static const shub_id_t id_a = {{0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4d, 0x70, 0x01, 0x80,
-                                0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}};
-static const shub_id_t id_b = {{0x01, 0x90, 0xa5, 0xb2, 0x00, 0x00, 0x7f, 0xff, 0xbf,
-                                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}};
+#define ID_A                                                                             \
+    {                                                                                    \
+        {                                                                                \
+            0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4d, 0x70, 0x01, 0x80, 0x02, 0x03, 0x04,      \
+                0x05, 0x06, 0x07, 0x08                                                   \
+        }                                                                                \
+    }
+#define ID_B                                                                             \
+    {                                                                                    \
+        {                                                                                \
+            0x01, 0x90, 0xa5, 0xb2, 0x00, 0x00, 0x7f, 0xff, 0xbf, 0xff, 0xff, 0xff,      \
+                0xff, 0xff, 0xff, 0xfe                                                   \
+        }                                                                                \
+    }
+#define ID_C                                                                             \
+    {                                                                                    \
+        {                                                                                \
+            0x01, 0x90, 0xa5, 0xb2, 0x3c, 0x4e, 0x70, 0x02, 0x80, 0x09, 0x08, 0x07,      \
+                0x06, 0x05, 0x04, 0x03                                                   \
+        }                                                                                \
+    }
+static const shub_id_t id_a = ID_A;
+static const shub_id_t id_b = ID_B;
 
 static shub_val_t text(shub_arena_t *a, const char *s)
 {
@@ -130,6 +149,43 @@ static const shub_outcome_item_t outcomes_min[] = {
     {"marac-coventry", SHUB_OUTCOME_QUEUED, NULL, NULL, NULL, 0, NULL},
 };
 
+/* Batches: the full ones mix items with every optional field and with none
+ * (an empty outcomes array included); the minimal ones hold one bare item. */
+static const shub_receipt_t receipts_full[] = {
+    {ID_A, true, outcomes_full, 5},
+    {ID_B, false, outcomes_min, 0},
+    {ID_C, false, outcomes_min, 1},
+};
+static const shub_receipt_t receipts_min[] = {{ID_A, false, outcomes_min, 1}};
+
+static const shub_deliver_t deliveries_full[] = {
+    {ID_A, "marac.referral", "wmp", "wm-marac-isa", 12, "referral", 7, sealed_bytes,
+     sizeof sealed_bytes},
+    {ID_B, "marac.transfer", "marac-coventry", "wm-marac-transfer", 3, "marac-to-marac",
+     1, sealed_bytes, 1},
+};
+static const shub_deliver_t deliveries_min[] = {
+    {ID_A, "marac.referral", "wmp", "wm-marac-isa", 1, "referral", 1, sealed_bytes,
+     sizeof sealed_bytes},
+};
+
+static const shub_id_t ids_full[] = {ID_A, ID_B, ID_C};
+static const shub_id_t ids_min[] = {ID_B};
+
+static const shub_update_t updates_full[] = {
+    {41,
+     ID_A,
+     {"marac-coventry", SHUB_OUTCOME_ACKNOWLEDGED, NULL, NULL, "wm-marac-isa", 3,
+      "referral"}},
+    {INT64_MAX,
+     ID_B,
+     {"uhcw", SHUB_OUTCOME_DEAD, "max-attempts",
+      "sent 10 times without an acknowledgement", "wm-marac-isa", 3, "referral"}},
+};
+static const shub_update_t updates_min[] = {
+    {1, ID_A, {"bcc", SHUB_OUTCOME_ACKNOWLEDGED, NULL, NULL, NULL, 0, NULL}},
+};
+
 static shub_event_t sample_event(shub_arena_t *a, bool full)
 {
     shub_event_t ev = {
@@ -147,6 +203,7 @@ static shub_event_t sample_event(shub_arena_t *a, bool full)
         ev.consent = SHUB_CONSENT_REFUSED;
         ev.override = "serious-harm";
         ev.reply_to = &id_b;
+        ev.actor = "PC 4471 Ó Súilleabháin";
         ev.payload = rich_payload(a);
     } else {
         ev.payload = shub_val_map();
@@ -154,8 +211,26 @@ static shub_event_t sample_event(shub_arena_t *a, bool full)
     return ev;
 }
 
-/* A message of `type` with every optional field set (`full`) or none. DELIVER
- * and ACK have no optional fields: their two variants differ only in values. */
+/* A signed head with every byte set (`full`) or the smallest legal values. */
+static shub_signed_head_t sample_head(bool full)
+{
+    shub_signed_head_t h = {.seq = 1, .at_ms = 0};
+    if (full) {
+        h.seq = INT64_MAX;
+        h.at_ms = 1718000000777;
+        for (int i = 0; i < SHUB_HASH_SIZE; i++)
+            h.head[i] = (uint8_t)(0xa0 + i);
+        for (int i = 0; i < SHUB_SIGN_PUBLIC_SIZE; i++)
+            h.key[i] = (uint8_t)(0x30 + i);
+        for (int i = 0; i < SHUB_SIGNATURE_SIZE; i++)
+            h.sig[i] = (uint8_t)(0xff - i);
+    }
+    return h;
+}
+
+/* A message of `type` with every optional field set (`full`) or none. Types
+ * with no optional fields differ between the two only in values; batches
+ * hold several items (`full`) or one. */
 static shub_msg_t sample(shub_msg_type_t type, bool full, shub_arena_t *a)
 {
     shub_msg_t m = {.type = type};
@@ -175,19 +250,16 @@ static shub_msg_t sample(shub_msg_type_t type, bool full, shub_arena_t *a)
         m.share.from = full ? "wmp" : NULL;
         break;
     case SHUB_MSG_RECEIPT:
-        m.receipt.id = id_a;
-        m.receipt.duplicate = full;
-        m.receipt.update = full;
-        m.receipt.items = full ? outcomes_full : outcomes_min;
-        m.receipt.count = full ? 5 : 1;
+        m.receipt.list = full ? receipts_full : receipts_min;
+        m.receipt.count = full ? 3 : 1;
         break;
     case SHUB_MSG_DELIVER:
-        m.deliver = (shub_deliver_t){
-            id_a,       "marac.referral", "wmp",        "wm-marac-isa",     full ? 12 : 1,
-            "referral", full ? 7 : 1,     sealed_bytes, sizeof sealed_bytes};
+        m.deliver.list = full ? deliveries_full : deliveries_min;
+        m.deliver.count = full ? 2 : 1;
         break;
     case SHUB_MSG_ACK:
-        m.ack.id = full ? id_a : id_b;
+        m.ack.ids = full ? ids_full : ids_min;
+        m.ack.count = full ? 3 : 1;
         break;
     case SHUB_MSG_HEARTBEAT:
         m.heartbeat.time_ms = full ? 1718000000555 : 0;
@@ -200,6 +272,19 @@ static shub_msg_t sample(shub_msg_type_t type, bool full, shub_arena_t *a)
         break;
     case SHUB_MSG_BYE:
         m.bye.reason = full ? "shutting down" : NULL;
+        break;
+    case SHUB_MSG_UPDATE:
+        m.update.list = full ? updates_full : updates_min;
+        m.update.count = full ? 2 : 1;
+        break;
+    case SHUB_MSG_CONFIRM:
+        m.confirm.upto = full ? INT64_MAX : 0; /* 0 is a value: nothing applied yet */
+        break;
+    case SHUB_MSG_CHECKPOINT:
+        m.checkpoint = sample_head(full);
+        break;
+    case SHUB_MSG_WITNESS:
+        m.witness = sample_head(full);
         break;
     }
     return m;
@@ -241,7 +326,29 @@ static void assert_event_equal(const shub_event_t *a, const shub_event_t *b)
     assert_int_equal(a->consent, b->consent);
     assert_opt_str(a->override, b->override);
     assert_opt_id(a->reply_to, b->reply_to);
+    assert_opt_str(a->actor, b->actor);
     assert_true(shub_val_equal(&a->payload, &b->payload));
+}
+
+static void assert_outcome_equal(const shub_outcome_item_t *x,
+                                 const shub_outcome_item_t *y)
+{
+    assert_string_equal(x->to, y->to);
+    assert_int_equal(x->outcome, y->outcome);
+    assert_opt_str(x->reason, y->reason);
+    assert_opt_str(x->detail, y->detail);
+    assert_opt_str(x->agreement, y->agreement);
+    assert_int_equal(x->version, y->version);
+    assert_opt_str(x->flow, y->flow);
+}
+
+static void assert_head_equal(const shub_signed_head_t *a, const shub_signed_head_t *b)
+{
+    assert_int_equal(a->seq, b->seq);
+    assert_memory_equal(a->head, b->head, SHUB_HASH_SIZE);
+    assert_int_equal(a->at_ms, b->at_ms);
+    assert_memory_equal(a->key, b->key, SHUB_SIGN_PUBLIC_SIZE);
+    assert_memory_equal(a->sig, b->sig, SHUB_SIGNATURE_SIZE);
 }
 
 static void assert_msg_equal(const shub_msg_t *a, const shub_msg_t *b)
@@ -268,35 +375,53 @@ static void assert_msg_equal(const shub_msg_t *a, const shub_msg_t *b)
         assert_opt_str(a->share.from, b->share.from);
         break;
     case SHUB_MSG_RECEIPT:
-        assert_id(&a->receipt.id, &b->receipt.id);
-        assert_int_equal(a->receipt.duplicate, b->receipt.duplicate);
-        assert_int_equal(a->receipt.update, b->receipt.update);
         assert_int_equal(a->receipt.count, b->receipt.count);
         for (uint32_t i = 0; i < a->receipt.count; i++) {
-            const shub_outcome_item_t *x = &a->receipt.items[i],
-                                      *y = &b->receipt.items[i];
-            assert_string_equal(x->to, y->to);
-            assert_int_equal(x->outcome, y->outcome);
-            assert_opt_str(x->reason, y->reason);
-            assert_opt_str(x->detail, y->detail);
-            assert_opt_str(x->agreement, y->agreement);
-            assert_int_equal(x->version, y->version);
-            assert_opt_str(x->flow, y->flow);
+            const shub_receipt_t *x = &a->receipt.list[i], *y = &b->receipt.list[i];
+            assert_id(&x->id, &y->id);
+            assert_int_equal(x->duplicate, y->duplicate);
+            assert_int_equal(x->count, y->count);
+            for (uint32_t j = 0; j < x->count; j++)
+                assert_outcome_equal(&x->items[j], &y->items[j]);
         }
         break;
     case SHUB_MSG_DELIVER:
-        assert_id(&a->deliver.id, &b->deliver.id);
-        assert_string_equal(a->deliver.type, b->deliver.type);
-        assert_string_equal(a->deliver.from, b->deliver.from);
-        assert_string_equal(a->deliver.agreement, b->deliver.agreement);
-        assert_int_equal(a->deliver.version, b->deliver.version);
-        assert_string_equal(a->deliver.flow, b->deliver.flow);
-        assert_int_equal(a->deliver.attempt, b->deliver.attempt);
-        assert_int_equal(a->deliver.sealed_len, b->deliver.sealed_len);
-        assert_memory_equal(a->deliver.sealed, b->deliver.sealed, a->deliver.sealed_len);
+        assert_int_equal(a->deliver.count, b->deliver.count);
+        for (uint32_t i = 0; i < a->deliver.count; i++) {
+            const shub_deliver_t *x = &a->deliver.list[i], *y = &b->deliver.list[i];
+            assert_id(&x->id, &y->id);
+            assert_string_equal(x->type, y->type);
+            assert_string_equal(x->from, y->from);
+            assert_string_equal(x->agreement, y->agreement);
+            assert_int_equal(x->version, y->version);
+            assert_string_equal(x->flow, y->flow);
+            assert_int_equal(x->attempt, y->attempt);
+            assert_int_equal(x->sealed_len, y->sealed_len);
+            assert_memory_equal(x->sealed, y->sealed, x->sealed_len);
+        }
         break;
     case SHUB_MSG_ACK:
-        assert_id(&a->ack.id, &b->ack.id);
+        assert_int_equal(a->ack.count, b->ack.count);
+        for (uint32_t i = 0; i < a->ack.count; i++)
+            assert_id(&a->ack.ids[i], &b->ack.ids[i]);
+        break;
+    case SHUB_MSG_UPDATE:
+        assert_int_equal(a->update.count, b->update.count);
+        for (uint32_t i = 0; i < a->update.count; i++) {
+            const shub_update_t *x = &a->update.list[i], *y = &b->update.list[i];
+            assert_int_equal(x->seq, y->seq);
+            assert_id(&x->id, &y->id);
+            assert_outcome_equal(&x->item, &y->item);
+        }
+        break;
+    case SHUB_MSG_CONFIRM:
+        assert_int_equal(a->confirm.upto, b->confirm.upto);
+        break;
+    case SHUB_MSG_CHECKPOINT:
+        assert_head_equal(&a->checkpoint, &b->checkpoint);
+        break;
+    case SHUB_MSG_WITNESS:
+        assert_head_equal(&a->witness, &b->witness);
         break;
     case SHUB_MSG_HEARTBEAT:
         assert_int_equal(a->heartbeat.time_ms, b->heartbeat.time_ms);
@@ -324,7 +449,9 @@ static void expect_err(int rc, const shub_err_t *err, int code, const char *path
     }
 }
 
-static void expect_decode(const void *data, size_t size, int code, const char *path)
+/* Decodes data and expects `code` at `path`; with `rule`, also that text. */
+static void expect_decode_rule(const void *data, size_t size, int code, const char *path,
+                               const char *rule)
 {
     shub_msg_t *msg = NULL;
     shub_err_t err = {0};
@@ -333,18 +460,35 @@ static void expect_decode(const void *data, size_t size, int code, const char *p
     if (rc == 0)
         shub_msg_destroy(&msg);
     expect_err(rc, &err, code, path);
+    if (rule)
+        assert_string_equal(err.msg, rule);
     assert_null(msg);
 }
 
-static void expect_encode(const shub_msg_t *msg, int code, const char *path)
+static void expect_decode(const void *data, size_t size, int code, const char *path)
+{
+    expect_decode_rule(data, size, code, path, NULL);
+}
+
+/* Encodes msg and expects `code` at `path`, and nothing in the buffer; with
+ * `rule`, also that text. */
+static void expect_encode_rule(const shub_msg_t *msg, int code, const char *path,
+                               const char *rule)
 {
     shub_buf_t buf = {0};
     shub_err_t err = {0};
     shub_err_clear(&err);
     int rc = shub_msg_encode(msg, &buf, &err);
     expect_err(rc, &err, code, path);
+    if (rule)
+        assert_string_equal(err.msg, rule);
     assert_int_equal(buf.len, 0);
     shub_buf_free(&buf);
+}
+
+static void expect_encode(const shub_msg_t *msg, int code, const char *path)
+{
+    expect_encode_rule(msg, code, path, NULL);
 }
 
 /* Encodes, decodes and compares; returns the encoded size. */
@@ -376,6 +520,18 @@ static size_t round_trip(const shub_msg_t *msg)
     return len;
 }
 
+/* The batch messages: the key of each one's array, and its error path. */
+static const struct {
+    shub_msg_type_t type;
+    const char *list, *path;
+} batches[] = {
+    {SHUB_MSG_RECEIPT, "receipts", "RECEIPT.receipts"},
+    {SHUB_MSG_DELIVER, "deliveries", "DELIVER.deliveries"},
+    {SHUB_MSG_ACK, "ids", "ACK.ids"},
+    {SHUB_MSG_UPDATE, "updates", "UPDATE.updates"},
+};
+#define N_BATCHES (sizeof batches / sizeof batches[0])
+
 /* ---- templates: real encodings, one field changed ---------------------- */
 
 #define TPL_FIELDS 24
@@ -390,7 +546,7 @@ typedef struct {
     } f[TPL_FIELDS];
 } tpl_t;
 
-typedef enum { REPLACE, OMIT, TWICE } edit_t;
+typedef enum { KEEP, REPLACE, OMIT, TWICE } edit_t;
 
 static void tpl_from_bytes(tpl_t *t, const void *data, size_t size)
 {
@@ -428,23 +584,23 @@ static void tpl_from_msg(tpl_t *t, const shub_msg_t *msg)
     shub_buf_free(&buf);
 }
 
-/* The template's map with `key`'s value replaced by raw bytes (added at the
- * end if the template lacks it), the key left out, or the key repeated. */
-static void tpl_build(const tpl_t *t, const char *key, const void *raw, size_t len,
+/* Appends the template's map to out with `key`'s value replaced by raw bytes
+ * (added at the end if the template lacks it), the key left out, or the key
+ * repeated; or, with KEEP, as it is. */
+static void tpl_write(const tpl_t *t, const char *key, const void *raw, size_t len,
                       edit_t how, msgpack_sbuffer *out)
 {
     int found = -1;
-    for (int i = 0; i < t->n; i++)
+    for (int i = 0; how != KEEP && i < t->n; i++)
         if (strcmp(t->f[i].key, key) == 0)
             found = i;
     uint32_t n = (uint32_t)t->n;
-    if (how != REPLACE)
+    if (how == OMIT || how == TWICE)
         assert_true(found >= 0);
     if (how == OMIT)
         n--;
-    else if (how == TWICE || found < 0)
+    else if (how == TWICE || (how == REPLACE && found < 0))
         n++;
-    msgpack_sbuffer_init(out);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, n);
@@ -466,14 +622,93 @@ static void tpl_build(const tpl_t *t, const char *key, const void *raw, size_t l
     }
 }
 
-static tpl_t templates[SHUB_MSG_BYE + 1];     /* every optional field present */
-static tpl_t templates_min[SHUB_MSG_BYE + 1]; /* none present */
+/* A new buffer holding the template with one edit (tpl_write). */
+static void tpl_build(const tpl_t *t, const char *key, const void *raw, size_t len,
+                      edit_t how, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_init(out);
+    tpl_write(t, key, raw, len, how, out);
+}
+
+/* The raw value of `key` in t; fails the test if t lacks it. */
+static const msgpack_object *tpl_array(const tpl_t *t, const char *key,
+                                       msgpack_unpacked *up)
+{
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->f[i].key, key) == 0) {
+            msgpack_unpacked_init(up);
+            assert_int_equal(
+                msgpack_unpack_next(up, (const char *)t->f[i].raw, t->f[i].len, NULL),
+                MSGPACK_UNPACK_SUCCESS);
+            assert_int_equal(up->data.type, MSGPACK_OBJECT_ARRAY);
+            return &up->data;
+        }
+    fail_msg("template has no \"%s\"", key);
+    return NULL;
+}
+
+/* A new buffer holding the array under `list` in t with `n` items: item i is
+ * the template's item (i modulo its count), and item `index` carries one edit
+ * (tpl_write) of `key`. With n 0, the template's own count. */
+static void list_build(const tpl_t *t, const char *list, uint32_t n, uint32_t index,
+                       const char *key, const void *raw, size_t len, edit_t how,
+                       msgpack_sbuffer *out)
+{
+    msgpack_unpacked up;
+    const msgpack_object *arr = tpl_array(t, list, &up);
+    uint32_t have = arr->via.array.size;
+    assert_true(have > 0);
+    if (n == 0)
+        n = have;
+    msgpack_sbuffer_init(out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *item = &arr->via.array.ptr[i % have];
+        if (i != index || how == KEEP) {
+            msgpack_pack_object(&pk, *item);
+            continue;
+        }
+        msgpack_sbuffer one;
+        msgpack_sbuffer_init(&one);
+        msgpack_packer opk;
+        msgpack_packer_init(&opk, &one, msgpack_sbuffer_write);
+        msgpack_pack_object(&opk, *item);
+        tpl_t *it = malloc(sizeof *it);
+        assert_non_null(it);
+        tpl_from_bytes(it, one.data, one.size);
+        tpl_write(it, key, raw, len, how, out);
+        free(it);
+        msgpack_sbuffer_destroy(&one);
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+/* The template of item `index` of the array under `list` in t. */
+static void tpl_item(const tpl_t *t, const char *list, uint32_t index, tpl_t *item)
+{
+    msgpack_unpacked up;
+    const msgpack_object *arr = tpl_array(t, list, &up);
+    assert_true(index < arr->via.array.size);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, arr->via.array.ptr[index]);
+    tpl_from_bytes(item, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked_destroy(&up);
+}
+
+static tpl_t templates[SHUB_MSG_TYPE_LAST + 1];     /* every optional field present */
+static tpl_t templates_min[SHUB_MSG_TYPE_LAST + 1]; /* none present */
 
 static int setup_templates(void **state)
 {
     (void)state;
     shub_arena_t *a = shub_arena_new(0);
-    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_BYE; t++) {
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
         shub_msg_t m = sample((shub_msg_type_t)t, true, a);
         tpl_from_msg(&templates[t], &m);
         m = sample((shub_msg_type_t)t, false, a);
@@ -483,14 +718,30 @@ static int setup_templates(void **state)
     return 0;
 }
 
-/* Decodes a template with one edit and checks the outcome. */
-static void expect_edit(const tpl_t *t, const char *key, const void *raw, size_t len,
-                        edit_t how, int code, const char *path)
+/* Decodes a template with one edit and checks the outcome; with `rule`, its
+ * text too. */
+static void expect_edit_rule(const tpl_t *t, const char *key, const void *raw, size_t len,
+                             edit_t how, int code, const char *path, const char *rule)
 {
     msgpack_sbuffer sb;
     tpl_build(t, key, raw, len, how, &sb);
-    expect_decode(sb.data, sb.size, code, path);
+    expect_decode_rule(sb.data, sb.size, code, path, rule);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void expect_edit(const tpl_t *t, const char *key, const void *raw, size_t len,
+                        edit_t how, int code, const char *path)
+{
+    expect_edit_rule(t, key, raw, len, how, code, path, NULL);
+}
+
+/* Packs the msgpack text s into a new buffer. */
+static void packed_text(const char *s, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_str_with_body(&pk, s, strlen(s));
 }
 
 /* Same, with the new value a msgpack text. */
@@ -498,11 +749,21 @@ static void expect_edit_text(const tpl_t *t, const char *key, const char *s, int
                              const char *path)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_str_with_body(&pk, s, strlen(s));
+    packed_text(s, &sb);
     expect_edit(t, key, sb.data, sb.size, REPLACE, code, path);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Decodes t with item `index` of its array `list` edited (list_build, the
+ * template's own count of items) and checks the outcome, and with `rule`
+ * its text. */
+static void expect_item_edit(const tpl_t *t, const char *list, uint32_t index,
+                             const char *key, const void *raw, size_t len, edit_t how,
+                             int code, const char *path, const char *rule)
+{
+    msgpack_sbuffer sb;
+    list_build(t, list, 0, index, key, raw, len, how, &sb);
+    expect_edit_rule(t, list, sb.data, sb.size, REPLACE, code, path, rule);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -537,41 +798,116 @@ ROUND_TRIP_TESTS(ack, SHUB_MSG_ACK)
 ROUND_TRIP_TESTS(heartbeat, SHUB_MSG_HEARTBEAT)
 ROUND_TRIP_TESTS(error, SHUB_MSG_ERROR)
 ROUND_TRIP_TESTS(bye, SHUB_MSG_BYE)
+ROUND_TRIP_TESTS(update, SHUB_MSG_UPDATE)
+ROUND_TRIP_TESTS(confirm, SHUB_MSG_CONFIRM)
+ROUND_TRIP_TESTS(checkpoint, SHUB_MSG_CHECKPOINT)
+ROUND_TRIP_TESTS(witness, SHUB_MSG_WITNESS)
 
 static void test_shub_msg_encode_absent_optionals_are_not_written(void **state)
 {
     (void)state;
     /* the encoder writes only the fields present: "v", "type" and required ones */
-    static const int fields_min[] = {0, 2, 7, 11, 4, 10, 3, 2, 4, 2};
-    static const int fields_full[] = {0, 4, 8, 16, 6, 10, 3, 3, 5, 3};
-    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_BYE; t++) {
+    static const int fields_min[] = {
+        [SHUB_MSG_HELLO] = 2,     [SHUB_MSG_WELCOME] = 7, [SHUB_MSG_SHARE] = 11,
+        [SHUB_MSG_RECEIPT] = 3,   [SHUB_MSG_DELIVER] = 3, [SHUB_MSG_ACK] = 3,
+        [SHUB_MSG_HEARTBEAT] = 2, [SHUB_MSG_ERROR] = 4,   [SHUB_MSG_BYE] = 2,
+        [SHUB_MSG_UPDATE] = 3,    [SHUB_MSG_CONFIRM] = 3, [SHUB_MSG_CHECKPOINT] = 7,
+        [SHUB_MSG_WITNESS] = 7,
+    };
+    static const int fields_full[] = {
+        [SHUB_MSG_HELLO] = 4,     [SHUB_MSG_WELCOME] = 8, [SHUB_MSG_SHARE] = 17,
+        [SHUB_MSG_RECEIPT] = 3,   [SHUB_MSG_DELIVER] = 3, [SHUB_MSG_ACK] = 3,
+        [SHUB_MSG_HEARTBEAT] = 3, [SHUB_MSG_ERROR] = 5,   [SHUB_MSG_BYE] = 3,
+        [SHUB_MSG_UPDATE] = 3,    [SHUB_MSG_CONFIRM] = 3, [SHUB_MSG_CHECKPOINT] = 7,
+        [SHUB_MSG_WITNESS] = 7,
+    };
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
         assert_int_equal(templates_min[t].n, fields_min[t]);
         assert_int_equal(templates[t].n, fields_full[t]);
     }
     assert_string_equal(templates_min[SHUB_MSG_HELLO].f[0].key, "v");
     assert_string_equal(templates_min[SHUB_MSG_HELLO].f[1].key, "type");
+
+    /* inside batches too: an item's absent optionals are not written */
+    static const struct {
+        shub_msg_type_t type;
+        const char *list;
+        uint32_t index;
+        int fields; /* in that item of the full sample */
+    } items[] = {
+        {SHUB_MSG_RECEIPT, "receipts", 0, 3}, /* id, duplicate, outcomes */
+        {SHUB_MSG_RECEIPT, "receipts", 1, 2}, /* id, outcomes (empty) */
+        {SHUB_MSG_DELIVER, "deliveries", 1, 8},
+        {SHUB_MSG_UPDATE, "updates", 0, 7}, /* seq, id, to, outcome, agreement... */
+        {SHUB_MSG_UPDATE, "updates", 1, 9}, /* ... and reason, detail */
+    };
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        tpl_t *item = malloc(sizeof *item);
+        assert_non_null(item);
+        tpl_item(&templates[items[i].type], items[i].list, items[i].index, item);
+        assert_int_equal(item->n, items[i].fields);
+        free(item);
+    }
+    tpl_t *item = malloc(sizeof *item);
+    assert_non_null(item);
+    tpl_item(&templates_min[SHUB_MSG_UPDATE], "updates", 0, item);
+    assert_int_equal(item->n, 4); /* seq, id, to, outcome */
+    assert_string_equal(item->f[0].key, "seq");
+    assert_string_equal(item->f[3].key, "outcome");
+    tpl_item(&templates[SHUB_MSG_RECEIPT], "receipts", 0, item);
+    tpl_item(item, "outcomes", 3, item); /* "bcc": to and outcome only */
+    assert_int_equal(item->n, 2);
+    free(item);
 }
 
-static void test_shub_msg_encode_hello_exact_bytes(void **state)
+static void test_shub_msg_encode_exact_bytes(void **state)
 {
     (void)state;
     shub_msg_t m = {.type = SHUB_MSG_HELLO};
     shub_buf_t buf = {0};
     assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
-    static const uint8_t want[] = {0x82, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p',
-                                   'e',  0xa5, 'H', 'E',  'L',  'L', 'O'};
-    assert_int_equal(buf.len, sizeof want);
-    assert_memory_equal(buf.data, want, sizeof want);
+    static const uint8_t hello[] = {0x82, 0xa1, 'v', 0x02, 0xa4, 't', 'y', 'p',
+                                    'e',  0xa5, 'H', 'E',  'L',  'L', 'O'};
+    assert_int_equal(buf.len, sizeof hello);
+    assert_memory_equal(buf.data, hello, sizeof hello);
+
+    /* a required 0 is written: CONFIRM upto 0 says no update was applied */
+    m = (shub_msg_t){.type = SHUB_MSG_CONFIRM};
+    assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+    static const uint8_t confirm[] = {0x83, 0xa1, 'v', 0x02, 0xa4, 't', 'y', 'p',
+                                      'e',  0xa7, 'C', 'O',  'N',  'F', 'I', 'R',
+                                      'M',  0xa4, 'u', 'p',  't',  'o', 0x00};
+    assert_int_equal(buf.len, sizeof confirm);
+    assert_memory_equal(buf.data, confirm, sizeof confirm);
+
+    /* ACK: one id, in an array */
+    shub_id_t one = id_a;
+    m = (shub_msg_t){.type = SHUB_MSG_ACK, .ack = {&one, 1}};
+    assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+    static const uint8_t ack_head[] = {0x83, 0xa1, 'v',  0x02, 0xa4, 't', 'y',
+                                       'p',  'e',  0xa3, 'A',  'C',  'K', 0xa3,
+                                       'i',  'd',  's',  0x91, 0xc4, 0x10};
+    assert_int_equal(buf.len, sizeof ack_head + SHUB_ID_SIZE);
+    assert_memory_equal(buf.data, ack_head, sizeof ack_head);
+    assert_memory_equal(buf.data + sizeof ack_head, id_a.bytes, SHUB_ID_SIZE);
     shub_buf_free(&buf);
 }
 
 static void test_shub_msg_decode_receipt_no_outcomes_round_trips(void **state)
 {
     (void)state;
-    shub_msg_t m = sample(SHUB_MSG_RECEIPT, false, NULL);
-    m.receipt.items = outcomes_min; /* non-NULL with count 0: an empty array */
-    m.receipt.count = 0;
+    shub_receipt_t r = receipts_min[0];
+    r.items = outcomes_min; /* non-NULL with count 0: an empty array */
+    r.count = 0;
+    shub_msg_t m = {.type = SHUB_MSG_RECEIPT, .receipt = {&r, 1}};
     round_trip(&m);
+    /* the template's second receipt is such a one, and decodes */
+    tpl_t *item = malloc(sizeof *item);
+    assert_non_null(item);
+    tpl_item(&templates[SHUB_MSG_RECEIPT], "receipts", 1, item);
+    assert_int_equal(item->f[1].len, 1);
+    assert_int_equal(item->f[1].raw[0], 0x90);
+    free(item);
 }
 
 static void test_shub_msg_decode_required_zero_numbers_round_trip(void **state)
@@ -582,9 +918,16 @@ static void test_shub_msg_decode_required_zero_numbers_round_trip(void **state)
     m.welcome.heartbeat_ms = 0;
     m.welcome.time_ms = 0;
     round_trip(&m);
-    m = sample(SHUB_MSG_DELIVER, false, NULL);
-    m.deliver.version = 0;
-    m.deliver.attempt = 0;
+    shub_deliver_t d = deliveries_min[0];
+    d.version = 0;
+    d.attempt = 0;
+    m = (shub_msg_t){.type = SHUB_MSG_DELIVER, .deliver = {&d, 1}};
+    round_trip(&m);
+    m = sample(SHUB_MSG_CONFIRM, false, NULL);
+    assert_int_equal(m.confirm.upto, 0);
+    round_trip(&m);
+    shub_signed_head_t h = sample_head(false); /* at 0: the epoch, still a time */
+    m = (shub_msg_t){.type = SHUB_MSG_CHECKPOINT, .checkpoint = h};
     round_trip(&m);
 }
 
@@ -822,45 +1165,58 @@ static void test_shub_msg_decode_raw_malformed_exact_errors(void **state)
          RAW("\x81\xa4" "type" "\xa3" "BYE"),
          SHUB_EMISSING, "BYE.v"},
         {"v but no type",
-         RAW("\x81\xa1" "v" "\x01"),
+         RAW("\x81\xa1" "v" "\x02"),
          SHUB_EMISSING, "message.type"},
         {"v is text",
          RAW("\x82\xa1" "v" "\xa1" "1" "\xa4" "type" "\xa3" "BYE"),
          SHUB_ETYPE, "BYE.v"},
-        {"v is 2",
-         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "BYE"),
+        {"v is 1: a version 1 peer",
+         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "BYE"),
          SHUB_EVERSION, "BYE.v"},
+        {"v is 3",
+         RAW("\x82\xa1" "v" "\x03" "\xa4" "type" "\xa3" "BYE"),
+         SHUB_EVERSION, "BYE.v"},
+        {"v is 2 as a uint16",
+         RAW("\x83\xa1" "v" "\xcd\x00\x02" "\xa4" "type" "\xa7" "CONFIRM"
+             "\xa4" "upto" "\x00"),
+         0, ""},
         {"v is 0",
          RAW("\x82\xa1" "v" "\x00" "\xa4" "type" "\xa3" "BYE"),
          SHUB_EVERSION, "BYE.v"},
         {"v is -1",
          RAW("\x82\xa1" "v" "\xff" "\xa4" "type" "\xa3" "BYE"),
          SHUB_EVERSION, "BYE.v"},
-        {"v is 2, type unknown",
-         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "XYZ"),
+        {"v is 1, type unknown",
+         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "XYZ"),
          SHUB_EVERSION, "message.v"},
         {"type unknown",
-         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa4" "PING"),
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa4" "PING"),
          SHUB_EUNKNOWN, "message.type"},
         {"type lowercase",
-         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "bye"),
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "bye"),
          SHUB_EUNKNOWN, "message.type"},
         {"type is an integer",
-         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\x09"),
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\x09"),
          SHUB_ETYPE, "message.type"},
         {"type repeated",
-         RAW("\x83\xa1" "v" "\x01" "\xa4" "type" "\xa3" "BYE" "\xa4" "type" "\xa3" "BYE"),
+         RAW("\x83\xa1" "v" "\x02" "\xa4" "type" "\xa3" "BYE" "\xa4" "type" "\xa3" "BYE"),
          SHUB_EDUPKEY, "BYE"},
         {"trailing byte",
-         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "BYE" "\x00"),
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "BYE" "\x00"),
          SHUB_EMALFORMED, "BYE"},
         {"two messages back to back",
-         RAW("\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "BYE"
-             "\x82\xa1" "v" "\x01" "\xa4" "type" "\xa3" "BYE"),
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "BYE"
+             "\x82\xa1" "v" "\x02" "\xa4" "type" "\xa3" "BYE"),
          SHUB_EMALFORMED, "BYE"},
         {"uint64 above INT64_MAX",
          RAW("\x81\xa1" "v" "\xcf\x80\x00\x00\x00\x00\x00\x00\x00"),
          SHUB_ELIMIT, "message.v"},
+        {"a new type with v 2",
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa7" "CONFIRM"),
+         SHUB_EMISSING, "CONFIRM.upto"},
+        {"a v2 type lowercase",
+         RAW("\x82\xa1" "v" "\x02" "\xa4" "type" "\xa7" "witness"),
+         SHUB_EUNKNOWN, "message.type"},
         {"ext in a value",
          RAW("\x81\xa1" "v" "\xd5\x01\x00\x00"),
          SHUB_ETYPE, "message.v"},
@@ -873,7 +1229,8 @@ static void test_shub_msg_decode_raw_malformed_exact_errors(void **state)
             fail_msg("%s: got %s at \"%s\", expected %s at \"%s\"", cases[i].what,
                      shub_err_token(rc), err.path, shub_err_token(cases[i].code),
                      cases[i].path);
-        assert_null(msg);
+        assert_true(rc == 0 ? msg != NULL : msg == NULL);
+        shub_msg_destroy(&msg);
     }
 }
 /* clang-format on */
@@ -917,7 +1274,7 @@ static void test_shub_msg_decode_bad_arguments_return_einval(void **state)
 static void test_shub_msg_decode_truncated_at_every_offset_is_malformed(void **state)
 {
     (void)state;
-    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_BYE; t++) {
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
         shub_arena_t *a = shub_arena_new(0);
         shub_msg_t m = sample((shub_msg_type_t)t, true, a);
         shub_buf_t buf = {0};
@@ -1070,6 +1427,17 @@ static void test_shub_msg_decode_share_field_errors_exact(void **state)
                 RAW("\x81\xa4" "kids" "\x92\xa1" "a" "\xa1\xff"),
                 REPLACE, SHUB_EUTF8, "SHARE.payload.kids[1]");
     expect_edit(t, "case", RAW("\xa2\xc3\x28"), REPLACE, SHUB_EUTF8, "SHARE.case");
+    /* actor (v2): a ref, optional */
+    expect_edit(t, "actor", NULL, 0, OMIT, 0, "");
+    expect_edit_text(t, "actor", "", SHUB_EVALUE, "SHARE.actor");
+    expect_edit_text(t, "actor", "PC\t4471", SHUB_EVALUE, "SHARE.actor");
+    expect_edit(t, "actor", RAW("\x11"), REPLACE, SHUB_ETYPE, "SHARE.actor");
+    expect_edit(t, "actor",
+                RAW("\xc4\x02" "PC"),
+                REPLACE, SHUB_ETYPE, "SHARE.actor");
+    expect_edit(t, "actor", RAW("\xa3\xe2\x82\x28"), REPLACE, SHUB_EUTF8, "SHARE.actor");
+    expect_edit(t, "actor", NULL, 0, TWICE, SHUB_EDUPKEY, "SHARE");
+    expect_edit_text(templates_min + SHUB_MSG_SHARE, "actor", "PC 4471", 0, "");
     /* payload structure */
     expect_edit(t, "payload",
                 RAW("\x82\xa1" "a" "\x01" "\xa1" "a" "\x02"),
@@ -1093,7 +1461,8 @@ static void test_shub_msg_decode_share_field_errors_exact(void **state)
     expect_edit(t, "to", NULL, 0, TWICE, SHUB_EDUPKEY, "SHARE");
     expect_edit(t, "id", NULL, 0, TWICE, SHUB_EDUPKEY, "SHARE");
     /* version */
-    expect_edit(t, "v", RAW("\x02"), REPLACE, SHUB_EVERSION, "SHARE.v");
+    expect_edit_rule(t, "v", RAW("\x01"), REPLACE, SHUB_EVERSION, "SHARE.v",
+                     "protocol version 1 not supported (this side speaks 2)");
     expect_edit(t, "v", RAW("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"), REPLACE, SHUB_ETYPE,
                 "SHARE.v");
 }
@@ -1104,43 +1473,6 @@ static void test_shub_msg_decode_share_field_errors_exact(void **state)
 static void test_shub_msg_decode_other_types_field_errors_exact(void **state)
 {
     (void)state;
-    const tpl_t *r = &templates[SHUB_MSG_RECEIPT];
-    expect_edit(r, "outcomes",
-                RAW("\x92\x82\xa2" "to" "\xa3" "bcc" "\xa7" "outcome" "\xa6" "queued"
-                    "\x82\xa2" "to" "\xa3" "wmp" "\xa7" "outcome" "\xa4" "lost"),
-                REPLACE, SHUB_EVALUE, "RECEIPT.outcomes[1].outcome");
-    expect_edit(r, "outcomes", RAW("\x91\x07"), REPLACE, SHUB_ETYPE,
-                "RECEIPT.outcomes[0]");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x81\xa7" "outcome" "\xa6" "queued"),
-                REPLACE, SHUB_EMISSING, "RECEIPT.outcomes[0].to");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x81\xa2" "to" "\xa3" "bcc"),
-                REPLACE, SHUB_EMISSING, "RECEIPT.outcomes[0].outcome");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x83\xa2" "to" "\xa3" "bcc" "\xa7" "outcome" "\xa6" "denied"
-                    "\xa7" "version" "\xff"),
-                REPLACE, SHUB_EVALUE, "RECEIPT.outcomes[0].version");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x83\xa2" "to" "\xa3" "bcc" "\xa7" "outcome" "\xa6" "denied"
-                    "\xa7" "version" "\xcf\x00\x00\x00\x01\x00\x00\x00\x00"),
-                REPLACE, SHUB_ELIMIT, "RECEIPT.outcomes[0].version");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x83\xa2" "to" "\xa3" "bcc" "\xa7" "outcome" "\xa6" "denied"
-                    "\xa6" "detail" "\xa3" "a\tb"),
-                REPLACE, SHUB_EVALUE, "RECEIPT.outcomes[0].detail");
-    expect_edit(r, "outcomes", RAW("\xa0"), REPLACE, SHUB_ETYPE, "RECEIPT.outcomes");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x82\xa2" "to" "\xa7" "Bad Org"
-                    "\xa7" "outcome" "\xa6" "queued"),
-                REPLACE, SHUB_EVALUE, "RECEIPT.outcomes[0].to");
-    expect_edit(r, "outcomes",
-                RAW("\x91\x82\xa2" "to" "\xa9" "@solihull"
-                    "\xa7" "outcome" "\xa4" "dead"),
-                REPLACE, 0, ""); /* a selector that matched no one is named as sent */
-    expect_edit(r, "duplicate", RAW("\x01"), REPLACE, SHUB_ETYPE, "RECEIPT.duplicate");
-    expect_edit(r, "outcomes", NULL, 0, OMIT, SHUB_EMISSING, "RECEIPT.outcomes");
-
     const tpl_t *w = &templates[SHUB_MSG_WELCOME];
     expect_edit(w, "heartbeat_ms", NULL, 0, OMIT, SHUB_EMISSING, "WELCOME.heartbeat_ms");
     expect_edit(w, "time", RAW("\xd1\xff\x00"), REPLACE, SHUB_EVALUE, "WELCOME.time");
@@ -1150,16 +1482,6 @@ static void test_shub_msg_decode_other_types_field_errors_exact(void **state)
     expect_edit(w, "max_bytes", RAW("\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), REPLACE,
                 SHUB_ELIMIT, "WELCOME.max_bytes");
 
-    const tpl_t *d = &templates[SHUB_MSG_DELIVER];
-    expect_edit(d, "sealed", RAW("\xc4\x00"), REPLACE, SHUB_EVALUE, "DELIVER.sealed");
-    expect_edit(d, "sealed",
-                RAW("\xa3" "abc"),
-                REPLACE, SHUB_ETYPE, "DELIVER.sealed");
-    expect_edit(d, "attempt", NULL, 0, OMIT, SHUB_EMISSING, "DELIVER.attempt");
-    expect_edit(d, "from",
-                RAW("\xa4" "W M "),
-                REPLACE, SHUB_EVALUE, "DELIVER.from");
-
     const tpl_t *e = &templates[SHUB_MSG_ERROR];
     expect_edit(e, "code", NULL, 0, OMIT, SHUB_EMISSING, "ERROR.code");
     expect_edit(e, "id",
@@ -1167,7 +1489,6 @@ static void test_shub_msg_decode_other_types_field_errors_exact(void **state)
                 REPLACE, SHUB_EVALUE, "ERROR.id");
     expect_edit(e, "message", RAW("\xa0"), REPLACE, 0, ""); /* a line may be empty */
 
-    expect_edit(&templates[SHUB_MSG_ACK], "id", NULL, 0, OMIT, SHUB_EMISSING, "ACK.id");
     expect_edit(&templates[SHUB_MSG_HEARTBEAT], "time",
                 RAW("\xa3" "now"),
                 REPLACE, SHUB_ETYPE, "HEARTBEAT.time");
@@ -1178,6 +1499,299 @@ static void test_shub_msg_decode_other_types_field_errors_exact(void **state)
                 "HELLO.window");
     expect_edit(&templates[SHUB_MSG_HELLO], "agent", RAW("\xa0"), REPLACE, SHUB_EVALUE,
                 "HELLO.agent");
+}
+
+/* Every batch's array: wrong type, empty, an item that is not what it should
+ * be, missing; each with its exact path and rule. */
+static void test_shub_msg_decode_batch_arrays_exact(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_BATCHES; i++) {
+        const tpl_t *t = &templates[batches[i].type];
+        const char *list = batches[i].list, *path = batches[i].path;
+        char item[64];
+        snprintf(item, sizeof item, "%s[0]", path);
+        expect_edit_rule(t, list, NULL, 0, OMIT, SHUB_EMISSING, path,
+                         "required field missing");
+        expect_edit_rule(t, list, RAW("\x90"), REPLACE, SHUB_EVALUE, path, "no items");
+        expect_edit_rule(t, list, RAW("\x80"), REPLACE, SHUB_ETYPE, path, "expected an array");
+        expect_edit(t, list, RAW("\xc0"), REPLACE, SHUB_ETYPE, path);
+        expect_edit(t, list, RAW("\x91\xc0"), REPLACE, SHUB_ETYPE, item);
+        expect_edit(t, list, NULL, 0, TWICE, SHUB_EDUPKEY, shub_msg_type_name(batches[i].type));
+        /* the template's own items, in a longer batch, still decode */
+        msgpack_sbuffer sb;
+        list_build(t, list, 40, 0, NULL, NULL, 0, KEEP, &sb);
+        expect_edit(t, list, sb.data, sb.size, REPLACE, 0, "");
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* a version 1 body marked version 2: the old keys are unknown (ignored),
+     * the batch is missing */
+    expect_decode(RAW("\x83\xa1" "v" "\x02" "\xa4" "type" "\xa3" "ACK"
+                      "\xa2" "id" "\xc4\x10" "0123456789abcdef"),
+                  SHUB_EMISSING, "ACK.ids");
+    expect_decode(RAW("\x84\xa1" "v" "\x02" "\xa4" "type" "\xa7" "RECEIPT"
+                      "\xa2" "id" "\xc4\x10" "0123456789abcdef"
+                      "\xa8" "outcomes" "\x90"),
+                  SHUB_EMISSING, "RECEIPT.receipts");
+}
+/* clang-format on */
+
+/* Byte strings below keep one msgpack value per literal, a message per line. */
+/* clang-format off */
+static void test_shub_msg_decode_receipt_items_exact(void **state)
+{
+    (void)state;
+    const tpl_t *r = &templates[SHUB_MSG_RECEIPT];
+    expect_item_edit(r, "receipts", 1, "id", NULL, 0, OMIT, SHUB_EMISSING,
+                     "RECEIPT.receipts[1].id", "required field missing");
+    expect_item_edit(r, "receipts", 2, "id",
+                     RAW("\xc4\x0c" "0123456789ab"),
+                     REPLACE, SHUB_EVALUE, "RECEIPT.receipts[2].id",
+                     "id of 12 bytes, expected 16");
+    expect_item_edit(r, "receipts", 0, "id", ID_TEXT_RAW, 17, REPLACE, SHUB_ETYPE,
+                     "RECEIPT.receipts[0].id", "expected 16 bytes of binary");
+    expect_item_edit(r, "receipts", 0, "duplicate", RAW("\x01"), REPLACE, SHUB_ETYPE,
+                     "RECEIPT.receipts[0].duplicate", "expected true or false");
+    expect_item_edit(r, "receipts", 1, "duplicate", RAW("\xc2"), REPLACE, 0, "", NULL);
+    expect_item_edit(r, "receipts", 2, "outcomes", NULL, 0, OMIT, SHUB_EMISSING,
+                     "RECEIPT.receipts[2].outcomes", NULL);
+    expect_item_edit(r, "receipts", 2, "outcomes", RAW("\xa0"), REPLACE, SHUB_ETYPE,
+                     "RECEIPT.receipts[2].outcomes", NULL);
+    expect_item_edit(r, "receipts", 0, "outcomes", RAW("\x91\x07"), REPLACE, SHUB_ETYPE,
+                     "RECEIPT.receipts[0].outcomes[0]", "expected a map");
+    /* the version 1 `update` flag is an unknown key now: ignored */
+    expect_item_edit(r, "receipts", 0, "update", RAW("\xc3"), REPLACE, 0, "", NULL);
+    expect_item_edit(r, "receipts", 0, "id", NULL, 0, TWICE, SHUB_EDUPKEY,
+                     "RECEIPT.receipts[0]", "duplicate key \"id\"");
+
+    /* outcome items, one level further down */
+    static const struct {
+        uint32_t outcome;
+        const char *key;
+        const char *raw;
+        size_t len;
+        edit_t how;
+        int code;
+        const char *path;
+    } cases[] = {
+        {1, "outcome", RAW("\xa4" "lost"), REPLACE, SHUB_EVALUE,
+         "RECEIPT.receipts[0].outcomes[1].outcome"},
+        {0, "to", NULL, 0, OMIT, SHUB_EMISSING, "RECEIPT.receipts[0].outcomes[0].to"},
+        {4, "outcome", NULL, 0, OMIT, SHUB_EMISSING,
+         "RECEIPT.receipts[0].outcomes[4].outcome"},
+        {0, "to", RAW("\xa7" "Bad Org"), REPLACE, SHUB_EVALUE,
+         "RECEIPT.receipts[0].outcomes[0].to"},
+        {3, "to", RAW("\xa9" "@solihull"), REPLACE, 0, ""}, /* a selector, named as sent */
+        {1, "version", RAW("\xff"), REPLACE, SHUB_EVALUE,
+         "RECEIPT.receipts[0].outcomes[1].version"},
+        {1, "version", RAW("\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), REPLACE, SHUB_ELIMIT,
+         "RECEIPT.receipts[0].outcomes[1].version"},
+        {1, "detail", RAW("\xa3" "a\tb"), REPLACE, SHUB_EVALUE,
+         "RECEIPT.receipts[0].outcomes[1].detail"},
+        {1, "reason", RAW("\xa3" "A-B"), REPLACE, SHUB_EVALUE,
+         "RECEIPT.receipts[0].outcomes[1].reason"},
+        {2, "flow", RAW("\x01"), REPLACE, SHUB_ETYPE, "RECEIPT.receipts[0].outcomes[2].flow"},
+        {2, "later", RAW("\x01"), REPLACE, 0, ""}, /* unknown keys are ignored here too */
+    };
+    tpl_t *receipt = malloc(sizeof *receipt);
+    assert_non_null(receipt);
+    tpl_item(r, "receipts", 0, receipt);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer outcomes;
+        list_build(receipt, "outcomes", 0, cases[i].outcome, cases[i].key, cases[i].raw,
+                   cases[i].len, cases[i].how, &outcomes);
+        expect_item_edit(r, "receipts", 0, "outcomes", outcomes.data, outcomes.size,
+                         REPLACE, cases[i].code, cases[i].path, NULL);
+        msgpack_sbuffer_destroy(&outcomes);
+    }
+    /* the path names each level: the fourth receipt's first outcome */
+    msgpack_sbuffer outcomes, receipts;
+    list_build(receipt, "outcomes", 0, 0, "to", RAW("\xa1" "-"), REPLACE, &outcomes);
+    tpl_build(receipt, "outcomes", outcomes.data, outcomes.size, REPLACE, &receipts);
+    msgpack_sbuffer list;
+    msgpack_sbuffer_init(&list);
+    msgpack_sbuffer_write(&list, "\x94", 1);
+    for (int i = 0; i < 3; i++)
+        tpl_write(receipt, NULL, NULL, 0, KEEP, &list);
+    msgpack_sbuffer_write(&list, receipts.data, receipts.size);
+    expect_edit_rule(r, "receipts", list.data, list.size, REPLACE, SHUB_EVALUE,
+                     "RECEIPT.receipts[3].outcomes[0].to", "not an org id, @area or kind@area");
+    msgpack_sbuffer_destroy(&list);
+    msgpack_sbuffer_destroy(&receipts);
+    msgpack_sbuffer_destroy(&outcomes);
+    free(receipt);
+}
+
+static void test_shub_msg_decode_deliver_items_exact(void **state)
+{
+    (void)state;
+    const tpl_t *d = &templates[SHUB_MSG_DELIVER];
+    static const char *const required[] = {"id",   "event",   "from",   "agreement",
+                                           "version", "flow", "attempt", "sealed"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "DELIVER.deliveries[1].%s", required[i]);
+        expect_item_edit(d, "deliveries", 1, required[i], NULL, 0, OMIT, SHUB_EMISSING, path,
+                         "required field missing");
+    }
+    expect_item_edit(d, "deliveries", 1, "sealed", RAW("\xc4\x00"), REPLACE, SHUB_EVALUE,
+                     "DELIVER.deliveries[1].sealed", "empty binary");
+    expect_item_edit(d, "deliveries", 0, "sealed",
+                     RAW("\xa3" "abc"),
+                     REPLACE, SHUB_ETYPE, "DELIVER.deliveries[0].sealed", "expected binary");
+    expect_item_edit(d, "deliveries", 0, "from",
+                     RAW("\xa4" "W M "),
+                     REPLACE, SHUB_EVALUE, "DELIVER.deliveries[0].from", NULL);
+    expect_item_edit(d, "deliveries", 1, "id",
+                     RAW("\xc4\x11" "0123456789abcdefg"),
+                     REPLACE, SHUB_EVALUE, "DELIVER.deliveries[1].id",
+                     "id of 17 bytes, expected 16");
+    expect_item_edit(d, "deliveries", 1, "attempt", RAW("\xff"), REPLACE, SHUB_EVALUE,
+                     "DELIVER.deliveries[1].attempt", "negative where unsigned expected");
+    expect_item_edit(d, "deliveries", 0, "version", RAW("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"),
+                     REPLACE, SHUB_ETYPE, "DELIVER.deliveries[0].version", NULL);
+    expect_item_edit(d, "deliveries", 0, "event", RAW("\xa0"), REPLACE, SHUB_EVALUE,
+                     "DELIVER.deliveries[0].event", NULL);
+    expect_item_edit(d, "deliveries", 1, "flow", NULL, 0, TWICE, SHUB_EDUPKEY,
+                     "DELIVER.deliveries[1]", NULL);
+}
+
+static void test_shub_msg_decode_ack_ids_exact(void **state)
+{
+    (void)state;
+    const tpl_t *a = &templates[SHUB_MSG_ACK];
+    expect_edit_rule(a, "ids",
+                     RAW("\x93\xc4\x10" "0123456789abcdef" "\xc4\x10" "0123456789abcdef"
+                         "\xc4\x0c" "0123456789ab"),
+                     REPLACE, SHUB_EVALUE, "ACK.ids[2]", "id of 12 bytes, expected 16");
+    expect_edit_rule(a, "ids",
+                     RAW("\x92\xc4\x10" "0123456789abcdef" "\xb0" "0123456789abcdef"),
+                     REPLACE, SHUB_ETYPE, "ACK.ids[1]", "expected 16 bytes of binary");
+    expect_edit(a, "ids",
+                RAW("\x91\xc4\x11" "0123456789abcdefg"),
+                REPLACE, SHUB_EVALUE, "ACK.ids[0]");
+    expect_edit(a, "ids", RAW("\x91\xc4\x00"), REPLACE, SHUB_EVALUE, "ACK.ids[0]");
+    expect_edit(a, "ids", RAW("\x91\x90"), REPLACE, SHUB_ETYPE, "ACK.ids[0]");
+    /* a bare id where the array belongs, as version 1 sent it */
+    expect_edit_rule(a, "ids",
+                     RAW("\xc4\x10" "0123456789abcdef"),
+                     REPLACE, SHUB_ETYPE, "ACK.ids", "expected an array");
+    /* the same id twice is the receiver's business, not the codec's */
+    expect_edit(a, "ids",
+                RAW("\x92\xc4\x10" "0123456789abcdef" "\xc4\x10" "0123456789abcdef"),
+                REPLACE, 0, "");
+}
+
+static void test_shub_msg_decode_update_items_exact(void **state)
+{
+    (void)state;
+    const tpl_t *u = &templates[SHUB_MSG_UPDATE];
+    expect_item_edit(u, "updates", 0, "seq", RAW("\x00"), REPLACE, SHUB_EVALUE,
+                     "UPDATE.updates[0].seq", "expected an integer >= 1");
+    expect_item_edit(u, "updates", 0, "seq", RAW("\xff"), REPLACE, SHUB_EVALUE,
+                     "UPDATE.updates[0].seq", "expected an integer >= 1");
+    expect_item_edit(u, "updates", 1, "seq", RAW("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].seq", NULL);
+    expect_item_edit(u, "updates", 1, "seq",
+                     RAW("\xa2" "41"),
+                     REPLACE, SHUB_ETYPE, "UPDATE.updates[1].seq", "expected an integer >= 1");
+    expect_item_edit(u, "updates", 0, "seq", RAW("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"),
+                     REPLACE, SHUB_ETYPE, "UPDATE.updates[0].seq", NULL);
+    expect_item_edit(u, "updates", 0, "seq", RAW("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"),
+                     REPLACE, SHUB_ELIMIT, "UPDATE.updates[0].seq", NULL);
+    expect_item_edit(u, "updates", 1, "seq", NULL, 0, OMIT, SHUB_EMISSING,
+                     "UPDATE.updates[1].seq", NULL);
+    expect_item_edit(u, "updates", 0, "seq", RAW("\x01"), REPLACE, 0, "", NULL);
+    expect_item_edit(u, "updates", 1, "id", NULL, 0, OMIT, SHUB_EMISSING,
+                     "UPDATE.updates[1].id", NULL);
+    expect_item_edit(u, "updates", 1, "id",
+                     RAW("\xc4\x08" "01234567"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].id", "id of 8 bytes, expected 16");
+    /* the outcome item's fields, and its rules, in the update's own map */
+    expect_item_edit(u, "updates", 0, "to", NULL, 0, OMIT, SHUB_EMISSING,
+                     "UPDATE.updates[0].to", NULL);
+    expect_item_edit(u, "updates", 0, "outcome", NULL, 0, OMIT, SHUB_EMISSING,
+                     "UPDATE.updates[0].outcome", NULL);
+    expect_item_edit(u, "updates", 1, "outcome",
+                     RAW("\xa4" "lost"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].outcome", NULL);
+    expect_item_edit(u, "updates", 1, "to",
+                     RAW("\xa5" "a@b@c"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].to", NULL);
+    expect_item_edit(u, "updates", 1, "reason",
+                     RAW("\xa3" "Max"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].reason", NULL);
+    expect_item_edit(u, "updates", 1, "detail",
+                     RAW("\xa3" "a\x7f" "b"),
+                     REPLACE, SHUB_EVALUE, "UPDATE.updates[1].detail", NULL);
+    expect_item_edit(u, "updates", 0, "version", RAW("\xff"), REPLACE, SHUB_EVALUE,
+                     "UPDATE.updates[0].version", NULL);
+    expect_item_edit(u, "updates", 0, "flow", RAW("\xc3"), REPLACE, SHUB_ETYPE,
+                     "UPDATE.updates[0].flow", NULL);
+    expect_item_edit(u, "updates", 0, "agreement", NULL, 0, OMIT, 0, "", NULL);
+    expect_item_edit(u, "updates", 0, "later", RAW("\xc0"), REPLACE, 0, "", NULL);
+    expect_item_edit(u, "updates", 0, "to", NULL, 0, TWICE, SHUB_EDUPKEY,
+                     "UPDATE.updates[0]", NULL);
+}
+
+static void test_shub_msg_decode_confirm_and_signed_heads_exact(void **state)
+{
+    (void)state;
+    const tpl_t *c = &templates[SHUB_MSG_CONFIRM];
+    expect_edit_rule(c, "upto", NULL, 0, OMIT, SHUB_EMISSING, "CONFIRM.upto",
+                     "required field missing");
+    expect_edit_rule(c, "upto", RAW("\xff"), REPLACE, SHUB_EVALUE, "CONFIRM.upto",
+                     "expected an integer >= 0");
+    expect_edit_rule(c, "upto", RAW("\xc0"), REPLACE, SHUB_ETYPE, "CONFIRM.upto",
+                     "expected an integer >= 0");
+    expect_edit(c, "upto", RAW("\xc3"), REPLACE, SHUB_ETYPE, "CONFIRM.upto");
+    expect_edit(c, "upto", RAW("\x00"), REPLACE, 0, "");
+    expect_edit(c, "upto", RAW("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff"), REPLACE, 0, "");
+
+    for (int type = SHUB_MSG_CHECKPOINT; type <= SHUB_MSG_WITNESS; type++) {
+        const tpl_t *t = &templates[type];
+        const char *name = shub_msg_type_name((shub_msg_type_t)type);
+        static const struct {
+            const char *key;
+            const char *raw;
+            size_t len;
+            int code;
+            const char *rule;
+        } cases[] = {
+            {"seq", RAW("\x00"), SHUB_EVALUE, "expected an integer >= 1"},
+            {"seq", RAW("\xfb"), SHUB_EVALUE, "expected an integer >= 1"},
+            {"seq", RAW("\xa1" "1"), SHUB_ETYPE, "expected an integer >= 1"},
+            {"head",
+             RAW("\xc4\x1f" "0123456789abcdef0123456789abcde"),
+             SHUB_EVALUE, "binary of 31 bytes, expected 32"},
+            {"head",
+             RAW("\xc4\x21" "0123456789abcdef0123456789abcdef0"),
+             SHUB_EVALUE, "binary of 33 bytes, expected 32"},
+            {"head",
+             RAW("\xa2" "ab"),
+             SHUB_ETYPE, "expected 32 bytes of binary"},
+            {"at", RAW("\xff"), SHUB_EVALUE, "time before 1970"},
+            {"at", RAW("\xc2"), SHUB_ETYPE, "expected an integer (ms since 1970)"},
+            {"key", RAW("\xc4\x00"), SHUB_EVALUE, "binary of 0 bytes, expected 32"},
+            {"key", RAW("\x90"), SHUB_ETYPE, "expected 32 bytes of binary"},
+            {"sig",
+             RAW("\xc4\x3f" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"),
+             SHUB_EVALUE, "binary of 63 bytes, expected 64"},
+            {"sig",
+             RAW("\xc4\x20" "0123456789abcdef0123456789abcdef"),
+             SHUB_EVALUE, "binary of 32 bytes, expected 64"},
+            {"sig", RAW("\x01"), SHUB_ETYPE, "expected 64 bytes of binary"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char path[64];
+            snprintf(path, sizeof path, "%s.%s", name, cases[i].key);
+            expect_edit_rule(t, cases[i].key, cases[i].raw, cases[i].len, REPLACE,
+                             cases[i].code, path, cases[i].rule);
+            expect_edit(t, cases[i].key, NULL, 0, OMIT, SHUB_EMISSING, path);
+        }
+        expect_edit(t, "sig", NULL, 0, TWICE, SHUB_EDUPKEY, name);
+        expect_edit(t, "signer", RAW("\xa3" "wmp"), REPLACE, 0, "");
+    }
 }
 /* clang-format on */
 
@@ -1321,32 +1935,268 @@ static void test_shub_msg_limits_outcomes_at_edge(void **state)
     assert_non_null(items);
     for (int i = 0; i <= SHUB_MSG_MAX_OUTCOMES; i++)
         items[i] = (shub_outcome_item_t){.to = "bcc", .outcome = SHUB_OUTCOME_QUEUED};
-    shub_msg_t m = sample(SHUB_MSG_RECEIPT, false, NULL);
-    m.receipt.items = items;
-    m.receipt.count = SHUB_MSG_MAX_OUTCOMES;
+    shub_receipt_t r = {.id = id_a, .items = items, .count = SHUB_MSG_MAX_OUTCOMES};
+    shub_msg_t m = {.type = SHUB_MSG_RECEIPT, .receipt = {&r, 1}};
     round_trip(&m);
-    m.receipt.count = SHUB_MSG_MAX_OUTCOMES + 1;
-    expect_encode(&m, SHUB_ELIMIT, "RECEIPT.outcomes");
+    r.count = SHUB_MSG_MAX_OUTCOMES + 1;
+    expect_encode_rule(&m, SHUB_ELIMIT, "RECEIPT.receipts[0].outcomes",
+                       "1025 items exceed limit 1024");
     free(items);
 
-    for (int n = SHUB_MSG_MAX_OUTCOMES; n <= SHUB_MSG_MAX_OUTCOMES + 1; n++) {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, (size_t)n);
-        for (int i = 0; i < n; i++) {
-            msgpack_pack_map(&pk, 2);
-            msgpack_pack_str_with_body(&pk, "to", 2);
-            msgpack_pack_str_with_body(&pk, "bcc", 3);
-            msgpack_pack_str_with_body(&pk, "outcome", 7);
-            msgpack_pack_str_with_body(&pk, "queued", 6);
-        }
+    tpl_t *receipt = malloc(sizeof *receipt);
+    assert_non_null(receipt);
+    tpl_item(&templates[SHUB_MSG_RECEIPT], "receipts", 2, receipt); /* one outcome */
+    for (uint32_t n = SHUB_MSG_MAX_OUTCOMES; n <= SHUB_MSG_MAX_OUTCOMES + 1; n++) {
+        msgpack_sbuffer outcomes;
+        list_build(receipt, "outcomes", n, 0, NULL, NULL, 0, KEEP, &outcomes);
         bool over = n > SHUB_MSG_MAX_OUTCOMES;
-        expect_edit(&templates[SHUB_MSG_RECEIPT], "outcomes", sb.data, sb.size, REPLACE,
-                    over ? SHUB_ELIMIT : 0, over ? "RECEIPT.outcomes" : "");
+        expect_item_edit(&templates[SHUB_MSG_RECEIPT], "receipts", 2, "outcomes",
+                         outcomes.data, outcomes.size, REPLACE, over ? SHUB_ELIMIT : 0,
+                         over ? "RECEIPT.receipts[2].outcomes" : "",
+                         over ? "1025 items exceed limit 1024" : NULL);
+        msgpack_sbuffer_destroy(&outcomes);
+    }
+    free(receipt);
+}
+
+/* n copies of the item of `size` bytes, in a new array (room for one more). */
+static void *copies(const void *item, size_t size, uint32_t n)
+{
+    char *list = calloc(n + 1, size);
+    assert_non_null(list);
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(list + i * size, item, size);
+    return list;
+}
+
+/* A batch message of `type` holding n copies of one item of its full sample,
+ * built through the C structs; *mem is the array to free. */
+static shub_msg_t batch_of(shub_msg_type_t type, uint32_t n, void **mem)
+{
+    shub_msg_t m = sample(type, true, NULL);
+    switch (type) {
+    case SHUB_MSG_RECEIPT:
+        m.receipt = (shub_receipt_batch_t){ *mem = copies(receipts_full,
+                                                          sizeof *receipts_full, n),
+                                            n};
+        break;
+    case SHUB_MSG_DELIVER:
+        m.deliver = (shub_deliver_batch_t){ *mem = copies(deliveries_full,
+                                                          sizeof *deliveries_full, n),
+                                            n};
+        break;
+    case SHUB_MSG_ACK:
+        m.ack = (shub_ack_t){ *mem = copies(&id_a, sizeof id_a, n), n};
+        break;
+    case SHUB_MSG_UPDATE:
+        m.update = (shub_update_batch_t){ *mem = copies(&updates_full[1],
+                                                        sizeof *updates_full, n),
+                                          n};
+        break;
+    default:
+        fail_msg("%s is not a batch", shub_msg_type_name(type));
+    }
+    return m;
+}
+
+/* The count of a batch message built by batch_of. */
+static uint32_t *batch_count(shub_msg_t *m)
+{
+    switch (m->type) {
+    case SHUB_MSG_RECEIPT:
+        return &m->receipt.count;
+    case SHUB_MSG_DELIVER:
+        return &m->deliver.count;
+    case SHUB_MSG_ACK:
+        return &m->ack.count;
+    default:
+        return &m->update.count;
+    }
+}
+
+static void test_shub_msg_limits_batches_at_edge(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_BATCHES; i++) {
+        void *mem = NULL;
+        shub_msg_t m = batch_of(batches[i].type, SHUB_MSG_MAX_BATCH + 1, &mem);
+        uint32_t *count = batch_count(&m);
+
+        /* encode: 1 and the limit pass; 0 and one more are refused */
+        *count = 1;
+        round_trip(&m);
+        *count = SHUB_MSG_MAX_BATCH;
+        round_trip(&m);
+        *count = SHUB_MSG_MAX_BATCH + 1;
+        expect_encode_rule(&m, SHUB_ELIMIT, batches[i].path,
+                           "1025 items exceed limit 1024");
+        *count = 0;
+        expect_encode_rule(&m, SHUB_EVALUE, batches[i].path, "no items");
+        free(mem);
+
+        /* decode: the same counts, packed without the encoder */
+        for (uint32_t n = SHUB_MSG_MAX_BATCH; n <= SHUB_MSG_MAX_BATCH + 1; n++) {
+            bool over = n > SHUB_MSG_MAX_BATCH;
+            msgpack_sbuffer sb;
+            list_build(&templates[batches[i].type], batches[i].list, n, 0, NULL, NULL, 0,
+                       KEEP, &sb);
+            expect_edit_rule(&templates[batches[i].type], batches[i].list, sb.data,
+                             sb.size, REPLACE, over ? SHUB_ELIMIT : 0,
+                             over ? batches[i].path : "",
+                             over ? "1025 items exceed limit 1024" : NULL);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+}
+
+/* Values in a msgpack object, as the decoder counts them (keys are not). */
+static uint32_t count_nodes(const msgpack_object *o)
+{
+    uint32_t n = 1;
+    if (o->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            n += count_nodes(&o->via.array.ptr[i]);
+    if (o->type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < o->via.map.size; i++)
+            n += count_nodes(&o->via.map.ptr[i].val);
+    return n;
+}
+
+/* Values in an encoded message. */
+static uint32_t count_encoded_nodes(const void *data, size_t size)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, data, size, NULL), MSGPACK_UNPACK_SUCCESS);
+    uint32_t n = count_nodes(&up.data);
+    msgpack_unpacked_destroy(&up);
+    return n;
+}
+
+/* Packs a RECEIPT with msgpack-c alone, receipt by receipt, as the codec
+ * would (so the node count of the bytes does not depend on the encoder). */
+static void pack_receipt_batch(const shub_receipt_batch_t *b, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_int(&pk, SHUB_PROTOCOL_VERSION);
+    msgpack_pack_str_with_body(&pk, "type", 4);
+    msgpack_pack_str_with_body(&pk, "RECEIPT", 7);
+    msgpack_pack_str_with_body(&pk, "receipts", 8);
+    msgpack_pack_array(&pk, b->count);
+    for (uint32_t i = 0; i < b->count; i++) {
+        const shub_receipt_t *r = &b->list[i];
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "id", 2);
+        msgpack_pack_bin_with_body(&pk, r->id.bytes, SHUB_ID_SIZE);
+        msgpack_pack_str_with_body(&pk, "outcomes", 8);
+        msgpack_pack_array(&pk, r->count);
+        for (uint32_t j = 0; j < r->count; j++) {
+            const shub_outcome_item_t *o = &r->items[j];
+            const char *name = shub_outcome_name(o->outcome);
+            msgpack_pack_map(&pk, o->version ? 3 : 2);
+            msgpack_pack_str_with_body(&pk, "to", 2);
+            msgpack_pack_str_with_body(&pk, o->to, strlen(o->to));
+            msgpack_pack_str_with_body(&pk, "outcome", 7);
+            msgpack_pack_str_with_body(&pk, name, strlen(name));
+            if (o->version) {
+                msgpack_pack_str_with_body(&pk, "version", 7);
+                msgpack_pack_uint32(&pk, o->version);
+            }
+        }
+    }
+}
+
+/* A batch can reach the node limit well inside the byte limit: a RECEIPT of
+ * 1000 receipts and 9921 outcomes, one or two of them with a version, is
+ * exactly SHUB_MSG_MAX_NODES values or one more, in about 250 KB. */
+static void test_shub_msg_limits_nodes_in_large_batch(void **state)
+{
+    (void)state;
+    enum { RECEIPTS = 1000, OUTCOMES = 9921 };
+    shub_receipt_t *receipts = calloc(RECEIPTS, sizeof *receipts);
+    shub_outcome_item_t *items = calloc(OUTCOMES, sizeof *items);
+    assert_non_null(receipts);
+    assert_non_null(items);
+    for (uint32_t i = 0; i < OUTCOMES; i++)
+        items[i] = (shub_outcome_item_t){.to = "bcc", .outcome = SHUB_OUTCOME_QUEUED};
+    /* receipt i holds a slice of the outcomes: 921 hold ten, 79 nine */
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < RECEIPTS; i++) {
+        uint32_t c = i < 921 ? 10 : 9;
+        receipts[i] = (shub_receipt_t){.id = id_a, .items = items + at, .count = c};
+        at += c;
+    }
+    assert_int_equal(at, OUTCOMES);
+    shub_msg_t m = {.type = SHUB_MSG_RECEIPT, .receipt = {receipts, RECEIPTS}};
+    for (uint32_t versions = 1; versions <= 2; versions++) {
+        bool over = versions == 2;
+        items[versions - 1].version = 7; /* one value more */
+        /* 4 (map, v, type, array) + 3 a receipt + 3 an outcome + the versions */
+        uint32_t total = 4 + 3 * RECEIPTS + 3 * OUTCOMES + versions;
+        assert_int_equal(total, SHUB_MSG_MAX_NODES + (over ? 1 : 0));
+        msgpack_sbuffer sb;
+        pack_receipt_batch(&m.receipt, &sb);
+        assert_int_equal(count_encoded_nodes(sb.data, sb.size), total);
+        assert_true(sb.size < SHUB_MSG_MAX_BYTES / 2);
+        if (over) {
+            /* the last value is the one over */
+            expect_encode_rule(&m, SHUB_ELIMIT,
+                               "RECEIPT.receipts[999].outcomes[8].outcome",
+                               "more than 32768 values in one message");
+            expect_decode_rule(sb.data, sb.size, SHUB_ELIMIT,
+                               "RECEIPT.receipts[999].outcomes[8].outcome",
+                               "more than 32768 values in one message");
+        } else {
+            shub_buf_t buf = {0};
+            assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+            assert_int_equal(buf.len, sb.size);
+            assert_memory_equal(buf.data, sb.data, sb.size);
+            shub_buf_free(&buf);
+            round_trip(&m);
+        }
         msgpack_sbuffer_destroy(&sb);
     }
+    free(items);
+    free(receipts);
+}
+
+/* A batch of deliveries fills a message to its byte limit exactly, and one
+ * byte more is refused on both sides. */
+static void test_shub_msg_limits_bytes_in_large_batch(void **state)
+{
+    (void)state;
+    enum { COPIES = 15 };
+    uint8_t *fill = calloc(1, SHUB_MSG_MAX_BIN);
+    shub_deliver_t *list = calloc(COPIES, sizeof *list);
+    assert_non_null(fill);
+    assert_non_null(list);
+    for (int i = 0; i < COPIES; i++) {
+        list[i] = deliveries_full[i % 2];
+        list[i].sealed = fill;
+        list[i].sealed_len = 66000; /* a bin32 already */
+    }
+    shub_msg_t m = {.type = SHUB_MSG_DELIVER, .deliver = {list, COPIES}};
+    shub_buf_t buf = {0};
+    assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+    /* the last copy takes up the rest (its bin32 header stays 5 bytes) */
+    list[COPIES - 1].sealed_len += (uint32_t)(SHUB_MSG_MAX_BYTES - buf.len);
+    assert_int_equal(round_trip(&m), SHUB_MSG_MAX_BYTES);
+    assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+
+    list[COPIES - 1].sealed_len++;
+    expect_encode_rule(&m, SHUB_ELIMIT, "DELIVER",
+                       "message of 1048577 bytes exceeds limit 1048576");
+    /* the decoder refuses the size before it reads a byte */
+    assert_int_equal(shub_buf_append(&buf, "\xc0", 1), 0);
+    expect_decode_rule(buf.data, buf.len, SHUB_ELIMIT, "message",
+                       "message of 1048577 bytes exceeds limit 1048576");
+    shub_buf_free(&buf);
+    free(list);
+    free(fill);
 }
 
 /* Puts payload p into a minimal SHARE, encodes it and checks the outcome; then
@@ -1451,19 +2301,21 @@ static void test_shub_msg_limits_text_and_bin_at_edge(void **state)
     expect_payload_tree(&p, SHUB_ELIMIT, "SHARE.payload.b");
 
     /* and a DELIVER's sealed event */
-    shub_msg_t m = sample(SHUB_MSG_DELIVER, true, NULL);
-    m.deliver.sealed = bin;
-    m.deliver.sealed_len = SHUB_MSG_MAX_BIN;
+    shub_deliver_t d = deliveries_full[0];
+    d.sealed = bin;
+    d.sealed_len = SHUB_MSG_MAX_BIN;
+    shub_msg_t m = {.type = SHUB_MSG_DELIVER, .deliver = {&d, 1}};
     round_trip(&m);
-    m.deliver.sealed_len = SHUB_MSG_MAX_BIN + 1;
-    expect_encode(&m, SHUB_ELIMIT, "DELIVER.sealed");
+    d.sealed_len = SHUB_MSG_MAX_BIN + 1;
+    expect_encode(&m, SHUB_ELIMIT, "DELIVER.deliveries[0].sealed");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_bin_with_body(&pk, bin, SHUB_MSG_MAX_BIN + 1);
-    expect_edit(&templates[SHUB_MSG_DELIVER], "sealed", sb.data, sb.size, REPLACE,
-                SHUB_ELIMIT, "DELIVER.sealed");
+    expect_item_edit(&templates[SHUB_MSG_DELIVER], "deliveries", 1, "sealed", sb.data,
+                     sb.size, REPLACE, SHUB_ELIMIT, "DELIVER.deliveries[1].sealed",
+                     "binary of 1044481 bytes exceeds limit 1044480");
     msgpack_sbuffer_destroy(&sb);
     free(bin);
     shub_arena_destroy(&a);
@@ -1564,19 +2416,6 @@ static shub_val_t payload_of_nodes(shub_arena_t *a, uint32_t nodes)
         put(a, &p, key, arr);
     }
     return p;
-}
-
-/* Values in a msgpack object, as the decoder counts them (keys are not). */
-static uint32_t count_nodes(const msgpack_object *o)
-{
-    uint32_t n = 1;
-    if (o->type == MSGPACK_OBJECT_ARRAY)
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            n += count_nodes(&o->via.array.ptr[i]);
-    if (o->type == MSGPACK_OBJECT_MAP)
-        for (uint32_t i = 0; i < o->via.map.size; i++)
-            n += count_nodes(&o->via.map.ptr[i].val);
-    return n;
 }
 
 static void test_shub_msg_limits_nodes_at_edge(void **state)
@@ -1789,21 +2628,50 @@ static void test_shub_msg_encode_missing_required_returns_emissing(void **state)
     m = sample(SHUB_MSG_WELCOME, false, NULL);
     m.welcome.org = NULL;
     expect_encode(&m, SHUB_EMISSING, "WELCOME.org");
-    m = sample(SHUB_MSG_RECEIPT, false, NULL);
-    m.receipt.items = NULL;
-    m.receipt.count = 0;
-    expect_encode(&m, SHUB_EMISSING, "RECEIPT.outcomes");
+
+    /* batches: no list at all is a missing field */
+    for (size_t i = 0; i < N_BATCHES; i++) {
+        m = (shub_msg_t){.type = batches[i].type}; /* the list NULL, its count 0 */
+        expect_encode_rule(&m, SHUB_EMISSING, batches[i].path, "required field missing");
+    }
+    /* and inside their items */
+    shub_receipt_t r = {.id = ID_A};
+    m = (shub_msg_t){.type = SHUB_MSG_RECEIPT, .receipt = {&r, 1}};
+    expect_encode(&m, SHUB_EMISSING, "RECEIPT.receipts[0].outcomes");
     shub_outcome_item_t item = {.outcome = SHUB_OUTCOME_DENIED};
-    m.receipt.items = &item;
-    m.receipt.count = 1;
-    expect_encode(&m, SHUB_EMISSING, "RECEIPT.outcomes[0].to");
+    r.items = &item;
+    r.count = 1;
+    expect_encode(&m, SHUB_EMISSING, "RECEIPT.receipts[0].outcomes[0].to");
     item.to = "bcc";
     item.outcome = 0;
-    expect_encode(&m, SHUB_EMISSING, "RECEIPT.outcomes[0].outcome");
-    m = sample(SHUB_MSG_DELIVER, false, NULL);
-    m.deliver.sealed = NULL;
-    m.deliver.sealed_len = 0;
-    expect_encode(&m, SHUB_EMISSING, "DELIVER.sealed");
+    expect_encode(&m, SHUB_EMISSING, "RECEIPT.receipts[0].outcomes[0].outcome");
+
+    shub_deliver_t d[2] = {deliveries_full[0], deliveries_full[1]};
+    m = (shub_msg_t){.type = SHUB_MSG_DELIVER, .deliver = {d, 2}};
+    d[1].sealed = NULL;
+    d[1].sealed_len = 0;
+    expect_encode(&m, SHUB_EMISSING, "DELIVER.deliveries[1].sealed");
+    d[1] = deliveries_full[1];
+    d[1].type = NULL;
+    expect_encode(&m, SHUB_EMISSING, "DELIVER.deliveries[1].event");
+    d[1] = deliveries_full[1];
+    d[0].flow = NULL;
+    expect_encode(&m, SHUB_EMISSING, "DELIVER.deliveries[0].flow");
+
+    shub_update_t u[2] = {updates_full[0], updates_full[1]};
+    m = (shub_msg_t){.type = SHUB_MSG_UPDATE, .update = {u, 2}};
+    u[1].item.to = NULL;
+    expect_encode(&m, SHUB_EMISSING, "UPDATE.updates[1].to");
+    u[1] = updates_full[1];
+    u[0].item.outcome = 0;
+    expect_encode(&m, SHUB_EMISSING, "UPDATE.updates[0].outcome");
+
+    static const char *const to_hole[] = {"bcc", NULL};
+    m = share_min();
+    m.share.to = to_hole;
+    m.share.to_count = 2;
+    expect_encode_rule(&m, SHUB_EMISSING, "SHARE.to[1]", "required item missing");
+
     m = sample(SHUB_MSG_ERROR, false, NULL);
     m.error.message = NULL;
     expect_encode(&m, SHUB_EMISSING, "ERROR.message");
@@ -1881,18 +2749,69 @@ static void test_shub_msg_encode_bad_values_refused_with_path(void **state)
     m.share.ev.payload = dup;
     expect_encode(&m, SHUB_EVALUE, "SHARE.payload");
 
-    m = sample(SHUB_MSG_DELIVER, false, NULL);
-    m.deliver.sealed_len = 0;
-    expect_encode(&m, SHUB_EVALUE, "DELIVER.sealed");
-    m = sample(SHUB_MSG_RECEIPT, false, NULL);
-    m.receipt.items = NULL;
-    m.receipt.count = 2;
-    expect_encode(&m, SHUB_EINVAL, "RECEIPT.outcomes");
+    shub_deliver_t d = deliveries_min[0];
+    d.sealed_len = 0;
+    m = (shub_msg_t){.type = SHUB_MSG_DELIVER, .deliver = {&d, 1}};
+    expect_encode(&m, SHUB_EVALUE, "DELIVER.deliveries[0].sealed");
+    shub_receipt_t r = {.id = ID_A, .items = NULL, .count = 2};
+    m = (shub_msg_t){.type = SHUB_MSG_RECEIPT, .receipt = {&r, 1}};
+    expect_encode_rule(&m, SHUB_EINVAL, "RECEIPT.receipts[0].outcomes",
+                       "2 items but no list");
+    m = (shub_msg_t){.type = SHUB_MSG_ACK, .ack = {NULL, 3}};
+    expect_encode(&m, SHUB_EINVAL, "ACK.ids");
+    m = (shub_msg_t){.type = SHUB_MSG_ACK, .ack = {ids_full, 0}}; /* a list, no items */
+    expect_encode_rule(&m, SHUB_EVALUE, "ACK.ids", "no items");
+
+    /* numbers below their minimum */
+    shub_update_t u = updates_min[0];
+    m = (shub_msg_t){.type = SHUB_MSG_UPDATE, .update = {&u, 1}};
+    u.seq = 0;
+    expect_encode_rule(&m, SHUB_EVALUE, "UPDATE.updates[0].seq",
+                       "expected an integer >= 1");
+    u.seq = INT64_MIN;
+    expect_encode(&m, SHUB_EVALUE, "UPDATE.updates[0].seq");
+    u = updates_min[0];
+    u.item.to = "Bad Org";
+    expect_encode(&m, SHUB_EVALUE, "UPDATE.updates[0].to");
+    u = updates_min[0];
+    u.item.outcome = 6;
+    expect_encode(&m, SHUB_EVALUE, "UPDATE.updates[0].outcome");
+    m = (shub_msg_t){.type = SHUB_MSG_CONFIRM, .confirm = {-1}};
+    expect_encode_rule(&m, SHUB_EVALUE, "CONFIRM.upto", "expected an integer >= 0");
+    for (int t = SHUB_MSG_CHECKPOINT; t <= SHUB_MSG_WITNESS; t++) {
+        char path[32];
+        m = (shub_msg_t){.type = (shub_msg_type_t)t};
+        shub_signed_head_t *h = t == SHUB_MSG_CHECKPOINT ? &m.checkpoint : &m.witness;
+        *h = sample_head(true);
+        h->seq = 0;
+        snprintf(path, sizeof path, "%s.seq", shub_msg_type_name(m.type));
+        expect_encode_rule(&m, SHUB_EVALUE, path, "expected an integer >= 1");
+        *h = sample_head(true);
+        h->at_ms = -1;
+        snprintf(path, sizeof path, "%s.at", shub_msg_type_name(m.type));
+        expect_encode_rule(&m, SHUB_EVALUE, path, "time before 1970");
+    }
+
+    /* actor: a ref */
+    m = share_min();
+    m.share.ev.actor = "";
+    expect_encode(&m, SHUB_EVALUE, "SHARE.actor");
+    m.share.ev.actor = "PC\n4471";
+    expect_encode(&m, SHUB_EVALUE, "SHARE.actor");
+    m.share.ev.actor = "\xff";
+    expect_encode(&m, SHUB_EUTF8, "SHARE.actor");
+    char *long_actor = repeat('a', SHUB_MSG_MAX_REF + 1);
+    m.share.ev.actor = long_actor;
+    expect_encode_rule(&m, SHUB_ELIMIT, "SHARE.actor",
+                       "text of 129 bytes exceeds limit 128");
+    long_actor[SHUB_MSG_MAX_REF] = '\0';
+    round_trip(&m);
+    free(long_actor);
 
     m = share_min();
     m.type = 0;
     expect_encode(&m, SHUB_EUNKNOWN, "message");
-    m.type = SHUB_MSG_BYE + 1;
+    m.type = SHUB_MSG_TYPE_LAST + 1;
     expect_encode(&m, SHUB_EUNKNOWN, "message");
     shub_buf_t buf = {0};
     assert_int_equal(shub_msg_encode(NULL, &buf, NULL), SHUB_EINVAL);
@@ -1916,13 +2835,13 @@ static void test_shub_msg_encode_failure_empties_buffer(void **state)
 
 /* ---- allocation failure ------------------------------------------------ */
 
-static void test_shub_msg_decode_every_allocation_failure_is_clean(void **state)
+/* Decodes m's encoding with the nth allocation failing, for n = 0, 1, ...
+ * until it succeeds; each failure must be a clean SHUB_ENOMEM. Returns how
+ * many allocations could be made to fail. */
+static long decode_under_failures(const shub_msg_t *m)
 {
-    (void)state;
-    shub_arena_t *a = shub_arena_new(0);
-    shub_msg_t m = sample(SHUB_MSG_SHARE, true, a);
     shub_buf_t buf = {0};
-    assert_int_equal(shub_msg_encode(&m, &buf, NULL), 0);
+    assert_int_equal(shub_msg_encode(m, &buf, NULL), 0);
     long n = 0;
     for (;; n++) {
         shub_msg_t *msg = NULL;
@@ -1933,7 +2852,7 @@ static void test_shub_msg_decode_every_allocation_failure_is_clean(void **state)
         shub_alloc_fail_after(-1);
         if (rc == 0) {
             assert_int_equal(failures, 0);
-            assert_msg_equal(&m, msg);
+            assert_msg_equal(m, msg);
             shub_msg_destroy(&msg);
             break;
         }
@@ -1942,8 +2861,29 @@ static void test_shub_msg_decode_every_allocation_failure_is_clean(void **state)
         assert_null(msg);
         assert_true(n < 1000);
     }
-    assert_true(n >= 3); /* the message, its arena, a block: each was made to fail */
     shub_buf_free(&buf);
+    return n;
+}
+
+static void test_shub_msg_decode_every_allocation_failure_is_clean(void **state)
+{
+    (void)state;
+    shub_arena_t *a = shub_arena_new(0);
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
+        shub_msg_t m = sample((shub_msg_type_t)t, true, a);
+        /* the message, its arena, a block: each was made to fail */
+        assert_true(decode_under_failures(&m) >= 3);
+    }
+    /* big batches outgrow the arena's first block, so allocations fail in
+     * the reader and while binding the lists */
+    for (size_t i = 0; i < N_BATCHES; i++) {
+        void *mem = NULL;
+        shub_msg_t m = batch_of(batches[i].type, 300, &mem);
+        long n = decode_under_failures(&m); /* the message, its arena, 2+ blocks */
+        if (n < 4)
+            fail_msg("%s: %ld allocations", batches[i].path, n);
+        free(mem);
+    }
     shub_arena_destroy(&a);
 }
 
@@ -1951,7 +2891,7 @@ static void test_shub_msg_encode_every_allocation_failure_is_clean(void **state)
 {
     (void)state;
     shub_arena_t *a = shub_arena_new(0);
-    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_BYE; t++) {
+    for (int t = SHUB_MSG_HELLO; t <= SHUB_MSG_TYPE_LAST; t++) {
         shub_msg_t m = sample((shub_msg_type_t)t, true, a);
         for (long n = 0;; n++) {
             shub_buf_t buf = {0};
@@ -2006,12 +2946,14 @@ static void test_shub_event_and_payload_decode_allocation_failure_is_clean(void 
 static void test_shub_msg_type_name_every_type(void **state)
 {
     (void)state;
-    static const char *const names[] = {"?",       "HELLO",   "WELCOME", "SHARE",
-                                        "RECEIPT", "DELIVER", "ACK",     "HEARTBEAT",
-                                        "ERROR",   "BYE"};
-    for (int t = 0; t <= SHUB_MSG_BYE; t++)
+    static const char *const names[] = {
+        "?",         "HELLO", "WELCOME", "SHARE",  "RECEIPT", "DELIVER",    "ACK",
+        "HEARTBEAT", "ERROR", "BYE",     "UPDATE", "CONFIRM", "CHECKPOINT", "WITNESS"};
+    assert_int_equal(sizeof names / sizeof names[0], SHUB_MSG_TYPE_LAST + 1);
+    for (int t = 0; t <= SHUB_MSG_TYPE_LAST; t++)
         assert_string_equal(shub_msg_type_name((shub_msg_type_t)t), names[t]);
-    assert_string_equal(shub_msg_type_name((shub_msg_type_t)10), "?");
+    assert_string_equal(shub_msg_type_name((shub_msg_type_t)(SHUB_MSG_TYPE_LAST + 1)),
+                        "?");
     assert_string_equal(shub_msg_type_name((shub_msg_type_t)-1), "?");
 }
 
@@ -2199,8 +3141,12 @@ int main(void)
         TR(heartbeat),
         TR(error),
         TR(bye),
+        TR(update),
+        TR(confirm),
+        TR(checkpoint),
+        TR(witness),
         cmocka_unit_test(test_shub_msg_encode_absent_optionals_are_not_written),
-        cmocka_unit_test(test_shub_msg_encode_hello_exact_bytes),
+        cmocka_unit_test(test_shub_msg_encode_exact_bytes),
         cmocka_unit_test(test_shub_msg_decode_receipt_no_outcomes_round_trips),
         cmocka_unit_test(test_shub_msg_decode_required_zero_numbers_round_trip),
         cmocka_unit_test(test_shub_msg_decode_unknown_top_level_key_ignored),
@@ -2217,10 +3163,19 @@ int main(void)
         cmocka_unit_test(test_shub_msg_decode_truncated_inside_field_names_the_field),
         cmocka_unit_test(test_shub_msg_decode_share_field_errors_exact),
         cmocka_unit_test(test_shub_msg_decode_other_types_field_errors_exact),
+        cmocka_unit_test(test_shub_msg_decode_batch_arrays_exact),
+        cmocka_unit_test(test_shub_msg_decode_receipt_items_exact),
+        cmocka_unit_test(test_shub_msg_decode_deliver_items_exact),
+        cmocka_unit_test(test_shub_msg_decode_ack_ids_exact),
+        cmocka_unit_test(test_shub_msg_decode_update_items_exact),
+        cmocka_unit_test(test_shub_msg_decode_confirm_and_signed_heads_exact),
         cmocka_unit_test(test_shub_msg_decode_duplicate_key_in_large_map_found),
         cmocka_unit_test(test_shub_msg_limits_name_ref_line_at_edge),
         cmocka_unit_test(test_shub_msg_limits_to_count_at_edge),
         cmocka_unit_test(test_shub_msg_limits_outcomes_at_edge),
+        cmocka_unit_test(test_shub_msg_limits_batches_at_edge),
+        cmocka_unit_test(test_shub_msg_limits_nodes_in_large_batch),
+        cmocka_unit_test(test_shub_msg_limits_bytes_in_large_batch),
         cmocka_unit_test(test_shub_msg_limits_text_and_bin_at_edge),
         cmocka_unit_test(test_shub_msg_limits_key_length_at_edge),
         cmocka_unit_test(test_shub_msg_limits_items_at_edge),

@@ -19,6 +19,7 @@
 #include "sharehub/msg.h"
 #include "sharehub/seal.h"
 #include "sharehub/val.h"
+#include "sharehub/witness.h"
 
 #include <errno.h>
 #include <math.h>
@@ -246,12 +247,14 @@ static void print_event_fields(printer_t *p, const shub_event_t *ev)
     opt_text(p, "override", ev->override);
     if (ev->reply_to)
         print_id(p, "reply_to", ev->reply_to);
+    opt_text(p, "actor", ev->actor);
     print_val(p, "payload", &ev->payload);
 }
 
-static void print_outcome(printer_t *p, const shub_outcome_item_t *o)
+/* An outcome item's fields, in the map that holds them (an outcome's own, or
+ * an update's). */
+static void print_outcome_fields(printer_t *p, const shub_outcome_item_t *o)
 {
-    open_(p, NULL, '{');
     print_text(p, "to", o->to);
     print_text(p, "outcome", shub_outcome_name(o->outcome));
     opt_text(p, "reason", o->reason);
@@ -259,7 +262,54 @@ static void print_outcome(printer_t *p, const shub_outcome_item_t *o)
     opt_text(p, "agreement", o->agreement);
     opt_u32(p, "version", o->version);
     opt_text(p, "flow", o->flow);
+}
+
+static void print_receipt(printer_t *p, const shub_receipt_t *r)
+{
+    open_(p, NULL, '{');
+    print_id(p, "id", &r->id);
+    if (r->duplicate)
+        print_bool(p, "duplicate", true);
+    open_(p, "outcomes", '[');
+    for (uint32_t i = 0; i < r->count; i++) {
+        open_(p, NULL, '{');
+        print_outcome_fields(p, &r->items[i]);
+        close_(p, '}');
+    }
+    close_(p, ']');
     close_(p, '}');
+}
+
+static void print_deliver(printer_t *p, const shub_deliver_t *d)
+{
+    open_(p, NULL, '{');
+    print_id(p, "id", &d->id);
+    print_text(p, "event", d->type);
+    print_text(p, "from", d->from);
+    print_text(p, "agreement", d->agreement);
+    print_int(p, "version", d->version);
+    print_text(p, "flow", d->flow);
+    print_int(p, "attempt", d->attempt);
+    print_bin(p, "sealed", d->sealed, d->sealed_len);
+    close_(p, '}');
+}
+
+static void print_update(printer_t *p, const shub_update_t *u)
+{
+    open_(p, NULL, '{');
+    print_int(p, "seq", u->seq);
+    print_id(p, "id", &u->id);
+    print_outcome_fields(p, &u->item);
+    close_(p, '}');
+}
+
+static void print_signed_head(printer_t *p, const shub_signed_head_t *h)
+{
+    print_int(p, "seq", h->seq);
+    print_bin(p, "head", h->head, sizeof h->head);
+    print_time(p, "at", h->at_ms);
+    print_bin(p, "key", h->key, sizeof h->key);
+    print_bin(p, "sig", h->sig, sizeof h->sig);
 }
 
 static void print_msg(FILE *f, const shub_msg_t *m)
@@ -290,28 +340,37 @@ static void print_msg(FILE *f, const shub_msg_t *m)
         opt_text(&p, "from", m->share.from);
         break;
     case SHUB_MSG_RECEIPT:
-        print_id(&p, "id", &m->receipt.id);
-        if (m->receipt.duplicate)
-            print_bool(&p, "duplicate", true);
-        if (m->receipt.update)
-            print_bool(&p, "update", true);
-        open_(&p, "outcomes", '[');
+        open_(&p, "receipts", '[');
         for (uint32_t i = 0; i < m->receipt.count; i++)
-            print_outcome(&p, &m->receipt.items[i]);
+            print_receipt(&p, &m->receipt.list[i]);
         close_(&p, ']');
         break;
     case SHUB_MSG_DELIVER:
-        print_id(&p, "id", &m->deliver.id);
-        print_text(&p, "event", m->deliver.type);
-        print_text(&p, "from", m->deliver.from);
-        print_text(&p, "agreement", m->deliver.agreement);
-        print_int(&p, "version", m->deliver.version);
-        print_text(&p, "flow", m->deliver.flow);
-        print_int(&p, "attempt", m->deliver.attempt);
-        print_bin(&p, "sealed", m->deliver.sealed, m->deliver.sealed_len);
+        open_(&p, "deliveries", '[');
+        for (uint32_t i = 0; i < m->deliver.count; i++)
+            print_deliver(&p, &m->deliver.list[i]);
+        close_(&p, ']');
         break;
     case SHUB_MSG_ACK:
-        print_id(&p, "id", &m->ack.id);
+        open_(&p, "ids", '[');
+        for (uint32_t i = 0; i < m->ack.count; i++)
+            print_id(&p, NULL, &m->ack.ids[i]);
+        close_(&p, ']');
+        break;
+    case SHUB_MSG_UPDATE:
+        open_(&p, "updates", '[');
+        for (uint32_t i = 0; i < m->update.count; i++)
+            print_update(&p, &m->update.list[i]);
+        close_(&p, ']');
+        break;
+    case SHUB_MSG_CONFIRM:
+        print_int(&p, "upto", m->confirm.upto);
+        break;
+    case SHUB_MSG_CHECKPOINT:
+        print_signed_head(&p, &m->checkpoint);
+        break;
+    case SHUB_MSG_WITNESS:
+        print_signed_head(&p, &m->witness);
         break;
     case SHUB_MSG_HEARTBEAT:
         if (m->heartbeat.time_ms)
@@ -436,6 +495,7 @@ static int build_event(shub_arena_t *a, shub_event_t *ev)
         .occurred_ms = EX_OCCURRED_MS,
         .case_ref = "COV-MARAC-2024-0412",
         .subject_ref = "subj-5c2e91",
+        .actor = "coordinator-0417",
         .area = "dudley",
         .purpose = "marac-risk-management",
         .basis = "uk-gdpr-6-1-e",
@@ -458,6 +518,9 @@ typedef struct {
     shub_arena_t *arena;
     shub_msg_t msg;
     shub_outcome_item_t outcomes[2];
+    shub_receipt_t receipt; /* RECEIPT: the one receipt in the batch */
+    shub_deliver_t deliver; /* DELIVER: the one copy in the batch */
+    shub_update_t update;   /* UPDATE: the one update in the batch */
     shub_buf_t event; /* DELIVER: the minimised event, encoded */
     uint8_t *sealed;  /* DELIVER: the event sealed to the recipient */
     uint8_t rpk[crypto_box_PUBLICKEYBYTES], rsk[crypto_box_SECRETKEYBYTES];
@@ -503,7 +566,7 @@ static int build_deliver(example_t *ex, shub_err_t *err)
     shub_sealer_destroy(&sealer);
     if (rc)
         return shub_err_set(err, SHUB_ECRYPTO, "cannot seal the example event");
-    ex->msg.deliver = (shub_deliver_t){
+    ex->deliver = (shub_deliver_t){
         .id = ex_id,
         .type = "marac.transfer",
         .from = "marac-coventry",
@@ -514,6 +577,7 @@ static int build_deliver(example_t *ex, shub_err_t *err)
         .sealed = ex->sealed,
         .sealed_len = (uint32_t)sealed_len,
     };
+    ex->msg.deliver = (shub_deliver_batch_t){&ex->deliver, 1};
     return 0;
 }
 
@@ -551,6 +615,46 @@ static int build_error(example_t *ex, shub_err_t *err)
     ex->msg.error = (shub_error_msg_t){
         .code = shub_err_token(refused.code), .message = message, .id = &ex_id};
     return 0;
+}
+
+/* The broker's checkpoint over its chain up to audit row EX_CHECKPOINT_SEQ,
+ * signed with an example checkpoint key, into *cp. */
+#define EX_UPDATE_SEQ     3107
+#define EX_CHECKPOINT_SEQ 48213
+#define EX_CHECKPOINT_MS  (EX_BROKER_MS + 5000)
+static int build_checkpoint(shub_signed_head_t *cp, shub_err_t *err)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES],
+        sk[crypto_sign_SECRETKEYBYTES], head[SHUB_HASH_SIZE];
+    static const char label[] = "sharehub example key: checkpoint";
+    static const char chain[] = "sharehub example chain head";
+    crypto_generichash(seed, sizeof seed, (const uint8_t *)label, sizeof label - 1, NULL,
+                       0);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    crypto_generichash(head, sizeof head, (const uint8_t *)chain, sizeof chain - 1, NULL,
+                       0);
+    int rc = shub_checkpoint_sign(EX_CHECKPOINT_SEQ, head, EX_CHECKPOINT_MS, sk, pk, cp);
+    sodium_memzero(sk, sizeof sk);
+    return rc ? shub_err_set(err, rc, "cannot sign the example checkpoint") : 0;
+}
+
+/* marac-coventry's countersignature of that checkpoint, with the witness key
+ * its example CURVE key derives. */
+static int build_witness(example_t *ex, shub_err_t *err)
+{
+    shub_signed_head_t cp;
+    int rc = build_checkpoint(&cp, err);
+    if (rc)
+        return rc;
+    uint8_t cpk[crypto_box_PUBLICKEYBYTES], csk[crypto_box_SECRETKEYBYTES];
+    uint8_t wpk[SHUB_SIGN_PUBLIC_SIZE], wsk[SHUB_SIGN_SECRET_SIZE];
+    seed_keypair("sharehub example key: marac-coventry", cpk, csk);
+    rc = shub_witness_keypair(csk, wpk, wsk);
+    if (rc == 0)
+        rc = shub_witness_sign("marac-coventry", &cp, wsk, wpk, &ex->msg.witness);
+    sodium_memzero(csk, sizeof csk);
+    sodium_memzero(wsk, sizeof wsk);
+    return rc ? shub_err_set(err, rc, "cannot countersign the example checkpoint") : 0;
 }
 
 /* Fills ex->msg with the example called `name`. SHUB_ENOTFOUND if there is
@@ -595,13 +699,34 @@ static int example_build(example_t *ex, const char *name, shub_err_t *err)
                       "idva-dudley",
             .agreement = "wm-marac-transfer",
             .version = 3};
-        m->receipt = (shub_receipt_t){.id = ex_id, .items = ex->outcomes, .count = 2};
+        ex->receipt = (shub_receipt_t){.id = ex_id, .items = ex->outcomes, .count = 2};
+        m->receipt = (shub_receipt_batch_t){&ex->receipt, 1};
     } else if (strcmp(name, "deliver") == 0) {
         m->type = SHUB_MSG_DELIVER;
         rc = build_deliver(ex, err);
     } else if (strcmp(name, "ack") == 0) {
         m->type = SHUB_MSG_ACK;
-        m->ack.id = ex_id;
+        m->ack = (shub_ack_t){&ex_id, 1};
+    } else if (strcmp(name, "update") == 0) {
+        /* marac-dudley has committed the transfer to its inbox */
+        m->type = SHUB_MSG_UPDATE;
+        ex->update = (shub_update_t){.seq = EX_UPDATE_SEQ,
+                                     .id = ex_id,
+                                     .item = {.to = "marac-dudley",
+                                              .outcome = SHUB_OUTCOME_ACKNOWLEDGED,
+                                              .agreement = "wm-marac-transfer",
+                                              .version = 3,
+                                              .flow = "marac-to-marac"}};
+        m->update = (shub_update_batch_t){&ex->update, 1};
+    } else if (strcmp(name, "confirm") == 0) {
+        m->type = SHUB_MSG_CONFIRM;
+        m->confirm.upto = EX_UPDATE_SEQ;
+    } else if (strcmp(name, "checkpoint") == 0) {
+        m->type = SHUB_MSG_CHECKPOINT;
+        rc = build_checkpoint(&m->checkpoint, err);
+    } else if (strcmp(name, "witness") == 0) {
+        m->type = SHUB_MSG_WITNESS;
+        rc = build_witness(ex, err);
     } else if (strcmp(name, "heartbeat") == 0) {
         m->type = SHUB_MSG_HEARTBEAT;
         m->heartbeat.time_ms = EX_BROKER_MS;
@@ -621,7 +746,7 @@ static int example_build(example_t *ex, const char *name, shub_err_t *err)
  * key and printed: what marac-dudley's agent commits to its inbox. */
 static int print_opened(const example_t *ex)
 {
-    const shub_deliver_t *d = &ex->msg.deliver;
+    const shub_deliver_t *d = &ex->deliver;
     size_t n = d->sealed_len - SHUB_SEAL_OVERHEAD;
     uint8_t *plain = shub_malloc(n);
     shub_arena_t *arena = shub_arena_new(0);
@@ -771,7 +896,8 @@ static void usage(FILE *f)
         "\n"
         "  example NAME  print one example message, built with the real encoder:\n"
         "                its bytes as a hex dump, then a readable form. NAME is one of\n"
-        "                hello welcome share receipt deliver ack heartbeat error bye.\n"
+        "                hello welcome share receipt deliver ack update confirm\n"
+        "                checkpoint witness heartbeat error bye.\n"
         "                --raw writes the encoded bytes alone to stdout.\n"
         "  decode        decode one encoded message from FILE or stdin and print it;\n"
         "                a message the codec refuses is reported as\n"

@@ -181,7 +181,70 @@ typedef struct {
     bool typed; /* a whole message: its "type" key renames the path root */
     path_t path;
     shub_err_t *err;
+    char *text;        /* room for the copies of text values and keys */
+    size_t text_left;  /* bytes of it still free */
+    size_t text_chunk; /* bytes to take from the arena when it runs out */
 } reader_t;
+
+/* Text values and keys are copied into chunks of the arena, one after the
+ * other, instead of one arena allocation each. Every one of them occupies
+ * its length plus at least a header byte of the input, so their copies (with
+ * a NUL each) never need more room than the input's size: a message of up
+ * to TEXT_CHUNK bytes takes one chunk of its own size, a larger one chunks of
+ * TEXT_CHUNK, and a text too long for a quarter chunk an allocation alone. */
+#define TEXT_CHUNK 4096
+
+static void reader_init(reader_t *r, const void *data, size_t size, shub_arena_t *arena,
+                        const char *root, shub_err_t *err)
+{
+    *r = (reader_t){.p = data,
+                    .end = (const uint8_t *)data + size,
+                    .arena = arena,
+                    .path = {.root = root},
+                    .err = err,
+                    .text_chunk = size < 64           ? 64
+                                  : size < TEXT_CHUNK ? size
+                                                      : TEXT_CHUNK};
+}
+
+/* A NUL-terminated copy of s[0..n) in the reader's text room. */
+static char *copy_text(reader_t *r, const uint8_t *s, size_t n)
+{
+    if (n >= r->text_left) {
+        if (n >= r->text_chunk / 4)
+            return shub_arena_strndup(r->arena, (const char *)s, n);
+        r->text = shub_arena_alloc(r->arena, r->text_chunk);
+        if (!r->text)
+            return NULL;
+        r->text_left = r->text_chunk;
+    }
+    char *copy = r->text;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    r->text += n + 1;
+    r->text_left -= n + 1;
+    return copy;
+}
+
+/* True if every byte is 0x01..0x7f: ASCII without a NUL, so valid UTF-8 and
+ * a valid C string. Most text is; only the rest needs the full checks. */
+static bool plain_ascii(const void *data, size_t n)
+{
+    const uint8_t *s = data;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        /* a high bit set, or (with none set) a zero byte */
+        if ((w & 0x8080808080808080u) ||
+            ((w - 0x0101010101010101u) & ~w & 0x8080808080808080u))
+            return false;
+    }
+    for (; i < n; i++)
+        if (s[i] == 0 || s[i] >= 0x80)
+            return false;
+    return true;
+}
 
 static size_t remain(const reader_t *r)
 {
@@ -231,11 +294,13 @@ static int read_text(reader_t *r, uint64_t len, shub_val_t *out)
     if (rc)
         return rc;
     const char *s = (const char *)r->p;
-    if (memchr(s, '\0', (size_t)len))
-        return fail(&r->path, r->err, SHUB_EVALUE, "text contains a NUL byte");
-    if (!shub_utf8_valid(s, (size_t)len))
-        return fail(&r->path, r->err, SHUB_EUTF8, "text is not valid UTF-8");
-    char *copy = shub_arena_strndup(r->arena, s, (size_t)len);
+    if (!plain_ascii(s, (size_t)len)) {
+        if (memchr(s, '\0', (size_t)len))
+            return fail(&r->path, r->err, SHUB_EVALUE, "text contains a NUL byte");
+        if (!shub_utf8_valid(s, (size_t)len))
+            return fail(&r->path, r->err, SHUB_EUTF8, "text is not valid UTF-8");
+    }
+    char *copy = copy_text(r, r->p, (size_t)len);
     if (!copy)
         return nomem(r);
     r->p += len;
@@ -321,7 +386,7 @@ static int read_key(reader_t *r, shub_pair_t *pair)
     if (!shub_val_is_field_name((const char *)r->p, (size_t)len))
         return fail(&r->path, r->err, SHUB_EVALUE,
                     "key is not a field name (1-64 of A-Z a-z 0-9 _ -)");
-    char *key = shub_arena_strndup(r->arena, (const char *)r->p, (size_t)len);
+    char *key = copy_text(r, r->p, (size_t)len);
     if (!key)
         return nomem(r);
     r->p += len;
@@ -330,37 +395,47 @@ static int read_key(reader_t *r, shub_pair_t *pair)
     return 0;
 }
 
-static int cmp_pair_key(const void *a, const void *b)
+/* Whether two keys are the same: lengths and end bytes first, as most keys of
+ * one map differ there. Keys are field names, so never empty. */
+static bool same_key(const shub_pair_t *a, const shub_pair_t *b)
 {
-    return strcmp((*(const shub_pair_t *const *)a)->key, (*(const shub_pair_t *const *)b)->key);
+    return a->key_len == b->key_len && a->key[0] == b->key[0] &&
+           a->key[a->key_len - 1] == b->key[b->key_len - 1] &&
+           memcmp(a->key, b->key, a->key_len) == 0;
 }
 
-/* Finds a repeated key into *dup (NULL if none). Linear for small maps;
- * sorted pointers above that, so a 4096-key map cannot cost 8 million
- * comparisons. */
-static int find_duplicate(reader_t *r, const shub_pair_t *pairs, uint32_t n, const char **dup)
+/* Orders keys by their bytes, then by length. */
+static int cmp_pair_key(const void *a, const void *b)
 {
-    *dup = NULL;
-    if (n <= 16) {
-        for (uint32_t i = 1; i < n && !*dup; i++)
+    const shub_pair_t *x = *(const shub_pair_t *const *)a,
+                      *y = *(const shub_pair_t *const *)b;
+    int c = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+#define SMALL_MAP 16 /* above this, find_duplicate sorts */
+
+/* A pair whose key repeats an earlier one, or NULL; decoder and encoder both
+ * ask, once the map's values are read or written. Pairwise in a small map; a
+ * larger one is sorted through `sorted`, room for n pointers the caller
+ * provides, so a 4096-key map cannot cost 8 million comparisons. */
+static const shub_pair_t *find_duplicate(const shub_pair_t *pairs, uint32_t n,
+                                         const shub_pair_t **sorted)
+{
+    if (n <= SMALL_MAP) {
+        for (uint32_t i = 1; i < n; i++)
             for (uint32_t j = 0; j < i; j++)
-                if (pairs[i].key_len == pairs[j].key_len &&
-                    memcmp(pairs[i].key, pairs[j].key, pairs[i].key_len) == 0) {
-                    *dup = pairs[i].key;
-                    break;
-                }
-        return 0;
+                if (same_key(&pairs[i], &pairs[j]))
+                    return &pairs[i];
+        return NULL;
     }
-    const shub_pair_t **sorted = shub_arena_alloc(r->arena, n * sizeof *sorted);
-    if (!sorted)
-        return nomem(r);
     for (uint32_t i = 0; i < n; i++)
         sorted[i] = &pairs[i];
     qsort(sorted, n, sizeof *sorted, cmp_pair_key);
-    for (uint32_t i = 1; i < n && !*dup; i++)
-        if (strcmp(sorted[i]->key, sorted[i - 1]->key) == 0)
-            *dup = sorted[i]->key;
-    return 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (same_key(sorted[i], sorted[i - 1]))
+            return sorted[i];
+    return NULL;
 }
 
 static int read_map(reader_t *r, uint64_t n, shub_val_t *out, int depth)
@@ -381,18 +456,20 @@ static int read_map(reader_t *r, uint64_t n, shub_val_t *out, int depth)
             return rc;
         path_pop(&r->path);
         /* Name errors after the type as soon as the type is known. */
-        if (r->typed && depth == 0 && strcmp(pairs[i].key, "type") == 0 &&
-            pairs[i].val.type == SHUB_VAL_STR) {
+        if (r->typed && depth == 0 && pairs[i].key_len == 4 &&
+            memcmp(pairs[i].key, "type", 4) == 0 && pairs[i].val.type == SHUB_VAL_STR) {
             int t = lookup(type_names, COUNT(type_names), pairs[i].val.as.str);
             if (t > 0)
                 r->path.root = type_names[t];
         }
     }
-    const char *dup;
-    if ((rc = find_duplicate(r, pairs, (uint32_t)n, &dup)))
-        return rc;
+    const shub_pair_t **sorted = NULL;
+    if (n > SMALL_MAP && !(sorted = shub_arena_alloc(r->arena, n * sizeof *sorted)))
+        return nomem(r);
+    const shub_pair_t *dup = find_duplicate(pairs, (uint32_t)n, sorted);
     if (dup)
-        return fail(&r->path, r->err, SHUB_EDUPKEY, "duplicate key \"%s\"", dup);
+        return fail(&r->path, r->err, SHUB_EDUPKEY, "duplicate key \"%.*s\"",
+                    (int)dup->key_len, dup->key);
     *out = (shub_val_t){.type = SHUB_VAL_MAP, .len = (uint32_t)n, .cap = (uint32_t)n,
                         .as.pairs = pairs};
     return 0;
@@ -969,7 +1046,8 @@ static const shub_val_t *find(const shub_val_t *map, const field_t *f, uint32_t 
     uint32_t n = map->len, i = *hint;
     for (uint32_t k = 0; k < n; k++, i = i + 1 < n ? i + 1 : 0) {
         const shub_pair_t *pair = &map->as.pairs[i];
-        if (pair->key_len == f->key_len && memcmp(pair->key, f->key, f->key_len) == 0) {
+        if (pair->key_len == f->key_len && pair->key[0] == f->key[0] &&
+            memcmp(pair->key, f->key, f->key_len) == 0) {
             *hint = i + 1 < n ? i + 1 : 0;
             return &pair->val;
         }
@@ -1024,12 +1102,9 @@ int shub_msg_decode(const void *data, size_t size, shub_msg_t **msg_p, shub_err_
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     }
 
-    reader_t r = {.p = data,
-                  .end = (const uint8_t *)data + size,
-                  .arena = msg->arena,
-                  .typed = true,
-                  .path = path,
-                  .err = err};
+    reader_t r;
+    reader_init(&r, data, size, msg->arena, path.root, err);
+    r.typed = true;
     shub_val_t top;
     int rc = read_document(&r, &top);
     if (rc)
@@ -1102,8 +1177,8 @@ int shub_payload_decode(shub_arena_t *arena, const void *data, size_t size, shub
         return fail(&path, err, SHUB_ELIMIT, "payload of %zu bytes exceeds limit %d", size,
                     SHUB_MSG_MAX_BYTES);
     /* depth 1: a stored payload sits at the depth it had inside its message */
-    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = arena,
-                  .path = path, .err = err};
+    reader_t r;
+    reader_init(&r, data, size, arena, path.root, err);
     shub_val_t v;
     int rc = read_value(&r, &v, 1);
     if (rc)
@@ -1134,7 +1209,12 @@ static int buf_write(void *data, const char *bytes, size_t len)
 {
     shub_buf_t *buf = data;
     if (buf->data && buf->cap - buf->len >= len) {
-        memcpy(buf->data + buf->len, bytes, len);
+        uint8_t *to = buf->data + buf->len;
+        if (len <= 9) /* a header or a number: cheaper than a call to memcpy */
+            for (size_t i = 0; i < len; i++)
+                to[i] = (uint8_t)bytes[i];
+        else
+            memcpy(to, bytes, len);
         buf->len += len;
         return 0;
     }
@@ -1146,8 +1226,17 @@ static int wfail_nomem(writer_t *w)
     return fail(&w->path, w->err, SHUB_ENOMEM, "out of memory");
 }
 
+/* Text, keys included. Most are short: a fixstr (header 0xa0 | n, as msgpack-c
+ * writes it) goes into the buffer in one step when there is room. */
 static int pack_text(writer_t *w, const char *s, size_t n)
 {
+    shub_buf_t *buf = w->out;
+    if (n < 32 && buf->data && buf->cap - buf->len > n) {
+        buf->data[buf->len] = (uint8_t)(0xa0 | n);
+        memcpy(buf->data + buf->len + 1, s, n);
+        buf->len += n + 1;
+        return 0;
+    }
     if (msgpack_pack_str(&w->pk, n) || msgpack_pack_str_body(&w->pk, s, n))
         return wfail_nomem(w);
     return 0;
@@ -1167,6 +1256,20 @@ static int count_node(writer_t *w)
     if (++w->nodes > SHUB_MSG_MAX_NODES)
         return fail(&w->path, w->err, SHUB_ELIMIT, "more than %d values in one message",
                     SHUB_MSG_MAX_NODES);
+    return 0;
+}
+
+/* Refuses a map that repeats a key, as the reader does after reading it. */
+static int check_duplicates(writer_t *w, const shub_val_t *map)
+{
+    const shub_pair_t **sorted = NULL;
+    if (map->len > SMALL_MAP && !(sorted = shub_malloc(map->len * sizeof *sorted)))
+        return wfail_nomem(w);
+    const shub_pair_t *dup = find_duplicate(map->as.pairs, map->len, sorted);
+    shub_free(sorted);
+    if (dup)
+        return fail(&w->path, w->err, SHUB_EDUPKEY, "duplicate key \"%.*s\"",
+                    (int)dup->key_len, dup->key);
     return 0;
 }
 
@@ -1193,10 +1296,12 @@ static int pack_val(writer_t *w, const shub_val_t *v, int depth)
         if (v->len > SHUB_MSG_MAX_TEXT)
             return fail(&w->path, w->err, SHUB_ELIMIT, "text of %u bytes exceeds limit %d",
                         v->len, SHUB_MSG_MAX_TEXT);
-        if (memchr(v->as.str, '\0', v->len))
-            return fail(&w->path, w->err, SHUB_EVALUE, "text contains a NUL byte");
-        if (!shub_utf8_valid(v->as.str, v->len))
-            return fail(&w->path, w->err, SHUB_EUTF8, "text is not valid UTF-8");
+        if (!plain_ascii(v->as.str, v->len)) {
+            if (memchr(v->as.str, '\0', v->len))
+                return fail(&w->path, w->err, SHUB_EVALUE, "text contains a NUL byte");
+            if (!shub_utf8_valid(v->as.str, v->len))
+                return fail(&w->path, w->err, SHUB_EUTF8, "text is not valid UTF-8");
+        }
         return pack_text(w, v->as.str, v->len);
     case SHUB_VAL_BIN:
         if (v->len > SHUB_MSG_MAX_BIN)
@@ -1226,10 +1331,6 @@ static int pack_val(writer_t *w, const shub_val_t *v, int depth)
                 if (!pair->key || !shub_val_is_field_name(pair->key, pair->key_len))
                     return fail(&w->path, w->err, SHUB_EVALUE,
                                 "key is not a field name (1-64 of A-Z a-z 0-9 _ -)");
-                for (uint32_t j = 0; j < i; j++)
-                    if (strcmp(v->as.pairs[j].key, pair->key) == 0)
-                        return fail(&w->path, w->err, SHUB_EDUPKEY, "duplicate key \"%s\"",
-                                    pair->key);
                 if ((rc = pack_text(w, pair->key, pair->key_len)))
                     return rc;
                 path_push_key(&w->path, pair->key);
@@ -1242,7 +1343,7 @@ static int pack_val(writer_t *w, const shub_val_t *v, int depth)
                 return rc;
             path_pop(&w->path);
         }
-        return 0;
+        return map ? check_duplicates(w, v) : 0;
     }
     default:
         return fail(&w->path, w->err, SHUB_EINVAL, "value of unknown type %d", (int)v->type);
@@ -1303,7 +1404,7 @@ static int pack_one(writer_t *w, const field_t *f, const void *base)
     case K_LINE: {
         const char *s = *(const char *const *)src;
         size_t n = strlen(s);
-        if (!shub_utf8_valid(s, n))
+        if (!plain_ascii(s, n) && !shub_utf8_valid(s, n))
             return fail(&w->path, w->err, SHUB_EUTF8, "text is not valid UTF-8");
         if ((rc = check_text(&w->path, w->err, f->kind, s, n)))
             return rc;
@@ -1515,8 +1616,8 @@ int shub_event_decode(shub_arena_t *arena, const void *data, size_t size, shub_e
     if (size > SHUB_MSG_MAX_BYTES)
         return fail(&path, err, SHUB_ELIMIT, "event of %zu bytes exceeds limit %d", size,
                     SHUB_MSG_MAX_BYTES);
-    reader_t r = {.p = data, .end = (const uint8_t *)data + size, .arena = arena,
-                  .path = path, .err = err};
+    reader_t r;
+    reader_init(&r, data, size, arena, path.root, err);
     shub_val_t top;
     int rc = read_document(&r, &top);
     if (rc)

@@ -1808,27 +1808,6 @@ static void pack_keys(msgpack_packer *pk, int n, int dup)
     }
 }
 
-static void test_shub_msg_decode_duplicate_key_in_large_map_found(void **state)
-{
-    (void)state;
-    static const struct {
-        int n, dup;
-        int code;
-    } cases[] = {{16, 3, SHUB_EDUPKEY},      {17, 0, SHUB_EDUPKEY},
-                 {17, 15, SHUB_EDUPKEY},     {17, -1, 0},
-                 {4096, 2000, SHUB_EDUPKEY}, {4096, -1, 0}};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        msgpack_sbuffer pl;
-        msgpack_sbuffer_init(&pl);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &pl, msgpack_sbuffer_write);
-        pack_keys(&pk, cases[i].n, cases[i].dup);
-        expect_edit(&templates[SHUB_MSG_SHARE], "payload", pl.data, pl.size, REPLACE,
-                    cases[i].code, cases[i].code ? "SHARE.payload" : "");
-        msgpack_sbuffer_destroy(&pl);
-    }
-}
-
 /* ---- limits at their edges --------------------------------------------- */
 
 /* A SHARE with one recipient and an empty payload, to vary one field at a time. */
@@ -1844,6 +1823,137 @@ static char *repeat(char c, size_t n)
     memset(s, c, n);
     s[n] = '\0';
     return s;
+}
+
+/* Both sides refuse a repeated key, in small maps and in maps large enough
+ * to be sorted, and name the key; keys that differ only in length or in
+ * their middle are not repeats. */
+static void test_shub_msg_duplicate_key_in_any_map_found(void **state)
+{
+    (void)state;
+    static const struct {
+        int n, dup;
+        int code;
+    } cases[] = {{2, 0, SHUB_EDUPKEY},     {16, 3, SHUB_EDUPKEY},      {16, -1, 0},
+                 {17, 0, SHUB_EDUPKEY},    {17, 15, SHUB_EDUPKEY},     {17, -1, 0},
+                 {300, 298, SHUB_EDUPKEY}, {4096, 2000, SHUB_EDUPKEY}, {4096, -1, 0}};
+    shub_arena_t *a = shub_arena_new(0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer pl;
+        msgpack_sbuffer_init(&pl);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &pl, msgpack_sbuffer_write);
+        pack_keys(&pk, cases[i].n, cases[i].dup);
+        const char *path = cases[i].code ? "SHARE.payload" : "";
+        char rule[64];
+        snprintf(rule, sizeof rule, "duplicate key \"k%d\"", cases[i].dup);
+        expect_edit_rule(&templates[SHUB_MSG_SHARE], "payload", pl.data, pl.size, REPLACE,
+                         cases[i].code, path, cases[i].code ? rule : NULL);
+        /* the same map through the encoder */
+        shub_val_t map;
+        assert_int_equal(shub_payload_decode(a, pl.data, pl.size, &map, NULL),
+                         cases[i].code);
+        if (cases[i].code == 0) {
+            shub_msg_t m = share_min();
+            m.share.ev.payload = map;
+            round_trip(&m);
+            /* repeat one key by hand: the encoder must find it too */
+            map.as.pairs[map.len - 1].key = map.as.pairs[0].key;
+            map.as.pairs[map.len - 1].key_len = map.as.pairs[0].key_len;
+            m.share.ev.payload = map;
+            expect_encode_rule(&m, SHUB_EDUPKEY, "SHARE.payload", "duplicate key \"k0\"");
+        }
+        msgpack_sbuffer_destroy(&pl);
+    }
+    /* near misses: the same ends, another middle; a prefix of another key */
+    expect_edit(&templates[SHUB_MSG_SHARE], "payload",
+                RAW("\x83\xa3"
+                    "abc"
+                    "\x01"
+                    "\xa3"
+                    "axc"
+                    "\x02"
+                    "\xa2"
+                    "ab"
+                    "\x03"),
+                REPLACE, 0, "");
+    shub_msg_t m = share_min();
+    shub_val_t p = shub_val_map();
+    put(a, &p, "abc", shub_val_int(1));
+    put(a, &p, "axc", shub_val_int(2));
+    put(a, &p, "ab", shub_val_int(3));
+    m.share.ev.payload = p;
+    round_trip(&m);
+    /* a key is what its length says: "ab" of "abc" repeats "ab" */
+    p.as.pairs[0].key_len = 2;
+    expect_encode_rule(&m, SHUB_EDUPKEY, "SHARE.payload", "duplicate key \"ab\"");
+    shub_arena_destroy(&a);
+}
+
+/* Text is checked for NUL bytes and UTF-8 on both sides, wherever in it the
+ * offending byte sits (the checks step over plain ASCII eight bytes at a time,
+ * so each position of a word and of the bytes after the last word counts). */
+static void test_shub_msg_text_checks_at_every_position(void **state)
+{
+    (void)state;
+    shub_arena_t *a = shub_arena_new(0);
+    char s[41];
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            static const struct {
+                const char *bytes; /* put at `at` */
+                size_t n;
+                int code;
+            } bad[] = {
+                {"\x00", 1, SHUB_EVALUE}, /* NUL */
+                {"\xff", 1, SHUB_EUTF8},  /* never UTF-8 */
+                {"\xc3", 1, SHUB_EUTF8},  /* a lead byte alone */
+                {"\xc3\xa9", 2, 0},       /* é */
+                {"\x7f", 1, 0},           /* DEL: text, not a control in a payload */
+                {"\x01", 1, 0},
+            };
+            for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+                if (at + bad[b].n > len)
+                    continue;
+                memset(s, 'x', len);
+                memcpy(s + at, bad[b].bytes, bad[b].n);
+                int code = bad[b].code;
+                const char *path = code ? "SHARE.payload.t" : "";
+                /* decoder */
+                msgpack_sbuffer pl;
+                msgpack_sbuffer_init(&pl);
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &pl, msgpack_sbuffer_write);
+                msgpack_pack_map(&pk, 1);
+                msgpack_pack_str_with_body(&pk, "t", 1);
+                msgpack_pack_str_with_body(&pk, s, len);
+                expect_edit(&templates_min[SHUB_MSG_SHARE], "payload", pl.data, pl.size,
+                            REPLACE, code, path);
+                msgpack_sbuffer_destroy(&pl);
+                /* encoder */
+                shub_msg_t m = share_min();
+                shub_val_t p = shub_val_map();
+                put(a, &p, "t",
+                    (shub_val_t){
+                        .type = SHUB_VAL_STR, .len = (uint32_t)len, .as.str = s});
+                m.share.ev.payload = p;
+                if (code)
+                    expect_encode(&m, code, path);
+                else
+                    round_trip(&m);
+            }
+        }
+    }
+    /* names and refs too: a non-ASCII byte in a name is bad UTF-8 or a bad name */
+    shub_msg_t m = share_min();
+    m.share.ev.area = "coventr\xff";
+    expect_encode(&m, SHUB_EUTF8, "SHARE.area");
+    m.share.ev.area = "coventr\xc3\xa9";
+    expect_encode(&m, SHUB_EVALUE, "SHARE.area");
+    m = share_min();
+    m.share.ev.actor = "Zoë 12345678901234";
+    round_trip(&m);
+    shub_arena_destroy(&a);
 }
 
 /* Encodes msg; on `code` 0 also decodes it. Otherwise checks the encoder's
@@ -3169,7 +3279,8 @@ int main(void)
         cmocka_unit_test(test_shub_msg_decode_ack_ids_exact),
         cmocka_unit_test(test_shub_msg_decode_update_items_exact),
         cmocka_unit_test(test_shub_msg_decode_confirm_and_signed_heads_exact),
-        cmocka_unit_test(test_shub_msg_decode_duplicate_key_in_large_map_found),
+        cmocka_unit_test(test_shub_msg_duplicate_key_in_any_map_found),
+        cmocka_unit_test(test_shub_msg_text_checks_at_every_position),
         cmocka_unit_test(test_shub_msg_limits_name_ref_line_at_edge),
         cmocka_unit_test(test_shub_msg_limits_to_count_at_edge),
         cmocka_unit_test(test_shub_msg_limits_outcomes_at_edge),

@@ -134,6 +134,7 @@ typedef struct common {
     shub_query_format_t fmt;
     bool has_since, has_until;
     int64_t since_ms, until_ms;
+    const char *key_dir, *key_file; /* the subject key: DIR/subject.key or FILE */
 } common_t;
 
 enum {
@@ -192,9 +193,36 @@ static int common_opt(common_t *c, int opt, const char *arg, void (*usage)(FILE 
             return fail_usage(usage, "--until '%s' is not RFC 3339 or YYYY-MM-DD", arg);
         c->has_until = true;
         return 0;
+    case OPT_KEY_DIR:
+        c->key_dir = arg;
+        return 0;
+    case OPT_SUBJECT_KEY:
+        c->key_file = arg;
+        return 0;
     default:
         return 1;
     }
+}
+
+/* The broker's subject key, from --key-dir or --subject-key: it makes the
+ * keyed hashes the log keeps of subject and case references. */
+static int read_subject_key(const common_t *c, uint8_t key[SHUB_STORE_KEY_SIZE])
+{
+    char path[4096];
+    const char *file = c->key_file;
+    shub_err_t err;
+    int rc;
+    if (c->key_dir) {
+        if ((size_t)snprintf(path, sizeof path, "%s/subject.key", c->key_dir) >=
+            sizeof path) {
+            fprintf(stderr, "%s: --key-dir '%s' is too long\n", prog, c->key_dir);
+            return EX_USAGE;
+        }
+        file = path;
+    }
+    if ((rc = shub_keys_read_hex(file, key, SHUB_STORE_KEY_SIZE, true, &err)))
+        return report_err(rc == SHUB_ECRYPTO ? SHUB_EDB : rc, &err);
+    return 0;
 }
 
 static const char common_help[] =
@@ -260,7 +288,8 @@ static int cmd_verify(int argc, char **argv)
     if ((rc = check_file(db)))
         return rc;
     shub_verify_result_t res;
-    if ((rc = shub_store_verify(db, key ? pub : NULL, &res, &err)))
+    shub_verify_opts_t vopts = {.expected_key = key ? pub : NULL, .now_ms = shub_now_ms()};
+    if ((rc = shub_store_verify(db, &vopts, &res, &err)))
         return report_err(rc, &err);
     if (!res.ok) {
         printf("FAILED at row %lld: %s\n", (long long)res.bad_seq, res.problem);
@@ -270,6 +299,11 @@ static int cmd_verify(int argc, char **argv)
     }
     printf("ok: %lld rows, %lld checkpoints verified\n", (long long)res.rows,
            (long long)res.checkpoints);
+    if (res.unsigned_rows)
+        printf("unsigned: %lld rows after the newest checkpoint (row %lld), appended over "
+               "%lld ms, the first %lld s ago\n",
+               (long long)res.unsigned_rows, (long long)res.signed_upto,
+               (long long)res.unsigned_span_ms, (long long)(res.unsigned_age_ms / 1000));
     return 0;
 }
 
@@ -288,7 +322,9 @@ static void usage_log(FILE *out)
         "withheld. Filters combine (all must match):\n"
         "  --org ORG          sent or received by ORG\n"
         "  --sender ORG, --recipient ORG, --agreement ID, --event-type TYPE,\n"
-        "  --decision allow|deny, --reason CODE, --case REF\n"
+        "  --decision allow|deny, --reason CODE\n"
+        "  --case REF         one case reference (the log keeps its keyed hash:\n"
+        "                     needs --key-dir DIR or --subject-key FILE)\n"
         "%s"
         "Paging (by seq, never by offset):\n"
         "  --limit N          rows per page (default %d, at most %d)\n"
@@ -331,6 +367,8 @@ static int cmd_log(int argc, char **argv)
         {"decision", required_argument, NULL, OPT_DECISION},
         {"reason", required_argument, NULL, OPT_REASON},
         {"case", required_argument, NULL, OPT_CASE},
+        {"key-dir", required_argument, NULL, OPT_KEY_DIR},
+        {"subject-key", required_argument, NULL, OPT_SUBJECT_KEY},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"after", required_argument, NULL, OPT_AFTER},
         {"before", required_argument, NULL, OPT_BEFORE},
@@ -340,6 +378,8 @@ static int cmd_log(int argc, char **argv)
     };
     common_t com = {.fmt = SHUB_QUERY_TABLE};
     shub_query_filter_t f = {.limit = SHUB_QUERY_LIMIT_DEFAULT};
+    const char *case_ref = NULL;
+    uint8_t case_hash[SHUB_STORE_HASH_SIZE];
     int order = 0; /* -1 newest, 1 oldest, 0 not said */
     int64_t n;
     int c, rc;
@@ -379,7 +419,7 @@ static int cmd_log(int argc, char **argv)
             f.reason = optarg;
             break;
         case OPT_CASE:
-            f.case_ref = optarg;
+            case_ref = optarg;
             break;
         case OPT_LIMIT:
             if (!parse_count(optarg, 1, SHUB_QUERY_LIMIT_MAX, &n))
@@ -407,6 +447,18 @@ static int cmd_log(int argc, char **argv)
         return fail_usage(usage_log, "unexpected argument '%s'", argv[optind]);
     if (!com.db)
         return fail_usage(usage_log, "%s", "--db is required");
+    if (case_ref) {
+        /* The log keeps only a keyed hash of each case reference. */
+        if (!com.key_dir == !com.key_file)
+            return fail_usage(usage_log, "%s",
+                              "--case needs one of --key-dir and --subject-key");
+        uint8_t key[SHUB_STORE_KEY_SIZE];
+        if ((rc = read_subject_key(&com, key)))
+            return rc;
+        shub_store_ref_hash_key(key, SHUB_REF_CASE, case_ref, case_hash);
+        memset(key, 0, sizeof key);
+        f.case_hash = case_hash;
+    }
     f.oldest_first = order == 1 || (order == 0 && f.after_seq > 0 && f.before_seq == 0);
     f.has_since = com.has_since;
     f.since_ms = com.since_ms;
@@ -454,7 +506,6 @@ static int cmd_subject(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     common_t com = {.fmt = SHUB_QUERY_TABLE};
-    const char *key_dir = NULL, *key_file = NULL;
     int c, rc;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == OPT_HELP) {
@@ -466,35 +517,24 @@ static int cmd_subject(int argc, char **argv)
                 return rc;
             continue;
         }
-        if (c == OPT_KEY_DIR)
-            key_dir = optarg;
-        else if (c == OPT_SUBJECT_KEY)
-            key_file = optarg;
-        else {
-            usage_subject(stderr);
-            return EX_USAGE;
-        }
+        usage_subject(stderr);
+        return EX_USAGE;
     }
     if (optind + 1 != argc)
         return fail_usage(usage_subject, "%s", "give exactly one subject reference");
     if (!com.db)
         return fail_usage(usage_subject, "%s", "--db is required");
-    if (!key_dir == !key_file)
+    if (!com.key_dir == !com.key_file)
         return fail_usage(usage_subject, "%s", "give one of --key-dir and --subject-key");
     const char *ref = argv[optind];
     if (ref[0] == '\0')
         return fail_usage(usage_subject, "%s", "the subject reference is empty");
 
-    char path[4096];
     uint8_t key[SHUB_STORE_KEY_SIZE], hash[SHUB_STORE_HASH_SIZE];
     shub_err_t err;
-    if (key_dir) {
-        if ((size_t)snprintf(path, sizeof path, "%s/subject.key", key_dir) >= sizeof path)
-            return fail_usage(usage_subject, "--key-dir '%s' is too long", key_dir);
-        key_file = path;
-    }
-    if ((rc = shub_keys_read_hex(key_file, key, sizeof key, true, &err)))
-        return report_err(rc == SHUB_ECRYPTO ? SHUB_EDB : rc, &err);
+    if ((rc = read_subject_key(&com, key)))
+        return rc;
+    shub_store_ref_hash_key(key, SHUB_REF_SUBJECT, ref, hash);
 
     shub_store_t *s = NULL;
     shub_query_result_t *r = NULL;
@@ -510,10 +550,7 @@ static int cmd_subject(int argc, char **argv)
         .has_until = com.has_until,
         .until_ms = com.until_ms,
     };
-    if (shub_store_subject_hash(s, ref, hash) != 0) {
-        fprintf(stderr, "%s: cannot hash the subject reference\n", prog);
-        rc = EX_SOFTWARE;
-    } else if ((rc = shub_query_log(s, &f, &r, &err))) {
+    if ((rc = shub_query_log(s, &f, &r, &err))) {
         rc = report_err(rc, &err);
     } else {
         if (com.fmt == SHUB_QUERY_TABLE)

@@ -1,8 +1,13 @@
 /*
- * query: the audit tool's reads of the store (include/sharehub/query.h). This
- * is store-side code: it shares the SQLite handle through store_internal.h and
+ * query: the audit tool's reads of the store (include/sharehub/query.h). It is
+ * part of the store module (store_internal.h): it shares the SQLite handle and
  * holds every query the auditors' CLI runs, so the SQL sits beside the schema
  * in broker/store.c and nowhere else.
+ *
+ * The audit table holds ids of interned names (store.c); queries read it
+ * through the view audit_t, which puts the text back, and filter through
+ * audit_find (indexed behind the chain) plus a scan of the few rows not yet
+ * indexed.
  *
  * A query fills a result: sections of rows of cells, each cell copied out of
  * SQLite as text (integers flagged, so JSON keeps them numbers). Column names
@@ -84,6 +89,7 @@ static const char *const time_columns[] = {
     "at",          "since",           "until",       "computed_at",   "decided_at",
     "received_at", "acknowledged_at", "finished_at", "checkpoint_at", "oldest_pending",
     "review",      "valid_from",      "valid_until", "queued_at",     "outbox_updated_at",
+    "occurred",
 };
 
 static bool is_time_column(const char *name)
@@ -125,7 +131,8 @@ static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
     case SQLITE_BLOB: {
         const uint8_t *p = sqlite3_column_blob(st, i);
         size_t n = (size_t)sqlite3_column_bytes(st, i);
-        if (strcmp(name, "event_id") == 0 && n == SHUB_ID_SIZE) {
+        if ((strcmp(name, "event_id") == 0 || strcmp(name, "reply_to") == 0) &&
+            n == SHUB_ID_SIZE) {
             shub_id_t id;
             memcpy(id.bytes, p, SHUB_ID_SIZE);
             shub_id_format(&id, buf);
@@ -260,6 +267,29 @@ static int prepare(shub_store_t *s, const char *sql, sqlite3_stmt **st, const ch
     return 0;
 }
 
+/* The audit rows with their names as text: what every query reads. A TEMP
+ * view lives in the connection's own temp schema, so a read-only connection
+ * can make it. */
+#define NAME_OF(col) "(SELECT text FROM names WHERE id = a." col ") AS " col
+static const char view_sql[] =
+    "CREATE TEMP VIEW IF NOT EXISTS audit_t AS SELECT a.seq AS seq, a.at AS at, "
+    NAME_OF("action") ", a.event_id AS event_id, " NAME_OF("event_type") ", "
+    NAME_OF("sender") ", " NAME_OF("recipient") ", " NAME_OF("decision") ", "
+    NAME_OF("reason") ", " NAME_OF("explanation") ", v.id AS agreement,"
+    " v.version AS agreement_version, v.content_hash AS agreement_hash, "
+    NAME_OF("flow") ", " NAME_OF("purpose") ", " NAME_OF("legal_basis") ", "
+    NAME_OF("consent") ", " NAME_OF("override") ", " NAME_OF("area") ","
+    " a.occurred AS occurred, a.reply_to AS reply_to, " NAME_OF("fields") ", "
+    NAME_OF("fields_shared") ", " NAME_OF("fields_stripped") ", " NAME_OF("facts") ","
+    " a.payload_hash AS payload_hash, a.subject_hash AS subject_hash,"
+    " a.case_hash AS case_hash, a.actor_hash AS actor_hash"
+    " FROM main.audit a LEFT JOIN main.agreement_versions v ON v.vid = a.agreement;"
+    /* The copies pending now, with names as text. */
+    "CREATE TEMP VIEW IF NOT EXISTS sealed_t AS SELECT c.seq AS seq, c.event_id AS "
+    "event_id, (SELECT text FROM names WHERE id = c.recipient) AS recipient,"
+    " c.created_at AS created_at FROM main.sealed c;";
+#undef NAME_OF
+
 /* One read snapshot for everything a query reads; a no-op inside a
  * transaction the caller already holds. */
 static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
@@ -267,6 +297,8 @@ static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
     *began = false;
     if (!sqlite3_get_autocommit(s->db))
         return 0;
+    if (sqlite3_exec(s->db, view_sql, NULL, NULL, NULL) != SQLITE_OK)
+        return shub_store_db_fail(s, err, "query: views");
     if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return shub_store_db_fail(s, err, "query: begin");
     *began = true;
@@ -347,14 +379,15 @@ static int seq_at_time(shub_store_t *s, int64_t t, int64_t *out, shub_err_t *err
 #define LOG_COLUMNS                                                                      \
     "seq, at, action, event_id, event_type, sender, recipient, decision, reason, "       \
     "explanation, agreement, agreement_version AS version, agreement_hash, flow, "       \
-    "purpose, legal_basis, consent, override, case_ref, area, fields_shared, "           \
-    "fields_stripped, facts, payload_hash"
+    "purpose, legal_basis, consent, override, area, occurred, reply_to, fields, "        \
+    "fields_shared, fields_stripped, facts, payload_hash, case_hash, actor_hash"
 
 /* Wide columns: in CSV and JSON, not in the table people read on a terminal. */
 static const char *const log_hidden[] = {
-    "explanation",     "agreement_hash", "purpose",      "legal_basis",
-    "consent",         "override",       "area",         "fields_shared",
-    "fields_stripped", "facts",          "payload_hash", NULL,
+    "explanation",     "agreement_hash", "purpose",   "legal_basis", "consent",
+    "override",        "area",           "occurred",  "reply_to",    "fields",
+    "fields_shared",   "fields_stripped", "facts",    "payload_hash", "case_hash",
+    "actor_hash",      NULL,
 };
 
 /* Appends text to a fixed SQL buffer; the pieces are all literals of this
@@ -365,43 +398,70 @@ static void sql_add(char *buf, size_t size, const char *piece)
     snprintf(buf + n, size - n, "%s", piece);
 }
 
-/* The filter terms every branch of a log query shares (not the org). */
+/* The filter terms every branch of a log query shares (not the org). The
+ * branches read audit_find (indexed rows) or audit (the unindexed tail):
+ * both hold the same filter columns, as ids of names, so a text filter is
+ * its name's id (one lookup in names' unique index; an unknown name matches
+ * nothing). */
 static void log_terms(char *buf, size_t size, const shub_query_filter_t *f)
 {
     static const struct {
         size_t off;
         const char *term;
     } texts[] = {
-        {offsetof(shub_query_filter_t, sender), " AND sender = :sender"},
-        {offsetof(shub_query_filter_t, recipient), " AND recipient = :recipient"},
-        {offsetof(shub_query_filter_t, agreement), " AND agreement = :agreement"},
-        {offsetof(shub_query_filter_t, event_type), " AND event_type = :event_type"},
-        {offsetof(shub_query_filter_t, decision), " AND decision = :decision"},
-        {offsetof(shub_query_filter_t, reason), " AND reason = :reason"},
-        {offsetof(shub_query_filter_t, case_ref), " AND case_ref = :case_ref"},
+        {offsetof(shub_query_filter_t, sender),
+         " AND sender = (SELECT id FROM names WHERE text = :sender)"},
+        {offsetof(shub_query_filter_t, recipient),
+         " AND recipient = (SELECT id FROM names WHERE text = :recipient)"},
+        {offsetof(shub_query_filter_t, agreement),
+         " AND agreement IN (SELECT vid FROM agreement_versions WHERE id = :agreement)"},
+        {offsetof(shub_query_filter_t, event_type),
+         " AND event_type = (SELECT id FROM names WHERE text = :event_type)"},
+        {offsetof(shub_query_filter_t, decision),
+         " AND decision = (SELECT id FROM names WHERE text = :decision)"},
+        {offsetof(shub_query_filter_t, reason),
+         " AND reason = (SELECT id FROM names WHERE text = :reason)"},
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         if (*(const char *const *)((const char *)f + texts[i].off))
             sql_add(buf, size, texts[i].term);
+    if (f->case_hash)
+        sql_add(buf, size, " AND case_hash = :case");
     sql_add(buf, size, " AND seq > :lo AND seq < :hi");
-    if (f->has_since)
-        sql_add(buf, size, " AND at >= :since");
-    if (f->has_until)
-        sql_add(buf, size, " AND at < :until");
     if (f->subject_hash)
         sql_add(buf, size,
-                " AND event_id IN (SELECT event_id FROM audit WHERE subject_hash = "
-                ":subject)");
+                " AND event_id IN (SELECT event_id FROM audit_find WHERE subject_hash ="
+                " :subject UNION SELECT event_id FROM audit WHERE seq > :indexed AND"
+                " subject_hash = :subject)");
+}
+
+/* One branch: rows of `table` (audit_find up to :indexed, or audit after it)
+ * that match, cut to the page, optionally for one org column. */
+static void log_branch(char *sql, size_t size, const char *table, const char *org_col,
+                       const char *terms, const char *order)
+{
+    sql_add(sql, size, "SELECT seq FROM (SELECT seq FROM ");
+    sql_add(sql, size, table);
+    sql_add(sql, size,
+            strcmp(table, "audit") == 0 ? " WHERE seq > :indexed" : " WHERE seq <= :indexed");
+    if (org_col) {
+        sql_add(sql, size, " AND ");
+        sql_add(sql, size, org_col);
+        sql_add(sql, size, " = (SELECT id FROM names WHERE text = :org)");
+    }
+    sql_add(sql, size, terms);
+    sql_add(sql, size, order);
+    sql_add(sql, size, ")");
 }
 
 int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
                    shub_query_result_t **out, shub_err_t *err)
 {
-    char sql[4096] = "", terms[1024] = "";
+    char sql[8192] = "", terms[2048] = "";
     const char *order;
     sqlite3_stmt *st = NULL;
     shub_query_result_t *r = NULL;
-    int64_t lo = 0, hi = INT64_MAX, edge;
+    int64_t lo = 0, hi = INT64_MAX, edge, indexed = 0;
     bool began = false;
     int rc;
     if (!s || !f || !out)
@@ -427,30 +487,34 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
         if (edge < hi)
             hi = edge;
     }
+    if ((rc = one_int(s, "SELECT max(seq) FROM audit_find", 0, 0, &indexed, err)))
+        goto done;
 
     /* Keyset paging: ORDER BY the rowid with a bound on it is one descent per
-     * page. An org is sender OR recipient: two index ranges merged, each cut
-     * to the page first, because an OR across two indexes cannot deliver rows
-     * in seq order and would sort every match before taking a page. */
+     * page. Each branch (indexed rows, the tail; an org as sender and as
+     * recipient) is cut to the page first and the union sorted after, because
+     * an OR across indexes cannot deliver rows in seq order and would sort
+     * every match before taking a page. */
     order = f->oldest_first ? " ORDER BY seq LIMIT :limit"
                             : " ORDER BY seq DESC LIMIT :limit";
     log_terms(terms, sizeof terms, f);
-    if (f->org) {
-        sql_add(sql, sizeof sql,
-                "SELECT " LOG_COLUMNS " FROM audit WHERE seq IN ("
-                "SELECT seq FROM (SELECT seq FROM audit WHERE sender = :org");
-        sql_add(sql, sizeof sql, terms);
-        sql_add(sql, sizeof sql, order);
-        sql_add(
-            sql, sizeof sql,
-            ") UNION ALL SELECT seq FROM (SELECT seq FROM audit WHERE recipient = :org");
-        sql_add(sql, sizeof sql, terms);
-        sql_add(sql, sizeof sql, order);
-        sql_add(sql, sizeof sql, "))");
-    } else {
-        sql_add(sql, sizeof sql, "SELECT " LOG_COLUMNS " FROM audit WHERE 1");
-        sql_add(sql, sizeof sql, terms);
-    }
+    sql_add(sql, sizeof sql, "SELECT " LOG_COLUMNS " FROM audit_t WHERE seq IN (");
+    static const char *const tables[] = {"audit_find", "audit"};
+    static const char *const org_cols[] = {"sender", "recipient"};
+    bool first = true;
+    for (size_t t = 0; t < 2; t++)
+        for (size_t o = 0; o < (f->org ? 2u : 1u); o++) {
+            if (!first)
+                sql_add(sql, sizeof sql, " UNION ALL ");
+            first = false;
+            log_branch(sql, sizeof sql, tables[t], f->org ? org_cols[o] : NULL, terms,
+                       order);
+        }
+    sql_add(sql, sizeof sql, ")");
+    if (f->has_since)
+        sql_add(sql, sizeof sql, " AND at >= :since");
+    if (f->has_until)
+        sql_add(sql, sizeof sql, " AND at < :until");
     sql_add(sql, sizeof sql, order);
     if ((rc = prepare(s, sql, &st, "log", err)))
         goto done;
@@ -460,8 +524,9 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
         bind_str(st, ":agreement", f->agreement) ||
         bind_str(st, ":event_type", f->event_type) ||
         bind_str(st, ":decision", f->decision) || bind_str(st, ":reason", f->reason) ||
-        bind_str(st, ":case_ref", f->case_ref) || bind_int(st, ":lo", lo) ||
-        bind_int(st, ":hi", hi) || bind_int(st, ":since", f->since_ms) ||
+        bind_blob(st, ":case", f->case_hash, SHUB_STORE_HASH_SIZE) ||
+        bind_int(st, ":lo", lo) || bind_int(st, ":hi", hi) ||
+        bind_int(st, ":indexed", indexed) || bind_int(st, ":since", f->since_ms) ||
         bind_int(st, ":until", f->until_ms) ||
         bind_blob(st, ":subject", f->subject_hash, SHUB_STORE_HASH_SIZE) ||
         bind_int(st, ":limit", f->limit ? (int64_t)f->limit + 1 : -1)) {
@@ -495,36 +560,38 @@ done:
 
 /* ---- explain ------------------------------------------------------------- */
 
-static const char explain_event_sql[] =
+/* The rows of one event: indexed ones through audit_find, the unindexed
+ * tail by scan. */
+#define EVENT_ROWS                                                                       \
+    "WITH ev AS (SELECT * FROM audit_t WHERE seq IN (SELECT seq FROM audit_find WHERE"   \
+    " event_id = :id UNION SELECT seq FROM audit WHERE seq > :indexed AND"              \
+    " event_id = :id)) "
+
+static const char explain_event_sql[] = EVENT_ROWS
     "SELECT event_id, event_type, sender,"
     " (SELECT received_at FROM events WHERE event_id = :id) AS received_at,"
-    " at AS decided_at, purpose, legal_basis, consent, override, case_ref, area,"
-    " (SELECT count(*) FROM audit WHERE event_id = :id AND action = 'decide') AS "
-    "recipients"
-    " FROM audit WHERE event_id = :id ORDER BY action <> 'decide', seq LIMIT 1";
+    " at AS decided_at, occurred, reply_to, purpose, legal_basis, consent, override,"
+    " case_hash, actor_hash, area,"
+    " (SELECT count(*) FROM ev WHERE action = 'decide') AS recipients"
+    " FROM ev ORDER BY action <> 'decide', seq LIMIT 1";
 
-/* Per recipient: the decision row, what the outbox holds now, and the rows
- * that ended the delivery (ack, dead letter, recheck). */
-static const char explain_recipients_sql[] =
+/* Per recipient: the decision row, whether a copy is pending now, and the
+ * rows that ended the delivery (ack, dead letter, recheck). */
+static const char explain_recipients_sql[] = EVENT_ROWS
     "SELECT d.recipient, d.decision, d.agreement, d.agreement_version AS version,"
-    " d.agreement_hash, d.flow, d.reason, d.explanation, d.legal_basis,"
+    " d.agreement_hash, d.flow, d.reason, d.explanation, d.legal_basis, d.fields,"
     " d.fields_shared, d.fields_stripped, d.facts, d.at AS decided_at,"
-    " o.state, o.attempts, o.created_at AS queued_at, o.updated_at AS outbox_updated_at,"
-    " (SELECT f.at FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS "
-    "d.recipient"
-    "   AND f.action = 'ack' ORDER BY f.seq LIMIT 1) AS acknowledged_at,"
-    " (SELECT f.at FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS "
-    "d.recipient"
+    " (SELECT min(p.created_at) FROM sealed_t p WHERE p.event_id = d.event_id"
+    "   AND p.recipient = d.recipient) AS queued_at,"
+    " (SELECT f.at FROM ev f WHERE f.recipient IS d.recipient AND f.action = 'ack'"
+    "   ORDER BY f.seq LIMIT 1) AS acknowledged_at,"
+    " (SELECT f.at FROM ev f WHERE f.recipient IS d.recipient"
     "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_at,"
-    " (SELECT f.action || ': ' || coalesce(f.reason, '') || coalesce(' (' || "
-    "f.explanation"
-    "   || ')', '') FROM audit f WHERE f.event_id = d.event_id AND f.recipient IS"
-    "   d.recipient AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1)"
-    "   AS finished_why,"
+    " (SELECT f.action || ': ' || coalesce(f.reason, '') || coalesce(' (' ||"
+    "   f.explanation || ')', '') FROM ev f WHERE f.recipient IS d.recipient"
+    "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_why,"
     " d.payload_hash, d.seq"
-    " FROM audit d LEFT JOIN deliveries o"
-    "   ON o.event_id = d.event_id AND o.recipient = d.recipient"
-    " WHERE d.event_id = :id AND d.action = 'decide' ORDER BY d.seq";
+    " FROM ev d WHERE d.action = 'decide' ORDER BY d.seq";
 
 int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t **out,
                        shub_err_t *err)
@@ -532,6 +599,7 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
     sqlite3_stmt *st = NULL;
     shub_query_result_t *r = NULL;
     bool began = false;
+    int64_t indexed = 0;
     int rc;
     if (!s || !id || !out)
         return shub_err_set(err, SHUB_EINVAL, "explain: missing argument");
@@ -541,9 +609,11 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
         rc = oom(err);
         goto done;
     }
-    if ((rc = prepare(s, explain_event_sql, &st, "explain", err)))
+    if ((rc = one_int(s, "SELECT max(seq) FROM audit_find", 0, 0, &indexed, err)) ||
+        (rc = prepare(s, explain_event_sql, &st, "explain", err)))
         goto done;
     bind_blob(st, ":id", id->bytes, SHUB_ID_SIZE);
+    bind_int(st, ":indexed", indexed);
     if ((rc = section_fill(s, r, "event", st, NULL, true, err)))
         goto done;
     if (r->secs[0].nrows == 0) {
@@ -557,6 +627,7 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
     if ((rc = prepare(s, explain_recipients_sql, &st, "explain", err)))
         goto done;
     bind_blob(st, ":id", id->bytes, SHUB_ID_SIZE);
+    bind_int(st, ":indexed", indexed);
     rc = section_fill(s, r, "recipients", st, NULL, true, err);
 done:
     sqlite3_finalize(st);
@@ -581,16 +652,16 @@ static const struct {
     /* Shares are decisions: one per (event, recipient). Redelivery rechecks
      * and dead letters are in dead_letters, not counted twice here. */
     {"agreements",
-     "SELECT agreement, decision, reason, count(*) AS shares FROM audit"
+     "SELECT agreement, decision, reason, count(*) AS shares FROM audit_t"
      " WHERE " WINDOW " AND action = 'decide'"
      " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason"},
     {"orgs",
      "SELECT sender, recipient, sum(decision = 'allow') AS allowed,"
-     " sum(decision = 'deny') AS denied FROM audit WHERE " WINDOW " AND action = 'decide'"
+     " sum(decision = 'deny') AS denied FROM audit_t WHERE " WINDOW " AND action = 'decide'"
      " GROUP BY sender, recipient ORDER BY sender, recipient"},
     {"areas",
      "SELECT area, event_type, count(DISTINCT event_id) AS events,"
-     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied FROM audit"
+     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied FROM audit_t"
      " WHERE " WINDOW " AND action = 'decide'"
      " GROUP BY area, event_type ORDER BY area, event_type"},
     /* MARAC flow: referrals received (by recipient, distinct events);
@@ -602,9 +673,9 @@ static const struct {
      * "path=value,..." codes: matched whole, with commas. */
     {"marac",
      "WITH r AS (SELECT sender, recipient, event_type, facts,"
-     "   CASE WHEN case_ref IS NOT NULL THEN 'c:' || case_ref"
+     "   CASE WHEN case_hash IS NOT NULL THEN 'c:' || hex(case_hash)"
      "   ELSE 'e:' || hex(event_id) END AS k, 'e:' || hex(event_id) AS e"
-     "   FROM audit WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
+     "   FROM audit_t WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
      "   AND event_type IN ('marac.referral', 'marac.referral.decision', "
      "'marac.transfer')),"
      " m(marac, metric, k) AS ("
@@ -628,7 +699,7 @@ static const struct {
      * edited to hold a quote must not make the whole report fail. */
     {"fields_stripped",
      "WITH RECURSIVE split(agreement, field, rest) AS ("
-     "   SELECT agreement, NULL, fields_stripped || ',' FROM audit"
+     "   SELECT agreement, NULL, fields_stripped || ',' FROM audit_t"
      "   WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
      "   AND fields_stripped IS NOT NULL AND fields_stripped <> ''"
      "   UNION ALL SELECT agreement, substr(rest, 1, instr(rest, ',') - 1),"
@@ -640,16 +711,13 @@ static const struct {
      " SELECT agreement, rank, field, times FROM ranked WHERE rank <= :top"
      " ORDER BY agreement, rank"},
     {"dead_letters",
-     "SELECT recipient, action, reason, count(*) AS deliveries FROM audit"
+     "SELECT recipient, action, reason, count(*) AS deliveries FROM audit_t"
      " WHERE " WINDOW " AND action IN ('dead', 'recheck')"
      " GROUP BY recipient, action, reason ORDER BY recipient, action, reason"},
-    /* The outbox as it is now: live state, not part of the chain. The WHERE
-     * repeats the partial index's terms so the planner uses it. */
+    /* The copies pending now: live state, not part of the chain. */
     {"pending",
-     "SELECT recipient, sum(state = 'queued') AS queued,"
-     " sum(state = 'delivered') AS awaiting_ack, min(created_at) AS oldest_pending"
-     " FROM deliveries WHERE state IN ('queued', 'delivered')"
-     " GROUP BY recipient ORDER BY recipient"},
+     "SELECT recipient, count(*) AS pending, min(created_at) AS oldest_pending"
+     " FROM sealed_t GROUP BY recipient ORDER BY recipient"},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
     {"agreement_review",

@@ -1,153 +1,56 @@
 /*
- * store: the SQLite schema, group commit, the audit chain, the outbox, dedupe
- * and agreement versions (include/sharehub/store.h). All of sharehub's SQL is
- * in this file and verify.c, so that the store can one day sit behind the same
- * interface on PostgreSQL without the hub noticing.
+ * store: the schema, group commit, the audit chain, dedupe, receipts, sealed
+ * copies, sender updates, checkpoints and witnesses, and the background work
+ * (include/sharehub/store.h; docs/internals.md explains the shape).
  *
- * Hot path: the hub calls begin, then per event event_add, audit_append and
- * delivery_put, then commit. Every statement is prepared once and cached; the
- * chain head (seq and row_hash of the last row) is kept in memory so an append
- * is one hash and one INSERT, and is re-read after BEGIN IMMEDIATE (one index
- * descent) so the in-memory head can never drift from the file. WAL
- * checkpoints are kept off the commit path (wal_autocheckpoint=0) and run from
- * shub_store_maintain when the hub is idle.
+ * Hot path: the hub calls begin, then per event event_add, audit_append,
+ * outcome_put and copy_put, per acknowledgement audit_append, update_add
+ * and copy_drop, then commit. Every statement is prepared once and cached;
+ * the chain head is kept in memory (re-read after BEGIN IMMEDIATE, one index
+ * descent, so it cannot drift from the file); text is interned in memory so
+ * an audit row binds small integers; and nothing on the commit path is
+ * indexed beyond each table's own key. The audit tools' indexes (audit_find)
+ * are filled behind the chain by shub_store_maintain, and WAL checkpoints run
+ * on a thread and connection of their own, so the hub's loop never waits for
+ * them.
  */
 #include "store_internal.h"
 
 #include "sharehub/alloc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 /*
- * The schema, version 1. Later tools read it: the audit CLI (filters by org,
- * sender, recipient, agreement, event type, decision, reason, case and time,
- * paged over millions of rows), subject access requests (by keyed hash), board
- * reports per agreement, org, area and event type, and the outbox views
- * (pending, dead-lettered). Times are ms since the Unix epoch; ids are the 16
- * id bytes. No payload value is ever stored in the audit log.
+ * The schema, version 2. Times are ms since the Unix epoch; ids are the 16
+ * id bytes; every "INT name" column is an id into `names`.
  */
 static const char schema_sql[] =
-    /* Facts about the file: created_at, checkpoint_public_key (hex, the key
-     * the broker signs with now), subject_key_id (a hash of the subject key,
-     * so a store is never written under two keys). */
+    /* Facts about the file: created_at, checkpoint_public_key (hex),
+     * checkpoint_ms (the signing interval verify judges the tail by),
+     * subject_key_id (a hash of the subject key: one key per store). */
     "CREATE TABLE meta(\n"
     "    key TEXT PRIMARY KEY,\n"
     "    value TEXT NOT NULL\n"
     ") WITHOUT ROWID;\n"
 
-    /* Dedupe: every event id ever accepted, kept forever (an id is 16 bytes
-     * and UUIDv7 ids are time-ordered, so inserts append to the B-tree). */
-    "CREATE TABLE events(\n"
-    "    event_id BLOB PRIMARY KEY,\n"
-    "    sender TEXT NOT NULL,\n"
-    "    event_type TEXT NOT NULL,\n"
-    "    received_at INTEGER NOT NULL\n"
-    ") WITHOUT ROWID;\n"
-
-    /* The audit log: one row per decision, delivery, ack, dead letter or
-     * recheck. action: decide | deliver | ack | dead | recheck; decision:
-     * allow | deny | delivered | acknowledged | dead. fields_* are
-     * comma-separated field paths (names, never values); a report can split
-     * them with json_each('["' || replace(fields_stripped, ',', '","') || '"]')
-     * since field paths are names without quotes. payload_hash is BLAKE2b of
-     * the payload; subject_hash is BLAKE2b of the subject ref keyed with the
-     * hub's subject key. prev_hash/row_hash chain the rows (store_internal.h).
-     * seq is the rowid, so paging by seq (WHERE seq < ? ORDER BY seq DESC
-     * LIMIT n) costs one descent per page however long the log. */
-    "CREATE TABLE audit(\n"
-    "    seq INTEGER PRIMARY KEY,\n"
-    "    at INTEGER NOT NULL,\n"
-    "    action TEXT NOT NULL,\n"
-    "    event_id BLOB NOT NULL,\n"
-    "    event_type TEXT,\n"
-    "    sender TEXT,\n"
-    "    recipient TEXT,\n"
-    "    decision TEXT NOT NULL,\n"
-    "    reason TEXT,\n"
-    "    explanation TEXT,\n"
-    "    agreement TEXT,\n"
-    "    agreement_version INTEGER,\n"
-    "    agreement_hash TEXT,\n"
-    "    flow TEXT,\n"
-    "    purpose TEXT,\n"
-    "    legal_basis TEXT,\n"
-    "    consent TEXT,\n"
-    "    override TEXT,\n"
-    "    case_ref TEXT,\n"
-    "    area TEXT,\n"
-    "    fields_shared TEXT,\n"
-    "    fields_stripped TEXT,\n"
-    "    facts TEXT,\n"
-    "    payload_hash BLOB,\n"
-    "    subject_hash BLOB,\n"
-    "    prev_hash BLOB NOT NULL,\n"
-    "    row_hash BLOB NOT NULL\n"
+    /* Every distinct text the other tables refer to, stored once. */
+    "CREATE TABLE names(\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    text TEXT NOT NULL UNIQUE\n"
     ");\n"
-    /* On the hot path: event_id (receipts, "what happened to this event"; ids
-     * are time-ordered, so this index appends) and subject_hash (subject
-     * access; partial, so rows about no one cost nothing). Deliberately not
-     * yet: (sender, seq), (recipient, seq), (agreement, agreement_version,
-     * seq), (event_type, seq), (decision, reason, seq), (case_ref), (at).
-     * Each is one more B-tree insert per audit row, several scattered, on a
-     * path that must carry 100k rows/s; the audit CLI can add them (CREATE
-     * INDEX IF NOT EXISTS, schema note in meta) when an operator asks for
-     * fast filtered queries, or build them on a copy. Time filters can
-     * bisect seq instead: at grows with seq. */
-    "CREATE INDEX audit_event ON audit(event_id);\n"
-    "CREATE INDEX audit_subject ON audit(subject_hash) WHERE subject_hash IS NOT NULL;\n"
-    /* The audit CLI's filters (broker/query.c). An index on a column of a
-     * rowid table ends with the rowid, so each is also (column, seq): a
-     * filtered page newest or oldest first is one descent and a walk, and
-     * an org filter merges the sender and recipient ranges. Their keys are
-     * few (orgs, agreements, types, reasons) and seq grows, so an append
-     * lands at the right edge of a range already in cache. Partial where a
-     * column is often NULL (only denials have a reason; only case traffic a
-     * case ref). Decision and time have none: decision has two values and
-     * no selectivity, and time bisects seq (at grows with seq). */
-    "CREATE INDEX audit_sender ON audit(sender);\n"
-    "CREATE INDEX audit_recipient ON audit(recipient);\n"
-    "CREATE INDEX audit_agreement ON audit(agreement) WHERE agreement IS NOT NULL;\n"
-    "CREATE INDEX audit_type ON audit(event_type);\n"
-    "CREATE INDEX audit_reason ON audit(reason) WHERE reason IS NOT NULL;\n"
-    "CREATE INDEX audit_case ON audit(case_ref) WHERE case_ref IS NOT NULL;\n"
 
-    /* The outbox: one row per (event, recipient), denied ones included so a
-     * duplicate SHARE gets the original receipt. state: queued | delivered |
-     * acknowledged | denied | dead. sealed is the payload sealed to the
-     * recipient's key by the hub (the store never sees plaintext); it is NULL
-     * for denied rows and dropped on acknowledgement or dead letter. */
-    "CREATE TABLE deliveries(\n"
-    "    event_id BLOB NOT NULL,\n"
-    "    recipient TEXT NOT NULL,\n"
-    "    sender TEXT NOT NULL,\n"
-    "    event_type TEXT NOT NULL,\n"
-    "    state TEXT NOT NULL,\n"
-    "    reason TEXT,\n"
-    "    detail TEXT,\n"
-    "    agreement TEXT,\n"
-    "    agreement_version INTEGER,\n"
-    "    flow TEXT,\n"
-    "    attempts INTEGER NOT NULL DEFAULT 0,\n"
-    "    next_at INTEGER,\n"
-    "    created_at INTEGER NOT NULL,\n"
-    "    updated_at INTEGER NOT NULL,\n"
-    "    sealed BLOB,\n"
-    "    PRIMARY KEY(event_id, recipient)\n"
-    ") WITHOUT ROWID;\n"
-    /* A recipient's backlog in event-id order (HELLO), and due redeliveries.
-     * Partial indexes: finished rows leave them, so they stay as small as
-     * the work outstanding. Queries must repeat the WHERE terms verbatim for
-     * the planner to use them. Dead letters: WHERE state = 'dead' (rare). */
-    "CREATE INDEX deliveries_pending ON deliveries(recipient, event_id)\n"
-    "    WHERE state IN ('queued', 'delivered');\n"
-    "CREATE INDEX deliveries_due ON deliveries(next_at) WHERE state = 'delivered';\n"
-
-    /* Every agreement version the broker has loaded, by content hash, so an
-     * audit row's agreement_hash names the exact text that allowed it. */
+    /* Every agreement version the broker has loaded, by content hash. */
     "CREATE TABLE agreement_versions(\n"
+    "    vid INTEGER PRIMARY KEY,\n"
     "    id TEXT NOT NULL,\n"
     "    version INTEGER NOT NULL,\n"
     "    content_hash TEXT NOT NULL,\n"
@@ -157,12 +60,128 @@ static const char schema_sql[] =
     "    valid_until INTEGER,\n"
     "    review INTEGER,\n"
     "    first_loaded_at INTEGER NOT NULL,\n"
-    "    PRIMARY KEY(id, version, content_hash)\n"
+    "    UNIQUE(id, version, content_hash)\n"
+    ");\n"
+
+    /* Dedupe: every event id ever accepted, kept forever (UUIDv7 ids are
+     * time-ordered, so inserts append to the B-tree). */
+    "CREATE TABLE events(\n"
+    "    event_id BLOB PRIMARY KEY,\n"
+    "    sender INTEGER NOT NULL,\n"
+    "    received_at INTEGER NOT NULL\n"
     ") WITHOUT ROWID;\n"
 
-    /* Signed chain heads: Ed25519 over "sharehub-checkpoint-v1" || upto_seq ||
-     * head_hash || at (store_internal.h). The public key is kept per row, so
-     * a key rotation leaves old checkpoints checkable. */
+    /* The audit log. action and decision are names ("decide", "allow"); the
+     * canonical encoding (store_internal.h) hashes the resolved text, so an
+     * edit of names is an edit of every row that uses the name. agreement is
+     * an agreement_versions row. seq is the rowid: paging by seq costs one
+     * descent, and no other index is maintained on the commit path. */
+    "CREATE TABLE audit(\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    at INTEGER NOT NULL,\n"
+    "    action INTEGER NOT NULL,\n"
+    "    event_id BLOB,\n"
+    "    event_type INTEGER,\n"
+    "    sender INTEGER,\n"
+    "    recipient INTEGER,\n"
+    "    decision INTEGER NOT NULL,\n"
+    "    reason INTEGER,\n"
+    "    explanation INTEGER,\n"
+    "    agreement INTEGER,\n"
+    "    flow INTEGER,\n"
+    "    purpose INTEGER,\n"
+    "    legal_basis INTEGER,\n"
+    "    consent INTEGER,\n"
+    "    override INTEGER,\n"
+    "    area INTEGER,\n"
+    "    occurred INTEGER,\n"
+    "    reply_to BLOB,\n"
+    "    fields INTEGER,\n"
+    "    fields_shared INTEGER,\n"
+    "    fields_stripped INTEGER,\n"
+    "    facts INTEGER,\n"
+    "    payload_hash BLOB,\n"
+    "    subject_hash BLOB,\n"
+    "    case_hash BLOB,\n"
+    "    actor_hash BLOB,\n"
+    "    row_hash BLOB NOT NULL\n"
+    ");\n"
+
+    /* The audit tools' filters, filled behind the chain (maintain): a copy
+     * of each row's filter columns with the indexes a filtered page needs.
+     * An index on a rowid table ends with the rowid, so each is (column,
+     * seq): a page newest or oldest first is one descent and a walk. */
+    "CREATE TABLE audit_find(\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    event_id BLOB,\n"
+    "    sender INTEGER,\n"
+    "    recipient INTEGER,\n"
+    "    agreement INTEGER,\n"
+    "    event_type INTEGER,\n"
+    "    decision INTEGER,\n"
+    "    reason INTEGER,\n"
+    "    case_hash BLOB,\n"
+    "    subject_hash BLOB\n"
+    ");\n"
+    "CREATE INDEX find_event ON audit_find(event_id);\n"
+    "CREATE INDEX find_sender ON audit_find(sender);\n"
+    "CREATE INDEX find_recipient ON audit_find(recipient);\n"
+    "CREATE INDEX find_agreement ON audit_find(agreement) WHERE agreement IS NOT NULL;\n"
+    "CREATE INDEX find_type ON audit_find(event_type);\n"
+    "CREATE INDEX find_reason ON audit_find(reason) WHERE reason IS NOT NULL;\n"
+    "CREATE INDEX find_case ON audit_find(case_hash) WHERE case_hash IS NOT NULL;\n"
+    "CREATE INDEX find_subject ON audit_find(subject_hash) WHERE subject_hash IS NOT NULL;\n"
+
+    /* Receipts: one row per (event, recipient), denied ones included, so a
+     * resent SHARE gets its outcomes. state: 1 allowed (pending or
+     * acknowledged: the hub's memory knows which), 4 denied, 5 dead. */
+    "CREATE TABLE outcomes(\n"
+    "    event_id BLOB NOT NULL,\n"
+    "    recipient INTEGER NOT NULL,\n"
+    "    state INTEGER NOT NULL,\n"
+    "    reason INTEGER,\n"
+    "    detail INTEGER,\n"
+    "    agreement INTEGER,\n"
+    "    flow INTEGER,\n"
+    "    PRIMARY KEY(event_id, recipient)\n"
+    ") WITHOUT ROWID;\n"
+
+    /* Pending copies, each sealed to its recipient (the store never sees
+     * plaintext), append-only and deleted by runs of seq once acknowledged
+     * or dead. Everything the hub needs to rebuild its pending set. */
+    "CREATE TABLE sealed(\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    event_id BLOB NOT NULL,\n"
+    "    recipient INTEGER NOT NULL,\n"
+    "    sender INTEGER NOT NULL,\n"
+    "    event_type INTEGER NOT NULL,\n"
+    "    agreement INTEGER NOT NULL,\n"
+    "    flow INTEGER NOT NULL,\n"
+    "    purpose INTEGER,\n"
+    "    basis INTEGER,\n"
+    "    fields_shared INTEGER,\n"
+    "    created_at INTEGER NOT NULL,\n"
+    "    copy BLOB NOT NULL\n"
+    ");\n"
+
+    /* Later outcomes a sender has not confirmed yet; seq is the audit row
+     * that recorded each, so seqs grow and are never reused. */
+    "CREATE TABLE updates(\n"
+    "    sender INTEGER NOT NULL,\n"
+    "    seq INTEGER NOT NULL,\n"
+    "    event_id BLOB NOT NULL,\n"
+    "    recipient INTEGER NOT NULL,\n"
+    "    state INTEGER NOT NULL,\n"
+    "    reason INTEGER,\n"
+    "    detail INTEGER,\n"
+    "    agreement INTEGER,\n"
+    "    flow INTEGER,\n"
+    "    PRIMARY KEY(sender, seq)\n"
+    ") WITHOUT ROWID;\n"
+
+    /* Signed chain heads: Ed25519 over "sharehub-checkpoint-v1" || upto_seq
+     * || head_hash || at. The public key is kept per row, so a key rotation
+     * leaves old checkpoints checkable. */
     "CREATE TABLE checkpoints(\n"
     "    seq INTEGER PRIMARY KEY,\n"
     "    upto_seq INTEGER NOT NULL,\n"
@@ -170,70 +189,88 @@ static const char schema_sql[] =
     "    at INTEGER NOT NULL,\n"
     "    public_key BLOB NOT NULL,\n"
     "    signature BLOB NOT NULL\n"
-    ");\n";
+    ");\n"
 
-#define DELIVERY_COLUMNS                                                                 \
-    "event_id, recipient, sender, event_type, state, reason, detail, agreement, "        \
-    "agreement_version, flow, attempts, next_at, created_at, sealed"
+    /* Countersignatures: an organisation's agent checked the checkpoint up
+     * to upto_seq and keeps it (witness.h says what was signed). */
+    "CREATE TABLE witnesses(\n"
+    "    org INTEGER NOT NULL,\n"
+    "    upto_seq INTEGER NOT NULL,\n"
+    "    head_hash BLOB NOT NULL,\n"
+    "    at INTEGER NOT NULL,\n"
+    "    public_key BLOB NOT NULL,\n"
+    "    signature BLOB NOT NULL,\n"
+    "    received_at INTEGER NOT NULL,\n"
+    "    PRIMARY KEY(org, upto_seq)\n"
+    ") WITHOUT ROWID;\n";
+
+#define COPY_COLUMNS                                                                     \
+    "seq, event_id, recipient, sender, event_type, agreement, flow, purpose, basis, "    \
+    "fields_shared, created_at"
+#define UPDATE_COLUMNS                                                                   \
+    "sender, seq, event_id, recipient, state, reason, detail, agreement, flow"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_HEAD] = "SELECT (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),"
                 " (SELECT row_hash FROM audit ORDER BY seq DESC LIMIT 1),"
-                " (SELECT upto_seq FROM checkpoints ORDER BY seq DESC LIMIT 1)",
-    [ST_EVENT_ADD] = "INSERT INTO events(event_id, sender, event_type, received_at)"
-                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(event_id) DO NOTHING",
+                " (SELECT upto_seq FROM checkpoints ORDER BY seq DESC LIMIT 1),"
+                " (SELECT at FROM audit WHERE seq = 1 + coalesce((SELECT upto_seq FROM"
+                " checkpoints ORDER BY seq DESC LIMIT 1), 0))",
+    [ST_NAME_ADD] = "INSERT INTO names(text) VALUES(?1)",
+    [ST_EVENT_ADD] = "INSERT INTO events(event_id, sender, received_at)"
+                     " VALUES(?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",
     [ST_EVENT_SENDER] = "SELECT sender FROM events WHERE event_id = ?1",
-    [ST_AUDIT_INSERT] =
-        "INSERT INTO audit(" SHUB_AUDIT_COLUMNS ", prev_hash, row_hash)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
-    [ST_AUDIT_READ] = "SELECT " SHUB_AUDIT_COLUMNS " FROM audit WHERE seq > ?1"
-                      " ORDER BY seq LIMIT ?2",
-    [ST_CHECKPOINT_INSERT] =
-        "INSERT INTO checkpoints(upto_seq, head_hash, at, public_key,"
-        " signature) VALUES(?1, ?2, ?3, ?4, ?5)",
-    [ST_DELIVERY_PUT] = "INSERT INTO deliveries(" DELIVERY_COLUMNS ", updated_at)"
+    [ST_AUDIT_INSERT] = "INSERT INTO audit(" SHUB_AUDIT_TABLE_COLUMNS ")"
                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                        " ?14, ?13)",
-    [ST_OUTCOMES] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE event_id = ?1"
-                    " ORDER BY recipient",
-    /* The IN term repeats the partial index's WHERE so the planner uses it. */
-    [ST_BACKLOG] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE recipient = ?1"
-                   " AND state IN ('queued', 'delivered') AND state = 'queued'"
-                   " AND event_id > ?2 ORDER BY event_id LIMIT ?3",
-    [ST_BACKLOG_COUNT] = "SELECT count(*) FROM deliveries WHERE recipient = ?1"
-                         " AND state IN ('queued', 'delivered')",
-    [ST_REQUEUE] = "UPDATE deliveries SET state = 'queued', updated_at = ?2"
-                   " WHERE recipient = ?1 AND state IN ('queued', 'delivered')"
-                   " AND state = 'delivered'",
-    [ST_DUE] = "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE state = 'delivered'"
-               " AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
-    [ST_SENT] = "UPDATE deliveries SET state = 'delivered', attempts = ?3, next_at = ?4,"
-                " updated_at = ?5 WHERE event_id = ?1 AND recipient = ?2"
-                " AND state IN ('queued', 'delivered')",
-    [ST_FINISH] = "UPDATE deliveries SET state = ?3, reason = coalesce(?4, reason),"
-                  " sealed = NULL, next_at = NULL, updated_at = ?5"
-                  " WHERE event_id = ?1 AND recipient = ?2"
-                  " AND state IN ('queued', 'delivered')",
-    /* What the audit row of a delivery's end needs, for one pending row: a
-     * point lookup that leaves the sealed copy unread (UPDATE ... RETURNING
-     * measured slower: SQLite 3.40 stages its rows in a temporary table). */
-    [ST_PENDING] = "SELECT sender, event_type, agreement, agreement_version, flow"
-                   " FROM deliveries WHERE event_id = ?1 AND recipient = ?2"
-                   " AND state IN ('queued', 'delivered')",
-    [ST_AGREEMENT] = "INSERT INTO agreement_versions(id, version, content_hash, title,"
-                     " status, valid_from, valid_until, review, first_loaded_at)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                     " ON CONFLICT DO NOTHING",
+                        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,"
+                        " ?27, ?28)",
+    [ST_AUDIT_READ] = "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit WHERE seq > ?1"
+                      " ORDER BY seq LIMIT ?2",
+    [ST_CHECKPOINT_INSERT] = "INSERT INTO checkpoints(upto_seq, head_hash, at, public_key,"
+                             " signature) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_CHECKPOINT_LATEST] = "SELECT upto_seq, head_hash, at, public_key, signature"
+                             " FROM checkpoints ORDER BY seq DESC LIMIT 1",
+    [ST_OUTCOME_PUT] = "INSERT INTO outcomes(event_id, recipient, state, reason, detail,"
+                       " agreement, flow) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_OUTCOME_DEAD] = "UPDATE outcomes SET state = 5, reason = ?3, detail = ?4"
+                        " WHERE event_id = ?1 AND recipient = ?2 AND state = 1",
+    [ST_OUTCOMES] = "SELECT recipient, state, reason, detail, agreement, flow"
+                    " FROM outcomes WHERE event_id = ?1",
+    [ST_COPY_PUT] = "INSERT INTO sealed(event_id, recipient, sender, event_type,"
+                    " agreement, flow, purpose, basis, fields_shared, created_at, copy)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_COPY_SEALED] = "SELECT copy FROM sealed WHERE seq = ?1",
+    [ST_COPY_DROP] = "DELETE FROM sealed WHERE seq BETWEEN ?1 AND ?2",
+    [ST_COPIES] = "SELECT " COPY_COLUMNS " FROM sealed ORDER BY seq",
+    [ST_UPDATE_ADD] = "INSERT INTO updates(" UPDATE_COLUMNS ")"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_UPDATES] = "SELECT " UPDATE_COLUMNS " FROM updates WHERE sender = ?1 AND seq > ?2"
+                   " ORDER BY seq LIMIT ?3",
+    [ST_UPDATES_CONFIRM] = "DELETE FROM updates WHERE sender = ?1 AND seq <= ?2",
+    [ST_WITNESS_ADD] = "INSERT INTO witnesses(org, upto_seq, head_hash, at, public_key,"
+                       " signature, received_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " ON CONFLICT DO NOTHING",
+    [ST_AGREEMENT_ADD] = "INSERT INTO agreement_versions(id, version, content_hash, title,"
+                         " status, valid_from, valid_until, review, first_loaded_at)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                         " ON CONFLICT DO NOTHING",
+    [ST_AGREEMENT_FIND] = "SELECT vid FROM agreement_versions WHERE id = ?1"
+                          " AND version = ?2 AND content_hash = ?3",
+    [ST_INDEX_UPTO] = "SELECT coalesce(max(seq), 0) FROM audit_find",
+    [ST_INDEX_FILL] = "INSERT INTO audit_find(seq, event_id, sender, recipient, agreement,"
+                      " event_type, decision, reason, case_hash, subject_hash)"
+                      " SELECT seq, event_id, sender, recipient, agreement, event_type,"
+                      " decision, reason, case_hash, subject_hash FROM audit"
+                      " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
 static const uint8_t zero_hash[32];
 
 /* ---- canonical row encoding (shared with verify.c) --------------------- */
 
-#define CANON_TAG "sharehub-audit-v1"
+#define CANON_TAG "sharehub-audit-v2"
 
 /* Small values are gathered in buf and hashed in one update: BLAKE2b's
  * per-call cost would otherwise dominate rows of two dozen short fields. */
@@ -278,13 +315,13 @@ static void put_be32(uint8_t *out, uint32_t v)
         out[i] = (uint8_t)v;
 }
 
-void shub_store_row_hash(const uint8_t *prev, size_t prev_len,
-                         const canon_val_t vals[SHUB_AUDIT_NCOLS], uint8_t out[32])
+void shub_store_row_hash(const uint8_t prev[32], const canon_val_t vals[SHUB_AUDIT_NCOLS],
+                         uint8_t out[32])
 {
     canon_t c;
     crypto_generichash_init(&c.h, NULL, 0, 32);
     c.n = 0;
-    canon_put(&c, prev, prev_len);
+    canon_put(&c, prev, 32);
     canon_put(&c, CANON_TAG, sizeof CANON_TAG - 1);
     for (int i = 0; i < SHUB_AUDIT_NCOLS; i++) {
         const canon_val_t *v = &vals[i];
@@ -292,7 +329,6 @@ void shub_store_row_hash(const uint8_t *prev, size_t prev_len,
         head[0] = (uint8_t)v->type;
         switch (v->type) {
         case CANON_INT:
-        case CANON_REAL:
             put_be64(head + 1, (uint64_t)v->i);
             canon_put(&c, head, 9);
             break;
@@ -311,33 +347,30 @@ void shub_store_row_hash(const uint8_t *prev, size_t prev_len,
     crypto_generichash_final(&c.h, out, 32);
 }
 
-void shub_store_checkpoint_msg(int64_t upto_seq, const uint8_t head_hash[32], int64_t at,
-                               uint8_t out[SHUB_CHECKPOINT_MSG_SIZE])
-{
-    size_t tag = sizeof SHUB_CHECKPOINT_TAG - 1;
-    memcpy(out, SHUB_CHECKPOINT_TAG, tag);
-    put_be64(out + tag, (uint64_t)upto_seq);
-    memcpy(out + tag + 8, head_hash, 32);
-    put_be64(out + tag + 8 + 32, (uint64_t)at);
-}
-
 /* ---- statements and errors ---------------------------------------------- */
 
-static void reset_head(shub_store_t *s)
+static void names_forget_added(shub_store_t *s);
+
+/* Back to what the last commit left: the head, and nothing of what the
+ * transaction interned, recorded or dropped. */
+static void reset_to_commit(shub_store_t *s)
 {
     s->head_seq = s->committed_seq;
     memcpy(s->head_hash, s->committed_hash, 32);
     s->checkpoint_upto = s->committed_checkpoint_upto;
+    s->unsigned_at = s->committed_unsigned_at;
+    s->n_agreements = s->committed_agreements;
+    s->n_drops = 0;
+    names_forget_added(s);
 }
 
 int shub_store_db_fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
     shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
     if (s->in_tx && sqlite3_get_autocommit(s->db)) {
-        /* SQLite gave the transaction up itself (SQLITE_FULL, IOERR): the
-         * rows appended in it are gone, so is the head that counted them. */
+        /* SQLite gave the transaction up itself (SQLITE_FULL, IOERR). */
         s->in_tx = false;
-        reset_head(s);
+        reset_to_commit(s);
     }
     return SHUB_EDB;
 }
@@ -375,7 +408,7 @@ static int bind_text(sqlite3_stmt *st, int i, const char *t)
     return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-/* 0 is "none" for versions and optional times: stored as NULL, not 0. */
+/* 0 is "none" for ids, versions and optional times: stored as NULL. */
 static int bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
 {
     return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
@@ -386,19 +419,15 @@ static int bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
     return sqlite3_bind_blob(st, i, id->bytes, SHUB_ID_SIZE, SQLITE_STATIC);
 }
 
-static int bind_val(sqlite3_stmt *st, int i, const canon_val_t *v)
+static int bind_opt_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
 {
-    switch (v->type) {
-    case CANON_INT:
-        return sqlite3_bind_int64(st, i, v->i);
-    case CANON_TEXT:
-        return sqlite3_bind_text(st, i, v->p, (int)v->n, SQLITE_STATIC);
-    case CANON_BLOB:
-        return v->n ? sqlite3_bind_blob(st, i, v->p, (int)v->n, SQLITE_STATIC)
-                    : sqlite3_bind_zeroblob(st, i, 0);
-    default:
-        return sqlite3_bind_null(st, i);
-    }
+    return p ? sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static bool id_is_zero(const shub_id_t *id)
+{
+    static const uint8_t zero[SHUB_ID_SIZE];
+    return memcmp(id->bytes, zero, SHUB_ID_SIZE) == 0;
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)
@@ -409,6 +438,318 @@ static void hex(const uint8_t *p, size_t n, char *out)
         out[2 * i + 1] = digits[p[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t width)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = shub_realloc(*arr, n * width);
+    if (!p)
+        return SHUB_ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* ---- interned names ------------------------------------------------------ */
+
+static uint64_t text_hash(const char *t, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: short keys, no adversary gain
+                                            beyond a slower probe */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)t[i];
+        h *= 1099511628211ULL;
+    }
+    return h | 1; /* never 0 */
+}
+
+static int64_t slot_find(const names_t *nm, const char *t, size_t n, uint64_t h,
+                         size_t *slot)
+{
+    size_t mask = nm->n_slots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const name_slot_t *e = &nm->slots[i];
+        if (e->id == 0) {
+            *slot = i;
+            return 0;
+        }
+        if (e->hash == h && nm->len[e->id] == n && memcmp(nm->text[e->id], t, n) == 0) {
+            *slot = i;
+            return e->id;
+        }
+    }
+}
+
+static int slots_rebuild(names_t *nm, size_t want)
+{
+    size_t n = 1024;
+    while (n < want * 2)
+        n *= 2;
+    name_slot_t *slots = shub_calloc(n, sizeof *slots);
+    if (!slots)
+        return SHUB_ENOMEM;
+    shub_free(nm->slots);
+    nm->slots = slots;
+    nm->n_slots = n;
+    nm->used = 0;
+    for (int64_t id = 1; id <= nm->max_id; id++) {
+        if (!nm->text[id])
+            continue;
+        size_t slot;
+        uint64_t h = text_hash(nm->text[id], nm->len[id]);
+        slot_find(nm, nm->text[id], nm->len[id], h, &slot);
+        nm->slots[slot] = (name_slot_t){h, id};
+        nm->used++;
+    }
+    return 0;
+}
+
+/* Records text as name id (both maps). */
+static int names_set(names_t *nm, int64_t id, const char *t, size_t n)
+{
+    if (id <= 0 || (size_t)id >= SIZE_MAX / sizeof(char *) - 1)
+        return SHUB_EINVAL;
+    if ((size_t)id >= nm->cap_id) {
+        size_t cap = nm->cap_id ? nm->cap_id : 256;
+        while (cap <= (size_t)id)
+            cap *= 2;
+        const char **text = shub_realloc(nm->text, cap * sizeof *text);
+        if (!text)
+            return SHUB_ENOMEM;
+        nm->text = text;
+        uint32_t *len = shub_realloc(nm->len, cap * sizeof *len);
+        if (!len)
+            return SHUB_ENOMEM;
+        nm->len = len;
+        memset(nm->text + nm->cap_id, 0, (cap - nm->cap_id) * sizeof *text);
+        memset(nm->len + nm->cap_id, 0, (cap - nm->cap_id) * sizeof *len);
+        nm->cap_id = cap;
+    }
+    char *copy = shub_arena_strndup(nm->arena, t, n);
+    if (!copy)
+        return SHUB_ENOMEM;
+    nm->text[id] = copy;
+    nm->len[id] = (uint32_t)n;
+    if (id > nm->max_id)
+        nm->max_id = id;
+    if (nm->slots && (nm->used + 1) * 2 < nm->n_slots) {
+        size_t slot;
+        uint64_t h = text_hash(t, n);
+        if (slot_find(nm, t, n, h, &slot) == 0) {
+            nm->slots[slot] = (name_slot_t){h, id};
+            nm->used++;
+        }
+        return 0;
+    }
+    return slots_rebuild(nm, nm->used + 1);
+}
+
+static void names_forget_added(shub_store_t *s)
+{
+    names_t *nm = &s->names;
+    if (nm->n_added == 0)
+        return;
+    for (size_t i = 0; i < nm->n_added; i++) {
+        int64_t id = nm->added[i];
+        nm->text[id] = NULL; /* the string stays in the arena: pointers handed out
+                                in the failed transaction must not dangle */
+        nm->len[id] = 0;
+    }
+    nm->n_added = 0;
+    while (nm->max_id > 0 && !nm->text[nm->max_id])
+        nm->max_id--;
+    slots_rebuild(nm, nm->used); /* out of memory leaves the old map: a miss
+                                    re-interns, a stale hit cannot happen as the
+                                    text of a forgotten id is NULL */
+}
+
+const char *shub_store_name(const shub_store_t *s, int64_t id)
+{
+    if (id <= 0 || id > s->names.max_id)
+        return NULL;
+    return s->names.text[id];
+}
+
+int64_t shub_store_name_find(shub_store_t *s, const char *text)
+{
+    size_t slot;
+    if (!text || !s->names.slots)
+        return 0;
+    size_t n = strlen(text);
+    return slot_find(&s->names, text, n, text_hash(text, n), &slot);
+}
+
+/* The id of text, interning it (inside the transaction) if new; 0 for NULL.
+ * *interned (may be NULL) gets the stable copy. */
+static int intern(shub_store_t *s, const char *text, int64_t *id, const char **interned,
+                  shub_err_t *err)
+{
+    if (!text) {
+        *id = 0;
+        if (interned)
+            *interned = NULL;
+        return 0;
+    }
+    size_t n = strnlen(text, SHUB_STORE_MAX_TEXT + 1);
+    if (n > SHUB_STORE_MAX_TEXT)
+        return shub_err_set(err, SHUB_EINVAL, "text of %zu bytes exceeds limit %d", n,
+                            SHUB_STORE_MAX_TEXT);
+    size_t slot;
+    uint64_t h = text_hash(text, n);
+    int64_t found = s->names.slots ? slot_find(&s->names, text, n, h, &slot) : 0;
+    if (found) {
+        *id = found;
+        if (interned)
+            *interned = s->names.text[found];
+        return 0;
+    }
+    if (s->readonly || !s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
+    sqlite3_stmt *st = NULL;
+    int rc = shub_store_stmt(s, ST_NAME_ADD, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_bind_text(st, 1, text, (int)n, SQLITE_STATIC))
+        return shub_store_db_fail(s, err, "intern");
+    if ((rc = step_done(s, st, "intern", err)))
+        return rc;
+    int64_t nid = sqlite3_last_insert_rowid(s->db);
+    if (grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
+             sizeof *s->names.added) ||
+        names_set(&s->names, nid, text, n))
+        return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");
+    s->names.added[s->names.n_added++] = nid;
+    *id = nid;
+    if (interned)
+        *interned = s->names.text[nid];
+    return 0;
+}
+
+static const agreement_ref_t *agreement_by_vid(const shub_store_t *s, int64_t vid)
+{
+    /* vids are rowids in insertion order and the array is in that order:
+     * bisect. */
+    size_t lo = 0, hi = s->n_agreements;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->agreements[mid].vid < vid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_agreements && s->agreements[lo].vid == vid ? &s->agreements[lo]
+                                                                 : NULL;
+}
+
+const agreement_ref_t *shub_store_agreement_ref(const shub_store_t *s, int64_t vid)
+{
+    return agreement_by_vid(s, vid);
+}
+
+static int agreement_add_ref(shub_store_t *s, int64_t vid, const char *id,
+                             uint32_t version, const char *hash)
+{
+    if (grow((void **)&s->agreements, &s->cap_agreements, s->n_agreements + 1,
+             sizeof *s->agreements))
+        return SHUB_ENOMEM;
+    agreement_ref_t *a = &s->agreements[s->n_agreements];
+    a->id = shub_arena_strndup(s->names.arena, id, strlen(id));
+    a->hash = shub_arena_strndup(s->names.arena, hash, strlen(hash));
+    if (!a->id || !a->hash)
+        return SHUB_ENOMEM;
+    a->vid = vid;
+    a->version = version;
+    s->n_agreements++;
+    return 0;
+}
+
+/* The agreement_versions row of (id, version, hash); records one if the
+ * broker never loaded it (a row must still name its text). 0 for no id. */
+static int agreement_vid(shub_store_t *s, const char *id, uint32_t version,
+                         const char *hash, int64_t *vid, shub_err_t *err)
+{
+    *vid = 0;
+    if (!id)
+        return 0;
+    if (!hash)
+        hash = "";
+    for (size_t i = s->n_agreements; i-- > 0;) {
+        const agreement_ref_t *a = &s->agreements[i];
+        if (a->version == version && strcmp(a->id, id) == 0 && strcmp(a->hash, hash) == 0) {
+            *vid = a->vid;
+            return 0;
+        }
+    }
+    int rc = shub_store_agreement_seen(s, id, version, hash, NULL, NULL, 0, 0, 0,
+                                       shub_now_ms(), err);
+    if (rc)
+        return rc;
+    for (size_t i = s->n_agreements; i-- > 0;) {
+        const agreement_ref_t *a = &s->agreements[i];
+        if (a->version == version && strcmp(a->id, id) == 0 && strcmp(a->hash, hash) == 0) {
+            *vid = a->vid;
+            return 0;
+        }
+    }
+    return shub_err_set(err, SHUB_EDB, "agreement '%s' v%u could not be recorded", id,
+                        version);
+}
+
+int shub_store_names_load(shub_store_t *s, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT id, text FROM names ORDER BY id", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return shub_store_db_fail(s, err, "read names");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        if (!t || id <= 0 || id > (int64_t)1 << 40)
+            continue; /* verify reports the rows that use it */
+        if (id <= s->names.max_id && s->names.text[id])
+            continue; /* already known */
+        if (names_set(&s->names, id, t, (size_t)sqlite3_column_bytes(st, 1))) {
+            sqlite3_finalize(st);
+            return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return shub_store_db_fail(s, err, "read names");
+    if (!s->names.slots && slots_rebuild(&s->names, 16))
+        return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
+
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT vid, id, version, content_hash FROM agreement_versions"
+                            " WHERE vid > ?1 ORDER BY vid",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(
+            st, 1, s->n_agreements ? s->agreements[s->n_agreements - 1].vid : 0);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return shub_store_db_fail(s, err, "read agreement versions");
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        const char *h = (const char *)sqlite3_column_text(st, 3);
+        if (agreement_add_ref(s, sqlite3_column_int64(st, 0), id ? id : "",
+                              (uint32_t)sqlite3_column_int64(st, 2), h ? h : "")) {
+            sqlite3_finalize(st);
+            return shub_err_set(err, SHUB_ENOMEM, "read agreements: out of memory");
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return shub_store_db_fail(s, err, "read agreement versions");
+    s->committed_agreements = s->n_agreements;
+    return 0;
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -515,8 +856,9 @@ static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
         (rc = exec(s, pragmas, "create schema", err)) ||
         (rc = meta_put(s, "created_at", now, err)) ||
         (rc = meta_put(s, "schema",
-                       "sharehub store v1: audit (hash chain), events (dedupe), "
-                       "deliveries (outbox), agreement_versions, checkpoints",
+                       "sharehub store v2: audit (hash chain over interned names), "
+                       "events (dedupe), outcomes (receipts), sealed (pending copies), "
+                       "updates (to senders), checkpoints, witnesses, audit_find",
                        err)) ||
         (rc = exec(s, "COMMIT", "create schema", err)))
         goto fail;
@@ -526,7 +868,7 @@ fail:
     return rc;
 }
 
-/* Refuses files that are not ours, or newer than us; creates a new one. */
+/* Refuses files that are not ours, or of another version; creates a new one. */
 static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
 {
     int64_t app_id = 0, version = 0, tables = 0;
@@ -565,7 +907,14 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
             "'%s' has store schema version %lld, newer than this sharehub "
             "understands (%d): use a newer sharehub",
             path, (long long)version, SHUB_STORE_SCHEMA_VERSION);
-    if (version < 1)
+    if (version == 1)
+        return shub_err_set(
+            err, SHUB_EDB,
+            "'%s' is a version 1 store, which this sharehub does not write: verify it "
+            "with the sharehub that wrote it, keep it as the archive of that period, "
+            "and give the broker a new database file",
+            path);
+    if (version != SHUB_STORE_SCHEMA_VERSION)
         return shub_err_set(err, SHUB_EDB,
                             "'%s' has store schema version %lld, expected %d", path,
                             (long long)version, SHUB_STORE_SCHEMA_VERSION);
@@ -574,12 +923,12 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
 
 static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_t *err)
 {
-    char sql[160];
+    char sql[256];
     const unsigned char *mode;
     sqlite3_stmt *st = NULL;
     int rc;
     if (s->readonly)
-        return 0;
+        return exec(s, "PRAGMA cache_size = -16384", "set pragmas", err);
     /* journal_mode answers with the mode it ended up in: a file system that
      * cannot do WAL (no shared memory) answers "delete", and then readers
      * would block the broker. Refuse rather than run that way. */
@@ -598,14 +947,16 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
         return rc;
     }
     sqlite3_finalize(st);
-    /* A 64 MiB page cache keeps the index pages a batch touches (the subject
-     * index is keyed by a hash, so its inserts scatter) out of pread. */
+    /* WAL checkpoints run on their own thread (below), so none on commit;
+     * journal_size_limit shrinks the WAL back after a burst, so a disk that
+     * filled up gets its space back once the burst is checkpointed. 16 MiB
+     * of page cache keeps the B-tree edges a turn appends to in memory and
+     * bounds resident memory with a large backlog. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
-             /* 16 MiB of page cache: enough for the hot index pages, and
-              * a bound on resident memory with a large backlog. */
-             " PRAGMA cache_size = -16384",
-             opts->synchronous_full ? "FULL" : "NORMAL");
+             " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -16384;"
+             " PRAGMA temp_store = MEMORY",
+             opts->synchronous_full ? "FULL" : "NORMAL", (long long)SHUB_STORE_WAL_LIMIT);
     if ((rc = exec(s, sql, "set pragmas", err)))
         return rc;
     if (opts->max_pages > 0) {
@@ -633,7 +984,6 @@ static int load_head(shub_store_t *s, shub_err_t *err)
     int64_t seq = sqlite3_column_int64(st, 0);
     const void *hash = sqlite3_column_blob(st, 1);
     int len = sqlite3_column_bytes(st, 1);
-    int64_t upto = sqlite3_column_int64(st, 2);
     if (seq > 0 && (!hash || len != 32)) {
         sqlite3_reset(st);
         return shub_err_set(
@@ -644,7 +994,8 @@ static int load_head(shub_store_t *s, shub_err_t *err)
     s->head_seq = s->committed_seq = seq;
     memcpy(s->head_hash, seq > 0 ? hash : zero_hash, 32);
     memcpy(s->committed_hash, s->head_hash, 32);
-    s->checkpoint_upto = s->committed_checkpoint_upto = upto;
+    s->checkpoint_upto = s->committed_checkpoint_upto = sqlite3_column_int64(st, 2);
+    s->unsigned_at = s->committed_unsigned_at = sqlite3_column_int64(st, 3);
     sqlite3_reset(st);
     return 0;
 }
@@ -654,7 +1005,7 @@ static int load_head(shub_store_t *s, shub_err_t *err)
 static int check_keys(shub_store_t *s, shub_err_t *err)
 {
     static const char label[] = "sharehub-subject-key-id";
-    char want[65], have[80];
+    char want[65], have[80], interval[32];
     int rc;
     if (s->has_subject_key) {
         uint8_t id[32];
@@ -681,9 +1032,49 @@ static int check_keys(shub_store_t *s, shub_err_t *err)
             rc = meta_put(s, "checkpoint_public_key", want, err);
         if (rc)
             return rc;
+        snprintf(interval, sizeof interval, "%lld", (long long)s->checkpoint_ms);
+        rc = meta_get(s, "checkpoint_ms", have, sizeof have, err);
+        if (rc == SHUB_ENOTFOUND || (rc == 0 && strcmp(have, interval) != 0))
+            rc = meta_put(s, "checkpoint_ms", interval, err);
+        if (rc)
+            return rc;
     }
     return 0;
 }
+
+/* A second broker on the same file would interleave two chains: the lock file
+ * beside the database says who holds it. flock is released by the kernel when
+ * the holder dies, so a kill -9 leaves nothing to clean up. */
+static int take_lock(shub_store_t *s, const char *path, shub_err_t *err)
+{
+    char lock[4200], holder[32] = "";
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return shub_err_set(err, SHUB_EIO, "cannot open lock file '%s': %s", lock,
+                            strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return shub_err_set(err, SHUB_EBUSY,
+                                "'%s' is in use by another broker (pid %s, holding '%s')",
+                                path, holder[0] ? holder : "unknown", lock);
+        return shub_err_set(err, SHUB_EIO, "cannot lock '%s': %s", lock, strerror(e));
+    }
+    snprintf(holder, sizeof holder, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 ||
+        pwrite(fd, holder, strlen(holder), 0) != (ssize_t)strlen(holder)) {
+        /* The lock holds regardless; only the pid in messages is lost. */
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+static void *ckpt_main(void *arg);
 
 int shub_store_open(const char *path, const shub_store_opts_t *opts,
                     shub_store_t **store_p, shub_err_t *err)
@@ -698,9 +1089,18 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     s = shub_calloc(1, sizeof *s);
     if (!s)
         return shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
+    s->lock_fd = -1;
     s->readonly = opts->readonly;
     s->checkpoint_every =
         opts->checkpoint_every ? opts->checkpoint_every : SHUB_STORE_CHECKPOINT_EVERY;
+    s->checkpoint_ms = opts->checkpoint_ms ? opts->checkpoint_ms : SHUB_STORE_CHECKPOINT_MS;
+    s->names.arena = shub_arena_new(16384);
+    s->path = shub_malloc(strlen(path) + 1);
+    if (!s->names.arena || !s->path) {
+        rc = shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
+        goto fail;
+    }
+    memcpy(s->path, path, strlen(path) + 1);
     if (opts->subject_key) {
         memcpy(s->subject_key, opts->subject_key, 32);
         s->has_subject_key = true;
@@ -714,6 +1114,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         }
         s->has_sign_key = true;
     }
+    if (opts->exclusive && !s->readonly && (rc = take_lock(s, path, err)))
+        goto fail;
 
     flags =
         s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -728,6 +1130,17 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     if ((rc = check_schema(s, path, err)) || (rc = set_pragmas(s, opts, err)) ||
         (rc = load_head(s, err)) || (rc = check_keys(s, err)))
         goto fail;
+    if (!s->readonly) {
+        if ((rc = shub_store_names_load(s, err)))
+            goto fail;
+        if (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
+            pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
+            pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+            rc = shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its thread");
+            goto fail;
+        }
+        s->ckpt_running = true;
+    }
     *store_p = s;
     return 0;
 fail:
@@ -740,14 +1153,76 @@ void shub_store_close(shub_store_t **store_p)
     shub_store_t *s = store_p ? *store_p : NULL;
     if (!s)
         return;
+    if (s->ckpt_running) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+        pthread_join(s->ckpt_thread, NULL);
+        pthread_cond_destroy(&s->ckpt_cv);
+        pthread_mutex_destroy(&s->ckpt_mu);
+    }
     if (s->db && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_close(s->db);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    shub_arena_destroy(&s->names.arena);
+    shub_free(s->names.text);
+    shub_free(s->names.len);
+    shub_free(s->names.slots);
+    shub_free(s->names.added);
+    shub_free(s->agreements);
+    shub_free(s->drops);
+    shub_free(s->path);
     sodium_memzero(s, sizeof *s);
     shub_free(s);
     *store_p = NULL;
+}
+
+/* ---- the WAL checkpointer ------------------------------------------------- */
+
+/* A passive checkpoint copies committed WAL pages into the database without
+ * blocking the writer or readers; on its own connection and thread it costs
+ * the hub's loop nothing. The WAL file restarts from its beginning once a
+ * checkpoint has caught up, so under steady traffic it stays a few turns
+ * long. */
+#define CKPT_EVERY_MS 250
+
+static void *ckpt_main(void *arg)
+{
+    shub_store_t *s = arg;
+    sqlite3 *db = NULL;
+    /* A connection learns that a file is in WAL mode when it first reads it;
+     * until then a checkpoint on it does nothing. */
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL) !=
+            SQLITE_OK) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+    pthread_mutex_lock(&s->ckpt_mu);
+    while (!s->ckpt_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CKPT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &until);
+        if (s->ckpt_stop || !db)
+            continue;
+        pthread_mutex_unlock(&s->ckpt_mu);
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->ckpt_mu);
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    sqlite3_close(db);
+    return NULL;
 }
 
 /* ---- transactions and checkpoints --------------------------------------- */
@@ -764,6 +1239,8 @@ int shub_store_begin(shub_store_t *s, shub_err_t *err)
         (rc = step_done(s, st, "begin", err)))
         return rc;
     s->in_tx = true;
+    s->n_drops = 0;
+    s->names.n_added = 0;
     /* Under the write lock the file is the truth: re-read the head. */
     if ((rc = load_head(s, err))) {
         shub_store_rollback(s);
@@ -772,25 +1249,36 @@ int shub_store_begin(shub_store_t *s, shub_err_t *err)
     return 0;
 }
 
-static int write_checkpoint(shub_store_t *s, int64_t at, shub_err_t *err)
+static int cmp_i64(const void *a, const void *b)
 {
-    uint8_t msg[SHUB_CHECKPOINT_MSG_SIZE], sig[crypto_sign_BYTES];
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Deletes the dropped copies as runs of consecutive seqs: acknowledgements
+ * mostly arrive in the order copies were stored, so a turn's worth is one or
+ * a few range deletes rather than one B-tree search each. */
+static int delete_drops(shub_store_t *s, shub_err_t *err)
+{
     sqlite3_stmt *st = NULL;
     int rc;
-    shub_store_checkpoint_msg(s->head_seq, s->head_hash, at, msg);
-    if (crypto_sign_detached(sig, NULL, msg, sizeof msg, s->sign_secret) != 0)
-        return shub_err_set(err, SHUB_ECRYPTO, "checkpoint: signing failed");
-    if ((rc = shub_store_stmt(s, ST_CHECKPOINT_INSERT, &st, err)))
+    if (s->n_drops == 0)
+        return 0;
+    if ((rc = shub_store_stmt(s, ST_COPY_DROP, &st, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, s->head_seq) ||
-        sqlite3_bind_blob(st, 2, s->head_hash, 32, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 3, at) ||
-        sqlite3_bind_blob(st, 4, s->sign_public, 32, SQLITE_STATIC) ||
-        sqlite3_bind_blob(st, 5, sig, sizeof sig, SQLITE_STATIC))
-        return shub_store_db_fail(s, err, "checkpoint");
-    if ((rc = step_done(s, st, "checkpoint", err)))
-        return rc;
-    s->checkpoint_upto = s->head_seq;
+    qsort(s->drops, s->n_drops, sizeof *s->drops, cmp_i64);
+    for (size_t i = 0; i < s->n_drops;) {
+        size_t j = i;
+        while (j + 1 < s->n_drops && s->drops[j + 1] <= s->drops[j] + 1)
+            j++;
+        if (sqlite3_bind_int64(st, 1, s->drops[i]) ||
+            sqlite3_bind_int64(st, 2, s->drops[j]))
+            return shub_store_db_fail(s, err, "drop sealed copies");
+        if ((rc = step_done(s, st, "drop sealed copies", err)))
+            return rc;
+        i = j + 1;
+    }
+    s->n_drops = 0;
     return 0;
 }
 
@@ -800,14 +1288,7 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
     int rc;
     if (!s->in_tx)
         return shub_err_set(err, SHUB_EPROTO, "commit: no transaction is open");
-    if (s->has_sign_key &&
-        s->head_seq - s->checkpoint_upto >= (int64_t)s->checkpoint_every) {
-        if ((rc = write_checkpoint(s, shub_now_ms(), err))) {
-            shub_store_rollback(s);
-            return rc;
-        }
-    }
-    if ((rc = shub_store_stmt(s, ST_COMMIT, &st, err)) ||
+    if ((rc = delete_drops(s, err)) || (rc = shub_store_stmt(s, ST_COMMIT, &st, err)) ||
         (rc = step_done(s, st, "commit", err))) {
         shub_store_rollback(s);
         return rc;
@@ -816,6 +1297,9 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
     s->committed_seq = s->head_seq;
     memcpy(s->committed_hash, s->head_hash, 32);
     s->committed_checkpoint_upto = s->checkpoint_upto;
+    s->committed_unsigned_at = s->unsigned_at;
+    s->committed_agreements = s->n_agreements;
+    s->names.n_added = 0;
     return 0;
 }
 
@@ -826,37 +1310,128 @@ void shub_store_rollback(shub_store_t *s)
     if (s->db && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_tx = false;
-    reset_head(s);
+    reset_to_commit(s);
 }
 
-int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, shub_err_t *err)
+int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, bool force,
+                          shub_signed_head_t *out, bool *made, shub_err_t *err)
 {
+    shub_signed_head_t cp;
+    sqlite3_stmt *st = NULL;
     int rc;
+    if (made)
+        *made = false;
     if (!s->has_sign_key)
         return shub_err_set(err, SHUB_EINVAL, "checkpoint: no signing key");
-    if (s->in_tx)
-        return shub_err_set(err, SHUB_EPROTO, "checkpoint: a transaction is open");
-    if ((rc = shub_store_begin(s, err)))
-        return rc;
-    if (s->head_seq == s->checkpoint_upto) {
-        shub_store_rollback(s);
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "checkpoint: no transaction is open");
+    int64_t rows = s->head_seq - s->checkpoint_upto;
+    if (rows <= 0)
         return 0;
-    }
-    if ((rc = write_checkpoint(s, now_ms, err))) {
-        shub_store_rollback(s);
+    /* Due when enough rows wait, or the oldest unsigned row has waited the
+     * interval: so a crash leaves at most about one interval unsigned. */
+    if (!force && rows < (int64_t)s->checkpoint_every &&
+        now_ms - s->unsigned_at < s->checkpoint_ms)
+        return 0;
+    if (shub_checkpoint_sign(s->head_seq, s->head_hash, now_ms, s->sign_secret,
+                             s->sign_public, &cp) != 0)
+        return shub_err_set(err, SHUB_ECRYPTO, "checkpoint: signing failed");
+    if ((rc = shub_store_stmt(s, ST_CHECKPOINT_INSERT, &st, err)))
         return rc;
-    }
-    return shub_store_commit(s, err);
+    if (sqlite3_bind_int64(st, 1, s->head_seq) ||
+        sqlite3_bind_blob(st, 2, s->head_hash, 32, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 3, now_ms) ||
+        sqlite3_bind_blob(st, 4, s->sign_public, 32, SQLITE_STATIC) ||
+        sqlite3_bind_blob(st, 5, cp.sig, sizeof cp.sig, SQLITE_STATIC))
+        return shub_store_db_fail(s, err, "checkpoint");
+    if ((rc = step_done(s, st, "checkpoint", err)))
+        return rc;
+    s->checkpoint_upto = s->head_seq;
+    s->unsigned_at = 0;
+    if (out)
+        *out = cp;
+    if (made)
+        *made = true;
+    return 0;
 }
 
-int shub_store_maintain(shub_store_t *s)
+int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
+                                 shub_err_t *err)
 {
+    sqlite3_stmt *st = NULL;
+    int rc = shub_store_stmt(s, ST_CHECKPOINT_LATEST, &st, err);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint yet");
+    }
+    if (rc != SQLITE_ROW) {
+        shub_store_db_fail(s, err, "read checkpoint");
+        sqlite3_reset(st);
+        return SHUB_EDB;
+    }
+    const void *head = sqlite3_column_blob(st, 1);
+    const void *key = sqlite3_column_blob(st, 3);
+    const void *sig = sqlite3_column_blob(st, 4);
+    if (!head || sqlite3_column_bytes(st, 1) != 32 || !key ||
+        sqlite3_column_bytes(st, 3) != 32 || !sig || sqlite3_column_bytes(st, 4) != 64) {
+        sqlite3_reset(st);
+        return shub_err_set(err, SHUB_EDB, "the newest checkpoint is malformed");
+    }
+    out->seq = sqlite3_column_int64(st, 0);
+    memcpy(out->head, head, 32);
+    out->at_ms = sqlite3_column_int64(st, 2);
+    memcpy(out->key, key, 32);
+    memcpy(out->sig, sig, 64);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    int64_t upto = 0;
+    if (more)
+        *more = false;
     if (s->readonly)
         return 0;
-    if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
-        SQLITE_OK)
-        return SHUB_EDB;
+    if (s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "maintain: a transaction is open");
+    if ((rc = shub_store_begin(s, err)))
+        return rc;
+    if ((rc = shub_store_stmt(s, ST_INDEX_UPTO, &st, err)))
+        goto fail;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = shub_store_db_fail(s, err, "index audit rows");
+        sqlite3_reset(st);
+        goto fail;
+    }
+    upto = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (upto < s->head_seq) {
+        if ((rc = shub_store_stmt(s, ST_INDEX_FILL, &st, err)))
+            goto fail;
+        if (sqlite3_bind_int64(st, 1, upto) ||
+            sqlite3_bind_int64(st, 2, SHUB_STORE_INDEX_BATCH)) {
+            rc = shub_store_db_fail(s, err, "index audit rows");
+            goto fail;
+        }
+        if ((rc = step_done(s, st, "index audit rows", err)))
+            goto fail;
+        if (more)
+            *more = upto + SHUB_STORE_INDEX_BATCH < s->head_seq;
+    }
+    if ((rc = shub_store_commit(s, err)))
+        return rc;
+    if (idle)
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     return 0;
+fail:
+    shub_store_rollback(s);
+    return rc;
 }
 
 void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32])
@@ -870,20 +1445,21 @@ void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32])
 /* ---- dedupe ------------------------------------------------------------- */
 
 int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sender,
-                         const char *event_type, int64_t now_ms, char *sender_out,
-                         shub_err_t *err)
+                         int64_t now_ms, char *sender_out, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
     char text[SHUB_ID_TEXT];
+    int64_t sid;
     int rc;
-    if (!id || !sender || !event_type)
-        return shub_err_set(err, SHUB_EINVAL, "event add: missing id, sender or type");
+    if (!id || !sender)
+        return shub_err_set(err, SHUB_EINVAL, "event add: missing id or sender");
     if (!s->in_tx)
         return shub_err_set(err, SHUB_EPROTO, "event add: no transaction is open");
-    if ((rc = shub_store_stmt(s, ST_EVENT_ADD, &st, err)))
+    if ((rc = intern(s, sender, &sid, NULL, err)) ||
+        (rc = shub_store_stmt(s, ST_EVENT_ADD, &st, err)))
         return rc;
-    if (bind_id(st, 1, id) || bind_text(st, 2, sender) || bind_text(st, 3, event_type) ||
-        sqlite3_bind_int64(st, 4, now_ms))
+    if (bind_id(st, 1, id) || sqlite3_bind_int64(st, 2, sid) ||
+        sqlite3_bind_int64(st, 3, now_ms))
         return shub_store_db_fail(s, err, "event add");
     if ((rc = step_done(s, st, "event add", err)))
         return rc;
@@ -901,7 +1477,7 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
         sqlite3_reset(st);
         return SHUB_EDB;
     }
-    const char *first = (const char *)sqlite3_column_text(st, 0);
+    const char *first = shub_store_name(s, sqlite3_column_int64(st, 0));
     if (sender_out)
         snprintf(sender_out, SHUB_MSG_MAX_NAME + 1, "%s", first ? first : "");
     shub_id_format(id, text);
@@ -913,28 +1489,38 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
 
 /* ---- audit log ---------------------------------------------------------- */
 
-int shub_store_subject_hash(const shub_store_t *s, const char *ref, uint8_t out[32])
+static const char *const ref_tags[] = {
+    [SHUB_REF_SUBJECT] = NULL, /* subjects predate the tags: the bare keyed hash */
+    [SHUB_REF_CASE] = "case:",
+    [SHUB_REF_ACTOR] = "actor:",
+};
+
+void shub_store_ref_hash_key(const uint8_t key[32], shub_ref_kind_t kind, const char *ref,
+                             uint8_t out[32])
 {
-    if (!s || !ref || !s->has_subject_key)
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, key, 32, 32);
+    if (ref_tags[kind])
+        crypto_generichash_update(&h, (const uint8_t *)ref_tags[kind],
+                                  strlen(ref_tags[kind]));
+    crypto_generichash_update(&h, (const uint8_t *)ref, strlen(ref));
+    crypto_generichash_final(&h, out, 32);
+}
+
+int shub_store_ref_hash(const shub_store_t *s, shub_ref_kind_t kind, const char *ref,
+                        uint8_t out[32])
+{
+    if (!s || !ref || !s->has_subject_key || (unsigned)kind > SHUB_REF_ACTOR)
         return SHUB_EINVAL;
-    crypto_generichash(out, 32, (const uint8_t *)ref, strlen(ref), s->subject_key, 32);
+    shub_store_ref_hash_key(s->subject_key, kind, ref, out);
     return 0;
 }
 
-static int canon_text(canon_val_t *v, const char *t, const char *name, shub_err_t *err)
+static void canon_text(canon_val_t *v, const char *t)
 {
-    if (!t) {
-        v->type = CANON_NULL;
-        return 0;
-    }
-    size_t n = strnlen(t, SHUB_STORE_MAX_TEXT + 1);
-    if (n > SHUB_STORE_MAX_TEXT)
-        return shub_err_set(err, SHUB_EINVAL, "audit append: %s exceeds limit %d bytes",
-                            name, SHUB_STORE_MAX_TEXT);
-    v->type = CANON_TEXT;
+    v->type = t ? CANON_TEXT : CANON_NULL;
     v->p = t;
-    v->n = n;
-    return 0;
+    v->n = t ? strlen(t) : 0;
 }
 
 static void canon_blob(canon_val_t *v, const void *p, size_t n)
@@ -944,46 +1530,45 @@ static void canon_blob(canon_val_t *v, const void *p, size_t n)
     v->n = p ? n : 0;
 }
 
-static void canon_int(canon_val_t *v, int64_t i)
+static void canon_int(canon_val_t *v, int64_t i, bool present)
 {
-    v->type = CANON_INT;
+    v->type = present ? CANON_INT : CANON_NULL;
     v->i = i;
 }
 
-/* The text columns of an audit row and where each lives in shub_audit_row_t,
- * used by append (to hash and bind) and by read (to fill rows back). */
+/* The text columns of an audit row: where each lives in shub_audit_row_t, its
+ * canonical column and its table column (1-based bind index). */
 static const struct {
-    int col;
+    int col, bind;
     size_t off;
-    const char *name;
 } audit_texts[] = {
-#define T(c, f) {c, offsetof(shub_audit_row_t, f), #f}
-    T(AC_ACTION, action),
-    T(AC_EVENT_TYPE, event_type),
-    T(AC_SENDER, sender),
-    T(AC_RECIPIENT, recipient),
-    T(AC_DECISION, decision),
-    T(AC_REASON, reason),
-    T(AC_EXPLANATION, explanation),
-    T(AC_AGREEMENT, agreement),
-    T(AC_AGREEMENT_HASH, agreement_hash),
-    T(AC_FLOW, flow),
-    T(AC_PURPOSE, purpose),
-    T(AC_LEGAL_BASIS, legal_basis),
-    T(AC_CONSENT, consent),
-    T(AC_OVERRIDE, override),
-    T(AC_CASE_REF, case_ref),
-    T(AC_AREA, area),
-    T(AC_FIELDS_SHARED, fields_shared),
-    T(AC_FIELDS_STRIPPED, fields_stripped),
-    T(AC_FACTS, facts),
+#define T(c, b, f) {c, b, offsetof(shub_audit_row_t, f)}
+    T(AC_ACTION, 3, action),
+    T(AC_EVENT_TYPE, 5, event_type),
+    T(AC_SENDER, 6, sender),
+    T(AC_RECIPIENT, 7, recipient),
+    T(AC_DECISION, 8, decision),
+    T(AC_REASON, 9, reason),
+    T(AC_EXPLANATION, 10, explanation),
+    T(AC_FLOW, 12, flow),
+    T(AC_PURPOSE, 13, purpose),
+    T(AC_LEGAL_BASIS, 14, legal_basis),
+    T(AC_CONSENT, 15, consent),
+    T(AC_OVERRIDE, 16, override),
+    T(AC_AREA, 17, area),
+    T(AC_FIELDS, 20, fields),
+    T(AC_FIELDS_SHARED, 21, fields_shared),
+    T(AC_FIELDS_STRIPPED, 22, fields_stripped),
+    T(AC_FACTS, 23, facts),
 #undef T
 };
+#define N_AUDIT_TEXTS (sizeof audit_texts / sizeof audit_texts[0])
 
 int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *err)
 {
     canon_val_t v[SHUB_AUDIT_NCOLS];
-    uint8_t subject[32], row_hash[32];
+    int64_t ids[N_AUDIT_TEXTS], vid = 0;
+    uint8_t subject[32], case_h[32], actor[32], row_hash[32];
     sqlite3_stmt *st = NULL;
     int rc;
 
@@ -992,42 +1577,172 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
                             "audit append: action and decision are required");
     if (!s->in_tx)
         return shub_err_set(err, SHUB_EPROTO, "audit append: no transaction is open");
+    if ((row->subject_ref || row->case_ref || row->actor_ref) && !s->has_subject_key)
+        return shub_err_set(err, SHUB_EINVAL,
+                            "audit append: a reference given but the store has no "
+                            "subject key");
     memset(v, 0, sizeof v);
-    for (size_t i = 0; i < sizeof audit_texts / sizeof audit_texts[0]; i++) {
+    for (size_t i = 0; i < N_AUDIT_TEXTS; i++) {
         const char *t = *(const char *const *)((const char *)row + audit_texts[i].off);
-        if ((rc = canon_text(&v[audit_texts[i].col], t, audit_texts[i].name, err)))
+        if ((rc = intern(s, t, &ids[i], NULL, err)))
             return rc;
+        canon_text(&v[audit_texts[i].col], t);
     }
-    if (row->subject_ref) {
-        if (shub_store_subject_hash(s, row->subject_ref, subject) != 0)
-            return shub_err_set(err, SHUB_EINVAL,
-                                "audit append: subject_ref given but the "
-                                "store has no subject key");
-    }
-    canon_int(&v[AC_SEQ], s->head_seq + 1);
-    canon_int(&v[AC_AT], row->at_ms);
-    canon_blob(&v[AC_EVENT_ID], row->event_id.bytes, SHUB_ID_SIZE);
-    if (row->agreement_version)
-        canon_int(&v[AC_AGREEMENT_VERSION], row->agreement_version);
+    if ((rc = agreement_vid(s, row->agreement, row->agreement_version,
+                            row->agreement_hash, &vid, err)))
+        return rc;
+    const agreement_ref_t *ag = vid ? agreement_by_vid(s, vid) : NULL;
+    canon_int(&v[AC_SEQ], s->head_seq + 1, true);
+    canon_int(&v[AC_AT], row->at_ms, true);
+    bool has_id = !id_is_zero(&row->event_id);
+    canon_blob(&v[AC_EVENT_ID], has_id ? row->event_id.bytes : NULL, SHUB_ID_SIZE);
+    canon_text(&v[AC_AGREEMENT], ag ? ag->id : NULL);
+    canon_int(&v[AC_AGREEMENT_VERSION], ag ? ag->version : 0, ag != NULL);
+    canon_text(&v[AC_AGREEMENT_HASH], ag ? ag->hash : NULL);
+    canon_int(&v[AC_OCCURRED], row->occurred_ms, row->occurred_ms != 0);
+    canon_blob(&v[AC_REPLY_TO], row->reply_to ? row->reply_to->bytes : NULL, SHUB_ID_SIZE);
     canon_blob(&v[AC_PAYLOAD_HASH], row->payload_hash, 32);
+    if (row->subject_ref)
+        shub_store_ref_hash_key(s->subject_key, SHUB_REF_SUBJECT, row->subject_ref,
+                                subject);
+    if (row->case_ref)
+        shub_store_ref_hash_key(s->subject_key, SHUB_REF_CASE, row->case_ref, case_h);
+    if (row->actor_ref)
+        shub_store_ref_hash_key(s->subject_key, SHUB_REF_ACTOR, row->actor_ref, actor);
     canon_blob(&v[AC_SUBJECT_HASH], row->subject_ref ? subject : NULL, 32);
-    shub_store_row_hash(s->head_hash, 32, v, row_hash);
+    canon_blob(&v[AC_CASE_HASH], row->case_ref ? case_h : NULL, 32);
+    canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
+    shub_store_row_hash(s->head_hash, v, row_hash);
 
     if ((rc = shub_store_stmt(s, ST_AUDIT_INSERT, &st, err)))
         return rc;
-    for (int i = 0; i < SHUB_AUDIT_NCOLS; i++) {
-        if (bind_val(st, i + 1, &v[i]) != SQLITE_OK)
-            return shub_store_db_fail(s, err, "audit append");
-    }
-    if (sqlite3_bind_blob(st, SHUB_AUDIT_NCOLS + 1, s->head_hash, 32, SQLITE_STATIC) ||
-        sqlite3_bind_blob(st, SHUB_AUDIT_NCOLS + 2, row_hash, 32, SQLITE_STATIC))
+    int bad = sqlite3_bind_int64(st, 1, s->head_seq + 1) ||
+              sqlite3_bind_int64(st, 2, row->at_ms) ||
+              bind_opt_blob(st, 4, v[AC_EVENT_ID].p, SHUB_ID_SIZE) ||
+              bind_opt_int(st, 11, vid) || bind_opt_int(st, 18, row->occurred_ms) ||
+              bind_opt_blob(st, 19, v[AC_REPLY_TO].p, SHUB_ID_SIZE) ||
+              bind_opt_blob(st, 24, row->payload_hash, 32) ||
+              bind_opt_blob(st, 25, v[AC_SUBJECT_HASH].p, 32) ||
+              bind_opt_blob(st, 26, v[AC_CASE_HASH].p, 32) ||
+              bind_opt_blob(st, 27, v[AC_ACTOR_HASH].p, 32) ||
+              sqlite3_bind_blob(st, 28, row_hash, 32, SQLITE_STATIC);
+    for (size_t i = 0; !bad && i < N_AUDIT_TEXTS; i++)
+        bad = bind_opt_int(st, audit_texts[i].bind, ids[i]);
+    if (bad)
         return shub_store_db_fail(s, err, "audit append");
     if ((rc = step_done(s, st, "audit append", err)))
         return rc;
+    if (s->head_seq == s->checkpoint_upto)
+        s->unsigned_at = row->at_ms;
     s->head_seq++;
     memcpy(s->head_hash, row_hash, 32);
     row->seq = s->head_seq;
     return 0;
+}
+
+/* Column i of the statement as the canonical encoding sees it, for a column
+ * that holds a value itself (not a name). */
+static void read_plain(sqlite3_stmt *st, int i, canon_val_t *v)
+{
+    sqlite3_value *x = sqlite3_column_value(st, i);
+    switch (sqlite3_value_type(x)) {
+    case SQLITE_INTEGER:
+        v->type = CANON_INT;
+        v->i = sqlite3_value_int64(x);
+        break;
+    case SQLITE_TEXT:
+        v->type = CANON_TEXT;
+        v->p = sqlite3_value_text(x);
+        v->n = (size_t)sqlite3_value_bytes(x);
+        break;
+    case SQLITE_BLOB:
+        v->type = CANON_BLOB;
+        v->p = sqlite3_value_blob(x);
+        v->n = (size_t)sqlite3_value_bytes(x);
+        break;
+    case SQLITE_FLOAT: /* never written: encode so that it cannot match */
+        v->type = CANON_TEXT;
+        v->p = "#real?";
+        v->n = 6;
+        break;
+    default:
+        v->type = CANON_NULL;
+        v->p = NULL;
+        v->n = 0;
+        break;
+    }
+}
+
+void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
+                           canon_val_t vals[SHUB_AUDIT_NCOLS], char scratch[][32],
+                           const uint8_t **row_hash, size_t *row_hash_len)
+{
+    /* table column (from `first`) of each canonical value; -1: from agreement */
+    static const int from[SHUB_AUDIT_NCOLS] = {
+        [AC_SEQ] = 0,           [AC_AT] = 1,           [AC_ACTION] = 2,
+        [AC_EVENT_ID] = 3,      [AC_EVENT_TYPE] = 4,   [AC_SENDER] = 5,
+        [AC_RECIPIENT] = 6,     [AC_DECISION] = 7,     [AC_REASON] = 8,
+        [AC_EXPLANATION] = 9,   [AC_AGREEMENT] = 10,   [AC_AGREEMENT_VERSION] = -1,
+        [AC_AGREEMENT_HASH] = -1, [AC_FLOW] = 11,      [AC_PURPOSE] = 12,
+        [AC_LEGAL_BASIS] = 13,  [AC_CONSENT] = 14,     [AC_OVERRIDE] = 15,
+        [AC_AREA] = 16,         [AC_OCCURRED] = 17,    [AC_REPLY_TO] = 18,
+        [AC_FIELDS] = 19,       [AC_FIELDS_SHARED] = 20, [AC_FIELDS_STRIPPED] = 21,
+        [AC_FACTS] = 22,        [AC_PAYLOAD_HASH] = 23, [AC_SUBJECT_HASH] = 24,
+        [AC_CASE_HASH] = 25,    [AC_ACTOR_HASH] = 26,
+    };
+    for (size_t i = 0; i < N_AUDIT_TEXTS; i++) {
+        int c = audit_texts[i].col;
+        sqlite3_value *x = sqlite3_column_value(st, first + from[c]);
+        canon_val_t *v = &vals[c];
+        if (sqlite3_value_type(x) == SQLITE_NULL) {
+            canon_text(v, NULL);
+        } else {
+            int64_t id = sqlite3_value_int64(x);
+            const char *t = sqlite3_value_type(x) == SQLITE_INTEGER ? shub_store_name(s, id)
+                                                                    : NULL;
+            if (!t) { /* a name that is not there: the row cannot hash right */
+                snprintf(scratch[c], 32, "#%lld?", (long long)id);
+                t = scratch[c];
+            }
+            v->type = CANON_TEXT;
+            v->p = t;
+            v->n = t == scratch[c] ? strlen(t) : s->names.len[id];
+        }
+    }
+    sqlite3_value *ax = sqlite3_column_value(st, first + from[AC_AGREEMENT]);
+    if (sqlite3_value_type(ax) == SQLITE_NULL) {
+        canon_text(&vals[AC_AGREEMENT], NULL);
+        canon_int(&vals[AC_AGREEMENT_VERSION], 0, false);
+        canon_text(&vals[AC_AGREEMENT_HASH], NULL);
+    } else {
+        int64_t vid = sqlite3_value_int64(ax);
+        const agreement_ref_t *a = agreement_by_vid(s, vid);
+        if (!a) {
+            snprintf(scratch[AC_AGREEMENT], 32, "#%lld?", (long long)vid);
+            canon_text(&vals[AC_AGREEMENT], scratch[AC_AGREEMENT]);
+            canon_int(&vals[AC_AGREEMENT_VERSION], 0, false);
+            canon_text(&vals[AC_AGREEMENT_HASH], NULL);
+        } else {
+            canon_text(&vals[AC_AGREEMENT], a->id);
+            canon_int(&vals[AC_AGREEMENT_VERSION], a->version, true);
+            canon_text(&vals[AC_AGREEMENT_HASH], a->hash);
+        }
+    }
+    static const int plain[] = {AC_SEQ,          AC_AT,           AC_EVENT_ID,
+                                AC_OCCURRED,     AC_REPLY_TO,     AC_PAYLOAD_HASH,
+                                AC_SUBJECT_HASH, AC_CASE_HASH,    AC_ACTOR_HASH};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        read_plain(st, first + from[plain[i]], &vals[plain[i]]);
+    if (row_hash) {
+        const void *p = sqlite3_column_blob(st, first + 27);
+        *row_hash = p;
+        *row_hash_len = p ? (size_t)sqlite3_column_bytes(st, first + 27) : 0;
+    }
+}
+
+static const uint8_t *blob32(const canon_val_t *v)
+{
+    return v->type == CANON_BLOB && v->n == 32 ? v->p : NULL;
 }
 
 int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
@@ -1039,29 +1754,40 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
         return shub_err_set(err, SHUB_EINVAL, "audit read: no callback");
     if (limit == 0)
         return 0;
+    if (s->readonly && (rc = shub_store_names_load(s, err)))
+        return rc;
     if ((rc = shub_store_stmt(s, ST_AUDIT_READ, &st, err)))
         return rc;
     if (sqlite3_bind_int64(st, 1, after_seq) ||
         sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
         return shub_store_db_fail(s, err, "audit read");
     while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        canon_val_t v[SHUB_AUDIT_NCOLS];
+        char scratch[SHUB_AUDIT_NCOLS][32];
+        shub_store_row_values(s, st, 0, v, scratch, NULL, NULL);
         shub_audit_row_t row;
         memset(&row, 0, sizeof row);
-        row.seq = sqlite3_column_int64(st, AC_SEQ);
-        row.at_ms = sqlite3_column_int64(st, AC_AT);
-        for (size_t i = 0; i < sizeof audit_texts / sizeof audit_texts[0]; i++)
+        for (size_t i = 0; i < N_AUDIT_TEXTS; i++)
             *(const char **)((char *)&row + audit_texts[i].off) =
-                (const char *)sqlite3_column_text(st, audit_texts[i].col);
-        const void *id = sqlite3_column_blob(st, AC_EVENT_ID);
-        if (id && sqlite3_column_bytes(st, AC_EVENT_ID) == SHUB_ID_SIZE)
-            memcpy(row.event_id.bytes, id, SHUB_ID_SIZE);
-        row.agreement_version = (uint32_t)sqlite3_column_int64(st, AC_AGREEMENT_VERSION);
-        row.payload_hash = sqlite3_column_blob(st, AC_PAYLOAD_HASH);
-        if (sqlite3_column_bytes(st, AC_PAYLOAD_HASH) != 32)
-            row.payload_hash = NULL;
-        row.subject_hash = sqlite3_column_blob(st, AC_SUBJECT_HASH);
-        if (sqlite3_column_bytes(st, AC_SUBJECT_HASH) != 32)
-            row.subject_hash = NULL;
+                v[audit_texts[i].col].type == CANON_TEXT ? v[audit_texts[i].col].p : NULL;
+        row.seq = v[AC_SEQ].i;
+        row.at_ms = v[AC_AT].i;
+        if (v[AC_EVENT_ID].type == CANON_BLOB && v[AC_EVENT_ID].n == SHUB_ID_SIZE)
+            memcpy(row.event_id.bytes, v[AC_EVENT_ID].p, SHUB_ID_SIZE);
+        row.agreement = v[AC_AGREEMENT].type == CANON_TEXT ? v[AC_AGREEMENT].p : NULL;
+        row.agreement_version =
+            v[AC_AGREEMENT_VERSION].type == CANON_INT ? (uint32_t)v[AC_AGREEMENT_VERSION].i
+                                                      : 0;
+        row.agreement_hash =
+            v[AC_AGREEMENT_HASH].type == CANON_TEXT ? v[AC_AGREEMENT_HASH].p : NULL;
+        row.occurred_ms = v[AC_OCCURRED].type == CANON_INT ? v[AC_OCCURRED].i : 0;
+        row.reply_to = v[AC_REPLY_TO].type == CANON_BLOB && v[AC_REPLY_TO].n == SHUB_ID_SIZE
+                           ? (const shub_id_t *)v[AC_REPLY_TO].p
+                           : NULL;
+        row.payload_hash = blob32(&v[AC_PAYLOAD_HASH]);
+        row.subject_hash = blob32(&v[AC_SUBJECT_HASH]);
+        row.case_hash = blob32(&v[AC_CASE_HASH]);
+        row.actor_hash = blob32(&v[AC_ACTOR_HASH]);
         if (!row.action || !row.decision) {
             sqlite3_reset(st);
             return shub_err_set(err, SHUB_EDB,
@@ -1079,54 +1805,45 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
     return stop;
 }
 
-/* ---- outbox ------------------------------------------------------------- */
+/* ---- receipts ------------------------------------------------------------ */
 
-int shub_store_delivery_put(shub_store_t *s, const shub_delivery_t *d, shub_err_t *err)
+int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
+                           shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
+    int64_t rid, reason, detail, flow, vid;
     int rc;
-    bool pending;
-    if (!d || !d->recipient || !d->sender || !d->event_type)
-        return shub_err_set(err, SHUB_EINVAL,
-                            "delivery put: missing recipient, sender or event type");
-    if (d->state < SHUB_OUTCOME_QUEUED || d->state > SHUB_OUTCOME_DEAD)
-        return shub_err_set(err, SHUB_EINVAL, "delivery put: unknown state %d",
-                            (int)d->state);
-    pending = d->state == SHUB_OUTCOME_QUEUED || d->state == SHUB_OUTCOME_DELIVERED;
-    if (pending != (d->sealed != NULL))
-        return shub_err_set(err, SHUB_EINVAL, "delivery put: a %s row %s a sealed copy",
-                            shub_outcome_name(d->state),
-                            pending ? "needs" : "must not carry");
-    if (d->sealed_len > (size_t)SHUB_MSG_MAX_BIN)
-        return shub_err_set(err, SHUB_EINVAL,
-                            "delivery put: sealed copy of %zu bytes exceeds "
-                            "limit %d",
-                            d->sealed_len, SHUB_MSG_MAX_BIN);
-    if ((rc = shub_store_stmt(s, ST_DELIVERY_PUT, &st, err)))
+    if (!o || !o->recipient)
+        return shub_err_set(err, SHUB_EINVAL, "outcome put: missing recipient");
+    if (o->state != SHUB_OUTCOME_QUEUED && o->state != SHUB_OUTCOME_DENIED &&
+        o->state != SHUB_OUTCOME_DEAD)
+        return shub_err_set(err, SHUB_EINVAL, "outcome put: state '%s' is not stored",
+                            shub_outcome_name(o->state));
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "outcome put: no transaction is open");
+    if ((rc = intern(s, o->recipient, &rid, NULL, err)) ||
+        (rc = intern(s, o->reason, &reason, NULL, err)) ||
+        (rc = intern(s, o->detail, &detail, NULL, err)) ||
+        (rc = intern(s, o->flow, &flow, NULL, err)) ||
+        (rc = agreement_vid(s, o->agreement, o->agreement_version, o->agreement_hash, &vid,
+                            err)) ||
+        (rc = shub_store_stmt(s, ST_OUTCOME_PUT, &st, err)))
         return rc;
-    if (bind_id(st, 1, &d->event_id) || bind_text(st, 2, d->recipient) ||
-        bind_text(st, 3, d->sender) || bind_text(st, 4, d->event_type) ||
-        bind_text(st, 5, shub_outcome_name(d->state)) || bind_text(st, 6, d->reason) ||
-        bind_text(st, 7, d->detail) || bind_text(st, 8, d->agreement) ||
-        bind_opt_int(st, 9, d->agreement_version) || bind_text(st, 10, d->flow) ||
-        sqlite3_bind_int64(st, 11, d->attempts) ||
-        sqlite3_bind_int64(st, 12, d->next_at_ms) ||
-        sqlite3_bind_int64(st, 13, d->created_ms) ||
-        (d->sealed
-             ? sqlite3_bind_blob(st, 14, d->sealed, (int)d->sealed_len, SQLITE_STATIC)
-             : sqlite3_bind_null(st, 14)))
-        return shub_store_db_fail(s, err, "delivery put");
+    if (bind_id(st, 1, &o->event_id) || sqlite3_bind_int64(st, 2, rid) ||
+        sqlite3_bind_int64(st, 3, o->state) || bind_opt_int(st, 4, reason) ||
+        bind_opt_int(st, 5, detail) || bind_opt_int(st, 6, vid) ||
+        bind_opt_int(st, 7, flow))
+        return shub_store_db_fail(s, err, "outcome put");
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
             char text[SHUB_ID_TEXT];
-            shub_id_format(&d->event_id, text);
+            shub_id_format(&o->event_id, text);
             rc = shub_err_set(err, SHUB_EEXIST,
-                              "delivery put: event %s already has a row for "
-                              "'%s'",
-                              text, d->recipient);
+                              "outcome put: event %s already has a row for '%s'", text,
+                              o->recipient);
         } else {
-            rc = shub_store_db_fail(s, err, "delivery put");
+            rc = shub_store_db_fail(s, err, "outcome put");
         }
         sqlite3_reset(st);
         return rc;
@@ -1135,309 +1852,315 @@ int shub_store_delivery_put(shub_store_t *s, const shub_delivery_t *d, shub_err_
     return 0;
 }
 
-/* Copies the current row into one allocation: the struct, its strings and the
- * sealed bytes. NULL with *rc set on failure. */
-static shub_delivery_t *delivery_copy(sqlite3_stmt *st, int *rc, shub_err_t *err)
+int shub_store_outcome_dead(shub_store_t *s, const shub_id_t *id, const char *recipient,
+                            const char *reason, const char *detail, shub_err_t *err)
 {
-    enum {
-        C_ID,
-        C_RECIPIENT,
-        C_SENDER,
-        C_TYPE,
-        C_STATE,
-        C_REASON,
-        C_DETAIL,
-        C_AGREEMENT,
-        C_VERSION,
-        C_FLOW,
-        C_ATTEMPTS,
-        C_NEXT,
-        C_CREATED,
-        C_SEALED
-    };
-    static const int text_cols[] = {C_RECIPIENT, C_SENDER,    C_TYPE, C_REASON,
-                                    C_DETAIL,    C_AGREEMENT, C_FLOW};
-    const char *texts[sizeof text_cols / sizeof text_cols[0]];
-    size_t lens[sizeof text_cols / sizeof text_cols[0]];
-    size_t size = sizeof(shub_delivery_t), sealed_len;
-    const void *id = sqlite3_column_blob(st, C_ID);
-    const char *state = (const char *)sqlite3_column_text(st, C_STATE);
-    int outcome = shub_outcome_parse(state);
-
-    if (!id || sqlite3_column_bytes(st, C_ID) != SHUB_ID_SIZE || outcome < 0) {
-        *rc = shub_err_set(err, SHUB_EDB,
-                           "outbox row with a malformed event id or state '%s'",
-                           state ? state : "");
-        return NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t rid, rsn, det;
+    int rc;
+    if (!id || !recipient)
+        return shub_err_set(err, SHUB_EINVAL, "outcome dead: missing id or recipient");
+    if ((rc = intern(s, recipient, &rid, NULL, err)) ||
+        (rc = intern(s, reason, &rsn, NULL, err)) ||
+        (rc = intern(s, detail, &det, NULL, err)) ||
+        (rc = shub_store_stmt(s, ST_OUTCOME_DEAD, &st, err)))
+        return rc;
+    if (bind_id(st, 1, id) || sqlite3_bind_int64(st, 2, rid) || bind_opt_int(st, 3, rsn) ||
+        bind_opt_int(st, 4, det))
+        return shub_store_db_fail(s, err, "outcome dead");
+    if ((rc = step_done(s, st, "outcome dead", err)))
+        return rc;
+    if (sqlite3_changes(s->db) == 0) {
+        char text[SHUB_ID_TEXT];
+        shub_id_format(id, text);
+        return shub_err_set(err, SHUB_ENOTFOUND,
+                            "outcome dead: no allowed row of %s for '%s'", text, recipient);
     }
-    for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++) {
-        texts[i] = (const char *)sqlite3_column_text(st, text_cols[i]);
-        lens[i] = texts[i] ? (size_t)sqlite3_column_bytes(st, text_cols[i]) : 0;
-        size += texts[i] ? lens[i] + 1 : 0;
-    }
-    const void *sealed = sqlite3_column_blob(st, C_SEALED);
-    sealed_len = sealed ? (size_t)sqlite3_column_bytes(st, C_SEALED) : 0;
-    size += sealed_len;
-
-    shub_delivery_t *d = shub_malloc(size);
-    if (!d) {
-        *rc = shub_err_set(err, SHUB_ENOMEM, "outbox read: out of memory");
-        return NULL;
-    }
-    memset(d, 0, sizeof *d);
-    char *p = (char *)(d + 1);
-    const char **dst[] = {&d->recipient, &d->sender,    &d->event_type, &d->reason,
-                          &d->detail,    &d->agreement, &d->flow};
-    if (sealed_len) {
-        memcpy(p, sealed, sealed_len);
-        d->sealed = (const uint8_t *)p;
-        d->sealed_len = sealed_len;
-        p += sealed_len;
-    }
-    for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++) {
-        if (!texts[i])
-            continue;
-        memcpy(p, texts[i], lens[i] + 1);
-        *dst[i] = p;
-        p += lens[i] + 1;
-    }
-    memcpy(d->event_id.bytes, id, SHUB_ID_SIZE);
-    d->state = (shub_outcome_t)outcome;
-    d->agreement_version = (uint32_t)sqlite3_column_int64(st, C_VERSION);
-    d->attempts = (uint32_t)sqlite3_column_int64(st, C_ATTEMPTS);
-    d->next_at_ms = sqlite3_column_int64(st, C_NEXT);
-    d->created_ms = sqlite3_column_int64(st, C_CREATED);
-    if (!d->recipient || !d->sender || !d->event_type) {
-        shub_free(d);
-        *rc = shub_err_set(err, SHUB_EDB, "outbox row lacks recipient, sender or type");
-        return NULL;
-    }
-    return d;
+    return 0;
 }
 
-/* Steps a bound outbox query to the end, copying rows, resets it, and only
- * then calls fn on each: fn may write to the store (even to the same rows)
- * without disturbing the scan or reusing a statement that is still running. */
-static int deliver_rows(shub_store_t *s, sqlite3_stmt *st, const char *what,
-                        shub_delivery_fn *fn, void *ctx, shub_err_t *err)
+static int cmp_outcome(const void *a, const void *b)
 {
-    shub_delivery_t **rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0, step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            shub_delivery_t **grown = shub_realloc(rows, ncap * sizeof *rows);
-            if (!grown) {
-                rc = shub_err_set(err, SHUB_ENOMEM, "%s: out of memory", what);
-                break;
-            }
-            rows = grown;
-            cap = ncap;
-        }
-        if (!(rows[n] = delivery_copy(st, &rc, err)))
-            break;
-        n++;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = shub_store_db_fail(s, err, what);
-    sqlite3_reset(st);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = fn(rows[i], ctx);
-        shub_free(rows[i]);
-    }
-    shub_free(rows);
-    return rc;
+    const shub_store_outcome_t *x = a, *y = b;
+    return strcmp(x->recipient, y->recipient);
 }
 
-static int64_t limit64(size_t limit)
-{
-    return limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
-}
-
-int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_delivery_fn *fn,
+int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store_fn *fn,
                         void *ctx, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc;
+    shub_store_outcome_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc, step;
     if (!id || !fn)
         return shub_err_set(err, SHUB_EINVAL, "outcomes: missing id or callback");
     if ((rc = shub_store_stmt(s, ST_OUTCOMES, &st, err)))
         return rc;
     if (bind_id(st, 1, id))
         return shub_store_db_fail(s, err, "outcomes");
-    return deliver_rows(s, st, "outcomes", fn, ctx, err);
-}
-
-int shub_store_backlog(shub_store_t *s, const char *recipient, const shub_id_t *after,
-                       size_t limit, shub_delivery_fn *fn, void *ctx, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!recipient || !fn)
-        return shub_err_set(err, SHUB_EINVAL, "backlog: missing recipient or callback");
-    if (limit == 0)
-        return 0;
-    if ((rc = shub_store_stmt(s, ST_BACKLOG, &st, err)))
-        return rc;
-    /* No `after`: an empty blob sorts before every 16-byte id. */
-    if (bind_text(st, 1, recipient) ||
-        (after ? bind_id(st, 2, after) : sqlite3_bind_zeroblob(st, 2, 0)) ||
-        sqlite3_bind_int64(st, 3, limit64(limit)))
-        return shub_store_db_fail(s, err, "backlog");
-    return deliver_rows(s, st, "backlog", fn, ctx, err);
-}
-
-int shub_store_backlog_count(shub_store_t *s, const char *recipient, uint32_t *count,
-                             shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!recipient || !count)
-        return shub_err_set(err, SHUB_EINVAL,
-                            "backlog count: missing recipient or count");
-    if ((rc = shub_store_stmt(s, ST_BACKLOG_COUNT, &st, err)))
-        return rc;
-    if (bind_text(st, 1, recipient) || sqlite3_step(st) != SQLITE_ROW) {
-        shub_store_db_fail(s, err, "backlog count");
-        sqlite3_reset(st);
-        return SHUB_EDB;
+    rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
+            rc = shub_err_set(err, SHUB_ENOMEM, "outcomes: out of memory");
+            break;
+        }
+        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 4));
+        rows[n++] = (shub_store_outcome_t){
+            .event_id = *id,
+            .recipient = shub_store_name(s, sqlite3_column_int64(st, 0)),
+            .state = (shub_outcome_t)sqlite3_column_int(st, 1),
+            .reason = shub_store_name(s, sqlite3_column_int64(st, 2)),
+            .detail = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .agreement = a ? a->id : NULL,
+            .agreement_version = a ? a->version : 0,
+            .agreement_hash = a ? a->hash : NULL,
+            .flow = shub_store_name(s, sqlite3_column_int64(st, 5)),
+        };
+        if (!rows[n - 1].recipient)
+            rows[n - 1].recipient = "?";
     }
-    int64_t n = sqlite3_column_int64(st, 0);
-    *count = n > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = shub_store_db_fail(s, err, "outcomes");
     sqlite3_reset(st);
+    if (rc == 0 && n > 1)
+        qsort(rows, n, sizeof *rows, cmp_outcome);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = fn(&rows[i], ctx);
+    shub_free(rows);
+    return rc;
+}
+
+/* ---- sealed copies --------------------------------------------------------- */
+
+int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t rid, sid, tid, fid, pid, bid, fsid, vid;
+    int rc;
+    if (!c || !c->recipient || !c->sender || !c->event_type || !c->agreement || !c->flow ||
+        !c->sealed || c->sealed_len == 0)
+        return shub_err_set(err, SHUB_EINVAL,
+                            "copy put: missing recipient, sender, type, agreement, flow "
+                            "or sealed bytes");
+    if (c->sealed_len > (size_t)SHUB_MSG_MAX_BIN)
+        return shub_err_set(err, SHUB_EINVAL,
+                            "copy put: sealed copy of %zu bytes exceeds limit %d",
+                            c->sealed_len, SHUB_MSG_MAX_BIN);
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "copy put: no transaction is open");
+    if ((rc = intern(s, c->recipient, &rid, &c->recipient, err)) ||
+        (rc = intern(s, c->sender, &sid, &c->sender, err)) ||
+        (rc = intern(s, c->event_type, &tid, &c->event_type, err)) ||
+        (rc = intern(s, c->flow, &fid, &c->flow, err)) ||
+        (rc = intern(s, c->purpose, &pid, &c->purpose, err)) ||
+        (rc = intern(s, c->basis, &bid, &c->basis, err)) ||
+        (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)) ||
+        (rc = agreement_vid(s, c->agreement, c->agreement_version, c->agreement_hash, &vid,
+                            err)) ||
+        (rc = shub_store_stmt(s, ST_COPY_PUT, &st, err)))
+        return rc;
+    const agreement_ref_t *a = agreement_by_vid(s, vid);
+    if (a) {
+        c->agreement = a->id;
+        c->agreement_hash = a->hash;
+    }
+    if (bind_id(st, 1, &c->event_id) || sqlite3_bind_int64(st, 2, rid) ||
+        sqlite3_bind_int64(st, 3, sid) || sqlite3_bind_int64(st, 4, tid) ||
+        sqlite3_bind_int64(st, 5, vid) || sqlite3_bind_int64(st, 6, fid) ||
+        bind_opt_int(st, 7, pid) || bind_opt_int(st, 8, bid) || bind_opt_int(st, 9, fsid) ||
+        sqlite3_bind_int64(st, 10, c->created_ms) ||
+        sqlite3_bind_blob(st, 11, c->sealed, (int)c->sealed_len, SQLITE_STATIC))
+        return shub_store_db_fail(s, err, "copy put");
+    if ((rc = step_done(s, st, "copy put", err)))
+        return rc;
+    c->seq = sqlite3_last_insert_rowid(s->db);
     return 0;
 }
 
-int shub_store_due(shub_store_t *s, int64_t now_ms, size_t limit, shub_delivery_fn *fn,
-                   void *ctx, shub_err_t *err)
+int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc;
-    if (!fn)
-        return shub_err_set(err, SHUB_EINVAL, "due: missing callback");
-    if (limit == 0)
-        return 0;
-    if ((rc = shub_store_stmt(s, ST_DUE, &st, err)))
-        return rc;
-    if (sqlite3_bind_int64(st, 1, now_ms) || sqlite3_bind_int64(st, 2, limit64(limit)))
-        return shub_store_db_fail(s, err, "due");
-    return deliver_rows(s, st, "due", fn, ctx, err);
-}
-
-/* Runs a bound UPDATE of one pending row; SHUB_ENOTFOUND if it matched none. */
-static int update_pending(shub_store_t *s, sqlite3_stmt *st, const shub_id_t *id,
-                          const char *recipient, const char *what, shub_err_t *err)
-{
-    int rc = step_done(s, st, what, err);
+    int rc = shub_store_stmt(s, ST_COPY_SEALED, &st, err);
     if (rc)
         return rc;
-    if (sqlite3_changes(s->db) == 0) {
-        char text[SHUB_ID_TEXT];
-        shub_id_format(id, text);
-        return shub_err_set(err, SHUB_ENOTFOUND, "%s: no pending delivery of %s to '%s'",
-                            what, text, recipient);
+    if (sqlite3_bind_int64(st, 1, seq))
+        return shub_store_db_fail(s, err, "read sealed copy");
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = rc == SQLITE_DONE
+                 ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld", (long long)seq)
+                 : shub_store_db_fail(s, err, "read sealed copy");
+        sqlite3_reset(st);
+        return rc;
     }
+    const void *p = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    out->len = 0;
+    rc = p && n ? shub_buf_append(out, p, n) : 0;
+    sqlite3_reset(st);
+    return rc ? shub_err_set(err, SHUB_ENOMEM, "read sealed copy: out of memory") : 0;
+}
+
+int shub_store_copy_drop(shub_store_t *s, int64_t seq, shub_err_t *err)
+{
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "copy drop: no transaction is open");
+    if (grow((void **)&s->drops, &s->cap_drops, s->n_drops + 1, sizeof *s->drops))
+        return shub_err_set(err, SHUB_ENOMEM, "copy drop: out of memory");
+    s->drops[s->n_drops++] = seq;
     return 0;
 }
 
-int shub_store_delivery_sent(shub_store_t *s, const shub_id_t *id, const char *recipient,
-                             uint32_t attempts, int64_t next_at_ms, shub_err_t *err)
+int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc;
-    if (!id || !recipient)
-        return shub_err_set(err, SHUB_EINVAL, "delivery sent: missing id or recipient");
-    if ((rc = shub_store_stmt(s, ST_SENT, &st, err)))
+    int rc, step, stop = 0;
+    if (!fn)
+        return shub_err_set(err, SHUB_EINVAL, "copies: no callback");
+    if ((rc = shub_store_stmt(s, ST_COPIES, &st, err)))
         return rc;
-    if (bind_id(st, 1, id) || bind_text(st, 2, recipient) ||
-        sqlite3_bind_int64(st, 3, attempts) || sqlite3_bind_int64(st, 4, next_at_ms) ||
-        sqlite3_bind_int64(st, 5, shub_now_ms()))
-        return shub_store_db_fail(s, err, "delivery sent");
-    return update_pending(s, st, id, recipient, "delivery sent", err);
-}
-
-int shub_store_requeue(shub_store_t *s, const char *recipient, int64_t now_ms,
-                       shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!recipient)
-        return shub_err_set(err, SHUB_EINVAL, "requeue: missing recipient");
-    if ((rc = shub_store_stmt(s, ST_REQUEUE, &st, err)))
-        return rc;
-    if (bind_text(st, 1, recipient) || sqlite3_bind_int64(st, 2, now_ms))
-        return shub_store_db_fail(s, err, "requeue");
-    return step_done(s, st, "requeue", err);
-}
-
-int shub_store_delivery_finish(shub_store_t *s, const shub_id_t *id,
-                               const char *recipient, shub_outcome_t state,
-                               const char *reason, int64_t now_ms, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!id || !recipient)
-        return shub_err_set(err, SHUB_EINVAL, "delivery finish: missing id or recipient");
-    if (state != SHUB_OUTCOME_ACKNOWLEDGED && state != SHUB_OUTCOME_DEAD)
-        return shub_err_set(
-            err, SHUB_EINVAL,
-            "delivery finish: state must be acknowledged or dead, not '%s'",
-            shub_outcome_name(state));
-    if ((rc = shub_store_stmt(s, ST_FINISH, &st, err)))
-        return rc;
-    if (bind_id(st, 1, id) || bind_text(st, 2, recipient) ||
-        bind_text(st, 3, shub_outcome_name(state)) || bind_text(st, 4, reason) ||
-        sqlite3_bind_int64(st, 5, now_ms))
-        return shub_store_db_fail(s, err, "delivery finish");
-    return update_pending(s, st, id, recipient, "delivery finish", err);
-}
-
-int shub_store_delivery_end(shub_store_t *s, const shub_id_t *id, const char *recipient,
-                            shub_outcome_t state, const char *reason, int64_t now_ms,
-                            shub_delivery_fn *fn, void *ctx, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!id || !recipient || !fn)
-        return shub_err_set(err, SHUB_EINVAL,
-                            "delivery end: missing id, recipient or callback");
-    if (state != SHUB_OUTCOME_ACKNOWLEDGED && state != SHUB_OUTCOME_DEAD)
-        return shub_err_set(err, SHUB_EINVAL,
-                            "delivery end: state must be acknowledged or dead, not '%s'",
-                            shub_outcome_name(state));
-    if ((rc = shub_store_stmt(s, ST_PENDING, &st, err)))
-        return rc;
-    if (bind_id(st, 1, id) || bind_text(st, 2, recipient))
-        return shub_store_db_fail(s, err, "delivery end");
-    /* (event_id, recipient) is the primary key: at most one row. */
-    int step = sqlite3_step(st);
-    if (step != SQLITE_ROW) {
-        rc = step == SQLITE_DONE ? SHUB_ENOTFOUND : shub_store_db_fail(s, err, "delivery end");
-        sqlite3_reset(st);
-        if (rc == SHUB_ENOTFOUND) {
-            char text[SHUB_ID_TEXT];
-            shub_id_format(id, text);
-            shub_err_set(err, SHUB_ENOTFOUND,
-                         "delivery end: no pending delivery of %s to '%s'", text,
-                         recipient);
+    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *id = sqlite3_column_blob(st, 1);
+        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 5));
+        shub_store_copy_t c = {
+            .seq = sqlite3_column_int64(st, 0),
+            .recipient = shub_store_name(s, sqlite3_column_int64(st, 2)),
+            .sender = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .event_type = shub_store_name(s, sqlite3_column_int64(st, 4)),
+            .agreement = a ? a->id : NULL,
+            .agreement_hash = a ? a->hash : NULL,
+            .agreement_version = a ? a->version : 0,
+            .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
+            .purpose = shub_store_name(s, sqlite3_column_int64(st, 7)),
+            .basis = shub_store_name(s, sqlite3_column_int64(st, 8)),
+            .fields_shared = shub_store_name(s, sqlite3_column_int64(st, 9)),
+            .created_ms = sqlite3_column_int64(st, 10),
+        };
+        if (!id || sqlite3_column_bytes(st, 1) != SHUB_ID_SIZE || !c.recipient ||
+            !c.sender || !c.event_type || !c.agreement || !c.flow) {
+            sqlite3_reset(st);
+            return shub_err_set(err, SHUB_EDB,
+                                "sealed copy %lld is malformed (names missing)",
+                                (long long)c.seq);
         }
+        memcpy(c.event_id.bytes, id, SHUB_ID_SIZE);
+        stop = fn(&c, ctx);
+    }
+    if (!stop && step != SQLITE_DONE) {
+        rc = shub_store_db_fail(s, err, "read sealed copies");
+        sqlite3_reset(st);
         return rc;
     }
-    shub_delivery_t d = {
-        .event_id = *id,
-        .recipient = recipient,
-        .sender = (const char *)sqlite3_column_text(st, 0),
-        .event_type = (const char *)sqlite3_column_text(st, 1),
-        .agreement = (const char *)sqlite3_column_text(st, 2),
-        .agreement_version = (uint32_t)sqlite3_column_int64(st, 3),
-        .flow = (const char *)sqlite3_column_text(st, 4),
-        .state = state,
-    };
-    fn(&d, ctx);
     sqlite3_reset(st);
-    return shub_store_delivery_finish(s, id, recipient, state, reason, now_ms, err);
+    return stop;
+}
+
+/* ---- updates to senders ------------------------------------------------------ */
+
+int shub_store_update_add(shub_store_t *s, const shub_store_update_t *u, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t sid, rid, rsn, det, vid, fid;
+    int rc;
+    if (!u || !u->sender || !u->recipient || u->seq <= 0)
+        return shub_err_set(err, SHUB_EINVAL, "update add: missing sender, recipient or seq");
+    if ((rc = intern(s, u->sender, &sid, NULL, err)) ||
+        (rc = intern(s, u->recipient, &rid, NULL, err)) ||
+        (rc = intern(s, u->reason, &rsn, NULL, err)) ||
+        (rc = intern(s, u->detail, &det, NULL, err)) ||
+        (rc = intern(s, u->flow, &fid, NULL, err)) ||
+        (rc = agreement_vid(s, u->agreement, u->agreement_version, NULL, &vid, err)) ||
+        (rc = shub_store_stmt(s, ST_UPDATE_ADD, &st, err)))
+        return rc;
+    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, u->seq) ||
+        bind_id(st, 3, &u->event_id) || sqlite3_bind_int64(st, 4, rid) ||
+        sqlite3_bind_int64(st, 5, u->state) || bind_opt_int(st, 6, rsn) ||
+        bind_opt_int(st, 7, det) || bind_opt_int(st, 8, vid) || bind_opt_int(st, 9, fid))
+        return shub_store_db_fail(s, err, "update add");
+    return step_done(s, st, "update add", err);
+}
+
+int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_t limit,
+                       shub_update_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step, stop = 0;
+    int64_t sid = shub_store_name_find(s, sender);
+    if (!fn || !sender)
+        return shub_err_set(err, SHUB_EINVAL, "updates: missing sender or callback");
+    if (sid == 0 || limit == 0)
+        return 0;
+    if ((rc = shub_store_stmt(s, ST_UPDATES, &st, err)))
+        return rc;
+    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, after) ||
+        sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
+        return shub_store_db_fail(s, err, "updates");
+    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *id = sqlite3_column_blob(st, 2);
+        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 7));
+        shub_store_update_t u = {
+            .sender = sender,
+            .seq = sqlite3_column_int64(st, 1),
+            .recipient = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .state = (shub_outcome_t)sqlite3_column_int(st, 4),
+            .reason = shub_store_name(s, sqlite3_column_int64(st, 5)),
+            .detail = shub_store_name(s, sqlite3_column_int64(st, 6)),
+            .agreement = a ? a->id : NULL,
+            .agreement_version = a ? a->version : 0,
+            .flow = shub_store_name(s, sqlite3_column_int64(st, 8)),
+        };
+        if (!id || sqlite3_column_bytes(st, 2) != SHUB_ID_SIZE || !u.recipient)
+            continue; /* malformed: skipped, never sent half */
+        memcpy(u.event_id.bytes, id, SHUB_ID_SIZE);
+        stop = fn(&u, ctx);
+    }
+    if (!stop && step != SQLITE_DONE) {
+        rc = shub_store_db_fail(s, err, "updates");
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return stop;
+}
+
+int shub_store_updates_confirm(shub_store_t *s, const char *sender, int64_t upto,
+                               shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    int64_t sid = sender ? shub_store_name_find(s, sender) : 0;
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "confirm: no transaction is open");
+    if (sid == 0)
+        return 0;
+    if ((rc = shub_store_stmt(s, ST_UPDATES_CONFIRM, &st, err)))
+        return rc;
+    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, upto))
+        return shub_store_db_fail(s, err, "confirm updates");
+    return step_done(s, st, "confirm updates", err);
+}
+
+/* ---- witnesses ------------------------------------------------------------- */
+
+int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_head_t *w,
+                           int64_t now_ms, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t oid;
+    int rc;
+    if (!org || !w)
+        return shub_err_set(err, SHUB_EINVAL, "witness add: missing org or witness");
+    if ((rc = intern(s, org, &oid, NULL, err)) ||
+        (rc = shub_store_stmt(s, ST_WITNESS_ADD, &st, err)))
+        return rc;
+    if (sqlite3_bind_int64(st, 1, oid) || sqlite3_bind_int64(st, 2, w->seq) ||
+        sqlite3_bind_blob(st, 3, w->head, 32, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 4, w->at_ms) ||
+        sqlite3_bind_blob(st, 5, w->key, 32, SQLITE_STATIC) ||
+        sqlite3_bind_blob(st, 6, w->sig, 64, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 7, now_ms))
+        return shub_store_db_fail(s, err, "witness add");
+    return step_done(s, st, "witness add", err);
 }
 
 /* ---- agreements ---------------------------------------------------------- */
@@ -1452,7 +2175,9 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
     if (!id || !content_hash)
         return shub_err_set(err, SHUB_EINVAL,
                             "agreement seen: missing id or content hash");
-    if ((rc = shub_store_stmt(s, ST_AGREEMENT, &st, err)))
+    if (s->readonly)
+        return shub_err_set(err, SHUB_EPROTO, "agreement seen: store is open read-only");
+    if ((rc = shub_store_stmt(s, ST_AGREEMENT_ADD, &st, err)))
         return rc;
     if (bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, version) ||
         bind_text(st, 3, content_hash) || bind_text(st, 4, title) ||
@@ -1460,5 +2185,14 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
         bind_opt_int(st, 7, valid_until) || bind_opt_int(st, 8, review) ||
         sqlite3_bind_int64(st, 9, now_ms))
         return shub_store_db_fail(s, err, "agreement seen");
-    return step_done(s, st, "agreement seen", err);
+    if ((rc = step_done(s, st, "agreement seen", err)))
+        return rc;
+    if (sqlite3_changes(s->db) == 0)
+        return 0; /* known: the cache has it */
+    int64_t vid = sqlite3_last_insert_rowid(s->db);
+    if (agreement_add_ref(s, vid, id, version, content_hash))
+        return shub_err_set(err, SHUB_ENOMEM, "agreement seen: out of memory");
+    if (!s->in_tx)
+        s->committed_agreements = s->n_agreements; /* autocommitted */
+    return 0;
 }

@@ -1,32 +1,35 @@
 /*
- * verify: re-walks the audit hash chain and checks the signed checkpoints
- * (shub_store_verify in include/sharehub/store.h). It is what
- * `sharehub-audit verify` runs, beside a live broker: the file is opened
+ * verify: re-walks the audit hash chain, checks the signed checkpoints and
+ * what witnesses hold (shub_store_verify in include/sharehub/store.h). It is
+ * what `sharehub-audit verify` runs, beside a live broker: the file is opened
  * read-only and read in one snapshot, so rows appended meanwhile are simply
  * not looked at.
  *
  * Speed matters (a region's log runs to millions of rows; the target is
  * 500k rows/s): one prepared statement streams the rows in seq order (the
- * rowid, so no sort), each row is hashed once with the same canonical encoding
- * append used (store_internal.h), and only two hashes of history are kept.
- * The first bad row stops the walk and is classified:
+ * rowid, so no sort), names resolve through an array loaded once, each row is
+ * hashed once with the encoding append used (store_internal.h), and only two
+ * hashes of history are kept. The first bad row stops the walk:
  *
- *   row_hash fits prev_hash and the row, but prev_hash is not the previous
- *   row's row_hash: the chain is broken before this row, so
- *     seq jumps past the previous row + 1          -> "missing"
- *     prev_hash is the row_hash of the row before the previous one
- *                                                   -> "inserted" (the previous)
- *     prev_hash is the row_hash of some other row   -> "out of order"
- *     the row's own hash does not fit either        -> "edited"
- *     otherwise (a self-consistent stranger)        -> "inserted"
- *   prev_hash links but row_hash does not fit      -> "edited"
+ *   seq jumps past the previous row + 1            -> "missing"
+ *   the row hashes right one seq lower, chained from the row before the
+ *   previous one                                   -> "inserted" (the previous)
+ *   otherwise                                      -> "edited" (this row, or a
+ *                                                     row before it rehashed)
  *
- * Checkpoints anchor the chain: a chain rewritten wholesale from some row on
- * is self-consistent, but no longer matches the signed head_hash ("edited"),
- * and a log cut short ends before the last signed upto_seq ("truncated after
- * checkpoint N"). What no chain can show: rows appended after the last
- * checkpoint and then deleted, or the newest checkpoints deleted with them.
- * The broker checkpoints at shutdown to keep that window small.
+ * What each kind of evidence shows (SPEC section 11 says the same):
+ *   - the chain alone: any edit, insertion, deletion or reordering of rows
+ *     that is not followed by rehashing every row after it;
+ *   - signed checkpoints (with --key): also a rewrite of the chain up to any
+ *     signed row, and a log cut short before the newest checkpoint; and an
+ *     unsigned tail appended over more than twice the signing interval (the
+ *     newest checkpoints were removed, or the broker was not signing);
+ *   - a witness (a checkpoint an organisation's agent holds): also the
+ *     removal of rows and checkpoints up to what it holds, a rewrite and
+ *     re-signing of the whole log, and an emptied log.
+ * No log can show rows appended after the newest checkpoint any witness holds
+ * and then removed with the checkpoints that signed them: with checkpoints
+ * every few seconds and every agent a witness, that window is seconds.
  */
 #include "store_internal.h"
 
@@ -35,6 +38,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct checkpoint {
@@ -42,11 +46,21 @@ typedef struct checkpoint {
     uint8_t head[32];
 } checkpoint_t;
 
+typedef struct witness_check {
+    const shub_witnessed_t *w;
+    bool seen_row; /* the walk reached its seq */
+} witness_check_t;
+
 typedef struct walk {
     shub_store_t *s;
+    const shub_verify_opts_t *opts;
     shub_verify_result_t *out;
     checkpoint_t *cps;
     size_t ncps;
+    witness_check_t *wit; /* sorted by seq */
+    size_t nwit;
+    int64_t last_at;         /* `at` of the last good row */
+    int64_t first_unsigned_at;
 } walk_t;
 
 static void bad(walk_t *w, int64_t seq, const char *fmt, ...)
@@ -62,10 +76,21 @@ static void bad(walk_t *w, int64_t seq, const char *fmt, ...)
     va_end(ap);
 }
 
+static bool signature_ok(const uint8_t key[32], const uint8_t sig[64], int64_t upto,
+                         const uint8_t head[32], int64_t at)
+{
+    shub_signed_head_t cp = {.seq = upto, .at_ms = at};
+    memcpy(cp.head, head, 32);
+    memcpy(cp.key, key, 32);
+    memcpy(cp.sig, sig, 64);
+    return shub_checkpoint_verify(&cp, NULL) == 0;
+}
+
 /* Loads the checkpoints in upto_seq order and checks each signature. 0 with
  * out->ok false on the first bad one; negative if it cannot read them. */
-static int load_checkpoints(walk_t *w, const uint8_t *expected, shub_err_t *err)
+static int load_checkpoints(walk_t *w, shub_err_t *err)
 {
+    const uint8_t *expected = w->opts->expected_key;
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     int rc =
@@ -76,7 +101,6 @@ static int load_checkpoints(walk_t *w, const uint8_t *expected, shub_err_t *err)
     if (rc != SQLITE_OK)
         return shub_store_db_fail(w->s, err, "verify: read checkpoints");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint8_t msg[SHUB_CHECKPOINT_MSG_SIZE];
         checkpoint_t cp;
         const void *head = sqlite3_column_blob(st, 2);
         const void *pk = sqlite3_column_blob(st, 4);
@@ -97,8 +121,7 @@ static int load_checkpoints(walk_t *w, const uint8_t *expected, shub_err_t *err)
                 (long long)cp.seq);
             break;
         }
-        shub_store_checkpoint_msg(cp.upto, cp.head, cp.at, msg);
-        if (crypto_sign_verify_detached(sig, msg, sizeof msg, pk) != 0) {
+        if (!signature_ok(pk, sig, cp.upto, cp.head, cp.at)) {
             bad(w, cp.upto,
                 "bad signature: checkpoint %lld (rows up to %lld) does not verify",
                 (long long)cp.seq, (long long)cp.upto);
@@ -126,116 +149,99 @@ static int load_checkpoints(walk_t *w, const uint8_t *expected, shub_err_t *err)
     return 0;
 }
 
-/* Reads column i of the current row as the canonical encoding sees it.
- * Through sqlite3_value: the sqlite3_column_* calls each pay an API exit
- * check, which at two dozen columns a row was a fifth of verify's time. */
-static void read_val(sqlite3_stmt *st, int i, canon_val_t *v)
+static const char *who(const shub_witnessed_t *wd)
 {
-    sqlite3_value *x = sqlite3_column_value(st, i);
-    switch (sqlite3_value_type(x)) {
-    case SQLITE_INTEGER:
-        v->type = CANON_INT;
-        v->i = sqlite3_value_int64(x);
-        break;
-    case SQLITE_FLOAT: {
-        double d = sqlite3_value_double(x);
-        v->type = CANON_REAL;
-        memcpy(&v->i, &d, sizeof d);
-        break;
-    }
-    case SQLITE_TEXT:
-        v->type = CANON_TEXT;
-        v->p = sqlite3_value_text(x);
-        v->n = (size_t)sqlite3_value_bytes(x);
-        break;
-    case SQLITE_BLOB:
-        v->type = CANON_BLOB;
-        v->p = sqlite3_value_blob(x);
-        v->n = (size_t)sqlite3_value_bytes(x);
-        break;
-    default:
-        v->type = CANON_NULL;
-        v->p = NULL;
-        v->n = 0;
-        break;
-    }
+    return wd->org[0] ? wd->org : wd->source;
 }
 
-/* True if some row other than `seq` has row_hash `hash`. A full scan (there
- * is no index on row_hash, and none is wanted on the hot path), but it runs
- * once, for the first bad row only. */
-static int other_row_has(walk_t *w, const uint8_t hash[32], int64_t seq, int64_t *found,
-                         shub_err_t *err)
+static int cmp_witness(const void *a, const void *b)
+{
+    const witness_check_t *x = a, *y = b;
+    return (x->w->cp.seq > y->w->cp.seq) - (x->w->cp.seq < y->w->cp.seq);
+}
+
+/* Each witnessed checkpoint: signed by the broker's key, and present in the
+ * log's own checkpoints with the same head. The rows it covers are checked
+ * during the walk. */
+static int load_witnesses(walk_t *w, shub_err_t *err)
+{
+    const shub_verify_opts_t *o = w->opts;
+    if (o->n_witnessed == 0)
+        return 0;
+    w->wit = shub_calloc(o->n_witnessed, sizeof *w->wit);
+    if (!w->wit)
+        return shub_err_set(err, SHUB_ENOMEM, "verify: out of memory");
+    for (size_t i = 0; i < o->n_witnessed; i++) {
+        const shub_witnessed_t *wd = &o->witnessed[i];
+        const shub_signed_head_t *cp = &wd->cp;
+        if (o->expected_key && memcmp(cp->key, o->expected_key, 32) != 0) {
+            bad(w, cp->seq,
+                "bad signature: the checkpoint of rows up to %lld held by %s is signed by "
+                "another key",
+                (long long)cp->seq, who(wd));
+            return 0;
+        }
+        if (!signature_ok(cp->key, cp->sig, cp->seq, cp->head, cp->at_ms)) {
+            bad(w, cp->seq,
+                "bad signature: the checkpoint of rows up to %lld held by %s does not "
+                "verify",
+                (long long)cp->seq, who(wd));
+            return 0;
+        }
+        bool found = false;
+        for (size_t k = 0; k < w->ncps && !found; k++)
+            found = w->cps[k].upto == cp->seq && w->cps[k].at == cp->at_ms &&
+                    memcmp(w->cps[k].head, cp->head, 32) == 0;
+        if (!found) {
+            bad(w, cp->seq,
+                "not witnessed: the log lacks the checkpoint of rows up to %lld signed at "
+                "%lld that %s holds (checkpoints removed or the log replaced)",
+                (long long)cp->seq, (long long)cp->at_ms, who(wd));
+            return 0;
+        }
+        w->wit[w->nwit++] = (witness_check_t){.w = wd};
+    }
+    qsort(w->wit, w->nwit, sizeof *w->wit, cmp_witness);
+    return 0;
+}
+
+static int read_interval(walk_t *w)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(w->s->db,
-                                "SELECT seq FROM audit WHERE row_hash = ?1 AND seq <> ?2"
-                                " LIMIT 1",
-                                -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 2, seq);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = shub_store_db_fail(w->s, err, "verify: look up row hash");
-        sqlite3_finalize(st);
-        return rc;
+    w->out->interval_ms = SHUB_STORE_CHECKPOINT_MS;
+    if (sqlite3_prepare_v2(w->s->db, "SELECT value FROM meta WHERE key = 'checkpoint_ms'",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        long long v = sqlite3_column_int64(st, 0);
+        if (v > 0)
+            w->out->interval_ms = v;
     }
-    *found = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     return 0;
 }
 
 static int walk_rows(walk_t *w, shub_err_t *err)
 {
-    uint8_t expect[32] = {0}, before[32] = {0}, hash[32], prev[32];
+    uint8_t expect[32] = {0}, before[32] = {0}, hash[32];
     canon_val_t v[SHUB_AUDIT_NCOLS];
-    int64_t last = 0;
-    size_t ci = 0;
+    char scratch[SHUB_AUDIT_NCOLS][32];
+    int64_t last = 0, first_seq = 0;
+    size_t ci = 0, wi = 0;
+    int64_t signed_upto = w->ncps ? w->cps[w->ncps - 1].upto : 0;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(w->s->db,
-                                "SELECT " SHUB_AUDIT_COLUMNS ", prev_hash, row_hash"
-                                " FROM audit ORDER BY seq",
+                                "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit ORDER BY seq",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return shub_store_db_fail(w->s, err, "verify: read audit log");
-    memset(v, 0, sizeof v);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        for (int i = 0; i < SHUB_AUDIT_NCOLS; i++)
-            read_val(st, i, &v[i]);
-        int64_t seq = sqlite3_column_int64(st, AC_SEQ);
-        const uint8_t *p = sqlite3_column_blob(st, SHUB_AUDIT_NCOLS);
-        size_t plen = p ? (size_t)sqlite3_column_bytes(st, SHUB_AUDIT_NCOLS) : 0;
-        const uint8_t *r = sqlite3_column_blob(st, SHUB_AUDIT_NCOLS + 1);
-        size_t rlen = r ? (size_t)sqlite3_column_bytes(st, SHUB_AUDIT_NCOLS + 1) : 0;
-
-        shub_store_row_hash(p, plen, v, hash);
-        bool self_ok = rlen == 32 && memcmp(hash, r, 32) == 0;
-        bool link_ok = plen == 32 && memcmp(p, expect, 32) == 0;
-        if (self_ok && link_ok) {
-            /* Every checkpoint at this row must have signed exactly this hash. */
-            while (ci < w->ncps && w->cps[ci].upto <= seq) {
-                if (w->cps[ci].upto == seq && memcmp(w->cps[ci].head, r, 32) != 0) {
-                    bad(w, seq,
-                        "edited: row %lld differs from signed checkpoint %lld "
-                        "(chain rewritten at or before it)",
-                        (long long)seq, (long long)w->cps[ci].seq);
-                    goto done;
-                }
-                ci++;
-            }
-            memcpy(before, expect, 32);
-            memcpy(expect, r, 32);
-            last = seq;
-            w->out->rows++;
-            continue;
-        }
-        if (link_ok) {
-            bad(w, seq, "edited: row %lld does not match its row_hash", (long long)seq);
-            goto done;
-        }
+        const uint8_t *r;
+        size_t rlen;
+        shub_store_row_values(w->s, st, 0, v, scratch, &r, &rlen);
+        int64_t seq = v[AC_SEQ].type == CANON_INT ? v[AC_SEQ].i : 0;
+        int64_t at = v[AC_AT].type == CANON_INT ? v[AC_AT].i : 0;
+        if (!first_seq)
+            first_seq = seq;
         if (seq > last + 1) {
             if (seq == last + 2)
                 bad(w, last + 1, "missing: row %lld (row %lld follows row %lld)",
@@ -246,69 +252,126 @@ static int walk_rows(walk_t *w, shub_err_t *err)
                     (long long)last);
             goto done;
         }
-        if (last > 0 && plen == 32 && memcmp(p, before, 32) == 0) {
-            bad(w, last,
-                "inserted: row %lld is not in the chain (row %lld follows row %lld)",
-                (long long)last, (long long)seq, (long long)(last - 1));
+        shub_store_row_hash(expect, v, hash);
+        if (rlen != 32 || memcmp(hash, r, 32) != 0) {
+            /* A row slid in before this one, the rest renumbered up: this row
+             * then hashes right one seq lower, chained from the row before
+             * the intruder. */
+            uint8_t alt[32];
+            v[AC_SEQ].i = seq - 1;
+            shub_store_row_hash(before, v, alt);
+            if (last > 0 && rlen == 32 && memcmp(alt, r, 32) == 0)
+                bad(w, last,
+                    "inserted: row %lld is not in the chain (row %lld was row %lld, "
+                    "renumbered)",
+                    (long long)last, (long long)seq, (long long)last);
+            else
+                bad(w, seq,
+                    "edited: row %lld does not match its hash (the row, or a row before "
+                    "it that was rehashed, was changed)",
+                    (long long)seq);
             goto done;
         }
-        /* Needs a second query: copy what it needs before leaving the row. */
-        memset(prev, 0, sizeof prev);
-        memcpy(prev, p, plen < 32 ? plen : 32);
-        bool prev_ok = plen == 32;
-        sqlite3_reset(st);
-        int64_t other = 0;
-        if (prev_ok && (rc = other_row_has(w, prev, seq, &other, err))) {
-            sqlite3_finalize(st);
-            return rc;
+        /* Every checkpoint and witness at this row must have signed this hash. */
+        while (ci < w->ncps && w->cps[ci].upto <= seq) {
+            if (w->cps[ci].upto == seq && memcmp(w->cps[ci].head, r, 32) != 0) {
+                bad(w, seq,
+                    "edited: row %lld differs from signed checkpoint %lld (chain rewritten "
+                    "at or before it)",
+                    (long long)seq, (long long)w->cps[ci].seq);
+                goto done;
+            }
+            ci++;
         }
-        if (other)
-            bad(w, seq,
-                "out of order: row %lld follows row %lld in the chain, not row %lld",
-                (long long)seq, (long long)other, (long long)last);
-        else if (!self_ok)
-            bad(w, seq, "edited: row %lld does not match its hashes", (long long)seq);
-        else
-            bad(w, seq, "inserted: row %lld does not follow any row of the chain",
-                (long long)seq);
-        goto done;
+        while (wi < w->nwit && w->wit[wi].w->cp.seq <= seq) {
+            const shub_witnessed_t *wd = w->wit[wi].w;
+            if (wd->cp.seq == seq && memcmp(wd->cp.head, r, 32) != 0) {
+                bad(w, seq,
+                    "edited: row %lld differs from the checkpoint %s holds (chain "
+                    "rewritten at or before it)",
+                    (long long)seq, who(wd));
+                goto done;
+            }
+            w->wit[wi].seen_row = wd->cp.seq == seq;
+            if (!w->wit[wi].seen_row) {
+                bad(w, wd->cp.seq, "missing: row %lld, which the checkpoint %s holds covers",
+                    (long long)wd->cp.seq, who(wd));
+                goto done;
+            }
+            w->out->witnessed++;
+            wi++;
+        }
+        if (seq > signed_upto && !w->first_unsigned_at)
+            w->first_unsigned_at = at;
+        w->last_at = at;
+        memcpy(before, expect, 32);
+        memcpy(expect, r, 32);
+        last = seq;
+        w->out->rows++;
     }
     if (rc != SQLITE_DONE) {
         rc = shub_store_db_fail(w->s, err, "verify: read audit log");
         sqlite3_finalize(st);
         return rc;
     }
-    if (w->ncps > 0 && w->cps[w->ncps - 1].upto > last) {
+    if (w->nwit > wi) {
+        const shub_witnessed_t *wd = w->wit[w->nwit - 1].w;
+        bad(w, last + 1,
+            "truncated: the log ends at row %lld, but %s holds a checkpoint of rows up to "
+            "%lld",
+            (long long)last, who(wd), (long long)wd->cp.seq);
+        goto done;
+    }
+    if (w->ncps > 0 && signed_upto > last) {
         const checkpoint_t *cp = &w->cps[w->ncps - 1];
         bad(w, last + 1,
             "truncated after checkpoint %lld: the log ends at row %lld, the checkpoint "
             "signed rows up to %lld",
             (long long)cp->seq, (long long)last, (long long)cp->upto);
+        goto done;
+    }
+    w->out->signed_upto = signed_upto < last ? signed_upto : last;
+    w->out->unsigned_rows = last - w->out->signed_upto;
+    if (w->out->unsigned_rows > 0) {
+        w->out->unsigned_span_ms = w->last_at - w->first_unsigned_at;
+        w->out->unsigned_age_ms = w->opts->now_ms - w->first_unsigned_at;
+        if (w->opts->expected_key && w->out->unsigned_span_ms > 2 * w->out->interval_ms)
+            bad(w, w->out->signed_upto + 1,
+                "unsigned tail: %lld rows after the newest checkpoint were appended over "
+                "%lld ms, more than twice the signing interval (%lld ms): checkpoints "
+                "were removed, or the broker was not signing",
+                (long long)w->out->unsigned_rows, (long long)w->out->unsigned_span_ms,
+                (long long)w->out->interval_ms);
     }
 done:
     sqlite3_finalize(st);
     return 0;
 }
 
-int shub_store_verify(const char *path, const uint8_t *expected_pubkey,
+int shub_store_verify(const char *path, const shub_verify_opts_t *opts,
                       shub_verify_result_t *out, shub_err_t *err)
 {
-    shub_store_opts_t opts = {.readonly = true};
+    shub_store_opts_t sopts = {.readonly = true};
+    shub_verify_opts_t none = {0};
     walk_t w = {0};
     int rc;
     if (!path || !out)
         return shub_err_set(err, SHUB_EINVAL, "verify: missing path or result");
     memset(out, 0, sizeof *out);
     out->ok = true;
-    if ((rc = shub_store_open(path, &opts, &w.s, err)))
+    if ((rc = shub_store_open(path, &sopts, &w.s, err)))
         return rc;
     w.out = out;
-    /* One read transaction: checkpoints and rows from the same snapshot. */
+    w.opts = opts ? opts : &none;
+    /* One read transaction: names, checkpoints and rows from one snapshot. */
     if (sqlite3_exec(w.s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         rc = shub_store_db_fail(w.s, err, "verify: begin");
         goto done;
     }
-    if ((rc = load_checkpoints(&w, expected_pubkey, err)) == 0 && out->ok)
+    read_interval(&w);
+    if ((rc = shub_store_names_load(w.s, err)) == 0 &&
+        (rc = load_checkpoints(&w, err)) == 0 && out->ok &&
+        (rc = load_witnesses(&w, err)) == 0 && out->ok)
         rc = walk_rows(&w, err);
     sqlite3_exec(w.s->db, "COMMIT", NULL, NULL, NULL);
 done:
@@ -316,6 +379,7 @@ done:
         memset(out, 0, sizeof *out);
     }
     shub_free(w.cps);
+    shub_free(w.wit);
     shub_store_close(&w.s);
     return rc;
 }

@@ -54,7 +54,8 @@ typedef struct shub_query_result shub_query_result_t;
  */
 typedef struct shub_query_filter {
     const char *org, *sender, *recipient, *agreement, *event_type;
-    const char *decision, *reason, *case_ref;
+    const char *decision, *reason;
+    const uint8_t *case_hash; /* 32 bytes: the keyed hash of a case reference */
     bool has_since, has_until;
     int64_t since_ms, until_ms;
     const uint8_t *subject_hash;

@@ -1,22 +1,39 @@
 /*
  * hub: the broker's loop (include/sharehub/hub.h). Read this file top-down:
- * set-up, then one turn of the loop (shub_hub_poll), then one handler per
- * message type, then timers (redelivery, backlog, heartbeats).
+ * sessions and pending copies (the state the hub keeps in memory), set-up,
+ * one handler per message type, the timers (backlog, redelivery, updates,
+ * checkpoints), and last one turn of the loop, which ties them together.
  *
- * A turn is a group commit. The hub drains up to batch_max messages from the
- * ROUTER (which fair-queues between peers, so one flooding peer cannot starve
- * the rest; a per-peer cap on SHAREs per batch bounds it further), handles
- * each inside one store transaction, commits once, and only then sends what
- * the commit made true: RECEIPTs and DELIVERs wait in `outq` until COMMIT has
- * returned. If the store fails, the transaction is rolled back, `outq` is
- * dropped, and every SHARE of the batch is answered ERROR unavailable: nothing
- * is acknowledged that is not durable, and the next turn tries again.
+ * A turn is a group commit. The hub reads up to batch_max messages from the
+ * ROUTER (which fair-queues between peers; a per-peer cap on SHAREs bounds a
+ * flood further), reads the socket monitor (so a connection that closed is no
+ * longer anyone's session), handles acknowledgements, confirmations, witnesses
+ * and backlog sends first and SHAREs last inside one store transaction,
+ * commits once, and only then sends what the commit made true, batched per
+ * peer: one RECEIPT for the receipts of all its SHAREs, DELIVERs for its
+ * copies, one UPDATE for its new outcomes, a CHECKPOINT when one was signed.
+ * Nothing is acknowledged that is not durable.
  *
- * Peers are keyed by ZeroMQ routing id, which the client chooses and which
- * proves nothing: each routing id is bound to the organisation the ZAP
- * handler authenticated (User-Id) on its first message, and every later
- * message must carry the same User-Id. Linear scans over peers: a region has
- * tens of organisations, not thousands.
+ * If a commit fails (a full disk, an I/O error), the transaction is rolled
+ * back, every SHARE of the turn is answered ERROR unavailable, and what the
+ * hub holds in memory is rebuilt from the store, so the two cannot disagree.
+ * Until a turn commits again the hub refuses SHAREs at once and goes on with
+ * acknowledgements and deliveries, which free space rather than take it:
+ * progress that a failing SHARE can never roll back. One line is logged when
+ * the store goes down and one when it comes back.
+ *
+ * Sessions are bound to connections (SPEC section 11): to the file
+ * descriptor and routing id the HELLO came on and the organisation the ZAP
+ * handler authenticated. A client-chosen routing id claimed by another
+ * connection therefore reaches no session, and nothing addressed to an
+ * organisation goes to a connection that has not said HELLO as it.
+ *
+ * Pending copies live in memory (metadata only; the sealed bytes stay in the
+ * store until sent): per recipient a queue in the order the broker accepted
+ * them and a list of those sent and not yet acknowledged, in the order sent,
+ * plus a hash map by (event id, recipient) for ACKs. They are rebuilt from the
+ * store on start. Linear scans over peers and recipients: a region has tens
+ * of organisations, not thousands.
  */
 #include "sharehub/hub.h"
 
@@ -24,11 +41,13 @@
 #include "sharehub/config.h"
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
+#include "sharehub/minimise.h"
 #include "sharehub/msg.h"
 #include "sharehub/policy.h"
 #include "sharehub/seal.h"
 #include "sharehub/store.h"
 #include "sharehub/transport.h"
+#include "sharehub/witness.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -38,103 +57,137 @@
 #include <string.h>
 #include <zmq.h>
 
-#define TIMER_MS         100  /* how often the redelivery timer runs */
-#define IDLE_MAINTAIN_MS 1000 /* quiet time before a WAL checkpoint */
-#define BUSY_MAINTAIN_MS 5000 /* ... or this long under traffic that never stops */
-#define DUE_BATCH        256  /* redeliveries handled per timer turn */
-#define MAX_RECIPIENTS   SHUB_MSG_MAX_OUTCOMES
-#define FIELDS_TEXT_MAX  4096 /* names of shared/stripped fields in one audit row */
+#define TIMER_MS          100    /* redelivery and update timers */
+#define IDLE_MAINTAIN_MS  1000   /* quiet time before indexing and a WAL truncate */
+#define BUSY_MAINTAIN_MS  5000   /* ... or this long under traffic that never stops */
+#define DEGRADED_RETRY_MS 1000   /* how soon SHAREs are tried again after a failure */
+#define MAX_RECIPIENTS    SHUB_MSG_MAX_OUTCOMES
+#define TURN_DELIVER_BYTES (8u << 20) /* sealed bytes sent to one peer per turn */
+#define BATCH_BYTES       (SHUB_MSG_MAX_BYTES - 65536) /* room in one DELIVER */
+#define RECEIPT_NODES     24000  /* values in one RECEIPT (limit 32768) */
+
+/* ---- pending copies -------------------------------------------------------- */
+
+typedef struct orgq orgq_t;
+
+typedef struct copy copy_t;
+struct copy {
+    shub_store_copy_t c; /* strings interned by the store: valid until it closes */
+    uint32_t attempts;   /* sends in this run of the broker */
+    int64_t next_at;     /* sent: when to send it again */
+    bool sent;           /* on its queue's sent list (else the queued list) */
+    copy_t *prev, *next; /* on that list */
+    copy_t *hnext;       /* the pending map's chain */
+    orgq_t *q;
+};
+
+/* One recipient's pending copies. */
+struct orgq {
+    char org[SHUB_MSG_MAX_NAME + 1];
+    copy_t *qhead, *qtail; /* queued: not sent in this session, in store order */
+    copy_t *shead, *stail; /* sent, awaiting ACK, in the order sent */
+    size_t nq, ns;
+};
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+typedef struct out {           /* what a turn sends one peer once it commits */
+    shub_receipt_t *receipts;
+    size_t nr, cr;
+    shub_deliver_t *delivers;
+    size_t nd, cd, deliver_bytes;
+    shub_update_t *updates;
+    size_t nu, cu;
+} out_t;
 
 typedef struct peer {
     uint8_t rid[SHUB_TRANSPORT_MAX_RID];
     size_t rid_len;
-    char org[SHUB_MSG_MAX_NAME + 1]; /* bound on first message, never changes */
-    bool welcomed;                   /* said HELLO; receives DELIVERs */
+    int fd;                          /* the connection (ZMQ_SRCFD) */
+    char org[SHUB_MSG_MAX_NAME + 1]; /* authenticated by the ZAP handler */
+    bool welcomed;                   /* said HELLO on this connection */
     int64_t last_in_ms, last_out_ms;
-    uint32_t window;       /* DELIVERs it accepts un-ACKed */
-    uint32_t inflight;     /* DELIVERs sent and not yet ACKed */
-    uint32_t batch_shares; /* SHAREs accepted in the current batch */
-    bool backlog;          /* queued deliveries wait to be pumped, in id order */
+    uint32_t window;       /* deliveries it accepts un-ACKed */
+    uint32_t turn_shares;  /* SHAREs accepted in this turn */
+    int64_t upd_cursor;    /* the highest update seq given to it this session */
+    bool upd_more;         /* stored updates beyond the cursor may wait */
+    bool ended;            /* to be forgotten at the end of the turn */
+    out_t out;
 } peer_t;
 
-typedef struct outmsg { /* a message that may be sent once the batch commits */
-    uint8_t rid[SHUB_TRANSPORT_MAX_RID];
-    size_t rid_len;
-    size_t off, len; /* its encoded bytes in outbuf */
-    bool deliver;    /* a DELIVER: counts against the peer's window */
-} outmsg_t;
+/* One message read this turn. */
+typedef struct inmsg {
+    shub_frame_in_t f;
+    peer_t *p;       /* its session (may be unwelcomed), or NULL: dropped */
+    shub_msg_t *msg; /* decoded, or NULL */
+} inmsg_t;
 
-typedef struct pending_share { /* answered ERROR unavailable if the commit fails */
+typedef struct share_ans { /* a SHARE of this turn: answered unavailable if it fails */
     uint8_t rid[SHUB_TRANSPORT_MAX_RID];
     size_t rid_len;
     shub_id_t id;
-} pending_share_t;
+} share_ans_t;
 
-typedef struct share_ctx share_ctx_t;
-
-typedef struct {
-    char text[FIELDS_TEXT_MAX];
-    size_t len;
-    bool cut;
-} names_t;
-
-/* Everything one SHARE's recipients have in common, for the audit rows, and
- * the receipt being built. About half a megabyte at the outcome limit, so
- * the hub allocates one and reuses it for every SHARE. */
-struct share_ctx {
-    shub_hub_t *hub;
+/* Everything one SHARE's recipients have in common, and its receipt being
+ * built. About half a megabyte at the outcome limit, so one is reused. */
+typedef struct share_ctx {
     peer_t *sender;
     const shub_share_t *share;
     int64_t now;
+    shub_arena_t *arena; /* this SHARE's working memory */
+    const char *fields;  /* every leaf of the payload */
     shub_outcome_item_t items[MAX_RECIPIENTS];
-    char details[MAX_RECIPIENTS][SHUB_MSG_MAX_LINE + 1];
     uint32_t n_items;
-    /* The minimised copy last built for this SHARE (its bytes in hub->plain),
-     * and the flow lists that chose it: recipients reached by the same flow
-     * keep the same fields, so a fan-out minimises and encodes once and
-     * only seals per recipient. */
+    /* The minimised copy last built (bytes in hub->plain), and the lists that
+     * chose it: recipients of the same flow get the same copy, sealed to each. */
     bool min_valid;
     const char *const *min_fields, *const *min_report;
     size_t min_n_fields, min_n_report;
-    names_t shared, stripped, facts;
+    shub_minimised_t min;
     uint8_t payload_hash[32];
-};
+} share_ctx_t;
 
 struct shub_hub {
     shub_hub_opts_t opts;
     shub_config_t *cfg;
     const shub_hub_settings_t *set; /* borrowed from cfg */
     shub_store_t *store;
-    void *ctx, *router, *zap;
-    void *monitor; /* failed handshakes (forged keys fail before ZAP) */
+    void *ctx, *router, *zap, *monitor;
     char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
     char key_dir[4096];
     shub_curve_keys_t keys;
     uint8_t sign_secret[SHUB_SIGN_SECRET];
     uint8_t subject_key[32];
 
-    peer_t *peers;
+    peer_t **peers;
     size_t n_peers, cap_peers;
 
-    bool in_txn;     /* a store transaction is open for this batch */
-    bool txn_failed; /* something in it failed: roll back, refuse the batch */
-    outmsg_t *outq;
-    size_t n_out, cap_out;
-    shub_buf_t outbuf;
-    pending_share_t *pending;
-    size_t n_pending, cap_pending;
+    orgq_t **queues;
+    size_t n_queues, cap_queues;
+    copy_t **map; /* pending copies by (event id, recipient) */
+    size_t map_size, n_copies;
 
-    shub_frame_in_t in;
-    share_ctx_t *sc; /* one SHARE's working set, reused: it is large */
-    shub_buf_t scratch, plain;
+    inmsg_t *in;
+    size_t n_in, cap_in, cap_in_used; /* entries with their buffers set up */
+    share_ans_t *shares;
+    size_t n_shares, cap_shares;
+
+    bool in_txn, txn_failed;
+    bool degraded;           /* the store failed: SHAREs refused until a commit */
+    int64_t degraded_since, degraded_try_ms;
+    bool have_checkpoint;    /* signed in this turn: broadcast after commit */
+    shub_signed_head_t checkpoint;
+
+    shub_arena_t *turn; /* this turn's outgoing strings and sealed bytes */
+    share_ctx_t *sc;
+    shub_buf_t scratch, plain, sealbuf;
+    shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
     int64_t next_timer_ms;
-    bool store_down; /* last commit failed; logged once until it recovers */
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
-    shub_sealer_t *sealer; /* this batch's ephemeral key; wiped when it ends */
 };
 
-/* ---- small helpers ---------------------------------------------------- */
+/* ---- small helpers ----------------------------------------------------------- */
 
 static int grow(void **arr, size_t *cap, size_t need, size_t width)
 {
@@ -157,39 +210,304 @@ static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
     return buf;
 }
 
+static const char *turn_strdup(shub_hub_t *hub, const char *s)
+{
+    return s ? shub_arena_strndup(hub->turn, s, strlen(s)) : NULL;
+}
+
+/* ---- pending copies -------------------------------------------------------- */
+
+static uint64_t copy_hash(const shub_id_t *id, const char *recipient)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < SHUB_ID_SIZE; i++)
+        h = (h ^ id->bytes[i]) * 1099511628211ULL;
+    for (const char *p = recipient; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static copy_t **map_slot(shub_hub_t *hub, const shub_id_t *id, const char *recipient)
+{
+    copy_t **pp = &hub->map[copy_hash(id, recipient) & (hub->map_size - 1)];
+    while (*pp && (memcmp((*pp)->c.event_id.bytes, id->bytes, SHUB_ID_SIZE) != 0 ||
+                   strcmp((*pp)->c.recipient, recipient) != 0))
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static int map_grow(shub_hub_t *hub)
+{
+    if (hub->map && hub->n_copies < hub->map_size)
+        return 0;
+    size_t size = hub->map_size ? hub->map_size * 2 : 1024;
+    copy_t **map = shub_calloc(size, sizeof *map);
+    if (!map)
+        return SHUB_ENOMEM;
+    for (size_t i = 0; i < hub->map_size; i++)
+        for (copy_t *c = hub->map[i], *next; c; c = next) {
+            next = c->hnext;
+            copy_t **slot = &map[copy_hash(&c->c.event_id, c->c.recipient) & (size - 1)];
+            c->hnext = *slot;
+            *slot = c;
+        }
+    shub_free(hub->map);
+    hub->map = map;
+    hub->map_size = size;
+    return 0;
+}
+
+static orgq_t *queue_for(shub_hub_t *hub, const char *org, bool create)
+{
+    for (size_t i = 0; i < hub->n_queues; i++)
+        if (strcmp(hub->queues[i]->org, org) == 0)
+            return hub->queues[i];
+    if (!create || grow((void **)&hub->queues, &hub->cap_queues, hub->n_queues + 1,
+                        sizeof *hub->queues))
+        return NULL;
+    orgq_t *q = shub_calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    snprintf(q->org, sizeof q->org, "%s", org);
+    hub->queues[hub->n_queues++] = q;
+    return q;
+}
+
+static void list_unlink(copy_t *c)
+{
+    orgq_t *q = c->q;
+    copy_t **head = c->sent ? &q->shead : &q->qhead, **tail = c->sent ? &q->stail : &q->qtail;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        *tail = c->prev;
+    c->prev = c->next = NULL;
+    if (c->sent)
+        q->ns--;
+    else
+        q->nq--;
+}
+
+static void list_append(copy_t *c, bool sent)
+{
+    orgq_t *q = c->q;
+    copy_t **head = sent ? &q->shead : &q->qhead, **tail = sent ? &q->stail : &q->qtail;
+    c->sent = sent;
+    c->prev = *tail;
+    c->next = NULL;
+    if (*tail)
+        (*tail)->next = c;
+    else
+        *head = c;
+    *tail = c;
+    if (sent)
+        q->ns++;
+    else
+        q->nq++;
+}
+
+/* Puts every copy sent in the ended session back in the queue, in store
+ * order, so the next session receives everything in one order. */
+static void requeue_sent(orgq_t *q)
+{
+    while (q->shead) {
+        copy_t *c = q->shead;
+        list_unlink(c);
+        copy_t *at = q->qhead; /* the first queued copy stored after c */
+        while (at && at->c.seq < c->c.seq)
+            at = at->next;
+        c->sent = false;
+        if (!at) {
+            list_append(c, false);
+            continue;
+        }
+        c->next = at;
+        c->prev = at->prev;
+        if (at->prev)
+            at->prev->next = c;
+        else
+            q->qhead = c;
+        at->prev = c;
+        q->nq++;
+    }
+}
+
+/* Adds a pending copy (strings interned by the store) to memory. */
+static copy_t *copy_add(shub_hub_t *hub, const shub_store_copy_t *sc)
+{
+    orgq_t *q = queue_for(hub, sc->recipient, true);
+    copy_t *c = q && map_grow(hub) == 0 ? shub_calloc(1, sizeof *c) : NULL;
+    if (!c)
+        return NULL;
+    c->c = *sc;
+    c->c.sealed = NULL;
+    c->c.sealed_len = 0;
+    c->q = q;
+    copy_t **slot = &hub->map[copy_hash(&c->c.event_id, c->c.recipient) & (hub->map_size - 1)];
+    c->hnext = *slot;
+    *slot = c;
+    hub->n_copies++;
+    list_append(c, false);
+    return c;
+}
+
+static void copy_remove(shub_hub_t *hub, copy_t *c)
+{
+    copy_t **slot = map_slot(hub, &c->c.event_id, c->c.recipient);
+    if (*slot == c)
+        *slot = c->hnext;
+    list_unlink(c);
+    hub->n_copies--;
+    shub_free(c);
+}
+
+static void copies_clear(shub_hub_t *hub)
+{
+    for (size_t i = 0; i < hub->map_size; i++)
+        for (copy_t *c = hub->map[i], *next; c; c = next) {
+            next = c->hnext;
+            shub_free(c);
+        }
+    if (hub->map)
+        memset(hub->map, 0, hub->map_size * sizeof *hub->map);
+    hub->n_copies = 0;
+    for (size_t i = 0; i < hub->n_queues; i++)
+        shub_free(hub->queues[i]);
+    hub->n_queues = 0;
+}
+
+static int on_stored_copy(const shub_store_copy_t *c, void *ctx)
+{
+    return copy_add(ctx, c) ? 0 : SHUB_ENOMEM;
+}
+
+/* Reads every pending copy from the store: on start, and after a failed
+ * commit, when memory must forget the turn that did not happen. */
+static int copies_load(shub_hub_t *hub, shub_err_t *err)
+{
+    copies_clear(hub);
+    int rc = shub_store_copies(hub->store, on_stored_copy, hub, err);
+    if (rc == SHUB_ENOMEM)
+        shub_err_set(err, rc, "loading pending copies: out of memory");
+    return rc;
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
 static peer_t *peer_by_rid(shub_hub_t *hub, const uint8_t *rid, size_t len)
 {
-    for (size_t i = 0; i < hub->n_peers; i++)
-        if (hub->peers[i].rid_len == len && memcmp(hub->peers[i].rid, rid, len) == 0)
-            return &hub->peers[i];
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        peer_t *p = hub->peers[i];
+        if (!p->ended && p->rid_len == len && memcmp(p->rid, rid, len) == 0)
+            return p;
+    }
     return NULL;
 }
 
-/* The connection an organisation is reachable on: its latest HELLO. */
+/* The session an organisation is reachable on. */
 static peer_t *peer_online(shub_hub_t *hub, const char *org)
 {
-    for (size_t i = 0; i < hub->n_peers; i++)
-        if (hub->peers[i].welcomed && strcmp(hub->peers[i].org, org) == 0)
-            return &hub->peers[i];
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        peer_t *p = hub->peers[i];
+        if (p->welcomed && !p->ended && strcmp(p->org, org) == 0)
+            return p;
+    }
     return NULL;
 }
 
-static void peer_forget(shub_hub_t *hub, peer_t *p)
+static void out_clear(out_t *o)
 {
-    size_t i = (size_t)(p - hub->peers);
-    hub->peers[i] = hub->peers[--hub->n_peers];
+    o->nr = o->nd = o->nu = 0;
+    o->deliver_bytes = 0;
 }
 
-/* Sends now (ERROR, WELCOME, HEARTBEAT: nothing that depends on a commit). */
+/* Ends a session: whatever was sent in it and not acknowledged waits for the
+ * organisation's next HELLO, and nothing more goes to this connection. The
+ * peer is freed at the end of the turn (messages of the turn point at it). */
+static void session_end(shub_hub_t *hub, peer_t *p, const char *why)
+{
+    if (p->ended)
+        return;
+    if (p->welcomed) {
+        orgq_t *q = queue_for(hub, p->org, false);
+        if (q)
+            requeue_sent(q);
+        shub_info("offline org=%s (%s)", p->org, why);
+    }
+    p->welcomed = false;
+    p->ended = true;
+    out_clear(&p->out);
+}
+
+static void peers_sweep(shub_hub_t *hub)
+{
+    for (size_t i = 0; i < hub->n_peers;) {
+        peer_t *p = hub->peers[i];
+        if (!p->ended) {
+            i++;
+            continue;
+        }
+        shub_free(p->out.receipts);
+        shub_free(p->out.delivers);
+        shub_free(p->out.updates);
+        shub_free(p);
+        hub->peers[i] = hub->peers[--hub->n_peers];
+    }
+}
+
+static peer_t *peer_new(shub_hub_t *hub, const shub_frame_in_t *f)
+{
+    if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
+        return NULL;
+    peer_t *p = shub_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->rid, f->rid, f->rid_len);
+    p->rid_len = f->rid_len;
+    p->fd = f->fd;
+    snprintf(p->org, sizeof p->org, "%s", f->user_id);
+    hub->peers[hub->n_peers++] = p;
+    return p;
+}
+
+/* A connection closed: its session, if it had one, is over. */
+static void connection_closed(shub_hub_t *hub, int fd)
+{
+    for (size_t i = 0; i < hub->n_peers; i++)
+        if (hub->peers[i]->fd == fd && !hub->peers[i]->ended)
+            session_end(hub, hub->peers[i], "connection closed");
+}
+
+static void monitor_drain(shub_hub_t *hub)
+{
+    shub_monitor_event_t ev;
+    while (shub_transport_monitor_read(hub->monitor, &ev) == 0) {
+        if (ev.type == SHUB_CONN_CLOSED)
+            connection_closed(hub, ev.fd);
+        else if (ev.type == SHUB_CONN_HANDSHAKE_FAILED)
+            shub_warn("%s", ev.line);
+    }
+}
+
+/* Sends now: ERROR, WELCOME, HEARTBEAT, a CHECKPOINT already committed. A
+ * peer whose queue is full or gone loses its session. */
 static void send_now(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t rid_len,
                      const shub_msg_t *msg)
 {
     shub_err_t err;
     int rc = shub_transport_send_msg(hub->router, rid, rid_len, msg, &hub->scratch, &err);
-    if (rc)
-        shub_debug("send %s failed: %s", shub_msg_type_name(msg->type), err.msg);
-    else if (p)
-        p->last_out_ms = shub_now_ms();
+    if (rc == 0) {
+        if (p)
+            p->last_out_ms = shub_now_ms();
+        return;
+    }
+    shub_debug("send %s failed: %s", shub_msg_type_name(msg->type), err.msg);
+    if (p && rc != SHUB_EINVAL && rc != SHUB_ELIMIT)
+        session_end(hub, p, "cannot send to it");
 }
 
 static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t rid_len,
@@ -204,8 +522,7 @@ static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t ri
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    /* Keep the line printable whatever went into it. */
-    for (char *c = text; *c; c++)
+    for (char *c = text; *c; c++) /* keep the line printable whatever went in */
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
     shub_msg_t msg = {.type = SHUB_MSG_ERROR};
@@ -215,33 +532,13 @@ static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t ri
     send_now(hub, p, rid, rid_len, &msg);
 }
 
-/* Queues msg to be sent after the batch commits. */
-static int queue_msg(shub_hub_t *hub, const peer_t *p, const shub_msg_t *msg)
-{
-    shub_err_t err;
-    int rc = shub_msg_encode(msg, &hub->scratch, &err);
-    if (rc) {
-        shub_error("cannot encode %s: %s", shub_msg_type_name(msg->type), err.msg);
-        return rc;
-    }
-    if ((rc = grow((void **)&hub->outq, &hub->cap_out, hub->n_out + 1,
-                   sizeof *hub->outq)) ||
-        (rc = shub_buf_append(&hub->outbuf, hub->scratch.data, hub->scratch.len)))
-        return rc;
-    outmsg_t *o = &hub->outq[hub->n_out++];
-    memcpy(o->rid, p->rid, p->rid_len);
-    o->rid_len = p->rid_len;
-    o->off = hub->outbuf.len - hub->scratch.len;
-    o->len = hub->scratch.len;
-    o->deliver = msg->type == SHUB_MSG_DELIVER;
-    return 0;
-}
+/* ---- the store transaction --------------------------------------------------- */
 
-/* Marks the batch failed when a store call returns a database error. */
+/* Marks the turn failed when a store call returns a database error. */
 static int store_check(shub_hub_t *hub, int rc, const shub_err_t *err, const char *what)
 {
     if (rc == SHUB_EDB || rc == SHUB_EIO || rc == SHUB_ENOMEM) {
-        if (!hub->txn_failed)
+        if (!hub->txn_failed && !hub->degraded)
             shub_error("store: %s: %s", what, err->msg);
         hub->txn_failed = true;
     }
@@ -253,20 +550,119 @@ static int ensure_txn(shub_hub_t *hub)
     if (hub->in_txn)
         return hub->txn_failed ? SHUB_EDB : 0;
     shub_err_t err;
-    int rc = shub_store_begin(hub->store, &err);
-    if (rc) {
-        if (!hub->store_down)
-            shub_error("store: begin: %s", err.msg);
-        hub->store_down = true;
-        hub->txn_failed = true;
-        hub->in_txn = true; /* so the batch is closed as failed */
-        return SHUB_EDB;
-    }
     hub->in_txn = true;
+    int rc = shub_store_begin(hub->store, &err);
+    if (rc)
+        return store_check(hub, rc, &err, "begin");
     return 0;
 }
 
-/* ---- set-up ----------------------------------------------------------- */
+/* Audits a refused message of an authenticated peer: the reason code, the
+ * organisation, the event id when one was readable; the error text names
+ * fields and sizes, never values. */
+static void audit_refusal(shub_hub_t *hub, const peer_t *p, const char *code,
+                          const shub_id_t *id, const char *event_type, const char *text)
+{
+    if (ensure_txn(hub) != 0)
+        return;
+    shub_err_t err;
+    shub_audit_row_t row = {
+        .at_ms = shub_now_ms(),
+        .action = "refuse",
+        .decision = "refused",
+        .sender = p->org,
+        .event_type = event_type,
+        .reason = code,
+        .explanation = text,
+    };
+    if (id)
+        row.event_id = *id;
+    store_check(hub, shub_store_audit_append(hub->store, &row, &err), &err, "audit");
+}
+
+/* ---- outgoing, batched per peer ------------------------------------------------ */
+
+static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool duplicate,
+                       const shub_outcome_item_t *items, uint32_t n)
+{
+    out_t *o = &p->out;
+    if (grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
+        return SHUB_ENOMEM;
+    shub_outcome_item_t *copy = shub_arena_alloc(hub->turn, (n ? n : 1) * sizeof *copy);
+    if (!copy)
+        return SHUB_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        copy[i] = items[i];
+        copy[i].to = turn_strdup(hub, items[i].to);
+        copy[i].detail = turn_strdup(hub, items[i].detail);
+        /* reason, agreement, flow: config or store strings that outlive the turn,
+         * except after a reload, which happens between turns */
+    }
+    o->receipts[o->nr++] =
+        (shub_receipt_t){.id = *id, .duplicate = duplicate, .items = copy, .count = n};
+    return 0;
+}
+
+/* A copy to send after commit; `sealed` is copied into the turn's memory. */
+static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_t *sealed,
+                       size_t len)
+{
+    out_t *o = &p->out;
+    uint8_t *bytes = shub_arena_alloc(hub->turn, len);
+    if (!bytes || grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
+        return SHUB_ENOMEM;
+    memcpy(bytes, sealed, len);
+    o->delivers[o->nd++] = (shub_deliver_t){
+        .id = c->c.event_id,
+        .type = c->c.event_type,
+        .from = c->c.sender,
+        .agreement = c->c.agreement,
+        .version = c->c.agreement_version,
+        .flow = c->c.flow,
+        .attempt = c->attempts,
+        .sealed = bytes,
+        .sealed_len = (uint32_t)len,
+    };
+    o->deliver_bytes += len;
+    return 0;
+}
+
+static int out_update(shub_hub_t *hub, peer_t *p, const shub_store_update_t *u)
+{
+    out_t *o = &p->out;
+    if (grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
+        return SHUB_ENOMEM;
+    o->updates[o->nu++] = (shub_update_t){
+        .seq = u->seq,
+        .id = u->event_id,
+        .item = {.to = turn_strdup(hub, u->recipient),
+                 .outcome = u->state,
+                 .reason = turn_strdup(hub, u->reason),
+                 .detail = turn_strdup(hub, u->detail),
+                 .agreement = turn_strdup(hub, u->agreement),
+                 .version = u->agreement_version,
+                 .flow = turn_strdup(hub, u->flow)},
+    };
+    if (u->seq > p->upd_cursor)
+        p->upd_cursor = u->seq;
+    return 0;
+}
+
+/* Records a later outcome durably and, if its sender is online and has had
+ * every earlier update, queues it for this turn. */
+static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
+{
+    shub_err_t err;
+    int rc = shub_store_update_add(hub->store, u, &err);
+    if (rc)
+        return store_check(hub, rc, &err, "update");
+    peer_t *sp = peer_online(hub, u->sender);
+    if (sp && !sp->upd_more && out_update(hub, sp, u) != 0)
+        sp->upd_more = true; /* out of memory: read it from the store later */
+    return 0;
+}
+
+/* ---- set-up -------------------------------------------------------------------- */
 
 static void report_config_error(const shub_err_t *err, void *ctx)
 {
@@ -279,7 +675,7 @@ static int record_agreements(shub_hub_t *hub)
 {
     shub_err_t err;
     int64_t now = shub_now_ms();
-    int rc = shub_store_begin(hub->store, &err);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < shub_config_agreement_count(hub->cfg); i++) {
         shub_agreement_info_t a;
         if (shub_config_agreement_info(hub->cfg, i, &a) != 0)
@@ -288,10 +684,6 @@ static int record_agreements(shub_hub_t *hub)
                                        a.title, a.status, a.valid_from_ms,
                                        a.valid_until_ms, a.review_ms, now, &err);
     }
-    if (rc == 0)
-        rc = shub_store_commit(hub->store, &err);
-    else
-        shub_store_rollback(hub->store);
     if (rc)
         shub_error("store: recording agreement versions: %s", err.msg);
     return rc;
@@ -311,6 +703,25 @@ static int load_keys(shub_hub_t *hub, shub_err_t *err)
     return shub_keys_read_hex(path, hub->subject_key, sizeof hub->subject_key, true, err);
 }
 
+/* Signs what a crash left unsigned before anything else happens. */
+static int sign_tail(shub_hub_t *hub, shub_err_t *err)
+{
+    bool made = false;
+    int rc = shub_store_begin(hub->store, err);
+    if (rc == 0)
+        rc = shub_store_checkpoint(hub->store, shub_now_ms(), true, NULL, &made, err);
+    if (rc == 0)
+        rc = shub_store_commit(hub->store, err);
+    else
+        shub_store_rollback(hub->store);
+    if (rc == 0 && made) {
+        int64_t seq;
+        shub_store_head(hub->store, &seq, NULL);
+        shub_info("signed the audit log up to row %lld", (long long)seq);
+    }
+    return rc;
+}
+
 int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *err)
 {
     if (sodium_init() < 0)
@@ -318,13 +729,12 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     shub_hub_t *hub = shub_calloc(1, sizeof *hub);
     if (!hub)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    hub->sc = shub_calloc(1, sizeof *hub->sc);
-    if (!hub->sc) {
-        shub_free(hub);
-        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    }
     hub->opts = *opts;
     int rc;
+    if (!(hub->sc = shub_calloc(1, sizeof *hub->sc)) || !(hub->turn = shub_arena_new(65536))) {
+        rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
+        goto fail;
+    }
 
     shub_config_opts_t copts = {.key_dir = opts->key_dir};
     if ((rc = shub_config_load(opts->config_dir, &copts, &hub->cfg, report_config_error,
@@ -341,6 +751,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
 
     shub_store_opts_t sopts = {
         .synchronous_full = hub->set->synchronous_full,
+        .exclusive = true,
         .subject_key = hub->subject_key,
         .sign_secret = hub->sign_secret,
         .checkpoint_every = hub->set->checkpoint_every,
@@ -352,6 +763,8 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         shub_err_set(err, rc, "cannot record agreement versions in '%s'", db);
         goto fail;
     }
+    if ((rc = copies_load(hub, err)) || (rc = sign_tail(hub, err)))
+        goto fail;
 
     hub->ctx = zmq_ctx_new();
     if (!hub->ctx) {
@@ -377,7 +790,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         rc = err ? err->code : SHUB_EIO;
         goto fail;
     }
-    hub->monitor = shub_transport_monitor(hub->ctx, hub->router, "inproc://shub-handshakes", err);
+    hub->monitor = shub_transport_monitor(hub->ctx, hub->router, "inproc://shub-conns", err);
     if (!hub->monitor) {
         rc = err ? err->code : SHUB_EIO;
         goto fail;
@@ -390,9 +803,9 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
             goto fail;
         }
     }
-    shub_info("listening endpoint=%s db=%s orgs=%zu agreements=%zu key=%s", hub->endpoint,
-              db, shub_config_org_count(hub->cfg), shub_config_agreement_count(hub->cfg),
-              hub->keys.public_z85);
+    shub_info("listening endpoint=%s db=%s orgs=%zu agreements=%zu pending=%zu key=%s",
+              hub->endpoint, db, shub_config_org_count(hub->cfg),
+              shub_config_agreement_count(hub->cfg), hub->n_copies, hub->keys.public_z85);
     *hub_p = hub;
     return 0;
 fail:
@@ -416,7 +829,9 @@ int shub_hub_reload(shub_hub_t *hub)
         return rc;
     }
     /* Keep the hub settings the broker started with (endpoint, database,
-     * keys cannot change under a running socket); swap orgs and agreements. */
+     * keys cannot change under a running socket); swap orgs and agreements.
+     * Pending copies keep their own (interned) strings, and are decided again
+     * against the new agreements when they are next sent. */
     shub_config_destroy(&hub->cfg);
     hub->cfg = fresh;
     hub->set = shub_config_hub(hub->cfg);
@@ -426,87 +841,9 @@ int shub_hub_reload(shub_hub_t *hub)
     return 0;
 }
 
-/* ---- SHARE ------------------------------------------------------------ */
+/* ---- SHARE --------------------------------------------------------------------- */
 
-/* Appends a field path to a comma-separated list, once. */
-static void names_add(names_t *n, const char *path)
-{
-    size_t plen = strlen(path);
-    for (const char *s = n->text; n->len && *s;) {
-        const char *e = strchr(s, ',');
-        size_t l = e ? (size_t)(e - s) : strlen(s);
-        if (l == plen && memcmp(s, path, l) == 0)
-            return;
-        if (!e)
-            break;
-        s = e + 1;
-    }
-    if (n->len + plen + 2 > sizeof n->text) {
-        n->cut = true;
-        return;
-    }
-    if (n->len)
-        n->text[n->len++] = ',';
-    memcpy(n->text + n->len, path, plen + 1);
-    n->len += plen;
-}
-
-static void on_stripped(const char *path, void *ctx)
-{
-    names_add(ctx, path);
-}
-
-/* Names the leaves kept in a minimised payload (arrays are transparent). */
-static void collect_leaves(const shub_val_t *v, char *path, size_t plen, names_t *out)
-{
-    if (v->type == SHUB_VAL_ARRAY) {
-        for (uint32_t i = 0; i < v->len; i++)
-            collect_leaves(&v->as.items[i], path, plen, out);
-        return;
-    }
-    if (v->type != SHUB_VAL_MAP) {
-        if (plen)
-            names_add(out, path);
-        return;
-    }
-    for (uint32_t i = 0; i < v->len; i++) {
-        const shub_pair_t *p = &v->as.pairs[i];
-        if (plen + 1 + p->key_len >= SHUB_VAL_MAX_PATH * 2)
-            continue;
-        size_t n = plen ? plen + 1 + p->key_len : p->key_len;
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + (plen ? plen + 1 : 0), p->key, p->key_len + 1);
-        collect_leaves(&p->val, path, n, out);
-        path[plen] = '\0';
-    }
-}
-
-/* The flow's `report` fields as "path=value,...". Only codes are recorded
- * (names, integers, booleans): the agreement classes these fields anonymous,
- * and free text never reaches the audit log even if a sender puts it there. */
-static void collect_facts(const shub_val_t *payload, const shub_decision_t *d,
-                          names_t *out)
-{
-    for (size_t i = 0; i < d->n_report; i++) {
-        const shub_val_t *v = shub_val_at(payload, d->report[i]);
-        char fact[SHUB_VAL_MAX_PATH + SHUB_MSG_MAX_NAME + 2];
-        if (!v)
-            continue;
-        if (v->type == SHUB_VAL_STR && shub_is_name(v->as.str))
-            snprintf(fact, sizeof fact, "%s=%s", d->report[i], v->as.str);
-        else if (v->type == SHUB_VAL_INT)
-            snprintf(fact, sizeof fact, "%s=%lld", d->report[i], (long long)v->as.i);
-        else if (v->type == SHUB_VAL_BOOL)
-            snprintf(fact, sizeof fact, "%s=%s", d->report[i],
-                     v->as.b ? "true" : "false");
-        else
-            snprintf(fact, sizeof fact, "%s=(not a code)", d->report[i]);
-        names_add(out, fact);
-    }
-}
-
-static void audit_base(const share_ctx_t *sc, shub_audit_row_t *row)
+static void audit_share_base(const share_ctx_t *sc, shub_audit_row_t *row)
 {
     const shub_event_t *ev = &sc->share->ev;
     memset(row, 0, sizeof *row);
@@ -519,34 +856,37 @@ static void audit_base(const share_ctx_t *sc, shub_audit_row_t *row)
     row->legal_basis = ev->basis;
     row->consent = shub_consent_name(ev->consent);
     row->override = ev->override;
-    row->case_ref = ev->case_ref;
     row->area = ev->area;
+    row->occurred_ms = ev->occurred_ms;
+    row->reply_to = ev->reply_to;
+    row->fields = sc->fields;
     row->subject_ref = ev->subject_ref;
+    row->case_ref = ev->case_ref;
+    row->actor_ref = ev->actor;
 }
 
 static void add_item(share_ctx_t *sc, const char *to, shub_outcome_t outcome,
                      const char *reason, const char *detail, const shub_decision_t *d)
 {
-    uint32_t i = sc->n_items++;
-    snprintf(sc->details[i], sizeof sc->details[i], "%s", detail ? detail : "");
-    sc->items[i] = (shub_outcome_item_t){
+    sc->items[sc->n_items++] = (shub_outcome_item_t){
         .to = to,
         .outcome = outcome,
         .reason = reason,
-        .detail = detail ? sc->details[i] : NULL,
+        .detail = detail,
         .agreement = d ? d->agreement : NULL,
         .version = d ? d->version : 0,
         .flow = d ? d->flow : NULL,
     };
 }
 
-static int deny_recipient(share_ctx_t *sc, const char *recipient,
+/* A denied recipient, or a selector that named nobody: audited, kept as the
+ * receipt's outcome, never delivered. */
+static int deny_recipient(shub_hub_t *hub, share_ctx_t *sc, const char *recipient,
                           const shub_decision_t *d)
 {
-    shub_hub_t *hub = sc->hub;
     shub_err_t err;
     shub_audit_row_t row;
-    audit_base(sc, &row);
+    audit_share_base(sc, &row);
     row.recipient = recipient;
     row.decision = "deny";
     row.reason = d->reason;
@@ -558,21 +898,19 @@ static int deny_recipient(share_ctx_t *sc, const char *recipient,
     int rc = shub_store_audit_append(hub->store, &row, &err);
     if (rc)
         return store_check(hub, rc, &err, "audit");
-    shub_delivery_t del = {
+    shub_store_outcome_t o = {
         .event_id = sc->share->ev.id,
         .recipient = recipient,
-        .sender = sc->sender->org,
-        .event_type = sc->share->ev.type,
         .state = SHUB_OUTCOME_DENIED,
         .reason = d->reason,
         .detail = d->explanation,
         .agreement = d->agreement,
         .agreement_version = d->version,
+        .agreement_hash = d->agreement_hash,
         .flow = d->flow,
-        .created_ms = sc->now,
     };
-    if ((rc = shub_store_delivery_put(hub->store, &del, &err)))
-        return store_check(hub, rc, &err, "outbox");
+    if ((rc = shub_store_outcome_put(hub->store, &o, &err)))
+        return store_check(hub, rc, &err, "receipt");
     add_item(sc, recipient, SHUB_OUTCOME_DENIED, d->reason, d->explanation, d);
     char idt[SHUB_ID_TEXT];
     shub_info("deny event=%s type=%s from=%s to=%s reason=%s",
@@ -581,36 +919,22 @@ static int deny_recipient(share_ctx_t *sc, const char *recipient,
     return 0;
 }
 
-/* Minimise: only the flow's fields leave the hub. Leaves the encoded copy in
- * hub->plain, its hash and the audit row's field lists in sc; reuses them
- * when the last recipient's flow chose the same fields. */
-static int minimise(share_ctx_t *sc, const shub_decision_t *d)
+/* The flow's copy, encoded in hub->plain with its hash and account in sc;
+ * reused when the last recipient's flow chose the same fields. */
+static int minimise_for(shub_hub_t *hub, share_ctx_t *sc, const shub_decision_t *d)
 {
-    shub_hub_t *hub = sc->hub;
     const shub_event_t *ev = &sc->share->ev;
     if (sc->min_valid && sc->min_fields == d->fields && sc->min_n_fields == d->n_fields &&
         sc->min_report == d->report && sc->min_n_report == d->n_report)
         return 0;
     sc->min_valid = false;
-    sc->shared.len = sc->stripped.len = sc->facts.len = 0;
-    sc->shared.text[0] = sc->stripped.text[0] = sc->facts.text[0] = '\0';
-    sc->shared.cut = sc->stripped.cut = sc->facts.cut = false;
     shub_err_t err;
-    shub_arena_t *arena = shub_arena_new(4096);
-    if (!arena)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
-                           "minimise");
+    int rc = shub_minimise(sc->arena, &ev->payload, d->fields, d->n_fields, d->report,
+                           d->n_report, &sc->min, &err);
     shub_event_t copy = *ev;
-    int rc = shub_val_select(arena, &ev->payload, d->fields, d->n_fields, &copy.payload,
-                             on_stripped, &sc->stripped);
-    char path[SHUB_VAL_MAX_PATH * 2 + 2] = "";
-    if (rc == 0) {
-        collect_leaves(&copy.payload, path, 0, &sc->shared);
-        collect_facts(&copy.payload, d, &sc->facts);
-    }
+    copy.payload = sc->min.payload;
     if (rc == 0)
         rc = shub_event_encode(&copy, &hub->plain, &err);
-    shub_arena_destroy(&arena);
     if (rc)
         return store_check(hub, SHUB_ENOMEM, &err, "minimise");
     crypto_generichash(sc->payload_hash, sizeof sc->payload_hash, hub->plain.data,
@@ -623,43 +947,29 @@ static int minimise(share_ctx_t *sc, const shub_decision_t *d)
     return 0;
 }
 
-static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
+static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *org,
                            const shub_decision_t *d)
 {
-    shub_hub_t *hub = sc->hub;
     const shub_event_t *ev = &sc->share->ev;
     shub_err_t err;
-    int rc = minimise(sc, d);
+    int rc = minimise_for(hub, sc, d);
     if (rc)
         return rc;
-    const names_t *shared = &sc->shared, *stripped = &sc->stripped, *facts = &sc->facts;
 
-    /* Seal to the recipient with this batch's ephemeral key: once the batch
+    /* Seal to the recipient with this turn's ephemeral key: once the turn
      * ends and the key is wiped, the stored copy is unreadable to the broker. */
     size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
     if (!hub->sealer)
         hub->sealer = shub_sealer_new();
-    uint8_t *sealed = hub->sealer ? shub_malloc(sealed_len) : NULL;
-    if (!sealed)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
-                           "seal");
-    if (shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
-                  sealed)) {
-        shub_free(sealed);
+    uint8_t *sealed = hub->sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
+    if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
+                             sealed))
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"},
                            "seal");
-    }
-
-    /* Straight out only when nothing older waits for this recipient and its
-     * window has room; otherwise it queues behind the backlog, in order. */
-    peer_t *online = peer_online(hub, org->id);
-    bool send = online && !online->backlog && online->inflight < online->window;
-    if (online && !send)
-        online->backlog = true;
 
     shub_audit_row_t row;
-    audit_base(sc, &row);
+    audit_share_base(sc, &row);
     row.recipient = org->id;
     row.decision = "allow";
     row.explanation = d->explanation;
@@ -669,149 +979,150 @@ static int allow_recipient(share_ctx_t *sc, const shub_org_t *org,
     row.flow = d->flow;
     if (d->legal_basis)
         row.legal_basis = d->legal_basis;
-    row.fields_shared = shared->text;
-    row.fields_stripped = stripped->text;
-    row.facts = facts->len ? facts->text : NULL;
+    row.fields_shared = sc->min.shared;
+    row.fields_stripped = sc->min.stripped;
+    row.facts = sc->min.facts;
     row.payload_hash = sc->payload_hash;
-    rc = shub_store_audit_append(hub->store, &row, &err);
-    if (rc) {
-        shub_free(sealed);
+    if ((rc = shub_store_audit_append(hub->store, &row, &err)))
         return store_check(hub, rc, &err, "audit");
-    }
-    shub_delivery_t del = {
+    shub_store_outcome_t o = {
+        .event_id = ev->id,
+        .recipient = org->id,
+        .state = SHUB_OUTCOME_QUEUED,
+        .agreement = d->agreement,
+        .agreement_version = d->version,
+        .agreement_hash = d->agreement_hash,
+        .flow = d->flow,
+    };
+    shub_store_copy_t cs = {
         .event_id = ev->id,
         .recipient = org->id,
         .sender = sc->sender->org,
         .event_type = ev->type,
-        .state = send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED,
         .agreement = d->agreement,
+        .agreement_hash = d->agreement_hash,
         .agreement_version = d->version,
         .flow = d->flow,
-        .attempts = send ? 1 : 0,
-        .next_at_ms = send ? sc->now + hub->set->redeliver_ms : 0,
+        .area = ev->area,
+        .purpose = ev->purpose,
+        .basis = row.legal_basis,
+        .fields_shared = sc->min.shared,
         .created_ms = sc->now,
         .sealed = sealed,
         .sealed_len = sealed_len,
     };
-    rc = shub_store_delivery_put(hub->store, &del, &err);
-    if (rc == 0 && send) {
-        shub_msg_t msg = {.type = SHUB_MSG_DELIVER};
-        msg.deliver = (shub_deliver_t){
-            .id = ev->id,
-            .type = ev->type,
-            .from = sc->sender->org,
-            .agreement = d->agreement,
-            .version = d->version,
-            .flow = d->flow,
-            .attempt = 1,
-            .sealed = sealed,
-            .sealed_len = (uint32_t)sealed_len,
-        };
-        rc = queue_msg(hub, online, &msg);
-        if (rc == 0)
-            online->inflight++;
+    if ((rc = shub_store_outcome_put(hub->store, &o, &err)) ||
+        (rc = shub_store_copy_put(hub->store, &cs, &err)))
+        return store_check(hub, rc, &err, "stored copy");
+    copy_t *c = copy_add(hub, &cs);
+    if (!c)
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
+                           "pending copy");
+
+    /* Straight out only when nothing older waits for this recipient and its
+     * window has room; otherwise it waits its turn in the queue. */
+    peer_t *online = peer_online(hub, org->id);
+    bool send = online && c->q->nq == 1 && c->q->ns < online->window &&
+                online->out.deliver_bytes < TURN_DELIVER_BYTES;
+    if (send) {
+        c->attempts = 1;
+        c->next_at = sc->now + hub->set->redeliver_ms;
+        list_unlink(c);
+        list_append(c, true);
+        if (out_deliver(hub, online, c, sealed, sealed_len))
+            session_end(hub, online, "out of memory");
     }
-    shub_free(sealed);
-    if (rc)
-        return store_check(hub, rc, &err, "outbox");
     add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL,
              d);
     char idt[SHUB_ID_TEXT];
     shub_info("allow event=%s type=%s from=%s to=%s agreement=%s v%u flow=%s %s%s%s",
               idtext(&ev->id, idt), ev->type, sc->sender->org, org->id, d->agreement,
               d->version, d->flow, send ? "delivered" : "queued",
-              stripped->len ? " stripped=" : "", stripped->len ? stripped->text : "");
+              sc->min.stripped[0] ? " stripped=" : "", sc->min.stripped);
     return 0;
 }
 
-/* A selector that names nobody is audited and reported, not silently lost. */
-static int no_recipient(share_ctx_t *sc, const char *selector)
-{
-    shub_decision_t d = {.allow = false, .reason = "no-recipient"};
-    snprintf(d.explanation, sizeof d.explanation,
-             "'%s' matches no organisation in the registry other than the sender",
-             selector);
-    shub_err_t err;
-    shub_audit_row_t row;
-    audit_base(sc, &row);
-    row.recipient = selector;
-    row.decision = "deny";
-    row.reason = d.reason;
-    row.explanation = d.explanation;
-    int rc = shub_store_audit_append(sc->hub->store, &row, &err);
-    if (rc)
-        return store_check(sc->hub, rc, &err, "audit");
-    shub_delivery_t del = {
-        .event_id = sc->share->ev.id,
-        .recipient = selector,
-        .sender = sc->sender->org,
-        .event_type = sc->share->ev.type,
-        .state = SHUB_OUTCOME_DENIED,
-        .reason = d.reason,
-        .detail = d.explanation,
-        .created_ms = sc->now,
-    };
-    if ((rc = shub_store_delivery_put(sc->hub->store, &del, &err)))
-        return store_check(sc->hub, rc, &err, "outbox");
-    add_item(sc, selector, SHUB_OUTCOME_DENIED, d.reason, d.explanation, NULL);
-    return 0;
-}
-
-/* Rebuilds a receipt from the store: a resent SHARE gets the original
- * outcomes (as they stand now), never a second delivery. */
-typedef struct {
+/* A resent SHARE gets the outcomes as they stand, never a second decision. */
+typedef struct dup_ctx {
+    shub_hub_t *hub;
     share_ctx_t *sc;
-    shub_arena_t *arena;
 } dup_ctx_t;
 
-static const char *dup_str(shub_arena_t *a, const char *s)
-{
-    return s ? shub_arena_strndup(a, s, strlen(s)) : NULL;
-}
-
-static int on_outcome(const shub_delivery_t *d, void *ctx)
+static int on_outcome(const shub_store_outcome_t *o, void *ctx)
 {
     dup_ctx_t *dc = ctx;
     share_ctx_t *sc = dc->sc;
     if (sc->n_items >= MAX_RECIPIENTS)
         return 1;
-    shub_outcome_item_t *it = &sc->items[sc->n_items++];
-    *it = (shub_outcome_item_t){
-        .to = dup_str(dc->arena, d->recipient),
-        .outcome = d->state,
-        .reason = dup_str(dc->arena, d->reason),
-        .agreement = dup_str(dc->arena, d->agreement),
-        .version = d->agreement_version,
-        .flow = dup_str(dc->arena, d->flow),
+    shub_outcome_t state = o->state;
+    if (state == SHUB_OUTCOME_QUEUED) { /* allowed: pending, or acknowledged */
+        copy_t *c = *map_slot(dc->hub, &o->event_id, o->recipient);
+        state = !c ? SHUB_OUTCOME_ACKNOWLEDGED
+                   : c->sent ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED;
+    }
+    sc->items[sc->n_items++] = (shub_outcome_item_t){
+        .to = shub_arena_strndup(sc->arena, o->recipient, strlen(o->recipient)),
+        .outcome = state,
+        .reason = o->reason ? shub_arena_strndup(sc->arena, o->reason, strlen(o->reason))
+                            : NULL,
+        .detail = o->detail ? shub_arena_strndup(sc->arena, o->detail, strlen(o->detail))
+                            : NULL,
+        .agreement = o->agreement ? shub_arena_strndup(sc->arena, o->agreement,
+                                                       strlen(o->agreement))
+                                  : NULL,
+        .version = o->agreement_version,
+        .flow = o->flow ? shub_arena_strndup(sc->arena, o->flow, strlen(o->flow)) : NULL,
     };
-    if (d->detail)
-        it->detail = dup_str(dc->arena, d->detail);
     return 0;
 }
 
 static void handle_duplicate(shub_hub_t *hub, share_ctx_t *sc)
 {
     shub_err_t err;
-    dup_ctx_t dc = {sc, shub_arena_new(4096)};
-    if (!dc.arena)
-        return;
+    dup_ctx_t dc = {hub, sc};
     int rc = shub_store_outcomes(hub->store, &sc->share->ev.id, on_outcome, &dc, &err);
     if (rc > 0)
         rc = 0; /* the receipt is full: the first MAX_RECIPIENTS outcomes */
-    if (rc == 0) {
-        shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
-        r.receipt = (shub_receipt_t){.id = sc->share->ev.id,
-                                     .duplicate = true,
-                                     .items = sc->items,
-                                     .count = sc->n_items};
-        queue_msg(hub, sc->sender, &r);
-        char idt[SHUB_ID_TEXT];
-        shub_info("duplicate event=%s from=%s: original receipt resent",
-                  idtext(&sc->share->ev.id, idt), sc->sender->org);
-    } else {
-        store_check(hub, rc, &err, "outcomes");
+    if (store_check(hub, rc, &err, "receipts") != 0)
+        return;
+    if (out_receipt(hub, sc->sender, &sc->share->ev.id, true, sc->items, sc->n_items)) {
+        store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "receipt");
+        return;
     }
-    shub_arena_destroy(&dc.arena);
+    char idt[SHUB_ID_TEXT];
+    shub_info("duplicate event=%s from=%s: the receipt as it stands is resent",
+              idtext(&sc->share->ev.id, idt), sc->sender->org);
+}
+
+/* Expands the selectors into recipients, each once; a selector that matches
+ * nobody at all (not even an organisation an earlier selector already named)
+ * is its own `no-recipient` outcome. */
+static size_t expand(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t **orgs)
+{
+    const shub_share_t *share = sc->share;
+    size_t n = 0;
+    for (uint32_t i = 0; i < share->to_count && !hub->txn_failed; i++) {
+        const shub_org_t *found[MAX_RECIPIENTS];
+        size_t nf = 0;
+        shub_config_expand(hub->cfg, share->to[i], sc->sender->org, found, MAX_RECIPIENTS,
+                           &nf);
+        if (nf == 0) {
+            shub_decision_t d = {.allow = false, .reason = "no-recipient"};
+            snprintf(d.explanation, sizeof d.explanation,
+                     "'%s' matches no organisation in the registry other than the sender",
+                     share->to[i]);
+            deny_recipient(hub, sc, share->to[i], &d);
+            continue;
+        }
+        for (size_t k = 0; k < nf; k++) {
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = orgs[j] == found[k];
+            if (!dup && n < MAX_RECIPIENTS)
+                orgs[n++] = found[k];
+        }
+    }
+    return n;
 }
 
 static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
@@ -822,247 +1133,214 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
     idtext(&ev->id, idt);
 
     if (share->from && strcmp(share->from, p->org) != 0) {
+        char text[SHUB_MSG_MAX_LINE];
+        snprintf(text, sizeof text,
+                 "SHARE.from: names '%s' but this connection is authenticated as '%s'",
+                 share->from, p->org);
         shub_warn("refused event=%s: body claims sender '%s' but the key is %s's", idt,
                   share->from, p->org);
-        send_error(hub, p, p->rid, p->rid_len, "sender-mismatch", &ev->id,
-                   "SHARE.from: names '%s' but this connection is authenticated as '%s'",
-                   share->from, p->org);
+        audit_refusal(hub, p, "sender-mismatch", &ev->id, ev->type, text);
+        send_error(hub, p, p->rid, p->rid_len, "sender-mismatch", &ev->id, "%s", text);
         return;
     }
     if (ev->occurred_ms > now + (int64_t)hub->set->future_skew_ms) {
+        char text[SHUB_MSG_MAX_LINE];
+        snprintf(text, sizeof text, "SHARE.occurred: %lld ms ahead of the broker clock (limit %u)",
+                 (long long)(ev->occurred_ms - now), hub->set->future_skew_ms);
         shub_warn("refused event=%s from=%s: occurred %lld ms in the future", idt, p->org,
                   (long long)(ev->occurred_ms - now));
-        send_error(hub, p, p->rid, p->rid_len, "future-event", &ev->id,
-                   "SHARE.occurred: %lld ms ahead of the broker clock (limit %u)",
-                   (long long)(ev->occurred_ms - now), hub->set->future_skew_ms);
+        audit_refusal(hub, p, "future-event", &ev->id, ev->type, text);
+        send_error(hub, p, p->rid, p->rid_len, "future-event", &ev->id, "%s", text);
         return;
     }
-    if (++p->batch_shares > hub->set->window) {
+    if (++p->turn_shares > hub->set->window) {
         send_error(hub, p, p->rid, p->rid_len, "busy", &ev->id,
                    "more than %u unreceipted SHAREs; resend after the receipts arrive",
                    hub->set->window);
         return;
     }
-    /* The sealed copy must fit in a DELIVER: check the whole event once
-     * (a minimised copy is never larger). The SHARE inlines the event, and
-     * re-encoding grows no value more than 9/5 (a float32 comes back as a
-     * float64), so a frame under half the limit needs no trial encode. */
+    if (hub->degraded) {
+        send_error(hub, p, p->rid, p->rid_len, "unavailable", &ev->id,
+                   "the broker cannot store shares right now; nothing was accepted, "
+                   "resend later");
+        return;
+    }
+    /* The sealed copy must fit in a DELIVER: the whole event is checked once
+     * (a minimised copy is never larger); re-encoding grows no value more
+     * than 9/5, so a small SHARE needs no trial encode. */
     shub_err_t err;
-    bool small = hub->in.body.len <= (SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD) / 2;
+    share_ctx_t *sc = hub->sc;
+    bool small = false;
+    for (size_t i = 0; i < hub->n_in; i++)
+        if (hub->in[i].msg && &hub->in[i].msg->share == share)
+            small = hub->in[i].f.body.len <= (SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD) / 2;
     if (!small && (shub_event_encode(ev, &hub->plain, &err) != 0 ||
                    hub->plain.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN)) {
-        send_error(hub, p, p->rid, p->rid_len, "payload-too-large", &ev->id,
-                   "SHARE.payload: event of %zu bytes exceeds limit %d", hub->plain.len,
-                   SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
+        char text[SHUB_MSG_MAX_LINE];
+        snprintf(text, sizeof text, "SHARE.payload: event of %zu bytes exceeds limit %d",
+                 hub->plain.len, SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
+        audit_refusal(hub, p, "payload-too-large", &ev->id, ev->type, text);
+        send_error(hub, p, p->rid, p->rid_len, "payload-too-large", &ev->id, "%s", text);
         return;
     }
     if (ensure_txn(hub) != 0)
-        goto unavailable;
+        return; /* answered unavailable with the turn */
 
-    share_ctx_t *sc = hub->sc;
-    sc->hub = hub;
     sc->sender = p;
     sc->share = share;
     sc->now = now;
     sc->n_items = 0;
     sc->min_valid = false;
-    char orig[SHUB_MSG_MAX_NAME + 1] = "";
-    int rc = shub_store_event_add(hub->store, &ev->id, p->org, ev->type, now, orig, &err);
-    if (rc == SHUB_EEXIST) {
-        if (strcmp(orig, p->org) == 0)
-            handle_duplicate(hub, sc);
-        else
-            send_error(hub, p, p->rid, p->rid_len, "bad-value", &ev->id,
-                       "SHARE.id: this event id is already in use; generate a new one");
+    shub_arena_destroy(&sc->arena);
+    if (!(sc->arena = shub_arena_new(8192))) {
+        store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "share");
         return;
     }
-    if (store_check(hub, rc, &err, "dedupe") != 0)
-        goto unavailable;
-    if (grow((void **)&hub->pending, &hub->cap_pending, hub->n_pending + 1,
-             sizeof *hub->pending) == 0) {
-        pending_share_t *ps = &hub->pending[hub->n_pending++];
-        memcpy(ps->rid, p->rid, p->rid_len);
-        ps->rid_len = p->rid_len;
-        ps->id = ev->id;
+    if (grow((void **)&hub->shares, &hub->cap_shares, hub->n_shares + 1,
+             sizeof *hub->shares) == 0) {
+        share_ans_t *a = &hub->shares[hub->n_shares++];
+        memcpy(a->rid, p->rid, p->rid_len);
+        a->rid_len = p->rid_len;
+        a->id = ev->id;
+    }
+    char orig[SHUB_MSG_MAX_NAME + 1] = "";
+    int rc = shub_store_event_add(hub->store, &ev->id, p->org, now, orig, &err);
+    if (rc == SHUB_EEXIST) {
+        hub->n_shares--; /* nothing of it is at stake in this turn */
+        if (strcmp(orig, p->org) == 0) {
+            handle_duplicate(hub, sc);
+        } else {
+            const char *text = "SHARE.id: this event id is already in use; generate a new one";
+            audit_refusal(hub, p, "bad-value", &ev->id, ev->type, text);
+            send_error(hub, p, p->rid, p->rid_len, "bad-value", &ev->id, "%s", text);
+        }
+        return;
+    }
+    if (store_check(hub, rc, &err, "dedupe") != 0 ||
+        (rc = shub_minimise_leaves(sc->arena, &ev->payload, &sc->fields, &err))) {
+        store_check(hub, SHUB_ENOMEM, &err, "share");
+        return;
     }
 
-    /* Expand selectors into concrete recipients, each decided on its own. */
     const shub_org_t *orgs[MAX_RECIPIENTS];
-    size_t n = 0;
-    for (uint32_t i = 0; i < share->to_count && !hub->txn_failed; i++) {
-        size_t before = n;
-        rc = shub_config_expand(hub->cfg, share->to[i], p->org, orgs, MAX_RECIPIENTS, &n);
-        if (rc == 0 && n == before) {
-            bool named_before = false; /* an org already reached by an earlier selector */
-            for (size_t k = 0; k < n && !named_before; k++)
-                named_before = strcmp(orgs[k]->id, share->to[i]) == 0;
-            if (!named_before)
-                no_recipient(sc, share->to[i]);
-        }
-    }
-    size_t allowed = 0, denied = 0;
+    size_t n = expand(hub, sc, orgs), allowed = 0, denied = 0;
     for (size_t i = 0; i < n && !hub->txn_failed; i++) {
         shub_decision_t d;
         shub_policy_decide(hub->cfg, p->org, orgs[i]->id, ev, now, &d);
         if (d.allow) {
-            allow_recipient(sc, orgs[i], &d);
+            allow_recipient(hub, sc, orgs[i], &d);
             allowed++;
         } else {
-            deny_recipient(sc, orgs[i]->id, &d);
+            deny_recipient(hub, sc, orgs[i]->id, &d);
             denied++;
         }
     }
-    if (!hub->txn_failed) {
-        shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
-        r.receipt =
-            (shub_receipt_t){.id = ev->id, .items = sc->items, .count = sc->n_items};
-        queue_msg(hub, p, &r);
-        shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu",
-                  idt, ev->type, p->org, n, allowed, denied);
-    }
-    return;
-unavailable:
-    send_error(
-        hub, p, p->rid, p->rid_len, "unavailable", &ev->id,
-        "the broker cannot store shares right now; nothing was accepted, resend later");
-}
-
-/* ---- ACK -------------------------------------------------------------- */
-
-typedef struct {
-    const char *recipient;
-    char sender[SHUB_MSG_MAX_NAME + 1];
-    char type[SHUB_MSG_MAX_NAME + 1];
-    char agreement[SHUB_MSG_MAX_NAME + 1];
-    char flow[SHUB_MSG_MAX_NAME + 1];
-    uint32_t version;
-} find_ctx_t;
-
-static int on_find(const shub_delivery_t *d, void *ctx)
-{
-    find_ctx_t *f = ctx;
-    if (strcmp(d->recipient, f->recipient) != 0)
-        return 0;
-    f->version = d->agreement_version;
-    snprintf(f->sender, sizeof f->sender, "%s", d->sender ? d->sender : "");
-    snprintf(f->type, sizeof f->type, "%s", d->event_type ? d->event_type : "");
-    snprintf(f->agreement, sizeof f->agreement, "%s", d->agreement ? d->agreement : "");
-    snprintf(f->flow, sizeof f->flow, "%s", d->flow ? d->flow : "");
-    return 1;
-}
-
-/* Tells the sender, if connected, of a later outcome (acknowledged, dead). */
-static void queue_update(shub_hub_t *hub, const shub_id_t *id, const char *sender,
-                         const char *recipient, shub_outcome_t outcome,
-                         const char *reason, const char *detail)
-{
-    peer_t *sp = peer_online(hub, sender);
-    if (!sp)
+    if (hub->txn_failed)
         return;
-    shub_outcome_item_t item = {
-        .to = recipient, .outcome = outcome, .reason = reason, .detail = detail};
-    shub_msg_t r = {.type = SHUB_MSG_RECEIPT};
-    r.receipt = (shub_receipt_t){.id = *id, .update = true, .items = &item, .count = 1};
-    queue_msg(hub, sp, &r);
+    if (out_receipt(hub, p, &ev->id, false, sc->items, sc->n_items)) {
+        store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "receipt");
+        return;
+    }
+    shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu", idt,
+              ev->type, p->org, n, allowed, denied);
 }
 
-/* Audits the end of a delivery the store has just finished, and tells the
- * sender. */
-static int audit_finished(shub_hub_t *hub, const shub_id_t *id, const find_ctx_t *f,
-                          shub_outcome_t state, const char *action, const char *decision,
-                          const char *reason, const char *explanation, int64_t now)
+/* ---- ACK, the end of a copy ------------------------------------------------------- */
+
+/* Audits the end of a copy (acknowledged, or dead), records the sender's
+ * update, drops the stored copy, and forgets it. `d` is the decision of a
+ * re-check that refused it (the agreement version that did), or NULL. */
+static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const char *action,
+                       const char *reason, const char *explanation,
+                       const shub_decision_t *d, int64_t now)
 {
     shub_err_t err;
     int rc;
     shub_audit_row_t row = {
         .at_ms = now,
         .action = action,
-        .decision = decision,
-        .event_id = *id,
-        .event_type = f->type,
-        .sender = f->sender,
-        .recipient = f->recipient,
+        .decision = state == SHUB_OUTCOME_ACKNOWLEDGED ? "acknowledged" : "dead",
+        .event_id = c->c.event_id,
+        .event_type = c->c.event_type,
+        .sender = c->c.sender,
+        .recipient = c->c.recipient,
         .reason = reason,
         .explanation = explanation,
-        .agreement = f->agreement[0] ? f->agreement : NULL,
-        .agreement_version = f->version,
-        .flow = f->flow[0] ? f->flow : NULL,
+        .agreement = d && d->agreement ? d->agreement : c->c.agreement,
+        .agreement_version = d && d->agreement ? d->version : c->c.agreement_version,
+        .agreement_hash = d && d->agreement ? d->agreement_hash : c->c.agreement_hash,
+        .flow = d && d->agreement ? d->flow : c->c.flow,
     };
     if ((rc = shub_store_audit_append(hub->store, &row, &err)))
         return store_check(hub, rc, &err, "audit");
-    queue_update(hub, id, f->sender, f->recipient, state, reason, explanation);
+    if (state == SHUB_OUTCOME_DEAD &&
+        (rc = shub_store_outcome_dead(hub->store, &c->c.event_id, c->c.recipient, reason,
+                                      explanation, &err)) &&
+        rc != SHUB_ENOTFOUND)
+        return store_check(hub, rc, &err, "receipt");
+    shub_store_update_t u = {
+        .seq = row.seq,
+        .sender = c->c.sender,
+        .event_id = c->c.event_id,
+        .recipient = c->c.recipient,
+        .state = state,
+        .reason = reason,
+        .detail = explanation,
+        .agreement = c->c.agreement,
+        .agreement_version = c->c.agreement_version,
+        .flow = c->c.flow,
+    };
+    if ((rc = record_update(hub, &u)) ||
+        (rc = store_check(hub, shub_store_copy_drop(hub->store, c->c.seq, &err), &err,
+                          "drop copy")))
+        return rc;
+    copy_remove(hub, c);
     return 0;
-}
-
-/* Audits the end of a delivery (acknowledged, dead) and drops its payload. */
-static int finish_delivery(shub_hub_t *hub, const shub_id_t *id, const find_ctx_t *f,
-                           shub_outcome_t state, const char *action, const char *decision,
-                           const char *reason, const char *explanation, int64_t now)
-{
-    shub_err_t err;
-    int rc = shub_store_delivery_finish(hub->store, id, f->recipient, state, reason, now,
-                                        &err);
-    if (rc)
-        return rc == SHUB_ENOTFOUND ? rc : store_check(hub, rc, &err, "finish delivery");
-    return audit_finished(hub, id, f, state, action, decision, reason, explanation, now);
 }
 
 static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
 {
     if (ensure_txn(hub) != 0)
-        return; /* not acknowledged: the DELIVER is resent, the inbox dedupes */
-    shub_err_t err;
-    find_ctx_t f = {.recipient = p->org};
-    char idt[SHUB_ID_TEXT];
+        return; /* not acknowledged: sent again, and the inbox dedupes */
     int64_t now = shub_now_ms();
-    /* The store finishes the pending row and hands back only what the audit
-     * row needs; a row that is not pending (a repeated ACK) is left alone. */
-    int rc = shub_store_delivery_end(hub->store, &ack->id, p->org,
-                                     SHUB_OUTCOME_ACKNOWLEDGED, NULL, now, on_find, &f,
-                                     &err);
-    if (rc == SHUB_ENOTFOUND) {
-        shub_debug("ack event=%s by=%s: nothing pending (a repeat)",
-                   idtext(&ack->id, idt), p->org);
-        return;
+    uint32_t done = 0, repeats = 0;
+    for (uint32_t i = 0; i < ack->count && !hub->txn_failed; i++) {
+        copy_t *c = *map_slot(hub, &ack->ids[i], p->org);
+        if (!c) {
+            repeats++; /* a repeated ACK, or an id that was never this org's */
+            continue;
+        }
+        char idt[SHUB_ID_TEXT];
+        idtext(&c->c.event_id, idt);
+        shub_info("ack event=%s type=%s from=%s by=%s", idt, c->c.event_type, c->c.sender,
+                  p->org);
+        if (copy_finish(hub, c, SHUB_OUTCOME_ACKNOWLEDGED, "ack", NULL, NULL, NULL, now) == 0)
+            done++;
     }
-    if (store_check(hub, rc, &err, "finish delivery") != 0)
-        return;
-    rc = audit_finished(hub, &ack->id, &f, SHUB_OUTCOME_ACKNOWLEDGED, "ack",
-                        "acknowledged", NULL, NULL, now);
-    if (rc == 0) {
-        idtext(&ack->id, idt);
-        if (p->inflight)
-            p->inflight--;
-        shub_info("ack event=%s type=%s from=%s by=%s", idt, f.type, f.sender, p->org);
-    }
+    if (repeats)
+        shub_debug("ack by=%s: %u ids not pending (repeats)", p->org, repeats);
 }
 
-/* ---- HELLO, dispatch -------------------------------------------------- */
+/* ---- HELLO, CONFIRM, WITNESS ---------------------------------------------------------- */
 
 static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
 {
-    /* One live session per organisation: a new HELLO takes over. */
+    /* One session per organisation: a new HELLO takes over. */
     for (size_t i = 0; i < hub->n_peers; i++) {
-        peer_t *q = &hub->peers[i];
-        if (q != p && q->welcomed && strcmp(q->org, p->org) == 0)
-            q->welcomed = false;
+        peer_t *q = hub->peers[i];
+        if (q != p && q->welcomed && !q->ended && strcmp(q->org, p->org) == 0)
+            session_end(hub, q, "replaced by a new session");
     }
+    orgq_t *q = queue_for(hub, p->org, false);
+    if (p->welcomed && q)
+        requeue_sent(q); /* HELLO again: everything from the start */
     p->welcomed = true;
     p->window = hello->window ? hello->window : 64;
-    if (p->window > 1024)
-        p->window = 1024;
-    p->inflight = 0;
-    p->backlog = true;
-
-    /* What an earlier session was sent but never acknowledged goes back in
-     * the queue, so this session gets everything in event-id order. */
-    shub_err_t err;
-    uint32_t backlog = 0;
-    if (ensure_txn(hub) == 0)
-        store_check(hub, shub_store_requeue(hub->store, p->org, shub_now_ms(), &err),
-                    &err, "requeue");
-    if (shub_store_backlog_count(hub->store, p->org, &backlog, &err) != 0)
-        shub_warn("store: counting backlog of org=%s: %s", p->org, err.msg);
+    if (p->window > SHUB_MSG_MAX_BATCH)
+        p->window = SHUB_MSG_MAX_BATCH;
+    p->upd_cursor = 0;
+    p->upd_more = true;
+    size_t backlog = q ? q->nq + q->ns : 0;
     shub_msg_t w = {.type = SHUB_MSG_WELCOME};
     w.welcome = (shub_welcome_t){
         .org = p->org,
@@ -1070,280 +1348,292 @@ static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
         .max_bytes = hub->set->max_message_bytes,
         .window = hub->set->window,
         .time_ms = shub_now_ms(),
-        .backlog = backlog,
+        .backlog = backlog > UINT32_MAX ? UINT32_MAX : (uint32_t)backlog,
     };
     send_now(hub, p, p->rid, p->rid_len, &w);
-    shub_info("online org=%s agent=%s backlog=%u window=%u", p->org,
+    shub_err_t err;
+    shub_msg_t cp = {.type = SHUB_MSG_CHECKPOINT};
+    if (!p->ended && shub_store_checkpoint_latest(hub->store, &cp.checkpoint, &err) == 0)
+        send_now(hub, p, p->rid, p->rid_len, &cp);
+    shub_info("online org=%s agent=%s backlog=%zu window=%u", p->org,
               hello->agent ? hello->agent : "-", backlog, p->window);
-    hub->next_timer_ms = 0; /* pump the backlog this turn */
+    hub->next_timer_ms = 0; /* backlog and updates this turn */
 }
 
-static void dispatch(shub_hub_t *hub)
-{
-    shub_frame_in_t *in = &hub->in;
-    int64_t now = shub_now_ms();
-    if (in->user_id[0] == '\0') {
-        shub_warn("message without an authenticated organisation dropped");
-        return;
-    }
-    peer_t *p = peer_by_rid(hub, in->rid, in->rid_len);
-    if (p && strcmp(p->org, in->user_id) != 0) {
-        shub_warn("refused: routing id bound to org=%s claimed by org=%s", p->org,
-                  in->user_id);
-        send_error(hub, NULL, in->rid, in->rid_len, "not-welcome", NULL,
-                   "routing id already bound to another organisation; do not set one");
-        return;
-    }
-    if (!shub_config_org(hub->cfg, in->user_id)) {
-        send_error(hub, NULL, in->rid, in->rid_len, "not-welcome", NULL,
-                   "organisation '%s' is no longer in the registry", in->user_id);
-        if (p)
-            peer_forget(hub, p);
-        return;
-    }
-    if (!p) {
-        if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1,
-                 sizeof *hub->peers))
-            return;
-        p = &hub->peers[hub->n_peers++];
-        memset(p, 0, sizeof *p);
-        memcpy(p->rid, in->rid, in->rid_len);
-        p->rid_len = in->rid_len;
-        snprintf(p->org, sizeof p->org, "%s", in->user_id);
-    }
-    p->last_in_ms = now;
-    if (in->extra_frames) {
-        send_error(hub, p, p->rid, p->rid_len, "malformed", NULL,
-                   "message: one frame expected after the envelope");
-        return;
-    }
-    shub_msg_t *msg = NULL;
-    shub_err_t err;
-    int rc = shub_msg_decode(in->body.data, in->body.len, &msg, &err);
-    if (rc) {
-        char line[512];
-        shub_warn("bad message from org=%s bytes=%zu: %s (%s)", p->org, in->body.len,
-                  shub_err_format(&err, line, sizeof line), shub_err_token(rc));
-        send_error(hub, p, p->rid, p->rid_len, shub_err_token(rc), NULL, "%s", line);
-        return;
-    }
-    if (!p->welcomed && msg->type != SHUB_MSG_HELLO && msg->type != SHUB_MSG_HEARTBEAT &&
-        msg->type != SHUB_MSG_BYE) {
-        send_error(hub, p, p->rid, p->rid_len, "not-welcome", NULL, "%s: say HELLO first",
-                   shub_msg_type_name(msg->type));
-    } else {
-        switch (msg->type) {
-        case SHUB_MSG_HELLO:
-            handle_hello(hub, p, &msg->hello);
-            break;
-        case SHUB_MSG_SHARE:
-            handle_share(hub, p, &msg->share);
-            break;
-        case SHUB_MSG_ACK:
-            handle_ack(hub, p, &msg->ack);
-            break;
-        case SHUB_MSG_HEARTBEAT:
-            break;
-        case SHUB_MSG_BYE:
-            shub_info("offline org=%s (bye)", p->org);
-            peer_forget(hub, p);
-            break;
-        default:
-            send_error(hub, p, p->rid, p->rid_len, "protocol", NULL,
-                       "%s: not a message a broker accepts",
-                       shub_msg_type_name(msg->type));
-        }
-    }
-    shub_msg_destroy(&msg);
-}
-
-/* ---- timers: redelivery, backlog, heartbeats --------------------------- */
-
-typedef struct { /* a stored delivery copied out of a store callback */
-    shub_delivery_t d;
-    char recipient[SHUB_MSG_MAX_NAME + 1], sender[SHUB_MSG_MAX_NAME + 1];
-    char type[SHUB_MSG_MAX_NAME + 1], agreement[SHUB_MSG_MAX_NAME + 1];
-    char flow[SHUB_MSG_MAX_NAME + 1];
-    uint8_t *sealed;
-} held_t;
-
-typedef struct {
-    held_t *rows;
-    size_t n, cap;
-} held_list_t;
-
-static int on_hold(const shub_delivery_t *d, void *ctx)
-{
-    held_list_t *l = ctx;
-    if (l->n == l->cap)
-        return 1;
-    held_t *h = &l->rows[l->n];
-    memset(h, 0, sizeof *h);
-    h->d = *d;
-    snprintf(h->recipient, sizeof h->recipient, "%s", d->recipient ? d->recipient : "");
-    snprintf(h->sender, sizeof h->sender, "%s", d->sender ? d->sender : "");
-    snprintf(h->type, sizeof h->type, "%s", d->event_type ? d->event_type : "");
-    snprintf(h->agreement, sizeof h->agreement, "%s", d->agreement ? d->agreement : "");
-    snprintf(h->flow, sizeof h->flow, "%s", d->flow ? d->flow : "");
-    if (d->sealed && d->sealed_len) {
-        h->sealed = shub_malloc(d->sealed_len);
-        if (!h->sealed)
-            return 1;
-        memcpy(h->sealed, d->sealed, d->sealed_len);
-    }
-    h->d.recipient = h->recipient;
-    h->d.sender = h->sender;
-    h->d.event_type = h->type;
-    h->d.agreement = h->agreement;
-    h->d.flow = h->flow;
-    h->d.sealed = h->sealed;
-    l->n++;
-    return 0;
-}
-
-static void held_free(held_list_t *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        shub_free(l->rows[i].sealed);
-    shub_free(l->rows);
-    l->rows = NULL;
-    l->n = l->cap = 0;
-}
-
-static find_ctx_t held_find(const held_t *h)
-{
-    find_ctx_t f = {.recipient = h->recipient,
-                    .version = h->d.agreement_version};
-    snprintf(f.sender, sizeof f.sender, "%s", h->sender);
-    snprintf(f.type, sizeof f.type, "%s", h->type);
-    snprintf(f.agreement, sizeof f.agreement, "%s", h->agreement);
-    snprintf(f.flow, sizeof f.flow, "%s", h->flow);
-    return f;
-}
-
-/* Sends a stored delivery again, after checking its agreement is still in
- * force; past max_attempts, or under an agreement no longer in force, it is
- * dead-lettered instead. */
-static void send_stored(shub_hub_t *hub, peer_t *p, held_t *h, int64_t now)
+static void handle_confirm(shub_hub_t *hub, peer_t *p, const shub_confirm_t *c)
 {
     shub_err_t err;
-    find_ctx_t f = held_find(h);
-    char idt[SHUB_ID_TEXT];
-    idtext(&h->d.event_id, idt);
-    if (h->d.attempts >= hub->set->max_attempts) {
-        char why[160];
-        snprintf(why, sizeof why, "no acknowledgement after %u attempts", h->d.attempts);
-        if (finish_delivery(hub, &h->d.event_id, &f, SHUB_OUTCOME_DEAD, "dead", "dead",
-                            "max-attempts", why, now) == 0)
-            shub_warn("dead event=%s to=%s reason=max-attempts", idt, h->recipient);
-        return;
-    }
-    shub_decision_t d;
-    shub_policy_recheck(hub->cfg, h->agreement, now, &d);
-    if (!d.allow) {
-        if (finish_delivery(hub, &h->d.event_id, &f, SHUB_OUTCOME_DEAD, "recheck", "deny",
-                            d.reason, d.explanation, now) == 0)
-            shub_warn("dead event=%s to=%s reason=%s", idt, h->recipient, d.reason);
-        return;
-    }
-    uint32_t attempt = h->d.attempts + 1;
-    int rc = shub_store_delivery_sent(hub->store, &h->d.event_id, h->recipient, attempt,
-                                      now + hub->set->redeliver_ms, &err);
-    if (store_check(hub, rc, &err, "delivery sent") != 0)
-        return;
-    shub_msg_t msg = {.type = SHUB_MSG_DELIVER};
-    msg.deliver = (shub_deliver_t){
-        .id = h->d.event_id,
-        .type = h->type,
-        .from = h->sender,
-        .agreement = h->agreement,
-        .version = h->d.agreement_version,
-        .flow = h->flow,
-        .attempt = attempt,
-        .sealed = h->sealed,
-        .sealed_len = (uint32_t)h->d.sealed_len,
-    };
-    if (queue_msg(hub, p, &msg) == 0)
-        p->inflight++;
-    shub_debug("deliver event=%s to=%s attempt=%u", idt, h->recipient, attempt);
+    if (ensure_txn(hub) == 0)
+        store_check(hub, shub_store_updates_confirm(hub->store, p->org, c->upto, &err), &err,
+                    "confirm");
 }
 
-static void pump_backlog(shub_hub_t *hub, peer_t *p, int64_t now)
+static void handle_witness(shub_hub_t *hub, peer_t *p, const shub_signed_head_t *w)
 {
-    if (!p->welcomed || !p->backlog || p->inflight >= p->window)
-        return;
-    size_t room = p->window - p->inflight;
-    held_list_t l = {.rows = shub_calloc(room, sizeof(held_t)), .cap = room};
-    if (!l.rows)
-        return;
     shub_err_t err;
-    int rc = shub_store_backlog(hub->store, p->org, NULL, room, on_hold, &l, &err);
-    if (rc > 0)
-        rc = 0; /* on_hold stopped: list full or out of memory; the rest waits */
-    if (store_check(hub, rc, &err, "backlog") == 0) {
-        /* Each row sent leaves the queue (state delivered), so the next
-         * call starts after it: no cursor to keep. */
-        for (size_t i = 0; i < l.n && !hub->txn_failed; i++)
-            send_stored(hub, p, &l.rows[i], now);
-        if (l.n < room)
-            p->backlog = false;
-    }
-    held_free(&l);
-}
-
-static void redeliver(shub_hub_t *hub, int64_t now)
-{
-    held_list_t l = {.rows = shub_calloc(DUE_BATCH, sizeof(held_t)), .cap = DUE_BATCH};
-    if (!l.rows)
+    if (shub_witness_verify(p->org, w) != 0) {
+        shub_warn("witness from org=%s of rows up to %lld does not verify: ignored", p->org,
+                  (long long)w->seq);
+        audit_refusal(hub, p, "bad-signature", NULL, NULL,
+                      "WITNESS.sig: the countersignature does not verify");
         return;
-    shub_err_t err;
-    int rc = shub_store_due(hub->store, now, DUE_BATCH, on_hold, &l, &err);
-    if (rc > 0)
-        rc = 0;
-    if (store_check(hub, rc, &err, "due") == 0) {
-        for (size_t i = 0; i < l.n && !hub->txn_failed; i++) {
-            held_t *h = &l.rows[i];
-            peer_t *p = peer_online(hub, h->recipient);
-            if (p && !p->backlog) {
-                send_stored(hub, p, h, now);
-            } else if (!p) {
-                /* Offline: it comes back with the backlog after HELLO. */
-                rc = shub_store_delivery_sent(hub->store, &h->d.event_id, h->recipient,
-                                              h->d.attempts, now + hub->set->redeliver_ms,
-                                              &err);
-                store_check(hub, rc, &err, "delivery deferred");
-            }
-        }
     }
-    held_free(&l);
-}
-
-/* Backlogs every turn (a recipient's window frees as its ACKs arrive);
- * redelivery on the timer. */
-static void run_timers(shub_hub_t *hub, int64_t now)
-{
-    for (size_t i = 0; i < hub->n_peers && !hub->txn_failed; i++) {
-        peer_t *p = &hub->peers[i];
-        if (p->welcomed && p->backlog && p->inflight < p->window && ensure_txn(hub) == 0)
-            pump_backlog(hub, p, now);
-    }
-    if (now < hub->next_timer_ms)
-        return;
-    hub->next_timer_ms = now + TIMER_MS;
     if (ensure_txn(hub) != 0)
         return;
-    redeliver(hub, now);
+    int rc = shub_store_witness_add(hub->store, p->org, w, shub_now_ms(), &err);
+    if (rc == SHUB_ENOTFOUND) {
+        shub_warn("witness from org=%s names no checkpoint of this log (rows up to %lld)",
+                  p->org, (long long)w->seq);
+        audit_refusal(hub, p, "bad-value", NULL, NULL,
+                      "WITNESS: countersigns no checkpoint of this log");
+        return;
+    }
+    if (store_check(hub, rc, &err, "witness") == 0)
+        shub_debug("witness org=%s upto=%lld", p->org, (long long)w->seq);
+}
+
+/* ---- one message ------------------------------------------------------------------ */
+
+/* Finds or opens the session a message belongs to, bound to its connection.
+ * NULL: the message is dropped (answered if it could be). */
+static peer_t *session_for(shub_hub_t *hub, const shub_frame_in_t *f)
+{
+    if (f->user_id[0] == '\0') {
+        shub_warn("message without an authenticated organisation dropped");
+        return NULL;
+    }
+    peer_t *p = peer_by_rid(hub, f->rid, f->rid_len);
+    if (p && (p->fd != f->fd || strcmp(p->org, f->user_id) != 0)) {
+        /* Another connection under this routing id: the old session is over,
+         * and this connection has said nothing yet. */
+        shub_warn("routing id of org=%s now used by a new connection of org=%s: the "
+                  "old session ends",
+                  p->org, f->user_id);
+        session_end(hub, p, "its routing id was claimed by another connection");
+        p = NULL;
+    }
+    if (!shub_config_org(hub->cfg, f->user_id)) {
+        send_error(hub, NULL, f->rid, f->rid_len, "not-welcome", NULL,
+                   "organisation '%s' is no longer in the registry", f->user_id);
+        if (p)
+            session_end(hub, p, "no longer in the registry");
+        return NULL;
+    }
+    if (!p && !(p = peer_new(hub, f)))
+        return NULL;
+    p->last_in_ms = shub_now_ms();
+    return p;
+}
+
+/* Phase one: everything but SHAREs, in arrival order. A SHARE is judged
+ * against the session as it stands here (a SHARE before HELLO is refused
+ * even if a HELLO follows in the same turn) and kept for phase two. */
+static void handle_first(shub_hub_t *hub, inmsg_t *m)
+{
+    peer_t *p = m->p = session_for(hub, &m->f);
+    if (!p)
+        return;
+    if (m->f.extra_frames) {
+        send_error(hub, p, p->rid, p->rid_len, "malformed", NULL,
+                   "message: one frame expected after the envelope");
+        audit_refusal(hub, p, "malformed", NULL, NULL,
+                      "message: one frame expected after the envelope");
+        return;
+    }
+    shub_err_t err;
+    int rc;
+    if (m->f.body.len > hub->set->max_message_bytes) {
+        rc = shub_err_set_path(&err, SHUB_ELIMIT, "message",
+                               "message of %zu bytes exceeds limit %u", m->f.body.len,
+                               hub->set->max_message_bytes);
+    } else {
+        rc = shub_msg_decode(m->f.body.data, m->f.body.len, &m->msg, &err);
+    }
+    if (rc) {
+        char line[512];
+        shub_err_format(&err, line, sizeof line);
+        shub_warn("bad message from org=%s bytes=%zu: %s (%s)", p->org, m->f.body.len, line,
+                  shub_err_token(rc));
+        send_error(hub, p, p->rid, p->rid_len, shub_err_token(rc), NULL, "%s", line);
+        audit_refusal(hub, p, shub_err_token(rc), NULL, NULL, line);
+        return;
+    }
+    shub_msg_t *msg = m->msg;
+    bool any_state = msg->type == SHUB_MSG_HELLO || msg->type == SHUB_MSG_HEARTBEAT ||
+                     msg->type == SHUB_MSG_BYE;
+    if (!p->welcomed && !any_state) {
+        send_error(hub, p, p->rid, p->rid_len, "not-welcome",
+                   msg->type == SHUB_MSG_SHARE ? &msg->share.ev.id : NULL,
+                   "%s: say HELLO first", shub_msg_type_name(msg->type));
+        shub_msg_destroy(&m->msg);
+        return;
+    }
+    switch (msg->type) {
+    case SHUB_MSG_HELLO:
+        handle_hello(hub, p, &msg->hello);
+        break;
+    case SHUB_MSG_SHARE:
+        return; /* phase two */
+    case SHUB_MSG_ACK:
+        handle_ack(hub, p, &msg->ack);
+        break;
+    case SHUB_MSG_CONFIRM:
+        handle_confirm(hub, p, &msg->confirm);
+        break;
+    case SHUB_MSG_WITNESS:
+        handle_witness(hub, p, &msg->witness);
+        break;
+    case SHUB_MSG_HEARTBEAT:
+        break;
+    case SHUB_MSG_BYE:
+        session_end(hub, p, "bye");
+        break;
+    default: {
+        char text[SHUB_MSG_MAX_LINE];
+        snprintf(text, sizeof text, "%s: not a message a broker accepts",
+                 shub_msg_type_name(msg->type));
+        send_error(hub, p, p->rid, p->rid_len, "protocol", NULL, "%s", text);
+        audit_refusal(hub, p, "protocol", NULL, NULL, text);
+    }
+    }
+    shub_msg_destroy(&m->msg);
+}
+
+/* ---- timers: backlog, redelivery, updates, checkpoints ------------------------------- */
+
+/* Decides a stored copy again before it is sent (SPEC 8): dead-lettered if
+ * its agreement no longer carries it. True if it may go. */
+static bool recheck(shub_hub_t *hub, copy_t *c, int64_t now)
+{
+    shub_policy_copy_t pc = {
+        .sender = c->c.sender,
+        .recipient = c->c.recipient,
+        .event_type = c->c.event_type,
+        .area = c->c.area,
+        .purpose = c->c.purpose,
+        .basis = c->c.basis,
+        .agreement = c->c.agreement,
+        .agreement_hash = c->c.agreement_hash,
+        .flow = c->c.flow,
+        .version = c->c.agreement_version,
+        .fields_shared = c->c.fields_shared,
+    };
+    shub_decision_t d;
+    shub_policy_recheck_copy(hub->cfg, &pc, now, &d);
+    if (d.allow)
+        return true;
+    char idt[SHUB_ID_TEXT];
+    shub_warn("dead event=%s to=%s reason=%s: %s", idtext(&c->c.event_id, idt),
+              c->c.recipient, d.reason, d.explanation);
+    copy_finish(hub, c, SHUB_OUTCOME_DEAD, "recheck", d.reason, d.explanation, &d, now);
+    return false;
+}
+
+/* Sends a stored copy (again): its sealed bytes come from the store. */
+static void send_stored(shub_hub_t *hub, peer_t *p, copy_t *c, int64_t now)
+{
+    shub_err_t err;
+    if (c->attempts >= hub->set->max_attempts) {
+        char why[160], idt[SHUB_ID_TEXT];
+        snprintf(why, sizeof why, "no acknowledgement after %u attempts", c->attempts);
+        shub_warn("dead event=%s to=%s reason=max-attempts", idtext(&c->c.event_id, idt),
+                  c->c.recipient);
+        copy_finish(hub, c, SHUB_OUTCOME_DEAD, "dead", "max-attempts", why, NULL, now);
+        return;
+    }
+    if (!recheck(hub, c, now))
+        return;
+    int rc = shub_store_copy_sealed(hub->store, c->c.seq, &hub->sealbuf, &err);
+    if (store_check(hub, rc, &err, "read copy") != 0)
+        return;
+    c->attempts++;
+    c->next_at = now + hub->set->redeliver_ms;
+    list_unlink(c);
+    list_append(c, true);
+    if (out_deliver(hub, p, c, hub->sealbuf.data, hub->sealbuf.len))
+        session_end(hub, p, "out of memory");
+}
+
+static void pump(shub_hub_t *hub, peer_t *p, orgq_t *q, int64_t now)
+{
+    while (q->qhead && q->ns < p->window && !hub->txn_failed && !p->ended &&
+           p->out.deliver_bytes < TURN_DELIVER_BYTES) {
+        if (ensure_txn(hub) != 0)
+            return;
+        send_stored(hub, p, q->qhead, now);
+    }
+}
+
+static void redeliver(shub_hub_t *hub, peer_t *p, orgq_t *q, int64_t now)
+{
+    while (q->shead && q->shead->next_at <= now && !hub->txn_failed && !p->ended &&
+           p->out.deliver_bytes < TURN_DELIVER_BYTES) {
+        if (ensure_txn(hub) != 0)
+            return;
+        send_stored(hub, p, q->shead, now);
+    }
+}
+
+static int on_update(const shub_store_update_t *u, void *ctx)
+{
+    void **args = ctx;
+    return out_update(args[0], args[1], u) ? SHUB_ENOMEM : 0;
+}
+
+/* Unconfirmed updates a session has not had yet, from the store. */
+static void feed_updates(shub_hub_t *hub, peer_t *p)
+{
+    shub_err_t err;
+    size_t before = p->out.nu;
+    void *args[] = {hub, p};
+    int rc = shub_store_updates(hub->store, p->org, p->upd_cursor, SHUB_MSG_MAX_BATCH,
+                                on_update, args, &err);
+    if (rc == SHUB_ENOMEM)
+        return; /* the rest next turn */
+    if (store_check(hub, rc, &err, "updates") != 0)
+        return;
+    p->upd_more = p->out.nu - before == SHUB_MSG_MAX_BATCH;
+}
+
+static void run_timers(shub_hub_t *hub, int64_t now)
+{
+    bool tick = now >= hub->next_timer_ms;
+    if (tick)
+        hub->next_timer_ms = now + TIMER_MS;
+    for (size_t i = 0; i < hub->n_peers && !hub->txn_failed; i++) {
+        peer_t *p = hub->peers[i];
+        if (!p->welcomed || p->ended)
+            continue;
+        orgq_t *q = queue_for(hub, p->org, false);
+        if (q && tick)
+            redeliver(hub, p, q, now);
+        if (q)
+            pump(hub, p, q, now);
+        if (p->upd_more && p->out.nu < SHUB_MSG_MAX_BATCH)
+            feed_updates(hub, p);
+    }
+    if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
+        ensure_txn(hub) == 0) {
+        shub_err_t err;
+        bool made = false;
+        int rc =
+            shub_store_checkpoint(hub->store, now, false, &hub->checkpoint, &made, &err);
+        if (store_check(hub, rc, &err, "checkpoint") == 0 && made)
+            hub->have_checkpoint = true;
+    }
 }
 
 static void heartbeats(shub_hub_t *hub, int64_t now)
 {
-    for (size_t i = 0; i < hub->n_peers;) {
-        peer_t *p = &hub->peers[i];
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        peer_t *p = hub->peers[i];
+        if (p->ended)
+            continue;
         if (now - p->last_in_ms > (int64_t)hub->set->peer_timeout_ms) {
             if (p->welcomed)
-                shub_info("offline org=%s (silent for %u ms)", p->org,
-                          hub->set->peer_timeout_ms);
-            peer_forget(hub, p); /* frees its routing id for reuse */
+                session_end(hub, p, "silent too long");
+            else
+                p->ended = true;
             continue;
         }
         if (p->welcomed && now - p->last_out_ms >= (int64_t)hub->set->heartbeat_ms) {
@@ -1351,66 +1641,172 @@ static void heartbeats(shub_hub_t *hub, int64_t now)
             hb.heartbeat.time_ms = now;
             send_now(hub, p, p->rid, p->rid_len, &hb);
         }
-        i++;
     }
 }
 
-/* ---- one turn --------------------------------------------------------- */
+/* ---- the end of a turn ---------------------------------------------------------------- */
 
-/* Ends the batch: commit, then send what the commit made true; or roll back
- * and tell every sender of the batch that nothing was accepted. */
-static void close_batch(shub_hub_t *hub)
+/* Sends one message to a peer, ending its session if it cannot take it. */
+static bool send_to(shub_hub_t *hub, peer_t *p, const shub_msg_t *msg)
 {
-    if (!hub->in_txn)
-        return;
     shub_err_t err;
-    bool ok = !hub->txn_failed;
-    if (ok && shub_store_commit(hub->store, &err) != 0) {
-        shub_error("store: commit: %s", err.msg);
-        ok = false;
+    if (p->ended)
+        return false;
+    int rc = shub_transport_send_msg(hub->router, p->rid, p->rid_len, msg, &hub->scratch,
+                                     &err);
+    if (rc) {
+        shub_warn("cannot send %s to org=%s: %s", shub_msg_type_name(msg->type), p->org,
+                  err.msg);
+        session_end(hub, p, "cannot send to it");
+        return false;
     }
-    if (!ok) {
-        shub_store_rollback(hub->store);
-        if (!hub->store_down)
-            shub_error("store unavailable: %zu shares refused, retrying each turn",
-                       hub->n_pending);
-        hub->store_down = true;
-        for (size_t i = 0; i < hub->n_pending; i++)
-            send_error(hub, NULL, hub->pending[i].rid, hub->pending[i].rid_len,
-                       "unavailable", &hub->pending[i].id,
-                       "the broker could not commit; nothing was accepted, resend later");
-        for (size_t i = 0; i < hub->n_out; i++) /* undo the windows counted for them */
-            if (hub->outq[i].deliver) {
-                peer_t *p = peer_by_rid(hub, hub->outq[i].rid, hub->outq[i].rid_len);
-                if (p && p->inflight)
-                    p->inflight--;
-            }
-        for (size_t i = 0; i < hub->n_peers; i++)
-            hub->peers[i].backlog = hub->peers[i].welcomed; /* re-pump from the store */
-    } else {
-        if (hub->store_down)
-            shub_info("store available again");
-        hub->store_down = false;
-        int64_t now = shub_now_ms();
-        for (size_t i = 0; i < hub->n_out; i++) {
-            outmsg_t *o = &hub->outq[i];
-            if (shub_transport_send(hub->router, o->rid, o->rid_len,
-                                    hub->outbuf.data + o->off, o->len, &err) == 0) {
-                peer_t *p = peer_by_rid(hub, o->rid, o->rid_len);
-                if (p)
-                    p->last_out_ms = now;
-            } else if (o->deliver) {
-                /* Stored and audited; the redelivery timer sends it again. */
-                shub_debug("deliver not sent now: %s", err.msg);
-            }
+    p->last_out_ms = shub_now_ms();
+    return true;
+}
+
+/* Everything a peer is owed from this turn, in as few messages as the limits
+ * allow. */
+static void flush_peer(shub_hub_t *hub, peer_t *p)
+{
+    out_t *o = &p->out;
+    for (size_t i = 0; i < o->nr && !p->ended;) {
+        size_t n = 0, nodes = 4;
+        while (i + n < o->nr && n < SHUB_MSG_MAX_BATCH &&
+               nodes + 4 + 8 * (size_t)o->receipts[i + n].count <= RECEIPT_NODES) {
+            nodes += 4 + 8 * (size_t)o->receipts[i + n].count;
+            n++;
         }
+        if (n == 0)
+            n = 1; /* one receipt alone always fits (SHUB_MSG_MAX_OUTCOMES) */
+        shub_msg_t m = {.type = SHUB_MSG_RECEIPT};
+        m.receipt = (shub_receipt_batch_t){.list = &o->receipts[i], .count = (uint32_t)n};
+        send_to(hub, p, &m);
+        i += n;
     }
+    for (size_t i = 0; i < o->nd && !p->ended;) {
+        size_t n = 0, bytes = 0;
+        while (i + n < o->nd && n < SHUB_MSG_MAX_BATCH &&
+               (n == 0 || bytes + o->delivers[i + n].sealed_len + 512 <= BATCH_BYTES)) {
+            bytes += o->delivers[i + n].sealed_len + 512;
+            n++;
+        }
+        shub_msg_t m = {.type = SHUB_MSG_DELIVER};
+        m.deliver = (shub_deliver_batch_t){.list = &o->delivers[i], .count = (uint32_t)n};
+        send_to(hub, p, &m);
+        i += n;
+    }
+    for (size_t i = 0; i < o->nu && !p->ended; i += SHUB_MSG_MAX_BATCH) {
+        size_t n = o->nu - i < SHUB_MSG_MAX_BATCH ? o->nu - i : SHUB_MSG_MAX_BATCH;
+        shub_msg_t m = {.type = SHUB_MSG_UPDATE};
+        m.update = (shub_update_batch_t){.list = &o->updates[i], .count = (uint32_t)n};
+        send_to(hub, p, &m);
+    }
+    if (hub->have_checkpoint && p->welcomed && !p->ended) {
+        shub_msg_t m = {.type = SHUB_MSG_CHECKPOINT};
+        m.checkpoint = hub->checkpoint;
+        send_to(hub, p, &m);
+    }
+    out_clear(o);
+}
+
+/* What memory holds goes back to what the store holds, after a failed
+ * commit: pending copies reloaded, sessions' sends and update cursors reset. */
+static void recover(shub_hub_t *hub)
+{
+    shub_err_t err;
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        peer_t *p = hub->peers[i];
+        out_clear(&p->out);
+        p->upd_cursor = 0;
+        p->upd_more = p->welcomed;
+    }
+    if (copies_load(hub, &err) != 0)
+        shub_error("store: cannot reload pending copies: %s (retrying each turn)", err.msg);
+    hub->have_checkpoint = false;
+}
+
+/* Commit, then send what the commit made true; or roll back, tell every
+ * sender of the turn that nothing was accepted, and rebuild. */
+static void close_turn(shub_hub_t *hub, int64_t now)
+{
+    shub_err_t err;
+    bool ok = true;
+    if (hub->in_txn) {
+        ok = !hub->txn_failed;
+        if (ok && shub_store_commit(hub->store, &err) != 0) {
+            if (!hub->degraded)
+                shub_error("store: commit: %s", err.msg);
+            ok = false;
+        }
+        if (!ok) {
+            shub_store_rollback(hub->store);
+            if (!hub->degraded) {
+                shub_error("store unavailable: shares are refused until a commit succeeds "
+                           "(%zu refused now)",
+                           hub->n_shares);
+                hub->degraded_since = now;
+            }
+            hub->degraded = true;
+            hub->degraded_try_ms = now + DEGRADED_RETRY_MS;
+            for (size_t i = 0; i < hub->n_shares; i++)
+                send_error(hub, NULL, hub->shares[i].rid, hub->shares[i].rid_len,
+                           "unavailable", &hub->shares[i].id,
+                           "the broker could not commit; nothing was accepted, resend later");
+            recover(hub);
+        } else if (hub->degraded && now >= hub->degraded_try_ms && hub->n_shares == 0) {
+            /* A turn of acknowledgements committed: let SHAREs try again. */
+            hub->degraded = false;
+            shub_info("store available again after %lld ms",
+                      (long long)(now - hub->degraded_since));
+        }
+    } else if (hub->degraded && now >= hub->degraded_try_ms) {
+        hub->degraded = false; /* nothing to prove it with: the next SHARE will */
+        shub_info("store available again after %lld ms",
+                  (long long)(now - hub->degraded_since));
+    }
+    if (ok) {
+        monitor_drain(hub); /* a connection closed meanwhile gets nothing */
+        for (size_t i = 0; i < hub->n_peers; i++)
+            flush_peer(hub, hub->peers[i]);
+    }
+    hub->have_checkpoint = false;
     shub_sealer_destroy(&hub->sealer);
     hub->in_txn = hub->txn_failed = false;
-    hub->n_out = hub->n_pending = 0;
-    hub->outbuf.len = 0;
+    hub->n_shares = 0;
     for (size_t i = 0; i < hub->n_peers; i++)
-        hub->peers[i].batch_shares = 0;
+        hub->peers[i]->turn_shares = 0;
+    for (size_t i = 0; i < hub->n_in; i++)
+        shub_msg_destroy(&hub->in[i].msg);
+    hub->n_in = 0;
+    peers_sweep(hub);
+    shub_arena_destroy(&hub->turn);
+    hub->turn = shub_arena_new(65536);
+}
+
+/* Reads what the socket holds, up to batch_max messages. */
+static size_t read_turn(shub_hub_t *hub)
+{
+    shub_err_t err;
+    while (hub->n_in < hub->set->batch_max) {
+        if (grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
+            break;
+        inmsg_t *m = &hub->in[hub->n_in]; /* its buffer is kept across turns */
+        if (hub->n_in >= hub->cap_in_used) {
+            memset(m, 0, sizeof *m);
+            hub->cap_in_used = hub->n_in + 1;
+        }
+        int rc = shub_transport_recv(hub->router, true, &m->f, &err);
+        if (rc == SHUB_EBUSY)
+            break;
+        if (rc) {
+            shub_error("receive: %s", err.msg);
+            break;
+        }
+        m->p = NULL;
+        m->msg = NULL;
+        hub->n_in++;
+    }
+    return hub->n_in;
 }
 
 int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
@@ -1426,34 +1822,37 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
         wait = (int)(hub->next_timer_ms - now);
     if (hub->next_timer_ms <= now)
         wait = 0;
+    if (!hub->turn)
+        hub->turn = shub_arena_new(65536);
     if (zmq_poll(items, 3, wait) < 0 && errno != EINTR)
         shub_error("poll: %s", zmq_strerror(errno));
 
     while (shub_zap_handle(hub->zap, hub->cfg) == 0)
         ;
-    char line[SHUB_TRANSPORT_MAX_ENDPOINT + 128];
-    while (shub_transport_monitor_read(hub->monitor, line, sizeof line) == 0)
-        shub_warn("%s", line);
-    size_t drained = 0;
-    shub_err_t err;
-    while (drained < hub->set->batch_max) {
-        int rc = shub_transport_recv(hub->router, true, &hub->in, &err);
-        if (rc == SHUB_EBUSY)
-            break;
-        if (rc) {
-            shub_error("receive: %s", err.msg);
-            break;
-        }
-        drained++;
-        dispatch(hub);
+    size_t drained = read_turn(hub);
+    monitor_drain(hub); /* after reading, before handling: SPEC 11 */
+    for (size_t i = 0; i < hub->n_in; i++)
+        handle_first(hub, &hub->in[i]);
+    for (size_t i = 0; i < hub->n_in; i++) {
+        inmsg_t *m = &hub->in[i];
+        if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
+            m->p->welcomed && !hub->txn_failed)
+            handle_share(hub, m->p, &m->msg->share);
+        else if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
+                 hub->txn_failed)
+            send_error(hub, m->p, m->p->rid, m->p->rid_len, "unavailable",
+                       &m->msg->share.ev.id,
+                       "the broker could not commit; nothing was accepted, resend later");
     }
     now = shub_now_ms();
     run_timers(hub, now);
-    close_batch(hub);
+    close_turn(hub, now);
     heartbeats(hub, now);
-    /* WAL checkpoint off the commit path: after a second with no traffic,
-     * so a burst never waits behind it; and every few seconds under traffic
-     * that never pauses, so the WAL cannot grow without bound. */
+    peers_sweep(hub);
+
+    /* Background work off the commit path: after a second with no traffic,
+     * so a burst never waits behind it, and every few seconds under traffic
+     * that never pauses, so the audit tools' index keeps up. */
     if (drained) {
         hub->last_traffic_ms = now;
         hub->idle_maintained = false;
@@ -1461,9 +1860,12 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
     bool idle = !drained && !hub->idle_maintained &&
                 now - hub->last_traffic_ms >= IDLE_MAINTAIN_MS;
     if (idle || now - hub->last_maintain_ms >= BUSY_MAINTAIN_MS) {
-        shub_store_maintain(hub->store);
+        shub_err_t err;
+        bool more = false;
+        if (shub_store_maintain(hub->store, idle, &more, &err) != 0)
+            shub_debug("store maintenance: %s", err.msg);
         hub->last_maintain_ms = now;
-        hub->idle_maintained = !drained;
+        hub->idle_maintained = idle && !more;
     }
     return 0;
 }
@@ -1474,10 +1876,10 @@ void shub_hub_destroy(shub_hub_t **hub_p)
         return;
     shub_hub_t *hub = *hub_p;
     if (hub->in_txn)
-        close_batch(hub);
+        close_turn(hub, shub_now_ms());
     if (hub->store) {
         shub_err_t err;
-        if (shub_store_checkpoint(hub->store, shub_now_ms(), &err) != 0)
+        if (sign_tail(hub, &err) != 0)
             shub_error("store: final checkpoint: %s", err.msg);
         shub_store_close(&hub->store);
     }
@@ -1495,15 +1897,27 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     sodium_memzero(&hub->keys, sizeof hub->keys);
     sodium_memzero(hub->sign_secret, sizeof hub->sign_secret);
     sodium_memzero(hub->subject_key, sizeof hub->subject_key);
-    shub_frame_in_free(&hub->in);
+    for (size_t i = 0; i < hub->cap_in_used; i++) {
+        shub_frame_in_free(&hub->in[i].f);
+        shub_msg_destroy(&hub->in[i].msg);
+    }
+    shub_free(hub->in);
+    for (size_t i = 0; i < hub->n_peers; i++)
+        hub->peers[i]->ended = true;
+    peers_sweep(hub);
+    shub_free(hub->peers);
+    copies_clear(hub);
+    shub_free(hub->queues);
+    shub_free(hub->map);
+    shub_free(hub->shares);
     shub_buf_free(&hub->scratch);
     shub_buf_free(&hub->plain);
-    shub_buf_free(&hub->outbuf);
-    shub_free(hub->outq);
-    shub_free(hub->pending);
-    shub_free(hub->peers);
+    shub_buf_free(&hub->sealbuf);
     shub_sealer_destroy(&hub->sealer);
+    if (hub->sc)
+        shub_arena_destroy(&hub->sc->arena);
     shub_free(hub->sc);
+    shub_arena_destroy(&hub->turn);
     shub_free(hub);
     *hub_p = NULL;
 }

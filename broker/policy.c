@@ -403,3 +403,76 @@ int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
     }
     return 0;
 }
+
+/* Is every comma-separated leaf in `fields` covered by an allowed path (the
+ * path itself, or an ancestor of it)? "*" covers all. A list cut with "..."
+ * is never covered: what it did not name cannot be known to be allowed. */
+static bool fields_covered(const flow_t *f, const char *fields)
+{
+    if (!fields)
+        return true;
+    for (const char *p = fields; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        bool ok = false;
+        if (n == 3 && memcmp(p, "...", 3) == 0)
+            return in_list(f->fields, f->n_fields, "*");
+        for (size_t i = 0; i < f->n_fields && !ok; i++) {
+            size_t an = strlen(f->fields[i]);
+            ok = strcmp(f->fields[i], "*") == 0 ||
+                 (an <= n && memcmp(f->fields[i], p, an) == 0 && (an == n || p[an] == '.'));
+        }
+        if (n && !ok)
+            return false;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return true;
+}
+
+int shub_policy_recheck_copy(const shub_config_t *cfg, const shub_policy_copy_t *c,
+                             int64_t now_ms, shub_decision_t *out)
+{
+    if (!cfg || !c || !c->agreement || !c->sender || !c->recipient || !out)
+        return SHUB_EINVAL;
+    int rc = shub_policy_recheck(cfg, c->agreement, now_ms, out);
+    if (rc || !out->allow)
+        return rc;
+    const agreement_t *ag = cfg->agreements[shub_config_agreement_find(cfg, c->agreement)];
+    out->flow = c->flow;
+    if (c->agreement_hash && strcmp(c->agreement_hash, ag->info.content_hash) == 0)
+        return 0; /* the same text decided it: in force is enough */
+
+    line_t l = {out->explanation, sizeof out->explanation, 0};
+    const shub_org_t *s = shub_config_org(cfg, c->sender);
+    const shub_org_t *r = shub_config_org(cfg, c->recipient);
+    const char *area = shub_config_area_known(cfg, c->area) ? c->area : NULL;
+    shub_event_t ev = {.type = c->event_type, .purpose = c->purpose, .basis = c->basis};
+    for (size_t j = 0; s && r && j < ag->n_flows; j++) {
+        const flow_t *f = &ag->flows[j];
+        if (set_has(&ag->parties, s) && set_has(&ag->parties, r) &&
+            set_matches(&f->from, s, area) && set_matches(&f->to, r, area) &&
+            in_list(f->events, f->n_events, ev.type) &&
+            in_list(f->purposes, f->n_purposes, ev.purpose) && find_basis(f, ev.basis) &&
+            fields_covered(f, c->fields_shared)) {
+            out->flow = f->id;
+            out->explanation[0] = '\0';
+            l.len = 0;
+            put(&l, "flow '%s' of '%s' v%u still carries the copy decided under v%u",
+                f->id, ag->info.id, ag->info.version, c->version);
+            return 0;
+        }
+    }
+    out->allow = false;
+    out->reason = "agreement-changed";
+    out->flow = NULL;
+    out->explanation[0] = '\0';
+    l.len = 0;
+    put(&l,
+        "'%s' v%u has no flow that still lets %s send '%s' to %s with the fields this "
+        "copy carries (decided under v%u, flow '%s')",
+        ag->info.id, ag->info.version, c->sender, c->event_type ? c->event_type : "(none)",
+        c->recipient, c->version, c->flow ? c->flow : "(none)");
+    return 0;
+}

@@ -157,6 +157,7 @@ static const char schema_sql[] =
     "    event_type INTEGER NOT NULL,\n"
     "    agreement INTEGER NOT NULL,\n"
     "    flow INTEGER NOT NULL,\n"
+    "    area INTEGER,\n"
     "    purpose INTEGER,\n"
     "    basis INTEGER,\n"
     "    fields_shared INTEGER,\n"
@@ -190,6 +191,7 @@ static const char schema_sql[] =
     "    public_key BLOB NOT NULL,\n"
     "    signature BLOB NOT NULL\n"
     ");\n"
+    "CREATE INDEX checkpoints_upto ON checkpoints(upto_seq);\n"
 
     /* Countersignatures: an organisation's agent checked the checkpoint up
      * to upto_seq and keeps it (witness.h says what was signed). */
@@ -205,8 +207,8 @@ static const char schema_sql[] =
     ") WITHOUT ROWID;\n";
 
 #define COPY_COLUMNS                                                                     \
-    "seq, event_id, recipient, sender, event_type, agreement, flow, purpose, basis, "    \
-    "fields_shared, created_at"
+    "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
+    "basis, fields_shared, created_at"
 #define UPDATE_COLUMNS                                                                   \
     "sender, seq, event_id, recipient, state, reason, detail, agreement, flow"
 
@@ -239,8 +241,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_OUTCOMES] = "SELECT recipient, state, reason, detail, agreement, flow"
                     " FROM outcomes WHERE event_id = ?1",
     [ST_COPY_PUT] = "INSERT INTO sealed(event_id, recipient, sender, event_type,"
-                    " agreement, flow, purpose, basis, fields_shared, created_at, copy)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    " agreement, flow, area, purpose, basis, fields_shared, created_at,"
+                    " copy) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_COPY_SEALED] = "SELECT copy FROM sealed WHERE seq = ?1",
     [ST_COPY_DROP] = "DELETE FROM sealed WHERE seq BETWEEN ?1 AND ?2",
     [ST_COPIES] = "SELECT " COPY_COLUMNS " FROM sealed ORDER BY seq",
@@ -250,7 +252,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ORDER BY seq LIMIT ?3",
     [ST_UPDATES_CONFIRM] = "DELETE FROM updates WHERE sender = ?1 AND seq <= ?2",
     [ST_WITNESS_ADD] = "INSERT INTO witnesses(org, upto_seq, head_hash, at, public_key,"
-                       " signature, received_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " signature, received_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+                       " WHERE EXISTS (SELECT 1 FROM checkpoints WHERE upto_seq = ?2"
+                       " AND head_hash = ?3 AND at = ?4)"
                        " ON CONFLICT DO NOTHING",
     [ST_AGREEMENT_ADD] = "INSERT INTO agreement_versions(id, version, content_hash, title,"
                          " status, valid_from, valid_until, review, first_loaded_at)"
@@ -1355,6 +1359,13 @@ int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, bool force,
     return 0;
 }
 
+bool shub_store_checkpoint_due(const shub_store_t *s, int64_t now_ms)
+{
+    int64_t rows = s->head_seq - s->checkpoint_upto;
+    return s->has_sign_key && rows > 0 &&
+           (rows >= (int64_t)s->checkpoint_every || now_ms - s->unsigned_at >= s->checkpoint_ms);
+}
+
 int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
                                  shub_err_t *err)
 {
@@ -1935,7 +1946,7 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
 int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int64_t rid, sid, tid, fid, pid, bid, fsid, vid;
+    int64_t rid, sid, tid, fid, aid, pid, bid, fsid, vid;
     int rc;
     if (!c || !c->recipient || !c->sender || !c->event_type || !c->agreement || !c->flow ||
         !c->sealed || c->sealed_len == 0)
@@ -1952,6 +1963,7 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
         (rc = intern(s, c->sender, &sid, &c->sender, err)) ||
         (rc = intern(s, c->event_type, &tid, &c->event_type, err)) ||
         (rc = intern(s, c->flow, &fid, &c->flow, err)) ||
+        (rc = intern(s, c->area, &aid, &c->area, err)) ||
         (rc = intern(s, c->purpose, &pid, &c->purpose, err)) ||
         (rc = intern(s, c->basis, &bid, &c->basis, err)) ||
         (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)) ||
@@ -1967,9 +1979,9 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
     if (bind_id(st, 1, &c->event_id) || sqlite3_bind_int64(st, 2, rid) ||
         sqlite3_bind_int64(st, 3, sid) || sqlite3_bind_int64(st, 4, tid) ||
         sqlite3_bind_int64(st, 5, vid) || sqlite3_bind_int64(st, 6, fid) ||
-        bind_opt_int(st, 7, pid) || bind_opt_int(st, 8, bid) || bind_opt_int(st, 9, fsid) ||
-        sqlite3_bind_int64(st, 10, c->created_ms) ||
-        sqlite3_bind_blob(st, 11, c->sealed, (int)c->sealed_len, SQLITE_STATIC))
+        bind_opt_int(st, 7, aid) || bind_opt_int(st, 8, pid) || bind_opt_int(st, 9, bid) ||
+        bind_opt_int(st, 10, fsid) || sqlite3_bind_int64(st, 11, c->created_ms) ||
+        sqlite3_bind_blob(st, 12, c->sealed, (int)c->sealed_len, SQLITE_STATIC))
         return shub_store_db_fail(s, err, "copy put");
     if ((rc = step_done(s, st, "copy put", err)))
         return rc;
@@ -2031,10 +2043,11 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
             .agreement_hash = a ? a->hash : NULL,
             .agreement_version = a ? a->version : 0,
             .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
-            .purpose = shub_store_name(s, sqlite3_column_int64(st, 7)),
-            .basis = shub_store_name(s, sqlite3_column_int64(st, 8)),
-            .fields_shared = shub_store_name(s, sqlite3_column_int64(st, 9)),
-            .created_ms = sqlite3_column_int64(st, 10),
+            .area = shub_store_name(s, sqlite3_column_int64(st, 7)),
+            .purpose = shub_store_name(s, sqlite3_column_int64(st, 8)),
+            .basis = shub_store_name(s, sqlite3_column_int64(st, 9)),
+            .fields_shared = shub_store_name(s, sqlite3_column_int64(st, 10)),
+            .created_ms = sqlite3_column_int64(st, 11),
         };
         if (!id || sqlite3_column_bytes(st, 1) != SHUB_ID_SIZE || !c.recipient ||
             !c.sender || !c.event_type || !c.agreement || !c.flow) {
@@ -2160,7 +2173,28 @@ int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_h
         sqlite3_bind_blob(st, 6, w->sig, 64, SQLITE_STATIC) ||
         sqlite3_bind_int64(st, 7, now_ms))
         return shub_store_db_fail(s, err, "witness add");
-    return step_done(s, st, "witness add", err);
+    if ((rc = step_done(s, st, "witness add", err)))
+        return rc;
+    if (sqlite3_changes(s->db) == 0) {
+        /* a repeat, or a checkpoint this log never signed */
+        sqlite3_stmt *q = NULL;
+        bool known = false;
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT 1 FROM witnesses WHERE org = ?1 AND upto_seq = ?2"
+                               " AND head_hash = ?3 AND at = ?4",
+                               -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_bind_int64(q, 1, oid) == SQLITE_OK &&
+            sqlite3_bind_int64(q, 2, w->seq) == SQLITE_OK &&
+            sqlite3_bind_blob(q, 3, w->head, 32, SQLITE_STATIC) == SQLITE_OK &&
+            sqlite3_bind_int64(q, 4, w->at_ms) == SQLITE_OK)
+            known = sqlite3_step(q) == SQLITE_ROW;
+        sqlite3_finalize(q);
+        if (!known)
+            return shub_err_set(err, SHUB_ENOTFOUND,
+                                "witness add: no checkpoint of rows up to %lld at %lld",
+                                (long long)w->seq, (long long)w->at_ms);
+    }
+    return 0;
 }
 
 /* ---- agreements ---------------------------------------------------------- */

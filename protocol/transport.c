@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <zmq.h>
 
 static int setopt(void *sock, int opt, const void *val, size_t len, const char *name,
@@ -31,7 +34,7 @@ static int setint(void *sock, int opt, int val, const char *name, shub_err_t *er
 /* Options both ends share: limits, linger, heartbeats. */
 static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *err)
 {
-    int64_t max = (int64_t)o->max_message_bytes;
+    int64_t max = (int64_t)o->max_message_bytes + SHUB_TRANSPORT_FRAME_SLACK;
     int rc;
     if ((rc = setopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max, "ZMQ_MAXMSGSIZE", err)) ||
         (rc = setint(sock, ZMQ_LINGER, 1000, "ZMQ_LINGER", err)) ||
@@ -47,9 +50,36 @@ static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *e
     return 0;
 }
 
+/* zmq_bind on ipc:// unlinks whatever socket file is there and binds anew,
+ * so a second broker would silently take the endpoint from the first. If a
+ * connection to the path succeeds, someone is listening: refuse. */
+static int ipc_in_use(const char *endpoint, shub_err_t *err)
+{
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return 0;
+    const char *path = endpoint + 6;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path || path[0] == '@' || strcmp(path, "*") == 0)
+        return 0; /* libzmq judges these itself */
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc = connect(fd, (const struct sockaddr *)&addr, sizeof addr);
+    close(fd);
+    if (rc == 0)
+        return shub_err_set(err, SHUB_EBUSY,
+                            "cannot bind '%s': another process is listening on it "
+                            "(a second broker?)",
+                            endpoint);
+    return 0;
+}
+
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound,
                           size_t size, shub_err_t *err)
 {
+    if (ipc_in_use(o->endpoint, err))
+        return NULL;
     void *sock = zmq_socket(ctx, ZMQ_ROUTER);
     if (!sock) {
         shub_err_set(err, SHUB_EIO, "creating ROUTER socket: %s", zmq_strerror(errno));
@@ -63,7 +93,10 @@ void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound
                strlen(SHUB_TRANSPORT_ZAP_DOMAIN), "ZMQ_ZAP_DOMAIN", err))
         goto fail;
     if (zmq_bind(sock, o->endpoint) != 0) {
-        shub_err_set(err, SHUB_EIO, "cannot bind '%s': %s", o->endpoint, zmq_strerror(errno));
+        int e = errno;
+        shub_err_set(err, e == EADDRINUSE ? SHUB_EBUSY : SHUB_EIO, "cannot bind '%s': %s%s",
+                     o->endpoint, zmq_strerror(e),
+                     e == EADDRINUSE ? " (another process is listening on it)" : "");
         goto fail;
     }
     if (bound && size) {
@@ -136,6 +169,7 @@ int shub_transport_recv(void *sock, bool router, shub_frame_in_t *in, shub_err_t
     in->rid_len = 0;
     in->user_id[0] = '\0';
     in->extra_frames = false;
+    in->fd = -1;
     in->body.len = 0;
     if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
         int e = errno;
@@ -163,6 +197,9 @@ int shub_transport_recv(void *sock, bool router, shub_frame_in_t *in, shub_err_t
     const char *uid = zmq_msg_gets(&m, "User-Id");
     if (uid)
         snprintf(in->user_id, sizeof in->user_id, "%s", uid);
+    /* ZMQ_SRCFD is deprecated in libzmq 4.3 but still answers, for tcp and
+     * ipc alike; it is the one thing about a message the peer cannot choose. */
+    in->fd = zmq_msg_get(&m, ZMQ_SRCFD);
     int rc = shub_buf_append(&in->body, zmq_msg_data(&m), zmq_msg_size(&m));
     if (has_more(sock)) {
         in->extra_frames = true;
@@ -193,7 +230,8 @@ fail:
 void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err)
 {
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_CONNECTED;
     if (zmq_socket_monitor(sock, name, events) != 0) {
         shub_err_set(err, SHUB_EIO, "monitoring handshakes: %s", zmq_strerror(errno));
         return NULL;
@@ -224,7 +262,7 @@ static const char *failure(uint16_t event, uint32_t value)
     return "connection closed during the handshake";
 }
 
-int shub_transport_monitor_read(void *monitor, char *line, size_t size)
+int shub_transport_monitor_read(void *monitor, shub_monitor_event_t *ev)
 {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
@@ -249,8 +287,29 @@ int shub_transport_monitor_read(void *monitor, char *line, size_t size)
     }
     zmq_msg_close(&addr);
     drain(monitor);
-    snprintf(line, size, "failed handshake endpoint=%s reason=%s", endpoint,
-             failure(event, value));
+    ev->fd = -1;
+    switch (event) {
+    case ZMQ_EVENT_DISCONNECTED:
+        ev->type = SHUB_CONN_CLOSED;
+        ev->fd = (int)value; /* the value of a disconnect event is the fd */
+        snprintf(ev->line, sizeof ev->line, "connection closed endpoint=%s", endpoint);
+        break;
+    case ZMQ_EVENT_CONNECTED:
+        ev->type = SHUB_CONN_CONNECTED;
+        ev->fd = (int)value;
+        snprintf(ev->line, sizeof ev->line, "connected endpoint=%s", endpoint);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        ev->type = SHUB_CONN_HANDSHAKE_FAILED;
+        snprintf(ev->line, sizeof ev->line, "failed handshake endpoint=%s reason=%s",
+                 endpoint, failure(event, value));
+        break;
+    default:
+        ev->type = SHUB_CONN_OTHER;
+        snprintf(ev->line, sizeof ev->line, "event %u endpoint=%s", event, endpoint);
+    }
     return 0;
 }
 

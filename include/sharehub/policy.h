@@ -31,6 +31,8 @@
  *   consent-missing            consent required, not given, no allowed override
  *   condition-failed           the flow's condition is false (or undecidable)
  *   agreement-expired          (recheck only) past valid_until
+ *   agreement-changed          (recheck of a copy only) the agreement loaded now
+ *                              has no flow that still carries the copy
  */
 #ifndef SHAREHUB_POLICY_H
 #define SHAREHUB_POLICY_H
@@ -79,5 +81,26 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
  * no-agreement (unknown id). 0, or SHUB_EINVAL for NULLs. */
 int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
                         int64_t now_ms, shub_decision_t *out);
+
+/* What a stored copy was allowed under: what delivery re-decides. */
+typedef struct shub_policy_copy {
+    const char *sender, *recipient, *event_type, *area, *purpose, *basis;
+    const char *agreement, *agreement_hash, *flow; /* as decided */
+    uint32_t version;
+    const char *fields_shared; /* comma-separated leaf paths the copy carries */
+} shub_policy_copy_t;
+
+/* At delivery of a stored copy: re-decides it against the agreement as
+ * loaded now. The agreement (same id) must be active and in force; if its
+ * text changed since the copy was decided, one of its flows must still let
+ * the sender send this event type to the recipient (parties, from, to),
+ * for the copy's purpose and basis, with every field the copy carries
+ * allowed: a sealed copy cannot be minimised again, so a narrowed flow
+ * dead-letters it (agreement-changed). Conditions and consent are not
+ * re-evaluated: they were judged on the event itself, which the broker can
+ * no longer read. On allow, out names the agreement version and flow now in
+ * force. 0, or SHUB_EINVAL for NULLs. */
+int shub_policy_recheck_copy(const shub_config_t *cfg, const shub_policy_copy_t *c,
+                             int64_t now_ms, shub_decision_t *out);
 
 #endif

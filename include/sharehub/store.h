@@ -103,6 +103,9 @@ void shub_store_rollback(shub_store_t *s);
 int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, bool force,
                           shub_signed_head_t *out, bool *made, shub_err_t *err);
 
+/* Whether shub_store_checkpoint would sign at now_ms (no I/O). */
+bool shub_store_checkpoint_due(const shub_store_t *s, int64_t now_ms);
+
 /* The newest checkpoint into *out. SHUB_ENOTFOUND if there is none. */
 int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
                                  shub_err_t *err);
@@ -232,7 +235,7 @@ typedef struct shub_store_copy {
     const char *recipient, *sender, *event_type;
     const char *agreement, *agreement_hash, *flow;
     uint32_t agreement_version;
-    const char *purpose, *basis, *fields_shared;
+    const char *area, *purpose, *basis, *fields_shared;
     int64_t created_ms;
     const uint8_t *sealed; /* put only: the copy sealed to the recipient */
     size_t sealed_len;
@@ -286,8 +289,9 @@ int shub_store_updates_confirm(shub_store_t *s, const char *sender, int64_t upto
 
 /* ---- witnesses ------------------------------------------------------------- */
 
-/* Keeps an organisation's countersignature of a checkpoint (checked by the
- * caller), inside a transaction. A repeat is ignored. */
+/* Keeps an organisation's countersignature of a checkpoint (its signature
+ * checked by the caller), inside a transaction. SHUB_ENOTFOUND if the log has
+ * no checkpoint with that seq, head and time; a repeat is ignored. */
 int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_head_t *w,
                            int64_t now_ms, shub_err_t *err);
 

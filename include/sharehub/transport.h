@@ -19,20 +19,28 @@
 #define SHUB_TRANSPORT_ZAP_DOMAIN "sharehub"
 #define SHUB_TRANSPORT_MAX_RID 255     /* ZeroMQ routing ids are at most 255 bytes */
 #define SHUB_TRANSPORT_MAX_ENDPOINT 256
+/* libzmq drops a connection that sends a frame over ZMQ_MAXMSGSIZE without a
+ * word; the limit is set this much above the protocol's, so a frame a little
+ * too large reaches the broker and is answered ERROR limit instead. */
+#define SHUB_TRANSPORT_FRAME_SLACK 65536
 
 typedef struct shub_transport_opts {
     const char *endpoint;        /* "tcp://127.0.0.1:7400", "tcp://127.0.0.1:*", "ipc://..." */
     const uint8_t *public_key;   /* own CURVE public key (32 bytes) */
     const uint8_t *secret_key;   /* own CURVE secret key (32 bytes) */
     const uint8_t *server_key;   /* client only: the broker's CURVE public key */
-    size_t max_message_bytes;    /* ZMQ_MAXMSGSIZE, set before bind/connect */
+    size_t max_message_bytes;    /* the protocol's limit; ZMQ_MAXMSGSIZE is set to it
+                                    plus SHUB_TRANSPORT_FRAME_SLACK before bind/connect */
     int heartbeat_ms;            /* ZMTP-level PING interval; 0 leaves libzmq's default */
 } shub_transport_opts_t;
 
 /* Creates a ROUTER socket as CURVE server with ZAP domain "sharehub",
  * ROUTER_MANDATORY on, the size limit set, and binds it. The bound endpoint
  * (the real port for "tcp://...:*") is written to bound[size]. The ZAP
- * handler must already be bound on the context. Returns NULL on failure. */
+ * handler must already be bound on the context. An ipc:// endpoint another
+ * process is listening on is refused (libzmq would unlink it and take it
+ * over), naming it; a stale socket file left by a dead process is replaced.
+ * Returns NULL on failure (err->code SHUB_EBUSY for an endpoint in use). */
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *opts, char *bound,
                           size_t size, shub_err_t *err);
 
@@ -46,6 +54,9 @@ typedef struct shub_frame_in {
     size_t rid_len;
     char user_id[SHUB_MSG_MAX_NAME + 1]; /* ZAP User-Id: the authenticated org, or "" */
     bool extra_frames;                   /* the peer sent more than one body frame */
+    int fd;                              /* the connection it came on (ZMQ_SRCFD), or -1:
+                                            sessions are bound to it, not to the
+                                            client-chosen routing id */
     shub_buf_t body;                     /* the body bytes (owned, reused across calls) */
 } shub_frame_in_t;
 
@@ -67,14 +78,28 @@ int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const vo
 int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
                             const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err);
 
-/* Watches sock's handshakes and returns a socket (PAIR, inproc `name`) on
- * which libzmq reports each one that fails: a key that does not prove its
- * secret fails inside CURVE, before the ZAP handler is ever asked, so only
- * this sees it. Poll it like any socket; NULL on failure. */
+/* Watches sock's connections and returns a socket (PAIR, inproc `name`) on
+ * which libzmq reports each handshake that fails (a key that does not prove
+ * its secret fails inside CURVE, before the ZAP handler is ever asked, so
+ * only this sees it), each connection that closes, and, on a connecting
+ * socket, each one made. Poll it like any socket; NULL on failure. */
 void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err);
 
-/* Reads one waiting monitor event into a line for the log ("failed handshake
- * endpoint=... reason=..."). 0, or SHUB_EBUSY if none is waiting. */
-int shub_transport_monitor_read(void *monitor, char *line, size_t size);
+typedef enum {
+    SHUB_CONN_HANDSHAKE_FAILED = 1, /* line says why */
+    SHUB_CONN_CLOSED,               /* the connection on fd is gone */
+    SHUB_CONN_CONNECTED,            /* a connecting socket reached its peer */
+    SHUB_CONN_OTHER,
+} shub_conn_event_t;
+
+typedef struct shub_monitor_event {
+    shub_conn_event_t type;
+    int fd;                                 /* the connection's descriptor, or -1 */
+    char line[SHUB_TRANSPORT_MAX_ENDPOINT + 128]; /* for the log: "failed handshake
+                                                     endpoint=... reason=..." */
+} shub_monitor_event_t;
+
+/* Reads one waiting monitor event. 0, or SHUB_EBUSY if none is waiting. */
+int shub_transport_monitor_read(void *monitor, shub_monitor_event_t *ev);
 
 #endif

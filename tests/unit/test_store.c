@@ -712,19 +712,24 @@ static void test_updates_per_sender_in_order_until_confirmed(void **state)
     shub_store_close(&s);
 }
 
-static void test_witness_add_repeat_ignored(void **state)
+static void test_witness_add_of_own_checkpoint_repeat_ignored(void **state)
 {
     fixture_t *f = *state;
     shub_store_t *s = open_store(f, 0);
     shub_err_t err;
-    shub_signed_head_t w = {.seq = 5, .at_ms = BASE_MS};
-    memset(w.head, 7, 32);
-    memset(w.key, 8, 32);
+    shub_signed_head_t cp, w;
+    append_rows(s, 1, 5, 5);
+    sign_now(s, BASE_MS + 2000, &cp);
+    w = cp;
+    memset(w.key, 8, 32); /* the witness's own key and signature */
     memset(w.sig, 9, 64);
     assert_int_equal(shub_store_begin(s, &err), 0);
     assert_int_equal(shub_store_witness_add(s, "marac-coventry", &w, BASE_MS, &err), 0);
     assert_int_equal(shub_store_witness_add(s, "marac-coventry", &w, BASE_MS, &err), 0);
     assert_int_equal(shub_store_witness_add(s, "wmp", &w, BASE_MS, &err), 0);
+    w.head[0] ^= 1; /* a checkpoint this log never made */
+    assert_int_equal(shub_store_witness_add(s, "wmp", &w, BASE_MS, &err), SHUB_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "no checkpoint of rows up to 5"));
     assert_int_equal(shub_store_commit(s, &err), 0);
     shub_store_close(&s);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM witnesses"), 2);
@@ -1295,7 +1300,7 @@ int main(void)
         T(outcomes_put_dead_and_read_in_recipient_order),
         T(copies_put_list_read_drop_by_runs),
         T(updates_per_sender_in_order_until_confirmed),
-        T(witness_add_repeat_ignored),
+        T(witness_add_of_own_checkpoint_repeat_ignored),
         T(agreement_seen_twice_one_row),
         T(maintain_indexes_rows_behind_the_chain),
         T(verify_edited_column_edited),

@@ -1042,25 +1042,6 @@ static void parse(int argc, char **argv)
     }
 }
 
-static size_t measure_share(void)
-{
-    shub_arena_t *a = shub_arena_new(0);
-    const char *to[N_RECIPIENTS] = {"marac-1", "marac-2", "marac-3"};
-    shub_msg_t m = {.type = SHUB_MSG_SHARE};
-    shub_buf_t buf = {0};
-    shub_err_t err;
-    size_t n = 0;
-    if (a && bench_share_fill(&m.share, a, to, 1) == 0 && shub_msg_encode(&m, &buf, &err) == 0)
-        n = buf.len;
-    shub_buf_free(&buf);
-    shub_arena_destroy(&a);
-    if (!n) {
-        fprintf(stderr, "bench: cannot build the SHARE\n");
-        exit(1);
-    }
-    return n;
-}
-
 int main(int argc, char **argv)
 {
     static char broker_path[1024];
@@ -1069,7 +1050,13 @@ int main(int argc, char **argv)
     parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    share_bytes = measure_share();
+    shub_buf_t share = {0};
+    if (bench_share_encode(&share) != 0) {
+        fprintf(stderr, "bench: cannot build the SHARE\n");
+        return 1;
+    }
+    share_bytes = share.len;
+    shub_buf_free(&share);
     if (access(O.broker, X_OK) != 0) {
         fprintf(stderr, "bench: no broker at %s (build it first)\n", O.broker);
         return 1;

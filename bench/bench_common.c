@@ -433,6 +433,20 @@ void bench_share_renumber(shub_share_t *s, uint16_t tag, uint32_t seq)
     b[15] = (uint8_t)seq;
 }
 
+int bench_share_encode(shub_buf_t *out)
+{
+    static const char *const to[] = {"marac-1"};
+    shub_arena_t *a = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    shub_err_t err;
+    int rc = a && bench_share_fill(&m.share, a, to, 1) == 0 &&
+                     shub_msg_encode(&m, out, &err) == 0
+                 ? 0
+                 : -1;
+    shub_arena_destroy(&a);
+    return rc;
+}
+
 void bench_id_unpack(const shub_id_t *id, uint16_t *tag, uint32_t *seq)
 {
     const uint8_t *b = id->bytes;

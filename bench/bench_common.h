@@ -91,6 +91,11 @@ int bench_share_fill(shub_share_t *s, shub_arena_t *arena, const char *const *to
 /* Gives s a fresh id carrying (tag, seq). */
 void bench_share_renumber(shub_share_t *s, uint16_t tag, uint32_t seq);
 
+/* The SHARE every benchmark sends, to one recipient, encoded into out (the
+ * caller frees it with shub_buf_free): bench_broker's message size, and the
+ * very bytes bench_peers publishes. 0 or -1. */
+int bench_share_encode(shub_buf_t *out);
+
 /* The (tag, seq) an id made by bench_share_renumber carries. */
 void bench_id_unpack(const shub_id_t *id, uint16_t *tag, uint32_t *seq);
 

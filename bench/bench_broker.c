@@ -50,7 +50,7 @@
 #include <zmq.h>
 
 #define N_RECIPIENTS 3       /* MARACs: every event goes to 1 or to all 3 */
-#define MAX_SENDERS 16
+#define MAX_SENDERS 64       /* the many-senders cases run 40 by default */
 #define WINDOW 200           /* un-receipted SHAREs per sender (broker's is 256) */
 #define RECIPIENT_WINDOW 1024 /* DELIVERs a recipient accepts un-ACKed (the maximum) */
 #define BACKLOG_ORG "marac-offline"
@@ -99,6 +99,7 @@ typedef struct shared {
     long queued[MAX_SENDERS], denied[MAX_SENDERS];
     long delivered[N_RECIPIENTS + 1];
     int64_t t_first_deliver, t_last_ack; /* backlog drain (one recipient) */
+    long unroutable;            /* bare forwarder: messages it could not pass on */
     bool timed_out;
     /* latency runs: per event, ns */
     long n_lat;
@@ -185,6 +186,9 @@ static pid_t spawn(void (*fn)(void *, int), void *arg, int idx)
         exit(1);
     }
     if (pid == 0) {
+        /* A benchmark killed or crashed must not leave its processes
+         * loading a machine others share. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         fn(arg, idx);
         _exit(0);
     }
@@ -455,10 +459,34 @@ static void recipient_main(void *arg, int idx)
 /*
  * The floor under the broker: a ROUTER that passes each message on to the
  * recipients it names and each ACK back to its sender, with no CURVE, no
- * decoding, no policy and no store. Messages are [k][r1..r3][id 16][padding]
- * padded to the size of the broker's SHARE; the forwarder prefixes the
- * sender's routing id so the recipient's ACK can find its way back.
+ * decoding, no policy and no store. Every body starts with its kind:
+ *
+ *   'H'                          hello: answered with itself, whoever sends it
+ *   'S' k r1 r2 r3 id[16] ...    a SHARE for k of the recipients r1..r3,
+ *                                padded to the size of the broker's SHARE
+ *   'A' id[16]                   an ACK, from a recipient for the sender
+ *
+ * The forwarder puts the sender's routing id before each copy it passes on,
+ * so that the recipient's ACK, [sender]['A' id], finds its way back. Every
+ * client says hello and waits for the answer before it reports ready, so the
+ * forwarder knows each routing id before the first SHARE names it.
+ *
+ * No high-water marks on any bare socket: the senders' windows bound what is
+ * queued (senders x WINDOW events of fanout copies each: 24,000 messages of
+ * about 700 bytes with 40 senders to 3 recipients), as they bound the
+ * broker's queues. With libzmq's default of 1,000 messages a pipe the
+ * forwarder blocked in a send to a recipient that was itself blocked sending
+ * the ACKs the forwarder had not yet read: 40 senders with 8,000 events in
+ * flight deadlocked.
  */
+enum {
+    BARE_KIND,                          /* 'H', 'S' or 'A' */
+    BARE_FANOUT,                        /* SHARE: recipients named */
+    BARE_TO,                            /* SHARE: their indexes, N_RECIPIENTS bytes */
+    BARE_ID = BARE_TO + N_RECIPIENTS,   /* SHARE: the event id */
+    BARE_HEAD = BARE_ID + SHUB_ID_SIZE, /* SHARE: the padding starts here */
+};
+
 typedef struct fwd {
     shared_t *sh;
     gate_t gate;
@@ -468,6 +496,82 @@ typedef struct fwd {
     int64_t deadline;
 } fwd_t;
 
+static void bare_unbounded(void *sock)
+{
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+}
+
+/* The frames of the next waiting message, at most max of them (any more are
+ * read and dropped); 0 when nothing is waiting. The caller closes them. */
+static int bare_recv(void *sock, zmq_msg_t *frames, int max)
+{
+    int got = 0;
+    for (bool more = true; more;) {
+        zmq_msg_t extra, *m = got < max ? &frames[got] : &extra;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, got ? 0 : ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (m == &extra)
+            zmq_msg_close(m);
+        else
+            got++;
+    }
+    return got;
+}
+
+static void bare_close(zmq_msg_t *frames, int n)
+{
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+/* Sends parts[0..n) as one message from the ROUTER, parts[0] naming the
+ * peer. Only the first part can fail (an unknown routing id, with
+ * ROUTER_MANDATORY), and then nothing was sent. 0 or -1. */
+static int bare_route(void *router, zmq_msg_t *parts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (zmq_msg_send(&parts[i], router, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+            return -1;
+    return 0;
+}
+
+/* One message in, [routing id][body] or [routing id][sender][body]: what
+ * it asks for goes out. Returns -1 for a message it could not route. */
+static int bare_forward(void *router, zmq_msg_t *in, int got)
+{
+    const uint8_t *body = zmq_msg_data(&in[got - 1]);
+    size_t len = zmq_msg_size(&in[got - 1]);
+    if (len == 0)
+        return -1;
+    if (got == 2 && body[BARE_KIND] == 'H')
+        return bare_route(router, in, 2);
+    if (got == 3 && body[BARE_KIND] == 'A')
+        return bare_route(router, in + 1, 2);
+    if (got != 2 || body[BARE_KIND] != 'S' || len < BARE_HEAD)
+        return -1;
+    int rc = 0;
+    for (int k = 0; k < body[BARE_FANOUT] && k < N_RECIPIENTS; k++) {
+        char to[8];
+        int n = snprintf(to, sizeof to, "r%d", body[BARE_TO + k]);
+        zmq_msg_t out[3];
+        zmq_msg_init_size(&out[0], (size_t)n);
+        memcpy(zmq_msg_data(&out[0]), to, (size_t)n);
+        zmq_msg_init(&out[1]);
+        zmq_msg_init(&out[2]);
+        zmq_msg_copy(&out[1], &in[0]);
+        zmq_msg_copy(&out[2], &in[1]);
+        rc |= bare_route(router, out, 3);
+        bare_close(out, 3);
+    }
+    return rc;
+}
+
 static void forwarder_main(void *arg, int idx)
 {
     (void)idx;
@@ -475,6 +579,7 @@ static void forwarder_main(void *arg, int idx)
     void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
     int one = 1;
     zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    bare_unbounded(router);
     if (zmq_bind(router, f->endpoint) != 0) {
         fprintf(stderr, "bench: forwarder bind: %s\n", zmq_strerror(errno));
         _exit(2);
@@ -485,43 +590,13 @@ static void forwarder_main(void *arg, int idx)
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
         for (int n = 0; n < 1024; n++) {
-            zmq_msg_t frames[3];
-            int got = 0, more = 1;
-            while (more && got < 3) {
-                zmq_msg_init(&frames[got]);
-                if (zmq_msg_recv(&frames[got], router, got ? 0 : ZMQ_DONTWAIT) < 0) {
-                    zmq_msg_close(&frames[got]);
-                    break;
-                }
-                more = zmq_msg_more(&frames[got++]);
-            }
+            zmq_msg_t in[3];
+            int got = bare_recv(router, in, 3);
             if (got == 0)
                 break;
-            const char *rid = zmq_msg_data(&frames[0]);
-            if (got == 2 && rid[0] == 's') { /* a SHARE: k copies */
-                const uint8_t *body = zmq_msg_data(&frames[1]);
-                for (int k = 0; k < body[0] && k < N_RECIPIENTS; k++) {
-                    char to[8];
-                    snprintf(to, sizeof to, "r%d", body[1 + k]);
-                    zmq_msg_t copy, from;
-                    zmq_msg_init(&copy);
-                    zmq_msg_init(&from);
-                    zmq_msg_copy(&copy, &frames[1]);
-                    zmq_msg_copy(&from, &frames[0]);
-                    zmq_send(router, to, strlen(to), ZMQ_SNDMORE);
-                    zmq_msg_send(&from, router, ZMQ_SNDMORE);
-                    zmq_msg_send(&copy, router, 0);
-                }
-            } else if (got == 3 && rid[0] == 'r') { /* an ACK: [r][sender][id] */
-                zmq_msg_send(&frames[1], router, ZMQ_SNDMORE);
-                zmq_msg_send(&frames[2], router, 0);
-            } else if (got == 2) { /* a hello: echo it */
-                zmq_msg_send(&frames[0], router, ZMQ_SNDMORE);
-                zmq_msg_send(&frames[1], router, 0);
-                continue;
-            }
-            for (int i = 0; i < got; i++)
-                zmq_msg_close(&frames[i]);
+            if (got < 2 || bare_forward(router, in, got) != 0)
+                f->sh->unroutable++;
+            bare_close(in, got);
         }
     }
     int linger = 0;
@@ -530,20 +605,34 @@ static void forwarder_main(void *arg, int idx)
     zmq_ctx_term(ctx);
 }
 
+/* A DEALER with routing id `rid`, connected, whose hello was answered. */
 static void *bare_connect(void *ctx, const char *endpoint, const char *rid)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int hello_ms = 10000, forever = -1;
+    bare_unbounded(s);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid));
-    if (zmq_connect(s, endpoint) != 0)
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &hello_ms, sizeof hello_ms);
+    char hello = 'H', answer[4];
+    if (zmq_connect(s, endpoint) != 0 || zmq_send(s, &hello, 1, 0) != 1 ||
+        zmq_recv(s, answer, sizeof answer, 0) != 1 || answer[0] != 'H') {
+        fprintf(stderr, "bench: %s: the forwarder did not answer its hello\n", rid);
         _exit(2);
-    /* A round trip, so the forwarder knows this routing id before the run. */
-    zmq_send(s, "H", 1, 0);
-    char buf[4];
-    if (zmq_recv(s, buf, sizeof buf, 0) < 0)
-        _exit(2);
+    }
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &forever, sizeof forever);
     return s;
 }
 
+static void bare_close_socket(void *ctx, void *s)
+{
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+/* One recipient: ACKs every SHARE back to its sender, with its event id as
+ * the broker's recipients do. */
 static void bare_recipient_main(void *arg, int idx)
 {
     fwd_t *f = arg;
@@ -556,28 +645,20 @@ static void bare_recipient_main(void *arg, int idx)
         zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
-        zmq_msg_t from, body;
-        zmq_msg_init(&from);
-        zmq_msg_init(&body);
-        while (zmq_msg_recv(&from, s, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&from) &&
-               zmq_msg_recv(&body, s, 0) >= 0) {
-            /* The ACK carries the event id, as the broker's does. */
-            uint8_t id[SHUB_ID_SIZE];
-            size_t n = zmq_msg_size(&body);
-            memcpy(id, (const uint8_t *)zmq_msg_data(&body) + 4,
-                   n >= 4 + SHUB_ID_SIZE ? SHUB_ID_SIZE : 0);
-            zmq_msg_send(&from, s, ZMQ_SNDMORE);
-            zmq_send(s, id, sizeof id, 0);
+        zmq_msg_t in[2];
+        for (int n; (n = bare_recv(s, in, 2)) > 0; bare_close(in, n)) {
+            const uint8_t *body = n == 2 ? zmq_msg_data(&in[1]) : NULL;
+            if (!body || zmq_msg_size(&in[1]) < BARE_HEAD || body[BARE_KIND] != 'S')
+                continue;
+            uint8_t ack[1 + SHUB_ID_SIZE] = {'A'};
+            memcpy(ack + 1, body + BARE_ID, SHUB_ID_SIZE);
+            zmq_msg_send(&in[0], s, ZMQ_SNDMORE);
+            zmq_send(s, ack, sizeof ack, 0);
             got++;
         }
-        zmq_msg_close(&from);
-        zmq_msg_close(&body);
     }
     f->sh->delivered[idx] = got;
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    bare_close_socket(ctx, s);
 }
 
 static void bare_sender_main(void *arg, int idx)
@@ -588,6 +669,10 @@ static void bare_sender_main(void *arg, int idx)
     snprintf(rid, sizeof rid, "s%d", idx);
     void *ctx = zmq_ctx_new(), *s = bare_connect(ctx, f->endpoint, rid);
     uint8_t *msg = shub_calloc(1, share_bytes);
+    if (!msg)
+        _exit(2);
+    msg[BARE_KIND] = 'S';
+    msg[BARE_FANOUT] = (uint8_t)f->fanout;
     gate_child_ready(&f->gate, true);
     long sent = 0, acked = 0, expect = f->per_sender * f->fanout;
     while (acked < expect) {
@@ -597,10 +682,9 @@ static void bare_sender_main(void *arg, int idx)
         }
         /* The same window as the broker's senders, counted in events. */
         while (sent < f->per_sender && sent - acked / f->fanout < WINDOW) {
-            msg[0] = (uint8_t)f->fanout;
             for (int k = 0; k < N_RECIPIENTS; k++)
-                msg[1 + k] = (uint8_t)(f->fanout == 1 ? (sent + idx) % N_RECIPIENTS : k);
-            shub_id_generate((shub_id_t *)(msg + 4), shub_now_ms());
+                msg[BARE_TO + k] = (uint8_t)(f->fanout == 1 ? (sent + idx) % N_RECIPIENTS : k);
+            shub_id_generate((shub_id_t *)(msg + BARE_ID), shub_now_ms());
             if (zmq_send(s, msg, share_bytes, 0) < 0)
                 _exit(2);
             sent++;
@@ -609,8 +693,8 @@ static void bare_sender_main(void *arg, int idx)
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
         char buf[64];
-        while (zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
-            acked++;
+        for (int n; (n = zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0;)
+            acked += n > 0 && buf[BARE_KIND] == 'A';
     }
     sh->t_done[idx] = bench_now_ns();
     sh->acks[idx] = acked;
@@ -619,10 +703,7 @@ static void bare_sender_main(void *arg, int idx)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    bare_close_socket(ctx, s);
 }
 
 /* ---- runs --------------------------------------------------------------- */
@@ -736,6 +817,7 @@ static result_t run_forwarder(long events, int fanout)
     res.rate = secs > 0 ? (double)(f.per_sender * O.senders) / secs : 0;
     res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
     res.timed_out = f.sh->timed_out;
+    res.errors = f.sh->unroutable;
     f.sh->stop = 1;
     reap(kids, n);
     reap(&fwd, 1);

@@ -7,29 +7,38 @@
  * after its commit) and is driven by separate processes, each with its own
  * keys: senders pushing pipelined SHAREs (a MARAC referral of about 600
  * bytes, keeping up to WINDOW un-receipted) and recipients that ACK every
- * DELIVER. Four measurements:
+ * DELIVER. Each figure is set against a baseline measured in the same
+ * invocation, since the machine is shared and absolute figures drift:
  *
  *   throughput  events/s with one and with three recipients per event; an
  *               event counts once its RECEIPT and every recipient's
  *               acknowledgement update have reached the sender. In the same
- *               run the same counts and sizes go through a bare ZeroMQ ROUTER
- *               forwarder (no CURVE, no policy, no audit) whose recipients
- *               ACK back through it: the ratio is the price of the hub.
- *   latency     one sender at fixed offered rates (open loop: latency runs
- *               from each event's scheduled send time, so a broker that falls
+ *               rounds the same counts and sizes go through a bare ZeroMQ
+ *               ROUTER forwarder (no CURVE, no policy, no audit) whose
+ *               recipients ACK back through it: the ratio is the price of
+ *               the hub. The forwarder also runs with 40 senders (8,000
+ *               events in flight); the broker's many-senders case is one
+ *               more line in `cases`.
+ *   latency     one sender at fixed offered rates and at half the broker's
+ *               measured 1-recipient throughput (open loop: latency runs from
+ *               each event's scheduled send time, so a broker that falls
  *               behind is charged for the queue), SHARE -> RECEIPT and
- *               SHARE -> DELIVER p50/p99/p99.9/max; and one event in flight
- *               at a time (closed loop).
+ *               SHARE -> DELIVER p50/p99/p99.9/max. A rate the broker does
+ *               not carry is reported as not reached, with what it achieved.
+ *   closed      one event in flight at a time.
  *   backlog     N deliveries queued for an organisation that is offline:
  *               broker peak RSS (VmHWM), and the time to drain them once it
  *               says HELLO.
  *
- * Every figure is printed with the core count, the SQLite synchronous
- * setting and the message size. `--help` lists the flags for longer runs and
- * for running the broker under a profiler. Time: CLOCK_MONOTONIC throughout
- * (one clock for all processes on the machine).
+ * Every case runs --runs times (3 by default), in rounds that take each case
+ * once, and is reported as the median with its spread; ratios are taken
+ * between medians. Each figure is also printed as a `summary: name=value`
+ * line for scripts/run-bench.sh. `--help` lists the flags for longer runs
+ * and for running the broker under a profiler. Time: CLOCK_MONOTONIC
+ * throughout (one clock for all processes on the machine).
  */
 #include "bench_common.h"
+#include "bench_report.h"
 
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
@@ -63,11 +72,13 @@ typedef struct opts {
     double latency_s;      /* seconds per offered rate */
     long rates[8];
     int n_rates;
+    int runs;              /* of every case; figures are medians */
+    int many_senders;      /* senders of the many-senders cases */
     long closed_events;    /* one in flight at a time */
     long backlog;          /* deliveries queued for the offline org */
     unsigned batch_max;
     bool sync_normal;
-    bool skip_throughput, skip_latency, skip_backlog, skip_forwarder;
+    bool skip_throughput, skip_latency, skip_closed, skip_backlog, skip_forwarder;
     const char *dir;       /* parent of the temp dirs */
     const char *wrap;      /* profiler command put before the broker */
     const char *broker;
@@ -75,11 +86,13 @@ typedef struct opts {
 } opts_t;
 
 static opts_t O = {
-    .events = 40000,
+    .events = BENCH_DEFAULT_EVENTS,
     .senders = 3,
     .latency_s = 3,
     .rates = {1000, 10000, 50000},
     .n_rates = 3,
+    .runs = BENCH_DEFAULT_RUNS,
+    .many_senders = 40,
     .closed_events = 2000,
     .backlog = 100000,
     .batch_max = 1024,
@@ -233,11 +246,13 @@ static void recipient_id(int i, char *out, size_t size)
     snprintf(out, size, "marac-%d", i + 1);
 }
 
-static bench_env_t *env_for_run(void)
+/* A config directory with n_senders police forces, the MARACs and the
+ * offline MARAC. */
+static bench_env_t *env_for_run(int n_senders)
 {
     bench_org_t orgs[MAX_SENDERS + N_RECIPIENTS + 1];
     size_t n = 0;
-    for (int i = 0; i < O.senders; i++, n++) {
+    for (int i = 0; i < n_senders; i++, n++) {
         sender_id(i, orgs[n].id, sizeof orgs[n].id);
         orgs[n].kind = "police";
     }
@@ -710,10 +725,24 @@ static void bare_sender_main(void *arg, int idx)
 
 typedef struct result {
     double rate;        /* events/s */
-    double broker_cpu;  /* broker CPU seconds per wall second */
+    double broker_cpu;  /* broker (or forwarder) CPU seconds per wall second */
     long errors, denied, queued;
     bool timed_out;
 } result_t;
+
+/* Where temporary directories go: the broker's database among them, so this
+ * decides what an fsync costs. */
+static const char *tmp_parent(void)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    return O.dir ? O.dir : tmpdir ? tmpdir : "/tmp";
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 static int64_t latest_done(const shared_t *sh, int n)
 {
@@ -724,13 +753,37 @@ static int64_t latest_done(const shared_t *sh, int n)
     return t;
 }
 
-static result_t run_broker_throughput(long events, int fanout)
+/* Releases n ready senders and waits until each has seen its last outcome.
+ * res gets the rate (`events` over the time from the release to the last
+ * sender's end) and the CPU share of `busy` (broker or forwarder) meanwhile. */
+static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t busy,
+                         result_t *res)
+{
+    long cpu0 = cpu_ticks(busy);
+    sh->t_go = bench_now_ns();
+    gate_release(gate, n);
+    for (int i = 0; i < n;)
+        if (sh->t_done[i])
+            i++;
+        else
+            pause_ms(2);
+    long cpu1 = cpu_ticks(busy);
+    double secs = (double)(latest_done(sh, n) - sh->t_go) / 1e9;
+    res->rate = secs > 0 ? (double)events / secs : 0;
+    res->broker_cpu =
+        secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
+    res->timed_out = sh->timed_out;
+}
+
+/* The broker with n_senders senders, each event to `fanout` recipients.
+ * Protocol 2's runs take the same parameters. */
+static result_t run_broker_throughput(long events, int fanout, int n_senders)
 {
     result_t res = {0};
-    run_t r = {.fanout = fanout, .n_senders = O.senders, .window = WINDOW, .wait_acks = true};
-    r.per_sender = events / O.senders;
+    run_t r = {.fanout = fanout, .n_senders = n_senders, .window = WINDOW, .wait_acks = true};
+    r.per_sender = events / n_senders;
     r.sh = shared_new(0);
-    r.env = env_for_run();
+    r.env = env_for_run(n_senders);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
     r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -739,33 +792,15 @@ static result_t run_broker_throughput(long events, int fanout)
     for (int i = 0; i < N_RECIPIENTS; i++)
         kids[n++] = spawn(recipient_main, &r, i);
     gate_wait_ready(&r.gate, N_RECIPIENTS);
-    for (int i = 0; i < O.senders; i++)
+    for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(sender_main, &r, i);
-    gate_wait_ready(&r.gate, O.senders);
-    long cpu0 = cpu_ticks(r.env->broker);
-    r.sh->t_go = bench_now_ns();
-    gate_release(&r.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && r.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
-    long cpu1 = cpu_ticks(r.env->broker);
-    int64_t t_end = latest_done(r.sh, O.senders);
-    double secs = (double)(t_end - r.sh->t_go) / 1e9;
-    long done = r.per_sender * O.senders;
-    res.rate = secs > 0 ? (double)done / secs : 0;
-    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
-    for (int i = 0; i < O.senders; i++) {
+    gate_wait_ready(&r.gate, n_senders);
+    time_senders(r.sh, &r.gate, n_senders, r.per_sender * n_senders, r.env->broker, &res);
+    for (int i = 0; i < n_senders; i++) {
         res.errors += r.sh->errors[i];
         res.denied += r.sh->denied[i];
         res.queued += r.sh->queued[i];
     }
-    res.timed_out = r.sh->timed_out;
     r.sh->stop = 1;
     reap(kids, n);
     bench_env_destroy(&r.env);
@@ -774,15 +809,16 @@ static result_t run_broker_throughput(long events, int fanout)
     return res;
 }
 
-static result_t run_forwarder(long events, int fanout)
+/* The bare forwarder with n_senders senders, each event to `fanout`
+ * recipients; messages it could not route count as errors. */
+static result_t run_forwarder(long events, int fanout, int n_senders)
 {
     result_t res = {0};
-    fwd_t f = {.fanout = fanout, .n_senders = O.senders};
-    f.per_sender = events / O.senders;
+    fwd_t f = {.fanout = fanout, .n_senders = n_senders};
+    f.per_sender = events / n_senders;
     f.sh = shared_new(0);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX",
-             O.dir ? O.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX", tmp_parent());
     if (!mkdtemp(dir)) {
         perror("bench: mkdtemp");
         exit(1);
@@ -797,26 +833,10 @@ static result_t run_forwarder(long events, int fanout)
     for (int i = 0; i < N_RECIPIENTS; i++)
         kids[n++] = spawn(bare_recipient_main, &f, i);
     gate_wait_ready(&f.gate, N_RECIPIENTS);
-    for (int i = 0; i < O.senders; i++)
+    for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(bare_sender_main, &f, i);
-    gate_wait_ready(&f.gate, O.senders);
-    long cpu0 = cpu_ticks(fwd);
-    f.sh->t_go = bench_now_ns();
-    gate_release(&f.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && f.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
-    long cpu1 = cpu_ticks(fwd);
-    double secs = (double)(latest_done(f.sh, O.senders) - f.sh->t_go) / 1e9;
-    res.rate = secs > 0 ? (double)(f.per_sender * O.senders) / secs : 0;
-    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
-    res.timed_out = f.sh->timed_out;
+    gate_wait_ready(&f.gate, n_senders);
+    time_senders(f.sh, &f.gate, n_senders, f.per_sender * n_senders, fwd, &res);
     res.errors = f.sh->unroutable;
     f.sh->stop = 1;
     reap(kids, n);
@@ -830,6 +850,73 @@ static result_t run_forwarder(long events, int fanout)
     return res;
 }
 
+/*
+ * The throughput cases, run in rounds: every case once per round, --runs
+ * rounds, so that drift in the machine's load touches every case alike; each
+ * figure is the median of its rounds. `name` is the stem of its summary
+ * names. A case with `many` runs --many-senders senders (40 by default)
+ * instead of --senders (3).
+ */
+typedef struct tcase {
+    const char *name;
+    bool forwarder;   /* the bare forwarder, else the broker */
+    int fanout;       /* recipients per event */
+    bool many;
+} tcase_t;
+
+static const tcase_t cases[] = {
+    {"forwarder.1r", true, 1, false},
+    {"forwarder.3r", true, 3, false},
+    {"forwarder.1r_many", true, 1, true},
+    {"broker.1r", false, 1, false},
+    {"broker.3r", false, 3, false},
+};
+#define N_CASES (sizeof cases / sizeof cases[0])
+
+typedef struct tstats {
+    bench_stat_t rate, cpu;
+    long errors, denied, queued;
+    int timed_out; /* rounds that hit --timeout */
+} tstats_t;
+
+static int case_senders(const tcase_t *c)
+{
+    return c->many ? O.many_senders : O.senders;
+}
+
+static bool case_skipped(const tcase_t *c)
+{
+    return c->forwarder ? O.skip_forwarder : O.skip_throughput;
+}
+
+static void run_cases(tstats_t *T)
+{
+    for (int round = 0; round < O.runs; round++)
+        for (size_t i = 0; i < N_CASES; i++) {
+            const tcase_t *c = &cases[i];
+            if (case_skipped(c))
+                continue;
+            result_t r = c->forwarder ? run_forwarder(O.events, c->fanout, case_senders(c))
+                                      : run_broker_throughput(O.events, c->fanout,
+                                                              case_senders(c));
+            bench_stat_add(&T[i].rate, r.rate);
+            bench_stat_add(&T[i].cpu, r.broker_cpu);
+            T[i].errors += r.errors;
+            T[i].denied += r.denied;
+            T[i].queued += r.queued;
+            T[i].timed_out += r.timed_out;
+        }
+}
+
+/* The median rate of the case called `name`, or 0 if it was not run. */
+static double case_rate(const tstats_t *T, const char *name)
+{
+    for (size_t i = 0; i < N_CASES; i++)
+        if (strcmp(cases[i].name, name) == 0)
+            return bench_stat_median(&T[i].rate);
+    return 0;
+}
+
 typedef struct latency {
     double offered, achieved;
     long n;
@@ -840,8 +927,9 @@ typedef struct latency {
 } latency_t;
 
 /* One sender to one recipient: `rate` events/s (0: closed loop with
- * `window` in flight) for `n` events. */
-static latency_t run_latency(long rate, long n, int window)
+ * `window` in flight) for `n` events, within `budget_s` seconds of the
+ * start; a run out of time stops sending and reports what it saw. */
+static latency_t run_latency(long rate, long n, int window, double budget_s)
 {
     latency_t L = {.offered = (double)rate, .n = n};
     run_t r = {.fanout = 1, .n_senders = 1, .rate = rate, .window = window,
@@ -850,10 +938,10 @@ static latency_t run_latency(long rate, long n, int window)
     recipient_id(0, to, sizeof to);
     r.only_to = to;
     r.sh = shared_new(n);
-    r.env = env_for_run();
+    r.env = env_for_run(1);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
-    r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    r.deadline = bench_now_ns() + (int64_t)(budget_s * 1e9);
     pid_t kids[2];
     kids[0] = spawn(recipient_main, &r, 0);
     gate_wait_ready(&r.gate, 1);
@@ -861,18 +949,19 @@ static latency_t run_latency(long rate, long n, int window)
     gate_wait_ready(&r.gate, 1);
     r.sh->t_go = bench_now_ns();
     gate_release(&r.gate, 1);
-    while (r.sh->t_done[0] == 0) {
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
+    while (r.sh->t_done[0] == 0)
+        pause_ms(2);
     /* The last DELIVERs may trail the last RECEIPT. */
-    for (int waited = 0; waited < 2000; waited += 10) {
+    for (int waited = 0; waited < 2000 && !r.sh->timed_out; waited += 10) {
         if (r.sh->t_deliver[n - 1] != 0)
             break;
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
+        pause_ms(10);
     }
     int64_t *rl = shub_calloc((size_t)n, sizeof *rl), *dl = shub_calloc((size_t)n, sizeof *dl);
+    if (!rl || !dl) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
     size_t nr = 0, nd = 0;
     for (long i = 0; i < n; i++) {
         if (r.sh->t_receipt[i])
@@ -902,6 +991,65 @@ static latency_t run_latency(long rate, long n, int window)
     return L;
 }
 
+/* One offered rate (or the closed loop) over its rounds: medians in ms. */
+typedef struct lstats {
+    const char *name;  /* summary stem: "latency.at_10000", "closed" */
+    double offered;    /* events/s; 0: one event in flight */
+    long n;            /* events per run */
+    bool judged;       /* the p50/p99 targets apply */
+    bench_stat_t achieved, r50, r99, r999, rmax, d50, d99, d999, dmax;
+    long missing;
+    int timed_out;
+} lstats_t;
+
+static void lstats_add(lstats_t *S, const latency_t *L)
+{
+    const struct {
+        bench_stat_t *stat;
+        int64_t ns;
+    } ms[] = {{&S->r50, L->r50}, {&S->r99, L->r99}, {&S->r999, L->r999},
+              {&S->rmax, L->rmax}, {&S->d50, L->d50}, {&S->d99, L->d99},
+              {&S->d999, L->d999}, {&S->dmax, L->dmax}};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        bench_stat_add(ms[i].stat, (double)ms[i].ns / 1e6);
+    bench_stat_add(&S->achieved, L->achieved);
+    S->missing += L->missing;
+    S->timed_out += L->timed_out;
+}
+
+/* An offered rate counts as reached when the median run carried 95% of it:
+ * below that the sender falls ever further behind its schedule and the
+ * latencies measure the queue. */
+static bool reached(const lstats_t *S)
+{
+    return bench_stat_median(&S->achieved) >= 0.95 * S->offered;
+}
+
+/* Time for one open-loop run: the schedule and half as much again, plus
+ * set-up; a rate the broker cannot carry ends there, not after its queue. */
+static double latency_budget(void)
+{
+    return 2 + 1.5 * O.latency_s;
+}
+
+static void run_latencies(lstats_t *S, int n)
+{
+    for (int round = 0; round < O.runs; round++)
+        for (int i = 0; i < n; i++) {
+            latency_t L = run_latency((long)S[i].offered, S[i].n, WINDOW, latency_budget());
+            lstats_add(&S[i], &L);
+        }
+}
+
+/* The closed loop, --runs times. */
+static void run_closed(lstats_t *C)
+{
+    for (int round = 0; round < O.runs; round++) {
+        latency_t L = run_latency(0, O.closed_events, 1, O.timeout_s);
+        lstats_add(C, &L);
+    }
+}
+
 typedef struct backlog {
     long n;
     double fill_rate, drain_rate, drain_s;
@@ -919,7 +1067,7 @@ static backlog_t run_backlog(long n)
     r.per_sender = n / O.senders;
     B.n = r.per_sender * O.senders;
     r.sh = shared_new(0);
-    r.env = env_for_run();
+    r.env = env_for_run(O.senders);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
     r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -928,18 +1076,9 @@ static backlog_t run_backlog(long n)
     for (int i = 0; i < O.senders; i++)
         kids[k++] = spawn(sender_main, &r, i);
     gate_wait_ready(&r.gate, O.senders);
-    r.sh->t_go = bench_now_ns();
-    gate_release(&r.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && r.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    B.fill_rate = (double)B.n / ((double)(latest_done(r.sh, O.senders) - r.sh->t_go) / 1e9);
+    result_t fill = {0};
+    time_senders(r.sh, &r.gate, O.senders, B.n, r.env->broker, &fill);
+    B.fill_rate = fill.rate;
     B.rss_filled_kib = bench_peak_rss_kib(r.env->broker);
 
     /* The drain: from the recipient's connect to its last ACK. */
@@ -952,8 +1091,7 @@ static backlog_t run_backlog(long n)
             B.timed_out = true;
             break;
         }
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
+        pause_ms(2);
     }
     B.drain_s = (double)(r.sh->t_last_ack - t_on) / 1e9;
     r.sh->stop = 1;
@@ -974,87 +1112,188 @@ static const char *sync_name(void)
     return O.sync_normal ? "NORMAL" : "FULL";
 }
 
-static void row(const char *what, const char *figure, const char *target, int met)
+static void print_cases(const tstats_t *T)
 {
-    printf("  %-44s %18s  %-16s %s\n", what, figure, target,
-           met < 0 ? "" : met ? "met" : "MISSED");
-}
-
-static void row_rate(const char *what, const result_t *r, double target)
-{
-    char fig[64], tgt[64];
-    snprintf(fig, sizeof fig, "%.0f ev/s", r->rate);
-    if (target > 0)
-        snprintf(tgt, sizeof tgt, ">= %.0f", target);
-    else
-        tgt[0] = '\0';
-    row(what, fig, tgt, target > 0 ? r->rate >= target && !r->timed_out : -1);
-    if (r->errors || r->denied || r->timed_out)
-        printf("  %-44s errors=%ld denied=%ld%s\n", "", r->errors, r->denied,
-               r->timed_out ? " TIMED OUT" : "");
-    printf("  %-44s %17.0f%%  (cpu of one core, queued %ld)\n", "  broker/forwarder busy",
-           r->broker_cpu * 100, r->queued);
-}
-
-static void row_ms(const char *what, int64_t ns, double target_ms)
-{
-    char fig[64], tgt[64] = "";
-    snprintf(fig, sizeof fig, "%.3f ms", (double)ns / 1e6);
-    if (target_ms > 0)
-        snprintf(tgt, sizeof tgt, "<= %g ms", target_ms);
-    row(what, fig, tgt, target_ms > 0 ? (double)ns / 1e6 <= target_ms : -1);
-}
-
-static void print_latency(const latency_t *L)
-{
-    char what[96];
-    bool ten = L->offered == 10000, fifty = L->offered == 50000;
-    if (L->offered > 0)
-        snprintf(what, sizeof what, "latency at %.0f ev/s offered (%.0f achieved, %ld ev)",
-                 L->offered, L->achieved, L->n);
-    else
-        snprintf(what, sizeof what, "one event in flight (%ld ev)", L->n);
-    printf("  %s\n", what);
-    if (L->offered == 0) {
-        char fig[64];
-        snprintf(fig, sizeof fig, "%.0f ev/s", L->achieved);
-        row("  events/s", fig, ">= 2500", L->achieved >= 2500);
+    for (size_t i = 0; i < N_CASES; i++) {
+        const tcase_t *c = &cases[i];
+        const tstats_t *t = &T[i];
+        if (case_skipped(c))
+            continue;
+        char what[96], name[96], fig[64];
+        snprintf(what, sizeof what, "%s, %d recipient%s per event, %d senders",
+                 c->forwarder ? "bare forwarder" : "broker", c->fanout,
+                 c->fanout == 1 ? "" : "s", case_senders(c));
+        bench_row_rate(what, &t->rate, "ev/s", 0);
+        snprintf(fig, sizeof fig, "%.0f%%", bench_stat_median(&t->cpu) * 100);
+        bench_row(c->forwarder ? "  forwarder busy (cpu of one core)"
+                               : "  broker busy (cpu of one core)",
+                  fig, "", -1, NULL);
+        if (t->errors || t->denied || t->queued || t->timed_out)
+            printf("  %-48s errors=%ld denied=%ld queued=%ld%s\n", "", t->errors, t->denied,
+                   t->queued, t->timed_out ? " TIMED OUT" : "");
+        snprintf(name, sizeof name, "%s.events_per_s", c->name);
+        bench_summary_stat(name, &t->rate, 0);
     }
-    row_ms("  SHARE -> RECEIPT p50", L->r50, ten ? 0.5 : 0);
-    row_ms("  SHARE -> RECEIPT p99", L->r99, ten ? 2 : fifty ? 10 : 0);
-    row_ms("  SHARE -> RECEIPT p99.9", L->r999, ten ? 5 : 0);
-    row_ms("  SHARE -> RECEIPT max", L->rmax, 0);
-    row_ms("  SHARE -> DELIVER p50", L->d50, 0);
-    row_ms("  SHARE -> DELIVER p99", L->d99, 0);
-    row_ms("  SHARE -> DELIVER p99.9", L->d999, 0);
-    row_ms("  SHARE -> DELIVER max", L->dmax, 0);
-    if (L->missing || L->timed_out)
-        printf("  %-44s %ld events without a RECEIPT%s\n", "", L->missing,
-               L->timed_out ? ", TIMED OUT" : "");
+}
+
+/* A ratio between two cases' medians, as a row and (if name) a summary
+ * line; a case that was not run makes the row say so rather than vanish. */
+static void print_ratio(const tstats_t *T, const char *what, const char *a, const char *b,
+                        double target, const char *name)
+{
+    double x = case_rate(T, a), y = case_rate(T, b);
+    if (x <= 0 || y <= 0) {
+        char tgt[32] = "";
+        if (target > 0)
+            snprintf(tgt, sizeof tgt, ">= %g", target);
+        char note[64];
+        snprintf(note, sizeof note, "(no %s run)", x <= 0 ? a : b);
+        bench_row(what, "not measured", tgt, -1, note);
+        return;
+    }
+    double r = bench_row_ratio(what, x, y, target);
+    if (name)
+        bench_summary(name, r, 3);
+}
+
+static void print_throughput(const tstats_t *T)
+{
+    print_cases(T);
+    print_ratio(T, "ratio broker/forwarder, 1 recipient", "broker.1r", "forwarder.1r", 0.25,
+                "ratio.broker_1r_to_forwarder_1r");
+    print_ratio(T, "  the same, stretch target", "broker.1r", "forwarder.1r", 0.5, NULL);
+    print_ratio(T, "ratio broker/forwarder, 3 recipients", "broker.3r", "forwarder.3r", 0,
+                "ratio.broker_3r_to_forwarder_3r");
+    print_ratio(T, "ratio broker 3 recipients / 1 recipient", "broker.3r", "broker.1r", 0.6,
+                "ratio.broker_3r_to_broker_1r");
+    print_ratio(T, "ratio forwarder many senders / few", "forwarder.1r_many", "forwarder.1r",
+                0, "ratio.forwarder_many_to_few");
+    print_ratio(T, "ratio broker many senders / few", "broker.1r_many", "broker.1r", 0.9,
+                "ratio.broker_many_to_few");
+}
+
+static void row_ms(const char *what, const bench_stat_t *ms, double target_ms, bool judged,
+                   bool valid)
+{
+    char fig[64], tgt[64] = "", spread[96];
+    double m = bench_stat_median(ms);
+    snprintf(fig, sizeof fig, "%.3f ms", m);
+    if (judged)
+        snprintf(tgt, sizeof tgt, "<= %g ms", target_ms);
+    bench_row(what, fig, tgt, judged ? valid && m <= target_ms : -1,
+              bench_stat_spread(ms, 3, spread, sizeof spread));
+}
+
+static void print_latency(const lstats_t *S, double max_rate)
+{
+    bool ok = S->offered == 0 || reached(S), judged = S->judged;
+    double achieved = bench_stat_median(&S->achieved);
+    char name[128];
+    if (S->offered == 0) {
+        printf("  one event in flight (%ld events a run)\n", S->n);
+    } else if (ok) {
+        printf("  latency at %.0f ev/s offered (%.0f achieved, %ld events a run)\n",
+               S->offered, achieved, S->n);
+    } else {
+        printf("  latency at %.0f ev/s offered: not reached, %.0f ev/s at most", S->offered,
+               achieved);
+        if (max_rate > 0)
+            printf(" (1-recipient throughput %.0f ev/s)", max_rate);
+        printf("; the figures below measure the queue\n");
+    }
+    row_ms("  SHARE -> RECEIPT p50", &S->r50, 0.5, judged, ok);
+    row_ms("  SHARE -> RECEIPT p99", &S->r99, 2, judged, ok);
+    row_ms("  SHARE -> RECEIPT p99.9", &S->r999, 0, false, ok);
+    row_ms("  SHARE -> RECEIPT max", &S->rmax, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p50", &S->d50, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p99", &S->d99, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p99.9", &S->d999, 0, false, ok);
+    row_ms("  SHARE -> DELIVER max", &S->dmax, 0, false, ok);
+    if (ok && (S->missing || S->timed_out))
+        printf("  %-48s %ld events without a RECEIPT%s\n", "", S->missing,
+               S->timed_out ? ", out of time" : "");
+    const struct {
+        const char *figure;
+        const bench_stat_t *stat;
+    } ms[] = {{"receipt_p50_ms", &S->r50}, {"receipt_p99_ms", &S->r99},
+              {"receipt_p999_ms", &S->r999}, {"deliver_p50_ms", &S->d50},
+              {"deliver_p99_ms", &S->d99}};
+    if (S->offered > 0) {
+        snprintf(name, sizeof name, "%s.offered_per_s", S->name);
+        bench_summary(name, S->offered, 0);
+        snprintf(name, sizeof name, "%s.reached", S->name);
+        bench_summary(name, ok, 0);
+    }
+    snprintf(name, sizeof name, "%s.%s", S->name,
+             S->offered > 0 ? "achieved_per_s" : "events_per_s");
+    bench_summary(name, achieved, 0);
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        snprintf(name, sizeof name, "%s.%s", S->name, ms[i].figure);
+        bench_summary_stat(name, ms[i].stat, 3);
+    }
+}
+
+static void print_closed(const lstats_t *C)
+{
+    print_latency(C, 0);
+    bench_row_rate("  events/s", &C->achieved, "ev/s", 0);
+}
+
+static void print_backlog(const backlog_t *B, double max_rate)
+{
+    char what[96], fig[64], tgt[64];
+    printf("backlog (%ld deliveries queued for an offline org, filled at %.0f ev/s; one run)\n",
+           B->n, B->fill_rate);
+    snprintf(fig, sizeof fig, "%.1f MiB", (double)B->rss_filled_kib / 1024);
+    bench_row("  broker peak RSS when filled", fig, "<= 64 MiB", B->rss_filled_kib <= 65536,
+              NULL);
+    snprintf(fig, sizeof fig, "%.1f MiB", (double)B->rss_peak_kib / 1024);
+    bench_row("  broker peak RSS after the drain", fig, "<= 64 MiB", B->rss_peak_kib <= 65536,
+              NULL);
+    snprintf(what, sizeof what, "  drain time (%ld delivered and ACKed)", B->delivered);
+    snprintf(fig, sizeof fig, "%.2f s", B->drain_s);
+    bench_row(what, fig, "", -1, NULL);
+    snprintf(fig, sizeof fig, "%.0f ev/s", B->drain_rate);
+    if (max_rate > 0)
+        snprintf(tgt, sizeof tgt, ">= %.0f", max_rate / 2);
+    else
+        snprintf(tgt, sizeof tgt, ">= 50%% thru");
+    bench_row("  drain rate", fig, tgt,
+              max_rate > 0 ? B->drain_rate >= max_rate / 2 && !B->timed_out : -1, NULL);
+    if (B->timed_out)
+        printf("  %-48s TIMED OUT\n", "");
+    bench_summary("backlog.deliveries", (double)B->n, 0);
+    bench_summary("backlog.rss_filled_mib", (double)B->rss_filled_kib / 1024, 1);
+    bench_summary("backlog.rss_peak_mib", (double)B->rss_peak_kib / 1024, 1);
+    bench_summary("backlog.drain_events_per_s", B->drain_rate, 0);
 }
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_broker [options]\n"
+            "  --runs N            runs of every case; figures are medians (default %d)\n"
             "  --events N          throughput: events per run (default %ld)\n"
             "  --senders N         sender processes, 1..%d (default %d)\n"
-            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000;\n"
-            "                      rates above 1.2x the measured throughput are skipped)\n"
+            "  --many-senders N    senders of the many-senders cases (default %d)\n"
+            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
+            "                      then half the measured 1-recipient throughput; a rate\n"
+            "                      not reached is reported so, with the rate achieved\n"
             "  --latency-seconds S seconds per offered rate (default %g)\n"
             "  --closed N          one-in-flight events (default %ld)\n"
             "  --backlog N         deliveries queued for an offline org (default %ld)\n"
             "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
             "  --sync-normal       synchronous: normal instead of full\n"
-            "  --only WHAT         throughput | forwarder | latency | backlog (repeatable)\n"
+            "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
+            "                      (repeatable)\n"
             "  --dir DIR           where the temporary broker directories go\n"
             "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
             "  --wrap CMD          run the broker under CMD, e.g.\n"
             "                      \"valgrind --tool=callgrind --callgrind-out-file=cg.%%p\"\n"
             "  --broker PATH       sharehub-broker to run (default: this build's)\n"
             "  --timeout S         give up on any one run after S seconds (default %d)\n",
-            O.events, MAX_SENDERS, O.senders, O.latency_s, O.closed_events, O.backlog,
-            O.batch_max, O.timeout_s);
+            O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
+            O.closed_events, O.backlog, O.batch_max, O.timeout_s);
 }
 
 static void parse(int argc, char **argv)
@@ -1066,15 +1305,23 @@ static void parse(int argc, char **argv)
         {"batch-max", required_argument, NULL, 'm'}, {"sync-normal", no_argument, NULL, 'n'},
         {"only", required_argument, NULL, 'o'},    {"dir", required_argument, NULL, 'd'},
         {"wrap", required_argument, NULL, 'w'},    {"broker", required_argument, NULL, 'B'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, 't'}, {"runs", required_argument, NULL, 'R'},
+        {"many-senders", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    bool only = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    static const struct {
+        const char *name;
+        bool *skip;
+    } parts[] = {{"throughput", &O.skip_throughput}, {"forwarder", &O.skip_forwarder},
+                 {"latency", &O.skip_latency},       {"closed", &O.skip_closed},
+                 {"backlog", &O.skip_backlog}};
+    bool only = false, known, bad = false;
+    for (int c; !bad && (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
         case 'e': O.events = atol(optarg); break;
         case 's': O.senders = atoi(optarg); break;
+        case 'M': O.many_senders = atoi(optarg); break;
+        case 'R': O.runs = bench_runs_parse(optarg); break;
         case 'l': O.latency_s = atof(optarg); break;
         case 'c': O.closed_events = atol(optarg); break;
         case 'b': O.backlog = atol(optarg); break;
@@ -1092,33 +1339,29 @@ static void parse(int argc, char **argv)
             break;
         }
         case 'o':
-            if (!only)
-                O.skip_throughput = O.skip_forwarder = O.skip_latency = O.skip_backlog = true;
-            only = true;
-            if (strcmp(optarg, "throughput") == 0)
-                O.skip_throughput = false;
-            else if (strcmp(optarg, "forwarder") == 0)
-                O.skip_forwarder = false;
-            else if (strcmp(optarg, "latency") == 0)
-                O.skip_latency = false;
-            else if (strcmp(optarg, "backlog") == 0)
-                O.skip_backlog = false;
-            else {
-                usage(stderr);
-                exit(2);
+            known = false;
+            for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+                if (!only)
+                    *parts[i].skip = true;
+                if (strcmp(optarg, parts[i].name) == 0)
+                    *parts[i].skip = !(known = true);
             }
+            only = true;
+            bad = !known;
             break;
         case 'h':
             usage(stdout);
             exit(0);
         default:
-            usage(stderr);
-            exit(2);
+            bad = true;
         }
     }
-    if (optind < argc || O.senders < 1 || O.senders > MAX_SENDERS || O.events < O.senders ||
-        O.latency_s <= 0 || O.closed_events < 1 || O.backlog < O.senders || O.batch_max < 1 ||
-        O.timeout_s < 1) {
+    for (int i = 0; i < O.n_rates; i++)
+        bad = bad || O.rates[i] <= 0;
+    if (bad || optind < argc || O.runs < 1 || O.senders < 1 || O.senders > MAX_SENDERS ||
+        O.many_senders < 1 || O.many_senders > MAX_SENDERS || O.events < O.senders ||
+        O.events < O.many_senders || O.latency_s <= 0 || O.closed_events < 1 ||
+        O.backlog < O.senders || O.batch_max < 1 || O.timeout_s < 1) {
         usage(stderr);
         exit(2);
     }
@@ -1144,78 +1387,63 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("sharehub broker: %d cores, synchronous=%s, SHARE %zu bytes (1 recipient), "
-           "batch_max %u, %d senders x window %d, CURVE on, policy + minimisation on, "
-           "audit on\n",
-           cores, sync_name(), share_bytes, O.batch_max, O.senders, WINDOW);
+           "batch_max %u, window %d per sender, CURVE on, policy + minimisation on, "
+           "audit on; medians of %d runs [lowest..highest]\n",
+           cores, sync_name(), share_bytes, O.batch_max, WINDOW, O.runs);
+    bench_summary("machine.cores", cores, 0);
+    bench_summary("broker.synchronous_full", !O.sync_normal, 0);
+    bench_summary("share.bytes", (double)share_bytes, 0);
+    bench_summary("bench.events", (double)O.events, 0);
+    bench_summary("bench.runs", O.runs, 0);
     fflush(stdout);
 
-    result_t b1 = {0}, b3 = {0}, f1 = {0}, f3 = {0};
-    if (!O.skip_throughput) {
-        printf("throughput (%ld events per run; an event is done when its RECEIPT and every "
+    static tstats_t T[N_CASES];
+    if (!O.skip_throughput || !O.skip_forwarder) {
+        printf("throughput (%ld events a run; an event is done when its RECEIPT and every "
                "ACK update are back)\n", O.events);
-        b1 = run_broker_throughput(O.events, 1);
-        row_rate("broker, 1 recipient per event", &b1, 100000);
         fflush(stdout);
-        b3 = run_broker_throughput(O.events, 3);
-        row_rate("broker, 3 recipients per event", &b3, 70000);
+        run_cases(T);
+        print_throughput(T);
         fflush(stdout);
     }
-    if (!O.skip_forwarder) {
-        f1 = run_forwarder(O.events, 1);
-        row_rate("bare forwarder, 1 recipient per event", &f1, 0);
-        f3 = run_forwarder(O.events, 3);
-        row_rate("bare forwarder, 3 recipients per event", &f3, 0);
-        fflush(stdout);
-    }
-    if (!O.skip_throughput && !O.skip_forwarder) {
-        char fig[64];
-        snprintf(fig, sizeof fig, "%.3f", f1.rate > 0 ? b1.rate / f1.rate : 0);
-        row("ratio broker/forwarder, 1 recipient", fig, ">= 0.25",
-            f1.rate > 0 && b1.rate / f1.rate >= 0.25);
-        snprintf(fig, sizeof fig, "%.3f", f3.rate > 0 ? b3.rate / f3.rate : 0);
-        row("ratio broker/forwarder, 3 recipients", fig, ">= 0.25",
-            f3.rate > 0 && b3.rate / f3.rate >= 0.25);
-        fflush(stdout);
-    }
+    double max_rate = case_rate(T, "broker.1r");
     if (!O.skip_latency) {
         printf("latency (open loop from the scheduled send time; 1 sender, 1 recipient)\n");
-        for (int i = 0; i < O.n_rates; i++) {
-            if (b1.rate > 0 && (double)O.rates[i] > 1.2 * b1.rate) {
-                printf("  latency at %ld ev/s offered: skipped, above 1.2x the measured "
-                       "throughput (%.0f ev/s); it would measure only the queue\n",
-                       O.rates[i], b1.rate);
-                continue;
-            }
-            long n = (long)((double)O.rates[i] * O.latency_s);
-            latency_t L = run_latency(O.rates[i], n > 0 ? n : 1, WINDOW);
-            print_latency(&L);
-            fflush(stdout);
+        fflush(stdout);
+        static lstats_t S[9];
+        static char names[9][48];
+        int n = 0;
+        for (int i = 0; i < O.n_rates; i++, n++) {
+            snprintf(names[n], sizeof names[n], "latency.at_%ld", O.rates[i]);
+            S[n] = (lstats_t){.name = names[n], .offered = (double)O.rates[i],
+                              .judged = O.rates[i] == 10000};
         }
-        latency_t C = run_latency(0, O.closed_events, 1);
-        print_latency(&C);
+        if (max_rate > 0)
+            S[n++] = (lstats_t){.name = "latency.at_half_max", .offered = (double)(long)(max_rate / 2),
+                                .judged = true};
+        for (int i = 0; i < n; i++) {
+            long events = (long)(S[i].offered * O.latency_s);
+            S[i].n = events > 0 ? events : 1;
+        }
+        run_latencies(S, n);
+        for (int i = 0; i < n; i++)
+            print_latency(&S[i], max_rate);
+        if (max_rate <= 0)
+            printf("  latency at half the maximum: not measured (no 1-recipient throughput "
+                   "run; --only latency with --only throughput measures it)\n");
+        fflush(stdout);
+    }
+    if (!O.skip_closed) {
+        printf("closed loop\n");
+        fflush(stdout);
+        lstats_t C = {.name = "closed", .n = O.closed_events};
+        run_closed(&C);
+        print_closed(&C);
         fflush(stdout);
     }
     if (!O.skip_backlog) {
         backlog_t B = run_backlog(O.backlog);
-        char what[96], fig[64], tgt[64];
-        printf("backlog (%ld deliveries queued for an offline org, filled at %.0f ev/s)\n",
-               B.n, B.fill_rate);
-        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_filled_kib / 1024);
-        row("  broker peak RSS when filled", fig, "<= 64 MiB", B.rss_filled_kib <= 65536);
-        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_peak_kib / 1024);
-        row("  broker peak RSS after the drain", fig, "<= 64 MiB", B.rss_peak_kib <= 65536);
-        snprintf(what, sizeof what, "  drain time (%ld delivered and ACKed)", B.delivered);
-        snprintf(fig, sizeof fig, "%.2f s", B.drain_s);
-        row(what, fig, "", -1);
-        snprintf(fig, sizeof fig, "%.0f ev/s", B.drain_rate);
-        if (b1.rate > 0)
-            snprintf(tgt, sizeof tgt, ">= %.0f", b1.rate / 2);
-        else
-            snprintf(tgt, sizeof tgt, ">= 50%% thru");
-        row("  drain rate", fig, tgt,
-            b1.rate > 0 ? B.drain_rate >= b1.rate / 2 && !B.timed_out : -1);
-        if (B.timed_out)
-            printf("  %-44s TIMED OUT\n", "");
+        print_backlog(&B, max_rate);
     }
     return 0;
 }

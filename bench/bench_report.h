@@ -18,6 +18,7 @@
 
 #define BENCH_MAX_RUNS 15   /* --runs at most: a median of more says little more */
 #define BENCH_DEFAULT_RUNS 3
+#define BENCH_DEFAULT_EVENTS 40000 /* a throughput run, broker's and peers' alike */
 
 /* One figure over repeated runs. Zero-initialise; add one value per run. */
 typedef struct bench_stat {

@@ -25,7 +25,8 @@
  *               behind is charged for the queue), SHARE -> RECEIPT and
  *               SHARE -> DELIVER p50/p99/p99.9/max. A rate the broker does
  *               not carry is reported as not reached, with what it achieved.
- *   closed      one event in flight at a time.
+ *   closed      one event in flight at a time, against its floor: a bare loop
+ *               of one fsync'd SQLite commit per event on the same disk.
  *   backlog     N deliveries queued for an organisation that is offline:
  *               broker peak RSS (VmHWM), and the time to drain them once it
  *               says HELLO.
@@ -48,6 +49,7 @@
 #include <getopt.h>
 #include <sys/select.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1041,10 +1043,66 @@ static void run_latencies(lstats_t *S, int n)
         }
 }
 
-/* The closed loop, --runs times. */
-static void run_closed(lstats_t *C)
+/*
+ * The floor under one event in flight: each event of a closed loop must be
+ * durable before its RECEIPT, so it costs at least one synchronous commit.
+ * This is that commit alone, in a loop: one small INSERT per transaction in
+ * a WAL database with synchronous=FULL (the WAL is synced at every commit),
+ * in a directory beside the broker's databases, so on the same disk.
+ * Returns commits per second.
+ */
+static double run_fsync_loop(long n)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/shub-fsync-XXXXXX", tmp_parent());
+    if (!mkdtemp(dir)) {
+        perror("bench: mkdtemp");
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/loop.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st[3] = {NULL};
+    static const char *const sql[3] = {"BEGIN", "INSERT INTO events(id) VALUES (?1)", "COMMIT"};
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                          " PRAGMA wal_autocheckpoint = 0;"
+                          " CREATE TABLE events(seq INTEGER PRIMARY KEY, id BLOB NOT NULL)",
+                          NULL, NULL, NULL);
+    for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
+        rc = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
+    int64_t t0 = bench_now_ns();
+    for (long e = 0; e < n && rc == SQLITE_OK; e++) {
+        shub_id_t id;
+        shub_id_generate(&id, shub_now_ms());
+        sqlite3_bind_blob(st[1], 1, id.bytes, SHUB_ID_SIZE, SQLITE_STATIC);
+        for (int i = 0; i < 3 && rc == SQLITE_OK; i++) {
+            rc = sqlite3_step(st[i]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+            sqlite3_reset(st[i]);
+        }
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "bench: fsync loop: %s\n", sqlite3_errmsg(db));
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(st[i]);
+    sqlite3_close(db);
+    static const char *const files[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char f[700];
+        snprintf(f, sizeof f, "%s%s", path, files[i]);
+        unlink(f);
+    }
+    rmdir(dir);
+    return rc == SQLITE_OK && secs > 0 ? (double)n / secs : 0;
+}
+
+/* The closed loop and its floor, alternating, --runs times each. */
+static void run_closed(lstats_t *C, bench_stat_t *fsync_loop)
 {
     for (int round = 0; round < O.runs; round++) {
+        bench_stat_add(fsync_loop, run_fsync_loop(O.closed_events));
         latency_t L = run_latency(0, O.closed_events, 1, O.timeout_s);
         lstats_add(C, &L);
     }
@@ -1233,10 +1291,18 @@ static void print_latency(const lstats_t *S, double max_rate)
     }
 }
 
-static void print_closed(const lstats_t *C)
+static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop)
 {
     print_latency(C, 0);
     bench_row_rate("  events/s", &C->achieved, "ev/s", 0);
+    bench_row_rate("  floor: one fsync'd SQLite commit per event", fsync_loop, "/s", 0);
+    bench_summary_stat("fsync_loop.commits_per_s", fsync_loop, 0);
+    double f = bench_stat_median(fsync_loop);
+    if (f > 0)
+        bench_summary("ratio.closed_to_fsync_loop",
+                      bench_row_ratio("  ratio one in flight / fsync loop",
+                                      bench_stat_median(&C->achieved), f, 0.8),
+                      3);
 }
 
 static void print_backlog(const backlog_t *B, double max_rate)
@@ -1280,7 +1346,7 @@ static void usage(FILE *f)
             "                      then half the measured 1-recipient throughput; a rate\n"
             "                      not reached is reported so, with the rate achieved\n"
             "  --latency-seconds S seconds per offered rate (default %g)\n"
-            "  --closed N          one-in-flight events (default %ld)\n"
+            "  --closed N          one-in-flight events, and fsync loop commits (default %ld)\n"
             "  --backlog N         deliveries queued for an offline org (default %ld)\n"
             "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
             "  --sync-normal       synchronous: normal instead of full\n"
@@ -1434,11 +1500,12 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     if (!O.skip_closed) {
-        printf("closed loop\n");
+        printf("closed loop, against its floor on the same disk\n");
         fflush(stdout);
         lstats_t C = {.name = "closed", .n = O.closed_events};
-        run_closed(&C);
-        print_closed(&C);
+        bench_stat_t fsync_loop = {0};
+        run_closed(&C, &fsync_loop);
+        print_closed(&C, &fsync_loop);
         fflush(stdout);
     }
     if (!O.skip_backlog) {

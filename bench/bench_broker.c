@@ -32,11 +32,12 @@
  *               says HELLO.
  *
  * Every case runs --runs times (3 by default), in rounds that take each case
- * once, and is reported as the median with its spread; ratios are taken
- * between medians. Each figure is also printed as a `summary: name=value`
- * line for scripts/run-bench.sh. `--help` lists the flags for longer runs
- * and for running the broker under a profiler. Time: CLOCK_MONOTONIC
- * throughout (one clock for all processes on the machine).
+ * once, and is reported as the median with its spread; a ratio is the
+ * median of the rounds' ratios, each between runs made close together. Each
+ * figure is also printed as a `summary: name=value` line for
+ * scripts/run-bench.sh. `--help` lists the flags for longer runs and for
+ * running the broker under a profiler. Time: CLOCK_MONOTONIC throughout (one
+ * clock for all processes on the machine).
  */
 #include "bench_common.h"
 #include "bench_report.h"
@@ -910,13 +911,20 @@ static void run_cases(tstats_t *T)
         }
 }
 
-/* The median rate of the case called `name`, or 0 if it was not run. */
-static double case_rate(const tstats_t *T, const char *name)
+/* The rates of the case called `name`, or NULL if it was not run. */
+static const bench_stat_t *case_rates(const tstats_t *T, const char *name)
 {
     for (size_t i = 0; i < N_CASES; i++)
         if (strcmp(cases[i].name, name) == 0)
-            return bench_stat_median(&T[i].rate);
-    return 0;
+            return T[i].rate.n ? &T[i].rate : NULL;
+    return NULL;
+}
+
+/* The median rate of the case called `name`, or 0 if it was not run. */
+static double case_rate(const tstats_t *T, const char *name)
+{
+    const bench_stat_t *s = case_rates(T, name);
+    return s ? bench_stat_median(s) : 0;
 }
 
 typedef struct latency {
@@ -1194,22 +1202,22 @@ static void print_cases(const tstats_t *T)
     }
 }
 
-/* A ratio between two cases' medians, as a row and (if name) a summary
+/* The ratio of two cases, round by round, as a row and (if name) a summary
  * line; a case that was not run makes the row say so rather than vanish. */
 static void print_ratio(const tstats_t *T, const char *what, const char *a, const char *b,
                         double target, const char *name)
 {
-    double x = case_rate(T, a), y = case_rate(T, b);
-    if (x <= 0 || y <= 0) {
-        char tgt[32] = "";
+    const bench_stat_t *x = case_rates(T, a), *y = case_rates(T, b);
+    if (!x || !y) {
+        char tgt[32] = "", note[64];
         if (target > 0)
             snprintf(tgt, sizeof tgt, ">= %g", target);
-        char note[64];
-        snprintf(note, sizeof note, "(no %s run)", x <= 0 ? a : b);
+        snprintf(note, sizeof note, "(no %s run)", !x ? a : b);
         bench_row(what, "not measured", tgt, -1, note);
         return;
     }
-    double r = bench_row_ratio(what, x, y, target);
+    bench_stat_t ratio = bench_stat_ratio(x, y);
+    double r = bench_row_ratio(what, &ratio, target);
     if (name)
         bench_summary(name, r, 3);
 }
@@ -1297,12 +1305,10 @@ static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop)
     bench_row_rate("  events/s", &C->achieved, "ev/s", 0);
     bench_row_rate("  floor: one fsync'd SQLite commit per event", fsync_loop, "/s", 0);
     bench_summary_stat("fsync_loop.commits_per_s", fsync_loop, 0);
-    double f = bench_stat_median(fsync_loop);
-    if (f > 0)
-        bench_summary("ratio.closed_to_fsync_loop",
-                      bench_row_ratio("  ratio one in flight / fsync loop",
-                                      bench_stat_median(&C->achieved), f, 0.8),
-                      3);
+    bench_stat_t ratio = bench_stat_ratio(&C->achieved, fsync_loop);
+    double r = bench_row_ratio("  ratio one in flight / fsync loop", &ratio, 0.8);
+    if (ratio.n)
+        bench_summary("ratio.closed_to_fsync_loop", r, 3);
 }
 
 static void print_backlog(const backlog_t *B, double max_rate)

@@ -50,6 +50,15 @@ double bench_stat_max(const bench_stat_t *s)
     return n ? v[n - 1] : 0;
 }
 
+bench_stat_t bench_stat_ratio(const bench_stat_t *a, const bench_stat_t *b)
+{
+    bench_stat_t r = {0};
+    for (int i = 0; i < a->n && i < b->n; i++)
+        if (b->v[i] != 0)
+            bench_stat_add(&r, a->v[i] / b->v[i]);
+    return r;
+}
+
 const char *bench_stat_spread(const bench_stat_t *s, int decimals, char *out,
                               unsigned size)
 {
@@ -80,18 +89,19 @@ void bench_row_rate(const char *what, const bench_stat_t *s, const char *unit,
               bench_stat_spread(s, 0, spread, sizeof spread));
 }
 
-double bench_row_ratio(const char *what, double a, double b, double target_min)
+double bench_row_ratio(const char *what, const bench_stat_t *ratio, double target_min)
 {
-    char fig[64], tgt[64] = "";
-    double r = b > 0 ? a / b : 0;
-    if (b > 0)
-        snprintf(fig, sizeof fig, "%.3f", r);
+    char fig[64], tgt[64] = "", spread[96];
+    double m = bench_stat_median(ratio);
+    if (ratio->n)
+        snprintf(fig, sizeof fig, "%.3f", m);
     else
         snprintf(fig, sizeof fig, "n/a");
     if (target_min > 0)
         snprintf(tgt, sizeof tgt, ">= %g", target_min);
-    bench_row(what, fig, tgt, target_min > 0 && b > 0 ? r >= target_min : -1, NULL);
-    return r;
+    bench_row(what, fig, tgt, target_min > 0 && ratio->n ? m >= target_min : -1,
+              bench_stat_spread(ratio, 3, spread, sizeof spread));
+    return m;
 }
 
 void bench_summary(const char *name, double value, int decimals)

@@ -5,7 +5,7 @@
  * The machine a benchmark runs on is shared and noisy, so a figure that
  * matters is measured several times: a bench_stat_t keeps one value per run
  * and is reported as its median with the spread (lowest..highest), and a
- * ratio is taken between medians measured in the same invocation. Every
+ * ratio is the median of the ratios of runs made side by side. Every
  * figure a script may want is also printed as one `summary: name=value`
  * line; scripts/run-bench.sh gathers those lines into the block that ends
  * `make bench` (the names are listed there). Plain data and stdout only:
@@ -35,6 +35,12 @@ double bench_stat_median(const bench_stat_t *s);
 double bench_stat_min(const bench_stat_t *s);
 double bench_stat_max(const bench_stat_t *s);
 
+/* The run-by-run ratios a / b of two stats recorded in the same rounds,
+ * runs where b is 0 left out. Each round measures both close together, so
+ * the median of these cancels what a round's load did to both, which a
+ * ratio of medians drawn from different rounds would not. */
+bench_stat_t bench_stat_ratio(const bench_stat_t *a, const bench_stat_t *b);
+
 /* "[low..high of N]" for a stat of more than one run, "" otherwise, into
  * out (size bytes), with `decimals` digits after the point. Returns out. */
 const char *bench_stat_spread(const bench_stat_t *s, int decimals, char *out,
@@ -52,9 +58,9 @@ void bench_row(const char *what, const char *figure, const char *target, int met
 void bench_row_rate(const char *what, const bench_stat_t *s, const char *unit,
                     double target_min);
 
-/* A row for a ratio a / b against `target_min` (> 0: judged; 0: shown only),
- * "n/a" when b is 0. Returns the ratio (0 when b is 0). */
-double bench_row_ratio(const char *what, double a, double b, double target_min);
+/* A row for a ratio's median against `target_min` (> 0: judged; 0: shown
+ * only) with its spread, "n/a" when no run has one. Returns the median. */
+double bench_row_ratio(const char *what, const bench_stat_t *ratio, double target_min);
 
 /* Prints `summary: name=value` with `decimals` digits after the point. */
 void bench_summary(const char *name, double value, int decimals);

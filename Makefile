@@ -17,8 +17,9 @@ setup:
 	@scripts/setup-deps.sh
 
 # Configure once; CMake re-runs itself when a CMakeLists.txt changes.
+CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	$(CONFIGURE)
 
 build: setup $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j$(JOBS)
@@ -47,7 +48,15 @@ fuzz:
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: build
+# The benchmarks, with the peers the broker is measured against (NATS
+# JetStream, mosquitto): only this target installs them, as fuzz installs
+# clang. Configure again so that CMake finds libraries installed just now.
+BENCH_PACKAGES = nats-server libnats-dev mosquitto libmosquitto-dev
+
+bench:
+	@scripts/setup-deps.sh $(BENCH_PACKAGES)
+	@$(CONFIGURE) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
 	@scripts/run-bench.sh $(BUILD)
 
 format:

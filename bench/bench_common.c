@@ -208,7 +208,7 @@ void bench_env_stop(bench_env_t *env)
     env->broker = 0;
 }
 
-static void remove_tree(const char *dir)
+void bench_remove_tree(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -219,7 +219,7 @@ static void remove_tree(const char *dir)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
+            bench_remove_tree(path);
         else
             unlink(path);
     }
@@ -237,7 +237,7 @@ void bench_env_destroy(bench_env_t **env_p)
     if (getenv("SHUB_KEEP_BENCH_DIR"))
         fprintf(stderr, "bench: kept %s\n", env->dir);
     else
-        remove_tree(env->dir);
+        bench_remove_tree(env->dir);
     shub_free(env);
     *env_p = NULL;
 }

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages sharehub needs, and only those that are
 # missing, so a second run costs one dpkg query. Called by the Makefile before
 # every build; safe to run by hand. Pass extra package names as arguments
-# (the fuzz target adds clang's libFuzzer runtime this way).
+# (the fuzz target adds clang's libFuzzer runtime this way, the bench target
+# the peer brokers and their client libraries).
 set -euo pipefail
 
 packages=(

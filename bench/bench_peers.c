@@ -422,8 +422,16 @@ static void mosquitto_argv(server_t *s, char **argv, char *buf, size_t size)
 
 typedef struct mqtt {
     atomic_long acked, received;
-    atomic_int connected, subscribed;
+    atomic_int connected, subscribed; /* 0: not yet; 1: done; -1: refused */
 } mqtt_t;
+
+static void mqtt_init(mqtt_t *q)
+{
+    atomic_init(&q->acked, 0);
+    atomic_init(&q->received, 0);
+    atomic_init(&q->connected, 0);
+    atomic_init(&q->subscribed, 0);
+}
 
 static void on_connect(struct mosquitto *m, void *ud, int rc)
 {
@@ -481,7 +489,8 @@ static struct mosquitto *mqtt_client(mqtt_t *q, int port, bool subscriber, int64
     if (ok && subscriber)
         ok = mosquitto_loop_start(m) == MOSQ_ERR_SUCCESS;
     atomic_int *flag = subscriber ? &q->subscribed : &q->connected;
-    while (ok && atomic_load(flag) == 0 && !timed_out(deadline))
+    while (ok && atomic_load(flag) == 0 && atomic_load(&q->connected) >= 0 &&
+           !timed_out(deadline))
         if (subscriber)
             pause_ms(1);
         else
@@ -509,12 +518,9 @@ static outcome_t run_mosquitto(bool with_subscriber)
 {
     outcome_t out = {0};
     server_t s = {0};
-    mqtt_t q;
-    atomic_init(&q.acked, 0);
-    atomic_init(&q.received, 0);
-    atomic_init(&q.connected, 0);
-    atomic_init(&q.subscribed, 0);
-    mqtt_t sq = q;
+    mqtt_t q, sq;
+    mqtt_init(&q);
+    mqtt_init(&sq);
     struct mosquitto *sub = NULL, *pub = NULL;
     int64_t deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
     bool ready = server_launch(&s, "mosquitto", mosquitto_argv) == 0;

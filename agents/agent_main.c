@@ -15,6 +15,7 @@
 #include "sharehub/agent.h"
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/cli.h"
 #include "sharehub/json.h"
 #include "sharehub/log.h"
 
@@ -38,6 +39,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sharehub-agent [--log-level L] COMMAND [options]\n"
+            "       sharehub-agent --version | --help\n"
             "\n"
             "  run --org ID --config DIR [--db FILE] [--broker URL] [--keys DIR]\n"
             "      [--on-receive CMD]\n"
@@ -54,8 +56,8 @@ static void usage(FILE *out)
             "\n"
             "  --db FILE defaults to ./ID.db; --broker defaults to hub.yaml's endpoint.\n"
             "  'sharehub-agent COMMAND --help' describes one command.\n"
-            "exit: 0 ok, 64 usage, 65 bad event, 66 no such store or file, 69 cannot\n"
-            "      start, 74 store error, 78 bad configuration\n");
+            "\n");
+    shub_cli_exit_help(out);
 }
 
 static void run_usage(FILE *out)
@@ -484,6 +486,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0)
+            return shub_cli_version("sharehub-agent");
         if ((strcmp(argv[i], "--log-level") == 0 || strcmp(argv[i], "-l") == 0) &&
             i + 1 < argc) {
             if ((level = shub_log_level_parse(argv[++i])) < 0) {

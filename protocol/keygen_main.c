@@ -4,6 +4,7 @@
  * (CURVE pair, checkpoint signing pair, subject-hash key). Secret keys are
  * generated here and never leave the machine that made them.
  */
+#include "sharehub/cli.h"
 #include "sharehub/keys.h"
 
 #include <getopt.h>
@@ -27,24 +28,23 @@ static void usage(FILE *out)
             "  -d, --dir DIR   where to write (default: .)\n"
             "  -f, --force     overwrite existing NAME keys\n"
             "  -b, --broker    write the broker's key set\n"
+            "  -V, --version   print the version and exit\n"
             "  -h, --help      this text\n"
-            "\n"
-            "exit: 0 written, 64 usage, 73 cannot create, 74 I/O error\n");
+            "\n");
+    shub_cli_exit_help(out);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},
-        {"broker", no_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'}, {"force", no_argument, NULL, 'f'},
+        {"broker", no_argument, NULL, 'b'},    {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     const char *dir = ".";
     bool force = false, broker = false;
     int c;
-    while ((c = getopt_long(argc, argv, "d:fbh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:fbVh", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -55,6 +55,8 @@ int main(int argc, char **argv)
         case 'b':
             broker = true;
             break;
+        case 'V':
+            return shub_cli_version("sharehub-keygen");
         case 'h':
             usage(stdout);
             return 0;

@@ -47,6 +47,24 @@ static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *e
     return 0;
 }
 
+/* What a failed bind or connect means for whoever must act on it: an address
+ * in use or not on this host is a service that is unavailable (try later, or
+ * elsewhere); an endpoint libzmq cannot parse is a configuration error. */
+static int endpoint_error(int e)
+{
+    switch (e) {
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+        return SHUB_EBUSY;
+    case EINVAL:
+    case EPROTONOSUPPORT:
+    case ENODEV:
+        return SHUB_ECONFIG;
+    default:
+        return SHUB_EIO;
+    }
+}
+
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound,
                           size_t size, shub_err_t *err)
 {
@@ -63,7 +81,8 @@ void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound
                strlen(SHUB_TRANSPORT_ZAP_DOMAIN), "ZMQ_ZAP_DOMAIN", err))
         goto fail;
     if (zmq_bind(sock, o->endpoint) != 0) {
-        shub_err_set(err, SHUB_EIO, "cannot bind '%s': %s", o->endpoint, zmq_strerror(errno));
+        shub_err_set(err, endpoint_error(errno), "cannot bind '%s': %s", o->endpoint,
+                     zmq_strerror(errno));
         goto fail;
     }
     if (bound && size) {
@@ -92,8 +111,8 @@ void *shub_transport_connect(void *ctx, const shub_transport_opts_t *o, shub_err
         setint(sock, ZMQ_RECONNECT_IVL_MAX, 5000, "ZMQ_RECONNECT_IVL_MAX", err))
         goto fail;
     if (zmq_connect(sock, o->endpoint) != 0) {
-        shub_err_set(err, SHUB_EIO, "cannot connect to '%s': %s", o->endpoint,
-                     zmq_strerror(errno));
+        shub_err_set(err, endpoint_error(errno), "cannot connect to '%s': %s",
+                     o->endpoint, zmq_strerror(errno));
         goto fail;
     }
     return sock;

@@ -32,12 +32,15 @@ typedef struct shub_transport_opts {
 /* Creates a ROUTER socket as CURVE server with ZAP domain "sharehub",
  * ROUTER_MANDATORY on, the size limit set, and binds it. The bound endpoint
  * (the real port for "tcp://...:*") is written to bound[size]. The ZAP
- * handler must already be bound on the context. Returns NULL on failure. */
+ * handler must already be bound on the context. Returns NULL on failure:
+ * err->code SHUB_EBUSY if the address is in use or not this host's,
+ * SHUB_ECONFIG if the endpoint does not parse, SHUB_EIO otherwise. */
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *opts, char *bound,
                           size_t size, shub_err_t *err);
 
 /* Creates a DEALER socket as CURVE client and connects it (libzmq reconnects
- * with exponential backoff by itself). Returns NULL on failure. */
+ * with exponential backoff by itself). Returns NULL on failure, with
+ * SHUB_ECONFIG for an endpoint that does not parse. */
 void *shub_transport_connect(void *ctx, const shub_transport_opts_t *opts, shub_err_t *err);
 
 /* One received message. */

@@ -70,6 +70,25 @@ int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const vo
 int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
                             const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err);
 
+/* One event from a socket monitor: libzmq's ZMQ_EVENT_* code, its value
+ * (an errno, a status code, a file descriptor, depending on the event) and
+ * the endpoint it concerns. */
+typedef struct shub_transport_event {
+    uint16_t event;
+    uint32_t value;
+    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
+} shub_transport_event_t;
+
+/* Reports sock's `events` (a mask of ZMQ_EVENT_*) on a PAIR socket bound to
+ * the inproc endpoint `name`, which must be unique in ctx. Poll it like any
+ * socket; stop with zmq_socket_monitor(sock, NULL, 0) and zmq_close. NULL and
+ * SHUB_EIO on failure. */
+void *shub_transport_watch(void *ctx, void *sock, const char *name, int events,
+                           shub_err_t *err);
+
+/* Reads one waiting event without blocking. 0, or SHUB_EBUSY if none. */
+int shub_transport_watch_read(void *monitor, shub_transport_event_t *ev);
+
 /* Watches sock's handshakes and returns a socket (PAIR, inproc `name`) on
  * which libzmq reports each one that fails: a key that does not prove its
  * secret fails inside CURVE, before the ZAP handler is ever asked, so only

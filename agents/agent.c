@@ -753,6 +753,7 @@ static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now
                                                                      : SHUB_MSG_MAX_BYTES;
     a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
     a->outbox_dirty = true;
+    a->last_deliver_ms = now; /* --until-done waits a quiet spell for the backlog */
     agent_link_welcomed(&a->link, now);
     if (strcmp(w->org, a->cfg->org) != 0)
         shub_warn("the broker knows this key as org=%s, not %s", w->org, a->cfg->org);

@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 # The build under CMake is a recursive make: keep its output to what it does.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup build test demo asan fuzz bench format clean
+.PHONY: all setup build test demo install asan fuzz bench format clean
 
 all: build
 
@@ -28,6 +28,11 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# The programs, man pages, systemd units and an example configuration, under
+# PREFIX (default /usr/local; DESTDIR is honoured). Nothing is enabled.
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: setup

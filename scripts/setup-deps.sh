@@ -16,6 +16,8 @@ packages=(
     libcmocka-dev                         # unit tests
     sqlite3                               # the demo's progress line; the audit CLI test tampers with a copy
     jq                                    # the audit CLI test reads its JSON output
+    groff-base                            # the install test renders the man pages
+    systemd procps                        # systemd-analyze verifies the units; they reload with kill
     "$@"
 )
 

@@ -28,4 +28,9 @@ install(FILES ${packaging}/etc/hub.yaml packaging/etc/orgs.yaml
         DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/sharehub)
 install(FILES packaging/etc/agreements/README
         DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/sharehub/agreements)
-install(FILES LICENSE README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+if(SHUB_PACKAGE) # a Debian package states its licence as doc/PACKAGE/copyright
+    install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
+else()
+    install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+endif()

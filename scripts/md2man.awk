@@ -9,7 +9,7 @@
 #   - `--opt ARG`: text    .TP: an option (any item opening with code spans
 #                          and a colon)
 #   ``` fenced ``` and     literal blocks (.nf), indented by 4
-#   4-space indented code
+#   4-space indented code  (8 inside a list item)
 #   | a | b | tables       tbl(1) tables, the last column wrapping
 #   `code` **bold** *em*   \fB \fB \fI;  [text](link) becomes text
 #   <!-- exit-status -->   the exit-code table (the file given as `exits`)
@@ -175,11 +175,11 @@ function line(l,    term, rest, m) {
             close_block()
             return
         }
-        if (!fenced && l !~ /^    / && l != "") {
+        if (!fenced && l != "" && substr(l, 1, code_indent) != substr(SPACES, 1, code_indent)) {
             close_block()
         } else {
             if (!fenced)
-                l = substr(l, 5)
+                l = substr(l, code_indent + 1)
             out_line(literal(l))
             return
         }
@@ -228,13 +228,15 @@ function line(l,    term, rest, m) {
         blank = 1
         return
     }
-    if (l ~ /^    / && blank && !in_list) {
-        req(".PP")
+    # Code: indented 4 spaces, or 8 inside a list item; after a blank line.
+    if (blank && (in_list ? l ~ /^        / : l ~ /^    /)) {
+        code_indent = in_list ? 8 : 4
+        req(in_list ? ".IP \"\"" : ".PP")
         req(".RS 4")
         req(".nf")
         mode = "code"
         fenced = 0
-        out_line(literal(substr(l, 5)))
+        out_line(literal(substr(l, code_indent + 1)))
         return
     }
     if (l ~ /^[-*] `/ && match(l, /^[-*] (`[^`]*`(, `[^`]*`)*): /)) {
@@ -252,7 +254,9 @@ function line(l,    term, rest, m) {
         req(".IP " substr(l, 1, RLENGTH - 1) " 4")
         out_line(inline(substr(l, RLENGTH + 1)))
         in_list = 1
-    } else if (in_list && l ~ /^  +/ && !blank) {
+    } else if (in_list && l ~ /^  +/) {
+        if (blank) # a further paragraph of the same item
+            req(".IP \"\"")
         out_line(inline(trim(l)))
     } else {
         if (blank || in_list || !para)
@@ -265,6 +269,7 @@ function line(l,    term, rest, m) {
 }
 
 BEGIN {
+    SPACES = "        "
     if (out == "")
         out = "/dev/stdout"
     print ".\\\" Generated from Markdown by scripts/md2man.awk; edit the .md source." > out

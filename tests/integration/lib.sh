@@ -60,6 +60,26 @@ wait_for() {
     [ -s "$1" ]
 }
 
+# broker_starts WHAT BROKER ARGS...: starts BROKER with ARGS on a free
+# loopback port, waits until it listens, and stops it with TERM; a broker
+# that does not start, or does not stop cleanly, is a failure.
+broker_starts() {
+    bs_what=$1
+    bs_prog=$2
+    shift 2
+    rm -f "$tmp/ready"
+    "$bs_prog" "$@" --endpoint 'tcp://127.0.0.1:*' --ready-file "$tmp/ready" \
+        2>"$tmp/broker.log" &
+    bs_pid=$!
+    if wait_for "$tmp/ready"; then
+        kill -TERM "$bs_pid"
+        wait "$bs_pid" || fail "$bs_what: did not stop cleanly: $(cat "$tmp/broker.log")"
+    else
+        kill -TERM "$bs_pid" 2>/dev/null
+        fail "$bs_what: did not start: $(cat "$tmp/broker.log")"
+    fi
+}
+
 finish() {
     if [ "$failures" -ne 0 ]; then
         echo "$failures failure(s)" >&2

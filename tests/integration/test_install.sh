@@ -24,7 +24,7 @@ share/doc/sharehub/README.md share/man/man1/sharehub-agent.1
 share/man/man1/sharehub-audit.1 share/man/man1/sharehub-broker.1
 share/man/man1/sharehub-keygen.1 share/man/man1/sharehub-wire.1
 share/man/man5/sharehub-agreement.5 share/man/man5/sharehub-hub.yaml.5
-share/man/man5/sharehub-orgs.yaml.5
+share/man/man5/sharehub-orgs.yaml.5 share/man/man7/sharehub-deploy.7
 share/man/man7/sharehub.7"
 (cd "$x" && find . -type f | sed 's|^\./||' | sort) >"$tmp/got"
 echo "$want" | tr ' ' '\n' | sort >"$tmp/want"
@@ -64,17 +64,8 @@ mkdir "$tmp/state"
 run_status 0 "--check on the example configuration" "$x/bin/sharehub-broker" --check \
     --config "$x/etc/sharehub" --keys "$tmp/keys" --db "$tmp/state/sharehub.db"
 expect_out "--check on the example" "ok (1 organisations, 0 agreements"
-"$x/bin/sharehub-broker" --config "$x/etc/sharehub" --keys "$tmp/keys" \
-    --db "$tmp/state/sharehub.db" --endpoint 'tcp://127.0.0.1:*' --ready-file "$tmp/ready" \
-    2>"$tmp/broker.log" &
-pid=$!
-if wait_for "$tmp/ready"; then
-    kill -TERM "$pid"
-    wait "$pid" || fail "the installed broker did not stop cleanly: $(cat "$tmp/broker.log")"
-else
-    kill -TERM "$pid" 2>/dev/null
-    fail "the installed broker did not start on the example: $(cat "$tmp/broker.log")"
-fi
+broker_starts "the installed broker on the example configuration" "$x/bin/sharehub-broker" \
+    --config "$x/etc/sharehub" --keys "$tmp/keys" --db "$tmp/state/sharehub.db"
 
 # ---- the units, with systemd's own checker ----------------------------------
 # Installed with DESTDIR, so that the programs are where the units say, under

@@ -18,6 +18,7 @@ packages=(
     jq                                    # the audit CLI test reads its JSON output
     groff-base                            # the install test renders the man pages
     systemd procps                        # systemd-analyze verifies the units; they reload with kill
+    dpkg-dev file                         # make deb: CPack runs dpkg-shlibdeps on what file(1) finds
     "$@"
 )
 

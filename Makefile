@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 # The build under CMake is a recursive make: keep its output to what it does.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup build test demo asan fuzz bench format clean
+.PHONY: all setup build test demo install deb asan fuzz bench format clean
 
 all: build
 
@@ -29,6 +29,16 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# The programs, man pages, systemd units and an example configuration, under
+# PREFIX (default /usr/local; DESTDIR is honoured). Nothing is enabled.
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+# The Debian package (build-deb/sharehub_VERSION_ARCH.deb): a build of its
+# own for /usr and /etc, then CPack. Install it with apt or dpkg -i.
+deb: setup
+	@scripts/make-deb.sh build-deb
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: setup
@@ -63,4 +73,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-deb

@@ -152,6 +152,10 @@ static void load_key(loader_t *ld, const ydoc_t *doc, size_t i, const raw_org_t 
         memcpy(org->public_z85, r->public_key, 40);
         return;
     }
+    /* hub.yaml did not load, so there is no key directory to look in; its
+     * own error says why, and one line per org here would only bury it. */
+    if (!ld->key_dir)
+        return;
     char path[1024];
     char buf[KEY_FILE_MAX];
     const char *why = NULL;

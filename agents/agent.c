@@ -14,8 +14,20 @@
  *
  * Failures of the store are logged and survived: an unrecorded RECEIPT is
  * earned again by the next resend (the broker answers a duplicate with the
- * original receipt), and an uncommitted DELIVER is not ACKed, so the broker
- * sends it again.
+ * original receipt), an uncommitted DELIVER is not ACKed, so the broker sends
+ * it again, and an unapplied UPDATE is not CONFIRMed, so the broker sends it
+ * again after the next HELLO.
+ *
+ * The agent is also a witness (SPEC 5.13): it checks each checkpoint the
+ * broker signs against the broker's checkpoint.pub, keeps it, and
+ * countersigns it with a key derived from its own CURVE key; a checkpoint
+ * that contradicts one it keeps is logged as a fork and kept as evidence.
+ *
+ * --on-receive hooks run at least once: a new inbox row's hook is pending in
+ * the same transaction as the row, so after a crash the agent runs it again;
+ * a failure is retried with backoff and given up on (dead) after
+ * hook_attempts. The command gets the event as JSON, id included, so the
+ * case system can drop the repeats that at-least-once implies.
  */
 #include "sharehub/agent.h"
 
@@ -29,6 +41,7 @@
 #include "sharehub/profile.h"
 #include "sharehub/transport.h"
 #include "sharehub/version.h"
+#include "sharehub/witness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +60,14 @@
 #define RESEND_SCAN_MS 250 /* how often the outbox is scanned for retries */
 #define WEEK_MS        (7LL * 24 * 3600 * 1000)
 #define HOOK_WAIT_MS   5000 /* how long destroy waits for running hooks */
+#define HOOK_SCAN_MS   200  /* how often due hooks are looked for */
+#define HOOK_RETRY_MIN_MS 1000   /* a failed hook is tried again after this, */
+#define HOOK_RETRY_MAX_MS 300000 /* doubling up to this */
 
 typedef struct hook {
     pid_t pid;
-    char id[SHUB_ID_TEXT];
+    shub_id_t id;
+    uint32_t attempts; /* failed runs before this one */
 } hook_t;
 
 struct shub_agent {
@@ -71,6 +88,9 @@ struct shub_agent {
     int64_t last_in_ms, last_out_ms;
     int64_t last_deliver_ms; /* a DELIVER arrived; --until-done waits for quiet */
     shub_opener_t *opener;   /* opens sealed events with this org's key */
+    bool can_witness;        /* checkpoint.pub was found */
+    uint8_t checkpoint_pub[SHUB_SIGN_PUBLIC_SIZE];  /* the broker's checkpoint key */
+    uint8_t witness_pk[SHUB_SIGN_PUBLIC_SIZE], witness_sk[SHUB_SIGN_SECRET_SIZE];
     /* Profile progress: the due time of the last job whose event is in the
      * outbox, and how many events jobs due at that time emitted. After a
      * restart, `resume_*` is what the previous run committed: the rebuilt
@@ -97,6 +117,7 @@ struct shub_agent {
 
     hook_t hooks[SHUB_AGENT_MAX_HOOKS];
     size_t n_hooks;
+    int64_t next_hook_scan_ms;
     bool crash_after_commit; /* test hook: see agent.h */
 
     shub_frame_in_t in;
@@ -231,7 +252,21 @@ static int load_keys(shub_agent_t *a, shub_err_t *err)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     if (snprintf(path, sizeof path, "%s/broker.pub", a->cfg->key_dir) >= (int)sizeof path)
         return shub_err_set(err, SHUB_EINVAL, "key directory path too long");
-    return shub_keys_read_public(path, &a->broker, err);
+    if ((rc = shub_keys_read_public(path, &a->broker, err)))
+        return rc;
+    if (shub_witness_keypair(a->keys.secret_key, a->witness_pk, a->witness_sk) != 0)
+        return shub_err_set(err, SHUB_ECRYPTO, "cannot derive the witness key");
+    /* Witnessing needs the broker's checkpoint key; an agent without it still
+     * relays, and says so once. */
+    shub_err_t cerr;
+    snprintf(path, sizeof path, "%s/checkpoint.pub", a->cfg->key_dir);
+    a->can_witness = shub_keys_read_hex(path, a->checkpoint_pub, sizeof a->checkpoint_pub,
+                                        false, &cerr) == 0;
+    if (!a->can_witness)
+        shub_warn("no broker checkpoint key (%s): this agent will not witness the "
+                  "broker's audit log",
+                  cerr.msg);
+    return 0;
 }
 
 /* Meta keys: the simulated clock's epoch (real ms at simulated start), the
@@ -663,6 +698,44 @@ static void tick_profile(shub_agent_t *a, int64_t now)
 
 /* ---- --on-receive hooks ------------------------------------------------ */
 
+static uint32_t hook_attempts(const shub_agent_t *a)
+{
+    return a->opts.hook_attempts ? a->opts.hook_attempts : SHUB_AGENT_HOOK_ATTEMPTS;
+}
+
+/* The wait before the next try after `attempts` failed ones. */
+static int64_t hook_backoff(uint32_t attempts)
+{
+    int64_t ms = HOOK_RETRY_MIN_MS;
+    for (uint32_t i = 1; i < attempts && ms < HOOK_RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < HOOK_RETRY_MAX_MS ? ms : HOOK_RETRY_MAX_MS;
+}
+
+static void hook_record(shub_agent_t *a, const hook_t *h, bool ok, const char *why)
+{
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT];
+    shub_hook_state_t state = SHUB_HOOK_PENDING;
+    idtext(&h->id, idt);
+    int rc = shub_agentdb_hook_result(a->db, &h->id, ok, why, shub_now_ms(),
+                                      hook_attempts(a), hook_backoff(h->attempts + 1),
+                                      &state, &err);
+    if (rc && rc != SHUB_ENOTFOUND) {
+        shub_error("store: hook event=%s: %s (it runs again)", idt, err.msg);
+        return;
+    }
+    if (ok)
+        shub_debug("on-receive command done event=%s", idt);
+    else if (state == SHUB_HOOK_DEAD)
+        shub_error("on-receive command failed event=%s attempts=%u: %s; given up (see "
+                   "`sharehub-agent inbox`)",
+                   idt, h->attempts + 1, why);
+    else
+        shub_warn("on-receive command failed event=%s attempt=%u: %s; trying again", idt,
+                  h->attempts + 1, why);
+}
+
 static void reap_hooks(shub_agent_t *a, bool block)
 {
     for (size_t i = 0; i < a->n_hooks;) {
@@ -672,14 +745,16 @@ static void reap_hooks(shub_agent_t *a, bool block)
             i++;
             continue;
         }
-        if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-            if (WIFEXITED(status))
-                shub_warn("on-receive command failed event=%s status=%d", a->hooks[i].id,
-                          WEXITSTATUS(status));
-            else
-                shub_warn("on-receive command failed event=%s signal=%d", a->hooks[i].id,
-                          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        }
+        char why[64] = "";
+        bool ok = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (r < 0)
+            snprintf(why, sizeof why, "lost track of it: %s", strerror(errno));
+        else if (WIFEXITED(status))
+            snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(status));
+        else
+            snprintf(why, sizeof why, "killed by signal %d",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        hook_record(a, &a->hooks[i], ok, why);
         a->hooks[i] = a->hooks[--a->n_hooks];
         block = false; /* one was freed: enough */
     }
@@ -688,41 +763,59 @@ static void reap_hooks(shub_agent_t *a, bool block)
 /* Runs the command with the event's JSON on its stdin, without waiting: the
  * JSON goes through an unlinked temporary file, so a command that never reads
  * its input cannot block the agent on a full pipe. */
-static void run_hook(shub_agent_t *a, const char *json, const shub_id_t *id)
+static bool start_hook(shub_agent_t *a, const shub_inbox_row_t *row)
 {
-    char idt[SHUB_ID_TEXT];
-    idtext(id, idt);
-    if (a->n_hooks == SHUB_AGENT_MAX_HOOKS)
-        reap_hooks(a, true);
-    if (a->n_hooks == SHUB_AGENT_MAX_HOOKS) { /* interrupted while waiting */
-        shub_warn("on-receive command not run event=%s: %d still running", idt,
-                  SHUB_AGENT_MAX_HOOKS);
-        return;
+    char idt[SHUB_ID_TEXT], line[600];
+    idtext(&row->id, idt);
+    shub_arena_t *arena = shub_arena_new(row->event_len * 2 + 256);
+    shub_event_t ev;
+    shub_err_t err;
+    char *json = NULL;
+    const char *why = NULL;
+    if (!arena) {
+        why = "out of memory";
+    } else if (shub_event_decode(arena, row->event, row->event_len, &ev, &err) != 0) {
+        why = shub_err_format(&err, line, sizeof line);
+    } else {
+        shub_json_meta_t meta = {.from = row->sender,
+                                 .agreement = row->agreement,
+                                 .version = row->version,
+                                 .flow = row->flow,
+                                 .received_ms = row->received_ms};
+        if (shub_json_event_write(&ev, &meta, &json, &err) != 0)
+            why = shub_err_format(&err, line, sizeof line);
     }
-    const char *tmpdir = getenv("TMPDIR");
+    int fd = -1;
     char path[4096];
-    snprintf(path, sizeof path, "%s/sharehub-hook-XXXXXX",
-             tmpdir && *tmpdir ? tmpdir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        shub_warn("on-receive command not run event=%s: temporary file: %s", idt,
-                  strerror(errno));
-        return;
+    if (!why) {
+        const char *tmpdir = getenv("TMPDIR");
+        snprintf(path, sizeof path, "%s/sharehub-hook-XXXXXX",
+                 tmpdir && *tmpdir ? tmpdir : "/tmp");
+        if ((fd = mkstemp(path)) < 0)
+            why = "cannot make its input file";
     }
-    unlink(path);
-    size_t len = strlen(json), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, json + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
+    if (!why) {
+        unlink(path);
+        size_t len = strlen(json), off = 0;
+        while (off < len) {
+            ssize_t w = write(fd, json + off, len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (off < len || write(fd, "\n", 1) != 1 || lseek(fd, 0, SEEK_SET) != 0)
+            why = "cannot write its input";
     }
-    if (off < len || write(fd, "\n", 1) != 1 || lseek(fd, 0, SEEK_SET) != 0) {
-        shub_warn("on-receive command not run event=%s: cannot write its input", idt);
-        close(fd);
-        return;
+    shub_free(json);
+    shub_arena_destroy(&arena);
+    hook_t h = {.id = row->id, .attempts = row->hook_attempts};
+    if (why) {
+        if (fd >= 0)
+            close(fd);
+        hook_record(a, &h, false, why);
+        return false;
     }
     pid_t pid = fork();
     if (pid == 0) {
@@ -733,12 +826,101 @@ static void run_hook(shub_agent_t *a, const char *json, const shub_id_t *id)
     }
     close(fd);
     if (pid < 0) {
-        shub_warn("on-receive command not run event=%s: fork: %s", idt, strerror(errno));
+        shub_warn("on-receive command not started event=%s: fork: %s; trying later", idt,
+                  strerror(errno));
+        return false;
+    }
+    h.pid = pid;
+    a->hooks[a->n_hooks++] = h;
+    shub_debug("on-receive command started event=%s attempt=%u", idt, h.attempts + 1);
+    return true;
+}
+
+static int on_due_hook(const shub_inbox_row_t *row, void *ctx)
+{
+    shub_agent_t *a = ctx;
+    for (size_t i = 0; i < a->n_hooks; i++)
+        if (memcmp(a->hooks[i].id.bytes, row->id.bytes, SHUB_ID_SIZE) == 0)
+            return 0; /* still running */
+    if (a->n_hooks == SHUB_AGENT_MAX_HOOKS)
+        return 1;
+    start_hook(a, row);
+    return 0;
+}
+
+/* Starts the hooks that are due: new rows, retries, and those a crash left
+ * pending (which therefore may run twice: at least once, never never). */
+static void run_hooks(shub_agent_t *a, int64_t now)
+{
+    reap_hooks(a, false);
+    if (!a->opts.on_receive || now < a->next_hook_scan_ms ||
+        a->n_hooks == SHUB_AGENT_MAX_HOOKS)
+        return;
+    a->next_hook_scan_ms = now + HOOK_SCAN_MS;
+    shub_err_t err;
+    if (shub_agentdb_hooks_due(a->db, now, SHUB_AGENT_MAX_HOOKS + a->n_hooks, on_due_hook, a,
+                               &err))
+        shub_error("store: hooks: %s", err.msg);
+}
+
+/* ---- witnessing ---------------------------------------------------------- */
+
+/* Checks a checkpoint of the broker's audit log against what this agent
+ * keeps, keeps it, and countersigns it; or keeps it as evidence of a fork. */
+static void handle_checkpoint(shub_agent_t *a, const shub_signed_head_t *cp, int64_t now)
+{
+    shub_err_t err;
+    shub_signed_head_t held;
+    char note[200];
+    if (!a->can_witness)
+        return;
+    if (shub_checkpoint_verify(cp, a->checkpoint_pub) != 0) {
+        shub_warn("checkpoint of rows up to %lld is not signed by the broker's checkpoint "
+                  "key: ignored",
+                  (long long)cp->seq);
         return;
     }
-    a->hooks[a->n_hooks].pid = pid;
-    memcpy(a->hooks[a->n_hooks].id, idt, sizeof idt);
-    a->n_hooks++;
+    /* The same rows with another head, or fewer rows than we hold, is a fork:
+     * the broker's log is not the one it showed us before. */
+    int rc = shub_agentdb_checkpoint_at(a->db, cp->seq, &held, &err);
+    bool fork = false;
+    if (rc == 0 && memcmp(held.head, cp->head, SHUB_HASH_SIZE) != 0) {
+        snprintf(note, sizeof note,
+                 "rows up to %lld end in another head than the checkpoint kept from %lld",
+                 (long long)cp->seq, (long long)held.at_ms);
+        fork = true;
+    } else if (rc == 0) {
+        return; /* seen before: already kept and countersigned */
+    } else if (rc != SHUB_ENOTFOUND) {
+        shub_error("store: checkpoints: %s", err.msg);
+        return;
+    }
+    if (!fork && (rc = shub_agentdb_checkpoint_latest(a->db, &held, &err)) == 0 &&
+        held.seq > cp->seq) {
+        snprintf(note, sizeof note,
+                 "the log ends at row %lld, but a checkpoint of rows up to %lld is kept",
+                 (long long)cp->seq, (long long)held.seq);
+        fork = true;
+    } else if (rc != 0 && rc != SHUB_ENOTFOUND) {
+        shub_error("store: checkpoints: %s", err.msg);
+        return;
+    }
+    if (fork) {
+        shub_error("FORK in the broker's audit log: %s; kept as evidence, not "
+                   "countersigned",
+                   note);
+        if (shub_agentdb_checkpoint_add(a->db, cp, SHUB_CP_FORK, note, now, &err))
+            shub_error("store: keeping the fork: %s", err.msg);
+        return;
+    }
+    if (shub_agentdb_checkpoint_add(a->db, cp, SHUB_CP_WITNESSED, NULL, now, &err)) {
+        shub_error("store: keeping a checkpoint: %s", err.msg);
+        return;
+    }
+    shub_msg_t w = {.type = SHUB_MSG_WITNESS};
+    if (shub_witness_sign(a->cfg->org, cp, a->witness_sk, a->witness_pk, &w.witness) == 0)
+        send_msg(a, &w);
+    shub_debug("witnessed checkpoint upto=%lld", (long long)cp->seq);
 }
 
 /* ---- messages from the broker ------------------------------------------ */
@@ -761,29 +943,54 @@ static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now
               a->endpoint, w->backlog, w->window, w->heartbeat_ms);
 }
 
-static void handle_receipt(shub_agent_t *a, const shub_receipt_t *r, int64_t now)
+static void handle_receipt(shub_agent_t *a, const shub_receipt_batch_t *b, int64_t now)
 {
     shub_err_t err;
-    char idt[SHUB_ID_TEXT];
-    idtext(&r->id, idt);
-    int rc = shub_agentdb_receipt(a->db, r, now, &err);
-    if (rc == SHUB_ENOTFOUND) {
-        shub_warn("receipt event=%s: not in this outbox; ignored", idt);
+    size_t unknown = 0;
+    int rc = shub_agentdb_receipts(a->db, b->list, b->count, now, &unknown, &err);
+    if (rc) { /* the next resends earn them again */
+        shub_error("store: %u receipt(s): %s", b->count, err.msg);
         return;
     }
-    if (rc) { /* the next resend earns it again */
-        shub_error("store: receipt event=%s: %s", idt, err.msg);
+    for (uint32_t k = 0; k < b->count; k++) {
+        const shub_receipt_t *r = &b->list[k];
+        char idt[SHUB_ID_TEXT];
+        idtext(&r->id, idt);
+        for (uint32_t i = 0; i < r->count; i++) {
+            const shub_outcome_item_t *it = &r->items[i];
+            shub_info("receipt event=%s to=%s outcome=%s%s%s%s", idt, it->to,
+                      shub_outcome_name(it->outcome), it->reason ? " reason=" : "",
+                      it->reason ? it->reason : "", r->duplicate ? " (repeat)" : "");
+        }
+        if (r->count == 0)
+            shub_info("receipt event=%s: no recipients", idt);
+    }
+    if (unknown)
+        shub_warn("%zu receipt(s) for events not in this outbox ignored", unknown);
+}
+
+/* Later outcomes: applied in one transaction, then confirmed, so the broker
+ * may forget them only once this store holds them. */
+static void handle_update(shub_agent_t *a, const shub_update_batch_t *b, int64_t now)
+{
+    shub_err_t err;
+    int64_t upto = 0;
+    if (shub_agentdb_updates_apply(a->db, b->list, b->count, now, &upto, &err)) {
+        shub_error("store: %u update(s) not applied: %s (the broker sends them again)",
+                   b->count, err.msg);
         return;
     }
-    for (uint32_t i = 0; i < r->count; i++) {
-        const shub_outcome_item_t *it = &r->items[i];
-        shub_info("%s event=%s to=%s outcome=%s%s%s%s", r->update ? "update" : "receipt",
-                  idt, it->to, shub_outcome_name(it->outcome),
-                  it->reason ? " reason=" : "", it->reason ? it->reason : "",
-                  r->duplicate ? " (repeat)" : "");
+    for (uint32_t i = 0; i < b->count; i++) {
+        const shub_update_t *u = &b->list[i];
+        char idt[SHUB_ID_TEXT];
+        shub_info("update event=%s to=%s outcome=%s%s%s seq=%lld", idtext(&u->id, idt),
+                  u->item.to, shub_outcome_name(u->item.outcome),
+                  u->item.reason ? " reason=" : "", u->item.reason ? u->item.reason : "",
+                  (long long)u->seq);
     }
-    if (r->count == 0)
-        shub_info("receipt event=%s: no recipients", idt);
+    shub_msg_t c = {.type = SHUB_MSG_CONFIRM};
+    c.confirm.upto = upto;
+    send_msg(a, &c);
 }
 
 static void handle_error(shub_agent_t *a, const shub_error_msg_t *e, int64_t now)
@@ -819,97 +1026,128 @@ static void handle_error(shub_agent_t *a, const shub_error_msg_t *e, int64_t now
         shub_error("store: %s", err.msg);
 }
 
-static void handle_deliver(shub_agent_t *a, const shub_deliver_t *d, int64_t now)
+/* Opens one delivery into a->plain (an event in arena); false, logged, if
+ * it does not open, decode, or carry its own id: then it is not ACKed and the
+ * broker's redelivery eventually marks it dead. */
+static bool open_delivery(shub_agent_t *a, const shub_deliver_t *d, shub_arena_t *arena,
+                          shub_event_t *ev, uint8_t **plain, size_t *len)
 {
-    a->last_deliver_ms = now;
-    char idt[SHUB_ID_TEXT];
-    idtext(&d->id, idt);
+    char idt[SHUB_ID_TEXT], line[600];
     shub_err_t err;
+    idtext(&d->id, idt);
     if (d->sealed_len <= SHUB_SEAL_OVERHEAD) {
         shub_warn("deliver event=%s from=%s: sealed event too short; not acknowledged",
                   idt, d->from);
-        return;
+        return false;
     }
     size_t n = d->sealed_len - SHUB_SEAL_OVERHEAD;
-    a->plain.len = 0;
-    if (shub_buf_reserve(&a->plain, n) != 0) {
+    uint8_t *p = shub_arena_alloc(arena, n);
+    if (!p) {
         shub_error("deliver event=%s: out of memory; not acknowledged", idt);
-        return;
+        return false;
     }
-    if (shub_unseal(a->opener, d->sealed, d->sealed_len, a->plain.data) != 0) {
+    if (shub_unseal(a->opener, d->sealed, d->sealed_len, p) != 0) {
         shub_warn("deliver event=%s from=%s: does not open with this organisation's key; "
                   "not acknowledged",
                   idt, d->from);
-        return;
+        return false;
     }
-    a->plain.len = n;
-    shub_arena_t *arena = shub_arena_new(n * 2 + 256);
-    if (!arena) {
-        shub_error("deliver event=%s: out of memory; not acknowledged", idt);
-        return;
-    }
-    shub_event_t ev;
-    char line[600];
-    if (shub_event_decode(arena, a->plain.data, n, &ev, &err) != 0) {
+    if (shub_event_decode(arena, p, n, ev, &err) != 0) {
         shub_warn("deliver event=%s from=%s: sealed event does not decode: %s; not "
                   "acknowledged",
                   idt, d->from, shub_err_format(&err, line, sizeof line));
-        goto done;
+        return false;
     }
-    if (memcmp(ev.id.bytes, d->id.bytes, SHUB_ID_SIZE) != 0) {
+    if (memcmp(ev->id.bytes, d->id.bytes, SHUB_ID_SIZE) != 0) {
         char inner[SHUB_ID_TEXT];
         shub_warn("deliver event=%s from=%s: sealed event has id %s; not acknowledged",
-                  idt, d->from, idtext(&ev.id, inner));
+                  idt, d->from, idtext(&ev->id, inner));
+        return false;
+    }
+    *plain = p;
+    *len = n;
+    return true;
+}
+
+/* A DELIVER's copies: every one that opens is committed to the inbox in one
+ * transaction (with its hook pending if there is one), then one ACK names
+ * them all, repeats included. */
+static void handle_deliver(shub_agent_t *a, const shub_deliver_batch_t *b, int64_t now)
+{
+    a->last_deliver_ms = now;
+    shub_err_t err;
+    uint32_t n = b->count;
+    shub_arena_t *arena = shub_arena_new(65536);
+    shub_inbox_row_t *rows = shub_calloc(n, sizeof *rows);
+    shub_event_t *evs = shub_calloc(n, sizeof *evs);
+    const shub_deliver_t **from = shub_calloc(n, sizeof *from);
+    shub_id_t *ids = shub_calloc(n, sizeof *ids);
+    bool *added = shub_calloc(n, sizeof *added);
+    size_t k = 0;
+    if (!arena || !rows || !evs || !from || !ids || !added) {
+        shub_error("deliver: out of memory; %u deliveries not acknowledged", n);
         goto done;
     }
-    shub_inbox_row_t row = {
-        .id = d->id,
-        .event_type = ev.type,
-        .sender = d->from,
-        .agreement = d->agreement,
-        .version = d->version,
-        .flow = d->flow,
-        .received_ms = now,
-        .event = a->plain.data,
-        .event_len = n,
-    };
-    bool added = false;
-    if (shub_agentdb_inbox_add(a->db, &row, &added, &err) != 0) {
-        shub_error("store: inbox event=%s: %s; not acknowledged", idt, err.msg);
+    for (uint32_t i = 0; i < n; i++) {
+        const shub_deliver_t *d = &b->list[i];
+        uint8_t *plain;
+        size_t len;
+        if (!open_delivery(a, d, arena, &evs[k], &plain, &len))
+            continue;
+        rows[k] = (shub_inbox_row_t){
+            .id = d->id,
+            .event_type = evs[k].type,
+            .sender = d->from,
+            .agreement = d->agreement,
+            .version = d->version,
+            .flow = d->flow,
+            .received_ms = now,
+            .event = plain,
+            .event_len = len,
+        };
+        from[k] = d;
+        k++;
+    }
+    if (k == 0)
+        goto done;
+    if (shub_agentdb_inbox_add_batch(a->db, rows, k, a->opts.on_receive != NULL, added,
+                                     &err) != 0) {
+        shub_error("store: inbox: %s; %zu deliveries not acknowledged", err.msg, k);
         goto done;
     }
-    if (added && a->crash_after_commit)
-        _exit(9); /* test hook (agent.h): committed, not yet acknowledged */
+    for (size_t i = 0; i < k; i++)
+        if (added[i] && a->crash_after_commit)
+            _exit(9); /* test hook (agent.h): committed, not yet acknowledged */
+    for (size_t i = 0; i < k; i++)
+        ids[i] = rows[i].id;
     shub_msg_t ack = {.type = SHUB_MSG_ACK};
-    ack.ack.id = d->id;
+    ack.ack.ids = ids;
+    ack.ack.count = (uint32_t)k;
     send_msg(a, &ack);
-    if (!added) {
-        shub_info(
-            "duplicate event=%s from=%s attempt=%u: already in the inbox; acknowledged "
-            "again",
-            idt, d->from, d->attempt);
-        goto done;
+    for (size_t i = 0; i < k; i++) {
+        char idt[SHUB_ID_TEXT];
+        idtext(&rows[i].id, idt);
+        if (!added[i]) {
+            shub_info("duplicate event=%s from=%s attempt=%u: already in the inbox; "
+                      "acknowledged again",
+                      idt, from[i]->from, from[i]->attempt);
+            continue;
+        }
+        a->n_received++;
+        shub_info("received event=%s type=%s from=%s agreement=%s v%u flow=%s", idt,
+                  rows[i].event_type, from[i]->from, from[i]->agreement,
+                  from[i]->version, from[i]->flow);
+        if (a->profile && shub_profile_receive(a->profile, sim_now(a, now), from[i]->from,
+                                               &evs[i], on_emit, a) != 0)
+            shub_warn("profile did not take event=%s type=%s", idt, rows[i].event_type);
     }
-    a->n_received++;
-    shub_info("received event=%s type=%s from=%s agreement=%s v%u flow=%s", idt, ev.type,
-              d->from, d->agreement, d->version, d->flow);
-    if (a->opts.on_receive) {
-        shub_json_meta_t meta = {.from = d->from,
-                                 .agreement = d->agreement,
-                                 .version = d->version,
-                                 .flow = d->flow,
-                                 .received_ms = now};
-        char *json = NULL;
-        if (shub_json_event_write(&ev, &meta, &json, &err) == 0)
-            run_hook(a, json, &d->id);
-        else
-            shub_warn("on-receive command not run event=%s: %s", idt, err.msg);
-        shub_free(json);
-    }
-    if (a->profile &&
-        shub_profile_receive(a->profile, sim_now(a, now), d->from, &ev, on_emit, a) != 0)
-        shub_warn("profile did not take event=%s type=%s", idt, ev.type);
+    a->next_hook_scan_ms = 0; /* new hooks: look now */
 done:
+    shub_free(rows);
+    shub_free(evs);
+    shub_free(from);
+    shub_free(ids);
+    shub_free(added);
     shub_arena_destroy(&arena);
 }
 
@@ -937,6 +1175,12 @@ static void dispatch(shub_agent_t *a, int64_t now)
         break;
     case SHUB_MSG_DELIVER:
         handle_deliver(a, &msg->deliver, now);
+        break;
+    case SHUB_MSG_UPDATE:
+        handle_update(a, &msg->update, now);
+        break;
+    case SHUB_MSG_CHECKPOINT:
+        handle_checkpoint(a, &msg->checkpoint, now);
         break;
     case SHUB_MSG_ERROR:
         handle_error(a, &msg->error, now);
@@ -984,7 +1228,7 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
     session_timers(a, now);
     tick_profile(a, now);
     outbox_timers(a, now);
-    reap_hooks(a, false);
+    run_hooks(a, now);
     return 0;
 }
 
@@ -1044,6 +1288,7 @@ void shub_agent_destroy(shub_agent_t **agent_p)
     shub_agentdb_close(&a->db);
     shub_agent_config_destroy(&a->cfg);
     sodium_memzero(&a->keys, sizeof a->keys);
+    sodium_memzero(a->witness_sk, sizeof a->witness_sk);
     shub_frame_in_free(&a->in);
     shub_buf_free(&a->scratch);
     shub_buf_free(&a->plain);
@@ -1117,9 +1362,12 @@ static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
     idtext(&r->id, idt);
     pc->rows++;
     if (!pc->json) {
-        fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %s v%u %s\n",
+        fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %-8s  %s v%u %s\n",
                 shub_json_time_format(r->received_ms, t), idt, r->event_type, r->sender,
-                r->agreement, r->version, r->flow);
+                shub_hook_state_name(r->hook), r->agreement, r->version, r->flow);
+        if (r->hook == SHUB_HOOK_DEAD || (r->hook == SHUB_HOOK_PENDING && r->hook_error))
+            fprintf(pc->out, "    hook: %u attempt(s), last: %s\n", r->hook_attempts,
+                    r->hook_error ? r->hook_error : "-");
         return 0;
     }
     shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
@@ -1137,7 +1385,8 @@ static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
                                  .agreement = r->agreement,
                                  .version = r->version,
                                  .flow = r->flow,
-                                 .received_ms = r->received_ms};
+                                 .received_ms = r->received_ms,
+                                 .hook = shub_hook_state_name(r->hook)};
         if (shub_json_event_write(&ev, &meta, &text, &err) == 0)
             fprintf(pc->out, "%s\n", text);
         shub_free(text);
@@ -1151,8 +1400,8 @@ int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE
 {
     print_ctx_t pc = {.out = out, .json = json};
     if (!json)
-        fprintf(out, "%-24s  %-36s  %-28s  %-20s  %s\n", "RECEIVED", "ID", "EVENT",
-                "FROM", "AGREEMENT");
+        fprintf(out, "%-24s  %-36s  %-28s  %-20s  %-8s  %s\n", "RECEIVED", "ID", "EVENT",
+                "FROM", "HOOK", "AGREEMENT");
     return shub_agentdb_inbox_list(db, since_ms, print_inbox_row, &pc, err);
 }
 

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /*
  * Schema version 1 (PRAGMA user_version). Times are ms since the Unix epoch,
@@ -36,7 +36,17 @@
  *
  * inbox: one row per event received, unique on id (the dedupe that makes
  * at-least-once delivery exactly-once here). `event` is the opened event as
- * the sender's agent encoded it, minimised by the broker.
+ * the sender's agent encoded it, minimised by the broker. Version 2 adds the
+ * --on-receive hook's state, committed with the row so that a crash between
+ * the commit and the command cannot lose the case system's copy: hook is
+ * none | pending | done | dead, with attempts, the next try and the last
+ * failure; and taken_at, when the case system took the event through the
+ * local API.
+ *
+ * checkpoints (version 2): every signed checkpoint of the broker's audit log
+ * this agent has checked: `witnessed` (it extended what we held, and we
+ * countersigned it) or `fork` (it contradicted a checkpoint we hold: kept as
+ * evidence, never countersigned).
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox(\n"
@@ -81,6 +91,26 @@ static const char schema_sql[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);\n"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);\n";
+
+/* Version 2, on a new store and on top of a version 1 store alike. */
+static const char schema_v2_sql[] =
+    "ALTER TABLE inbox ADD COLUMN hook TEXT NOT NULL DEFAULT 'none';\n"
+    "ALTER TABLE inbox ADD COLUMN hook_attempts INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE inbox ADD COLUMN hook_next_at INTEGER;\n"
+    "ALTER TABLE inbox ADD COLUMN hook_error TEXT;\n"
+    "ALTER TABLE inbox ADD COLUMN taken_at INTEGER;\n"
+    "CREATE INDEX IF NOT EXISTS inbox_hook ON inbox(hook_next_at) WHERE hook = 'pending';\n"
+    "CREATE TABLE IF NOT EXISTS checkpoints(\n"
+    "    seq INTEGER NOT NULL,\n"
+    "    head BLOB NOT NULL,\n"
+    "    at INTEGER NOT NULL,\n"
+    "    key BLOB NOT NULL,\n"
+    "    sig BLOB NOT NULL,\n"
+    "    state TEXT NOT NULL,\n"
+    "    note TEXT,\n"
+    "    received INTEGER NOT NULL,\n"
+    "    PRIMARY KEY(seq, head)\n"
+    ") WITHOUT ROWID;\n";
 
 struct shub_agentdb {
     sqlite3 *db;
@@ -192,18 +222,29 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
         return 0;
     if (version < 0)
         return dberr(s, err, "reading schema version");
-    if (version != 0)
-        return shub_err_set(err, SHUB_EDB, "%s: schema version %d, this program knows %d",
+    if (version > SCHEMA_VERSION)
+        return shub_err_set(err, SHUB_EDB,
+                            "%s: schema version %d is newer than this program's (%d): use "
+                            "a newer sharehub-agent",
                             s->path, version, SCHEMA_VERSION);
-    if (!create)
+    if (version == 0 && !create)
         return shub_err_set(err, SHUB_EDB, "%s: not an agent store", s->path);
-    /* Two processes may create the file at once: the second waits on the
-     * lock, then finds the tables (IF NOT EXISTS) and the version set. */
+    /* Two processes may create or upgrade the file at once: the second waits
+     * on the lock, then finds the version set and does nothing. */
     if ((rc = begin(s, err)))
         return rc;
+    sqlite3_stmt *again;
+    if ((rc = prepare(s, "PRAGMA user_version", &again, err))) {
+        rollback(s);
+        return rc;
+    }
+    version = sqlite3_step(again) == SQLITE_ROW ? sqlite3_column_int(again, 0) : -1;
+    sqlite3_finalize(again);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
-    if ((rc = exec(s, schema_sql, err)) || (rc = exec(s, sql, err))) {
+    if (version != SCHEMA_VERSION &&
+        ((version == 0 && (rc = exec(s, schema_sql, err))) ||
+         (rc = exec(s, schema_v2_sql, err)) || (rc = exec(s, sql, err)))) {
         rollback(s);
         return rc;
     }
@@ -567,78 +608,168 @@ static int outcome_rank(shub_outcome_t o)
     return o == SHUB_OUTCOME_QUEUED ? 1 : o == SHUB_OUTCOME_DELIVERED ? 2 : 3;
 }
 
-int shub_agentdb_receipt(shub_agentdb_t *s, const shub_receipt_t *r, int64_t now_ms,
-                         shub_err_t *err)
+/* Forward only: a stored final outcome (rank 3) stays; otherwise the newer
+ * report wins if it is at least as far along. */
+static const char outcome_upsert_sql[] =
+    "INSERT INTO outcomes(id, recipient, outcome, rank, reason, detail, "
+    "agreement, version, flow, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(id, recipient) DO UPDATE SET outcome = excluded.outcome, "
+    "rank = excluded.rank, reason = excluded.reason, "
+    "detail = excluded.detail, "
+    "agreement = coalesce(excluded.agreement, agreement), "
+    "version = coalesce(excluded.version, version), "
+    "flow = coalesce(excluded.flow, flow), updated = excluded.updated "
+    "WHERE rank < 3 AND excluded.rank >= rank";
+
+static int put_outcome(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
+                       const shub_outcome_item_t *it, int64_t now_ms, shub_err_t *err)
 {
-    if (!r || (r->count && !r->items))
-        return shub_err_set(err, SHUB_EINVAL, "no receipt");
-    sqlite3_stmt *st = NULL;
-    int rc = begin(s, err);
-    if (rc)
-        return rc;
-    if ((rc = prepare(
-             s,
-             "UPDATE outbox SET state = CASE state WHEN 'pending' THEN 'receipted' "
-             "ELSE state END, done_at = coalesce(done_at, ?), next_at = NULL "
-             "WHERE id = ?",
-             &st, err)))
-        goto fail;
-    sqlite3_bind_int64(st, 1, now_ms);
-    bind_id(st, 2, &r->id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = dberr(s, err, "applying a receipt");
-        goto fail;
-    }
+    if (!it->to)
+        return 0;
+    bind_id(st, 1, id);
+    bind_text(st, 2, it->to);
+    bind_text(st, 3, shub_outcome_name(it->outcome));
+    sqlite3_bind_int(st, 4, outcome_rank(it->outcome));
+    bind_text(st, 5, it->reason);
+    bind_text(st, 6, it->detail);
+    bind_text(st, 7, it->agreement);
+    if (it->agreement)
+        sqlite3_bind_int64(st, 8, it->version);
+    else
+        sqlite3_bind_null(st, 8);
+    bind_text(st, 9, it->flow);
+    sqlite3_bind_int64(st, 10, now_ms);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : dberr(s, err, "storing an outcome");
+}
+
+/* One receipt inside an open transaction; SHUB_ENOTFOUND (nothing written)
+ * if its event is not in the outbox. */
+static int apply_receipt(shub_agentdb_t *s, sqlite3_stmt *mark, sqlite3_stmt *put,
+                         const shub_receipt_t *r, int64_t now_ms, shub_err_t *err)
+{
+    if (r->count && !r->items)
+        return shub_err_set(err, SHUB_EINVAL, "receipt without its outcomes");
+    sqlite3_bind_int64(mark, 1, now_ms);
+    bind_id(mark, 2, &r->id);
+    int step = sqlite3_step(mark);
+    sqlite3_reset(mark);
+    if (step != SQLITE_DONE)
+        return dberr(s, err, "applying a receipt");
     if (sqlite3_changes(s->db) == 0) {
         char idt[SHUB_ID_TEXT];
         shub_id_format(&r->id, idt);
-        rc = shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
-                          idt);
-        goto fail;
+        return shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
+                            idt);
     }
-    sqlite3_finalize(st);
-    /* Forward only: a stored final outcome (rank 3) stays; otherwise the
-     * newer report wins if it is at least as far along. */
-    if ((rc = prepare(
-             s,
-             "INSERT INTO outcomes(id, recipient, outcome, rank, reason, detail, "
-             "agreement, version, flow, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
-             "ON CONFLICT(id, recipient) DO UPDATE SET outcome = excluded.outcome, "
-             "rank = excluded.rank, reason = excluded.reason, "
-             "detail = excluded.detail, "
-             "agreement = coalesce(excluded.agreement, agreement), "
-             "version = coalesce(excluded.version, version), "
-             "flow = coalesce(excluded.flow, flow), updated = excluded.updated "
-             "WHERE rank < 3 AND excluded.rank >= rank",
-             &st, err)))
-        goto fail;
     for (uint32_t i = 0; i < r->count; i++) {
-        const shub_outcome_item_t *it = &r->items[i];
-        if (!it->to)
-            continue;
-        bind_id(st, 1, &r->id);
-        bind_text(st, 2, it->to);
-        bind_text(st, 3, shub_outcome_name(it->outcome));
-        sqlite3_bind_int(st, 4, outcome_rank(it->outcome));
-        bind_text(st, 5, it->reason);
-        bind_text(st, 6, it->detail);
-        bind_text(st, 7, it->agreement);
-        if (it->agreement)
-            sqlite3_bind_int64(st, 8, it->version);
-        else
-            sqlite3_bind_null(st, 8);
-        bind_text(st, 9, it->flow);
-        sqlite3_bind_int64(st, 10, now_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = dberr(s, err, "storing an outcome");
-            goto fail;
-        }
-        sqlite3_reset(st);
+        int rc = put_outcome(s, put, &r->id, &r->items[i], now_ms, err);
+        if (rc)
+            return rc;
     }
-    sqlite3_finalize(st);
+    return 0;
+}
+
+int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t n,
+                          int64_t now_ms, size_t *unknown, shub_err_t *err)
+{
+    sqlite3_stmt *mark = NULL, *put = NULL;
+    size_t missing = 0;
+    if (!list && n)
+        return shub_err_set(err, SHUB_EINVAL, "no receipts");
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    if ((rc = prepare(s,
+                      "UPDATE outbox SET state = CASE state WHEN 'pending' THEN "
+                      "'receipted' ELSE state END, done_at = coalesce(done_at, ?), "
+                      "next_at = NULL WHERE id = ?",
+                      &mark, err)) ||
+        (rc = prepare(s, outcome_upsert_sql, &put, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        rc = apply_receipt(s, mark, put, &list[i], now_ms, err);
+        if (rc == SHUB_ENOTFOUND) {
+            missing++;
+            rc = 0;
+        }
+        if (rc)
+            goto fail;
+    }
+    sqlite3_finalize(mark);
+    sqlite3_finalize(put);
+    if (unknown)
+        *unknown = missing;
     return commit(s, err);
 fail:
-    sqlite3_finalize(st);
+    sqlite3_finalize(mark);
+    sqlite3_finalize(put);
+    rollback(s);
+    return rc;
+}
+
+int shub_agentdb_receipt(shub_agentdb_t *s, const shub_receipt_t *r, int64_t now_ms,
+                         shub_err_t *err)
+{
+    size_t unknown = 0;
+    if (!r)
+        return shub_err_set(err, SHUB_EINVAL, "no receipt");
+    int rc = shub_agentdb_receipts(s, r, 1, now_ms, &unknown, err);
+    if (rc == 0 && unknown) {
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(&r->id, idt);
+        return shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
+                            idt);
+    }
+    return rc;
+}
+
+#define META_UPDATES_UPTO "updates_upto"
+
+int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, size_t n,
+                               int64_t now_ms, int64_t *upto, shub_err_t *err)
+{
+    sqlite3_stmt *put = NULL, *meta = NULL;
+    int64_t high = 0;
+    if (!list && n)
+        return shub_err_set(err, SHUB_EINVAL, "no updates");
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    if ((rc = prepare(s, outcome_upsert_sql, &put, err)))
+        goto fail;
+    /* An update for an event this outbox never held (a store restored from an
+     * old backup) is still recorded: the outcome is the broker's fact. */
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = put_outcome(s, put, &list[i].id, &list[i].item, now_ms, err)))
+            goto fail;
+        if (list[i].seq > high)
+            high = list[i].seq;
+    }
+    if ((rc = prepare(s,
+                      "INSERT INTO meta(key, value) VALUES ('" META_UPDATES_UPTO "', ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value) "
+                      "RETURNING value",
+                      &meta, err)))
+        goto fail;
+    sqlite3_bind_int64(meta, 1, high);
+    if (sqlite3_step(meta) != SQLITE_ROW) {
+        rc = dberr(s, err, "recording the updates applied");
+        goto fail;
+    }
+    high = sqlite3_column_int64(meta, 0);
+    sqlite3_finalize(meta);
+    meta = NULL;
+    sqlite3_finalize(put);
+    if ((rc = commit(s, err)))
+        return rc;
+    if (upto)
+        *upto = high;
+    return 0;
+fail:
+    sqlite3_finalize(put);
+    sqlite3_finalize(meta);
     rollback(s);
     return rc;
 }
@@ -722,49 +853,88 @@ int shub_agentdb_outbox_count(shub_agentdb_t *s, shub_outbox_state_t state, uint
 
 /* ---- inbox ----------------------------------------------------------- */
 
-int shub_agentdb_inbox_add(shub_agentdb_t *s, const shub_inbox_row_t *row, bool *added,
-                           shub_err_t *err)
+static bool row_ok(const shub_inbox_row_t *row)
 {
-    if (!row || !row->event_type || !row->sender || !row->agreement || !row->flow ||
-        !row->event || row->event_len == 0 || row->event_len > SHUB_MSG_MAX_BYTES)
-        return shub_err_set(err, SHUB_EINVAL, "inbox row without type, sender or event");
-    sqlite3_stmt *st;
-    int rc =
-        prepare(s,
-                "INSERT INTO inbox(id, event_type, sender, agreement, version, flow, "
-                "received, event) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-                &st, err);
+    return row && row->event_type && row->sender && row->agreement && row->flow &&
+           row->event && row->event_len > 0 && row->event_len <= SHUB_MSG_MAX_BYTES;
+}
+
+int shub_agentdb_inbox_add_batch(shub_agentdb_t *s, const shub_inbox_row_t *rows, size_t n,
+                                 bool hook, bool *added, shub_err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!row_ok(&rows[i]))
+            return shub_err_set(err, SHUB_EINVAL, "inbox row without type, sender or event");
+    sqlite3_stmt *st = NULL;
+    int rc = begin(s, err);
     if (rc)
         return rc;
-    bind_id(st, 1, &row->id);
-    bind_text(st, 2, row->event_type);
-    bind_text(st, 3, row->sender);
-    bind_text(st, 4, row->agreement);
-    sqlite3_bind_int64(st, 5, row->version);
-    bind_text(st, 6, row->flow);
-    sqlite3_bind_int64(st, 7, row->received_ms);
-    sqlite3_bind_blob(st, 8, row->event, (int)row->event_len, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = dberr(s, err, "adding to the inbox");
-    else
-        *added = sqlite3_changes(s->db) == 1;
+    if ((rc = prepare(s,
+                      "INSERT INTO inbox(id, event_type, sender, agreement, version, flow, "
+                      "received, event, hook, hook_next_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                      "ON CONFLICT(id) DO NOTHING",
+                      &st, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const shub_inbox_row_t *row = &rows[i];
+        bind_id(st, 1, &row->id);
+        bind_text(st, 2, row->event_type);
+        bind_text(st, 3, row->sender);
+        bind_text(st, 4, row->agreement);
+        sqlite3_bind_int64(st, 5, row->version);
+        bind_text(st, 6, row->flow);
+        sqlite3_bind_int64(st, 7, row->received_ms);
+        sqlite3_bind_blob(st, 8, row->event, (int)row->event_len, SQLITE_TRANSIENT);
+        bind_text(st, 9, hook ? "pending" : "none");
+        sqlite3_bind_int64(st, 10, row->received_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = dberr(s, err, "adding to the inbox");
+            goto fail;
+        }
+        added[i] = sqlite3_changes(s->db) == 1;
+        sqlite3_reset(st);
+    }
     sqlite3_finalize(st);
+    return commit(s, err);
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    for (size_t i = 0; i < n; i++)
+        added[i] = false;
     return rc;
 }
 
-int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *fn,
-                            void *ctx, shub_err_t *err)
+int shub_agentdb_inbox_add(shub_agentdb_t *s, const shub_inbox_row_t *row, bool *added,
+                           shub_err_t *err)
 {
-    sqlite3_stmt *st;
-    int rc =
-        prepare(s,
-                "SELECT seq, id, event_type, sender, agreement, version, flow, received, "
-                "event FROM inbox WHERE received >= ? ORDER BY seq",
-                &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_ms);
-    int step;
+    if (!row_ok(row))
+        return shub_err_set(err, SHUB_EINVAL, "inbox row without type, sender or event");
+    return shub_agentdb_inbox_add_batch(s, row, 1, false, added, err);
+}
+
+#define INBOX_COLS                                                                       \
+    "seq, id, event_type, sender, agreement, version, flow, received, event, hook, "     \
+    "hook_attempts, hook_error, coalesce(taken_at, 0)"
+
+static const char *const hook_names[] = {NULL, "none", "pending", "done", "dead"};
+
+const char *shub_hook_state_name(shub_hook_state_t state)
+{
+    return state >= SHUB_HOOK_NONE && state <= SHUB_HOOK_DEAD ? hook_names[state] : "?";
+}
+
+static shub_hook_state_t parse_hook(const char *t)
+{
+    for (int i = SHUB_HOOK_NONE; t && i <= SHUB_HOOK_DEAD; i++)
+        if (strcmp(t, hook_names[i]) == 0)
+            return (shub_hook_state_t)i;
+    return SHUB_HOOK_NONE;
+}
+
+static int each_inbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_inbox_fn *fn, void *ctx,
+                      shub_err_t *err)
+{
+    int step, rc = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         shub_inbox_row_t r = {
             .seq = sqlite3_column_int64(st, 0),
@@ -777,6 +947,10 @@ int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *
             .received_ms = sqlite3_column_int64(st, 7),
             .event = sqlite3_column_blob(st, 8),
             .event_len = (size_t)sqlite3_column_bytes(st, 8),
+            .hook = parse_hook(col_text(st, 9)),
+            .hook_attempts = (uint32_t)sqlite3_column_int64(st, 10),
+            .hook_error = col_text(st, 11),
+            .taken_ms = sqlite3_column_int64(st, 12),
         };
         if (fn(&r, ctx))
             break;
@@ -785,6 +959,180 @@ int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *
         rc = dberr(s, err, "reading the inbox");
     sqlite3_finalize(st);
     return rc;
+}
+
+int shub_agentdb_hooks_due(shub_agentdb_t *s, int64_t now_ms, size_t max, shub_inbox_fn *fn,
+                           void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "SELECT " INBOX_COLS " FROM inbox WHERE hook = 'pending' AND "
+                     "hook_next_at <= ? ORDER BY hook_next_at, seq LIMIT ?",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
+    return each_inbox(s, st, fn, ctx, err);
+}
+
+int shub_agentdb_hook_result(shub_agentdb_t *s, const shub_id_t *id, bool ok,
+                             const char *error, int64_t now_ms, uint32_t max_attempts,
+                             int64_t retry_ms, shub_hook_state_t *state, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "UPDATE inbox SET hook_attempts = hook_attempts + 1, "
+                     "hook = CASE WHEN ? THEN 'done' WHEN hook_attempts + 1 >= ? THEN "
+                     "'dead' ELSE 'pending' END, hook_next_at = ?, "
+                     "hook_error = CASE WHEN ? THEN NULL ELSE ? END "
+                     "WHERE id = ? AND hook = 'pending' RETURNING hook",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int(st, 1, ok);
+    sqlite3_bind_int64(st, 2, max_attempts ? max_attempts : 1);
+    sqlite3_bind_int64(st, 3, now_ms + retry_ms);
+    sqlite3_bind_int(st, 4, ok);
+    bind_text(st, 5, error);
+    bind_id(st, 6, id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        if (state)
+            *state = parse_hook(col_text(st, 0));
+        step = sqlite3_step(st);
+    } else if (step == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        char idt[SHUB_ID_TEXT];
+        shub_id_format(id, idt);
+        return shub_err_set(err, SHUB_ENOTFOUND, "no pending hook for event %s", idt);
+    }
+    if (step != SQLITE_DONE)
+        rc = dberr(s, err, "recording a hook's result");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+int shub_agentdb_checkpoint_add(shub_agentdb_t *s, const shub_signed_head_t *cp,
+                                shub_cp_state_t state, const char *note, int64_t now_ms,
+                                shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "INSERT INTO checkpoints(seq, head, at, key, sig, state, note, "
+                     "received) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, cp->seq);
+    sqlite3_bind_blob(st, 2, cp->head, SHUB_HASH_SIZE, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, cp->at_ms);
+    sqlite3_bind_blob(st, 4, cp->key, SHUB_SIGN_PUBLIC_SIZE, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 5, cp->sig, SHUB_SIGNATURE_SIZE, SQLITE_TRANSIENT);
+    bind_text(st, 6, state == SHUB_CP_FORK ? "fork" : "witnessed");
+    bind_text(st, 7, note);
+    sqlite3_bind_int64(st, 8, now_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = dberr(s, err, "keeping a checkpoint");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bool read_cp(sqlite3_stmt *st, int first, shub_signed_head_t *cp)
+{
+    const void *head = sqlite3_column_blob(st, first + 1);
+    const void *key = sqlite3_column_blob(st, first + 3);
+    const void *sig = sqlite3_column_blob(st, first + 4);
+    if (!head || sqlite3_column_bytes(st, first + 1) != SHUB_HASH_SIZE || !key ||
+        sqlite3_column_bytes(st, first + 3) != SHUB_SIGN_PUBLIC_SIZE || !sig ||
+        sqlite3_column_bytes(st, first + 4) != SHUB_SIGNATURE_SIZE)
+        return false;
+    cp->seq = sqlite3_column_int64(st, first);
+    memcpy(cp->head, head, SHUB_HASH_SIZE);
+    cp->at_ms = sqlite3_column_int64(st, first + 2);
+    memcpy(cp->key, key, SHUB_SIGN_PUBLIC_SIZE);
+    memcpy(cp->sig, sig, SHUB_SIGNATURE_SIZE);
+    return true;
+}
+
+static int one_checkpoint(shub_agentdb_t *s, const char *sql, int64_t seq,
+                          shub_signed_head_t *out, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, seq);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = read_cp(st, 0, out)
+                 ? 0
+                 : shub_err_set(err, SHUB_EDB, "%s: a kept checkpoint is malformed", s->path);
+    else if (step == SQLITE_DONE)
+        rc = shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint kept");
+    else
+        rc = dberr(s, err, "reading checkpoints");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_checkpoint_latest(shub_agentdb_t *s, shub_signed_head_t *out,
+                                   shub_err_t *err)
+{
+    return one_checkpoint(s,
+                          "SELECT seq, head, at, key, sig FROM checkpoints WHERE state = "
+                          "'witnessed' AND seq >= ? ORDER BY seq DESC, at DESC LIMIT 1",
+                          0, out, err);
+}
+
+int shub_agentdb_checkpoint_at(shub_agentdb_t *s, int64_t seq, shub_signed_head_t *out,
+                               shub_err_t *err)
+{
+    return one_checkpoint(s,
+                          "SELECT seq, head, at, key, sig FROM checkpoints WHERE state = "
+                          "'witnessed' AND seq = ? LIMIT 1",
+                          seq, out, err);
+}
+
+int shub_agentdb_checkpoints(shub_agentdb_t *s, shub_checkpoint_fn *fn, void *ctx,
+                             shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "SELECT seq, head, at, key, sig, state, note, received FROM "
+                     "checkpoints ORDER BY seq, received",
+                     &st, err);
+    if (rc)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        shub_signed_head_t cp;
+        if (!read_cp(st, 0, &cp))
+            continue;
+        shub_cp_state_t state =
+            strcmp(col_text(st, 5) ? col_text(st, 5) : "", "fork") == 0 ? SHUB_CP_FORK
+                                                                          : SHUB_CP_WITNESSED;
+        if (fn(&cp, state, col_text(st, 6), sqlite3_column_int64(st, 7), ctx))
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = dberr(s, err, "reading checkpoints");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *fn,
+                            void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT " INBOX_COLS " FROM inbox WHERE received >= ? ORDER BY seq",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, since_ms);
+    return each_inbox(s, st, fn, ctx, err);
 }
 
 int shub_agentdb_inbox_count(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)

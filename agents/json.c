@@ -315,6 +315,7 @@ static int to_val(conv_t *c, json_t *j, int depth, shub_val_t *out)
 static const char *const share_keys[] = {
     "id",    "event",   "occurred", "case",     "subject", "area",    "purpose",
     "basis", "consent", "override", "reply_to", "to",      "payload", "from",
+    "actor",
 };
 
 static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
@@ -403,6 +404,7 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
         (rc = get_text(c, root, "purpose", &ev->purpose)) ||
         (rc = get_text(c, root, "basis", &ev->basis)) ||
         (rc = get_text(c, root, "override", &ev->override)) ||
+        (rc = get_text(c, root, "actor", &ev->actor)) ||
         (rc = get_text(c, root, "from", &share->from)))
         return rc;
 
@@ -612,13 +614,14 @@ int shub_json_event_write(const shub_event_t *ev, const shub_json_meta_t *meta,
         put_text(o, "subject", ev->subject_ref) && put_text(o, "area", ev->area) &&
         put_text(o, "purpose", ev->purpose) && put_text(o, "basis", ev->basis) &&
         put_text(o, "consent", ev->consent ? shub_consent_name(ev->consent) : NULL) &&
-        put_text(o, "override", ev->override) && put_id(o, "reply_to", ev->reply_to);
+        put_text(o, "override", ev->override) && put_id(o, "reply_to", ev->reply_to) &&
+        put_text(o, "actor", ev->actor);
     if (ok && meta)
         ok = put_text(o, "from", meta->from) &&
              put_text(o, "agreement", meta->agreement) &&
              json_object_set_new(o, "version", json_integer(meta->version)) == 0 &&
              put_text(o, "flow", meta->flow) &&
-             put_time(o, "received", meta->received_ms);
+             put_time(o, "received", meta->received_ms) && put_text(o, "hook", meta->hook);
     if (ok) {
         json_t *p = from_val(&ev->payload);
         ok = p && json_object_set_new(o, "payload", p) == 0;

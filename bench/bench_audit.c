@@ -4,7 +4,10 @@
  * through the store API in 10k-row transactions, then times `verify` (the
  * whole chain and every checkpoint; target >= 500,000 rows/s) and filtered
  * `log` pages (keyset pages of 50; target under 100 ms on 10M rows). Prints
- * seconds, rows/s, the core count and the synchronous setting of the build.
+ * seconds, rows/s, the core count and the synchronous setting of the build,
+ * and the append cost per row over the first and the last 100,000 rows
+ * (target: flat within 20%; subjects and cases are scattered keys, as in a
+ * real region). Ends with `summary: name=value` lines (scripts/run-bench.sh).
  *
  * Usage: bench_audit [ROWS] [DIR]   (DIR: where the database goes, default /tmp)
  */
@@ -21,6 +24,7 @@
 
 #define BASE_MS 1772323200000LL
 #define BATCH   10000
+#define SEGMENT 100000 /* rows over which the append cost is taken */
 
 static double now_s(void)
 {
@@ -72,10 +76,20 @@ static void make_row(int64_t i, shub_audit_row_t *r, char case_ref[32], char sub
     }
     r->payload_hash = payload_hash;
     /* About 16 rows per person, as a busy region might have. */
-    snprintf(subject, 32, "wmp-person-%lld", (long long)(i % 50000));
+    snprintf(subject, 32, "wmp-person-%lld", (long long)((i * 7919) % 50000));
     r->subject_ref = i % 5 ? subject : NULL;
     for (int b = 0; b < 8; b++)
-        r->event_id.bytes[b] = (uint8_t)(i >> (8 * (7 - b)));
+        r->event_id.bytes[b] = (uint8_t)((uint64_t)i >> (8 * (7 - b)));
+}
+
+/* Indexes behind the chain, as the idle hub does. */
+static int maintain(shub_store_t *s, shub_err_t *err)
+{
+    bool more = true;
+    while (more)
+        if (shub_store_maintain(s, false, &more, err) != 0)
+            return -1;
+    return 0;
 }
 
 static double log_page(shub_store_t *s, const shub_query_filter_t *q, int reps,
@@ -107,8 +121,8 @@ int main(int argc, char **argv)
     uint8_t pk[32], sk[64], subject[32];
     shub_store_t *s = NULL;
     shub_err_t err;
-    if (rows < 1000 || sodium_init() < 0) {
-        fprintf(stderr, "usage: bench_audit [ROWS >= 1000] [DIR]\n");
+    if (rows < 4 * SEGMENT || sodium_init() < 0) {
+        fprintf(stderr, "usage: bench_audit [ROWS >= %d] [DIR]\n", 4 * SEGMENT);
         return 64;
     }
     snprintf(path, sizeof path, "%s/bench-audit-%ld.db", dir, (long)getpid());
@@ -122,7 +136,7 @@ int main(int argc, char **argv)
 
     shub_store_opts_t o = {
         .synchronous_full = false, .subject_key = subject, .sign_secret = sk};
-    double t0 = now_s();
+    double t0 = now_s(), last_t0 = 0, first_us = 0, last_us = 0;
     if (shub_store_open(path, &o, &s, &err) != 0)
         goto fail;
     for (int64_t i = 1; i <= rows; i++) {
@@ -138,20 +152,33 @@ int main(int argc, char **argv)
         /* The hub moves the WAL into the database when idle; without this
          * (wal_autocheckpoint is off) the WAL of a 10M-row build would hold
          * every page ever written. */
-        if (i % (10 * BATCH) == 0 && shub_store_maintain(s) != 0)
+        if (i % (10 * BATCH) == 0 && maintain(s, &err) != 0)
             goto fail;
+        if (i == SEGMENT)
+            first_us = (now_s() - t0) * 1e6 / SEGMENT;
+        if (i == rows - SEGMENT)
+            last_t0 = now_s();
     }
-    if (shub_store_checkpoint(s, shub_now_ms(), &err) != 0 || shub_store_maintain(s) != 0)
+    last_us = (now_s() - last_t0) * 1e6 / SEGMENT;
+    bool made;
+    if (shub_store_begin(s, &err) != 0 ||
+        shub_store_checkpoint(s, shub_now_ms(), true, NULL, &made, &err) != 0 ||
+        shub_store_commit(s, &err) != 0 || maintain(s, &err) != 0)
         goto fail;
     shub_store_close(&s);
     double t = now_s() - t0;
     printf("build:  %8.2f s  %10.0f rows/s\n", t, (double)rows / t);
+    printf("append: %8.2f us a row over the first %d rows, %.2f us over the last %d "
+           "(ratio %.2f; target <= 1.2)\n",
+           first_us, SEGMENT, last_us, SEGMENT, last_us / first_us);
 
     shub_verify_result_t res;
+    shub_verify_opts_t vopts = {.expected_key = pk, .now_ms = shub_now_ms()};
     t0 = now_s();
-    if (shub_store_verify(path, pk, &res, &err) != 0)
+    if (shub_store_verify(path, &vopts, &res, &err) != 0)
         goto fail;
     t = now_s() - t0;
+    double verify_rate = (double)res.rows / t;
     printf("verify: %8.2f s  %10.0f rows/s  (%s, %lld checkpoints; target >= 500000 "
            "rows/s)\n",
            t, (double)res.rows / t, res.ok ? "ok" : res.problem,
@@ -160,11 +187,12 @@ int main(int argc, char **argv)
     shub_store_opts_t ro = {.readonly = true, .subject_key = subject};
     if (shub_store_open(path, &ro, &s, &err) != 0)
         goto fail;
-    uint8_t hash[32];
-    shub_store_subject_hash(s, "wmp-person-1001", hash);
+    uint8_t hash[32], case_hash[32];
+    shub_store_ref_hash(s, SHUB_REF_SUBJECT, "wmp-person-1001", hash);
     int64_t mid = rows / 2;
     char case_ref[32];
     snprintf(case_ref, sizeof case_ref, "cov-%lld", (long long)(mid / 10));
+    shub_store_ref_hash_key(subject, SHUB_REF_CASE, case_ref, case_hash);
     const struct {
         const char *what;
         shub_query_filter_t q;
@@ -178,7 +206,7 @@ int main(int argc, char **argv)
          {.sender = "wmp", .event_type = "marac.transfer", .limit = 50}},
         {"log --agreement wm-mash-isa --reason recipient-not-party",
          {.agreement = "wm-mash-isa", .reason = "recipient-not-party", .limit = 50}},
-        {"log --case cov-(ROWS/20)", {.case_ref = case_ref, .limit = 50}},
+        {"log --case cov-(ROWS/20)", {.case_hash = case_hash, .limit = 50}},
         {"log --since/--until: 1 minute at ROWS/2, oldest first",
          {.has_since = true,
           .since_ms = BASE_MS + mid * 100,
@@ -195,6 +223,11 @@ int main(int argc, char **argv)
                best * 1e3, got);
     }
     shub_store_close(&s);
+    printf("summary: audit.rows=%lld\n", (long long)rows);
+    printf("summary: audit.verify_rows_per_s=%.0f\n", verify_rate);
+    printf("summary: audit.append_us_at_0=%.2f\n", first_us);
+    printf("summary: audit.append_us_at_end=%.2f\n", last_us);
+    printf("summary: ratio.audit_append_end_to_start=%.2f\n", last_us / first_us);
     if (keep) {
         printf("kept %s\n", path);
         return 0;

@@ -346,23 +346,34 @@ static void sender_main(void *arg, int idx)
             int64_t t = bench_now_ns();
             uint16_t tag;
             uint32_t seq;
-            if (in->type == SHUB_MSG_RECEIPT && !in->receipt.update) {
-                receipted++;
-                for (uint32_t i = 0; i < in->receipt.count; i++) {
-                    shub_outcome_t o = in->receipt.items[i].outcome;
-                    if (o == SHUB_OUTCOME_DENIED || o == SHUB_OUTCOME_DEAD) {
-                        sh->denied[idx]++;
-                        expect_acks--;
-                    } else if (o == SHUB_OUTCOME_QUEUED) {
-                        sh->queued[idx]++;
+            if (in->type == SHUB_MSG_RECEIPT) {
+                for (uint32_t k = 0; k < in->receipt.count; k++) {
+                    const shub_receipt_t *rc = &in->receipt.list[k];
+                    receipted++;
+                    for (uint32_t i = 0; i < rc->count; i++) {
+                        shub_outcome_t o = rc->items[i].outcome;
+                        if (o == SHUB_OUTCOME_DENIED || o == SHUB_OUTCOME_DEAD) {
+                            sh->denied[idx]++;
+                            expect_acks--;
+                        } else if (o == SHUB_OUTCOME_QUEUED) {
+                            sh->queued[idx]++;
+                        }
                     }
+                    bench_id_unpack(&rc->id, &tag, &seq);
+                    if (seq < (uint32_t)sh->n_lat)
+                        sh->t_receipt[seq] = t;
                 }
-                bench_id_unpack(&in->receipt.id, &tag, &seq);
-                if (seq < (uint32_t)sh->n_lat)
-                    sh->t_receipt[seq] = t;
-            } else if (in->type == SHUB_MSG_RECEIPT) {
-                for (uint32_t i = 0; i < in->receipt.count; i++)
-                    acked += in->receipt.items[i].outcome == SHUB_OUTCOME_ACKNOWLEDGED;
+            } else if (in->type == SHUB_MSG_UPDATE) {
+                /* acknowledgements come as updates, confirmed as an agent does */
+                int64_t upto = 0;
+                for (uint32_t i = 0; i < in->update.count; i++) {
+                    acked += in->update.list[i].item.outcome == SHUB_OUTCOME_ACKNOWLEDGED;
+                    if (in->update.list[i].seq > upto)
+                        upto = in->update.list[i].seq;
+                }
+                shub_msg_t confirm = {.type = SHUB_MSG_CONFIRM};
+                confirm.confirm.upto = upto;
+                bench_client_send(c, &confirm);
             } else if (in->type == SHUB_MSG_ERROR) {
                 if (sh->errors[idx]++ == 0)
                     fprintf(stderr, "bench: %s: ERROR %s: %s\n", org, in->error.code,
@@ -451,16 +462,24 @@ static void recipient_main(void *arg, int idx)
         shub_msg_t *in = bench_client_recv(c, 100);
         int64_t t = bench_now_ns();
         if (in && in->type == SHUB_MSG_DELIVER) {
-            uint16_t tag;
-            uint32_t seq;
-            bench_id_unpack(&in->deliver.id, &tag, &seq);
-            if (seq < (uint32_t)sh->n_lat && sh->t_deliver[seq] == 0)
-                sh->t_deliver[seq] = t;
-            if (got++ == 0)
-                sh->t_first_deliver = t;
+            /* One ACK names every copy of a DELIVER, as an agent sends it
+             * after one inbox commit. */
+            shub_id_t ids[SHUB_MSG_MAX_BATCH];
+            uint32_t n = in->deliver.count;
+            for (uint32_t k = 0; k < n; k++) {
+                uint16_t tag;
+                uint32_t seq;
+                ids[k] = in->deliver.list[k].id;
+                bench_id_unpack(&ids[k], &tag, &seq);
+                if (seq < (uint32_t)sh->n_lat && sh->t_deliver[seq] == 0)
+                    sh->t_deliver[seq] = t;
+                if (got++ == 0)
+                    sh->t_first_deliver = t;
+            }
             sh->delivered[idx < N_RECIPIENTS ? idx : N_RECIPIENTS] = got;
             shub_msg_t ack = {.type = SHUB_MSG_ACK};
-            ack.ack.id = in->deliver.id;
+            ack.ack.ids = ids;
+            ack.ack.count = n;
             bench_client_send(c, &ack);
             sh->t_last_ack = t;
             last_send = t;

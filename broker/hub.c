@@ -591,12 +591,13 @@ static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool dup
     shub_outcome_item_t *copy = shub_arena_alloc(hub->turn, (n ? n : 1) * sizeof *copy);
     if (!copy)
         return SHUB_ENOMEM;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) { /* the turn outlives the SHARE's memory */
         copy[i] = items[i];
         copy[i].to = turn_strdup(hub, items[i].to);
         copy[i].detail = turn_strdup(hub, items[i].detail);
-        /* reason, agreement, flow: config or store strings that outlive the turn,
-         * except after a reload, which happens between turns */
+        copy[i].reason = turn_strdup(hub, items[i].reason);
+        copy[i].agreement = turn_strdup(hub, items[i].agreement);
+        copy[i].flow = turn_strdup(hub, items[i].flow);
     }
     o->receipts[o->nr++] =
         (shub_receipt_t){.id = *id, .duplicate = duplicate, .items = copy, .count = n};

@@ -672,23 +672,25 @@ static int agreement_add_ref(shub_store_t *s, int64_t vid, const char *id,
     return 0;
 }
 
-/* The agreement_versions row of (id, version, hash); records one if the
- * broker never loaded it (a row must still name its text). 0 for no id. */
+/* The agreement_versions row of (id, version, hash); with no hash, the
+ * newest row of (id, version). Records one if the broker never loaded it (a
+ * row must still name its text). 0 for no id. */
 static int agreement_vid(shub_store_t *s, const char *id, uint32_t version,
                          const char *hash, int64_t *vid, shub_err_t *err)
 {
     *vid = 0;
     if (!id)
         return 0;
-    if (!hash)
-        hash = "";
     for (size_t i = s->n_agreements; i-- > 0;) {
         const agreement_ref_t *a = &s->agreements[i];
-        if (a->version == version && strcmp(a->id, id) == 0 && strcmp(a->hash, hash) == 0) {
+        if (a->version == version && strcmp(a->id, id) == 0 &&
+            (!hash || strcmp(a->hash, hash) == 0)) {
             *vid = a->vid;
             return 0;
         }
     }
+    if (!hash)
+        hash = "";
     int rc = shub_store_agreement_seen(s, id, version, hash, NULL, NULL, 0, 0, 0,
                                        shub_now_ms(), err);
     if (rc)

@@ -43,6 +43,7 @@
 #define SHUB_AGENT_BACKOFF_MAX_MS       5000
 #define SHUB_AGENT_DEFAULT_HEARTBEAT_MS 2000 /* until the WELCOME names one */
 #define SHUB_AGENT_MAX_HOOKS            16   /* --on-receive commands running at once */
+#define SHUB_AGENT_HOOK_ATTEMPTS        10   /* runs of a failing hook before it is dead */
 #define SHUB_AGENT_GIVE_UP_MS                                                            \
     30000 /* --until-done: exit 69 after this long without a                             \
              session (the CLI's --give-up-after) */
@@ -86,7 +87,9 @@ typedef struct shub_agent_opts {
     const char *db_path;    /* NULL: ./ORG.db */
     const char *endpoint;   /* NULL: hub.yaml's */
     const char *key_dir;    /* NULL: hub.yaml's key_dir */
-    const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event */
+    const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event, at
+                               least once (again after a crash or a failure) */
+    uint32_t hook_attempts; /* runs before a failing hook is dead; 0: the default */
     bool simulate;          /* run the organisation's profile: it originates
                                synthetic events. Off, the agent only relays */
     const char *scenario;   /* a simulation driven by this scenario (implies

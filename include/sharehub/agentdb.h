@@ -67,6 +67,16 @@ typedef struct shub_outcome_row {
     int64_t updated_ms;
 } shub_outcome_row_t;
 
+/* The --on-receive hook of an inbox row: none (no hook configured when it
+ * arrived), pending (to run, or running), done (it exited 0), dead (it
+ * failed its last allowed attempt). */
+typedef enum {
+    SHUB_HOOK_NONE = 1,
+    SHUB_HOOK_PENDING,
+    SHUB_HOOK_DONE,
+    SHUB_HOOK_DEAD,
+} shub_hook_state_t;
+
 typedef struct shub_inbox_row {
     int64_t seq; /* order of arrival (0 when adding) */
     shub_id_t id;
@@ -78,10 +88,23 @@ typedef struct shub_inbox_row {
     int64_t received_ms;
     const uint8_t *event; /* the opened event, as shub_event_encode wrote it */
     size_t event_len;
+    shub_hook_state_t hook; /* reads only */
+    uint32_t hook_attempts;
+    const char *hook_error; /* the last failure, or NULL */
+    int64_t taken_ms;       /* when the case system took it (0: not yet) */
 } shub_inbox_row_t;
+
+/* A checkpoint the agent keeps: witnessed (checked and countersigned) or a
+ * fork (it contradicted one kept). */
+typedef enum {
+    SHUB_CP_WITNESSED = 1,
+    SHUB_CP_FORK,
+} shub_cp_state_t;
 
 /* Non-zero stops the iteration (the list call then returns 0). */
 typedef int(shub_outbox_fn)(const shub_outbox_row_t *row, void *ctx);
+typedef int(shub_checkpoint_fn)(const shub_signed_head_t *cp, shub_cp_state_t state,
+                                const char *note, int64_t received_ms, void *ctx);
 typedef int(shub_outcome_fn)(const shub_outcome_row_t *row, void *ctx);
 typedef int(shub_inbox_fn)(const shub_inbox_row_t *row, void *ctx);
 
@@ -143,6 +166,18 @@ int shub_agentdb_outbox_fail(shub_agentdb_t *db, const shub_id_t *id, const char
 int shub_agentdb_receipt(shub_agentdb_t *db, const shub_receipt_t *r, int64_t now_ms,
                          shub_err_t *err);
 
+/* Applies a RECEIPT's receipts in one transaction, each as
+ * shub_agentdb_receipt; *unknown (may be NULL) counts those whose event is
+ * not in the outbox (ignored). SHUB_EDB. */
+int shub_agentdb_receipts(shub_agentdb_t *db, const shub_receipt_t *list, size_t n,
+                          int64_t now_ms, size_t *unknown, shub_err_t *err);
+
+/* Applies an UPDATE's later outcomes in one transaction (outcomes only move
+ * forward, so a repeat changes nothing) and records the highest update seq
+ * applied; *upto gets it (never lower than before), for CONFIRM. SHUB_EDB. */
+int shub_agentdb_updates_apply(shub_agentdb_t *db, const shub_update_t *list, size_t n,
+                               int64_t now_ms, int64_t *upto, shub_err_t *err);
+
 /* Every outbox row in queueing order. SHUB_EDB. */
 int shub_agentdb_outbox_list(shub_agentdb_t *db, shub_outbox_fn *fn, void *ctx,
                              shub_err_t *err);
@@ -165,6 +200,45 @@ int shub_agentdb_outbox_count(shub_agentdb_t *db, shub_outbox_state_t state, uin
  * (false: a redelivery, nothing written). Durable when it returns 0. SHUB_EDB. */
 int shub_agentdb_inbox_add(shub_agentdb_t *db, const shub_inbox_row_t *row, bool *added,
                            shub_err_t *err);
+
+/* Commits a batch of received events in one transaction, each unless its id
+ * is already there; added[i] says which were new. With `hook`, each new row's
+ * --on-receive hook is pending in the same transaction, so a crash after the
+ * commit cannot lose it. Durable when it returns 0. SHUB_EINVAL, SHUB_EDB. */
+int shub_agentdb_inbox_add_batch(shub_agentdb_t *db, const shub_inbox_row_t *rows,
+                                 size_t n, bool hook, bool *added, shub_err_t *err);
+
+/* Rows whose hook is pending and due (next try <= now_ms), oldest first, at
+ * most max. SHUB_EDB. */
+int shub_agentdb_hooks_due(shub_agentdb_t *db, int64_t now_ms, size_t max,
+                           shub_inbox_fn *fn, void *ctx, shub_err_t *err);
+
+/* Records a run of a pending hook: done if ok; else one more attempt, tried
+ * again at now_ms + retry_ms, or dead once max_attempts are spent (error
+ * kept). *state (may be NULL) gets the new state. SHUB_ENOTFOUND if the row's
+ * hook is not pending, SHUB_EDB. */
+int shub_agentdb_hook_result(shub_agentdb_t *db, const shub_id_t *id, bool ok,
+                             const char *error, int64_t now_ms, uint32_t max_attempts,
+                             int64_t retry_ms, shub_hook_state_t *state, shub_err_t *err);
+
+/* "none", "pending", "done", "dead"; "?" otherwise. */
+const char *shub_hook_state_name(shub_hook_state_t state);
+
+/* Keeps a checkpoint (a repeat is ignored). SHUB_EDB. */
+int shub_agentdb_checkpoint_add(shub_agentdb_t *db, const shub_signed_head_t *cp,
+                                shub_cp_state_t state, const char *note, int64_t now_ms,
+                                shub_err_t *err);
+
+/* The newest witnessed checkpoint, or the witnessed one at seq.
+ * SHUB_ENOTFOUND, SHUB_EDB. */
+int shub_agentdb_checkpoint_latest(shub_agentdb_t *db, shub_signed_head_t *out,
+                                   shub_err_t *err);
+int shub_agentdb_checkpoint_at(shub_agentdb_t *db, int64_t seq, shub_signed_head_t *out,
+                               shub_err_t *err);
+
+/* Every kept checkpoint, forks included, by seq. SHUB_EDB. */
+int shub_agentdb_checkpoints(shub_agentdb_t *db, shub_checkpoint_fn *fn, void *ctx,
+                             shub_err_t *err);
 
 /* Inbox rows received at or after since_ms, in arrival order. SHUB_EDB. */
 /* As shub_agentdb_outbox_add, and in the same transaction sets each meta

@@ -56,6 +56,7 @@ typedef struct shub_json_meta {
     uint32_t version;
     const char *flow;
     int64_t received_ms;
+    const char *hook; /* the --on-receive hook's state, or NULL (left out) */
 } shub_json_meta_t;
 
 /* Writes ev (and meta, if not NULL) as one line of compact JSON with keys in

@@ -232,15 +232,71 @@ bool harness_log_has(const harness_t *h, const char *needle)
     return found;
 }
 
+/*
+ * The store keeps ids of interned names, so that a test can say what it
+ * means in the words the audit uses, these TEMP views (which come before the
+ * file's own tables for an unqualified name) put the text back: `audit` as
+ * its columns read, `events` with its senders, and `deliveries`, each
+ * recipient's outcome with its
+ * stored copy: 'pending' while a copy waits (sent or not), 'acknowledged'
+ * once it is gone, 'denied' or 'dead'.
+ */
+#define NAME_OF(col) "(SELECT text FROM main.names WHERE id = a." col ") AS " col
+static const char views_sql[] =
+    "CREATE TEMP VIEW audit AS SELECT a.seq AS seq, a.at AS at, " NAME_OF("action")
+    ", a.event_id AS event_id, " NAME_OF("event_type") ", " NAME_OF("sender") ", "
+    NAME_OF("recipient") ", " NAME_OF("decision") ", " NAME_OF("reason") ", "
+    NAME_OF("explanation") ", v.id AS agreement, v.version AS agreement_version, "
+    "v.content_hash AS agreement_hash, "
+    NAME_OF("flow") ", " NAME_OF("purpose") ", " NAME_OF("legal_basis") ", "
+    NAME_OF("consent") ", " NAME_OF("area") ", a.occurred AS occurred, "
+    NAME_OF("fields") ", " NAME_OF("fields_shared") ", " NAME_OF("fields_stripped") ", "
+    NAME_OF("facts") ", a.payload_hash AS payload_hash, a.subject_hash AS subject_hash,"
+    " a.case_hash AS case_hash, a.actor_hash AS actor_hash"
+    " FROM main.audit a LEFT JOIN main.agreement_versions v ON v.vid = a.agreement;"
+    "CREATE TEMP VIEW deliveries AS SELECT o.event_id AS event_id,"
+    " (SELECT text FROM main.names WHERE id = o.recipient) AS recipient,"
+    " CASE o.state WHEN 4 THEN 'denied' WHEN 5 THEN 'dead' ELSE CASE WHEN EXISTS"
+    " (SELECT 1 FROM main.sealed c WHERE c.event_id = o.event_id AND c.recipient ="
+    " o.recipient) THEN 'pending' ELSE 'acknowledged' END END AS state,"
+    " (SELECT text FROM main.names WHERE id = o.reason) AS reason,"
+    " (SELECT c.copy FROM main.sealed c WHERE c.event_id = o.event_id AND c.recipient ="
+    " o.recipient) AS sealed FROM main.outcomes o;"
+    "CREATE TEMP VIEW events AS SELECT e.event_id AS event_id,"
+    " (SELECT text FROM main.names WHERE id = e.sender) AS sender,"
+    " e.received_at AS received_at FROM main.events e;";
+#undef NAME_OF
+
+sqlite3 *harness_sqlite_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (access(path, F_OK) != 0 ||
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    bool broker = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE name = 'names'",
+                                     -1, &st, NULL) == SQLITE_OK &&
+                  sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (broker && sqlite3_exec(db, views_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "harness: views: %s\n", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 static int query(const harness_t *h, const char *sql, char *out, size_t size, long *num)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/broker.db", h->dir);
-    sqlite3 *db = NULL;
     int rc = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    sqlite3 *db = harness_sqlite_open(path);
+    if (!db)
         goto done;
-    sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(db));
@@ -331,6 +387,10 @@ void tclient_destroy(tclient_t **c_p)
     }
     if (c->ctx)
         zmq_ctx_term(c->ctx);
+    for (size_t i = 0; i < c->n_stash; i++)
+        shub_msg_destroy(&c->stash[i]);
+    for (size_t i = 0; i < 3; i++)
+        shub_msg_destroy(&c->batch[i].msg);
     shub_buf_free(&c->buf);
     free(c);
     *c_p = NULL;
@@ -351,19 +411,20 @@ int tclient_send_raw(tclient_t *c, const void *data, size_t len)
     return zmq_send(c->sock, data, len, 0) == (int)len ? 0 : -1;
 }
 
-shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms)
+/* The next message from the socket within `left` ms, HEARTBEATs dropped. */
+static shub_msg_t *socket_next(tclient_t *c, long left)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        long left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
-                                  (t1.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0)
+        long rest = left - ((t1.tv_sec - t0.tv_sec) * 1000 +
+                            (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (rest <= 0)
             return NULL;
         zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, left) <= 0)
+        if (zmq_poll(&item, 1, rest) <= 0)
             continue;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -387,23 +448,122 @@ shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms)
     }
 }
 
-shub_msg_t *tclient_expect(tclient_t *c, shub_msg_type_t type, int timeout_ms)
+static void stash_push(tclient_t *c, shub_msg_t *m)
 {
+    if (c->n_stash == TCLIENT_STASH) { /* a test that never reads them: drop the oldest */
+        shub_msg_destroy(&c->stash[0]);
+        memmove(c->stash, c->stash + 1, (TCLIENT_STASH - 1) * sizeof *c->stash);
+        c->n_stash--;
+    }
+    c->stash[c->n_stash++] = m;
+}
+
+static shub_msg_t *stash_take(tclient_t *c, int type)
+{
+    for (size_t i = 0; i < c->n_stash; i++) {
+        shub_msg_t *m = c->stash[i];
+        if (type < 0 ? m->type != SHUB_MSG_CHECKPOINT : (int)m->type == type) {
+            memmove(c->stash + i, c->stash + i + 1, (c->n_stash - i - 1) * sizeof *c->stash);
+            c->n_stash--;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms)
+{
+    shub_msg_t *m = stash_take(c, -1);
+    if (m)
+        return m;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
                                   (t1.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0)
+        if (!(m = socket_next(c, left)))
             return NULL;
-        shub_msg_t *m = tclient_recv(c, (int)left);
-        if (!m)
+        if (m->type != SHUB_MSG_CHECKPOINT)
+            return m;
+        stash_push(c, m); /* for tclient_expect(CHECKPOINT) */
+    }
+}
+
+shub_msg_t *tclient_expect(tclient_t *c, shub_msg_type_t type, int timeout_ms)
+{
+    shub_msg_t *m = stash_take(c, (int)type);
+    if (m)
+        return m;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (!(m = socket_next(c, left)))
             return NULL;
         if (m->type == type)
             return m;
-        shub_msg_destroy(&m);
+        stash_push(c, m);
     }
+}
+
+/* One item of a batch message: the message it came in, and how far through
+ * it the reader is. */
+static bool batch_next(tclient_t *c, shub_msg_type_t type, int kind, int timeout_ms,
+                       size_t *index)
+{
+    tbatch_t *b = &c->batch[kind];
+    uint32_t count = 0;
+    for (;;) {
+        if (b->msg) {
+            count = type == SHUB_MSG_RECEIPT   ? b->msg->receipt.count
+                    : type == SHUB_MSG_DELIVER ? b->msg->deliver.count
+                                               : b->msg->update.count;
+            if (b->next < count) {
+                *index = b->next++;
+                return true;
+            }
+            shub_msg_destroy(&b->msg);
+        }
+        b->next = 0;
+        if (!(b->msg = tclient_expect(c, type, timeout_ms)))
+            return false;
+    }
+}
+
+const shub_receipt_t *tclient_receipt(tclient_t *c, int timeout_ms)
+{
+    size_t i;
+    return batch_next(c, SHUB_MSG_RECEIPT, 0, timeout_ms, &i)
+               ? &c->batch[0].msg->receipt.list[i]
+               : NULL;
+}
+
+const shub_deliver_t *tclient_delivery(tclient_t *c, int timeout_ms)
+{
+    size_t i;
+    return batch_next(c, SHUB_MSG_DELIVER, 1, timeout_ms, &i)
+               ? &c->batch[1].msg->deliver.list[i]
+               : NULL;
+}
+
+const shub_update_t *tclient_update(tclient_t *c, int timeout_ms)
+{
+    size_t i;
+    return batch_next(c, SHUB_MSG_UPDATE, 2, timeout_ms, &i)
+               ? &c->batch[2].msg->update.list[i]
+               : NULL;
+}
+
+int tclient_ack(tclient_t *c, const shub_id_t *id)
+{
+    shub_id_t copy = *id;
+    shub_msg_t ack = {.type = SHUB_MSG_ACK};
+    ack.ack.ids = &copy;
+    ack.ack.count = 1;
+    return tclient_send(c, &ack);
 }
 
 int tclient_hello(tclient_t *c)

@@ -50,14 +50,30 @@ long harness_count(const harness_t *h, const char *sql);
 /* Runs a query returning one text value into out; 0 or -1. */
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size);
 
+/* Opens a SQLite file read-only (NULL if it is not there). A broker store
+ * gets TEMP views `audit` and `deliveries` that put its interned names back
+ * as text, so tests query it in the audit's own words. */
+struct sqlite3;
+struct sqlite3 *harness_sqlite_open(const char *path);
+
 /* Path to a built program (SHUB_BUILD_DIR/...). */
 const char *harness_program(const char *relative);
+
+#define TCLIENT_STASH 256 /* messages kept while a test waits for another kind */
+
+typedef struct tbatch {
+    shub_msg_t *msg; /* a RECEIPT, DELIVER or UPDATE being read item by item */
+    uint32_t next;
+} tbatch_t;
 
 typedef struct tclient {
     void *ctx, *sock;
     char org[SHUB_MSG_MAX_NAME + 1];
     shub_curve_keys_t keys;
     shub_buf_t buf;
+    shub_msg_t *stash[TCLIENT_STASH]; /* received, not yet asked for */
+    size_t n_stash;
+    tbatch_t batch[3]; /* receipts, deliveries, updates */
 } tclient_t;
 
 /* A client holding org's keys from the harness directory (not yet HELLO). */
@@ -71,11 +87,23 @@ void tclient_destroy(tclient_t **c_p);
 int tclient_send(tclient_t *c, const shub_msg_t *msg);
 int tclient_send_raw(tclient_t *c, const void *data, size_t len);
 
-/* Next message other than HEARTBEAT within timeout_ms; NULL on timeout. */
+/* Next message other than HEARTBEAT and CHECKPOINT within timeout_ms (kept
+ * ones first); NULL on timeout. */
 shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms);
 
-/* Next message of `type` within timeout_ms, skipping others; NULL if none. */
+/* Next message of `type` within timeout_ms; others that arrive meanwhile are
+ * kept for later calls. NULL if none. */
 shub_msg_t *tclient_expect(tclient_t *c, shub_msg_type_t type, int timeout_ms);
+
+/* The next single receipt, delivery or update within timeout_ms, whatever
+ * batch it came in; borrowed until the next call of the same kind. NULL if
+ * none came. */
+const shub_receipt_t *tclient_receipt(tclient_t *c, int timeout_ms);
+const shub_deliver_t *tclient_delivery(tclient_t *c, int timeout_ms);
+const shub_update_t *tclient_update(tclient_t *c, int timeout_ms);
+
+/* ACK of one delivery. 0 or -1. */
+int tclient_ack(tclient_t *c, const shub_id_t *id);
 
 /* HELLO, then waits for WELCOME. 0 or -1. */
 int tclient_hello(tclient_t *c);

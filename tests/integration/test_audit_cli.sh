@@ -139,21 +139,23 @@ tamper() {
     run 1 "verify $1" verify --db "$tmp/$1.db" --key "$tmp/checkpoint.pub"
     expect_out "verify $1" "$3"
 }
-tamper edited "UPDATE audit SET recipient = 'someone-else' WHERE seq = 5" \
-    "FAILED at row 5: edited: row 5 does not match its row_hash"
+tamper edited "UPDATE audit SET at = at + 1 WHERE seq = 5" \
+    "FAILED at row 5: edited: row 5 does not match its hash"
+tamper name-edited "UPDATE names SET text = 'marac-elsewhere' WHERE text = 'marac-dudley'" \
+    "FAILED at row 5: edited: row 5 does not match its hash"
 tamper missing "DELETE FROM audit WHERE seq = 7" \
     "FAILED at row 7: missing: row 7 (row 8 follows row 6)"
-tamper out-of-order "UPDATE audit SET seq = -1 WHERE seq = 10;
+tamper swapped "UPDATE audit SET seq = -1 WHERE seq = 10;
     UPDATE audit SET seq = 10 WHERE seq = 11; UPDATE audit SET seq = 11 WHERE seq = -1" \
-    "FAILED at row 10: out of order: row 10 follows row 11 in the chain, not row 9"
+    "FAILED at row 10: edited: row 10 does not match its hash"
 tamper inserted "UPDATE audit SET seq = seq + 1000 WHERE seq >= 10;
     UPDATE audit SET seq = seq - 999 WHERE seq >= 1000;
     INSERT INTO audit SELECT 10, at, action, event_id, event_type, sender, recipient,
-    decision, reason, explanation, agreement, agreement_version, agreement_hash, flow,
-    purpose, legal_basis, consent, override, case_ref, area, fields_shared,
-    fields_stripped, facts, payload_hash, subject_hash, prev_hash, row_hash
+    decision, reason, explanation, agreement, flow, purpose, legal_basis, consent,
+    override, area, occurred, reply_to, fields, fields_shared, fields_stripped, facts,
+    payload_hash, subject_hash, case_hash, actor_hash, row_hash
     FROM audit WHERE seq = 9" \
-    "FAILED at row 9: inserted: row 9 is not in the chain (row 10 follows row 8)"
+    "FAILED at row 9: inserted: row 9 is not in the chain (row 10 was row 9, renumbered)"
 tamper truncated "DELETE FROM audit WHERE seq > 15" \
     "FAILED at row 16: truncated after checkpoint 1"
 tamper bad-signature "UPDATE checkpoints SET signature = zeroblob(64)" \

@@ -128,7 +128,7 @@ static int collect_outcome(const shub_outcome_row_t *o, void *ctx)
 }
 
 static void receipt(shub_agentdb_t *db, uint8_t n, const char *to, shub_outcome_t outcome,
-                    bool update, int expect)
+                    int expect)
 {
     shub_outcome_item_t item = {.to = to, .outcome = outcome};
     if (outcome == SHUB_OUTCOME_DENIED)
@@ -138,7 +138,7 @@ static void receipt(shub_agentdb_t *db, uint8_t n, const char *to, shub_outcome_
         item.version = 2;
         item.flow = "referral";
     }
-    shub_receipt_t r = {.id = make_id(n), .update = update, .items = &item, .count = 1};
+    shub_receipt_t r = {.id = make_id(n), .items = &item, .count = 1};
     shub_err_t err;
     assert_int_equal(shub_agentdb_receipt(db, &r, 1000, &err), expect);
 }
@@ -170,7 +170,7 @@ static void test_shub_agentdb_open_unknown_schema_version_edb(void **state)
     shub_agentdb_t *db = NULL;
     shub_err_t err;
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), SHUB_EDB);
-    assert_non_null(strstr(err.msg, "schema version 7, this program knows 1"));
+    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (2)"));
     assert_null(db);
     unlink(path);
 }
@@ -302,7 +302,7 @@ static void test_shub_agentdb_receipt_marks_receipted_and_stores_outcomes(void *
 static void test_shub_agentdb_receipt_unknown_id_enotfound_writes_nothing(void **state)
 {
     fixture_t *f = *state;
-    receipt(f->db, 9, "marac-coventry", SHUB_OUTCOME_DELIVERED, false, SHUB_ENOTFOUND);
+    receipt(f->db, 9, "marac-coventry", SHUB_OUTCOME_DELIVERED, SHUB_ENOTFOUND);
     outcomes_t oc = {0};
     shub_id_t id = make_id(9);
     shub_err_t err;
@@ -317,12 +317,12 @@ static void test_shub_agentdb_receipt_outcome_only_moves_forward(void **state)
     shub_id_t id = make_id(1);
     shub_err_t err;
     outcomes_t oc;
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_QUEUED, false, 0);
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, true, 0);
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_ACKNOWLEDGED, true, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_QUEUED, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_ACKNOWLEDGED, 0);
     /* A late duplicate receipt that still says delivered does not undo it. */
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, false, 0);
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DEAD, true, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DEAD, 0);
     memset(&oc, 0, sizeof oc);
     assert_int_equal(shub_agentdb_outcomes(f->db, &id, collect_outcome, &oc, &err), 0);
     assert_int_equal(oc.n, 1);
@@ -352,7 +352,7 @@ static void test_shub_agentdb_outbox_fail_records_code_and_stops_resending(void 
                      SHUB_ENOTFOUND);
     assert_int_equal(shub_agentdb_outbox_retry(f->db, &id, 400, &err), SHUB_ENOTFOUND);
     /* A receipt arriving after all keeps it failed but records the outcome. */
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, false, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
     memset(&rows, 0, sizeof rows);
     assert_int_equal(shub_agentdb_outbox_list(f->db, collect, &rows, &err), 0);
     assert_int_equal(rows.states[0], SHUB_OUTBOX_FAILED);
@@ -455,7 +455,7 @@ static void test_shub_agentdb_reopen_keeps_outbox_outcomes_and_inbox(void **stat
     bool added;
     add(f->db, 1, 100);
     add(f->db, 2, 100);
-    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, false, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
     shub_inbox_row_t r = inbox_row(7, 1000);
     assert_int_equal(shub_agentdb_inbox_add(f->db, &r, &added, &err), 0);
     shub_agentdb_close(&f->db);

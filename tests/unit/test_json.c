@@ -347,7 +347,7 @@ static const struct {
      "1999-12-31T23:59:59.000Z is before 2000-01-01: give an RFC 3339 time, or ms (not "
      "seconds) since 1970"},
     {"to", "\"marac@coventry\"", SHUB_ETYPE, "to", "expected an array of recipients"},
-    {"to", "[]", SHUB_EVALUE, "to", "no recipients"},
+    {"to", "[]", SHUB_EVALUE, "to", "no items"},
     {"to", "[\"wmp\", 3]", SHUB_ETYPE, "to[1]", "expected text"},
     {"payload", "[1]", SHUB_ETYPE, "payload", "expected a map of named fields"},
     {"payload", "{\"victim\": {\"first name\": \"J\"}}", SHUB_EVALUE,

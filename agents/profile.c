@@ -444,16 +444,6 @@ size_t val_array_len(const shub_val_t *root, const char *path)
     return v && v->type == SHUB_VAL_ARRAY ? v->len : 0;
 }
 
-void copy_str(char *dst, size_t cap, const char *src)
-{
-    if (cap == 0)
-        return;
-    size_t n = src ? strnlen(src, cap - 1) : 0;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* ---- calendar ---------------------------------------------------------- */
 
 /* Howard Hinnant's days_from_civil / civil_from_days: exact for any date,
@@ -508,7 +498,7 @@ void fmt_date(int64_t ms, char out[11])
     char buf[48]; /* room for any int, so the compiler sees no truncation */
     civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
     snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
-    copy_str(out, 11, buf);
+    shub_str_copy(out, 11, buf);
 }
 
 void fmt_time(int64_t ms, char out[21])
@@ -521,7 +511,7 @@ void fmt_time(int64_t ms, char out[21])
     civil_from_days(days, &y, &m, &d);
     snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d,
              (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-    copy_str(out, 21, buf);
+    shub_str_copy(out, 21, buf);
 }
 
 bool parse_date(const char *s, int64_t *ms)
@@ -646,7 +636,7 @@ void person_make(uint64_t seed, const char *area, int min_age, int max_age, doub
     memset(out, 0, sizeof *out);
     bool f = rng_chance(&r, female);
     out->gender = f ? "female" : "male";
-    copy_str(out->first, sizeof out->first, f ? PICK(&r, first_f) : PICK(&r, first_m));
+    shub_str_copy(out->first, sizeof out->first, f ? PICK(&r, first_f) : PICK(&r, first_m));
     snprintf(out->surname, sizeof out->surname, "%s%s", PICK(&r, sur_a), PICK(&r, sur_b));
     snprintf(out->name, sizeof out->name, "%s %s", out->first, out->surname);
     int64_t ref = days_from_civil(2026, 1, 1);
@@ -701,7 +691,7 @@ static int copy_areas(const char *const *src, size_t n, char (**dst)[NAME_CAP],
     if (!*dst)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory copying %s", what);
     for (size_t i = 0; i < n; i++)
-        copy_str((*dst)[i], NAME_CAP, src[i]);
+        shub_str_copy((*dst)[i], NAME_CAP, src[i]);
     return 0;
 }
 
@@ -727,8 +717,8 @@ int shub_profile_new(const shub_profile_org_t *org, const shub_scenario_t *scena
         return shub_err_set(err, SHUB_ENOMEM, "out of memory creating profile \"%s\"",
                             org->id);
     p->ops = ops;
-    copy_str(p->id, sizeof p->id, org->id);
-    copy_str(p->kind, sizeof p->kind, org->kind);
+    shub_str_copy(p->id, sizeof p->id, org->id);
+    shub_str_copy(p->kind, sizeof p->kind, org->kind);
     int rc = copy_areas(org->areas, org->n_areas, &p->areas, "areas", err);
     if (rc == 0)
         rc =

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sharehub/buf.h"
 #include "sharehub/profile.h"
 
 #define NAME_CAP            (SHUB_MSG_MAX_NAME + 1) /* an id, area or kind and its NUL */

@@ -110,12 +110,12 @@ static int receive(shub_profile_t *p, int64_t now, const char *from,
 
     referral_t *r = &st->refs[st->n];
     memset(r, 0, sizeof *r);
-    copy_str(r->from, sizeof r->from, from);
-    copy_str(r->subject, sizeof r->subject, ev->subject_ref);
-    copy_str(r->area, sizeof r->area,
+    shub_str_copy(r->from, sizeof r->from, from);
+    shub_str_copy(r->subject, sizeof r->subject, ev->subject_ref);
+    shub_str_copy(r->area, sizeof r->area,
              profile_serves(p, ev->area) || p->n_areas == 0 ? ev->area : p->areas[0]);
     r->consent = ev->consent ? ev->consent : SHUB_CONSENT_NOT_SOUGHT;
-    copy_str(r->override, sizeof r->override, ev->override);
+    shub_str_copy(r->override, sizeof r->override, ev->override);
     char code[8];
     area_code(r->area, code);
     snprintf(r->case_ref, sizeof r->case_ref, "MASH-%s-%02d-%04u", code, year2(now),

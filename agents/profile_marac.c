@@ -174,14 +174,14 @@ static void case_start(shub_profile_t *p, mcase_t *c, const char *from,
                        const shub_event_t *ev)
 {
     marac_t *st = p->state;
-    copy_str(c->from, sizeof c->from, from);
-    copy_str(c->subject, sizeof c->subject, ev->subject_ref);
+    shub_str_copy(c->from, sizeof c->from, from);
+    shub_str_copy(c->subject, sizeof c->subject, ev->subject_ref);
     if (profile_serves(p, ev->area) || p->n_areas == 0)
-        copy_str(c->area, sizeof c->area, ev->area);
+        shub_str_copy(c->area, sizeof c->area, ev->area);
     else
-        copy_str(c->area, sizeof c->area, p->areas[0]);
+        shub_str_copy(c->area, sizeof c->area, p->areas[0]);
     c->consent = ev->consent ? ev->consent : SHUB_CONSENT_NOT_SOUGHT;
-    copy_str(c->override, sizeof c->override, ev->override);
+    shub_str_copy(c->override, sizeof c->override, ev->override);
     char code[8];
     area_code(c->area, code);
     snprintf(c->case_ref, sizeof c->case_ref, "MARAC-%s-%02d-%04u", code,
@@ -231,7 +231,7 @@ static bool pick_new_area(shub_profile_t *p, rng_t *r, const char *from,
     double x = rng_unit(r) * total;
     for (size_t k = 0; k < n && total > 0; k++)
         if (x < cum[k]) {
-            copy_str(out, NAME_CAP, w->n ? w->name[k] : p->all_areas[k]);
+            shub_str_copy(out, NAME_CAP, w->n ? w->name[k] : p->all_areas[k]);
             return true;
         }
     return false;
@@ -270,7 +270,7 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
     c.repeat = last != INT64_MIN && at - last <= TWELVE_MONTHS;
     c.prior_ms = last;
     if (c.repeat) /* a repeat is heard as the same case */
-        copy_str(c.case_ref, sizeof c.case_ref, prior_ref);
+        shub_str_copy(c.case_ref, sizeof c.case_ref, prior_ref);
     c.last_referral_ms = at;
     c.dash = (int)val_int(&c.payload, "risk.dash_score", -1);
     bool meets = c.dash >= 14 || c.repeat || val_bool(&c.payload, "risk.repeat") ||
@@ -293,7 +293,7 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
     const sc_list_t *ext = &p->sc.marac.external_areas;
     if (c.decision == D_ACCEPTED && p->has_scenario && move_at < p->sc.end_ms) {
         if (external && ext->n)
-            copy_str(c.new_area, sizeof c.new_area, ext->item[rng_below(r, ext->n)]);
+            shub_str_copy(c.new_area, sizeof c.new_area, ext->item[rng_below(r, ext->n)]);
         else if (internal)
             pick_new_area(p, r, c.area, c.new_area);
         if (c.new_area[0])

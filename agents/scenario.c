@@ -345,7 +345,7 @@ static void check_weights(loader_t *ld, const char *key, const node_t *v, sc_wei
                     "weight of \"%s\" must be a number >= 0, not \"%s\"", k->text,
                     shown(val));
         else {
-            copy_str(w->name[w->n], NAME_CAP, k->text);
+            shub_str_copy(w->name[w->n], NAME_CAP, k->text);
             w->w[w->n++] = x;
             total += x;
         }
@@ -373,7 +373,7 @@ static void check_list(loader_t *ld, const char *key, const node_t *v, sc_list_t
             fail_at(ld, items[i]->line, items[i]->col,
                     "\"%s\" entry \"%s\" is not a name", key, shown(items[i]));
         else
-            copy_str(l->item[l->n++], NAME_CAP, items[i]->text);
+            shub_str_copy(l->item[l->n++], NAME_CAP, items[i]->text);
     }
 }
 
@@ -498,7 +498,7 @@ void scenario_defaults(shub_scenario_t *s)
     s->marac.repeat = 0.25;
     s->marac.consent_given = 0.15;
     s->marac.external_areas.n = 1;
-    copy_str(s->marac.external_areas.item[0], NAME_CAP, "outside");
+    shub_str_copy(s->marac.external_areas.item[0], NAME_CAP, "outside");
     s->probation.mappa = 0.6;
     s->health.istv = ISTV_OFF;
     s->health.assaults_per_week = 10;

@@ -1,6 +1,6 @@
 /*
- * val: payload values, the arena they live in, and the byte buffer the codec
- * writes into.
+ * val: payload values. (Their arena and the codec's byte buffer are the
+ * ground floor's, arena.h and buf.h, included here for every codec user.)
  *
  * A payload is a tree of msgpack values: maps of named fields, arrays, text,
  * bytes, numbers. The tree is read-only once built and lives in an arena, so a
@@ -16,6 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sharehub/arena.h"
+#include "sharehub/buf.h"
 
 #define SHUB_VAL_MAX_KEY 64   /* bytes in a field name */
 #define SHUB_VAL_MAX_PATH 256 /* bytes in a dotted path, e.g. an allowed field */
@@ -56,25 +59,6 @@ struct shub_pair {
     uint32_t key_len;
     shub_val_t val;
 };
-
-/* ---- arena: bump allocator; everything is freed at once ---------------- */
-
-typedef struct shub_arena shub_arena_t;
-
-/* New arena whose first block holds `hint` bytes (0 picks a default). */
-shub_arena_t *shub_arena_new(size_t hint);
-
-/* Frees every block; accepts NULL; nulls the caller's pointer. */
-void shub_arena_destroy(shub_arena_t **self_p);
-
-/* Zeroed, 8-byte aligned memory owned by the arena; NULL on out of memory. */
-void *shub_arena_alloc(shub_arena_t *self, size_t size);
-
-/* Copy of s[0..n) plus a NUL, owned by the arena; NULL on out of memory. */
-char *shub_arena_strndup(shub_arena_t *self, const char *s, size_t n);
-
-/* Bytes handed out so far (for benchmarks and limits). */
-size_t shub_arena_used(const shub_arena_t *self);
 
 /* ---- building values -------------------------------------------------- */
 
@@ -138,22 +122,5 @@ typedef void(shub_val_strip_fn)(const char *path, void *ctx);
 int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
                     size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
                     void *ctx);
-
-/* ---- byte buffer ------------------------------------------------------ */
-
-typedef struct shub_buf {
-    uint8_t *data; /* owned; shub_buf_free releases it */
-    size_t len;
-    size_t cap;
-} shub_buf_t;
-
-/* Ensures room for `extra` more bytes. SHUB_ENOMEM. */
-int shub_buf_reserve(shub_buf_t *buf, size_t extra);
-
-/* Appends bytes. SHUB_ENOMEM. */
-int shub_buf_append(shub_buf_t *buf, const void *data, size_t len);
-
-/* Frees the storage and zeroes the struct; accepts NULL. */
-void shub_buf_free(shub_buf_t *buf);
 
 #endif

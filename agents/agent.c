@@ -26,6 +26,7 @@
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
 #include "sharehub/profile.h"
+#include "sharehub/time.h"
 #include "sharehub/transport.h"
 
 #include <errno.h>
@@ -623,12 +624,12 @@ static void tick_profile(shub_agent_t *a, int64_t now)
     int64_t week = (sim - a->sim_start_ms) / WEEK_MS;
     if (week > a->week) {
         a->week = week;
-        char t[SHUB_JSON_TIME_MAX];
+        char t[SHUB_TIME_TEXT];
         uint64_t pending = 0;
         shub_err_t err;
         shub_agentdb_outbox_count(a->db, SHUB_OUTBOX_PENDING, &pending, &err);
         shub_info("progress week=%lld sim=%.10s sent=%llu received=%llu pending=%llu",
-                  (long long)week, shub_json_time_format(sim, t),
+                  (long long)week, shub_time_format(sim, t),
                   (unsigned long long)a->n_sent, (unsigned long long)a->n_received,
                   (unsigned long long)pending);
     }
@@ -1045,12 +1046,12 @@ typedef struct {
 static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
 {
     print_ctx_t *pc = ctx;
-    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    char idt[SHUB_ID_TEXT], t[SHUB_TIME_TEXT];
     idtext(&r->id, idt);
     pc->rows++;
     if (!pc->json) {
         fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %s v%u %s\n",
-                shub_json_time_format(r->received_ms, t), idt, r->event_type, r->sender,
+                shub_time_format(r->received_ms, t), idt, r->event_type, r->sender,
                 r->agreement, r->version, r->flow);
         return 0;
     }
@@ -1111,10 +1112,10 @@ static int print_outcome(const shub_outcome_row_t *o, void *ctx)
 static int print_outbox_row(const shub_outbox_row_t *r, void *ctx)
 {
     outbox_ctx_t *oc = ctx;
-    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    char idt[SHUB_ID_TEXT], t[SHUB_TIME_TEXT];
     idtext(&r->id, idt);
     fprintf(oc->out, "%-24s  %-36s  %-28s  %-9s  %-8u  %s\n",
-            shub_json_time_format(r->created_ms, t), idt, r->event_type,
+            shub_time_format(r->created_ms, t), idt, r->event_type,
             shub_outbox_state_name(r->state), r->attempts, r->recipients);
     if (r->state == SHUB_OUTBOX_FAILED)
         fprintf(oc->out, "    failed: %s: %s\n", r->error_code ? r->error_code : "error",

@@ -18,6 +18,7 @@
 #include "profile_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -446,122 +447,29 @@ size_t val_array_len(const shub_val_t *root, const char *path)
 
 /* ---- calendar ---------------------------------------------------------- */
 
-/* Howard Hinnant's days_from_civil / civil_from_days: exact for any date,
- * no time zone, no libc state. */
-int64_t days_from_civil(int y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 int year2(int64_t ms)
 {
-    int y;
-    unsigned m, d;
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
+    int y, m, d;
+    shub_time_civil_from_days(shub_time_start_of_day(ms, SHUB_TZ_UTC) / MS_DAY, &y, &m, &d);
     return ((y % 100) + 100) % 100;
-}
-
-int weekday_of(int64_t ms)
-{
-    int64_t days = floor_div(ms, MS_DAY);
-    return (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
-}
-
-void fmt_date(int64_t ms, char out[11])
-{
-    int y;
-    unsigned m, d;
-    char buf[48]; /* room for any int, so the compiler sees no truncation */
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
-    snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
-    shub_str_copy(out, 11, buf);
-}
-
-void fmt_time(int64_t ms, char out[21])
-{
-    int y;
-    unsigned m, d;
-    int64_t days = floor_div(ms, MS_DAY);
-    int64_t secs = (ms - days * MS_DAY) / 1000;
-    char buf[96];
-    civil_from_days(days, &y, &m, &d);
-    snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d,
-             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-    shub_str_copy(out, 21, buf);
-}
-
-bool parse_date(const char *s, int64_t *ms)
-{
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return false;
-    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    unsigned m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
-    unsigned d = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || m < 1 || m > 12 || d < 1)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap))
-        return false;
-    *ms = days_from_civil(y, m, d) * MS_DAY;
-    return true;
 }
 
 int64_t add_working_time(int64_t ms, int64_t work_ms)
 {
     int64_t t = ms;
     while (work_ms > 0) {
-        int64_t day = floor_div(t, MS_DAY);
-        int wd = weekday_of(day * MS_DAY);
+        int64_t midnight = shub_time_start_of_day(t, SHUB_TZ_UTC);
+        int wd = shub_time_weekday(t, SHUB_TZ_UTC);
         if (wd >= 5) { /* Saturday or Sunday: skip to Monday */
-            t = (day + 7 - wd) * MS_DAY;
+            t = midnight + (7 - wd) * MS_DAY;
             continue;
         }
-        int64_t left = (day + 1) * MS_DAY - t;
+        int64_t left = midnight + MS_DAY - t;
         int64_t step = work_ms < left ? work_ms : left;
         t += step;
         work_ms -= step;
     }
     return t;
-}
-
-int64_t next_month_start(int64_t ms)
-{
-    int y;
-    unsigned m, d;
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
-    if (++m > 12) {
-        m = 1;
-        y++;
-    }
-    return days_from_civil(y, m, 1) * MS_DAY;
 }
 
 /* ---- synthetic people and places --------------------------------------- */
@@ -639,10 +547,10 @@ void person_make(uint64_t seed, const char *area, int min_age, int max_age, doub
     shub_str_copy(out->first, sizeof out->first, f ? PICK(&r, first_f) : PICK(&r, first_m));
     snprintf(out->surname, sizeof out->surname, "%s%s", PICK(&r, sur_a), PICK(&r, sur_b));
     snprintf(out->name, sizeof out->name, "%s %s", out->first, out->surname);
-    int64_t ref = days_from_civil(2026, 1, 1);
+    int64_t ref = shub_time_days_from_civil(2026, 1, 1);
     int64_t age_days =
         rng_range(&r, (int64_t)min_age * 365, (int64_t)max_age * 365 + 364);
-    fmt_date((ref - age_days) * MS_DAY, out->dob);
+    shub_time_format_date((ref - age_days) * MS_DAY, out->dob);
     address_make(&r, area, out->line1, out->postcode);
     snprintf(out->phone, sizeof out->phone, "07700 900%03d", (int)rng_below(&r, 1000));
     snprintf(out->subject, sizeof out->subject, "P-%016llx",

@@ -33,7 +33,9 @@ static const char *const locations[] = {
 static int64_t period_end(const shub_profile_t *p, int64_t from)
 {
     int64_t end =
-        p->sc.health.istv == ISTV_WEEKLY ? from + MS_WEEK : next_month_start(from);
+        p->sc.health.istv == ISTV_WEEKLY
+            ? from + MS_WEEK
+            : shub_time_add_months(shub_time_start_of_month(from, SHUB_TZ_UTC), 1, SHUB_TZ_UTC);
     return end < p->sc.end_ms ? end : p->sc.end_ms;
 }
 
@@ -82,16 +84,16 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     const char *area = p->areas[job->ref];
     rng_t *r = &p->streams[0].rng;
     int64_t from = job->arg, to = job->due_ms;
-    char date[21];
+    char date[SHUB_TIME_TEXT];
 
     pb_t b = {.arena = shub_arena_new(16384)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), period = shub_val_map(),
                assaults = shub_val_array();
-    fmt_date(from, date);
+    shub_time_format_date(from, date);
     pb_str(&b, &period, "from", date);
-    fmt_date(to - 1, date); /* inclusive: the last day of the period */
+    shub_time_format_date(to - 1, date); /* inclusive: the last day of the period */
     pb_str(&b, &period, "to", date);
     pb_put(&b, &payload, "period", period);
     pb_strf(&b, &payload, "site", "%s emergency department (%s)", p->id, area);
@@ -107,9 +109,10 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         person_make(rng_next(r), area, 16, 60, 0.3, &who);
         nhs_number(r, nhs);
         shub_val_t a = shub_val_map(), patient = shub_val_map();
-        fmt_time(t, date);
+        shub_time_format(t - t % MS_MINUTE, date); /* to the minute, as A&E records */
         pb_str(&b, &a, "arrival_time", date);
-        fmt_time(t - rng_range(r, 10 * MS_MINUTE, 6 * MS_HOUR), date);
+        int64_t assault = t - rng_range(r, 10 * MS_MINUTE, 6 * MS_HOUR);
+        shub_time_format(assault - assault % MS_MINUTE, date);
         pb_str(&b, &a, "assault_time", date);
         pb_str(&b, &a, "method", PICK(r, methods));
         pb_str(&b, &a, "location_type", PICK(r, locations));

@@ -28,6 +28,7 @@
 
 #include "sharehub/buf.h"
 #include "sharehub/profile.h"
+#include "sharehub/time.h"
 
 #define NAME_CAP            (SHUB_MSG_MAX_NAME + 1) /* an id, area or kind and its NUL */
 #define REF_CAP             (SHUB_MSG_MAX_REF + 1) /* a case or subject ref and its NUL */
@@ -250,20 +251,10 @@ size_t val_array_len(const shub_val_t *root, const char *path);
 /* Bounded copy into a fixed buffer; "" for NULL. */
 void copy_str(char *dst, size_t cap, const char *src);
 
-/* ---- calendar (UTC, proleptic Gregorian) --------------------------------- */
+/* ---- calendar (UTC; the arithmetic itself is time.h's) ------------------- */
 
-int64_t days_from_civil(int y, unsigned m, unsigned d);
-void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d);
-int weekday_of(int64_t ms); /* 0 = Monday .. 6 = Sunday */
-/* "YYYY-MM-DD" and "YYYY-MM-DDTHH:MM:SSZ" into out[11] / out[21]. */
-void fmt_date(int64_t ms, char out[11]);
-void fmt_time(int64_t ms, char out[21]);
-/* Parses "YYYY-MM-DD" (a real day) to ms at midnight; false if not one. */
-bool parse_date(const char *s, int64_t *ms);
 /* ms plus `work_ms` of weekday time (Saturdays and Sundays do not count). */
 int64_t add_working_time(int64_t ms, int64_t work_ms);
-/* Midnight on the first of the month after `ms`. */
-int64_t next_month_start(int64_t ms);
 
 /* ---- synthetic people and places (profile.c) ------------------------------ */
 
@@ -271,7 +262,7 @@ typedef struct person {
     char name[64];
     char first[24];
     char surname[32];
-    char dob[11];
+    char dob[SHUB_TIME_DATE_TEXT];
     const char *gender;
     char line1[64];
     char postcode[12];

@@ -208,7 +208,7 @@ static int64_t next_meeting(const char *area, int64_t ms)
 {
     int weekday = (int)(hash_str(0, area) % 5);
     int64_t day = (ms + 3 * MS_DAY) / MS_DAY;
-    while (weekday_of(day * MS_DAY) != weekday)
+    while (shub_time_weekday(day * MS_DAY, SHUB_TZ_UTC) != weekday)
         day++;
     return day * MS_DAY + 10 * MS_HOUR;
 }
@@ -358,7 +358,8 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
     case_start(p, &c, from, ev);
     c.transferred_in = true;
     c.decision = D_ACCEPTED;
-    if (!parse_date(val_str(&c.payload, "last_referral_date"), &c.last_referral_ms))
+    if (shub_time_parse_date(val_str(&c.payload, "last_referral_date"), &c.last_referral_ms,
+                             NULL) != 0)
         c.last_referral_ms = ev->occurred_ms > 0 ? ev->occurred_ms : now;
     c.dash = (int)val_int(&c.payload, "risk.dash_score", -1);
     bool heard = val_bool(&c.payload, "heard_at_origin");
@@ -424,7 +425,7 @@ static shub_val_t decision_payload(pb_t *b, const mcase_t *c)
 {
     static const char *const names[] = {"accepted", "withdrawn", "rejected"};
     shub_val_t pl = shub_val_map();
-    char date[11], meeting[11];
+    char date[SHUB_TIME_DATE_TEXT], meeting[SHUB_TIME_DATE_TEXT];
     pb_str(b, &pl, "decision", names[c->decision]);
     if (c->decision == D_WITHDRAWN) {
         rng_t r;
@@ -437,7 +438,7 @@ static shub_val_t decision_payload(pb_t *b, const mcase_t *c)
         pb_strf(b, &pl, "reason",
                 "does not meet the MARAC threshold: %s and no other criterion", score);
     } else if (c->repeat) {
-        fmt_date(c->prior_ms, date);
+        shub_time_format_date(c->prior_ms, date);
         pb_strf(b, &pl, "reason", "repeat: referred again within 12 months of %s", date);
     } else if (c->dash >= 14) {
         pb_strf(b, &pl, "reason", "high risk: DASH %d", c->dash);
@@ -446,7 +447,7 @@ static shub_val_t decision_payload(pb_t *b, const mcase_t *c)
     }
     pb_str(b, &pl, "case_ref", c->case_ref);
     if (c->decision == D_ACCEPTED) {
-        fmt_date(c->meeting_ms, meeting);
+        shub_time_format_date(c->meeting_ms, meeting);
         pb_str(b, &pl, "meeting_date", meeting);
     }
     return pl;
@@ -487,8 +488,8 @@ static shub_val_t transfer_payload(pb_t *b, const shub_profile_t *p, size_t idx,
 {
     rng_t r = case_rng(p, idx, 2);
     shub_val_t pl = shub_val_map(), move = shub_val_map(), addr = shub_val_map();
-    char date[11], line1[64], postcode[12];
-    fmt_date(c->move_ms, date);
+    char date[SHUB_TIME_DATE_TEXT], line1[64], postcode[12];
+    shub_time_format_date(c->move_ms, date);
     address_make(&r, c->new_area, line1, postcode);
     pb_str(b, &move, "date", date);
     pb_bool(b, &move, "temporary", c->temporary);
@@ -499,7 +500,7 @@ static shub_val_t transfer_payload(pb_t *b, const shub_profile_t *p, size_t idx,
     pb_put(b, &pl, "move", move);
     bool heard = c->move_ms >= c->meeting_ms;
     pb_bool(b, &pl, "heard_at_origin", heard);
-    fmt_date(c->last_referral_ms, date);
+    shub_time_format_date(c->last_referral_ms, date);
     pb_str(b, &pl, "last_referral_date", date);
 
     shub_val_t minutes = shub_val_array(), plan = shub_val_array();
@@ -508,7 +509,7 @@ static shub_val_t transfer_payload(pb_t *b, const shub_profile_t *p, size_t idx,
     int n_actions = (int)rng_range(&r, 2, 4);
     if (heard) {
         shub_val_t m = shub_val_map();
-        fmt_date(c->meeting_ms, date);
+        shub_time_format_date(c->meeting_ms, date);
         pb_str(b, &m, "meeting_date", date);
         pb_str(b, &m, "text", text);
         pb_push(b, &minutes, m);
@@ -520,7 +521,7 @@ static shub_val_t transfer_payload(pb_t *b, const shub_profile_t *p, size_t idx,
             shub_val_t a = shub_val_map();
             pb_strf(b, &a, "action_id", "%s-A%d", c->case_ref, k + 1);
             pb_str(b, &a, "owner", owners[o]);
-            fmt_date(due, date);
+            shub_time_format_date(due, date);
             pb_str(b, &a, "due", date);
             pb_str(b, &a, "status", done ? "done" : "open");
             pb_str(b, &a, "description", action_text[o]);
@@ -630,11 +631,11 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         snprintf(sel[0], sizeof sel[0], "marac@%s", c->new_area);
         break;
     case J_MOVED: {
-        char date[11];
+        char date[SHUB_TIME_DATE_TEXT];
         ev.type = "subject.moved_area";
         ev.case_ref = NULL; /* that the person left, and nothing about the case */
         ev.payload = shub_val_map();
-        fmt_date(c->move_ms, date);
+        shub_time_format_date(c->move_ms, date);
         pb_str(&b, &ev.payload, "left_area", c->area);
         pb_str(&b, &ev.payload, "date", date);
         snprintf(sel[0], sizeof sel[0], "idva@%s", c->area);

@@ -201,8 +201,8 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
         escalation = true;
     }
     bool consent = rng_chance(r, p->sc.marac.consent_given);
-    char incident_date[11], crime_ref[24], case_ref[40], code[8];
-    fmt_date(job->due_ms - rng_range(r, 0, 2 * MS_DAY), incident_date);
+    char incident_date[SHUB_TIME_DATE_TEXT], crime_ref[24], case_ref[40], code[8];
+    shub_time_format_date(job->due_ms - rng_range(r, 0, 2 * MS_DAY), incident_date);
     area_code(v.area, code);
     snprintf(crime_ref, sizeof crime_ref, "%.2s%06u/%02d", code,
              (unsigned)rng_below(r, 1000000), year2(job->due_ms));
@@ -346,8 +346,8 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     const char *area = profile_stream_area(s);
     person_t who;
     person_make(rng_next(r), area, 18, 55, 0.2, &who);
-    char when[11], case_ref[40];
-    fmt_date(job->due_ms + rng_range(r, 1, 5) * MS_DAY, when);
+    char when[SHUB_TIME_DATE_TEXT], case_ref[40];
+    shub_time_format_date(job->due_ms + rng_range(r, 1, 5) * MS_DAY, when);
     snprintf(case_ref, sizeof case_ref, "%s-CUS-%02d-%06u", st->prefix,
              year2(job->due_ms), st->serial + 1);
 

@@ -58,8 +58,8 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     const char *area = profile_stream_area(s);
     person_t who;
     person_make(rng_next(r), area, 19, 65, 0.1, &who);
-    char release[11], pnc[20], case_ref[40];
-    fmt_date(job->due_ms + rng_range(r, 7, 28) * MS_DAY, release);
+    char release[SHUB_TIME_DATE_TEXT], pnc[20], case_ref[40];
+    shub_time_format_date(job->due_ms + rng_range(r, 7, 28) * MS_DAY, release);
     snprintf(pnc, sizeof pnc, "%02d/%07u%c", (int)rng_range(r, 0, 25),
              (unsigned)rng_below(r, 10000000), (char)('A' + rng_below(r, 26)));
     snprintf(case_ref, sizeof case_ref, "PRB-%02d-%06u", year2(job->due_ms),

@@ -387,7 +387,7 @@ static void check_value(loader_t *ld, const field_t *f, const node_t *v, raw_t *
     switch (f->kind) {
     case K_DATE: {
         int64_t ms;
-        if (v->type != N_SCALAR || !parse_date(v->text, &ms))
+        if (v->type != N_SCALAR || shub_time_parse_date(v->text, &ms, NULL) != 0)
             fail_at(ld, v->line, v->col,
                     "\"%s\" must be a date as YYYY-MM-DD, not \"%s\"", f->key, shown(v));
         else {

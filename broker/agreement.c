@@ -55,14 +55,13 @@
 #include "config_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/time.h"
 
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MS_PER_DAY 86400000LL
 
 /* ---- raw schema --------------------------------------------------------- */
 
@@ -283,38 +282,6 @@ static const cyaml_schema_value_t agreement_schema = {
 
 #undef SEQ
 #undef OPT
-
-/* ---- dates -------------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-int shub_config_parse_date(const char *text, int64_t *ms)
-{
-    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!text || !ms || strlen(text) != 10 || text[4] != '-' || text[7] != '-')
-        return SHUB_EVALUE;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (text[i] < '0' || text[i] > '9'))
-            return SHUB_EVALUE;
-    unsigned y = (unsigned)atoi(text), m = (unsigned)atoi(text + 5),
-             d = (unsigned)atoi(text + 8);
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
-        (m == 2 && d == 29 && !leap))
-        return SHUB_EVALUE;
-    *ms = days_from_civil(y, m, d) * MS_PER_DAY;
-    return 0;
-}
 
 /* ---- validation helpers ------------------------------------------------- */
 
@@ -591,22 +558,22 @@ static void check_dates(actx_t *a, agreement_t *ag)
 {
     const raw_agreement_t *r = a->raw;
     int64_t from = 0, until = 0, review = 0;
-    bool ok_from = shub_config_parse_date(r->valid_from, &from) == 0;
-    bool ok_until = shub_config_parse_date(r->valid_until, &until) == 0;
+    bool ok_from = shub_time_parse_date(r->valid_from, &from, NULL) == 0;
+    bool ok_until = shub_time_parse_date(r->valid_until, &until, NULL) == 0;
     if (!ok_from)
         a_error(a, "valid_from", "valid_from '%s' is not a date (YYYY-MM-DD)",
                 r->valid_from);
     if (!ok_until)
         a_error(a, "valid_until", "valid_until '%s' is not a date (YYYY-MM-DD)",
                 r->valid_until);
-    if (shub_config_parse_date(r->review_date, &review) != 0)
+    if (shub_time_parse_date(r->review_date, &review, NULL) != 0)
         a_error(a, "review_date", "review_date '%s' is not a date (YYYY-MM-DD)",
                 r->review_date);
     if (ok_from && ok_until && until < from)
         a_error(a, "valid_until", "valid_until %s is before valid_from %s",
                 r->valid_until, r->valid_from);
     ag->info.valid_from_ms = from;
-    ag->info.valid_until_ms = until + MS_PER_DAY - 1; /* inclusive: the whole last day */
+    ag->info.valid_until_ms = until + SHUB_TIME_MS_PER_DAY - 1; /* inclusive: the whole last day */
     ag->info.review_ms = review;
 }
 

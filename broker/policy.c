@@ -14,12 +14,11 @@
 #include "sharehub/policy.h"
 
 #include "config_internal.h"
+#include "sharehub/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#define MS_PER_DAY 86400000LL
 
 enum {
     C_SENDER_PARTY,
@@ -79,17 +78,8 @@ static void put_list(line_t *l, const char *const *v, size_t n)
 
 static void put_date(line_t *l, int64_t ms)
 {
-    /* civil_from_days (Howard Hinnant), for dates after 1970 */
-    int64_t z = (ms >= 0 ? ms / MS_PER_DAY : (ms - MS_PER_DAY + 1) / MS_PER_DAY) + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    put(l, "%04lld-%02u-%02u", (long long)(y + (m <= 2)), m, d);
+    char date[SHUB_TIME_DATE_TEXT];
+    put(l, "%s", shub_time_format_date(ms, date));
 }
 
 static void put_set(line_t *l, const party_set_t *s, const shub_event_t *ev)

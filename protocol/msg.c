@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- field paths for error messages ----------------------------------- */
 
@@ -1398,13 +1397,6 @@ int shub_payload_encode(const shub_val_t *payload, shub_buf_t *out, shub_err_t *
 }
 
 /* ---- event ids -------------------------------------------------------- */
-
-int64_t shub_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int shub_id_generate(shub_id_t *id, int64_t now_ms)
 {

@@ -154,10 +154,4 @@ void shub_condition_destroy(shub_condition_t **cond_p);
  * false; never fails, never allocates. */
 bool shub_condition_eval(const shub_condition_t *cond, const shub_event_t *ev);
 
-/* ---- dates -------------------------------------------------------------- */
-
-/* Parses "YYYY-MM-DD" (a real calendar date, years 1970..9999) into ms since
- * the epoch at 00:00 UTC. SHUB_EVALUE if malformed. */
-int shub_config_parse_date(const char *text, int64_t *ms);
-
 #endif

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "sharehub/err.h"
+#include "sharehub/time.h" /* shub_now_ms, the wall clock */
 #include "sharehub/val.h"
 
 /* ---- limits (SPEC section 9); each is checked on decode and on encode ---- */
@@ -256,8 +257,5 @@ int shub_id_parse(const char *text, shub_id_t *id);
 
 /* The millisecond timestamp in the id's first 48 bits. */
 int64_t shub_id_time_ms(const shub_id_t *id);
-
-/* Wall clock, ms since the Unix epoch. */
-int64_t shub_now_ms(void);
 
 #endif

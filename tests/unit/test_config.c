@@ -470,28 +470,6 @@ static void test_org_serves_areas(void **state)
     shub_config_destroy(&cfg);
 }
 
-/* ---- dates -------------------------------------------------------------- */
-
-static void test_config_parse_date_valid_and_invalid(void **state)
-{
-    (void)state;
-    int64_t ms = -1;
-    assert_int_equal(shub_config_parse_date("1970-01-01", &ms), 0);
-    assert_int_equal(ms, 0);
-    assert_int_equal(shub_config_parse_date("2024-02-29", &ms), 0);
-    assert_int_equal(ms, 1709164800000LL);
-    assert_int_equal(shub_config_parse_date("2000-02-29", &ms), 0);
-    assert_int_equal(ms, 951782400000LL);
-    assert_int_equal(shub_config_parse_date("2025-12-31", &ms), 0);
-    assert_int_equal(ms, 1767139200000LL);
-    static const char *const bad[] = {"2023-02-29", "1900-02-29", "2025-13-01",
-                                      "2025-00-10", "2025-04-31", "2025-4-1",
-                                      "25-04-01",   "2025/04/01", "2025-04-01x",
-                                      "",           "1969-12-31", "2025-04-0a"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(shub_config_parse_date(bad[i], &ms), SHUB_EVALUE);
-}
-
 /* ---- conditions --------------------------------------------------------- */
 
 typedef struct fixture_ev {
@@ -705,7 +683,6 @@ int main(void)
         cmocka_unit_test(test_config_expand_appends_without_duplicates),
         cmocka_unit_test(test_config_expand_over_max_elimit),
         cmocka_unit_test(test_org_serves_areas),
-        cmocka_unit_test(test_config_parse_date_valid_and_invalid),
         cmocka_unit_test(test_condition_eval_each_case),
         cmocka_unit_test(test_condition_new_bad_syntax_names_column),
         cmocka_unit_test(test_condition_new_deep_nesting_refused),

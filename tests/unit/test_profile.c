@@ -27,6 +27,7 @@
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 #include "sharehub/profile.h"
+#include "sharehub/time.h"
 #include "sharehub/val.h"
 
 #define HOUR INT64_C(3600000)
@@ -249,12 +250,9 @@ static void assert_reply_to(const rec_t *r, const rec_t *to_this, const sink_t *
 
 static int64_t date_ms(const char *s)
 {
-    int y, m, d;
-    assert_int_equal(sscanf(s, "%4d-%2d-%2d", &y, &m, &d), 3);
-    /* days from 2026-07-01 suffice for the dates these tests see */
-    static const int cum[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-    int64_t days = (int64_t)(y - 2026) * 365 + cum[m - 1] + d - 1 - 181;
-    return JUL1 + days * DAY;
+    int64_t ms = 0;
+    assert_int_equal(shub_time_parse_date(s, &ms, NULL), 0);
+    return ms;
 }
 
 /* ---- hand-made received events ----------------------------------------- */

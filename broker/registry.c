@@ -14,12 +14,10 @@
 #include "config_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define KEY_FILE_MAX 256 /* a .pub file: 40 characters, maybe a newline or two */
 
@@ -102,42 +100,6 @@ static const cyaml_schema_value_t registry_schema = {
 
 /* ---- keys --------------------------------------------------------------- */
 
-/* Reads <key_dir>/<id>.pub. 0 and the trimmed text in buf, or an errno-ish
- * message in why. */
-static int read_key_file(const char *path, char *buf, size_t size, const char **why)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *why = strerror(errno);
-        return -1;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + got, size - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            *why = strerror(errno);
-            close(fd);
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-        if (got == size - 1) {
-            *why = "file is too long for a public key";
-            close(fd);
-            return -1;
-        }
-    }
-    close(fd);
-    buf[got] = '\0';
-    while (got && (buf[got - 1] == '\n' || buf[got - 1] == '\r' || buf[got - 1] == ' ' ||
-                   buf[got - 1] == '\t'))
-        buf[--got] = '\0';
-    return 0;
-}
-
 static void load_key(loader_t *ld, const ydoc_t *doc, size_t i, const raw_org_t *r,
                      shub_org_t *org)
 {
@@ -153,26 +115,35 @@ static void load_key(loader_t *ld, const ydoc_t *doc, size_t i, const raw_org_t 
         return;
     }
     char path[1024];
-    char buf[KEY_FILE_MAX];
-    const char *why = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    shub_err_t err;
     line = ydoc_line(doc, &col, "orgs[%zu].id", i);
     int n = snprintf(path, sizeof path, "%s/%s.pub", ld->key_dir, r->id);
     if (n < 0 || (size_t)n >= sizeof path) {
         ld_error(ld, doc->file, line, col, "org '%s': key file path is too long", r->id);
         return;
     }
-    if (read_key_file(path, buf, sizeof buf, &why) != 0) {
-        ld_error(ld, doc->file, line, col,
-                 "org '%s': no public_key, and key file '%s': %s", r->id, path, why);
+    int rc = shub_file_read(path, KEY_FILE_MAX, &buf, &len, &err);
+    if (rc == SHUB_ENOMEM) {
+        ld->oom = true;
         return;
     }
-    if (!z85_decode32(buf, strlen(buf), org->public_key)) {
+    if (rc) {
+        ld_error(ld, doc->file, line, col, "org '%s': no public_key, and key file '%s': %s",
+                 r->id, path, err.msg);
+        return;
+    }
+    len = strcspn(buf, "\r\n"); /* the first line, without trailing blanks */
+    while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        len--;
+    if (z85_decode32(buf, len, org->public_key))
+        memcpy(org->public_z85, buf, 40);
+    else
         ld_error(ld, doc->file, line, col,
                  "org '%s': key file '%s' does not hold a 40-character z85 key", r->id,
                  path);
-        return;
-    }
-    memcpy(org->public_z85, buf, 40);
+    shub_free(buf);
 }
 
 /* ---- validation --------------------------------------------------------- */

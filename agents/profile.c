@@ -639,7 +639,7 @@ int shub_profile_new(const shub_profile_org_t *org, const shub_scenario_t *scena
         p->sc = *scenario;
         p->has_scenario = true;
     } else {
-        scenario_defaults(&p->sc);
+        shub_scenario_defaults(&p->sc);
     }
     p->seed = hash_str(mix64(seed), org->id);
     rng_seed(&p->react, hash_str(p->seed, "react"));

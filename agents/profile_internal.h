@@ -87,7 +87,7 @@ struct shub_scenario {
 };
 
 /* The defaults every key falls back to (all origination rates zero). */
-void scenario_defaults(shub_scenario_t *s);
+void shub_scenario_defaults(shub_scenario_t *s);
 
 /* ---- random numbers ---------------------------------------------------- */
 

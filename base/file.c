@@ -13,8 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(shub_err_t *err, int code, const char *path, const char *what,
-                int errnum)
+static int fail(shub_err_t *err, int code, const char *path, const char *what, int errnum)
 {
     if (errnum)
         return shub_err_set_at(err, code, path, 0, 0, "%s: %s", what, strerror(errnum));
@@ -38,8 +37,8 @@ int shub_file_read(const char *path, size_t max_bytes, char **data_p, size_t *le
     if ((unsigned long long)st.st_size > max_bytes) {
         close(fd);
         return shub_err_set_at(err, SHUB_ELIMIT, path, 0, 0,
-                               "file of %lld bytes exceeds limit %zu", (long long)st.st_size,
-                               max_bytes);
+                               "file of %lld bytes exceeds limit %zu",
+                               (long long)st.st_size, max_bytes);
     }
     size_t cap = (size_t)st.st_size + 1, len = 0;
     char *data = shub_malloc(cap + 1);
@@ -54,8 +53,8 @@ int shub_file_read(const char *path, size_t max_bytes, char **data_p, size_t *le
             break;
         } else if ((len += (size_t)r) > max_bytes) {
             rc = shub_err_set_at(err, SHUB_ELIMIT, path, 0, 0,
-                                 "file of more than %zu bytes exceeds limit %zu", max_bytes,
-                                 max_bytes);
+                                 "file of more than %zu bytes exceeds limit %zu",
+                                 max_bytes, max_bytes);
         } else if (len == cap) { /* it grew since fstat */
             char *more = shub_realloc(data, cap * 2 + 1);
             if (!more)

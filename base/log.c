@@ -70,11 +70,13 @@ void shub_log(shub_log_level_t level, const char *fmt, ...)
     char line[LINE_MAX_BYTES];
     int n;
     if (journal) {
-        n = snprintf(line, sizeof line, "<%d>%s %s: ", priorities[level], prog, names[level]);
+        n = snprintf(line, sizeof line, "<%d>%s %s: ", priorities[level], prog,
+                     names[level]);
     } else {
         char now[SHUB_TIME_TEXT];
-        n = snprintf(line, sizeof line, "%s %s %s: ", shub_time_format(shub_now_ms(), now),
-                     prog, names[level]);
+        n = snprintf(line, sizeof line,
+                     "%s %s %s: ", shub_time_format(shub_now_ms(), now), prog,
+                     names[level]);
     }
     size_t head = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     va_list ap;

@@ -49,9 +49,9 @@ int64_t shub_time_days_from_civil(int y, int m, int d)
 {
     int64_t yy = (int64_t)y - (m <= 2);
     int64_t era = floor_div(yy, 400);
-    int64_t yoe = yy - era * 400;                              /* [0, 399] */
+    int64_t yoe = yy - era * 400;                                  /* [0, 399] */
     int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* from 1 March */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;       /* [0, 146096] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
     return era * 146097 + doe - 719468;
 }
 
@@ -70,7 +70,7 @@ void shub_time_civil_from_days(int64_t days, int *y, int *m, int *d)
 
 static int64_t clamp(int64_t ms)
 {
-    return ms < SHUB_TIME_MIN_MS ? SHUB_TIME_MIN_MS
+    return ms < SHUB_TIME_MIN_MS   ? SHUB_TIME_MIN_MS
            : ms > SHUB_TIME_MAX_MS ? SHUB_TIME_MAX_MS
                                    : ms;
 }
@@ -139,7 +139,8 @@ int64_t shub_time_add_months(int64_t ms, int months, shub_tz_t tz)
     int ny = (int)floor_div(total, 12);
     int nm = (int)(total - (int64_t)ny * 12) + 1;
     int last = days_in_month(ny, nm);
-    int64_t nlocal = shub_time_days_from_civil(ny, nm, d < last ? d : last) * DAY + time_of_day;
+    int64_t nlocal =
+        shub_time_days_from_civil(ny, nm, d < last ? d : last) * DAY + time_of_day;
     return from_local(nlocal, tz);
 }
 
@@ -213,7 +214,8 @@ static int read_offset(const char *text, const char **p, int64_t *minutes,
         return shub_err_set(err, SHUB_EVALUE, "'%.40s' is not %s", text, FORMS);
     if (h > 23 || m > 59)
         return shub_err_set(err, SHUB_EVALUE,
-                            "'%.40s': offset %02d:%02d is not 00:00 to 23:59", text, h, m);
+                            "'%.40s': offset %02d:%02d is not 00:00 to 23:59", text, h,
+                            m);
     *minutes = sign * (h * 60 + m);
     return 0;
 }
@@ -236,13 +238,14 @@ int shub_time_parse(const char *text, int64_t *ms, shub_err_t *err)
         !digits(&p, 2, &mi) || !expect(&p, ":") || !digits(&p, 2, &s))
         return shub_err_set(err, SHUB_EVALUE, "'%.40s' is not %s", text, FORMS);
     if (h > 23)
-        return shub_err_set(err, SHUB_EVALUE, "'%.40s': hour %02d is not 00 to 23", text, h);
+        return shub_err_set(err, SHUB_EVALUE, "'%.40s': hour %02d is not 00 to 23", text,
+                            h);
     if (mi > 59)
-        return shub_err_set(err, SHUB_EVALUE, "'%.40s': minute %02d is not 00 to 59", text,
-                            mi);
+        return shub_err_set(err, SHUB_EVALUE, "'%.40s': minute %02d is not 00 to 59",
+                            text, mi);
     if (s > 60)
-        return shub_err_set(err, SHUB_EVALUE, "'%.40s': second %02d is not 00 to 60", text,
-                            s);
+        return shub_err_set(err, SHUB_EVALUE, "'%.40s': second %02d is not 00 to 60",
+                            text, s);
     if (*p == '.') {
         p++;
         int n = 0;
@@ -306,8 +309,8 @@ const char *shub_time_format(int64_t ms, char out[SHUB_TIME_TEXT])
      * which cannot know that. */
     char wide[96];
     snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d,
-             (int)(rem / MS_PER_HOUR), (int)(rem / MS_PER_MIN % 60), (int)(rem / 1000 % 60),
-             (int)(rem % 1000));
+             (int)(rem / MS_PER_HOUR), (int)(rem / MS_PER_MIN % 60),
+             (int)(rem / 1000 % 60), (int)(rem % 1000));
     memcpy(out, wide, SHUB_TIME_TEXT - 1);
     out[SHUB_TIME_TEXT - 1] = '\0';
     return out;

@@ -36,8 +36,8 @@ void shub_log(shub_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define shub_debug(...) shub_log(SHUB_LOG_DEBUG, __VA_ARGS__)
-#define shub_info(...) shub_log(SHUB_LOG_INFO, __VA_ARGS__)
-#define shub_warn(...) shub_log(SHUB_LOG_WARN, __VA_ARGS__)
+#define shub_info(...)  shub_log(SHUB_LOG_INFO, __VA_ARGS__)
+#define shub_warn(...)  shub_log(SHUB_LOG_WARN, __VA_ARGS__)
 #define shub_error(...) shub_log(SHUB_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -316,7 +316,9 @@ static void test_config_load_each_bad_fixture_reports_file_and_line(void **state
     }
 }
 
-static void test_config_load_condition_error_has_no_file_column(void **state)
+/* The position is the condition's value; the column in the message counts
+ * within the expression. */
+static void test_config_load_condition_error_names_value_and_column_in_it(void **state)
 {
     (void)state;
     shub_config_t *cfg = NULL;
@@ -326,7 +328,7 @@ static void test_config_load_condition_error_has_no_file_column(void **state)
     char line[600];
     shub_err_format(&errs.v[0], line, sizeof line);
     assert_non_null(strstr(line,
-                           "agreements/mini.yaml:26: condition: unexpected 'xyz' at "
+                           "agreements/mini.yaml:26:16: condition: unexpected 'xyz' at "
                            "column 31"));
 }
 
@@ -676,7 +678,7 @@ int main(void)
         cmocka_unit_test(test_config_load_missing_dir_reports_orgs_yaml),
         cmocka_unit_test(test_config_load_null_args_einval),
         cmocka_unit_test(test_config_load_each_bad_fixture_reports_file_and_line),
-        cmocka_unit_test(test_config_load_condition_error_has_no_file_column),
+        cmocka_unit_test(test_config_load_condition_error_names_value_and_column_in_it),
         cmocka_unit_test(test_config_load_several_errors_reports_all),
         cmocka_unit_test(test_config_load_alloc_failure_is_enomem_or_success),
         cmocka_unit_test(test_config_expand_each_selector_gives_right_orgs),

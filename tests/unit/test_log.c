@@ -153,8 +153,9 @@ static void test_shub_log_newlines_in_a_message_stay_one_line(void **state)
     const char *out = capture_end(&c);
     unsetenv("JOURNAL_STREAM");
     const char *second = strchr(out, '\n') + 1;
-    assert_memory_equal(out, "<4>sharehub-broker warn: peer said line one line two  \n",
-                        strlen("<4>sharehub-broker warn: peer said line one line two  \n"));
+    assert_memory_equal(
+        out, "<4>sharehub-broker warn: peer said line one line two  \n",
+        strlen("<4>sharehub-broker warn: peer said line one line two  \n"));
     assert_non_null(strchr(second, '\n'));
     assert_string_equal(strchr(second, '\n'), "\n"); /* cut, and still one line */
     assert_int_equal(strlen(second), 1023);

@@ -47,8 +47,8 @@ static const struct {
     int64_t ms;
 } good_cases[] = {
     {"1970-01-01", 0},
-    {"2024-02-29", INT64_C(1709164800000)}, /* a leap year */
-    {"2000-02-29", INT64_C(951782400000)},  /* divisible by 400: leap */
+    {"2024-02-29", INT64_C(1709164800000)},  /* a leap year */
+    {"2000-02-29", INT64_C(951782400000)},   /* divisible by 400: leap */
     {"1900-03-01", INT64_C(-2203891200000)}, /* 1900 was not leap: no 29th before */
     {"1969-12-31", INT64_C(-86400000)},
     {"1936-05-12", INT64_C(-1061596800000)}, /* a date of birth */
@@ -132,13 +132,14 @@ static void test_shub_time_parse_malformed_names_text_and_fault(void **state)
         shub_err_t err;
         int rc = shub_time_parse(bad_cases[i].text, &ms, &err);
         if (rc != SHUB_EVALUE || strcmp(err.msg, bad_cases[i].msg) != 0)
-            fail_msg("'%s': rc %d msg \"%s\"", bad_cases[i].text ? bad_cases[i].text : "NULL",
-                     rc, err.msg);
+            fail_msg("'%s': rc %d msg \"%s\"",
+                     bad_cases[i].text ? bad_cases[i].text : "NULL", rc, err.msg);
         assert_int_equal(err.code, SHUB_EVALUE);
         assert_int_equal(ms, 42); /* out-parameter untouched on failure */
     }
     int64_t ms;
-    assert_int_equal(shub_time_parse("2026-13-01", &ms, NULL), SHUB_EVALUE); /* err optional */
+    assert_int_equal(shub_time_parse("2026-13-01", &ms, NULL),
+                     SHUB_EVALUE); /* err optional */
 }
 
 static void test_shub_time_parse_date_takes_only_dates(void **state)
@@ -203,7 +204,8 @@ static void test_shub_time_format_date_utc_and_clamped(void **state)
     assert_string_equal(shub_time_format_date(-1, out), "1969-12-31");
     assert_string_equal(shub_time_format_date(INT64_C(1709164800000) + DAY - 1, out),
                         "2024-02-29");
-    assert_string_equal(shub_time_format_date(INT64_C(-1061596800000), out), "1936-05-12");
+    assert_string_equal(shub_time_format_date(INT64_C(-1061596800000), out),
+                        "1936-05-12");
     assert_string_equal(shub_time_format_date(INT64_MAX, out), "9999-12-31");
     assert_string_equal(shub_time_format_date(INT64_MIN, out), "0000-01-01");
 }
@@ -221,8 +223,8 @@ static void test_shub_time_format_then_parse_round_trips(void **state)
         int64_t back = 0;
         assert_int_equal(shub_time_parse(shub_time_format(ms, text), &back, NULL), 0);
         assert_int_equal(back, ms);
-        assert_int_equal(shub_time_parse_date(shub_time_format_date(ms, date), &back, NULL),
-                         0);
+        assert_int_equal(
+            shub_time_parse_date(shub_time_format_date(ms, date), &back, NULL), 0);
         assert_int_equal(back, ms - ((ms % DAY) + DAY) % DAY);
     }
 }
@@ -236,9 +238,9 @@ static void test_shub_time_civil_days_known_dates(void **state)
         int y, m, d;
         int64_t days;
     } cases[] = {
-        {1970, 1, 1, 0},     {1969, 12, 31, -1},    {2000, 3, 1, 11017},
-        {2000, 2, 29, 11016}, {1900, 3, 1, -25508}, {1600, 2, 29, -135081},
-        {0, 1, 1, -719528},  {9999, 12, 31, 2932896}, {2026, 7, 1, 20635},
+        {1970, 1, 1, 0},      {1969, 12, 31, -1},      {2000, 3, 1, 11017},
+        {2000, 2, 29, 11016}, {1900, 3, 1, -25508},    {1600, 2, 29, -135081},
+        {0, 1, 1, -719528},   {9999, 12, 31, 2932896}, {2026, 7, 1, 20635},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(shub_time_days_from_civil(cases[i].y, cases[i].m, cases[i].d),
@@ -274,8 +276,8 @@ static void test_shub_time_civil_days_every_day_follows_the_last(void **state)
         int y, m, d;
         shub_time_civil_from_days(days, &y, &m, &d);
         if (y != wy || m != wm || d != wd)
-            fail_msg("day %lld: %d-%d-%d, want %d-%d-%d", (long long)days, y, m, d, wy, wm,
-                     wd);
+            fail_msg("day %lld: %d-%d-%d, want %d-%d-%d", (long long)days, y, m, d, wy,
+                     wm, wd);
         if (shub_time_days_from_civil(y, m, d) != days)
             fail_msg("day %lld does not convert back", (long long)days);
         py = y, pm = m, pd = d;
@@ -285,8 +287,8 @@ static void test_shub_time_civil_days_every_day_follows_the_last(void **state)
 static void test_shub_time_weekday_utc_and_london(void **state)
 {
     (void)state;
-    assert_int_equal(shub_time_weekday(0, SHUB_TZ_UTC), 3);            /* Thursday */
-    assert_int_equal(shub_time_weekday(-1, SHUB_TZ_UTC), 2);           /* Wednesday */
+    assert_int_equal(shub_time_weekday(0, SHUB_TZ_UTC), 3);  /* Thursday */
+    assert_int_equal(shub_time_weekday(-1, SHUB_TZ_UTC), 2); /* Wednesday */
     assert_int_equal(shub_time_weekday(at("2026-07-01"), SHUB_TZ_UTC), 2);
     /* 23:30 UTC on Sunday 5 July is already Monday in London */
     assert_int_equal(shub_time_weekday(at("2026-07-05T23:30:00Z"), SHUB_TZ_UTC), 6);
@@ -330,7 +332,8 @@ static const struct {
     shub_tz_t tz;
     const char *want;
 } month_cases[] = {
-    {"2026-03-31T10:00:00Z", -1, SHUB_TZ_UTC, "2026-02-28T10:00:00Z"}, /* end of a month */
+    {"2026-03-31T10:00:00Z", -1, SHUB_TZ_UTC,
+     "2026-02-28T10:00:00Z"}, /* end of a month */
     {"2024-03-31T10:00:00Z", -1, SHUB_TZ_UTC, "2024-02-29T10:00:00Z"}, /* leap year */
     {"2026-01-31T00:00:00Z", 1, SHUB_TZ_UTC, "2026-02-28T00:00:00Z"},
     {"2026-01-31T00:00:00Z", 2, SHUB_TZ_UTC, "2026-03-31T00:00:00Z"}, /* from the 31st */

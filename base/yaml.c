@@ -128,14 +128,15 @@ size_t shub_yaml_report(shub_yaml_doc_t *doc, shub_yaml_report_fn *report, void 
     if (!doc)
         return 0;
     size_t n = doc->n_errors;
-    qsort(doc->errors, doc->n_kept, sizeof *doc->errors, cmp_error);
+    if (doc->n_kept > 1)
+        qsort(doc->errors, doc->n_kept, sizeof *doc->errors, cmp_error);
     for (size_t i = 0; report && i < doc->n_kept; i++) {
         shub_err_t err;
         const yerr_t *e = &doc->errors[i];
         shub_err_set_at(&err, SHUB_ECONFIG, doc->name, e->line, e->column, "%s", e->msg);
         report(&err, ctx);
     }
-    if (report && n > doc->n_kept) {
+    if (report && n > doc->n_kept && doc->n_kept) { /* none kept: out of memory */
         shub_err_t err;
         const yerr_t *last = &doc->errors[doc->n_kept - 1];
         shub_err_set_at(&err, SHUB_ECONFIG, doc->name, last->line, last->column,

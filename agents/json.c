@@ -15,7 +15,6 @@
 #include "sharehub/json.h"
 
 #include "sharehub/alloc.h"
-#include "sharehub/seal.h"
 #include "sharehub/time.h"
 
 #include <jansson.h>
@@ -392,11 +391,11 @@ int shub_json_share_parse(const char *text, size_t len, int64_t now_ms,
     if (rc) {
         strip_root(err);
     } else if ((rc = shub_event_encode(&tmp.ev, &buf, err)) == 0 &&
-               buf.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN) {
+               buf.len > SHUB_MSG_MAX_EVENT) {
         /* The broker seals the event into one DELIVER: it must fit there. */
         rc = shub_err_set_path(err, SHUB_ELIMIT, "payload",
                                "event of %zu bytes exceeds limit %d", buf.len,
-                               SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
+                               SHUB_MSG_MAX_EVENT);
     }
     shub_buf_free(&buf);
     if (rc == 0)

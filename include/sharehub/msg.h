@@ -38,6 +38,8 @@
 #define SHUB_MSG_MAX_TEXT 16384     /* bytes in one text value */
 #define SHUB_MSG_MAX_BIN 1044480    /* bytes in one binary value (1 MiB - 4 KiB, so a
                                        sealed event plus its DELIVER envelope fits) */
+#define SHUB_MSG_MAX_EVENT 1044408  /* bytes of an encoded event: sealed (72 bytes
+                                       more, seal.h) it is one DELIVER's binary value */
 #define SHUB_MSG_MAX_NAME SHUB_NAME_MAX /* ids, event types, areas, codes, selectors */
 #define SHUB_MSG_MAX_REF 128        /* case and subject references, legal basis */
 #define SHUB_MSG_MAX_LINE 512       /* explanations and error messages */

@@ -20,7 +20,6 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/json.h"
-#include "sharehub/seal.h"
 
 #define NOW 1782900000000LL /* 2026-07-01T10:00:00Z */
 
@@ -411,7 +410,7 @@ static void test_shub_json_share_parse_event_too_big_to_seal_elimit(void **state
     assert_int_equal(parse(&p, t), SHUB_ELIMIT);
     assert_string_equal(p.err.path, "payload");
     char limit[64];
-    snprintf(limit, sizeof limit, "exceeds limit %d", SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
+    snprintf(limit, sizeof limit, "exceeds limit %d", SHUB_MSG_MAX_EVENT);
     assert_non_null(strstr(p.err.msg, limit));
     assert_int_equal(strncmp(p.err.msg, "event of 10", 11), 0);
     done(&p);

@@ -170,7 +170,8 @@ bool shub_val_equal(const shub_val_t *a, const shub_val_t *b)
     case SHUB_VAL_STR:
         return a->len == b->len && memcmp(a->as.str, b->as.str, a->len) == 0;
     case SHUB_VAL_BIN:
-        return a->len == b->len && (a->len == 0 || memcmp(a->as.bin, b->as.bin, a->len) == 0);
+        return a->len == b->len &&
+               (a->len == 0 || memcmp(a->as.bin, b->as.bin, a->len) == 0);
     case SHUB_VAL_ARRAY:
         if (a->len != b->len)
             return false;
@@ -196,8 +197,8 @@ bool shub_val_is_field_name(const char *name, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -264,6 +265,43 @@ bool shub_utf8_valid(const char *s, size_t len)
         p += n + 1;
     }
     return true;
+}
+
+/* ---- reading by type ---------------------------------------------------- */
+
+const char *shub_val_str_at(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_STR ? v->as.str : NULL;
+}
+
+int64_t shub_val_int_at(const shub_val_t *root, const char *path, int64_t fallback)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_INT ? v->as.i : fallback;
+}
+
+bool shub_val_bool_at(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_BOOL && v->as.b;
+}
+
+bool shub_val_array_has(const shub_val_t *root, const char *path, const char *s)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    if (!v || v->type != SHUB_VAL_ARRAY)
+        return false;
+    for (uint32_t i = 0; i < v->len; i++)
+        if (v->as.items[i].type == SHUB_VAL_STR && strcmp(v->as.items[i].as.str, s) == 0)
+            return true;
+    return false;
+}
+
+size_t shub_val_array_len(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_ARRAY ? v->len : 0;
 }
 
 /* ---- minimisation ----------------------------------------------------- */
@@ -427,9 +465,9 @@ static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_
     return 0;
 }
 
-int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
-                    size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
-                    void *ctx)
+int shub_val_select(shub_arena_t *arena, const shub_val_t *src,
+                    const char *const *allowed, size_t n_allowed, shub_val_t *dst,
+                    shub_val_strip_fn *stripped, void *ctx)
 {
     if (!src || src->type != SHUB_VAL_MAP || !dst)
         return SHUB_EINVAL;

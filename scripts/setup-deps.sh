@@ -7,6 +7,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config      # toolchain
+    binutils                              # nm: unit.symbols checks every library's globals
     libzmq3-dev                           # ZeroMQ with CURVE (libsodium-backed on Debian)
     libmsgpack-dev                        # msgpack-c: the wire encoding
     libsqlite3-dev                        # the broker's and agents' stores

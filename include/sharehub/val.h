@@ -20,7 +20,7 @@
 #include "sharehub/arena.h"
 #include "sharehub/buf.h"
 
-#define SHUB_VAL_MAX_KEY 64   /* bytes in a field name */
+#define SHUB_VAL_MAX_KEY  64  /* bytes in a field name */
 #define SHUB_VAL_MAX_PATH 256 /* bytes in a dotted path, e.g. an allowed field */
 
 typedef enum {
@@ -95,6 +95,20 @@ const shub_val_t *shub_val_get(const shub_val_t *map, const char *key);
  * NULL if any step is missing or not a map. */
 const shub_val_t *shub_val_at(const shub_val_t *root, const char *path);
 
+/* The value at a dotted path if it has the type asked for: text (NULL if
+ * absent or not text), an integer (fallback if absent or not one), true
+ * only for the boolean true. For reading received payloads without a type
+ * check at every step. */
+const char *shub_val_str_at(const shub_val_t *root, const char *path);
+int64_t shub_val_int_at(const shub_val_t *root, const char *path, int64_t fallback);
+bool shub_val_bool_at(const shub_val_t *root, const char *path);
+
+/* True if the array at path holds the text s. */
+bool shub_val_array_has(const shub_val_t *root, const char *path, const char *s);
+
+/* Items in the array at path; 0 if absent or not an array. */
+size_t shub_val_array_len(const shub_val_t *root, const char *path);
+
 /* Deep equality (maps compare as ordered pair lists). */
 bool shub_val_equal(const shub_val_t *a, const shub_val_t *b);
 
@@ -119,8 +133,8 @@ typedef void(shub_val_strip_fn)(const char *path, void *ctx);
  * Arrays are transparent: "actions.owner" keeps `owner` in every element of
  * the array `actions`. "*" allows everything. `dst` shares leaves with `src`,
  * so it must not outlive it. SHUB_EINVAL if src is not a map, SHUB_ENOMEM. */
-int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
-                    size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
-                    void *ctx);
+int shub_val_select(shub_arena_t *arena, const shub_val_t *src,
+                    const char *const *allowed, size_t n_allowed, shub_val_t *dst,
+                    shub_val_strip_fn *stripped, void *ctx);
 
 #endif

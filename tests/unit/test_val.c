@@ -322,6 +322,36 @@ static void test_shub_val_equal_compares_deeply(void **state)
     assert_true(shub_val_equal(&nil, &nil));
 }
 
+static void test_shub_val_typed_readers_fall_back_on_absence_and_type(void **state)
+{
+    shub_arena_t *a = *state;
+    shub_val_t risk = shub_val_map(), root = shub_val_map(), flags = shub_val_array();
+    put(a, &risk, "level", str(a, "high"));
+    put(a, &risk, "score", shub_val_int(15));
+    put(a, &risk, "repeat", shub_val_bool(true));
+    put(a, &risk, "seen", shub_val_bool(false));
+    assert_int_equal(shub_val_push(a, &flags, str(a, "escalation")), 0);
+    assert_int_equal(shub_val_push(a, &flags, shub_val_int(7)), 0);
+    put(a, &risk, "flags", flags);
+    put(a, &root, "risk", risk);
+
+    assert_string_equal(shub_val_str_at(&root, "risk.level"), "high");
+    assert_null(shub_val_str_at(&root, "risk.score")); /* not text */
+    assert_null(shub_val_str_at(&root, "risk.missing"));
+    assert_int_equal(shub_val_int_at(&root, "risk.score", -1), 15);
+    assert_int_equal(shub_val_int_at(&root, "risk.level", -1), -1);
+    assert_int_equal(shub_val_int_at(&root, "nowhere", 42), 42);
+    assert_true(shub_val_bool_at(&root, "risk.repeat"));
+    assert_false(shub_val_bool_at(&root, "risk.seen"));
+    assert_false(shub_val_bool_at(&root, "risk.level")); /* text is not true */
+    assert_true(shub_val_array_has(&root, "risk.flags", "escalation"));
+    assert_false(shub_val_array_has(&root, "risk.flags", "7")); /* an int, not text */
+    assert_false(shub_val_array_has(&root, "risk.level", "high")); /* not an array */
+    assert_int_equal(shub_val_array_len(&root, "risk.flags"), 2);
+    assert_int_equal(shub_val_array_len(&root, "risk.level"), 0);
+    assert_int_equal(shub_val_array_len(&root, "none"), 0);
+}
+
 static void test_shub_val_is_field_name_table(void **state)
 {
     (void)state;
@@ -653,6 +683,7 @@ int main(void)
         T(test_shub_val_at_nested_path_finds_value),
         T(test_shub_val_at_bad_paths_return_null),
         T(test_shub_val_equal_compares_deeply),
+        T(test_shub_val_typed_readers_fall_back_on_absence_and_type),
         cmocka_unit_test(test_shub_val_is_field_name_table),
         cmocka_unit_test(test_shub_val_is_path_table),
         cmocka_unit_test(test_shub_utf8_valid_table),

@@ -45,23 +45,30 @@ int shub_buf_puts(shub_buf_t *buf, const char *s)
     return shub_buf_append(buf, s, strlen(s));
 }
 
+int shub_buf_vprintf(shub_buf_t *buf, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = n < 0 ? SHUB_EINVAL : 0;
+    /* Room for vsnprintf's NUL too; it is written but not counted. */
+    if (rc == 0)
+        rc = shub_buf_reserve(buf, (size_t)n + 1);
+    if (rc == 0) {
+        vsnprintf((char *)buf->data + buf->len, (size_t)n + 1, fmt, again);
+        buf->len += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
 int shub_buf_printf(shub_buf_t *buf, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = shub_buf_vprintf(buf, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return SHUB_EINVAL;
-    /* Room for vsnprintf's NUL too; it is written but not counted. */
-    int rc = shub_buf_reserve(buf, (size_t)n + 1);
-    if (rc)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf((char *)buf->data + buf->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    buf->len += (size_t)n;
-    return 0;
+    return rc;
 }
 
 const char *shub_buf_text(shub_buf_t *buf)

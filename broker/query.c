@@ -17,6 +17,7 @@
 #include "store_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/buf.h"
 #include "sharehub/query.h"
 #include "sharehub/time.h"
 
@@ -781,31 +782,17 @@ bool shub_query_next(const shub_query_result_t *r, int64_t *cursor)
 
 /* ---- rendering ----------------------------------------------------------- */
 
+/* Text being rendered: the ground floor's buffer (buf.h), and whether an
+ * append failed, checked once at the end. */
 typedef struct buf {
-    char *p;
-    size_t len, cap;
+    shub_buf_t text;
     bool failed;
 } buf_t;
 
 static void buf_put(buf_t *b, const char *p, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *grown = shub_realloc(b->p, ncap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->failed && shub_buf_append(&b->text, p, n) != 0)
+        b->failed = true;
 }
 
 static void buf_str(buf_t *b, const char *s)
@@ -817,15 +804,11 @@ static void buf_fmt(buf_t *b, const char *fmt, ...) __attribute__((format(printf
 
 static void buf_fmt(buf_t *b, const char *fmt, ...)
 {
-    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (!b->failed && shub_buf_vprintf(&b->text, fmt, ap) != 0)
+        b->failed = true;
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof small)
-        buf_put(b, small, (size_t)n);
-    else
-        b->failed = true; /* only short literals are formatted */
 }
 
 static void buf_pad(buf_t *b, size_t n)
@@ -1071,13 +1054,13 @@ int shub_query_render(const shub_query_result_t *r, shub_query_format_t fmt, cha
         render_table(&b, r);
         break;
     }
-    if (b.failed || !b.p) {
-        shub_free(b.p);
+    if (b.failed || !shub_buf_text(&b.text)) {
+        shub_buf_free(&b.text);
         return oom(err);
     }
-    *text = b.p;
+    *text = (char *)b.text.data; /* the caller frees it with shub_free */
     if (len)
-        *len = b.len;
+        *len = b.text.len;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #ifndef SHAREHUB_BUF_H
 #define SHAREHUB_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,11 @@ int shub_buf_puts(shub_buf_t *buf, const char *s);
  * format the C library refuses. */
 int shub_buf_printf(shub_buf_t *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* As shub_buf_printf, with a va_list (for printf-like functions of its
+ * callers). */
+int shub_buf_vprintf(shub_buf_t *buf, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* The contents as a C string: a NUL is kept after the last byte (not counted
  * in len). Borrowed until the next change; NULL when out of memory. */

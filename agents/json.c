@@ -198,14 +198,23 @@ static const char *const share_keys[] = {
     "basis", "consent", "override", "reply_to", "to",      "payload", "from",
 };
 
+/* Finds key in root: *v is NULL when absent; when present its path is
+ * pushed (*mark, for the caller to pop) and it must be text. */
+static int find_text(conv_t *c, json_t *root, const char *key, json_t **v, size_t *mark)
+{
+    if (!(*v = json_object_get(root, key)))
+        return 0;
+    *mark = path_push(c, key, 0);
+    return json_is_string(*v) ? 0 : cfail(c, SHUB_ETYPE, "expected text");
+}
+
 static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v)
-        return 0;
-    size_t mark = path_push(c, key, 0);
-    if (!json_is_string(v))
-        return cfail(c, SHUB_ETYPE, "expected text");
+    json_t *v;
+    size_t mark;
+    int rc = find_text(c, root, key, &v, &mark);
+    if (rc || !v)
+        return rc;
     /* The codec checks the content; a NUL cannot occur (jansson refuses
      * \u0000 unless asked to allow it). */
     if (!(*out =
@@ -217,13 +226,12 @@ static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
 
 static int get_id(conv_t *c, json_t *root, const char *key, shub_id_t *out, bool *found)
 {
-    json_t *v = json_object_get(root, key);
+    json_t *v;
+    size_t mark;
+    int rc = find_text(c, root, key, &v, &mark);
     *found = v != NULL;
-    if (!v)
-        return 0;
-    size_t mark = path_push(c, key, 0);
-    if (!json_is_string(v))
-        return cfail(c, SHUB_ETYPE, "expected text");
+    if (rc || !v)
+        return rc;
     if (shub_id_parse(json_string_value(v), out) != 0)
         return cfail(c, SHUB_EVALUE, "not an event id (8-4-4-4-12 hex digits)");
     path_pop(c, mark);

@@ -524,6 +524,15 @@ void shub_profile_person_make(uint64_t seed, const char *area, int min_age, int 
              (unsigned long long)shub_rng_mix(seed ^ UINT64_C(0x5375626a656374)));
 }
 
+void shub_profile_id_prefix(const char *id, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = id ? id : ""; *c && *c != '-' && n + 1 < cap; c++)
+        out[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+    if (cap)
+        out[n] = '\0';
+}
+
 void shub_profile_area_code(const char *area, char out[8])
 {
     /* "coventry" -> "COV", "birmingham-east" -> "BIE": two letters of the

@@ -269,6 +269,9 @@ void shub_profile_person_make(uint64_t seed, const char *area, int min_age, int 
 /* An address in `area` from r: line1 and postcode. */
 void shub_profile_address_make(rng_t *r, const char *area, char line1[64],
                                char postcode[12]);
+/* The first part of an org id in capitals, for case references: "WMP" from
+ * "wmp-custody"; cut to fit out[cap]. */
+void shub_profile_id_prefix(const char *id, char *out, size_t cap);
 /* A short uppercase code for an area, for case references ("COV"). */
 void shub_profile_area_code(const char *area, char out[8]);
 

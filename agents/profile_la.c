@@ -70,9 +70,7 @@ static int init(shub_profile_t *p, shub_err_t *err)
     if (!st)
         return SHUB_ENOMEM;
     p->state = st;
-    size_t n = 0;
-    for (const char *c = p->id; *c && *c != '-' && n + 1 < sizeof st->prefix; c++)
-        st->prefix[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+    shub_profile_id_prefix(p->id, st->prefix, sizeof st->prefix);
     return shub_profile_stream_init(p, S_MASH, "mash.referral", &p->sc.mash,
                                     shub_profile_area_weights(p), true, S_MASH);
 }

@@ -73,10 +73,7 @@ static int state_new(shub_profile_t *p)
     if (!st)
         return SHUB_ENOMEM;
     p->state = st;
-    size_t n = 0;
-    for (const char *c = p->id; *c && *c != '-' && n + 1 < sizeof st->prefix; c++)
-        st->prefix[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
-    st->prefix[n] = '\0';
+    shub_profile_id_prefix(p->id, st->prefix, sizeof st->prefix);
     return 0;
 }
 

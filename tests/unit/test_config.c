@@ -352,6 +352,22 @@ static void test_config_load_several_errors_reports_all(void **state)
     assert_error(&errs.v[5], "other.yaml", 9, "unknown key 'owner'");
 }
 
+/* The agreement's header is checked before its flows, but a file that puts
+ * its flows first gets its errors in the order of its lines. */
+static void test_config_load_errors_come_in_line_order(void **state)
+{
+    (void)state;
+    shub_config_t *cfg = NULL;
+    errors_t errs = {.n = 0};
+    assert_int_equal(shub_config_load(FIX "bad-order", NULL, &cfg, collect, &errs),
+                     SHUB_ECONFIG);
+    assert_int_equal(errs.n, 2);
+    assert_error(&errs.v[0], "mini.yaml", 8, "flow 'referral': unknown purpose 'research'");
+    assert_int_equal(errs.v[0].column, 16);
+    assert_error(&errs.v[1], "mini.yaml", 10, "agreement id 'Mini' is not a name");
+    assert_int_equal(errs.v[1].column, 5);
+}
+
 /* The Nth allocation fails, for every N the load makes: the result is the
  * config or SHUB_ENOMEM, never a crash, a leak (ASan) or a bogus SHUB_ECONFIG. */
 static void test_config_load_alloc_failure_is_enomem_or_success(void **state)
@@ -680,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_config_load_each_bad_fixture_reports_file_and_line),
         cmocka_unit_test(test_config_load_condition_error_names_value_and_column_in_it),
         cmocka_unit_test(test_config_load_several_errors_reports_all),
+        cmocka_unit_test(test_config_load_errors_come_in_line_order),
         cmocka_unit_test(test_config_load_alloc_failure_is_enomem_or_success),
         cmocka_unit_test(test_config_expand_each_selector_gives_right_orgs),
         cmocka_unit_test(test_config_expand_appends_without_duplicates),

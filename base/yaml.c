@@ -830,6 +830,11 @@ static void bind_uint(binder_t *b, const shub_yaml_type_t *t, const shub_yaml_no
     }
     double max = t->max > 0 ? t->max : UINT32_MAX;
     unsigned long long u = strtoull(v, NULL, 10);
+    if ((double)u < t->min && t->max <= 0) { /* only a floor: say just that */
+        shub_yaml_error(b->doc, n, "'%s' must be at least %.0f, not %s",
+                        shown_path(&b->path), t->min, v);
+        return;
+    }
     if ((double)u < t->min || (double)u > max) {
         shub_yaml_error(b->doc, n, "'%s' of %s is outside %.0f..%.0f",
                         shown_path(&b->path), v, t->min, max);

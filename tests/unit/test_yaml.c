@@ -377,6 +377,32 @@ static void test_shub_yaml_bind_wrong_kinds_and_empty_documents(void **state)
     shub_yaml_destroy(&doc);
 }
 
+static void test_shub_yaml_bind_whole_numbers_out_of_range(void **state)
+{
+    (void)state;
+    static const shub_yaml_type_t floor_type = {.kind = SHUB_YAML_UINT, .min = 1};
+    static const shub_yaml_field_t fields[] = {
+        {"hours", false, offsetof(cfg_t, limits.window), 0, &floor_type},
+        {"version", false, offsetof(cfg_t, version), 0, &version_type},
+        {"window", false, offsetof(cfg_t, checked), 0, &window_type},
+        {NULL, false, 0, 0, NULL},
+    };
+    static const shub_yaml_type_t type = {.kind = SHUB_YAML_STRUCT, .fields = fields};
+    const char *text = "hours: 0\nversion: 100\nwindow: 4294967296\n";
+    shub_yaml_doc_t *doc = NULL;
+    assert_int_equal(shub_yaml_parse("n.yaml", text, strlen(text), &doc, NULL), 0);
+    cfg_t c = {0};
+    assert_int_equal(shub_yaml_bind(doc, &type, &c), SHUB_ECONFIG);
+    lines_t l = {.n = 0};
+    shub_yaml_report(doc, collect, &l);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[0], "n.yaml:1:8: 'hours' must be at least 1, not 0");
+    assert_string_equal(l.v[1], "n.yaml:2:10: 'version' of 100 is outside 1..99");
+    assert_string_equal(l.v[2],
+                        "n.yaml:3:9: 'window' of 4294967296 is outside 0..4294967295");
+    shub_yaml_destroy(&doc);
+}
+
 static void test_shub_yaml_bind_open_struct_ignores_unknown_keys(void **state)
 {
     (void)state;
@@ -453,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_shub_yaml_bind_good_document_fills_struct),
         cmocka_unit_test(test_shub_yaml_bind_reports_every_mistake_in_line_order),
         cmocka_unit_test(test_shub_yaml_bind_wrong_kinds_and_empty_documents),
+        cmocka_unit_test(test_shub_yaml_bind_whole_numbers_out_of_range),
         cmocka_unit_test(test_shub_yaml_bind_open_struct_ignores_unknown_keys),
         cmocka_unit_test(test_shub_yaml_report_keeps_the_first_hundred),
         cmocka_unit_test(test_shub_yaml_load_file_errors_name_the_file),

@@ -19,7 +19,9 @@
 
 /* ---- errors, files and arena helpers ------------------------------------ */
 
-void shub_config_error(loader_t *ld, const shub_err_t *err)
+/* Reports an error that has no place in a YAML file (a file or directory
+ * that cannot be read). */
+static void report_error(loader_t *ld, const shub_err_t *err)
 {
     ld->n_errors++;
     if (ld->report)
@@ -37,7 +39,7 @@ int shub_config_open(loader_t *ld, const char *file, bool must_exist,
     if (rc == SHUB_ENOMEM)
         ld->oom = true;
     else
-        shub_config_error(ld, &err);
+        report_error(ld, &err);
     return rc;
 }
 
@@ -244,7 +246,7 @@ static int agreements_load_dir(loader_t *ld, const char *dir)
         shub_err_t err;
         shub_err_set_at(&err, SHUB_ECONFIG, dir, 0, 0,
                         "cannot open agreements directory: %s", strerror(errno));
-        shub_config_error(ld, &err);
+        report_error(ld, &err);
         return 0;
     }
     char **names = NULL;

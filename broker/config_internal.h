@@ -98,10 +98,6 @@ typedef struct loader {
     bool oom;             /* sticky: an allocation failed somewhere */
 } loader_t;
 
-/* Reports an error that has no place in a YAML file (a file or directory
- * that cannot be read). */
-void shub_config_error(loader_t *ld, const shub_err_t *err);
-
 /* Loads file as YAML into *doc_p. 0: a tree to bind. SHUB_ECONFIG: a syntax
  * error, waiting in *doc_p for shub_config_close. SHUB_ENOTFOUND: absent and
  * !must_exist, nothing reported, no document. Otherwise the failure is

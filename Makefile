@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 # The build under CMake is a recursive make: keep its output to what it does.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup build test demo asan fuzz bench format clean
+.PHONY: all setup build test demo install deb asan fuzz bench format clean
 
 all: build
 
@@ -17,8 +17,9 @@ setup:
 	@scripts/setup-deps.sh
 
 # Configure once; CMake re-runs itself when a CMakeLists.txt changes.
+CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	$(CONFIGURE)
 
 build: setup $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j$(JOBS)
@@ -28,6 +29,16 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# The programs, man pages, systemd units and an example configuration, under
+# PREFIX (default /usr/local; DESTDIR is honoured). Nothing is enabled.
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+# The Debian package (build-deb/sharehub_VERSION_ARCH.deb): a build of its
+# own for /usr and /etc, then CPack. Install it with apt or dpkg -i.
+deb: setup
+	@scripts/make-deb.sh build-deb
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: setup
@@ -47,11 +58,19 @@ fuzz:
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode fuzz_yaml_load
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: build
+# The benchmarks, with the peers the broker is measured against (NATS
+# JetStream, mosquitto): only this target installs them, as fuzz installs
+# clang. Configure again so that CMake finds libraries installed just now.
+BENCH_PACKAGES = nats-server libnats-dev mosquitto libmosquitto-dev
+
+bench:
+	@scripts/setup-deps.sh $(BENCH_PACKAGES)
+	@$(CONFIGURE) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
 	@scripts/run-bench.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-deb

@@ -19,6 +19,7 @@
  */
 #include "sharehub/agent.h"
 
+#include "agent_internal.h"
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
 #include "sharehub/seal.h"
@@ -28,6 +29,7 @@
 #include "sharehub/profile.h"
 #include "sharehub/time.h"
 #include "sharehub/transport.h"
+#include "sharehub/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +43,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define AGENT_NAME     "sharehub-agent/0.1.0"
+#define AGENT_NAME     "sharehub-agent/" SHUB_VERSION
 #define DELIVER_WINDOW 64  /* DELIVERs we accept un-ACKed (HELLO.window) */
 #define RESEND_SCAN_MS 250 /* how often the outbox is scanned for retries */
 #define WEEK_MS        (7LL * 24 * 3600 * 1000)
@@ -64,6 +66,7 @@ struct shub_agent {
     void *ctx, *sock;
 
     /* the session */
+    agent_link_t link; /* what the log says about the connection */
     bool welcomed;
     int64_t session_ms; /* WELCOME received: rows sent before it are resent */
     int64_t last_in_ms, last_out_ms;
@@ -119,6 +122,7 @@ static void close_socket(shub_agent_t *a)
 {
     if (!a->sock)
         return;
+    shub_agent_link_release(&a->link);
     int linger = 0; /* whatever is queued is resent from the store on the next session */
     zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(a->sock);
@@ -163,10 +167,12 @@ static void reconnect(shub_agent_t *a, int64_t now)
         .heartbeat_ms = 1000,
     };
     a->sock = shub_transport_connect(a->ctx, &o, &err);
-    if (!a->sock)
+    if (!a->sock) {
         shub_error("connect endpoint=%s: %s", a->endpoint, err.msg);
-    else
+    } else {
+        shub_agent_link_attach(&a->link, a->sock);
         send_hello(a);
+    }
     a->next_hello_ms = now + a->backoff_ms;
     a->backoff_ms = a->backoff_ms * 2 > SHUB_AGENT_BACKOFF_MAX_MS
                         ? SHUB_AGENT_BACKOFF_MAX_MS
@@ -180,6 +186,7 @@ static void session_lost(shub_agent_t *a, const char *why, int64_t now)
     if (!a->welcomed)
         return;
     shub_warn("session lost (%s); saying HELLO again", why);
+    shub_agent_link_lost(&a->link, now);
     a->welcomed = false;
     a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
     send_hello(a);
@@ -199,6 +206,7 @@ static void session_timers(shub_agent_t *a, int64_t now)
     if (silent > limit) {
         shub_warn("broker silent for %lld ms; reconnecting endpoint=%s",
                   (long long)silent, a->endpoint);
+        shub_agent_link_lost(&a->link, now);
         a->welcomed = false;
         a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
         reconnect(a, now);
@@ -263,12 +271,16 @@ static int resume_clock(shub_agent_t *a, shub_err_t *err)
     return rc;
 }
 
+/* Only a simulation has a profile: a partner's agent relays what its people
+ * submit and what the broker delivers, and originates nothing by itself. */
 static int make_profile(shub_agent_t *a, shub_err_t *err)
 {
     int rc;
     a->start_real_ms = shub_now_ms();
     a->sim_start_ms = a->start_real_ms;
     a->speedup = 1.0;
+    if (!a->opts.simulate && !a->opts.scenario)
+        return 0;
     if (a->opts.scenario) {
         if ((rc = shub_scenario_load(a->opts.scenario, &a->scenario, err)))
             return rc;
@@ -302,6 +314,22 @@ static int make_profile(shub_agent_t *a, shub_err_t *err)
         return rc;
     }
     return replay_inbox(a, err);
+}
+
+/* Says on start which of the two things this agent is. */
+static void log_mode(const shub_agent_t *a)
+{
+    if (!a->opts.simulate && !a->opts.scenario)
+        shub_info("started org=%s kind=%s version=%s db=%s mode=relay: sends what is "
+                  "submitted, stores what is delivered%s; originates nothing",
+                  a->cfg->org, a->cfg->kind, SHUB_VERSION, a->db_path,
+                  a->opts.on_receive ? ", runs --on-receive" : "");
+    else
+        shub_info("started org=%s kind=%s version=%s db=%s mode=simulate profile=%s "
+                  "scenario=%s: originates synthetic events",
+                  a->cfg->org, a->cfg->kind, SHUB_VERSION, a->db_path,
+                  a->profile ? a->cfg->kind : "none",
+                  a->opts.scenario ? a->opts.scenario : "none (real time)");
 }
 
 int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_err_t *err)
@@ -372,16 +400,15 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_e
         goto fail;
     }
     int64_t now = shub_now_ms();
+    log_mode(a);
+    shub_agent_link_init(&a->link, a->ctx, a->endpoint, a->keys.public_z85, now);
     reconnect(a, now);
     if (!a->sock) {
-        rc = shub_err_set(err, SHUB_EIO, "cannot connect to '%s'", a->endpoint);
+        rc = shub_err_set(err, SHUB_ECONFIG, "cannot connect to '%s'", a->endpoint);
         goto fail;
     }
     a->outbox_dirty = true;
     a->week = -1;
-    shub_info("started org=%s kind=%s endpoint=%s db=%s profile=%s scenario=%s",
-              a->cfg->org, a->cfg->kind, a->endpoint, a->db_path,
-              a->profile ? "yes" : "none", opts->scenario ? opts->scenario : "none");
     *agent_p = a;
     return 0;
 fail:
@@ -727,9 +754,11 @@ static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now
                                                                      : SHUB_MSG_MAX_BYTES;
     a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
     a->outbox_dirty = true;
+    a->last_deliver_ms = now; /* --until-done waits a quiet spell for the backlog */
+    shub_agent_link_welcomed(&a->link, now);
     if (strcmp(w->org, a->cfg->org) != 0)
         shub_warn("the broker knows this key as org=%s, not %s", w->org, a->cfg->org);
-    shub_info("online org=%s endpoint=%s backlog=%u window=%u heartbeat_ms=%u", w->org,
+    shub_info("welcomed org=%s endpoint=%s backlog=%u window=%u heartbeat_ms=%u", w->org,
               a->endpoint, w->backlog, w->window, w->heartbeat_ms);
 }
 
@@ -952,6 +981,7 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     int64_t now = shub_now_ms();
+    shub_agent_link_poll(&a->link, now);
     session_timers(a, now);
     tick_profile(a, now);
     outbox_timers(a, now);
@@ -961,7 +991,8 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
 
 bool shub_agent_done(shub_agent_t *a)
 {
-    if (!a->opts.until_done || a->n_hooks)
+    /* Never welcomed: the broker may hold a backlog for us still. */
+    if (!a->opts.until_done || a->n_hooks || a->session_ms == 0)
         return false;
     int64_t now = shub_now_ms();
     if (a->profile && !shub_profile_done(a->profile, sim_now(a, now)))
@@ -975,6 +1006,11 @@ bool shub_agent_done(shub_agent_t *a)
     if (shub_agentdb_outbox_count(a->db, SHUB_OUTBOX_PENDING, &pending, &err) != 0)
         return false;
     return pending == 0;
+}
+
+int64_t shub_agent_offline_ms(const shub_agent_t *a)
+{
+    return shub_agent_link_down_ms(&a->link, shub_now_ms());
 }
 
 void shub_agent_destroy(shub_agent_t **agent_p)
@@ -995,6 +1031,7 @@ void shub_agent_destroy(shub_agent_t **agent_p)
     }
     if (a->n_hooks)
         shub_warn("%zu on-receive command(s) still running at exit", a->n_hooks);
+    shub_agent_link_release(&a->link);
     if (a->sock) {
         int linger = 200; /* long enough for the BYE, not for a dead broker */
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -1018,14 +1055,45 @@ void shub_agent_destroy(shub_agent_t **agent_p)
 
 /* ---- store commands ---------------------------------------------------- */
 
-int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t now_ms,
-                      shub_id_t *id, shub_err_t *err)
+static bool area_known(const shub_agent_config_t *cfg, const char *area)
+{
+    for (size_t i = 0; i < cfg->n_all_areas; i++)
+        if (strcmp(cfg->all_areas[i], area) == 0)
+            return true;
+    return false;
+}
+
+/* An event about an area the partnership does not have, or addressed to one,
+ * is a typo the broker could only answer with "no recipients": refuse it
+ * here, naming the field, before anything is queued. */
+static int check_areas(const shub_agent_config_t *cfg, const shub_share_t *share,
+                       shub_err_t *err)
+{
+    static const char why[] =
+        "'%s' is not an area in orgs.yaml: no organisation serves it";
+    if (share->ev.area && !area_known(cfg, share->ev.area))
+        return shub_err_set_path(err, SHUB_EVALUE, "area", why, share->ev.area);
+    for (uint32_t i = 0; i < share->to_count; i++) {
+        const char *at = strchr(share->to[i], '@');
+        char path[32];
+        snprintf(path, sizeof path, "to[%u]", i);
+        if (at && !area_known(cfg, at + 1))
+            return shub_err_set_path(err, SHUB_EVALUE, path, why, at + 1);
+    }
+    return 0;
+}
+
+int shub_agent_submit(shub_agentdb_t *db, const shub_agent_config_t *cfg,
+                      const char *json, size_t len, int64_t now_ms, shub_id_t *id,
+                      shub_err_t *err)
 {
     shub_arena_t *arena = shub_arena_new(len * 2 + 1024);
     if (!arena)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     shub_share_t share;
     int rc = shub_json_share_parse(json, len, now_ms, arena, &share, err);
+    if (rc == 0 && cfg)
+        rc = check_areas(cfg, &share, err);
     if (rc == 0) {
         shub_buf_t scratch = {0};
         rc = queue_share(db, &scratch, &share, NULL, err);

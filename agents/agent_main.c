@@ -8,15 +8,22 @@
  *   inbox   list what was received
  *   outbox  list what was shared and each recipient's outcome
  *
- * Exit codes (sysexits.h): 0 success, 64 usage, 65 bad event data, 66 no such
- * store or input, 69 cannot start (keys, broker, store), 74 store I/O error,
- * 78 bad configuration.
+ * An agent relays: it sends what its organisation submits and stores what
+ * the broker delivers. Only with --scenario or --simulate does it run the
+ * organisation's profile and originate synthetic events, and it says which
+ * it is doing when it starts.
+ *
+ * Defaults are where sharehub-keygen --org and the Debian package put things:
+ * the organisation's directory SHUB_CONFIG_DIR/agents/ORG, its store
+ * SHUB_STATE_DIR/agents/ORG.db. Exit codes are include/sharehub/cli.h's.
  */
 #include "sharehub/agent.h"
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/cli.h"
 #include "sharehub/json.h"
 #include "sharehub/log.h"
+#include "sharehub/version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+
+static const char prog[] = "sharehub-agent";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -38,13 +47,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sharehub-agent [--log-level L] COMMAND [options]\n"
+            "       sharehub-agent --version | --help\n"
             "\n"
-            "  run --org ID --config DIR [--db FILE] [--broker URL] [--keys DIR]\n"
-            "      [--on-receive CMD]\n"
-            "      [--scenario FILE --seed N] [--until-done]\n"
-            "        connect to the broker as ID and share and receive events until\n"
-            "        SIGTERM; resends the outbox until receipted, commits each delivery\n"
-            "        to the inbox before acknowledging it\n"
+            "  run --org ID [--config DIR] [--db FILE] [--broker URL] [--keys DIR]\n"
+            "      [--on-receive CMD] [--until-done [--give-up-after S]]\n"
+            "      [--simulate | --scenario FILE [--seed N]]\n"
+            "        connect to the broker as ID and relay events until SIGTERM: send\n"
+            "        what is submitted (resent until receipted), commit each delivery\n"
+            "        to the inbox before acknowledging it; originates nothing unless\n"
+            "        asked to simulate\n"
             "  submit --org ID [--config DIR] [--db FILE] [FILE|-]\n"
             "        queue one event given as JSON into ID's outbox; prints its id\n"
             "  inbox --org ID [--db FILE] [--since T] [--format table|json]\n"
@@ -52,55 +63,76 @@ static void usage(FILE *out)
             "  outbox --org ID [--db FILE]\n"
             "        list events shared, with each recipient's outcome\n"
             "\n"
-            "  --db FILE defaults to ./ID.db; --broker defaults to hub.yaml's endpoint.\n"
+            "  --config DIR defaults to " SHUB_CONFIG_DIR "/agents/ID (what\n"
+            "  `sharehub-keygen --org ID` makes), --db FILE to " SHUB_STATE_DIR
+            "/agents/ID.db,\n"
+            "  --broker to hub.yaml's endpoint.\n"
             "  'sharehub-agent COMMAND --help' describes one command.\n"
-            "exit: 0 ok, 64 usage, 65 bad event, 66 no such store or file, 69 cannot\n"
-            "      start, 74 store error, 78 bad configuration\n");
+            "\n");
+    shub_cli_exit_help(out);
 }
 
 static void run_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: sharehub-agent run --org ID --config DIR [--db FILE] [--broker URL]\n"
-        "                          [--keys DIR] [--on-receive CMD] [--scenario FILE] [--seed N]\n"
-        "                          [--until-done]\n"
+        "usage: sharehub-agent run --org ID [--config DIR] [--db FILE] [--broker URL]\n"
+        "                          [--keys DIR] [--on-receive CMD]\n"
+        "                          [--until-done [--give-up-after S]]\n"
+        "                          [--simulate | --scenario FILE [--seed N]]\n"
         "\n"
-        "  -o, --org ID           the organisation to run as (its keys: KEY_DIR/ID.key)\n"
-        "  -c, --config DIR       the partnership's config (hub.yaml, orgs.yaml)\n"
-        "  -d, --db FILE          the local store (default ./ID.db)\n"
+        "Relays: sends what is submitted to ID's outbox, stores what the broker\n"
+        "delivers, and originates nothing by itself. The log says when it is\n"
+        "connecting, welcomed, refused, or cannot reach the broker; it keeps\n"
+        "trying until stopped.\n"
+        "\n"
+        "  -o, --org ID           the organisation to run as\n"
+        "  -c, --config DIR       its directory: hub.yaml, orgs.yaml, its keys\n"
+        "                         (default " SHUB_CONFIG_DIR "/agents/ID)\n"
+        "  -d, --db FILE          the local store\n"
+        "                         (default " SHUB_STATE_DIR "/agents/ID.db)\n"
         "  -b, --broker URL       the broker (default: hub.yaml's endpoint)\n"
         "  -k, --keys DIR         key directory (default: hub.yaml's key_dir)\n"
         "  -r, --on-receive CMD   run CMD via /bin/sh -c for each new inbox event,\n"
         "                         the event as JSON on its stdin; failures are logged\n"
-        "  -s, --scenario FILE    drive the organisation's profile with this scenario\n"
-        "  -S, --seed N           the scenario's random seed (default 1)\n"
-        "  -u, --until-done       exit 0 once the scenario's period is over, the\n"
-        "                         profile is done, nothing is pending and nothing\n"
-        "                         has arrived for a few seconds\n"
+        "  -u, --until-done       exit 0 once nothing is pending and nothing has\n"
+        "                         arrived for a few seconds (in a simulation: once its\n"
+        "                         period is over and the profile is done); exit 69\n"
+        "                         after --give-up-after seconds without a session\n"
+        "  -g, --give-up-after S  with --until-done (default %d)\n"
+        "  -m, --simulate         run the organisation's profile in real time: it\n"
+        "                         originates synthetic events (tests, demonstrations)\n"
+        "  -s, --scenario FILE    simulate, driven by this scenario\n"
+        "  -S, --seed N           the simulation's random seed (default 1)\n"
+        "  -l, --log-level L      debug, info (default), warn, error; as before run\n"
         "  -h, --help             this text\n"
-        "signals: TERM/INT stop cleanly\n");
+        "signals: TERM/INT stop cleanly\n",
+        SHUB_AGENT_GIVE_UP_MS / 1000);
 }
 
 static void submit_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sharehub-agent submit --org ID [--config DIR] [--db FILE] [FILE|-]\n"
-            "\n"
-            "Queues one event into ID's outbox, whether or not the agent is running; a\n"
-            "running agent sends it within a fraction of a second. The event is JSON:\n"
-            "  {\"event\": \"marac.referral\", \"occurred\": \"2026-07-01T10:00:00Z\",\n"
-            "   \"case\": \"...\", \"subject\": \"...\", \"area\": \"coventry\",\n"
-            "   \"purpose\": \"...\", \"basis\": \"...\", \"consent\": \"given\",\n"
-            "   \"to\": [\"marac@coventry\"], \"payload\": {...}}\n"
-            "optional: \"id\" (generated if absent), \"override\", \"reply_to\".\n"
-            "Prints the event id. Exit 65 for bad JSON or a bad field (named), nothing "
-            "queued.\n"
-            "\n"
-            "  -o, --org ID       the organisation\n"
-            "  -c, --config DIR   checked to hold ID, if given\n"
-            "  -d, --db FILE      the store (default ./ID.db; created if missing)\n"
-            "  -h, --help         this text\n");
+    fprintf(
+        out,
+        "usage: sharehub-agent submit --org ID [--config DIR] [--db FILE] [FILE|-]\n"
+        "\n"
+        "Queues one event into ID's outbox, whether or not the agent is running; a\n"
+        "running agent sends it within a fraction of a second. The event is JSON:\n"
+        "  {\"event\": \"marac.referral\", \"occurred\": \"2026-07-01T10:00:00Z\",\n"
+        "   \"case\": \"...\", \"subject\": \"...\", \"area\": \"coventry\",\n"
+        "   \"purpose\": \"...\", \"basis\": \"...\", \"consent\": \"given\",\n"
+        "   \"to\": [\"marac@coventry\"], \"payload\": {...}}\n"
+        "optional: \"id\" (generated if absent), \"override\", \"reply_to\".\n"
+        "\"occurred\" is RFC 3339 or ms since 1970, not before 2000-01-01; the area and\n"
+        "the areas in \"to\" must be orgs.yaml's. Prints the event id. Exit 65 for bad\n"
+        "JSON or a bad field (named), nothing queued.\n"
+        "\n"
+        "  -o, --org ID       the organisation\n"
+        "  -c, --config DIR   its directory, with orgs.yaml\n"
+        "                     (default " SHUB_CONFIG_DIR "/agents/ID)\n"
+        "  -d, --db FILE      the store, created if missing\n"
+        "                     (default " SHUB_STATE_DIR "/agents/ID.db)\n"
+        "  -h, --help         this text\n");
 }
 
 static void inbox_usage(FILE *out)
@@ -111,7 +143,7 @@ static void inbox_usage(FILE *out)
         "table|json]\n"
         "\n"
         "  -o, --org ID        the organisation\n"
-        "  -d, --db FILE       the store (default ./ID.db)\n"
+        "  -d, --db FILE       the store (default " SHUB_STATE_DIR "/agents/ID.db)\n"
         "  -s, --since T       only events received at or after T (RFC 3339 or ms)\n"
         "  -f, --format F      table (default) or json: one object per line with the\n"
         "                      payload, from, agreement, version, flow, received\n"
@@ -129,51 +161,105 @@ static void outbox_usage(FILE *out)
         "denied (reason) or dead.\n"
         "\n"
         "  -o, --org ID        the organisation\n"
-        "  -d, --db FILE       the store (default ./ID.db)\n"
+        "  -d, --db FILE       the store (default " SHUB_STATE_DIR "/agents/ID.db)\n"
         "  -h, --help          this text\n");
 }
 
-/* Exit code for a failure of a store or agent call. */
-static int exit_code(int rc)
+/* The default path of something that belongs to one organisation:
+ * BASE/ORG plus ext. The caller frees it. */
+static char *org_path(const char *base, const char *org, const char *ext)
 {
-    switch (rc) {
-    case SHUB_ECONFIG:
-    case SHUB_ENOTFOUND:
-        return EX_CONFIG;
-    case SHUB_EDB:
-        return EX_IOERR;
-    case SHUB_EMALFORMED:
-    case SHUB_ETYPE:
-    case SHUB_EMISSING:
-    case SHUB_EDUPKEY:
-    case SHUB_ELIMIT:
-    case SHUB_EUTF8:
-    case SHUB_EVALUE:
-    case SHUB_EEXIST:
-        return EX_DATAERR;
-    default:
-        return EX_UNAVAILABLE;
-    }
+    size_t n = strlen(base) + strlen(org) + strlen(ext) + 2;
+    char *p = shub_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s%s", base, org, ext);
+    return p;
 }
 
 static char *default_db(const char *org)
 {
-    size_t n = strlen(org) + 8;
-    char *p = shub_malloc(n);
-    if (p)
-        snprintf(p, n, "./%s.db", org);
-    return p;
+    return org_path(SHUB_STATE_DIR "/agents", org, ".db");
+}
+
+/* Loads the organisation's view of the partnership from its directory,
+ * naming what is missing (66) or wrong (78) before anything else runs. */
+static int load_config(const char *cmd, const char *dir, const char *org,
+                       shub_agent_config_t **cfg)
+{
+    shub_err_t err;
+    char path[4096], line[1024];
+    snprintf(path, sizeof path, "%s/orgs.yaml", dir);
+    int code = shub_cli_need(dir, SHUB_CLI_DIR,
+                             "the organisation's directory; give --config", &err);
+    if (!code)
+        code =
+            shub_cli_need(path, SHUB_CLI_FILE, "the partnership's organisations", &err);
+    if (code) {
+        fprintf(stderr, "%s: %s\n", cmd, shub_err_format(&err, line, sizeof line));
+        return code;
+    }
+    shub_err_clear(&err);
+    int rc = shub_agent_config_load(dir, org, cfg, &err);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", cmd, shub_err_format(&err, line, sizeof line));
+        /* an organisation missing from orgs.yaml is the configuration's fault */
+        return rc == SHUB_ENOTFOUND ? EX_CONFIG : shub_cli_exit(rc);
+    }
+    return 0;
+}
+
+/* The key files the agent opens, named when missing: its own pair and the
+ * broker's public key, as sharehub-keygen --org writes them. */
+static int check_keys(const char *dir, const char *org)
+{
+    static const struct {
+        const char *ext;
+        const char *role;
+    } need[] = {
+        {".key", "this organisation's secret key"},
+        {".pub", "this organisation's public key"},
+    };
+    shub_err_t err;
+    char path[4200], line[1024];
+    int code = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0] && !code; i++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, org, need[i].ext);
+        code = shub_cli_need(path, SHUB_CLI_FILE, need[i].role, &err);
+    }
+    snprintf(path, sizeof path, "%s/broker.pub", dir);
+    if (!code)
+        code = shub_cli_need(path, SHUB_CLI_FILE, "the broker's public key", &err);
+    if (code) {
+        fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
+        fprintf(stderr,
+                "%s: `sharehub-keygen --org %s`, on the broker's host, makes a "
+                "directory with all of them\n",
+                prog, org);
+    }
+    return code;
 }
 
 static bool org_ok(const char *org)
 {
     if (shub_is_name(org))
         return true;
-    fprintf(stderr, "sharehub-agent: '%s' is not an organisation id\n", org);
+    fprintf(stderr, "%s: '%s' is not an organisation id\n", prog, org);
     return false;
 }
 
 /* ---- run ---------------------------------------------------------------- */
+
+/* Reads a whole number of seconds for --give-up-after: 1 to a day. */
+static bool parse_seconds(const char *text, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || end == text || v < 1 || v > 86400)
+        return false;
+    *ms = v * 1000;
+    return true;
+}
 
 static int cmd_run(int argc, char **argv)
 {
@@ -184,15 +270,21 @@ static int cmd_run(int argc, char **argv)
         {"broker", required_argument, NULL, 'b'},
         {"keys", required_argument, NULL, 'k'},
         {"on-receive", required_argument, NULL, 'r'},
+        {"simulate", no_argument, NULL, 'm'},
         {"scenario", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},
         {"until-done", no_argument, NULL, 'u'},
+        {"give-up-after", required_argument, NULL, 'g'},
+        {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     shub_agent_opts_t opts = {.seed = 1};
+    int64_t give_up_ms = SHUB_AGENT_GIVE_UP_MS;
+    bool give_up_given = false;
     int c;
-    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:s:S:uh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:ms:S:ug:l:h", longopts, NULL)) !=
+           -1) {
         switch (c) {
         case 'o':
             opts.org = optarg;
@@ -212,6 +304,9 @@ static int cmd_run(int argc, char **argv)
         case 'r':
             opts.on_receive = optarg;
             break;
+        case 'm':
+            opts.simulate = true;
+            break;
         case 's':
             opts.scenario = optarg;
             break;
@@ -220,7 +315,7 @@ static int cmd_run(int argc, char **argv)
             errno = 0;
             opts.seed = strtoull(optarg, &end, 10);
             if (errno || *end || !*optarg) {
-                fprintf(stderr, "sharehub-agent: --seed '%s' is not a number\n", optarg);
+                fprintf(stderr, "%s: --seed '%s' is not a number\n", prog, optarg);
                 return EX_USAGE;
             }
             break;
@@ -228,6 +323,25 @@ static int cmd_run(int argc, char **argv)
         case 'u':
             opts.until_done = true;
             break;
+        case 'g':
+            if (!parse_seconds(optarg, &give_up_ms)) {
+                fprintf(stderr,
+                        "%s: --give-up-after '%s' is not a number of seconds "
+                        "from 1 to 86400\n",
+                        prog, optarg);
+                return EX_USAGE;
+            }
+            give_up_given = true;
+            break;
+        case 'l': {
+            int level = shub_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "%s: unknown log level '%s'\n", prog, optarg);
+                return EX_USAGE;
+            }
+            shub_log_init(prog, (shub_log_level_t)level);
+            break;
+        }
         case 'h':
             run_usage(stdout);
             return 0;
@@ -236,12 +350,44 @@ static int cmd_run(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (!opts.org || !opts.config_dir || optind != argc) {
+    const char *missing = !opts.org ? "--org ID is required"
+                          : give_up_given && !opts.until_done
+                              ? "--give-up-after applies only with --until-done"
+                              : NULL;
+    if (missing || optind != argc) {
+        if (missing)
+            fprintf(stderr, "%s: %s\n", prog, missing);
+        else
+            fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
         run_usage(stderr);
         return EX_USAGE;
     }
     if (!org_ok(opts.org))
         return EX_USAGE;
+
+    char *config_dir =
+        opts.config_dir ? NULL : org_path(SHUB_CONFIG_DIR "/agents", opts.org, "");
+    char *db_path = opts.db_path ? NULL : default_db(opts.org);
+    shub_agent_config_t *cfg = NULL;
+    shub_agent_t *agent = NULL;
+    int code = 0;
+    if ((!opts.config_dir && !config_dir) || (!opts.db_path && !db_path)) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        code = EX_OSERR;
+        goto done;
+    }
+    opts.config_dir = opts.config_dir ? opts.config_dir : config_dir;
+    opts.db_path = opts.db_path ? opts.db_path : db_path;
+    shub_err_t err;
+    if ((code = load_config(prog, opts.config_dir, opts.org, &cfg)) ||
+        (code = check_keys(opts.key_dir ? opts.key_dir : cfg->key_dir, opts.org)))
+        goto done;
+    if (opts.scenario && (code = shub_cli_need(opts.scenario, SHUB_CLI_FILE,
+                                               "the simulation's scenario", &err))) {
+        char line[1024];
+        fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
+        goto done;
+    }
 
     struct sigaction sa = {0};
     sigemptyset(&sa.sa_mask);
@@ -250,25 +396,39 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    shub_agent_t *agent = NULL;
-    shub_err_t err;
     shub_err_clear(&err);
     int rc = shub_agent_new(&opts, &agent, &err);
     if (rc) {
         char line[1024];
         shub_error("cannot start: %s", shub_err_format(&err, line, sizeof line));
-        return rc == SHUB_ECONFIG || rc == SHUB_ENOTFOUND ? EX_CONFIG : EX_UNAVAILABLE;
+        code = shub_cli_exit(rc);
+        goto done;
     }
     while (!stop_flag) {
         shub_agent_poll(agent, SHUB_AGENT_TICK_MS);
-        if (opts.until_done && shub_agent_done(agent)) {
-            shub_info("done: the profile has finished and every event is receipted");
+        if (!opts.until_done)
+            continue;
+        if (shub_agent_done(agent)) {
+            shub_info("done: every event is receipted%s",
+                      opts.simulate || opts.scenario ? " and the profile has finished"
+                                                     : "");
+            break;
+        }
+        int64_t offline = shub_agent_offline_ms(agent);
+        if (offline >= give_up_ms) {
+            shub_error("giving up: no session with the broker for %lld s (--until-done)",
+                       (long long)(offline / 1000));
+            code = EX_UNAVAILABLE;
             break;
         }
     }
     shub_agent_destroy(&agent);
     shub_info("stopped");
-    return 0;
+done:
+    shub_agent_config_destroy(&cfg);
+    shub_free(config_dir);
+    shub_free(db_path);
+    return code;
 }
 
 /* ---- submit ------------------------------------------------------------- */
@@ -340,45 +500,47 @@ static int cmd_submit(int argc, char **argv)
     shub_err_t err;
     shub_err_clear(&err);
     char line[1024];
-    if (config) {
-        shub_agent_config_t *cfg = NULL;
-        int rc = shub_agent_config_load(config, org, &cfg, &err);
-        shub_agent_config_destroy(&cfg);
-        if (rc) {
-            fprintf(stderr, "submit: %s\n", shub_err_format(&err, line, sizeof line));
-            return rc == SHUB_EIO ? EX_NOINPUT : EX_CONFIG;
-        }
+    char *config_dir = config ? NULL : org_path(SHUB_CONFIG_DIR "/agents", org, "");
+    char *path = db_path ? NULL : default_db(org);
+    shub_agent_config_t *cfg = NULL;
+    shub_agentdb_t *db = NULL;
+    char *text = NULL;
+    int code = 0;
+    if ((!config && !config_dir) || (!db_path && !path)) {
+        fprintf(stderr, "submit: out of memory\n");
+        code = EX_OSERR;
+        goto done;
     }
+    if ((code = load_config("submit", config ? config : config_dir, org, &cfg)))
+        goto done;
     const char *file = optind < argc ? argv[optind] : "-";
     FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
     if (!in) {
         fprintf(stderr, "submit: cannot read '%s': %s\n", file, strerror(errno));
-        return EX_NOINPUT;
+        code = EX_NOINPUT;
+        goto done;
     }
     size_t len = 0;
-    char *text = read_all(in, &len);
+    text = read_all(in, &len);
     if (in != stdin)
         fclose(in);
     if (!text) {
         fprintf(stderr, "submit: cannot read '%s'\n", file);
-        return EX_NOINPUT;
+        code = EX_NOINPUT;
+        goto done;
     }
-    char *path = db_path ? NULL : default_db(org);
-    shub_agentdb_t *db = NULL;
-    int rc = path || db_path
-                 ? shub_agentdb_open(db_path ? db_path : path, true, &db, &err)
-                 : shub_err_set(&err, SHUB_ENOMEM, "out of memory");
-    int code = 0;
+    int rc = shub_agentdb_open(db_path ? db_path : path, true, &db, &err);
     if (rc) {
         fprintf(stderr, "submit: %s\n", shub_err_format(&err, line, sizeof line));
-        code = rc == SHUB_EIO ? EX_CANTCREAT : EX_IOERR;
+        code = rc == SHUB_EIO ? EX_CANTCREAT : shub_cli_exit(rc);
         goto done;
     }
     shub_id_t id;
-    rc = shub_agent_submit(db, text, len, shub_now_ms(), &id, &err);
+    rc = shub_agent_submit(db, cfg, text, len, shub_now_ms(), &id, &err);
     if (rc) {
         fprintf(stderr, "submit: %s\n", shub_err_format(&err, line, sizeof line));
-        code = exit_code(rc);
+        /* an id already queued is a fault of the input, like any other field */
+        code = rc == SHUB_EEXIST ? EX_DATAERR : shub_cli_exit(rc);
         goto done;
     }
     char idt[SHUB_ID_TEXT];
@@ -386,6 +548,8 @@ static int cmd_submit(int argc, char **argv)
     printf("%s\n", idt);
 done:
     shub_agentdb_close(&db);
+    shub_agent_config_destroy(&cfg);
+    shub_free(config_dir);
     shub_free(path);
     shub_free(text);
     return code;
@@ -406,7 +570,7 @@ static int open_existing(const char *org, const char *db_path, shub_agentdb_t **
     if (rc) {
         char line[1024];
         fprintf(stderr, "%s: %s\n", cmd, shub_err_format(&err, line, sizeof line));
-        return rc == SHUB_EIO ? EX_NOINPUT : EX_IOERR;
+        return rc == SHUB_EIO ? EX_NOINPUT : shub_cli_exit(rc);
     }
     return 0;
 }
@@ -484,10 +648,12 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0)
+            return shub_cli_version(prog);
         if ((strcmp(argv[i], "--log-level") == 0 || strcmp(argv[i], "-l") == 0) &&
             i + 1 < argc) {
             if ((level = shub_log_level_parse(argv[++i])) < 0) {
-                fprintf(stderr, "sharehub-agent: unknown log level '%s'\n", argv[i]);
+                fprintf(stderr, "%s: unknown log level '%s'\n", prog, argv[i]);
                 return EX_USAGE;
             }
             continue;
@@ -499,7 +665,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    shub_log_init("sharehub-agent", (shub_log_level_t)level);
+    shub_log_init(prog, (shub_log_level_t)level);
     const char *cmd = argv[i];
     /* getopt_long sees the command as argv[0] */
     int sub_argc = argc - i;
@@ -516,7 +682,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "sharehub-agent: unknown command '%s'\n", cmd);
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     usage(stderr);
     return EX_USAGE;
 }

@@ -275,6 +275,14 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
     } else {
         return cfail(c, SHUB_ETYPE, "expected an RFC 3339 time or integer ms");
     }
+    if (ev->occurred_ms < SHUB_JSON_MIN_OCCURRED_MS) {
+        char t[SHUB_TIME_TEXT];
+        return cfail(
+            c, SHUB_EVALUE,
+            "%s is before 2000-01-01: give an RFC 3339 time, or ms (not seconds) "
+            "since 1970",
+            shub_time_format(ev->occurred_ms, t));
+    }
     path_pop(c, mark);
 
     if ((rc = get_text(c, root, "event", &ev->type)) ||

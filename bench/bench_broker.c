@@ -7,29 +7,40 @@
  * after its commit) and is driven by separate processes, each with its own
  * keys: senders pushing pipelined SHAREs (a MARAC referral of about 600
  * bytes, keeping up to WINDOW un-receipted) and recipients that ACK every
- * DELIVER. Four measurements:
+ * DELIVER. Each figure is set against a baseline measured in the same
+ * invocation, since the machine is shared and absolute figures drift:
  *
  *   throughput  events/s with one and with three recipients per event; an
  *               event counts once its RECEIPT and every recipient's
  *               acknowledgement update have reached the sender. In the same
- *               run the same counts and sizes go through a bare ZeroMQ ROUTER
- *               forwarder (no CURVE, no policy, no audit) whose recipients
- *               ACK back through it: the ratio is the price of the hub.
- *   latency     one sender at fixed offered rates (open loop: latency runs
- *               from each event's scheduled send time, so a broker that falls
+ *               rounds the same counts and sizes go through a bare ZeroMQ
+ *               ROUTER forwarder (no CURVE, no policy, no audit) whose
+ *               recipients ACK back through it: the ratio is the price of
+ *               the hub. The forwarder also runs with 40 senders (8,000
+ *               events in flight); the broker's many-senders case is one
+ *               more line in `cases`.
+ *   latency     one sender at fixed offered rates and at half the broker's
+ *               measured 1-recipient throughput (open loop: latency runs from
+ *               each event's scheduled send time, so a broker that falls
  *               behind is charged for the queue), SHARE -> RECEIPT and
- *               SHARE -> DELIVER p50/p99/p99.9/max; and one event in flight
- *               at a time (closed loop).
+ *               SHARE -> DELIVER p50/p99/p99.9/max. A rate the broker does
+ *               not carry is reported as not reached, with what it achieved.
+ *   closed      one event in flight at a time, against its floor: a bare loop
+ *               of one fsync'd SQLite commit per event on the same disk.
  *   backlog     N deliveries queued for an organisation that is offline:
  *               broker peak RSS (VmHWM), and the time to drain them once it
  *               says HELLO.
  *
- * Every figure is printed with the core count, the SQLite synchronous
- * setting and the message size. `--help` lists the flags for longer runs and
- * for running the broker under a profiler. Time: CLOCK_MONOTONIC throughout
- * (one clock for all processes on the machine).
+ * Every case runs --runs times (3 by default), in rounds that take each case
+ * once, and is reported as the median with its spread; a ratio is the
+ * median of the rounds' ratios, each between runs made close together. Each
+ * figure is also printed as a `summary: name=value` line for
+ * scripts/run-bench.sh. `--help` lists the flags for longer runs and for
+ * running the broker under a profiler. Time: CLOCK_MONOTONIC throughout (one
+ * clock for all processes on the machine).
  */
 #include "bench_common.h"
+#include "bench_report.h"
 
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
@@ -39,6 +50,7 @@
 #include <getopt.h>
 #include <sys/select.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +62,7 @@
 #include <zmq.h>
 
 #define N_RECIPIENTS 3       /* MARACs: every event goes to 1 or to all 3 */
-#define MAX_SENDERS 16
+#define MAX_SENDERS 64       /* the many-senders cases run 40 by default */
 #define WINDOW 200           /* un-receipted SHAREs per sender (broker's is 256) */
 #define RECIPIENT_WINDOW 1024 /* DELIVERs a recipient accepts un-ACKed (the maximum) */
 #define BACKLOG_ORG "marac-offline"
@@ -63,11 +75,13 @@ typedef struct opts {
     double latency_s;      /* seconds per offered rate */
     long rates[8];
     int n_rates;
+    int runs;              /* of every case; figures are medians */
+    int many_senders;      /* senders of the many-senders cases */
     long closed_events;    /* one in flight at a time */
     long backlog;          /* deliveries queued for the offline org */
     unsigned batch_max;
     bool sync_normal;
-    bool skip_throughput, skip_latency, skip_backlog, skip_forwarder;
+    bool skip_throughput, skip_latency, skip_closed, skip_backlog, skip_forwarder;
     const char *dir;       /* parent of the temp dirs */
     const char *wrap;      /* profiler command put before the broker */
     const char *broker;
@@ -75,11 +89,13 @@ typedef struct opts {
 } opts_t;
 
 static opts_t O = {
-    .events = 40000,
+    .events = BENCH_DEFAULT_EVENTS,
     .senders = 3,
     .latency_s = 3,
     .rates = {1000, 10000, 50000},
     .n_rates = 3,
+    .runs = BENCH_DEFAULT_RUNS,
+    .many_senders = 40,
     .closed_events = 2000,
     .backlog = 100000,
     .batch_max = 1024,
@@ -99,6 +115,7 @@ typedef struct shared {
     long queued[MAX_SENDERS], denied[MAX_SENDERS];
     long delivered[N_RECIPIENTS + 1];
     int64_t t_first_deliver, t_last_ack; /* backlog drain (one recipient) */
+    long unroutable;            /* bare forwarder: messages it could not pass on */
     bool timed_out;
     /* latency runs: per event, ns */
     long n_lat;
@@ -185,6 +202,9 @@ static pid_t spawn(void (*fn)(void *, int), void *arg, int idx)
         exit(1);
     }
     if (pid == 0) {
+        /* A benchmark killed or crashed must not leave its processes
+         * loading a machine others share. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         fn(arg, idx);
         _exit(0);
     }
@@ -229,11 +249,13 @@ static void recipient_id(int i, char *out, size_t size)
     snprintf(out, size, "marac-%d", i + 1);
 }
 
-static bench_env_t *env_for_run(void)
+/* A config directory with n_senders police forces, the MARACs and the
+ * offline MARAC. */
+static bench_env_t *env_for_run(int n_senders)
 {
     bench_org_t orgs[MAX_SENDERS + N_RECIPIENTS + 1];
     size_t n = 0;
-    for (int i = 0; i < O.senders; i++, n++) {
+    for (int i = 0; i < n_senders; i++, n++) {
         sender_id(i, orgs[n].id, sizeof orgs[n].id);
         orgs[n].kind = "police";
     }
@@ -455,10 +477,34 @@ static void recipient_main(void *arg, int idx)
 /*
  * The floor under the broker: a ROUTER that passes each message on to the
  * recipients it names and each ACK back to its sender, with no CURVE, no
- * decoding, no policy and no store. Messages are [k][r1..r3][id 16][padding]
- * padded to the size of the broker's SHARE; the forwarder prefixes the
- * sender's routing id so the recipient's ACK can find its way back.
+ * decoding, no policy and no store. Every body starts with its kind:
+ *
+ *   'H'                          hello: answered with itself, whoever sends it
+ *   'S' k r1 r2 r3 id[16] ...    a SHARE for k of the recipients r1..r3,
+ *                                padded to the size of the broker's SHARE
+ *   'A' id[16]                   an ACK, from a recipient for the sender
+ *
+ * The forwarder puts the sender's routing id before each copy it passes on,
+ * so that the recipient's ACK, [sender]['A' id], finds its way back. Every
+ * client says hello and waits for the answer before it reports ready, so the
+ * forwarder knows each routing id before the first SHARE names it.
+ *
+ * No high-water marks on any bare socket: the senders' windows bound what is
+ * queued (senders x WINDOW events of fanout copies each: 24,000 messages of
+ * about 700 bytes with 40 senders to 3 recipients), as they bound the
+ * broker's queues. With libzmq's default of 1,000 messages a pipe the
+ * forwarder blocked in a send to a recipient that was itself blocked sending
+ * the ACKs the forwarder had not yet read: 40 senders with 8,000 events in
+ * flight deadlocked.
  */
+enum {
+    BARE_KIND,                          /* 'H', 'S' or 'A' */
+    BARE_FANOUT,                        /* SHARE: recipients named */
+    BARE_TO,                            /* SHARE: their indexes, N_RECIPIENTS bytes */
+    BARE_ID = BARE_TO + N_RECIPIENTS,   /* SHARE: the event id */
+    BARE_HEAD = BARE_ID + SHUB_ID_SIZE, /* SHARE: the padding starts here */
+};
+
 typedef struct fwd {
     shared_t *sh;
     gate_t gate;
@@ -468,6 +514,82 @@ typedef struct fwd {
     int64_t deadline;
 } fwd_t;
 
+static void bare_unbounded(void *sock)
+{
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+}
+
+/* The frames of the next waiting message, at most max of them (any more are
+ * read and dropped); 0 when nothing is waiting. The caller closes them. */
+static int bare_recv(void *sock, zmq_msg_t *frames, int max)
+{
+    int got = 0;
+    for (bool more = true; more;) {
+        zmq_msg_t extra, *m = got < max ? &frames[got] : &extra;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, got ? 0 : ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (m == &extra)
+            zmq_msg_close(m);
+        else
+            got++;
+    }
+    return got;
+}
+
+static void bare_close(zmq_msg_t *frames, int n)
+{
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+/* Sends parts[0..n) as one message from the ROUTER, parts[0] naming the
+ * peer. Only the first part can fail (an unknown routing id, with
+ * ROUTER_MANDATORY), and then nothing was sent. 0 or -1. */
+static int bare_route(void *router, zmq_msg_t *parts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (zmq_msg_send(&parts[i], router, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+            return -1;
+    return 0;
+}
+
+/* One message in, [routing id][body] or [routing id][sender][body]: what
+ * it asks for goes out. Returns -1 for a message it could not route. */
+static int bare_forward(void *router, zmq_msg_t *in, int got)
+{
+    const uint8_t *body = zmq_msg_data(&in[got - 1]);
+    size_t len = zmq_msg_size(&in[got - 1]);
+    if (len == 0)
+        return -1;
+    if (got == 2 && body[BARE_KIND] == 'H')
+        return bare_route(router, in, 2);
+    if (got == 3 && body[BARE_KIND] == 'A')
+        return bare_route(router, in + 1, 2);
+    if (got != 2 || body[BARE_KIND] != 'S' || len < BARE_HEAD)
+        return -1;
+    int rc = 0;
+    for (int k = 0; k < body[BARE_FANOUT] && k < N_RECIPIENTS; k++) {
+        char to[8];
+        int n = snprintf(to, sizeof to, "r%d", body[BARE_TO + k]);
+        zmq_msg_t out[3];
+        zmq_msg_init_size(&out[0], (size_t)n);
+        memcpy(zmq_msg_data(&out[0]), to, (size_t)n);
+        zmq_msg_init(&out[1]);
+        zmq_msg_init(&out[2]);
+        zmq_msg_copy(&out[1], &in[0]);
+        zmq_msg_copy(&out[2], &in[1]);
+        rc |= bare_route(router, out, 3);
+        bare_close(out, 3);
+    }
+    return rc;
+}
+
 static void forwarder_main(void *arg, int idx)
 {
     (void)idx;
@@ -475,6 +597,7 @@ static void forwarder_main(void *arg, int idx)
     void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
     int one = 1;
     zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    bare_unbounded(router);
     if (zmq_bind(router, f->endpoint) != 0) {
         fprintf(stderr, "bench: forwarder bind: %s\n", zmq_strerror(errno));
         _exit(2);
@@ -485,43 +608,13 @@ static void forwarder_main(void *arg, int idx)
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
         for (int n = 0; n < 1024; n++) {
-            zmq_msg_t frames[3];
-            int got = 0, more = 1;
-            while (more && got < 3) {
-                zmq_msg_init(&frames[got]);
-                if (zmq_msg_recv(&frames[got], router, got ? 0 : ZMQ_DONTWAIT) < 0) {
-                    zmq_msg_close(&frames[got]);
-                    break;
-                }
-                more = zmq_msg_more(&frames[got++]);
-            }
+            zmq_msg_t in[3];
+            int got = bare_recv(router, in, 3);
             if (got == 0)
                 break;
-            const char *rid = zmq_msg_data(&frames[0]);
-            if (got == 2 && rid[0] == 's') { /* a SHARE: k copies */
-                const uint8_t *body = zmq_msg_data(&frames[1]);
-                for (int k = 0; k < body[0] && k < N_RECIPIENTS; k++) {
-                    char to[8];
-                    snprintf(to, sizeof to, "r%d", body[1 + k]);
-                    zmq_msg_t copy, from;
-                    zmq_msg_init(&copy);
-                    zmq_msg_init(&from);
-                    zmq_msg_copy(&copy, &frames[1]);
-                    zmq_msg_copy(&from, &frames[0]);
-                    zmq_send(router, to, strlen(to), ZMQ_SNDMORE);
-                    zmq_msg_send(&from, router, ZMQ_SNDMORE);
-                    zmq_msg_send(&copy, router, 0);
-                }
-            } else if (got == 3 && rid[0] == 'r') { /* an ACK: [r][sender][id] */
-                zmq_msg_send(&frames[1], router, ZMQ_SNDMORE);
-                zmq_msg_send(&frames[2], router, 0);
-            } else if (got == 2) { /* a hello: echo it */
-                zmq_msg_send(&frames[0], router, ZMQ_SNDMORE);
-                zmq_msg_send(&frames[1], router, 0);
-                continue;
-            }
-            for (int i = 0; i < got; i++)
-                zmq_msg_close(&frames[i]);
+            if (got < 2 || bare_forward(router, in, got) != 0)
+                f->sh->unroutable++;
+            bare_close(in, got);
         }
     }
     int linger = 0;
@@ -530,20 +623,34 @@ static void forwarder_main(void *arg, int idx)
     zmq_ctx_term(ctx);
 }
 
+/* A DEALER with routing id `rid`, connected, whose hello was answered. */
 static void *bare_connect(void *ctx, const char *endpoint, const char *rid)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int hello_ms = 10000, forever = -1;
+    bare_unbounded(s);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid));
-    if (zmq_connect(s, endpoint) != 0)
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &hello_ms, sizeof hello_ms);
+    char hello = 'H', answer[4];
+    if (zmq_connect(s, endpoint) != 0 || zmq_send(s, &hello, 1, 0) != 1 ||
+        zmq_recv(s, answer, sizeof answer, 0) != 1 || answer[0] != 'H') {
+        fprintf(stderr, "bench: %s: the forwarder did not answer its hello\n", rid);
         _exit(2);
-    /* A round trip, so the forwarder knows this routing id before the run. */
-    zmq_send(s, "H", 1, 0);
-    char buf[4];
-    if (zmq_recv(s, buf, sizeof buf, 0) < 0)
-        _exit(2);
+    }
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &forever, sizeof forever);
     return s;
 }
 
+static void bare_close_socket(void *ctx, void *s)
+{
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+/* One recipient: ACKs every SHARE back to its sender, with its event id as
+ * the broker's recipients do. */
 static void bare_recipient_main(void *arg, int idx)
 {
     fwd_t *f = arg;
@@ -556,28 +663,20 @@ static void bare_recipient_main(void *arg, int idx)
         zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
-        zmq_msg_t from, body;
-        zmq_msg_init(&from);
-        zmq_msg_init(&body);
-        while (zmq_msg_recv(&from, s, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&from) &&
-               zmq_msg_recv(&body, s, 0) >= 0) {
-            /* The ACK carries the event id, as the broker's does. */
-            uint8_t id[SHUB_ID_SIZE];
-            size_t n = zmq_msg_size(&body);
-            memcpy(id, (const uint8_t *)zmq_msg_data(&body) + 4,
-                   n >= 4 + SHUB_ID_SIZE ? SHUB_ID_SIZE : 0);
-            zmq_msg_send(&from, s, ZMQ_SNDMORE);
-            zmq_send(s, id, sizeof id, 0);
+        zmq_msg_t in[2];
+        for (int n; (n = bare_recv(s, in, 2)) > 0; bare_close(in, n)) {
+            const uint8_t *body = n == 2 ? zmq_msg_data(&in[1]) : NULL;
+            if (!body || zmq_msg_size(&in[1]) < BARE_HEAD || body[BARE_KIND] != 'S')
+                continue;
+            uint8_t ack[1 + SHUB_ID_SIZE] = {'A'};
+            memcpy(ack + 1, body + BARE_ID, SHUB_ID_SIZE);
+            zmq_msg_send(&in[0], s, ZMQ_SNDMORE);
+            zmq_send(s, ack, sizeof ack, 0);
             got++;
         }
-        zmq_msg_close(&from);
-        zmq_msg_close(&body);
     }
     f->sh->delivered[idx] = got;
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    bare_close_socket(ctx, s);
 }
 
 static void bare_sender_main(void *arg, int idx)
@@ -588,6 +687,10 @@ static void bare_sender_main(void *arg, int idx)
     snprintf(rid, sizeof rid, "s%d", idx);
     void *ctx = zmq_ctx_new(), *s = bare_connect(ctx, f->endpoint, rid);
     uint8_t *msg = shub_calloc(1, share_bytes);
+    if (!msg)
+        _exit(2);
+    msg[BARE_KIND] = 'S';
+    msg[BARE_FANOUT] = (uint8_t)f->fanout;
     gate_child_ready(&f->gate, true);
     long sent = 0, acked = 0, expect = f->per_sender * f->fanout;
     while (acked < expect) {
@@ -597,10 +700,9 @@ static void bare_sender_main(void *arg, int idx)
         }
         /* The same window as the broker's senders, counted in events. */
         while (sent < f->per_sender && sent - acked / f->fanout < WINDOW) {
-            msg[0] = (uint8_t)f->fanout;
             for (int k = 0; k < N_RECIPIENTS; k++)
-                msg[1 + k] = (uint8_t)(f->fanout == 1 ? (sent + idx) % N_RECIPIENTS : k);
-            shub_id_generate((shub_id_t *)(msg + 4), shub_now_ms());
+                msg[BARE_TO + k] = (uint8_t)(f->fanout == 1 ? (sent + idx) % N_RECIPIENTS : k);
+            shub_id_generate((shub_id_t *)(msg + BARE_ID), shub_now_ms());
             if (zmq_send(s, msg, share_bytes, 0) < 0)
                 _exit(2);
             sent++;
@@ -609,8 +711,8 @@ static void bare_sender_main(void *arg, int idx)
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
         char buf[64];
-        while (zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
-            acked++;
+        for (int n; (n = zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0;)
+            acked += n > 0 && buf[BARE_KIND] == 'A';
     }
     sh->t_done[idx] = bench_now_ns();
     sh->acks[idx] = acked;
@@ -619,20 +721,31 @@ static void bare_sender_main(void *arg, int idx)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    bare_close_socket(ctx, s);
 }
 
 /* ---- runs --------------------------------------------------------------- */
 
 typedef struct result {
     double rate;        /* events/s */
-    double broker_cpu;  /* broker CPU seconds per wall second */
+    double broker_cpu;  /* broker (or forwarder) CPU seconds per wall second */
     long errors, denied, queued;
     bool timed_out;
 } result_t;
+
+/* Where temporary directories go: the broker's database among them, so this
+ * decides what an fsync costs. */
+static const char *tmp_parent(void)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    return O.dir ? O.dir : tmpdir ? tmpdir : "/tmp";
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 static int64_t latest_done(const shared_t *sh, int n)
 {
@@ -643,13 +756,37 @@ static int64_t latest_done(const shared_t *sh, int n)
     return t;
 }
 
-static result_t run_broker_throughput(long events, int fanout)
+/* Releases n ready senders and waits until each has seen its last outcome.
+ * res gets the rate (`events` over the time from the release to the last
+ * sender's end) and the CPU share of `busy` (broker or forwarder) meanwhile. */
+static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t busy,
+                         result_t *res)
+{
+    long cpu0 = cpu_ticks(busy);
+    sh->t_go = bench_now_ns();
+    gate_release(gate, n);
+    for (int i = 0; i < n;)
+        if (sh->t_done[i])
+            i++;
+        else
+            pause_ms(2);
+    long cpu1 = cpu_ticks(busy);
+    double secs = (double)(latest_done(sh, n) - sh->t_go) / 1e9;
+    res->rate = secs > 0 ? (double)events / secs : 0;
+    res->broker_cpu =
+        secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
+    res->timed_out = sh->timed_out;
+}
+
+/* The broker with n_senders senders, each event to `fanout` recipients.
+ * Protocol 2's runs take the same parameters. */
+static result_t run_broker_throughput(long events, int fanout, int n_senders)
 {
     result_t res = {0};
-    run_t r = {.fanout = fanout, .n_senders = O.senders, .window = WINDOW, .wait_acks = true};
-    r.per_sender = events / O.senders;
+    run_t r = {.fanout = fanout, .n_senders = n_senders, .window = WINDOW, .wait_acks = true};
+    r.per_sender = events / n_senders;
     r.sh = shared_new(0);
-    r.env = env_for_run();
+    r.env = env_for_run(n_senders);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
     r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -658,33 +795,15 @@ static result_t run_broker_throughput(long events, int fanout)
     for (int i = 0; i < N_RECIPIENTS; i++)
         kids[n++] = spawn(recipient_main, &r, i);
     gate_wait_ready(&r.gate, N_RECIPIENTS);
-    for (int i = 0; i < O.senders; i++)
+    for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(sender_main, &r, i);
-    gate_wait_ready(&r.gate, O.senders);
-    long cpu0 = cpu_ticks(r.env->broker);
-    r.sh->t_go = bench_now_ns();
-    gate_release(&r.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && r.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
-    long cpu1 = cpu_ticks(r.env->broker);
-    int64_t t_end = latest_done(r.sh, O.senders);
-    double secs = (double)(t_end - r.sh->t_go) / 1e9;
-    long done = r.per_sender * O.senders;
-    res.rate = secs > 0 ? (double)done / secs : 0;
-    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
-    for (int i = 0; i < O.senders; i++) {
+    gate_wait_ready(&r.gate, n_senders);
+    time_senders(r.sh, &r.gate, n_senders, r.per_sender * n_senders, r.env->broker, &res);
+    for (int i = 0; i < n_senders; i++) {
         res.errors += r.sh->errors[i];
         res.denied += r.sh->denied[i];
         res.queued += r.sh->queued[i];
     }
-    res.timed_out = r.sh->timed_out;
     r.sh->stop = 1;
     reap(kids, n);
     bench_env_destroy(&r.env);
@@ -693,15 +812,16 @@ static result_t run_broker_throughput(long events, int fanout)
     return res;
 }
 
-static result_t run_forwarder(long events, int fanout)
+/* The bare forwarder with n_senders senders, each event to `fanout`
+ * recipients; messages it could not route count as errors. */
+static result_t run_forwarder(long events, int fanout, int n_senders)
 {
     result_t res = {0};
-    fwd_t f = {.fanout = fanout, .n_senders = O.senders};
-    f.per_sender = events / O.senders;
+    fwd_t f = {.fanout = fanout, .n_senders = n_senders};
+    f.per_sender = events / n_senders;
     f.sh = shared_new(0);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX",
-             O.dir ? O.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX", tmp_parent());
     if (!mkdtemp(dir)) {
         perror("bench: mkdtemp");
         exit(1);
@@ -716,26 +836,11 @@ static result_t run_forwarder(long events, int fanout)
     for (int i = 0; i < N_RECIPIENTS; i++)
         kids[n++] = spawn(bare_recipient_main, &f, i);
     gate_wait_ready(&f.gate, N_RECIPIENTS);
-    for (int i = 0; i < O.senders; i++)
+    for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(bare_sender_main, &f, i);
-    gate_wait_ready(&f.gate, O.senders);
-    long cpu0 = cpu_ticks(fwd);
-    f.sh->t_go = bench_now_ns();
-    gate_release(&f.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && f.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
-    long cpu1 = cpu_ticks(fwd);
-    double secs = (double)(latest_done(f.sh, O.senders) - f.sh->t_go) / 1e9;
-    res.rate = secs > 0 ? (double)(f.per_sender * O.senders) / secs : 0;
-    res.broker_cpu = secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
-    res.timed_out = f.sh->timed_out;
+    gate_wait_ready(&f.gate, n_senders);
+    time_senders(f.sh, &f.gate, n_senders, f.per_sender * n_senders, fwd, &res);
+    res.errors = f.sh->unroutable;
     f.sh->stop = 1;
     reap(kids, n);
     reap(&fwd, 1);
@@ -748,6 +853,80 @@ static result_t run_forwarder(long events, int fanout)
     return res;
 }
 
+/*
+ * The throughput cases, run in rounds: every case once per round, --runs
+ * rounds, so that drift in the machine's load touches every case alike; each
+ * figure is the median of its rounds. `name` is the stem of its summary
+ * names. A case with `many` runs --many-senders senders (40 by default)
+ * instead of --senders (3).
+ */
+typedef struct tcase {
+    const char *name;
+    bool forwarder;   /* the bare forwarder, else the broker */
+    int fanout;       /* recipients per event */
+    bool many;
+} tcase_t;
+
+static const tcase_t cases[] = {
+    {"forwarder.1r", true, 1, false},
+    {"forwarder.3r", true, 3, false},
+    {"forwarder.1r_many", true, 1, true},
+    {"broker.1r", false, 1, false},
+    {"broker.3r", false, 3, false},
+};
+#define N_CASES (sizeof cases / sizeof cases[0])
+
+typedef struct tstats {
+    bench_stat_t rate, cpu;
+    long errors, denied, queued;
+    int timed_out; /* rounds that hit --timeout */
+} tstats_t;
+
+static int case_senders(const tcase_t *c)
+{
+    return c->many ? O.many_senders : O.senders;
+}
+
+static bool case_skipped(const tcase_t *c)
+{
+    return c->forwarder ? O.skip_forwarder : O.skip_throughput;
+}
+
+static void run_cases(tstats_t *T)
+{
+    for (int round = 0; round < O.runs; round++)
+        for (size_t i = 0; i < N_CASES; i++) {
+            const tcase_t *c = &cases[i];
+            if (case_skipped(c))
+                continue;
+            result_t r = c->forwarder ? run_forwarder(O.events, c->fanout, case_senders(c))
+                                      : run_broker_throughput(O.events, c->fanout,
+                                                              case_senders(c));
+            bench_stat_add(&T[i].rate, r.rate);
+            bench_stat_add(&T[i].cpu, r.broker_cpu);
+            T[i].errors += r.errors;
+            T[i].denied += r.denied;
+            T[i].queued += r.queued;
+            T[i].timed_out += r.timed_out;
+        }
+}
+
+/* The rates of the case called `name`, or NULL if it was not run. */
+static const bench_stat_t *case_rates(const tstats_t *T, const char *name)
+{
+    for (size_t i = 0; i < N_CASES; i++)
+        if (strcmp(cases[i].name, name) == 0)
+            return T[i].rate.n ? &T[i].rate : NULL;
+    return NULL;
+}
+
+/* The median rate of the case called `name`, or 0 if it was not run. */
+static double case_rate(const tstats_t *T, const char *name)
+{
+    const bench_stat_t *s = case_rates(T, name);
+    return s ? bench_stat_median(s) : 0;
+}
+
 typedef struct latency {
     double offered, achieved;
     long n;
@@ -758,8 +937,9 @@ typedef struct latency {
 } latency_t;
 
 /* One sender to one recipient: `rate` events/s (0: closed loop with
- * `window` in flight) for `n` events. */
-static latency_t run_latency(long rate, long n, int window)
+ * `window` in flight) for `n` events, within `budget_s` seconds of the
+ * start; a run out of time stops sending and reports what it saw. */
+static latency_t run_latency(long rate, long n, int window, double budget_s)
 {
     latency_t L = {.offered = (double)rate, .n = n};
     run_t r = {.fanout = 1, .n_senders = 1, .rate = rate, .window = window,
@@ -768,10 +948,10 @@ static latency_t run_latency(long rate, long n, int window)
     recipient_id(0, to, sizeof to);
     r.only_to = to;
     r.sh = shared_new(n);
-    r.env = env_for_run();
+    r.env = env_for_run(1);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
-    r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
+    r.deadline = bench_now_ns() + (int64_t)(budget_s * 1e9);
     pid_t kids[2];
     kids[0] = spawn(recipient_main, &r, 0);
     gate_wait_ready(&r.gate, 1);
@@ -779,18 +959,19 @@ static latency_t run_latency(long rate, long n, int window)
     gate_wait_ready(&r.gate, 1);
     r.sh->t_go = bench_now_ns();
     gate_release(&r.gate, 1);
-    while (r.sh->t_done[0] == 0) {
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
-    }
+    while (r.sh->t_done[0] == 0)
+        pause_ms(2);
     /* The last DELIVERs may trail the last RECEIPT. */
-    for (int waited = 0; waited < 2000; waited += 10) {
+    for (int waited = 0; waited < 2000 && !r.sh->timed_out; waited += 10) {
         if (r.sh->t_deliver[n - 1] != 0)
             break;
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
+        pause_ms(10);
     }
     int64_t *rl = shub_calloc((size_t)n, sizeof *rl), *dl = shub_calloc((size_t)n, sizeof *dl);
+    if (!rl || !dl) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
     size_t nr = 0, nd = 0;
     for (long i = 0; i < n; i++) {
         if (r.sh->t_receipt[i])
@@ -820,6 +1001,132 @@ static latency_t run_latency(long rate, long n, int window)
     return L;
 }
 
+/* One offered rate (or the closed loop) over its rounds: medians in ms. */
+typedef struct lstats {
+    const char *name;  /* summary stem: "latency.at_10000", "closed" */
+    double offered;    /* events/s; 0: one event in flight */
+    long n;            /* events per run */
+    bool judged;       /* the p50/p99 targets apply */
+    bench_stat_t achieved, r50, r99, r999, rmax, d50, d99, d999, dmax;
+    long missing;
+    int timed_out;
+} lstats_t;
+
+static void lstats_add(lstats_t *S, const latency_t *L)
+{
+    const struct {
+        bench_stat_t *stat;
+        int64_t ns;
+    } ms[] = {{&S->r50, L->r50}, {&S->r99, L->r99}, {&S->r999, L->r999},
+              {&S->rmax, L->rmax}, {&S->d50, L->d50}, {&S->d99, L->d99},
+              {&S->d999, L->d999}, {&S->dmax, L->dmax}};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        bench_stat_add(ms[i].stat, (double)ms[i].ns / 1e6);
+    bench_stat_add(&S->achieved, L->achieved);
+    S->missing += L->missing;
+    S->timed_out += L->timed_out;
+}
+
+/* An offered rate counts as reached when the median run carried 95% of it:
+ * below that the sender falls ever further behind its schedule and the
+ * latencies measure the queue. */
+static bool reached(const lstats_t *S)
+{
+    return bench_stat_median(&S->achieved) >= 0.95 * S->offered;
+}
+
+/* Time for one open-loop run: the schedule and half as much again, plus
+ * set-up; a rate the broker cannot carry ends there, not after its queue. */
+static double latency_budget(void)
+{
+    return 2 + 1.5 * O.latency_s;
+}
+
+static void run_latencies(lstats_t *S, int n)
+{
+    for (int round = 0; round < O.runs; round++)
+        for (int i = 0; i < n; i++) {
+            latency_t L = run_latency((long)S[i].offered, S[i].n, WINDOW, latency_budget());
+            lstats_add(&S[i], &L);
+        }
+}
+
+/*
+ * The floor under one event in flight: each event of a closed loop must be
+ * durable before its RECEIPT, so it costs at least one synchronous commit.
+ * This is that commit alone, in a loop: one small INSERT per transaction in
+ * a WAL database with synchronous=FULL (the WAL is synced at every commit),
+ * in a directory beside the broker's databases, so on the same disk.
+ *
+ * The WAL is grown first and checkpointed, so the loop's commits overwrite
+ * space the file already has, as a store that checkpoints does in its
+ * steady state: a sync that must also record a longer file costs a quarter
+ * to a third more on this machine's disk, and a floor is the cheapest
+ * honest commit. Returns commits per second.
+ */
+static double run_fsync_loop(long n)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/shub-fsync-XXXXXX", tmp_parent());
+    if (!mkdtemp(dir)) {
+        perror("bench: mkdtemp");
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/loop.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st[3] = {NULL};
+    static const char *const sql[3] = {"BEGIN", "INSERT INTO events(id) VALUES (?1)", "COMMIT"};
+    char setup[512];
+    snprintf(setup, sizeof setup,
+             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+             " PRAGMA wal_autocheckpoint = 0;"
+             " CREATE TABLE events(seq INTEGER PRIMARY KEY, id BLOB NOT NULL);"
+             " CREATE TABLE pad(b BLOB);"
+             " WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < %ld)"
+             "  INSERT INTO pad SELECT zeroblob(3000) FROM k;" /* a page each */
+             " PRAGMA wal_checkpoint(PASSIVE)",
+             2 * n + 64); /* a commit writes a page or two */
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, setup, NULL, NULL, NULL);
+    for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
+        rc = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
+    int64_t t0 = bench_now_ns();
+    for (long e = 0; e < n && rc == SQLITE_OK; e++) {
+        shub_id_t id;
+        shub_id_generate(&id, shub_now_ms());
+        sqlite3_bind_blob(st[1], 1, id.bytes, SHUB_ID_SIZE, SQLITE_STATIC);
+        for (int i = 0; i < 3 && rc == SQLITE_OK; i++) {
+            rc = sqlite3_step(st[i]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+            sqlite3_reset(st[i]);
+        }
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "bench: fsync loop: %s\n", sqlite3_errmsg(db));
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(st[i]);
+    sqlite3_close(db);
+    static const char *const files[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char f[700];
+        snprintf(f, sizeof f, "%s%s", path, files[i]);
+        unlink(f);
+    }
+    rmdir(dir);
+    return rc == SQLITE_OK && secs > 0 ? (double)n / secs : 0;
+}
+
+/* The closed loop and its floor, alternating, --runs times each. */
+static void run_closed(lstats_t *C, bench_stat_t *fsync_loop)
+{
+    for (int round = 0; round < O.runs; round++) {
+        bench_stat_add(fsync_loop, run_fsync_loop(O.closed_events));
+        latency_t L = run_latency(0, O.closed_events, 1, O.timeout_s);
+        lstats_add(C, &L);
+    }
+}
+
 typedef struct backlog {
     long n;
     double fill_rate, drain_rate, drain_s;
@@ -837,7 +1144,7 @@ static backlog_t run_backlog(long n)
     r.per_sender = n / O.senders;
     B.n = r.per_sender * O.senders;
     r.sh = shared_new(0);
-    r.env = env_for_run();
+    r.env = env_for_run(O.senders);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
     r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -846,18 +1153,9 @@ static backlog_t run_backlog(long n)
     for (int i = 0; i < O.senders; i++)
         kids[k++] = spawn(sender_main, &r, i);
     gate_wait_ready(&r.gate, O.senders);
-    r.sh->t_go = bench_now_ns();
-    gate_release(&r.gate, O.senders);
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < O.senders; i++)
-            all = all && r.sh->t_done[i] != 0;
-        if (all)
-            break;
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    B.fill_rate = (double)B.n / ((double)(latest_done(r.sh, O.senders) - r.sh->t_go) / 1e9);
+    result_t fill = {0};
+    time_senders(r.sh, &r.gate, O.senders, B.n, r.env->broker, &fill);
+    B.fill_rate = fill.rate;
     B.rss_filled_kib = bench_peak_rss_kib(r.env->broker);
 
     /* The drain: from the recipient's connect to its last ACK. */
@@ -870,8 +1168,7 @@ static backlog_t run_backlog(long n)
             B.timed_out = true;
             break;
         }
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
+        pause_ms(2);
     }
     B.drain_s = (double)(r.sh->t_last_ack - t_on) / 1e9;
     r.sh->stop = 1;
@@ -892,87 +1189,194 @@ static const char *sync_name(void)
     return O.sync_normal ? "NORMAL" : "FULL";
 }
 
-static void row(const char *what, const char *figure, const char *target, int met)
+static void print_cases(const tstats_t *T)
 {
-    printf("  %-44s %18s  %-16s %s\n", what, figure, target,
-           met < 0 ? "" : met ? "met" : "MISSED");
-}
-
-static void row_rate(const char *what, const result_t *r, double target)
-{
-    char fig[64], tgt[64];
-    snprintf(fig, sizeof fig, "%.0f ev/s", r->rate);
-    if (target > 0)
-        snprintf(tgt, sizeof tgt, ">= %.0f", target);
-    else
-        tgt[0] = '\0';
-    row(what, fig, tgt, target > 0 ? r->rate >= target && !r->timed_out : -1);
-    if (r->errors || r->denied || r->timed_out)
-        printf("  %-44s errors=%ld denied=%ld%s\n", "", r->errors, r->denied,
-               r->timed_out ? " TIMED OUT" : "");
-    printf("  %-44s %17.0f%%  (cpu of one core, queued %ld)\n", "  broker/forwarder busy",
-           r->broker_cpu * 100, r->queued);
-}
-
-static void row_ms(const char *what, int64_t ns, double target_ms)
-{
-    char fig[64], tgt[64] = "";
-    snprintf(fig, sizeof fig, "%.3f ms", (double)ns / 1e6);
-    if (target_ms > 0)
-        snprintf(tgt, sizeof tgt, "<= %g ms", target_ms);
-    row(what, fig, tgt, target_ms > 0 ? (double)ns / 1e6 <= target_ms : -1);
-}
-
-static void print_latency(const latency_t *L)
-{
-    char what[96];
-    bool ten = L->offered == 10000, fifty = L->offered == 50000;
-    if (L->offered > 0)
-        snprintf(what, sizeof what, "latency at %.0f ev/s offered (%.0f achieved, %ld ev)",
-                 L->offered, L->achieved, L->n);
-    else
-        snprintf(what, sizeof what, "one event in flight (%ld ev)", L->n);
-    printf("  %s\n", what);
-    if (L->offered == 0) {
-        char fig[64];
-        snprintf(fig, sizeof fig, "%.0f ev/s", L->achieved);
-        row("  events/s", fig, ">= 2500", L->achieved >= 2500);
+    for (size_t i = 0; i < N_CASES; i++) {
+        const tcase_t *c = &cases[i];
+        const tstats_t *t = &T[i];
+        if (case_skipped(c))
+            continue;
+        char what[96], name[96], fig[64];
+        snprintf(what, sizeof what, "%s, %d recipient%s per event, %d senders",
+                 c->forwarder ? "bare forwarder" : "broker", c->fanout,
+                 c->fanout == 1 ? "" : "s", case_senders(c));
+        bench_row_rate(what, &t->rate, "ev/s", 0);
+        snprintf(fig, sizeof fig, "%.0f%%", bench_stat_median(&t->cpu) * 100);
+        bench_row(c->forwarder ? "  forwarder busy (cpu of one core)"
+                               : "  broker busy (cpu of one core)",
+                  fig, "", -1, NULL);
+        if (t->errors || t->denied || t->queued || t->timed_out)
+            printf("  %-48s errors=%ld denied=%ld queued=%ld%s\n", "", t->errors, t->denied,
+                   t->queued, t->timed_out ? " TIMED OUT" : "");
+        snprintf(name, sizeof name, "%s.events_per_s", c->name);
+        bench_summary_stat(name, &t->rate, 0);
     }
-    row_ms("  SHARE -> RECEIPT p50", L->r50, ten ? 0.5 : 0);
-    row_ms("  SHARE -> RECEIPT p99", L->r99, ten ? 2 : fifty ? 10 : 0);
-    row_ms("  SHARE -> RECEIPT p99.9", L->r999, ten ? 5 : 0);
-    row_ms("  SHARE -> RECEIPT max", L->rmax, 0);
-    row_ms("  SHARE -> DELIVER p50", L->d50, 0);
-    row_ms("  SHARE -> DELIVER p99", L->d99, 0);
-    row_ms("  SHARE -> DELIVER p99.9", L->d999, 0);
-    row_ms("  SHARE -> DELIVER max", L->dmax, 0);
-    if (L->missing || L->timed_out)
-        printf("  %-44s %ld events without a RECEIPT%s\n", "", L->missing,
-               L->timed_out ? ", TIMED OUT" : "");
+}
+
+/* The ratio of two cases, round by round, as a row and (if name) a summary
+ * line; a case that was not run makes the row say so rather than vanish. */
+static void print_ratio(const tstats_t *T, const char *what, const char *a, const char *b,
+                        double target, const char *name)
+{
+    const bench_stat_t *x = case_rates(T, a), *y = case_rates(T, b);
+    if (!x || !y) {
+        char tgt[32] = "", note[64];
+        if (target > 0)
+            snprintf(tgt, sizeof tgt, ">= %g", target);
+        snprintf(note, sizeof note, "(no %s run)", !x ? a : b);
+        bench_row(what, "not measured", tgt, -1, note);
+        return;
+    }
+    bench_stat_t ratio = bench_stat_ratio(x, y);
+    double r = bench_row_ratio(what, &ratio, target);
+    if (name)
+        bench_summary(name, r, 3);
+}
+
+static void print_throughput(const tstats_t *T)
+{
+    print_cases(T);
+    print_ratio(T, "ratio broker/forwarder, 1 recipient", "broker.1r", "forwarder.1r", 0.25,
+                "ratio.broker_1r_to_forwarder_1r");
+    print_ratio(T, "  the same, stretch target", "broker.1r", "forwarder.1r", 0.5, NULL);
+    print_ratio(T, "ratio broker/forwarder, 3 recipients", "broker.3r", "forwarder.3r", 0,
+                "ratio.broker_3r_to_forwarder_3r");
+    print_ratio(T, "ratio broker 3 recipients / 1 recipient", "broker.3r", "broker.1r", 0.6,
+                "ratio.broker_3r_to_broker_1r");
+    print_ratio(T, "ratio forwarder many senders / few", "forwarder.1r_many", "forwarder.1r",
+                0, "ratio.forwarder_many_to_few");
+    print_ratio(T, "ratio broker many senders / few", "broker.1r_many", "broker.1r", 0.9,
+                "ratio.broker_many_to_few");
+}
+
+static void row_ms(const char *what, const bench_stat_t *ms, double target_ms, bool judged,
+                   bool valid)
+{
+    char fig[64], tgt[64] = "", spread[96];
+    double m = bench_stat_median(ms);
+    snprintf(fig, sizeof fig, "%.3f ms", m);
+    if (judged)
+        snprintf(tgt, sizeof tgt, "<= %g ms", target_ms);
+    bench_row(what, fig, tgt, judged ? valid && m <= target_ms : -1,
+              bench_stat_spread(ms, 3, spread, sizeof spread));
+}
+
+static void print_latency(const lstats_t *S, double max_rate)
+{
+    bool ok = S->offered == 0 || reached(S), judged = S->judged;
+    double achieved = bench_stat_median(&S->achieved);
+    char name[128];
+    if (S->offered == 0) {
+        printf("  one event in flight (%ld events a run)\n", S->n);
+    } else if (ok) {
+        printf("  latency at %.0f ev/s offered (%.0f achieved, %ld events a run)\n",
+               S->offered, achieved, S->n);
+    } else {
+        printf("  latency at %.0f ev/s offered: not reached, %.0f ev/s at most", S->offered,
+               achieved);
+        if (max_rate > 0)
+            printf(" (1-recipient throughput %.0f ev/s)", max_rate);
+        printf("; the figures below measure the queue\n");
+    }
+    row_ms("  SHARE -> RECEIPT p50", &S->r50, 0.5, judged, ok);
+    row_ms("  SHARE -> RECEIPT p99", &S->r99, 2, judged, ok);
+    row_ms("  SHARE -> RECEIPT p99.9", &S->r999, 0, false, ok);
+    row_ms("  SHARE -> RECEIPT max", &S->rmax, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p50", &S->d50, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p99", &S->d99, 0, false, ok);
+    row_ms("  SHARE -> DELIVER p99.9", &S->d999, 0, false, ok);
+    row_ms("  SHARE -> DELIVER max", &S->dmax, 0, false, ok);
+    if (ok && (S->missing || S->timed_out))
+        printf("  %-48s %ld events without a RECEIPT%s\n", "", S->missing,
+               S->timed_out ? ", out of time" : "");
+    const struct {
+        const char *figure;
+        const bench_stat_t *stat;
+    } ms[] = {{"receipt_p50_ms", &S->r50}, {"receipt_p99_ms", &S->r99},
+              {"receipt_p999_ms", &S->r999}, {"deliver_p50_ms", &S->d50},
+              {"deliver_p99_ms", &S->d99}};
+    if (S->offered > 0) {
+        snprintf(name, sizeof name, "%s.offered_per_s", S->name);
+        bench_summary(name, S->offered, 0);
+        snprintf(name, sizeof name, "%s.reached", S->name);
+        bench_summary(name, ok, 0);
+    }
+    snprintf(name, sizeof name, "%s.%s", S->name,
+             S->offered > 0 ? "achieved_per_s" : "events_per_s");
+    bench_summary(name, achieved, 0);
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        snprintf(name, sizeof name, "%s.%s", S->name, ms[i].figure);
+        bench_summary_stat(name, ms[i].stat, 3);
+    }
+}
+
+static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop)
+{
+    print_latency(C, 0);
+    bench_row_rate("  events/s", &C->achieved, "ev/s", 0);
+    bench_row_rate("  floor: one fsync'd SQLite commit per event", fsync_loop, "/s", 0);
+    bench_summary_stat("fsync_loop.commits_per_s", fsync_loop, 0);
+    bench_stat_t ratio = bench_stat_ratio(&C->achieved, fsync_loop);
+    double r = bench_row_ratio("  ratio one in flight / fsync loop", &ratio, 0.8);
+    if (ratio.n)
+        bench_summary("ratio.closed_to_fsync_loop", r, 3);
+}
+
+static void print_backlog(const backlog_t *B, double max_rate)
+{
+    char what[96], fig[64], tgt[64];
+    printf("backlog (%ld deliveries queued for an offline org, filled at %.0f ev/s; one run)\n",
+           B->n, B->fill_rate);
+    snprintf(fig, sizeof fig, "%.1f MiB", (double)B->rss_filled_kib / 1024);
+    bench_row("  broker peak RSS when filled", fig, "<= 64 MiB", B->rss_filled_kib <= 65536,
+              NULL);
+    snprintf(fig, sizeof fig, "%.1f MiB", (double)B->rss_peak_kib / 1024);
+    bench_row("  broker peak RSS after the drain", fig, "<= 64 MiB", B->rss_peak_kib <= 65536,
+              NULL);
+    snprintf(what, sizeof what, "  drain time (%ld delivered and ACKed)", B->delivered);
+    snprintf(fig, sizeof fig, "%.2f s", B->drain_s);
+    bench_row(what, fig, "", -1, NULL);
+    snprintf(fig, sizeof fig, "%.0f ev/s", B->drain_rate);
+    if (max_rate > 0)
+        snprintf(tgt, sizeof tgt, ">= %.0f", max_rate / 2);
+    else
+        snprintf(tgt, sizeof tgt, ">= 50%% thru");
+    bench_row("  drain rate", fig, tgt,
+              max_rate > 0 ? B->drain_rate >= max_rate / 2 && !B->timed_out : -1, NULL);
+    if (B->timed_out)
+        printf("  %-48s TIMED OUT\n", "");
+    bench_summary("backlog.deliveries", (double)B->n, 0);
+    bench_summary("backlog.rss_filled_mib", (double)B->rss_filled_kib / 1024, 1);
+    bench_summary("backlog.rss_peak_mib", (double)B->rss_peak_kib / 1024, 1);
+    bench_summary("backlog.drain_events_per_s", B->drain_rate, 0);
 }
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_broker [options]\n"
+            "  --runs N            runs of every case; figures are medians (default %d)\n"
             "  --events N          throughput: events per run (default %ld)\n"
             "  --senders N         sender processes, 1..%d (default %d)\n"
-            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000;\n"
-            "                      rates above 1.2x the measured throughput are skipped)\n"
+            "  --many-senders N    senders of the many-senders cases (default %d)\n"
+            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
+            "                      then half the measured 1-recipient throughput; a rate\n"
+            "                      not reached is reported so, with the rate achieved\n"
             "  --latency-seconds S seconds per offered rate (default %g)\n"
-            "  --closed N          one-in-flight events (default %ld)\n"
+            "  --closed N          one-in-flight events, and fsync loop commits (default %ld)\n"
             "  --backlog N         deliveries queued for an offline org (default %ld)\n"
             "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
             "  --sync-normal       synchronous: normal instead of full\n"
-            "  --only WHAT         throughput | forwarder | latency | backlog (repeatable)\n"
+            "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
+            "                      (repeatable)\n"
             "  --dir DIR           where the temporary broker directories go\n"
             "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
             "  --wrap CMD          run the broker under CMD, e.g.\n"
             "                      \"valgrind --tool=callgrind --callgrind-out-file=cg.%%p\"\n"
             "  --broker PATH       sharehub-broker to run (default: this build's)\n"
             "  --timeout S         give up on any one run after S seconds (default %d)\n",
-            O.events, MAX_SENDERS, O.senders, O.latency_s, O.closed_events, O.backlog,
-            O.batch_max, O.timeout_s);
+            O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
+            O.closed_events, O.backlog, O.batch_max, O.timeout_s);
 }
 
 static void parse(int argc, char **argv)
@@ -984,15 +1388,23 @@ static void parse(int argc, char **argv)
         {"batch-max", required_argument, NULL, 'm'}, {"sync-normal", no_argument, NULL, 'n'},
         {"only", required_argument, NULL, 'o'},    {"dir", required_argument, NULL, 'd'},
         {"wrap", required_argument, NULL, 'w'},    {"broker", required_argument, NULL, 'B'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, 't'}, {"runs", required_argument, NULL, 'R'},
+        {"many-senders", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    bool only = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    static const struct {
+        const char *name;
+        bool *skip;
+    } parts[] = {{"throughput", &O.skip_throughput}, {"forwarder", &O.skip_forwarder},
+                 {"latency", &O.skip_latency},       {"closed", &O.skip_closed},
+                 {"backlog", &O.skip_backlog}};
+    bool only = false, known, bad = false;
+    for (int c; !bad && (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
         case 'e': O.events = atol(optarg); break;
         case 's': O.senders = atoi(optarg); break;
+        case 'M': O.many_senders = atoi(optarg); break;
+        case 'R': O.runs = bench_runs_parse(optarg); break;
         case 'l': O.latency_s = atof(optarg); break;
         case 'c': O.closed_events = atol(optarg); break;
         case 'b': O.backlog = atol(optarg); break;
@@ -1010,55 +1422,32 @@ static void parse(int argc, char **argv)
             break;
         }
         case 'o':
-            if (!only)
-                O.skip_throughput = O.skip_forwarder = O.skip_latency = O.skip_backlog = true;
-            only = true;
-            if (strcmp(optarg, "throughput") == 0)
-                O.skip_throughput = false;
-            else if (strcmp(optarg, "forwarder") == 0)
-                O.skip_forwarder = false;
-            else if (strcmp(optarg, "latency") == 0)
-                O.skip_latency = false;
-            else if (strcmp(optarg, "backlog") == 0)
-                O.skip_backlog = false;
-            else {
-                usage(stderr);
-                exit(2);
+            known = false;
+            for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+                if (!only)
+                    *parts[i].skip = true;
+                if (strcmp(optarg, parts[i].name) == 0)
+                    *parts[i].skip = !(known = true);
             }
+            only = true;
+            bad = !known;
             break;
         case 'h':
             usage(stdout);
             exit(0);
         default:
-            usage(stderr);
-            exit(2);
+            bad = true;
         }
     }
-    if (optind < argc || O.senders < 1 || O.senders > MAX_SENDERS || O.events < O.senders ||
-        O.latency_s <= 0 || O.closed_events < 1 || O.backlog < O.senders || O.batch_max < 1 ||
-        O.timeout_s < 1) {
+    for (int i = 0; i < O.n_rates; i++)
+        bad = bad || O.rates[i] <= 0;
+    if (bad || optind < argc || O.runs < 1 || O.senders < 1 || O.senders > MAX_SENDERS ||
+        O.many_senders < 1 || O.many_senders > MAX_SENDERS || O.events < O.senders ||
+        O.events < O.many_senders || O.latency_s <= 0 || O.closed_events < 1 ||
+        O.backlog < O.senders || O.batch_max < 1 || O.timeout_s < 1) {
         usage(stderr);
         exit(2);
     }
-}
-
-static size_t measure_share(void)
-{
-    shub_arena_t *a = shub_arena_new(0);
-    const char *to[N_RECIPIENTS] = {"marac-1", "marac-2", "marac-3"};
-    shub_msg_t m = {.type = SHUB_MSG_SHARE};
-    shub_buf_t buf = {0};
-    shub_err_t err;
-    size_t n = 0;
-    if (a && bench_share_fill(&m.share, a, to, 1) == 0 && shub_msg_encode(&m, &buf, &err) == 0)
-        n = buf.len;
-    shub_buf_free(&buf);
-    shub_arena_destroy(&a);
-    if (!n) {
-        fprintf(stderr, "bench: cannot build the SHARE\n");
-        exit(1);
-    }
-    return n;
 }
 
 int main(int argc, char **argv)
@@ -1069,84 +1458,76 @@ int main(int argc, char **argv)
     parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    share_bytes = measure_share();
+    shub_buf_t share = {0};
+    if (bench_share_encode(&share) != 0) {
+        fprintf(stderr, "bench: cannot build the SHARE\n");
+        return 1;
+    }
+    share_bytes = share.len;
+    shub_buf_free(&share);
     if (access(O.broker, X_OK) != 0) {
         fprintf(stderr, "bench: no broker at %s (build it first)\n", O.broker);
         return 1;
     }
     printf("sharehub broker: %d cores, synchronous=%s, SHARE %zu bytes (1 recipient), "
-           "batch_max %u, %d senders x window %d, CURVE on, policy + minimisation on, "
-           "audit on\n",
-           cores, sync_name(), share_bytes, O.batch_max, O.senders, WINDOW);
+           "batch_max %u, window %d per sender, CURVE on, policy + minimisation on, "
+           "audit on; medians of %d runs [lowest..highest]\n",
+           cores, sync_name(), share_bytes, O.batch_max, WINDOW, O.runs);
+    bench_summary("machine.cores", cores, 0);
+    bench_summary("broker.synchronous_full", !O.sync_normal, 0);
+    bench_summary("share.bytes", (double)share_bytes, 0);
+    bench_summary("bench.events", (double)O.events, 0);
+    bench_summary("bench.runs", O.runs, 0);
     fflush(stdout);
 
-    result_t b1 = {0}, b3 = {0}, f1 = {0}, f3 = {0};
-    if (!O.skip_throughput) {
-        printf("throughput (%ld events per run; an event is done when its RECEIPT and every "
+    static tstats_t T[N_CASES];
+    if (!O.skip_throughput || !O.skip_forwarder) {
+        printf("throughput (%ld events a run; an event is done when its RECEIPT and every "
                "ACK update are back)\n", O.events);
-        b1 = run_broker_throughput(O.events, 1);
-        row_rate("broker, 1 recipient per event", &b1, 100000);
         fflush(stdout);
-        b3 = run_broker_throughput(O.events, 3);
-        row_rate("broker, 3 recipients per event", &b3, 70000);
+        run_cases(T);
+        print_throughput(T);
         fflush(stdout);
     }
-    if (!O.skip_forwarder) {
-        f1 = run_forwarder(O.events, 1);
-        row_rate("bare forwarder, 1 recipient per event", &f1, 0);
-        f3 = run_forwarder(O.events, 3);
-        row_rate("bare forwarder, 3 recipients per event", &f3, 0);
-        fflush(stdout);
-    }
-    if (!O.skip_throughput && !O.skip_forwarder) {
-        char fig[64];
-        snprintf(fig, sizeof fig, "%.3f", f1.rate > 0 ? b1.rate / f1.rate : 0);
-        row("ratio broker/forwarder, 1 recipient", fig, ">= 0.25",
-            f1.rate > 0 && b1.rate / f1.rate >= 0.25);
-        snprintf(fig, sizeof fig, "%.3f", f3.rate > 0 ? b3.rate / f3.rate : 0);
-        row("ratio broker/forwarder, 3 recipients", fig, ">= 0.25",
-            f3.rate > 0 && b3.rate / f3.rate >= 0.25);
-        fflush(stdout);
-    }
+    double max_rate = case_rate(T, "broker.1r");
     if (!O.skip_latency) {
         printf("latency (open loop from the scheduled send time; 1 sender, 1 recipient)\n");
-        for (int i = 0; i < O.n_rates; i++) {
-            if (b1.rate > 0 && (double)O.rates[i] > 1.2 * b1.rate) {
-                printf("  latency at %ld ev/s offered: skipped, above 1.2x the measured "
-                       "throughput (%.0f ev/s); it would measure only the queue\n",
-                       O.rates[i], b1.rate);
-                continue;
-            }
-            long n = (long)((double)O.rates[i] * O.latency_s);
-            latency_t L = run_latency(O.rates[i], n > 0 ? n : 1, WINDOW);
-            print_latency(&L);
-            fflush(stdout);
+        fflush(stdout);
+        static lstats_t S[9];
+        static char names[9][48];
+        int n = 0;
+        for (int i = 0; i < O.n_rates; i++, n++) {
+            snprintf(names[n], sizeof names[n], "latency.at_%ld", O.rates[i]);
+            S[n] = (lstats_t){.name = names[n], .offered = (double)O.rates[i],
+                              .judged = O.rates[i] == 10000};
         }
-        latency_t C = run_latency(0, O.closed_events, 1);
-        print_latency(&C);
+        if (max_rate > 0)
+            S[n++] = (lstats_t){.name = "latency.at_half_max", .offered = (double)(long)(max_rate / 2),
+                                .judged = true};
+        for (int i = 0; i < n; i++) {
+            long events = (long)(S[i].offered * O.latency_s);
+            S[i].n = events > 0 ? events : 1;
+        }
+        run_latencies(S, n);
+        for (int i = 0; i < n; i++)
+            print_latency(&S[i], max_rate);
+        if (max_rate <= 0)
+            printf("  latency at half the maximum: not measured (no 1-recipient throughput "
+                   "run; --only latency with --only throughput measures it)\n");
+        fflush(stdout);
+    }
+    if (!O.skip_closed) {
+        printf("closed loop, against its floor on the same disk\n");
+        fflush(stdout);
+        lstats_t C = {.name = "closed", .n = O.closed_events};
+        bench_stat_t fsync_loop = {0};
+        run_closed(&C, &fsync_loop);
+        print_closed(&C, &fsync_loop);
         fflush(stdout);
     }
     if (!O.skip_backlog) {
         backlog_t B = run_backlog(O.backlog);
-        char what[96], fig[64], tgt[64];
-        printf("backlog (%ld deliveries queued for an offline org, filled at %.0f ev/s)\n",
-               B.n, B.fill_rate);
-        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_filled_kib / 1024);
-        row("  broker peak RSS when filled", fig, "<= 64 MiB", B.rss_filled_kib <= 65536);
-        snprintf(fig, sizeof fig, "%.1f MiB", (double)B.rss_peak_kib / 1024);
-        row("  broker peak RSS after the drain", fig, "<= 64 MiB", B.rss_peak_kib <= 65536);
-        snprintf(what, sizeof what, "  drain time (%ld delivered and ACKed)", B.delivered);
-        snprintf(fig, sizeof fig, "%.2f s", B.drain_s);
-        row(what, fig, "", -1);
-        snprintf(fig, sizeof fig, "%.0f ev/s", B.drain_rate);
-        if (b1.rate > 0)
-            snprintf(tgt, sizeof tgt, ">= %.0f", b1.rate / 2);
-        else
-            snprintf(tgt, sizeof tgt, ">= 50%% thru");
-        row("  drain rate", fig, tgt,
-            b1.rate > 0 ? B.drain_rate >= b1.rate / 2 && !B.timed_out : -1);
-        if (B.timed_out)
-            printf("  %-44s TIMED OUT\n", "");
+        print_backlog(&B, max_rate);
     }
     return 0;
 }

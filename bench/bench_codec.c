@@ -14,6 +14,8 @@
  * side, alternating so that clock-speed drift hits both alike; the median
  * round is reported. Figures vary with the machine; the ratio is the point.
  */
+#include "bench_report.h"
+
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
@@ -239,18 +241,6 @@ static double run(bench_t *b, void (*batch)(bench_t *), long long ns)
     return (double)elapsed / (double)n;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 int main(void)
 {
     int status = 1;
@@ -290,16 +280,16 @@ int main(void)
     fflush(stdout);
     run(&b, codec_batch, WARMUP_NS / 2);
     run(&b, baseline_batch, WARMUP_NS / 2);
-    double codec[ROUNDS], base[ROUNDS];
+    bench_stat_t codec = {0}, base = {0};
     for (int i = 0; i < ROUNDS; i++) {
-        codec[i] = run(&b, codec_batch, ROUND_NS);
-        base[i] = run(&b, baseline_batch, ROUND_NS);
+        bench_stat_add(&codec, run(&b, codec_batch, ROUND_NS));
+        bench_stat_add(&base, run(&b, baseline_batch, ROUND_NS));
     }
     if (b.failed) {
         fprintf(stderr, "bench_codec: a round failed to encode or decode\n");
         goto done;
     }
-    double c = median(codec, ROUNDS), m = median(base, ROUNDS), ratio = c / m;
+    double c = bench_stat_median(&codec), m = bench_stat_median(&base), ratio = c / m;
     printf(
         "codec:    %.0f ns/msg  (shub_msg_encode + shub_msg_decode + shub_msg_destroy)\n",
         c);
@@ -308,6 +298,9 @@ int main(void)
     printf("ratio:    %.2fx (target <= %.1fx): %s\n", ratio, TARGET_RATIO,
            ratio <= TARGET_RATIO ? "target met" : "target missed");
     printf("(median of %d rounds of ~1 s each; check %llu)\n", ROUNDS, b.check);
+    bench_summary("codec.ns_per_msg", c, 0);
+    bench_summary("codec.baseline_ns_per_msg", m, 0);
+    bench_summary("codec.ratio_to_msgpack", ratio, 3);
     status = 0;
 done:
     msgpack_unpacked_destroy(&b.unpacked);

@@ -208,7 +208,7 @@ void bench_env_stop(bench_env_t *env)
     env->broker = 0;
 }
 
-static void remove_tree(const char *dir)
+void bench_remove_tree(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -219,7 +219,7 @@ static void remove_tree(const char *dir)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
+            bench_remove_tree(path);
         else
             unlink(path);
     }
@@ -237,7 +237,7 @@ void bench_env_destroy(bench_env_t **env_p)
     if (getenv("SHUB_KEEP_BENCH_DIR"))
         fprintf(stderr, "bench: kept %s\n", env->dir);
     else
-        remove_tree(env->dir);
+        bench_remove_tree(env->dir);
     shub_free(env);
     *env_p = NULL;
 }
@@ -431,6 +431,20 @@ void bench_share_renumber(shub_share_t *s, uint16_t tag, uint32_t seq)
     b[13] = (uint8_t)(seq >> 16);
     b[14] = (uint8_t)(seq >> 8);
     b[15] = (uint8_t)seq;
+}
+
+int bench_share_encode(shub_buf_t *out)
+{
+    static const char *const to[] = {"marac-1"};
+    shub_arena_t *a = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    shub_err_t err;
+    int rc = a && bench_share_fill(&m.share, a, to, 1) == 0 &&
+                     shub_msg_encode(&m, out, &err) == 0
+                 ? 0
+                 : -1;
+    shub_arena_destroy(&a);
+    return rc;
 }
 
 void bench_id_unpack(const shub_id_t *id, uint16_t *tag, uint32_t *seq)

@@ -57,6 +57,9 @@ void bench_env_stop(bench_env_t *env);
 /* Stops the broker if running, removes the directory, frees env. */
 void bench_env_destroy(bench_env_t **env_p);
 
+/* Removes dir and everything below it, as far as it can. */
+void bench_remove_tree(const char *dir);
+
 /* Peak resident set (VmHWM) of pid in KiB, or -1. */
 long bench_peak_rss_kib(pid_t pid);
 
@@ -90,6 +93,11 @@ int bench_share_fill(shub_share_t *s, shub_arena_t *arena, const char *const *to
 
 /* Gives s a fresh id carrying (tag, seq). */
 void bench_share_renumber(shub_share_t *s, uint16_t tag, uint32_t seq);
+
+/* The SHARE every benchmark sends, to one recipient, encoded into out (the
+ * caller frees it with shub_buf_free): bench_broker's message size, and the
+ * very bytes bench_peers publishes. 0 or -1. */
+int bench_share_encode(shub_buf_t *out);
 
 /* The (tag, seq) an id made by bench_share_renumber carries. */
 void bench_id_unpack(const shub_id_t *id, uint16_t *tag, uint32_t *seq);

@@ -6,12 +6,13 @@
  * lives in the store (shub_store_verify) and every query and report in the
  * query module (shub_query_*), so tests reach them without this program.
  *
- * Exit codes (<sysexits.h>): 0 done; 1 the log does not verify, or explain
- * found no such event; 64 usage; 65 not a sharehub database, a newer schema,
- * or a subject key that does not fit it; 66 no such file; 71 out of memory;
- * 74 output could not be written.
+ * Exit codes (include/sharehub/cli.h's table): 0 done; 1 the log does not
+ * verify, or explain found no such event; 64 usage; 65 not a sharehub
+ * database, a newer schema, or a subject key that does not fit it; 66 no such
+ * file; 71 out of memory; 74 output could not be written.
  */
 #include "sharehub/alloc.h"
+#include "sharehub/cli.h"
 #include "sharehub/keys.h"
 #include "sharehub/query.h"
 #include "sharehub/store.h"
@@ -703,7 +704,9 @@ static void usage(FILE *out)
             "Reads a sharehub broker's audit log (read-only; safe while it runs).\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n`sharehub-audit COMMAND --help` describes each command.\n");
+    fprintf(out, "\n`sharehub-audit COMMAND --help` describes each command;\n"
+                 "`sharehub-audit --version` prints the version.\n\n");
+    shub_cli_exit_help(out);
 }
 
 int main(int argc, char **argv)
@@ -716,6 +719,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return shub_cli_version(prog);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -3,16 +3,32 @@
  * flags; the loop acts on them between turns: SIGTERM/SIGINT finish the batch
  * in hand, commit, sign a checkpoint and exit 0; SIGHUP reloads organisations
  * and agreements, keeping the old set if the new one does not load.
+ *
+ * Before anything starts, the checks `--check` runs are run (check_all): every
+ * file the broker will open, named with what it is for when it is missing,
+ * so a start under systemd fails with the same words and exit code as a
+ * check at the shell. Exit codes are the table in include/sharehub/cli.h.
  */
+#include "sharehub/cli.h"
 #include "sharehub/config.h"
 #include "sharehub/hub.h"
+#include "sharehub/keys.h"
 #include "sharehub/log.h"
+#include "sharehub/store.h"
+#include "sharehub/version.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
+
+static const char prog[] = "sharehub-broker";
 
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reload_flag;
@@ -32,53 +48,241 @@ static void on_reload(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-broker --config DIR [--db FILE] [--endpoint URL] [--keys DIR]\n"
+            "usage: sharehub-broker [--config DIR] [--db FILE] [--endpoint URL] [--keys "
+            "DIR]\n"
             "                       [--ready-file FILE] [--log-level LEVEL]\n"
-            "       sharehub-broker --check --config DIR\n"
+            "       sharehub-broker --check [--config DIR] [--db FILE] [--keys DIR]\n"
             "\n"
             "Routes events between partner organisations under the information-sharing\n"
             "agreements in DIR (hub.yaml, orgs.yaml, agreements/*.yaml), default deny,\n"
             "with a tamper-evident audit log. Runs in the foreground; logs to stderr.\n"
             "\n"
-            "  -c, --config DIR      configuration directory (required)\n"
+            "  -c, --config DIR      configuration directory (default " SHUB_CONFIG_DIR
+            ")\n"
             "  -d, --db FILE         database (default: hub.yaml's `database`)\n"
             "  -e, --endpoint URL    bind here (default: hub.yaml's `endpoint`);\n"
             "                        tcp://127.0.0.1:* picks a free port\n"
             "  -k, --keys DIR        broker and organisation keys (default: hub.yaml's)\n"
             "  -r, --ready-file FILE write the bound endpoint here once listening\n"
             "  -l, --log-level L     debug, info (default), warn, error\n"
-            "      --check           validate the configuration and exit\n"
+            "      --check           check the configuration, the keys and the database\n"
+            "                        the broker would open, and exit\n"
+            "  -V, --version         print the version and exit\n"
             "  -h, --help            this text\n"
             "\n"
             "signals: TERM/INT stop cleanly (commit, sign a checkpoint); HUP reloads\n"
-            "organisations and agreements (a config that fails keeps the old one)\n"
-            "exit: 0 clean stop or valid config, 64 usage, 78 bad configuration,\n"
-            "      69 cannot start (keys, database, endpoint)\n");
+            "organisations and agreements (a config that fails keeps the old one)\n");
+    shub_cli_exit_help(out);
 }
 
+/* How the checks speak: plain lines on stderr for `--check` at a shell, log
+ * lines (with their level, for the journal) when the broker is starting. */
+typedef struct checker {
+    bool starting;
+    int config_errors;
+} checker_t;
+
+static void say(const checker_t *ck, bool warning, const char *text)
+{
+    if (ck->starting)
+        shub_log(warning ? SHUB_LOG_WARN : SHUB_LOG_ERROR, "%s", text);
+    else
+        fprintf(stderr, "%s: %s%s\n", prog, warning ? "warning: " : "", text);
+}
+
+/* Reports one problem found by a check; returns its exit code. */
+static int complain(const checker_t *ck, int code, const shub_err_t *err)
+{
+    char line[1024];
+    say(ck, false, shub_err_format(err, line, sizeof line));
+    return code;
+}
+
+/* ---- the checks ------------------------------------------------------------ */
+
+/* The files a configuration directory must hold before it is parsed: a
+ * missing one is "no input" (66), not a configuration error. */
+static int check_config_files(const checker_t *ck, const char *dir)
+{
+    static const struct {
+        const char *name;
+        shub_cli_kind_t kind;
+        const char *role;
+    } need[] = {
+        {"", SHUB_CLI_DIR, "the configuration directory; give --config DIR"},
+        {"orgs.yaml", SHUB_CLI_FILE, "the partnership's areas and organisations"},
+        {"agreements", SHUB_CLI_DIR, "the information-sharing agreements"},
+    };
+    char path[4096];
+    shub_err_t err;
+    int code = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0] && !code; i++) {
+        snprintf(path, sizeof path, "%s%s%s", dir, need[i].name[0] ? "/" : "",
+                 need[i].name);
+        if ((code = shub_cli_need(path, need[i].kind, need[i].role, &err)))
+            complain(ck, code, &err);
+    }
+    snprintf(path, sizeof path, "%s/hub.yaml", dir);
+    if (!code && access(path, F_OK) == 0 &&
+        (code = shub_cli_need(path, SHUB_CLI_FILE, "the broker's settings", &err)))
+        complain(ck, code, &err);
+    return code;
+}
+
+/* Config errors are `file:line: message` already: no program name before them. */
 static void print_config_error(const shub_err_t *err, void *ctx)
 {
-    int *count = ctx;
+    checker_t *ck = ctx;
     char line[1024];
-    fprintf(stderr, "%s\n", shub_err_format(err, line, sizeof line));
-    (*count)++;
+    shub_err_format(err, line, sizeof line);
+    if (ck->starting)
+        shub_error("%s", line);
+    else
+        fprintf(stderr, "%s\n", line);
+    ck->config_errors++;
 }
 
-static int check_config(const char *dir, const char *keys)
+/* One of the broker's own key files: present (66 if not, saying which
+ * command writes it), then readable as what it must be (78 if not). */
+static int need_key(const checker_t *ck, const char *dir, const char *name,
+                    const char *role, char *path, size_t size)
 {
-    shub_config_t *cfg = NULL;
-    int errors = 0;
-    shub_config_opts_t opts = {.key_dir = keys};
-    int rc = shub_config_load(dir, &opts, &cfg, print_config_error, &errors);
-    if (rc) {
-        fprintf(stderr, "sharehub-broker: %d error%s in %s\n", errors, errors == 1 ? "" : "s",
-                dir);
-        return EX_CONFIG;
+    shub_err_t err;
+    snprintf(path, size, "%s/%s", dir, name);
+    int code = shub_cli_need(path, SHUB_CLI_FILE, role, &err);
+    if (code) {
+        char hint[4200];
+        complain(ck, code, &err);
+        snprintf(hint, sizeof hint,
+                 "`sharehub-keygen --broker --dir %s` writes the broker's keys", dir);
+        say(ck, false, hint);
     }
-    printf("%s: ok (%zu organisations, %zu agreements)\n", dir, shub_config_org_count(cfg),
-           shub_config_agreement_count(cfg));
-    shub_config_destroy(&cfg);
+    return code;
+}
+
+/* The broker's keys: its CURVE pair, the checkpoint signing pair (whose
+ * public half agents and auditors hold, so it must match) and the subject
+ * key. Then a warning for any organisation's secret key found beside them:
+ * it belongs on that organisation's agent host only. */
+static int check_keys(const checker_t *ck, const shub_config_t *cfg, const char *dir,
+                      uint8_t subject[32])
+{
+    char path[4200];
+    shub_err_t err;
+    int code;
+    shub_curve_keys_t curve;
+    uint8_t sign_sk[SHUB_SIGN_SECRET], sign_pk[SHUB_SIGN_PUBLIC];
+    if ((code = need_key(ck, dir, "broker.pub", "the broker's public CURVE key", path,
+                         sizeof path)) ||
+        (code = need_key(ck, dir, "broker.key", "the broker's secret CURVE key", path,
+                         sizeof path)))
+        return code;
+    int rc = shub_keys_read_pair(dir, "broker", &curve, &err);
+    sodium_memzero(&curve, sizeof curve);
+    if (rc)
+        return complain(ck, shub_cli_exit(rc), &err);
+
+    if ((code = need_key(ck, dir, "checkpoint.key",
+                         "the key that signs audit checkpoints", path, sizeof path)))
+        return code;
+    rc = shub_keys_read_hex(path, sign_sk, sizeof sign_sk, true, &err);
+    if (rc)
+        return complain(ck, shub_cli_exit(rc), &err);
+    if ((code = need_key(ck, dir, "checkpoint.pub",
+                         "what agents and auditors verify with", path, sizeof path)) ||
+        (rc = shub_keys_read_hex(path, sign_pk, sizeof sign_pk, false, &err))) {
+        sodium_memzero(sign_sk, sizeof sign_sk);
+        return code ? code : complain(ck, shub_cli_exit(rc), &err);
+    }
+    /* libsodium's Ed25519 secret key carries its public half in its last 32 bytes. */
+    bool pair = memcmp(sign_sk + 32, sign_pk, sizeof sign_pk) == 0;
+    sodium_memzero(sign_sk, sizeof sign_sk);
+    if (!pair) {
+        shub_err_set(&err, SHUB_ECRYPTO,
+                     "'%s/checkpoint.pub' is not the public half of '%s/checkpoint.key'",
+                     dir, dir);
+        return complain(ck, EX_CONFIG, &err);
+    }
+    if ((code = need_key(ck, dir, "subject.key", "the key of subject reference hashes",
+                         path, sizeof path)))
+        return code;
+    if ((rc = shub_keys_read_hex(path, subject, 32, true, &err)))
+        return complain(ck, shub_cli_exit(rc), &err);
+
+    for (size_t i = 0; i < shub_config_org_count(cfg); i++) {
+        const char *id = shub_config_org_at(cfg, i)->id;
+        snprintf(path, sizeof path, "%s/%s.key", dir, id);
+        char text[4400];
+        if (access(path, F_OK) != 0)
+            continue;
+        snprintf(text, sizeof text,
+                 "'%s' is %s's secret key; it belongs on that organisation's agent host "
+                 "only (sharehub-keygen --org %s makes its directory)",
+                 path, id, id);
+        say(ck, true, text);
+    }
     return 0;
+}
+
+/* The database: an existing file must be a sharehub store this version can
+ * open, keyed with this subject key; a new one needs a directory to go in. */
+static int check_database(const checker_t *ck, const char *db, const uint8_t subject[32])
+{
+    shub_err_t err;
+    if (access(db, F_OK) != 0) {
+        char copy[4096];
+        snprintf(copy, sizeof copy, "%s", db);
+        const char *dir = dirname(copy);
+        int code =
+            shub_cli_need(dir, SHUB_CLI_DIR, "where the database is to be created", &err);
+        if (!code && access(dir, W_OK) != 0) {
+            shub_err_set(&err, SHUB_EIO, "cannot create the database in '%s': %s", dir,
+                         strerror(errno));
+            code = EX_CANTCREAT;
+        }
+        return code ? complain(ck, code, &err) : 0;
+    }
+    int code = shub_cli_need(db, SHUB_CLI_FILE, "the audit log and outbox", &err);
+    if (code)
+        return complain(ck, code, &err);
+    shub_store_opts_t opts = {.readonly = true, .subject_key = subject};
+    shub_store_t *store = NULL;
+    int rc = shub_store_open(db, &opts, &store, &err);
+    shub_store_close(&store);
+    return rc ? complain(ck, rc == SHUB_ECRYPTO ? EX_CONFIG : EX_DATAERR, &err) : 0;
+}
+
+/* Everything the broker will open, in the order it opens them. 0, or the
+ * exit code of the first kind of problem found (each problem is printed). */
+static int check_all(const shub_hub_opts_t *opts, bool starting)
+{
+    checker_t checker = {.starting = starting}, *ck = &checker;
+    int code = check_config_files(ck, opts->config_dir);
+    if (code)
+        return code;
+    shub_config_t *cfg = NULL;
+    shub_config_opts_t copts = {.key_dir = opts->key_dir};
+    int rc = shub_config_load(opts->config_dir, &copts, &cfg, print_config_error, ck);
+    if (rc) {
+        char text[4200];
+        snprintf(text, sizeof text, "%d error%s in %s", ck->config_errors,
+                 ck->config_errors == 1 ? "" : "s", opts->config_dir);
+        say(ck, false, text);
+        return rc == SHUB_ENOMEM ? EX_OSERR : EX_CONFIG;
+    }
+    const shub_hub_settings_t *set = shub_config_hub(cfg);
+    const char *keys = opts->key_dir ? opts->key_dir : set->key_dir;
+    const char *db = opts->database ? opts->database : set->database;
+    uint8_t subject[32];
+    if (!(code = check_keys(ck, cfg, keys, subject)))
+        code = check_database(ck, db, subject);
+    sodium_memzero(subject, sizeof subject);
+    if (!code && !starting)
+        printf("%s: ok (%zu organisations, %zu agreements; keys in %s; database %s)\n",
+               opts->config_dir, shub_config_org_count(cfg),
+               shub_config_agreement_count(cfg), keys, db);
+    shub_config_destroy(&cfg);
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -91,13 +295,14 @@ int main(int argc, char **argv)
         {"ready-file", required_argument, NULL, 'r'},
         {"log-level", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    shub_hub_opts_t opts = {0};
+    shub_hub_opts_t opts = {.config_dir = SHUB_CONFIG_DIR};
     bool check = false;
     int level = SHUB_LOG_INFO, c;
-    while ((c = getopt_long(argc, argv, "c:d:e:k:r:l:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:e:k:r:l:Vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             opts.config_dir = optarg;
@@ -116,13 +321,15 @@ int main(int argc, char **argv)
             break;
         case 'l':
             if ((level = shub_log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "sharehub-broker: unknown log level '%s'\n", optarg);
+                fprintf(stderr, "%s: unknown log level '%s'\n", prog, optarg);
                 return EX_USAGE;
             }
             break;
         case 'C':
             check = true;
             break;
+        case 'V':
+            return shub_cli_version(prog);
         case 'h':
             usage(stdout);
             return 0;
@@ -131,13 +338,19 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (!opts.config_dir || optind != argc) {
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
         usage(stderr);
         return EX_USAGE;
     }
-    shub_log_init("sharehub-broker", (shub_log_level_t)level);
-    if (check)
-        return check_config(opts.config_dir, opts.key_dir);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
+        return EX_OSERR;
+    }
+    shub_log_init(prog, (shub_log_level_t)level);
+    int code = check_all(&opts, !check);
+    if (check || code)
+        return code;
 
     struct sigaction sa = {0};
     sigemptyset(&sa.sa_mask);
@@ -154,9 +367,9 @@ int main(int argc, char **argv)
     if (rc) {
         char line[1024];
         shub_error("cannot start: %s", shub_err_format(&err, line, sizeof line));
-        return rc == SHUB_ECONFIG ? EX_CONFIG : EX_UNAVAILABLE;
+        return shub_cli_exit(rc);
     }
-    shub_info("ready endpoint=%s", shub_hub_endpoint(hub));
+    shub_info("ready endpoint=%s version=%s", shub_hub_endpoint(hub), SHUB_VERSION);
     while (!stop_flag) {
         if (reload_flag) {
             reload_flag = 0;

@@ -90,7 +90,7 @@ typedef struct loader {
     shub_config_report_fn *report;
     void *report_ctx;
     const char *dir;
-    const char *key_dir; /* resolved, for orgs' .pub files */
+    const char *key_dir; /* resolved, for orgs' .pub files; NULL if hub.yaml failed */
     const char **kinds;  /* distinct org kinds, in the cfg arena */
     size_t n_kinds;
     int n_errors;

@@ -67,6 +67,10 @@ static void load_key(loader_t *ld, shub_yaml_doc_t *doc, size_t i,
             memcpy(org->public_z85, r->public_key, 40);
         return;
     }
+    /* hub.yaml did not load, so there is no key directory to look in; its
+     * own error says why, and one line per org here would only bury it. */
+    if (!ld->key_dir)
+        return;
     char path[1024];
     char *buf = NULL;
     size_t len = 0;

@@ -42,20 +42,19 @@ int shub_keys_generate(shub_curve_keys_t *keys, shub_err_t *err)
     return 0;
 }
 
-/* Writes text to path atomically with the given mode. */
-static int write_file(const char *path, const char *text, mode_t mode, bool force,
-                      shub_err_t *err)
+int shub_keys_write_file(const char *path, const void *data, size_t n, unsigned mode,
+                         bool force, shub_err_t *err)
 {
     if (!force && access(path, F_OK) == 0)
-        return shub_err_set(err, SHUB_EEXIST, "'%s' exists; not overwriting a key", path);
+        return shub_err_set(err, SHUB_EEXIST, "'%s' exists; not overwriting it", path);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return shub_err_set(err, SHUB_EINVAL, "path '%s' too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
-        return shub_err_set(err, SHUB_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    bool ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+        return shub_err_set(err, SHUB_EIO, "cannot create '%s': %s", path,
+                            strerror(errno));
+    bool ok = write(fd, data, n) == (ssize_t)n && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
@@ -63,6 +62,12 @@ static int write_file(const char *path, const char *text, mode_t mode, bool forc
         return shub_err_set(err, SHUB_EIO, "cannot write '%s': %s", path, strerror(e));
     }
     return 0;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode, bool force,
+                      shub_err_t *err)
+{
+    return shub_keys_write_file(path, text, strlen(text), mode, force, err);
 }
 
 static int key_path(char *out, size_t size, const char *dir, const char *name, const char *ext,

@@ -47,6 +47,24 @@ static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *e
     return 0;
 }
 
+/* What a failed bind or connect means for whoever must act on it: an address
+ * in use or not on this host is a service that is unavailable (try later, or
+ * elsewhere); an endpoint libzmq cannot parse is a configuration error. */
+static int endpoint_error(int e)
+{
+    switch (e) {
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+        return SHUB_EBUSY;
+    case EINVAL:
+    case EPROTONOSUPPORT:
+    case ENODEV:
+        return SHUB_ECONFIG;
+    default:
+        return SHUB_EIO;
+    }
+}
+
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound,
                           size_t size, shub_err_t *err)
 {
@@ -63,7 +81,8 @@ void *shub_transport_bind(void *ctx, const shub_transport_opts_t *o, char *bound
                strlen(SHUB_TRANSPORT_ZAP_DOMAIN), "ZMQ_ZAP_DOMAIN", err))
         goto fail;
     if (zmq_bind(sock, o->endpoint) != 0) {
-        shub_err_set(err, SHUB_EIO, "cannot bind '%s': %s", o->endpoint, zmq_strerror(errno));
+        shub_err_set(err, endpoint_error(errno), "cannot bind '%s': %s", o->endpoint,
+                     zmq_strerror(errno));
         goto fail;
     }
     if (bound && size) {
@@ -92,8 +111,8 @@ void *shub_transport_connect(void *ctx, const shub_transport_opts_t *o, shub_err
         setint(sock, ZMQ_RECONNECT_IVL_MAX, 5000, "ZMQ_RECONNECT_IVL_MAX", err))
         goto fail;
     if (zmq_connect(sock, o->endpoint) != 0) {
-        shub_err_set(err, SHUB_EIO, "cannot connect to '%s': %s", o->endpoint,
-                     zmq_strerror(errno));
+        shub_err_set(err, endpoint_error(errno), "cannot connect to '%s': %s",
+                     o->endpoint, zmq_strerror(errno));
         goto fail;
     }
     return sock;
@@ -190,12 +209,11 @@ fail:
     return shub_err_set(err, SHUB_EIO, "send: %s", zmq_strerror(errno));
 }
 
-void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err)
+void *shub_transport_watch(void *ctx, void *sock, const char *name, int events,
+                           shub_err_t *err)
 {
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     if (zmq_socket_monitor(sock, name, events) != 0) {
-        shub_err_set(err, SHUB_EIO, "monitoring handshakes: %s", zmq_strerror(errno));
+        shub_err_set(err, SHUB_EIO, "monitoring a socket: %s", zmq_strerror(errno));
         return NULL;
     }
     void *mon = zmq_socket(ctx, ZMQ_PAIR);
@@ -203,13 +221,49 @@ void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t
     if (mon)
         zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
     if (!mon || zmq_connect(mon, name) != 0) {
-        shub_err_set(err, SHUB_EIO, "monitoring handshakes: %s", zmq_strerror(errno));
+        shub_err_set(err, SHUB_EIO, "monitoring a socket: %s", zmq_strerror(errno));
         if (mon)
             zmq_close(mon);
         zmq_socket_monitor(sock, NULL, 0);
         return NULL;
     }
     return mon;
+}
+
+int shub_transport_watch_read(void *monitor, shub_transport_event_t *ev)
+{
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return SHUB_EBUSY;
+    }
+    memset(ev, 0, sizeof *ev);
+    if (zmq_msg_size(&head) >= 6) { /* 16-bit event, 32-bit value, host order */
+        memcpy(&ev->event, zmq_msg_data(&head), 2);
+        memcpy(&ev->value, (const char *)zmq_msg_data(&head) + 2, 4);
+    }
+    zmq_msg_close(&head);
+    zmq_msg_init(&addr);
+    if (has_more(monitor) && zmq_msg_recv(&addr, monitor, 0) >= 0) {
+        size_t n = zmq_msg_size(&addr) < sizeof ev->endpoint - 1
+                       ? zmq_msg_size(&addr)
+                       : sizeof ev->endpoint - 1;
+        memcpy(ev->endpoint, zmq_msg_data(&addr), n);
+        ev->endpoint[n] = '\0';
+    }
+    zmq_msg_close(&addr);
+    drain(monitor);
+    return 0;
+}
+
+void *shub_transport_monitor(void *ctx, void *sock, const char *name, shub_err_t *err)
+{
+    return shub_transport_watch(ctx, sock, name,
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+                                err);
 }
 
 static const char *failure(uint16_t event, uint32_t value)
@@ -226,31 +280,11 @@ static const char *failure(uint16_t event, uint32_t value)
 
 int shub_transport_monitor_read(void *monitor, char *line, size_t size)
 {
-    zmq_msg_t head, addr;
-    zmq_msg_init(&head);
-    if (zmq_msg_recv(&head, monitor, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&head);
+    shub_transport_event_t ev;
+    if (shub_transport_watch_read(monitor, &ev) != 0)
         return SHUB_EBUSY;
-    }
-    uint16_t event = 0;
-    uint32_t value = 0;
-    if (zmq_msg_size(&head) >= 6) { /* 16-bit event, 32-bit value, host order */
-        memcpy(&event, zmq_msg_data(&head), 2);
-        memcpy(&value, (const char *)zmq_msg_data(&head) + 2, 4);
-    }
-    zmq_msg_close(&head);
-    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT] = "";
-    zmq_msg_init(&addr);
-    if (has_more(monitor) && zmq_msg_recv(&addr, monitor, 0) >= 0) {
-        size_t n = zmq_msg_size(&addr) < sizeof endpoint - 1 ? zmq_msg_size(&addr)
-                                                              : sizeof endpoint - 1;
-        memcpy(endpoint, zmq_msg_data(&addr), n);
-        endpoint[n] = '\0';
-    }
-    zmq_msg_close(&addr);
-    drain(monitor);
-    snprintf(line, size, "failed handshake endpoint=%s reason=%s", endpoint,
-             failure(event, value));
+    snprintf(line, size, "failed handshake endpoint=%s reason=%s", ev.endpoint,
+             failure(ev.event, ev.value));
     return 0;
 }
 

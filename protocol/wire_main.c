@@ -15,6 +15,7 @@
  * receiver binds: keys in the encoder's order, unknown keys left out.
  */
 #include "sharehub/alloc.h"
+#include "sharehub/cli.h"
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 #include "sharehub/seal.h"
@@ -763,7 +764,7 @@ static void usage(FILE *f)
     fputs(
         "usage: sharehub-wire example NAME [--raw]\n"
         "       sharehub-wire decode [FILE|-]\n"
-        "       sharehub-wire --help\n"
+        "       sharehub-wire --version | --help\n"
         "\n"
         "  example NAME  print one example message, built with the real encoder:\n"
         "                its bytes as a hex dump, then a readable form. NAME is one of\n"
@@ -772,9 +773,9 @@ static void usage(FILE *f)
         "  decode        decode one encoded message from FILE or stdin and print it;\n"
         "                a message the codec refuses is reported as\n"
         "                \"PATH: rule (token)\" with exit status 65.\n"
-        "\n"
-        "exit status: 0 ok, 64 usage, 65 bad data, 66 no input\n",
+        "\n",
         f);
+    shub_cli_exit_help(f);
 }
 
 /* Says what is wrong (and with which argument, if any), then how to call. */
@@ -798,6 +799,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return shub_cli_version("sharehub-wire");
     if (strcmp(cmd, "example") == 0) {
         const char *name = NULL;
         bool raw = false;

@@ -5,8 +5,10 @@
 # originating and answering events at the region's real volumes. Then a clean
 # stop, the audit chain verified, and the board report.
 #
-# All state lives under BUILD/demo/: keys (generated once, never committed)
-# and state/ (made afresh on every run, so running it twice works).
+# All state lives under BUILD/demo/: keys/ (generated once, never committed:
+# keys/broker is the broker's key directory, keys/agents/ORG the directory
+# `sharehub-keygen --org` makes for each organisation's agent) and state/
+# (made afresh on every run, so running it twice works).
 set -euo pipefail
 build=${1:-build}
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,21 +33,25 @@ say() { printf '%s\n' "$*"; }
 
 say "== sharehub demo: one quarter of the West Midlands partnership"
 
-# -- keys: the broker's set and one CURVE keypair per organisation ---------
-mkdir -p "$keys"
-"$bin/protocol/sharehub-keygen" --broker --dir "$keys" >/dev/null
+# -- keys: the broker's set, and one directory per organisation's agent ------
+# (its key pair, the broker's public keys, hub.yaml, orgs.yaml); the broker's
+# key directory receives each organisation's public key only.
+mkdir -p "$keys/agents"
+"$bin/protocol/sharehub-keygen" --broker --dir "$keys/broker" >/dev/null
 orgs=$(sed -n 's/^ *- *{id: *\([a-z0-9.-]*\),.*/\1/p' "$config/orgs.yaml")
 for org in $orgs; do
-    [[ -f "$keys/$org.key" ]] || "$bin/protocol/sharehub-keygen" --dir "$keys" "$org" >/dev/null
+    [[ -d "$keys/agents/$org" ]] ||
+        "$bin/protocol/sharehub-keygen" --org "$org" --config "$config" --keys "$keys/broker" \
+            --out "$keys/agents/$org" >/dev/null
 done
-say "-- keys for $(echo "$orgs" | wc -w) organisations and the broker in $keys"
-
-"$bin/broker/sharehub-broker" --check --config "$config" --keys "$keys"
+say "-- keys: the broker's in $keys/broker, each organisation's agent's in $keys/agents/"
 
 # -- the broker ---------------------------------------------------------------
 rm -rf "$state"
 mkdir -p "$state/agents"
-"$bin/broker/sharehub-broker" --config "$config" --keys "$keys" --db "$state/broker.db" \
+"$bin/broker/sharehub-broker" --check --config "$config" --keys "$keys/broker" \
+    --db "$state/broker.db"
+"$bin/broker/sharehub-broker" --config "$config" --keys "$keys/broker" --db "$state/broker.db" \
     --endpoint 'tcp://127.0.0.1:*' --ready-file "$state/ready" --log-level warn \
     2>"$state/broker.log" &
 broker_pid=$!
@@ -59,8 +65,8 @@ say "-- broker listening on $endpoint (log: $state/broker.log)"
 
 # -- one agent per organisation -----------------------------------------------
 for org in $orgs; do
-    "$bin/agents/sharehub-agent" --log-level warn run --org "$org" --config "$config" \
-        --keys "$keys" --db "$state/agents/$org.db" --broker "$endpoint" \
+    "$bin/agents/sharehub-agent" --log-level warn run --org "$org" --config "$keys/agents/$org" \
+        --db "$state/agents/$org.db" --broker "$endpoint" \
         --scenario "$scenario" --seed "$seed" --until-done \
         2>"$state/agents/$org.log" &
     pids+=($!)
@@ -104,7 +110,7 @@ say "-- stopped in $(( $(date +%s) - start )) s"
 
 # -- verify the audit chain, then the board report -----------------------------
 say
-"$bin/broker/sharehub-audit" verify --db "$state/broker.db" --key "$keys/checkpoint.pub"
+"$bin/broker/sharehub-audit" verify --db "$state/broker.db" --key "$keys/broker/checkpoint.pub"
 say
 if "$bin/broker/sharehub-audit" report --help >/dev/null 2>&1; then
     "$bin/broker/sharehub-audit" report --db "$state/broker.db"

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages sharehub needs, and only those that are
 # missing, so a second run costs one dpkg query. Called by the Makefile before
 # every build; safe to run by hand. Pass extra package names as arguments
-# (the fuzz target adds clang's libFuzzer runtime this way).
+# (the fuzz target adds clang's libFuzzer runtime this way, the bench target
+# the peer brokers and their client libraries).
 set -euo pipefail
 
 packages=(
@@ -15,7 +16,11 @@ packages=(
     libyaml-dev                           # YAML config, with line and column in every error
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output
     libcmocka-dev                         # unit tests
-    sqlite3                               # the demo's progress line; handy for poking at state
+    sqlite3                               # the demo's progress line; the audit CLI test tampers with a copy
+    jq                                    # the audit CLI test reads its JSON output
+    groff-base                            # the install test renders the man pages
+    systemd procps                        # systemd-analyze verifies the units; they reload with kill
+    dpkg-dev file                         # make deb: CPack runs dpkg-shlibdeps on what file(1) finds
     "$@"
 )
 

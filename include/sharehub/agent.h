@@ -43,6 +43,9 @@
 #define SHUB_AGENT_BACKOFF_MAX_MS       5000
 #define SHUB_AGENT_DEFAULT_HEARTBEAT_MS 2000 /* until the WELCOME names one */
 #define SHUB_AGENT_MAX_HOOKS            16   /* --on-receive commands running at once */
+#define SHUB_AGENT_GIVE_UP_MS                                                            \
+    30000 /* --until-done: exit 69 after this long without a                             \
+             session (the CLI's --give-up-after) */
 
 /* ---- configuration (agent_config.c) ----------------------------------- */
 
@@ -86,7 +89,10 @@ typedef struct shub_agent_opts {
     const char *endpoint;   /* NULL: hub.yaml's */
     const char *key_dir;    /* NULL: hub.yaml's key_dir */
     const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event */
-    const char *scenario;   /* NULL: the profile only reacts */
+    bool simulate;          /* run the organisation's profile: it originates
+                               synthetic events. Off, the agent only relays */
+    const char *scenario;   /* a simulation driven by this scenario (implies
+                               simulate); NULL: the profile runs in real time */
     uint64_t seed;
     bool until_done; /* shub_agent_done may become true: after the scenario's
                         end, with nothing pending and nothing delivered for
@@ -105,9 +111,15 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p,
  * to stop). */
 int shub_agent_poll(shub_agent_t *agent, int timeout_ms);
 
-/* With until_done: true once the profile (if any) is done, no outbox event is
- * pending and no --on-receive command is still running. */
+/* With until_done: true once the broker has welcomed the agent at least once,
+ * the profile (if any) is done, no outbox event is pending and no
+ * --on-receive command is still running. */
 bool shub_agent_done(shub_agent_t *agent);
+
+/* How long the agent has been without a session with the broker (since it
+ * started, or lost the last one); 0 while it has one. The agent never gives
+ * up by itself: its caller decides how long is too long. */
+int64_t shub_agent_offline_ms(const shub_agent_t *agent);
 
 /* Says BYE if connected, waits briefly for running hooks, closes all. */
 void shub_agent_destroy(shub_agent_t **agent_p);
@@ -115,10 +127,13 @@ void shub_agent_destroy(shub_agent_t **agent_p);
 /* ---- commands on a store (agent.c), for the CLI and tests -------------- */
 
 /* Queues one event given as JSON (json.h) into the outbox; *id is its id.
- * Errors as shub_json_share_parse, then SHUB_EEXIST (id already queued),
- * SHUB_EDB. Nothing is queued on error. */
-int shub_agent_submit(shub_agentdb_t *db, const char *json, size_t len, int64_t now_ms,
-                      shub_id_t *id, shub_err_t *err);
+ * With cfg, the event's area and every area in its `to` selectors must be
+ * one of orgs.yaml's (SHUB_EVALUE naming the field). Errors as
+ * shub_json_share_parse, then SHUB_EEXIST (id already queued), SHUB_EDB.
+ * Nothing is queued on error. */
+int shub_agent_submit(shub_agentdb_t *db, const shub_agent_config_t *cfg,
+                      const char *json, size_t len, int64_t now_ms, shub_id_t *id,
+                      shub_err_t *err);
 
 /* Writes the inbox received at or after since_ms: a table, or one JSON
  * object per line (json.h, with from/agreement/version/flow/received). */

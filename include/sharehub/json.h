@@ -10,8 +10,9 @@
  *    "basis": "...", "consent": "given", "override": "...",
  *    "reply_to": "<uuid>", "to": ["marac@coventry"], "payload": {...}}
  * "id" is optional (a fresh UUIDv7 when absent); "occurred" is an RFC 3339
- * time, a date (midnight UTC) or integer ms since the epoch. Payload numbers: integers become INT, reals
- * FLOAT; object keys must be field names. Every field is then checked by the
+ * time, a date (midnight UTC) or integer ms since the epoch, not before
+ * 2000-01-01. Payload numbers: integers become INT, reals FLOAT; object keys
+ * must be field names. Every field is then checked by the
  * codec itself (shub_msg_encode), so JSON input obeys exactly the rules a
  * broker applies, and the error path names the field: `to[1]: not an org id,
  * @area or kind@area`.
@@ -31,6 +32,10 @@
 #include "sharehub/val.h"
 
 #define SHUB_JSON_MAX_INPUT (4 * 1024 * 1024) /* bytes of JSON accepted for one event */
+/* The earliest `occurred` a submitted event may have: 2000-01-01T00:00:00Z.
+ * Nothing the partnership shares happened before it; a time before it is a
+ * mistake, most often seconds given where milliseconds are meant. */
+#define SHUB_JSON_MIN_OCCURRED_MS 946684800000LL
 
 /* Parses one SHARE from text[0..len) into share, its strings and payload in
  * arena. A missing "id" is generated for now_ms. Then encodes it with the

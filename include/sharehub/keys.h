@@ -34,6 +34,12 @@ int shub_keys_generate(shub_curve_keys_t *keys, shub_err_t *err);
 int shub_keys_write(const char *dir, const char *name, const shub_curve_keys_t *keys,
                     bool force, shub_err_t *err);
 
+/* Writes data[0..n) to path with `mode` (0600 for a secret), through a
+ * temporary file renamed into place, so a crash never leaves half a file.
+ * Refuses to replace an existing file (SHUB_EEXIST) unless `force`; SHUB_EIO. */
+int shub_keys_write_file(const char *path, const void *data, size_t n, unsigned mode,
+                         bool force, shub_err_t *err);
+
 /* Reads a z85 public key file (one line of 40 characters). */
 int shub_keys_read_public(const char *path, shub_curve_keys_t *keys, shub_err_t *err);
 

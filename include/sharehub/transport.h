@@ -32,12 +32,15 @@ typedef struct shub_transport_opts {
 /* Creates a ROUTER socket as CURVE server with ZAP domain "sharehub",
  * ROUTER_MANDATORY on, the size limit set, and binds it. The bound endpoint
  * (the real port for "tcp://...:*") is written to bound[size]. The ZAP
- * handler must already be bound on the context. Returns NULL on failure. */
+ * handler must already be bound on the context. Returns NULL on failure:
+ * err->code SHUB_EBUSY if the address is in use or not this host's,
+ * SHUB_ECONFIG if the endpoint does not parse, SHUB_EIO otherwise. */
 void *shub_transport_bind(void *ctx, const shub_transport_opts_t *opts, char *bound,
                           size_t size, shub_err_t *err);
 
 /* Creates a DEALER socket as CURVE client and connects it (libzmq reconnects
- * with exponential backoff by itself). Returns NULL on failure. */
+ * with exponential backoff by itself). Returns NULL on failure, with
+ * SHUB_ECONFIG for an endpoint that does not parse. */
 void *shub_transport_connect(void *ctx, const shub_transport_opts_t *opts, shub_err_t *err);
 
 /* One received message. */
@@ -66,6 +69,25 @@ int shub_transport_send(void *sock, const uint8_t *rid, size_t rid_len, const vo
 /* Encodes msg into scratch and sends it as shub_transport_send does. */
 int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
                             const shub_msg_t *msg, shub_buf_t *scratch, shub_err_t *err);
+
+/* One event from a socket monitor: libzmq's ZMQ_EVENT_* code, its value
+ * (an errno, a status code, a file descriptor, depending on the event) and
+ * the endpoint it concerns. */
+typedef struct shub_transport_event {
+    uint16_t event;
+    uint32_t value;
+    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
+} shub_transport_event_t;
+
+/* Reports sock's `events` (a mask of ZMQ_EVENT_*) on a PAIR socket bound to
+ * the inproc endpoint `name`, which must be unique in ctx. Poll it like any
+ * socket; stop with zmq_socket_monitor(sock, NULL, 0) and zmq_close. NULL and
+ * SHUB_EIO on failure. */
+void *shub_transport_watch(void *ctx, void *sock, const char *name, int events,
+                           shub_err_t *err);
+
+/* Reads one waiting event without blocking. 0, or SHUB_EBUSY if none. */
+int shub_transport_watch_read(void *monitor, shub_transport_event_t *ev);
 
 /* Watches sock's handshakes and returns a socket (PAIR, inproc `name`) on
  * which libzmq reports each one that fails: a key that does not prove its

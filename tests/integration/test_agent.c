@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,14 +74,23 @@ static void path_in(const harness_t *h, const char *name, char *out, size_t size
 
 /* ---- agent processes -------------------------------------------------- */
 
-/* Starts `sharehub-agent run` for org with its store DIR/ORG.db; stderr goes
- * to DIR/ORG.log. crash_hook sets SHUB_AGENT_CRASH_AFTER_COMMIT=1. */
-static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
-                         const char *on_receive)
+/* Starts `sharehub-agent run` for org with its store DIR/ORG.db and the
+ * harness's endpoint; stderr goes to DIR/ORG.log. crash_hook sets
+ * SHUB_AGENT_CRASH_AFTER_COMMIT=1; `extra` (NULL-terminated, may be NULL)
+ * adds options, and a later --broker wins over the harness's. */
+static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_hook,
+                              const char *const *extra)
 {
     char db[400], log[400];
     snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
+    const char *argv[32] = {"sharehub-agent", "--log-level", "debug",    "run",
+                            "--org",          org,           "--config", h->dir,
+                            "--broker",       h->endpoint,   "--db",     db};
+    int argc = 12;
+    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -94,17 +104,17 @@ static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
             setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
         else
             unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        const char *prog = harness_program("agents/sharehub-agent");
-        if (on_receive)
-            execl(prog, "sharehub-agent", "--log-level", "debug", "run", "--org", org,
-                  "--config", h->dir, "--broker", h->endpoint, "--db", db, "--on-receive",
-                  on_receive, (char *)NULL);
-        else
-            execl(prog, "sharehub-agent", "--log-level", "debug", "run", "--org", org,
-                  "--config", h->dir, "--broker", h->endpoint, "--db", db, (char *)NULL);
+        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
+                         const char *on_receive)
+{
+    const char *extra[] = {"--on-receive", on_receive, NULL};
+    return agent_start_with(h, org, crash_hook, on_receive ? extra : NULL);
 }
 
 /* Stops an agent with sig and returns its exit status (128+signal if killed). */
@@ -367,7 +377,7 @@ static void test_agent_until_done_exits_0_once_everything_is_receipted(void **st
     char db[400], log[400], out[4096], err[1024];
     snprintf(db, sizeof db, "%s/wmp.db", h->dir);
     assert_int_equal(agent_cmd(h, future, out, sizeof out, err, sizeof err, "submit",
-                               "--org", "wmp", "--db", db, NULL),
+                               "--org", "wmp", "--config", h->dir, "--db", db, NULL),
                      0);
     free(future);
     snprintf(db, sizeof db, "%s/wmp.db", h->dir);
@@ -456,7 +466,7 @@ static void submit_refused(const harness_t *h, const char *text, int code,
     char db[400], out[256], err[2048];
     snprintf(db, sizeof db, "%s/wmp.db", h->dir);
     int rc = agent_cmd(h, text, out, sizeof out, err, sizeof err, "submit", "--org",
-                       "wmp", "--db", db, NULL);
+                       "wmp", "--config", h->dir, "--db", db, NULL);
     assert_int_equal(rc, code);
     assert_string_equal(err, message);
     assert_string_equal(out, "");
@@ -514,6 +524,30 @@ static void test_agent_submit_oversized_value_exits_65_nothing_queued(void **sta
     free(t);
 }
 
+/* Times before 2000 (seconds where ms were meant) and areas orgs.yaml does
+ * not have are mistakes the broker would take or answer vaguely: refused
+ * here, naming the field. */
+static void test_agent_submit_implausible_time_or_unknown_area_exits_65(void **state)
+{
+    harness_t *h = *state;
+    char *t = edited("\"2026-07-01T10:00:00Z\"", "12345");
+    submit_refused(
+        h, t, 65,
+        "submit: occurred: 1970-01-01T00:00:12.345Z is before 2000-01-01: give "
+        "an RFC 3339 time, or ms (not seconds) since 1970\n");
+    free(t);
+    t = edited("\"area\": \"coventry\"", "\"area\": \"coventy\"");
+    submit_refused(h, t, 65,
+                   "submit: area: 'coventy' is not an area in orgs.yaml: no organisation "
+                   "serves it\n");
+    free(t);
+    t = edited("\"marac@coventry\"", "\"marac-coventry\", \"idva@walsal\"");
+    submit_refused(h, t, 65,
+                   "submit: to[1]: 'walsal' is not an area in orgs.yaml: no organisation "
+                   "serves it\n");
+    free(t);
+}
+
 static void test_agent_submit_unknown_org_in_config_exits_78(void **state)
 {
     harness_t *h = *state;
@@ -535,7 +569,8 @@ static void test_agent_run_without_org_exits_64(void **state)
     assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "run",
                                "--config", h->dir, NULL),
                      64);
-    assert_non_null(strstr(err, "usage: sharehub-agent run --org ID --config DIR"));
+    assert_non_null(strstr(err, "sharehub-agent: --org ID is required\n"
+                                "usage: sharehub-agent run --org ID [--config DIR]"));
     assert_int_equal(agent_cmd(h, NULL, out, sizeof out, err, sizeof err, "--help", NULL),
                      0);
     assert_non_null(strstr(out, "usage: sharehub-agent [--log-level L] COMMAND"));
@@ -708,6 +743,160 @@ static void test_agent_scenario_killed_and_restarted_emits_each_event_once(void 
     assert_true(file_has(log, "resuming the scenario's clock"));
 }
 
+/* ---- an agent relays unless asked to simulate ---------------------------- */
+
+/* Waits up to ms for a line of path holding needle; the ms it took, or -1. */
+static int wait_file_has(const char *path, const char *needle, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 20) {
+        if (file_has(path, needle))
+            return waited;
+        nap_ms(20);
+    }
+    return -1;
+}
+
+/* A MARAC's profile answers a referral with a decision 2 to 40 hours after it
+ * arrived. Here the referral arrived three days ago (its inbox row is moved
+ * back), so a MARAC agent running its profile decides at once when it
+ * starts, from the replayed inbox: the control run shows that it does. The
+ * same agent without --scenario or --simulate never originates anything. */
+static void test_agent_without_scenario_relays_and_originates_nothing(void **state)
+{
+    harness_t *h = *state;
+    char log[400], db[400];
+    path_in(h, "marac-coventry.log", log, sizeof log);
+    path_in(h, "marac-coventry.db", db, sizeof db);
+    pid_t police = agent_start(h, "wmp", false, NULL);
+    pid_t marac = agent_start(h, "marac-coventry", false, NULL);
+    submit_referral(h);
+    assert_int_equal(wait_agent_count(h, "marac-coventry", "inbox", 1), 1);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+    assert_true(file_has(log, "mode=relay: sends what is submitted, stores what is "
+                              "delivered; originates nothing"));
+    sqlite3 *sql = NULL;
+    assert_int_equal(sqlite3_open(db, &sql), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sql, "UPDATE inbox SET received = received - 259200000",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(sql);
+
+    /* Relay: welcomed, then two seconds of nothing at all. */
+    long welcomed = 0;
+    marac = agent_start(h, "marac-coventry", false, NULL);
+    for (int i = 0; i < WAIT_MS / 20 && welcomed < 2; i++, nap_ms(20)) {
+        FILE *f = fopen(log, "r");
+        char line[4096];
+        welcomed = 0;
+        while (f && fgets(line, sizeof line, f))
+            welcomed += strstr(line, "welcomed org=marac-coventry") != NULL;
+        if (f)
+            fclose(f);
+    }
+    assert_int_equal(welcomed, 2);
+    nap_ms(2000);
+    assert_int_equal(agent_count(h, "marac-coventry", "outbox"), 0);
+    assert_int_equal(agent_count(h, "wmp", "outbox"), 1); /* the one submitted */
+    assert_int_equal(harness_count(h, "audit WHERE sender = 'marac-coventry'"), 0);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+
+    /* The control: asked to simulate, the same agent decides at once. */
+    const char *simulate[] = {"--simulate", NULL};
+    marac = agent_start_with(h, "marac-coventry", false, simulate);
+    assert_true(wait_file_has(log, "mode=simulate profile=marac", WAIT_MS) >= 0);
+    assert_int_equal(
+        wait_agent_count(h, "marac-coventry",
+                         "outbox WHERE event_type = 'marac.referral.decision'", 1),
+        1);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+    assert_int_equal(agent_stop(police, SIGTERM), 0);
+}
+
+/* ---- the agent says what state its connection is in ---------------------- */
+
+/* A key pair orgs.yaml does not know, for marac-coventry, in DIR/NAME with
+ * the broker's public key beside it. */
+static void stranger_keys(const harness_t *h, const char *name, char *dir, size_t size,
+                          shub_curve_keys_t *keys)
+{
+    char from[400], to[600], text[64];
+    shub_err_t err;
+    snprintf(dir, size, "%s/%s", h->dir, name);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(shub_keys_generate(keys, &err), 0);
+    assert_int_equal(shub_keys_write(dir, "marac-coventry", keys, false, &err), 0);
+    snprintf(from, sizeof from, "%s/keys/broker.pub", h->dir);
+    snprintf(to, sizeof to, "%s/broker.pub", dir);
+    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    assert_non_null(fgets(text, sizeof text, in));
+    fputs(text, out);
+    fclose(in);
+    fclose(out);
+}
+
+static void test_agent_with_unknown_key_logs_refusal_within_5s(void **state)
+{
+    harness_t *h = *state;
+    char dir[400], log[400], needle[200];
+    shub_curve_keys_t keys;
+    stranger_keys(h, "stranger", dir, sizeof dir, &keys);
+    path_in(h, "marac-coventry.log", log, sizeof log);
+    const char *extra[] = {"--keys", dir, NULL};
+    pid_t pid = agent_start_with(h, "marac-coventry", false, extra);
+    snprintf(needle, sizeof needle,
+             "refused: the broker does not accept our key: is %s in orgs.yaml?",
+             keys.public_z85);
+    int took = wait_file_has(log, needle, 5000);
+    assert_true(took >= 0 && took <= 5000);
+    assert_true(harness_log_has(h, "zap refused"));
+    /* It keeps trying, and says so once, not once per attempt. */
+    nap_ms(1500);
+    FILE *f = fopen(log, "r");
+    char line[4096];
+    int refusals = 0;
+    while (f && fgets(line, sizeof line, f))
+        refusals += strstr(line, "refused:") != NULL;
+    if (f)
+        fclose(f);
+    assert_int_equal(refusals, 1);
+    assert_int_equal(agent_stop(pid, SIGTERM), 0);
+    assert_false(file_has(log, "welcomed"));
+
+    /* Asked to finish (--until-done), it gives up with 69 instead. */
+    const char *until[] = {"--keys", dir, "--until-done", "--give-up-after", "2", NULL};
+    pid = agent_start_with(h, "marac-coventry", false, until);
+    assert_int_equal(agent_wait_exit(pid), 69);
+    assert_true(file_has(log, "giving up: no session with the broker for 2 s"));
+}
+
+static void test_agent_without_broker_logs_that_it_cannot_reach_it(void **state)
+{
+    harness_t *h = *state;
+    char nowhere[400], log[400], needle[600];
+    snprintf(nowhere, sizeof nowhere, "ipc://%s/nobody-listens.ipc", h->dir);
+    path_in(h, "wmp.log", log, sizeof log);
+    const char *extra[] = {"--broker", nowhere, NULL};
+    pid_t pid = agent_start_with(h, "wmp", false, extra);
+    snprintf(needle, sizeof needle, "connecting endpoint=%s key=", nowhere);
+    assert_true(wait_file_has(log, needle, 5000) >= 0);
+    snprintf(needle, sizeof needle, "cannot reach the broker at %s for 3 s; still trying",
+             nowhere);
+    assert_true(wait_file_has(log, needle, 8000) >= 0);
+    /* Not asked to give up, it does not: it is still running. */
+    int status;
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+    assert_int_equal(agent_stop(pid, SIGTERM), 0);
+
+    submit_referral(h); /* something to deliver, so --until-done is not done */
+    const char *until[] = {"--broker",        nowhere, "--until-done",
+                           "--give-up-after", "2",     NULL};
+    pid = agent_start_with(h, "wmp", false, until);
+    assert_int_equal(agent_wait_exit(pid), 69);
+    assert_true(file_has(log, "giving up: no session with the broker for 2 s"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,11 +908,15 @@ int main(void)
         T(test_agent_submit_missing_field_exits_65_nothing_queued),
         T(test_agent_submit_wrong_type_exits_65_nothing_queued),
         T(test_agent_submit_oversized_value_exits_65_nothing_queued),
+        T(test_agent_submit_implausible_time_or_unknown_area_exits_65),
         T(test_agent_submit_unknown_org_in_config_exits_78),
         T(test_agent_run_without_org_exits_64),
         T(test_agent_scenario_killed_and_restarted_emits_each_event_once),
         T(test_agent_submits_racing_on_a_new_store_all_succeed),
         T(test_agent_scenario_emits_events_dated_before_they_are_sent),
+        T(test_agent_without_scenario_relays_and_originates_nothing),
+        T(test_agent_with_unknown_key_logs_refusal_within_5s),
+        T(test_agent_without_broker_logs_that_it_cannot_reach_it),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,35 +8,14 @@
 set -u
 audit=${1:?usage: test_audit_cli.sh PATH/TO/sharehub-audit PATH/TO/test_query}
 maker=${2:?usage: test_audit_cli.sh PATH/TO/sharehub-audit PATH/TO/test_query}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh"
 
 # run WANT_STATUS WHAT ARGS...: runs sharehub-audit, output in $tmp/out, $tmp/err.
 run() {
     want=$1
     what=$2
     shift 2
-    "$audit" "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        fail "$what: exit status $got, expected $want"
-        sed 's/^/    stderr: /' "$tmp/err" >&2
-    fi
-}
-
-# expect_out WHAT PATTERN: $tmp/out has a line matching the fixed string.
-expect_out() {
-    grep -qF -- "$2" "$tmp/out" || fail "$1: no '$2' in output"
-}
-
-expect_err() {
-    grep -qF -- "$2" "$tmp/err" || fail "$1: no '$2' on stderr"
+    run_status "$want" "$what" "$audit" "$@"
 }
 
 "$maker" --make-db "$tmp" || { echo "FAIL: cannot build the fixture" >&2; exit 1; }
@@ -184,9 +163,4 @@ echo >>"$tmp/stranger.pub"
 run 1 "verify with another key" verify --db "$db" --key "$tmp/stranger.pub"
 expect_out "verify with another key" \
     "FAILED at row 18: bad signature: checkpoint 1 is signed by another key"
-
-if [ "$failures" -ne 0 ]; then
-    echo "$failures failure(s)" >&2
-    exit 1
-fi
-echo "ok"
+finish

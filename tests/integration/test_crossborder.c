@@ -1400,12 +1400,13 @@ static void test_foreign_and_forged_keys_get_nowhere_and_are_logged(void **state
     assert_int_equal(agent_count(h, "marac-coventry", "inbox"), 0);
 
     /* Coventry's real public key with a secret that is not its pair: the
-     * agent will not present it ... */
+     * agent will not present it (a key file that does not fit is a
+     * configuration error, 78) ... */
     rogue_keys(h, "forged", "marac-coventry", true, &forged);
     snprintf(dir, sizeof dir, "%s/forged", h->dir);
     snprintf(log, sizeof log, "%s/marac-coventry.log", h->dir);
     pid = agent_start(x, "marac-coventry", (agent_opts_t){.key_dir = dir});
-    assert_int_equal(agent_wait_exit(x, pid), 69);
+    assert_int_equal(agent_wait_exit(x, pid), 78);
     assert_true(file_has(log, "are not one keypair"));
     /* ... and a client that does fails the CURVE handshake. */
     tclient_t *c = tclient_new_keys(h, &forged);

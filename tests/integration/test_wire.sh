@@ -5,14 +5,7 @@
 # Usage: test_wire.sh PATH/TO/sharehub-wire
 set -u
 wire=${1:?usage: test_wire.sh PATH/TO/sharehub-wire}
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh"
 
 # expect_status WANT GOT WHAT
 expect_status() {
@@ -61,9 +54,4 @@ expect_status 64 $? "no command"
 expect_status 64 $? "example without a name"
 "$wire" decode "$tmp/no-such-file" >/dev/null 2>&1
 expect_status 66 $? "decode of a missing file"
-
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed" >&2
-    exit 1
-fi
-echo "all sharehub-wire checks passed"
+finish

@@ -201,13 +201,13 @@ static void test_shub_agent_submit_queues_once_and_lists_outcomes(void **state)
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), 0);
     shub_id_t id;
     assert_int_equal(
-        shub_agent_submit(db, event_json, strlen(event_json), 1000, &id, &err), 0);
+        shub_agent_submit(db, NULL, event_json, strlen(event_json), 1000, &id, &err), 0);
     char idt[SHUB_ID_TEXT];
     shub_id_format(&id, idt);
     assert_string_equal(idt, "0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7b");
     /* The same id again is refused, not queued twice. */
     assert_int_equal(
-        shub_agent_submit(db, event_json, strlen(event_json), 2000, &id, &err),
+        shub_agent_submit(db, NULL, event_json, strlen(event_json), 2000, &id, &err),
         SHUB_EEXIST);
     uint64_t n = 0;
     assert_int_equal(shub_agentdb_outbox_count(db, SHUB_OUTBOX_PENDING, &n, &err), 0);
@@ -252,7 +252,7 @@ static void test_shub_agent_submit_bad_json_queues_nothing(void **state)
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), 0);
     shub_id_t id;
     static const char bad[] = "{\"event\": \"x\", \"to\": [\"a\", \"B@\"]}";
-    assert_int_equal(shub_agent_submit(db, bad, strlen(bad), 1000, &id, &err),
+    assert_int_equal(shub_agent_submit(db, NULL, bad, strlen(bad), 1000, &id, &err),
                      SHUB_EMISSING);
     assert_string_equal(err.path, "occurred");
     uint64_t n = 9;

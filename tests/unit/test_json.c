@@ -333,7 +333,18 @@ static const struct {
      "not an RFC 3339 time (2026-07-01T10:00:00Z) or integer ms"},
     {"occurred", "true", SHUB_ETYPE, "occurred",
      "expected an RFC 3339 time or integer ms"},
-    {"occurred", "-5", SHUB_EVALUE, "occurred", "time before 1970"},
+    {"occurred", "-5", SHUB_EVALUE, "occurred",
+     "1969-12-31T23:59:59.995Z is before 2000-01-01: give an RFC 3339 time, or ms (not "
+     "seconds) since 1970"},
+    {"occurred", "12345", SHUB_EVALUE, "occurred",
+     "1970-01-01T00:00:12.345Z is before 2000-01-01: give an RFC 3339 time, or ms (not "
+     "seconds) since 1970"},
+    {"occurred", "1782900000", SHUB_EVALUE, "occurred", /* seconds, not ms */
+     "1970-01-21T15:15:00.000Z is before 2000-01-01: give an RFC 3339 time, or ms (not "
+     "seconds) since 1970"},
+    {"occurred", "\"1999-12-31T23:59:59Z\"", SHUB_EVALUE, "occurred",
+     "1999-12-31T23:59:59.000Z is before 2000-01-01: give an RFC 3339 time, or ms (not "
+     "seconds) since 1970"},
     {"to", "\"marac@coventry\"", SHUB_ETYPE, "to", "expected an array of recipients"},
     {"to", "[]", SHUB_EVALUE, "to", "no recipients"},
     {"to", "[\"wmp\", 3]", SHUB_ETYPE, "to[1]", "expected text"},

@@ -486,7 +486,8 @@ static void test_bad_reload_keeps_old_agreements(void **state)
     assert_int_equal(r->items[0].outcome, SHUB_OUTCOME_QUEUED);
     tclient_destroy(&police);
 
-    /* --check reports the same error with its file and line, exit 78. */
+    /* --check reports the same error with its file, line and column, exit 78:
+     * where the ']' was missed, and where the '[' was opened. */
     char cmd[1024], out[2048];
     snprintf(cmd, sizeof cmd, "%s --check --config %s 2>&1",
              harness_program("broker/sharehub-broker"), h->dir);
@@ -495,7 +496,8 @@ static void test_bad_reload_keeps_old_agreements(void **state)
     out[n] = '\0';
     int status = pclose(p);
     assert_int_equal(WEXITSTATUS(status), 78);
-    assert_non_null(strstr(out, "zz-broken.yaml:2"));
+    assert_non_null(strstr(out, "zz-broken.yaml:3:1: yaml: did not find expected ',' or "
+                                "']': the '[' on line 2 column 10 is not closed"));
 }
 
 static void test_unacked_delivery_is_resent_then_dead_lettered(void **state)

@@ -866,6 +866,9 @@ static void audit_share_base(const share_ctx_t *sc, shub_audit_row_t *row)
     row->actor_ref = ev->actor;
 }
 
+/* The receipt's item. The decision lives on the caller's stack, so its
+ * explanation is copied into the share's arena; the other texts are the
+ * configuration's or the message's, which outlive the turn. */
 static void add_item(share_ctx_t *sc, const char *to, shub_outcome_t outcome,
                      const char *reason, const char *detail, const shub_decision_t *d)
 {
@@ -873,7 +876,7 @@ static void add_item(share_ctx_t *sc, const char *to, shub_outcome_t outcome,
         .to = to,
         .outcome = outcome,
         .reason = reason,
-        .detail = detail,
+        .detail = detail ? shub_arena_strndup(sc->arena, detail, strlen(detail)) : NULL,
         .agreement = d ? d->agreement : NULL,
         .version = d ? d->version : 0,
         .flow = d ? d->flow : NULL,

@@ -177,6 +177,25 @@ static void test_share_denied_is_audited_and_never_delivered(void **state)
     tclient_destroy(&probation);
 }
 
+/* Two recipients denied for different reasons in one SHARE: each item of
+ * the receipt carries its own explanation, not the last one decided. */
+static void test_receipt_items_keep_their_own_explanations(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry", "probation-x"};
+    const shub_receipt_t *r = refer(police, NULL, to, 2, 9, "marac.referral");
+    assert_int_equal(r->count, 2);
+    int marac = strcmp(r->items[0].to, "marac-coventry") == 0 ? 0 : 1;
+    assert_string_equal(r->items[marac].reason, "condition-failed");
+    assert_string_equal(r->items[1 - marac].reason, "recipient-not-party");
+    assert_non_null(r->items[0].detail);
+    assert_non_null(r->items[1].detail);
+    assert_string_not_equal(r->items[0].detail, r->items[1].detail);
+    assert_non_null(strstr(r->items[1 - marac].detail, "probation-x"));
+    tclient_destroy(&police);
+}
+
 static void test_unknown_key_is_refused_and_logged(void **state)
 {
     harness_t *h = *state;
@@ -707,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_share_allowed_delivers_only_allowed_fields, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_share_denied_is_audited_and_never_delivered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_items_keep_their_own_explanations, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_refused_and_logged, setup,
                                         teardown),

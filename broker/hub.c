@@ -65,6 +65,12 @@
 #define TURN_DELIVER_BYTES (8u << 20) /* sealed bytes sent to one peer per turn */
 #define BATCH_BYTES       (SHUB_MSG_MAX_BYTES - 65536) /* room in one DELIVER */
 #define RECEIPT_NODES     24000  /* values in one RECEIPT (limit 32768) */
+/* How long one ephemeral sealing key serves (SPEC 5.6). A new key costs a
+ * scalar multiplication, and one more per recipient: per turn that was a
+ * fifth of the hub's time under load. Held for a second at most, then wiped
+ * as its turn ends, so a stored copy becomes unreadable to the broker within
+ * about a second of its sealing. */
+#define SEAL_KEY_MS       1000
 
 /* ---- pending copies -------------------------------------------------------- */
 
@@ -181,7 +187,9 @@ struct shub_hub {
     shub_arena_t *turn; /* this turn's outgoing strings and sealed bytes */
     share_ctx_t *sc;
     shub_buf_t scratch, plain, sealbuf;
-    shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
+    shub_sealer_t *sealer; /* the ephemeral sealing key: wiped at the end of the
+                              turn in which it turned SEAL_KEY_MS old */
+    int64_t sealer_born_ms;
     int64_t next_timer_ms;
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
@@ -963,8 +971,10 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     /* Seal to the recipient with this turn's ephemeral key: once the turn
      * ends and the key is wiped, the stored copy is unreadable to the broker. */
     size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    if (!hub->sealer)
+    if (!hub->sealer) {
         hub->sealer = shub_sealer_new();
+        hub->sealer_born_ms = sc->now;
+    }
     uint8_t *sealed = hub->sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
     if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
                              sealed))
@@ -1774,7 +1784,8 @@ static void close_turn(shub_hub_t *hub, int64_t now)
             flush_peer(hub, hub->peers[i]);
     }
     hub->have_checkpoint = false;
-    shub_sealer_destroy(&hub->sealer);
+    if (now - hub->sealer_born_ms >= SEAL_KEY_MS)
+        shub_sealer_destroy(&hub->sealer);
     hub->in_txn = hub->txn_failed = false;
     hub->n_shares = 0;
     for (size_t i = 0; i < hub->n_peers; i++)

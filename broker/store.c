@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1201,6 +1202,7 @@ static void *ckpt_main(void *arg)
 {
     shub_store_t *s = arg;
     sqlite3 *db = NULL;
+    prctl(PR_SET_NAME, "shub-wal", 0, 0, 0); /* this thread, as top -H and perf name it */
     /* A connection learns that a file is in WAL mode when it first reads it;
      * until then a checkpoint on it does nothing. */
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=

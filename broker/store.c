@@ -206,6 +206,34 @@ static const char schema_sql[] =
     "    PRIMARY KEY(org, upto_seq)\n"
     ") WITHOUT ROWID;\n";
 
+/* Deadlines of allowed shares (a flow's ack_within_hours, act_within_hours):
+ * one row per (event, recipient, kind), kind 1 acknowledge, 2 act. Written
+ * when the share is allowed, when the recipient answers it, and when the hub
+ * escalates it; live state like `outcomes`, not part of the chain (the
+ * escalation itself is an audit row). Made on open when missing, so a store
+ * written before deadlines were tracked gains it. */
+static const char deadlines_sql[] =
+    "CREATE TABLE IF NOT EXISTS deadlines(\n"
+    "    event_id BLOB NOT NULL,\n"
+    "    recipient INTEGER NOT NULL,\n"
+    "    kind INTEGER NOT NULL,\n"
+    "    sender INTEGER NOT NULL,\n"
+    "    event_type INTEGER NOT NULL,\n"
+    "    agreement INTEGER NOT NULL,\n"
+    "    flow INTEGER NOT NULL,\n"
+    "    area INTEGER,\n"
+    "    hours INTEGER NOT NULL,\n"
+    "    started_at INTEGER NOT NULL,\n"
+    "    due_at INTEGER NOT NULL,\n"
+    "    answered_at INTEGER,\n"
+    "    escalated_at INTEGER,\n"
+    "    PRIMARY KEY(event_id, recipient, kind)\n"
+    ") WITHOUT ROWID;\n";
+
+#define DEADLINE_COLUMNS                                                                 \
+    "event_id, recipient, kind, sender, event_type, agreement, flow, area, hours, "       \
+    "started_at, due_at, answered_at, escalated_at"
+
 #define COPY_COLUMNS                                                                     \
     "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
     "basis, fields_shared, created_at"
@@ -263,6 +291,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AGREEMENT_FIND] = "SELECT vid FROM agreement_versions WHERE id = ?1"
                           " AND version = ?2 AND content_hash = ?3",
     [ST_INDEX_UPTO] = "SELECT coalesce(max(seq), 0) FROM audit_find",
+    [ST_DEADLINE_PUT] = "INSERT INTO deadlines(" DEADLINE_COLUMNS ") VALUES(?1, ?2, ?3,"
+                        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+    [ST_DEADLINE_MARK] = "UPDATE deadlines SET answered_at = coalesce(answered_at, ?4),"
+                         " escalated_at = coalesce(escalated_at, ?5)"
+                         " WHERE event_id = ?1 AND recipient = ?2 AND kind = ?3",
+    [ST_DEADLINES_OPEN] = "SELECT " DEADLINE_COLUMNS " FROM deadlines"
+                          " WHERE answered_at IS NULL",
     [ST_INDEX_FILL] = "INSERT INTO audit_find(seq, event_id, sender, recipient, agreement,"
                       " event_type, decision, reason, case_hash, subject_hash)"
                       " SELECT seq, event_id, sender, recipient, agreement, event_type,"
@@ -1137,7 +1172,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         (rc = load_head(s, err)) || (rc = check_keys(s, err)))
         goto fail;
     if (!s->readonly) {
-        if ((rc = shub_store_names_load(s, err)))
+        if ((rc = exec(s, deadlines_sql, "create deadlines table", err)) ||
+            (rc = shub_store_names_load(s, err)))
             goto fail;
         if (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
             pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
@@ -2231,4 +2267,112 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
     if (!s->in_tx)
         s->committed_agreements = s->n_agreements; /* autocommitted */
     return 0;
+}
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+int shub_store_deadline_put(shub_store_t *s, shub_store_deadline_t *d, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t rid, sid, tid, fid, aid, vid;
+    int rc;
+    if (!d || !d->recipient || !d->sender || !d->event_type || !d->agreement || !d->flow ||
+        (d->kind != SHUB_STORE_DEADLINE_ACK && d->kind != SHUB_STORE_DEADLINE_ACT))
+        return shub_err_set(err, SHUB_EINVAL,
+                            "deadline put: missing recipient, sender, type, agreement, "
+                            "flow or kind");
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "deadline put: no transaction is open");
+    if ((rc = intern(s, d->recipient, &rid, &d->recipient, err)) ||
+        (rc = intern(s, d->sender, &sid, &d->sender, err)) ||
+        (rc = intern(s, d->event_type, &tid, &d->event_type, err)) ||
+        (rc = intern(s, d->flow, &fid, &d->flow, err)) ||
+        (rc = intern(s, d->area, &aid, &d->area, err)) ||
+        (rc = agreement_vid(s, d->agreement, d->agreement_version, d->agreement_hash, &vid,
+                            err)) ||
+        (rc = shub_store_stmt(s, ST_DEADLINE_PUT, &st, err)))
+        return rc;
+    const agreement_ref_t *a = agreement_by_vid(s, vid);
+    if (a) {
+        d->agreement = a->id;
+        d->agreement_hash = a->hash;
+    }
+    if (bind_id(st, 1, &d->event_id) || sqlite3_bind_int64(st, 2, rid) ||
+        sqlite3_bind_int(st, 3, d->kind) || sqlite3_bind_int64(st, 4, sid) ||
+        sqlite3_bind_int64(st, 5, tid) || sqlite3_bind_int64(st, 6, vid) ||
+        sqlite3_bind_int64(st, 7, fid) || bind_opt_int(st, 8, aid) ||
+        sqlite3_bind_int64(st, 9, d->hours) || sqlite3_bind_int64(st, 10, d->started_ms) ||
+        sqlite3_bind_int64(st, 11, d->due_ms) || bind_opt_int(st, 12, d->answered_ms) ||
+        bind_opt_int(st, 13, d->escalated_ms))
+        return shub_store_db_fail(s, err, "deadline put");
+    return step_done(s, st, "deadline put", err);
+}
+
+int shub_store_deadline_mark(shub_store_t *s, const shub_id_t *id, const char *recipient,
+                             int kind, int64_t answered_ms, int64_t escalated_ms,
+                             shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t rid = recipient ? shub_store_name_find(s, recipient) : 0;
+    int rc;
+    if (!id)
+        return shub_err_set(err, SHUB_EINVAL, "deadline mark: missing event id");
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "deadline mark: no transaction is open");
+    if (rid == 0)
+        return shub_err_set(err, SHUB_ENOTFOUND, "deadline mark: unknown recipient");
+    if ((rc = shub_store_stmt(s, ST_DEADLINE_MARK, &st, err)))
+        return rc;
+    if (bind_id(st, 1, id) || sqlite3_bind_int64(st, 2, rid) ||
+        sqlite3_bind_int(st, 3, kind) || bind_opt_int(st, 4, answered_ms) ||
+        bind_opt_int(st, 5, escalated_ms))
+        return shub_store_db_fail(s, err, "deadline mark");
+    if ((rc = step_done(s, st, "deadline mark", err)))
+        return rc;
+    return sqlite3_changes(s->db) ? 0
+                                  : shub_err_set(err, SHUB_ENOTFOUND,
+                                                 "deadline mark: no such deadline");
+}
+
+int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void *ctx,
+                              shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step, stop = 0;
+    if (!fn)
+        return shub_err_set(err, SHUB_EINVAL, "deadlines: no callback");
+    if ((rc = shub_store_stmt(s, ST_DEADLINES_OPEN, &st, err)))
+        return rc;
+    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *id = sqlite3_column_blob(st, 0);
+        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 5));
+        shub_store_deadline_t d = {
+            .recipient = shub_store_name(s, sqlite3_column_int64(st, 1)),
+            .kind = sqlite3_column_int(st, 2),
+            .sender = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .event_type = shub_store_name(s, sqlite3_column_int64(st, 4)),
+            .agreement = a ? a->id : NULL,
+            .agreement_hash = a ? a->hash : NULL,
+            .agreement_version = a ? a->version : 0,
+            .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
+            .area = shub_store_name(s, sqlite3_column_int64(st, 7)),
+            .hours = (uint32_t)sqlite3_column_int64(st, 8),
+            .started_ms = sqlite3_column_int64(st, 9),
+            .due_ms = sqlite3_column_int64(st, 10),
+            .answered_ms = sqlite3_column_int64(st, 11),
+            .escalated_ms = sqlite3_column_int64(st, 12),
+        };
+        if (!id || sqlite3_column_bytes(st, 0) != SHUB_ID_SIZE || !d.recipient ||
+            !d.sender || !d.event_type || !d.agreement || !d.flow)
+            continue; /* malformed: never escalated on half a row */
+        memcpy(d.event_id.bytes, id, SHUB_ID_SIZE);
+        stop = fn(&d, ctx);
+    }
+    if (!stop && step != SQLITE_DONE) {
+        rc = shub_store_db_fail(s, err, "read deadlines");
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return stop;
 }

@@ -40,8 +40,10 @@
 #include "sharehub/alloc.h"
 #include "sharehub/config.h"
 #include "sharehub/deadline.h"
+#include "sharehub/http.h"
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
+#include "sharehub/metrics.h"
 #include "sharehub/minimise.h"
 #include "sharehub/msg.h"
 #include "sharehub/policy.h"
@@ -56,6 +58,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define TIMER_MS          100    /* redelivery and update timers */
@@ -185,6 +188,10 @@ struct shub_hub {
     shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
     int64_t next_timer_ms;
     shub_deadline_t *deadlines; /* open deadlines of allowed shares (deadline.h) */
+    shub_metrics_t *metrics;    /* NULL: hub.yaml names no metrics address */
+    shub_metrics_turn_t *mturn; /* this turn's counts, published after its commit */
+    shub_http_t *metrics_http;
+    int64_t next_gauges_ms, checkpoint_at_ms;
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
 };
@@ -668,6 +675,7 @@ static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
 /* ---- set-up -------------------------------------------------------------------- */
 
 static int deadlines_load(shub_hub_t *hub, shub_err_t *err); /* deadlines, below */
+static int metrics_start(shub_hub_t *hub, shub_err_t *err);  /* metrics, below */
 
 static void report_config_error(const shub_err_t *err, void *ctx)
 {
@@ -801,6 +809,8 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         rc = err ? err->code : SHUB_EIO;
         goto fail;
     }
+    if ((rc = metrics_start(hub, err)))
+        goto fail;
     if (opts->ready_file) {
         FILE *f = fopen(opts->ready_file, "w");
         if (!f || fprintf(f, "%s\n", hub->endpoint) < 0 || fclose(f) != 0) {
@@ -845,6 +855,95 @@ int shub_hub_reload(shub_hub_t *hub)
     shub_info("reloaded orgs=%zu agreements=%zu", shub_config_org_count(hub->cfg),
               shub_config_agreement_count(hub->cfg));
     return 0;
+}
+
+/* ---- metrics (broker/metrics.c) ---------------------------------------------------- */
+
+#define GAUGES_MS 1000 /* how often the gauges are published */
+
+/* A clock for durations (the commit histogram): steps of the wall clock do
+ * not show. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The HTTP thread's only surface: the snapshot, never the store. */
+static void serve_metrics(const shub_http_request_t *req, shub_http_response_t *resp,
+                          void *ctx)
+{
+    if (strcmp(req->path, "/metrics") != 0) {
+        resp->status = 404;
+        resp->type = "text/plain; charset=utf-8";
+        shub_buf_puts(&resp->body, "404 not found: the metrics are at /metrics\n");
+        return;
+    }
+    resp->type = "text/plain; version=0.0.4; charset=utf-8";
+    shub_metrics_render(ctx, &resp->body);
+}
+
+static int metrics_start(shub_hub_t *hub, shub_err_t *err)
+{
+    shub_signed_head_t cp;
+    if (shub_store_checkpoint_latest(hub->store, &cp, NULL) == 0)
+        hub->checkpoint_at_ms = cp.at_ms;
+    if (!hub->set->metrics)
+        return 0;
+    if (!(hub->metrics = shub_metrics_new()) || !(hub->mturn = shub_metrics_turn_new()))
+        return shub_err_set(err, SHUB_ENOMEM, "metrics: out of memory");
+    int rc = shub_http_start(hub->set->metrics, "default-src 'none'", serve_metrics,
+                             hub->metrics, &hub->metrics_http, err);
+    if (rc == 0)
+        shub_info("metrics endpoint=http://%.*s:%u/metrics",
+                  (int)(strrchr(hub->set->metrics, ':') - hub->set->metrics), hub->set->metrics,
+                  (unsigned)shub_http_port(hub->metrics_http));
+    return rc;
+}
+
+static void count_share(shub_hub_t *hub, const char *decision, const shub_decision_t *d)
+{
+    if (hub->mturn &&
+        shub_metrics_turn_share(hub->mturn, decision, d ? d->agreement : NULL,
+                                d && !d->allow ? d->reason : NULL) != 0)
+        shub_debug("metrics: out of memory");
+    if (strcmp(decision, "allow") == 0)
+        shub_metrics_turn_delivery(hub->mturn, "queued");
+}
+
+/* Backlog per recipient, sessions, checkpoint age, deadlines: once a second. */
+static void publish_gauges(shub_hub_t *hub, int64_t now)
+{
+    if (!hub->metrics || now < hub->next_gauges_ms)
+        return;
+    hub->next_gauges_ms = now + GAUGES_MS;
+    const char *orgs[256];
+    uint64_t backlog[256];
+    size_t n = 0;
+    for (size_t i = 0; i < hub->n_queues && n < 256; i++, n++) {
+        orgs[n] = hub->queues[i]->org;
+        backlog[n] = hub->queues[i]->nq + hub->queues[i]->ns;
+    }
+    uint64_t connected = 0;
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        const peer_t *p = hub->peers[i];
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = hub->peers[j]->welcomed && strcmp(hub->peers[j]->org, p->org) == 0;
+        connected += p->welcomed && !p->ended && !seen;
+    }
+    shub_metrics_gauges_t g = {
+        .orgs = orgs,
+        .backlog = backlog,
+        .n_orgs = n,
+        .connected = connected,
+        .checkpoint_at_ms = hub->checkpoint_at_ms,
+        .now_ms = now,
+        .deadlines_open = shub_deadline_open(hub->deadlines),
+        .deadlines_overdue = shub_deadline_past_due(hub->deadlines, now),
+    };
+    shub_metrics_gauges(hub->metrics, &g);
 }
 
 /* ---- deadlines (broker/deadline.c) ------------------------------------------------- */
@@ -1022,6 +1121,8 @@ static int notify_overdue(shub_hub_t *hub, const shub_store_deadline_t *d,
     if (!c)
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "notice");
     send_or_queue(hub, c, sealed, len, now);
+    shub_metrics_turn_delivery(hub->mturn, "queued");
+    shub_metrics_turn_escalation(hub->mturn);
     return 0;
 }
 
@@ -1136,6 +1237,7 @@ static int deny_recipient(shub_hub_t *hub, share_ctx_t *sc, const char *recipien
     if ((rc = shub_store_outcome_put(hub->store, &o, &err)))
         return store_check(hub, rc, &err, "receipt");
     add_item(sc, recipient, SHUB_OUTCOME_DENIED, d->reason, d->explanation, d);
+    count_share(hub, "deny", d);
     char idt[SHUB_ID_TEXT];
     shub_info("deny event=%s type=%s from=%s to=%s reason=%s",
               idtext(&sc->share->ev.id, idt), sc->share->ev.type, sc->sender->org,
@@ -1246,6 +1348,7 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     bool send = send_or_queue(hub, c, sealed, sealed_len, sc->now);
     if (deadlines_start(hub, sc, org->id, d) != 0)
         return SHUB_EDB;
+    count_share(hub, "allow", d);
     add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL,
              d);
     char idt[SHUB_ID_TEXT];
@@ -1511,6 +1614,8 @@ static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const c
         (rc = store_check(hub, shub_store_copy_drop(hub->store, c->c.seq, &err), &err,
                           "drop copy")))
         return rc;
+    shub_metrics_turn_delivery(hub->mturn,
+                               state == SHUB_OUTCOME_ACKNOWLEDGED ? "acknowledged" : "dead");
     copy_remove(hub, c);
     return 0;
 }
@@ -1832,6 +1937,7 @@ static void run_timers(shub_hub_t *hub, int64_t now)
             feed_updates(hub, p);
     }
     deadlines_check(hub, now);
+    publish_gauges(hub, now);
     if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
         ensure_txn(hub) == 0) {
         shub_err_t err;
@@ -1955,10 +2061,18 @@ static void close_turn(shub_hub_t *hub, int64_t now)
     bool ok = true;
     if (hub->in_txn) {
         ok = !hub->txn_failed;
+        int64_t t0 = mono_us();
         if (ok && shub_store_commit(hub->store, &err) != 0) {
             if (!hub->degraded)
                 shub_error("store: commit: %s", err.msg);
             ok = false;
+        }
+        if (ok) {
+            if (hub->have_checkpoint)
+                hub->checkpoint_at_ms = hub->checkpoint.at_ms;
+            shub_metrics_commit(hub->metrics, hub->mturn, (double)(mono_us() - t0) / 1e6);
+        } else {
+            shub_metrics_turn_discard(hub->mturn);
         }
         if (!ok) {
             shub_store_rollback(hub->store);
@@ -2130,6 +2244,9 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     shub_free(hub->peers);
     copies_clear(hub);
     shub_deadline_destroy(&hub->deadlines);
+    shub_http_stop(&hub->metrics_http); /* before the snapshot it reads */
+    shub_metrics_destroy(&hub->metrics);
+    shub_metrics_turn_destroy(&hub->mturn);
     shub_free(hub->queues);
     shub_free(hub->map);
     shub_free(hub->shares);

@@ -47,8 +47,16 @@ done
 say "-- keys: the broker's in $keys/broker, each organisation's agent's in $keys/agents/"
 
 # -- the broker ---------------------------------------------------------------
+# The simulation runs a day in under a second, so the broker's deadline clock
+# (limits.deadline_hour_ms) runs at the same pace: a copy of the example's
+# configuration with that one limit added.
 rm -rf "$state"
 mkdir -p "$state/agents"
+cp -r "$config" "$state/config"
+speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
+printf '  deadline_hour_ms: %d   # one simulated hour\n' $((3600000 / speedup)) \
+    >>"$state/config/hub.yaml"
+config="$state/config"
 "$bin/broker/sharehub-broker" --check --config "$config" --keys "$keys/broker" \
     --db "$state/broker.db"
 "$bin/broker/sharehub-broker" --config "$config" --keys "$keys/broker" --db "$state/broker.db" \
@@ -72,7 +80,6 @@ for org in $orgs; do
     pids+=($!)
 done
 days=$(sed -n 's/^days: *\([0-9]*\).*/\1/p' "$scenario")
-speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
 say "-- ${#pids[@]} agents running the scenario: $days simulated days at ${speedup}x"
 
 count() { sqlite3 -readonly "$state/broker.db" "PRAGMA busy_timeout=2000; $1" 2>/dev/null | tail -n 1 || echo 0; }
@@ -113,7 +120,7 @@ say
 "$bin/broker/sharehub-audit" verify --db "$state/broker.db" --key "$keys/broker/checkpoint.pub"
 say
 if "$bin/broker/sharehub-audit" report --help >/dev/null 2>&1; then
-    "$bin/broker/sharehub-audit" report --db "$state/broker.db"
+    "$bin/broker/sharehub-audit" report --db "$state/broker.db" --orgs "$config/orgs.yaml"
 else
     say "(the board report comes with sharehub-audit report)"
 fi
@@ -123,6 +130,7 @@ cat <<EOF
 Everything is in $state/: broker.db (audit log, outbox) and agents/<org>.db
 (each organisation's inbox and outbox). Try:
   $bin/broker/sharehub-audit log --db $state/broker.db --recipient marac-coventry --limit 20
-  $bin/broker/sharehub-audit report --db $state/broker.db --format csv
+  $bin/broker/sharehub-audit report --db $state/broker.db --orgs $config/orgs.yaml --csv-dir DIR
+  $bin/broker/sharehub-audit serve --db $state/broker.db --orgs $config/orgs.yaml   # then open http://127.0.0.1:8080/
   $bin/agents/sharehub-agent inbox --org marac-coventry --db $state/agents/marac-coventry.db
 EOF

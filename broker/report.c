@@ -746,16 +746,37 @@ static void render_text(const shub_report_t *r, shub_buf_t *out)
         for (size_t c = 0; c < s->ncols; c++)
             if (!s->cols[c].wide)
                 last = c;
-        for (size_t c = 0; c < s->ncols; c++) {
-            size_t max = s->cols[c].number || c == last ? SIZE_MAX : TEXT_CELL_MAX;
-            w[c] = width(s->cols[c].label);
-            for (size_t row = 0; row < s->nrows; row++) {
-                size_t cw = width(s->cells[row * s->ncols + c]);
-                if (cw > max)
-                    cw = max + 3;
-                if (cw > w[c])
-                    w[c] = cw;
+        size_t cut[MAX_COLS]; /* where a text cell is cut ("..." follows) */
+        for (size_t c = 0; c < s->ncols; c++)
+            cut[c] = s->cols[c].number ? SIZE_MAX : c == last ? SIZE_MAX / 2 : TEXT_CELL_MAX;
+        for (int pass = 0; pass < 64; pass++) {
+            size_t total = 2;
+            for (size_t c = 0; c < s->ncols; c++) {
+                w[c] = width(s->cols[c].label);
+                for (size_t row = 0; row < s->nrows; row++) {
+                    size_t cw = width(s->cells[row * s->ncols + c]);
+                    if (cw > cut[c])
+                        cw = cut[c] + 3;
+                    if (cw > w[c])
+                        w[c] = cw;
+                }
+                if (!s->cols[c].wide)
+                    total += w[c] + (c == last ? 0 : 2);
             }
+            /* Too wide for the page: cut the widest text column a little more
+             * (never below 12 characters), and measure again. */
+            size_t widest = MAX_COLS;
+            for (size_t c = 0; c < s->ncols; c++)
+                if (!s->cols[c].number && !s->cols[c].wide && w[c] > 15 &&
+                    (widest == MAX_COLS || w[c] > w[widest]))
+                    widest = c;
+            if (total <= SHUB_REPORT_TEXT_WIDTH || widest == MAX_COLS)
+                break;
+            size_t over = total - SHUB_REPORT_TEXT_WIDTH;
+            size_t now = w[widest] - 3 > 12 + over ? w[widest] - 3 - over : 12;
+            if (now >= cut[widest] && cut[widest] != SIZE_MAX / 2)
+                break;
+            cut[widest] = now;
         }
         for (size_t row = 0; row <= s->nrows; row++) {
             shub_buf_puts(out, "  ");
@@ -763,7 +784,7 @@ static void render_text(const shub_report_t *r, shub_buf_t *out)
                 if (s->cols[c].wide)
                     continue;
                 const char *t = row ? s->cells[(row - 1) * s->ncols + c] : s->cols[c].label;
-                size_t max = s->cols[c].number || c == last ? SIZE_MAX : TEXT_CELL_MAX;
+                size_t max = cut[c];
                 if (!t)
                     t = "-";
                 size_t tw = width(t);

@@ -295,8 +295,9 @@ static void log_link(shub_buf_t *b, const char *key, const char *value, const ch
 /* ---- the board report ---------------------------------------------------------- */
 
 /* A horizontal bar chart of one column, one bar per row that names an
- * organisation or agreement (a total row is left out). Numbers are drawn
- * beside the bars; the table under the chart holds the same numbers. */
+ * organisation or agreement and has a number above zero (a total row, and a
+ * MARAC that only took a transfer in, are left to the table). Numbers are
+ * drawn beside the bars; the table under the chart holds the same numbers. */
 static void chart(shub_buf_t *b, const shub_report_t *r, size_t si,
                   const shub_report_section_t *sec)
 {
@@ -308,6 +309,8 @@ static void chart(shub_buf_t *b, const shub_report_t *r, size_t si,
             continue;
         const char *v = shub_report_cell(r, si, row, (size_t)sec->chart_value);
         double x = v ? strtod(v, NULL) : 0;
+        if (x <= 0)
+            continue; /* nothing to draw: the table under the chart still lists it */
         if (x > max)
             max = x;
         rows[n++] = row;

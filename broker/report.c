@@ -116,6 +116,14 @@ static void link_set(shub_report_t *r, sec_t *s, size_t row, size_t col, const c
     s->links[row * s->ncols + col] = dup_or_fail(r, buf);
 }
 
+/* A row whose cell `col` links to an organisation's or agreement's log. */
+static void row_linked(build_t *b, sec_t *s, const char *const *cells, size_t col,
+                       const char *kind, const char *value)
+{
+    size_t row = row_add(b->r, s, cells);
+    link_set(b->r, s, row, col, kind, value);
+}
+
 static const char *qcell(const build_t *b, const char *sec, size_t row, const char *col)
 {
     return shub_query_cell(b->q, sec, row, col);
@@ -283,8 +291,7 @@ static void build_marac(build_t *b)
             cells[7] = qcell(b, "marac_timeliness", (size_t)t, "median_hours");
             cells[8] = qcell(b, "marac_timeliness", (size_t)t, "p90_hours");
         }
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "org", id);
+        row_linked(b, s, cells, 0, "org", id);
     }
     if (n > 1) {
         char v[6][32];
@@ -329,8 +336,7 @@ static void build_timeliness(build_t *b)
             qcell(b, "timeliness", i, "median_hours"),
             qcell(b, "timeliness", i, "p90_hours"),
         };
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 1, "agreement", ag);
+        row_linked(b, s, cells, 1, "agreement", ag);
     }
 }
 
@@ -369,8 +375,7 @@ static void build_agreements(build_t *b)
         char v[2][32];
         const char *cells[] = {agreement_title(b, ag), num(v[0], shared), num(v[1], refused),
                                refused ? reason_words(reason) : NULL};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "agreement", ag);
+        row_linked(b, s, cells, 0, "agreement", ag);
         i = j;
     }
 }
@@ -415,8 +420,7 @@ static void build_orgs(build_t *b)
         char v[3][32];
         const char *cells[] = {org_name(b, ids[k]), num(v[0], sums[k][0]),
                                num(v[1], sums[k][1]), num(v[2], sums[k][2])};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "org", ids[k]);
+        row_linked(b, s, cells, 0, "org", ids[k]);
     }
     shub_free(ids);
     shub_free(sums);
@@ -435,8 +439,7 @@ static void build_fields(build_t *b)
         const char *ag = qcell(b, "fields_stripped", i, "agreement");
         const char *cells[] = {agreement_title(b, ag), qcell(b, "fields_stripped", i, "field"),
                                qcell(b, "fields_stripped", i, "times")};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "agreement", ag);
+        row_linked(b, s, cells, 0, "agreement", ag);
     }
 }
 
@@ -455,8 +458,7 @@ static void build_delivery(build_t *b)
         const char *cells[] = {org_name(b, id),
                                reason_words(qcell(b, "dead_letters", i, "reason")),
                                qcell(b, "dead_letters", i, "deliveries")};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "org", id);
+        row_linked(b, s, cells, 0, "org", id);
     }
     s = sec_add(b->r, "waiting", "Waiting for delivery now",
                 "Copies the hub holds for organisations not yet connected to take them (live, "
@@ -466,8 +468,7 @@ static void build_delivery(build_t *b)
         const char *id = qcell(b, "pending", i, "recipient");
         const char *cells[] = {org_name(b, id), qcell(b, "pending", i, "pending"),
                                qcell(b, "pending", i, "oldest_pending")};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "org", id);
+        row_linked(b, s, cells, 0, "org", id);
     }
 }
 
@@ -487,8 +488,7 @@ static void build_review(build_t *b)
                                date_of(d1, qcell(b, "agreement_review", i, "review")),
                                date_of(d2, qcell(b, "agreement_review", i, "valid_until")),
                                qcell(b, "agreement_review", i, "problem")};
-        size_t row = row_add(b->r, s, cells);
-        link_set(b->r, s, row, 0, "agreement", ag);
+        row_linked(b, s, cells, 0, "agreement", ag);
     }
 }
 

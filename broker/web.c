@@ -28,29 +28,16 @@ struct shub_web {
 
 void shub_web_escape(shub_buf_t *out, const char *text)
 {
+    static const char *const entity[128] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+    };
     for (const char *p = text ? text : ""; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        switch (c) {
-        case '&':
-            shub_buf_puts(out, "&amp;");
-            break;
-        case '<':
-            shub_buf_puts(out, "&lt;");
-            break;
-        case '>':
-            shub_buf_puts(out, "&gt;");
-            break;
-        case '"':
-            shub_buf_puts(out, "&quot;");
-            break;
-        case '\'':
-            shub_buf_puts(out, "&#39;");
-            break;
-        default:
-            /* control characters (a terminal's escapes, a NUL-free newline in an
-             * explanation) are shown as '?', never passed on */
+        if (c < 128 && entity[c])
+            shub_buf_puts(out, entity[c]);
+        else /* control characters (a terminal's escapes, a newline in an explanation)
+                are shown as '?', never passed on */
             shub_buf_append(out, c < 0x20 || c == 0x7f ? "?" : p, 1);
-        }
     }
 }
 
@@ -603,15 +590,23 @@ static void page_explain(shub_web_t *w, const shub_web_route_t *rt, shub_buf_t *
 
 /* ---- agreements ------------------------------------------------------------------- */
 
-static void page_agreements(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp)
+/* The query module's report tables (or one of them), or an error page. */
+static shub_query_result_t *figures(shub_web_t *w, const char *section, shub_buf_t *b,
+                                    shub_http_response_t *resp)
 {
-    shub_query_report_opts_t o = {.now_ms = shub_now_ms()};
+    shub_query_report_opts_t o = {.now_ms = shub_now_ms(), .section = section};
     shub_query_result_t *q = NULL;
     shub_err_t err;
-    if (shub_query_report(w->store, &o, &q, &err) != 0) {
+    if (shub_query_report(w->store, &o, &q, &err) != 0)
         error_page(b, resp, 503, err.msg);
+    return q;
+}
+
+static void page_agreements(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp)
+{
+    shub_query_result_t *q = figures(w, NULL, b, resp);
+    if (!q)
         return;
-    }
     head(b, "Agreements", SHUB_WEB_AGREEMENTS);
     shub_buf_puts(b, "<p class=\"what\">Every agreement version the hub has loaded, newest "
                      "first, with its dates, and the flows the log has seen used under each "
@@ -697,12 +692,9 @@ static void page_verify(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp
         error_page(b, resp, 503, err.msg);
         return;
     }
-    shub_query_report_opts_t o = {.now_ms = shub_now_ms(), .section = "witnesses"};
-    shub_query_result_t *q = NULL;
-    if (shub_query_report(w->store, &o, &q, &err) != 0) {
-        error_page(b, resp, 503, err.msg);
+    shub_query_result_t *q = figures(w, "witnesses", b, resp);
+    if (!q)
         return;
-    }
     head(b, "Verification", SHUB_WEB_VERIFY);
     shub_buf_puts(b, "<p class=\"what\">Each record of the audit log carries a hash of the "
                      "record before it, and the hub signs the newest hash at intervals (a "

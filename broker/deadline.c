@@ -161,8 +161,10 @@ int64_t shub_deadline_due(int64_t started_ms, uint32_t hours, uint32_t hour_ms)
 {
     if (hours == 0)
         return 0;
-    int64_t span = (int64_t)hours * (int64_t)hour_ms; /* < 2^64: both are 32-bit */
-    return started_ms > INT64_MAX - span ? INT64_MAX : started_ms + span;
+    uint64_t span = (uint64_t)hours * hour_ms; /* < 2^64: both are 32-bit */
+    if (span > (uint64_t)INT64_MAX || started_ms > INT64_MAX - (int64_t)span)
+        return INT64_MAX;
+    return started_ms + (int64_t)span;
 }
 
 const char *shub_deadline_kind_name(int kind)

@@ -263,7 +263,7 @@ typedef struct sample {
 typedef struct expo {
     sample_t s[512];
     size_t n;
-    char types[64][96]; /* "name type" */
+    char types[64][128]; /* "name type" */
     size_t ntypes;
 } expo_t;
 
@@ -306,7 +306,7 @@ static void expo_parse(const char *text, expo_t *e)
             assert_true(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
                         !strcmp(type, "histogram"));
             assert_true(e->ntypes < 64);
-            snprintf(e->types[e->ntypes++], 96, "%s %s", name, type);
+            snprintf(e->types[e->ntypes++], sizeof e->types[0], "%s %s", name, type);
         } else if (len > 0 && line[0] == '#') {
             assert_true(len > 7 && strncmp(line, "# HELP ", 7) == 0);
         } else if (len > 0) {

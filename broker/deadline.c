@@ -169,7 +169,9 @@ int64_t shub_deadline_due(int64_t started_ms, uint32_t hours, uint32_t hour_ms)
 
 const char *shub_deadline_kind_name(int kind)
 {
-    return kind == SHUB_STORE_DEADLINE_ACK ? "ack" : kind == SHUB_STORE_DEADLINE_ACT ? "act" : "?";
+    return kind == SHUB_STORE_DEADLINE_ACK   ? "ack"
+           : kind == SHUB_STORE_DEADLINE_ACT ? "act"
+                                             : "?";
 }
 
 void shub_deadline_explain(const shub_store_deadline_t *d, char *buf, size_t size)
@@ -177,7 +179,8 @@ void shub_deadline_explain(const shub_store_deadline_t *d, char *buf, size_t siz
     char due[SHUB_TIME_TEXT];
     shub_time_format(d->due_ms, due);
     snprintf(buf, size, "'%s' from %s not %s by %s within %u h (due %s)", d->event_type,
-             d->sender, d->kind == SHUB_STORE_DEADLINE_ACT ? "answered to its sender" : "answered",
+             d->sender,
+             d->kind == SHUB_STORE_DEADLINE_ACT ? "answered to its sender" : "answered",
              d->recipient, d->hours, due);
 }
 
@@ -202,7 +205,8 @@ int shub_deadline_notice(shub_arena_t *arena, const shub_store_deadline_t *d,
     shub_id_format(&d->event_id, idt);
     shub_time_format(d->due_ms, due);
     shub_deadline_explain(d, line, sizeof line);
-    if (put_text(arena, &pl, "event", idt) || put_text(arena, &pl, "event_type", d->event_type) ||
+    if (put_text(arena, &pl, "event", idt) ||
+        put_text(arena, &pl, "event_type", d->event_type) ||
         put_text(arena, &pl, "sender", d->sender) ||
         put_text(arena, &pl, "recipient", d->recipient) ||
         put_text(arena, &pl, "agreement", d->agreement) ||

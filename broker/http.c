@@ -43,11 +43,10 @@ static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *ke
 }
 
 static enum MHD_Result answer(shub_http_t *h, struct MHD_Connection *conn, int status,
-                              const char *type, const void *body, size_t len,
-                              bool head)
+                              const char *type, const void *body, size_t len, bool head)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(head ? 0 : len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(head ? 0 : len, (void *)body,
+                                                             MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
@@ -83,21 +82,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     bool head = strcmp(method, "HEAD") == 0;
     if (!head && strcmp(method, "GET") != 0) {
         static const char text[] = "405 method not allowed: these pages are read-only\n";
-        return answer(h, conn, 405, "text/plain; charset=utf-8", text, sizeof text - 1, false);
+        return answer(h, conn, 405, "text/plain; charset=utf-8", text, sizeof text - 1,
+                      false);
     }
     gather_t g = {.n = 0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_arg, &g);
     if (g.too_many) {
         static const char text[] = "400 bad request: too many query arguments\n";
-        return answer(h, conn, 400, "text/plain; charset=utf-8", text, sizeof text - 1, head);
+        return answer(h, conn, 400, "text/plain; charset=utf-8", text, sizeof text - 1,
+                      head);
     }
-    shub_http_request_t req = {.method = method, .path = url, .args = g.args, .n_args = g.n};
+    shub_http_request_t req = {
+        .method = method, .path = url, .args = g.args, .n_args = g.n};
     shub_http_response_t resp = {.status = 200, .type = "text/html; charset=utf-8"};
     h->fn(&req, &resp, h->ctx);
     enum MHD_Result rc;
     if (!shub_buf_text(&resp.body)) {
         static const char text[] = "500 out of memory\n";
-        rc = answer(h, conn, 500, "text/plain; charset=utf-8", text, sizeof text - 1, head);
+        rc = answer(h, conn, 500, "text/plain; charset=utf-8", text, sizeof text - 1,
+                    head);
     } else {
         rc = answer(h, conn, resp.status, resp.type, resp.body.data, resp.body.len, head);
     }
@@ -169,19 +172,19 @@ int shub_http_start(const char *address, const char *csp, shub_http_fn *fn, void
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)SHUB_HTTP_MAX_CONNECTIONS,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SHUB_HTTP_TIMEOUT_S,
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)SHUB_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SHUB_HTTP_TIMEOUT_S, MHD_OPTION_END);
     if (!h->d) {
         shub_free(h->csp);
         shub_free(h);
-        return shub_err_set(err, SHUB_EIO,
-                            "cannot serve HTTP on '%s' (address in use, or not this host's)",
-                            address);
+        return shub_err_set(
+            err, SHUB_EIO,
+            "cannot serve HTTP on '%s' (address in use, or not this host's)", address);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
     *out = h;
     return 0;

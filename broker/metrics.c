@@ -27,8 +27,8 @@ static const char *const outcomes[] = {"queued", "acknowledged", "dead"};
 #define N_OUTCOMES 3
 
 /* Upper bounds of the commit latency buckets, seconds; +Inf follows. */
-static const double bounds[SHUB_METRICS_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-                                                    0.05,   0.1,   0.2,   0.5,   1.0,  2.0};
+static const double bounds[SHUB_METRICS_BUCKETS] = {
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0};
 
 struct shub_metrics_turn {
     family_t shares;
@@ -184,7 +184,8 @@ int shub_metrics_commit(shub_metrics_t *m, shub_metrics_turn_t *t, double commit
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < t->shares.n && rc == 0; i++)
         if (t->shares.v[i].value)
-            rc = family_add(&m->shares, t->shares.v[i].labels, t->shares.v[i].value, false);
+            rc = family_add(&m->shares, t->shares.v[i].labels, t->shares.v[i].value,
+                            false);
     for (int i = 0; i < N_OUTCOMES; i++)
         m->deliveries[i] += t->deliveries[i];
     m->escalations += t->escalations;
@@ -212,8 +213,9 @@ int shub_metrics_gauges(shub_metrics_t *m, const shub_metrics_gauges_t *g)
     for (size_t i = 0; i < g->n_orgs && rc == 0; i++) {
         shub_buf_t b = {0};
         label(&b, "org", g->orgs[i], true);
-        rc = shub_buf_text(&b) ? family_add(&m->backlog, (const char *)b.data, g->backlog[i], true)
-                               : SHUB_ENOMEM;
+        rc = shub_buf_text(&b)
+                 ? family_add(&m->backlog, (const char *)b.data, g->backlog[i], true)
+                 : SHUB_ENOMEM;
         shub_buf_free(&b);
     }
     m->connected = g->connected;
@@ -237,8 +239,8 @@ static void family_render(shub_buf_t *b, const char *name, const char *type,
 static void scalar(shub_buf_t *b, const char *name, const char *type, const char *help,
                    const char *value)
 {
-    shub_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name,
-                    value);
+    shub_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type,
+                    name, value);
 }
 
 int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
@@ -255,11 +257,12 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
                        "acknowledged by their recipient, or given up (dead).\n"
                        "# TYPE sharehub_deliveries_total counter\n");
     for (int i = 0; i < N_OUTCOMES; i++)
-        shub_buf_printf(out, "sharehub_deliveries_total{outcome=\"%s\"} %llu\n", outcomes[i],
-                        (unsigned long long)m->deliveries[i]);
+        shub_buf_printf(out, "sharehub_deliveries_total{outcome=\"%s\"} %llu\n",
+                        outcomes[i], (unsigned long long)m->deliveries[i]);
     snprintf(v, sizeof v, "%llu", (unsigned long long)m->escalations);
     scalar(out, "sharehub_escalations_total", "counter",
-           "Notices sent about overdue shares (to a sender or an escalation contact).", v);
+           "Notices sent about overdue shares (to a sender or an escalation contact).",
+           v);
     family_render(out, "sharehub_backlog", "gauge",
                   "Copies waiting for delivery or acknowledgement, per recipient.",
                   &m->backlog);
@@ -267,8 +270,7 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
     scalar(out, "sharehub_connected_organisations", "gauge",
            "Organisations with a session open now.", v);
     if (m->checkpoint_at_ms)
-        snprintf(v, sizeof v, "%.3f",
-                 (double)(m->now_ms - m->checkpoint_at_ms) / 1000.0);
+        snprintf(v, sizeof v, "%.3f", (double)(m->now_ms - m->checkpoint_at_ms) / 1000.0);
     else
         snprintf(v, sizeof v, "NaN");
     scalar(out, "sharehub_checkpoint_age_seconds", "gauge",
@@ -277,8 +279,7 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
     scalar(out, "sharehub_deadlines_open", "gauge",
            "Deadlines of allowed shares not answered yet.", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)m->deadlines_overdue);
-    scalar(out, "sharehub_deadlines_overdue", "gauge",
-           "Of those, the ones past due.", v);
+    scalar(out, "sharehub_deadlines_overdue", "gauge", "Of those, the ones past due.", v);
     shub_buf_puts(out, "# HELP sharehub_commit_seconds Time of each group commit.\n"
                        "# TYPE sharehub_commit_seconds histogram\n");
     uint64_t cum = 0;
@@ -291,8 +292,9 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
             shub_buf_printf(out, "sharehub_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
                             (unsigned long long)cum);
     }
-    shub_buf_printf(out, "sharehub_commit_seconds_sum %.6f\nsharehub_commit_seconds_count %llu\n",
-                    m->commit_sum, (unsigned long long)m->commits);
+    shub_buf_printf(
+        out, "sharehub_commit_seconds_sum %.6f\nsharehub_commit_seconds_count %llu\n",
+        m->commit_sum, (unsigned long long)m->commits);
     pthread_mutex_unlock(&m->mu);
     return shub_buf_text(out) ? 0 : SHUB_ENOMEM;
 }

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COLS 12
-#define TEXT_CELL_MAX 40 /* characters of a text cell in the text format */
+#define MAX_COLS          12
+#define TEXT_CELL_MAX     40 /* characters of a text cell in the text format */
 #define REPORT_TOP_FIELDS 3
 
 typedef struct col {
@@ -58,8 +58,9 @@ static char *dup_or_fail(shub_report_t *r, const char *t)
     return c;
 }
 
-static sec_t *sec_add(shub_report_t *r, const char *id, const char *title, const char *what,
-                      const char *glossary, const col_t *cols, size_t ncols)
+static sec_t *sec_add(shub_report_t *r, const char *id, const char *title,
+                      const char *what, const char *glossary, const col_t *cols,
+                      size_t ncols)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -72,8 +73,13 @@ static sec_t *sec_add(shub_report_t *r, const char *id, const char *title, const
         r->cap = cap;
     }
     sec_t *s = &r->secs[r->n++];
-    *s = (sec_t){.id = id, .title = title, .what = what, .glossary = glossary,
-                 .ncols = ncols, .chart_label = -1, .chart_value = -1};
+    *s = (sec_t){.id = id,
+                 .title = title,
+                 .what = what,
+                 .glossary = glossary,
+                 .ncols = ncols,
+                 .chart_label = -1,
+                 .chart_value = -1};
     memcpy(s->cols, cols, ncols * sizeof *cols);
     return s;
 }
@@ -209,25 +215,27 @@ static const char *date_of(char buf[16], const char *time)
 
 static void build_summary(build_t *b)
 {
-    static const col_t cols[] = {
-        {"measure", "Measure", false, false},
-        {"number", "Number", true, false},
-        {"meaning", "Meaning", false, false}};
+    static const col_t cols[] = {{"measure", "Measure", false, false},
+                                 {"number", "Number", true, false},
+                                 {"meaning", "Meaning", false, false}};
     static const struct {
         const char *col, *label, *meaning;
     } rows[] = {
         {"events", "Events sent", "what partners sent through the hub"},
-        {"shares", "Shares decided", "one for each event and each organisation it was for"},
-        {"allowed", "Shared", "an agreement allowed it; sent with only the fields it allows"},
+        {"shares", "Shares decided",
+         "one for each event and each organisation it was for"},
+        {"allowed", "Shared",
+         "an agreement allowed it; sent with only the fields it allows"},
         {"denied", "Refused", "no agreement allowed it; nothing was sent"},
         {"acknowledged", "Received", "taken into the recipient's own system"},
         {"given_up", "Given up", "never received, or the agreement changed first"},
         {"escalations", "Overdue notices", "sent to senders and escalation contacts"},
     };
-    sec_t *s = sec_add(b->r, "summary", "The period in numbers",
-                       "An event can go to several organisations, each copy decided on its "
-                       "own: so there are more shares than events.",
-                       NULL, cols, 3);
+    sec_t *s =
+        sec_add(b->r, "summary", "The period in numbers",
+                "An event can go to several organisations, each copy decided on its "
+                "own: so there are more shares than events.",
+                NULL, cols, 3);
     for (size_t i = 0; s && i < sizeof rows / sizeof rows[0]; i++) {
         char n[32];
         const char *cells[] = {rows[i].label, num(n, qint(b, "summary", 0, rows[i].col)),
@@ -250,10 +258,10 @@ static long marac_timely_row(const build_t *b, const char *marac)
 static void build_marac(build_t *b)
 {
     static const col_t cols[] = {
-        {"marac", "MARAC", false, false},        {"received", "Received", true, false},
-        {"accepted", "Accepted", true, false},   {"withdrawn", "Withdrawn", true, false},
-        {"moved_in", "In", true, false},         {"moved_out", "Out", true, false},
-        {"on_time", "On time", true, false},     {"median_hours", "Median h", true, false},
+        {"marac", "MARAC", false, false},      {"received", "Received", true, false},
+        {"accepted", "Accepted", true, false}, {"withdrawn", "Withdrawn", true, false},
+        {"moved_in", "In", true, false},       {"moved_out", "Out", true, false},
+        {"on_time", "On time", true, false},   {"median_hours", "Median h", true, false},
         {"p90_hours", "90% h", true, false},
     };
     size_t n = shub_query_row_count(b->q, "marac");
@@ -262,9 +270,12 @@ static void build_marac(build_t *b)
         return; /* a partnership without MARACs */
     sec_t *s = sec_add(
         b->r, "marac", "MARAC referrals",
-        "Referrals each MARAC received, what became of them, and how soon it first answered.",
-        "Withdrawn: closed before the meeting. In, Out: cases moved from or to another MARAC "
-        "with the victim. On time: first answer (a decision or an IDVA referral) within the "
+        "Referrals each MARAC received, what became of them, and how soon it first "
+        "answered.",
+        "Withdrawn: closed before the meeting. In, Out: cases moved from or to another "
+        "MARAC "
+        "with the victim. On time: first answer (a decision or an IDVA referral) within "
+        "the "
         "agreement's target. Median h, 90% h: hours within which half, nine in ten were "
         "answered.",
         cols, 9);
@@ -295,9 +306,10 @@ static void build_marac(build_t *b)
     }
     if (n > 1) {
         char v[6][32];
-        const char *cells[9] = {"All MARACs", num(v[0], total[0]), num(v[1], total[1]),
-                                num(v[2], total[2]), num(v[3], total[3]),
-                                num(v[4], total[4]), num(v[5], total[5])};
+        const char *cells[9] = {"All MARACs",        num(v[0], total[0]),
+                                num(v[1], total[1]), num(v[2], total[2]),
+                                num(v[3], total[3]), num(v[4], total[4]),
+                                num(v[5], total[5])};
         row_add(b->r, s, cells);
     }
 }
@@ -315,18 +327,23 @@ static void build_timeliness(build_t *b)
     size_t n = shub_query_row_count(b->q, "timeliness");
     sec_t *s = sec_add(
         b->r, "timeliness", "Answered in time",
-        "Shares under a flow with a deadline: did the recipient answer in time? The clock "
+        "Shares under a flow with a deadline: did the recipient answer in time? The "
+        "clock "
         "starts when the hub accepts the share; Target, Median and 90% are in hours.",
-        "Answer: any, an event from the recipient naming the share; to sender, one sent back "
-        "to whoever shared it. Overdue: past its deadline, no answer yet; each was escalated "
-        "(csv and pages: Escalated) to its sender and the agreement's escalation contact.",
+        "Answer: any, an event from the recipient naming the share; to sender, one sent "
+        "back "
+        "to whoever shared it. Overdue: past its deadline, no answer yet; each was "
+        "escalated "
+        "(csv and pages: Escalated) to its sender and the agreement's escalation "
+        "contact.",
         cols, 11);
     for (size_t i = 0; s && i < n; i++) {
         const char *ag = qcell(b, "timeliness", i, "agreement");
         const char *cells[11] = {
             qcell(b, "timeliness", i, "flow"),
             ag,
-            qint(b, "timeliness", i, "kind") == SHUB_STORE_DEADLINE_ACT ? "to sender" : "any",
+            qint(b, "timeliness", i, "kind") == SHUB_STORE_DEADLINE_ACT ? "to sender"
+                                                                        : "any",
             qcell(b, "timeliness", i, "target_hours"),
             qcell(b, "timeliness", i, "shares"),
             qcell(b, "timeliness", i, "in_time"),
@@ -343,13 +360,16 @@ static void build_timeliness(build_t *b)
 static void build_agreements(build_t *b)
 {
     static const col_t cols[] = {
-        {"agreement", "Agreement", false, false}, {"shared", "Shared", true, false},
-        {"refused", "Refused", true, false},      {"top_reason", "Most common reason refused", false, false},
+        {"agreement", "Agreement", false, false},
+        {"shared", "Shared", true, false},
+        {"refused", "Refused", true, false},
+        {"top_reason", "Most common reason refused", false, false},
     };
-    sec_t *s = sec_add(b->r, "agreements", "Shares by agreement",
-                       "Which agreement decided each share; a refusal names the one that came "
-                       "closest, if any.",
-                       NULL, cols, 4);
+    sec_t *s =
+        sec_add(b->r, "agreements", "Shares by agreement",
+                "Which agreement decided each share; a refusal names the one that came "
+                "closest, if any.",
+                NULL, cols, 4);
     size_t n = shub_query_row_count(b->q, "agreements");
     for (size_t i = 0; s && i < n;) {
         const char *ag = qcell(b, "agreements", i, "agreement");
@@ -373,8 +393,8 @@ static void build_agreements(build_t *b)
             }
         }
         char v[2][32];
-        const char *cells[] = {agreement_title(b, ag), num(v[0], shared), num(v[1], refused),
-                               refused ? reason_words(reason) : NULL};
+        const char *cells[] = {agreement_title(b, ag), num(v[0], shared),
+                               num(v[1], refused), refused ? reason_words(reason) : NULL};
         row_linked(b, s, cells, 0, "agreement", ag);
         i = j;
     }
@@ -383,12 +403,14 @@ static void build_agreements(build_t *b)
 static void build_orgs(build_t *b)
 {
     static const col_t cols[] = {
-        {"organisation", "Organisation", false, false}, {"shared", "Shared by it", true, false},
-        {"refused", "Refused", true, false},            {"received", "Shared with it", true, false},
+        {"organisation", "Organisation", false, false},
+        {"shared", "Shared by it", true, false},
+        {"refused", "Refused", true, false},
+        {"received", "Shared with it", true, false},
     };
     sec_t *s = sec_add(b->r, "orgs", "Shares by organisation",
-                       "What each organisation shared, had refused, and was sent.",
-                       NULL, cols, 4);
+                       "What each organisation shared, had refused, and was sent.", NULL,
+                       cols, 4);
     size_t n = shub_query_row_count(b->q, "orgs");
     /* The query gives (sender, recipient) pairs; one row per organisation. */
     const char **ids = shub_calloc(2 * n + 1, sizeof *ids);
@@ -399,7 +421,8 @@ static void build_orgs(build_t *b)
         n = 0;
     }
     for (size_t i = 0; i < n; i++) {
-        const char *who[2] = {qcell(b, "orgs", i, "sender"), qcell(b, "orgs", i, "recipient")};
+        const char *who[2] = {qcell(b, "orgs", i, "sender"),
+                              qcell(b, "orgs", i, "recipient")};
         for (int w = 0; w < 2; w++) {
             if (!who[w])
                 continue;
@@ -428,16 +451,18 @@ static void build_orgs(build_t *b)
 
 static void build_fields(build_t *b)
 {
-    static const col_t cols[] = {
-        {"agreement", "Agreement", false, false}, {"field", "Field withheld", false, false},
-        {"times", "Times", true, false}};
-    sec_t *s = sec_add(b->r, "fields_withheld", "Fields withheld",
-                       "Fields the agreement does not let the recipient have, removed by the "
-                       "hub before delivery: the three most frequent per agreement.",
-                       NULL, cols, 3);
+    static const col_t cols[] = {{"agreement", "Agreement", false, false},
+                                 {"field", "Field withheld", false, false},
+                                 {"times", "Times", true, false}};
+    sec_t *s =
+        sec_add(b->r, "fields_withheld", "Fields withheld",
+                "Fields the agreement does not let the recipient have, removed by the "
+                "hub before delivery: the three most frequent per agreement.",
+                NULL, cols, 3);
     for (size_t i = 0; s && i < shub_query_row_count(b->q, "fields_stripped"); i++) {
         const char *ag = qcell(b, "fields_stripped", i, "agreement");
-        const char *cells[] = {agreement_title(b, ag), qcell(b, "fields_stripped", i, "field"),
+        const char *cells[] = {agreement_title(b, ag),
+                               qcell(b, "fields_stripped", i, "field"),
                                qcell(b, "fields_stripped", i, "times")};
         row_linked(b, s, cells, 0, "agreement", ag);
     }
@@ -445,14 +470,15 @@ static void build_fields(build_t *b)
 
 static void build_delivery(build_t *b)
 {
-    static const col_t dead[] = {
-        {"organisation", "Organisation", false, false}, {"why", "Why", false, false},
-        {"deliveries", "Deliveries", true, false}};
-    static const col_t wait[] = {
-        {"organisation", "Organisation", false, false}, {"waiting", "Waiting", true, false},
-        {"since", "Oldest waiting since", false, false}};
-    sec_t *s = sec_add(b->r, "given_up", "Deliveries given up",
-                       "Allowed shares that never reached their recipient.", NULL, dead, 3);
+    static const col_t dead[] = {{"organisation", "Organisation", false, false},
+                                 {"why", "Why", false, false},
+                                 {"deliveries", "Deliveries", true, false}};
+    static const col_t wait[] = {{"organisation", "Organisation", false, false},
+                                 {"waiting", "Waiting", true, false},
+                                 {"since", "Oldest waiting since", false, false}};
+    sec_t *s =
+        sec_add(b->r, "given_up", "Deliveries given up",
+                "Allowed shares that never reached their recipient.", NULL, dead, 3);
     for (size_t i = 0; s && i < shub_query_row_count(b->q, "dead_letters"); i++) {
         const char *id = qcell(b, "dead_letters", i, "recipient");
         const char *cells[] = {org_name(b, id),
@@ -460,10 +486,11 @@ static void build_delivery(build_t *b)
                                qcell(b, "dead_letters", i, "deliveries")};
         row_linked(b, s, cells, 0, "org", id);
     }
-    s = sec_add(b->r, "waiting", "Waiting for delivery now",
-                "Copies the hub holds for organisations not yet connected to take them (live, "
-                "not in the signed log).",
-                NULL, wait, 3);
+    s = sec_add(
+        b->r, "waiting", "Waiting for delivery now",
+        "Copies the hub holds for organisations not yet connected to take them (live, "
+        "not in the signed log).",
+        NULL, wait, 3);
     for (size_t i = 0; s && i < shub_query_row_count(b->q, "pending"); i++) {
         const char *id = qcell(b, "pending", i, "recipient");
         const char *cells[] = {org_name(b, id), qcell(b, "pending", i, "pending"),
@@ -474,20 +501,22 @@ static void build_delivery(build_t *b)
 
 static void build_review(build_t *b)
 {
-    static const col_t cols[] = {
-        {"agreement", "Agreement", false, false}, {"version", "Version", true, false},
-        {"review", "Review date", false, false},  {"valid_until", "Valid until", false, false},
-        {"problem", "Problem", false, false}};
+    static const col_t cols[] = {{"agreement", "Agreement", false, false},
+                                 {"version", "Version", true, false},
+                                 {"review", "Review date", false, false},
+                                 {"valid_until", "Valid until", false, false},
+                                 {"problem", "Problem", false, false}};
     sec_t *s = sec_add(b->r, "agreement_review", "Agreements due for review",
-                       "Agreements whose review date or end of validity has passed.", NULL,
-                       cols, 5);
+                       "Agreements whose review date or end of validity has passed.",
+                       NULL, cols, 5);
     for (size_t i = 0; s && i < shub_query_row_count(b->q, "agreement_review"); i++) {
         char d1[16], d2[16];
         const char *ag = qcell(b, "agreement_review", i, "agreement");
-        const char *cells[] = {agreement_title(b, ag), qcell(b, "agreement_review", i, "version"),
-                               date_of(d1, qcell(b, "agreement_review", i, "review")),
-                               date_of(d2, qcell(b, "agreement_review", i, "valid_until")),
-                               qcell(b, "agreement_review", i, "problem")};
+        const char *cells[] = {
+            agreement_title(b, ag), qcell(b, "agreement_review", i, "version"),
+            date_of(d1, qcell(b, "agreement_review", i, "review")),
+            date_of(d2, qcell(b, "agreement_review", i, "valid_until")),
+            qcell(b, "agreement_review", i, "problem")};
         row_linked(b, s, cells, 0, "agreement", ag);
     }
 }
@@ -496,10 +525,14 @@ static const struct {
     const char *id;
     void (*build)(build_t *b);
 } builders[] = {
-    {"summary", build_summary},       {"marac", build_marac},
-    {"timeliness", build_timeliness}, {"agreements", build_agreements},
-    {"orgs", build_orgs},             {"fields_withheld", build_fields},
-    {"given_up", build_delivery},     {"waiting", build_delivery},
+    {"summary", build_summary},
+    {"marac", build_marac},
+    {"timeliness", build_timeliness},
+    {"agreements", build_agreements},
+    {"orgs", build_orgs},
+    {"fields_withheld", build_fields},
+    {"given_up", build_delivery},
+    {"waiting", build_delivery},
     {"agreement_review", build_review},
 };
 #define N_BUILDERS (sizeof builders / sizeof builders[0])
@@ -643,7 +676,8 @@ bool shub_report_section(const shub_report_t *r, size_t i, shub_report_section_t
     return true;
 }
 
-const char *shub_report_column(const shub_report_t *r, size_t sec, size_t col, bool *number)
+const char *shub_report_column(const shub_report_t *r, size_t sec, size_t col,
+                               bool *number)
 {
     if (!r || sec >= r->n || col >= r->secs[sec].ncols)
         return NULL;
@@ -748,7 +782,9 @@ static void render_text(const shub_report_t *r, shub_buf_t *out)
                 last = c;
         size_t cut[MAX_COLS]; /* where a text cell is cut ("..." follows) */
         for (size_t c = 0; c < s->ncols; c++)
-            cut[c] = s->cols[c].number ? SIZE_MAX : c == last ? SIZE_MAX / 2 : TEXT_CELL_MAX;
+            cut[c] = s->cols[c].number ? SIZE_MAX
+                     : c == last       ? SIZE_MAX / 2
+                                       : TEXT_CELL_MAX;
         for (int pass = 0; pass < 64; pass++) {
             size_t total = 2;
             for (size_t c = 0; c < s->ncols; c++) {
@@ -783,7 +819,8 @@ static void render_text(const shub_report_t *r, shub_buf_t *out)
             for (size_t c = 0; c < s->ncols; c++) {
                 if (s->cols[c].wide)
                     continue;
-                const char *t = row ? s->cells[(row - 1) * s->ncols + c] : s->cols[c].label;
+                const char *t =
+                    row ? s->cells[(row - 1) * s->ncols + c] : s->cols[c].label;
                 size_t max = cut[c];
                 if (!t)
                     t = "-";
@@ -863,7 +900,8 @@ static int render_json(const shub_report_t *r, shub_buf_t *out)
               json_object_set_new(js, "title", jtext(s->title)) ||
               json_object_set_new(js, "what", jtext(s->what)) ||
               json_object_set_new(js, "glossary", jtext(s->glossary)) ||
-              json_object_set_new(js, "columns", cols) || json_object_set_new(js, "rows", rows);
+              json_object_set_new(js, "columns", cols) ||
+              json_object_set_new(js, "rows", rows);
         for (size_t c = 0; !bad && c < s->ncols; c++)
             bad = json_array_append_new(cols, jtext(s->cols[c].label)) != 0;
         for (size_t row = 0; !bad && row < s->nrows; row++) {
@@ -875,9 +913,10 @@ static int render_json(const shub_report_t *r, shub_buf_t *out)
                 json_t *v = !t ? json_null() : NULL;
                 if (t && s->cols[c].number) {
                     double d = strtod(t, &end);
-                    v = end && !*end && end != t ? (strchr(t, '.') ? json_real(d)
-                                                                   : json_integer(strtoll(t, NULL, 10)))
-                                                 : jtext(t);
+                    v = end && !*end && end != t
+                            ? (strchr(t, '.') ? json_real(d)
+                                              : json_integer(strtoll(t, NULL, 10)))
+                            : jtext(t);
                 } else if (t) {
                     v = jtext(t);
                 }
@@ -904,9 +943,10 @@ int shub_report_render(const shub_report_t *r, shub_report_format_t fmt, shub_bu
     switch (fmt) {
     case SHUB_REPORT_CSV:
         if (r->n != 1)
-            return shub_err_set(err, SHUB_EINVAL,
-                                "csv is one table: give --section NAME, or --csv-dir DIR for "
-                                "one file per section");
+            return shub_err_set(
+                err, SHUB_EINVAL,
+                "csv is one table: give --section NAME, or --csv-dir DIR for "
+                "one file per section");
         render_csv_section(&r->secs[0], out);
         break;
     case SHUB_REPORT_JSON:
@@ -917,7 +957,8 @@ int shub_report_render(const shub_report_t *r, shub_report_format_t fmt, shub_bu
         render_text(r, out);
         break;
     }
-    return shub_buf_text(out) ? 0 : shub_err_set(err, SHUB_ENOMEM, "report: out of memory");
+    return shub_buf_text(out) ? 0
+                              : shub_err_set(err, SHUB_ENOMEM, "report: out of memory");
 }
 
 int shub_report_write_csv_dir(const shub_report_t *r, const char *dir, shub_err_t *err)

@@ -29,7 +29,8 @@ struct shub_web {
 void shub_web_escape(shub_buf_t *out, const char *text)
 {
     static const char *const entity[128] = {
-        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+        ['&'] = "&amp;",  ['<'] = "&lt;",   ['>'] = "&gt;",
+        ['"'] = "&quot;", ['\''] = "&#39;",
     };
     for (const char *p = text ? text : ""; *p; p++) {
         unsigned char c = (unsigned char)*p;
@@ -46,8 +47,9 @@ static void urlenc(shub_buf_t *out, const char *text)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+            *p == '~') {
             shub_buf_append(out, p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -63,7 +65,8 @@ static void esc(shub_buf_t *out, const char *text)
 
 /* printf for the page's own markup: every %s argument must already be safe
  * (a literal of this file, or a number). */
-static void put(shub_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(shub_buf_t *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void put(shub_buf_t *out, const char *fmt, ...)
 {
     va_list ap;
@@ -118,7 +121,8 @@ static void route_log(const shub_http_request_t *req, shub_web_route_t *r)
         const char *k = req->args[i].key, *v = req->args[i].value;
         bool known = false;
         if (strlen(v) > SHUB_WEB_MAX_ARG) {
-            route_fail(r, 400, "argument '%.32s' is longer than %d bytes", k, SHUB_WEB_MAX_ARG);
+            route_fail(r, 400, "argument '%.32s' is longer than %d bytes", k,
+                       SHUB_WEB_MAX_ARG);
             return;
         }
         if (!*v)
@@ -128,7 +132,8 @@ static void route_log(const shub_http_request_t *req, shub_web_route_t *r)
                 continue;
             known = true;
             if (!shub_is_name(v))
-                route_fail(r, 400, "%s '%.64s' is not a name ([a-z0-9][a-z0-9._-]*)", k, v);
+                route_fail(r, 400, "%s '%.64s' is not a name ([a-z0-9][a-z0-9._-]*)", k,
+                           v);
             else
                 *(const char **)((char *)f + names[n].off) = v;
         }
@@ -137,8 +142,9 @@ static void route_log(const shub_http_request_t *req, shub_web_route_t *r)
         if (strcmp(k, "since") == 0 || strcmp(k, "until") == 0) {
             bool until = k[0] == 'u';
             if (shub_query_time_parse(v, until, until ? &f->until_ms : &f->since_ms))
-                route_fail(r, 400, "%s '%.64s' is not a date (YYYY-MM-DD) or an RFC 3339 time",
-                           k, v);
+                route_fail(r, 400,
+                           "%s '%.64s' is not a date (YYYY-MM-DD) or an RFC 3339 time", k,
+                           v);
             *(until ? &f->has_until : &f->has_since) = true;
         } else if (strcmp(k, "before") == 0 || strcmp(k, "after") == 0) {
             if (!parse_seq(v, k[0] == 'b' ? &f->before_seq : &f->after_seq))
@@ -208,7 +214,8 @@ static const char style_css[] =
     "table{border-collapse:collapse;margin:.5em 0 1em}"
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}"
     "th{background:#f0f3f7}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    "svg{display:block;margin:.5em 0}svg text{font:12px system-ui,sans-serif;fill:#1b1b1b}"
+    "svg{display:block;margin:.5em 0}svg text{font:12px "
+    "system-ui,sans-serif;fill:#1b1b1b}"
     "rect.bar{fill:#457b9d}form label{margin-right:.8em}form input,form select{width:9em}"
     ".bad{color:#a4161a;font-weight:600}.ok{color:#2d6a4f;font-weight:600}"
     "nav.pages a{margin-right:1em}";
@@ -229,15 +236,16 @@ static void head(shub_buf_t *b, const char *title, shub_web_page_t here)
         {SHUB_WEB_AGREEMENTS, "/agreements", "Agreements"},
         {SHUB_WEB_VERIFY, "/verify", "Verification"},
     };
-    shub_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width\">"
-                     "<link rel=\"stylesheet\" href=\"/style.css\">"
-                     "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"><title>");
+    shub_buf_puts(
+        b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width\">"
+           "<link rel=\"stylesheet\" href=\"/style.css\">"
+           "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"><title>");
     esc(b, title);
     shub_buf_puts(b, " - sharehub</title></head><body><header>");
     for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
-        put(b, "<a href=\"%s\"%s>%s</a>", nav[i].href, nav[i].page == here ? " class=\"here\"" : "",
-            nav[i].label);
+        put(b, "<a href=\"%s\"%s>%s</a>", nav[i].href,
+            nav[i].page == here ? " class=\"here\"" : "", nav[i].label);
     shub_buf_puts(b, "</header><main><h1>");
     esc(b, title);
     shub_buf_puts(b, "</h1>");
@@ -252,7 +260,10 @@ static void error_page(shub_buf_t *b, shub_http_response_t *resp, int status,
                        const char *problem)
 {
     resp->status = status;
-    head(b, status == 404 ? "Not found" : status == 400 ? "Bad request" : "Cannot show this",
+    head(b,
+         status == 404   ? "Not found"
+         : status == 400 ? "Bad request"
+                         : "Cannot show this",
          0);
     shub_buf_puts(b, "<p class=\"bad\">");
     esc(b, problem);
@@ -306,8 +317,10 @@ static void chart(shub_buf_t *b, const shub_report_t *r, size_t si,
         return;
     const char *what = shub_report_column(r, si, (size_t)sec->chart_value, NULL);
     int height = (int)n * (bar_h + gap) + gap;
-    put(b, "<svg id=\"chart-%s\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-           "xmlns=\"http://www.w3.org/2000/svg\" aria-labelledby=\"chart-%s-title\">",
+    put(b,
+        "<svg id=\"chart-%s\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
+        "%d\" "
+        "xmlns=\"http://www.w3.org/2000/svg\" aria-labelledby=\"chart-%s-title\">",
         sec->id, label_w + plot_w + 60, height, label_w + plot_w + 60, height, sec->id);
     put(b, "<title id=\"chart-%s-title\">", sec->id);
     esc(b, sec->title);
@@ -320,10 +333,12 @@ static void chart(shub_buf_t *b, const shub_report_t *r, size_t si,
         double x = v ? strtod(v, NULL) : 0;
         int y = gap + (int)i * (bar_h + gap);
         int wbar = max > 0 ? (int)(x / max * plot_w + 0.5) : 0;
-        put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", label_w - 8, y + bar_h - 6);
+        put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", label_w - 8,
+            y + bar_h - 6);
         esc(b, label);
-        put(b, "</text><rect class=\"bar\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
-               "data-value=\"",
+        put(b,
+            "</text><rect class=\"bar\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+            "data-value=\"",
             label_w, y, wbar, bar_h);
         esc(b, v ? v : "0");
         shub_buf_puts(b, "\" data-label=\"");
@@ -332,7 +347,8 @@ static void chart(shub_buf_t *b, const shub_report_t *r, size_t si,
         esc(b, label);
         shub_buf_puts(b, ": ");
         esc(b, v ? v : "0");
-        put(b, "</title></rect><text x=\"%d\" y=\"%d\">", label_w + wbar + 6, y + bar_h - 6);
+        put(b, "</title></rect><text x=\"%d\" y=\"%d\">", label_w + wbar + 6,
+            y + bar_h - 6);
         esc(b, v ? v : "0");
         shub_buf_puts(b, "</text>");
     }
@@ -416,7 +432,8 @@ static void page_report(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp
 
 /* ---- the audit log ------------------------------------------------------------- */
 
-static void filter_field(shub_buf_t *b, const char *key, const char *label, const char *value)
+static void filter_field(shub_buf_t *b, const char *key, const char *label,
+                         const char *value)
 {
     put(b, "<label>%s <input name=\"%s\" value=\"", label, key);
     esc(b, value);
@@ -441,15 +458,16 @@ static void self_link(shub_buf_t *b, const shub_http_request_t *req, const char 
     put(b, "%s=%lld", key, (long long)value);
 }
 
-static void page_log(shub_web_t *w, const shub_http_request_t *req, const shub_web_route_t *rt,
-                     shub_buf_t *b, shub_http_response_t *resp)
+static void page_log(shub_web_t *w, const shub_http_request_t *req,
+                     const shub_web_route_t *rt, shub_buf_t *b,
+                     shub_http_response_t *resp)
 {
     static const struct {
         const char *key, *label;
     } fields[] = {
-        {"org", "Organisation"}, {"sender", "From"},      {"recipient", "To"},
+        {"org", "Organisation"},    {"sender", "From"},     {"recipient", "To"},
         {"agreement", "Agreement"}, {"type", "Event type"}, {"decision", "Decision"},
-        {"reason", "Reason"},   {"since", "Since"},       {"until", "Until"},
+        {"reason", "Reason"},       {"since", "Since"},     {"until", "Until"},
     };
     shub_query_result_t *r = NULL;
     shub_err_t err;
@@ -458,20 +476,22 @@ static void page_log(shub_web_t *w, const shub_http_request_t *req, const shub_w
         return;
     }
     head(b, "Audit log", SHUB_WEB_LOG);
-    shub_buf_puts(b, "<p class=\"what\">Every decision, delivery and notice the hub "
-                     "recorded, newest first. Each row names who shared what with whom, "
-                     "when, and under which agreement; never a value of what was shared.</p>"
-                     "<form method=\"get\" action=\"/log\">");
+    shub_buf_puts(b,
+                  "<p class=\"what\">Every decision, delivery and notice the hub "
+                  "recorded, newest first. Each row names who shared what with whom, "
+                  "when, and under which agreement; never a value of what was shared.</p>"
+                  "<form method=\"get\" action=\"/log\">");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        filter_field(b, fields[i].key, fields[i].label, shub_http_arg(req, fields[i].key));
+        filter_field(b, fields[i].key, fields[i].label,
+                     shub_http_arg(req, fields[i].key));
     shub_buf_puts(b, "<button type=\"submit\">Show</button></form>");
     size_t n = shub_query_row_count(r, "log");
-    static const char *const cols[] = {"seq", "at", "action", "event_id", "event_type",
-                                       "sender", "recipient", "decision", "reason",
-                                       "agreement", "version", "flow"};
-    static const char *const heads[] = {"Record", "Time (UTC)", "What", "Event", "Type",
-                                        "From", "To", "Decision", "Reason", "Agreement",
-                                        "Version", "Flow"};
+    static const char *const cols[] = {"seq",        "at",        "action",    "event_id",
+                                       "event_type", "sender",    "recipient", "decision",
+                                       "reason",     "agreement", "version",   "flow"};
+    static const char *const heads[] = {"Record", "Time (UTC)", "What",    "Event",
+                                        "Type",   "From",       "To",      "Decision",
+                                        "Reason", "Agreement",  "Version", "Flow"};
     if (n == 0) {
         shub_buf_puts(b, "<p>No records match.</p>");
     } else {
@@ -492,7 +512,8 @@ static void page_log(shub_web_t *w, const shub_http_request_t *req, const shub_w
                     shub_buf_puts(b, "\">");
                     esc(b, t);
                     shub_buf_puts(b, "</a>");
-                } else if (strcmp(cols[c], "sender") == 0 || strcmp(cols[c], "recipient") == 0) {
+                } else if (strcmp(cols[c], "sender") == 0 ||
+                           strcmp(cols[c], "recipient") == 0) {
                     log_link(b, "org", t, org_name(w, t));
                 } else if (strcmp(cols[c], "agreement") == 0) {
                     log_link(b, "agreement", t, t);
@@ -548,22 +569,30 @@ static void vertical(shub_buf_t *b, const shub_query_result_t *r, const char *se
 static void page_explain(shub_web_t *w, const shub_web_route_t *rt, shub_buf_t *b,
                          shub_http_response_t *resp)
 {
-    static const char *const ev_keys[] = {"event_id", "event_type", "sender", "received_at",
-                                          "occurred", "reply_to", "purpose", "legal_basis",
-                                          "consent", "override", "area", "recipients"};
-    static const char *const ev_labels[] = {"Event", "Type", "From", "Received by the hub",
-                                            "Happened (as the sender says)", "Answers",
-                                            "Purpose", "Legal basis", "Consent",
-                                            "Consent overridden because", "Area",
+    static const char *const ev_keys[] = {
+        "event_id", "event_type",  "sender",  "received_at", "occurred", "reply_to",
+        "purpose",  "legal_basis", "consent", "override",    "area",     "recipients"};
+    static const char *const ev_labels[] = {"Event",
+                                            "Type",
+                                            "From",
+                                            "Received by the hub",
+                                            "Happened (as the sender says)",
+                                            "Answers",
+                                            "Purpose",
+                                            "Legal basis",
+                                            "Consent",
+                                            "Consent overridden because",
+                                            "Area",
                                             "Recipients decided"};
     static const char *const rc_keys[] = {
-        "recipient",     "decision",        "agreement",   "version",      "flow",
-        "reason",        "explanation",     "legal_basis", "fields_shared", "fields_stripped",
-        "decided_at",    "acknowledged_at", "finished_at", "finished_why", "queued_at"};
+        "recipient",     "decision",        "agreement",   "version",
+        "flow",          "reason",          "explanation", "legal_basis",
+        "fields_shared", "fields_stripped", "decided_at",  "acknowledged_at",
+        "finished_at",   "finished_why",    "queued_at"};
     static const char *const rc_labels[] = {
-        "To",        "Decision",       "Agreement",       "Version",       "Flow",
-        "Reason",    "Why",            "Legal basis",     "Fields shared", "Fields withheld",
-        "Decided",   "Acknowledged",   "Given up",        "Given up because", "Waiting since"};
+        "To",      "Decision",     "Agreement",   "Version",          "Flow",
+        "Reason",  "Why",          "Legal basis", "Fields shared",    "Fields withheld",
+        "Decided", "Acknowledged", "Given up",    "Given up because", "Waiting since"};
     shub_query_result_t *r = NULL;
     shub_err_t err;
     int rc = shub_query_explain(w->store, &rt->id, &r, &err);
@@ -572,17 +601,18 @@ static void page_explain(shub_web_t *w, const shub_web_route_t *rt, shub_buf_t *
         return;
     }
     head(b, "One share explained", 0);
-    shub_buf_puts(b, "<p class=\"what\">What the log holds about one event: who sent it and "
-                     "why it could be shared, then each organisation it was addressed to, "
-                     "the decision and the agreement behind it, and what became of the "
-                     "copy.</p><h2>The event</h2>");
+    shub_buf_puts(b,
+                  "<p class=\"what\">What the log holds about one event: who sent it and "
+                  "why it could be shared, then each organisation it was addressed to, "
+                  "the decision and the agreement behind it, and what became of the "
+                  "copy.</p><h2>The event</h2>");
     vertical(b, r, "event", 0, ev_keys, ev_labels, sizeof ev_keys / sizeof ev_keys[0], w);
     for (size_t i = 0; i < shub_query_row_count(r, "recipients"); i++) {
         shub_buf_puts(b, "<h2>To ");
         esc(b, org_name(w, shub_query_cell(r, "recipients", i, "recipient")));
         shub_buf_puts(b, "</h2>");
-        vertical(b, r, "recipients", i, rc_keys, rc_labels, sizeof rc_keys / sizeof rc_keys[0],
-                 w);
+        vertical(b, r, "recipients", i, rc_keys, rc_labels,
+                 sizeof rc_keys / sizeof rc_keys[0], w);
     }
     foot(b);
     shub_query_result_destroy(&r);
@@ -608,10 +638,11 @@ static void page_agreements(shub_web_t *w, shub_buf_t *b, shub_http_response_t *
     if (!q)
         return;
     head(b, "Agreements", SHUB_WEB_AGREEMENTS);
-    shub_buf_puts(b, "<p class=\"what\">Every agreement version the hub has loaded, newest "
-                     "first, with its dates, and the flows the log has seen used under each "
-                     "version with the shares they allowed and refused. A review date in the "
-                     "past is marked.</p>");
+    shub_buf_puts(
+        b, "<p class=\"what\">Every agreement version the hub has loaded, newest "
+           "first, with its dates, and the flows the log has seen used under each "
+           "version with the shares they allowed and refused. A review date in the "
+           "past is marked.</p>");
     int64_t now = shub_now_ms();
     size_t n = shub_query_row_count(q, "agreement_versions");
     const char *current = NULL;
@@ -644,7 +675,8 @@ static void page_agreements(shub_web_t *w, shub_buf_t *b, shub_http_response_t *
         esc(b, version);
         shub_buf_puts(b, "</td><td>");
         esc(b, shub_query_cell(q, "agreement_versions", i, "status"));
-        static const char *const dates[] = {"valid_from", "valid_until", "review", "loaded_at"};
+        static const char *const dates[] = {"valid_from", "valid_until", "review",
+                                            "loaded_at"};
         for (int d = 0; d < 4; d++) {
             const char *t = shub_query_cell(q, "agreement_versions", i, dates[d]);
             shub_buf_puts(b, d == 2 && overdue ? "</td><td class=\"bad\">" : "</td><td>");
@@ -696,25 +728,29 @@ static void page_verify(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp
     if (!q)
         return;
     head(b, "Verification", SHUB_WEB_VERIFY);
-    shub_buf_puts(b, "<p class=\"what\">Each record of the audit log carries a hash of the "
-                     "record before it, and the hub signs the newest hash at intervals (a "
-                     "checkpoint). Checking walks every record and every signature, so an "
-                     "edited, deleted, reordered or missing record is found. Partners' "
-                     "systems countersign checkpoints (witnesses), so the hub alone cannot "
-                     "rewrite what they hold.</p>");
+    shub_buf_puts(b,
+                  "<p class=\"what\">Each record of the audit log carries a hash of the "
+                  "record before it, and the hub signs the newest hash at intervals (a "
+                  "checkpoint). Checking walks every record and every signature, so an "
+                  "edited, deleted, reordered or missing record is found. Partners' "
+                  "systems countersign checkpoints (witnesses), so the hub alone cannot "
+                  "rewrite what they hold.</p>");
     if (v.ok)
-        put(b, "<p id=\"status\" class=\"ok\">Intact: %lld records and %lld checkpoints "
-               "checked.</p>",
+        put(b,
+            "<p id=\"status\" class=\"ok\">Intact: %lld records and %lld checkpoints "
+            "checked.</p>",
             (long long)v.rows, (long long)v.checkpoints);
     else {
-        put(b, "<p id=\"status\" class=\"bad\">Not intact at record %lld: ", (long long)v.bad_seq);
+        put(b, "<p id=\"status\" class=\"bad\">Not intact at record %lld: ",
+            (long long)v.bad_seq);
         esc(b, v.problem);
         shub_buf_puts(b, "</p>");
     }
     if (!w->has_key)
-        shub_buf_puts(b, "<p class=\"terms\">Signatures were checked against the key each "
-                         "checkpoint names; start the pages with --key CHECKPOINT.pub to "
-                         "check them against the hub's own key.</p>");
+        shub_buf_puts(b,
+                      "<p class=\"terms\">Signatures were checked against the key each "
+                      "checkpoint names; start the pages with --key CHECKPOINT.pub to "
+                      "check them against the hub's own key.</p>");
     shub_buf_puts(b, "<h2>Newest checkpoint</h2><table><tbody>");
     const char *keys[] = {"checkpoint", "upto_seq", "checkpoint_at", "head_hash",
                           "rows_left_out"};
@@ -752,7 +788,8 @@ static void page_verify(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp
     shub_query_result_destroy(&q);
 }
 
-/* ---- lifecycle and the surface ------------------------------------------------------ */
+/* ---- lifecycle and the surface ------------------------------------------------------
+ */
 
 int shub_web_new(const shub_web_opts_t *o, shub_web_t **out, shub_err_t *err)
 {

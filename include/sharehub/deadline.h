@@ -31,8 +31,9 @@
 #include "sharehub/msg.h"
 #include "sharehub/store.h"
 
-#define SHUB_DEADLINE_MAX_OPEN 1000000 /* open deadlines held: beyond, new ones are
-                                          refused (SHUB_ELIMIT) and logged */
+#define SHUB_DEADLINE_MAX_OPEN                                                           \
+    1000000 /* open deadlines held: beyond, new ones are                                 \
+               refused (SHUB_ELIMIT) and logged */
 
 typedef struct shub_deadline shub_deadline_t;
 

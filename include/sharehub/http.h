@@ -23,9 +23,9 @@
 #include "sharehub/buf.h"
 #include "sharehub/err.h"
 
-#define SHUB_HTTP_MAX_ARGS        32   /* query arguments a request may carry */
-#define SHUB_HTTP_MAX_CONNECTIONS 16   /* at once: a person or a scraper, not a crowd */
-#define SHUB_HTTP_TIMEOUT_S       10   /* an idle connection is closed after this */
+#define SHUB_HTTP_MAX_ARGS        32 /* query arguments a request may carry */
+#define SHUB_HTTP_MAX_CONNECTIONS 16 /* at once: a person or a scraper, not a crowd */
+#define SHUB_HTTP_TIMEOUT_S       10 /* an idle connection is closed after this */
 
 typedef struct shub_http shub_http_t;
 
@@ -41,9 +41,9 @@ typedef struct shub_http_request {
 } shub_http_request_t;
 
 typedef struct shub_http_response {
-    int status;        /* 200 unless the surface says otherwise */
-    const char *type;  /* Content-Type; "text/html; charset=utf-8" unless set */
-    shub_buf_t body;   /* the surface appends to it; freed by http */
+    int status;       /* 200 unless the surface says otherwise */
+    const char *type; /* Content-Type; "text/html; charset=utf-8" unless set */
+    shub_buf_t body;  /* the surface appends to it; freed by http */
 } shub_http_response_t;
 
 /* The surface: fills resp from req. Called on the HTTP thread, one request

@@ -10,10 +10,9 @@
  *
  * Exposed (docs/man/sharehub-broker.1.md lists them for people):
  *   sharehub_shares_total{decision,agreement,reason}   counter
- *   sharehub_deliveries_total{outcome}                 counter (queued, acknowledged, dead)
- *   sharehub_escalations_total                         counter
- *   sharehub_backlog{org}                              gauge: copies waiting per recipient
- *   sharehub_connected_organisations                   gauge
+ *   sharehub_deliveries_total{outcome}                 counter (queued, acknowledged,
+ * dead) sharehub_escalations_total                         counter sharehub_backlog{org}
+ * gauge: copies waiting per recipient sharehub_connected_organisations gauge
  *   sharehub_checkpoint_age_seconds                    gauge
  *   sharehub_deadlines_open, sharehub_deadlines_overdue gauges
  *   sharehub_commit_seconds                            histogram
@@ -28,9 +27,10 @@
 #include "sharehub/buf.h"
 #include "sharehub/err.h"
 
-#define SHUB_METRICS_MAX_SERIES 512 /* label sets per family: agreements x reasons and
-                                       organisations are tens; beyond, one "other" */
-#define SHUB_METRICS_BUCKETS 12     /* commit latency histogram buckets */
+#define SHUB_METRICS_MAX_SERIES                                                          \
+    512                         /* label sets per family: agreements x reasons and       \
+                                   organisations are tens; beyond, one "other" */
+#define SHUB_METRICS_BUCKETS 12 /* commit latency histogram buckets */
 
 typedef struct shub_metrics shub_metrics_t;
 typedef struct shub_metrics_turn shub_metrics_turn_t;

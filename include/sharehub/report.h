@@ -88,7 +88,8 @@ typedef struct shub_report_section {
 bool shub_report_section(const shub_report_t *r, size_t i, shub_report_section_t *out);
 
 /* Column heading and whether it holds numbers; a cell's text (NULL: none). */
-const char *shub_report_column(const shub_report_t *r, size_t sec, size_t col, bool *number);
+const char *shub_report_column(const shub_report_t *r, size_t sec, size_t col,
+                               bool *number);
 const char *shub_report_cell(const shub_report_t *r, size_t sec, size_t row, size_t col);
 
 /* The link a cell points to in the pages (an organisation's or agreement's

@@ -30,9 +30,9 @@
 #define SHUB_WEB_CSP                                                                     \
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "         \
     "base-uri 'none'; frame-ancestors 'none'"
-#define SHUB_WEB_PAGE_ROWS 50     /* log rows per page unless asked */
-#define SHUB_WEB_MAX_ROWS  500    /* log rows per page at most */
-#define SHUB_WEB_MAX_ARG   256    /* bytes of one query argument */
+#define SHUB_WEB_PAGE_ROWS 50  /* log rows per page unless asked */
+#define SHUB_WEB_MAX_ROWS  500 /* log rows per page at most */
+#define SHUB_WEB_MAX_ARG   256 /* bytes of one query argument */
 
 typedef enum {
     SHUB_WEB_REPORT = 1, /* / */
@@ -47,8 +47,8 @@ typedef enum {
 /* A request as the pages understand it. Text filters point into the
  * request's arguments (valid while it is). */
 typedef struct shub_web_route {
-    int status;             /* 200, or 400 / 404 with `problem` */
-    char problem[160];      /* what was wrong, for the error page */
+    int status;        /* 200, or 400 / 404 with `problem` */
+    char problem[160]; /* what was wrong, for the error page */
     shub_web_page_t page;
     shub_query_filter_t filter; /* SHUB_WEB_LOG */
     shub_id_t id;               /* SHUB_WEB_EXPLAIN */
@@ -57,8 +57,8 @@ typedef struct shub_web_route {
 typedef struct shub_web shub_web_t;
 
 typedef struct shub_web_opts {
-    const char *db;              /* the broker's database, opened read-only */
-    const shub_orgs_t *orgs;     /* display names (borrowed; may be NULL) */
+    const char *db;                /* the broker's database, opened read-only */
+    const shub_orgs_t *orgs;       /* display names (borrowed; may be NULL) */
     const uint8_t *checkpoint_key; /* 32 bytes: verify checks signatures against it
                                       (NULL: against the key each checkpoint names) */
 } shub_web_opts_t;
@@ -72,7 +72,8 @@ void shub_web_destroy(shub_web_t **w_p);
 void shub_web_route(const shub_http_request_t *req, shub_web_route_t *out);
 
 /* The http surface: route, then render. ctx is the shub_web_t. */
-void shub_web_serve(const shub_http_request_t *req, shub_http_response_t *resp, void *ctx);
+void shub_web_serve(const shub_http_request_t *req, shub_http_response_t *resp,
+                    void *ctx);
 
 /* Appends text escaped for HTML element content and quoted attributes. */
 void shub_web_escape(shub_buf_t *out, const char *text);

@@ -111,8 +111,9 @@ static void check_page(const shub_buf_t *body, const char *type)
     for (const char *p = t; *p; p++) {
         if ((unsigned char)*p < 0x20 && *p != '\n')
             bug("a control character in a page");
-        if (*p == '<' && (strncasecmp(p, "<script", 7) == 0 || strncasecmp(p, "<img", 4) == 0 ||
-                          strncasecmp(p, "<iframe", 7) == 0))
+        if (*p == '<' &&
+            (strncasecmp(p, "<script", 7) == 0 || strncasecmp(p, "<img", 4) == 0 ||
+             strncasecmp(p, "<iframe", 7) == 0))
             bug("an element the pages never make");
     }
 }

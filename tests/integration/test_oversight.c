@@ -47,7 +47,8 @@ static int setup(void **state)
         return -1;
     snprintf(path, sizeof path, "%s/hub.yaml", h->dir);
     FILE *f = fopen(path, "a");
-    if (!f || fprintf(f, "  deadline_hour_ms: %d\nmetrics: \"127.0.0.1:0\"\n", HOUR_MS) < 0 ||
+    if (!f ||
+        fprintf(f, "  deadline_hour_ms: %d\nmetrics: \"127.0.0.1:0\"\n", HOUR_MS) < 0 ||
         fclose(f) != 0 || harness_start(h) != 0) {
         fprintf(stderr, "broker did not start; log in %s\n", h->log);
         harness_destroy(&h);
@@ -139,8 +140,8 @@ static bool receive(tclient_t *c, int timeout_ms, got_t *out)
 static int audit(const harness_t *h, const char *args, char *out, size_t size)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "%s %s --db %s/broker.db", harness_program("broker/sharehub-audit"),
-             args, h->dir);
+    snprintf(cmd, sizeof cmd, "%s %s --db %s/broker.db",
+             harness_program("broker/sharehub-audit"), args, h->dir);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, size - 1, p);
@@ -150,7 +151,8 @@ static int audit(const harness_t *h, const char *args, char *out, size_t size)
 }
 
 /* The CSV row of the timeliness section whose first two cells are these. */
-static bool csv_row(const char *csv, const char *flow, const char *deadline, long cells[8])
+static bool csv_row(const char *csv, const char *flow, const char *deadline,
+                    long cells[8])
 {
     char want[128];
     snprintf(want, sizeof want, "%s,%s,", flow, deadline);
@@ -208,12 +210,14 @@ static void test_deadlines_late_escalated_once_in_time_not(void **state)
     assert_false(receive(team, HOUR_MS, &g));
 
     /* Audited: four notices from the hub, naming the late referral. */
-    assert_int_equal(harness_count(h, "audit WHERE action='notice' AND sender='hub' AND "
-                                      "decision='sent' AND event_type='deadline.overdue'"),
+    assert_int_equal(harness_count(h,
+                                   "audit WHERE action='notice' AND sender='hub' AND "
+                                   "decision='sent' AND event_type='deadline.overdue'"),
                      4);
-    assert_int_equal(harness_count(h, "audit WHERE action='notice' AND recipient='marac-team'"),
-                     2);
-    assert_int_equal(harness_count(h, "audit WHERE action='notice' AND reason='overdue-act'"), 2);
+    assert_int_equal(
+        harness_count(h, "audit WHERE action='notice' AND recipient='marac-team'"), 2);
+    assert_int_equal(
+        harness_count(h, "audit WHERE action='notice' AND reason='overdue-act'"), 2);
     assert_int_equal(harness_count(h, "deadlines WHERE answered_at > due_at AND "
                                       "escalated_at IS NOT NULL"),
                      2);
@@ -232,9 +236,11 @@ static void test_deadlines_late_escalated_once_in_time_not(void **state)
 
     /* Counted in the report: one referral late and escalated, one on time. */
     static char out[65536];
-    assert_int_equal(audit(h, "report --section timeliness --format csv", out, sizeof out), 0);
-    assert_non_null(strstr(out, "Flow,Agreement,Answer,Target,Shares,On time,Late,Overdue,"
-                                "Escalated,Median,90% h\r\n"));
+    assert_int_equal(
+        audit(h, "report --section timeliness --format csv", out, sizeof out), 0);
+    assert_non_null(strstr(out,
+                           "Flow,Agreement,Answer,Target,Shares,On time,Late,Overdue,"
+                           "Escalated,Median,90% h\r\n"));
     long c[8];
     assert_true(csv_row(out, "referral,oversight-marac", "any", c));
     assert_int_equal(c[0], 1); /* target hours */
@@ -249,7 +255,8 @@ static void test_deadlines_late_escalated_once_in_time_not(void **state)
     assert_int_equal(c[3], 1);
     assert_int_equal(c[5], 1);
     /* ... and in the summary, as escalations */
-    assert_int_equal(audit(h, "report --section summary --format csv", out, sizeof out), 0);
+    assert_int_equal(audit(h, "report --section summary --format csv", out, sizeof out),
+                     0);
     assert_non_null(strstr(out, "Overdue notices,4,"));
 }
 
@@ -283,9 +290,10 @@ static const char *family_type(const expo_t *e, const char *name)
     for (size_t i = 0; i < e->ntypes; i++) {
         size_t n = strcspn(e->types[i], " ");
         if (strncmp(e->types[i], name, n) == 0 &&
-            (name[n] == '\0' || (strstr(e->types[i], "histogram") &&
-                                 (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") ||
-                                  !strcmp(name + n, "_count")))))
+            (name[n] == '\0' ||
+             (strstr(e->types[i], "histogram") &&
+              (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") ||
+               !strcmp(name + n, "_count")))))
             return e->types[i] + n + 1;
     }
     return NULL;
@@ -345,7 +353,8 @@ static void expo_parse(const char *text, expo_t *e)
             assert_int_equal(*p, ' ');
             char *vend = NULL;
             s->value = strtod(p + 1, &vend);
-            assert_true(vend == end || (vend && *vend == ' ')); /* an optional timestamp */
+            assert_true(vend == end ||
+                        (vend && *vend == ' '));      /* an optional timestamp */
             assert_non_null(family_type(e, s->name)); /* TYPE came first */
         }
         line = end + 1;
@@ -398,7 +407,8 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
         if (i < 2)
             send_event(marac, "marac.referral.decision", "wmp", &id, "accepted");
     }
-    send_event(police, "marac.referral", "idva@coventry", NULL, NULL); /* no flow: denied */
+    send_event(police, "marac.referral", "idva@coventry", NULL,
+               NULL);                        /* no flow: denied */
     while (receive(police, 3 * HOUR_MS, &g)) /* decisions, then the third's notices */
         ;
     char url[256];
@@ -410,7 +420,8 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
     assert_non_null(e);
     bool match = false;
     for (int tries = 0; tries < 50 && !match; tries++) { /* counts settle within a turn */
-        long allowed = harness_count(h, "audit WHERE action='decide' AND decision='allow'");
+        long allowed =
+            harness_count(h, "audit WHERE action='decide' AND decision='allow'");
         long denied = harness_count(h, "audit WHERE action='decide' AND decision='deny'");
         long acked = harness_count(h, "audit WHERE action='ack'");
         long notices = harness_count(h, "audit WHERE action='notice'");
@@ -418,11 +429,12 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
         expo_parse(text, e);
         match = expo_sum(e, "sharehub_shares_total", "decision=\"allow\"") == allowed &&
                 expo_sum(e, "sharehub_shares_total", "decision=\"deny\"") == denied &&
-                expo_sum(e, "sharehub_deliveries_total", "outcome=\"acknowledged\"") == acked &&
+                expo_sum(e, "sharehub_deliveries_total", "outcome=\"acknowledged\"") ==
+                    acked &&
                 expo_sum(e, "sharehub_deliveries_total", "outcome=\"queued\"") ==
                     allowed + notices &&
-                expo_sum(e, "sharehub_escalations_total", NULL) == notices && notices > 0 &&
-                denied == 1 && allowed == 5;
+                expo_sum(e, "sharehub_escalations_total", NULL) == notices &&
+                notices > 0 && denied == 1 && allowed == 5;
         if (!match)
             sleep_ms(100);
     }
@@ -449,9 +461,8 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
     free(e);
 
     /* read-only: a write is refused; another path is not there */
-    assert_int_equal(curl(url, "-o /dev/null -w '%{http_code}' -X POST -d x=1", text,
-                          sizeof text),
-                     0);
+    assert_int_equal(
+        curl(url, "-o /dev/null -w '%{http_code}' -X POST -d x=1", text, sizeof text), 0);
     assert_string_equal(text, "405");
     char other[300];
     snprintf(other, sizeof other, "%.*s/", (int)(strlen(url) - 8), url);
@@ -464,10 +475,10 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_deadlines_late_escalated_once_in_time_not, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_exposition_counts_match_audit_log, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines_late_escalated_once_in_time_not,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_exposition_counts_match_audit_log,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,8 +75,8 @@ static void test_answer_any_reply_meets_ack_only_reply_to_sender_meets_act(void 
                                           record, &seen),
                      0);
     /* the decision to the referrer */
-    assert_int_equal(shub_deadline_answer(dl, &ack.event_id, "marac-coventry", wmp, 1, 7000,
-                                          record, &seen),
+    assert_int_equal(shub_deadline_answer(dl, &ack.event_id, "marac-coventry", wmp, 1,
+                                          7000, record, &seen),
                      1);
     assert_int_equal(seen.last.kind, SHUB_STORE_DEADLINE_ACT);
     assert_int_equal(shub_deadline_open(dl), 0);

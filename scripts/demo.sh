@@ -83,6 +83,8 @@ days=$(sed -n 's/^days: *\([0-9]*\).*/\1/p' "$scenario")
 say "-- ${#pids[@]} agents running the scenario: $days simulated days at ${speedup}x"
 
 count() { sqlite3 -readonly "$state/broker.db" "PRAGMA busy_timeout=2000; $1" 2>/dev/null | tail -n 1 || echo 0; }
+# The audit table holds ids of interned names (docs/internals.md).
+name() { printf "(SELECT id FROM names WHERE text = '%s')" "$1"; }
 start=$(date +%s)
 deadline=$((start + days * 86400 / speedup + 120))
 while :; do
@@ -91,9 +93,9 @@ while :; do
     now=$(date +%s)
     day=$(( (now - start) * speedup / 86400 ))
     (( day > days )) && day=$days
-    allowed=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='allow'")
-    denied=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='deny'")
-    acked=$(count "SELECT count(*) FROM audit WHERE action='ack'")
+    allowed=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name allow)")
+    denied=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name deny)")
+    acked=$(count "SELECT count(*) FROM audit WHERE action=$(name ack)")
     printf '   day %2d/%d  shares allowed %6s  denied %5s  acknowledged %6s  agents running %2d\n' \
         "$day" "$days" "$allowed" "$denied" "$acked" "$running"
     (( running == 0 )) && break

@@ -1920,6 +1920,33 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
 
 /* ---- sealed copies --------------------------------------------------------- */
 
+/* What a stored copy and a deadline both name: recipient, sender, event type,
+ * flow, area and agreement version. Each text is interned and pointed at the
+ * store's copy (valid until close); the ids come back in the struct. */
+typedef struct route {
+    const char **recipient, **sender, **type, **flow, **area, **agreement, **hash;
+    uint32_t version;
+    int64_t recipient_id, sender_id, type_id, flow_id, area_id, vid;
+} route_t;
+
+static int intern_route(shub_store_t *s, route_t *r, shub_err_t *err)
+{
+    int rc;
+    if ((rc = intern(s, *r->recipient, &r->recipient_id, r->recipient, err)) ||
+        (rc = intern(s, *r->sender, &r->sender_id, r->sender, err)) ||
+        (rc = intern(s, *r->type, &r->type_id, r->type, err)) ||
+        (rc = intern(s, *r->flow, &r->flow_id, r->flow, err)) ||
+        (rc = intern(s, *r->area, &r->area_id, r->area, err)) ||
+        (rc = agreement_vid(s, *r->agreement, r->version, *r->hash, &r->vid, err)))
+        return rc;
+    const agreement_ref_t *a = agreement_by_vid(s, r->vid);
+    if (a) {
+        *r->agreement = a->id;
+        *r->hash = a->hash;
+    }
+    return 0;
+}
+
 int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
 {
     int64_t rid, sid, tid, fid, aid, pid, bid, fsid, vid;
@@ -1935,22 +1962,16 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
                             c->sealed_len, SHUB_MSG_MAX_BIN);
     if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "copy put: no transaction is open");
-    if ((rc = intern(s, c->recipient, &rid, &c->recipient, err)) ||
-        (rc = intern(s, c->sender, &sid, &c->sender, err)) ||
-        (rc = intern(s, c->event_type, &tid, &c->event_type, err)) ||
-        (rc = intern(s, c->flow, &fid, &c->flow, err)) ||
-        (rc = intern(s, c->area, &aid, &c->area, err)) ||
+    route_t r = {.recipient = &c->recipient, .sender = &c->sender, .type = &c->event_type,
+                 .flow = &c->flow, .area = &c->area, .agreement = &c->agreement,
+                 .hash = &c->agreement_hash, .version = c->agreement_version};
+    if ((rc = intern_route(s, &r, err)) ||
         (rc = intern(s, c->purpose, &pid, &c->purpose, err)) ||
         (rc = intern(s, c->basis, &bid, &c->basis, err)) ||
-        (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)) ||
-        (rc = agreement_vid(s, c->agreement, c->agreement_version, c->agreement_hash, &vid,
-                            err)))
+        (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)))
         return rc;
-    const agreement_ref_t *a = agreement_by_vid(s, vid);
-    if (a) {
-        c->agreement = a->id;
-        c->agreement_hash = a->hash;
-    }
+    rid = r.recipient_id, sid = r.sender_id, tid = r.type_id, fid = r.flow_id,
+    aid = r.area_id, vid = r.vid;
     shub_store_op_begin(s, ST_COPY_PUT);
     shub_store_op_blob(s, 1, c->event_id.bytes, SHUB_ID_SIZE);
     shub_store_op_int(s, 2, rid);
@@ -2224,7 +2245,6 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
 
 int shub_store_deadline_put(shub_store_t *s, shub_store_deadline_t *d, shub_err_t *err)
 {
-    int64_t rid, sid, tid, fid, aid, vid;
     int rc;
     if (!d || !d->recipient || !d->sender || !d->event_type || !d->agreement || !d->flow ||
         (d->kind != SHUB_STORE_DEADLINE_ACK && d->kind != SHUB_STORE_DEADLINE_ACT))
@@ -2233,28 +2253,20 @@ int shub_store_deadline_put(shub_store_t *s, shub_store_deadline_t *d, shub_err_
                             "flow or kind");
     if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "deadline put: no transaction is open");
-    if ((rc = intern(s, d->recipient, &rid, &d->recipient, err)) ||
-        (rc = intern(s, d->sender, &sid, &d->sender, err)) ||
-        (rc = intern(s, d->event_type, &tid, &d->event_type, err)) ||
-        (rc = intern(s, d->flow, &fid, &d->flow, err)) ||
-        (rc = intern(s, d->area, &aid, &d->area, err)) ||
-        (rc = agreement_vid(s, d->agreement, d->agreement_version, d->agreement_hash, &vid,
-                            err)))
+    route_t r = {.recipient = &d->recipient, .sender = &d->sender, .type = &d->event_type,
+                 .flow = &d->flow, .area = &d->area, .agreement = &d->agreement,
+                 .hash = &d->agreement_hash, .version = d->agreement_version};
+    if ((rc = intern_route(s, &r, err)))
         return rc;
-    const agreement_ref_t *a = agreement_by_vid(s, vid);
-    if (a) {
-        d->agreement = a->id;
-        d->agreement_hash = a->hash;
-    }
     shub_store_op_begin(s, ST_DEADLINE_PUT);
     shub_store_op_blob(s, 1, d->event_id.bytes, SHUB_ID_SIZE);
-    shub_store_op_int(s, 2, rid);
+    shub_store_op_int(s, 2, r.recipient_id);
     shub_store_op_int(s, 3, d->kind);
-    shub_store_op_int(s, 4, sid);
-    shub_store_op_int(s, 5, tid);
-    shub_store_op_int(s, 6, vid);
-    shub_store_op_int(s, 7, fid);
-    shub_store_op_opt_int(s, 8, aid);
+    shub_store_op_int(s, 4, r.sender_id);
+    shub_store_op_int(s, 5, r.type_id);
+    shub_store_op_int(s, 6, r.vid);
+    shub_store_op_int(s, 7, r.flow_id);
+    shub_store_op_opt_int(s, 8, r.area_id);
     shub_store_op_int(s, 9, d->hours);
     shub_store_op_int(s, 10, d->started_ms);
     shub_store_op_int(s, 11, d->due_ms);
@@ -2320,7 +2332,7 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
         stop = fn(&d, ctx);
     }
     if (!stop && step != SQLITE_DONE) {
-        rc = shub_store_db_fail(s, err, "read deadlines");
+        rc = shub_store_read_fail(s, err, "read deadlines");
         sqlite3_reset(st);
         return rc;
     }

@@ -714,6 +714,14 @@ static void page_agreements(shub_web_t *w, shub_buf_t *b, shub_http_response_t *
 
 /* ---- verification ----------------------------------------------------------------- */
 
+/* One table cell of text from the database, escaped. */
+static void td(shub_buf_t *b, const char *text, bool number)
+{
+    shub_buf_puts(b, number ? "<td class=\"n\">" : "<td>");
+    esc(b, text ? text : "-");
+    shub_buf_puts(b, "</td>");
+}
+
 static void page_verify(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp)
 {
     shub_verify_result_t v;
@@ -771,16 +779,12 @@ static void page_verify(shub_web_t *w, shub_buf_t *b, shub_http_response_t *resp
                          "<th>Checkpoint up to record</th><th>Signed at</th>"
                          "<th>Countersignature received</th></tr></thead><tbody>");
         for (size_t i = 0; i < n; i++) {
-            const char *org = shub_query_cell(q, "witnesses", i, "org");
-            shub_buf_puts(b, "<tr><td>");
-            esc(b, org_name(w, org));
-            shub_buf_puts(b, "</td><td class=\"n\">");
-            esc(b, shub_query_cell(q, "witnesses", i, "upto_seq"));
-            shub_buf_puts(b, "</td><td>");
-            esc(b, shub_query_cell(q, "witnesses", i, "checkpoint_at"));
-            shub_buf_puts(b, "</td><td>");
-            esc(b, shub_query_cell(q, "witnesses", i, "received_at"));
-            shub_buf_puts(b, "</td></tr>");
+            shub_buf_puts(b, "<tr>");
+            td(b, org_name(w, shub_query_cell(q, "witnesses", i, "org")), false);
+            td(b, shub_query_cell(q, "witnesses", i, "upto_seq"), true);
+            td(b, shub_query_cell(q, "witnesses", i, "checkpoint_at"), false);
+            td(b, shub_query_cell(q, "witnesses", i, "received_at"), false);
+            shub_buf_puts(b, "</tr>");
         }
         shub_buf_puts(b, "</tbody></table>");
     }

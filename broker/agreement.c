@@ -29,6 +29,8 @@
  *   consent:
  *     required: true
  *     override_reasons: [risk-of-serious-harm]   # optional
+ *   escalation: marac-team            # optional: an org that is a party; told,
+ *                                     # with the sender, of overdue shares
  *   flows:
  *     - id: referral                  # a name, unique in the agreement
  *       from: {kinds: [police]}       # orgs, kinds, serving_subject_area
@@ -128,6 +130,7 @@ typedef struct raw_agreement {
     size_t override_reasons_count;
     raw_flow_t *flows;
     size_t flows_count;
+    const char *escalation; /* org told of overdue shares, besides their sender */
 } raw_agreement_t;
 
 static const shub_yaml_type_t name_type = {
@@ -280,6 +283,7 @@ static const shub_yaml_field_t agreement_fields[] = {
     LIST("data_dictionary", true, raw_agreement_t, data_dictionary, &dictionary_type),
     {"consent", true, 0, 0, &consent_type},
     LIST("flows", true, raw_agreement_t, flows, &flows_type),
+    FIELD("escalation", false, raw_agreement_t, escalation, &name_type),
     END,
 };
 static const shub_yaml_type_t agreement_type = {.kind = SHUB_YAML_STRUCT,
@@ -595,6 +599,14 @@ static void check_header(actx_t *a, agreement_t *ag)
     }
     check_names(a, "consent.override_reasons", r->override_reasons,
                 r->override_reasons_count, "override reason");
+    if (r->escalation && !ld->registry_failed) {
+        const shub_org_t *org = shub_config_org(ld->cfg, r->escalation);
+        if (!org)
+            a_error(a, "escalation", "unknown org '%s'", r->escalation);
+        else if (!is_party_org(r, org))
+            a_error(a, "escalation", "org '%s' is not a party to this agreement",
+                    r->escalation);
+    }
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -613,6 +625,7 @@ static void fill(actx_t *a, agreement_t *ag)
     pub->parties = party_set(ld, &r->parties);
     pub->parties.serving_subject_area = false;
     pub->consent_required = r->consent_required;
+    pub->escalation = r->escalation ? shub_config_strdup(ld, r->escalation) : NULL;
     pub->override_reasons =
         shub_config_strv(ld, r->override_reasons, r->override_reasons_count);
     pub->n_override_reasons = r->override_reasons_count;

@@ -8,17 +8,26 @@
  *
  * Exit codes (include/sharehub/cli.h's table): 0 done; 1 the log does not
  * verify, or explain found no such event; 64 usage; 65 not a sharehub
- * database, a newer schema, or a subject key that does not fit it; 66 no such
- * file; 71 out of memory; 74 output could not be written.
+ * database, a newer schema, a subject key that does not fit it, or a bad
+ * orgs.yaml; 66 no such file; 71 out of memory; 73 a report file or the
+ * ready file cannot be written; 74 output could not be written, or serve
+ * cannot listen.
  */
 #include "sharehub/alloc.h"
 #include "sharehub/cli.h"
+#include "sharehub/http.h"
 #include "sharehub/keys.h"
+#include "sharehub/orgs.h"
 #include "sharehub/query.h"
+#include "sharehub/report.h"
 #include "sharehub/store.h"
+#include "sharehub/web.h"
+#include "sharehub/yaml.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +170,11 @@ enum {
     OPT_SUBJECT_KEY,
     OPT_SECTION,
     OPT_TOP,
+    OPT_ORGS,
+    OPT_CSV_DIR,
+    OPT_LISTEN,
+    OPT_KEY,
+    OPT_READY,
 };
 
 #define COMMON_OPTIONS                                                                   \
@@ -564,33 +578,80 @@ static int cmd_subject(int argc, char **argv)
     return rc;
 }
 
+/* ---- organisation names ------------------------------------------------------ */
+
+/* orgs.yaml's display names for report and serve: the file is read by the
+ * broker's own schema (base/orgs.c), and a mistake in it is named with file,
+ * line and column. The document stays open: the names are borrowed from it. */
+typedef struct names {
+    shub_yaml_doc_t *doc;
+    shub_orgs_t orgs;
+    bool loaded;
+} names_t;
+
+static int names_load(names_t *n, const char *path)
+{
+    shub_err_t err;
+    char line[1024];
+    memset(n, 0, sizeof *n);
+    if (!path)
+        return 0;
+    int rc = check_file(path);
+    if (rc)
+        return rc;
+    rc = shub_yaml_load(path, &n->doc, &err);
+    if (rc == 0)
+        rc = shub_orgs_bind(n->doc, &n->orgs);
+    if (rc) {
+        if (n->doc)
+            shub_yaml_report_first(n->doc, &err);
+        fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
+        shub_yaml_destroy(&n->doc);
+        return rc == SHUB_ENOMEM ? EX_OSERR : EX_DATAERR;
+    }
+    n->loaded = true;
+    return 0;
+}
+
+static void names_free(names_t *n)
+{
+    shub_yaml_destroy(&n->doc);
+    n->loaded = false;
+}
+
 /* ---- report ---------------------------------------------------------------- */
 
 static void usage_report(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit report --db FILE [--since TIME] [--until TIME]\n"
-            "                             [--section NAME] [--top N] [--format FMT]\n"
+            "usage: sharehub-audit report --db FILE [--orgs ORGS.yaml] [--since TIME]\n"
+            "                             [--until TIME] [--section NAME | --csv-dir DIR]\n"
+            "                             [--format text|csv|json]\n"
             "\n"
-            "Tables for an information-governance board, computed over the audit rows\n"
-            "up to the latest signed checkpoint only (its seq, time and head hash are\n"
-            "stated, with the number of newer rows left out), so anyone holding the\n"
-            "database can recompute them:\n"
-            "  agreements        shares per agreement, allowed and denied by reason\n"
-            "  orgs              shares per sender and recipient organisation\n"
-            "  areas             events and shares per area and event type\n"
-            "  marac             MARAC referrals received, accepted, withdrawn, and\n"
-            "                    cases transferred in and out, per MARAC\n"
-            "  fields_stripped   fields withheld most often, per agreement (--top N,\n"
-            "                    default %d)\n"
-            "  dead_letters      deliveries given up (max attempts, agreement recheck)\n"
-            "  pending           deliveries waiting now (the live outbox, not in the\n"
-            "                    chain)\n"
+            "The board report, in plain words: what the partnership shared, under which\n"
+            "agreements, what was refused and withheld, MARAC referrals and how soon\n"
+            "they were answered, and what is overdue. It counts the audit records up to\n"
+            "the newest signed checkpoint only (and says how many newer ones it left\n"
+            "out), so anyone holding the database can recompute it. With --orgs (the\n"
+            "partnership's orgs.yaml) organisations are named as people know them.\n"
+            "\n"
+            "Sections (--section NAME prints one; csv needs one, or --csv-dir):\n"
+            "  summary           the period in numbers\n"
+            "  marac             per MARAC: received, accepted, withdrawn, moved in and\n"
+            "                    out, first answers on time (not shown where there is no\n"
+            "                    MARAC)\n"
+            "  timeliness        per flow with a deadline: on time, late, overdue,\n"
+            "                    escalated, median and 90th percentile hours\n"
+            "  agreements        shares and refusals per agreement\n"
+            "  orgs              shares per organisation\n"
+            "  fields_withheld   fields removed before delivery, per agreement\n"
+            "  given_up          deliveries given up\n"
+            "  waiting           deliveries waiting now (live, not in the signed log)\n"
             "  agreement_review  agreements past their review date or validity\n"
-            "--section NAME prints one of them (and the checkpoint). In csv and json\n"
-            "each row names its section.\n"
+            "  --csv-dir DIR     writes DIR/SECTION.csv for every section, each with a\n"
+            "                    header row\n"
             "\n%s%s",
-            SHUB_QUERY_TOP_FIELDS, common_help, exit_help);
+            common_help, exit_help);
 }
 
 static int cmd_report(int argc, char **argv)
@@ -598,17 +659,25 @@ static int cmd_report(int argc, char **argv)
     static const struct option longopts[] = {
         COMMON_OPTIONS,
         {"section", required_argument, NULL, OPT_SECTION},
-        {"top", required_argument, NULL, OPT_TOP},
+        {"orgs", required_argument, NULL, OPT_ORGS},
+        {"csv-dir", required_argument, NULL, OPT_CSV_DIR},
         {NULL, 0, NULL, 0},
     };
     common_t com = {.fmt = SHUB_QUERY_TABLE};
-    shub_query_report_opts_t o = {.now_ms = shub_now_ms()};
-    int64_t n;
+    shub_report_opts_t o = {.q = {.now_ms = shub_now_ms()}};
+    shub_report_format_t fmt = SHUB_REPORT_TEXT;
+    const char *orgs = NULL, *csv_dir = NULL;
     int c, rc;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == OPT_HELP) {
             usage_report(stdout);
             return 0;
+        }
+        if (c == OPT_FORMAT) {
+            if (shub_report_format_parse(optarg, &fmt))
+                return fail_usage(usage_report, "--format must be text, csv or json, not '%s'",
+                                  optarg);
+            continue;
         }
         if ((rc = common_opt(&com, c, optarg, usage_report)) != 1) {
             if (rc)
@@ -617,11 +686,10 @@ static int cmd_report(int argc, char **argv)
         }
         if (c == OPT_SECTION) {
             o.section = optarg;
-        } else if (c == OPT_TOP) {
-            if (!parse_count(optarg, 1, 1000, &n))
-                return fail_usage(usage_report,
-                                  "--top '%s' is not a number from 1 to 1000", optarg);
-            o.top_fields = (size_t)n;
+        } else if (c == OPT_ORGS) {
+            orgs = optarg;
+        } else if (c == OPT_CSV_DIR) {
+            csv_dir = optarg;
         } else {
             usage_report(stderr);
             return EX_USAGE;
@@ -631,25 +699,188 @@ static int cmd_report(int argc, char **argv)
         return fail_usage(usage_report, "unexpected argument '%s'", argv[optind]);
     if (!com.db)
         return fail_usage(usage_report, "%s", "--db is required");
-    o.has_since = com.has_since;
-    o.since_ms = com.since_ms;
-    o.has_until = com.has_until;
-    o.until_ms = com.until_ms;
+    if (fmt == SHUB_REPORT_CSV && !o.section && !csv_dir)
+        return fail_usage(usage_report, "%s",
+                          "csv is one table a file: give --section NAME, or --csv-dir DIR");
+    if (csv_dir && o.section)
+        return fail_usage(usage_report, "%s", "give --section or --csv-dir, not both");
+    o.q.has_since = com.has_since;
+    o.q.since_ms = com.since_ms;
+    o.q.has_until = com.has_until;
+    o.q.until_ms = com.until_ms;
 
+    names_t names;
     shub_store_t *s = NULL;
-    shub_query_result_t *r = NULL;
+    shub_report_t *r = NULL;
     shub_err_t err;
-    if ((rc = open_db(com.db, NULL, &s)))
+    if ((rc = names_load(&names, orgs)))
         return rc;
-    rc = shub_query_report(s, &o, &r, &err);
-    if (rc == SHUB_EINVAL)
+    o.orgs = names.loaded ? &names.orgs : NULL;
+    if ((rc = open_db(com.db, NULL, &s))) {
+        names_free(&names);
+        return rc;
+    }
+    rc = shub_report_build(s, &o, &r, &err);
+    if (rc == SHUB_EINVAL) {
         rc = fail_usage(usage_report, "%s", err.msg);
-    else if (rc)
+    } else if (rc) {
         rc = report_err(rc, &err);
-    else
-        rc = emit(r, com.fmt);
-    shub_query_result_destroy(&r);
+    } else if (csv_dir) {
+        if ((rc = shub_report_write_csv_dir(r, csv_dir, &err)))
+            rc = rc == SHUB_EIO ? (fprintf(stderr, "%s: %s\n", prog, err.msg), EX_CANTCREAT)
+                                : report_err(rc, &err);
+    } else {
+        shub_buf_t out = {0};
+        if ((rc = shub_report_render(r, fmt, &out, &err)))
+            rc = report_err(rc, &err);
+        else if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+            fprintf(stderr, "%s: writing output: %s\n", prog, strerror(errno));
+            rc = EX_IOERR;
+        }
+        shub_buf_free(&out);
+    }
+    shub_report_destroy(&r);
     shub_store_close(&s);
+    names_free(&names);
+    return rc;
+}
+
+/* ---- serve ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_serving;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_serving = 1;
+}
+
+static void usage_serve(FILE *out)
+{
+    fprintf(out,
+            "usage: sharehub-audit serve --db FILE [--orgs ORGS.yaml] [--listen ADDR]\n"
+            "                            [--key CHECKPOINT.pub] [--ready-file FILE]\n"
+            "\n"
+            "Read-only pages for a browser: the board report with its charts, the audit\n"
+            "log with filters and paging, one share explained, the agreements with their\n"
+            "versions, review dates and flows, and the log's verification with its\n"
+            "newest checkpoint and witnesses. Safe beside a running broker (the database\n"
+            "is opened read-only). No script, nothing fetched from elsewhere, a strict\n"
+            "Content-Security-Policy; any method but GET and HEAD is answered 405.\n"
+            "  --listen ADDR      a loopback address and port (default 127.0.0.1:8080;\n"
+            "                     port 0 picks a free one). Reach it from elsewhere\n"
+            "                     through an SSH tunnel, never by listening wider.\n"
+            "  --orgs FILE        the partnership's orgs.yaml: organisations by name\n"
+            "  --key FILE         the broker's checkpoint.pub: verification checks every\n"
+            "                     signature against it\n"
+            "  --ready-file FILE  written with the pages' address once they are served\n"
+            "Runs until interrupted (SIGINT, SIGTERM); one line per request on stderr.\n"
+            "\n"
+            "exit: 0 stopped, 64 usage, 65 not a sharehub database or a bad orgs.yaml,\n"
+            "      66 no such file, 74 cannot listen on ADDR\n");
+}
+
+/* The pages, and one line per request on stderr. */
+static void serve_logged(const shub_http_request_t *req, shub_http_response_t *resp,
+                         void *ctx)
+{
+    shub_web_serve(req, resp, ctx);
+    fprintf(stderr, "%s: %s %s %d %zu bytes\n", prog, req->method, req->path, resp->status,
+            resp->body.len);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"orgs", required_argument, NULL, OPT_ORGS},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"ready-file", required_argument, NULL, OPT_READY},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = NULL, *orgs = NULL, *listen = "127.0.0.1:8080", *key = NULL,
+               *ready = NULL;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP:
+            usage_serve(stdout);
+            return 0;
+        case OPT_DB:
+            db = optarg;
+            break;
+        case OPT_ORGS:
+            orgs = optarg;
+            break;
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case OPT_KEY:
+            key = optarg;
+            break;
+        case OPT_READY:
+            ready = optarg;
+            break;
+        default:
+            usage_serve(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind != argc)
+        return fail_usage(usage_serve, "unexpected argument '%s'", argv[optind]);
+    if (!db)
+        return fail_usage(usage_serve, "%s", "--db is required");
+    shub_err_t err;
+    uint8_t pub[SHUB_SIGN_PUBLIC];
+    if (key && (rc = shub_keys_read_hex(key, pub, sizeof pub, false, &err)) != 0)
+        return report_err(rc == SHUB_ECRYPTO ? SHUB_EDB : rc, &err);
+    names_t names;
+    if ((rc = check_file(db)) || (rc = names_load(&names, orgs)))
+        return rc;
+    shub_web_t *web = NULL;
+    shub_http_t *http = NULL;
+    shub_web_opts_t wo = {.db = db,
+                          .orgs = names.loaded ? &names.orgs : NULL,
+                          .checkpoint_key = key ? pub : NULL};
+    if ((rc = shub_web_new(&wo, &web, &err))) {
+        rc = report_err(rc, &err);
+        goto done;
+    }
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if ((rc = shub_http_start(listen, SHUB_WEB_CSP, serve_logged, web, &http, &err))) {
+        if (rc == SHUB_EINVAL) {
+            rc = fail_usage(usage_serve, "--listen: %s", err.msg);
+        } else {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            rc = EX_IOERR;
+        }
+        goto done;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "http://%.*s:%u/", (int)(strrchr(listen, ':') - listen), listen,
+             (unsigned)shub_http_port(http));
+    fprintf(stderr, "%s: serving %s db=%s (read-only)\n", prog, url, db);
+    if (ready) {
+        FILE *f = fopen(ready, "w");
+        if (!f || fprintf(f, "%s\n", url) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "%s: cannot write ready file '%s'\n", prog, ready);
+            rc = EX_CANTCREAT;
+            goto done;
+        }
+    }
+    while (!stop_serving)
+        pause();
+    fprintf(stderr, "%s: stopped serving %s\n", prog, url);
+    rc = 0;
+done:
+    shub_http_stop(&http);
+    shub_web_destroy(&web);
+    names_free(&names);
     return rc;
 }
 
@@ -730,8 +961,9 @@ static const struct {
     {"verify", cmd_verify, "check the hash chain and signed checkpoints"},
     {"log", cmd_log, "audit rows, filtered and paged"},
     {"subject", cmd_subject, "every share about one subject (access requests)"},
-    {"report", cmd_report, "tables for the information-governance board"},
+    {"report", cmd_report, "the board report, in plain words (text, csv, json)"},
     {"explain", cmd_explain, "the whole story of one event"},
+    {"serve", cmd_serve, "read-only pages for a browser: report, log, agreements"},
 };
 
 static void usage(FILE *out)

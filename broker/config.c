@@ -107,13 +107,14 @@ static const struct {
     L(future_skew_ms, 300000, 0, 86400000),
     L(checkpoint_every, 10000, 1, 100000000),
     L(checkpoint_ms, 5000, 100, 86400000),
+    L(deadline_hour_ms, 3600000, 1, 3600000),
 #undef L
 };
 
 #define LIMIT_COUNT (sizeof limit_table / sizeof limit_table[0])
 
 typedef struct raw_hub {
-    const char *endpoint, *database, *key_dir;
+    const char *endpoint, *database, *key_dir, *metrics;
     int synchronous;
     shub_hub_settings_t limits; /* only the limit fields are used */
 } raw_hub_t;
@@ -135,7 +136,7 @@ static const shub_yaml_field_t limits_fields[] = {
     LIMIT(heartbeat_ms),       LIMIT(peer_timeout_ms), LIMIT(redeliver_ms),
     LIMIT(max_attempts),       LIMIT(future_skew_ms),  LIMIT(checkpoint_every),
     LIMIT(checkpoint_ms),
-    {NULL, false, 0, 0, NULL},
+    LIMIT(deadline_hour_ms),   {NULL, false, 0, 0, NULL},
 };
 #undef LIMIT
 
@@ -147,6 +148,7 @@ static const shub_yaml_field_t hub_fields[] = {
     {"database", false, offsetof(raw_hub_t, database), 0, &path_type},
     {"key_dir", false, offsetof(raw_hub_t, key_dir), 0, &path_type},
     {"synchronous", false, offsetof(raw_hub_t, synchronous), 0, &sync_type},
+    {"metrics", false, offsetof(raw_hub_t, metrics), 0, &endpoint_type},
     {"limits", false, 0, 0, &limits_type},
     {NULL, false, 0, 0, NULL},
 };
@@ -174,6 +176,44 @@ static char *join(const char *dir, const char *name)
     return out;
 }
 
+bool shub_config_metrics_address_ok(const char *text)
+{
+    const char *colon = text ? strrchr(text, ':') : NULL;
+    if (!colon || colon == text || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535)
+        return false;
+    size_t n = (size_t)(colon - text);
+    if ((n == 9 && strncmp(text, "localhost", 9) == 0) ||
+        (n == 5 && strncmp(text, "[::1]", 5) == 0))
+        return true;
+    /* 127.a.b.c, each part 0..255 */
+    unsigned parts = 0, value = 0, digits = 0;
+    if (n < 9 || strncmp(text, "127.", 4) != 0)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char c = i < n ? text[i] : '.';
+        if (c == '.') {
+            if (digits == 0 || value > 255)
+                return false;
+            parts++;
+            value = digits = 0;
+        } else if (c >= '0' && c <= '9' && digits < 3) {
+            value = value * 10 + (unsigned)(c - '0');
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return parts == 4;
+}
+
 /* Checks what the schema cannot: an endpoint that is one, limits in range. */
 static void check_hub(shub_yaml_doc_t *doc, const raw_hub_t *raw,
                       const shub_hub_settings_t *h)
@@ -183,6 +223,11 @@ static void check_hub(shub_yaml_doc_t *doc, const raw_hub_t *raw,
             doc, "endpoint",
             "endpoint '%s' must be a zeromq endpoint such as tcp://127.0.0.1:7400",
             raw->endpoint);
+    if (raw->metrics && !shub_config_metrics_address_ok(raw->metrics))
+        shub_yaml_error_path(doc, "metrics",
+                             "metrics '%s' must be a loopback address and port such as "
+                             "127.0.0.1:9464 (port 0: any free port)",
+                             raw->metrics);
     char path[64];
     for (size_t i = 0; i < LIMIT_COUNT; i++) {
         uint32_t v = *(const uint32_t *)((const char *)h + limit_table[i].offset);
@@ -215,6 +260,7 @@ static int hub_load(loader_t *ld, const char *file)
         h->database = resolve(ld, ld->dir, raw.database ? raw.database : "sharehub.db");
         h->key_dir = resolve(ld, ld->dir, raw.key_dir ? raw.key_dir : "keys");
         h->synchronous_full = raw.synchronous != SYNC_NORMAL;
+        h->metrics = raw.metrics ? shub_config_strdup(ld, raw.metrics) : NULL;
         for (size_t i = 0; i < LIMIT_COUNT; i++) {
             size_t off = limit_table[i].offset;
             *(uint32_t *)((char *)h + off) = *(uint32_t *)((char *)&raw.limits + off);

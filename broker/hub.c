@@ -39,8 +39,11 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/config.h"
+#include "sharehub/deadline.h"
+#include "sharehub/http.h"
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
+#include "sharehub/metrics.h"
 #include "sharehub/minimise.h"
 #include "sharehub/msg.h"
 #include "sharehub/policy.h"
@@ -56,6 +59,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define TIMER_MS          100    /* redelivery and update timers */
@@ -154,6 +158,9 @@ typedef struct turn {
     size_t n_shares, cap_shares;
     bool have_checkpoint; /* signed in it: broadcast when it is sent */
     shub_signed_head_t checkpoint;
+    shub_metrics_turn_t *m; /* what it counted, published once it commits (NULL:
+                               metrics off) */
+    int64_t submit_us;      /* when its batch went to the writer */
 } turn_t;
 
 /* Everything one SHARE's recipients have in common, and its receipt being
@@ -214,6 +221,10 @@ struct shub_hub {
                               turn in which it turned SEAL_KEY_MS old */
     int64_t sealer_born_ms;
     int64_t next_timer_ms;
+    shub_deadline_t *deadlines; /* open deadlines of allowed shares (deadline.h) */
+    shub_metrics_t *metrics;    /* NULL: hub.yaml names no metrics address */
+    shub_http_t *metrics_http;
+    int64_t next_gauges_ms, checkpoint_at_ms;
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
 };
@@ -727,6 +738,9 @@ static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
 
 /* ---- set-up -------------------------------------------------------------------- */
 
+static int deadlines_load(shub_hub_t *hub, shub_err_t *err); /* deadlines, below */
+static int metrics_start(shub_hub_t *hub, shub_err_t *err);  /* metrics, below */
+
 static void report_config_error(const shub_err_t *err, void *ctx)
 {
     (void)ctx;
@@ -828,7 +842,8 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         shub_err_set(err, rc, "cannot record agreement versions in '%s'", db);
         goto fail;
     }
-    if ((rc = copies_load(hub, err)) || (rc = sign_tail(hub, err)))
+    if ((rc = copies_load(hub, err)) || (rc = deadlines_load(hub, err)) ||
+        (rc = sign_tail(hub, err)))
         goto fail;
     turn_start(hub);
 
@@ -861,6 +876,8 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         rc = err ? err->code : SHUB_EIO;
         goto fail;
     }
+    if ((rc = metrics_start(hub, err)))
+        goto fail;
     if (opts->ready_file) {
         FILE *f = fopen(opts->ready_file, "w");
         if (!f || fprintf(f, "%s\n", hub->endpoint) < 0 || fclose(f) != 0) {
@@ -905,6 +922,316 @@ int shub_hub_reload(shub_hub_t *hub)
     shub_info("reloaded orgs=%zu agreements=%zu", shub_config_org_count(hub->cfg),
               shub_config_agreement_count(hub->cfg));
     return 0;
+}
+
+/* ---- metrics (broker/metrics.c) ---------------------------------------------------- */
+
+#define GAUGES_MS 1000 /* how often the gauges are published */
+
+/* A clock for durations (the commit histogram): steps of the wall clock do
+ * not show. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The HTTP thread's only surface: the snapshot, never the store. */
+static void serve_metrics(const shub_http_request_t *req, shub_http_response_t *resp,
+                          void *ctx)
+{
+    if (strcmp(req->path, "/metrics") != 0) {
+        resp->status = 404;
+        resp->type = "text/plain; charset=utf-8";
+        shub_buf_puts(&resp->body, "404 not found: the metrics are at /metrics\n");
+        return;
+    }
+    resp->type = "text/plain; version=0.0.4; charset=utf-8";
+    shub_metrics_render(ctx, &resp->body);
+}
+
+static int metrics_start(shub_hub_t *hub, shub_err_t *err)
+{
+    shub_signed_head_t cp;
+    if (shub_store_checkpoint_latest(hub->store, &cp, NULL) == 0)
+        hub->checkpoint_at_ms = cp.at_ms;
+    if (!hub->set->metrics)
+        return 0;
+    if (!(hub->metrics = shub_metrics_new()))
+        return shub_err_set(err, SHUB_ENOMEM, "metrics: out of memory");
+    for (size_t k = 0; k < TURNS; k++)
+        if (!(hub->turns[k].m = shub_metrics_turn_new()))
+            return shub_err_set(err, SHUB_ENOMEM, "metrics: out of memory");
+    int rc = shub_http_start(hub->set->metrics, "default-src 'none'", serve_metrics,
+                             hub->metrics, &hub->metrics_http, err);
+    if (rc == 0)
+        shub_info("metrics endpoint=http://%.*s:%u/metrics",
+                  (int)(strrchr(hub->set->metrics, ':') - hub->set->metrics), hub->set->metrics,
+                  (unsigned)shub_http_port(hub->metrics_http));
+    return rc;
+}
+
+static void count_share(shub_hub_t *hub, const char *decision, const shub_decision_t *d)
+{
+    if (hub->t->m &&
+        shub_metrics_turn_share(hub->t->m, decision, d ? d->agreement : NULL,
+                                d && !d->allow ? d->reason : NULL) != 0)
+        shub_debug("metrics: out of memory");
+    if (strcmp(decision, "allow") == 0)
+        shub_metrics_turn_delivery(hub->t->m, "queued");
+}
+
+/* Backlog per recipient, sessions, checkpoint age, deadlines: once a second. */
+static void publish_gauges(shub_hub_t *hub, int64_t now)
+{
+    if (!hub->metrics || now < hub->next_gauges_ms)
+        return;
+    hub->next_gauges_ms = now + GAUGES_MS;
+    const char *orgs[256];
+    uint64_t backlog[256];
+    size_t n = 0;
+    for (size_t i = 0; i < hub->n_queues && n < 256; i++, n++) {
+        orgs[n] = hub->queues[i]->org;
+        backlog[n] = hub->queues[i]->nq + hub->queues[i]->ns;
+    }
+    uint64_t connected = 0;
+    for (size_t i = 0; i < hub->n_peers; i++) {
+        const peer_t *p = hub->peers[i];
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = hub->peers[j]->welcomed && strcmp(hub->peers[j]->org, p->org) == 0;
+        connected += p->welcomed && !p->ended && !seen;
+    }
+    shub_metrics_gauges_t g = {
+        .orgs = orgs,
+        .backlog = backlog,
+        .n_orgs = n,
+        .connected = connected,
+        .checkpoint_at_ms = hub->checkpoint_at_ms,
+        .now_ms = now,
+        .deadlines_open = shub_deadline_open(hub->deadlines),
+        .deadlines_overdue = shub_deadline_past_due(hub->deadlines, now),
+    };
+    shub_metrics_gauges(hub->metrics, &g);
+}
+
+/* ---- deadlines (broker/deadline.c) ------------------------------------------------- */
+
+/* A new copy goes straight out only when nothing older waits for its
+ * recipient and the recipient's window has room; otherwise it waits its turn
+ * in the queue. True if it was sent. */
+static bool send_or_queue(shub_hub_t *hub, copy_t *c, const uint8_t *sealed, size_t len,
+                          int64_t now)
+{
+    peer_t *online = peer_online(hub, c->c.recipient);
+    bool send = online && c->q->nq == 1 && c->q->ns < online->window &&
+                online->out[hub->cur].deliver_bytes < TURN_DELIVER_BYTES;
+    if (send) {
+        c->attempts = 1;
+        c->next_at = now + hub->set->redeliver_ms;
+        list_unlink(c);
+        list_append(c, true);
+        if (out_deliver(hub, online, c, sealed, len))
+            session_end(hub, online, "out of memory");
+    }
+    return send;
+}
+
+static int on_open_deadline(const shub_store_deadline_t *d, void *ctx)
+{
+    return shub_deadline_add(ctx, d) == SHUB_ENOMEM ? SHUB_ENOMEM : 0;
+}
+
+/* The deadlines not yet answered, from the store: on start, and after a
+ * failed commit. */
+static int deadlines_load(shub_hub_t *hub, shub_err_t *err)
+{
+    if (!hub->deadlines && !(hub->deadlines = shub_deadline_new()))
+        return shub_err_set(err, SHUB_ENOMEM, "loading deadlines: out of memory");
+    shub_deadline_clear(hub->deadlines);
+    int rc = shub_store_deadlines_open(hub->store, on_open_deadline, hub->deadlines, err);
+    if (rc == SHUB_ENOMEM)
+        shub_err_set(err, rc, "loading deadlines: out of memory");
+    return rc;
+}
+
+/* An allowed copy under a flow with deadlines: one per kind, stored with the
+ * share's decision. */
+static int deadlines_start(shub_hub_t *hub, const share_ctx_t *sc, const char *recipient,
+                           const shub_decision_t *d)
+{
+    const uint32_t hours[2] = {d->ack_within_hours, d->act_within_hours};
+    const int kinds[2] = {SHUB_STORE_DEADLINE_ACK, SHUB_STORE_DEADLINE_ACT};
+    const shub_event_t *ev = &sc->share->ev;
+    for (int k = 0; k < 2; k++) {
+        if (!hours[k])
+            continue;
+        shub_err_t err;
+        shub_store_deadline_t dl = {
+            .event_id = ev->id,
+            .recipient = recipient,
+            .sender = sc->sender->org,
+            .event_type = ev->type,
+            .area = ev->area,
+            .agreement = d->agreement,
+            .agreement_hash = d->agreement_hash,
+            .agreement_version = d->version,
+            .flow = d->flow,
+            .kind = kinds[k],
+            .hours = hours[k],
+            .started_ms = sc->now,
+            .due_ms = shub_deadline_due(sc->now, hours[k], hub->set->deadline_hour_ms),
+        };
+        int rc = shub_store_deadline_put(hub->store, &dl, &err);
+        if (rc)
+            return store_check(hub, rc, &err, "deadline");
+        rc = shub_deadline_add(hub->deadlines, &dl);
+        if (rc == SHUB_ELIMIT)
+            shub_warn("deadline not tracked: %d open deadlines already", SHUB_DEADLINE_MAX_OPEN);
+        else if (rc)
+            return store_check(hub, rc, &(shub_err_t){.msg = "out of memory"}, "deadline");
+    }
+    return 0;
+}
+
+static int on_answered(const shub_store_deadline_t *d, void *ctx)
+{
+    shub_hub_t *hub = ctx;
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT];
+    int rc = shub_store_deadline_mark(hub->store, &d->event_id, d->recipient, d->kind,
+                                      d->answered_ms, 0, &err);
+    if (rc && rc != SHUB_ENOTFOUND)
+        return store_check(hub, rc, &err, "deadline") ? -1 : 0;
+    shub_info("answered event=%s type=%s from=%s by=%s deadline=%s %s", idtext(&d->event_id, idt),
+              d->event_type, d->sender, d->recipient, shub_deadline_kind_name(d->kind),
+              d->answered_ms <= d->due_ms ? "in-time" : "late");
+    return 0;
+}
+
+/* A SHARE that names another event in reply_to, from the organisation that
+ * event went to: the deadlines it meets. `to` are its allowed recipients. */
+static void deadlines_answer(shub_hub_t *hub, const share_ctx_t *sc, const char *const *to,
+                             size_t n_to)
+{
+    const shub_event_t *ev = &sc->share->ev;
+    if (ev->reply_to && hub->deadlines && !hub->txn_failed)
+        shub_deadline_answer(hub->deadlines, ev->reply_to, sc->sender->org, to, n_to, sc->now,
+                             on_answered, hub);
+}
+
+/* One notice of an overdue deadline to one organisation: audited, stored
+ * sealed to it and delivered like any copy (from SHUB_HUB_SENDER). */
+static int notify_overdue(shub_hub_t *hub, const shub_store_deadline_t *d,
+                          const shub_org_t *org, int64_t now)
+{
+    shub_err_t err;
+    shub_id_t id, reply_to;
+    shub_event_t ev;
+    char why[SHUB_MSG_MAX_LINE], reason[32];
+    uint8_t hash[32];
+    if (shub_id_generate(&id, now) != 0 ||
+        shub_deadline_notice(hub->turn, d, &id, now, &reply_to, &ev) != 0 ||
+        shub_event_encode(&ev, &hub->plain, &err) != 0)
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "cannot build a notice"},
+                           "notice");
+    size_t len = hub->plain.len + SHUB_SEAL_OVERHEAD;
+    if (!hub->sealer)
+        hub->sealer = shub_sealer_new();
+    uint8_t *sealed = hub->sealer ? shub_arena_alloc(hub->turn, len) : NULL;
+    if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
+                             sealed))
+        return store_check(hub, SHUB_ENOMEM,
+                           &(shub_err_t){.msg = "cannot seal to the recipient's key"}, "seal");
+    crypto_generichash(hash, sizeof hash, hub->plain.data, hub->plain.len, NULL, 0);
+    shub_deadline_explain(d, why, sizeof why);
+    snprintf(reason, sizeof reason, "overdue-%s", shub_deadline_kind_name(d->kind));
+    shub_audit_row_t row = {
+        .at_ms = now,
+        .action = "notice",
+        .decision = "sent",
+        .event_id = id,
+        .event_type = ev.type,
+        .sender = SHUB_HUB_SENDER,
+        .recipient = org->id,
+        .reason = reason,
+        .explanation = why,
+        .agreement = d->agreement,
+        .agreement_version = d->agreement_version,
+        .agreement_hash = d->agreement_hash,
+        .flow = d->flow,
+        .purpose = ev.purpose,
+        .area = ev.area,
+        .occurred_ms = now,
+        .reply_to = &d->event_id,
+        .payload_hash = hash,
+    };
+    shub_store_copy_t cs = {
+        .event_id = id,
+        .recipient = org->id,
+        .sender = SHUB_HUB_SENDER,
+        .event_type = ev.type,
+        .agreement = d->agreement,
+        .agreement_hash = d->agreement_hash,
+        .agreement_version = d->agreement_version,
+        .flow = d->flow,
+        .area = ev.area,
+        .purpose = ev.purpose,
+        .created_ms = now,
+        .sealed = sealed,
+        .sealed_len = len,
+    };
+    int rc = shub_store_audit_append(hub->store, &row, &err);
+    if (rc == 0)
+        rc = shub_store_copy_put(hub->store, &cs, &err);
+    if (rc)
+        return store_check(hub, rc, &err, "notice");
+    copy_t *c = copy_add(hub, &cs);
+    if (!c)
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "notice");
+    c->ticket = shub_store_ticket(hub->store);
+    send_or_queue(hub, c, sealed, len, now);
+    shub_metrics_turn_delivery(hub->t->m, "queued");
+    shub_metrics_turn_escalation(hub->t->m);
+    return 0;
+}
+
+/* An overdue deadline: a notice to the share's sender and to its agreement's
+ * escalation contact, and the deadline marked escalated, in one transaction. */
+static int on_overdue(const shub_store_deadline_t *d, void *ctx)
+{
+    shub_hub_t *hub = ctx;
+    shub_err_t err;
+    char idt[SHUB_ID_TEXT];
+    if (ensure_txn(hub) != 0)
+        return -1;
+    long ai = shub_config_agreement_find(hub->cfg, d->agreement);
+    const shub_agreement_t *ag = ai >= 0 ? shub_config_agreement_at(hub->cfg, (size_t)ai) : NULL;
+    const char *targets[2] = {d->sender, ag ? ag->escalation : NULL};
+    if (targets[1] && strcmp(targets[1], d->sender) == 0)
+        targets[1] = NULL;
+    for (int i = 0; i < 2; i++) {
+        const shub_org_t *org = targets[i] ? shub_config_org(hub->cfg, targets[i]) : NULL;
+        if (org && notify_overdue(hub, d, org, d->escalated_ms) != 0)
+            return -1;
+    }
+    int rc = shub_store_deadline_mark(hub->store, &d->event_id, d->recipient, d->kind, 0,
+                                      d->escalated_ms, &err);
+    if (rc && rc != SHUB_ENOTFOUND)
+        return store_check(hub, rc, &err, "deadline") ? -1 : 0;
+    shub_warn("overdue event=%s type=%s from=%s to=%s deadline=%s hours=%u escalated=%s%s%s",
+              idtext(&d->event_id, idt), d->event_type, d->sender, d->recipient,
+              shub_deadline_kind_name(d->kind), d->hours, d->sender, targets[1] ? "," : "",
+              targets[1] ? targets[1] : "");
+    return 0;
+}
+
+/* Escalates what has fallen due, a bounded number per turn. */
+static void deadlines_check(shub_hub_t *hub, int64_t now)
+{
+    if (hub->deadlines && !hub->txn_failed)
+        shub_deadline_overdue(hub->deadlines, now, 256, on_overdue, hub);
 }
 
 /* ---- SHARE --------------------------------------------------------------------- */
@@ -981,6 +1308,7 @@ static int deny_recipient(shub_hub_t *hub, share_ctx_t *sc, const char *recipien
     if ((rc = shub_store_outcome_put(hub->store, &o, &err)))
         return store_check(hub, rc, &err, "receipt");
     add_item(sc, recipient, SHUB_OUTCOME_DENIED, d->reason, d->explanation, d);
+    count_share(hub, "deny", d);
     char idt[SHUB_ID_TEXT];
     shub_info("deny event=%s type=%s from=%s to=%s reason=%s",
               idtext(&sc->share->ev.id, idt), sc->share->ev.type, sc->sender->org,
@@ -1091,19 +1419,10 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
                            "pending copy");
     c->ticket = shub_store_ticket(hub->store);
 
-    /* Straight out only when nothing older waits for this recipient and its
-     * window has room; otherwise it waits its turn in the queue. */
-    peer_t *online = peer_online(hub, org->id);
-    bool send = online && c->q->nq == 1 && c->q->ns < online->window &&
-                online->out[hub->cur].deliver_bytes < TURN_DELIVER_BYTES;
-    if (send) {
-        c->attempts = 1;
-        c->next_at = sc->now + hub->set->redeliver_ms;
-        list_unlink(c);
-        list_append(c, true);
-        if (out_deliver(hub, online, c, sealed, sealed_len))
-            session_end(hub, online, "out of memory");
-    }
+    bool send = send_or_queue(hub, c, sealed, sealed_len, sc->now);
+    if (deadlines_start(hub, sc, org->id, d) != 0)
+        return SHUB_EDB;
+    count_share(hub, "allow", d);
     add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL,
              d);
     char idt[SHUB_ID_TEXT];
@@ -1303,18 +1622,20 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
     }
 
     const shub_org_t *orgs[MAX_RECIPIENTS];
+    const char *allowed_to[MAX_RECIPIENTS];
     size_t n = expand(hub, sc, orgs), allowed = 0, denied = 0;
     for (size_t i = 0; i < n && !hub->txn_failed; i++) {
         shub_decision_t d;
         shub_policy_decide(hub->cfg, p->org, orgs[i]->id, ev, now, &d);
         if (d.allow) {
             allow_recipient(hub, sc, orgs[i], &d);
-            allowed++;
+            allowed_to[allowed++] = orgs[i]->id;
         } else {
             deny_recipient(hub, sc, orgs[i]->id, &d);
             denied++;
         }
     }
+    deadlines_answer(hub, sc, allowed_to, allowed);
     if (hub->txn_failed)
         return;
     if (out_receipt(hub, p, &ev->id, false, sc->items, sc->n_items)) {
@@ -1370,10 +1691,13 @@ static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const c
         .agreement_version = c->c.agreement_version,
         .flow = c->c.flow,
     };
-    if ((rc = record_update(hub, &u)) ||
+    bool notice = strcmp(c->c.sender, SHUB_HUB_SENDER) == 0; /* no session to update */
+    if ((!notice && (rc = record_update(hub, &u))) ||
         (rc = store_check(hub, shub_store_copy_drop(hub->store, c->c.seq, &err), &err,
                           "drop copy")))
         return rc;
+    shub_metrics_turn_delivery(hub->t->m,
+                               state == SHUB_OUTCOME_ACKNOWLEDGED ? "acknowledged" : "dead");
     copy_remove(hub, c);
     return 0;
 }
@@ -1586,6 +1910,8 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
  * its agreement no longer carries it. True if it may go. */
 static bool recheck(shub_hub_t *hub, copy_t *c, int64_t now)
 {
+    if (strcmp(c->c.sender, SHUB_HUB_SENDER) == 0)
+        return true; /* the broker's own notice: no agreement decided it */
     shub_policy_copy_t pc = {
         .sender = c->c.sender,
         .recipient = c->c.recipient,
@@ -1708,6 +2034,8 @@ static void run_timers(shub_hub_t *hub, int64_t now)
         if (p->upd_more && p->out[hub->cur].nu < SHUB_MSG_MAX_BATCH)
             feed_updates(hub, p);
     }
+    deadlines_check(hub, now);
+    publish_gauges(hub, now);
     if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
         ensure_txn(hub) == 0) {
         shub_err_t err;
@@ -1820,6 +2148,8 @@ static void recover(shub_hub_t *hub)
     }
     if (copies_load(hub, &err) != 0)
         shub_error("store: cannot reload pending copies: %s (retrying each turn)", err.msg);
+    if (deadlines_load(hub, &err) != 0)
+        shub_error("store: cannot reload deadlines: %s", err.msg);
 }
 
 /* Starts building the turn in slot building % TURNS, which is free. */
@@ -1840,6 +2170,7 @@ static void turn_start(shub_hub_t *hub)
 /* Tells every sender of turn t that nothing of its SHAREs was accepted. */
 static void turn_refuse(shub_hub_t *hub, turn_t *t)
 {
+    shub_metrics_turn_discard(t->m); /* none of it happened */
     for (size_t i = 0; i < t->n_shares; i++)
         send_error(hub, NULL, t->shares[i].rid, t->shares[i].rid_len, "unavailable",
                    &t->shares[i].id,
@@ -1886,6 +2217,10 @@ static void complete_turns(shub_hub_t *hub, int64_t now)
         }
         for (size_t i = 0; i < hub->n_peers; i++)
             flush_peer(hub, hub->peers[i], k, t);
+        if (t->have_checkpoint)
+            hub->checkpoint_at_ms = t->checkpoint.at_ms;
+        shub_metrics_commit(hub->metrics, t->m,
+                            t->wrote ? (double)(mono_us() - t->submit_us) / 1e6 : -1);
         if (hub->degraded && t->wrote && t->n_shares == 0 && now >= hub->degraded_try_ms)
             store_up(hub, now); /* a turn of acknowledgements committed */
         hub->sending++;
@@ -1929,6 +2264,7 @@ static void close_turn(shub_hub_t *hub, int64_t now)
         int rc = hub->txn_failed ? SHUB_EDB : shub_store_submit(hub->store, &t->ticket, &err);
         if (rc == 0) {
             t->wrote = true;
+            t->submit_us = mono_us();
         } else {
             /* Failed while being recorded: it never reached the writer. The
              * turns before it may still commit; memory is rebuilt once they
@@ -2097,6 +2433,11 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     peers_sweep(hub);
     shub_free(hub->peers);
     copies_clear(hub);
+    shub_deadline_destroy(&hub->deadlines);
+    shub_http_stop(&hub->metrics_http); /* before the snapshot it reads */
+    shub_metrics_destroy(&hub->metrics);
+    for (size_t k = 0; k < TURNS; k++)
+        shub_metrics_turn_destroy(&hub->turns[k].m);
     shub_free(hub->queues);
     shub_free(hub->map);
     for (size_t i = 0; i < TURNS; i++) {

@@ -91,7 +91,7 @@ static const char *const time_columns[] = {
     "at",          "since",           "until",       "computed_at",   "decided_at",
     "received_at", "acknowledged_at", "finished_at", "checkpoint_at", "oldest_pending",
     "review",      "valid_from",      "valid_until", "queued_at",     "outbox_updated_at",
-    "occurred",
+    "occurred",    "loaded_at",
 };
 
 static bool is_time_column(const char *name)
@@ -292,6 +292,24 @@ static const char view_sql[] =
     " c.created_at AS created_at FROM main.sealed c;";
 #undef NAME_OF
 
+/* The deadlines with names as text; an empty view of the same shape for a
+ * store written before deadlines were tracked (a reader cannot add the
+ * table). */
+#define DEADLINE_VIEW_COLUMNS                                                            \
+    "event_id, recipient, kind, sender, event_type, agreement, flow, hours, started_at, " \
+    "due_at, answered_at, escalated_at"
+static const char deadlines_view_sql[] =
+    "CREATE TEMP VIEW IF NOT EXISTS deadlines_t(" DEADLINE_VIEW_COLUMNS ") AS SELECT"
+    " d.event_id, (SELECT text FROM names WHERE id = d.recipient), d.kind,"
+    " (SELECT text FROM names WHERE id = d.sender),"
+    " (SELECT text FROM names WHERE id = d.event_type), v.id,"
+    " (SELECT text FROM names WHERE id = d.flow), d.hours, d.started_at, d.due_at,"
+    " d.answered_at, d.escalated_at"
+    " FROM main.deadlines d LEFT JOIN main.agreement_versions v ON v.vid = d.agreement";
+static const char deadlines_empty_sql[] =
+    "CREATE TEMP VIEW IF NOT EXISTS deadlines_t(" DEADLINE_VIEW_COLUMNS ") AS SELECT"
+    " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0";
+
 /* One read snapshot for everything a query reads; a no-op inside a
  * transaction the caller already holds. */
 static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
@@ -300,6 +318,11 @@ static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
     if (!sqlite3_get_autocommit(s->db))
         return 0;
     if (sqlite3_exec(s->db, view_sql, NULL, NULL, NULL) != SQLITE_OK)
+        return shub_store_db_fail(s, err, "query: views");
+    int has = sqlite3_table_column_metadata(s->db, "main", "deadlines", "due_at", NULL, NULL,
+                                            NULL, NULL, NULL) == SQLITE_OK;
+    if (sqlite3_exec(s->db, has ? deadlines_view_sql : deadlines_empty_sql, NULL, NULL,
+                     NULL) != SQLITE_OK)
         return shub_store_db_fail(s, err, "query: views");
     if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return shub_store_db_fail(s, err, "query: begin");
@@ -647,10 +670,54 @@ done:
  * checkpoint (recomputable by anyone who holds it) and within --since/--until. */
 #define WINDOW "seq <= :upto AND at >= :since AND at < :until"
 
+/* How long each answered deadline took, in the flow's own hours (the hub's
+ * clock may run hours faster in a simulation: the ratio to the target is
+ * what counts), ranked within `part` so the median and the 90th percentile
+ * are row numbers: the lower median, and the smallest time within which 90 %
+ * were answered. */
+#define TOOK(filter, part)                                                               \
+    "WITH d AS (SELECT *, CASE WHEN answered_at IS NOT NULL AND due_at > started_at"     \
+    "   THEN (answered_at - started_at) * 1.0 * hours / (due_at - started_at) END AS took"\
+    "   FROM deadlines_t WHERE started_at >= :since AND started_at < :until" filter "),"  \
+    " r AS (SELECT *, row_number() OVER (PARTITION BY " part                              \
+    "   ORDER BY took IS NULL, took) AS rn, count(took) OVER (PARTITION BY " part         \
+    "   ) AS na FROM d) "
+#define TOOK_COLUMNS                                                                     \
+    " count(*) AS shares,"                                                               \
+    " sum(answered_at IS NOT NULL AND answered_at <= due_at) AS in_time,"                 \
+    " sum(coalesce(answered_at > due_at, 0)) AS late,"                                   \
+    " sum(answered_at IS NULL AND due_at <= :now) AS overdue,"                           \
+    " sum(answered_at IS NULL AND due_at > :now) AS waiting,"                            \
+    " sum(escalated_at IS NOT NULL) AS escalated,"                                       \
+    " round(max(CASE WHEN rn = (na + 1) / 2 THEN took END), 1) AS median_hours,"          \
+    " round(max(CASE WHEN rn = (9 * na + 9) / 10 THEN took END), 1) AS p90_hours"
+
 static const struct {
     const char *name;
     const char *sql;
 } report_sections[] = {
+    /* What the period held, in one row. */
+    {"summary",
+     "SELECT count(DISTINCT CASE WHEN action = 'decide' THEN event_id END) AS events,"
+     " sum(action = 'decide') AS shares,"
+     " sum(action = 'decide' AND decision = 'allow') AS allowed,"
+     " sum(action = 'decide' AND decision = 'deny') AS denied,"
+     " sum(action = 'ack' AND sender IS NOT 'hub') AS acknowledged,"
+     " sum(action IN ('dead', 'recheck') AND sender IS NOT 'hub') AS given_up,"
+     " sum(action = 'notice') AS escalations,"
+     " count(DISTINCT CASE WHEN action = 'decide' THEN sender END) AS senders"
+     " FROM audit_t WHERE " WINDOW},
+    /* Deadlines per flow and kind (live state, like pending). */
+    {"timeliness",
+     TOOK("", "agreement, flow, kind")
+     "SELECT agreement, flow, kind, max(hours) AS target_hours," TOOK_COLUMNS
+     " FROM r GROUP BY agreement, flow, kind ORDER BY agreement, flow, kind"},
+    /* Referrals per MARAC: the first answer (kind 1), as the region's
+     * coordinators review each referral. */
+    {"marac_timeliness",
+     TOOK(" AND event_type = 'marac.referral' AND kind = 1", "recipient")
+     "SELECT recipient AS marac, max(hours) AS target_hours," TOOK_COLUMNS
+     " FROM r GROUP BY recipient ORDER BY recipient"},
     /* Shares are decisions: one per (event, recipient). Redelivery rechecks
      * and dead letters are in dead_letters, not counted twice here. */
     {"agreements",
@@ -720,6 +787,25 @@ static const struct {
     {"pending",
      "SELECT recipient, count(*) AS pending, min(created_at) AS oldest_pending"
      " FROM sealed_t GROUP BY recipient ORDER BY recipient"},
+    /* Every agreement the broker has loaded, its newest version first: the
+     * titles and dates the report and the pages name agreements by. */
+    {"agreement_versions",
+     "SELECT id AS agreement, version, title, status, valid_from, valid_until, review,"
+     " first_loaded_at AS loaded_at, content_hash,"
+     " row_number() OVER (PARTITION BY id ORDER BY version DESC, first_loaded_at DESC)"
+     " AS newest FROM agreement_versions ORDER BY id, version DESC, first_loaded_at DESC"},
+    /* The flows each agreement version carried, as the log saw them used. */
+    {"flows_used",
+     "SELECT agreement, agreement_version AS version, flow, event_type,"
+     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied"
+     " FROM audit_t WHERE " WINDOW " AND action = 'decide' AND flow IS NOT NULL"
+     " GROUP BY agreement, agreement_version, flow, event_type"
+     " ORDER BY agreement, agreement_version DESC, flow, event_type"},
+    /* Countersignatures the witnesses sent, newest checkpoint first. */
+    {"witnesses",
+     "SELECT (SELECT text FROM names WHERE id = w.org) AS org, w.upto_seq,"
+     " w.at AS checkpoint_at, w.received_at FROM witnesses w"
+     " ORDER BY w.upto_seq DESC, org LIMIT 200"},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
     {"agreement_review",

@@ -207,6 +207,34 @@ static const char schema_sql[] =
     "    PRIMARY KEY(org, upto_seq)\n"
     ") WITHOUT ROWID;\n";
 
+/* Deadlines of allowed shares (a flow's ack_within_hours, act_within_hours):
+ * one row per (event, recipient, kind), kind 1 acknowledge, 2 act. Written
+ * when the share is allowed, when the recipient answers it, and when the hub
+ * escalates it; live state like `outcomes`, not part of the chain (the
+ * escalation itself is an audit row). Made on open when missing, so a store
+ * written before deadlines were tracked gains it. */
+static const char deadlines_sql[] =
+    "CREATE TABLE IF NOT EXISTS deadlines(\n"
+    "    event_id BLOB NOT NULL,\n"
+    "    recipient INTEGER NOT NULL,\n"
+    "    kind INTEGER NOT NULL,\n"
+    "    sender INTEGER NOT NULL,\n"
+    "    event_type INTEGER NOT NULL,\n"
+    "    agreement INTEGER NOT NULL,\n"
+    "    flow INTEGER NOT NULL,\n"
+    "    area INTEGER,\n"
+    "    hours INTEGER NOT NULL,\n"
+    "    started_at INTEGER NOT NULL,\n"
+    "    due_at INTEGER NOT NULL,\n"
+    "    answered_at INTEGER,\n"
+    "    escalated_at INTEGER,\n"
+    "    PRIMARY KEY(event_id, recipient, kind)\n"
+    ") WITHOUT ROWID;\n";
+
+#define DEADLINE_COLUMNS                                                                 \
+    "event_id, recipient, kind, sender, event_type, agreement, flow, area, hours, "       \
+    "started_at, due_at, answered_at, escalated_at"
+
 #define COPY_COLUMNS                                                                     \
     "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
     "basis, fields_shared, created_at"
@@ -264,6 +292,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AGREEMENT_FIND] = "SELECT vid FROM agreement_versions WHERE id = ?1"
                           " AND version = ?2 AND content_hash = ?3",
     [ST_INDEX_UPTO] = "SELECT coalesce(max(seq), 0) FROM audit_find",
+    [ST_DEADLINE_PUT] = "INSERT INTO deadlines(" DEADLINE_COLUMNS ") VALUES(?1, ?2, ?3,"
+                        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+    [ST_DEADLINE_MARK] = "UPDATE deadlines SET answered_at = coalesce(answered_at, ?4),"
+                         " escalated_at = coalesce(escalated_at, ?5)"
+                         " WHERE event_id = ?1 AND recipient = ?2 AND kind = ?3",
+    [ST_DEADLINES_OPEN] = "SELECT " DEADLINE_COLUMNS " FROM deadlines"
+                          " WHERE answered_at IS NULL",
     [ST_INDEX_FILL] = "INSERT INTO audit_find(seq, event_id, sender, recipient, agreement,"
                       " event_type, decision, reason, case_hash, subject_hash)"
                       " SELECT seq, event_id, sender, recipient, agreement, event_type,"
@@ -1172,7 +1207,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         (rc = load_head(s, err)) || (rc = check_keys(s, err)))
         goto fail;
     if (!s->readonly) {
-        if ((rc = shub_store_names_load(s, err)))
+        if ((rc = exec(s, deadlines_sql, "create deadlines table", err)) ||
+            (rc = shub_store_names_load(s, err)))
             goto fail;
         if (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
             pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
@@ -1888,6 +1924,33 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
 
 /* ---- sealed copies --------------------------------------------------------- */
 
+/* What a stored copy and a deadline both name: recipient, sender, event type,
+ * flow, area and agreement version. Each text is interned and pointed at the
+ * store's copy (valid until close); the ids come back in the struct. */
+typedef struct route {
+    const char **recipient, **sender, **type, **flow, **area, **agreement, **hash;
+    uint32_t version;
+    int64_t recipient_id, sender_id, type_id, flow_id, area_id, vid;
+} route_t;
+
+static int intern_route(shub_store_t *s, route_t *r, shub_err_t *err)
+{
+    int rc;
+    if ((rc = intern(s, *r->recipient, &r->recipient_id, r->recipient, err)) ||
+        (rc = intern(s, *r->sender, &r->sender_id, r->sender, err)) ||
+        (rc = intern(s, *r->type, &r->type_id, r->type, err)) ||
+        (rc = intern(s, *r->flow, &r->flow_id, r->flow, err)) ||
+        (rc = intern(s, *r->area, &r->area_id, r->area, err)) ||
+        (rc = agreement_vid(s, *r->agreement, r->version, *r->hash, &r->vid, err)))
+        return rc;
+    const agreement_ref_t *a = agreement_by_vid(s, r->vid);
+    if (a) {
+        *r->agreement = a->id;
+        *r->hash = a->hash;
+    }
+    return 0;
+}
+
 int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
 {
     int64_t rid, sid, tid, fid, aid, pid, bid, fsid, vid;
@@ -1903,22 +1966,16 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
                             c->sealed_len, SHUB_MSG_MAX_BIN);
     if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "copy put: no transaction is open");
-    if ((rc = intern(s, c->recipient, &rid, &c->recipient, err)) ||
-        (rc = intern(s, c->sender, &sid, &c->sender, err)) ||
-        (rc = intern(s, c->event_type, &tid, &c->event_type, err)) ||
-        (rc = intern(s, c->flow, &fid, &c->flow, err)) ||
-        (rc = intern(s, c->area, &aid, &c->area, err)) ||
+    route_t r = {.recipient = &c->recipient, .sender = &c->sender, .type = &c->event_type,
+                 .flow = &c->flow, .area = &c->area, .agreement = &c->agreement,
+                 .hash = &c->agreement_hash, .version = c->agreement_version};
+    if ((rc = intern_route(s, &r, err)) ||
         (rc = intern(s, c->purpose, &pid, &c->purpose, err)) ||
         (rc = intern(s, c->basis, &bid, &c->basis, err)) ||
-        (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)) ||
-        (rc = agreement_vid(s, c->agreement, c->agreement_version, c->agreement_hash, &vid,
-                            err)))
+        (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)))
         return rc;
-    const agreement_ref_t *a = agreement_by_vid(s, vid);
-    if (a) {
-        c->agreement = a->id;
-        c->agreement_hash = a->hash;
-    }
+    rid = r.recipient_id, sid = r.sender_id, tid = r.type_id, fid = r.flow_id,
+    aid = r.area_id, vid = r.vid;
     shub_store_op_begin(s, ST_COPY_PUT);
     shub_store_op_blob(s, 1, c->event_id.bytes, SHUB_ID_SIZE);
     shub_store_op_int(s, 2, rid);
@@ -2186,4 +2243,103 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
     if (own)
         rc = rc ? (shub_store_rollback(s), rc) : shub_store_commit(s, err);
     return rc;
+}
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+int shub_store_deadline_put(shub_store_t *s, shub_store_deadline_t *d, shub_err_t *err)
+{
+    int rc;
+    if (!d || !d->recipient || !d->sender || !d->event_type || !d->agreement || !d->flow ||
+        (d->kind != SHUB_STORE_DEADLINE_ACK && d->kind != SHUB_STORE_DEADLINE_ACT))
+        return shub_err_set(err, SHUB_EINVAL,
+                            "deadline put: missing recipient, sender, type, agreement, "
+                            "flow or kind");
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "deadline put: no transaction is open");
+    route_t r = {.recipient = &d->recipient, .sender = &d->sender, .type = &d->event_type,
+                 .flow = &d->flow, .area = &d->area, .agreement = &d->agreement,
+                 .hash = &d->agreement_hash, .version = d->agreement_version};
+    if ((rc = intern_route(s, &r, err)))
+        return rc;
+    shub_store_op_begin(s, ST_DEADLINE_PUT);
+    shub_store_op_blob(s, 1, d->event_id.bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, r.recipient_id);
+    shub_store_op_int(s, 3, d->kind);
+    shub_store_op_int(s, 4, r.sender_id);
+    shub_store_op_int(s, 5, r.type_id);
+    shub_store_op_int(s, 6, r.vid);
+    shub_store_op_int(s, 7, r.flow_id);
+    shub_store_op_opt_int(s, 8, r.area_id);
+    shub_store_op_int(s, 9, d->hours);
+    shub_store_op_int(s, 10, d->started_ms);
+    shub_store_op_int(s, 11, d->due_ms);
+    shub_store_op_opt_int(s, 12, d->answered_ms);
+    shub_store_op_opt_int(s, 13, d->escalated_ms);
+    return shub_store_op_end(s, "deadline put", err);
+}
+
+int shub_store_deadline_mark(shub_store_t *s, const shub_id_t *id, const char *recipient,
+                             int kind, int64_t answered_ms, int64_t escalated_ms,
+                             shub_err_t *err)
+{
+    int64_t rid;
+    int rc;
+    if (!id || !recipient)
+        return shub_err_set(err, SHUB_EINVAL, "deadline mark: missing event id or recipient");
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "deadline mark: no transaction is open");
+    if ((rc = intern(s, recipient, &rid, NULL, err)))
+        return rc;
+    shub_store_op_begin(s, ST_DEADLINE_MARK);
+    shub_store_op_blob(s, 1, id->bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, rid);
+    shub_store_op_int(s, 3, kind);
+    shub_store_op_opt_int(s, 4, answered_ms);
+    shub_store_op_opt_int(s, 5, escalated_ms);
+    return shub_store_op_end(s, "deadline mark", err);
+}
+
+int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void *ctx,
+                              shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step, stop = 0;
+    if (!fn)
+        return shub_err_set(err, SHUB_EINVAL, "deadlines: no callback");
+    if ((rc = shub_store_drain(s, err)) ||
+        (rc = shub_store_read_stmt(s, ST_DEADLINES_OPEN, &st, err)))
+        return rc;
+    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *id = sqlite3_column_blob(st, 0);
+        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 5));
+        shub_store_deadline_t d = {
+            .recipient = shub_store_name(s, sqlite3_column_int64(st, 1)),
+            .kind = sqlite3_column_int(st, 2),
+            .sender = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .event_type = shub_store_name(s, sqlite3_column_int64(st, 4)),
+            .agreement = a ? a->id : NULL,
+            .agreement_hash = a ? a->hash : NULL,
+            .agreement_version = a ? a->version : 0,
+            .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
+            .area = shub_store_name(s, sqlite3_column_int64(st, 7)),
+            .hours = (uint32_t)sqlite3_column_int64(st, 8),
+            .started_ms = sqlite3_column_int64(st, 9),
+            .due_ms = sqlite3_column_int64(st, 10),
+            .answered_ms = sqlite3_column_int64(st, 11),
+            .escalated_ms = sqlite3_column_int64(st, 12),
+        };
+        if (!id || sqlite3_column_bytes(st, 0) != SHUB_ID_SIZE || !d.recipient ||
+            !d.sender || !d.event_type || !d.agreement || !d.flow)
+            continue; /* malformed: never escalated on half a row */
+        memcpy(d.event_id.bytes, id, SHUB_ID_SIZE);
+        stop = fn(&d, ctx);
+    }
+    if (!stop && step != SQLITE_DONE) {
+        rc = shub_store_read_fail(s, err, "read deadlines");
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return stop;
 }

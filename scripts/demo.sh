@@ -47,8 +47,16 @@ done
 say "-- keys: the broker's in $keys/broker, each organisation's agent's in $keys/agents/"
 
 # -- the broker ---------------------------------------------------------------
+# The simulation runs a day in under a second, so the broker's deadline clock
+# (limits.deadline_hour_ms) runs at the same pace: a copy of the example's
+# configuration with that one limit added.
 rm -rf "$state"
 mkdir -p "$state/agents"
+cp -r "$config" "$state/config"
+speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
+printf '  deadline_hour_ms: %d   # one simulated hour\n' $((3600000 / speedup)) \
+    >>"$state/config/hub.yaml"
+config="$state/config"
 "$bin/broker/sharehub-broker" --check --config "$config" --keys "$keys/broker" \
     --db "$state/broker.db"
 "$bin/broker/sharehub-broker" --config "$config" --keys "$keys/broker" --db "$state/broker.db" \
@@ -72,10 +80,11 @@ for org in $orgs; do
     pids+=($!)
 done
 days=$(sed -n 's/^days: *\([0-9]*\).*/\1/p' "$scenario")
-speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
 say "-- ${#pids[@]} agents running the scenario: $days simulated days at ${speedup}x"
 
 count() { sqlite3 -readonly "$state/broker.db" "PRAGMA busy_timeout=2000; $1" 2>/dev/null | tail -n 1 || echo 0; }
+# The audit table holds ids of interned names (docs/internals.md).
+name() { printf "(SELECT id FROM names WHERE text = '%s')" "$1"; }
 start=$(date +%s)
 deadline=$((start + days * 86400 / speedup + 120))
 while :; do
@@ -84,9 +93,9 @@ while :; do
     now=$(date +%s)
     day=$(( (now - start) * speedup / 86400 ))
     (( day > days )) && day=$days
-    allowed=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='allow'")
-    denied=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='deny'")
-    acked=$(count "SELECT count(*) FROM audit WHERE action='ack'")
+    allowed=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name allow)")
+    denied=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name deny)")
+    acked=$(count "SELECT count(*) FROM audit WHERE action=$(name ack)")
     printf '   day %2d/%d  shares allowed %6s  denied %5s  acknowledged %6s  agents running %2d\n' \
         "$day" "$days" "$allowed" "$denied" "$acked" "$running"
     (( running == 0 )) && break
@@ -113,7 +122,7 @@ say
 "$bin/broker/sharehub-audit" verify --db "$state/broker.db" --key "$keys/broker/checkpoint.pub"
 say
 if "$bin/broker/sharehub-audit" report --help >/dev/null 2>&1; then
-    "$bin/broker/sharehub-audit" report --db "$state/broker.db"
+    "$bin/broker/sharehub-audit" report --db "$state/broker.db" --orgs "$config/orgs.yaml"
 else
     say "(the board report comes with sharehub-audit report)"
 fi
@@ -123,6 +132,7 @@ cat <<EOF
 Everything is in $state/: broker.db (audit log, outbox) and agents/<org>.db
 (each organisation's inbox and outbox). Try:
   $bin/broker/sharehub-audit log --db $state/broker.db --recipient marac-coventry --limit 20
-  $bin/broker/sharehub-audit report --db $state/broker.db --format csv
+  $bin/broker/sharehub-audit report --db $state/broker.db --orgs $config/orgs.yaml --csv-dir DIR
+  $bin/broker/sharehub-audit serve --db $state/broker.db --orgs $config/orgs.yaml   # then open http://127.0.0.1:8080/
   $bin/agents/sharehub-agent inbox --org marac-coventry --db $state/agents/marac-coventry.db
 EOF

@@ -70,7 +70,15 @@ typedef struct shub_hub_settings {
     uint32_t future_skew_ms;   /* how far ahead of the broker's clock an event may be */
     uint32_t checkpoint_every; /* audit rows between signed checkpoints */
     uint32_t checkpoint_ms;    /* ms the oldest unsigned row may wait for one */
+    uint32_t deadline_hour_ms; /* how long one hour of a flow's deadline lasts: 3600000
+                                  except in simulations and tests, which run faster */
+    const char *metrics;       /* "127.0.0.1:PORT" for Prometheus metrics, NULL: off */
 } shub_hub_settings_t;
+
+/* True if text is "HOST:PORT" with HOST a loopback address (127.x.y.z,
+ * localhost or [::1]) and PORT 0 to 65535: the metrics are for a local
+ * scraper, never the partners' network. */
+bool shub_config_metrics_address_ok(const char *text);
 
 const shub_hub_settings_t *shub_config_hub(const shub_config_t *cfg);
 
@@ -193,6 +201,8 @@ typedef struct shub_agreement {
     size_t n_override_reasons;
     const shub_flow_t *flows; /* in file order */
     size_t n_flows;
+    const char *escalation; /* org told, with the sender, when a share under one of
+                               the flows' deadlines is overdue; NULL: sender only */
 } shub_agreement_t;
 
 /* The i-th agreement in id order; NULL if i is out of range. */

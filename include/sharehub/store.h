@@ -353,6 +353,43 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
                               const char *status, int64_t valid_from, int64_t valid_until,
                               int64_t review, int64_t now_ms, shub_err_t *err);
 
+/* ---- deadlines ----------------------------------------------------------- */
+
+#define SHUB_STORE_DEADLINE_ACK 1 /* the recipient answers the share (any reply) */
+#define SHUB_STORE_DEADLINE_ACT 2 /* the recipient answers its sender */
+
+/* One deadline of an allowed share, from its flow (ack_within_hours,
+ * act_within_hours): due at due_ms on the hub's clock. answered_ms and
+ * escalated_ms are 0 until they happen. Strings borrowed (put: for the call,
+ * then pointed at the store's interned copies, valid until close). */
+typedef struct shub_store_deadline {
+    shub_id_t event_id;
+    const char *recipient, *sender, *event_type, *area;
+    const char *agreement, *agreement_hash, *flow;
+    uint32_t agreement_version;
+    int kind;       /* SHUB_STORE_DEADLINE_ACK or _ACT */
+    uint32_t hours; /* the flow's target, as written */
+    int64_t started_ms, due_ms, answered_ms, escalated_ms;
+} shub_store_deadline_t;
+
+/* Records a deadline, inside a transaction (a repeat is ignored). SHUB_EINVAL,
+ * SHUB_EPROTO (no transaction), SHUB_EDB. */
+int shub_store_deadline_put(shub_store_t *s, shub_store_deadline_t *d, shub_err_t *err);
+
+/* Inside a transaction: sets answered_ms and/or escalated_ms (0: leave as is;
+ * a time already set is kept); a deadline that is not there is left alone. */
+int shub_store_deadline_mark(shub_store_t *s, const shub_id_t *id, const char *recipient,
+                             int kind, int64_t answered_ms, int64_t escalated_ms,
+                             shub_err_t *err);
+
+typedef int(shub_deadline_store_fn)(const shub_store_deadline_t *d, void *ctx);
+
+/* Every deadline not answered yet (escalated or not), as committed (it waits
+ * for what was submitted): how the hub rebuilds what it tracks on start. fn
+ * must not call into the store. 0, fn's non-zero value, SHUB_EDB. */
+int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void *ctx,
+                              shub_err_t *err);
+
 /* ---- verification ------------------------------------------------------ */
 
 /* A checkpoint some organisation holds: evidence for verify. */

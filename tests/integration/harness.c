@@ -660,3 +660,11 @@ void share_fill(shub_share_t *s, shub_arena_t *a, const char *type, const char *
     shub_val_put(a, &p, "actions", actions);
     s->ev.payload = p;
 }
+
+tclient_t *tclient_online(const harness_t *h, const char *org)
+{
+    tclient_t *c = tclient_new(h, org);
+    if (c && tclient_hello(c) != 0)
+        tclient_destroy(&c);
+    return c;
+}

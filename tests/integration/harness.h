@@ -112,6 +112,9 @@ int tclient_ack(tclient_t *c, const shub_id_t *id);
 /* HELLO, then waits for WELCOME. 0 or -1. */
 int tclient_hello(tclient_t *c);
 
+/* A client of org that has said HELLO and been welcomed; NULL if not. */
+tclient_t *tclient_online(const harness_t *h, const char *org);
+
 /* Opens a DELIVER's sealed event with the client's secret key into `ev`
  * (memory in arena). 0, or -1 if it does not open or decode. */
 int tclient_open(const tclient_t *c, const shub_deliver_t *d, shub_arena_t *arena,

@@ -25,7 +25,7 @@ E1=019ca6e8-ca80-7000-0000-000000000001
 # ---- help and usage -------------------------------------------------------
 run 0 "--help" --help
 expect_out "--help" "usage: sharehub-audit COMMAND"
-for cmd in verify log subject report explain; do
+for cmd in verify log subject report explain serve; do
     run 0 "$cmd --help" "$cmd" --help
     expect_out "$cmd --help" "usage: sharehub-audit $cmd"
 done
@@ -103,22 +103,42 @@ expect_err "subject wrong key" "subject key does not match"
 run 66 "subject missing key" subject wmp-person-1002 --db "$db" --key-dir "$tmp/nodir"
 
 # ---- report ------------------------------------------------------------------
+# The fixture names organisations by id; an orgs.yaml gives them names.
+cat >"$tmp/orgs.yaml" <<'EOF2'
+areas: [coventry, birmingham-east]
+orgs:
+  - {id: marac-coventry, name: Coventry MARAC, kind: marac, areas: [coventry]}
+  - {id: wmp, name: West Midlands Police, kind: police, areas: [all]}
+EOF2
 run 0 "report json" report --db "$db" --format json
-[ "$(jq '[.[] | select(.section == "checkpoint")][0].upto_seq' "$tmp/out")" = "18" ] ||
-    fail "report: checkpoint upto_seq"
-[ "$(jq '[.[] | select(.section == "checkpoint")][0].rows_left_out' "$tmp/out")" = "2" ] ||
-    fail "report: rows left out"
-[ "$(jq '[.[] | select(.section == "marac" and .marac == "marac-coventry")][0].received' \
+[ "$(jq -r '.coverage' "$tmp/out")" = "Counted from the audit log as signed at $(jq -r '.coverage' "$tmp/out" | sed -n 's/.*signed at \([^ ]*\) .*/\1/p') (its first 18 records); 2 records written since are left for the next report." ] ||
+    fail "report: coverage names the checkpoint's 18 records and the 2 left out"
+[ "$(jq '[.sections[] | select(.section == "marac")][0].rows[] | select(.marac == "marac-coventry") | .received' \
     "$tmp/out")" = "3" ] || fail "report: MARAC referrals received"
-run 0 "report table" report --db "$db"
-expect_out "report table" "== checkpoint (1) =="
-expect_out "report table" "== marac (2) =="
-expect_out "report table" "rows_left_out:"
-run 0 "report csv section" report --db "$db" --section fields_stripped --format csv
-[ "$(head -n 1 "$tmp/out" | tr -d '\r' | cut -d, -f1)" = "section" ] ||
-    fail "report csv: header does not start with section"
-grep -q '^fields_stripped,.*wm-marac-isa,1,victim.gp,4' "$tmp/out" ||
-    fail "report csv: victim.gp not the most stripped field"
+run 0 "report text" report --db "$db" --orgs "$tmp/orgs.yaml"
+expect_out "report text" "The period in numbers"
+expect_out "report text" "so there are more"
+expect_out "report text" "Coventry MARAC"
+grep -q "upto_seq\|rows_left_out\|head_hash" "$tmp/out" && fail "report text: internal words"
+awk 'length($0) > 92 { bad = 1 } END { exit bad }' "$tmp/out" || fail "report text: wider than a page"
+run 0 "report csv section" report --db "$db" --section fields_withheld --format csv
+[ "$(head -n 1 "$tmp/out" | tr -d '\r')" = "Agreement,Field withheld,Times" ] ||
+    fail "report csv: header row is $(head -n 1 "$tmp/out")"
+grep -q '^MARAC ISA,victim.gp,4' "$tmp/out" ||
+    fail "report csv: victim.gp not the most withheld field"
+run 64 "report csv without a section" report --db "$db" --format csv
+expect_err "report csv without a section" "give --section NAME, or --csv-dir DIR"
+mkdir -p "$tmp/csv"
+run 0 "report csv dir" report --db "$db" --csv-dir "$tmp/csv" --orgs "$tmp/orgs.yaml"
+for s in summary marac timeliness agreements orgs fields_withheld given_up waiting agreement_review; do
+    [ -s "$tmp/csv/$s.csv" ] || fail "report csv dir: no $s.csv"
+done
+[ "$(head -n 1 "$tmp/csv/marac.csv" | tr -d '\r')" = "MARAC,Received,Accepted,Withdrawn,In,Out,On time,Median h,90% h" ] ||
+    fail "report csv dir: marac header $(head -n 1 "$tmp/csv/marac.csv")"
+grep -q '^Coventry MARAC,3,' "$tmp/csv/marac.csv" || fail "report csv dir: names from orgs.yaml"
+printf 'areas: [x]\norgs: [{id: Bad Id, name: x, kind: police, areas: [x]}]\n' >"$tmp/bad-orgs.yaml"
+run 65 "report bad orgs.yaml" report --db "$db" --orgs "$tmp/bad-orgs.yaml"
+expect_err "report bad orgs.yaml" "bad-orgs.yaml:2:"
 
 # ---- explain ------------------------------------------------------------------
 run 0 "explain" explain "$E1" --db "$db"

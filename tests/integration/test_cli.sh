@@ -26,7 +26,7 @@ done
 for prog in "$@"; do
     case $(basename "$prog") in
     sharehub-agent) cmds="run submit inbox outbox" ;;
-    sharehub-audit) cmds="verify log subject report explain" ;;
+    sharehub-audit) cmds="verify log subject report explain serve" ;;
     *) cmds="" ;;
     esac
     for cmd in $cmds; do

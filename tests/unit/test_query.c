@@ -553,12 +553,17 @@ static void test_report_counts_match_hand_counts(void **state)
 {
     fixture_t *f = *state;
     shub_query_result_t *r = run_report(f, &(shub_query_report_opts_t){.now_ms = T(24)});
-    const char *const sections[] = {"checkpoint",   "agreements", "orgs",
-                                    "areas",        "marac",      "fields_stripped",
-                                    "dead_letters", "pending",    "agreement_review"};
-    assert_int_equal(shub_query_section_count(r), 9);
-    for (size_t i = 0; i < 9; i++)
+    const char *const sections[] = {
+        "checkpoint",      "summary",    "timeliness",         "marac_timeliness",
+        "agreements",      "orgs",       "areas",              "marac",
+        "fields_stripped", "dead_letters", "pending",          "agreement_versions",
+        "flows_used",      "witnesses",  "agreement_review"};
+    assert_int_equal(shub_query_section_count(r), 15);
+    for (size_t i = 0; i < 15; i++)
         assert_string_equal(shub_query_section_name(r, i), sections[i]);
+    /* The summary counts decisions, not rows: every decide row is a share. */
+    assert_int_equal(shub_query_row_count(r, "summary"), 1);
+    assert_int_equal(shub_query_row_count(r, "timeliness"), 0); /* no deadlines stored */
 
     /* The checkpoint after row 18; rows 19 and 20 are left out. */
     assert_int_equal(shub_query_row_count(r, "checkpoint"), 1);

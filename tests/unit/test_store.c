@@ -717,6 +717,67 @@ static void test_updates_per_sender_in_order_until_confirmed(void **state)
     shub_store_close(&s);
 }
 
+typedef struct dls {
+    int n;
+    shub_store_deadline_t d[4];
+} dls_t;
+
+static int on_deadline(const shub_store_deadline_t *d, void *ctx)
+{
+    dls_t *l = ctx;
+    if (l->n < 4)
+        l->d[l->n] = *d;
+    l->n++;
+    return 0;
+}
+
+static void test_deadlines_put_mark_open_survive_reopen(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    for (int i = 1; i <= 3; i++) {
+        shub_store_deadline_t d = {
+            .recipient = "marac-coventry", .sender = "wmp", .event_type = "marac.referral",
+            .area = "coventry", .agreement = "wm-marac", .agreement_version = 4,
+            .agreement_hash = "abc", .flow = "referral", .kind = SHUB_STORE_DEADLINE_ACK,
+            .hours = 24, .started_ms = 1000 * i, .due_ms = 1000 * i + 86400000,
+        };
+        make_id(i, &d.event_id);
+        assert_int_equal(shub_store_deadline_put(s, &d, &err), 0);
+        assert_int_equal(shub_store_deadline_put(s, &d, &err), 0); /* repeat ignored */
+    }
+    shub_id_t id;
+    make_id(1, &id);
+    assert_int_equal(shub_store_deadline_mark(s, &id, "marac-coventry",
+                                              SHUB_STORE_DEADLINE_ACK, 5000, 0, &err),
+                     0);
+    make_id(2, &id);
+    assert_int_equal(shub_store_deadline_mark(s, &id, "marac-coventry",
+                                              SHUB_STORE_DEADLINE_ACK, 0, 90000000, &err),
+                     0);
+    assert_int_equal(shub_store_deadline_mark(s, &id, "marac-coventry",
+                                              SHUB_STORE_DEADLINE_ACT, 0, 1, &err),
+                     0); /* no act deadline: left alone */
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    shub_store_close(&s);
+
+    s = open_store(f, 0);
+    dls_t l = {0};
+    assert_int_equal(shub_store_deadlines_open(s, on_deadline, &l, &err), 0);
+    assert_int_equal(l.n, 2); /* the answered one is closed */
+    assert_int_equal(l.d[0].escalated_ms, 90000000);
+    assert_string_equal(l.d[0].flow, "referral");
+    assert_string_equal(l.d[0].agreement, "wm-marac");
+    assert_int_equal(l.d[0].agreement_version, 4);
+    assert_int_equal(l.d[1].escalated_ms, 0);
+    assert_int_equal(l.d[1].due_ms, 3000 + 86400000);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM deadlines WHERE answered_at = 5000"),
+                     1);
+    shub_store_close(&s);
+}
+
 static void test_witness_add_of_own_checkpoint_repeat_ignored(void **state)
 {
     fixture_t *f = *state;
@@ -1457,6 +1518,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(test_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(audit_append_many_rows_verify_ok),
+        T(deadlines_put_mark_open_survive_reopen),
         T(audit_read_gives_text_and_hashes_back),
         T(ref_hash_kinds_differ_and_key_form_agrees),
         T(audit_append_outside_transaction_eproto),

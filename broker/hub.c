@@ -254,6 +254,17 @@ static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
     return buf;
 }
 
+/* The ephemeral sealing key (SEAL_KEY_MS): made on first use, NULL if it
+ * cannot be. */
+static shub_sealer_t *sealer_get(shub_hub_t *hub, int64_t now)
+{
+    if (!hub->sealer) {
+        hub->sealer = shub_sealer_new();
+        hub->sealer_born_ms = now;
+    }
+    return hub->sealer;
+}
+
 static const char *turn_strdup(shub_hub_t *hub, const char *s)
 {
     return s ? shub_arena_strndup(hub->turn, s, strlen(s)) : NULL;
@@ -1137,10 +1148,9 @@ static int notify_overdue(shub_hub_t *hub, const shub_store_deadline_t *d,
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "cannot build a notice"},
                            "notice");
     size_t len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    if (!hub->sealer)
-        hub->sealer = shub_sealer_new();
-    uint8_t *sealed = hub->sealer ? shub_arena_alloc(hub->turn, len) : NULL;
-    if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
+    shub_sealer_t *sealer = sealer_get(hub, now);
+    uint8_t *sealed = sealer ? shub_arena_alloc(hub->turn, len) : NULL;
+    if (!sealed || shub_seal(sealer, org->public_key, hub->plain.data, hub->plain.len,
                              sealed))
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"}, "seal");
@@ -1353,15 +1363,12 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     if (rc)
         return rc;
 
-    /* Seal to the recipient with this turn's ephemeral key: once the turn
-     * ends and the key is wiped, the stored copy is unreadable to the broker. */
+    /* Seal to the recipient with the current ephemeral key: once it is
+     * wiped, the stored copy is unreadable to the broker. */
     size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    if (!hub->sealer) {
-        hub->sealer = shub_sealer_new();
-        hub->sealer_born_ms = sc->now;
-    }
-    uint8_t *sealed = hub->sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
-    if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
+    shub_sealer_t *sealer = sealer_get(hub, sc->now);
+    uint8_t *sealed = sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
+    if (!sealed || shub_seal(sealer, org->public_key, hub->plain.data, hub->plain.len,
                              sealed))
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"},

@@ -9,6 +9,11 @@
 # keys/broker is the broker's key directory, keys/agents/ORG the directory
 # `sharehub-keygen --org` makes for each organisation's agent) and state/
 # (made afresh on every run, so running it twice works).
+#
+# SEED picks the quarter (default 2026). For tests: DEMO_DIR puts keys/ and
+# state/ elsewhere, and SPEEDUP runs the same scenario on a faster clock (a
+# copy of it with only `speedup:` changed; what the profiles originate does
+# not depend on the clock's speed).
 set -euo pipefail
 build=${1:-build}
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,7 +21,7 @@ cd "$root"
 config=examples/west-midlands
 scenario=$config/scenario-quarter.yaml
 seed=${SEED:-2026}
-demo="$build/demo"
+demo="${DEMO_DIR:-$build/demo}"
 keys="$demo/keys"
 state="$demo/state"
 bin="$build"
@@ -49,6 +54,10 @@ say "-- keys: the broker's in $keys/broker, each organisation's agent's in $keys
 # -- the broker ---------------------------------------------------------------
 rm -rf "$state"
 mkdir -p "$state/agents"
+if [[ -n "${SPEEDUP:-}" ]]; then
+    sed "s/^speedup: *[0-9.]*/speedup: $SPEEDUP/" "$scenario" >"$state/scenario.yaml"
+    scenario="$state/scenario.yaml"
+fi
 "$bin/broker/sharehub-broker" --check --config "$config" --keys "$keys/broker" \
     --db "$state/broker.db"
 "$bin/broker/sharehub-broker" --config "$config" --keys "$keys/broker" --db "$state/broker.db" \
@@ -76,6 +85,8 @@ speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
 say "-- ${#pids[@]} agents running the scenario: $days simulated days at ${speedup}x"
 
 count() { sqlite3 -readonly "$state/broker.db" "PRAGMA busy_timeout=2000; $1" 2>/dev/null | tail -n 1 || echo 0; }
+# The audit table holds ids of names (docs/internals.md): compare with the id.
+name() { printf "(SELECT id FROM names WHERE text = '%s')" "$1"; }
 start=$(date +%s)
 deadline=$((start + days * 86400 / speedup + 120))
 while :; do
@@ -84,9 +95,9 @@ while :; do
     now=$(date +%s)
     day=$(( (now - start) * speedup / 86400 ))
     (( day > days )) && day=$days
-    allowed=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='allow'")
-    denied=$(count "SELECT count(*) FROM audit WHERE action='decide' AND decision='deny'")
-    acked=$(count "SELECT count(*) FROM audit WHERE action='ack'")
+    allowed=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name allow)")
+    denied=$(count "SELECT count(*) FROM audit WHERE action=$(name decide) AND decision=$(name deny)")
+    acked=$(count "SELECT count(*) FROM audit WHERE action=$(name ack)")
     printf '   day %2d/%d  shares allowed %6s  denied %5s  acknowledged %6s  agents running %2d\n' \
         "$day" "$days" "$allowed" "$denied" "$acked" "$running"
     (( running == 0 )) && break

@@ -587,6 +587,13 @@ static void usage_report(FILE *out)
             "  pending           deliveries waiting now (the live outbox, not in the\n"
             "                    chain)\n"
             "  agreement_review  agreements past their review date or validity\n"
+            "  marac_repeats     per MARAC: referrals, repeats, DASH risk factors\n"
+            "                    (coercive control, knife, child contact), complex cases\n"
+            "  marac_actions     per MARAC: actions raised, done, gone overdue, handed\n"
+            "                    on with a transfer, still open\n"
+            "  idva_engagement   per MARAC: victims notified to an IDVA service and the\n"
+            "                    outcomes reported back\n"
+            "  (the last three only where the log has such rows)\n"
             "--section NAME prints one of them (and the checkpoint). In csv and json\n"
             "each row names its section.\n"
             "\n%s%s",

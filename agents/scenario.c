@@ -12,17 +12,25 @@
  *   area_weights: {coventry: 2, dudley: 1.5}   # relative load of each area for
  *                              # every stream but marac's; default: all areas equal
  *   marac:
- *     referrals_per_week: 0    # marac.referral by police, region-wide
+ *     referrals_per_week: 0    # marac.referral by every referrer, region-wide
  *     area_weights: {...}      # as above, for referrals (falls back to the top level)
  *     withdrawn_fraction: 0.08 # referrals a MARAC decides "withdrawn"
+ *     withdrawn_by_area: {coventry: 0.133}  # the same per area (others: above)
+ *     sources: {police: 0.64, idva: 0.12, probation: {share: 0.04, origin: [...]}}
+ *                              # who refers, as shares adding up to 1; default:
+ *                              # the police alone
  *     move_fraction: 0.05      # accepted victims who move to another area
  *     external_move_fraction: 0.005  # ... out of the force area
  *     external_areas: [outside]      # where external moves go
  *     missing_minutes_fraction: 0.2  # transfers first sent without minutes/plan
  *     repeat_fraction: 0.25    # referrals about a victim referred before
  *     consent_given_fraction: 0.15   # referrals with consent (the rest: override)
- *     origin: [wmp]            # orgs that share the referral stream equally;
+ *     origin: [wmp]            # police orgs that share the police's part equally;
  *                              # default: every police org, for its own areas
+ *   idva: {engaged_fraction: 0.6, declined_fraction: 0.15}  # engagement outcomes
+ *                              # an IDVA service reports; the rest no contact
+ *   actions: {late_fraction: 0.15, undone_fraction: 0.05}   # MARAC actions done
+ *                              # after their due date, or not in the period
  *   probation: {releases_per_week: 0, mappa_fraction: 0.6, origin: [...]}
  *   health: {istv: off, assaults_per_week: 10}  # istv: monthly | weekly | off;
  *                              # assaults per site and area served

@@ -12,8 +12,9 @@
  *
  * The cases are the cross-border ones: a victim moving from Birmingham East
  * to Coventry, an incomplete transfer completed on request, a move out of
- * the force area under the one-way external agreement, a prison release into
- * another area, anonymised A&E data, the deliberate denials, the faults
+ * the force area under the external agreement (and its receipt back, an
+ * incomplete one completed on request), a prison release into another area,
+ * anonymised A&E data, the deliberate denials, the faults
  * (recipient offline, broker killed, agent killed before its ACK), and
  * keys that are not the partnership's.
  *

@@ -346,21 +346,21 @@ static rng_t refseq_gen(const shub_profile_t *p, uint32_t area, int64_t k, uint6
 
 /* The gap before referral k of an area: the first is a random phase within
  * one mean gap, the others between half and one and a half means. */
-static int64_t refseq_gap(const shub_profile_t *p, uint32_t area, int64_t k)
+static double refseq_gap(const shub_profile_t *p, uint32_t area, int64_t k)
 {
     rng_t r = refseq_gen(p, area, k, UINT64_C(0x676170));
     double u = shub_rng_unit(&r), mean = p->refseq.mean_ms[area];
     double gap = k == 0 ? u * mean : (0.5 + u) * mean;
-    return gap < 1 ? 1 : (int64_t)gap;
+    return gap < 1 ? 1 : gap;
 }
 
 static int refseq_queue(shub_profile_t *p, uint32_t what, uint32_t area, int64_t k,
                         int64_t from_ms)
 {
-    int64_t due = from_ms + refseq_gap(p, area, k);
-    if (due >= p->sc.end_ms)
+    double gap = refseq_gap(p, area, k); /* a tiny weight's gap may be huge */
+    if (!(gap < (double)(p->sc.end_ms - from_ms)))
         return 0;
-    return shub_profile_schedule(p, due, what, area, k, NULL);
+    return shub_profile_schedule(p, from_ms + (int64_t)gap, what, area, k, NULL);
 }
 
 int shub_profile_refseq_init(shub_profile_t *p, uint32_t what)

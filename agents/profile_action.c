@@ -31,7 +31,7 @@ enum { J_UPDATE = PROFILE_SHARED_JOBS + 1 };
 
 typedef struct owned {
     char from[NAME_CAP]; /* the MARAC that raised it */
-    char case_ref[40];   /* the MARAC's */
+    char case_ref[REF_CAP]; /* the MARAC's */
     char subject[REF_CAP];
     char area[NAME_CAP];
     char action_id[ACTION_ID_CAP];

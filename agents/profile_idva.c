@@ -32,11 +32,11 @@ typedef enum { E_ENGAGED, E_DECLINED, E_NO_CONTACT } engagement_t;
 /* A victim the MARAC has notified us of, as the notification told us. */
 typedef struct client {
     char from[NAME_CAP]; /* the MARAC */
-    char case_ref[40];   /* the MARAC's */
+    char case_ref[REF_CAP]; /* the MARAC's */
     char subject[REF_CAP];
     char area[NAME_CAP];
-    char name[64];
-    char phone[20];
+    char name[64];  /* "" when the notification's would not fit whole: the */
+    char phone[16]; /* client is then not referred again from here */
     shub_consent_t consent;
     char override[NAME_CAP];
     int64_t notified_ms, last_referral_ms;
@@ -115,9 +115,12 @@ static int on_notification(shub_profile_t *p, int64_t now, const char *from,
     shub_str_copy(c->area, sizeof c->area,
                   shub_profile_serves(p, ev->area) || p->n_areas == 0 ? ev->area
                                                                       : p->areas[0]);
-    shub_str_copy(c->name, sizeof c->name, shub_val_str_at(&ev->payload, "victim.name"));
-    shub_str_copy(c->phone, sizeof c->phone,
-                  shub_val_str_at(&ev->payload, "victim.phone"));
+    const char *name = shub_val_str_at(&ev->payload, "victim.name");
+    const char *phone = shub_val_str_at(&ev->payload, "victim.phone");
+    if (name && phone && strlen(name) < sizeof c->name && strlen(phone) < sizeof c->phone) {
+        shub_str_copy(c->name, sizeof c->name, name); /* whole: never a cut character */
+        shub_str_copy(c->phone, sizeof c->phone, phone);
+    }
     c->consent = ev->consent ? ev->consent : SHUB_CONSENT_NOT_SOUGHT;
     shub_str_copy(c->override, sizeof c->override, ev->override);
     c->notified_ms = c->last_referral_ms = ev->occurred_ms > 0 ? ev->occurred_ms : now;
@@ -222,7 +225,7 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
     rng_t r = shub_profile_refseq_rng(p, job);
     client_t *c =
         shub_rng_chance(&r, p->sc.marac.repeat) ? pick_client(st, area, &r) : NULL;
-    if (!c)
+    if (!c || !c->name[0])
         return shub_profile_referral_fire_new(p, job, "IDVA", &how, emit, ctx);
 
     person_t victim;

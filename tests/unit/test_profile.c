@@ -1612,6 +1612,7 @@ static void test_marac_unanswered_transfer_escalates_once(void **state)
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
     close(saved);
+    shub_log_init("test_profile", SHUB_LOG_ERROR); /* the other tests' chases: quiet */
     char logged[4096] = "";
     FILE *f = fdopen(fd, "r");
     rewind(f);
@@ -2294,6 +2295,7 @@ static void test_shub_profile_every_allocation_failure_is_clean(void **state)
 
 int main(void)
 {
+    shub_log_init("test_profile", SHUB_LOG_ERROR); /* chases warn; one test reads them */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shub_scenario_load_good_reads_every_key),
         cmocka_unit_test(test_shub_scenario_load_minimal_uses_defaults),

@@ -202,12 +202,14 @@ static int bind_sources(shub_yaml_doc_t *doc, const shub_yaml_node_t *node,
         return 0;
     }
     double total = 0;
+    bool bad = false; /* an entry already said what is wrong: no sum to check */
     out->n = 0;
     for (size_t i = 0; i + 1 < node->n; i += 2) {
         const shub_yaml_node_t *k = node->items[i], *v = node->items[i + 1];
         if (k->kind != SHUB_YAML_SCALAR || !shub_is_name(k->text)) {
             shub_yaml_error(doc, k, "kind %s in '%s' is not a name",
                             shub_yaml_show(k, shown, sizeof shown), path);
+            bad = true;
             continue;
         }
         if (out->n == SC_MAX_SOURCES) {
@@ -227,9 +229,11 @@ static int bind_sources(shub_yaml_doc_t *doc, const shub_yaml_node_t *node,
             shub_str_copy(src.kind, NAME_CAP, k->text);
             out->item[out->n++] = src;
             total += src.share;
+        } else {
+            bad = true;
         }
     }
-    if (out->n && (total < 0.999 || total > 1.001))
+    if (!bad && out->n && (total < 0.999 || total > 1.001))
         shub_yaml_error(doc, node, "the shares in '%s' add up to %g, not 1", path, total);
     return 0;
 }

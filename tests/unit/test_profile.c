@@ -441,6 +441,58 @@ static void test_shub_scenario_load_other_errors_name_line(void **state)
     assert_non_null(strstr(err.msg, "yaml: "));
 }
 
+static void test_shub_scenario_load_new_keys_name_line(void **state)
+{
+    (void)state;
+    expect_load_error("bad-sources.yaml", SHUB_ECONFIG, 4, 12,
+                      "the shares in 'marac.sources' add up to 0.9, not 1");
+    expect_load_error("bad-source-share.yaml", SHUB_ECONFIG, 6, 24,
+                      "'marac.sources.probation.share' must be a number from 0 to 1, not "
+                      "'lots'");
+    expect_load_error(
+        "bad-parts.yaml", SHUB_ECONFIG, 3, 50,
+        "'idva.engaged_fraction' and 'idva.declined_fraction' add up to 1.1, "
+        "more than 1");
+    expect_load_error(
+        "bad-withdrawn-by-area.yaml", SHUB_ECONFIG, 4, 33,
+        "'marac.withdrawn_by_area.coventry' must be a number from 0 to 1, not "
+        "'1.2'");
+}
+
+/* marac.sources splits the referrals among the kinds, and a kind's part
+ * among its `origin` orgs; a kind not named refers no one. */
+static void test_scenario_sources_split_referrals_by_kind_and_origin(void **state)
+{
+    (void)state;
+    shub_scenario_t *sc = load(fixture("good.yaml"));
+    static const char *const cov[] = {"coventry"}, *const both[] = {"coventry", "dudley"};
+    static const struct {
+        const char *id, *kind;
+        const char *const *areas;
+        size_t n;
+        size_t lo, hi; /* a week's referrals */
+    } orgs[] = {
+        {"wmp", "police", both, 2, 55, 65},            /* 0.6 of 100 */
+        {"idva-coventry", "idva", cov, 1, 12, 18},     /* 0.2 of coventry's 3/4 */
+        {"nps-midlands", "probation", both, 2, 8, 12}, /* 0.2, half each */
+        {"hmpps-other", "probation", both, 2, 0, 0},   /* not in origin */
+        {"uhcw", "health", cov, 1, 0, 0},              /* no share */
+    };
+    for (size_t i = 0; i < sizeof orgs / sizeof orgs[0]; i++) {
+        shub_profile_t *p =
+            make(orgs[i].id, orgs[i].kind, orgs[i].areas, orgs[i].n, sc, 4);
+        sink_t out = {0};
+        tick(p, JUL1 + 7 * DAY, &out, orgs[i].id);
+        size_t n = count_type(&out, "marac.referral");
+        if (n < orgs[i].lo || n > orgs[i].hi)
+            fail_msg("%s: %zu referrals in a week, want %zu..%zu", orgs[i].id, n,
+                     orgs[i].lo, orgs[i].hi);
+        sink_free(&out);
+        shub_profile_destroy(&p);
+    }
+    shub_scenario_destroy(&sc);
+}
+
 static void test_shub_scenario_load_missing_file_returns_eio(void **state)
 {
     (void)state;
@@ -2304,6 +2356,8 @@ int main(void)
         cmocka_unit_test(test_shub_scenario_load_bad_date_names_line),
         cmocka_unit_test(test_shub_scenario_load_negative_rate_names_line),
         cmocka_unit_test(test_shub_scenario_load_other_errors_name_line),
+        cmocka_unit_test(test_shub_scenario_load_new_keys_name_line),
+        cmocka_unit_test(test_scenario_sources_split_referrals_by_kind_and_origin),
         cmocka_unit_test(test_shub_scenario_load_missing_file_returns_eio),
         cmocka_unit_test(test_shub_profile_new_unknown_kind_returns_enotfound),
         cmocka_unit_test(test_police_tick_week_emits_well_formed_referrals),

@@ -199,6 +199,21 @@ int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint
     return 0;
 }
 
+int shub_profile_grow(void **items, size_t *cap, size_t n, size_t size, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap >= PROFILE_MAX_RECORDS)
+        return SHUB_EBUSY;
+    size_t grown = *cap ? *cap * 2 : first;
+    void *p = shub_realloc(*items, grown * size);
+    if (!p)
+        return SHUB_ENOMEM;
+    *items = p;
+    *cap = grown;
+    return 0;
+}
+
 int shub_profile_schedule_in_period(shub_profile_t *p, int64_t due_ms, uint32_t what,
                                     uint32_t ref, int64_t arg, const shub_id_t *reply_to)
 {

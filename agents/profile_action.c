@@ -30,7 +30,7 @@
 enum { J_UPDATE = PROFILE_SHARED_JOBS + 1 };
 
 typedef struct owned {
-    char from[NAME_CAP]; /* the MARAC that raised it */
+    char from[NAME_CAP];    /* the MARAC that raised it */
     char case_ref[REF_CAP]; /* the MARAC's */
     char subject[REF_CAP];
     char area[NAME_CAP];
@@ -75,17 +75,10 @@ static int reserve(shub_profile_t *p)
     if (!p->actions && !(p->actions = shub_calloc(1, sizeof(owned_list_t))))
         return SHUB_ENOMEM;
     owned_list_t *l = p->actions;
-    if (l->n < l->cap)
-        return 0;
-    if (l->cap >= PROFILE_MAX_RECORDS)
-        return SHUB_EBUSY;
-    size_t cap = l->cap ? l->cap * 2 : 32;
-    owned_t *v = shub_realloc(l->v, cap * sizeof *v);
-    if (!v)
-        return SHUB_ENOMEM;
+    void *v = l->v;
+    int rc = shub_profile_grow(&v, &l->cap, l->n, sizeof *l->v, 32);
     l->v = v;
-    l->cap = cap;
-    return 0;
+    return rc;
 }
 
 int shub_profile_action_receive(shub_profile_t *p, int64_t now, const char *from,

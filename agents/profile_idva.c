@@ -31,7 +31,7 @@ typedef enum { E_ENGAGED, E_DECLINED, E_NO_CONTACT } engagement_t;
 
 /* A victim the MARAC has notified us of, as the notification told us. */
 typedef struct client {
-    char from[NAME_CAP]; /* the MARAC */
+    char from[NAME_CAP];    /* the MARAC */
     char case_ref[REF_CAP]; /* the MARAC's */
     char subject[REF_CAP];
     char area[NAME_CAP];
@@ -93,17 +93,14 @@ static int on_notification(shub_profile_t *p, int64_t now, const char *from,
 {
     idva_t *st = p->state;
     client_t *known = find_client(st, ev->subject_ref);
-    if (!known && st->n == st->cap) {
-        if (st->cap >= PROFILE_MAX_RECORDS)
-            return SHUB_EBUSY;
-        size_t cap = st->cap ? st->cap * 2 : 64;
-        client_t *c = shub_realloc(st->clients, cap * sizeof *c);
-        if (!c)
-            return SHUB_ENOMEM;
-        st->clients = c;
-        st->cap = cap;
+    int rc = 0;
+    if (!known) {
+        void *clients = st->clients;
+        rc = shub_profile_grow(&clients, &st->cap, st->n, sizeof *st->clients, 64);
+        st->clients = clients;
     }
-    int rc = shub_profile_reserve(p, 1);
+    if (rc == 0)
+        rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
     client_t *c = known ? known : &st->clients[st->n]; /* notified again: one client */
@@ -117,7 +114,8 @@ static int on_notification(shub_profile_t *p, int64_t now, const char *from,
                                                                       : p->areas[0]);
     const char *name = shub_val_str_at(&ev->payload, "victim.name");
     const char *phone = shub_val_str_at(&ev->payload, "victim.phone");
-    if (name && phone && strlen(name) < sizeof c->name && strlen(phone) < sizeof c->phone) {
+    if (name && phone && strlen(name) < sizeof c->name &&
+        strlen(phone) < sizeof c->phone) {
         shub_str_copy(c->name, sizeof c->name, name); /* whole: never a cut character */
         shub_str_copy(c->phone, sizeof c->phone, phone);
     }

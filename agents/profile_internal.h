@@ -246,6 +246,12 @@ extern const profile_ops_t shub_profile_idva_ops;
 int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
                           int64_t arg, const shub_id_t *reply_to);
 
+/* Room for one more entry in a growing array of records (cap entries, n
+ * used, `size` bytes each), doubling from `first`: *items is replaced by a
+ * larger copy when full. SHUB_ENOMEM, or SHUB_EBUSY at PROFILE_MAX_RECORDS
+ * (a flood of input stops there); *items and *cap are untouched then. */
+int shub_profile_grow(void **items, size_t *cap, size_t n, size_t size, size_t first);
+
 /* Makes room for `extra` more jobs so pushes after an emit cannot fail. */
 int shub_profile_reserve(shub_profile_t *p, size_t extra);
 

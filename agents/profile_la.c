@@ -110,17 +110,11 @@ static int receive(shub_profile_t *p, int64_t now, const char *from,
     if (strcmp(ev->type, "mash.referral") != 0)
         return 0;
     la_t *st = p->state;
-    if (st->n == st->cap) {
-        if (st->cap >= PROFILE_MAX_RECORDS)
-            return SHUB_EBUSY;
-        size_t cap = st->cap ? st->cap * 2 : 32;
-        referral_t *refs = shub_realloc(st->refs, cap * sizeof *refs);
-        if (!refs)
-            return SHUB_ENOMEM;
-        st->refs = refs;
-        st->cap = cap;
-    }
-    int rc = shub_profile_reserve(p, 1);
+    void *refs = st->refs;
+    int rc = shub_profile_grow(&refs, &st->cap, st->n, sizeof *st->refs, 32);
+    st->refs = refs;
+    if (rc == 0)
+        rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
 

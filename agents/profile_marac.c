@@ -208,17 +208,10 @@ static rng_t case_rng(const shub_profile_t *p, size_t idx, uint64_t salt)
 
 static int reserve_case(marac_t *st)
 {
-    if (st->n < st->cap)
-        return 0;
-    if (st->cap >= PROFILE_MAX_RECORDS)
-        return SHUB_EBUSY;
-    size_t cap = st->cap ? st->cap * 2 : 32;
-    mcase_t *c = shub_realloc(st->cases, cap * sizeof *c);
-    if (!c)
-        return SHUB_ENOMEM;
-    st->cases = c;
-    st->cap = cap;
-    return 0;
+    void *cases = st->cases;
+    int rc = shub_profile_grow(&cases, &st->cap, st->n, sizeof *st->cases, 32);
+    st->cases = cases;
+    return rc;
 }
 
 /* The received payload, copied into a fresh arena. */

@@ -51,17 +51,10 @@ static const char *const safe_contacts[] = {
 
 int shub_victims_reserve(victims_t *vs)
 {
-    if (vs->n < vs->cap)
-        return 0;
-    if (vs->cap >= PROFILE_MAX_RECORDS)
-        return SHUB_EBUSY;
-    size_t cap = vs->cap ? vs->cap * 2 : 256;
-    victim_t *v = shub_realloc(vs->v, cap * sizeof *v);
-    if (!v)
-        return SHUB_ENOMEM;
+    void *v = vs->v;
+    int rc = shub_profile_grow(&v, &vs->cap, vs->n, sizeof *vs->v, 256);
     vs->v = v;
-    vs->cap = cap;
-    return 0;
+    return rc;
 }
 
 void shub_victims_free(victims_t *vs)

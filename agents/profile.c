@@ -199,6 +199,29 @@ int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint
     return 0;
 }
 
+int shub_profile_grow(void **items, size_t *cap, size_t n, size_t size, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap >= PROFILE_MAX_RECORDS)
+        return SHUB_EBUSY;
+    size_t grown = *cap ? *cap * 2 : first;
+    void *p = shub_realloc(*items, grown * size);
+    if (!p)
+        return SHUB_ENOMEM;
+    *items = p;
+    *cap = grown;
+    return 0;
+}
+
+int shub_profile_schedule_in_period(shub_profile_t *p, int64_t due_ms, uint32_t what,
+                                    uint32_t ref, int64_t arg, const shub_id_t *reply_to)
+{
+    if (p->has_scenario && due_ms >= p->sc.end_ms)
+        return 0;
+    return shub_profile_schedule(p, due_ms, what, ref, arg, reply_to);
+}
+
 /* ---- origination streams ----------------------------------------------- */
 
 bool shub_profile_serves(const shub_profile_t *p, const char *area)
@@ -290,6 +313,130 @@ int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t
     if (due >= p->sc.end_ms)
         return 0;
     return shub_profile_schedule(p, due, what, (uint32_t)i, 0, NULL);
+}
+
+double shub_profile_area_fraction(const sc_weights_t *map, const char *area, double dflt)
+{
+    for (size_t k = 0; area && k < map->n; k++)
+        if (strcmp(map->name[k], area) == 0)
+            return map->w[k];
+    return dflt;
+}
+
+/* ---- MARAC referral sequences ------------------------------------------ */
+
+/* This org's part of the referrals: its kind's share (marac.sources; the
+ * police alone when none are given), divided among the kind's `origin` orgs
+ * when the scenario names them. */
+static double referral_share(const shub_profile_t *p)
+{
+    const sc_sources_t *src = &p->sc.marac.sources;
+    const sc_list_t *police_origin = &p->sc.marac.referrals.origin;
+    double share = 0;
+    const sc_list_t *origin = NULL;
+    if (src->n == 0 && strcmp(p->kind, "police") == 0) {
+        share = 1;
+        origin = police_origin;
+    }
+    for (size_t i = 0; i < src->n; i++) {
+        if (strcmp(src->item[i].kind, p->kind) != 0)
+            continue;
+        share = src->item[i].share;
+        origin = src->item[i].origin.n || strcmp(p->kind, "police") != 0
+                     ? &src->item[i].origin
+                     : police_origin;
+    }
+    if (origin && origin->n)
+        share = list_has(origin, p->id) ? share / (double)origin->n : 0;
+    return share;
+}
+
+static rng_t refseq_gen(const shub_profile_t *p, uint32_t area, int64_t k, uint64_t salt)
+{
+    rng_t r;
+    uint64_t at = shub_rng_mix(((uint64_t)area << 40) ^ (uint64_t)k ^ salt);
+    shub_rng_seed(&r, shub_rng_hash(p->seed ^ at, "marac.referral"));
+    return r;
+}
+
+/* The gap before referral k of an area: the first is a random phase within
+ * one mean gap, the others between half and one and a half means. */
+static double refseq_gap(const shub_profile_t *p, uint32_t area, int64_t k)
+{
+    rng_t r = refseq_gen(p, area, k, UINT64_C(0x676170));
+    double u = shub_rng_unit(&r), mean = p->refseq.mean_ms[area];
+    double gap = k == 0 ? u * mean : (0.5 + u) * mean;
+    return gap < 1 ? 1 : gap;
+}
+
+static int refseq_queue(shub_profile_t *p, uint32_t what, uint32_t area, int64_t k,
+                        int64_t from_ms)
+{
+    double gap = refseq_gap(p, area, k); /* a tiny weight's gap may be huge */
+    if (!(gap < (double)(p->sc.end_ms - from_ms)))
+        return 0;
+    return shub_profile_schedule(p, from_ms + (int64_t)gap, what, area, k, NULL);
+}
+
+int shub_profile_refseq_init(shub_profile_t *p, uint32_t what)
+{
+    refseq_t *q = &p->refseq;
+    memset(q, 0, sizeof *q);
+    double per_week = p->sc.marac.referrals.per_week;
+    double share = referral_share(p);
+    if (!p->has_scenario || !(per_week > 0) || !(share > 0))
+        return 0;
+    const sc_weights_t *w = shub_profile_marac_weights(p);
+    size_t n = w->n ? w->n : p->n_all_areas;
+    double total = 0;
+    for (size_t k = 0; k < n; k++) {
+        const char *area = w->n ? w->name[k] : p->all_areas[k];
+        if (!w->n && list_has(&p->sc.marac.external_areas, area))
+            continue;
+        total += w->n ? w->w[k] : 1;
+    }
+    for (size_t k = 0; k < n && total > 0; k++) {
+        const char *area = w->n ? w->name[k] : p->all_areas[k];
+        double weight = w->n ? w->w[k] : 1;
+        if (!(weight > 0) || !shub_profile_serves(p, area) ||
+            (!w->n && list_has(&p->sc.marac.external_areas, area)))
+            continue;
+        double per_ms = per_week / (double)MS_WEEK * share * weight / total;
+        q->area[q->n] = area;
+        q->mean_ms[q->n++] = 1.0 / per_ms;
+    }
+    for (size_t a = 0; a < q->n; a++) {
+        int rc = refseq_queue(p, what, (uint32_t)a, 0, p->sc.start_ms);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int shub_profile_refseq_next(shub_profile_t *p, const job_t *job)
+{
+    if (job->ref >= p->refseq.n)
+        return 0;
+    return refseq_queue(p, job->what, job->ref, job->arg + 1, job->due_ms);
+}
+
+const char *shub_profile_refseq_area(const shub_profile_t *p, const job_t *job)
+{
+    return job->ref < p->refseq.n ? p->refseq.area[job->ref] : NULL;
+}
+
+rng_t shub_profile_refseq_rng(const shub_profile_t *p, const job_t *job)
+{
+    return refseq_gen(p, job->ref, job->arg, UINT64_C(0x636f6e74656e74));
+}
+
+/* ---- the repeat rule --------------------------------------------------- */
+
+bool shub_profile_is_repeat(int64_t last_ms, int64_t t_ms)
+{
+    return last_ms != INT64_MIN &&
+           shub_time_within_months(last_ms, t_ms, SHUB_PROFILE_REPEAT_MONTHS,
+                                   SHUB_TZ_LONDON);
 }
 
 const char *shub_profile_stream_area(stream_t *s)
@@ -640,6 +787,7 @@ void shub_profile_destroy(shub_profile_t **profile_p)
     shub_profile_t *p = *profile_p;
     if (p->ops && p->ops->fini)
         p->ops->fini(p);
+    shub_profile_action_free(p);
     shub_free(p->sched.jobs);
     shub_free(p->areas);
     shub_free(p->all_areas);
@@ -668,7 +816,9 @@ int shub_profile_tick(shub_profile_t *p, int64_t now_ms, shub_profile_emit_fn *e
             saved[i] = p->streams[i].rng;
         job_t job = heap_pop(&p->sched);
         p->firing_due_ms = job.due_ms;
-        rc = p->ops->fire(p, &job, emit, ctx);
+        rc = job.what >= PROFILE_SHARED_JOBS
+                 ? shub_profile_action_fire(p, &job, emit, ctx)
+                 : p->ops->fire(p, &job, emit, ctx);
         p->firing_due_ms = 0;
         if (rc) { /* put everything back: the next tick emits the same event */
             for (size_t i = 0; i < PROFILE_MAX_STREAMS; i++)
@@ -687,6 +837,8 @@ int shub_profile_receive(shub_profile_t *p, int64_t now_ms, const char *from,
     (void)ctx;
     if (!p || !ev || !ev->type || !from)
         return SHUB_EINVAL;
+    if (strcmp(ev->type, "marac.action") == 0 && strcmp(p->kind, "marac") != 0)
+        return shub_profile_action_receive(p, now_ms, from, ev);
     return p->ops->receive ? p->ops->receive(p, now_ms, from, ev) : 0;
 }
 

@@ -12,7 +12,11 @@
  * audit log something to show stripped. NHS numbers come from the 999 range
  * kept for testing, with a valid check digit.
  *
- * Health reacts to nothing it receives.
+ * Its emergency and maternity staff also refer high-risk victims of domestic
+ * abuse they see to the MARAC of the victim's area: health's part of the
+ * region's MARAC referrals (marac.sources), one sequence per area served;
+ * and the trust answers the MARAC actions it owns (profile_action.c).
+ * Nothing else it receives is acted on.
  */
 #include "profile_internal.h"
 
@@ -21,13 +25,25 @@
 
 #define ISTV_MAX_ASSAULTS 2000 /* per batch; well under the message item limit */
 
-enum { J_BATCH = 1 };
+enum { J_BATCH = 1, J_MARAC = 2 };
 
 static const char *const methods[] = {
     "fist", "kick", "blunt-object", "knife", "bottle-or-glass", "other",
 };
 static const char *const locations[] = {
     "street", "pub-or-club", "home", "workplace", "public-transport", "other",
+};
+
+static const char *const marac_summaries[] = {
+    "Attended A&E with facial injuries; disclosed assault by her partner",
+    "Maternity: disclosed threats and controlling behaviour during pregnancy",
+    "Attended A&E after non-fatal strangulation; did not want to go home",
+};
+static const referrer_t marac_referrer = {
+    .judgement = 0.2,
+    .escalation = 0.05,
+    .summaries = marac_summaries,
+    .n_summaries = sizeof marac_summaries / sizeof marac_summaries[0],
 };
 
 static int64_t period_end(const shub_profile_t *p, int64_t from)
@@ -43,12 +59,15 @@ static int init(shub_profile_t *p, shub_err_t *err)
 {
     (void)err;
     shub_rng_seed(&p->streams[0].rng, shub_rng_hash(p->seed, "ae.istv.batch"));
+    int rc = shub_profile_refseq_init(p, J_MARAC);
+    if (rc)
+        return rc;
     if (!p->has_scenario || p->sc.health.istv == ISTV_OFF ||
         p->sc.end_ms <= p->sc.start_ms)
         return 0;
     for (size_t i = 0; i < p->n_areas; i++) {
-        int rc = shub_profile_schedule(p, period_end(p, p->sc.start_ms), J_BATCH,
-                                       (uint32_t)i, p->sc.start_ms, NULL);
+        rc = shub_profile_schedule(p, period_end(p, p->sc.start_ms), J_BATCH, (uint32_t)i,
+                                   p->sc.start_ms, NULL);
         if (rc)
             return rc;
     }
@@ -79,6 +98,9 @@ static void nhs_number(rng_t *r, char out[16])
 static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                 void *ctx)
 {
+    if (job->what == J_MARAC)
+        return shub_profile_referral_fire_new(p, job, "Safeguarding nurse",
+                                              &marac_referrer, emit, ctx);
     if (job->what != J_BATCH || job->ref >= p->n_areas)
         return 0;
     const char *area = p->areas[job->ref];

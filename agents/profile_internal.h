@@ -56,6 +56,21 @@ typedef struct sc_list { /* org ids (origin) or area names (external_areas) */
     char item[SC_MAX_LIST][NAME_CAP];
 } sc_list_t;
 
+/* One kind of partner's part of the MARAC referrals (marac.sources). */
+typedef struct sc_source {
+    char kind[NAME_CAP]; /* police, idva, local-authority, health, probation */
+    double share;        /* of marac.referrals_per_week */
+    sc_list_t origin;    /* orgs of the kind that share the part equally; empty:
+                            every org of the kind, for the areas it serves */
+} sc_source_t;
+
+#define SC_MAX_SOURCES 8
+
+typedef struct sc_sources { /* n == 0: not given, the police refer alone */
+    size_t n;
+    sc_source_t item[SC_MAX_SOURCES];
+} sc_sources_t;
+
 typedef struct sc_rate {
     double per_week;  /* region-wide events per simulated week */
     sc_list_t origin; /* org ids sharing the stream; empty: every org of the kind */
@@ -70,9 +85,18 @@ struct shub_scenario {
     struct {
         sc_rate_t referrals;
         sc_weights_t weights; /* marac.area_weights; falls back to the top level */
+        sc_weights_t withdrawn_by_area; /* area -> fraction; others: withdrawn */
+        sc_sources_t sources;           /* who refers, by kind */
         double withdrawn, move, external_move, missing_minutes, repeat, consent_given;
         sc_list_t external_areas; /* where external moves go; default "outside" */
     } marac;
+    struct {
+        double engaged, declined; /* IDVA engagement outcomes; the rest: no contact */
+    } idva;
+    struct {
+        double late, undone; /* MARAC actions done after their due date, or not
+                                done within the period; the rest: done on time */
+    } actions;
     struct {
         sc_rate_t releases;
         double mappa; /* fraction of releases managed under MAPPA */
@@ -140,6 +164,35 @@ typedef struct stream {
     size_t n_areas;
 } stream_t;
 
+/* ---- MARAC referral sequences (profile.c) ---------------------------------- */
+
+/* Every partner kind that refers to MARACs originates its part of the
+ * region's referrals (marac.sources) as one sequence of jobs per area it
+ * serves: job `what` is the kind's code, `ref` the area's index here and
+ * `arg` the referral's number in that area's sequence. Each gap is drawn
+ * between half and one and a half times the area's mean, from a generator
+ * seeded by (org, area, number) alone, so a sequence is a pure function of
+ * the scenario and seed, and a quarter's count per area stays close to its
+ * rate: a Poisson count would stray by its square root (±8, or 12 %, at
+ * Solihull's 64 a quarter), this one by about a third of that. */
+typedef struct refseq {
+    size_t n;
+    const char *area[SC_MAX_AREAS]; /* borrowed from the profile's scenario copy */
+    double mean_ms[SC_MAX_AREAS];   /* mean gap between referrals in the area */
+} refseq_t;
+
+/* Sets up this org's sequences (none if its kind refers no one) and queues
+ * the first job of each. SHUB_ENOMEM, SHUB_EBUSY. */
+int shub_profile_refseq_init(shub_profile_t *p, uint32_t what);
+
+/* Queues the job after `job` in its area's sequence, unless past the end. */
+int shub_profile_refseq_next(shub_profile_t *p, const job_t *job);
+
+/* The area of a sequence job, and the generator for its referral's content
+ * (the same on every retry of the job). */
+const char *shub_profile_refseq_area(const shub_profile_t *p, const job_t *job);
+rng_t shub_profile_refseq_rng(const shub_profile_t *p, const job_t *job);
+
 /* ---- the profile ------------------------------------------------------- */
 
 typedef struct profile_ops {
@@ -171,6 +224,8 @@ struct shub_profile {
     sched_t sched;
     uint64_t next_seq;
     stream_t streams[PROFILE_MAX_STREAMS];
+    refseq_t refseq;       /* MARAC referrals, when the kind refers */
+    void *actions;         /* MARAC actions this org owns (profile_action.c) */
     int64_t firing_due_ms; /* the job being fired (shub_profile_due_ms); 0 otherwise */
     void *state;           /* the kind's own */
 };
@@ -183,9 +238,19 @@ extern const profile_ops_t shub_profile_probation_ops;
 extern const profile_ops_t shub_profile_health_ops;
 extern const profile_ops_t shub_profile_idva_ops;
 
+/* Job codes from here up belong to the shared part (profile_action.c), which
+ * fires them before the kind sees them. */
+#define PROFILE_SHARED_JOBS 0x1000u
+
 /* Queues a job (seq assigned here). SHUB_ENOMEM; SHUB_EBUSY past the cap. */
 int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
                           int64_t arg, const shub_id_t *reply_to);
+
+/* Room for one more entry in a growing array of records (cap entries, n
+ * used, `size` bytes each), doubling from `first`: *items is replaced by a
+ * larger copy when full. SHUB_ENOMEM, or SHUB_EBUSY at PROFILE_MAX_RECORDS
+ * (a flood of input stops there); *items and *cap are untouched then. */
+int shub_profile_grow(void **items, size_t *cap, size_t n, size_t size, size_t first);
 
 /* Makes room for `extra` more jobs so pushes after an emit cannot fail. */
 int shub_profile_reserve(shub_profile_t *p, size_t extra);
@@ -196,6 +261,12 @@ int shub_profile_reserve(shub_profile_t *p, size_t extra);
 int shub_profile_stream_init(shub_profile_t *p, size_t i, const char *name,
                              const sc_rate_t *rate, const sc_weights_t *weights,
                              bool kind_default, uint32_t what);
+
+/* As shub_profile_schedule, but only if due_ms falls before the scenario's
+ * end (always without a scenario): follow-ups that would run past the
+ * simulated period are left undone, as they would be when it closes. */
+int shub_profile_schedule_in_period(shub_profile_t *p, int64_t due_ms, uint32_t what,
+                                    uint32_t ref, int64_t arg, const shub_id_t *reply_to);
 
 /* Queues the stream's next job after `from_ms` (none past the scenario end). */
 int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t from_ms);
@@ -211,6 +282,10 @@ bool shub_profile_serves(const shub_profile_t *p, const char *area);
  * stand for where people live). Empty: all areas equal. */
 const sc_weights_t *shub_profile_marac_weights(const shub_profile_t *p);
 const sc_weights_t *shub_profile_area_weights(const shub_profile_t *p);
+
+/* The share of a scenario fraction for an area in a per-area map (the
+ * map's value for `area`, else `dflt`). */
+double shub_profile_area_fraction(const sc_weights_t *map, const char *area, double dflt);
 
 /* Year of a time, two digits, for references ("26"). */
 int shub_profile_year2(int64_t ms);
@@ -269,6 +344,93 @@ void shub_profile_person_make(uint64_t seed, const char *area, int min_age, int 
 /* An address in `area` from r: line1 and postcode. */
 void shub_profile_address_make(rng_t *r, const char *area, char line1[64],
                                char postcode[12]);
+/* ---- people referred to a MARAC (profile_referral.c) ---------------------- */
+
+/* Someone an organisation has referred, as its records know her: enough to
+ * make her again (the seed), where she lives now, and when she was last
+ * referred. A move someone tells us of changes the area and, through
+ * `moves`, the address. */
+typedef struct victim {
+    uint64_t seed;             /* shub_profile_person_make */
+    char first_area[NAME_CAP]; /* where she lived when first referred */
+    char area[NAME_CAP];       /* where she lives now, as far as we know */
+    char subject[20];
+    uint32_t moves; /* moves heard of: the address is redrawn on each */
+    int64_t last_referral_ms;
+} victim_t;
+
+typedef struct victims { /* up to PROFILE_MAX_RECORDS */
+    victim_t *v;
+    size_t n, cap;
+} victims_t;
+
+/* Room for one more; SHUB_ENOMEM, or SHUB_EBUSY at the cap. */
+int shub_victims_reserve(victims_t *vs);
+void shub_victims_free(victims_t *vs);
+victim_t *shub_victims_find(victims_t *vs, const char *subject);
+/* One of the victims living in `area`, chosen by r; NULL if none. Linear:
+ * fine for the thousands one organisation refers in a quarter. */
+victim_t *shub_victims_pick(victims_t *vs, const char *area, rng_t *r);
+/* The person v is, living at her current address. */
+void shub_victim_person(const victim_t *v, person_t *out);
+
+/* How a kind of referrer fills in the referral form. */
+typedef struct referrer {
+    const char *officer;   /* the person referring, with rank or role */
+    const char *contact;   /* a telephone number */
+    const char *crime_ref; /* police only; NULL: none */
+    double judgement;      /* fraction referred on professional judgement */
+    double escalation;     /* ... on escalation; the rest score DASH 14 or more */
+    const char *const *summaries;
+    size_t n_summaries;
+} referrer_t;
+
+/* Emits a marac.referral about `victim` to the MARAC of `area`, as of
+ * at_ms, the incident drawn from r: DASH score and criteria (at least one
+ * the MARAC threshold accepts), the risk factors the board counts, the
+ * perpetrators and children (from family_seed; `family` false leaves the
+ * children out, for a referrer that does not know them). `repeat` is the
+ * referrer's own knowledge that she was referred within 12 months. */
+int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
+                               const person_t *victim, const char *area,
+                               uint64_t family_seed, bool family, const char *case_ref,
+                               const referrer_t *who, bool repeat,
+                               shub_profile_emit_fn *emit, void *ctx);
+
+/* Who signs a referral a sequence job makes: a member of staff of `role`
+ * (a made-up name), a mobile number, and a case reference made from the
+ * job (PREFIX-MR-yy-area-number), drawn from r. */
+typedef struct referral_signature {
+    char officer[96];
+    char contact[24];
+    char case_ref[48];
+} referral_signature_t;
+void shub_profile_referral_sign(const shub_profile_t *p, const job_t *job, rng_t *r,
+                                const char *role, const char *area,
+                                referral_signature_t *out);
+
+/* A referral job of a kind that refers people it has not referred before
+ * (councils, health, probation, an IDVA service's own clients): a new
+ * person in the job's area, signed by `role` and a made-up name of ours,
+ * its case reference made from the job (prefix-MR-yy-area-number). Queues
+ * the sequence's next job once the referral has gone. */
+int shub_profile_referral_fire_new(shub_profile_t *p, const job_t *job, const char *role,
+                                   const referrer_t *how, shub_profile_emit_fn *emit,
+                                   void *ctx);
+
+/* ---- MARAC actions owned by member agencies (profile_action.c) ------------ */
+
+/* Records a marac.action addressed to this org and queues its update (done
+ * on time, late, or not within the period, by the scenario's fractions); a
+ * status of `transferred` withdraws it. For every kind a MARAC gives actions
+ * to. SHUB_ENOMEM, SHUB_EBUSY. */
+int shub_profile_action_receive(shub_profile_t *p, int64_t now, const char *from,
+                                const shub_event_t *ev);
+/* Fires a shared job (what >= PROFILE_SHARED_JOBS). */
+int shub_profile_action_fire(shub_profile_t *p, const job_t *job,
+                             shub_profile_emit_fn *emit, void *ctx);
+void shub_profile_action_free(shub_profile_t *p);
+
 /* The first part of an org id in capitals, for case references: "WMP" from
  * "wmp-custody"; cut to fit out[cap]. */
 void shub_profile_id_prefix(const char *id, char *out, size_t cap);

@@ -11,6 +11,11 @@
  * this council worried about a child who lives in a neighbouring area,
  * referred to that area's MASH.
  *
+ * Its social workers and housing officers also refer high-risk victims they
+ * meet to the MARAC of the victim's area: the councils' part of the region's
+ * MARAC referrals (marac.sources), one sequence per area it serves, and it
+ * answers the MARAC actions it owns (profile_action.c).
+ *
  * Missing-person reports, release notices, ISTV batches and moved-area
  * notices are received and kept by the case systems behind the council;
  * nothing goes back on the wire for them.
@@ -23,7 +28,7 @@
 #include <string.h>
 
 enum { S_MASH = 0 }; /* the origination stream (job code 0) */
-enum { J_DECIDE = 1 };
+enum { J_DECIDE = 1, J_MARAC = 2 };
 
 typedef struct referral {
     char from[NAME_CAP];
@@ -62,6 +67,18 @@ static const char *const concerns[] = {
     "child missing overnight three times this month",
 };
 static const char *const urgencies[] = {"immediate", "same-day", "routine"};
+static const char *const marac_summaries[] = {
+    "Disclosed to a social worker during a child and family assessment: assaults and "
+    "threats at home",
+    "Presented to housing as homeless after fleeing violence; threats to kill since",
+    "School raised concerns; mother disclosed controlling behaviour and a recent assault",
+};
+static const referrer_t marac_referrer = {
+    .judgement = 0.25,
+    .escalation = 0.1,
+    .summaries = marac_summaries,
+    .n_summaries = sizeof marac_summaries / sizeof marac_summaries[0],
+};
 
 static int init(shub_profile_t *p, shub_err_t *err)
 {
@@ -71,8 +88,9 @@ static int init(shub_profile_t *p, shub_err_t *err)
         return SHUB_ENOMEM;
     p->state = st;
     shub_profile_id_prefix(p->id, st->prefix, sizeof st->prefix);
-    return shub_profile_stream_init(p, S_MASH, "mash.referral", &p->sc.mash,
-                                    shub_profile_area_weights(p), true, S_MASH);
+    int rc = shub_profile_stream_init(p, S_MASH, "mash.referral", &p->sc.mash,
+                                      shub_profile_area_weights(p), true, S_MASH);
+    return rc ? rc : shub_profile_refseq_init(p, J_MARAC);
 }
 
 static void fini(shub_profile_t *p)
@@ -92,17 +110,11 @@ static int receive(shub_profile_t *p, int64_t now, const char *from,
     if (strcmp(ev->type, "mash.referral") != 0)
         return 0;
     la_t *st = p->state;
-    if (st->n == st->cap) {
-        if (st->cap >= PROFILE_MAX_RECORDS)
-            return SHUB_EBUSY;
-        size_t cap = st->cap ? st->cap * 2 : 32;
-        referral_t *refs = shub_realloc(st->refs, cap * sizeof *refs);
-        if (!refs)
-            return SHUB_ENOMEM;
-        st->refs = refs;
-        st->cap = cap;
-    }
-    int rc = shub_profile_reserve(p, 1);
+    void *refs = st->refs;
+    int rc = shub_profile_grow(&refs, &st->cap, st->n, sizeof *st->refs, 32);
+    st->refs = refs;
+    if (rc == 0)
+        rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
 
@@ -261,8 +273,15 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
 static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                 void *ctx)
 {
-    return job->what == J_DECIDE ? fire_decision(p, job, emit, ctx)
-                                 : fire_referral(p, job, emit, ctx);
+    switch (job->what) {
+    case J_DECIDE:
+        return fire_decision(p, job, emit, ctx);
+    case J_MARAC:
+        return shub_profile_referral_fire_new(p, job, "Social worker", &marac_referrer,
+                                              emit, ctx);
+    default:
+        return fire_referral(p, job, emit, ctx);
+    }
 }
 
 const profile_ops_t shub_profile_la_ops = {

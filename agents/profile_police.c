@@ -5,15 +5,23 @@
  * missing people to the council of their area; custody refers detainees who
  * test positive to the arrest referral (treatment) service.
  *
- * The force remembers every victim it has referred (as the seed that
- * regenerates the person, the area and the last referral date), so a share
- * of referrals are about the same person again, with the same subject
- * reference; one within 12 months of the last is flagged a repeat. A move
- * the MARAC learns of is not fed back here: repeats go to the area the force
- * last knew, which is what happens when records lag behind.
+ * Referrals come as one sequence per area (profile.c: the police's share of
+ * marac.sources in each area it serves). The force remembers every victim
+ * it has referred (the seed that regenerates her, where she lives now, the
+ * last referral), so a share of referrals are about someone referred before
+ * who lives in that area now, with the same subject reference; one within
+ * 12 months of the last (shub_profile_is_repeat) is flagged a repeat.
  *
- * The police profile acts on nothing it receives (decisions and release
- * notices go into its case system, not back onto the wire).
+ * Where she lives now is what the force has been told: a MARAC that
+ * transfers a case sends the force subject.moved_area with the new area
+ * (the copy to the police carries it; the old area's other partners get
+ * only that she left), and the force moves her in its records, so the next
+ * referral goes to the MARAC of her current area. A move out of the force
+ * area takes her out of its referrals: an incident there is the new force's.
+ *
+ * Police act on the MARAC actions they own (profile_action.c) and on move
+ * notices; decisions and release notices go into the force's case system,
+ * not back onto the wire.
  */
 #include "profile_internal.h"
 
@@ -22,25 +30,16 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { S_REFERRAL = 0, S_MISSING = 1, S_CUSTODY = 2 }; /* stream index == job code */
-
-typedef struct victim {
-    uint64_t seed;    /* regenerates the person (shub_profile_person_make) */
-    const char *area; /* borrowed from the stream's area table */
-    int64_t last_referral_ms;
-} victim_t;
+/* Job codes: 0 is a MARAC referral (the area sequences); the others are
+ * also the index of their origination stream. */
+enum { J_REFERRAL = 0, S_MISSING = 1, S_CUSTODY = 2 };
 
 typedef struct police {
-    victim_t *victims; /* everyone referred so far, up to PROFILE_MAX_RECORDS */
-    size_t n, cap;
-    uint32_t serial; /* for case references */
-    char prefix[12]; /* "WMP" from "wmp-custody" */
+    victims_t victims; /* everyone referred so far, up to PROFILE_MAX_RECORDS */
+    uint32_t serial;   /* for case references */
+    char prefix[12];   /* "WMP" from "wmp-custody" */
 } police_t;
 
-static const char *const relationships[] = {
-    "ex-partner", "partner",    "husband", "wife",   "boyfriend",
-    "girlfriend", "ex-husband", "son",     "father", "brother",
-};
 static const char *const summaries[] = {
     "Assault at home after an argument; visible injuries to face and arms",
     "Threats to kill made by phone after separation; breach of non-molestation order",
@@ -49,12 +48,6 @@ static const char *const summaries[] = {
     "Stalking: repeated unwanted contact and following the victim to work",
     "Controlling and coercive behaviour disclosed, including control of money",
     "Assault with a weapon during an argument over child contact",
-};
-static const char *const safe_contacts[] = {
-    "text first; no voicemail",
-    "call via sister, ask for a callback",
-    "email only",
-    "call weekdays 10:00-14:00 only",
 };
 static const char *const trigger_offences[] = {
     "theft-shoplifting",  "burglary", "robbery",
@@ -80,10 +73,8 @@ static int state_new(shub_profile_t *p)
 static int init(shub_profile_t *p, bool custody)
 {
     int rc = state_new(p);
-    if (rc == 0)
-        rc = shub_profile_stream_init(
-            p, S_REFERRAL, "marac.referral", &p->sc.marac.referrals,
-            shub_profile_marac_weights(p), !custody, S_REFERRAL);
+    if (rc == 0 && !custody)
+        rc = shub_profile_refseq_init(p, J_REFERRAL);
     if (rc == 0)
         rc = shub_profile_stream_init(p, S_MISSING, "missing.report", &p->sc.missing,
                                       shub_profile_area_weights(p), !custody, S_MISSING);
@@ -110,179 +101,94 @@ static void fini(shub_profile_t *p)
 {
     police_t *st = p->state;
     if (st)
-        shub_free(st->victims);
+        shub_victims_free(&st->victims);
     shub_free(st);
     p->state = NULL;
 }
 
 /* ---- marac.referral ---------------------------------------------------- */
 
-static shub_val_t child_list(pb_t *b, uint64_t seed, const person_t *victim,
-                             const char *area)
-{
-    rng_t r;
-    shub_rng_seed(&r, shub_rng_mix(seed ^ UINT64_C(0x6368696c64)));
-    shub_val_t children = shub_val_array();
-    int n = shub_rng_chance(&r, 0.55) ? (int)shub_rng_range(&r, 1, 3) : 0;
-    for (int k = 0; k < n; k++) {
-        person_t c;
-        shub_profile_person_make(shub_rng_mix(seed + (uint64_t)k + 1), area, 0, 15, 0.5,
-                                 &c);
-        shub_val_t child = shub_val_map();
-        shub_pb_strf(b, &child, "name", "%s %s", c.first, victim->surname);
-        shub_pb_str(b, &child, "dob", c.dob);
-        shub_pb_push(b, &children, child);
-    }
-    return children;
-}
-
-static shub_val_t perpetrator_list(pb_t *b, uint64_t seed, const char *area)
-{
-    rng_t r;
-    shub_rng_seed(&r, shub_rng_mix(seed ^ UINT64_C(0x70657270)));
-    shub_val_t perps = shub_val_array();
-    int n = shub_rng_chance(&r, 0.07) ? 2 : 1;
-    for (int k = 0; k < n; k++) {
-        person_t x;
-        shub_profile_person_make(shub_rng_mix(seed ^ (UINT64_C(0xbad0) + (uint64_t)k)),
-                                 area, 18, 65, k ? 0.4 : 0.12, &x);
-        shub_val_t perp = shub_val_map();
-        shub_pb_str(b, &perp, "name", x.name);
-        shub_pb_str(b, &perp, "dob", x.dob);
-        shub_pb_str(b, &perp, "relationship",
-                    k ? shub_rng_pick(&r, relationships + 7, 3)
-                      : PICK(&r, relationships));
-        shub_pb_push(b, &perps, perp);
-    }
-    return perps;
-}
-
 static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                          void *ctx)
 {
     police_t *st = p->state;
-    stream_t *s = &p->streams[S_REFERRAL];
-    rng_t *r = &s->rng;
-    if (st->n == st->cap && st->cap < PROFILE_MAX_RECORDS) {
-        size_t cap = st->cap ? st->cap * 2 : 256;
-        victim_t *v = shub_realloc(st->victims, cap * sizeof *v);
-        if (!v)
-            return SHUB_ENOMEM;
-        st->victims = v;
-        st->cap = cap;
-    }
+    const char *area = shub_profile_refseq_area(p, job);
+    if (!area)
+        return 0;
+    int rc = shub_victims_reserve(&st->victims);
+    if (rc == SHUB_ENOMEM)
+        return rc; /* SHUB_EBUSY: refer, but remember no one new */
+    rng_t r = shub_profile_refseq_rng(p, job);
+    victim_t *known = shub_rng_chance(&r, p->sc.marac.repeat)
+                          ? shub_victims_pick(&st->victims, area, &r)
+                          : NULL;
+    victim_t fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.seed = shub_rng_next(&r);
+    fresh.last_referral_ms = INT64_MIN;
+    shub_str_copy(fresh.first_area, sizeof fresh.first_area, area);
+    shub_str_copy(fresh.area, sizeof fresh.area, area);
+    const victim_t *v = known ? known : &fresh;
+    bool repeat = shub_profile_is_repeat(v->last_referral_ms, job->due_ms);
+    person_t victim, officer;
+    shub_victim_person(v, &victim);
+    if (!known)
+        shub_str_copy(fresh.subject, sizeof fresh.subject, victim.subject);
 
-    victim_t v;
-    size_t idx = SIZE_MAX;
-    if (st->n && shub_rng_chance(r, p->sc.marac.repeat)) {
-        idx = (size_t)shub_rng_below(r, st->n);
-        v = st->victims[idx];
-    } else {
-        v = (victim_t){.seed = shub_rng_next(r),
-                       .area = shub_profile_stream_area(s),
-                       .last_referral_ms = INT64_MIN};
-    }
-    bool repeat = idx != SIZE_MAX && job->due_ms - v.last_referral_ms <= 365 * MS_DAY;
-    person_t victim;
-    shub_profile_person_make(v.seed, v.area, 16, 70, 0.86, &victim);
-    rng_t pr; /* what belongs to the person, not to this incident */
-    shub_rng_seed(&pr, shub_rng_mix(v.seed ^ UINT64_C(0x73616665)));
-
-    int dash;
-    bool judgement = false, escalation = false;
-    double u = shub_rng_unit(r);
-    if (u < 0.72) {
-        double x = shub_rng_unit(r);
-        dash = 14 + (int)(x * x * 11); /* most high-risk scores sit just above 14 */
-    } else if (u < 0.88) {
-        dash = (int)shub_rng_range(r, 8, 13);
-        judgement = true;
-    } else {
-        dash = (int)shub_rng_range(r, 6, 13);
-        escalation = true;
-    }
-    bool consent = shub_rng_chance(r, p->sc.marac.consent_given);
-    char incident_date[SHUB_TIME_DATE_TEXT], crime_ref[24], case_ref[40], code[8];
-    shub_time_format_date(job->due_ms - shub_rng_range(r, 0, 2 * MS_DAY), incident_date);
-    shub_profile_area_code(v.area, code);
+    char code[8], crime_ref[24], case_ref[40], name[64], contact[24];
+    shub_profile_area_code(area, code);
     snprintf(crime_ref, sizeof crime_ref, "%.2s%06u/%02d", code,
-             (unsigned)shub_rng_below(r, 1000000), shub_profile_year2(job->due_ms));
+             (unsigned)shub_rng_below(&r, 1000000), shub_profile_year2(job->due_ms));
     snprintf(case_ref, sizeof case_ref, "%s-%02d-%06u", st->prefix,
              shub_profile_year2(job->due_ms), st->serial + 1);
-
-    pb_t b = {.arena = shub_arena_new(4096)};
-    if (!b.arena)
-        return SHUB_ENOMEM;
-    shub_val_t payload = shub_val_map(), vm = shub_val_map(), addr = shub_val_map();
-    shub_pb_str(&b, &vm, "name", victim.name);
-    shub_pb_str(&b, &vm, "dob", victim.dob);
-    shub_pb_str(&b, &vm, "gender", victim.gender);
-    shub_pb_str(&b, &addr, "line1", victim.line1);
-    shub_pb_str(&b, &addr, "postcode", victim.postcode);
-    shub_pb_put(&b, &vm, "address", addr);
-    shub_pb_str(&b, &vm, "phone", victim.phone);
-    shub_pb_str(&b, &vm, "safe_contact", PICK(&pr, safe_contacts));
-    shub_pb_put(&b, &payload, "victim", vm);
-    shub_pb_put(&b, &payload, "perpetrators", perpetrator_list(&b, v.seed, v.area));
-    shub_pb_put(&b, &payload, "children", child_list(&b, v.seed, &victim, v.area));
-
-    shub_val_t risk = shub_val_map(), criteria = shub_val_array();
-    shub_pb_int(&b, &risk, "dash_score", dash);
-    if (dash >= 14)
-        shub_pb_push_str(&b, &criteria, "dash");
-    if (escalation)
-        shub_pb_push_str(&b, &criteria, "escalation");
-    if (judgement)
-        shub_pb_push_str(&b, &criteria, "professional_judgement");
-    if (repeat)
-        shub_pb_push_str(&b, &criteria, "repeat");
-    shub_pb_put(&b, &risk, "criteria", criteria);
-    shub_pb_bool(&b, &risk, "repeat", repeat);
-    shub_pb_put(&b, &payload, "risk", risk);
-
-    shub_val_t incident = shub_val_map();
-    shub_pb_str(&b, &incident, "date", incident_date);
-    shub_pb_str(&b, &incident, "summary", PICK(r, summaries));
-    shub_pb_str(&b, &incident, "crime_ref", crime_ref);
-    shub_pb_put(&b, &payload, "incident", incident);
-
-    person_t officer;
-    shub_profile_person_make(shub_rng_next(r), v.area, 25, 55, 0.4, &officer);
-    shub_val_t referrer = shub_val_map();
-    shub_pb_strf(&b, &referrer, "officer", "PC %d %s", (int)shub_rng_range(r, 1000, 9999),
-                 officer.surname);
-    shub_pb_strf(&b, &referrer, "contact", "%s%03d", PICK(r, landlines),
-                 (int)shub_rng_below(r, 1000));
-    shub_pb_put(&b, &payload, "referrer", referrer);
-
-    char to0[NAME_CAP + 8];
-    snprintf(to0, sizeof to0, "marac@%s", v.area);
-    const char *to[] = {to0};
-    shub_event_t ev = {
-        .type = "marac.referral",
-        .occurred_ms = job->due_ms,
-        .case_ref = case_ref,
-        .subject_ref = victim.subject,
-        .area = v.area,
-        .purpose = "marac-risk-management",
-        .basis = "uk-gdpr-6-1-e",
-        .consent = consent ? SHUB_CONSENT_GIVEN : SHUB_CONSENT_NOT_SOUGHT,
-        .override = consent ? NULL : "risk-of-serious-harm",
-        .payload = payload,
+    shub_profile_person_make(shub_rng_next(&r), area, 25, 55, 0.4, &officer);
+    snprintf(name, sizeof name, "PC %d %s", (int)shub_rng_range(&r, 1000, 9999),
+             officer.surname);
+    snprintf(contact, sizeof contact, "%s%03d", PICK(&r, landlines),
+             (int)shub_rng_below(&r, 1000));
+    const referrer_t who = {
+        .officer = name,
+        .contact = contact,
+        .crime_ref = crime_ref,
+        .judgement = 0.16,
+        .escalation = 0.12,
+        .summaries = summaries,
+        .n_summaries = sizeof summaries / sizeof summaries[0],
     };
-    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    rc = shub_profile_referral_emit(p, job->due_ms, &r, &victim, area, v->seed, true,
+                                    case_ref, &who, repeat, emit, ctx);
     if (rc)
         return rc;
 
     st->serial++;
-    if (idx != SIZE_MAX) {
-        st->victims[idx].last_referral_ms = job->due_ms;
-    } else if (st->n < st->cap) {
-        v.last_referral_ms = job->due_ms;
-        st->victims[st->n++] = v;
+    if (known) {
+        known->last_referral_ms = job->due_ms;
+    } else if (st->victims.n < st->victims.cap) {
+        fresh.last_referral_ms = job->due_ms;
+        st->victims.v[st->victims.n++] = fresh;
     }
-    (void)shub_profile_stream_next(p, S_REFERRAL, S_REFERRAL,
-                                   job->due_ms); /* room reserved by tick */
+    (void)shub_profile_refseq_next(p, job); /* room reserved by tick */
+    return 0;
+}
+
+/* ---- what the force hears ---------------------------------------------- */
+
+/* subject.moved_area: the police copy names the new area. */
+static int receive(shub_profile_t *p, int64_t now, const char *from,
+                   const shub_event_t *ev)
+{
+    (void)now;
+    (void)from;
+    police_t *st = p->state;
+    if (strcmp(ev->type, "subject.moved_area") != 0)
+        return 0;
+    const char *to = shub_val_str_at(&ev->payload, "new_area");
+    victim_t *v = shub_victims_find(&st->victims, ev->subject_ref);
+    if (!v || !to || !shub_is_name(to) || strlen(to) >= NAME_CAP ||
+        strcmp(v->area, to) == 0)
+        return 0;
+    shub_str_copy(v->area, sizeof v->area, to);
+    v->moves++;
     return 0;
 }
 
@@ -392,7 +298,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                 void *ctx)
 {
     switch (job->what) {
-    case S_REFERRAL:
+    case J_REFERRAL:
         return fire_referral(p, job, emit, ctx);
     case S_MISSING:
         return fire_missing(p, job, emit, ctx);
@@ -408,7 +314,7 @@ const profile_ops_t shub_profile_police_ops = {
     .init = police_init,
     .fini = fini,
     .fire = fire,
-    .receive = NULL,
+    .receive = receive,
 };
 
 const profile_ops_t shub_profile_custody_ops = {

@@ -8,15 +8,19 @@
  * the release date.
  *
  * Law-enforcement processing: purpose offender-management, legal basis DPA
- * 2018 Part 3; consent is not the basis and is not sought. Probation reacts
- * to nothing it receives.
+ * 2018 Part 3; consent is not the basis and is not sought.
+ *
+ * Probation officers also refer the victims of the offenders they supervise
+ * to the MARAC of the victim's area when the risk is high: probation's part
+ * of the region's MARAC referrals (marac.sources; `origin` names the
+ * providers that share it). Probation reacts to nothing it receives.
  */
 #include "profile_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-enum { S_RELEASE = 0 };
+enum { S_RELEASE = 0, J_MARAC = 1 };
 
 static const char *const release_types[] = {
     "automatic-conditional-release",
@@ -42,17 +46,32 @@ static const char *const offences[] = {
     "burglary of a dwelling",
 };
 
+static const char *const marac_summaries[] = {
+    "Offender's partner disclosed threats and an assault during a home visit",
+    "Licence breach: contact with the named victim, who disclosed a new assault",
+};
+static const referrer_t marac_referrer = {
+    .judgement = 0.35,
+    .escalation = 0.15,
+    .summaries = marac_summaries,
+    .n_summaries = sizeof marac_summaries / sizeof marac_summaries[0],
+};
+
 static int init(shub_profile_t *p, shub_err_t *err)
 {
     (void)err;
-    return shub_profile_stream_init(p, S_RELEASE, "prison.release_notice",
-                                    &p->sc.probation.releases,
-                                    shub_profile_area_weights(p), true, S_RELEASE);
+    int rc = shub_profile_stream_init(p, S_RELEASE, "prison.release_notice",
+                                      &p->sc.probation.releases,
+                                      shub_profile_area_weights(p), true, S_RELEASE);
+    return rc ? rc : shub_profile_refseq_init(p, J_MARAC);
 }
 
 static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                 void *ctx)
 {
+    if (job->what == J_MARAC)
+        return shub_profile_referral_fire_new(p, job, "Probation officer",
+                                              &marac_referrer, emit, ctx);
     stream_t *s = &p->streams[S_RELEASE];
     rng_t *r = &s->rng;
     const char *area = shub_profile_stream_area(s);

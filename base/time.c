@@ -144,6 +144,12 @@ int64_t shub_time_add_months(int64_t ms, int months, shub_tz_t tz)
     return from_local(nlocal, tz);
 }
 
+bool shub_time_within_months(int64_t from_ms, int64_t t_ms, int months, shub_tz_t tz)
+{
+    return months > 0 && t_ms >= from_ms &&
+           t_ms < shub_time_add_months(from_ms, months, tz);
+}
+
 int64_t shub_time_start_of_day(int64_t ms, shub_tz_t tz)
 {
     ms = clamp(ms);

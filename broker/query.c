@@ -819,6 +819,128 @@ static const struct {
      " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id"},
 };
 
+/* The partnership board's MARAC figures beyond the flow of referrals, each a
+ * section of its own (added only when the log has rows for it, so a
+ * partnership without MARACs is not shown empty tables). Every number comes
+ * from report facts, the codes an agreement classes anonymous, never from a
+ * payload value: the referral's DASH risk factors, the decision's repeat and
+ * complex flags, the ack's complex flag, an action's status, an IDVA's
+ * engagement outcome. Facts are matched whole, with commas. */
+#define FACT(f) "instr(',' || facts || ',', '," f ",') > 0"
+#define SHARED  "action = 'decide' AND decision = 'allow'"
+/* clang-format off: it breaks SQL built with FACT() into one word a line */
+static const struct {
+    const char *name;
+    const char *sql;
+} marac_work_sections[] = {
+    /* Per MARAC: referrals received; repeats (the MARAC's finding, from its
+     * decisions); the risk factors the board asked for, from the referrals;
+     * complex cases (distinct cases flagged in a decision or a transfer ack). */
+    {"marac_repeats",
+     "WITH r AS (SELECT recipient AS marac, event_id, facts FROM audit_t WHERE " WINDOW
+     "   AND " SHARED " AND event_type = 'marac.referral'),"
+     " d AS (SELECT sender AS marac, event_id, facts FROM audit_t WHERE " WINDOW
+     "   AND " SHARED " AND event_type = 'marac.referral.decision'),"
+     " k AS (SELECT sender AS marac, coalesce('c:' || hex(case_hash), 'e:' ||"
+     "   hex(event_id)) AS c FROM audit_t WHERE " WINDOW " AND " SHARED
+     "   AND event_type IN ('marac.referral.decision', 'marac.transfer.ack')"
+     "   AND " FACT("complex=true") "),"
+     " m AS (SELECT marac FROM r UNION SELECT marac FROM d UNION SELECT marac FROM k)"
+     " SELECT m.marac,"
+     " (SELECT count(DISTINCT event_id) FROM r WHERE r.marac = m.marac) AS received,"
+     " (SELECT count(DISTINCT event_id) FROM d WHERE d.marac = m.marac"
+     "   AND " FACT("repeat=true") ") AS repeats,"
+     " (SELECT count(DISTINCT event_id) FROM r WHERE r.marac = m.marac"
+     "   AND " FACT("risk.factors.coercive_control=true") ") AS coercive_control,"
+     " (SELECT count(DISTINCT event_id) FROM r WHERE r.marac = m.marac"
+     "   AND " FACT("risk.factors.knife_used=true") ") AS knife_used,"
+     " (SELECT count(DISTINCT event_id) FROM r WHERE r.marac = m.marac"
+     "   AND " FACT("risk.factors.child_contact_conflict=true") ")"
+     "   AS child_contact_conflict,"
+     " (SELECT count(DISTINCT c) FROM k WHERE k.marac = m.marac) AS complex_cases"
+     " FROM m ORDER BY m.marac"},
+    /* Per MARAC, its actions: raised with their owners, done (updates, one
+     * per action answered), gone overdue (reminders sent), handed to another
+     * area with the case, and still open (raised less done and handed on). */
+    {"marac_actions",
+     "WITH m(marac, metric, k) AS ("
+     "   SELECT sender, 'raised', event_id FROM audit_t WHERE " WINDOW " AND " SHARED
+     "   AND event_type = 'marac.action' AND " FACT("status=open")
+     "   UNION ALL SELECT sender, 'overdue', event_id FROM audit_t WHERE " WINDOW
+     "   AND " SHARED " AND event_type = 'marac.action' AND " FACT("status=overdue")
+     "   UNION ALL SELECT sender, 'transferred', event_id FROM audit_t WHERE " WINDOW
+     "   AND " SHARED " AND event_type = 'marac.action' AND " FACT("status=transferred")
+     "   UNION ALL SELECT recipient, 'done', coalesce(reply_to, event_id) FROM audit_t"
+     "   WHERE " WINDOW " AND " SHARED " AND event_type = 'marac.action.update'"
+     "   AND " FACT("status=done") "),"
+     " n AS (SELECT marac,"
+     "   count(DISTINCT CASE WHEN metric = 'raised' THEN k END) AS raised,"
+     "   count(DISTINCT CASE WHEN metric = 'done' THEN k END) AS done,"
+     "   count(DISTINCT CASE WHEN metric = 'overdue' THEN k END) AS went_overdue,"
+     "   count(DISTINCT CASE WHEN metric = 'transferred' THEN k END) AS transferred"
+     "   FROM m GROUP BY marac)"
+     " SELECT marac, raised, done, went_overdue, transferred,"
+     " max(0, raised - done - transferred) AS still_open FROM n ORDER BY marac"},
+    /* Per MARAC: victims it notified to an IDVA service, and what the IDVA
+     * services reported back. */
+    {"idva_engagement",
+     "WITH m(marac, metric, k) AS ("
+     "   SELECT sender, 'notified', event_id FROM audit_t WHERE " WINDOW " AND " SHARED
+     "   AND event_type = 'idva.notification'"
+     "   UNION ALL SELECT recipient, CASE WHEN " FACT("outcome=engaged") " THEN 'engaged'"
+     "   WHEN " FACT("outcome=declined") " THEN 'declined' ELSE 'no_contact' END,"
+     "   event_id FROM audit_t WHERE " WINDOW " AND " SHARED
+     "   AND event_type = 'idva.engagement')"
+     " SELECT marac,"
+     " count(DISTINCT CASE WHEN metric = 'notified' THEN k END) AS notified,"
+     " count(DISTINCT CASE WHEN metric = 'engaged' THEN k END) AS engaged,"
+     " count(DISTINCT CASE WHEN metric = 'declined' THEN k END) AS declined,"
+     " count(DISTINCT CASE WHEN metric = 'no_contact' THEN k END) AS no_contact"
+     " FROM m GROUP BY marac ORDER BY marac"},
+};
+/* clang-format on */
+#undef FACT
+#undef SHARED
+
+static bool marac_work_known(const char *name)
+{
+    for (size_t i = 0; i < sizeof marac_work_sections / sizeof marac_work_sections[0];
+         i++)
+        if (strcmp(name, marac_work_sections[i].name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the marac_work_sections that have rows (or the one asked for). */
+static int report_marac_work(shub_store_t *s, const shub_query_report_opts_t *o,
+                             int64_t upto, shub_query_result_t *r, shub_err_t *err)
+{
+    for (size_t i = 0; i < sizeof marac_work_sections / sizeof marac_work_sections[0];
+         i++) {
+        const char *name = marac_work_sections[i].name;
+        sqlite3_stmt *st = NULL;
+        if (o->section && strcmp(o->section, name) != 0)
+            continue;
+        int rc = prepare(s, marac_work_sections[i].sql, &st, name, err);
+        if (rc)
+            return rc;
+        if (bind_int(st, ":upto", upto) ||
+            bind_int(st, ":since", o->has_since ? o->since_ms : INT64_MIN) ||
+            bind_int(st, ":until", o->has_until ? o->until_ms : INT64_MAX)) {
+            rc = shub_store_db_fail(s, err, name);
+            sqlite3_finalize(st);
+            return rc;
+        }
+        rc = section_fill(s, r, name, st, NULL, false, err);
+        sqlite3_finalize(st);
+        if (rc)
+            return rc;
+        if (!o->section && r->secs[r->nsecs - 1].nrows == 0)
+            section_free(&r->secs[--r->nsecs]);
+    }
+    return 0;
+}
+
 static const char report_checkpoint_sql[] =
     "SELECT c.seq AS checkpoint, c.upto_seq, c.at AS checkpoint_at, c.head_hash,"
     " (SELECT count(*) FROM audit WHERE seq <= :upto) AS rows_covered,"
@@ -837,7 +959,8 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
     int rc;
     if (!s || !o || !out)
         return shub_err_set(err, SHUB_EINVAL, "report: missing argument");
-    known = !o->section || strcmp(o->section, "checkpoint") == 0;
+    known = !o->section || strcmp(o->section, "checkpoint") == 0 ||
+            marac_work_known(o->section);
     for (size_t i = 0; !known && i < sizeof report_sections / sizeof report_sections[0];
          i++)
         known = strcmp(o->section, report_sections[i].name) == 0;
@@ -877,6 +1000,7 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
         sqlite3_finalize(st);
         st = NULL;
     }
+    rc = report_marac_work(s, o, upto, r, err);
 done:
     sqlite3_finalize(st);
     read_end(s, began);

@@ -9,6 +9,11 @@
 # keys/broker is the broker's key directory, keys/agents/ORG the directory
 # `sharehub-keygen --org` makes for each organisation's agent) and state/
 # (made afresh on every run, so running it twice works).
+#
+# SEED picks the quarter (default 2026). For tests: DEMO_DIR puts keys/ and
+# state/ elsewhere, and SPEEDUP runs the same scenario on a faster clock (a
+# copy of it with only `speedup:` changed; what the profiles originate does
+# not depend on the clock's speed).
 set -euo pipefail
 build=${1:-build}
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,7 +21,7 @@ cd "$root"
 config=examples/west-midlands
 scenario=$config/scenario-quarter.yaml
 seed=${SEED:-2026}
-demo="$build/demo"
+demo="${DEMO_DIR:-$build/demo}"
 keys="$demo/keys"
 state="$demo/state"
 bin="$build"
@@ -52,6 +57,10 @@ say "-- keys: the broker's in $keys/broker, each organisation's agent's in $keys
 # configuration with that one limit added.
 rm -rf "$state"
 mkdir -p "$state/agents"
+if [[ -n "${SPEEDUP:-}" ]]; then
+    sed "s/^speedup: *[0-9.]*/speedup: $SPEEDUP/" "$scenario" >"$state/scenario.yaml"
+    scenario="$state/scenario.yaml"
+fi
 cp -r "$config" "$state/config"
 speedup=$(sed -n 's/^speedup: *\([0-9]*\).*/\1/p' "$scenario")
 printf '  deadline_hour_ms: %d   # one simulated hour\n' $((3600000 / speedup)) \

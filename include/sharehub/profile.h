@@ -27,10 +27,10 @@ typedef struct shub_scenario shub_scenario_t;
 /* Who the agent is, from orgs.yaml. */
 typedef struct shub_profile_org {
     const char *id;
-    const char *kind;                /* police, marac, local-authority, ... */
-    const char *const *areas;        /* the areas it serves */
+    const char *kind;         /* police, marac, local-authority, ... */
+    const char *const *areas; /* the areas it serves */
     size_t n_areas;
-    const char *const *all_areas;    /* every area of the partnership */
+    const char *const *all_areas; /* every area of the partnership */
     size_t n_all_areas;
 } shub_profile_org_t;
 
@@ -73,6 +73,14 @@ int64_t shub_profile_due_ms(const shub_profile_t *p);
  * within 48 simulated hours) are scheduled and emitted by later ticks. */
 int shub_profile_receive(shub_profile_t *p, int64_t now_ms, const char *from,
                          const shub_event_t *ev, shub_profile_emit_fn *emit, void *ctx);
+
+/* The partnership's repeat rule, the one every profile applies: a referral
+ * at t_ms is a repeat if it falls within SHUB_PROFILE_REPEAT_MONTHS
+ * calendar months of the last referral at last_ms, on London's wall clock,
+ * the anniversary itself excluded (shub_time_within_months; docs/events.md
+ * says why). last_ms INT64_MIN means never referred: not a repeat. */
+#define SHUB_PROFILE_REPEAT_MONTHS 12
+bool shub_profile_is_repeat(int64_t last_ms, int64_t t_ms);
 
 /* True once the profile has nothing more scheduled and its scenario period
  * has ended (the demo waits for every agent to be done). */

@@ -25,6 +25,7 @@
 #ifndef SHAREHUB_TIME_H
 #define SHAREHUB_TIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sharehub/err.h"
@@ -85,6 +86,14 @@ int shub_time_weekday(int64_t ms, shub_tz_t tz);
  * A result that does not exist or occurs twice is resolved as said above.
  * Times outside years 0000-9999 are first brought to the nearest inside. */
 int64_t shub_time_add_months(int64_t ms, int months, shub_tz_t tz);
+
+/* True if t_ms falls in the `months` calendar months that begin at from_ms:
+ * from_ms <= t_ms < shub_time_add_months(from_ms, months, tz). The period is
+ * half-open, as every period in sharehub is: the anniversary instant itself
+ * is the first instant after it, so consecutive periods never share one. It
+ * counts forward from from_ms (12 months after 29 February is 28 February),
+ * never back from t_ms. months <= 0 gives false. */
+bool shub_time_within_months(int64_t from_ms, int64_t t_ms, int months, shub_tz_t tz);
 
 /* Midnight (wall clock in tz) at the start of the day that holds ms. */
 int64_t shub_time_start_of_day(int64_t ms, shub_tz_t tz);

@@ -557,9 +557,9 @@ static void test_report_counts_match_hand_counts(void **state)
         "checkpoint",      "summary",    "timeliness",         "marac_timeliness",
         "agreements",      "orgs",       "areas",              "marac",
         "fields_stripped", "dead_letters", "pending",          "agreement_versions",
-        "flows_used",      "witnesses",  "agreement_review"};
-    assert_int_equal(shub_query_section_count(r), 15);
-    for (size_t i = 0; i < 15; i++)
+        "flows_used",      "witnesses",  "agreement_review",   "marac_repeats"};
+    assert_int_equal(shub_query_section_count(r), 16);
+    for (size_t i = 0; i < 16; i++)
         assert_string_equal(shub_query_section_name(r, i), sections[i]);
     /* The summary counts decisions, not rows: every decide row is a share. */
     assert_int_equal(shub_query_row_count(r, "summary"), 1);
@@ -835,7 +835,7 @@ static void test_explain_unknown_event_enotfound(void **state)
 /* A tiny RFC 4180 reader: quoted fields, doubled quotes, CRLF rows. Fills
  * fields[row][col] (malloc'd; "" for empty) and returns the row count. */
 #define CSV_ROWS 64
-#define CSV_COLS 64
+#define CSV_COLS 128
 typedef struct csv {
     char *f[CSV_ROWS][CSV_COLS];
     size_t ncols[CSV_ROWS];
@@ -1165,6 +1165,136 @@ static void test_log_million_rows_first_page(void **state)
 
 /* ---- main ------------------------------------------------------------------------- */
 
+/* ---- the MARAC work sections --------------------------------------------- */
+
+/* A store of its own: referrals with the DASH factor facts, decisions with
+ * repeat and complex, transfer acks, actions and their updates, IDVA
+ * notifications and engagement outcomes; a denied referral and a fact that
+ * is not a code, which count for nothing. */
+static const struct {
+    int ev;
+    const char *type, *sender, *recipient, *decision, *case_ref, *facts;
+    int reply_to; /* event answered, 0: none */
+} work_rows[] = {
+    {1, REF, "wmp", COV, "allow", NULL,
+     "risk.factors.coercive_control=true,risk.factors.knife_used=false,"
+     "risk.factors.child_contact_conflict=true",
+     0},
+    {2, REF, "wmp", COV, "allow", NULL,
+     "risk.factors.coercive_control=true,risk.factors.knife_used=true,"
+     "risk.factors.child_contact_conflict=false",
+     0},
+    {3, REF, "idva-coventry", COV, "allow", NULL,
+     "risk.factors.coercive_control=false,risk.factors.knife_used=(not a code)", 0},
+    {4, REF, "wmp", COV, "deny", NULL, "risk.factors.knife_used=true", 0},
+    {5, DEC, COV, "wmp", "allow", "cov-1", "decision=accepted,repeat=false,complex=false",
+     1},
+    {6, DEC, COV, "wmp", "allow", "cov-1", "decision=accepted,repeat=true,complex=true",
+     2},
+    {7, DEC, COV, "idva-coventry", "allow", "cov-2",
+     "decision=withdrawn,repeat=true,complex=false", 3},
+    {8, "marac.transfer.ack", DUD, COV, "allow", "dud-1", "complex=true", 0},
+    {9, "marac.transfer.ack", DUD, COV, "allow", "dud-1", "complex=true", 0},
+    {10, "marac.action", COV, "wmp", "allow", "cov-1", "status=open", 0},
+    {11, "marac.action", COV, "idva-coventry", "allow", "cov-1", "status=open", 0},
+    {12, "marac.action", COV, "coventry-cc", "allow", "cov-1", "status=open", 0},
+    {13, "marac.action.update", "wmp", COV, "allow", "cov-1", "status=done", 10},
+    {14, "marac.action.update", "wmp", COV, "allow", "cov-1", "status=done", 10},
+    {15, "marac.action", COV, "idva-coventry", "allow", "cov-1", "status=overdue", 0},
+    {16, "marac.action", COV, "coventry-cc", "allow", "cov-1", "status=transferred", 0},
+    {17, "idva.notification", COV, "idva-coventry", "allow", "cov-1", NULL, 0},
+    {18, "idva.notification", COV, "idva-coventry", "allow", "cov-2", NULL, 0},
+    {19, "idva.engagement", "idva-coventry", COV, "allow", "cov-1", "outcome=engaged",
+     17},
+    {20, "idva.engagement", "idva-coventry", COV, "allow", "cov-2", "outcome=no-contact",
+     18},
+};
+
+static void test_report_marac_work_counts_facts_only(void **state)
+{
+    fixture_t *f = *state;
+    char path[160];
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    snprintf(path, sizeof path, "%s/work.db", f->dir);
+    shub_store_opts_t o = {.subject_key = f->keys.subject,
+                           .sign_secret = f->keys.sk,
+                           .checkpoint_every = 1000};
+    assert_int_equal(shub_store_open(path, &o, &s, &err), 0);
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    for (size_t i = 0; i < sizeof work_rows / sizeof work_rows[0]; i++) {
+        shub_id_t id, answered;
+        make_id(work_rows[i].ev, &id);
+        make_id(work_rows[i].reply_to, &answered);
+        shub_audit_row_t row = {.at_ms = T(work_rows[i].ev),
+                                .action = "decide",
+                                .decision = work_rows[i].decision,
+                                .event_type = work_rows[i].type,
+                                .sender = work_rows[i].sender,
+                                .recipient = work_rows[i].recipient,
+                                .case_ref = work_rows[i].case_ref,
+                                .facts = work_rows[i].facts,
+                                .reply_to = work_rows[i].reply_to ? &answered : NULL,
+                                .event_id = id};
+        assert_int_equal(shub_store_audit_append(s, &row, &err), 0);
+    }
+    assert_int_equal(shub_store_checkpoint(s, T(30), true, NULL, NULL, &err), 0);
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    shub_store_close(&s);
+    shub_store_opts_t ro = {.readonly = true, .subject_key = f->keys.subject};
+    assert_int_equal(shub_store_open(path, &ro, &s, &err), 0);
+    shub_query_result_t *r = NULL;
+    assert_int_equal(
+        shub_query_report(s, &(shub_query_report_opts_t){.now_ms = T(40)}, &r, &err), 0);
+
+    /* Coventry: three referrals received (not the denied one); two found
+     * repeats; coercive control twice, a knife once (a value that is not a
+     * code counts for nothing), child contact once; one complex case.
+     * Dudley: one complex case, though acknowledged twice. */
+    static const char *const cols[] = {"received",
+                                       "repeats",
+                                       "coercive_control",
+                                       "knife_used",
+                                       "child_contact_conflict",
+                                       "complex_cases"};
+    static const char *const cov[] = {"3", "2", "2", "1", "1", "1"};
+    static const char *const dud[] = {"0", "0", "0", "0", "0", "1"};
+    assert_int_equal(shub_query_row_count(r, "marac_repeats"), 2);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(cell2(r, "marac_repeats", "marac", COV, NULL, NULL, cols[i]),
+                            cov[i]);
+        assert_string_equal(cell2(r, "marac_repeats", "marac", DUD, NULL, NULL, cols[i]),
+                            dud[i]);
+    }
+    /* Three actions raised, one done (answered twice), one gone overdue, one
+     * handed on with the case: one still open. */
+    static const char *const acols[] = {"raised", "done", "went_overdue", "transferred",
+                                        "still_open"};
+    static const char *const avals[] = {"3", "1", "1", "1", "1"};
+    assert_int_equal(shub_query_row_count(r, "marac_actions"), 1);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(cell2(r, "marac_actions", "marac", COV, NULL, NULL, acols[i]),
+                            avals[i]);
+    static const char *const icols[] = {"notified", "engaged", "declined", "no_contact"};
+    static const char *const ivals[] = {"2", "1", "0", "1"};
+    assert_int_equal(shub_query_row_count(r, "idva_engagement"), 1);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(
+            cell2(r, "idva_engagement", "marac", COV, NULL, NULL, icols[i]), ivals[i]);
+    shub_query_result_destroy(&r);
+
+    /* One section on its own, after the checkpoint's. */
+    assert_int_equal(
+        shub_query_report(
+            s, &(shub_query_report_opts_t){.now_ms = T(40), .section = "marac_actions"},
+            &r, &err),
+        0);
+    assert_int_equal(shub_query_section_count(r), 2);
+    assert_string_equal(shub_query_section_name(r, 1), "marac_actions");
+    shub_query_result_destroy(&r);
+    shub_store_close(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--make-db") == 0) {
@@ -1182,6 +1312,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_log_limit_over_max_einval),
         cmocka_unit_test(test_subject_finds_exactly_that_subjects_rows),
         cmocka_unit_test(test_report_counts_match_hand_counts),
+        cmocka_unit_test(test_report_marac_work_counts_facts_only),
         cmocka_unit_test(test_report_time_window_counts_only_inside),
         cmocka_unit_test(test_report_section_only_that_one_and_checkpoint),
         cmocka_unit_test(test_report_without_checkpoint_covers_nothing),

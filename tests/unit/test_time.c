@@ -394,6 +394,64 @@ static void test_shub_time_add_months_outside_range_stays_defined(void **state)
     assert_true(shub_time_add_months(0, -2000000000, SHUB_TZ_LONDON) < SHUB_TIME_MIN_MS);
 }
 
+/* "Within 12 months of the last referral" (a MARAC repeat) and its edges:
+ * half-open, counted forward from the first instant, on London's clock. */
+static const struct {
+    const char *from, *t;
+    int months;
+    shub_tz_t tz;
+    bool want;
+} within_cases[] = {
+    {"2026-07-14T15:00:00Z", "2026-07-14T15:00:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2026-07-14T15:00:00Z", "2026-07-14T14:59:59.999Z", 12, SHUB_TZ_LONDON, false},
+    {"2026-07-14T15:00:00Z", "2027-07-14T14:59:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2026-07-14T15:00:00Z", "2027-07-14T14:59:59.999Z", 12, SHUB_TZ_LONDON, true},
+    {"2026-07-14T15:00:00Z", "2027-07-14T15:00:00Z", 12, SHUB_TZ_LONDON, false},
+    {"2026-07-14T15:00:00Z", "2027-07-14T15:01:00Z", 12, SHUB_TZ_LONDON, false},
+    /* from 29 February: the anniversary is 28 February */
+    {"2024-02-29T10:00:00Z", "2025-02-28T09:59:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2024-02-29T10:00:00Z", "2025-02-28T10:00:00Z", 12, SHUB_TZ_LONDON, false},
+    {"2024-02-29T10:00:00Z", "2025-03-01T00:00:00Z", 12, SHUB_TZ_LONDON, false},
+    /* across a 29 February: 366 days and still within (365 days would not be) */
+    {"2023-03-01T10:00:00Z", "2024-02-29T10:00:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2023-03-01T10:00:00Z", "2024-03-01T09:59:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2023-03-01T10:00:00Z", "2024-03-01T10:00:00Z", 12, SHUB_TZ_LONDON, false},
+    {"2023-02-28T10:00:00Z", "2024-02-28T10:00:00Z", 12, SHUB_TZ_LONDON, false},
+    /* local midnight, GMT both years */
+    {"2026-01-15T00:00:00Z", "2027-01-14T23:59:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2026-01-15T00:00:00Z", "2027-01-15T00:00:00Z", 12, SHUB_TZ_LONDON, false},
+    /* local midnight, BST both years: 23:00 UTC the evening before */
+    {"2026-07-15T00:00:00+01:00", "2027-07-14T23:59:00+01:00", 12, SHUB_TZ_LONDON, true},
+    {"2026-07-15T00:00:00+01:00", "2027-07-15T00:00:00+01:00", 12, SHUB_TZ_LONDON, false},
+    {"2026-07-15T00:00:00+01:00", "2027-07-14T23:00:00Z", 12, SHUB_TZ_LONDON, false},
+    /* midnight BST on 26 October 2025; its anniversary is midnight GMT, as
+     * the clocks went back a day earlier in 2026: London and UTC differ */
+    {"2025-10-26T00:00:00+01:00", "2026-10-25T23:30:00Z", 12, SHUB_TZ_LONDON, true},
+    {"2025-10-26T00:00:00+01:00", "2026-10-26T00:00:00Z", 12, SHUB_TZ_LONDON, false},
+    {"2025-10-26T00:00:00+01:00", "2026-10-25T23:30:00Z", 12, SHUB_TZ_UTC, false},
+    /* noon GMT on the Saturday; its anniversary falls after the change to BST */
+    {"2026-03-28T12:00:00Z", "2027-03-28T11:30:00Z", 12, SHUB_TZ_LONDON, false},
+    {"2026-03-28T12:00:00Z", "2027-03-28T11:30:00Z", 12, SHUB_TZ_UTC, true},
+    /* no period at all */
+    {"2026-07-14T15:00:00Z", "2026-07-14T15:00:00Z", 0, SHUB_TZ_LONDON, false},
+    {"2026-07-14T15:00:00Z", "2026-07-14T15:00:00Z", -12, SHUB_TZ_LONDON, false},
+};
+
+static void test_shub_time_within_months_half_open_on_the_wall_clock(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof within_cases / sizeof within_cases[0]; i++) {
+        bool got =
+            shub_time_within_months(at(within_cases[i].from), at(within_cases[i].t),
+                                    within_cases[i].months, within_cases[i].tz);
+        if (got != within_cases[i].want)
+            fail_msg("%s within %d months of %s (%s): got %s", within_cases[i].t,
+                     within_cases[i].months, within_cases[i].from,
+                     within_cases[i].tz == SHUB_TZ_UTC ? "UTC" : "London",
+                     got ? "true" : "false");
+    }
+}
+
 static void test_shub_time_start_of_day_and_month_in_each_zone(void **state)
 {
     (void)state;
@@ -443,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_shub_time_london_offset_both_changeovers),
         cmocka_unit_test(test_shub_time_add_months_clamps_and_keeps_wall_clock),
         cmocka_unit_test(test_shub_time_add_months_outside_range_stays_defined),
+        cmocka_unit_test(test_shub_time_within_months_half_open_on_the_wall_clock),
         cmocka_unit_test(test_shub_time_start_of_day_and_month_in_each_zone),
         cmocka_unit_test(test_shub_now_ms_is_after_this_code_was_written),
     };

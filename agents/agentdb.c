@@ -18,7 +18,7 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * Schema version 1 (PRAGMA user_version). Times are ms since the Unix epoch,
@@ -47,6 +47,16 @@
  * this agent has checked: `witnessed` (it extended what we held, and we
  * countersigned it) or `fork` (it contradicted a checkpoint we hold: kept as
  * evidence, never countersigned).
+ *
+ * Version 3 gives the local API (api.h) its cursors. outbox.changed is a
+ * change cursor: a number greater than any other row's, stamped in the same
+ * transaction as every change a case system may wait for (queued, receipted,
+ * failed, a recipient's outcome moving on). Writers are serialised (BEGIN
+ * IMMEDIATE), so commits stamp in increasing order and a reader that has seen
+ * cursor N has seen every change up to N: "changed > N" is exactly what came
+ * since. No row is ever deleted, so max(changed) + 1 (one index descent) is
+ * the next value. The inbox's own seq is its cursor; inbox_untaken finds what
+ * the case system has not taken yet.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox(\n"
@@ -112,6 +122,17 @@ static const char schema_v2_sql[] =
     "    PRIMARY KEY(seq, head)\n"
     ") WITHOUT ROWID;\n";
 
+/* Version 3, on top of version 2. A store upgraded in place numbers its
+ * existing events' changes in queueing order. */
+static const char schema_v3_sql[] =
+    "ALTER TABLE outbox ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;\n"
+    "UPDATE outbox SET changed = seq;\n"
+    "CREATE INDEX IF NOT EXISTS outbox_changed ON outbox(changed);\n"
+    "CREATE INDEX IF NOT EXISTS inbox_untaken ON inbox(seq) WHERE taken_at IS NULL;\n";
+
+/* The next change cursor, for a statement that writes outbox.changed. */
+#define NEXT_CHANGE "(SELECT coalesce(max(changed), 0) + 1 FROM outbox)"
+
 struct shub_agentdb {
     sqlite3 *db;
     char *path;
@@ -155,6 +176,18 @@ static int prepare(shub_agentdb_t *s, const char *sql, sqlite3_stmt **st, shub_e
         *st = NULL;
         return dberr(s, err, "prepare");
     }
+    return 0;
+}
+
+/* Prepares a query whose ?1 is `a` and ?2 a row limit. */
+static int prepare_limited(shub_agentdb_t *s, const char *sql, int64_t a, size_t limit,
+                           sqlite3_stmt **st, shub_err_t *err)
+{
+    int rc = prepare(s, sql, st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(*st, 1, a);
+    sqlite3_bind_int64(*st, 2, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
     return 0;
 }
 
@@ -243,8 +276,9 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
     if (version != SCHEMA_VERSION &&
-        ((version == 0 && (rc = exec(s, schema_sql, err))) ||
-         (rc = exec(s, schema_v2_sql, err)) || (rc = exec(s, sql, err)))) {
+        ((version < 1 && (rc = exec(s, schema_sql, err))) ||
+         (version < 2 && (rc = exec(s, schema_v2_sql, err))) ||
+         (version < 3 && (rc = exec(s, schema_v3_sql, err))) || (rc = exec(s, sql, err)))) {
         rollback(s);
         return rc;
     }
@@ -344,7 +378,7 @@ static shub_outbox_state_t parse_state(const char *s)
 #define OUTBOX_COLS                                                                      \
     "seq, id, event_type, recipients, created, state, attempts, coalesce(last_sent, "    \
     "0), "                                                                               \
-    "coalesce(done_at, 0), error_code, error, share"
+    "coalesce(done_at, 0), error_code, error, share, changed"
 
 static void read_outbox(sqlite3_stmt *st, shub_outbox_row_t *r)
 {
@@ -362,6 +396,7 @@ static void read_outbox(sqlite3_stmt *st, shub_outbox_row_t *r)
     r->error = col_text(st, 10);
     r->share = sqlite3_column_blob(st, 11);
     r->share_len = (size_t)sqlite3_column_bytes(st, 11);
+    r->changed = sqlite3_column_int64(st, 12);
     if (!r->event_type)
         r->event_type = "";
     if (!r->recipients)
@@ -399,8 +434,8 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
         return shub_err_set(err, SHUB_EINVAL, "outbox row without id, type or SHARE");
     sqlite3_stmt *st;
     int rc = prepare(s,
-                     "INSERT INTO outbox(id, event_type, recipients, created, share) "
-                     "VALUES (?, ?, ?, ?, ?)",
+                     "INSERT INTO outbox(id, event_type, recipients, created, share, "
+                     "changed) VALUES (?, ?, ?, ?, ?, " NEXT_CHANGE ")",
                      &st, err);
     if (rc)
         return rc;
@@ -592,7 +627,8 @@ int shub_agentdb_outbox_fail(shub_agentdb_t *s, const shub_id_t *id, const char 
     sqlite3_stmt *st;
     int rc = prepare(s,
                      "UPDATE outbox SET state = 'failed', done_at = ?, error_code = ?, "
-                     "error = ?, next_at = NULL WHERE id = ? AND state = 'pending'",
+                     "error = ?, next_at = NULL, changed = " NEXT_CHANGE
+                     " WHERE id = ? AND state = 'pending'",
                      &st, err);
     if (rc)
         return rc;
@@ -608,8 +644,10 @@ static int outcome_rank(shub_outcome_t o)
     return o == SHUB_OUTCOME_QUEUED ? 1 : o == SHUB_OUTCOME_DELIVERED ? 2 : 3;
 }
 
-/* Forward only: a stored final outcome (rank 3) stays; otherwise the newer
- * report wins if it is at least as far along. */
+/* Forward only: a stored final outcome (rank 3) stays; otherwise a newer
+ * report wins if it is further along. A repeat (the same rank: queued and
+ * delivered are one outcome each) writes nothing, so that the change cursor
+ * moves only when something did. */
 static const char outcome_upsert_sql[] =
     "INSERT INTO outcomes(id, recipient, outcome, rank, reason, detail, "
     "agreement, version, flow, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -619,10 +657,12 @@ static const char outcome_upsert_sql[] =
     "agreement = coalesce(excluded.agreement, agreement), "
     "version = coalesce(excluded.version, version), "
     "flow = coalesce(excluded.flow, flow), updated = excluded.updated "
-    "WHERE rank < 3 AND excluded.rank >= rank";
+    "WHERE rank < 3 AND excluded.rank > rank";
 
+/* Stores one outcome; *moved (may be NULL) is set when it changed a row. */
 static int put_outcome(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
-                       const shub_outcome_item_t *it, int64_t now_ms, shub_err_t *err)
+                       const shub_outcome_item_t *it, int64_t now_ms, bool *moved,
+                       shub_err_t *err)
 {
     if (!it->to)
         return 0;
@@ -641,40 +681,83 @@ static int put_outcome(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
     sqlite3_bind_int64(st, 10, now_ms);
     int step = sqlite3_step(st);
     sqlite3_reset(st);
-    return step == SQLITE_DONE ? 0 : dberr(s, err, "storing an outcome");
+    if (step != SQLITE_DONE)
+        return dberr(s, err, "storing an outcome");
+    if (moved && sqlite3_changes(s->db) > 0)
+        *moved = true;
+    return 0;
+}
+
+/* Stamps an event with the next change cursor (nothing if it is not in the
+ * outbox: an update for an event restored away). */
+static int stamp_change(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
+                        shub_err_t *err)
+{
+    bind_id(st, 1, id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : dberr(s, err, "stamping a change");
+}
+
+static const char stamp_sql[] =
+    "UPDATE outbox SET changed = " NEXT_CHANGE " WHERE id = ?";
+
+/* The statements one receipt or update batch needs, prepared once. */
+typedef struct {
+    sqlite3_stmt *mark, *known, *put, *stamp;
+} outcome_stmts_t;
+
+static void outcome_stmts_free(outcome_stmts_t *q)
+{
+    sqlite3_finalize(q->mark);
+    sqlite3_finalize(q->known);
+    sqlite3_finalize(q->put);
+    sqlite3_finalize(q->stamp);
 }
 
 /* One receipt inside an open transaction; SHUB_ENOTFOUND (nothing written)
- * if its event is not in the outbox. */
-static int apply_receipt(shub_agentdb_t *s, sqlite3_stmt *mark, sqlite3_stmt *put,
-                         const shub_receipt_t *r, int64_t now_ms, shub_err_t *err)
+ * if its event is not in the outbox. A pending event becomes receipted; a
+ * failed one keeps its state. The event is stamped with a new change cursor
+ * if either that or any recipient's outcome moved. */
+static int apply_receipt(shub_agentdb_t *s, outcome_stmts_t *q, const shub_receipt_t *r,
+                         int64_t now_ms, shub_err_t *err)
 {
     if (r->count && !r->items)
         return shub_err_set(err, SHUB_EINVAL, "receipt without its outcomes");
-    sqlite3_bind_int64(mark, 1, now_ms);
-    bind_id(mark, 2, &r->id);
-    int step = sqlite3_step(mark);
-    sqlite3_reset(mark);
+    sqlite3_bind_int64(q->mark, 1, now_ms);
+    bind_id(q->mark, 2, &r->id);
+    int step = sqlite3_step(q->mark);
+    sqlite3_reset(q->mark);
     if (step != SQLITE_DONE)
         return dberr(s, err, "applying a receipt");
-    if (sqlite3_changes(s->db) == 0) {
-        char idt[SHUB_ID_TEXT];
-        shub_id_format(&r->id, idt);
-        return shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
-                            idt);
+    bool moved = sqlite3_changes(s->db) > 0;
+    if (!moved) {
+        bind_id(q->known, 1, &r->id);
+        step = sqlite3_step(q->known);
+        sqlite3_reset(q->known);
+        if (step == SQLITE_DONE) {
+            char idt[SHUB_ID_TEXT];
+            shub_id_format(&r->id, idt);
+            return shub_err_set(err, SHUB_ENOTFOUND,
+                                "receipt for event %s, not in the outbox", idt);
+        }
+        if (step != SQLITE_ROW)
+            return dberr(s, err, "applying a receipt");
     }
+    bool outcome_moved = false;
     for (uint32_t i = 0; i < r->count; i++) {
-        int rc = put_outcome(s, put, &r->id, &r->items[i], now_ms, err);
+        int rc = put_outcome(s, q->put, &r->id, &r->items[i], now_ms, &outcome_moved, err);
         if (rc)
             return rc;
     }
-    return 0;
+    /* The mark stamped already; a second stamp only for outcomes alone. */
+    return outcome_moved && !moved ? stamp_change(s, q->stamp, &r->id, err) : 0;
 }
 
 int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t n,
                           int64_t now_ms, size_t *unknown, shub_err_t *err)
 {
-    sqlite3_stmt *mark = NULL, *put = NULL;
+    outcome_stmts_t q = {0};
     size_t missing = 0;
     if (!list && n)
         return shub_err_set(err, SHUB_EINVAL, "no receipts");
@@ -682,14 +765,15 @@ int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t 
     if (rc)
         return rc;
     if ((rc = prepare(s,
-                      "UPDATE outbox SET state = CASE state WHEN 'pending' THEN "
-                      "'receipted' ELSE state END, done_at = coalesce(done_at, ?), "
-                      "next_at = NULL WHERE id = ?",
-                      &mark, err)) ||
-        (rc = prepare(s, outcome_upsert_sql, &put, err)))
+                      "UPDATE outbox SET state = 'receipted', done_at = ?, next_at = NULL, "
+                      "changed = " NEXT_CHANGE " WHERE id = ? AND state = 'pending'",
+                      &q.mark, err)) ||
+        (rc = prepare(s, "SELECT 1 FROM outbox WHERE id = ?", &q.known, err)) ||
+        (rc = prepare(s, outcome_upsert_sql, &q.put, err)) ||
+        (rc = prepare(s, stamp_sql, &q.stamp, err)))
         goto fail;
     for (size_t i = 0; i < n; i++) {
-        rc = apply_receipt(s, mark, put, &list[i], now_ms, err);
+        rc = apply_receipt(s, &q, &list[i], now_ms, err);
         if (rc == SHUB_ENOTFOUND) {
             missing++;
             rc = 0;
@@ -697,14 +781,12 @@ int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t 
         if (rc)
             goto fail;
     }
-    sqlite3_finalize(mark);
-    sqlite3_finalize(put);
+    outcome_stmts_free(&q);
     if (unknown)
         *unknown = missing;
     return commit(s, err);
 fail:
-    sqlite3_finalize(mark);
-    sqlite3_finalize(put);
+    outcome_stmts_free(&q);
     rollback(s);
     return rc;
 }
@@ -730,19 +812,23 @@ int shub_agentdb_receipt(shub_agentdb_t *s, const shub_receipt_t *r, int64_t now
 int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, size_t n,
                                int64_t now_ms, int64_t *upto, shub_err_t *err)
 {
-    sqlite3_stmt *put = NULL, *meta = NULL;
+    outcome_stmts_t q = {0};
+    sqlite3_stmt *meta = NULL;
     int64_t high = 0;
     if (!list && n)
         return shub_err_set(err, SHUB_EINVAL, "no updates");
     int rc = begin(s, err);
     if (rc)
         return rc;
-    if ((rc = prepare(s, outcome_upsert_sql, &put, err)))
+    if ((rc = prepare(s, outcome_upsert_sql, &q.put, err)) ||
+        (rc = prepare(s, stamp_sql, &q.stamp, err)))
         goto fail;
     /* An update for an event this outbox never held (a store restored from an
      * old backup) is still recorded: the outcome is the broker's fact. */
     for (size_t i = 0; i < n; i++) {
-        if ((rc = put_outcome(s, put, &list[i].id, &list[i].item, now_ms, err)))
+        bool moved = false;
+        if ((rc = put_outcome(s, q.put, &list[i].id, &list[i].item, now_ms, &moved, err)) ||
+            (moved && (rc = stamp_change(s, q.stamp, &list[i].id, err))))
             goto fail;
         if (list[i].seq > high)
             high = list[i].seq;
@@ -761,14 +847,14 @@ int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, siz
     high = sqlite3_column_int64(meta, 0);
     sqlite3_finalize(meta);
     meta = NULL;
-    sqlite3_finalize(put);
+    outcome_stmts_free(&q);
     if ((rc = commit(s, err)))
         return rc;
     if (upto)
         *upto = high;
     return 0;
 fail:
-    sqlite3_finalize(put);
+    outcome_stmts_free(&q);
     sqlite3_finalize(meta);
     rollback(s);
     return rc;
@@ -799,6 +885,16 @@ int shub_agentdb_outbox_get(shub_agentdb_t *s, const shub_id_t *id, shub_outbox_
         return shub_err_set(err, SHUB_ENOTFOUND, "no event %s in the outbox", idt);
     }
     return 0;
+}
+
+int shub_agentdb_outbox_changes(shub_agentdb_t *s, int64_t after, size_t limit,
+                                shub_outbox_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare_limited(
+        s, "SELECT " OUTBOX_COLS " FROM outbox WHERE changed > ? ORDER BY changed LIMIT ?",
+        after, limit, &st, err);
+    return rc ? rc : each_outbox(s, st, fn, ctx, NULL, err);
 }
 
 int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_fn *fn,
@@ -965,15 +1061,11 @@ int shub_agentdb_hooks_due(shub_agentdb_t *s, int64_t now_ms, size_t max, shub_i
                            void *ctx, shub_err_t *err)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s,
-                     "SELECT " INBOX_COLS " FROM inbox WHERE hook = 'pending' AND "
-                     "hook_next_at <= ? ORDER BY hook_next_at, seq LIMIT ?",
-                     &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, now_ms);
-    sqlite3_bind_int64(st, 2, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
-    return each_inbox(s, st, fn, ctx, err);
+    int rc = prepare_limited(s,
+                             "SELECT " INBOX_COLS " FROM inbox WHERE hook = 'pending' AND "
+                             "hook_next_at <= ? ORDER BY hook_next_at, seq LIMIT ?",
+                             now_ms, max, &st, err);
+    return rc ? rc : each_inbox(s, st, fn, ctx, err);
 }
 
 int shub_agentdb_hook_result(shub_agentdb_t *s, const shub_id_t *id, bool ok,
@@ -1138,4 +1230,64 @@ int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *
 int shub_agentdb_inbox_count(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
 {
     return count_query(s, "SELECT count(*) FROM inbox", 0, 0, n, err);
+}
+
+int shub_agentdb_inbox_after(shub_agentdb_t *s, int64_t after, bool untaken_only,
+                             size_t limit, shub_inbox_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare_limited(s,
+                             untaken_only ? "SELECT " INBOX_COLS " FROM inbox WHERE seq > ? "
+                                            "AND taken_at IS NULL ORDER BY seq LIMIT ?"
+                                          : "SELECT " INBOX_COLS " FROM inbox WHERE seq > ? "
+                                            "ORDER BY seq LIMIT ?",
+                             after, limit, &st, err);
+    return rc ? rc : each_inbox(s, st, fn, ctx, err);
+}
+
+int shub_agentdb_inbox_take(shub_agentdb_t *s, const shub_id_t *id, int64_t now_ms,
+                            int64_t *taken_ms, bool *repeat, shub_err_t *err)
+{
+    /* Taken once: the first time stays. A row is never untaken, so the
+     * second statement, outside the first's transaction, cannot be misled. */
+    sqlite3_stmt *st;
+    int rc = prepare(s, "UPDATE inbox SET taken_at = ? WHERE id = ? AND taken_at IS NULL",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    bind_id(st, 2, id);
+    int step = sqlite3_step(st);
+    bool first = step == SQLITE_DONE && sqlite3_changes(s->db) == 1;
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return dberr(s, err, "recording an event taken");
+    int64_t at = now_ms;
+    if (!first) {
+        if ((rc = prepare(s, "SELECT taken_at FROM inbox WHERE id = ?", &st, err)))
+            return rc;
+        bind_id(st, 1, id);
+        step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            at = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (step == SQLITE_DONE) {
+            char idt[SHUB_ID_TEXT];
+            shub_id_format(id, idt);
+            return shub_err_set(err, SHUB_ENOTFOUND, "no event %s in the inbox", idt);
+        }
+        if (step != SQLITE_ROW)
+            return dberr(s, err, "reading the inbox");
+    }
+    if (taken_ms)
+        *taken_ms = at;
+    if (repeat)
+        *repeat = !first;
+    return 0;
+}
+
+int shub_agentdb_inbox_untaken(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
+{
+    return count_query(s, "SELECT count(*) FROM inbox WHERE taken_at IS NULL", 0, 0, n,
+                       err);
 }

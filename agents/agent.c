@@ -1466,17 +1466,29 @@ static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
                     r->hook_error ? r->hook_error : "-");
         return 0;
     }
-    shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
-    shub_event_t ev;
     shub_err_t err;
     char *text = NULL;
-    if (!arena) {
+    int rc = shub_agent_inbox_json(r, &text, &err);
+    if (rc == SHUB_ENOMEM) {
         shub_error("inbox: out of memory");
         return 1;
     }
-    if (shub_event_decode(arena, r->event, r->event_len, &ev, &err) != 0) {
+    if (rc)
         shub_warn("inbox event=%s: stored event does not decode: %s", idt, err.msg);
-    } else {
+    else
+        fprintf(pc->out, "%s\n", text);
+    shub_free(text);
+    return 0;
+}
+
+int shub_agent_inbox_json(const shub_inbox_row_t *r, char **text, shub_err_t *err)
+{
+    shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
+    shub_event_t ev;
+    if (!arena)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    int rc = shub_event_decode(arena, r->event, r->event_len, &ev, err);
+    if (rc == 0) {
         shub_json_meta_t meta = {.from = r->sender,
                                  .agreement = r->agreement,
                                  .version = r->version,
@@ -1484,12 +1496,10 @@ static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
                                  .received_ms = r->received_ms,
                                  .hook = shub_hook_state_name(r->hook),
                                  .taken_ms = r->taken_ms};
-        if (shub_json_event_write(&ev, &meta, &text, &err) == 0)
-            fprintf(pc->out, "%s\n", text);
-        shub_free(text);
+        rc = shub_json_event_write(&ev, &meta, text, err);
     }
     shub_arena_destroy(&arena);
-    return 0;
+    return rc;
 }
 
 int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,

@@ -14,9 +14,11 @@ packages=(
     libsodium-dev                         # BLAKE2b chain, Ed25519 checkpoints, sealed boxes
     libcyaml-dev libyaml-dev              # schema-driven YAML config with line numbers
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output
+    libmicrohttpd-dev                     # the agent's local HTTP/JSON API for case systems
     libcmocka-dev                         # unit tests
     sqlite3                               # the demo's progress line; the audit CLI test tampers with a copy
     jq                                    # the audit CLI test reads its JSON output
+    python3                               # the API's example client and the tests that run it
     groff-base                            # the install test renders the man pages
     systemd procps                        # systemd-analyze verifies the units; they reload with kill
     dpkg-dev file                         # make deb: CPack runs dpkg-shlibdeps on what file(1) finds

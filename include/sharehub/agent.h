@@ -170,6 +170,12 @@ int shub_agent_submit_once(shub_agentdb_t *db, const shub_agent_config_t *cfg,
 int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,
                            shub_err_t *err);
 
+/* One inbox row as `inbox --format json` writes it (json.h, with from,
+ * agreement, version, flow, received, hook, and taken once taken): one line,
+ * *text the caller's to free with shub_free. The stored event's decoding
+ * errors (it does not decode), SHUB_ENOMEM. */
+int shub_agent_inbox_json(const shub_inbox_row_t *row, char **text, shub_err_t *err);
+
 /* Writes the outbox as a table: each event with its state, then one line per
  * recipient outcome (queued, delivered, acknowledged, denied and why, dead). */
 int shub_agent_print_outbox(shub_agentdb_t *db, FILE *out, shub_err_t *err);

@@ -114,15 +114,26 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if self._conn is None:
-            self._conn = self._connect()
-        try:
-            self._conn.request(method, path, body=data, headers=headers)
-            resp = self._conn.getresponse()
-            text = resp.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            if not reused:
+                self._conn = self._connect()
+            try:
+                self._conn.request(method, path, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                text = resp.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError) as e:
+                # The agent closes a connection idle for a while: a request on
+                # a kept-alive one may meet that close. Every request here is
+                # safe to send again (an event keeps its id), so once more.
+                self.close()
+                if not reused or attempt == 2:
+                    raise e
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
         if resp.getheader("Connection", "").lower() == "close":
             self.close()
         try:

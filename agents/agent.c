@@ -64,6 +64,7 @@
 #define HOOK_SCAN_MS   200  /* how often due hooks are looked for */
 #define HOOK_RETRY_MIN_MS 1000   /* a failed hook is tried again after this, */
 #define HOOK_RETRY_MAX_MS 300000 /* doubling up to this */
+#define WAKE_MIN_MS       10     /* wake-ups acted on at most this often */
 
 typedef struct hook {
     pid_t pid;
@@ -132,6 +133,7 @@ struct shub_agent {
     bool store_changed;      /* this turn committed what the observer may wait for */
     uint32_t broker_backlog; /* the last WELCOME's */
     atomic_bool woken;       /* shub_agent_wake, from another thread */
+    int64_t woken_ms;        /* the last wake-up acted on */
 };
 
 static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
@@ -544,8 +546,13 @@ done:
 static void outbox_timers(shub_agent_t *a, int64_t now)
 {
     shub_err_t err;
-    if (atomic_exchange(&a->woken, false))
+    /* A wake-up sends at once, but not more often than WAKE_MIN_MS: under a
+     * stream of submissions, events go out in batches rather than one SHARE,
+     * RECEIPT and commit each. */
+    if (now - a->woken_ms >= WAKE_MIN_MS && atomic_exchange(&a->woken, false)) {
+        a->woken_ms = now;
         a->outbox_dirty = true;
+    }
     if (now >= a->next_outbox_ms) {
         a->next_outbox_ms = now + SHUB_AGENT_OUTBOX_POLL_MS;
         bool changed = false;

@@ -2,9 +2,7 @@
  * agentdb: the agent's outbox and inbox in SQLite (include/sharehub/agentdb.h).
  * Every SQL statement of the agent side is in this file.
  *
- * Statements are prepared per call: an agent handles tens of events a
- * second at most, and a store opened briefly by `submit` or `inbox` would not
- * reuse a cache anyway. Each write is one transaction taken with BEGIN
+ * Statements are kept prepared (see prepare). Each write is one transaction taken with BEGIN
  * IMMEDIATE, so two processes never both read, then both try to upgrade and
  * deadlock; the busy timeout makes the second one wait instead of failing.
  */
@@ -19,6 +17,7 @@
 #include <sys/stat.h>
 
 #define SCHEMA_VERSION 3
+#define STMT_CACHE     48 /* more than the distinct statements in this file */
 
 /*
  * Schema version 1 (PRAGMA user_version). Times are ms since the Unix epoch,
@@ -137,6 +136,12 @@ struct shub_agentdb {
     sqlite3 *db;
     char *path;
     bool seen_version; /* shub_agentdb_changed has a baseline */
+    bool lazy;         /* the open transaction commits with synchronous=NORMAL */
+    struct cached {
+        const char *sql; /* the statement's text, a constant; NULL: free slot */
+        sqlite3_stmt *st;
+        bool taken;
+    } cache[STMT_CACHE]; /* prepared statements kept (see prepare) */
     int64_t data_version;
 };
 
@@ -170,13 +175,62 @@ static int set_wal(shub_agentdb_t *s, shub_err_t *err)
     }
 }
 
+/* SQLite's own busy timeout sleeps 1, 2, 5, 10... ms between tries: long
+ * beside the transactions that hold this store's lock (one commit, a
+ * fraction of a millisecond), and the local API's writers and the agent's
+ * loop take turns all the time. Try again every 0.1 ms, then every ms,
+ * for SHUB_AGENTDB_BUSY_MS in all. */
+static int wait_busy(void *ctx, int tries)
+{
+    (void)ctx;
+    int64_t waited_us = tries < 100 ? (int64_t)tries * 100 : 10000 + (tries - 100) * 1000LL;
+    if (waited_us >= (int64_t)SHUB_AGENTDB_BUSY_MS * 1000)
+        return 0;
+    struct timespec ts = {0, tries < 100 ? 100000L : 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+/* Statements are kept prepared, by the address of their SQL text (every
+ * statement here is a string constant): with the local API an agent stores
+ * thousands of events a second, and compiling a statement costs more than
+ * running it. A statement in use is taken; asking for the same SQL again
+ * meanwhile (a nested query) prepares a copy that finish() throws away. */
 static int prepare(shub_agentdb_t *s, const char *sql, sqlite3_stmt **st, shub_err_t *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (s->cache[i].sql == sql && !s->cache[i].taken) {
+            s->cache[i].taken = true;
+            *st = s->cache[i].st;
+            return 0;
+        }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
+        SQLITE_OK) {
         *st = NULL;
         return dberr(s, err, "prepare");
     }
+    for (size_t i = 0; i < STMT_CACHE; i++)
+        if (!s->cache[i].sql) {
+            s->cache[i] = (struct cached){.sql = sql, .st = *st, .taken = true};
+            break;
+        }
     return 0;
+}
+
+/* Gives a statement back: reset (which ends its read of the file) and its
+ * bindings cleared, or finalized if it is not a kept one. Accepts NULL. */
+static void finish(shub_agentdb_t *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].taken = false;
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 /* Prepares a query whose ?1 is `a` and ?2 a row limit. */
@@ -196,20 +250,47 @@ static int begin(shub_agentdb_t *s, shub_err_t *err)
     return exec(s, "BEGIN IMMEDIATE", err);
 }
 
+/* A transaction whose commit need not wait for the disk: bookkeeping that
+ * the broker's dedupe makes good if it is lost (when a SHARE was sent, what
+ * a RECEIPT said: after a loss the event is pending again, is resent with
+ * the same id, and the broker answers with the receipt it gave). With the
+ * local API these come several times for each event; a commit of each would
+ * take the disk from the inserts that must wait for it. In WAL mode a NORMAL
+ * commit survives the process being killed; only a power cut can take it
+ * back, and the next FULL commit makes it durable as well. */
+static int begin_lazy(shub_agentdb_t *s, shub_err_t *err)
+{
+    int rc = exec(s, "PRAGMA synchronous=NORMAL", err);
+    if (rc == 0 && (rc = begin(s, err)) != 0)
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    s->lazy = rc == 0;
+    return rc;
+}
+
+/* Ends a lazy transaction's exception: every other commit waits for the disk. */
+static void end_lazy(shub_agentdb_t *s)
+{
+    if (s->lazy)
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    s->lazy = false;
+}
+
 static int commit(shub_agentdb_t *s, shub_err_t *err)
 {
+    int rc = 0;
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        int rc = dberr(s, err, "commit");
+        rc = dberr(s, err, "commit");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
     }
-    return 0;
+    end_lazy(s);
+    return rc;
 }
 
 static void rollback(shub_agentdb_t *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    end_lazy(s);
 }
 
 static void bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
@@ -250,7 +331,7 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
     if (rc)
         return rc;
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
+    finish(s, st);
     if (version == SCHEMA_VERSION)
         return 0;
     if (version < 0)
@@ -272,7 +353,7 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
         return rc;
     }
     version = sqlite3_step(again) == SQLITE_ROW ? sqlite3_column_int(again, 0) : -1;
-    sqlite3_finalize(again);
+    finish(s, again);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
     if (version != SCHEMA_VERSION &&
@@ -308,7 +389,7 @@ int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, SHUB_AGENTDB_BUSY_MS);
+    sqlite3_busy_handler(s->db, wait_busy, NULL);
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL: readers (inbox listings, the agent's polls) never block the
      * writer; FULL: a commit is on disk before the agent ACKs it. */
@@ -330,6 +411,8 @@ void shub_agentdb_close(shub_agentdb_t **db_p)
     if (!db_p || !*db_p)
         return;
     shub_agentdb_t *s = *db_p;
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        sqlite3_finalize(s->cache[i].st);
     if (s->db)
         sqlite3_close_v2(s->db);
     shub_free(s->path);
@@ -345,11 +428,11 @@ int shub_agentdb_changed(shub_agentdb_t *s, bool *changed, shub_err_t *err)
         return rc;
     if (sqlite3_step(st) != SQLITE_ROW) {
         rc = dberr(s, err, "data_version");
-        sqlite3_finalize(st);
+        finish(s, st);
         return rc;
     }
     int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    finish(s, st);
     *changed = !s->seen_version || v != s->data_version;
     s->seen_version = true;
     s->data_version = v;
@@ -418,7 +501,7 @@ static int each_outbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_outbox_fn *fn, 
     }
     rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
                                                    : dberr(s, err, "reading the outbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     if (rows)
         *rows = n;
     return rc;
@@ -452,7 +535,7 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
     } else if (step != SQLITE_DONE) {
         rc = dberr(s, err, "adding to the outbox");
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -490,7 +573,7 @@ int shub_agentdb_meta_get(shub_agentdb_t *s, const char *key, int64_t *value,
         rc = SHUB_ENOTFOUND;
     else
         rc = dberr(s, err, "reading meta");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -504,7 +587,7 @@ int shub_agentdb_meta_set(shub_agentdb_t *s, const char *key, int64_t value, shu
     sqlite3_bind_int64(st, 2, value);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = dberr(s, err, "writing meta");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -542,7 +625,7 @@ static int count_query(shub_agentdb_t *s, const char *sql, int64_t a, int64_t b,
         *n = (uint64_t)sqlite3_column_int64(st, 0);
     else
         rc = dberr(s, err, "counting");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -565,7 +648,7 @@ int shub_agentdb_outbox_sent(shub_agentdb_t *s, const shub_id_t *ids, size_t n,
     if (n == 0)
         return 0;
     sqlite3_stmt *st;
-    int rc = begin(s, err);
+    int rc = begin_lazy(s, err);
     if (rc)
         return rc;
     if ((rc = prepare(
@@ -584,7 +667,7 @@ int shub_agentdb_outbox_sent(shub_agentdb_t *s, const shub_id_t *ids, size_t n,
             rc = dberr(s, err, "recording a send");
         sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     if (rc) {
         rollback(s);
         return rc;
@@ -604,7 +687,7 @@ static int update_pending(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *
         shub_id_format(id, idt);
         rc = shub_err_set(err, SHUB_ENOTFOUND, "no pending event %s in the outbox", idt);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -707,12 +790,12 @@ typedef struct {
     sqlite3_stmt *mark, *known, *put, *stamp;
 } outcome_stmts_t;
 
-static void outcome_stmts_free(outcome_stmts_t *q)
+static void outcome_stmts_free(shub_agentdb_t *s, outcome_stmts_t *q)
 {
-    sqlite3_finalize(q->mark);
-    sqlite3_finalize(q->known);
-    sqlite3_finalize(q->put);
-    sqlite3_finalize(q->stamp);
+    finish(s, q->mark);
+    finish(s, q->known);
+    finish(s, q->put);
+    finish(s, q->stamp);
 }
 
 /* One receipt inside an open transaction; SHUB_ENOTFOUND (nothing written)
@@ -761,7 +844,7 @@ int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t 
     size_t missing = 0;
     if (!list && n)
         return shub_err_set(err, SHUB_EINVAL, "no receipts");
-    int rc = begin(s, err);
+    int rc = begin_lazy(s, err);
     if (rc)
         return rc;
     if ((rc = prepare(s,
@@ -781,12 +864,12 @@ int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t 
         if (rc)
             goto fail;
     }
-    outcome_stmts_free(&q);
+    outcome_stmts_free(s, &q);
     if (unknown)
         *unknown = missing;
     return commit(s, err);
 fail:
-    outcome_stmts_free(&q);
+    outcome_stmts_free(s, &q);
     rollback(s);
     return rc;
 }
@@ -845,17 +928,17 @@ int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, siz
         goto fail;
     }
     high = sqlite3_column_int64(meta, 0);
-    sqlite3_finalize(meta);
+    finish(s, meta);
     meta = NULL;
-    outcome_stmts_free(&q);
+    outcome_stmts_free(s, &q);
     if ((rc = commit(s, err)))
         return rc;
     if (upto)
         *upto = high;
     return 0;
 fail:
-    outcome_stmts_free(&q);
-    sqlite3_finalize(meta);
+    outcome_stmts_free(s, &q);
+    finish(s, meta);
     rollback(s);
     return rc;
 }
@@ -927,7 +1010,7 @@ int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_f
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading outcomes");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -943,7 +1026,7 @@ int shub_agentdb_outbox_count(shub_agentdb_t *s, shub_outbox_state_t state, uint
         *n = (uint64_t)sqlite3_column_int64(st, 0);
     else
         rc = dberr(s, err, "counting the outbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -990,10 +1073,10 @@ int shub_agentdb_inbox_add_batch(shub_agentdb_t *s, const shub_inbox_row_t *rows
         added[i] = sqlite3_changes(s->db) == 1;
         sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return commit(s, err);
 fail:
-    sqlite3_finalize(st);
+    finish(s, st);
     rollback(s);
     for (size_t i = 0; i < n; i++)
         added[i] = false;
@@ -1053,7 +1136,7 @@ static int each_inbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_inbox_fn *fn, vo
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading the inbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1094,14 +1177,14 @@ int shub_agentdb_hook_result(shub_agentdb_t *s, const shub_id_t *id, bool ok,
             *state = parse_hook(col_text(st, 0));
         step = sqlite3_step(st);
     } else if (step == SQLITE_DONE) {
-        sqlite3_finalize(st);
+        finish(s, st);
         char idt[SHUB_ID_TEXT];
         shub_id_format(id, idt);
         return shub_err_set(err, SHUB_ENOTFOUND, "no pending hook for event %s", idt);
     }
     if (step != SQLITE_DONE)
         rc = dberr(s, err, "recording a hook's result");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1128,7 +1211,7 @@ int shub_agentdb_checkpoint_add(shub_agentdb_t *s, const shub_signed_head_t *cp,
     sqlite3_bind_int64(st, 8, now_ms);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = dberr(s, err, "keeping a checkpoint");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1166,7 +1249,7 @@ static int one_checkpoint(shub_agentdb_t *s, const char *sql, int64_t seq,
         rc = shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint kept");
     else
         rc = dberr(s, err, "reading checkpoints");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1211,7 +1294,7 @@ int shub_agentdb_checkpoints(shub_agentdb_t *s, shub_checkpoint_fn *fn, void *ct
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading checkpoints");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1259,7 +1342,7 @@ int shub_agentdb_inbox_take(shub_agentdb_t *s, const shub_id_t *id, int64_t now_
     bind_id(st, 2, id);
     int step = sqlite3_step(st);
     bool first = step == SQLITE_DONE && sqlite3_changes(s->db) == 1;
-    sqlite3_finalize(st);
+    finish(s, st);
     if (step != SQLITE_DONE)
         return dberr(s, err, "recording an event taken");
     int64_t at = now_ms;
@@ -1270,7 +1353,7 @@ int shub_agentdb_inbox_take(shub_agentdb_t *s, const shub_id_t *id, int64_t now_
         step = sqlite3_step(st);
         if (step == SQLITE_ROW)
             at = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        finish(s, st);
         if (step == SQLITE_DONE) {
             char idt[SHUB_ID_TEXT];
             shub_id_format(id, idt);

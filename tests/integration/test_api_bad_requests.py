@@ -15,7 +15,9 @@ on serving everyone else.
 - slow clients holding connections (a request line and no more, a body
   that stops halfway) while others are served at once; the idle ones are
   closed after the timeout;
-- more long polls than the API lets wait: the rest get 503 at once.
+- more long polls than the API lets wait: the rest get 503 at once;
+- the OpenAPI document (docs/api.openapi.json) names every resource and
+  method the agent serves, and only those.
 
 No broker is needed: the agent keeps trying to reach one and serves its API
 meanwhile. Usage: test_api_bad_requests.py BUILD_DIR FIXTURES EXAMPLES_DIR
@@ -246,6 +248,25 @@ def run(p, t):
     for th in threads:
         th.join(60)
     t.check(statuses.count(200) == MAX_WAITERS, f"long polls: {statuses}")
+
+    # The contract and the server agree: a documented method on a documented
+    # path is served (a 404 only for the id), any other method is 405.
+    doc_path = os.path.join(sys.argv[3], "..", "..", "docs", "api.openapi.json")
+    with open(doc_path) as f:
+        doc = json.load(f)
+    for path, ops in doc["paths"].items():
+        target = path.replace("{id}", new_id())
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            a = raw(address, f"{method} {target} HTTP/1.1\r\nHost: x\r\n".encode() + auth +
+                    b"Content-Length: 0\r\n\r\n")
+            status, err = a[0], (a[2] or {}).get("error", {})
+            if method.lower() in ops:
+                t.check(status != 405 and (status != 404 or err.get("path") == "id"),
+                        f"documented {method} {path}: {status} {err}")
+                documented = {int(code) for code in ops[method.lower()]["responses"]}
+                t.check(status in documented, f"{method} {path}: {status} not documented")
+            else:
+                t.check(status == 405, f"undocumented {method} {path}: {status}")
 
     # Still serving, still the same process.
     t.check(api.health()["agent"] and p.agents["wmp"].poll() is None, "the agent stopped")

@@ -39,6 +39,7 @@
 #include "sharehub/keys.h"
 #include "sharehub/log.h"
 #include "sharehub/profile.h"
+#include "sharehub/time.h"
 #include "sharehub/transport.h"
 #include "sharehub/version.h"
 #include "sharehub/witness.h"
@@ -153,7 +154,7 @@ static void close_socket(shub_agent_t *a)
 {
     if (!a->sock)
         return;
-    agent_link_release(&a->link);
+    shub_agent_link_release(&a->link);
     int linger = 0; /* whatever is queued is resent from the store on the next session */
     zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(a->sock);
@@ -201,7 +202,7 @@ static void reconnect(shub_agent_t *a, int64_t now)
     if (!a->sock) {
         shub_error("connect endpoint=%s: %s", a->endpoint, err.msg);
     } else {
-        agent_link_attach(&a->link, a->sock);
+        shub_agent_link_attach(&a->link, a->sock);
         send_hello(a);
     }
     a->next_hello_ms = now + a->backoff_ms;
@@ -217,7 +218,7 @@ static void session_lost(shub_agent_t *a, const char *why, int64_t now)
     if (!a->welcomed)
         return;
     shub_warn("session lost (%s); saying HELLO again", why);
-    agent_link_lost(&a->link, now);
+    shub_agent_link_lost(&a->link, now);
     a->welcomed = false;
     a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
     send_hello(a);
@@ -237,7 +238,7 @@ static void session_timers(shub_agent_t *a, int64_t now)
     if (silent > limit) {
         shub_warn("broker silent for %lld ms; reconnecting endpoint=%s",
                   (long long)silent, a->endpoint);
-        agent_link_lost(&a->link, now);
+        shub_agent_link_lost(&a->link, now);
         a->welcomed = false;
         a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
         reconnect(a, now);
@@ -446,7 +447,7 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_e
     }
     int64_t now = shub_now_ms();
     log_mode(a);
-    agent_link_init(&a->link, a->ctx, a->endpoint, a->keys.public_z85, now);
+    shub_agent_link_init(&a->link, a->ctx, a->endpoint, a->keys.public_z85, now);
     reconnect(a, now);
     if (!a->sock) {
         rc = shub_err_set(err, SHUB_ECONFIG, "cannot connect to '%s'", a->endpoint);
@@ -703,12 +704,12 @@ static void tick_profile(shub_agent_t *a, int64_t now)
     int64_t week = (sim - a->sim_start_ms) / WEEK_MS;
     if (week > a->week) {
         a->week = week;
-        char t[SHUB_JSON_TIME_MAX];
+        char t[SHUB_TIME_TEXT];
         uint64_t pending = 0;
         shub_err_t err;
         shub_agentdb_outbox_count(a->db, SHUB_OUTBOX_PENDING, &pending, &err);
         shub_info("progress week=%lld sim=%.10s sent=%llu received=%llu pending=%llu",
-                  (long long)week, shub_json_time_format(sim, t),
+                  (long long)week, shub_time_format(sim, t),
                   (unsigned long long)a->n_sent, (unsigned long long)a->n_received,
                   (unsigned long long)pending);
     }
@@ -955,7 +956,7 @@ static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now
     a->outbox_dirty = true;
     a->last_deliver_ms = now; /* --until-done waits a quiet spell for the backlog */
     a->broker_backlog = w->backlog;
-    agent_link_welcomed(&a->link, now);
+    shub_agent_link_welcomed(&a->link, now);
     if (strcmp(w->org, a->cfg->org) != 0)
         shub_warn("the broker knows this key as org=%s, not %s", w->org, a->cfg->org);
     shub_info("welcomed org=%s endpoint=%s backlog=%u window=%u heartbeat_ms=%u", w->org,
@@ -1280,7 +1281,7 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     int64_t now = shub_now_ms();
-    agent_link_poll(&a->link, now);
+    shub_agent_link_poll(&a->link, now);
     session_timers(a, now);
     tick_profile(a, now);
     outbox_timers(a, now);
@@ -1310,7 +1311,7 @@ bool shub_agent_done(shub_agent_t *a)
 
 int64_t shub_agent_offline_ms(const shub_agent_t *a)
 {
-    return agent_link_down_ms(&a->link, shub_now_ms());
+    return shub_agent_link_down_ms(&a->link, shub_now_ms());
 }
 
 void shub_agent_destroy(shub_agent_t **agent_p)
@@ -1331,7 +1332,7 @@ void shub_agent_destroy(shub_agent_t **agent_p)
     }
     if (a->n_hooks)
         shub_warn("%zu on-receive command(s) still running at exit", a->n_hooks);
-    agent_link_release(&a->link);
+    shub_agent_link_release(&a->link);
     if (a->sock) {
         int linger = 200; /* long enough for the BYE, not for a dead broker */
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -1458,15 +1459,15 @@ typedef struct {
 static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
 {
     print_ctx_t *pc = ctx;
-    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    char idt[SHUB_ID_TEXT], t[SHUB_TIME_TEXT];
     idtext(&r->id, idt);
     pc->rows++;
     if (!pc->json) {
-        char taken[SHUB_JSON_TIME_MAX] = "-";
+        char taken[SHUB_TIME_TEXT] = "-";
         if (r->taken_ms)
-            shub_json_time_format(r->taken_ms, taken);
+            shub_time_format(r->taken_ms, taken);
         fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %-8s  %-24s  %s v%u %s\n",
-                shub_json_time_format(r->received_ms, t), idt, r->event_type, r->sender,
+                shub_time_format(r->received_ms, t), idt, r->event_type, r->sender,
                 shub_hook_state_name(r->hook), taken, r->agreement, r->version, r->flow);
         if (r->hook == SHUB_HOOK_DEAD || (r->hook == SHUB_HOOK_PENDING && r->hook_error))
             fprintf(pc->out, "    hook: %u attempt(s), last: %s\n", r->hook_attempts,
@@ -1542,10 +1543,10 @@ static int print_outcome(const shub_outcome_row_t *o, void *ctx)
 static int print_outbox_row(const shub_outbox_row_t *r, void *ctx)
 {
     outbox_ctx_t *oc = ctx;
-    char idt[SHUB_ID_TEXT], t[SHUB_JSON_TIME_MAX];
+    char idt[SHUB_ID_TEXT], t[SHUB_TIME_TEXT];
     idtext(&r->id, idt);
     fprintf(oc->out, "%-24s  %-36s  %-28s  %-9s  %-8u  %s\n",
-            shub_json_time_format(r->created_ms, t), idt, r->event_type,
+            shub_time_format(r->created_ms, t), idt, r->event_type,
             shub_outbox_state_name(r->state), r->attempts, r->recipients);
     if (r->state == SHUB_OUTBOX_FAILED)
         fprintf(oc->out, "    failed: %s: %s\n", r->error_code ? r->error_code : "error",

@@ -1,189 +1,68 @@
 /*
  * agent_config: the agent's view of the partnership's config directory
- * (include/sharehub/agent.h). The broker validates these files in full (see
- * broker/config.c); an agent reads only the few keys it needs, ignoring the
- * rest with CYAML_CFG_IGNORE_UNKNOWN_KEYS, so a new broker setting never
- * breaks an old agent.
+ * (include/sharehub/agent.h). orgs.yaml is read through the one schema the
+ * broker reads it with (orgs.h), so the two never disagree about the file.
+ * Of hub.yaml an agent reads only endpoint and key_dir and ignores the
+ * rest, so a new broker setting never stops an old agent. Both go through
+ * the one YAML loader; the first error, in line order, is the one returned.
  */
 #include "sharehub/agent.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/orgs.h"
+#include "sharehub/yaml.h"
 
-#include <cyaml/cyaml.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_FILE_BYTES (1024 * 1024) /* the same bound the broker puts on a YAML file */
-
-/* ---- libcyaml glue ---------------------------------------------------- */
-
-static void *cy_mem(void *ctx, void *ptr, size_t size)
-{
-    (void)ctx;
-    if (size == 0) {
-        shub_free(ptr);
-        return NULL;
-    }
-    return shub_realloc(ptr, size);
-}
-
-typedef struct {
-    char msg[SHUB_ERR_MSG_MAX];
-    int line, column;
-} capture_t;
-
-/* Keeps libcyaml's first error line and the first position it names. */
-/* libcyaml hands its own format string to this callback. */
-__attribute__((format(printf, 3, 0))) static void cy_log(cyaml_log_t level, void *ctx,
-                                               const char *fmt, va_list args)
-{
-    capture_t *cap = ctx;
-    char line[SHUB_ERR_MSG_MAX];
-    if (level < CYAML_LOG_ERROR)
-        return;
-    vsnprintf(line, sizeof line, fmt, args);
-    line[strcspn(line, "\n")] = '\0';
-    const char *at = strstr(line, "(line: ");
-    if (at && cap->line == 0) {
-        unsigned long l = 0, c = 0;
-        if (sscanf(at, "(line: %lu, column: %lu)", &l, &c) >= 1 && l < 1000000 &&
-            c < 1000000) {
-            cap->line = (int)l; /* libcyaml 1.3 prints 1-based positions */
-            cap->column = (int)c;
-        }
-    } else if (!cap->msg[0] && strncmp(line, "Load: ", 6) == 0 &&
-               strcmp(line, "Load: Backtrace:") != 0) {
-        snprintf(cap->msg, sizeof cap->msg, "%s", line + 6);
-        if (cap->msg[0] >= 'A' && cap->msg[0] <= 'Z')
-            cap->msg[0] = (char)(cap->msg[0] + 32);
-    }
-}
-
-static const cyaml_config_t free_config = {
-    .mem_fn = cy_mem,
-    .log_level = CYAML_LOG_ERROR,
-    .flags = CYAML_CFG_IGNORE_UNKNOWN_KEYS,
-};
-
-/* Reads a whole file, at most MAX_FILE_BYTES. SHUB_ENOTFOUND if it does not
- * exist, SHUB_EIO otherwise. */
-static int read_file(const char *path, char **text_p, size_t *len_p, shub_err_t *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return shub_err_set(err, errno == ENOENT ? SHUB_ENOTFOUND : SHUB_EIO,
-                            "cannot read '%s': %s", path, strerror(errno));
-    char *buf = shub_malloc(MAX_FILE_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    }
-    size_t n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad || n > MAX_FILE_BYTES) {
-        shub_free(buf);
-        return bad ? shub_err_set(err, SHUB_EIO, "cannot read '%s'", path)
-                   : shub_err_set(err, SHUB_ECONFIG, "'%s' exceeds %d bytes", path,
-                                  MAX_FILE_BYTES);
-    }
-    buf[n] = '\0';
-    *text_p = buf;
-    *len_p = n;
-    return 0;
-}
-
-/* Parses path against schema into *data. An empty file loads as NULL. */
-static int load_yaml(const char *path, const cyaml_schema_value_t *schema, void **data,
-                     shub_err_t *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
-    if (rc)
-        return rc;
-    capture_t cap = {.msg = "", .line = 0, .column = 0};
-    cyaml_config_t cc = free_config;
-    cc.log_fn = cy_log;
-    cc.log_ctx = &cap;
-    *data = NULL;
-    cyaml_err_t cerr =
-        cyaml_load_data((const uint8_t *)text, len, &cc, schema, data, NULL);
-    shub_free(text);
-    if (cerr == CYAML_OK)
-        return 0;
-    *data = NULL;
-    if (cerr == CYAML_ERR_OOM)
-        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    return shub_err_set_at(err, SHUB_ECONFIG, path, cap.line ? cap.line : 1, cap.column,
-                           "%s", cap.msg[0] ? cap.msg : cyaml_strerror(cerr));
-}
-
 /* ---- hub.yaml: endpoint and key_dir ----------------------------------- */
 
 typedef struct raw_hub {
-    char *endpoint;
-    char *key_dir;
+    const char *endpoint;
+    const char *key_dir;
 } raw_hub_t;
 
-static const cyaml_schema_field_t hub_fields[] = {
-    CYAML_FIELD_STRING_PTR("endpoint", CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER,
-                           raw_hub_t, endpoint, 1, 255),
-    CYAML_FIELD_STRING_PTR("key_dir", CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER, raw_hub_t,
-                           key_dir, 1, 1024),
-    CYAML_FIELD_END,
+static const shub_yaml_type_t endpoint_type = {
+    .kind = SHUB_YAML_TEXT, .min = 1, .max = 255};
+static const shub_yaml_type_t path_type = {.kind = SHUB_YAML_TEXT, .min = 1, .max = 1024};
+static const shub_yaml_field_t hub_fields[] = {
+    {"endpoint", false, offsetof(raw_hub_t, endpoint), 0, &endpoint_type},
+    {"key_dir", false, offsetof(raw_hub_t, key_dir), 0, &path_type},
+    {NULL, false, 0, 0, NULL},
 };
+/* Open: the broker owns the rest of hub.yaml, and a setting an agent does
+ * not know must not stop it. */
+static const shub_yaml_type_t hub_type = {
+    .kind = SHUB_YAML_STRUCT, .flags = SHUB_YAML_OPEN, .fields = hub_fields};
 
-static const cyaml_schema_value_t hub_schema = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_hub_t, hub_fields),
-};
+/* Loads path and binds it into dst with bind. On failure err holds the
+ * first error in line order, and *doc_p is freed. */
+static int load(const char *path, int (*bind)(shub_yaml_doc_t *, void *), void *dst,
+                shub_yaml_doc_t **doc_p, shub_err_t *err)
+{
+    int rc = shub_yaml_load(path, doc_p, err);
+    if (rc == 0)
+        rc = bind(*doc_p, dst);
+    if (rc && *doc_p) {
+        shub_yaml_report_first(*doc_p, err);
+        shub_yaml_destroy(doc_p);
+        if (rc == SHUB_ENOMEM)
+            shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    }
+    return rc;
+}
 
-/* ---- orgs.yaml: areas, and each org's id, kind and areas -------------- */
+static int bind_hub(shub_yaml_doc_t *doc, void *dst)
+{
+    return shub_yaml_bind(doc, &hub_type, dst);
+}
 
-typedef struct raw_org {
-    char *id;
-    char *kind;
-    char **areas;
-    unsigned areas_count;
-} raw_org_t;
-
-typedef struct raw_orgs {
-    char **areas;
-    unsigned areas_count;
-    raw_org_t *orgs;
-    unsigned orgs_count;
-} raw_orgs_t;
-
-static const cyaml_schema_value_t name_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, SHUB_MSG_MAX_NAME),
-};
-
-static const cyaml_schema_field_t org_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, raw_org_t, id, 1, SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_STRING_PTR("kind", CYAML_FLAG_POINTER, raw_org_t, kind, 1,
-                           SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_SEQUENCE("areas", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, raw_org_t,
-                         areas, &name_entry, 0, 256),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t org_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_org_t, org_fields),
-};
-
-static const cyaml_schema_field_t orgs_fields[] = {
-    CYAML_FIELD_SEQUENCE("areas", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, raw_orgs_t,
-                         areas, &name_entry, 0, 256),
-    CYAML_FIELD_SEQUENCE("orgs", CYAML_FLAG_POINTER, raw_orgs_t, orgs, &org_entry, 0,
-                         100000),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t orgs_schema = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_orgs_t, orgs_fields),
-};
+static int bind_orgs(shub_yaml_doc_t *doc, void *dst)
+{
+    return shub_orgs_bind(doc, dst);
+}
 
 /* ---- building the config ---------------------------------------------- */
 
@@ -198,7 +77,7 @@ static char *join(const char *dir, const char *name)
     return out;
 }
 
-static char **copy_list(char *const *v, size_t n)
+static char **copy_list(const char *const *v, size_t n)
 {
     char **out = shub_calloc(n ? n : 1, sizeof *out);
     for (size_t i = 0; out && i < n; i++)
@@ -224,8 +103,9 @@ int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t
     if (!dir || !org || !cfg_p)
         return shub_err_set(err, SHUB_EINVAL, "no config directory or organisation");
     shub_agent_config_t *cfg = shub_calloc(1, sizeof *cfg);
-    raw_hub_t *hub = NULL;
-    raw_orgs_t *orgs = NULL;
+    shub_yaml_doc_t *hub_doc = NULL, *orgs_doc = NULL;
+    raw_hub_t hub = {0};
+    shub_orgs_t orgs = {0};
     char *path = NULL;
     int rc;
     if (!cfg)
@@ -233,58 +113,51 @@ int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t
 
     if (!(path = join(dir, "hub.yaml")))
         goto nomem;
-    rc = load_yaml(path, &hub_schema, (void **)&hub, err);
+    rc = load(path, bind_hub, &hub, &hub_doc, err);
     if (rc == SHUB_ENOTFOUND) /* no hub.yaml: defaults, the endpoint from --broker */
         rc = 0;
     if (rc)
         goto fail;
-    if (hub && hub->endpoint && !(cfg->endpoint = shub_strdup(hub->endpoint)))
+    if (hub.endpoint && !(cfg->endpoint = shub_strdup(hub.endpoint)))
         goto nomem;
-    if (!(cfg->key_dir = join(dir, hub && hub->key_dir ? hub->key_dir : "keys")))
+    if (!(cfg->key_dir = join(dir, hub.key_dir ? hub.key_dir : "keys")))
         goto nomem;
 
     shub_free(path);
     if (!(path = join(dir, "orgs.yaml")))
         goto nomem;
-    if ((rc = load_yaml(path, &orgs_schema, (void **)&orgs, err))) {
-        if (rc == SHUB_ENOTFOUND)
+    if ((rc = load(path, bind_orgs, &orgs, &orgs_doc, err))) {
+        if (rc == SHUB_ENOTFOUND || rc == SHUB_ELIMIT)
             rc = SHUB_EIO;
         goto fail;
     }
-    const raw_org_t *me = NULL;
-    for (unsigned i = 0; orgs && i < orgs->orgs_count && !me; i++)
-        if (strcmp(orgs->orgs[i].id, org) == 0)
-            me = &orgs->orgs[i];
+    const shub_orgs_entry_t *me = shub_orgs_find(&orgs, org);
     if (!me) {
         rc = shub_err_set(err, SHUB_ENOTFOUND, "organisation '%s' is not in '%s'", org,
                           path);
         goto fail;
     }
-    bool all = false;
-    for (unsigned i = 0; i < me->areas_count; i++)
-        all = all || strcmp(me->areas[i], "all") == 0;
+    bool all = shub_orgs_serves_all(me);
     if (!(cfg->org = shub_strdup(me->id)) || !(cfg->kind = shub_strdup(me->kind)) ||
-        !(cfg->all_areas = copy_list(orgs->areas, orgs->areas_count)))
+        !(cfg->all_areas = copy_list(orgs.areas, orgs.areas_count)))
         goto nomem;
-    cfg->n_all_areas = orgs->areas_count;
+    cfg->n_all_areas = orgs.areas_count;
     /* `all` means every area of the partnership: the profile gets them named. */
-    if (!(cfg->areas = all ? copy_list(orgs->areas, orgs->areas_count)
+    if (!(cfg->areas = all ? copy_list(orgs.areas, orgs.areas_count)
                            : copy_list(me->areas, me->areas_count)))
         goto nomem;
-    cfg->n_areas = all ? orgs->areas_count : me->areas_count;
+    cfg->n_areas = all ? orgs.areas_count : me->areas_count;
 
-    cyaml_free(&free_config, &hub_schema, hub, 0);
-    cyaml_free(&free_config, &orgs_schema, orgs, 0);
+    shub_yaml_destroy(&hub_doc);
+    shub_yaml_destroy(&orgs_doc);
     shub_free(path);
     *cfg_p = cfg;
     return 0;
 nomem:
     rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
 fail:
-    if (hub)
-        cyaml_free(&free_config, &hub_schema, hub, 0);
-    if (orgs)
-        cyaml_free(&free_config, &orgs_schema, orgs, 0);
+    shub_yaml_destroy(&hub_doc);
+    shub_yaml_destroy(&orgs_doc);
     shub_free(path);
     shub_agent_config_destroy(&cfg);
     return rc;

@@ -40,25 +40,25 @@ typedef struct agent_link {
 
 /* Starts watching: logs "connecting" and counts the time without a session
  * from now. Strings are borrowed and must outlive the link. */
-void agent_link_init(agent_link_t *l, void *ctx, const char *endpoint,
-                     const char *public_z85, int64_t now_ms);
+void shub_agent_link_init(agent_link_t *l, void *ctx, const char *endpoint,
+                          const char *public_z85, int64_t now_ms);
 
 /* Watches a freshly connected socket (the previous one must be released). */
-void agent_link_attach(agent_link_t *l, void *sock);
+void shub_agent_link_attach(agent_link_t *l, void *sock);
 
 /* Stops watching the current socket; call before closing it. */
-void agent_link_release(agent_link_t *l);
+void shub_agent_link_release(agent_link_t *l);
 
 /* Reads what the monitor saw and logs what changed or is overdue. */
-void agent_link_poll(agent_link_t *l, int64_t now_ms);
+void shub_agent_link_poll(agent_link_t *l, int64_t now_ms);
 
 /* The broker welcomed us: says how long it took if an outage was reported. */
-void agent_link_welcomed(agent_link_t *l, int64_t now_ms);
+void shub_agent_link_welcomed(agent_link_t *l, int64_t now_ms);
 
 /* The session is gone (silence, BYE, not-welcome): logs "connecting" again. */
-void agent_link_lost(agent_link_t *l, int64_t now_ms);
+void shub_agent_link_lost(agent_link_t *l, int64_t now_ms);
 
 /* How long the agent has been without a session; 0 while welcomed. */
-int64_t agent_link_down_ms(const agent_link_t *l, int64_t now_ms);
+int64_t shub_agent_link_down_ms(const agent_link_t *l, int64_t now_ms);
 
 #endif

@@ -22,14 +22,14 @@ static long long seconds(int64_t ms)
     return (long long)((ms + 500) / 1000);
 }
 
-void agent_link_init(agent_link_t *l, void *ctx, const char *endpoint,
-                     const char *public_z85, int64_t now_ms)
+void shub_agent_link_init(agent_link_t *l, void *ctx, const char *endpoint,
+                          const char *public_z85, int64_t now_ms)
 {
     *l = (agent_link_t){.ctx = ctx, .endpoint = endpoint, .public_z85 = public_z85};
-    agent_link_lost(l, now_ms);
+    shub_agent_link_lost(l, now_ms);
 }
 
-void agent_link_attach(agent_link_t *l, void *sock)
+void shub_agent_link_attach(agent_link_t *l, void *sock)
 {
     char name[64];
     shub_err_t err;
@@ -41,7 +41,7 @@ void agent_link_attach(agent_link_t *l, void *sock)
         shub_debug("connection state not watched: %s", err.msg);
 }
 
-void agent_link_release(agent_link_t *l)
+void shub_agent_link_release(agent_link_t *l)
 {
     if (l->monitor) {
         zmq_socket_monitor(l->sock, NULL, 0);
@@ -82,7 +82,7 @@ static void handshake_failed(agent_link_t *l, int64_t now_ms)
     l->next_report_ms = now_ms + LINK_REPEAT_MS;
 }
 
-void agent_link_poll(agent_link_t *l, int64_t now_ms)
+void shub_agent_link_poll(agent_link_t *l, int64_t now_ms)
 {
     shub_transport_event_t ev;
     while (l->monitor && shub_transport_watch_read(l->monitor, &ev) == 0) {
@@ -115,7 +115,7 @@ void agent_link_poll(agent_link_t *l, int64_t now_ms)
     l->next_report_ms = now_ms + LINK_REPEAT_MS;
 }
 
-void agent_link_welcomed(agent_link_t *l, int64_t now_ms)
+void shub_agent_link_welcomed(agent_link_t *l, int64_t now_ms)
 {
     if (!l->welcomed &&
         (l->explained || now_ms - l->down_since_ms >= LINK_FIRST_REPORT_MS))
@@ -125,7 +125,7 @@ void agent_link_welcomed(agent_link_t *l, int64_t now_ms)
     l->explained = false;
 }
 
-void agent_link_lost(agent_link_t *l, int64_t now_ms)
+void shub_agent_link_lost(agent_link_t *l, int64_t now_ms)
 {
     if (l->welcomed || l->down_since_ms == 0)
         shub_info("connecting endpoint=%s key=%s", l->endpoint, l->public_z85);
@@ -135,7 +135,7 @@ void agent_link_lost(agent_link_t *l, int64_t now_ms)
     l->next_report_ms = now_ms + LINK_FIRST_REPORT_MS;
 }
 
-int64_t agent_link_down_ms(const agent_link_t *l, int64_t now_ms)
+int64_t shub_agent_link_down_ms(const agent_link_t *l, int64_t now_ms)
 {
     return l->welcomed ? 0 : now_ms - l->down_since_ms;
 }

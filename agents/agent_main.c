@@ -467,7 +467,7 @@ static int cmd_run(int argc, char **argv)
     if (api.token_file && (rc = shub_api_token_load(api.token_file, &api.token, &err))) {
         char line[1024];
         fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
-        code = rc == SHUB_EIO ? EX_NOINPUT : shub_cli_exit(rc);
+        code = rc == SHUB_EIO || rc == SHUB_ENOTFOUND ? EX_NOINPUT : shub_cli_exit(rc);
         goto done;
     }
 

@@ -23,12 +23,13 @@
 
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
 #include "sharehub/json.h"
 #include "sharehub/log.h"
+#include "sharehub/time.h"
 #include "sharehub/version.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -37,7 +38,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define WAIT_SLICE_MS 1000 /* a long poll looks again at least this often */
 #define MAX_PARAMS    8    /* query parameters in one request */
@@ -173,46 +173,37 @@ void shub_api_response_free(shub_api_response_t *resp)
 
 int shub_api_token_load(const char *path, char **token_p, shub_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return shub_err_set(err, SHUB_EIO, "cannot read the API token '%s': %s", path,
-                            strerror(errno));
+    /* The mode first: a token others may read is refused before it is read. */
     struct stat st;
-    char buf[SHUB_API_TOKEN_MAX + 64];
-    ssize_t n = -1;
-    int rc = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = shub_err_set(err, SHUB_ECONFIG, "the API token '%s' is not a regular file",
-                          path);
-    else if ((st.st_mode & 0177) != 0)
-        rc = shub_err_set(err, SHUB_ECONFIG,
-                          "the API token '%s' has mode %04o: others may read it; make it "
-                          "0600 (chmod 600)",
-                          path, (unsigned)(st.st_mode & 07777));
-    else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
-        rc = shub_err_set(err, SHUB_EIO, "cannot read the API token '%s': %s", path,
-                          strerror(errno));
-    close(fd);
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0177) != 0)
+        return shub_err_set(err, SHUB_ECONFIG,
+                            "the API token '%s' has mode %04o: others may read it; make it "
+                            "0600 (chmod 600)",
+                            path, (unsigned)(st.st_mode & 07777));
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = shub_file_read(path, SHUB_API_TOKEN_MAX + 64, &buf, &n, err);
     if (rc)
         return rc;
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 && strchr(" \t\r\n", buf[n - 1]))
         n--;
+    buf[n] = '\0';
     if (n < SHUB_API_TOKEN_MIN || n > SHUB_API_TOKEN_MAX)
-        return shub_err_set(err, SHUB_ECONFIG,
-                            "the API token in '%s' has %zd bytes; it must have %d to %d",
-                            path, n, SHUB_API_TOKEN_MIN, SHUB_API_TOKEN_MAX);
-    for (ssize_t i = 0; i < n; i++)
+        rc = shub_err_set(err, SHUB_ECONFIG,
+                          "the API token in '%s' has %zu bytes; it must have %d to %d", path,
+                          n, SHUB_API_TOKEN_MIN, SHUB_API_TOKEN_MAX);
+    for (size_t i = 0; rc == 0 && i < n; i++)
         if (buf[i] < 0x21 || buf[i] > 0x7e)
-            return shub_err_set(err, SHUB_ECONFIG,
-                                "the API token in '%s' has a byte that is not printable "
-                                "ASCII at %zd",
-                                path, i);
-    char *token = shub_strndup(buf, (size_t)n);
-    sodium_memzero(buf, sizeof buf);
-    if (!token)
-        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    *token_p = token;
+            rc = shub_err_set(err, SHUB_ECONFIG,
+                              "the API token in '%s' has a byte that is not printable ASCII "
+                              "at %zu",
+                              path, i);
+    if (rc) {
+        sodium_memzero(buf, n);
+        shub_free(buf);
+        return rc;
+    }
+    *token_p = buf;
     return 0;
 }
 
@@ -465,8 +456,8 @@ static void end_wait(shub_api_t *api, int64_t wait_s)
 
 static json_t *time_json(int64_t ms)
 {
-    char t[SHUB_JSON_TIME_MAX];
-    return ms ? json_string(shub_json_time_format(ms, t)) : json_null();
+    char t[SHUB_TIME_TEXT];
+    return ms ? json_string(shub_time_format(ms, t)) : json_null();
 }
 
 static json_t *id_json(const shub_id_t *id)

@@ -67,8 +67,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     (void)cls;
     (void)c;
     request_t *r = shub_calloc(1, sizeof *r);
-    if (r)
-        r->target = shub_strndup(uri ? uri : "", SHUB_API_MAX_TARGET + 1);
+    /* Kept up to one byte past the limit: enough for the handler to say
+     * the target is too long. */
+    size_t n = uri ? strnlen(uri, SHUB_API_MAX_TARGET + 1) : 0;
+    if (r && (r->target = shub_malloc(n + 1))) {
+        memcpy(r->target, uri ? uri : "", n);
+        r->target[n] = '\0';
+    }
     return r;
 }
 

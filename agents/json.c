@@ -15,7 +15,7 @@
 #include "sharehub/json.h"
 
 #include "sharehub/alloc.h"
-#include "sharehub/seal.h"
+#include "sharehub/time.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -60,135 +60,16 @@ static void use_shub_alloc(void)
 
 /* ---- times ------------------------------------------------------------ */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil), valid for every year this code will meet. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Reads exactly n digits. */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool expect(const char **p, char a, char b)
-{
-    if (**p != a && **p != b)
-        return false;
-    (*p)++;
-    return true;
-}
-
 int shub_json_time_parse(const char *text, int64_t *ms)
 {
-    if (!text || !*text)
-        return SHUB_EVALUE;
-    const char *p = text;
-    bool all_digits = true;
-    for (const char *c = text; *c; c++)
-        all_digits = all_digits && *c >= '0' && *c <= '9';
-    if (all_digits) {
+    /* Digits alone are ms since the epoch; anything else is a time. */
+    if (text && *text && strspn(text, "0123456789") == strlen(text)) {
         if (strlen(text) > 15) /* more than 30,000 years of ms: a mistake */
             return SHUB_EVALUE;
         *ms = strtoll(text, NULL, 10);
         return 0;
     }
-    int y, mo, d, h, mi, s, frac = 0;
-    if (!digits(&p, 4, &y) || !expect(&p, '-', '-') || !digits(&p, 2, &mo) ||
-        !expect(&p, '-', '-') || !digits(&p, 2, &d) || !expect(&p, 'T', 't') ||
-        !digits(&p, 2, &h) || !expect(&p, ':', ':') || !digits(&p, 2, &mi) ||
-        !expect(&p, ':', ':') || !digits(&p, 2, &s))
-        return SHUB_EVALUE;
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 ||
-        d > mdays[mo - 1] + (mo == 2 && leap(y)) || h > 23 || mi > 59 || s > 60)
-        return SHUB_EVALUE;
-    if (*p == '.') {
-        p++;
-        int n = 0, scale = 100;
-        while (*p >= '0' && *p <= '9') {
-            if (n++ < 3) {
-                frac += (*p - '0') * scale;
-                scale /= 10;
-            }
-            p++;
-        }
-        if (n == 0)
-            return SHUB_EVALUE;
-    }
-    int64_t offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (!digits(&p, 2, &oh) || !expect(&p, ':', ':') || !digits(&p, 2, &om) ||
-            oh > 23 || om > 59)
-            return SHUB_EVALUE;
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return SHUB_EVALUE;
-    }
-    if (*p)
-        return SHUB_EVALUE;
-    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-                   mi * 60 + s - offset_min * 60;
-    if (secs < 0)
-        return SHUB_EVALUE;
-    *ms = secs * 1000 + frac;
-    return 0;
-}
-
-const char *shub_json_time_format(int64_t ms, char out[SHUB_JSON_TIME_MAX])
-{
-    int64_t days = ms / 86400000, rem = ms % 86400000;
-    if (rem < 0) {
-        rem += 86400000;
-        days--;
-    }
-    /* civil_from_days, the inverse of days_from_civil */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    /* Formatted at full width, then cut: years beyond 9999 do not occur, but
-     * a corrupt row must not overflow the caller's buffer. */
-    char tmp[128];
-    int n = snprintf(tmp, sizeof tmp, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                     (long long)y, m, d, (int)(rem / 3600000), (int)(rem / 60000 % 60),
-                     (int)(rem / 1000 % 60), (int)(rem % 1000));
-    size_t len = n < 0                            ? 0
-                 : (size_t)n < SHUB_JSON_TIME_MAX ? (size_t)n
-                                                  : SHUB_JSON_TIME_MAX - 1;
-    memcpy(out, tmp, len);
-    out[len] = '\0';
-    return out;
+    return shub_time_parse(text, ms, NULL);
 }
 
 /* ---- JSON -> share ---------------------------------------------------- */
@@ -326,14 +207,23 @@ static const char *const share_keys[] = {
     "actor",
 };
 
+/* Finds key in root: *v is NULL when absent; when present its path is
+ * pushed (*mark, for the caller to pop) and it must be text. */
+static int find_text(conv_t *c, json_t *root, const char *key, json_t **v, size_t *mark)
+{
+    if (!(*v = json_object_get(root, key)))
+        return 0;
+    *mark = path_push(c, key, 0);
+    return json_is_string(*v) ? 0 : cfail(c, SHUB_ETYPE, "expected text");
+}
+
 static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v)
-        return 0;
-    size_t mark = path_push(c, key, 0);
-    if (!json_is_string(v))
-        return cfail(c, SHUB_ETYPE, "expected text");
+    json_t *v;
+    size_t mark;
+    int rc = find_text(c, root, key, &v, &mark);
+    if (rc || !v)
+        return rc;
     /* The codec checks the content; a NUL cannot occur (jansson refuses
      * \u0000 unless asked to allow it). */
     if (!(*out =
@@ -345,13 +235,12 @@ static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
 
 static int get_id(conv_t *c, json_t *root, const char *key, shub_id_t *out, bool *found)
 {
-    json_t *v = json_object_get(root, key);
+    json_t *v;
+    size_t mark;
+    int rc = find_text(c, root, key, &v, &mark);
     *found = v != NULL;
-    if (!v)
-        return 0;
-    size_t mark = path_push(c, key, 0);
-    if (!json_is_string(v))
-        return cfail(c, SHUB_ETYPE, "expected text");
+    if (rc || !v)
+        return rc;
     if (shub_id_parse(json_string_value(v), out) != 0)
         return cfail(c, SHUB_EVALUE, "not an event id (8-4-4-4-12 hex digits)");
     path_pop(c, mark);
@@ -396,12 +285,12 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
         return cfail(c, SHUB_ETYPE, "expected an RFC 3339 time or integer ms");
     }
     if (ev->occurred_ms < SHUB_JSON_MIN_OCCURRED_MS) {
-        char t[SHUB_JSON_TIME_MAX];
+        char t[SHUB_TIME_TEXT];
         return cfail(
             c, SHUB_EVALUE,
             "%s is before 2000-01-01: give an RFC 3339 time, or ms (not seconds) "
             "since 1970",
-            shub_json_time_format(ev->occurred_ms, t));
+            shub_time_format(ev->occurred_ms, t));
     }
     path_pop(c, mark);
 
@@ -528,11 +417,11 @@ int shub_json_share_parse(const char *text, size_t len, int64_t now_ms,
     if (rc) {
         strip_root(err);
     } else if ((rc = shub_event_encode(&tmp.ev, &buf, err)) == 0 &&
-               buf.len + SHUB_SEAL_OVERHEAD > SHUB_MSG_MAX_BIN) {
+               buf.len > SHUB_MSG_MAX_EVENT) {
         /* The broker seals the event into one DELIVER: it must fit there. */
         rc = shub_err_set_path(err, SHUB_ELIMIT, "payload",
                                "event of %zu bytes exceeds limit %d", buf.len,
-                               SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
+                               SHUB_MSG_MAX_EVENT);
     }
     shub_buf_free(&buf);
     if (rc == 0)
@@ -605,8 +494,8 @@ static bool put_id(json_t *o, const char *key, const shub_id_t *id)
 
 static bool put_time(json_t *o, const char *key, int64_t ms)
 {
-    char t[SHUB_JSON_TIME_MAX];
-    return put_text(o, key, shub_json_time_format(ms, t));
+    char t[SHUB_TIME_TEXT];
+    return put_text(o, key, shub_time_format(ms, t));
 }
 
 int shub_json_event_write(const shub_event_t *ev, const shub_json_meta_t *meta,

@@ -18,6 +18,7 @@
 #include "profile_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@
 
 /* ---- random numbers ---------------------------------------------------- */
 
-uint64_t mix64(uint64_t x)
+uint64_t shub_rng_mix(uint64_t x)
 {
     x += UINT64_C(0x9e3779b97f4a7c15);
     x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -37,18 +38,18 @@ uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-uint64_t hash_str(uint64_t h, const char *s)
+uint64_t shub_rng_hash(uint64_t h, const char *s)
 {
     h ^= FNV_OFFSET;
     for (; s && *s; s++)
         h = (h ^ (uint8_t)*s) * FNV_PRIME;
-    return mix64(h);
+    return shub_rng_mix(h);
 }
 
-void rng_seed(rng_t *r, uint64_t seed)
+void shub_rng_seed(rng_t *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++) /* splitmix64, as xoshiro's authors advise */
-        r->s[i] = mix64(seed += UINT64_C(0x9e3779b97f4a7c15));
+        r->s[i] = shub_rng_mix(seed += UINT64_C(0x9e3779b97f4a7c15));
 }
 
 static uint64_t rotl(uint64_t x, int k)
@@ -56,7 +57,7 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-uint64_t rng_next(rng_t *r)
+uint64_t shub_rng_next(rng_t *r)
 {
     uint64_t *s = r->s;
     uint64_t out = rotl(s[1] * 5, 7) * 9;
@@ -70,25 +71,25 @@ uint64_t rng_next(rng_t *r)
     return out;
 }
 
-double rng_unit(rng_t *r)
+double shub_rng_unit(rng_t *r)
 {
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+    return (double)(shub_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
-uint64_t rng_below(rng_t *r, uint64_t n)
+uint64_t shub_rng_below(rng_t *r, uint64_t n)
 {
     /* Modulo; the bias (below n / 2^64) is far below anything a test sees. */
-    return n ? rng_next(r) % n : 0;
+    return n ? shub_rng_next(r) % n : 0;
 }
 
-int64_t rng_range(rng_t *r, int64_t lo, int64_t hi)
+int64_t shub_rng_range(rng_t *r, int64_t lo, int64_t hi)
 {
-    return hi <= lo ? lo : lo + (int64_t)rng_below(r, (uint64_t)(hi - lo) + 1);
+    return hi <= lo ? lo : lo + (int64_t)shub_rng_below(r, (uint64_t)(hi - lo) + 1);
 }
 
-bool rng_chance(rng_t *r, double p)
+bool shub_rng_chance(rng_t *r, double p)
 {
-    return rng_unit(r) < p;
+    return shub_rng_unit(r) < p;
 }
 
 /* Natural logarithm of x in (0, 1], in plain IEEE arithmetic: the module
@@ -110,14 +111,14 @@ static double ln_unit(double x)
     return 2 * sum + e * 0.69314718055994531;
 }
 
-double rng_exp(rng_t *r, double mean)
+double shub_rng_exp(rng_t *r, double mean)
 {
-    return -mean * ln_unit(1.0 - rng_unit(r)); /* 1 - u is in (0, 1] */
+    return -mean * ln_unit(1.0 - shub_rng_unit(r)); /* 1 - u is in (0, 1] */
 }
 
-const char *rng_pick(rng_t *r, const char *const *list, size_t n)
+const char *shub_rng_pick(rng_t *r, const char *const *list, size_t n)
 {
-    return list[rng_below(r, n)];
+    return list[shub_rng_below(r, n)];
 }
 
 /* ---- the schedule ------------------------------------------------------ */
@@ -127,7 +128,7 @@ static bool job_before(const job_t *a, const job_t *b)
     return a->due_ms != b->due_ms ? a->due_ms < b->due_ms : a->seq < b->seq;
 }
 
-int profile_reserve(shub_profile_t *p, size_t extra)
+int shub_profile_reserve(shub_profile_t *p, size_t extra)
 {
     sched_t *h = &p->sched;
     if (h->n + extra > PROFILE_MAX_JOBS)
@@ -180,10 +181,10 @@ static job_t heap_pop(sched_t *h)
     return top;
 }
 
-int profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
-                     int64_t arg, const shub_id_t *reply_to)
+int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
+                          int64_t arg, const shub_id_t *reply_to)
 {
-    int rc = profile_reserve(p, 1);
+    int rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
     job_t job = {.due_ms = due_ms,
@@ -200,7 +201,7 @@ int profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t 
 
 /* ---- origination streams ----------------------------------------------- */
 
-bool profile_serves(const shub_profile_t *p, const char *area)
+bool shub_profile_serves(const shub_profile_t *p, const char *area)
 {
     if (!area)
         return false;
@@ -220,23 +221,23 @@ static bool list_has(const sc_list_t *l, const char *s)
     return false;
 }
 
-const sc_weights_t *profile_marac_weights(const shub_profile_t *p)
+const sc_weights_t *shub_profile_marac_weights(const shub_profile_t *p)
 {
     return p->sc.marac.weights.n ? &p->sc.marac.weights : &p->sc.weights;
 }
 
-const sc_weights_t *profile_area_weights(const shub_profile_t *p)
+const sc_weights_t *shub_profile_area_weights(const shub_profile_t *p)
 {
     return p->sc.weights.n ? &p->sc.weights : &p->sc.marac.weights;
 }
 
-int profile_stream_init(shub_profile_t *p, size_t i, const char *name,
-                        const sc_rate_t *rate, const sc_weights_t *weights,
-                        bool kind_default, uint32_t what)
+int shub_profile_stream_init(shub_profile_t *p, size_t i, const char *name,
+                             const sc_rate_t *rate, const sc_weights_t *weights,
+                             bool kind_default, uint32_t what)
 {
     stream_t *s = &p->streams[i];
     memset(s, 0, sizeof *s);
-    rng_seed(&s->rng, hash_str(p->seed, name));
+    shub_rng_seed(&s->rng, shub_rng_hash(p->seed, name));
     if (!p->has_scenario || !(rate->per_week > 0))
         return 0;
     double share;
@@ -258,7 +259,7 @@ int profile_stream_init(shub_profile_t *p, size_t i, const char *name,
         if (!weights->n && list_has(&p->sc.marac.external_areas, area))
             continue;
         total += w;
-        if (!profile_serves(p, area) || w <= 0)
+        if (!shub_profile_serves(p, area) || w <= 0)
             continue;
         served += w;
         s->areas[s->n_areas].name = area;
@@ -274,26 +275,26 @@ int profile_stream_init(shub_profile_t *p, size_t i, const char *name,
     if (!(served > 0) || !(total > 0))
         return 0;
     s->per_ms = rate->per_week / (double)MS_WEEK * share * (served / total);
-    return profile_stream_next(p, i, what, p->sc.start_ms);
+    return shub_profile_stream_next(p, i, what, p->sc.start_ms);
 }
 
-int profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t from_ms)
+int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t from_ms)
 {
     stream_t *s = &p->streams[i];
     if (!(s->per_ms > 0))
         return 0;
-    double gap = rng_exp(&s->rng, 1.0 / s->per_ms);
+    double gap = shub_rng_exp(&s->rng, 1.0 / s->per_ms);
     if (gap > (double)(p->sc.end_ms - from_ms))
         return 0;
     int64_t due = from_ms + (gap < 1 ? 1 : (int64_t)gap);
     if (due >= p->sc.end_ms)
         return 0;
-    return profile_schedule(p, due, what, (uint32_t)i, 0, NULL);
+    return shub_profile_schedule(p, due, what, (uint32_t)i, 0, NULL);
 }
 
-const char *profile_stream_area(stream_t *s)
+const char *shub_profile_stream_area(stream_t *s)
 {
-    double x = rng_unit(&s->rng) * s->areas[s->n_areas - 1].cum;
+    double x = shub_rng_unit(&s->rng) * s->areas[s->n_areas - 1].cum;
     for (size_t k = 0; k < s->n_areas; k++)
         if (x < s->areas[k].cum)
             return s->areas[k].name;
@@ -302,31 +303,31 @@ const char *profile_stream_area(stream_t *s)
 
 /* ---- emitting ---------------------------------------------------------- */
 
-int profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
-                 const char *const *to, uint32_t n_to)
+int shub_profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
+                      const char *const *to, uint32_t n_to)
 {
     shub_share_t share = {.ev = *ev, .to = to, .to_count = n_to};
     memset(&share.ev.id, 0, sizeof share.ev.id); /* the runtime assigns it */
     return emit(ctx, &share);
 }
 
-int profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
-                       uint32_t n_to, shub_profile_emit_fn *emit, void *ctx)
+int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
+                            uint32_t n_to, shub_profile_emit_fn *emit, void *ctx)
 {
-    int rc = b->rc ? b->rc : profile_emit(emit, ctx, ev, to, n_to);
+    int rc = b->rc ? b->rc : shub_profile_emit(emit, ctx, ev, to, n_to);
     shub_arena_destroy(&b->arena);
     return rc;
 }
 
 /* ---- payload building -------------------------------------------------- */
 
-void pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v)
+void shub_pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v)
 {
     if (b->rc == 0)
         b->rc = shub_val_put(b->arena, map, key, v);
 }
 
-void pb_push(pb_t *b, shub_val_t *array, shub_val_t v)
+void shub_pb_push(pb_t *b, shub_val_t *array, shub_val_t v)
 {
     if (b->rc == 0)
         b->rc = shub_val_push(b->arena, array, v);
@@ -340,39 +341,39 @@ static shub_val_t pb_text(pb_t *b, const char *s)
     return v;
 }
 
-void pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s)
+void shub_pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s)
 {
     shub_val_t v = pb_text(b, s);
-    pb_put(b, map, key, v);
+    shub_pb_put(b, map, key, v);
 }
 
-void pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)
+void shub_pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    pb_str(b, map, key, text);
+    shub_pb_str(b, map, key, text);
 }
 
-void pb_int(pb_t *b, shub_val_t *map, const char *key, int64_t i)
+void shub_pb_int(pb_t *b, shub_val_t *map, const char *key, int64_t i)
 {
-    pb_put(b, map, key, shub_val_int(i));
+    shub_pb_put(b, map, key, shub_val_int(i));
 }
 
-void pb_bool(pb_t *b, shub_val_t *map, const char *key, bool v)
+void shub_pb_bool(pb_t *b, shub_val_t *map, const char *key, bool v)
 {
-    pb_put(b, map, key, shub_val_bool(v));
+    shub_pb_put(b, map, key, shub_val_bool(v));
 }
 
-void pb_push_str(pb_t *b, shub_val_t *array, const char *s)
+void shub_pb_push_str(pb_t *b, shub_val_t *array, const char *s)
 {
     shub_val_t v = pb_text(b, s);
-    pb_push(b, array, v);
+    shub_pb_push(b, array, v);
 }
 
-shub_val_t pb_copy(pb_t *b, const shub_val_t *v)
+shub_val_t shub_pb_copy(pb_t *b, const shub_val_t *v)
 {
     shub_val_t out = shub_val_nil();
     if (b->rc || !v)
@@ -391,15 +392,15 @@ shub_val_t pb_copy(pb_t *b, const shub_val_t *v)
     case SHUB_VAL_ARRAY:
         out = shub_val_array();
         for (uint32_t i = 0; i < v->len && b->rc == 0; i++) {
-            shub_val_t item = pb_copy(b, &v->as.items[i]);
-            pb_push(b, &out, item);
+            shub_val_t item = shub_pb_copy(b, &v->as.items[i]);
+            shub_pb_push(b, &out, item);
         }
         return out;
     case SHUB_VAL_MAP:
         out = shub_val_map();
         for (uint32_t i = 0; i < v->len && b->rc == 0; i++) {
-            shub_val_t item = pb_copy(b, &v->as.pairs[i].val);
-            pb_put(b, &out, v->as.pairs[i].key, item);
+            shub_val_t item = shub_pb_copy(b, &v->as.pairs[i].val);
+            shub_pb_put(b, &out, v->as.pairs[i].key, item);
         }
         return out;
     default:
@@ -407,171 +408,32 @@ shub_val_t pb_copy(pb_t *b, const shub_val_t *v)
     }
 }
 
-/* ---- reading received payloads ----------------------------------------- */
-
-const char *val_str(const shub_val_t *root, const char *path)
-{
-    const shub_val_t *v = shub_val_at(root, path);
-    return v && v->type == SHUB_VAL_STR ? v->as.str : NULL;
-}
-
-int64_t val_int(const shub_val_t *root, const char *path, int64_t fallback)
-{
-    const shub_val_t *v = shub_val_at(root, path);
-    return v && v->type == SHUB_VAL_INT ? v->as.i : fallback;
-}
-
-bool val_bool(const shub_val_t *root, const char *path)
-{
-    const shub_val_t *v = shub_val_at(root, path);
-    return v && v->type == SHUB_VAL_BOOL && v->as.b;
-}
-
-bool val_array_has(const shub_val_t *root, const char *path, const char *s)
-{
-    const shub_val_t *v = shub_val_at(root, path);
-    if (!v || v->type != SHUB_VAL_ARRAY)
-        return false;
-    for (uint32_t i = 0; i < v->len; i++)
-        if (v->as.items[i].type == SHUB_VAL_STR && strcmp(v->as.items[i].as.str, s) == 0)
-            return true;
-    return false;
-}
-
-size_t val_array_len(const shub_val_t *root, const char *path)
-{
-    const shub_val_t *v = shub_val_at(root, path);
-    return v && v->type == SHUB_VAL_ARRAY ? v->len : 0;
-}
-
-void copy_str(char *dst, size_t cap, const char *src)
-{
-    if (cap == 0)
-        return;
-    size_t n = src ? strnlen(src, cap - 1) : 0;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* ---- calendar ---------------------------------------------------------- */
 
-/* Howard Hinnant's days_from_civil / civil_from_days: exact for any date,
- * no time zone, no libc state. */
-int64_t days_from_civil(int y, unsigned m, unsigned d)
+int shub_profile_year2(int64_t ms)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-int year2(int64_t ms)
-{
-    int y;
-    unsigned m, d;
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
+    int y, m, d;
+    shub_time_civil_from_days(shub_time_start_of_day(ms, SHUB_TZ_UTC) / MS_DAY, &y, &m,
+                              &d);
     return ((y % 100) + 100) % 100;
 }
 
-int weekday_of(int64_t ms)
-{
-    int64_t days = floor_div(ms, MS_DAY);
-    return (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
-}
-
-void fmt_date(int64_t ms, char out[11])
-{
-    int y;
-    unsigned m, d;
-    char buf[48]; /* room for any int, so the compiler sees no truncation */
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
-    snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
-    copy_str(out, 11, buf);
-}
-
-void fmt_time(int64_t ms, char out[21])
-{
-    int y;
-    unsigned m, d;
-    int64_t days = floor_div(ms, MS_DAY);
-    int64_t secs = (ms - days * MS_DAY) / 1000;
-    char buf[96];
-    civil_from_days(days, &y, &m, &d);
-    snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d,
-             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-    copy_str(out, 21, buf);
-}
-
-bool parse_date(const char *s, int64_t *ms)
-{
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return false;
-    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    unsigned m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
-    unsigned d = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || m < 1 || m > 12 || d < 1)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap))
-        return false;
-    *ms = days_from_civil(y, m, d) * MS_DAY;
-    return true;
-}
-
-int64_t add_working_time(int64_t ms, int64_t work_ms)
+int64_t shub_profile_add_working_time(int64_t ms, int64_t work_ms)
 {
     int64_t t = ms;
     while (work_ms > 0) {
-        int64_t day = floor_div(t, MS_DAY);
-        int wd = weekday_of(day * MS_DAY);
+        int64_t midnight = shub_time_start_of_day(t, SHUB_TZ_UTC);
+        int wd = shub_time_weekday(t, SHUB_TZ_UTC);
         if (wd >= 5) { /* Saturday or Sunday: skip to Monday */
-            t = (day + 7 - wd) * MS_DAY;
+            t = midnight + (7 - wd) * MS_DAY;
             continue;
         }
-        int64_t left = (day + 1) * MS_DAY - t;
+        int64_t left = midnight + MS_DAY - t;
         int64_t step = work_ms < left ? work_ms : left;
         t += step;
         work_ms -= step;
     }
     return t;
-}
-
-int64_t next_month_start(int64_t ms)
-{
-    int y;
-    unsigned m, d;
-    civil_from_days(floor_div(ms, MS_DAY), &y, &m, &d);
-    if (++m > 12) {
-        m = 1;
-        y++;
-    }
-    return days_from_civil(y, m, 1) * MS_DAY;
 }
 
 /* ---- synthetic people and places --------------------------------------- */
@@ -623,43 +485,55 @@ static const district_t districts[] = {
     DISTRICT("staffordshire", "ST16", "ST17", "ST19"),
 };
 
-void address_make(rng_t *r, const char *area, char line1[64], char postcode[12])
+void shub_profile_address_make(rng_t *r, const char *area, char line1[64],
+                               char postcode[12])
 {
     static const char inward[] =
         "ABDEFGHJLNPQRSTUWXYZ"; /* letters a postcode may end in */
     const char *out = "ZZ1";
     for (size_t i = 0; i < sizeof districts / sizeof districts[0]; i++)
         if (area && strcmp(districts[i].area, area) == 0)
-            out = districts[i].out[rng_below(r, districts[i].n)];
-    snprintf(line1, 64, "%d %s%s %s", (int)rng_range(r, 1, 180), PICK(r, sur_a),
+            out = districts[i].out[shub_rng_below(r, districts[i].n)];
+    snprintf(line1, 64, "%d %s%s %s", (int)shub_rng_range(r, 1, 180), PICK(r, sur_a),
              PICK(r, sur_b), PICK(r, street_kind));
-    snprintf(postcode, 12, "%s %d%c%c", out, (int)rng_range(r, 1, 9),
-             inward[rng_below(r, sizeof inward - 1)],
-             inward[rng_below(r, sizeof inward - 1)]);
+    snprintf(postcode, 12, "%s %d%c%c", out, (int)shub_rng_range(r, 1, 9),
+             inward[shub_rng_below(r, sizeof inward - 1)],
+             inward[shub_rng_below(r, sizeof inward - 1)]);
 }
 
-void person_make(uint64_t seed, const char *area, int min_age, int max_age, double female,
-                 person_t *out)
+void shub_profile_person_make(uint64_t seed, const char *area, int min_age, int max_age,
+                              double female, person_t *out)
 {
     rng_t r;
-    rng_seed(&r, seed);
+    shub_rng_seed(&r, seed);
     memset(out, 0, sizeof *out);
-    bool f = rng_chance(&r, female);
+    bool f = shub_rng_chance(&r, female);
     out->gender = f ? "female" : "male";
-    copy_str(out->first, sizeof out->first, f ? PICK(&r, first_f) : PICK(&r, first_m));
+    shub_str_copy(out->first, sizeof out->first,
+                  f ? PICK(&r, first_f) : PICK(&r, first_m));
     snprintf(out->surname, sizeof out->surname, "%s%s", PICK(&r, sur_a), PICK(&r, sur_b));
     snprintf(out->name, sizeof out->name, "%s %s", out->first, out->surname);
-    int64_t ref = days_from_civil(2026, 1, 1);
+    int64_t ref = shub_time_days_from_civil(2026, 1, 1);
     int64_t age_days =
-        rng_range(&r, (int64_t)min_age * 365, (int64_t)max_age * 365 + 364);
-    fmt_date((ref - age_days) * MS_DAY, out->dob);
-    address_make(&r, area, out->line1, out->postcode);
-    snprintf(out->phone, sizeof out->phone, "07700 900%03d", (int)rng_below(&r, 1000));
+        shub_rng_range(&r, (int64_t)min_age * 365, (int64_t)max_age * 365 + 364);
+    shub_time_format_date((ref - age_days) * MS_DAY, out->dob);
+    shub_profile_address_make(&r, area, out->line1, out->postcode);
+    snprintf(out->phone, sizeof out->phone, "07700 900%03d",
+             (int)shub_rng_below(&r, 1000));
     snprintf(out->subject, sizeof out->subject, "P-%016llx",
-             (unsigned long long)mix64(seed ^ UINT64_C(0x5375626a656374)));
+             (unsigned long long)shub_rng_mix(seed ^ UINT64_C(0x5375626a656374)));
 }
 
-void area_code(const char *area, char out[8])
+void shub_profile_id_prefix(const char *id, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = id ? id : ""; *c && *c != '-' && n + 1 < cap; c++)
+        out[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+    if (cap)
+        out[n] = '\0';
+}
+
+void shub_profile_area_code(const char *area, char out[8])
 {
     /* "coventry" -> "COV", "birmingham-east" -> "BIE": two letters of the
      * first part and one of each later part, or three of a single part. */
@@ -680,8 +554,9 @@ void area_code(const char *area, char out[8])
 /* ---- the profile ------------------------------------------------------- */
 
 static const profile_ops_t *const kinds[] = {
-    &profile_police_ops,    &profile_custody_ops, &profile_marac_ops, &profile_la_ops,
-    &profile_probation_ops, &profile_health_ops,  &profile_idva_ops,
+    &shub_profile_police_ops, &shub_profile_custody_ops,   &shub_profile_marac_ops,
+    &shub_profile_la_ops,     &shub_profile_probation_ops, &shub_profile_health_ops,
+    &shub_profile_idva_ops,
 };
 
 static int copy_areas(const char *const *src, size_t n, char (**dst)[NAME_CAP],
@@ -701,7 +576,7 @@ static int copy_areas(const char *const *src, size_t n, char (**dst)[NAME_CAP],
     if (!*dst)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory copying %s", what);
     for (size_t i = 0; i < n; i++)
-        copy_str((*dst)[i], NAME_CAP, src[i]);
+        shub_str_copy((*dst)[i], NAME_CAP, src[i]);
     return 0;
 }
 
@@ -727,8 +602,8 @@ int shub_profile_new(const shub_profile_org_t *org, const shub_scenario_t *scena
         return shub_err_set(err, SHUB_ENOMEM, "out of memory creating profile \"%s\"",
                             org->id);
     p->ops = ops;
-    copy_str(p->id, sizeof p->id, org->id);
-    copy_str(p->kind, sizeof p->kind, org->kind);
+    shub_str_copy(p->id, sizeof p->id, org->id);
+    shub_str_copy(p->kind, sizeof p->kind, org->kind);
     int rc = copy_areas(org->areas, org->n_areas, &p->areas, "areas", err);
     if (rc == 0)
         rc =
@@ -741,10 +616,10 @@ int shub_profile_new(const shub_profile_org_t *org, const shub_scenario_t *scena
         p->sc = *scenario;
         p->has_scenario = true;
     } else {
-        scenario_defaults(&p->sc);
+        shub_scenario_defaults(&p->sc);
     }
-    p->seed = hash_str(mix64(seed), org->id);
-    rng_seed(&p->react, hash_str(p->seed, "react"));
+    p->seed = shub_rng_hash(shub_rng_mix(seed), org->id);
+    shub_rng_seed(&p->react, shub_rng_hash(p->seed, "react"));
     rc = ops->init(p, err);
     if (rc) {
         if (rc == SHUB_ENOMEM)
@@ -785,7 +660,7 @@ int shub_profile_tick(shub_profile_t *p, int64_t now_ms, shub_profile_emit_fn *e
     while (p->sched.n && p->sched.jobs[0].due_ms <= now_ms) {
         /* Room for what the job queues after its emit, so nothing after a
          * successful emit can fail. */
-        int rc = profile_reserve(p, REPLY_HEADROOM);
+        int rc = shub_profile_reserve(p, REPLY_HEADROOM);
         if (rc)
             return rc;
         rng_t saved[PROFILE_MAX_STREAMS];

@@ -32,21 +32,23 @@ static const char *const locations[] = {
 
 static int64_t period_end(const shub_profile_t *p, int64_t from)
 {
-    int64_t end =
-        p->sc.health.istv == ISTV_WEEKLY ? from + MS_WEEK : next_month_start(from);
+    int64_t end = p->sc.health.istv == ISTV_WEEKLY
+                      ? from + MS_WEEK
+                      : shub_time_add_months(shub_time_start_of_month(from, SHUB_TZ_UTC),
+                                             1, SHUB_TZ_UTC);
     return end < p->sc.end_ms ? end : p->sc.end_ms;
 }
 
 static int init(shub_profile_t *p, shub_err_t *err)
 {
     (void)err;
-    rng_seed(&p->streams[0].rng, hash_str(p->seed, "ae.istv.batch"));
+    shub_rng_seed(&p->streams[0].rng, shub_rng_hash(p->seed, "ae.istv.batch"));
     if (!p->has_scenario || p->sc.health.istv == ISTV_OFF ||
         p->sc.end_ms <= p->sc.start_ms)
         return 0;
     for (size_t i = 0; i < p->n_areas; i++) {
-        int rc = profile_schedule(p, period_end(p, p->sc.start_ms), J_BATCH, (uint32_t)i,
-                                  p->sc.start_ms, NULL);
+        int rc = shub_profile_schedule(p, period_end(p, p->sc.start_ms), J_BATCH,
+                                       (uint32_t)i, p->sc.start_ms, NULL);
         if (rc)
             return rc;
     }
@@ -61,7 +63,7 @@ static void nhs_number(rng_t *r, char out[16])
         int d[10] = {9, 9, 9};
         int sum = 0;
         for (int i = 3; i < 9; i++)
-            d[i] = (int)rng_below(r, 10);
+            d[i] = (int)shub_rng_below(r, 10);
         for (int i = 0; i < 9; i++)
             sum += d[i] * (10 - i);
         int check = 11 - sum % 11;
@@ -82,44 +84,45 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     const char *area = p->areas[job->ref];
     rng_t *r = &p->streams[0].rng;
     int64_t from = job->arg, to = job->due_ms;
-    char date[21];
+    char date[SHUB_TIME_TEXT];
 
     pb_t b = {.arena = shub_arena_new(16384)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), period = shub_val_map(),
                assaults = shub_val_array();
-    fmt_date(from, date);
-    pb_str(&b, &period, "from", date);
-    fmt_date(to - 1, date); /* inclusive: the last day of the period */
-    pb_str(&b, &period, "to", date);
-    pb_put(&b, &payload, "period", period);
-    pb_strf(&b, &payload, "site", "%s emergency department (%s)", p->id, area);
+    shub_time_format_date(from, date);
+    shub_pb_str(&b, &period, "from", date);
+    shub_time_format_date(to - 1, date); /* inclusive: the last day of the period */
+    shub_pb_str(&b, &period, "to", date);
+    shub_pb_put(&b, &payload, "period", period);
+    shub_pb_strf(&b, &payload, "site", "%s emergency department (%s)", p->id, area);
     double per = p->sc.health.assaults_per_week;
     int64_t t = from;
     for (int n = 0; per > 0 && n < ISTV_MAX_ASSAULTS && b.rc == 0; n++) {
-        double gap = rng_exp(r, (double)MS_WEEK / per);
+        double gap = shub_rng_exp(r, (double)MS_WEEK / per);
         if (gap >= (double)(to - t))
             break;
         t += (int64_t)gap;
         person_t who;
         char nhs[16];
-        person_make(rng_next(r), area, 16, 60, 0.3, &who);
+        shub_profile_person_make(shub_rng_next(r), area, 16, 60, 0.3, &who);
         nhs_number(r, nhs);
         shub_val_t a = shub_val_map(), patient = shub_val_map();
-        fmt_time(t, date);
-        pb_str(&b, &a, "arrival_time", date);
-        fmt_time(t - rng_range(r, 10 * MS_MINUTE, 6 * MS_HOUR), date);
-        pb_str(&b, &a, "assault_time", date);
-        pb_str(&b, &a, "method", PICK(r, methods));
-        pb_str(&b, &a, "location_type", PICK(r, locations));
-        pb_str(&b, &patient, "name", who.name);
-        pb_str(&b, &patient, "nhs_number", nhs);
-        pb_str(&b, &patient, "dob", who.dob);
-        pb_put(&b, &a, "patient", patient);
-        pb_push(&b, &assaults, a);
+        shub_time_format(t - t % MS_MINUTE, date); /* to the minute, as A&E records */
+        shub_pb_str(&b, &a, "arrival_time", date);
+        int64_t assault = t - shub_rng_range(r, 10 * MS_MINUTE, 6 * MS_HOUR);
+        shub_time_format(assault - assault % MS_MINUTE, date);
+        shub_pb_str(&b, &a, "assault_time", date);
+        shub_pb_str(&b, &a, "method", PICK(r, methods));
+        shub_pb_str(&b, &a, "location_type", PICK(r, locations));
+        shub_pb_str(&b, &patient, "name", who.name);
+        shub_pb_str(&b, &patient, "nhs_number", nhs);
+        shub_pb_str(&b, &patient, "dob", who.dob);
+        shub_pb_put(&b, &a, "patient", patient);
+        shub_pb_push(&b, &assaults, a);
     }
-    pb_put(&b, &payload, "assaults", assaults);
+    shub_pb_put(&b, &payload, "assaults", assaults);
     char sel[2][NAME_CAP + 20];
     snprintf(sel[0], sizeof sel[0], "local-authority@%s", area);
     snprintf(sel[1], sizeof sel[1], "partnership@%s", area);
@@ -133,15 +136,15 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         .consent = SHUB_CONSENT_NOT_SOUGHT,
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, sel_to, 2, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, sel_to, 2, emit, ctx);
     if (rc)
         return rc;
     if (to < p->sc.end_ms) /* room reserved by tick */
-        (void)profile_schedule(p, period_end(p, to), J_BATCH, job->ref, to, NULL);
+        (void)shub_profile_schedule(p, period_end(p, to), J_BATCH, job->ref, to, NULL);
     return 0;
 }
 
-const profile_ops_t profile_health_ops = {
+const profile_ops_t shub_profile_health_ops = {
     .kind = "health",
     .init = init,
     .fini = NULL,

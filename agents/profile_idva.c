@@ -25,7 +25,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     return 0;
 }
 
-const profile_ops_t profile_idva_ops = {
+const profile_ops_t shub_profile_idva_ops = {
     .kind = "idva",
     .init = init,
     .fini = NULL,

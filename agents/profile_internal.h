@@ -26,7 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sharehub/buf.h"
 #include "sharehub/profile.h"
+#include "sharehub/time.h"
 
 #define NAME_CAP            (SHUB_MSG_MAX_NAME + 1) /* an id, area or kind and its NUL */
 #define REF_CAP             (SHUB_MSG_MAX_REF + 1) /* a case or subject ref and its NUL */
@@ -85,7 +87,7 @@ struct shub_scenario {
 };
 
 /* The defaults every key falls back to (all origination rates zero). */
-void scenario_defaults(shub_scenario_t *s);
+void shub_scenario_defaults(shub_scenario_t *s);
 
 /* ---- random numbers ---------------------------------------------------- */
 
@@ -93,17 +95,18 @@ typedef struct rng {
     uint64_t s[4];
 } rng_t;
 
-uint64_t mix64(uint64_t x);                   /* splitmix64's finaliser */
-uint64_t hash_str(uint64_t h, const char *s); /* FNV-1a, chained through mix64 */
-void rng_seed(rng_t *r, uint64_t seed);
-uint64_t rng_next(rng_t *r);
-double rng_unit(rng_t *r);                           /* [0, 1) */
-uint64_t rng_below(rng_t *r, uint64_t n);            /* [0, n); 0 when n == 0 */
-int64_t rng_range(rng_t *r, int64_t lo, int64_t hi); /* [lo, hi] */
-bool rng_chance(rng_t *r, double p);
-double rng_exp(rng_t *r, double mean); /* exponential, for Poisson gaps */
-const char *rng_pick(rng_t *r, const char *const *list, size_t n);
-#define PICK(r, list) rng_pick((r), (list), sizeof(list) / sizeof((list)[0]))
+uint64_t shub_rng_mix(uint64_t x); /* splitmix64's finaliser */
+uint64_t shub_rng_hash(uint64_t h,
+                       const char *s); /* FNV-1a, chained through shub_rng_mix */
+void shub_rng_seed(rng_t *r, uint64_t seed);
+uint64_t shub_rng_next(rng_t *r);
+double shub_rng_unit(rng_t *r);                           /* [0, 1) */
+uint64_t shub_rng_below(rng_t *r, uint64_t n);            /* [0, n); 0 when n == 0 */
+int64_t shub_rng_range(rng_t *r, int64_t lo, int64_t hi); /* [lo, hi] */
+bool shub_rng_chance(rng_t *r, double p);
+double shub_rng_exp(rng_t *r, double mean); /* exponential, for Poisson gaps */
+const char *shub_rng_pick(rng_t *r, const char *const *list, size_t n);
+#define PICK(r, list) shub_rng_pick((r), (list), sizeof(list) / sizeof((list)[0]))
 
 /* ---- the schedule ------------------------------------------------------ */
 
@@ -172,49 +175,49 @@ struct shub_profile {
     void *state;           /* the kind's own */
 };
 
-extern const profile_ops_t profile_police_ops;
-extern const profile_ops_t profile_custody_ops;
-extern const profile_ops_t profile_marac_ops;
-extern const profile_ops_t profile_la_ops;
-extern const profile_ops_t profile_probation_ops;
-extern const profile_ops_t profile_health_ops;
-extern const profile_ops_t profile_idva_ops;
+extern const profile_ops_t shub_profile_police_ops;
+extern const profile_ops_t shub_profile_custody_ops;
+extern const profile_ops_t shub_profile_marac_ops;
+extern const profile_ops_t shub_profile_la_ops;
+extern const profile_ops_t shub_profile_probation_ops;
+extern const profile_ops_t shub_profile_health_ops;
+extern const profile_ops_t shub_profile_idva_ops;
 
 /* Queues a job (seq assigned here). SHUB_ENOMEM; SHUB_EBUSY past the cap. */
-int profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
-                     int64_t arg, const shub_id_t *reply_to);
+int shub_profile_schedule(shub_profile_t *p, int64_t due_ms, uint32_t what, uint32_t ref,
+                          int64_t arg, const shub_id_t *reply_to);
 
 /* Makes room for `extra` more jobs so pushes after an emit cannot fail. */
-int profile_reserve(shub_profile_t *p, size_t extra);
+int shub_profile_reserve(shub_profile_t *p, size_t extra);
 
 /* Sets up stream `i` at `per_week` region-wide: this org's share (by origin
  * list or kind, and by the weight of the areas it serves), its generator,
  * and its first job (what = `what`, ref = i) if one falls in the period. */
-int profile_stream_init(shub_profile_t *p, size_t i, const char *name,
-                        const sc_rate_t *rate, const sc_weights_t *weights,
-                        bool kind_default, uint32_t what);
+int shub_profile_stream_init(shub_profile_t *p, size_t i, const char *name,
+                             const sc_rate_t *rate, const sc_weights_t *weights,
+                             bool kind_default, uint32_t what);
 
 /* Queues the stream's next job after `from_ms` (none past the scenario end). */
-int profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t from_ms);
+int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t from_ms);
 
 /* An area of the stream, by weight. */
-const char *profile_stream_area(stream_t *s);
+const char *shub_profile_stream_area(stream_t *s);
 
 /* True if the org serves `area`. */
-bool profile_serves(const shub_profile_t *p, const char *area);
+bool shub_profile_serves(const shub_profile_t *p, const char *area);
 
 /* Weights a marac stream uses: marac.area_weights, else the top level; and
  * the weights every other stream uses: the top level, else marac's (both
  * stand for where people live). Empty: all areas equal. */
-const sc_weights_t *profile_marac_weights(const shub_profile_t *p);
-const sc_weights_t *profile_area_weights(const shub_profile_t *p);
+const sc_weights_t *shub_profile_marac_weights(const shub_profile_t *p);
+const sc_weights_t *shub_profile_area_weights(const shub_profile_t *p);
 
 /* Year of a time, two digits, for references ("26"). */
-int year2(int64_t ms);
+int shub_profile_year2(int64_t ms);
 
 /* Sends one share built on the stack; the kind's payload is in ev->payload. */
-int profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
-                 const char *const *to, uint32_t n_to);
+int shub_profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
+                      const char *const *to, uint32_t n_to);
 
 /* ---- payload building: the first error sticks ---------------------------- */
 
@@ -225,44 +228,24 @@ typedef struct pb {
 
 /* Emits ev, whose payload was built with b, unless building it failed, and
  * frees b's arena either way: b's error, or the emit's. */
-int profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
-                       uint32_t n_to, shub_profile_emit_fn *emit, void *ctx);
+int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
+                            uint32_t n_to, shub_profile_emit_fn *emit, void *ctx);
 
-void pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s);
-void pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)
+void shub_pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s);
+void shub_pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void pb_int(pb_t *b, shub_val_t *map, const char *key, int64_t i);
-void pb_bool(pb_t *b, shub_val_t *map, const char *key, bool v);
-void pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v);
-void pb_push(pb_t *b, shub_val_t *array, shub_val_t v);
-void pb_push_str(pb_t *b, shub_val_t *array, const char *s);
+void shub_pb_int(pb_t *b, shub_val_t *map, const char *key, int64_t i);
+void shub_pb_bool(pb_t *b, shub_val_t *map, const char *key, bool v);
+void shub_pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v);
+void shub_pb_push(pb_t *b, shub_val_t *array, shub_val_t v);
+void shub_pb_push_str(pb_t *b, shub_val_t *array, const char *s);
 /* Deep copy of a received value into the builder's arena. */
-shub_val_t pb_copy(pb_t *b, const shub_val_t *v);
+shub_val_t shub_pb_copy(pb_t *b, const shub_val_t *v);
 
-/* Reading received payloads: NULL / fallback when absent or of another type. */
-const char *val_str(const shub_val_t *root, const char *path);
-int64_t val_int(const shub_val_t *root, const char *path, int64_t fallback);
-bool val_bool(const shub_val_t *root, const char *path);
-bool val_array_has(const shub_val_t *root, const char *path, const char *s);
-size_t val_array_len(const shub_val_t *root, const char *path);
+/* ---- calendar (UTC; the arithmetic itself is time.h's) ------------------- */
 
-/* Bounded copy into a fixed buffer; "" for NULL. */
-void copy_str(char *dst, size_t cap, const char *src);
-
-/* ---- calendar (UTC, proleptic Gregorian) --------------------------------- */
-
-int64_t days_from_civil(int y, unsigned m, unsigned d);
-void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d);
-int weekday_of(int64_t ms); /* 0 = Monday .. 6 = Sunday */
-/* "YYYY-MM-DD" and "YYYY-MM-DDTHH:MM:SSZ" into out[11] / out[21]. */
-void fmt_date(int64_t ms, char out[11]);
-void fmt_time(int64_t ms, char out[21]);
-/* Parses "YYYY-MM-DD" (a real day) to ms at midnight; false if not one. */
-bool parse_date(const char *s, int64_t *ms);
 /* ms plus `work_ms` of weekday time (Saturdays and Sundays do not count). */
-int64_t add_working_time(int64_t ms, int64_t work_ms);
-/* Midnight on the first of the month after `ms`. */
-int64_t next_month_start(int64_t ms);
+int64_t shub_profile_add_working_time(int64_t ms, int64_t work_ms);
 
 /* ---- synthetic people and places (profile.c) ------------------------------ */
 
@@ -270,7 +253,7 @@ typedef struct person {
     char name[64];
     char first[24];
     char surname[32];
-    char dob[11];
+    char dob[SHUB_TIME_DATE_TEXT];
     const char *gender;
     char line1[64];
     char postcode[12];
@@ -281,11 +264,15 @@ typedef struct person {
 /* Everything about one person follows from `seed`; `area` picks the postcode
  * district and ages run from min_age to max_age on 2026-01-01. `female` is
  * the chance the person is female. */
-void person_make(uint64_t seed, const char *area, int min_age, int max_age, double female,
-                 person_t *out);
+void shub_profile_person_make(uint64_t seed, const char *area, int min_age, int max_age,
+                              double female, person_t *out);
 /* An address in `area` from r: line1 and postcode. */
-void address_make(rng_t *r, const char *area, char line1[64], char postcode[12]);
+void shub_profile_address_make(rng_t *r, const char *area, char line1[64],
+                               char postcode[12]);
+/* The first part of an org id in capitals, for case references: "WMP" from
+ * "wmp-custody"; cut to fit out[cap]. */
+void shub_profile_id_prefix(const char *id, char *out, size_t cap);
 /* A short uppercase code for an area, for case references ("COV"). */
-void area_code(const char *area, char out[8]);
+void shub_profile_area_code(const char *area, char out[8]);
 
 #endif

@@ -70,11 +70,9 @@ static int init(shub_profile_t *p, shub_err_t *err)
     if (!st)
         return SHUB_ENOMEM;
     p->state = st;
-    size_t n = 0;
-    for (const char *c = p->id; *c && *c != '-' && n + 1 < sizeof st->prefix; c++)
-        st->prefix[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
-    return profile_stream_init(p, S_MASH, "mash.referral", &p->sc.mash,
-                               profile_area_weights(p), true, S_MASH);
+    shub_profile_id_prefix(p->id, st->prefix, sizeof st->prefix);
+    return shub_profile_stream_init(p, S_MASH, "mash.referral", &p->sc.mash,
+                                    shub_profile_area_weights(p), true, S_MASH);
 }
 
 static void fini(shub_profile_t *p)
@@ -104,35 +102,36 @@ static int receive(shub_profile_t *p, int64_t now, const char *from,
         st->refs = refs;
         st->cap = cap;
     }
-    int rc = profile_reserve(p, 1);
+    int rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
 
     referral_t *r = &st->refs[st->n];
     memset(r, 0, sizeof *r);
-    copy_str(r->from, sizeof r->from, from);
-    copy_str(r->subject, sizeof r->subject, ev->subject_ref);
-    copy_str(r->area, sizeof r->area,
-             profile_serves(p, ev->area) || p->n_areas == 0 ? ev->area : p->areas[0]);
+    shub_str_copy(r->from, sizeof r->from, from);
+    shub_str_copy(r->subject, sizeof r->subject, ev->subject_ref);
+    shub_str_copy(r->area, sizeof r->area,
+                  shub_profile_serves(p, ev->area) || p->n_areas == 0 ? ev->area
+                                                                      : p->areas[0]);
     r->consent = ev->consent ? ev->consent : SHUB_CONSENT_NOT_SOUGHT;
-    copy_str(r->override, sizeof r->override, ev->override);
+    shub_str_copy(r->override, sizeof r->override, ev->override);
     char code[8];
-    area_code(r->area, code);
-    snprintf(r->case_ref, sizeof r->case_ref, "MASH-%s-%02d-%04u", code, year2(now),
-             ++st->serial);
+    shub_profile_area_code(r->area, code);
+    snprintf(r->case_ref, sizeof r->case_ref, "MASH-%s-%02d-%04u", code,
+             shub_profile_year2(now), ++st->serial);
 
     /* The more urgent the referral, the likelier a statutory response. */
-    const char *urgency = val_str(&ev->payload, "urgency");
-    double u = rng_unit(&p->react);
+    const char *urgency = shub_val_str_at(&ev->payload, "urgency");
+    double u = shub_rng_unit(&p->react);
     if (urgency && strcmp(urgency, "immediate") == 0)
         r->decision = u < 0.7 ? 0 : 1;
     else if (urgency && strcmp(urgency, "same-day") == 0)
         r->decision = u < 0.35 ? 0 : u < 0.8 ? 1 : 2;
     else
         r->decision = u < 0.1 ? 0 : u < 0.4 ? 1 : u < 0.8 ? 2 : 3;
-    int64_t due =
-        add_working_time(now, rng_range(&p->react, 30 * MS_MINUTE, 23 * MS_HOUR));
-    profile_schedule(p, due, J_DECIDE, (uint32_t)st->n++, 0, &ev->id);
+    int64_t due = shub_profile_add_working_time(
+        now, shub_rng_range(&p->react, 30 * MS_MINUTE, 23 * MS_HOUR));
+    shub_profile_schedule(p, due, J_DECIDE, (uint32_t)st->n++, 0, &ev->id);
     return 0;
 }
 
@@ -149,8 +148,8 @@ static int fire_decision(shub_profile_t *p, const job_t *job, shub_profile_emit_
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map();
-    pb_str(&b, &payload, "decision", decisions[r->decision]);
-    pb_str(&b, &payload, "reason", reasons[r->decision]);
+    shub_pb_str(&b, &payload, "decision", decisions[r->decision]);
+    shub_pb_str(&b, &payload, "reason", reasons[r->decision]);
     const char *to[] = {r->from};
     shub_event_t ev = {
         .type = "mash.decision",
@@ -165,7 +164,7 @@ static int fire_decision(shub_profile_t *p, const job_t *job, shub_profile_emit_
         .reply_to = job->has_reply ? &job->reply_to : NULL,
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
     return rc;
 }
 
@@ -180,10 +179,10 @@ static const char *neighbour(shub_profile_t *p, rng_t *r)
         for (size_t e = 0; e < p->sc.marac.external_areas.n; e++)
             external = external ||
                        strcmp(p->all_areas[i], p->sc.marac.external_areas.item[e]) == 0;
-        if (!external && !profile_serves(p, p->all_areas[i]))
+        if (!external && !shub_profile_serves(p, p->all_areas[i]))
             cand[n++] = p->all_areas[i];
     }
-    return n ? cand[rng_below(r, n)] : NULL;
+    return n ? cand[shub_rng_below(r, n)] : NULL;
 }
 
 static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
@@ -195,41 +194,41 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
     int rc = 0;
     if (area) {
         person_t child, parent, other;
-        uint64_t family = rng_next(r);
-        person_make(family, area, 0, 15, 0.5, &child);
-        person_make(mix64(family ^ 1), area, 22, 45, 0.8, &parent);
-        person_make(mix64(family ^ 2), area, 22, 50, 0.2, &other);
-        bool partner = rng_chance(r, 0.6);
-        bool consent = rng_chance(r, 0.5);
-        double u = rng_unit(r);
+        uint64_t family = shub_rng_next(r);
+        shub_profile_person_make(family, area, 0, 15, 0.5, &child);
+        shub_profile_person_make(shub_rng_mix(family ^ 1), area, 22, 45, 0.8, &parent);
+        shub_profile_person_make(shub_rng_mix(family ^ 2), area, 22, 50, 0.2, &other);
+        bool partner = shub_rng_chance(r, 0.6);
+        bool consent = shub_rng_chance(r, 0.5);
+        double u = shub_rng_unit(r);
         const char *urgency = urgencies[u < 0.1 ? 0 : u < 0.4 ? 1 : 2];
         const char *concern = PICK(r, concerns);
         char case_ref[40];
         snprintf(case_ref, sizeof case_ref, "%s-REF-%02d-%04u", st->prefix,
-                 year2(job->due_ms), st->sent + 1);
+                 shub_profile_year2(job->due_ms), st->sent + 1);
 
         pb_t b = {.arena = shub_arena_new(1024)};
         if (!b.arena)
             return SHUB_ENOMEM;
         shub_val_t payload = shub_val_map(), cm = shub_val_map(),
                    household = shub_val_array();
-        pb_strf(&b, &cm, "name", "%s %s", child.first, parent.surname);
-        pb_str(&b, &cm, "dob", child.dob);
-        pb_put(&b, &payload, "child", cm);
-        pb_str(&b, &payload, "concern", concern);
+        shub_pb_strf(&b, &cm, "name", "%s %s", child.first, parent.surname);
+        shub_pb_str(&b, &cm, "dob", child.dob);
+        shub_pb_put(&b, &payload, "child", cm);
+        shub_pb_str(&b, &payload, "concern", concern);
         shub_val_t m = shub_val_map();
-        pb_str(&b, &m, "name", parent.name);
-        pb_str(&b, &m, "relationship",
-               strcmp(parent.gender, "female") == 0 ? "mother" : "father");
-        pb_push(&b, &household, m);
+        shub_pb_str(&b, &m, "name", parent.name);
+        shub_pb_str(&b, &m, "relationship",
+                    strcmp(parent.gender, "female") == 0 ? "mother" : "father");
+        shub_pb_push(&b, &household, m);
         if (partner) {
             shub_val_t o = shub_val_map();
-            pb_str(&b, &o, "name", other.name);
-            pb_str(&b, &o, "relationship", "parent's partner");
-            pb_push(&b, &household, o);
+            shub_pb_str(&b, &o, "name", other.name);
+            shub_pb_str(&b, &o, "relationship", "parent's partner");
+            shub_pb_push(&b, &household, o);
         }
-        pb_put(&b, &payload, "household", household);
-        pb_str(&b, &payload, "urgency", urgency);
+        shub_pb_put(&b, &payload, "household", household);
+        shub_pb_str(&b, &payload, "urgency", urgency);
         rc = b.rc;
         if (rc == 0) {
             char to0[NAME_CAP + 20];
@@ -247,14 +246,15 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
                 .override = consent ? NULL : "risk-of-significant-harm",
                 .payload = payload,
             };
-            rc = profile_emit(emit, ctx, &ev, to, 1);
+            rc = shub_profile_emit(emit, ctx, &ev, to, 1);
         }
         shub_arena_destroy(&b.arena);
         if (rc)
             return rc;
         st->sent++;
     }
-    (void)profile_stream_next(p, S_MASH, S_MASH, job->due_ms); /* room reserved by tick */
+    (void)shub_profile_stream_next(p, S_MASH, S_MASH,
+                                   job->due_ms); /* room reserved by tick */
     return 0;
 }
 
@@ -265,7 +265,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
                                  : fire_referral(p, job, emit, ctx);
 }
 
-const profile_ops_t profile_la_ops = {
+const profile_ops_t shub_profile_la_ops = {
     .kind = "local-authority",
     .init = init,
     .fini = fini,

@@ -134,7 +134,7 @@ static void fini(shub_profile_t *p)
 static rng_t case_rng(const shub_profile_t *p, size_t idx, uint64_t salt)
 {
     rng_t r;
-    rng_seed(&r, mix64(p->seed ^ mix64(idx * 0x100 + salt)));
+    shub_rng_seed(&r, shub_rng_mix(p->seed ^ shub_rng_mix(idx * 0x100 + salt)));
     return r;
 }
 
@@ -159,8 +159,8 @@ static int copy_payload(const shub_event_t *ev, shub_arena_t **arena_p, shub_val
     pb_t b = {.arena = shub_arena_new(2048)};
     if (!b.arena)
         return SHUB_ENOMEM;
-    shub_val_t v =
-        ev->payload.type == SHUB_VAL_MAP ? pb_copy(&b, &ev->payload) : shub_val_map();
+    shub_val_t v = ev->payload.type == SHUB_VAL_MAP ? shub_pb_copy(&b, &ev->payload)
+                                                    : shub_val_map();
     if (b.rc) {
         shub_arena_destroy(&b.arena);
         return b.rc;
@@ -174,18 +174,18 @@ static void case_start(shub_profile_t *p, mcase_t *c, const char *from,
                        const shub_event_t *ev)
 {
     marac_t *st = p->state;
-    copy_str(c->from, sizeof c->from, from);
-    copy_str(c->subject, sizeof c->subject, ev->subject_ref);
-    if (profile_serves(p, ev->area) || p->n_areas == 0)
-        copy_str(c->area, sizeof c->area, ev->area);
+    shub_str_copy(c->from, sizeof c->from, from);
+    shub_str_copy(c->subject, sizeof c->subject, ev->subject_ref);
+    if (shub_profile_serves(p, ev->area) || p->n_areas == 0)
+        shub_str_copy(c->area, sizeof c->area, ev->area);
     else
-        copy_str(c->area, sizeof c->area, p->areas[0]);
+        shub_str_copy(c->area, sizeof c->area, p->areas[0]);
     c->consent = ev->consent ? ev->consent : SHUB_CONSENT_NOT_SOUGHT;
-    copy_str(c->override, sizeof c->override, ev->override);
+    shub_str_copy(c->override, sizeof c->override, ev->override);
     char code[8];
-    area_code(c->area, code);
+    shub_profile_area_code(c->area, code);
     snprintf(c->case_ref, sizeof c->case_ref, "MARAC-%s-%02d-%04u", code,
-             year2(ev->occurred_ms), ++st->serial);
+             shub_profile_year2(ev->occurred_ms), ++st->serial);
 }
 
 /* The latest referral date we know for this person, or INT64_MIN. */
@@ -206,9 +206,9 @@ static int64_t last_referral(const marac_t *st, const char *subject,
  * three days after `ms` (agenda deadline). */
 static int64_t next_meeting(const char *area, int64_t ms)
 {
-    int weekday = (int)(hash_str(0, area) % 5);
+    int weekday = (int)(shub_rng_hash(0, area) % 5);
     int64_t day = (ms + 3 * MS_DAY) / MS_DAY;
-    while (weekday_of(day * MS_DAY) != weekday)
+    while (shub_time_weekday(day * MS_DAY, SHUB_TZ_UTC) != weekday)
         day++;
     return day * MS_DAY + 10 * MS_HOUR;
 }
@@ -217,7 +217,7 @@ static int64_t next_meeting(const char *area, int64_t ms)
 static bool pick_new_area(shub_profile_t *p, rng_t *r, const char *from,
                           char out[NAME_CAP])
 {
-    const sc_weights_t *w = profile_marac_weights(p);
+    const sc_weights_t *w = shub_profile_marac_weights(p);
     size_t n = w->n ? w->n : p->n_all_areas;
     double total = 0, cum[SC_MAX_AREAS] = {0};
     for (size_t k = 0; k < n; k++) {
@@ -228,10 +228,10 @@ static bool pick_new_area(shub_profile_t *p, rng_t *r, const char *from,
         total += skip ? 0 : (w->n ? w->w[k] : 1);
         cum[k] = total;
     }
-    double x = rng_unit(r) * total;
+    double x = shub_rng_unit(r) * total;
     for (size_t k = 0; k < n && total > 0; k++)
         if (x < cum[k]) {
-            copy_str(out, NAME_CAP, w->n ? w->name[k] : p->all_areas[k]);
+            shub_str_copy(out, NAME_CAP, w->n ? w->name[k] : p->all_areas[k]);
             return true;
         }
     return false;
@@ -257,7 +257,7 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
     marac_t *st = p->state;
     int rc = reserve_case(st);
     if (rc == 0)
-        rc = profile_reserve(p, 4);
+        rc = shub_profile_reserve(p, 4);
     mcase_t c = {0};
     if (rc == 0)
         rc = copy_payload(ev, &c.arena, &c.payload);
@@ -270,30 +270,32 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
     c.repeat = last != INT64_MIN && at - last <= TWELVE_MONTHS;
     c.prior_ms = last;
     if (c.repeat) /* a repeat is heard as the same case */
-        copy_str(c.case_ref, sizeof c.case_ref, prior_ref);
+        shub_str_copy(c.case_ref, sizeof c.case_ref, prior_ref);
     c.last_referral_ms = at;
-    c.dash = (int)val_int(&c.payload, "risk.dash_score", -1);
-    bool meets = c.dash >= 14 || c.repeat || val_bool(&c.payload, "risk.repeat") ||
-                 val_array_has(&c.payload, "risk.criteria", "professional_judgement") ||
-                 val_array_has(&c.payload, "risk.criteria", "escalation") ||
-                 val_array_has(&c.payload, "risk.criteria", "repeat");
+    c.dash = (int)shub_val_int_at(&c.payload, "risk.dash_score", -1);
+    bool meets =
+        c.dash >= 14 || c.repeat || shub_val_bool_at(&c.payload, "risk.repeat") ||
+        shub_val_array_has(&c.payload, "risk.criteria", "professional_judgement") ||
+        shub_val_array_has(&c.payload, "risk.criteria", "escalation") ||
+        shub_val_array_has(&c.payload, "risk.criteria", "repeat");
 
     rng_t *r = &p->react;
-    bool withdrawn = rng_chance(r, p->sc.marac.withdrawn);
+    bool withdrawn = shub_rng_chance(r, p->sc.marac.withdrawn);
     c.decision = !meets ? D_REJECTED : withdrawn ? D_WITHDRAWN : D_ACCEPTED;
-    c.decided_ms = now + rng_range(r, 2 * MS_HOUR, 40 * MS_HOUR);
-    c.idva_ms = c.decided_ms + rng_range(r, 15 * MS_MINUTE, 6 * MS_HOUR);
+    c.decided_ms = now + shub_rng_range(r, 2 * MS_HOUR, 40 * MS_HOUR);
+    c.idva_ms = c.decided_ms + shub_rng_range(r, 15 * MS_MINUTE, 6 * MS_HOUR);
     c.meeting_ms = next_meeting(c.area, c.decided_ms);
-    double u = rng_unit(r);
-    int64_t move_at = c.decided_ms + rng_range(r, 2 * MS_DAY, 60 * MS_DAY);
-    c.temporary = rng_chance(r, 0.3);
-    c.incomplete = rng_chance(r, p->sc.marac.missing_minutes);
+    double u = shub_rng_unit(r);
+    int64_t move_at = c.decided_ms + shub_rng_range(r, 2 * MS_DAY, 60 * MS_DAY);
+    c.temporary = shub_rng_chance(r, 0.3);
+    c.incomplete = shub_rng_chance(r, p->sc.marac.missing_minutes);
     bool external = u < p->sc.marac.external_move;
     bool internal = !external && u < p->sc.marac.external_move + p->sc.marac.move;
     const sc_list_t *ext = &p->sc.marac.external_areas;
     if (c.decision == D_ACCEPTED && p->has_scenario && move_at < p->sc.end_ms) {
         if (external && ext->n)
-            copy_str(c.new_area, sizeof c.new_area, ext->item[rng_below(r, ext->n)]);
+            shub_str_copy(c.new_area, sizeof c.new_area,
+                          ext->item[shub_rng_below(r, ext->n)]);
         else if (internal)
             pick_new_area(p, r, c.area, c.new_area);
         if (c.new_area[0])
@@ -302,12 +304,12 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
 
     size_t idx = st->n;
     st->cases[st->n++] = c;
-    profile_schedule(p, c.decided_ms, J_DECIDE, (uint32_t)idx, 0, &ev->id);
+    shub_profile_schedule(p, c.decided_ms, J_DECIDE, (uint32_t)idx, 0, &ev->id);
     if (c.decision == D_ACCEPTED)
-        profile_schedule(p, c.idva_ms, J_IDVA, (uint32_t)idx, 0, NULL);
+        shub_profile_schedule(p, c.idva_ms, J_IDVA, (uint32_t)idx, 0, NULL);
     if (c.move_ms) {
-        profile_schedule(p, c.move_ms, J_TRANSFER, (uint32_t)idx, 0, NULL);
-        profile_schedule(p, c.move_ms, J_MOVED, (uint32_t)idx, 0, NULL);
+        shub_profile_schedule(p, c.move_ms, J_TRANSFER, (uint32_t)idx, 0, NULL);
+        shub_profile_schedule(p, c.move_ms, J_MOVED, (uint32_t)idx, 0, NULL);
     }
     return 0;
 }
@@ -327,7 +329,7 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
     if (waiting && strcmp(waiting->from, from) == 0) { /* the resend we asked for */
         shub_arena_t *arena = NULL;
         shub_val_t payload;
-        int rc = profile_reserve(p, 1);
+        int rc = shub_profile_reserve(p, 1);
         if (rc == 0)
             rc = copy_payload(ev, &arena, &payload);
         if (rc)
@@ -336,8 +338,8 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
         waiting->arena = arena;
         waiting->payload = payload;
         waiting->in = IN_ACK_QUEUED;
-        profile_schedule(p, now + rng_range(r, 15 * MS_MINUTE, 4 * MS_HOUR), J_ACK,
-                         (uint32_t)(waiting - st->cases), 0, &ev->id);
+        shub_profile_schedule(p, now + shub_rng_range(r, 15 * MS_MINUTE, 4 * MS_HOUR),
+                              J_ACK, (uint32_t)(waiting - st->cases), 0, &ev->id);
         return 0;
     }
 
@@ -349,7 +351,7 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
 
     int rc = reserve_case(st);
     if (rc == 0)
-        rc = profile_reserve(p, 2);
+        rc = shub_profile_reserve(p, 2);
     mcase_t c = {0};
     if (rc == 0)
         rc = copy_payload(ev, &c.arena, &c.payload);
@@ -358,23 +360,24 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
     case_start(p, &c, from, ev);
     c.transferred_in = true;
     c.decision = D_ACCEPTED;
-    if (!parse_date(val_str(&c.payload, "last_referral_date"), &c.last_referral_ms))
+    if (shub_time_parse_date(shub_val_str_at(&c.payload, "last_referral_date"),
+                             &c.last_referral_ms, NULL) != 0)
         c.last_referral_ms = ev->occurred_ms > 0 ? ev->occurred_ms : now;
-    c.dash = (int)val_int(&c.payload, "risk.dash_score", -1);
-    bool heard = val_bool(&c.payload, "heard_at_origin");
+    c.dash = (int)shub_val_int_at(&c.payload, "risk.dash_score", -1);
+    bool heard = shub_val_bool_at(&c.payload, "heard_at_origin");
     c.ask_minutes = !has_key(&c.payload, "minutes") ||
-                    (heard && val_array_len(&c.payload, "minutes") == 0);
+                    (heard && shub_val_array_len(&c.payload, "minutes") == 0);
     c.ask_plan = !has_key(&c.payload, "action_plan");
     c.in = c.ask_minutes || c.ask_plan ? IN_AWAIT_RESEND : IN_ACK_QUEUED;
-    c.idva_ms = now + rng_range(r, 10 * MS_MINUTE, 2 * MS_HOUR);
+    c.idva_ms = now + shub_rng_range(r, 10 * MS_MINUTE, 2 * MS_HOUR);
     c.meeting_ms = next_meeting(c.area, now);
-    int64_t reply_at = now + rng_range(r, 30 * MS_MINUTE, 4 * MS_HOUR);
+    int64_t reply_at = now + shub_rng_range(r, 30 * MS_MINUTE, 4 * MS_HOUR);
 
     size_t idx = st->n;
     st->cases[st->n++] = c;
-    profile_schedule(p, c.idva_ms, J_IDVA, (uint32_t)idx, 0, NULL);
-    profile_schedule(p, reply_at, c.in == IN_AWAIT_RESEND ? J_REQUEST : J_ACK,
-                     (uint32_t)idx, 0, &ev->id);
+    shub_profile_schedule(p, c.idva_ms, J_IDVA, (uint32_t)idx, 0, NULL);
+    shub_profile_schedule(p, reply_at, c.in == IN_AWAIT_RESEND ? J_REQUEST : J_ACK,
+                          (uint32_t)idx, 0, &ev->id);
     return 0;
 }
 
@@ -384,12 +387,13 @@ static int on_request_missing(shub_profile_t *p, int64_t now, const shub_event_t
     mcase_t *c = find_case(st, ev->subject_ref, false, OUT_SENT);
     if (!c)
         return 0; /* not ours, or already answered: nothing to resend */
-    int rc = profile_reserve(p, 1);
+    int rc = shub_profile_reserve(p, 1);
     if (rc)
         return rc;
     c->out = OUT_RESEND_QUEUED;
-    profile_schedule(p, now + rng_range(&p->react, 30 * MS_MINUTE, 12 * MS_HOUR),
-                     J_RESEND, (uint32_t)(c - st->cases), 0, &ev->id);
+    shub_profile_schedule(p,
+                          now + shub_rng_range(&p->react, 30 * MS_MINUTE, 12 * MS_HOUR),
+                          J_RESEND, (uint32_t)(c - st->cases), 0, &ev->id);
     return 0;
 }
 
@@ -424,30 +428,32 @@ static shub_val_t decision_payload(pb_t *b, const mcase_t *c)
 {
     static const char *const names[] = {"accepted", "withdrawn", "rejected"};
     shub_val_t pl = shub_val_map();
-    char date[11], meeting[11];
-    pb_str(b, &pl, "decision", names[c->decision]);
+    char date[SHUB_TIME_DATE_TEXT], meeting[SHUB_TIME_DATE_TEXT];
+    shub_pb_str(b, &pl, "decision", names[c->decision]);
     if (c->decision == D_WITHDRAWN) {
         rng_t r;
-        rng_seed(&r, hash_str(0, c->case_ref));
-        pb_str(b, &pl, "reason", PICK(&r, withdrawn_reasons));
+        shub_rng_seed(&r, shub_rng_hash(0, c->case_ref));
+        shub_pb_str(b, &pl, "reason", PICK(&r, withdrawn_reasons));
     } else if (c->decision == D_REJECTED) {
         char score[24] = "no DASH score";
         if (c->dash >= 0)
             snprintf(score, sizeof score, "DASH %d", c->dash);
-        pb_strf(b, &pl, "reason",
-                "does not meet the MARAC threshold: %s and no other criterion", score);
+        shub_pb_strf(b, &pl, "reason",
+                     "does not meet the MARAC threshold: %s and no other criterion",
+                     score);
     } else if (c->repeat) {
-        fmt_date(c->prior_ms, date);
-        pb_strf(b, &pl, "reason", "repeat: referred again within 12 months of %s", date);
+        shub_time_format_date(c->prior_ms, date);
+        shub_pb_strf(b, &pl, "reason", "repeat: referred again within 12 months of %s",
+                     date);
     } else if (c->dash >= 14) {
-        pb_strf(b, &pl, "reason", "high risk: DASH %d", c->dash);
+        shub_pb_strf(b, &pl, "reason", "high risk: DASH %d", c->dash);
     } else {
-        pb_str(b, &pl, "reason", "professional judgement or escalation");
+        shub_pb_str(b, &pl, "reason", "professional judgement or escalation");
     }
-    pb_str(b, &pl, "case_ref", c->case_ref);
+    shub_pb_str(b, &pl, "case_ref", c->case_ref);
     if (c->decision == D_ACCEPTED) {
-        fmt_date(c->meeting_ms, meeting);
-        pb_str(b, &pl, "meeting_date", meeting);
+        shub_time_format_date(c->meeting_ms, meeting);
+        shub_pb_str(b, &pl, "meeting_date", meeting);
     }
     return pl;
 }
@@ -457,26 +463,27 @@ static shub_val_t idva_payload(pb_t *b, const shub_profile_t *p, size_t idx,
 {
     rng_t r = case_rng(p, idx, 1);
     shub_val_t pl = shub_val_map(), victim = shub_val_map(), risk = shub_val_map();
-    pb_str(b, &pl, "case_ref", c->case_ref);
-    pb_str(b, &victim, "name", val_str(&c->payload, "victim.name"));
-    pb_str(b, &victim, "phone", val_str(&c->payload, "victim.phone"));
-    if (val_str(&c->payload, "victim.safe_contact"))
-        pb_str(b, &victim, "safe_contact", val_str(&c->payload, "victim.safe_contact"));
-    pb_str(b, &victim, "safe_times", PICK(&r, safe_times));
-    pb_put(b, &pl, "victim", victim);
+    shub_pb_str(b, &pl, "case_ref", c->case_ref);
+    shub_pb_str(b, &victim, "name", shub_val_str_at(&c->payload, "victim.name"));
+    shub_pb_str(b, &victim, "phone", shub_val_str_at(&c->payload, "victim.phone"));
+    if (shub_val_str_at(&c->payload, "victim.safe_contact"))
+        shub_pb_str(b, &victim, "safe_contact",
+                    shub_val_str_at(&c->payload, "victim.safe_contact"));
+    shub_pb_str(b, &victim, "safe_times", PICK(&r, safe_times));
+    shub_pb_put(b, &pl, "victim", victim);
     if (c->dash >= 0)
-        pb_int(b, &risk, "dash_score", c->dash);
+        shub_pb_int(b, &risk, "dash_score", c->dash);
     if (c->transferred_in)
-        pb_strf(b, &risk, "summary",
-                "transferred in from %s; DASH %d at the last assessment", c->from,
-                c->dash);
+        shub_pb_strf(b, &risk, "summary",
+                     "transferred in from %s; DASH %d at the last assessment", c->from,
+                     c->dash);
     else
-        pb_strf(b, &risk, "summary", "%s; DASH %d%s",
-                c->dash >= 14 ? "high risk"
-                              : "below 14, "
-                                "referred on other criteria",
-                c->dash, c->repeat ? "; repeat within 12 months" : "");
-    pb_put(b, &pl, "risk", risk);
+        shub_pb_strf(b, &risk, "summary", "%s; DASH %d%s",
+                     c->dash >= 14 ? "high risk"
+                                   : "below 14, "
+                                     "referred on other criteria",
+                     c->dash, c->repeat ? "; repeat within 12 months" : "");
+    shub_pb_put(b, &pl, "risk", risk);
     return pl;
 }
 
@@ -487,69 +494,69 @@ static shub_val_t transfer_payload(pb_t *b, const shub_profile_t *p, size_t idx,
 {
     rng_t r = case_rng(p, idx, 2);
     shub_val_t pl = shub_val_map(), move = shub_val_map(), addr = shub_val_map();
-    char date[11], line1[64], postcode[12];
-    fmt_date(c->move_ms, date);
-    address_make(&r, c->new_area, line1, postcode);
-    pb_str(b, &move, "date", date);
-    pb_bool(b, &move, "temporary", c->temporary);
-    pb_str(b, &move, "new_area", c->new_area);
-    pb_str(b, &addr, "line1", c->temporary ? "refuge (address withheld)" : line1);
-    pb_str(b, &addr, "postcode", postcode);
-    pb_put(b, &move, "new_address", addr);
-    pb_put(b, &pl, "move", move);
+    char date[SHUB_TIME_DATE_TEXT], line1[64], postcode[12];
+    shub_time_format_date(c->move_ms, date);
+    shub_profile_address_make(&r, c->new_area, line1, postcode);
+    shub_pb_str(b, &move, "date", date);
+    shub_pb_bool(b, &move, "temporary", c->temporary);
+    shub_pb_str(b, &move, "new_area", c->new_area);
+    shub_pb_str(b, &addr, "line1", c->temporary ? "refuge (address withheld)" : line1);
+    shub_pb_str(b, &addr, "postcode", postcode);
+    shub_pb_put(b, &move, "new_address", addr);
+    shub_pb_put(b, &pl, "move", move);
     bool heard = c->move_ms >= c->meeting_ms;
-    pb_bool(b, &pl, "heard_at_origin", heard);
-    fmt_date(c->last_referral_ms, date);
-    pb_str(b, &pl, "last_referral_date", date);
+    shub_pb_bool(b, &pl, "heard_at_origin", heard);
+    shub_time_format_date(c->last_referral_ms, date);
+    shub_pb_str(b, &pl, "last_referral_date", date);
 
     shub_val_t minutes = shub_val_array(), plan = shub_val_array();
     int open = 0;
     const char *text = PICK(&r, minutes_text);
-    int n_actions = (int)rng_range(&r, 2, 4);
+    int n_actions = (int)shub_rng_range(&r, 2, 4);
     if (heard) {
         shub_val_t m = shub_val_map();
-        fmt_date(c->meeting_ms, date);
-        pb_str(b, &m, "meeting_date", date);
-        pb_str(b, &m, "text", text);
-        pb_push(b, &minutes, m);
+        shub_time_format_date(c->meeting_ms, date);
+        shub_pb_str(b, &m, "meeting_date", date);
+        shub_pb_str(b, &m, "text", text);
+        shub_pb_push(b, &minutes, m);
         for (int k = 0; k < n_actions; k++) {
-            size_t o = (size_t)rng_below(&r, sizeof owners / sizeof owners[0]);
-            int64_t due = c->meeting_ms + rng_range(&r, 7, 28) * MS_DAY;
-            bool done = due < c->move_ms && rng_chance(&r, 0.6);
+            size_t o = (size_t)shub_rng_below(&r, sizeof owners / sizeof owners[0]);
+            int64_t due = c->meeting_ms + shub_rng_range(&r, 7, 28) * MS_DAY;
+            bool done = due < c->move_ms && shub_rng_chance(&r, 0.6);
             open += !done;
             shub_val_t a = shub_val_map();
-            pb_strf(b, &a, "action_id", "%s-A%d", c->case_ref, k + 1);
-            pb_str(b, &a, "owner", owners[o]);
-            fmt_date(due, date);
-            pb_str(b, &a, "due", date);
-            pb_str(b, &a, "status", done ? "done" : "open");
-            pb_str(b, &a, "description", action_text[o]);
-            pb_push(b, &plan, a);
+            shub_pb_strf(b, &a, "action_id", "%s-A%d", c->case_ref, k + 1);
+            shub_pb_str(b, &a, "owner", owners[o]);
+            shub_time_format_date(due, date);
+            shub_pb_str(b, &a, "due", date);
+            shub_pb_str(b, &a, "status", done ? "done" : "open");
+            shub_pb_str(b, &a, "description", action_text[o]);
+            shub_pb_push(b, &plan, a);
         }
     }
     if (complete) {
-        pb_put(b, &pl, "minutes", minutes);
-        pb_put(b, &pl, "action_plan", plan);
+        shub_pb_put(b, &pl, "minutes", minutes);
+        shub_pb_put(b, &pl, "action_plan", plan);
     }
-    pb_int(b, &pl, "open_actions", open);
+    shub_pb_int(b, &pl, "open_actions", open);
 
     shub_val_t victim = shub_val_map(), risk = shub_val_map(),
                children = shub_val_array();
-    pb_str(b, &victim, "name", val_str(&c->payload, "victim.name"));
-    pb_str(b, &victim, "dob", val_str(&c->payload, "victim.dob"));
-    pb_str(b, &victim, "phone", val_str(&c->payload, "victim.phone"));
-    pb_put(b, &pl, "victim", victim);
+    shub_pb_str(b, &victim, "name", shub_val_str_at(&c->payload, "victim.name"));
+    shub_pb_str(b, &victim, "dob", shub_val_str_at(&c->payload, "victim.dob"));
+    shub_pb_str(b, &victim, "phone", shub_val_str_at(&c->payload, "victim.phone"));
+    shub_pb_put(b, &pl, "victim", victim);
     if (c->dash >= 0)
-        pb_int(b, &risk, "dash_score", c->dash);
-    pb_put(b, &pl, "risk", risk);
+        shub_pb_int(b, &risk, "dash_score", c->dash);
+    shub_pb_put(b, &pl, "risk", risk);
     const shub_val_t *kids = shub_val_get(&c->payload, "children");
     for (uint32_t k = 0; kids && kids->type == SHUB_VAL_ARRAY && k < kids->len; k++) {
         shub_val_t child = shub_val_map();
-        pb_str(b, &child, "name", val_str(&kids->as.items[k], "name"));
-        pb_str(b, &child, "dob", val_str(&kids->as.items[k], "dob"));
-        pb_push(b, &children, child);
+        shub_pb_str(b, &child, "name", shub_val_str_at(&kids->as.items[k], "name"));
+        shub_pb_str(b, &child, "dob", shub_val_str_at(&kids->as.items[k], "dob"));
+        shub_pb_push(b, &children, child);
     }
-    pb_put(b, &pl, "children", children);
+    shub_pb_put(b, &pl, "children", children);
     return pl;
 }
 
@@ -567,11 +574,11 @@ static shub_val_t ack_payload(pb_t *b, const mcase_t *c)
         "children",
     };
     shub_val_t pl = shub_val_map(), got = shub_val_array();
-    pb_str(b, &pl, "new_case_ref", c->case_ref);
+    shub_pb_str(b, &pl, "new_case_ref", c->case_ref);
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)
         if (has_key(&c->payload, items[i]))
-            pb_push_str(b, &got, items[i]);
-    pb_put(b, &pl, "received_items", got);
+            shub_pb_push_str(b, &got, items[i]);
+    shub_pb_put(b, &pl, "received_items", got);
     return pl;
 }
 
@@ -579,10 +586,10 @@ static shub_val_t request_payload(pb_t *b, const mcase_t *c)
 {
     shub_val_t pl = shub_val_map(), missing = shub_val_array();
     if (c->ask_minutes)
-        pb_push_str(b, &missing, "minutes");
+        shub_pb_push_str(b, &missing, "minutes");
     if (c->ask_plan)
-        pb_push_str(b, &missing, "action_plan");
-    pb_put(b, &pl, "missing", missing);
+        shub_pb_push_str(b, &missing, "action_plan");
+    shub_pb_put(b, &pl, "missing", missing);
     return pl;
 }
 
@@ -630,16 +637,16 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         snprintf(sel[0], sizeof sel[0], "marac@%s", c->new_area);
         break;
     case J_MOVED: {
-        char date[11];
+        char date[SHUB_TIME_DATE_TEXT];
         ev.type = "subject.moved_area";
         ev.case_ref = NULL; /* that the person left, and nothing about the case */
         ev.payload = shub_val_map();
-        fmt_date(c->move_ms, date);
-        pb_str(&b, &ev.payload, "left_area", c->area);
-        pb_str(&b, &ev.payload, "date", date);
+        shub_time_format_date(c->move_ms, date);
+        shub_pb_str(&b, &ev.payload, "left_area", c->area);
+        shub_pb_str(&b, &ev.payload, "date", date);
         snprintf(sel[0], sizeof sel[0], "idva@%s", c->area);
         snprintf(sel[1], sizeof sel[1], "local-authority@%s", c->area);
-        n_to = val_array_len(&c->payload, "children") ? 2 : 1;
+        n_to = shub_val_array_len(&c->payload, "children") ? 2 : 1;
         break;
     }
     case J_ACK:
@@ -656,7 +663,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         shub_arena_destroy(&b.arena);
         return 0;
     }
-    int rc = b.rc ? b.rc : profile_emit(emit, ctx, &ev, to, n_to);
+    int rc = b.rc ? b.rc : shub_profile_emit(emit, ctx, &ev, to, n_to);
     shub_arena_destroy(&b.arena);
     if (rc)
         return rc;
@@ -669,7 +676,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     return 0;
 }
 
-const profile_ops_t profile_marac_ops = {
+const profile_ops_t shub_profile_marac_ops = {
     .kind = "marac",
     .init = init,
     .fini = fini,

@@ -25,7 +25,7 @@
 enum { S_REFERRAL = 0, S_MISSING = 1, S_CUSTODY = 2 }; /* stream index == job code */
 
 typedef struct victim {
-    uint64_t seed;    /* regenerates the person (person_make) */
+    uint64_t seed;    /* regenerates the person (shub_profile_person_make) */
     const char *area; /* borrowed from the stream's area table */
     int64_t last_referral_ms;
 } victim_t;
@@ -73,10 +73,7 @@ static int state_new(shub_profile_t *p)
     if (!st)
         return SHUB_ENOMEM;
     p->state = st;
-    size_t n = 0;
-    for (const char *c = p->id; *c && *c != '-' && n + 1 < sizeof st->prefix; c++)
-        st->prefix[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
-    st->prefix[n] = '\0';
+    shub_profile_id_prefix(p->id, st->prefix, sizeof st->prefix);
     return 0;
 }
 
@@ -84,14 +81,16 @@ static int init(shub_profile_t *p, bool custody)
 {
     int rc = state_new(p);
     if (rc == 0)
-        rc = profile_stream_init(p, S_REFERRAL, "marac.referral", &p->sc.marac.referrals,
-                                 profile_marac_weights(p), !custody, S_REFERRAL);
+        rc = shub_profile_stream_init(
+            p, S_REFERRAL, "marac.referral", &p->sc.marac.referrals,
+            shub_profile_marac_weights(p), !custody, S_REFERRAL);
     if (rc == 0)
-        rc = profile_stream_init(p, S_MISSING, "missing.report", &p->sc.missing,
-                                 profile_area_weights(p), !custody, S_MISSING);
+        rc = shub_profile_stream_init(p, S_MISSING, "missing.report", &p->sc.missing,
+                                      shub_profile_area_weights(p), !custody, S_MISSING);
     if (rc == 0)
-        rc = profile_stream_init(p, S_CUSTODY, "custody.arrest_referral", &p->sc.custody,
-                                 profile_area_weights(p), custody, S_CUSTODY);
+        rc = shub_profile_stream_init(p, S_CUSTODY, "custody.arrest_referral",
+                                      &p->sc.custody, shub_profile_area_weights(p),
+                                      custody, S_CUSTODY);
     return rc;
 }
 
@@ -122,16 +121,17 @@ static shub_val_t child_list(pb_t *b, uint64_t seed, const person_t *victim,
                              const char *area)
 {
     rng_t r;
-    rng_seed(&r, mix64(seed ^ UINT64_C(0x6368696c64)));
+    shub_rng_seed(&r, shub_rng_mix(seed ^ UINT64_C(0x6368696c64)));
     shub_val_t children = shub_val_array();
-    int n = rng_chance(&r, 0.55) ? (int)rng_range(&r, 1, 3) : 0;
+    int n = shub_rng_chance(&r, 0.55) ? (int)shub_rng_range(&r, 1, 3) : 0;
     for (int k = 0; k < n; k++) {
         person_t c;
-        person_make(mix64(seed + (uint64_t)k + 1), area, 0, 15, 0.5, &c);
+        shub_profile_person_make(shub_rng_mix(seed + (uint64_t)k + 1), area, 0, 15, 0.5,
+                                 &c);
         shub_val_t child = shub_val_map();
-        pb_strf(b, &child, "name", "%s %s", c.first, victim->surname);
-        pb_str(b, &child, "dob", c.dob);
-        pb_push(b, &children, child);
+        shub_pb_strf(b, &child, "name", "%s %s", c.first, victim->surname);
+        shub_pb_str(b, &child, "dob", c.dob);
+        shub_pb_push(b, &children, child);
     }
     return children;
 }
@@ -139,19 +139,20 @@ static shub_val_t child_list(pb_t *b, uint64_t seed, const person_t *victim,
 static shub_val_t perpetrator_list(pb_t *b, uint64_t seed, const char *area)
 {
     rng_t r;
-    rng_seed(&r, mix64(seed ^ UINT64_C(0x70657270)));
+    shub_rng_seed(&r, shub_rng_mix(seed ^ UINT64_C(0x70657270)));
     shub_val_t perps = shub_val_array();
-    int n = rng_chance(&r, 0.07) ? 2 : 1;
+    int n = shub_rng_chance(&r, 0.07) ? 2 : 1;
     for (int k = 0; k < n; k++) {
         person_t x;
-        person_make(mix64(seed ^ (UINT64_C(0xbad0) + (uint64_t)k)), area, 18, 65,
-                    k ? 0.4 : 0.12, &x);
+        shub_profile_person_make(shub_rng_mix(seed ^ (UINT64_C(0xbad0) + (uint64_t)k)),
+                                 area, 18, 65, k ? 0.4 : 0.12, &x);
         shub_val_t perp = shub_val_map();
-        pb_str(b, &perp, "name", x.name);
-        pb_str(b, &perp, "dob", x.dob);
-        pb_str(b, &perp, "relationship",
-               k ? rng_pick(&r, relationships + 7, 3) : PICK(&r, relationships));
-        pb_push(b, &perps, perp);
+        shub_pb_str(b, &perp, "name", x.name);
+        shub_pb_str(b, &perp, "dob", x.dob);
+        shub_pb_str(b, &perp, "relationship",
+                    k ? shub_rng_pick(&r, relationships + 7, 3)
+                      : PICK(&r, relationships));
+        shub_pb_push(b, &perps, perp);
     }
     return perps;
 }
@@ -173,86 +174,86 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
 
     victim_t v;
     size_t idx = SIZE_MAX;
-    if (st->n && rng_chance(r, p->sc.marac.repeat)) {
-        idx = (size_t)rng_below(r, st->n);
+    if (st->n && shub_rng_chance(r, p->sc.marac.repeat)) {
+        idx = (size_t)shub_rng_below(r, st->n);
         v = st->victims[idx];
     } else {
-        v = (victim_t){.seed = rng_next(r),
-                       .area = profile_stream_area(s),
+        v = (victim_t){.seed = shub_rng_next(r),
+                       .area = shub_profile_stream_area(s),
                        .last_referral_ms = INT64_MIN};
     }
     bool repeat = idx != SIZE_MAX && job->due_ms - v.last_referral_ms <= 365 * MS_DAY;
     person_t victim;
-    person_make(v.seed, v.area, 16, 70, 0.86, &victim);
+    shub_profile_person_make(v.seed, v.area, 16, 70, 0.86, &victim);
     rng_t pr; /* what belongs to the person, not to this incident */
-    rng_seed(&pr, mix64(v.seed ^ UINT64_C(0x73616665)));
+    shub_rng_seed(&pr, shub_rng_mix(v.seed ^ UINT64_C(0x73616665)));
 
     int dash;
     bool judgement = false, escalation = false;
-    double u = rng_unit(r);
+    double u = shub_rng_unit(r);
     if (u < 0.72) {
-        double x = rng_unit(r);
+        double x = shub_rng_unit(r);
         dash = 14 + (int)(x * x * 11); /* most high-risk scores sit just above 14 */
     } else if (u < 0.88) {
-        dash = (int)rng_range(r, 8, 13);
+        dash = (int)shub_rng_range(r, 8, 13);
         judgement = true;
     } else {
-        dash = (int)rng_range(r, 6, 13);
+        dash = (int)shub_rng_range(r, 6, 13);
         escalation = true;
     }
-    bool consent = rng_chance(r, p->sc.marac.consent_given);
-    char incident_date[11], crime_ref[24], case_ref[40], code[8];
-    fmt_date(job->due_ms - rng_range(r, 0, 2 * MS_DAY), incident_date);
-    area_code(v.area, code);
+    bool consent = shub_rng_chance(r, p->sc.marac.consent_given);
+    char incident_date[SHUB_TIME_DATE_TEXT], crime_ref[24], case_ref[40], code[8];
+    shub_time_format_date(job->due_ms - shub_rng_range(r, 0, 2 * MS_DAY), incident_date);
+    shub_profile_area_code(v.area, code);
     snprintf(crime_ref, sizeof crime_ref, "%.2s%06u/%02d", code,
-             (unsigned)rng_below(r, 1000000), year2(job->due_ms));
-    snprintf(case_ref, sizeof case_ref, "%s-%02d-%06u", st->prefix, year2(job->due_ms),
-             st->serial + 1);
+             (unsigned)shub_rng_below(r, 1000000), shub_profile_year2(job->due_ms));
+    snprintf(case_ref, sizeof case_ref, "%s-%02d-%06u", st->prefix,
+             shub_profile_year2(job->due_ms), st->serial + 1);
 
     pb_t b = {.arena = shub_arena_new(4096)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), vm = shub_val_map(), addr = shub_val_map();
-    pb_str(&b, &vm, "name", victim.name);
-    pb_str(&b, &vm, "dob", victim.dob);
-    pb_str(&b, &vm, "gender", victim.gender);
-    pb_str(&b, &addr, "line1", victim.line1);
-    pb_str(&b, &addr, "postcode", victim.postcode);
-    pb_put(&b, &vm, "address", addr);
-    pb_str(&b, &vm, "phone", victim.phone);
-    pb_str(&b, &vm, "safe_contact", PICK(&pr, safe_contacts));
-    pb_put(&b, &payload, "victim", vm);
-    pb_put(&b, &payload, "perpetrators", perpetrator_list(&b, v.seed, v.area));
-    pb_put(&b, &payload, "children", child_list(&b, v.seed, &victim, v.area));
+    shub_pb_str(&b, &vm, "name", victim.name);
+    shub_pb_str(&b, &vm, "dob", victim.dob);
+    shub_pb_str(&b, &vm, "gender", victim.gender);
+    shub_pb_str(&b, &addr, "line1", victim.line1);
+    shub_pb_str(&b, &addr, "postcode", victim.postcode);
+    shub_pb_put(&b, &vm, "address", addr);
+    shub_pb_str(&b, &vm, "phone", victim.phone);
+    shub_pb_str(&b, &vm, "safe_contact", PICK(&pr, safe_contacts));
+    shub_pb_put(&b, &payload, "victim", vm);
+    shub_pb_put(&b, &payload, "perpetrators", perpetrator_list(&b, v.seed, v.area));
+    shub_pb_put(&b, &payload, "children", child_list(&b, v.seed, &victim, v.area));
 
     shub_val_t risk = shub_val_map(), criteria = shub_val_array();
-    pb_int(&b, &risk, "dash_score", dash);
+    shub_pb_int(&b, &risk, "dash_score", dash);
     if (dash >= 14)
-        pb_push_str(&b, &criteria, "dash");
+        shub_pb_push_str(&b, &criteria, "dash");
     if (escalation)
-        pb_push_str(&b, &criteria, "escalation");
+        shub_pb_push_str(&b, &criteria, "escalation");
     if (judgement)
-        pb_push_str(&b, &criteria, "professional_judgement");
+        shub_pb_push_str(&b, &criteria, "professional_judgement");
     if (repeat)
-        pb_push_str(&b, &criteria, "repeat");
-    pb_put(&b, &risk, "criteria", criteria);
-    pb_bool(&b, &risk, "repeat", repeat);
-    pb_put(&b, &payload, "risk", risk);
+        shub_pb_push_str(&b, &criteria, "repeat");
+    shub_pb_put(&b, &risk, "criteria", criteria);
+    shub_pb_bool(&b, &risk, "repeat", repeat);
+    shub_pb_put(&b, &payload, "risk", risk);
 
     shub_val_t incident = shub_val_map();
-    pb_str(&b, &incident, "date", incident_date);
-    pb_str(&b, &incident, "summary", PICK(r, summaries));
-    pb_str(&b, &incident, "crime_ref", crime_ref);
-    pb_put(&b, &payload, "incident", incident);
+    shub_pb_str(&b, &incident, "date", incident_date);
+    shub_pb_str(&b, &incident, "summary", PICK(r, summaries));
+    shub_pb_str(&b, &incident, "crime_ref", crime_ref);
+    shub_pb_put(&b, &payload, "incident", incident);
 
     person_t officer;
-    person_make(rng_next(r), v.area, 25, 55, 0.4, &officer);
+    shub_profile_person_make(shub_rng_next(r), v.area, 25, 55, 0.4, &officer);
     shub_val_t referrer = shub_val_map();
-    pb_strf(&b, &referrer, "officer", "PC %d %s", (int)rng_range(r, 1000, 9999),
-            officer.surname);
-    pb_strf(&b, &referrer, "contact", "%s%03d", PICK(r, landlines),
-            (int)rng_below(r, 1000));
-    pb_put(&b, &payload, "referrer", referrer);
+    shub_pb_strf(&b, &referrer, "officer", "PC %d %s", (int)shub_rng_range(r, 1000, 9999),
+                 officer.surname);
+    shub_pb_strf(&b, &referrer, "contact", "%s%03d", PICK(r, landlines),
+                 (int)shub_rng_below(r, 1000));
+    shub_pb_put(&b, &payload, "referrer", referrer);
 
     char to0[NAME_CAP + 8];
     snprintf(to0, sizeof to0, "marac@%s", v.area);
@@ -269,7 +270,7 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
         .override = consent ? NULL : "risk-of-serious-harm",
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
 
@@ -280,8 +281,8 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
         v.last_referral_ms = job->due_ms;
         st->victims[st->n++] = v;
     }
-    (void)profile_stream_next(p, S_REFERRAL, S_REFERRAL,
-                              job->due_ms); /* room reserved by tick */
+    (void)shub_profile_stream_next(p, S_REFERRAL, S_REFERRAL,
+                                   job->due_ms); /* room reserved by tick */
     return 0;
 }
 
@@ -293,26 +294,26 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     police_t *st = p->state;
     stream_t *s = &p->streams[S_MISSING];
     rng_t *r = &s->rng;
-    const char *area = profile_stream_area(s);
+    const char *area = shub_profile_stream_area(s);
     person_t who;
-    if (rng_chance(r, 0.6)) /* most missing episodes are children, often from care */
-        person_make(rng_next(r), area, 12, 17, 0.5, &who);
+    if (shub_rng_chance(r, 0.6)) /* most missing episodes are children, often from care */
+        shub_profile_person_make(shub_rng_next(r), area, 12, 17, 0.5, &who);
     else
-        person_make(rng_next(r), area, 18, 80, 0.45, &who);
-    double u = rng_unit(r);
+        shub_profile_person_make(shub_rng_next(r), area, 18, 80, 0.45, &who);
+    double u = shub_rng_unit(r);
     const char *level = u < 0.5 ? "low" : u < 0.85 ? "medium" : "high";
     char case_ref[40];
     snprintf(case_ref, sizeof case_ref, "%s-MIS-%02d-%06u", st->prefix,
-             year2(job->due_ms), st->serial + 1);
+             shub_profile_year2(job->due_ms), st->serial + 1);
 
     pb_t b = {.arena = shub_arena_new(1024)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), person = shub_val_map();
-    pb_str(&b, &person, "name", who.name);
-    pb_str(&b, &person, "dob", who.dob);
-    pb_put(&b, &payload, "person", person);
-    pb_str(&b, &payload, "risk_level", level);
+    shub_pb_str(&b, &person, "name", who.name);
+    shub_pb_str(&b, &person, "dob", who.dob);
+    shub_pb_put(&b, &payload, "person", person);
+    shub_pb_str(&b, &payload, "risk_level", level);
     char to0[NAME_CAP + 20];
     snprintf(to0, sizeof to0, "local-authority@%s", area);
     const char *to[] = {to0};
@@ -328,12 +329,12 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "risk-of-serious-harm",
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
     st->serial++;
-    (void)profile_stream_next(p, S_MISSING, S_MISSING,
-                              job->due_ms); /* room reserved by tick */
+    (void)shub_profile_stream_next(p, S_MISSING, S_MISSING,
+                                   job->due_ms); /* room reserved by tick */
     return 0;
 }
 
@@ -343,26 +344,26 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     police_t *st = p->state;
     stream_t *s = &p->streams[S_CUSTODY];
     rng_t *r = &s->rng;
-    const char *area = profile_stream_area(s);
+    const char *area = shub_profile_stream_area(s);
     person_t who;
-    person_make(rng_next(r), area, 18, 55, 0.2, &who);
-    char when[11], case_ref[40];
-    fmt_date(job->due_ms + rng_range(r, 1, 5) * MS_DAY, when);
+    shub_profile_person_make(shub_rng_next(r), area, 18, 55, 0.2, &who);
+    char when[SHUB_TIME_DATE_TEXT], case_ref[40];
+    shub_time_format_date(job->due_ms + shub_rng_range(r, 1, 5) * MS_DAY, when);
     snprintf(case_ref, sizeof case_ref, "%s-CUS-%02d-%06u", st->prefix,
-             year2(job->due_ms), st->serial + 1);
+             shub_profile_year2(job->due_ms), st->serial + 1);
 
     pb_t b = {.arena = shub_arena_new(1024)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), det = shub_val_map(), assess = shub_val_map();
-    pb_str(&b, &det, "name", who.name);
-    pb_str(&b, &det, "dob", who.dob);
-    pb_put(&b, &payload, "detainee", det);
-    pb_str(&b, &payload, "trigger_offence", PICK(r, trigger_offences));
-    pb_str(&b, &payload, "test_result", PICK(r, test_results));
-    pb_str(&b, &assess, "date", when);
-    pb_strf(&b, &assess, "location", "%s drug and alcohol service", area);
-    pb_put(&b, &payload, "assessment", assess);
+    shub_pb_str(&b, &det, "name", who.name);
+    shub_pb_str(&b, &det, "dob", who.dob);
+    shub_pb_put(&b, &payload, "detainee", det);
+    shub_pb_str(&b, &payload, "trigger_offence", PICK(r, trigger_offences));
+    shub_pb_str(&b, &payload, "test_result", PICK(r, test_results));
+    shub_pb_str(&b, &assess, "date", when);
+    shub_pb_strf(&b, &assess, "location", "%s drug and alcohol service", area);
+    shub_pb_put(&b, &payload, "assessment", assess);
     char to0[NAME_CAP + 12];
     snprintf(to0, sizeof to0, "treatment@%s", area);
     const char *to[] = {to0};
@@ -378,12 +379,12 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "statutory-requirement",
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
     if (rc)
         return rc;
     st->serial++;
-    (void)profile_stream_next(p, S_CUSTODY, S_CUSTODY,
-                              job->due_ms); /* room reserved by tick */
+    (void)shub_profile_stream_next(p, S_CUSTODY, S_CUSTODY,
+                                   job->due_ms); /* room reserved by tick */
     return 0;
 }
 
@@ -402,7 +403,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
     }
 }
 
-const profile_ops_t profile_police_ops = {
+const profile_ops_t shub_profile_police_ops = {
     .kind = "police",
     .init = police_init,
     .fini = fini,
@@ -410,7 +411,7 @@ const profile_ops_t profile_police_ops = {
     .receive = NULL,
 };
 
-const profile_ops_t profile_custody_ops = {
+const profile_ops_t shub_profile_custody_ops = {
     .kind = "custody",
     .init = custody_init,
     .fini = fini,

@@ -45,9 +45,9 @@ static const char *const offences[] = {
 static int init(shub_profile_t *p, shub_err_t *err)
 {
     (void)err;
-    return profile_stream_init(p, S_RELEASE, "prison.release_notice",
-                               &p->sc.probation.releases, profile_area_weights(p), true,
-                               S_RELEASE);
+    return shub_profile_stream_init(p, S_RELEASE, "prison.release_notice",
+                                    &p->sc.probation.releases,
+                                    shub_profile_area_weights(p), true, S_RELEASE);
 }
 
 static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
@@ -55,51 +55,52 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
 {
     stream_t *s = &p->streams[S_RELEASE];
     rng_t *r = &s->rng;
-    const char *area = profile_stream_area(s);
+    const char *area = shub_profile_stream_area(s);
     person_t who;
-    person_make(rng_next(r), area, 19, 65, 0.1, &who);
-    char release[11], pnc[20], case_ref[40];
-    fmt_date(job->due_ms + rng_range(r, 7, 28) * MS_DAY, release);
-    snprintf(pnc, sizeof pnc, "%02d/%07u%c", (int)rng_range(r, 0, 25),
-             (unsigned)rng_below(r, 10000000), (char)('A' + rng_below(r, 26)));
-    snprintf(case_ref, sizeof case_ref, "PRB-%02d-%06u", year2(job->due_ms),
-             (unsigned)rng_below(r, 1000000));
-    bool mappa = rng_chance(r, p->sc.probation.mappa);
-    int category = (int)rng_range(r, 1, 3),
-        level = rng_chance(r, 0.8) ? 1 : (int)rng_range(r, 2, 3);
+    shub_profile_person_make(shub_rng_next(r), area, 19, 65, 0.1, &who);
+    char release[SHUB_TIME_DATE_TEXT], pnc[20], case_ref[40];
+    shub_time_format_date(job->due_ms + shub_rng_range(r, 7, 28) * MS_DAY, release);
+    snprintf(pnc, sizeof pnc, "%02d/%07u%c", (int)shub_rng_range(r, 0, 25),
+             (unsigned)shub_rng_below(r, 10000000), (char)('A' + shub_rng_below(r, 26)));
+    snprintf(case_ref, sizeof case_ref, "PRB-%02d-%06u", shub_profile_year2(job->due_ms),
+             (unsigned)shub_rng_below(r, 1000000));
+    bool mappa = shub_rng_chance(r, p->sc.probation.mappa);
+    int category = (int)shub_rng_range(r, 1, 3),
+        level = shub_rng_chance(r, 0.8) ? 1 : (int)shub_rng_range(r, 2, 3);
     const char *type = PICK(r, release_types);
     const char *offence = PICK(r, offences);
-    size_t n_cond = (size_t)rng_range(r, 2, 4);
-    size_t first = (size_t)rng_below(r, sizeof conditions / sizeof conditions[0]);
+    size_t n_cond = (size_t)shub_rng_range(r, 2, 4);
+    size_t first = (size_t)shub_rng_below(r, sizeof conditions / sizeof conditions[0]);
 
     pb_t b = {.arena = shub_arena_new(2048)};
     if (!b.arena)
         return SHUB_ENOMEM;
     shub_val_t payload = shub_val_map(), off = shub_val_map(), rel = shub_val_map();
     shub_val_t addr = shub_val_map(), cond = shub_val_array();
-    pb_str(&b, &off, "name", who.name);
-    pb_str(&b, &off, "dob", who.dob);
-    pb_str(&b, &off, "pnc_id", pnc);
-    pb_put(&b, &payload, "offender", off);
-    pb_str(&b, &rel, "date", release);
-    pb_str(&b, &rel, "type", type);
-    pb_str(&b, &rel, "area", area);
-    pb_str(&b, &addr, "line1", who.line1);
-    pb_str(&b, &addr, "postcode", who.postcode);
-    pb_put(&b, &rel, "address", addr);
-    pb_put(&b, &payload, "release", rel);
+    shub_pb_str(&b, &off, "name", who.name);
+    shub_pb_str(&b, &off, "dob", who.dob);
+    shub_pb_str(&b, &off, "pnc_id", pnc);
+    shub_pb_put(&b, &payload, "offender", off);
+    shub_pb_str(&b, &rel, "date", release);
+    shub_pb_str(&b, &rel, "type", type);
+    shub_pb_str(&b, &rel, "area", area);
+    shub_pb_str(&b, &addr, "line1", who.line1);
+    shub_pb_str(&b, &addr, "postcode", who.postcode);
+    shub_pb_put(&b, &rel, "address", addr);
+    shub_pb_put(&b, &payload, "release", rel);
     for (size_t k = 0; k < n_cond;
          k++) /* consecutive entries: never the same one twice */
-        pb_push_str(&b, &cond,
-                    conditions[(first + k) % (sizeof conditions / sizeof conditions[0])]);
-    pb_put(&b, &payload, "licence_conditions", cond);
+        shub_pb_push_str(
+            &b, &cond,
+            conditions[(first + k) % (sizeof conditions / sizeof conditions[0])]);
+    shub_pb_put(&b, &payload, "licence_conditions", cond);
     if (mappa) {
         shub_val_t m = shub_val_map();
-        pb_int(&b, &m, "category", category);
-        pb_int(&b, &m, "level", level);
-        pb_put(&b, &payload, "mappa", m);
+        shub_pb_int(&b, &m, "category", category);
+        shub_pb_int(&b, &m, "level", level);
+        shub_pb_put(&b, &payload, "mappa", m);
     }
-    pb_str(&b, &payload, "offence_summary", offence);
+    shub_pb_str(&b, &payload, "offence_summary", offence);
     char sel[2][NAME_CAP + 20];
     snprintf(sel[0], sizeof sel[0], "police@%s", area);
     snprintf(sel[1], sizeof sel[1], "local-authority@%s", area);
@@ -115,15 +116,15 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         .consent = SHUB_CONSENT_NOT_SOUGHT,
         .payload = payload,
     };
-    int rc = profile_emit_built(&b, &ev, to, 2, emit, ctx);
+    int rc = shub_profile_emit_built(&b, &ev, to, 2, emit, ctx);
     if (rc)
         return rc;
-    (void)profile_stream_next(p, S_RELEASE, S_RELEASE,
-                              job->due_ms); /* room reserved by tick */
+    (void)shub_profile_stream_next(p, S_RELEASE, S_RELEASE,
+                                   job->due_ms); /* room reserved by tick */
     return 0;
 }
 
-const profile_ops_t profile_probation_ops = {
+const profile_ops_t shub_profile_probation_ops = {
     .kind = "probation",
     .init = init,
     .fini = NULL,

@@ -55,6 +55,7 @@
 #include "config_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/time.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -62,284 +63,244 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MS_PER_DAY 86400000LL
-
-/* ---- raw schema --------------------------------------------------------- */
+/* ---- the schema ----------------------------------------------------------- */
 
 typedef struct raw_set {
-    char **orgs;
-    unsigned orgs_count;
-    char **kinds;
-    unsigned kinds_count;
+    const char **orgs;
+    size_t orgs_count;
+    const char **kinds;
+    size_t kinds_count;
     bool serving_subject_area;
 } raw_set_t;
 
 typedef struct raw_role {
-    char *party;
+    const char *party;
     int role;
 } raw_role_t;
 
 typedef struct raw_basis {
-    char *id;
-    char *text;
+    const char *id;
+    const char *text;
 } raw_basis_t;
 
 typedef struct raw_datum {
-    char *field;
+    const char *field;
     int cls;
 } raw_datum_t;
 
-typedef struct raw_consent {
-    bool required;
-    char **override_reasons;
-    unsigned override_reasons_count;
-} raw_consent_t;
-
 typedef struct raw_flow {
-    char *id;
+    const char *id;
     raw_set_t from, to;
-    char **events;
-    unsigned events_count;
-    char **purposes;
-    unsigned purposes_count;
-    char **legal_basis;
-    unsigned legal_basis_count;
-    char **fields;
-    unsigned fields_count;
-    char *condition;
-    uint32_t *ack_within_hours;
-    uint32_t *act_within_hours;
+    const char **events;
+    size_t events_count;
+    const char **purposes;
+    size_t purposes_count;
+    const char **legal_basis;
+    size_t legal_basis_count;
+    const char **fields;
+    size_t fields_count;
+    const char *condition;
+    uint32_t ack_within_hours; /* 0: absent (the schema refuses a written 0) */
+    uint32_t act_within_hours;
     bool onward_sharing;
-    char **report;
-    unsigned report_count;
+    const char **report;
+    size_t report_count;
 } raw_flow_t;
 
 typedef struct raw_agreement {
-    char *id;
-    char *title;
+    const char *id;
+    const char *title;
     uint32_t version;
     int status;
-    char *valid_from, *valid_until, *review_date;
-    char *retention;
+    int64_t valid_from, valid_until, review_date;
+    const char *retention;
     raw_set_t parties;
     raw_role_t *roles;
-    unsigned roles_count;
-    char **purposes;
-    unsigned purposes_count;
+    size_t roles_count;
+    const char **purposes;
+    size_t purposes_count;
     raw_basis_t *legal_basis;
-    unsigned legal_basis_count;
+    size_t legal_basis_count;
     raw_datum_t *data_dictionary;
-    unsigned data_dictionary_count;
-    raw_consent_t consent;
+    size_t data_dictionary_count;
+    bool consent_required;
+    const char **override_reasons;
+    size_t override_reasons_count;
     raw_flow_t *flows;
-    unsigned flows_count;
+    size_t flows_count;
 } raw_agreement_t;
 
-static const cyaml_schema_value_t name_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, SHUB_MSG_MAX_NAME),
+static const shub_yaml_type_t name_type = {
+    .kind = SHUB_YAML_TEXT, .min = 1, .max = SHUB_MSG_MAX_NAME};
+static const shub_yaml_type_t path_type = {
+    .kind = SHUB_YAML_TEXT, .min = 1, .max = SHUB_VAL_MAX_PATH - 1};
+static const shub_yaml_type_t ref_type = {
+    .kind = SHUB_YAML_TEXT, .min = 1, .max = SHUB_MSG_MAX_REF};
+static const shub_yaml_type_t title_type = {.kind = SHUB_YAML_TEXT, .min = 1, .max = 200};
+static const shub_yaml_type_t text_type = {.kind = SHUB_YAML_TEXT, .min = 1, .max = 2048};
+static const shub_yaml_type_t condition_type = {
+    .kind = SHUB_YAML_TEXT, .min = 1, .max = SHUB_CONFIG_MAX_CONDITION};
+static const shub_yaml_type_t bool_type = {.kind = SHUB_YAML_BOOL};
+static const shub_yaml_type_t date_type = {.kind = SHUB_YAML_DATE};
+static const shub_yaml_type_t version_type = {.kind = SHUB_YAML_UINT, .min = 1};
+static const shub_yaml_type_t hours_type = {.kind = SHUB_YAML_UINT, .min = 1};
+static const shub_yaml_type_t names_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &name_type};
+static const shub_yaml_type_t some_names_type = {
+    .kind = SHUB_YAML_LIST, .min = 1, .max = 1024, .entry = &name_type};
+static const shub_yaml_type_t paths_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &path_type};
+static const shub_yaml_type_t refs_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &ref_type};
+
+#define FIELD(key, req, type, member, ytype)                                             \
+    {                                                                                    \
+        key, req, offsetof(type, member), 0, ytype                                       \
+    }
+#define LIST(key, req, type, member, ytype)                                              \
+    {                                                                                    \
+        key, req, offsetof(type, member), offsetof(type, member##_count), ytype          \
+    }
+#define END                                                                              \
+    {                                                                                    \
+        NULL, false, 0, 0, NULL                                                          \
+    }
+
+static const shub_yaml_field_t parties_fields[] = {
+    LIST("orgs", false, raw_set_t, orgs, &names_type),
+    LIST("kinds", false, raw_set_t, kinds, &names_type),
+    END,
 };
+static const shub_yaml_type_t parties_type = {.kind = SHUB_YAML_STRUCT,
+                                              .fields = parties_fields};
 
-static const cyaml_schema_value_t path_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, SHUB_VAL_MAX_PATH - 1),
+static const shub_yaml_field_t set_fields[] = {
+    LIST("orgs", false, raw_set_t, orgs, &names_type),
+    LIST("kinds", false, raw_set_t, kinds, &names_type),
+    FIELD("serving_subject_area", false, raw_set_t, serving_subject_area, &bool_type),
+    END,
 };
+static const shub_yaml_type_t set_type = {.kind = SHUB_YAML_STRUCT, .fields = set_fields};
 
-static const cyaml_schema_value_t ref_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, SHUB_MSG_MAX_REF),
+static const shub_yaml_name_t role_names[] = {
+    {"controller", 1}, {"joint-controller", 2}, {"processor", 3}, {NULL, 0}};
+static const shub_yaml_type_t role_name_type = {.kind = SHUB_YAML_ENUM,
+                                                .names = role_names};
+static const shub_yaml_field_t role_fields[] = {
+    FIELD("party", true, raw_role_t, party, &name_type),
+    FIELD("role", true, raw_role_t, role, &role_name_type),
+    END,
 };
+static const shub_yaml_type_t role_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_role_t), .fields = role_fields};
+static const shub_yaml_type_t roles_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &role_type};
 
-#define SEQ(key, flags, type, member, entry, min)                                        \
-    CYAML_FIELD_SEQUENCE(key, (flags) | CYAML_FLAG_POINTER, type, member, entry, min,    \
-                         1024)
-#define OPT CYAML_FLAG_OPTIONAL
-
-static const cyaml_schema_field_t parties_fields[] = {
-    SEQ("orgs", OPT, raw_set_t, orgs, &name_entry, 0),
-    SEQ("kinds", OPT, raw_set_t, kinds, &name_entry, 0),
-    CYAML_FIELD_END,
+static const shub_yaml_field_t basis_fields[] = {
+    FIELD("id", true, raw_basis_t, id, &ref_type),
+    FIELD("text", true, raw_basis_t, text, &text_type),
+    END,
 };
+static const shub_yaml_type_t basis_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_basis_t), .fields = basis_fields};
+static const shub_yaml_type_t bases_type = {
+    .kind = SHUB_YAML_LIST, .min = 1, .max = 1024, .entry = &basis_type};
 
-static const cyaml_schema_field_t set_fields[] = {
-    SEQ("orgs", OPT, raw_set_t, orgs, &name_entry, 0),
-    SEQ("kinds", OPT, raw_set_t, kinds, &name_entry, 0),
-    CYAML_FIELD_BOOL("serving_subject_area", OPT, raw_set_t, serving_subject_area),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_strval_t role_strings[] = {
-    {"controller", 1},
-    {"joint-controller", 2},
-    {"processor", 3},
-};
-
-static const cyaml_schema_field_t role_fields[] = {
-    CYAML_FIELD_STRING_PTR("party", CYAML_FLAG_POINTER, raw_role_t, party, 1,
-                           SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_ENUM("role", CYAML_FLAG_STRICT, raw_role_t, role, role_strings,
-                     CYAML_ARRAY_LEN(role_strings)),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t role_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_role_t, role_fields),
-};
-
-static const cyaml_schema_field_t basis_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, raw_basis_t, id, 1,
-                           SHUB_MSG_MAX_REF),
-    CYAML_FIELD_STRING_PTR("text", CYAML_FLAG_POINTER, raw_basis_t, text, 1, 1024),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t basis_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_basis_t, basis_fields),
-};
-
-static const cyaml_strval_t class_strings[] = {
+static const shub_yaml_name_t class_names[] = {
     {"personal", DATA_PERSONAL},
     {"special-category", DATA_SPECIAL_CATEGORY},
     {"criminal-offence", DATA_CRIMINAL_OFFENCE},
     {"child", DATA_CHILD},
     {"anonymous", DATA_ANONYMOUS},
+    {NULL, 0},
 };
-
-static const cyaml_schema_field_t datum_fields[] = {
-    CYAML_FIELD_STRING_PTR("field", CYAML_FLAG_POINTER, raw_datum_t, field, 1,
-                           SHUB_VAL_MAX_PATH - 1),
-    CYAML_FIELD_ENUM("class", CYAML_FLAG_STRICT, raw_datum_t, cls, class_strings,
-                     CYAML_ARRAY_LEN(class_strings)),
-    CYAML_FIELD_END,
+static const shub_yaml_type_t class_type = {.kind = SHUB_YAML_ENUM, .names = class_names};
+static const shub_yaml_field_t datum_fields[] = {
+    FIELD("field", true, raw_datum_t, field, &path_type),
+    FIELD("class", true, raw_datum_t, cls, &class_type),
+    END,
 };
+static const shub_yaml_type_t datum_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_datum_t), .fields = datum_fields};
+static const shub_yaml_type_t dictionary_type = {
+    .kind = SHUB_YAML_LIST, .min = 1, .max = 1024, .entry = &datum_type};
 
-static const cyaml_schema_value_t datum_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_datum_t, datum_fields),
+/* consent: a section of the agreement's own struct */
+static const shub_yaml_field_t consent_fields[] = {
+    FIELD("required", true, raw_agreement_t, consent_required, &bool_type),
+    LIST("override_reasons", false, raw_agreement_t, override_reasons, &names_type),
+    END,
 };
+static const shub_yaml_type_t consent_type = {.kind = SHUB_YAML_STRUCT,
+                                              .fields = consent_fields};
 
-static const cyaml_schema_field_t consent_fields[] = {
-    CYAML_FIELD_BOOL("required", CYAML_FLAG_DEFAULT, raw_consent_t, required),
-    SEQ("override_reasons", OPT, raw_consent_t, override_reasons, &name_entry, 0),
-    CYAML_FIELD_END,
+static const shub_yaml_field_t flow_fields[] = {
+    FIELD("id", true, raw_flow_t, id, &name_type),
+    FIELD("from", true, raw_flow_t, from, &set_type),
+    FIELD("to", true, raw_flow_t, to, &set_type),
+    LIST("events", true, raw_flow_t, events, &names_type),
+    LIST("purposes", false, raw_flow_t, purposes, &names_type),
+    LIST("legal_basis", false, raw_flow_t, legal_basis, &refs_type),
+    LIST("fields", true, raw_flow_t, fields, &paths_type),
+    FIELD("condition", false, raw_flow_t, condition, &condition_type),
+    FIELD("ack_within_hours", false, raw_flow_t, ack_within_hours, &hours_type),
+    FIELD("act_within_hours", false, raw_flow_t, act_within_hours, &hours_type),
+    FIELD("onward_sharing", false, raw_flow_t, onward_sharing, &bool_type),
+    LIST("report", false, raw_flow_t, report, &paths_type),
+    END,
 };
+static const shub_yaml_type_t flow_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_flow_t), .fields = flow_fields};
+static const shub_yaml_type_t flows_type = {
+    .kind = SHUB_YAML_LIST, .min = 1, .max = 1024, .entry = &flow_type};
 
-static const cyaml_schema_field_t flow_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, raw_flow_t, id, 1,
-                           SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_MAPPING("from", CYAML_FLAG_DEFAULT, raw_flow_t, from, set_fields),
-    CYAML_FIELD_MAPPING("to", CYAML_FLAG_DEFAULT, raw_flow_t, to, set_fields),
-    SEQ("events", CYAML_FLAG_DEFAULT, raw_flow_t, events, &name_entry, 0),
-    SEQ("purposes", OPT, raw_flow_t, purposes, &name_entry, 0),
-    SEQ("legal_basis", OPT, raw_flow_t, legal_basis, &ref_entry, 0),
-    SEQ("fields", CYAML_FLAG_DEFAULT, raw_flow_t, fields, &path_entry, 0),
-    CYAML_FIELD_STRING_PTR("condition", OPT | CYAML_FLAG_POINTER, raw_flow_t, condition,
-                           1, SHUB_CONFIG_MAX_CONDITION),
-    CYAML_FIELD_UINT_PTR("ack_within_hours", OPT, raw_flow_t, ack_within_hours),
-    CYAML_FIELD_UINT_PTR("act_within_hours", OPT, raw_flow_t, act_within_hours),
-    CYAML_FIELD_BOOL("onward_sharing", OPT, raw_flow_t, onward_sharing),
-    SEQ("report", OPT, raw_flow_t, report, &path_entry, 0),
-    CYAML_FIELD_END,
+static const shub_yaml_name_t status_names[] = {
+    {"draft", SHUB_AGREEMENT_DRAFT},
+    {"active", SHUB_AGREEMENT_ACTIVE},
+    {"suspended", SHUB_AGREEMENT_SUSPENDED},
+    {"expired", SHUB_AGREEMENT_EXPIRED},
+    {NULL, 0},
 };
+static const shub_yaml_type_t status_type = {.kind = SHUB_YAML_ENUM,
+                                             .names = status_names};
 
-static const cyaml_schema_value_t flow_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_flow_t, flow_fields),
+static const shub_yaml_field_t agreement_fields[] = {
+    FIELD("id", true, raw_agreement_t, id, &name_type),
+    FIELD("title", true, raw_agreement_t, title, &title_type),
+    FIELD("version", true, raw_agreement_t, version, &version_type),
+    FIELD("status", true, raw_agreement_t, status, &status_type),
+    FIELD("valid_from", true, raw_agreement_t, valid_from, &date_type),
+    FIELD("valid_until", true, raw_agreement_t, valid_until, &date_type),
+    FIELD("review_date", true, raw_agreement_t, review_date, &date_type),
+    FIELD("retention", true, raw_agreement_t, retention, &text_type),
+    FIELD("parties", true, raw_agreement_t, parties, &parties_type),
+    LIST("roles", false, raw_agreement_t, roles, &roles_type),
+    LIST("purposes", true, raw_agreement_t, purposes, &some_names_type),
+    LIST("legal_basis", true, raw_agreement_t, legal_basis, &bases_type),
+    LIST("data_dictionary", true, raw_agreement_t, data_dictionary, &dictionary_type),
+    {"consent", true, 0, 0, &consent_type},
+    LIST("flows", true, raw_agreement_t, flows, &flows_type),
+    END,
 };
+static const shub_yaml_type_t agreement_type = {.kind = SHUB_YAML_STRUCT,
+                                                .fields = agreement_fields};
 
-static const cyaml_strval_t status_strings[] = {
-    {"draft", AGR_DRAFT},
-    {"active", AGR_ACTIVE},
-    {"suspended", AGR_SUSPENDED},
-    {"expired", AGR_EXPIRED},
-};
+#undef FIELD
+#undef LIST
+#undef END
 
-static const cyaml_schema_field_t agreement_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, raw_agreement_t, id, 1,
-                           SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_STRING_PTR("title", CYAML_FLAG_POINTER, raw_agreement_t, title, 1, 200),
-    CYAML_FIELD_UINT("version", CYAML_FLAG_DEFAULT, raw_agreement_t, version),
-    CYAML_FIELD_ENUM("status", CYAML_FLAG_STRICT, raw_agreement_t, status, status_strings,
-                     CYAML_ARRAY_LEN(status_strings)),
-    CYAML_FIELD_STRING_PTR("valid_from", CYAML_FLAG_POINTER, raw_agreement_t, valid_from,
-                           1, 32),
-    CYAML_FIELD_STRING_PTR("valid_until", CYAML_FLAG_POINTER, raw_agreement_t,
-                           valid_until, 1, 32),
-    CYAML_FIELD_STRING_PTR("review_date", CYAML_FLAG_POINTER, raw_agreement_t,
-                           review_date, 1, 32),
-    CYAML_FIELD_STRING_PTR("retention", CYAML_FLAG_POINTER, raw_agreement_t, retention, 1,
-                           2048),
-    CYAML_FIELD_MAPPING("parties", CYAML_FLAG_DEFAULT, raw_agreement_t, parties,
-                        parties_fields),
-    SEQ("roles", OPT, raw_agreement_t, roles, &role_entry, 0),
-    SEQ("purposes", CYAML_FLAG_DEFAULT, raw_agreement_t, purposes, &name_entry, 1),
-    SEQ("legal_basis", CYAML_FLAG_DEFAULT, raw_agreement_t, legal_basis, &basis_entry, 1),
-    SEQ("data_dictionary", CYAML_FLAG_DEFAULT, raw_agreement_t, data_dictionary,
-        &datum_entry, 1),
-    CYAML_FIELD_MAPPING("consent", CYAML_FLAG_DEFAULT, raw_agreement_t, consent,
-                        consent_fields),
-    SEQ("flows", CYAML_FLAG_DEFAULT, raw_agreement_t, flows, &flow_entry, 1),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t agreement_schema = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_agreement_t, agreement_fields),
-};
-
-#undef SEQ
-#undef OPT
-
-/* ---- dates -------------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-int shub_config_parse_date(const char *text, int64_t *ms)
-{
-    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!text || !ms || strlen(text) != 10 || text[4] != '-' || text[7] != '-')
-        return SHUB_EVALUE;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (text[i] < '0' || text[i] > '9'))
-            return SHUB_EVALUE;
-    unsigned y = (unsigned)atoi(text), m = (unsigned)atoi(text + 5),
-             d = (unsigned)atoi(text + 8);
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
-        (m == 2 && d == 29 && !leap))
-        return SHUB_EVALUE;
-    *ms = days_from_civil(y, m, d) * MS_PER_DAY;
-    return 0;
-}
-
-/* ---- validation helpers ------------------------------------------------- */
+/* ---- checks a schema cannot make ------------------------------------------ */
 
 typedef struct actx {
     loader_t *ld;
-    const ydoc_t *doc;
+    shub_yaml_doc_t *doc;
     const raw_agreement_t *raw;
 } actx_t;
 
-static void a_error(actx_t *a, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Reports at the node `path` of the current file. */
-static void a_error(actx_t *a, const char *path, const char *fmt, ...)
-{
-    char msg[SHUB_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    int col, line = ydoc_line(a->doc, &col, "%s", path);
-    ld_error(a->ld, a->doc->file, line, col, "%s", msg);
-}
+#define a_error(a, path, ...) shub_yaml_error_path((a)->doc, path, __VA_ARGS__)
 
-static bool in_list(char *const *v, size_t n, const char *s)
+static bool in_list(const char *const *v, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i], s) == 0)
@@ -348,7 +309,7 @@ static bool in_list(char *const *v, size_t n, const char *s)
 }
 
 /* Names must be names; a list must not repeat itself. */
-static void check_names(actx_t *a, const char *key, char *const *v, size_t n,
+static void check_names(actx_t *a, const char *key, const char *const *v, size_t n,
                         const char *what)
 {
     char path[SHUB_VAL_MAX_PATH + 64];
@@ -401,7 +362,7 @@ static void check_set(actx_t *a, const char *key, const raw_set_t *s, bool need_
     }
     for (size_t i = 0; i < s->kinds_count; i++) {
         snprintf(path, sizeof path, "%s.kinds[%zu]", key, i);
-        if (!ld_kind_known(a->ld, s->kinds[i]))
+        if (!shub_registry_kind_known(a->ld, s->kinds[i]))
             a_error(a, path, "unknown kind '%s' (no organisation has it)", s->kinds[i]);
         else if (need_party && !is_party_kind(a, s->kinds[i]))
             a_error(a, path, "kind '%s' is not a party to this agreement", s->kinds[i]);
@@ -440,7 +401,15 @@ static bool basis_declared(const raw_agreement_t *r, const char *id)
     return false;
 }
 
-static void check_flow(actx_t *a, size_t i, flow_t *out)
+/* A set as the loaded config keeps it, copied into its arena. */
+static shub_party_set_t party_set(loader_t *ld, const raw_set_t *s)
+{
+    return (shub_party_set_t){shub_config_strv(ld, s->orgs, s->orgs_count), s->orgs_count,
+                              shub_config_strv(ld, s->kinds, s->kinds_count),
+                              s->kinds_count, s->serving_subject_area};
+}
+
+static void check_flow(actx_t *a, size_t i, shub_flow_t *out)
 {
     const raw_agreement_t *r = a->raw;
     const raw_flow_t *f = &r->flows[i];
@@ -453,8 +422,10 @@ static void check_flow(actx_t *a, size_t i, flow_t *out)
     } else {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(r->flows[j].id, f->id) == 0) {
+                char first[64];
+                snprintf(first, sizeof first, "flows[%zu].id", j);
                 a_error(a, path, "duplicate flow id '%s' (first at line %d)", f->id,
-                        ydoc_line(a->doc, NULL, "flows[%zu].id", j));
+                        shub_yaml_at(a->doc, first)->line);
                 break;
             }
         }
@@ -505,109 +476,86 @@ static void check_flow(actx_t *a, size_t i, flow_t *out)
                     "classed anonymous (its value goes into the audit log)",
                     f->id, f->report[k]);
         else if (!shared)
-            a_error(a, path, "flow '%s': report field '%s' is not among the flow's fields",
-                    f->id, f->report[k]);
-    }
-    if (f->ack_within_hours && *f->ack_within_hours == 0) {
-        snprintf(path, sizeof path, "flows[%zu].ack_within_hours", i);
-        a_error(a, path, "ack_within_hours must be at least 1");
-    }
-    if (f->act_within_hours && *f->act_within_hours == 0) {
-        snprintf(path, sizeof path, "flows[%zu].act_within_hours", i);
-        a_error(a, path, "act_within_hours must be at least 1");
+            a_error(a, path,
+                    "flow '%s': report field '%s' is not among the flow's fields", f->id,
+                    f->report[k]);
     }
 
-    out->id = ld_strdup(ld, f->id);
-    out->from =
-        (party_set_t){ld_strv(ld, f->from.orgs, f->from.orgs_count), f->from.orgs_count,
-                      ld_strv(ld, f->from.kinds, f->from.kinds_count),
-                      f->from.kinds_count, f->from.serving_subject_area};
-    out->to = (party_set_t){ld_strv(ld, f->to.orgs, f->to.orgs_count), f->to.orgs_count,
-                            ld_strv(ld, f->to.kinds, f->to.kinds_count),
-                            f->to.kinds_count, f->to.serving_subject_area};
-    out->events = ld_strv(ld, f->events, f->events_count);
+    out->id = shub_config_strdup(ld, f->id);
+    out->from = party_set(ld, &f->from);
+    out->to = party_set(ld, &f->to);
+    out->events = shub_config_strv(ld, f->events, f->events_count);
     out->n_events = f->events_count;
     if (f->purposes_count) {
-        out->purposes = ld_strv(ld, f->purposes, f->purposes_count);
+        out->purposes = shub_config_strv(ld, f->purposes, f->purposes_count);
         out->n_purposes = f->purposes_count;
     } else {
-        out->purposes = ld_strv(ld, r->purposes, r->purposes_count);
+        out->purposes = shub_config_strv(ld, r->purposes, r->purposes_count);
         out->n_purposes = r->purposes_count;
     }
     if (f->legal_basis_count) {
-        out->bases = ld_strv(ld, f->legal_basis, f->legal_basis_count);
+        out->bases = shub_config_strv(ld, f->legal_basis, f->legal_basis_count);
         out->n_bases = f->legal_basis_count;
     } else {
-        const char **b = ld_alloc(ld, (r->legal_basis_count + 1) * sizeof *b);
+        const char **b = shub_config_alloc(ld, (r->legal_basis_count + 1) * sizeof *b);
         for (size_t k = 0; b && k < r->legal_basis_count; k++)
-            b[k] = ld_strdup(ld, r->legal_basis[k].id);
+            b[k] = shub_config_strdup(ld, r->legal_basis[k].id);
         out->bases = b;
         out->n_bases = r->legal_basis_count;
     }
-    out->fields = ld_strv(ld, f->fields, f->fields_count);
+    out->fields = shub_config_strv(ld, f->fields, f->fields_count);
     out->n_fields = f->fields_count;
-    out->ack_within_hours = f->ack_within_hours ? *f->ack_within_hours : 0;
-    out->act_within_hours = f->act_within_hours ? *f->act_within_hours : 0;
+    out->ack_within_hours = f->ack_within_hours;
+    out->act_within_hours = f->act_within_hours;
     out->onward_sharing = f->onward_sharing;
-    out->report = ld_strv(ld, f->report, f->report_count);
+    out->report = shub_config_strv(ld, f->report, f->report_count);
     out->n_report = f->report_count;
     if (f->condition && !ld->oom) {
         char msg[SHUB_ERR_MSG_MAX - 32];
-        out->condition_text = ld_strdup(ld, f->condition);
-        int rc =
-            cond_parse(ld->cfg->arena, f->condition, &out->condition, msg, sizeof msg);
+        shub_condition_t *cond = NULL;
+        out->condition_text = shub_config_strdup(ld, f->condition);
+        int rc = shub_cond_parse(ld->cfg->arena, f->condition, &cond, msg, sizeof msg);
+        out->condition = cond;
         if (rc == SHUB_ENOMEM) {
             ld->oom = true;
         } else if (rc) {
-            /* The column is within the expression, so the file column would
-             * only mislead: report the line alone. */
-            int line = ydoc_line(a->doc, NULL, "flows[%zu].condition", i);
-            ld_error(ld, a->doc->file, line, 0, "condition: %s", msg);
+            /* Reported at the condition's value; the column in the message
+             * counts within the expression. */
+            snprintf(path, sizeof path, "flows[%zu].condition", i);
+            a_error(a, path, "condition: %s", msg);
         }
     }
 }
 
 static const char *status_name(int s)
 {
-    switch (s) {
-    case AGR_DRAFT:
-        return "draft";
-    case AGR_ACTIVE:
-        return "active";
-    case AGR_SUSPENDED:
-        return "suspended";
-    case AGR_EXPIRED:
-        return "expired";
-    }
+    for (const shub_yaml_name_t *n = status_names; n->name; n++)
+        if (n->value == s)
+            return n->name;
     return "?";
 }
 
 static const char *role_name(int r)
 {
-    return r == 1 ? "controller" : r == 2 ? "joint-controller" : "processor";
+    for (const shub_yaml_name_t *n = role_names; n->name; n++)
+        if (n->value == r)
+            return n->name;
+    return "?";
 }
 
 static void check_dates(actx_t *a, agreement_t *ag)
 {
     const raw_agreement_t *r = a->raw;
-    int64_t from = 0, until = 0, review = 0;
-    bool ok_from = shub_config_parse_date(r->valid_from, &from) == 0;
-    bool ok_until = shub_config_parse_date(r->valid_until, &until) == 0;
-    if (!ok_from)
-        a_error(a, "valid_from", "valid_from '%s' is not a date (YYYY-MM-DD)",
-                r->valid_from);
-    if (!ok_until)
-        a_error(a, "valid_until", "valid_until '%s' is not a date (YYYY-MM-DD)",
-                r->valid_until);
-    if (shub_config_parse_date(r->review_date, &review) != 0)
-        a_error(a, "review_date", "review_date '%s' is not a date (YYYY-MM-DD)",
-                r->review_date);
-    if (ok_from && ok_until && until < from)
+    if (r->valid_until < r->valid_from) {
+        char until[SHUB_TIME_DATE_TEXT], from[SHUB_TIME_DATE_TEXT];
         a_error(a, "valid_until", "valid_until %s is before valid_from %s",
-                r->valid_until, r->valid_from);
-    ag->info.valid_from_ms = from;
-    ag->info.valid_until_ms = until + MS_PER_DAY - 1; /* inclusive: the whole last day */
-    ag->info.review_ms = review;
+                shub_time_format_date(r->valid_until, until),
+                shub_time_format_date(r->valid_from, from));
+    }
+    ag->pub.info.valid_from_ms = r->valid_from;
+    /* inclusive: in force to the last millisecond of its last day */
+    ag->pub.info.valid_until_ms = r->valid_until + SHUB_TIME_MS_PER_DAY - 1;
+    ag->pub.info.review_ms = r->review_date;
 }
 
 static void check_header(actx_t *a, agreement_t *ag)
@@ -617,8 +565,6 @@ static void check_header(actx_t *a, agreement_t *ag)
     char path[64];
     if (!shub_is_name(r->id))
         a_error(a, "id", "agreement id '%s' is not a name ([a-z0-9][a-z0-9._-]*)", r->id);
-    if (r->version == 0)
-        a_error(a, "version", "version must be at least 1");
     check_dates(a, ag);
     check_set(a, "parties", &r->parties, false);
     for (size_t i = 0; i < r->roles_count && !ld->registry_failed; i++) {
@@ -647,8 +593,8 @@ static void check_header(actx_t *a, agreement_t *ag)
             if (strcmp(r->data_dictionary[j].field, f) == 0)
                 a_error(a, path, "duplicate data dictionary field '%s'", f);
     }
-    check_names(a, "consent.override_reasons", r->consent.override_reasons,
-                r->consent.override_reasons_count, "override reason");
+    check_names(a, "consent.override_reasons", r->override_reasons,
+                r->override_reasons_count, "override reason");
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -657,52 +603,54 @@ static void fill(actx_t *a, agreement_t *ag)
 {
     const raw_agreement_t *r = a->raw;
     loader_t *ld = a->ld;
-    ag->info.id = ld_strdup(ld, r->id);
-    ag->info.title = ld_strdup(ld, r->title);
-    ag->info.status = status_name(r->status);
-    ag->info.file = ld_strdup(ld, a->doc->file);
-    ag->info.version = r->version;
-    ag->status = (agr_status_t)r->status;
-    ag->parties = (party_set_t){ld_strv(ld, r->parties.orgs, r->parties.orgs_count),
-                                r->parties.orgs_count,
-                                ld_strv(ld, r->parties.kinds, r->parties.kinds_count),
-                                r->parties.kinds_count, false};
-    role_t *roles = ld_alloc(ld, (r->roles_count + 1) * sizeof *roles);
+    shub_agreement_t *pub = &ag->pub;
+    pub->info.id = shub_config_strdup(ld, r->id);
+    pub->info.title = shub_config_strdup(ld, r->title);
+    pub->info.status = status_name(r->status);
+    pub->info.file = shub_config_strdup(ld, shub_yaml_name(a->doc));
+    pub->info.version = r->version;
+    pub->status = (shub_agreement_status_t)r->status;
+    pub->parties = party_set(ld, &r->parties);
+    pub->parties.serving_subject_area = false;
+    pub->consent_required = r->consent_required;
+    pub->override_reasons =
+        shub_config_strv(ld, r->override_reasons, r->override_reasons_count);
+    pub->n_override_reasons = r->override_reasons_count;
+    role_t *roles = shub_config_alloc(ld, (r->roles_count + 1) * sizeof *roles);
     for (size_t i = 0; roles && i < r->roles_count; i++)
-        roles[i] =
-            (role_t){ld_strdup(ld, r->roles[i].party), role_name(r->roles[i].role)};
+        roles[i] = (role_t){shub_config_strdup(ld, r->roles[i].party),
+                            role_name(r->roles[i].role)};
     ag->roles = roles;
     ag->n_roles = r->roles_count;
-    ag->purposes = ld_strv(ld, r->purposes, r->purposes_count);
+    ag->purposes = shub_config_strv(ld, r->purposes, r->purposes_count);
     ag->n_purposes = r->purposes_count;
-    basis_t *bases = ld_alloc(ld, (r->legal_basis_count + 1) * sizeof *bases);
+    basis_t *bases = shub_config_alloc(ld, (r->legal_basis_count + 1) * sizeof *bases);
     for (size_t i = 0; bases && i < r->legal_basis_count; i++)
-        bases[i] = (basis_t){ld_strdup(ld, r->legal_basis[i].id),
-                             ld_strdup(ld, r->legal_basis[i].text)};
+        bases[i] = (basis_t){shub_config_strdup(ld, r->legal_basis[i].id),
+                             shub_config_strdup(ld, r->legal_basis[i].text)};
     ag->bases = bases;
     ag->n_bases = r->legal_basis_count;
-    datum_t *data = ld_alloc(ld, (r->data_dictionary_count + 1) * sizeof *data);
+    datum_t *data = shub_config_alloc(ld, (r->data_dictionary_count + 1) * sizeof *data);
     for (size_t i = 0; data && i < r->data_dictionary_count; i++)
-        data[i] = (datum_t){ld_strdup(ld, r->data_dictionary[i].field),
+        data[i] = (datum_t){shub_config_strdup(ld, r->data_dictionary[i].field),
                             (data_class_t)r->data_dictionary[i].cls};
     ag->data = data;
     ag->n_data = r->data_dictionary_count;
-    ag->retention = ld_strdup(ld, r->retention);
-    ag->consent_required = r->consent.required;
-    ag->override_reasons =
-        ld_strv(ld, r->consent.override_reasons, r->consent.override_reasons_count);
-    ag->n_override_reasons = r->consent.override_reasons_count;
+    ag->retention = shub_config_strdup(ld, r->retention);
 }
 
-static int hash_file(loader_t *ld, const ydoc_t *doc, agreement_t *ag)
+/* The BLAKE2b-256 of the file's bytes, in hex: what an audit row names. */
+static int hash_file(loader_t *ld, const shub_yaml_doc_t *doc, agreement_t *ag)
 {
     uint8_t h[crypto_generichash_BYTES];
-    char *hex = ld_alloc(ld, 2 * sizeof h + 1);
+    char *hex = shub_config_alloc(ld, 2 * sizeof h + 1);
     if (!hex)
         return SHUB_ENOMEM;
-    crypto_generichash(h, sizeof h, doc->bytes, doc->len, NULL, 0);
+    size_t len;
+    const char *bytes = shub_yaml_bytes(doc, &len);
+    crypto_generichash(h, sizeof h, (const uint8_t *)bytes, len, NULL, 0);
     sodium_bin2hex(hex, 2 * sizeof h + 1, h, sizeof h);
-    ag->info.content_hash = hex;
+    ag->pub.info.content_hash = hex;
     return 0;
 }
 
@@ -719,39 +667,45 @@ static int append(loader_t *ld, agreement_t *ag)
     return 0;
 }
 
-int agreement_load(loader_t *ld, const char *file)
+static void check_and_fill(actx_t *a)
 {
-    ydoc_t doc;
-    raw_agreement_t *raw = NULL;
-    int rc = ydoc_load(ld, file, true, &agreement_schema, &doc, (void **)&raw);
-    if (rc || !raw) {
-        ydoc_release(&doc);
-        return rc;
-    }
-    actx_t a = {ld, &doc, raw};
-    agreement_t *ag = ld_alloc(ld, sizeof *ag);
-    if (ag) {
-        ag->id_line = ydoc_line(&doc, NULL, "id");
-        for (size_t i = 0; i < ld->cfg->n_agreements; i++) {
-            const agreement_t *o = ld->cfg->agreements[i];
-            if (strcmp(o->info.id, raw->id) == 0) {
-                a_error(&a, "id", "duplicate agreement id '%s' (also in %s:%d)", raw->id,
-                        o->info.file, o->id_line);
-                break;
-            }
+    loader_t *ld = a->ld;
+    const raw_agreement_t *raw = a->raw;
+    agreement_t *ag = shub_config_alloc(ld, sizeof *ag);
+    if (!ag)
+        return;
+    ag->id_line = shub_yaml_at(a->doc, "id")->line;
+    for (size_t i = 0; i < ld->cfg->n_agreements; i++) {
+        const agreement_t *o = ld->cfg->agreements[i];
+        if (strcmp(o->pub.info.id, raw->id) == 0) {
+            a_error(a, "id", "duplicate agreement id '%s' (also in %s:%d)", raw->id,
+                    o->pub.info.file, o->id_line);
+            break;
         }
-        check_header(&a, ag);
-        fill(&a, ag);
-        flow_t *flows = ld_alloc(ld, raw->flows_count * sizeof *flows + 1);
-        for (size_t i = 0; flows && i < raw->flows_count && !ld->oom; i++)
-            check_flow(&a, i, &flows[i]);
-        ag->flows = flows;
-        ag->n_flows = raw->flows_count;
-        if (!ld->oom && hash_file(ld, &doc, ag) == 0)
-            append(ld, ag);
     }
-    ydoc_free_data(&agreement_schema, raw);
-    ydoc_release(&doc);
+    check_header(a, ag);
+    fill(a, ag);
+    shub_flow_t *flows = shub_config_alloc(ld, raw->flows_count * sizeof *flows + 1);
+    for (size_t i = 0; flows && i < raw->flows_count && !ld->oom; i++)
+        check_flow(a, i, &flows[i]);
+    ag->pub.flows = flows;
+    ag->pub.n_flows = raw->flows_count;
+    if (!ld->oom && hash_file(ld, a->doc, ag) == 0)
+        append(ld, ag);
+}
+
+int shub_agreement_load(loader_t *ld, const char *file)
+{
+    shub_yaml_doc_t *doc = NULL;
+    raw_agreement_t raw = {0};
+    int rc = shub_config_open(ld, file, true, &doc);
+    if (rc == 0)
+        rc = shub_yaml_bind(doc, &agreement_type, &raw);
+    if (rc == 0) {
+        actx_t a = {ld, doc, &raw};
+        check_and_fill(&a);
+    }
+    shub_config_close(ld, &doc);
     return ld->oom ? SHUB_ENOMEM : 0;
 }
 
@@ -759,10 +713,10 @@ static int cmp_agreement(const void *x, const void *y)
 {
     const agreement_t *a = *(const agreement_t *const *)x,
                       *b = *(const agreement_t *const *)y;
-    return strcmp(a->info.id, b->info.id);
+    return strcmp(a->pub.info.id, b->pub.info.id);
 }
 
-void agreements_finish(loader_t *ld)
+void shub_agreements_finish(loader_t *ld)
 {
     shub_config_t *cfg = ld->cfg;
     if (cfg->n_agreements > 1)
@@ -776,9 +730,9 @@ size_t shub_config_agreement_count(const shub_config_t *cfg)
     return cfg ? cfg->n_agreements : 0;
 }
 
-const agreement_t *shub_config_agreement_at(const shub_config_t *cfg, size_t i)
+const shub_agreement_t *shub_config_agreement_at(const shub_config_t *cfg, size_t i)
 {
-    return cfg && i < cfg->n_agreements ? cfg->agreements[i] : NULL;
+    return cfg && i < cfg->n_agreements ? &cfg->agreements[i]->pub : NULL;
 }
 
 int shub_config_agreement_info(const shub_config_t *cfg, size_t i,
@@ -788,7 +742,7 @@ int shub_config_agreement_info(const shub_config_t *cfg, size_t i,
         return SHUB_EINVAL;
     if (i >= cfg->n_agreements)
         return SHUB_ENOTFOUND;
-    *out = cfg->agreements[i]->info;
+    *out = cfg->agreements[i]->pub.info;
     return 0;
 }
 
@@ -799,7 +753,7 @@ long shub_config_agreement_find(const shub_config_t *cfg, const char *id)
     size_t lo = 0, hi = cfg->n_agreements;
     while (lo < hi) { /* sorted by id at load */
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(cfg->agreements[mid]->info.id, id);
+        int c = strcmp(cfg->agreements[mid]->pub.info.id, id);
         if (c == 0)
             return (long)mid;
         if (c < 0)

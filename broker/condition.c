@@ -68,6 +68,8 @@ typedef struct operand {
     value_t lit;      /* SRC_LIT */
 } operand_t;
 
+typedef struct cond_node cond_node_t;
+
 struct cond_node {
     node_kind_t kind;
     cmp_op_t op;              /* N_CMP */
@@ -456,8 +458,15 @@ static const cond_node_t *parse_or(parser_t *p)
     return parse_binary(p, "or", N_OR, parse_and);
 }
 
-int cond_parse(shub_arena_t *arena, const char *text, const cond_node_t **out, char *msg,
-               size_t msg_size)
+/* A parsed condition; `arena` owns it when it stands alone (new/destroy),
+ * and is NULL when it lives in a loaded config's arena. */
+struct shub_condition {
+    shub_arena_t *arena;
+    const cond_node_t *root;
+};
+
+int shub_cond_parse(shub_arena_t *arena, const char *text, shub_condition_t **out,
+                    char *msg, size_t msg_size)
 {
     parser_t p = {.text = text, .arena = arena, .msg = msg, .msg_size = msg_size};
     if (msg_size)
@@ -470,7 +479,11 @@ int cond_parse(shub_arena_t *arena, const char *text, const cond_node_t **out, c
         return p.rc;
     if (!root)
         return SHUB_ECONFIG;
-    *out = root;
+    shub_condition_t *c = shub_arena_alloc(arena, sizeof *c);
+    if (!c)
+        return SHUB_ENOMEM;
+    c->root = root;
+    *out = c;
     return 0;
 }
 
@@ -583,17 +596,17 @@ static bool compare(const value_t *a, cmp_op_t op, const value_t *b)
     return ordered(a->b != b->b, op);
 }
 
-bool cond_eval(const cond_node_t *n, const shub_event_t *ev)
+static bool eval(const cond_node_t *n, const shub_event_t *ev)
 {
     if (!n)
         return true;
     switch (n->kind) {
     case N_OR:
-        return cond_eval(n->a, ev) || cond_eval(n->b, ev);
+        return eval(n->a, ev) || eval(n->b, ev);
     case N_AND:
-        return cond_eval(n->a, ev) && cond_eval(n->b, ev);
+        return eval(n->a, ev) && eval(n->b, ev);
     case N_NOT:
-        return !cond_eval(n->a, ev);
+        return !eval(n->a, ev);
     case N_CMP: {
         value_t a = resolve(&n->l, ev), b = resolve(&n->r, ev);
         return compare(&a, n->op, &b);
@@ -627,11 +640,6 @@ bool cond_eval(const cond_node_t *n, const shub_event_t *ev)
 
 /* ---- stand-alone conditions --------------------------------------------- */
 
-struct shub_condition {
-    shub_arena_t *arena;
-    const cond_node_t *root;
-};
-
 int shub_condition_new(const char *text, shub_condition_t **cond_p, shub_err_t *err)
 {
     if (!text || !cond_p)
@@ -639,19 +647,19 @@ int shub_condition_new(const char *text, shub_condition_t **cond_p, shub_err_t *
     if (strlen(text) > SHUB_CONFIG_MAX_CONDITION)
         return shub_err_set(err, SHUB_ECONFIG, "condition: %zu bytes exceeds limit %d",
                             strlen(text), SHUB_CONFIG_MAX_CONDITION);
-    shub_condition_t *c = shub_calloc(1, sizeof *c);
-    if (!c || !(c->arena = shub_arena_new(1024))) {
-        shub_free(c);
+    shub_arena_t *arena = shub_arena_new(1024);
+    if (!arena)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
-    }
     char msg[SHUB_ERR_MSG_MAX - 16];
-    int rc = cond_parse(c->arena, text, &c->root, msg, sizeof msg);
+    shub_condition_t *c = NULL;
+    int rc = shub_cond_parse(arena, text, &c, msg, sizeof msg);
     if (rc) {
-        shub_condition_destroy(&c);
+        shub_arena_destroy(&arena);
         if (rc == SHUB_ENOMEM)
             return shub_err_set(err, rc, "out of memory");
         return shub_err_set(err, rc, "condition: %s", msg);
     }
+    c->arena = arena; /* it holds c itself: destroying it frees all */
     *cond_p = c;
     return 0;
 }
@@ -660,12 +668,12 @@ void shub_condition_destroy(shub_condition_t **cond_p)
 {
     if (!cond_p || !*cond_p)
         return;
-    shub_arena_destroy(&(*cond_p)->arena);
-    shub_free(*cond_p);
+    shub_arena_t *arena = (*cond_p)->arena;
+    shub_arena_destroy(&arena);
     *cond_p = NULL;
 }
 
 bool shub_condition_eval(const shub_condition_t *cond, const shub_event_t *ev)
 {
-    return cond && ev && cond_eval(cond->root, ev);
+    return cond && ev && eval(cond->root, ev);
 }

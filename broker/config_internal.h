@@ -1,15 +1,15 @@
 /*
- * config_internal: what the config module's four files share, and what the
- * policy function reads. Not a public header: only broker/ includes it.
+ * config_internal: what the config module's four files share. Not a public
+ * header: only config.c, registry.c, agreement.c and condition.c include it
+ * (the policy reads the loaded model through config.h).
  *
- * Loading has two passes per YAML file. The first walks libyaml's events with
- * the cyaml schema in hand: it records the line and column of every node under
- * a path ("flows[2].fields[0]") and reports every structural error it meets
- * (unknown or duplicate key, missing key, wrong node kind, bad scalar), so a
- * file with five mistakes gets five messages. Only a clean file goes to
- * libcyaml, which builds the raw structs; semantic checks then look lines up
- * by path. libcyaml's own errors, should any remain, are captured from its
- * log callback as a fallback.
+ * Each YAML file goes through the one loader (yaml.h): read into a tree
+ * with positions, bound to the file's schema table, then checked here for
+ * what a schema cannot say (ids that must exist, keys that must be unique,
+ * dates in order, conditions that must parse). Errors collect in the
+ * file's document and are reported in line order when the file is closed.
+ * The semantic checks run only on a file that bound cleanly, so they never
+ * see half a value.
  *
  * Everything the loaded config holds lives in one arena, freed at once.
  */
@@ -20,19 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cyaml/cyaml.h>
-
 #include "sharehub/config.h"
 #include "sharehub/val.h"
+#include "sharehub/yaml.h"
 
 /* ---- the loaded model --------------------------------------------------- */
-
-typedef enum {
-    AGR_DRAFT = 1,
-    AGR_ACTIVE,
-    AGR_SUSPENDED,
-    AGR_EXPIRED,
-} agr_status_t;
 
 typedef enum {
     DATA_PERSONAL = 1,
@@ -41,39 +33,6 @@ typedef enum {
     DATA_CHILD,
     DATA_ANONYMOUS,
 } data_class_t;
-
-/* A set of organisations: by id, by kind, and optionally only those serving
- * the event's area. Empty orgs and kinds with serving_subject_area means any
- * party serving the area. */
-typedef struct party_set {
-    const char *const *orgs;
-    size_t n_orgs;
-    const char *const *kinds;
-    size_t n_kinds;
-    bool serving_subject_area;
-} party_set_t;
-
-typedef struct cond_node cond_node_t; /* condition AST (condition.c) */
-
-typedef struct flow {
-    const char *id;
-    party_set_t from, to;
-    const char *const *events; /* 1.. */
-    size_t n_events;
-    const char *const *purposes; /* the flow's subset, else the agreement's */
-    size_t n_purposes;
-    const char *const *bases; /* legal basis ids: the flow's subset, else all */
-    size_t n_bases;
-    const char *const *fields; /* allowed dotted paths */
-    size_t n_fields;
-    const char *condition_text; /* NULL: no condition */
-    const cond_node_t *condition;
-    uint32_t ack_within_hours; /* 0: none */
-    uint32_t act_within_hours;
-    bool onward_sharing;
-    const char *const *report; /* fields whose values the audit log records */
-    size_t n_report;
-} flow_t;
 
 typedef struct basis {
     const char *id;   /* uk-gdpr-6-1-e */
@@ -90,11 +49,10 @@ typedef struct role {
     const char *role;  /* controller | joint-controller | processor */
 } role_t;
 
-/* One agreement, as loaded. `info` is what the public accessor hands out. */
+/* One agreement, as loaded: what the policy reads (config.h), and the rest
+ * of what the file says, kept for the people who read it back. */
 typedef struct agreement {
-    shub_agreement_info_t info;
-    agr_status_t status;
-    party_set_t parties;
+    shub_agreement_t pub;
     const role_t *roles;
     size_t n_roles;
     const char *const *purposes;
@@ -104,11 +62,6 @@ typedef struct agreement {
     const datum_t *data;
     size_t n_data;
     const char *retention;
-    bool consent_required;
-    const char *const *override_reasons;
-    size_t n_override_reasons;
-    const flow_t *flows;
-    size_t n_flows;
     int id_line; /* where its id was declared, for duplicate reports */
 } agreement_t;
 
@@ -123,20 +76,12 @@ struct shub_config {
     size_t n_agreements;
 };
 
-/* The i-th agreement (id order) for the policy function; NULL if out of range. */
-const agreement_t *shub_config_agreement_at(const shub_config_t *cfg, size_t i);
-
 /* ---- conditions (condition.c) ------------------------------------------ */
 
-/* Parses text into an AST in arena. SHUB_ECONFIG with msg set to
- * "unexpected 'x' at column N" (or similar), SHUB_ENOMEM. */
-int cond_parse(shub_arena_t *arena, const char *text, const cond_node_t **out, char *msg,
-               size_t msg_size);
-
-/* True if the condition holds for ev; false for a missing field, a type
- * mismatch or a NULL condition's absence of meaning (NULL means "no
- * condition" and is true). */
-bool cond_eval(const cond_node_t *cond, const shub_event_t *ev);
+/* Parses text into a condition in arena (which owns it). SHUB_ECONFIG with
+ * msg set to "unexpected 'x' at column N" (or similar), SHUB_ENOMEM. */
+int shub_cond_parse(shub_arena_t *arena, const char *text, shub_condition_t **out,
+                    char *msg, size_t msg_size);
 
 /* ---- the loader --------------------------------------------------------- */
 
@@ -153,57 +98,31 @@ typedef struct loader {
     bool oom;             /* sticky: an allocation failed somewhere */
 } loader_t;
 
-/* Reports one error (file, 1-based line and column, 0 when unknown). */
-void ld_error(loader_t *ld, const char *file, int line, int column, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* Loads file as YAML into *doc_p. 0: a tree to bind. SHUB_ECONFIG: a syntax
+ * error, waiting in *doc_p for shub_config_close. SHUB_ENOTFOUND: absent and
+ * !must_exist, nothing reported, no document. Otherwise the failure is
+ * reported (or ld->oom set) and there is no document. */
+int shub_config_open(loader_t *ld, const char *file, bool must_exist,
+                     shub_yaml_doc_t **doc_p);
 
-/* Arena helpers that set ld->oom on failure. */
-char *ld_strdup(loader_t *ld, const char *s);
-void *ld_alloc(loader_t *ld, size_t size);
-const char *const *ld_strv(loader_t *ld, char *const *v, size_t n);
+/* Reports the document's errors in line order and frees it. */
+void shub_config_close(loader_t *ld, shub_yaml_doc_t **doc_p);
 
-/* A YAML file read into memory, with the position of each node by path. */
-typedef struct ynode {
-    const char *path; /* "", "orgs[2]", "orgs[2].public_key" */
-    int line, column; /* 1-based; a mapping entry's position is its key's */
-} ynode_t;
-
-typedef struct ydoc {
-    char *file;     /* path as reported */
-    uint8_t *bytes; /* the file */
-    size_t len;
-    shub_arena_t *arena; /* node paths */
-    ynode_t *nodes;      /* shub_realloc'd */
-    size_t n_nodes, cap_nodes;
-} ydoc_t;
-
-/* Reads `file` and walks it against `schema`, reporting structural errors.
- * Then, if clean, loads it with libcyaml into *data (NULL for an empty
- * document). Returns 0, SHUB_ECONFIG (errors reported), SHUB_EIO (reported,
- * only when `must_exist` or the file exists but cannot be read), SHUB_ENOENT-
- * like SHUB_ENOTFOUND (absent and !must_exist, nothing reported) or
- * SHUB_ENOMEM. The caller frees with ydoc_release and ydoc_free_data. */
-int ydoc_load(loader_t *ld, const char *file, bool must_exist,
-              const cyaml_schema_value_t *schema, ydoc_t *doc, void **data);
-
-void ydoc_free_data(const cyaml_schema_value_t *schema, void *data);
-void ydoc_release(ydoc_t *doc);
-
-/* Line (and column) of the node at the printf-formed path, or of its nearest
- * recorded ancestor; 1 if nothing matches. */
-int ydoc_line(const ydoc_t *doc, int *column, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Copies into the cfg arena; they set ld->oom on failure. */
+char *shub_config_strdup(loader_t *ld, const char *s);
+void *shub_config_alloc(loader_t *ld, size_t size);
+const char *const *shub_config_strv(loader_t *ld, const char *const *v, size_t n);
 
 /* Loads DIR/orgs.yaml into cfg (registry.c). */
-int registry_load(loader_t *ld, const char *file);
+int shub_registry_load(loader_t *ld, const char *file);
+
+/* True if some org has this kind (registry.c). */
+bool shub_registry_kind_known(const loader_t *ld, const char *kind);
 
 /* Loads one agreement file, appending to cfg->agreements (agreement.c). */
-int agreement_load(loader_t *ld, const char *file);
+int shub_agreement_load(loader_t *ld, const char *file);
 
-/* Sorts agreements by id and reports duplicate ids (agreement.c). */
-void agreements_finish(loader_t *ld);
-
-/* True if some org has this kind. */
-bool ld_kind_known(const loader_t *ld, const char *kind);
+/* Sorts agreements by id (agreement.c). */
+void shub_agreements_finish(loader_t *ld);
 
 #endif

@@ -12,23 +12,36 @@
 #include <string.h>
 
 /* A field list being built: fixed room, each name once, cut with "..." once
- * full. The duplicate check is a scan, bounded by the room. */
+ * full. Each name's hash and place are kept beside the text, so the
+ * duplicate check compares hashes, not the text scanned at every comma. A
+ * name takes at least two bytes of room (itself and its comma), which bounds
+ * the entries. */
+#define MAX_NAMES (SHUB_MINIMISE_MAX_TEXT / 2 + 1)
+
 typedef struct names {
     char text[SHUB_MINIMISE_MAX_TEXT + 1];
     size_t len;
     bool cut;
+    size_t n;
+    uint32_t hash[MAX_NAMES];
+    uint16_t at[MAX_NAMES];
 } names_t;
 
-static bool names_has(const names_t *n, const char *path, size_t plen)
+static uint32_t name_hash(const char *p, size_t n)
 {
-    for (const char *s = n->text; n->len && *s;) {
-        const char *e = strchr(s, ',');
-        size_t l = e ? (size_t)(e - s) : strlen(s);
-        if (l == plen && memcmp(s, path, l) == 0)
+    uint32_t h = 2166136261u; /* FNV-1a; a collision costs one memcmp */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+static bool names_has(const names_t *n, const char *path, size_t plen, uint32_t h)
+{
+    for (size_t i = 0; i < n->n; i++) {
+        const char *s = n->text + n->at[i];
+        if (n->hash[i] == h && strncmp(s, path, plen) == 0 &&
+            (s[plen] == ',' || s[plen] == '\0'))
             return true;
-        if (!e)
-            break;
-        s = e + 1;
     }
     return false;
 }
@@ -36,9 +49,12 @@ static bool names_has(const names_t *n, const char *path, size_t plen)
 static void names_add(names_t *n, const char *path)
 {
     size_t plen = strlen(path);
-    if (n->cut || plen == 0 || names_has(n, path, plen))
+    if (n->cut || plen == 0)
         return;
-    if (n->len + plen + 1 + 4 > SHUB_MINIMISE_MAX_TEXT) { /* room for ",..." */
+    uint32_t h = name_hash(path, plen);
+    if (names_has(n, path, plen, h))
+        return;
+    if (n->len + plen + 1 + 4 > SHUB_MINIMISE_MAX_TEXT || n->n == MAX_NAMES) {
         memcpy(n->text + n->len, n->len ? ",..." : "...", n->len ? 5 : 4);
         n->len += n->len ? 4 : 3;
         n->cut = true;
@@ -46,6 +62,8 @@ static void names_add(names_t *n, const char *path)
     }
     if (n->len)
         n->text[n->len++] = ',';
+    n->hash[n->n] = h;
+    n->at[n->n++] = (uint16_t)n->len;
     memcpy(n->text + n->len, path, plen + 1);
     n->len += plen;
 }
@@ -112,7 +130,9 @@ static const char *keep(shub_arena_t *arena, const names_t *n)
 int shub_minimise_leaves(shub_arena_t *arena, const shub_val_t *payload, const char **out,
                          shub_err_t *err)
 {
-    names_t all = {.len = 0};
+    names_t all;
+    all.len = all.n = 0;
+    all.cut = false;
     char path[SHUB_VAL_MAX_PATH * 2 + 2] = "";
     all.text[0] = '\0';
     if (payload)
@@ -129,7 +149,10 @@ int shub_minimise(shub_arena_t *arena, const shub_val_t *payload,
                   const char *const *report, size_t n_report, shub_minimised_t *out,
                   shub_err_t *err)
 {
-    names_t shared = {.len = 0}, stripped = {.len = 0}, facts = {.len = 0};
+    names_t shared, stripped, facts;
+    shared.len = stripped.len = facts.len = 0;
+    shared.n = stripped.n = facts.n = 0;
+    shared.cut = stripped.cut = facts.cut = false;
     char path[SHUB_VAL_MAX_PATH * 2 + 2] = "";
     shub_val_t copy;
     shared.text[0] = stripped.text[0] = facts.text[0] = '\0';

@@ -13,13 +13,11 @@
  */
 #include "sharehub/policy.h"
 
-#include "config_internal.h"
+#include "sharehub/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#define MS_PER_DAY 86400000LL
 
 enum {
     C_SENDER_PARTY,
@@ -79,20 +77,11 @@ static void put_list(line_t *l, const char *const *v, size_t n)
 
 static void put_date(line_t *l, int64_t ms)
 {
-    /* civil_from_days (Howard Hinnant), for dates after 1970 */
-    int64_t z = (ms >= 0 ? ms / MS_PER_DAY : (ms - MS_PER_DAY + 1) / MS_PER_DAY) + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    put(l, "%04lld-%02u-%02u", (long long)(y + (m <= 2)), m, d);
+    char date[SHUB_TIME_DATE_TEXT];
+    put(l, "%s", shub_time_format_date(ms, date));
 }
 
-static void put_set(line_t *l, const party_set_t *s, const shub_event_t *ev)
+static void put_set(line_t *l, const shub_party_set_t *s, const shub_event_t *ev)
 {
     size_t parts = 0;
     for (size_t i = 0; i < s->n_orgs; i++)
@@ -123,20 +112,21 @@ static bool in_list(const char *const *v, size_t n, const char *s)
     return false;
 }
 
-static bool set_has(const party_set_t *s, const shub_org_t *org)
+static bool set_has(const shub_party_set_t *s, const shub_org_t *org)
 {
     return in_list(s->orgs, s->n_orgs, org->id) ||
            in_list(s->kinds, s->n_kinds, org->kind);
 }
 
-static bool set_matches(const party_set_t *s, const shub_org_t *org, const char *area)
+static bool set_matches(const shub_party_set_t *s, const shub_org_t *org,
+                        const char *area)
 {
     if ((s->n_orgs || s->n_kinds) && !set_has(s, org))
         return false;
     return !s->serving_subject_area || shub_org_serves(org, area);
 }
 
-static const char *find_basis(const flow_t *f, const char *basis)
+static const char *find_basis(const shub_flow_t *f, const char *basis)
 {
     if (!basis)
         return NULL;
@@ -146,7 +136,7 @@ static const char *find_basis(const flow_t *f, const char *basis)
     return NULL;
 }
 
-static bool consent_ok(const agreement_t *ag, const shub_event_t *ev)
+static bool consent_ok(const shub_agreement_t *ag, const shub_event_t *ev)
 {
     return !ag->consent_required || ev->consent == SHUB_CONSENT_GIVEN ||
            in_list(ag->override_reasons, ag->n_override_reasons, ev->override);
@@ -160,14 +150,14 @@ typedef struct score {
 
 /* area: the event's area if the registry knows it, else NULL (served by no
  * one, so an all-areas org does not match a misspelt area). */
-static score_t score_flow(const agreement_t *ag, const flow_t *f, const shub_org_t *s,
-                          const shub_org_t *r, const shub_event_t *ev, const char *area,
-                          int64_t now_ms)
+static score_t score_flow(const shub_agreement_t *ag, const shub_flow_t *f,
+                          const shub_org_t *s, const shub_org_t *r,
+                          const shub_event_t *ev, const char *area, int64_t now_ms)
 {
     score_t sc = {.stage = C_COUNT};
     sc.pass[C_SENDER_PARTY] = set_has(&ag->parties, s);
     sc.pass[C_RECIPIENT_PARTY] = set_has(&ag->parties, r);
-    sc.pass[C_STATUS] = ag->status == AGR_ACTIVE;
+    sc.pass[C_STATUS] = ag->status == SHUB_AGREEMENT_ACTIVE;
     sc.pass[C_VALIDITY] =
         now_ms >= ag->info.valid_from_ms && now_ms <= ag->info.valid_until_ms;
     sc.pass[C_FROM] = set_matches(&f->from, s, area);
@@ -176,7 +166,7 @@ static score_t score_flow(const agreement_t *ag, const flow_t *f, const shub_org
     sc.pass[C_PURPOSE] = in_list(f->purposes, f->n_purposes, ev->purpose);
     sc.pass[C_BASIS] = find_basis(f, ev->basis) != NULL;
     sc.pass[C_CONSENT] = consent_ok(ag, ev);
-    sc.pass[C_CONDITION] = cond_eval(f->condition, ev);
+    sc.pass[C_CONDITION] = !f->condition || shub_condition_eval(f->condition, ev);
     for (int i = 0; i < C_COUNT; i++) {
         if (sc.pass[i])
             sc.passed++;
@@ -213,7 +203,7 @@ static bool rest_passes(const score_t *sc, int from)
     return true;
 }
 
-static void explain_deny(line_t *l, const agreement_t *ag, const flow_t *f,
+static void explain_deny(line_t *l, const shub_agreement_t *ag, const shub_flow_t *f,
                          const score_t *sc, const shub_org_t *s, const shub_org_t *r,
                          const shub_event_t *ev, int64_t now_ms)
 {
@@ -297,7 +287,7 @@ static void clear(shub_decision_t *out)
     memset(out, 0, sizeof *out);
 }
 
-static void set_agreement(shub_decision_t *out, const agreement_t *ag)
+static void set_agreement(shub_decision_t *out, const shub_agreement_t *ag)
 {
     out->agreement = ag->info.id;
     out->version = ag->info.version;
@@ -325,12 +315,12 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
 
     const char *area = shub_config_area_known(cfg, ev->area) ? ev->area : NULL;
     score_t best = {.stage = -1};
-    const agreement_t *best_ag = NULL;
-    const flow_t *best_flow = NULL;
-    for (size_t i = 0; i < cfg->n_agreements; i++) {
-        const agreement_t *ag = cfg->agreements[i];
+    const shub_agreement_t *best_ag = NULL;
+    const shub_flow_t *best_flow = NULL;
+    for (size_t i = 0; i < shub_config_agreement_count(cfg); i++) {
+        const shub_agreement_t *ag = shub_config_agreement_at(cfg, i);
         for (size_t j = 0; j < ag->n_flows; j++) {
-            const flow_t *f = &ag->flows[j];
+            const shub_flow_t *f = &ag->flows[j];
             score_t sc = score_flow(ag, f, s, r, ev, area, now_ms);
             if (sc.stage == C_COUNT) {
                 out->allow = true;
@@ -383,9 +373,9 @@ int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
         put(&l, "agreement '%s' is no longer loaded", agreement_id);
         return 0;
     }
-    const agreement_t *ag = cfg->agreements[i];
+    const shub_agreement_t *ag = shub_config_agreement_at(cfg, (size_t)i);
     set_agreement(out, ag);
-    if (ag->status != AGR_ACTIVE) {
+    if (ag->status != SHUB_AGREEMENT_ACTIVE) {
         out->reason = "agreement-not-active";
         put(&l, "'%s' v%u is %s, not active", ag->info.id, ag->info.version,
             ag->info.status);
@@ -407,7 +397,7 @@ int shub_policy_recheck(const shub_config_t *cfg, const char *agreement_id,
 /* Is every comma-separated leaf in `fields` covered by an allowed path (the
  * path itself, or an ancestor of it)? "*" covers all. A list cut with "..."
  * is never covered: what it did not name cannot be known to be allowed. */
-static bool fields_covered(const flow_t *f, const char *fields)
+static bool fields_covered(const shub_flow_t *f, const char *fields)
 {
     if (!fields)
         return true;
@@ -439,7 +429,8 @@ int shub_policy_recheck_copy(const shub_config_t *cfg, const shub_policy_copy_t 
     int rc = shub_policy_recheck(cfg, c->agreement, now_ms, out);
     if (rc || !out->allow)
         return rc;
-    const agreement_t *ag = cfg->agreements[shub_config_agreement_find(cfg, c->agreement)];
+    const shub_agreement_t *ag =
+        shub_config_agreement_at(cfg, (size_t)shub_config_agreement_find(cfg, c->agreement));
     out->flow = c->flow;
     if (c->agreement_hash && strcmp(c->agreement_hash, ag->info.content_hash) == 0)
         return 0; /* the same text decided it: in force is enough */
@@ -450,7 +441,7 @@ int shub_policy_recheck_copy(const shub_config_t *cfg, const shub_policy_copy_t 
     const char *area = shub_config_area_known(cfg, c->area) ? c->area : NULL;
     shub_event_t ev = {.type = c->event_type, .purpose = c->purpose, .basis = c->basis};
     for (size_t j = 0; s && r && j < ag->n_flows; j++) {
-        const flow_t *f = &ag->flows[j];
+        const shub_flow_t *f = &ag->flows[j];
         if (set_has(&ag->parties, s) && set_has(&ag->parties, r) &&
             set_matches(&f->from, s, area) && set_matches(&f->to, r, area) &&
             in_list(f->events, f->n_events, ev.type) &&

@@ -22,7 +22,9 @@
 #include "store_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/buf.h"
 #include "sharehub/query.h"
+#include "sharehub/time.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -111,7 +113,7 @@ static bool in_list(const char *name, const char *const *list)
 /* Copies the current value of column i as the text a reader sees. */
 static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
 {
-    char buf[SHUB_QUERY_TIME_TEXT > 2 * 64 + 1 ? SHUB_QUERY_TIME_TEXT : 2 * 64 + 1];
+    char buf[SHUB_TIME_TEXT > 2 * 64 + 1 ? SHUB_TIME_TEXT : 2 * 64 + 1];
     const char *src = buf;
     c->number = false;
     c->text = NULL;
@@ -121,7 +123,7 @@ static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
     case SQLITE_INTEGER: {
         int64_t v = sqlite3_column_int64(st, i);
         if (is_time_column(name)) {
-            shub_query_time_format(v, buf);
+            shub_time_format(v, buf);
         } else {
             snprintf(buf, sizeof buf, "%lld", (long long)v);
             c->number = true;
@@ -848,31 +850,17 @@ bool shub_query_next(const shub_query_result_t *r, int64_t *cursor)
 
 /* ---- rendering ----------------------------------------------------------- */
 
+/* Text being rendered: the ground floor's buffer (buf.h), and whether an
+ * append failed, checked once at the end. */
 typedef struct buf {
-    char *p;
-    size_t len, cap;
+    shub_buf_t text;
     bool failed;
 } buf_t;
 
 static void buf_put(buf_t *b, const char *p, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *grown = shub_realloc(b->p, ncap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->failed && shub_buf_append(&b->text, p, n) != 0)
+        b->failed = true;
 }
 
 static void buf_str(buf_t *b, const char *s)
@@ -884,15 +872,11 @@ static void buf_fmt(buf_t *b, const char *fmt, ...) __attribute__((format(printf
 
 static void buf_fmt(buf_t *b, const char *fmt, ...)
 {
-    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (!b->failed && shub_buf_vprintf(&b->text, fmt, ap) != 0)
+        b->failed = true;
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof small)
-        buf_put(b, small, (size_t)n);
-    else
-        b->failed = true; /* only short literals are formatted */
 }
 
 static void buf_pad(buf_t *b, size_t n)
@@ -1138,13 +1122,13 @@ int shub_query_render(const shub_query_result_t *r, shub_query_format_t fmt, cha
         render_table(&b, r);
         break;
     }
-    if (b.failed || !b.p) {
-        shub_free(b.p);
+    if (b.failed || !shub_buf_text(&b.text)) {
+        shub_buf_free(&b.text);
         return oom(err);
     }
-    *text = b.p;
+    *text = (char *)b.text.data; /* the caller frees it with shub_free */
     if (len)
-        *len = b.len;
+        *len = b.text.len;
     return 0;
 }
 
@@ -1160,104 +1144,17 @@ int shub_query_format_parse(const char *name, shub_query_format_t *fmt)
     return SHUB_EINVAL;
 }
 
-/* ---- times --------------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil): no timegm, no TZ environment. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int digits(const char *p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
+/* ---- times ------------------------------------------------------------- */
 
 int shub_query_time_parse(const char *text, bool end_of_day, int64_t *ms)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
-    const char *p = text;
-    if (!text || !ms || strlen(text) < 10 || digits(p, 4, &y) || p[4] != '-' ||
-        digits(p + 5, 2, &mo) || p[7] != '-' || digits(p + 8, 2, &d))
-        return SHUB_EINVAL;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-        (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
-        return SHUB_EINVAL;
-    int64_t days = days_from_civil(y, mo, d);
-    p += 10;
-    if (*p == '\0') {
-        *ms = (days + (end_of_day ? 1 : 0)) * 86400000LL;
+    int64_t t;
+    if (shub_time_parse_date(text, &t, NULL) == 0) {
+        *ms = end_of_day ? t + SHUB_TIME_MS_PER_DAY : t;
         return 0;
     }
-    if ((*p != 'T' && *p != 't' && *p != ' ') || digits(p + 1, 2, &h) || p[3] != ':' ||
-        digits(p + 4, 2, &mi) || p[6] != ':' || digits(p + 7, 2, &sec))
+    if (shub_time_parse(text, &t, NULL) != 0)
         return SHUB_EINVAL;
-    if (h > 23 || mi > 59 || sec > 60)
-        return SHUB_EINVAL;
-    if (sec == 60)
-        sec = 59; /* a leap second: the last ms of the minute is near enough */
-    p += 9;
-    if (*p == '.') {
-        int n = 0, dig;
-        for (p++; *p >= '0' && *p <= '9'; p++, n++)
-            if (n < 3 && digits(p, 1, &dig) == 0)
-                frac = frac * 10 + dig;
-        if (n == 0)
-            return SHUB_EINVAL;
-        for (; n < 3; n++)
-            frac *= 10;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
-            om > 59)
-            return SHUB_EINVAL;
-        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return SHUB_EINVAL;
-    }
-    if (*p != '\0')
-        return SHUB_EINVAL;
-    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
+    *ms = t;
     return 0;
-}
-
-void shub_query_time_format(int64_t ms, char out[SHUB_QUERY_TIME_TEXT])
-{
-    int64_t secs = ms / 1000, rem = ms % 1000;
-    if (rem < 0) {
-        rem += 1000;
-        secs--;
-    }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
-        snprintf(out, SHUB_QUERY_TIME_TEXT, "%lld", (long long)ms);
-        return;
-    }
-    /* The fields are in range here; the wide scratch buffer is for the
-     * compiler, which cannot know that. */
-    char wide[96];
-    snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
-    size_t n = strnlen(wide, SHUB_QUERY_TIME_TEXT - 1);
-    memcpy(out, wide, n);
-    out[n] = '\0';
 }

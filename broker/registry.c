@@ -7,6 +7,8 @@
  * without one, is a configuration error, never a warning. A key is given
  * inline (public_key) or read from <key_dir>/<id>.pub. Keys are Z85 text
  * (ZeroMQ RFC 32); the small decoder below keeps this module free of libzmq.
+ * The file's schema and the checks that need no key are shared with the
+ * agents (orgs.h); keys and kinds are the broker's.
  *
  * Lookups are linear scans: a region has well under a hundred organisations,
  * and the scans run once per recipient per share.
@@ -14,12 +16,11 @@
 #include "config_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
+#include "sharehub/orgs.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define KEY_FILE_MAX 256 /* a .pub file: 40 characters, maybe a newline or two */
 
@@ -50,106 +51,20 @@ static bool z85_decode32(const char *text, size_t len, uint8_t out[32])
     return true;
 }
 
-/* ---- orgs.yaml schema --------------------------------------------------- */
-
-typedef struct raw_org {
-    char *id;
-    char *name;
-    char *kind;
-    char **areas;
-    unsigned areas_count;
-    char *public_key;
-} raw_org_t;
-
-typedef struct raw_registry {
-    char **areas;
-    unsigned areas_count;
-    raw_org_t *orgs;
-    unsigned orgs_count;
-} raw_registry_t;
-
-static const cyaml_schema_value_t name_entry = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, SHUB_MSG_MAX_NAME),
-};
-
-static const cyaml_schema_field_t org_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, raw_org_t, id, 1, SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, raw_org_t, name, 1, 200),
-    CYAML_FIELD_STRING_PTR("kind", CYAML_FLAG_POINTER, raw_org_t, kind, 1,
-                           SHUB_MSG_MAX_NAME),
-    CYAML_FIELD_SEQUENCE("areas", CYAML_FLAG_POINTER, raw_org_t, areas, &name_entry, 1,
-                         256),
-    CYAML_FIELD_STRING_PTR("public_key", CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER,
-                           raw_org_t, public_key, 1, 64),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t org_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_org_t, org_fields),
-};
-
-static const cyaml_schema_field_t registry_fields[] = {
-    CYAML_FIELD_SEQUENCE("areas", CYAML_FLAG_POINTER, raw_registry_t, areas, &name_entry,
-                         1, 1024),
-    CYAML_FIELD_SEQUENCE("orgs", CYAML_FLAG_POINTER, raw_registry_t, orgs, &org_entry, 1,
-                         4096),
-    CYAML_FIELD_END,
-};
-
-static const cyaml_schema_value_t registry_schema = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_registry_t, registry_fields),
-};
-
 /* ---- keys --------------------------------------------------------------- */
 
-/* Reads <key_dir>/<id>.pub. 0 and the trimmed text in buf, or an errno-ish
- * message in why. */
-static int read_key_file(const char *path, char *buf, size_t size, const char **why)
+/* The org's CURVE public key: inline, or from <key_dir>/<id>.pub. */
+static void load_key(loader_t *ld, shub_yaml_doc_t *doc, size_t i,
+                     const shub_orgs_entry_t *r, shub_org_t *org)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *why = strerror(errno);
-        return -1;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + got, size - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            *why = strerror(errno);
-            close(fd);
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-        if (got == size - 1) {
-            *why = "file is too long for a public key";
-            close(fd);
-            return -1;
-        }
-    }
-    close(fd);
-    buf[got] = '\0';
-    while (got && (buf[got - 1] == '\n' || buf[got - 1] == '\r' || buf[got - 1] == ' ' ||
-                   buf[got - 1] == '\t'))
-        buf[--got] = '\0';
-    return 0;
-}
-
-static void load_key(loader_t *ld, const ydoc_t *doc, size_t i, const raw_org_t *r,
-                     shub_org_t *org)
-{
-    int col, line;
+    char at[64];
     if (r->public_key) {
-        if (!z85_decode32(r->public_key, strlen(r->public_key), org->public_key)) {
-            line = ydoc_line(doc, &col, "orgs[%zu].public_key", i);
-            ld_error(ld, doc->file, line, col,
-                     "org '%s': public_key is not a 40-character z85 key", r->id);
-            return;
-        }
-        memcpy(org->public_z85, r->public_key, 40);
+        snprintf(at, sizeof at, "orgs[%zu].public_key", i);
+        if (!z85_decode32(r->public_key, strlen(r->public_key), org->public_key))
+            shub_yaml_error_path(
+                doc, at, "org '%s': public_key is not a 40-character z85 key", r->id);
+        else
+            memcpy(org->public_z85, r->public_key, 40);
         return;
     }
     /* hub.yaml did not load, so there is no key directory to look in; its
@@ -157,59 +72,52 @@ static void load_key(loader_t *ld, const ydoc_t *doc, size_t i, const raw_org_t 
     if (!ld->key_dir)
         return;
     char path[1024];
-    char buf[KEY_FILE_MAX];
-    const char *why = NULL;
-    line = ydoc_line(doc, &col, "orgs[%zu].id", i);
+    char *buf = NULL;
+    size_t len = 0;
+    shub_err_t err;
+    snprintf(at, sizeof at, "orgs[%zu].id", i);
     int n = snprintf(path, sizeof path, "%s/%s.pub", ld->key_dir, r->id);
     if (n < 0 || (size_t)n >= sizeof path) {
-        ld_error(ld, doc->file, line, col, "org '%s': key file path is too long", r->id);
+        shub_yaml_error_path(doc, at, "org '%s': key file path is too long", r->id);
         return;
     }
-    if (read_key_file(path, buf, sizeof buf, &why) != 0) {
-        ld_error(ld, doc->file, line, col,
-                 "org '%s': no public_key, and key file '%s': %s", r->id, path, why);
+    int rc = shub_file_read(path, KEY_FILE_MAX, &buf, &len, &err);
+    if (rc == SHUB_ENOMEM) {
+        ld->oom = true;
         return;
     }
-    if (!z85_decode32(buf, strlen(buf), org->public_key)) {
-        ld_error(ld, doc->file, line, col,
-                 "org '%s': key file '%s' does not hold a 40-character z85 key", r->id,
-                 path);
+    if (rc) {
+        shub_yaml_error_path(doc, at, "org '%s': no public_key, and key file '%s': %s",
+                             r->id, path, err.msg);
         return;
     }
-    memcpy(org->public_z85, buf, 40);
+    len = strcspn(buf, "\r\n"); /* the first line, without trailing blanks */
+    while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        len--;
+    if (z85_decode32(buf, len, org->public_key))
+        memcpy(org->public_z85, buf, 40);
+    else
+        shub_yaml_error_path(
+            doc, at, "org '%s': key file '%s' does not hold a 40-character z85 key",
+            r->id, path);
+    shub_free(buf);
 }
 
-/* ---- validation --------------------------------------------------------- */
+/* ---- loading ------------------------------------------------------------ */
 
-static bool in_list(char *const *v, size_t n, const char *s)
+bool shub_registry_kind_known(const loader_t *ld, const char *kind)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0)
+    for (size_t i = 0; i < ld->n_kinds; i++)
+        if (strcmp(ld->kinds[i], kind) == 0)
             return true;
     return false;
 }
 
-static void check_areas(loader_t *ld, const ydoc_t *doc, const raw_registry_t *raw)
-{
-    for (size_t i = 0; i < raw->areas_count; i++) {
-        const char *a = raw->areas[i];
-        int col, line = ydoc_line(doc, &col, "areas[%zu]", i);
-        if (!shub_is_name(a))
-            ld_error(ld, doc->file, line, col,
-                     "area '%s' is not a name ([a-z0-9][a-z0-9._-]*)", a);
-        else if (strcmp(a, "all") == 0)
-            ld_error(ld, doc->file, line, col,
-                     "area 'all' is reserved: it means every area");
-        else if (in_list(raw->areas, i, a))
-            ld_error(ld, doc->file, line, col, "duplicate area '%s'", a);
-    }
-}
-
 static void add_kind(loader_t *ld, const char *kind)
 {
-    if (ld_kind_known(ld, kind))
+    if (shub_registry_kind_known(ld, kind))
         return;
-    const char **k = ld_alloc(ld, (ld->n_kinds + 1) * sizeof *k);
+    const char **k = shub_config_alloc(ld, (ld->n_kinds + 1) * sizeof *k);
     if (!k)
         return;
     if (ld->n_kinds) /* arena: the old array is simply left behind */
@@ -218,97 +126,70 @@ static void add_kind(loader_t *ld, const char *kind)
     ld->kinds = k;
 }
 
-static void check_org(loader_t *ld, const ydoc_t *doc, const raw_registry_t *raw,
-                      size_t i, shub_org_t *org)
+/* Copies one org out of the document, with its key. */
+static void fill_org(loader_t *ld, shub_yaml_doc_t *doc, size_t i,
+                     const shub_orgs_entry_t *r, shub_org_t *org)
 {
-    const raw_org_t *r = &raw->orgs[i];
-    int col, line = ydoc_line(doc, &col, "orgs[%zu].id", i);
-    if (!shub_is_name(r->id)) {
-        ld_error(ld, doc->file, line, col,
-                 "org id '%s' is not a name ([a-z0-9][a-z0-9._-]*)", r->id);
-    } else {
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(raw->orgs[j].id, r->id) == 0) {
-                ld_error(ld, doc->file, line, col,
-                         "duplicate org id '%s' (first at line %d)", r->id,
-                         ydoc_line(doc, NULL, "orgs[%zu].id", j));
-                break;
-            }
-        }
-    }
-    if (!shub_is_name(r->kind)) {
-        line = ydoc_line(doc, &col, "orgs[%zu].kind", i);
-        ld_error(ld, doc->file, line, col, "org '%s': kind '%s' is not a name", r->id,
-                 r->kind);
-    } else {
-        add_kind(ld, org->kind);
-    }
-    bool all = in_list(r->areas, r->areas_count, "all");
-    if (all && r->areas_count > 1) {
-        line = ydoc_line(doc, &col, "orgs[%zu].areas", i);
-        ld_error(ld, doc->file, line, col, "org '%s': 'all' must be its only area",
-                 r->id);
-    }
-    org->all_areas = all;
-    for (size_t k = 0; k < r->areas_count && !all; k++) {
-        if (!in_list(raw->areas, raw->areas_count, r->areas[k])) {
-            line = ydoc_line(doc, &col, "orgs[%zu].areas[%zu]", i, k);
-            ld_error(ld, doc->file, line, col, "org '%s': unknown area '%s'", r->id,
-                     r->areas[k]);
-        }
-    }
-    if (!all) {
-        org->areas = ld_strv(ld, r->areas, r->areas_count);
+    org->id = shub_config_strdup(ld, r->id);
+    org->name = shub_config_strdup(ld, r->name);
+    org->kind = shub_config_strdup(ld, r->kind);
+    org->all_areas = shub_orgs_serves_all(r);
+    if (!org->all_areas) {
+        org->areas = shub_config_strv(ld, r->areas, r->areas_count);
         org->n_areas = r->areas_count;
     }
+    if (org->kind)
+        add_kind(ld, org->kind);
     load_key(ld, doc, i, r, org);
 }
 
-int registry_load(loader_t *ld, const char *file)
+/* Two orgs with one key would make authentication ambiguous. Keys that
+ * failed to load are all zero and already reported. */
+static void check_keys_unique(shub_yaml_doc_t *doc, const shub_config_t *cfg)
 {
-    ydoc_t doc;
-    raw_registry_t *raw = NULL;
-    int rc = ydoc_load(ld, file, true, &registry_schema, &doc, (void **)&raw);
-    if (rc || !raw) {
-        /* Checking agreements against a registry that did not load would
-         * only bury the real error under "unknown org" for every party. */
-        ld->registry_failed = true;
-        ydoc_release(&doc);
-        return rc;
-    }
-    shub_config_t *cfg = ld->cfg;
-    check_areas(ld, &doc, raw);
-    cfg->areas = ld_strv(ld, raw->areas, raw->areas_count);
-    cfg->n_areas = raw->areas_count;
-    cfg->orgs = ld_alloc(ld, raw->orgs_count * sizeof *cfg->orgs);
-    for (size_t i = 0; i < raw->orgs_count && cfg->orgs && !ld->oom; i++) {
-        shub_org_t *org = &cfg->orgs[i];
-        org->id = ld_strdup(ld, raw->orgs[i].id);
-        org->name = ld_strdup(ld, raw->orgs[i].name);
-        org->kind = ld_strdup(ld, raw->orgs[i].kind);
-        if (ld->oom)
-            break;
-        check_org(ld, &doc, raw, i, org);
-        cfg->n_orgs = i + 1;
-    }
-    /* Two orgs with one key would make authentication ambiguous. Keys that
-     * failed to load are all zero and already reported. */
     static const uint8_t zero[32];
-    for (size_t i = 0; i < cfg->n_orgs && !ld->oom; i++) {
+    char at[64];
+    for (size_t i = 0; i < cfg->n_orgs; i++) {
         if (memcmp(cfg->orgs[i].public_key, zero, 32) == 0)
             continue;
         for (size_t j = 0; j < i; j++) {
             if (memcmp(cfg->orgs[i].public_key, cfg->orgs[j].public_key, 32) == 0) {
-                int col, line = ydoc_line(&doc, &col, "orgs[%zu].id", i);
-                ld_error(ld, doc.file, line, col,
-                         "org '%s' has the same public key as org '%s'", cfg->orgs[i].id,
-                         cfg->orgs[j].id);
+                snprintf(at, sizeof at, "orgs[%zu].id", i);
+                shub_yaml_error_path(doc, at,
+                                     "org '%s' has the same public key as org '%s'",
+                                     cfg->orgs[i].id, cfg->orgs[j].id);
                 break;
             }
         }
     }
-    ydoc_free_data(&registry_schema, raw);
-    ydoc_release(&doc);
+}
+
+int shub_registry_load(loader_t *ld, const char *file)
+{
+    shub_yaml_doc_t *doc = NULL;
+    shub_orgs_t raw = {0};
+    int rc = shub_config_open(ld, file, true, &doc);
+    if (rc == 0)
+        rc = shub_orgs_bind(doc, &raw);
+    if (rc == SHUB_ENOMEM || !raw.orgs) {
+        /* Checking agreements against a registry that did not load would
+         * only bury the real error under "unknown org" for every party. A
+         * registry with a bad name in it still loads, to check against. */
+        ld->registry_failed = true;
+        shub_config_close(ld, &doc);
+        return rc;
+    }
+    shub_config_t *cfg = ld->cfg;
+    cfg->areas = shub_config_strv(ld, raw.areas, raw.areas_count);
+    cfg->n_areas = raw.areas_count;
+    cfg->orgs = shub_config_alloc(ld, raw.orgs_count * sizeof *cfg->orgs);
+    for (size_t i = 0; i < raw.orgs_count && cfg->orgs && !ld->oom; i++) {
+        fill_org(ld, doc, i, &raw.orgs[i], &cfg->orgs[i]);
+        cfg->n_orgs = i + 1;
+    }
+    if (!ld->oom)
+        check_keys_unique(doc, cfg);
+    shub_config_close(ld, &doc);
     return ld->oom ? SHUB_ENOMEM : 0;
 }
 

@@ -18,6 +18,7 @@
 #include "sharehub/agent.h"
 #include "sharehub/alloc.h"
 #include "sharehub/cli.h"
+#include "sharehub/file.h"
 #include "sharehub/keys.h"
 #include "sharehub/version.h"
 
@@ -98,27 +99,6 @@ typedef struct bundle {
     bool force;
 } bundle_t;
 
-/* Reads a whole small file (a public key, orgs.yaml) into a new buffer. */
-static int slurp(const char *path, char **text, size_t *len, shub_err_t *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return shub_err_set(err, errno == ENOENT ? SHUB_ENOTFOUND : SHUB_EIO,
-                            "cannot read '%s': %s", path, strerror(errno));
-    size_t cap = MAX_COPY_BYTES + 1;
-    char *buf = shub_malloc(cap);
-    size_t n = buf ? fread(buf, 1, cap, f) : 0;
-    bool bad = !buf || ferror(f) || n == cap;
-    fclose(f);
-    if (bad) {
-        shub_free(buf);
-        return shub_err_set(err, buf ? SHUB_EIO : SHUB_ENOMEM, "cannot read '%s'", path);
-    }
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 /* What the bundle copies from the broker's key directory. */
 static const struct {
     const char *name, *role;
@@ -136,7 +116,7 @@ static int copy_in(const bundle_t *b, const char *dir, const char *name)
     snprintf(to, sizeof to, "%s/%s", b->out, name);
     char *text = NULL;
     size_t len = 0;
-    int rc = slurp(from, &text, &len, &err);
+    int rc = shub_file_read(from, MAX_COPY_BYTES, &text, &len, &err);
     if (rc == 0)
         rc = shub_keys_write_file(to, text, len, 0644, true, &err);
     shub_free(text);

@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- field paths for error messages ----------------------------------- */
 
@@ -141,26 +140,6 @@ int shub_outcome_parse(const char *name)
     return lookup(outcome_names, COUNT(outcome_names), name);
 }
 
-static bool name_span(const char *s, size_t n)
-{
-    if (n == 0 || n > SHUB_MSG_MAX_NAME)
-        return false;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
-    }
-    return true;
-}
-
-bool shub_is_name(const char *s)
-{
-    return s && name_span(s, strlen(s));
-}
-
 bool shub_is_selector(const char *s)
 {
     if (!s)
@@ -170,9 +149,9 @@ bool shub_is_selector(const char *s)
         return false;
     const char *at = memchr(s, '@', n);
     if (!at)
-        return name_span(s, n);
+        return shub_name_span(s, n);
     size_t kind = (size_t)(at - s);
-    return (kind == 0 || name_span(s, kind)) && name_span(at + 1, n - kind - 1);
+    return (kind == 0 || shub_name_span(s, kind)) && shub_name_span(at + 1, n - kind - 1);
 }
 
 /* ---- the bounded reader ----------------------------------------------- */
@@ -852,7 +831,7 @@ static int check_text(const path_t *p, shub_err_t *err, kind_t kind, const char 
                         SHUB_MSG_MAX_NAME);
         if (kind == K_SEL && !shub_is_selector(s))
             return fail(p, err, SHUB_EVALUE, "not an org id, @area or kind@area");
-        if (kind == K_NAME && !name_span(s, n))
+        if (kind == K_NAME && !shub_name_span(s, n))
             return fail(p, err, SHUB_EVALUE,
                         "not a name (lowercase letters, digits, '.', '_', '-')");
         return 0;
@@ -1646,13 +1625,6 @@ int shub_payload_encode(const shub_val_t *payload, shub_buf_t *out, shub_err_t *
 }
 
 /* ---- event ids -------------------------------------------------------- */
-
-int64_t shub_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int shub_id_generate(shub_id_t *id, int64_t now_ms)
 {

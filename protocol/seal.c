@@ -7,9 +7,14 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
+#include "sharehub/msg.h"
 
 #include <sodium.h>
 #include <string.h>
+
+/* The largest event the codec lets an agent queue must fit sealed. */
+_Static_assert(SHUB_MSG_MAX_EVENT + SHUB_SEAL_OVERHEAD == SHUB_MSG_MAX_BIN,
+               "SHUB_MSG_MAX_EVENT must leave room for the seal and no more");
 
 #define OPENER_CACHE 8
 

@@ -1,10 +1,6 @@
 /*
- * val: payload values, arenas and byte buffers (include/sharehub/val.h).
- *
- * The arena is a list of blocks; a request larger than the current block gets
- * a block of its own. Blocks grow geometrically so a decoded message of n
- * bytes costs O(log n) mallocs, and every block is sized from bytes actually
- * consumed, never from a length declared by a peer.
+ * val: payload values (include/sharehub/val.h): building them in an arena,
+ * reading them by dotted path, and minimisation (shub_val_select).
  */
 #include "sharehub/val.h"
 
@@ -12,89 +8,6 @@
 #include "sharehub/err.h"
 
 #include <string.h>
-
-#define ARENA_MIN_BLOCK 1024
-#define ARENA_MAX_BLOCK (1u << 20)
-
-typedef struct block {
-    struct block *next;
-    size_t size; /* usable bytes after the header */
-    size_t used;
-    max_align_t data[]; /* aligned start of the usable bytes */
-} block_t;
-
-struct shub_arena {
-    block_t *head; /* newest block first */
-    size_t next_size;
-    size_t used;
-};
-
-shub_arena_t *shub_arena_new(size_t hint)
-{
-    shub_arena_t *self = shub_calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->next_size = hint < ARENA_MIN_BLOCK ? ARENA_MIN_BLOCK : hint;
-    return self;
-}
-
-void shub_arena_destroy(shub_arena_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    block_t *b = (*self_p)->head;
-    while (b) {
-        block_t *next = b->next;
-        shub_free(b);
-        b = next;
-    }
-    shub_free(*self_p);
-    *self_p = NULL;
-}
-
-void *shub_arena_alloc(shub_arena_t *self, size_t size)
-{
-    if (size > SIZE_MAX / 2) /* rounding and the block header must not wrap */
-        return NULL;
-    size = (size + 7) & ~(size_t)7;
-    if (size == 0)
-        size = 8;
-    block_t *b = self->head;
-    if (!b || b->size - b->used < size) {
-        size_t want = self->next_size > size ? self->next_size : size;
-        block_t *nb = shub_malloc(sizeof *nb + want);
-        if (!nb)
-            return NULL;
-        nb->size = want;
-        nb->used = 0;
-        nb->next = self->head;
-        self->head = nb;
-        if (self->next_size < ARENA_MAX_BLOCK)
-            self->next_size *= 2;
-        b = nb;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += size;
-    self->used += size;
-    memset(p, 0, size);
-    return p;
-}
-
-char *shub_arena_strndup(shub_arena_t *self, const char *s, size_t n)
-{
-    char *copy = n < SIZE_MAX ? shub_arena_alloc(self, n + 1) : NULL;
-    if (copy) {
-        if (n) /* s may be NULL when n is 0; memcpy must not see it */
-            memcpy(copy, s, n);
-        copy[n] = '\0';
-    }
-    return copy;
-}
-
-size_t shub_arena_used(const shub_arena_t *self)
-{
-    return self ? self->used : 0;
-}
 
 /* ---- building --------------------------------------------------------- */
 
@@ -257,7 +170,8 @@ bool shub_val_equal(const shub_val_t *a, const shub_val_t *b)
     case SHUB_VAL_STR:
         return a->len == b->len && memcmp(a->as.str, b->as.str, a->len) == 0;
     case SHUB_VAL_BIN:
-        return a->len == b->len && (a->len == 0 || memcmp(a->as.bin, b->as.bin, a->len) == 0);
+        return a->len == b->len &&
+               (a->len == 0 || memcmp(a->as.bin, b->as.bin, a->len) == 0);
     case SHUB_VAL_ARRAY:
         if (a->len != b->len)
             return false;
@@ -283,8 +197,8 @@ bool shub_val_is_field_name(const char *name, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -351,6 +265,43 @@ bool shub_utf8_valid(const char *s, size_t len)
         p += n + 1;
     }
     return true;
+}
+
+/* ---- reading by type ---------------------------------------------------- */
+
+const char *shub_val_str_at(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_STR ? v->as.str : NULL;
+}
+
+int64_t shub_val_int_at(const shub_val_t *root, const char *path, int64_t fallback)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_INT ? v->as.i : fallback;
+}
+
+bool shub_val_bool_at(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_BOOL && v->as.b;
+}
+
+bool shub_val_array_has(const shub_val_t *root, const char *path, const char *s)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    if (!v || v->type != SHUB_VAL_ARRAY)
+        return false;
+    for (uint32_t i = 0; i < v->len; i++)
+        if (v->as.items[i].type == SHUB_VAL_STR && strcmp(v->as.items[i].as.str, s) == 0)
+            return true;
+    return false;
+}
+
+size_t shub_val_array_len(const shub_val_t *root, const char *path)
+{
+    const shub_val_t *v = shub_val_at(root, path);
+    return v && v->type == SHUB_VAL_ARRAY ? v->len : 0;
 }
 
 /* ---- minimisation ----------------------------------------------------- */
@@ -514,9 +465,9 @@ static int select_map(select_t *s, const shub_val_t *src, size_t plen, shub_val_
     return 0;
 }
 
-int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
-                    size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
-                    void *ctx)
+int shub_val_select(shub_arena_t *arena, const shub_val_t *src,
+                    const char *const *allowed, size_t n_allowed, shub_val_t *dst,
+                    shub_val_strip_fn *stripped, void *ctx)
 {
     if (!src || src->type != SHUB_VAL_MAP || !dst)
         return SHUB_EINVAL;
@@ -530,43 +481,4 @@ int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *cons
     if (rc == 0)
         *dst = out;
     return rc;
-}
-
-/* ---- byte buffer ------------------------------------------------------ */
-
-int shub_buf_reserve(shub_buf_t *buf, size_t extra)
-{
-    if (buf->cap - buf->len >= extra)
-        return 0;
-    size_t cap = buf->cap ? buf->cap : 256;
-    while (cap - buf->len < extra) {
-        if (cap > SIZE_MAX / 2)
-            return SHUB_ENOMEM;
-        cap *= 2;
-    }
-    uint8_t *data = shub_realloc(buf->data, cap);
-    if (!data)
-        return SHUB_ENOMEM;
-    buf->data = data;
-    buf->cap = cap;
-    return 0;
-}
-
-int shub_buf_append(shub_buf_t *buf, const void *data, size_t len)
-{
-    int rc = shub_buf_reserve(buf, len);
-    if (rc)
-        return rc;
-    if (len)
-        memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
-    return 0;
-}
-
-void shub_buf_free(shub_buf_t *buf)
-{
-    if (!buf)
-        return;
-    shub_free(buf->data);
-    *buf = (shub_buf_t){0};
 }

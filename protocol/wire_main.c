@@ -19,6 +19,7 @@
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 #include "sharehub/seal.h"
+#include "sharehub/time.h"
 #include "sharehub/val.h"
 #include "sharehub/witness.h"
 
@@ -129,13 +130,8 @@ static void print_int(printer_t *p, const char *key, int64_t i)
 static void print_time(printer_t *p, const char *key, int64_t ms)
 {
     print_int(p, key, ms);
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (gmtime_r(&secs, &tm)) {
-        char date[32];
-        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(p->note, sizeof p->note, "%s.%03dZ", date, (int)(ms % 1000));
-    }
+    char text[SHUB_TIME_TEXT];
+    snprintf(p->note, sizeof p->note, "%s", shub_time_format(ms, text));
 }
 
 static void print_bool(printer_t *p, const char *key, bool b)

@@ -8,11 +8,12 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config      # toolchain
+    binutils                              # nm: unit.symbols checks every library's globals
     libzmq3-dev                           # ZeroMQ with CURVE (libsodium-backed on Debian)
     libmsgpack-dev                        # msgpack-c: the wire encoding
     libsqlite3-dev                        # the broker's and agents' stores
     libsodium-dev                         # BLAKE2b chain, Ed25519 checkpoints, sealed boxes
-    libcyaml-dev libyaml-dev              # schema-driven YAML config with line numbers
+    libyaml-dev                           # YAML config, with line and column in every error
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output
     libmicrohttpd-dev                     # the agent's local HTTP/JSON API for case systems
     libcmocka-dev                         # unit tests

@@ -65,9 +65,11 @@ typedef struct shub_agent_config {
 } shub_agent_config_t;
 
 /* Loads DIR/hub.yaml (optional: defaults if absent) and DIR/orgs.yaml, and
- * finds `org`. SHUB_EIO if orgs.yaml cannot be read, SHUB_ECONFIG for YAML
- * that does not parse (err->file/line), SHUB_ENOTFOUND if org is not listed,
- * SHUB_ENOMEM. Unknown keys are ignored: the broker owns the schema. */
+ * finds `org`. SHUB_EIO if orgs.yaml cannot be read, SHUB_ECONFIG for a
+ * mistake in either file (err->file, line and column: the first in line
+ * order), SHUB_ENOTFOUND if org is not listed, SHUB_ENOMEM. orgs.yaml is
+ * checked with the broker's own schema (orgs.h); hub.yaml keys other than
+ * endpoint and key_dir are ignored. */
 int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t **cfg_p,
                            shub_err_t *err);
 

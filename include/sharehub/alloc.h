@@ -13,8 +13,8 @@ void *shub_malloc(size_t size);
 void *shub_calloc(size_t count, size_t size);
 void *shub_realloc(void *ptr, size_t size);
 void shub_free(void *ptr);
+/* Copy of s through shub_malloc; NULL for NULL s or out of memory. */
 char *shub_strdup(const char *s);
-char *shub_strndup(const char *s, size_t n);
 
 /* Test hook: after `n` more successful allocations, every allocation fails until
  * reset with a negative n (the default: never fail). Not thread-safe by design:

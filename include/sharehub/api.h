@@ -126,8 +126,8 @@ void shub_api_observe(void *api, const shub_agent_state_t *state);
 /* Reads a bearer token from `path`: a regular file of mode 0600 or 0400
  * (refused otherwise, naming the file and its mode), SHUB_API_TOKEN_MIN to
  * SHUB_API_TOKEN_MAX printable bytes after trailing white space is cut.
- * *token_p is the caller's to free with shub_free. SHUB_EIO (cannot read),
- * SHUB_ECONFIG (mode or content). */
+ * *token_p is the caller's to free with shub_free. shub_file_read's errors
+ * (SHUB_ENOTFOUND, SHUB_EIO, SHUB_ELIMIT), SHUB_ECONFIG (mode or content). */
 int shub_api_token_load(const char *path, char **token_p, shub_err_t *err);
 
 /* ---- the server (api_http.c) ------------------------------------------- */

@@ -9,8 +9,9 @@
  * Loading parses every file against a schema (unknown and duplicate keys are
  * refused), then checks what a schema cannot: ids that must exist, keys that
  * must be unique, dates in order, conditions that must parse. Every error is
- * reported with its file and line, and all of them are reported, not just the
- * first, so one edit-and-reload cycle fixes a whole batch. A reload builds a
+ * reported with its file, line and column (yaml.h), and all of them are
+ * reported, not just the first, so one edit-and-reload cycle fixes a whole
+ * batch. orgs.yaml's schema is the one the agents read too (orgs.h). A reload builds a
  * new object and the caller swaps it in only if loading succeeded.
  *
  * After load nothing here does I/O: the policy function and selector
@@ -27,14 +28,13 @@
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 
-#define SHUB_CONFIG_MAX_FILE_BYTES (1024 * 1024) /* one YAML file; agreements are text   \
-                                                  */
-#define SHUB_CONFIG_MAX_CONDITION 1024           /* bytes in one flow condition */
+#define SHUB_CONFIG_MAX_CONDITION 1024 /* bytes in one flow condition */
 
 typedef struct shub_config shub_config_t; /* opaque, immutable after load */
 
-/* Called once per configuration error, in file order; err->file and
- * err->line say where (line 0 only when a file cannot be read at all). */
+/* Called once per configuration error, file by file and in line order
+ * within a file; err->file, err->line and err->column say where (line 0
+ * only when a file cannot be read at all). */
 typedef void(shub_config_report_fn)(const shub_err_t *err, void *ctx);
 
 typedef struct shub_config_opts {
@@ -137,13 +137,72 @@ int shub_config_agreement_info(const shub_config_t *cfg, size_t i,
 /* Index of the agreement with this id, or -1. */
 long shub_config_agreement_find(const shub_config_t *cfg, const char *id);
 
+/* ---- what the policy reads ---------------------------------------------- */
+
+typedef struct shub_condition shub_condition_t; /* see "conditions" below */
+
+typedef enum {
+    SHUB_AGREEMENT_DRAFT = 1,
+    SHUB_AGREEMENT_ACTIVE,
+    SHUB_AGREEMENT_SUSPENDED,
+    SHUB_AGREEMENT_EXPIRED,
+} shub_agreement_status_t;
+
+/* A set of organisations: listed by id, or of a listed kind, and with
+ * serving_subject_area only those serving the event's area. No ids and no
+ * kinds with serving_subject_area: any party serving the area. */
+typedef struct shub_party_set {
+    const char *const *orgs;
+    size_t n_orgs;
+    const char *const *kinds;
+    size_t n_kinds;
+    bool serving_subject_area;
+} shub_party_set_t;
+
+/* One flow of an agreement: who may send which events to whom, why, and
+ * which payload fields the recipient's copy keeps. */
+typedef struct shub_flow {
+    const char *id;
+    shub_party_set_t from, to;
+    const char *const *events; /* 1 or more event types */
+    size_t n_events;
+    const char *const *purposes; /* the flow's own, else the agreement's */
+    size_t n_purposes;
+    const char *const *bases; /* legal basis ids: the flow's own, else all */
+    size_t n_bases;
+    const char *const *fields; /* allowed dotted paths */
+    size_t n_fields;
+    const char *condition_text;        /* NULL: no condition */
+    const shub_condition_t *condition; /* parsed; NULL: no condition */
+    uint32_t ack_within_hours;         /* 0: none */
+    uint32_t act_within_hours;         /* 0: none */
+    bool onward_sharing;
+    const char *const *report; /* fields whose values the audit row records */
+    size_t n_report;
+} shub_flow_t;
+
+/* An agreement as the policy decides with it. Everything is borrowed from
+ * cfg and immutable. */
+typedef struct shub_agreement {
+    shub_agreement_info_t info;
+    shub_agreement_status_t status;
+    shub_party_set_t parties;
+    bool consent_required;
+    const char *const *override_reasons; /* allowed when consent is not given */
+    size_t n_override_reasons;
+    const shub_flow_t *flows; /* in file order */
+    size_t n_flows;
+} shub_agreement_t;
+
+/* The i-th agreement in id order; NULL if i is out of range. */
+const shub_agreement_t *shub_config_agreement_at(const shub_config_t *cfg, size_t i);
+
 /* ---- conditions --------------------------------------------------------- */
 
 /* A flow's condition, e.g. `payload.risk.dash_score >= 14 or
- * payload.criteria.repeat == true`. Agreements parse theirs at load; this
- * stand-alone form is for tools and tests. */
-typedef struct shub_condition shub_condition_t;
-
+ * payload.criteria.repeat == true`. Agreements parse theirs at load (and
+ * own them: never destroy a flow's); this stand-alone form is for tools
+ * and tests. */
 /* Parses text. SHUB_ECONFIG with err->msg `condition: unexpected 'x' at column
  * N` (column within text), SHUB_ENOMEM, SHUB_EINVAL for NULLs. */
 int shub_condition_new(const char *text, shub_condition_t **cond_p, shub_err_t *err);
@@ -153,11 +212,5 @@ void shub_condition_destroy(shub_condition_t **cond_p);
 /* Pure evaluation: a missing field or a type mismatch makes that comparison
  * false; never fails, never allocates. */
 bool shub_condition_eval(const shub_condition_t *cond, const shub_event_t *ev);
-
-/* ---- dates -------------------------------------------------------------- */
-
-/* Parses "YYYY-MM-DD" (a real calendar date, years 1970..9999) into ms since
- * the epoch at 00:00 UTC. SHUB_EVALUE if malformed. */
-int shub_config_parse_date(const char *text, int64_t *ms);
 
 #endif

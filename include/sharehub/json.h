@@ -9,9 +9,10 @@
  *    "case": "...", "subject": "...", "area": "coventry", "purpose": "...",
  *    "basis": "...", "consent": "given", "override": "...",
  *    "reply_to": "<uuid>", "to": ["marac@coventry"], "payload": {...}}
- * "id" is optional (a fresh UUIDv7 when absent); "occurred" is RFC 3339 or
- * integer ms since the epoch, not before 2000-01-01. Payload numbers: integers become
- * INT, reals FLOAT; object keys must be field names. Every field is then checked by the
+ * "id" is optional (a fresh UUIDv7 when absent); "occurred" is an RFC 3339
+ * time, a date (midnight UTC) or integer ms since the epoch, not before
+ * 2000-01-01. Payload numbers: integers become INT, reals FLOAT; object keys
+ * must be field names. Every field is then checked by the
  * codec itself (shub_msg_encode), so JSON input obeys exactly the rules a
  * broker applies, and the error path names the field: `to[1]: not an org id,
  * @area or kind@area`.
@@ -31,7 +32,6 @@
 #include "sharehub/val.h"
 
 #define SHUB_JSON_MAX_INPUT (4 * 1024 * 1024) /* bytes of JSON accepted for one event */
-#define SHUB_JSON_TIME_MAX  32                /* "2026-07-01T10:00:00.000Z" and a NUL */
 /* The earliest `occurred` a submitted event may have: 2000-01-01T00:00:00Z.
  * Nothing the partnership shares happened before it; a time before it is a
  * mistake, most often seconds given where milliseconds are meant. */
@@ -65,12 +65,10 @@ typedef struct shub_json_meta {
 int shub_json_event_write(const shub_event_t *ev, const shub_json_meta_t *meta,
                           char **out_p, shub_err_t *err);
 
-/* Parses an RFC 3339 time ("2026-07-01T10:00:00Z", optional fraction,
- * "Z" or a "+hh:mm"/"-hh:mm" offset) or a plain integer of ms since the epoch.
- * SHUB_EVALUE if it is neither or lies before 1970. */
+/* Reads a time as JSON input and --since give it: a plain integer of ms
+ * since the epoch, or anything shub_time_parse takes (time.h: a date or an
+ * RFC 3339 time). SHUB_EVALUE if it is neither. Times are written with
+ * shub_time_format. */
 int shub_json_time_parse(const char *text, int64_t *ms);
-
-/* Formats ms as "YYYY-MM-DDTHH:MM:SS.mmmZ". Returns out. */
-const char *shub_json_time_format(int64_t ms, char out[SHUB_JSON_TIME_MAX]);
 
 #endif

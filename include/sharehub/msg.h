@@ -25,6 +25,8 @@
 #include <stdint.h>
 
 #include "sharehub/err.h"
+#include "sharehub/name.h" /* shub_is_name: ids, areas, kinds, event types */
+#include "sharehub/time.h" /* shub_now_ms, the wall clock */
 #include "sharehub/val.h"
 
 /* ---- limits (SPEC section 9); each is checked on decode and on encode ---- */
@@ -36,7 +38,9 @@
 #define SHUB_MSG_MAX_TEXT 16384     /* bytes in one text value */
 #define SHUB_MSG_MAX_BIN 1044480    /* bytes in one binary value (1 MiB - 4 KiB, so a
                                        sealed event plus its DELIVER envelope fits) */
-#define SHUB_MSG_MAX_NAME 64        /* ids, event types, areas, codes, selectors */
+#define SHUB_MSG_MAX_EVENT 1044408  /* bytes of an encoded event: sealed (72 bytes
+                                       more, seal.h) it is one DELIVER's binary value */
+#define SHUB_MSG_MAX_NAME SHUB_NAME_MAX /* ids, event types, areas, codes, selectors */
 #define SHUB_MSG_MAX_REF 128        /* case and subject references, legal basis */
 #define SHUB_MSG_MAX_LINE 512       /* explanations and error messages */
 #define SHUB_MSG_MAX_TO 64          /* entries in a SHARE's `to` */
@@ -294,10 +298,6 @@ int shub_consent_parse(const char *name); /* the enum value, or -1 */
 const char *shub_outcome_name(shub_outcome_t outcome);
 int shub_outcome_parse(const char *name); /* the enum value, or -1 */
 
-/* True if s is a name: [a-z0-9][a-z0-9._-]*, 1..SHUB_MSG_MAX_NAME bytes (org
- * ids, areas, kinds, event types, purposes, reason codes). */
-bool shub_is_name(const char *s);
-
 /* True if s is a recipient selector: "org-id", "@area" or "kind@area". */
 bool shub_is_selector(const char *s);
 
@@ -315,8 +315,5 @@ int shub_id_parse(const char *text, shub_id_t *id);
 
 /* The millisecond timestamp in the id's first 48 bits. */
 int64_t shub_id_time_ms(const shub_id_t *id);
-
-/* Wall clock, ms since the Unix epoch. */
-int64_t shub_now_ms(void);
 
 #endif

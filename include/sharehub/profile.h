@@ -41,7 +41,8 @@ typedef struct shub_profile_org {
 typedef int(shub_profile_emit_fn)(void *ctx, const shub_share_t *share);
 
 /* Loads a scenario file (YAML; see agents/scenario.c for the format).
- * SHUB_ECONFIG with file:line in err. */
+ * SHUB_ECONFIG with the first mistake, in line order, in err (file, line,
+ * column); SHUB_EIO if the file cannot be read; SHUB_ENOMEM. */
 int shub_scenario_load(const char *path, shub_scenario_t **scenario_p, shub_err_t *err);
 void shub_scenario_destroy(shub_scenario_t **scenario_p);
 

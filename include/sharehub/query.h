@@ -33,7 +33,6 @@
 #define SHUB_QUERY_LIMIT_DEFAULT 50     /* rows in a log page unless told */
 #define SHUB_QUERY_LIMIT_MAX     100000 /* rows in one page: results live in memory */
 #define SHUB_QUERY_TOP_FIELDS    10     /* stripped fields listed per agreement */
-#define SHUB_QUERY_TIME_TEXT     32     /* "2026-03-01T08:30:00.000Z" and a NUL */
 
 typedef enum {
     SHUB_QUERY_TABLE, /* aligned columns, one titled block per section */
@@ -134,12 +133,10 @@ bool shub_query_next(const shub_query_result_t *r, int64_t *cursor);
 
 /* ---- times -------------------------------------------------------------- */
 
-/* Parses RFC 3339 ("2026-03-01T08:30:00Z", fraction and offset allowed) or
- * a date ("2026-03-01", midnight UTC; with end_of_day, the next midnight, so
- * `--until 2026-03-31` includes that day). SHUB_EINVAL if malformed. */
+/* Reads a --since or --until time: RFC 3339 or a date as shub_time_parse
+ * takes them (time.h); a date is its midnight UTC, or with end_of_day the
+ * next midnight, so `--until 2026-03-31` includes that day. SHUB_EINVAL if
+ * malformed. Times are written with shub_time_format. */
 int shub_query_time_parse(const char *text, bool end_of_day, int64_t *ms);
-
-/* Formats ms since the epoch as RFC 3339 UTC with milliseconds. */
-void shub_query_time_format(int64_t ms, char out[SHUB_QUERY_TIME_TEXT]);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * val: payload values, the arena they live in, and the byte buffer the codec
- * writes into.
+ * val: payload values. (Their arena and the codec's byte buffer are the
+ * ground floor's, arena.h and buf.h, included here for every codec user.)
  *
  * A payload is a tree of msgpack values: maps of named fields, arrays, text,
  * bytes, numbers. The tree is read-only once built and lives in an arena, so a
@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHUB_VAL_MAX_KEY 64   /* bytes in a field name */
+#include "sharehub/arena.h"
+#include "sharehub/buf.h"
+
+#define SHUB_VAL_MAX_KEY  64  /* bytes in a field name */
 #define SHUB_VAL_MAX_PATH 256 /* bytes in a dotted path, e.g. an allowed field */
 
 typedef enum {
@@ -57,25 +60,6 @@ struct shub_pair {
     shub_val_t val;
 };
 
-/* ---- arena: bump allocator; everything is freed at once ---------------- */
-
-typedef struct shub_arena shub_arena_t;
-
-/* New arena whose first block holds `hint` bytes (0 picks a default). */
-shub_arena_t *shub_arena_new(size_t hint);
-
-/* Frees every block; accepts NULL; nulls the caller's pointer. */
-void shub_arena_destroy(shub_arena_t **self_p);
-
-/* Zeroed, 8-byte aligned memory owned by the arena; NULL on out of memory. */
-void *shub_arena_alloc(shub_arena_t *self, size_t size);
-
-/* Copy of s[0..n) plus a NUL, owned by the arena; NULL on out of memory. */
-char *shub_arena_strndup(shub_arena_t *self, const char *s, size_t n);
-
-/* Bytes handed out so far (for benchmarks and limits). */
-size_t shub_arena_used(const shub_arena_t *self);
-
 /* ---- building values -------------------------------------------------- */
 
 shub_val_t shub_val_nil(void);
@@ -111,6 +95,20 @@ const shub_val_t *shub_val_get(const shub_val_t *map, const char *key);
  * NULL if any step is missing or not a map. */
 const shub_val_t *shub_val_at(const shub_val_t *root, const char *path);
 
+/* The value at a dotted path if it has the type asked for: text (NULL if
+ * absent or not text), an integer (fallback if absent or not one), true
+ * only for the boolean true. For reading received payloads without a type
+ * check at every step. */
+const char *shub_val_str_at(const shub_val_t *root, const char *path);
+int64_t shub_val_int_at(const shub_val_t *root, const char *path, int64_t fallback);
+bool shub_val_bool_at(const shub_val_t *root, const char *path);
+
+/* True if the array at path holds the text s. */
+bool shub_val_array_has(const shub_val_t *root, const char *path, const char *s);
+
+/* Items in the array at path; 0 if absent or not an array. */
+size_t shub_val_array_len(const shub_val_t *root, const char *path);
+
 /* Deep equality (maps compare as ordered pair lists). */
 bool shub_val_equal(const shub_val_t *a, const shub_val_t *b);
 
@@ -135,25 +133,8 @@ typedef void(shub_val_strip_fn)(const char *path, void *ctx);
  * Arrays are transparent: "actions.owner" keeps `owner` in every element of
  * the array `actions`. "*" allows everything. `dst` shares leaves with `src`,
  * so it must not outlive it. SHUB_EINVAL if src is not a map, SHUB_ENOMEM. */
-int shub_val_select(shub_arena_t *arena, const shub_val_t *src, const char *const *allowed,
-                    size_t n_allowed, shub_val_t *dst, shub_val_strip_fn *stripped,
-                    void *ctx);
-
-/* ---- byte buffer ------------------------------------------------------ */
-
-typedef struct shub_buf {
-    uint8_t *data; /* owned; shub_buf_free releases it */
-    size_t len;
-    size_t cap;
-} shub_buf_t;
-
-/* Ensures room for `extra` more bytes. SHUB_ENOMEM. */
-int shub_buf_reserve(shub_buf_t *buf, size_t extra);
-
-/* Appends bytes. SHUB_ENOMEM. */
-int shub_buf_append(shub_buf_t *buf, const void *data, size_t len);
-
-/* Frees the storage and zeroes the struct; accepts NULL. */
-void shub_buf_free(shub_buf_t *buf);
+int shub_val_select(shub_arena_t *arena, const shub_val_t *src,
+                    const char *const *allowed, size_t n_allowed, shub_val_t *dst,
+                    shub_val_strip_fn *stripped, void *ctx);
 
 #endif

@@ -177,6 +177,49 @@ static void test_share_denied_is_audited_and_never_delivered(void **state)
     tclient_destroy(&probation);
 }
 
+/* Two recipients denied for different reasons in one SHARE: each item of
+ * the receipt carries its own explanation, not the last one decided. */
+static void test_receipt_items_keep_their_own_explanations(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac-coventry", "probation-x"};
+    const shub_receipt_t *r = refer(police, NULL, to, 2, 9, "marac.referral");
+    assert_int_equal(r->count, 2);
+    int marac = strcmp(r->items[0].to, "marac-coventry") == 0 ? 0 : 1;
+    assert_string_equal(r->items[marac].reason, "condition-failed");
+    assert_string_equal(r->items[1 - marac].reason, "recipient-not-party");
+    assert_non_null(r->items[0].detail);
+    assert_non_null(r->items[1].detail);
+    assert_string_not_equal(r->items[0].detail, r->items[1].detail);
+    assert_non_null(strstr(r->items[1 - marac].detail, "probation-x"));
+    tclient_destroy(&police);
+}
+
+/* The ephemeral sealing key serves for about a second (SPEC 5.6): two copies
+ * sealed within it share it, a copy sealed well after has a new one. */
+static void test_sealing_key_is_replaced_after_a_second(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp"), *marac = online(h, "marac-coventry");
+    const char *to[] = {"marac-coventry"};
+    uint8_t keys[3][32];
+    for (int i = 0; i < 3; i++) {
+        if (i == 2)
+            usleep(1600 * 1000);
+        refer(police, NULL, to, 1, 16, "marac.referral");
+        const shub_deliver_t *d = tclient_delivery(marac, 5000);
+        assert_non_null(d);
+        assert_true(d->sealed_len > 32);
+        memcpy(keys[i], d->sealed, 32);
+        assert_int_equal(tclient_ack(marac, &d->id), 0);
+    }
+    assert_memory_equal(keys[0], keys[1], 32);
+    assert_memory_not_equal(keys[1], keys[2], 32);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
 static void test_unknown_key_is_refused_and_logged(void **state)
 {
     harness_t *h = *state;
@@ -486,7 +529,8 @@ static void test_bad_reload_keeps_old_agreements(void **state)
     assert_int_equal(r->items[0].outcome, SHUB_OUTCOME_QUEUED);
     tclient_destroy(&police);
 
-    /* --check reports the same error with its file and line, exit 78. */
+    /* --check reports the same error with its file, line and column, exit 78:
+     * where the ']' was missed, and where the '[' was opened. */
     char cmd[1024], out[2048];
     snprintf(cmd, sizeof cmd, "%s --check --config %s 2>&1",
              harness_program("broker/sharehub-broker"), h->dir);
@@ -495,7 +539,8 @@ static void test_bad_reload_keeps_old_agreements(void **state)
     out[n] = '\0';
     int status = pclose(p);
     assert_int_equal(WEXITSTATUS(status), 78);
-    assert_non_null(strstr(out, "zz-broken.yaml:2"));
+    assert_non_null(strstr(out, "zz-broken.yaml:3:1: yaml: did not find expected ',' or "
+                                "']': the '[' on line 2 column 10 is not closed"));
 }
 
 static void test_unacked_delivery_is_resent_then_dead_lettered(void **state)
@@ -705,6 +750,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_share_allowed_delivers_only_allowed_fields, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_share_denied_is_audited_and_never_delivered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_items_keep_their_own_explanations, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sealing_key_is_replaced_after_a_second, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_refused_and_logged, setup,
                                         teardown),

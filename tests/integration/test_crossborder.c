@@ -1193,9 +1193,8 @@ static void test_denials_are_never_delivered_and_audited_with_reasons(void **sta
          "payload.risk.criteria or 'escalation' in payload.risk.criteria"},
     };
     const char *ids[] = {expired, no_flow, not_party, low};
-    char today[16]; /* the broker's clock decides validity */
-    time_t now = time(NULL);
-    strftime(today, sizeof today, "%Y-%m-%d", gmtime(&now));
+    char today[SHUB_TIME_DATE_TEXT]; /* the broker's clock decides validity */
+    shub_time_format_date(shub_now_ms(), today);
     for (size_t i = 0; i < 4; i++) {
         char row[1024], why[1024], expect[1024], x40[40];
         decision_of(h, ids[i], want[i].recipient, row, sizeof row);

@@ -23,7 +23,7 @@ arch=$(dpkg --print-architecture)
 dpkg-deb -f "$deb" Package Version Section Depends >"$tmp/fields"
 grep -qx "Package: sharehub" "$tmp/fields" || fail "control: Package"
 grep -qx "Version: $version" "$tmp/fields" || fail "control: Version"
-for dep in adduser procps libzmq5 libsodium23 libsqlite3-0 libcyaml1 libjansson4; do
+for dep in adduser procps libzmq5 libsodium23 libsqlite3-0 libyaml-0-2 libjansson4; do
     grep -q "^Depends:.*\b$dep\b" "$tmp/fields" || fail "control: Depends has no $dep"
 done
 mkdir "$tmp/control"

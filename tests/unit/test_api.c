@@ -238,7 +238,7 @@ static void test_shub_api_token_load_only_a_private_file_of_a_real_token(void **
     assert_string_equal(token, TOKEN);
     shub_free(token);
     unlink(path);
-    assert_int_equal(shub_api_token_load(path, &token, &err), SHUB_EIO);
+    assert_int_equal(shub_api_token_load(path, &token, &err), SHUB_ENOTFOUND);
 }
 
 /* ---- events ----------------------------------------------------------- */

@@ -316,7 +316,9 @@ static void test_config_load_each_bad_fixture_reports_file_and_line(void **state
     }
 }
 
-static void test_config_load_condition_error_has_no_file_column(void **state)
+/* The position is the condition's value; the column in the message counts
+ * within the expression. */
+static void test_config_load_condition_error_names_value_and_column_in_it(void **state)
 {
     (void)state;
     shub_config_t *cfg = NULL;
@@ -326,7 +328,7 @@ static void test_config_load_condition_error_has_no_file_column(void **state)
     char line[600];
     shub_err_format(&errs.v[0], line, sizeof line);
     assert_non_null(strstr(line,
-                           "agreements/mini.yaml:26: condition: unexpected 'xyz' at "
+                           "agreements/mini.yaml:26:16: condition: unexpected 'xyz' at "
                            "column 31"));
 }
 
@@ -348,6 +350,22 @@ static void test_config_load_several_errors_reports_all(void **state)
     assert_error(&errs.v[3], "mini.yaml", 25, "field 'perpetrator' is not in the data");
     assert_error(&errs.v[4], "other.yaml", 4, "'status' must be one of draft, active");
     assert_error(&errs.v[5], "other.yaml", 9, "unknown key 'owner'");
+}
+
+/* The agreement's header is checked before its flows, but a file that puts
+ * its flows first gets its errors in the order of its lines. */
+static void test_config_load_errors_come_in_line_order(void **state)
+{
+    (void)state;
+    shub_config_t *cfg = NULL;
+    errors_t errs = {.n = 0};
+    assert_int_equal(shub_config_load(FIX "bad-order", NULL, &cfg, collect, &errs),
+                     SHUB_ECONFIG);
+    assert_int_equal(errs.n, 2);
+    assert_error(&errs.v[0], "mini.yaml", 8, "flow 'referral': unknown purpose 'research'");
+    assert_int_equal(errs.v[0].column, 16);
+    assert_error(&errs.v[1], "mini.yaml", 10, "agreement id 'Mini' is not a name");
+    assert_int_equal(errs.v[1].column, 5);
 }
 
 /* The Nth allocation fails, for every N the load makes: the result is the
@@ -468,28 +486,6 @@ static void test_org_serves_areas(void **state)
     assert_true(shub_org_serves(shub_config_org(cfg, "wmp"), "anywhere"));
     assert_false(shub_org_serves(NULL, "coventry"));
     shub_config_destroy(&cfg);
-}
-
-/* ---- dates -------------------------------------------------------------- */
-
-static void test_config_parse_date_valid_and_invalid(void **state)
-{
-    (void)state;
-    int64_t ms = -1;
-    assert_int_equal(shub_config_parse_date("1970-01-01", &ms), 0);
-    assert_int_equal(ms, 0);
-    assert_int_equal(shub_config_parse_date("2024-02-29", &ms), 0);
-    assert_int_equal(ms, 1709164800000LL);
-    assert_int_equal(shub_config_parse_date("2000-02-29", &ms), 0);
-    assert_int_equal(ms, 951782400000LL);
-    assert_int_equal(shub_config_parse_date("2025-12-31", &ms), 0);
-    assert_int_equal(ms, 1767139200000LL);
-    static const char *const bad[] = {"2023-02-29", "1900-02-29", "2025-13-01",
-                                      "2025-00-10", "2025-04-31", "2025-4-1",
-                                      "25-04-01",   "2025/04/01", "2025-04-01x",
-                                      "",           "1969-12-31", "2025-04-0a"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(shub_config_parse_date(bad[i], &ms), SHUB_EVALUE);
 }
 
 /* ---- conditions --------------------------------------------------------- */
@@ -698,14 +694,14 @@ int main(void)
         cmocka_unit_test(test_config_load_missing_dir_reports_orgs_yaml),
         cmocka_unit_test(test_config_load_null_args_einval),
         cmocka_unit_test(test_config_load_each_bad_fixture_reports_file_and_line),
-        cmocka_unit_test(test_config_load_condition_error_has_no_file_column),
+        cmocka_unit_test(test_config_load_condition_error_names_value_and_column_in_it),
         cmocka_unit_test(test_config_load_several_errors_reports_all),
+        cmocka_unit_test(test_config_load_errors_come_in_line_order),
         cmocka_unit_test(test_config_load_alloc_failure_is_enomem_or_success),
         cmocka_unit_test(test_config_expand_each_selector_gives_right_orgs),
         cmocka_unit_test(test_config_expand_appends_without_duplicates),
         cmocka_unit_test(test_config_expand_over_max_elimit),
         cmocka_unit_test(test_org_serves_areas),
-        cmocka_unit_test(test_config_parse_date_valid_and_invalid),
         cmocka_unit_test(test_condition_eval_each_case),
         cmocka_unit_test(test_condition_new_bad_syntax_names_column),
         cmocka_unit_test(test_condition_new_deep_nesting_refused),

@@ -1,6 +1,6 @@
 /*
  * test_val: payload values as the codec, the policy and the broker use them.
- * An arena hands out zeroed, aligned memory and grows; values are built with
+ * Values are built in an arena (test_arena) with
  * checked keys and text; dotted paths find fields; shub_val_select keeps
  * exactly what an agreement allows and names each stripped field once, at its
  * top-most point, which is what the audit row records.
@@ -112,98 +112,6 @@ static void assert_strips(const strips_t *s, const char *const *want, int n)
     assert_int_equal(s->n, n);
     for (int i = 0; i < n; i++)
         assert_string_equal(s->paths[i], want[i]);
-}
-
-/* ---- arena ------------------------------------------------------------- */
-
-static void test_shub_arena_alloc_zeroed_and_aligned(void **state)
-{
-    shub_arena_t *a = *state;
-    for (size_t n = 1; n < 40; n++) {
-        unsigned char *p = shub_arena_alloc(a, n);
-        assert_non_null(p);
-        assert_int_equal((uintptr_t)p % 8, 0);
-        for (size_t i = 0; i < n; i++)
-            assert_int_equal(p[i], 0);
-        memset(p, 0xff, n);
-    }
-}
-
-static void test_shub_arena_alloc_grows_past_first_block(void **state)
-{
-    shub_arena_t *a = *state;
-    assert_int_equal(shub_arena_used(a), 0);
-    /* 10,000 small allocations span many blocks; each stays intact. */
-    uint32_t *ptrs[10000];
-    for (uint32_t i = 0; i < 10000; i++) {
-        ptrs[i] = shub_arena_alloc(a, sizeof(uint32_t));
-        assert_non_null(ptrs[i]);
-        *ptrs[i] = i;
-    }
-    for (uint32_t i = 0; i < 10000; i++)
-        assert_int_equal(*ptrs[i], i);
-    assert_int_equal(shub_arena_used(a), 10000 * 8); /* rounded up to 8 */
-}
-
-static void test_shub_arena_alloc_larger_than_block_gets_own_block(void **state)
-{
-    shub_arena_t *a = *state;
-    char *small = shub_arena_alloc(a, 16);
-    char *big = shub_arena_alloc(a, 3 * 1024 * 1024);
-    assert_non_null(small);
-    assert_non_null(big);
-    big[0] = 1;
-    big[3 * 1024 * 1024 - 1] = 2;
-    char *after = shub_arena_alloc(a, 16);
-    assert_non_null(after);
-    assert_int_equal(shub_arena_used(a), 16 + 3 * 1024 * 1024 + 16);
-}
-
-static void test_shub_arena_alloc_impossible_size_returns_null(void **state)
-{
-    shub_arena_t *a = *state;
-    assert_null(shub_arena_alloc(a, SIZE_MAX));
-    assert_null(shub_arena_alloc(a, SIZE_MAX - 6));
-    assert_null(shub_arena_strndup(a, "x", SIZE_MAX));
-    assert_non_null(shub_arena_alloc(a, 8)); /* still usable */
-}
-
-static void test_shub_arena_strndup_copies_and_terminates(void **state)
-{
-    shub_arena_t *a = *state;
-    char *s = shub_arena_strndup(a, "coventry-cc", 8);
-    assert_string_equal(s, "coventry");
-    assert_string_equal(shub_arena_strndup(a, "", 0), "");
-}
-
-static void test_shub_arena_destroy_null_safe_and_nulls_pointer(void **state)
-{
-    (void)state;
-    shub_arena_destroy(NULL);
-    shub_arena_t *a = NULL;
-    shub_arena_destroy(&a);
-    a = shub_arena_new(64);
-    assert_non_null(shub_arena_alloc(a, 100));
-    shub_arena_destroy(&a);
-    assert_null(a);
-    assert_int_equal(shub_arena_used(NULL), 0);
-}
-
-static void test_shub_arena_new_out_of_memory_returns_null(void **state)
-{
-    (void)state;
-    shub_alloc_fail_after(0);
-    shub_arena_t *a = shub_arena_new(0);
-    shub_alloc_fail_after(-1);
-    assert_null(a);
-
-    a = shub_arena_new(0);
-    shub_alloc_fail_after(0);
-    void *p = shub_arena_alloc(a, 10); /* first block cannot be had */
-    shub_alloc_fail_after(-1);
-    assert_null(p);
-    assert_int_equal(shub_arena_used(a), 0);
-    shub_arena_destroy(&a);
 }
 
 /* ---- building ---------------------------------------------------------- */
@@ -412,6 +320,36 @@ static void test_shub_val_equal_compares_deeply(void **state)
     shub_val_t t1 = shub_val_bool(true), t2 = shub_val_bool(false), nil = shub_val_nil();
     assert_false(shub_val_equal(&t1, &t2));
     assert_true(shub_val_equal(&nil, &nil));
+}
+
+static void test_shub_val_typed_readers_fall_back_on_absence_and_type(void **state)
+{
+    shub_arena_t *a = *state;
+    shub_val_t risk = shub_val_map(), root = shub_val_map(), flags = shub_val_array();
+    put(a, &risk, "level", str(a, "high"));
+    put(a, &risk, "score", shub_val_int(15));
+    put(a, &risk, "repeat", shub_val_bool(true));
+    put(a, &risk, "seen", shub_val_bool(false));
+    assert_int_equal(shub_val_push(a, &flags, str(a, "escalation")), 0);
+    assert_int_equal(shub_val_push(a, &flags, shub_val_int(7)), 0);
+    put(a, &risk, "flags", flags);
+    put(a, &root, "risk", risk);
+
+    assert_string_equal(shub_val_str_at(&root, "risk.level"), "high");
+    assert_null(shub_val_str_at(&root, "risk.score")); /* not text */
+    assert_null(shub_val_str_at(&root, "risk.missing"));
+    assert_int_equal(shub_val_int_at(&root, "risk.score", -1), 15);
+    assert_int_equal(shub_val_int_at(&root, "risk.level", -1), -1);
+    assert_int_equal(shub_val_int_at(&root, "nowhere", 42), 42);
+    assert_true(shub_val_bool_at(&root, "risk.repeat"));
+    assert_false(shub_val_bool_at(&root, "risk.seen"));
+    assert_false(shub_val_bool_at(&root, "risk.level")); /* text is not true */
+    assert_true(shub_val_array_has(&root, "risk.flags", "escalation"));
+    assert_false(shub_val_array_has(&root, "risk.flags", "7")); /* an int, not text */
+    assert_false(shub_val_array_has(&root, "risk.level", "high")); /* not an array */
+    assert_int_equal(shub_val_array_len(&root, "risk.flags"), 2);
+    assert_int_equal(shub_val_array_len(&root, "risk.level"), 0);
+    assert_int_equal(shub_val_array_len(&root, "none"), 0);
 }
 
 static void test_shub_val_is_field_name_table(void **state)
@@ -726,56 +664,11 @@ static void test_shub_val_select_out_of_memory_returns_enomem_cleanly(void **sta
     assert_true(saw_enomem >= 1);
 }
 
-/* ---- byte buffer ------------------------------------------------------- */
-
-static void test_shub_buf_append_grows_and_keeps_bytes(void **state)
-{
-    (void)state;
-    shub_buf_t buf = {0};
-    for (int i = 0; i < 5000; i++) {
-        uint8_t b = (uint8_t)i;
-        assert_int_equal(shub_buf_append(&buf, &b, 1), 0);
-    }
-    assert_int_equal(buf.len, 5000);
-    assert_true(buf.cap >= 5000);
-    for (int i = 0; i < 5000; i++)
-        assert_int_equal(buf.data[i], (uint8_t)i);
-    assert_int_equal(shub_buf_append(&buf, NULL, 0), 0);
-    assert_int_equal(buf.len, 5000);
-    shub_buf_free(&buf);
-    assert_null(buf.data);
-    assert_int_equal(buf.len, 0);
-    assert_int_equal(buf.cap, 0);
-    shub_buf_free(NULL);
-}
-
-static void test_shub_buf_reserve_out_of_memory_keeps_buffer(void **state)
-{
-    (void)state;
-    shub_buf_t buf = {0};
-    assert_int_equal(shub_buf_append(&buf, "abc", 3), 0);
-    shub_alloc_fail_after(0);
-    int rc = shub_buf_reserve(&buf, 100000);
-    shub_alloc_fail_after(-1);
-    assert_int_equal(rc, SHUB_ENOMEM);
-    assert_int_equal(buf.len, 3);
-    assert_memory_equal(buf.data, "abc", 3);
-    assert_int_equal(shub_buf_reserve(&buf, SIZE_MAX - 2), SHUB_ENOMEM);
-    shub_buf_free(&buf);
-}
-
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_arena, teardown_arena)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_shub_arena_alloc_zeroed_and_aligned),
-        T(test_shub_arena_alloc_grows_past_first_block),
-        T(test_shub_arena_alloc_larger_than_block_gets_own_block),
-        T(test_shub_arena_alloc_impossible_size_returns_null),
-        T(test_shub_arena_strndup_copies_and_terminates),
-        cmocka_unit_test(test_shub_arena_destroy_null_safe_and_nulls_pointer),
-        cmocka_unit_test(test_shub_arena_new_out_of_memory_returns_null),
         T(test_shub_val_str_valid_text_copied),
         T(test_shub_val_str_nul_byte_returns_evalue),
         T(test_shub_val_str_bad_utf8_returns_eutf8),
@@ -790,6 +683,7 @@ int main(void)
         T(test_shub_val_at_nested_path_finds_value),
         T(test_shub_val_at_bad_paths_return_null),
         T(test_shub_val_equal_compares_deeply),
+        T(test_shub_val_typed_readers_fall_back_on_absence_and_type),
         cmocka_unit_test(test_shub_val_is_field_name_table),
         cmocka_unit_test(test_shub_val_is_path_table),
         cmocka_unit_test(test_shub_utf8_valid_table),
@@ -805,8 +699,6 @@ int main(void)
         T(test_shub_val_select_not_a_map_returns_einval),
         T(test_shub_val_select_deep_long_keys_within_limits),
         cmocka_unit_test(test_shub_val_select_out_of_memory_returns_enomem_cleanly),
-        cmocka_unit_test(test_shub_buf_append_grows_and_keeps_bytes),
-        cmocka_unit_test(test_shub_buf_reserve_out_of_memory_keeps_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,20 +53,13 @@ void shub_free(void *ptr)
     free(ptr);
 }
 
-char *shub_strndup(const char *s, size_t n)
+char *shub_strdup(const char *s)
 {
     if (!s)
         return NULL;
-    size_t len = strnlen(s, n);
+    size_t len = strlen(s);
     char *copy = shub_malloc(len + 1);
-    if (copy) {
-        memcpy(copy, s, len);
-        copy[len] = '\0';
-    }
+    if (copy)
+        memcpy(copy, s, len + 1);
     return copy;
-}
-
-char *shub_strdup(const char *s)
-{
-    return s ? shub_strndup(s, strlen(s)) : NULL;
 }

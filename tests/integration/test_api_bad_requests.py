@@ -113,7 +113,8 @@ def run(p, t):
     address = p.start_agent("wmp", "127.0.0.1:0", token_file)
     t.check(address.startswith("http://127.0.0.1:"), f"not loopback: {address}")
     api = Client(address, token)
-    t.check(api.health()["agent"], "health: no agent state")
+    t.check(apitest.wait_until(lambda: api.health()["agent"]),
+            "health: the agent never told its state")
 
     # ---- 401 ----------------------------------------------------------------
     expect_error(t, "no token", Client(address).health, 401, "unauthorized")
@@ -210,7 +211,7 @@ def run(p, t):
         start = time.monotonic()
         api.health() if i % 2 else api.post_event(apitest.referral())
         worst = max(worst, time.monotonic() - start)
-    t.check(worst < 3.0, f"with slow clients holding connections a request took {worst:.1f} s")
+    t.check(worst < 5.0, f"with slow clients holding connections a request took {worst:.1f} s")
     closed = 0
     for s in slow:
         s.settimeout(IDLE_TIMEOUT_S + 20)
@@ -244,7 +245,7 @@ def run(p, t):
             f"with {MAX_WAITERS + 8} long polls, 503s: {statuses}")
     start = time.monotonic()
     t.check(api.health()["agent"], "health while the long polls wait")
-    t.check(time.monotonic() - start < 3.0, "health waited behind the long polls")
+    t.check(time.monotonic() - start < 5.0, "health waited behind the long polls")
     for th in threads:
         th.join(60)
     t.check(statuses.count(200) == MAX_WAITERS, f"long polls: {statuses}")

@@ -10,7 +10,8 @@ on serving everyone else.
   for a chunked one that grows past it;
 - 400 broken JSON, a bad id, a bad query parameter; 404 and 405; 415;
 - 422 for an unknown field, wrong types, an unknown area, with the path and
-  message `sharehub-agent submit` gives for the same input;
+  message `sharehub-agent submit` gives for the same input; nesting as deep
+  as the JSON parser allows, and deeper;
 - 409 for an id already queued with other content, 200 for a repeat;
 - slow clients holding connections (a request line and no more, a body
   that stops halfway) while others are served at once; the idle ones are
@@ -181,6 +182,14 @@ def run(p, t):
                 f"{what}: submit says {msg!r} (exit {rc}), the API {e}")
     expect_error(t, "an array", lambda: api.request("POST", "/v1/events", [1]), 422,
                  "wrong-type")
+    # Nesting as deep as the JSON parser goes, and deeper, on a connection
+    # thread's stack: refused, the agent unharmed.
+    for depth, status in ((2000, 422), (100000, 400)):
+        deep = apitest.referral(id=new_id())
+        deep["payload"] = "@"
+        body = json.dumps(deep).replace('"@"', "[" * depth + "]" * depth).encode()
+        expect_error(t, f"nesting {depth} deep", lambda: api.request("POST", "/v1/events", body),
+                     status)
 
     # ---- 200 for a repeat, 409 for other content ------------------------------
     event = apitest.referral()

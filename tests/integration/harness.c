@@ -94,6 +94,7 @@ harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agr
                          "  redeliver_ms: 1000\n"
                          "  max_attempts: 5\n"
                          "  checkpoint_every: 50\n"
+                         "  checkpoint_ms: 400\n"
                          "  window: 256\n") != 0)
         goto fail;
 
@@ -323,6 +324,16 @@ long harness_count(const harness_t *h, const char *sql)
     snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
     long n = -1;
     return query(h, full, NULL, 0, &n) == 0 ? n : -1;
+}
+
+long harness_count_until(const harness_t *h, const char *sql, long want, int timeout_ms)
+{
+    long n = harness_count(h, sql);
+    for (int waited = 0; n != want && waited < timeout_ms; waited += 20) {
+        usleep(20 * 1000);
+        n = harness_count(h, sql);
+    }
+    return n;
 }
 
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size)

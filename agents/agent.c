@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@
 #define HOOK_SCAN_MS   200  /* how often due hooks are looked for */
 #define HOOK_RETRY_MIN_MS 1000   /* a failed hook is tried again after this, */
 #define HOOK_RETRY_MAX_MS 300000 /* doubling up to this */
+#define WAKE_MIN_MS       10     /* wake-ups acted on at most this often */
 
 typedef struct hook {
     pid_t pid;
@@ -124,6 +126,15 @@ struct shub_agent {
     shub_frame_in_t in;
     shub_buf_t scratch, plain;
     uint64_t n_sent, n_received;
+
+    /* an observer (the local API) and its wake-up */
+    shub_agent_observer_fn *observer;
+    void *observer_ctx;
+    shub_agent_state_t told; /* what the observer was told last */
+    bool store_changed;      /* this turn committed what the observer may wait for */
+    uint32_t broker_backlog; /* the last WELCOME's */
+    atomic_bool woken;       /* shub_agent_wake, from another thread */
+    int64_t woken_ms;        /* the last wake-up acted on */
 };
 
 static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
@@ -536,6 +547,13 @@ done:
 static void outbox_timers(shub_agent_t *a, int64_t now)
 {
     shub_err_t err;
+    /* A wake-up sends at once, but not more often than WAKE_MIN_MS: under a
+     * stream of submissions, events go out in batches rather than one SHARE,
+     * RECEIPT and commit each. */
+    if (now - a->woken_ms >= WAKE_MIN_MS && atomic_exchange(&a->woken, false)) {
+        a->woken_ms = now;
+        a->outbox_dirty = true;
+    }
     if (now >= a->next_outbox_ms) {
         a->next_outbox_ms = now + SHUB_AGENT_OUTBOX_POLL_MS;
         bool changed = false;
@@ -937,6 +955,7 @@ static void handle_welcome(shub_agent_t *a, const shub_welcome_t *w, int64_t now
     a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
     a->outbox_dirty = true;
     a->last_deliver_ms = now; /* --until-done waits a quiet spell for the backlog */
+    a->broker_backlog = w->backlog;
     shub_agent_link_welcomed(&a->link, now);
     if (strcmp(w->org, a->cfg->org) != 0)
         shub_warn("the broker knows this key as org=%s, not %s", w->org, a->cfg->org);
@@ -1167,6 +1186,10 @@ static void dispatch(shub_agent_t *a, int64_t now)
                   shub_err_format(&err, line, sizeof line));
         return;
     }
+    /* What these commit, an observer may be waiting for. */
+    a->store_changed = a->store_changed || msg->type == SHUB_MSG_RECEIPT ||
+                       msg->type == SHUB_MSG_DELIVER || msg->type == SHUB_MSG_UPDATE ||
+                       msg->type == SHUB_MSG_ERROR;
     switch (msg->type) {
     case SHUB_MSG_WELCOME:
         handle_welcome(a, &msg->welcome, now);
@@ -1199,6 +1222,39 @@ static void dispatch(shub_agent_t *a, int64_t now)
 
 /* ---- one turn ---------------------------------------------------------- */
 
+/* Tells the observer, once a turn at most, that the store or the connection
+ * changed. */
+static void tell_observer(shub_agent_t *a)
+{
+    if (!a->observer)
+        return;
+    shub_agent_state_t st = {
+        .connected = a->link.connected,
+        .welcomed = a->welcomed,
+        .since_ms = a->welcomed ? a->session_ms : a->link.down_since_ms,
+        .broker_backlog = a->broker_backlog,
+    };
+    if (!a->store_changed && st.connected == a->told.connected &&
+        st.welcomed == a->told.welcomed && st.since_ms == a->told.since_ms &&
+        st.broker_backlog == a->told.broker_backlog)
+        return;
+    a->store_changed = false;
+    a->told = st;
+    a->observer(a->observer_ctx, &st);
+}
+
+void shub_agent_observe(shub_agent_t *a, shub_agent_observer_fn *fn, void *ctx)
+{
+    a->observer = fn;
+    a->observer_ctx = ctx;
+    a->store_changed = true; /* the first turn tells the state as it is */
+}
+
+void shub_agent_wake(shub_agent_t *a)
+{
+    atomic_store(&a->woken, true);
+}
+
 int shub_agent_poll(shub_agent_t *a, int timeout_ms)
 {
     if (timeout_ms > SHUB_AGENT_TICK_MS)
@@ -1230,6 +1286,7 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
     tick_profile(a, now);
     outbox_timers(a, now);
     run_hooks(a, now);
+    tell_observer(a);
     return 0;
 }
 
@@ -1328,26 +1385,69 @@ static int check_areas(const shub_agent_config_t *cfg, const shub_share_t *share
     return 0;
 }
 
-int shub_agent_submit(shub_agentdb_t *db, const shub_agent_config_t *cfg,
-                      const char *json, size_t len, int64_t now_ms, shub_id_t *id,
-                      shub_err_t *err)
+/* Whether the queued row holds exactly the SHARE in ctx (a shub_buf_t). */
+static int same_share(const shub_outbox_row_t *row, void *ctx)
+{
+    shub_buf_t *b = ctx;
+    if (row->share_len != b->len || memcmp(row->share, b->data, b->len) != 0)
+        b->len = 0;
+    return 1;
+}
+
+/* shub_agent_submit and shub_agent_submit_once: with repeat, an id already
+ * queued with the very bytes this JSON encodes to is a repeat, not an error. */
+static int submit(shub_agentdb_t *db, const shub_agent_config_t *cfg, const char *json,
+                  size_t len, int64_t now_ms, shub_id_t *id, bool *repeat, shub_err_t *err)
 {
     shub_arena_t *arena = shub_arena_new(len * 2 + 1024);
     if (!arena)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     shub_share_t share;
+    shub_buf_t scratch = {0};
+    bool again = false;
     int rc = shub_json_share_parse(json, len, now_ms, arena, &share, err);
     if (rc == 0 && cfg)
         rc = check_areas(cfg, &share, err);
-    if (rc == 0) {
-        shub_buf_t scratch = {0};
+    if (rc == 0)
         rc = queue_share(db, &scratch, &share, NULL, err);
-        shub_buf_free(&scratch);
-        if (rc == 0 && id)
-            *id = share.ev.id;
+    if (rc == SHUB_EEXIST && repeat) {
+        shub_err_t gerr;
+        size_t encoded = scratch.len;
+        if (shub_agentdb_outbox_get(db, &share.ev.id, same_share, &scratch, &gerr) == 0 &&
+            encoded && scratch.len == encoded) {
+            again = true;
+            rc = 0;
+        } else {
+            char idt[SHUB_ID_TEXT];
+            rc = shub_err_set_path(err, SHUB_EEXIST, "id",
+                                   "event %s is already queued with other content",
+                                   idtext(&share.ev.id, idt));
+        }
     }
+    if (rc == 0) {
+        if (id)
+            *id = share.ev.id;
+        if (repeat)
+            *repeat = again;
+    }
+    shub_buf_free(&scratch);
     shub_arena_destroy(&arena);
     return rc;
+}
+
+int shub_agent_submit(shub_agentdb_t *db, const shub_agent_config_t *cfg,
+                      const char *json, size_t len, int64_t now_ms, shub_id_t *id,
+                      shub_err_t *err)
+{
+    return submit(db, cfg, json, len, now_ms, id, NULL, err);
+}
+
+int shub_agent_submit_once(shub_agentdb_t *db, const shub_agent_config_t *cfg,
+                           const char *json, size_t len, int64_t now_ms, shub_id_t *id,
+                           bool *repeat, shub_err_t *err)
+{
+    bool again = false;
+    return submit(db, cfg, json, len, now_ms, id, repeat ? repeat : &again, err);
 }
 
 typedef struct {
@@ -1363,37 +1463,51 @@ static int print_inbox_row(const shub_inbox_row_t *r, void *ctx)
     idtext(&r->id, idt);
     pc->rows++;
     if (!pc->json) {
-        fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %-8s  %s v%u %s\n",
+        char taken[SHUB_TIME_TEXT] = "-";
+        if (r->taken_ms)
+            shub_time_format(r->taken_ms, taken);
+        fprintf(pc->out, "%-24s  %-36s  %-28s  %-20s  %-8s  %-24s  %s v%u %s\n",
                 shub_time_format(r->received_ms, t), idt, r->event_type, r->sender,
-                shub_hook_state_name(r->hook), r->agreement, r->version, r->flow);
+                shub_hook_state_name(r->hook), taken, r->agreement, r->version, r->flow);
         if (r->hook == SHUB_HOOK_DEAD || (r->hook == SHUB_HOOK_PENDING && r->hook_error))
             fprintf(pc->out, "    hook: %u attempt(s), last: %s\n", r->hook_attempts,
                     r->hook_error ? r->hook_error : "-");
         return 0;
     }
-    shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
-    shub_event_t ev;
     shub_err_t err;
     char *text = NULL;
-    if (!arena) {
+    int rc = shub_agent_inbox_json(r, &text, &err);
+    if (rc == SHUB_ENOMEM) {
         shub_error("inbox: out of memory");
         return 1;
     }
-    if (shub_event_decode(arena, r->event, r->event_len, &ev, &err) != 0) {
+    if (rc)
         shub_warn("inbox event=%s: stored event does not decode: %s", idt, err.msg);
-    } else {
+    else
+        fprintf(pc->out, "%s\n", text);
+    shub_free(text);
+    return 0;
+}
+
+int shub_agent_inbox_json(const shub_inbox_row_t *r, char **text, shub_err_t *err)
+{
+    shub_arena_t *arena = shub_arena_new(r->event_len * 2 + 256);
+    shub_event_t ev;
+    if (!arena)
+        return shub_err_set(err, SHUB_ENOMEM, "out of memory");
+    int rc = shub_event_decode(arena, r->event, r->event_len, &ev, err);
+    if (rc == 0) {
         shub_json_meta_t meta = {.from = r->sender,
                                  .agreement = r->agreement,
                                  .version = r->version,
                                  .flow = r->flow,
                                  .received_ms = r->received_ms,
-                                 .hook = shub_hook_state_name(r->hook)};
-        if (shub_json_event_write(&ev, &meta, &text, &err) == 0)
-            fprintf(pc->out, "%s\n", text);
-        shub_free(text);
+                                 .hook = shub_hook_state_name(r->hook),
+                                 .taken_ms = r->taken_ms};
+        rc = shub_json_event_write(&ev, &meta, text, err);
     }
     shub_arena_destroy(&arena);
-    return 0;
+    return rc;
 }
 
 int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,
@@ -1401,8 +1515,8 @@ int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE
 {
     print_ctx_t pc = {.out = out, .json = json};
     if (!json)
-        fprintf(out, "%-24s  %-36s  %-28s  %-20s  %-8s  %s\n", "RECEIVED", "ID", "EVENT",
-                "FROM", "HOOK", "AGREEMENT");
+        fprintf(out, "%-24s  %-36s  %-28s  %-20s  %-8s  %-24s  %s\n", "RECEIVED", "ID",
+                "EVENT", "FROM", "HOOK", "TAKEN", "AGREEMENT");
     return shub_agentdb_inbox_list(db, since_ms, print_inbox_row, &pc, err);
 }
 

@@ -20,6 +20,7 @@
 #include "sharehub/agent.h"
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/api.h"
 #include "sharehub/cli.h"
 #include "sharehub/json.h"
 #include "sharehub/log.h"
@@ -52,6 +53,7 @@ static void usage(FILE *out)
             "  run --org ID [--config DIR] [--db FILE] [--broker URL] [--keys DIR]\n"
             "      [--on-receive CMD [--hook-attempts N]] [--until-done [--give-up-after S]]\n"
             "      [--simulate | --scenario FILE [--seed N]]\n"
+            "      [--api ADDR [--api-token FILE] [--api-ready-file FILE]]\n"
             "        connect to the broker as ID and relay events until SIGTERM: send\n"
             "        what is submitted (resent until receipted), commit each delivery\n"
             "        to the inbox before acknowledging it; originates nothing unless\n"
@@ -80,6 +82,7 @@ static void run_usage(FILE *out)
         "                          [--keys DIR] [--on-receive CMD [--hook-attempts N]]\n"
         "                          [--until-done [--give-up-after S]]\n"
         "                          [--simulate | --scenario FILE [--seed N]]\n"
+        "                          [--api ADDR [--api-token FILE] [--api-ready-file F]]\n"
         "\n"
         "Relays: sends what is submitted to ID's outbox, stores what the broker\n"
         "delivers, and originates nothing by itself. The log says when it is\n"
@@ -107,6 +110,13 @@ static void run_usage(FILE *out)
         "                         originates synthetic events (tests, demonstrations)\n"
         "  -s, --scenario FILE    simulate, driven by this scenario\n"
         "  -S, --seed N           the simulation's random seed (default 1)\n"
+        "  -A, --api ADDR         serve the local HTTP/JSON API for a case system on\n"
+        "                         HOST:PORT (an IP address; PORT 0 picks one), PORT\n"
+        "                         (127.0.0.1), or unix:PATH (a socket of mode 0600);\n"
+        "                         never every interface unless given 0.0.0.0\n"
+        "  -t, --api-token FILE   the bearer token every API request must carry, from\n"
+        "                         a file of mode 0600 (required except on unix:PATH)\n"
+        "  -R, --api-ready-file F write the API's address here once it listens\n"
         "  -l, --log-level L      debug, info (default), warn, error; as before run\n"
         "  -h, --help             this text\n"
         "signals: TERM/INT stop cleanly\n",
@@ -252,6 +262,53 @@ static bool org_ok(const char *org)
 
 /* ---- run ---------------------------------------------------------------- */
 
+/* ---- the local API ------------------------------------------------------- */
+
+typedef struct {
+    const char *listen, *token_file, *ready_file;
+    char *token;
+    shub_api_t *api;
+    shub_api_server_t *server;
+} api_run_t;
+
+static void wake_agent(void *agent)
+{
+    shub_agent_wake(agent);
+}
+
+/* Serves the API for a running agent: its own connection to the store, its
+ * own threads; the agent tells it of changes. An exit code on failure. */
+static int api_start(api_run_t *r, const char *db_path, const shub_agent_config_t *cfg,
+                     shub_agent_t *agent)
+{
+    shub_err_t err;
+    shub_err_clear(&err);
+    shub_api_opts_t o = {.db_path = db_path,
+                         .cfg = cfg,
+                         .token = r->token,
+                         .wake = wake_agent,
+                         .wake_ctx = agent};
+    int rc = shub_api_new(&o, &r->api, &err);
+    if (rc == 0)
+        rc = shub_api_server_start(r->api, r->listen, r->token != NULL, r->ready_file,
+                                   &r->server, &err);
+    if (rc) {
+        char line[1024];
+        shub_error("cannot serve the API: %s", shub_err_format(&err, line, sizeof line));
+        return rc == SHUB_EIO ? EX_UNAVAILABLE : shub_cli_exit(rc);
+    }
+    shub_agent_observe(agent, shub_api_observe, r->api);
+    return 0;
+}
+
+static void api_stop(api_run_t *r)
+{
+    shub_api_server_stop(&r->server);
+    shub_api_destroy(&r->api);
+    shub_free(r->token);
+    r->token = NULL;
+}
+
 /* Reads a whole number of seconds for --give-up-after: 1 to a day. */
 static bool parse_seconds(const char *text, int64_t *ms)
 {
@@ -279,16 +336,20 @@ static int cmd_run(int argc, char **argv)
         {"seed", required_argument, NULL, 'S'},
         {"until-done", no_argument, NULL, 'u'},
         {"give-up-after", required_argument, NULL, 'g'},
+        {"api", required_argument, NULL, 'A'},
+        {"api-token", required_argument, NULL, 't'},
+        {"api-ready-file", required_argument, NULL, 'R'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     shub_agent_opts_t opts = {.seed = 1};
+    api_run_t api = {0};
     int64_t give_up_ms = SHUB_AGENT_GIVE_UP_MS;
     bool give_up_given = false;
     int c;
-    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:a:ms:S:ug:l:h", longopts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:a:ms:S:ug:A:t:R:l:h", longopts,
+                            NULL)) != -1) {
         switch (c) {
         case 'o':
             opts.org = optarg;
@@ -339,6 +400,15 @@ static int cmd_run(int argc, char **argv)
         case 'u':
             opts.until_done = true;
             break;
+        case 'A':
+            api.listen = optarg;
+            break;
+        case 't':
+            api.token_file = optarg;
+            break;
+        case 'R':
+            api.ready_file = optarg;
+            break;
         case 'g':
             if (!parse_seconds(optarg, &give_up_ms)) {
                 fprintf(stderr,
@@ -371,6 +441,11 @@ static int cmd_run(int argc, char **argv)
                               ? "--give-up-after applies only with --until-done"
                           : opts.hook_attempts && !opts.on_receive
                               ? "--hook-attempts applies only with --on-receive"
+                          : (api.token_file || api.ready_file) && !api.listen
+                              ? "--api-token and --api-ready-file apply only with --api"
+                          : api.listen && !api.token_file && strncmp(api.listen, "unix:", 5)
+                              ? "--api on an address needs --api-token FILE (only a "
+                                "unix:PATH socket may go without one)"
                               : NULL;
     if (missing || optind != argc) {
         if (missing)
@@ -397,6 +472,7 @@ static int cmd_run(int argc, char **argv)
     opts.config_dir = opts.config_dir ? opts.config_dir : config_dir;
     opts.db_path = opts.db_path ? opts.db_path : db_path;
     shub_err_t err;
+    int rc;
     if ((code = load_config(prog, opts.config_dir, opts.org, &cfg)) ||
         (code = check_keys(opts.key_dir ? opts.key_dir : cfg->key_dir, opts.org)))
         goto done;
@@ -404,6 +480,12 @@ static int cmd_run(int argc, char **argv)
                                                "the simulation's scenario", &err))) {
         char line[1024];
         fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
+        goto done;
+    }
+    if (api.token_file && (rc = shub_api_token_load(api.token_file, &api.token, &err))) {
+        char line[1024];
+        fprintf(stderr, "%s: %s\n", prog, shub_err_format(&err, line, sizeof line));
+        code = rc == SHUB_EIO || rc == SHUB_ENOTFOUND ? EX_NOINPUT : shub_cli_exit(rc);
         goto done;
     }
 
@@ -415,13 +497,15 @@ static int cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     shub_err_clear(&err);
-    int rc = shub_agent_new(&opts, &agent, &err);
+    rc = shub_agent_new(&opts, &agent, &err);
     if (rc) {
         char line[1024];
         shub_error("cannot start: %s", shub_err_format(&err, line, sizeof line));
         code = shub_cli_exit(rc);
         goto done;
     }
+    if (api.listen && (code = api_start(&api, opts.db_path, cfg, agent)))
+        stop_flag = 1;
     while (!stop_flag) {
         shub_agent_poll(agent, SHUB_AGENT_TICK_MS);
         if (!opts.until_done)
@@ -440,9 +524,11 @@ static int cmd_run(int argc, char **argv)
             break;
         }
     }
+    api_stop(&api);
     shub_agent_destroy(&agent);
     shub_info("stopped");
 done:
+    api_stop(&api);
     shub_agent_config_destroy(&cfg);
     shub_free(config_dir);
     shub_free(db_path);

@@ -2,9 +2,7 @@
  * agentdb: the agent's outbox and inbox in SQLite (include/sharehub/agentdb.h).
  * Every SQL statement of the agent side is in this file.
  *
- * Statements are prepared per call: an agent handles tens of events a
- * second at most, and a store opened briefly by `submit` or `inbox` would not
- * reuse a cache anyway. Each write is one transaction taken with BEGIN
+ * Statements are kept prepared (see prepare). Each write is one transaction taken with BEGIN
  * IMMEDIATE, so two processes never both read, then both try to upgrade and
  * deadlock; the busy timeout makes the second one wait instead of failing.
  */
@@ -18,7 +16,8 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+#define STMT_CACHE     48 /* more than the distinct statements in this file */
 
 /*
  * Schema version 1 (PRAGMA user_version). Times are ms since the Unix epoch,
@@ -47,6 +46,16 @@
  * this agent has checked: `witnessed` (it extended what we held, and we
  * countersigned it) or `fork` (it contradicted a checkpoint we hold: kept as
  * evidence, never countersigned).
+ *
+ * Version 3 gives the local API (api.h) its cursors. outbox.changed is a
+ * change cursor: a number greater than any other row's, stamped in the same
+ * transaction as every change a case system may wait for (queued, receipted,
+ * failed, a recipient's outcome moving on). Writers are serialised (BEGIN
+ * IMMEDIATE), so commits stamp in increasing order and a reader that has seen
+ * cursor N has seen every change up to N: "changed > N" is exactly what came
+ * since. No row is ever deleted, so max(changed) + 1 (one index descent) is
+ * the next value. The inbox's own seq is its cursor; inbox_untaken finds what
+ * the case system has not taken yet.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox(\n"
@@ -112,10 +121,27 @@ static const char schema_v2_sql[] =
     "    PRIMARY KEY(seq, head)\n"
     ") WITHOUT ROWID;\n";
 
+/* Version 3, on top of version 2. A store upgraded in place numbers its
+ * existing events' changes in queueing order. */
+static const char schema_v3_sql[] =
+    "ALTER TABLE outbox ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;\n"
+    "UPDATE outbox SET changed = seq;\n"
+    "CREATE INDEX IF NOT EXISTS outbox_changed ON outbox(changed);\n"
+    "CREATE INDEX IF NOT EXISTS inbox_untaken ON inbox(seq) WHERE taken_at IS NULL;\n";
+
+/* The next change cursor, for a statement that writes outbox.changed. */
+#define NEXT_CHANGE "(SELECT coalesce(max(changed), 0) + 1 FROM outbox)"
+
 struct shub_agentdb {
     sqlite3 *db;
     char *path;
     bool seen_version; /* shub_agentdb_changed has a baseline */
+    bool lazy;         /* the open transaction commits with synchronous=NORMAL */
+    struct cached {
+        const char *sql; /* the statement's text, a constant; NULL: free slot */
+        sqlite3_stmt *st;
+        bool taken;
+    } cache[STMT_CACHE]; /* prepared statements kept (see prepare) */
     int64_t data_version;
 };
 
@@ -149,12 +175,73 @@ static int set_wal(shub_agentdb_t *s, shub_err_t *err)
     }
 }
 
+/* SQLite's own busy timeout sleeps 1, 2, 5, 10... ms between tries: long
+ * beside the transactions that hold this store's lock (one commit, a
+ * fraction of a millisecond), and the local API's writers and the agent's
+ * loop take turns all the time. Try again every 0.1 ms, then every ms,
+ * for SHUB_AGENTDB_BUSY_MS in all. */
+static int wait_busy(void *ctx, int tries)
+{
+    (void)ctx;
+    int64_t waited_us = tries < 100 ? (int64_t)tries * 100 : 10000 + (tries - 100) * 1000LL;
+    if (waited_us >= (int64_t)SHUB_AGENTDB_BUSY_MS * 1000)
+        return 0;
+    struct timespec ts = {0, tries < 100 ? 100000L : 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+/* Statements are kept prepared, by the address of their SQL text (every
+ * statement here is a string constant): with the local API an agent stores
+ * thousands of events a second, and compiling a statement costs more than
+ * running it. A statement in use is taken; asking for the same SQL again
+ * meanwhile (a nested query) prepares a copy that finish() throws away. */
 static int prepare(shub_agentdb_t *s, const char *sql, sqlite3_stmt **st, shub_err_t *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (s->cache[i].sql == sql && !s->cache[i].taken) {
+            s->cache[i].taken = true;
+            *st = s->cache[i].st;
+            return 0;
+        }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
+        SQLITE_OK) {
         *st = NULL;
         return dberr(s, err, "prepare");
     }
+    for (size_t i = 0; i < STMT_CACHE; i++)
+        if (!s->cache[i].sql) {
+            s->cache[i] = (struct cached){.sql = sql, .st = *st, .taken = true};
+            break;
+        }
+    return 0;
+}
+
+/* Gives a statement back: reset (which ends its read of the file) and its
+ * bindings cleared, or finalized if it is not a kept one. Accepts NULL. */
+static void finish(shub_agentdb_t *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].taken = false;
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+/* Prepares a query whose ?1 is `a` and ?2 a row limit. */
+static int prepare_limited(shub_agentdb_t *s, const char *sql, int64_t a, size_t limit,
+                           sqlite3_stmt **st, shub_err_t *err)
+{
+    int rc = prepare(s, sql, st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(*st, 1, a);
+    sqlite3_bind_int64(*st, 2, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
     return 0;
 }
 
@@ -163,20 +250,47 @@ static int begin(shub_agentdb_t *s, shub_err_t *err)
     return exec(s, "BEGIN IMMEDIATE", err);
 }
 
+/* A transaction whose commit need not wait for the disk: bookkeeping that
+ * the broker's dedupe makes good if it is lost (when a SHARE was sent, what
+ * a RECEIPT said: after a loss the event is pending again, is resent with
+ * the same id, and the broker answers with the receipt it gave). With the
+ * local API these come several times for each event; a commit of each would
+ * take the disk from the inserts that must wait for it. In WAL mode a NORMAL
+ * commit survives the process being killed; only a power cut can take it
+ * back, and the next FULL commit makes it durable as well. */
+static int begin_lazy(shub_agentdb_t *s, shub_err_t *err)
+{
+    int rc = exec(s, "PRAGMA synchronous=NORMAL", err);
+    if (rc == 0 && (rc = begin(s, err)) != 0)
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    s->lazy = rc == 0;
+    return rc;
+}
+
+/* Ends a lazy transaction's exception: every other commit waits for the disk. */
+static void end_lazy(shub_agentdb_t *s)
+{
+    if (s->lazy)
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    s->lazy = false;
+}
+
 static int commit(shub_agentdb_t *s, shub_err_t *err)
 {
+    int rc = 0;
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        int rc = dberr(s, err, "commit");
+        rc = dberr(s, err, "commit");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
     }
-    return 0;
+    end_lazy(s);
+    return rc;
 }
 
 static void rollback(shub_agentdb_t *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    end_lazy(s);
 }
 
 static void bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
@@ -217,7 +331,7 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
     if (rc)
         return rc;
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
+    finish(s, st);
     if (version == SCHEMA_VERSION)
         return 0;
     if (version < 0)
@@ -239,12 +353,13 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
         return rc;
     }
     version = sqlite3_step(again) == SQLITE_ROW ? sqlite3_column_int(again, 0) : -1;
-    sqlite3_finalize(again);
+    finish(s, again);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
     if (version != SCHEMA_VERSION &&
-        ((version == 0 && (rc = exec(s, schema_sql, err))) ||
-         (rc = exec(s, schema_v2_sql, err)) || (rc = exec(s, sql, err)))) {
+        ((version < 1 && (rc = exec(s, schema_sql, err))) ||
+         (version < 2 && (rc = exec(s, schema_v2_sql, err))) ||
+         (version < 3 && (rc = exec(s, schema_v3_sql, err))) || (rc = exec(s, sql, err)))) {
         rollback(s);
         return rc;
     }
@@ -274,7 +389,7 @@ int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, SHUB_AGENTDB_BUSY_MS);
+    sqlite3_busy_handler(s->db, wait_busy, NULL);
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL: readers (inbox listings, the agent's polls) never block the
      * writer; FULL: a commit is on disk before the agent ACKs it. */
@@ -296,6 +411,8 @@ void shub_agentdb_close(shub_agentdb_t **db_p)
     if (!db_p || !*db_p)
         return;
     shub_agentdb_t *s = *db_p;
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        sqlite3_finalize(s->cache[i].st);
     if (s->db)
         sqlite3_close_v2(s->db);
     shub_free(s->path);
@@ -311,11 +428,11 @@ int shub_agentdb_changed(shub_agentdb_t *s, bool *changed, shub_err_t *err)
         return rc;
     if (sqlite3_step(st) != SQLITE_ROW) {
         rc = dberr(s, err, "data_version");
-        sqlite3_finalize(st);
+        finish(s, st);
         return rc;
     }
     int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    finish(s, st);
     *changed = !s->seen_version || v != s->data_version;
     s->seen_version = true;
     s->data_version = v;
@@ -344,7 +461,7 @@ static shub_outbox_state_t parse_state(const char *s)
 #define OUTBOX_COLS                                                                      \
     "seq, id, event_type, recipients, created, state, attempts, coalesce(last_sent, "    \
     "0), "                                                                               \
-    "coalesce(done_at, 0), error_code, error, share"
+    "coalesce(done_at, 0), error_code, error, share, changed"
 
 static void read_outbox(sqlite3_stmt *st, shub_outbox_row_t *r)
 {
@@ -362,6 +479,7 @@ static void read_outbox(sqlite3_stmt *st, shub_outbox_row_t *r)
     r->error = col_text(st, 10);
     r->share = sqlite3_column_blob(st, 11);
     r->share_len = (size_t)sqlite3_column_bytes(st, 11);
+    r->changed = sqlite3_column_int64(st, 12);
     if (!r->event_type)
         r->event_type = "";
     if (!r->recipients)
@@ -383,7 +501,7 @@ static int each_outbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_outbox_fn *fn, 
     }
     rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
                                                    : dberr(s, err, "reading the outbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     if (rows)
         *rows = n;
     return rc;
@@ -399,8 +517,8 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
         return shub_err_set(err, SHUB_EINVAL, "outbox row without id, type or SHARE");
     sqlite3_stmt *st;
     int rc = prepare(s,
-                     "INSERT INTO outbox(id, event_type, recipients, created, share) "
-                     "VALUES (?, ?, ?, ?, ?)",
+                     "INSERT INTO outbox(id, event_type, recipients, created, share, "
+                     "changed) VALUES (?, ?, ?, ?, ?, " NEXT_CHANGE ")",
                      &st, err);
     if (rc)
         return rc;
@@ -417,7 +535,7 @@ int shub_agentdb_outbox_add(shub_agentdb_t *s, const shub_id_t *id,
     } else if (step != SQLITE_DONE) {
         rc = dberr(s, err, "adding to the outbox");
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -455,7 +573,7 @@ int shub_agentdb_meta_get(shub_agentdb_t *s, const char *key, int64_t *value,
         rc = SHUB_ENOTFOUND;
     else
         rc = dberr(s, err, "reading meta");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -469,7 +587,7 @@ int shub_agentdb_meta_set(shub_agentdb_t *s, const char *key, int64_t value, shu
     sqlite3_bind_int64(st, 2, value);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = dberr(s, err, "writing meta");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -507,7 +625,7 @@ static int count_query(shub_agentdb_t *s, const char *sql, int64_t a, int64_t b,
         *n = (uint64_t)sqlite3_column_int64(st, 0);
     else
         rc = dberr(s, err, "counting");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -530,7 +648,7 @@ int shub_agentdb_outbox_sent(shub_agentdb_t *s, const shub_id_t *ids, size_t n,
     if (n == 0)
         return 0;
     sqlite3_stmt *st;
-    int rc = begin(s, err);
+    int rc = begin_lazy(s, err);
     if (rc)
         return rc;
     if ((rc = prepare(
@@ -549,7 +667,7 @@ int shub_agentdb_outbox_sent(shub_agentdb_t *s, const shub_id_t *ids, size_t n,
             rc = dberr(s, err, "recording a send");
         sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     if (rc) {
         rollback(s);
         return rc;
@@ -569,7 +687,7 @@ static int update_pending(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *
         shub_id_format(id, idt);
         rc = shub_err_set(err, SHUB_ENOTFOUND, "no pending event %s in the outbox", idt);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -592,7 +710,8 @@ int shub_agentdb_outbox_fail(shub_agentdb_t *s, const shub_id_t *id, const char 
     sqlite3_stmt *st;
     int rc = prepare(s,
                      "UPDATE outbox SET state = 'failed', done_at = ?, error_code = ?, "
-                     "error = ?, next_at = NULL WHERE id = ? AND state = 'pending'",
+                     "error = ?, next_at = NULL, changed = " NEXT_CHANGE
+                     " WHERE id = ? AND state = 'pending'",
                      &st, err);
     if (rc)
         return rc;
@@ -608,8 +727,10 @@ static int outcome_rank(shub_outcome_t o)
     return o == SHUB_OUTCOME_QUEUED ? 1 : o == SHUB_OUTCOME_DELIVERED ? 2 : 3;
 }
 
-/* Forward only: a stored final outcome (rank 3) stays; otherwise the newer
- * report wins if it is at least as far along. */
+/* Forward only: a stored final outcome (rank 3) stays; otherwise a newer
+ * report wins if it is further along. A repeat (the same rank: queued and
+ * delivered are one outcome each) writes nothing, so that the change cursor
+ * moves only when something did. */
 static const char outcome_upsert_sql[] =
     "INSERT INTO outcomes(id, recipient, outcome, rank, reason, detail, "
     "agreement, version, flow, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -619,10 +740,12 @@ static const char outcome_upsert_sql[] =
     "agreement = coalesce(excluded.agreement, agreement), "
     "version = coalesce(excluded.version, version), "
     "flow = coalesce(excluded.flow, flow), updated = excluded.updated "
-    "WHERE rank < 3 AND excluded.rank >= rank";
+    "WHERE rank < 3 AND excluded.rank > rank";
 
+/* Stores one outcome; *moved (may be NULL) is set when it changed a row. */
 static int put_outcome(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
-                       const shub_outcome_item_t *it, int64_t now_ms, shub_err_t *err)
+                       const shub_outcome_item_t *it, int64_t now_ms, bool *moved,
+                       shub_err_t *err)
 {
     if (!it->to)
         return 0;
@@ -641,55 +764,99 @@ static int put_outcome(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
     sqlite3_bind_int64(st, 10, now_ms);
     int step = sqlite3_step(st);
     sqlite3_reset(st);
-    return step == SQLITE_DONE ? 0 : dberr(s, err, "storing an outcome");
+    if (step != SQLITE_DONE)
+        return dberr(s, err, "storing an outcome");
+    if (moved && sqlite3_changes(s->db) > 0)
+        *moved = true;
+    return 0;
+}
+
+/* Stamps an event with the next change cursor (nothing if it is not in the
+ * outbox: an update for an event restored away). */
+static int stamp_change(shub_agentdb_t *s, sqlite3_stmt *st, const shub_id_t *id,
+                        shub_err_t *err)
+{
+    bind_id(st, 1, id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : dberr(s, err, "stamping a change");
+}
+
+static const char stamp_sql[] =
+    "UPDATE outbox SET changed = " NEXT_CHANGE " WHERE id = ?";
+
+/* The statements one receipt or update batch needs, prepared once. */
+typedef struct {
+    sqlite3_stmt *mark, *known, *put, *stamp;
+} outcome_stmts_t;
+
+static void outcome_stmts_free(shub_agentdb_t *s, outcome_stmts_t *q)
+{
+    finish(s, q->mark);
+    finish(s, q->known);
+    finish(s, q->put);
+    finish(s, q->stamp);
 }
 
 /* One receipt inside an open transaction; SHUB_ENOTFOUND (nothing written)
- * if its event is not in the outbox. */
-static int apply_receipt(shub_agentdb_t *s, sqlite3_stmt *mark, sqlite3_stmt *put,
-                         const shub_receipt_t *r, int64_t now_ms, shub_err_t *err)
+ * if its event is not in the outbox. A pending event becomes receipted; a
+ * failed one keeps its state. The event is stamped with a new change cursor
+ * if either that or any recipient's outcome moved. */
+static int apply_receipt(shub_agentdb_t *s, outcome_stmts_t *q, const shub_receipt_t *r,
+                         int64_t now_ms, shub_err_t *err)
 {
     if (r->count && !r->items)
         return shub_err_set(err, SHUB_EINVAL, "receipt without its outcomes");
-    sqlite3_bind_int64(mark, 1, now_ms);
-    bind_id(mark, 2, &r->id);
-    int step = sqlite3_step(mark);
-    sqlite3_reset(mark);
+    sqlite3_bind_int64(q->mark, 1, now_ms);
+    bind_id(q->mark, 2, &r->id);
+    int step = sqlite3_step(q->mark);
+    sqlite3_reset(q->mark);
     if (step != SQLITE_DONE)
         return dberr(s, err, "applying a receipt");
-    if (sqlite3_changes(s->db) == 0) {
-        char idt[SHUB_ID_TEXT];
-        shub_id_format(&r->id, idt);
-        return shub_err_set(err, SHUB_ENOTFOUND, "receipt for event %s, not in the outbox",
-                            idt);
+    bool moved = sqlite3_changes(s->db) > 0;
+    if (!moved) {
+        bind_id(q->known, 1, &r->id);
+        step = sqlite3_step(q->known);
+        sqlite3_reset(q->known);
+        if (step == SQLITE_DONE) {
+            char idt[SHUB_ID_TEXT];
+            shub_id_format(&r->id, idt);
+            return shub_err_set(err, SHUB_ENOTFOUND,
+                                "receipt for event %s, not in the outbox", idt);
+        }
+        if (step != SQLITE_ROW)
+            return dberr(s, err, "applying a receipt");
     }
+    bool outcome_moved = false;
     for (uint32_t i = 0; i < r->count; i++) {
-        int rc = put_outcome(s, put, &r->id, &r->items[i], now_ms, err);
+        int rc = put_outcome(s, q->put, &r->id, &r->items[i], now_ms, &outcome_moved, err);
         if (rc)
             return rc;
     }
-    return 0;
+    /* The mark stamped already; a second stamp only for outcomes alone. */
+    return outcome_moved && !moved ? stamp_change(s, q->stamp, &r->id, err) : 0;
 }
 
 int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t n,
                           int64_t now_ms, size_t *unknown, shub_err_t *err)
 {
-    sqlite3_stmt *mark = NULL, *put = NULL;
+    outcome_stmts_t q = {0};
     size_t missing = 0;
     if (!list && n)
         return shub_err_set(err, SHUB_EINVAL, "no receipts");
-    int rc = begin(s, err);
+    int rc = begin_lazy(s, err);
     if (rc)
         return rc;
     if ((rc = prepare(s,
-                      "UPDATE outbox SET state = CASE state WHEN 'pending' THEN "
-                      "'receipted' ELSE state END, done_at = coalesce(done_at, ?), "
-                      "next_at = NULL WHERE id = ?",
-                      &mark, err)) ||
-        (rc = prepare(s, outcome_upsert_sql, &put, err)))
+                      "UPDATE outbox SET state = 'receipted', done_at = ?, next_at = NULL, "
+                      "changed = " NEXT_CHANGE " WHERE id = ? AND state = 'pending'",
+                      &q.mark, err)) ||
+        (rc = prepare(s, "SELECT 1 FROM outbox WHERE id = ?", &q.known, err)) ||
+        (rc = prepare(s, outcome_upsert_sql, &q.put, err)) ||
+        (rc = prepare(s, stamp_sql, &q.stamp, err)))
         goto fail;
     for (size_t i = 0; i < n; i++) {
-        rc = apply_receipt(s, mark, put, &list[i], now_ms, err);
+        rc = apply_receipt(s, &q, &list[i], now_ms, err);
         if (rc == SHUB_ENOTFOUND) {
             missing++;
             rc = 0;
@@ -697,14 +864,12 @@ int shub_agentdb_receipts(shub_agentdb_t *s, const shub_receipt_t *list, size_t 
         if (rc)
             goto fail;
     }
-    sqlite3_finalize(mark);
-    sqlite3_finalize(put);
+    outcome_stmts_free(s, &q);
     if (unknown)
         *unknown = missing;
     return commit(s, err);
 fail:
-    sqlite3_finalize(mark);
-    sqlite3_finalize(put);
+    outcome_stmts_free(s, &q);
     rollback(s);
     return rc;
 }
@@ -730,19 +895,23 @@ int shub_agentdb_receipt(shub_agentdb_t *s, const shub_receipt_t *r, int64_t now
 int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, size_t n,
                                int64_t now_ms, int64_t *upto, shub_err_t *err)
 {
-    sqlite3_stmt *put = NULL, *meta = NULL;
+    outcome_stmts_t q = {0};
+    sqlite3_stmt *meta = NULL;
     int64_t high = 0;
     if (!list && n)
         return shub_err_set(err, SHUB_EINVAL, "no updates");
     int rc = begin(s, err);
     if (rc)
         return rc;
-    if ((rc = prepare(s, outcome_upsert_sql, &put, err)))
+    if ((rc = prepare(s, outcome_upsert_sql, &q.put, err)) ||
+        (rc = prepare(s, stamp_sql, &q.stamp, err)))
         goto fail;
     /* An update for an event this outbox never held (a store restored from an
      * old backup) is still recorded: the outcome is the broker's fact. */
     for (size_t i = 0; i < n; i++) {
-        if ((rc = put_outcome(s, put, &list[i].id, &list[i].item, now_ms, err)))
+        bool moved = false;
+        if ((rc = put_outcome(s, q.put, &list[i].id, &list[i].item, now_ms, &moved, err)) ||
+            (moved && (rc = stamp_change(s, q.stamp, &list[i].id, err))))
             goto fail;
         if (list[i].seq > high)
             high = list[i].seq;
@@ -759,17 +928,17 @@ int shub_agentdb_updates_apply(shub_agentdb_t *s, const shub_update_t *list, siz
         goto fail;
     }
     high = sqlite3_column_int64(meta, 0);
-    sqlite3_finalize(meta);
+    finish(s, meta);
     meta = NULL;
-    sqlite3_finalize(put);
+    outcome_stmts_free(s, &q);
     if ((rc = commit(s, err)))
         return rc;
     if (upto)
         *upto = high;
     return 0;
 fail:
-    sqlite3_finalize(put);
-    sqlite3_finalize(meta);
+    outcome_stmts_free(s, &q);
+    finish(s, meta);
     rollback(s);
     return rc;
 }
@@ -799,6 +968,16 @@ int shub_agentdb_outbox_get(shub_agentdb_t *s, const shub_id_t *id, shub_outbox_
         return shub_err_set(err, SHUB_ENOTFOUND, "no event %s in the outbox", idt);
     }
     return 0;
+}
+
+int shub_agentdb_outbox_changes(shub_agentdb_t *s, int64_t after, size_t limit,
+                                shub_outbox_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare_limited(
+        s, "SELECT " OUTBOX_COLS " FROM outbox WHERE changed > ? ORDER BY changed LIMIT ?",
+        after, limit, &st, err);
+    return rc ? rc : each_outbox(s, st, fn, ctx, NULL, err);
 }
 
 int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_fn *fn,
@@ -831,7 +1010,7 @@ int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_f
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading outcomes");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -847,7 +1026,7 @@ int shub_agentdb_outbox_count(shub_agentdb_t *s, shub_outbox_state_t state, uint
         *n = (uint64_t)sqlite3_column_int64(st, 0);
     else
         rc = dberr(s, err, "counting the outbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -894,10 +1073,10 @@ int shub_agentdb_inbox_add_batch(shub_agentdb_t *s, const shub_inbox_row_t *rows
         added[i] = sqlite3_changes(s->db) == 1;
         sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
+    finish(s, st);
     return commit(s, err);
 fail:
-    sqlite3_finalize(st);
+    finish(s, st);
     rollback(s);
     for (size_t i = 0; i < n; i++)
         added[i] = false;
@@ -957,7 +1136,7 @@ static int each_inbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_inbox_fn *fn, vo
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading the inbox");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -965,15 +1144,11 @@ int shub_agentdb_hooks_due(shub_agentdb_t *s, int64_t now_ms, size_t max, shub_i
                            void *ctx, shub_err_t *err)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s,
-                     "SELECT " INBOX_COLS " FROM inbox WHERE hook = 'pending' AND "
-                     "hook_next_at <= ? ORDER BY hook_next_at, seq LIMIT ?",
-                     &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, now_ms);
-    sqlite3_bind_int64(st, 2, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
-    return each_inbox(s, st, fn, ctx, err);
+    int rc = prepare_limited(s,
+                             "SELECT " INBOX_COLS " FROM inbox WHERE hook = 'pending' AND "
+                             "hook_next_at <= ? ORDER BY hook_next_at, seq LIMIT ?",
+                             now_ms, max, &st, err);
+    return rc ? rc : each_inbox(s, st, fn, ctx, err);
 }
 
 int shub_agentdb_hook_result(shub_agentdb_t *s, const shub_id_t *id, bool ok,
@@ -1002,14 +1177,14 @@ int shub_agentdb_hook_result(shub_agentdb_t *s, const shub_id_t *id, bool ok,
             *state = parse_hook(col_text(st, 0));
         step = sqlite3_step(st);
     } else if (step == SQLITE_DONE) {
-        sqlite3_finalize(st);
+        finish(s, st);
         char idt[SHUB_ID_TEXT];
         shub_id_format(id, idt);
         return shub_err_set(err, SHUB_ENOTFOUND, "no pending hook for event %s", idt);
     }
     if (step != SQLITE_DONE)
         rc = dberr(s, err, "recording a hook's result");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1036,7 +1211,7 @@ int shub_agentdb_checkpoint_add(shub_agentdb_t *s, const shub_signed_head_t *cp,
     sqlite3_bind_int64(st, 8, now_ms);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = dberr(s, err, "keeping a checkpoint");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1074,7 +1249,7 @@ static int one_checkpoint(shub_agentdb_t *s, const char *sql, int64_t seq,
         rc = shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint kept");
     else
         rc = dberr(s, err, "reading checkpoints");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1119,7 +1294,7 @@ int shub_agentdb_checkpoints(shub_agentdb_t *s, shub_checkpoint_fn *fn, void *ct
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = dberr(s, err, "reading checkpoints");
-    sqlite3_finalize(st);
+    finish(s, st);
     return rc;
 }
 
@@ -1138,4 +1313,64 @@ int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *
 int shub_agentdb_inbox_count(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
 {
     return count_query(s, "SELECT count(*) FROM inbox", 0, 0, n, err);
+}
+
+int shub_agentdb_inbox_after(shub_agentdb_t *s, int64_t after, bool untaken_only,
+                             size_t limit, shub_inbox_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare_limited(s,
+                             untaken_only ? "SELECT " INBOX_COLS " FROM inbox WHERE seq > ? "
+                                            "AND taken_at IS NULL ORDER BY seq LIMIT ?"
+                                          : "SELECT " INBOX_COLS " FROM inbox WHERE seq > ? "
+                                            "ORDER BY seq LIMIT ?",
+                             after, limit, &st, err);
+    return rc ? rc : each_inbox(s, st, fn, ctx, err);
+}
+
+int shub_agentdb_inbox_take(shub_agentdb_t *s, const shub_id_t *id, int64_t now_ms,
+                            int64_t *taken_ms, bool *repeat, shub_err_t *err)
+{
+    /* Taken once: the first time stays. A row is never untaken, so the
+     * second statement, outside the first's transaction, cannot be misled. */
+    sqlite3_stmt *st;
+    int rc = prepare(s, "UPDATE inbox SET taken_at = ? WHERE id = ? AND taken_at IS NULL",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    bind_id(st, 2, id);
+    int step = sqlite3_step(st);
+    bool first = step == SQLITE_DONE && sqlite3_changes(s->db) == 1;
+    finish(s, st);
+    if (step != SQLITE_DONE)
+        return dberr(s, err, "recording an event taken");
+    int64_t at = now_ms;
+    if (!first) {
+        if ((rc = prepare(s, "SELECT taken_at FROM inbox WHERE id = ?", &st, err)))
+            return rc;
+        bind_id(st, 1, id);
+        step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            at = sqlite3_column_int64(st, 0);
+        finish(s, st);
+        if (step == SQLITE_DONE) {
+            char idt[SHUB_ID_TEXT];
+            shub_id_format(id, idt);
+            return shub_err_set(err, SHUB_ENOTFOUND, "no event %s in the inbox", idt);
+        }
+        if (step != SQLITE_ROW)
+            return dberr(s, err, "reading the inbox");
+    }
+    if (taken_ms)
+        *taken_ms = at;
+    if (repeat)
+        *repeat = !first;
+    return 0;
+}
+
+int shub_agentdb_inbox_untaken(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
+{
+    return count_query(s, "SELECT count(*) FROM inbox WHERE taken_at IS NULL", 0, 0, n,
+                       err);
 }

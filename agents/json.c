@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -29,8 +30,8 @@
 
 /* jansson reports many allocation failures as syntax errors ("invalid token"),
  * so its allocator notes them here and the parser says out of memory instead.
- * Process-wide, like jansson's own allocator setting: one thread parses. */
-static bool j_failed;
+ * Per thread: the agent's loop and the local API's threads parse at once. */
+static _Thread_local bool j_failed;
 
 static void *j_malloc(size_t n)
 {
@@ -45,9 +46,16 @@ static void j_free(void *p)
     shub_free(p);
 }
 
-static void use_shub_alloc(void)
+static void set_alloc(void)
 {
     json_set_alloc_funcs(j_malloc, j_free);
+}
+
+/* jansson's allocator is process-wide: set once, before any thread uses it. */
+static void use_shub_alloc(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, set_alloc);
 }
 
 /* ---- times ------------------------------------------------------------ */
@@ -510,7 +518,8 @@ int shub_json_event_write(const shub_event_t *ev, const shub_json_meta_t *meta,
              put_text(o, "agreement", meta->agreement) &&
              json_object_set_new(o, "version", json_integer(meta->version)) == 0 &&
              put_text(o, "flow", meta->flow) &&
-             put_time(o, "received", meta->received_ms) && put_text(o, "hook", meta->hook);
+             put_time(o, "received", meta->received_ms) && put_text(o, "hook", meta->hook) &&
+             (!meta->taken_ms || put_time(o, "taken", meta->taken_ms));
     if (ok) {
         json_t *p = from_val(&ev->payload);
         ok = p && json_object_set_new(o, "payload", p) == 0;

@@ -30,6 +30,11 @@
 #   ratio.broker_1r_to_jetstream_async, ratio.broker_1r_to_mosquitto_qos1_sub
 #                              (computed here, from the two programs' medians)
 #   codec.ns_per_msg, codec.baseline_ns_per_msg, codec.ratio_to_msgpack
+#   api.post.events_per_s, api.post.p50_ms, api.post.p99_ms  the agent's local API:
+#                              POSTs by one keep-alive client, in a partnership;
+#   api.post.alone.*           the same with no broker to reach;
+#   api.store_insert.events_per_s, ratio.api_post_to_store_insert,
+#   ratio.api_post.alone_to_store_insert   (bench_api)
 #   audit.verify_rows_per_s    (read from bench_audit's `verify:` line until it
 #                              prints summary lines itself; audit.append_us_at_0
 #                              and audit.append_us_at_10m once it measures them)
@@ -44,7 +49,7 @@ echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
 # them span as little drift in the machine's load as possible.
 shopt -s nullglob
 programs=()
-for name in bench_broker bench_peers bench_codec bench_audit "$build"/bench/bench_*; do
+for name in bench_broker bench_peers bench_codec bench_api bench_audit "$build"/bench/bench_*; do
     b="$build/bench/$(basename "$name")"
     [[ -x "$b" && -f "$b" && " ${programs[*]} " != *" $b "* ]] && programs+=("$b")
 done

@@ -15,12 +15,13 @@ packages=(
     libsodium-dev                         # BLAKE2b chain, Ed25519 checkpoints, sealed boxes
     libyaml-dev                           # YAML config, with line and column in every error
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output
-    libmicrohttpd-dev                     # the broker's metrics and sharehub-audit serve's pages
+    libmicrohttpd-dev                     # the agent's local API, the broker's metrics, sharehub-audit serve
     libcmocka-dev                         # unit tests
     sqlite3                               # the demo's progress line; the audit CLI test tampers with a copy
     jq                                    # the audit CLI test reads its JSON output
     curl                                  # the metrics test scrapes the broker
     chromium                              # the audit pages' test loads them headless
+    python3                               # the API's example client and the tests that run it
     groff-base                            # the install test renders the man pages
     systemd procps                        # systemd-analyze verifies the units; they reload with kill
     dpkg-dev file                         # make deb: CPack runs dpkg-shlibdeps on what file(1) finds

@@ -127,6 +127,27 @@ int64_t shub_agent_offline_ms(const shub_agent_t *agent);
 /* Says BYE if connected, waits briefly for running hooks, closes all. */
 void shub_agent_destroy(shub_agent_t **agent_p);
 
+/* What the agent tells an observer (the local API, api.h) about itself. */
+typedef struct shub_agent_state {
+    bool connected;          /* a transport connection to the broker exists */
+    bool welcomed;           /* the broker has welcomed the current session */
+    int64_t since_ms;        /* welcomed: since when; else without a session since */
+    uint32_t broker_backlog; /* deliveries the broker held for us at its last WELCOME */
+} shub_agent_state_t;
+
+/* Called on the agent's thread at the end of a turn that committed what a
+ * local API client may wait for (deliveries, receipts, updates, a failure)
+ * or that changed the state; must return quickly and not call the agent. */
+typedef void(shub_agent_observer_fn)(void *ctx, const shub_agent_state_t *state);
+
+/* Sets the observer (NULL: none); the next turn tells it the state. Call
+ * between turns, on the agent's thread. */
+void shub_agent_observe(shub_agent_t *agent, shub_agent_observer_fn *fn, void *ctx);
+
+/* Safe from any thread: the outbox has new events, so the next turn sends
+ * them without waiting for SHUB_AGENT_OUTBOX_POLL_MS. */
+void shub_agent_wake(shub_agent_t *agent);
+
 /* ---- commands on a store (agent.c), for the CLI and tests -------------- */
 
 /* Queues one event given as JSON (json.h) into the outbox; *id is its id.
@@ -138,10 +159,24 @@ int shub_agent_submit(shub_agentdb_t *db, const shub_agent_config_t *cfg,
                       const char *json, size_t len, int64_t now_ms, shub_id_t *id,
                       shub_err_t *err);
 
+/* As shub_agent_submit, for a caller that may repeat a submission (the local
+ * API's clients retry): an id already queued with the very SHARE this JSON
+ * encodes to is not an error, *repeat (may be NULL) says so, and nothing is
+ * written. SHUB_EEXIST (path "id") only for an id queued with other content. */
+int shub_agent_submit_once(shub_agentdb_t *db, const shub_agent_config_t *cfg,
+                           const char *json, size_t len, int64_t now_ms, shub_id_t *id,
+                           bool *repeat, shub_err_t *err);
+
 /* Writes the inbox received at or after since_ms: a table, or one JSON
  * object per line (json.h, with from/agreement/version/flow/received). */
 int shub_agent_print_inbox(shub_agentdb_t *db, int64_t since_ms, bool json, FILE *out,
                            shub_err_t *err);
+
+/* One inbox row as `inbox --format json` writes it (json.h, with from,
+ * agreement, version, flow, received, hook, and taken once taken): one line,
+ * *text the caller's to free with shub_free. The stored event's decoding
+ * errors (it does not decode), SHUB_ENOMEM. */
+int shub_agent_inbox_json(const shub_inbox_row_t *row, char **text, shub_err_t *err);
 
 /* Writes the outbox as a table: each event with its state, then one line per
  * recipient outcome (queued, delivered, acknowledged, denied and why, dead). */

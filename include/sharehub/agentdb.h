@@ -14,6 +14,12 @@
  * just a crash of the process.
  *
  * Rows handed to callbacks borrow SQLite's memory: valid only during the call.
+ *
+ * Cursors for the local API (api.h): every outbox row carries `changed`, a
+ * change cursor stamped in the transaction of each change a case system may
+ * wait for (queued, receipted, failed, an outcome moving on): "changed > N"
+ * is exactly what changed since a reader saw N. The inbox's `seq` is its
+ * cursor, and `taken` records that the case system has the event.
  */
 #ifndef SHAREHUB_AGENTDB_H
 #define SHAREHUB_AGENTDB_H
@@ -53,6 +59,7 @@ typedef struct shub_outbox_row {
     const char *error;      /* failed: its message; else NULL */
     const uint8_t *share;   /* the encoded SHARE message, sent as is */
     size_t share_len;
+    int64_t changed; /* change cursor of its latest change (store version 3) */
 } shub_outbox_row_t;
 
 /* One recipient's outcome of an outbox event, as the broker last reported it. */
@@ -186,6 +193,11 @@ int shub_agentdb_outbox_list(shub_agentdb_t *db, shub_outbox_fn *fn, void *ctx,
 int shub_agentdb_outbox_get(shub_agentdb_t *db, const shub_id_t *id, shub_outbox_fn *fn,
                             void *ctx, shub_err_t *err);
 
+/* Outbox rows changed after cursor `after`, oldest change first, at most
+ * limit: a row changed twice shows once, at its latest change. SHUB_EDB. */
+int shub_agentdb_outbox_changes(shub_agentdb_t *db, int64_t after, size_t limit,
+                                shub_outbox_fn *fn, void *ctx, shub_err_t *err);
+
 /* The outcomes of one event, by recipient. SHUB_EDB. */
 int shub_agentdb_outcomes(shub_agentdb_t *db, const shub_id_t *id, shub_outcome_fn *fn,
                           void *ctx, shub_err_t *err);
@@ -262,6 +274,20 @@ int shub_agentdb_inbox_list(shub_agentdb_t *db, int64_t since_ms, shub_inbox_fn 
 
 /* Number of inbox rows. SHUB_EDB. */
 int shub_agentdb_inbox_count(shub_agentdb_t *db, uint64_t *n, shub_err_t *err);
+
+/* Inbox rows with seq > after, in arrival order, at most limit; only those
+ * not yet taken if untaken_only. SHUB_EDB. */
+int shub_agentdb_inbox_after(shub_agentdb_t *db, int64_t after, bool untaken_only,
+                             size_t limit, shub_inbox_fn *fn, void *ctx, shub_err_t *err);
+
+/* Records that the case system has taken an inbox event. The first time
+ * counts: *taken_ms (may be NULL) gets when, and *repeat (may be NULL) says
+ * whether it was taken before. SHUB_ENOTFOUND, SHUB_EDB. */
+int shub_agentdb_inbox_take(shub_agentdb_t *db, const shub_id_t *id, int64_t now_ms,
+                            int64_t *taken_ms, bool *repeat, shub_err_t *err);
+
+/* Number of inbox rows not taken yet. SHUB_EDB. */
+int shub_agentdb_inbox_untaken(shub_agentdb_t *db, uint64_t *n, shub_err_t *err);
 
 /* "pending", "receipted", "failed"; "?" otherwise. */
 const char *shub_outbox_state_name(shub_outbox_state_t state);

@@ -57,6 +57,7 @@ typedef struct shub_json_meta {
     const char *flow;
     int64_t received_ms;
     const char *hook; /* the --on-receive hook's state, or NULL (left out) */
+    int64_t taken_ms; /* when the case system took it (local API); 0: left out */
 } shub_json_meta_t;
 
 /* Writes ev (and meta, if not NULL) as one line of compact JSON with keys in

@@ -191,14 +191,23 @@ static char *read_back(const fixture_t *f, FILE *fp)
     return buf;
 }
 
-static void test_shub_agent_submit_queues_once_and_lists_outcomes(void **state)
+/* The fixture's store a.db, created. */
+static shub_agentdb_t *open_store(const fixture_t *f)
 {
-    fixture_t *f = *state;
     char path[128];
     snprintf(path, sizeof path, "%s/a.db", f->dir);
     shub_agentdb_t *db = NULL;
     shub_err_t err;
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), 0);
+    return db;
+}
+
+static void test_shub_agent_submit_queues_once_and_lists_outcomes(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+    shub_agentdb_t *db = open_store(f);
+    shub_err_t err;
     shub_id_t id;
     assert_int_equal(
         shub_agent_submit(db, NULL, event_json, strlen(event_json), 1000, &id, &err), 0);
@@ -242,14 +251,41 @@ static void test_shub_agent_submit_queues_once_and_lists_outcomes(void **state)
     shub_agentdb_close(&db);
 }
 
+static void test_shub_agent_submit_once_same_event_is_a_repeat_other_content_eexist(
+    void **state)
+{
+    fixture_t *f = *state;
+    shub_agentdb_t *db = open_store(f);
+    shub_err_t err;
+    shub_id_t id;
+    bool repeat = true;
+    size_t len = strlen(event_json);
+    assert_int_equal(
+        shub_agent_submit_once(db, NULL, event_json, len, 1000, &id, &repeat, &err), 0);
+    assert_false(repeat);
+    assert_int_equal(
+        shub_agent_submit_once(db, NULL, event_json, len, 2000, &id, &repeat, &err), 0);
+    assert_true(repeat);
+    /* The same id with another DASH score is another event: refused. */
+    char other[sizeof event_json];
+    memcpy(other, event_json, sizeof event_json);
+    char *score = strstr(other, "16}}}");
+    assert_non_null(score);
+    score[1] = '7';
+    assert_int_equal(
+        shub_agent_submit_once(db, NULL, other, len, 3000, &id, &repeat, &err), SHUB_EEXIST);
+    assert_string_equal(err.path, "id");
+    uint64_t n = 0;
+    assert_int_equal(shub_agentdb_outbox_count(db, SHUB_OUTBOX_PENDING, &n, &err), 0);
+    assert_int_equal(n, 1);
+    shub_agentdb_close(&db);
+}
+
 static void test_shub_agent_submit_bad_json_queues_nothing(void **state)
 {
     fixture_t *f = *state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/a.db", f->dir);
-    shub_agentdb_t *db = NULL;
+    shub_agentdb_t *db = open_store(f);
     shub_err_t err;
-    assert_int_equal(shub_agentdb_open(path, true, &db, &err), 0);
     shub_id_t id;
     static const char bad[] = "{\"event\": \"x\", \"to\": [\"a\", \"B@\"]}";
     assert_int_equal(shub_agent_submit(db, NULL, bad, strlen(bad), 1000, &id, &err),
@@ -273,6 +309,7 @@ int main(void)
         T(test_shub_agent_config_load_out_of_memory_enomem_no_leak),
         T(test_shub_agent_submit_queues_once_and_lists_outcomes),
         T(test_shub_agent_submit_bad_json_queues_nothing),
+        T(test_shub_agent_submit_once_same_event_is_a_repeat_other_content_eexist),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

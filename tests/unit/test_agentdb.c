@@ -3,7 +3,10 @@
  * found due, sent, answered by a RECEIPT whose outcomes are stored and only
  * ever move forward, or failed for good; a delivery is committed to the
  * inbox once however often it arrives; everything survives closing and
- * reopening the file, and a second connection's commit is noticed.
+ * reopening the file, and a second connection's commit is noticed. The
+ * local API's cursors: each change a case system waits for stamps its event
+ * with a newer cursor and a repeat does not; the inbox is read after a seq,
+ * its events taken once; a version 2 store is upgraded in place.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,6 +84,7 @@ static void add(shub_agentdb_t *db, uint8_t n, int64_t now)
 /* Collects outbox rows (copies of the fields the tests look at). */
 typedef struct {
     size_t n;
+    int64_t changed[16];
     shub_id_t ids[16];
     shub_outbox_state_t states[16];
     uint32_t attempts[16];
@@ -95,6 +99,7 @@ static int collect(const shub_outbox_row_t *r, void *ctx)
     if (rows->n == 16)
         return 1;
     rows->ids[rows->n] = r->id;
+    rows->changed[rows->n] = r->changed;
     rows->states[rows->n] = r->state;
     rows->attempts[rows->n] = r->attempts;
     snprintf(rows->error_code[rows->n], 32, "%s", r->error_code ? r->error_code : "");
@@ -170,7 +175,7 @@ static void test_shub_agentdb_open_unknown_schema_version_edb(void **state)
     shub_agentdb_t *db = NULL;
     shub_err_t err;
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), SHUB_EDB);
-    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (2)"));
+    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (3)"));
     assert_null(db);
     unlink(path);
 }
@@ -476,6 +481,165 @@ static void test_shub_agentdb_reopen_keeps_outbox_outcomes_and_inbox(void **stat
     assert_false(added);
 }
 
+/* The change cursor of event n, from the changes feed. */
+static int64_t cursor_of(shub_agentdb_t *db, uint8_t n)
+{
+    rows_t rows = {0};
+    shub_err_t err;
+    shub_id_t id = make_id(n);
+    assert_int_equal(shub_agentdb_outbox_get(db, &id, collect, &rows, &err), 0);
+    assert_int_equal(rows.n, 1);
+    return rows.changed[0];
+}
+
+static void update(shub_agentdb_t *db, uint8_t n, int64_t seq, shub_outcome_t outcome)
+{
+    shub_update_t u = {.seq = seq, .id = make_id(n), .item = {.to = "marac-coventry",
+                                                               .outcome = outcome}};
+    shub_err_t err;
+    int64_t upto = 0;
+    assert_int_equal(shub_agentdb_updates_apply(db, &u, 1, 2000, &upto, &err), 0);
+}
+
+static void test_shub_agentdb_change_cursor_moves_on_each_change_not_on_repeats(void **state)
+{
+    fixture_t *f = *state;
+    add(f->db, 1, 100);
+    add(f->db, 2, 100);
+    int64_t c1 = cursor_of(f->db, 1), c2 = cursor_of(f->db, 2);
+    assert_true(c1 > 0 && c2 > c1);
+
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
+    int64_t r1 = cursor_of(f->db, 1);
+    assert_true(r1 > c2);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0); /* a repeat */
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_QUEUED, 0);    /* a late one */
+    assert_int_equal(cursor_of(f->db, 1), r1);
+
+    update(f->db, 1, 1, SHUB_OUTCOME_ACKNOWLEDGED);
+    int64_t u1 = cursor_of(f->db, 1);
+    assert_true(u1 > r1);
+    update(f->db, 1, 2, SHUB_OUTCOME_ACKNOWLEDGED); /* sent again after a HELLO */
+    update(f->db, 1, 3, SHUB_OUTCOME_DEAD);         /* final outcomes stay */
+    assert_int_equal(cursor_of(f->db, 1), u1);
+    update(f->db, 9, 4, SHUB_OUTCOME_ACKNOWLEDGED); /* not in this outbox: no stamp */
+
+    shub_err_t err;
+    shub_id_t id2 = make_id(2);
+    assert_int_equal(shub_agentdb_outbox_fail(f->db, &id2, "limit", "too big", 3000, &err),
+                     0);
+    assert_true(cursor_of(f->db, 2) > u1);
+    assert_int_equal(cursor_of(f->db, 1), u1);
+}
+
+static void test_shub_agentdb_outbox_changes_lists_each_event_at_its_latest_change(
+    void **state)
+{
+    fixture_t *f = *state;
+    for (uint8_t n = 1; n <= 3; n++)
+        add(f->db, n, 100);
+    int64_t after = cursor_of(f->db, 3);
+    receipt(f->db, 2, "marac-coventry", SHUB_OUTCOME_QUEUED, 0);
+    receipt(f->db, 1, "marac-coventry", SHUB_OUTCOME_QUEUED, 0);
+    receipt(f->db, 2, "marac-coventry", SHUB_OUTCOME_DELIVERED, 0);
+    rows_t rows = {0};
+    shub_err_t err;
+    assert_int_equal(shub_agentdb_outbox_changes(f->db, after, 10, collect, &rows, &err), 0);
+    assert_int_equal(rows.n, 2); /* 2 changed twice: once in the feed, last */
+    assert_memory_equal(rows.ids[0].bytes, make_id(1).bytes, SHUB_ID_SIZE);
+    assert_memory_equal(rows.ids[1].bytes, make_id(2).bytes, SHUB_ID_SIZE);
+    assert_true(rows.changed[1] > rows.changed[0]);
+    memset(&rows, 0, sizeof rows);
+    assert_int_equal(shub_agentdb_outbox_changes(f->db, 0, 2, collect, &rows, &err), 0);
+    assert_int_equal(rows.n, 2); /* the limit */
+    assert_memory_equal(rows.ids[0].bytes, make_id(3).bytes, SHUB_ID_SIZE);
+}
+
+typedef struct {
+    size_t n;
+    int64_t seq[8];
+    int64_t taken[8];
+} seqs_t;
+
+static int collect_seq(const shub_inbox_row_t *r, void *ctx)
+{
+    seqs_t *sq = ctx;
+    if (sq->n == 8)
+        return 1;
+    sq->seq[sq->n] = r->seq;
+    sq->taken[sq->n++] = r->taken_ms;
+    return 0;
+}
+
+static void test_shub_agentdb_inbox_take_once_and_list_after_a_seq(void **state)
+{
+    fixture_t *f = *state;
+    shub_err_t err;
+    for (uint8_t n = 1; n <= 3; n++) {
+        shub_inbox_row_t r = inbox_row(n, 1000 + n);
+        bool added;
+        assert_int_equal(shub_agentdb_inbox_add(f->db, &r, &added, &err), 0);
+    }
+    seqs_t all = {0};
+    assert_int_equal(shub_agentdb_inbox_after(f->db, 0, true, 10, collect_seq, &all, &err),
+                     0);
+    assert_int_equal(all.n, 3);
+
+    shub_id_t id2 = make_id(2);
+    int64_t at = 0;
+    bool repeat = true;
+    assert_int_equal(shub_agentdb_inbox_take(f->db, &id2, 5000, &at, &repeat, &err), 0);
+    assert_int_equal(at, 5000);
+    assert_false(repeat);
+    assert_int_equal(shub_agentdb_inbox_take(f->db, &id2, 6000, &at, &repeat, &err), 0);
+    assert_int_equal(at, 5000); /* the first time stays */
+    assert_true(repeat);
+    shub_id_t none = make_id(9);
+    assert_int_equal(shub_agentdb_inbox_take(f->db, &none, 6000, &at, &repeat, &err),
+                     SHUB_ENOTFOUND);
+
+    seqs_t untaken = {0};
+    assert_int_equal(
+        shub_agentdb_inbox_after(f->db, 0, true, 10, collect_seq, &untaken, &err), 0);
+    assert_int_equal(untaken.n, 2);
+    assert_int_equal(untaken.seq[0], all.seq[0]);
+    assert_int_equal(untaken.seq[1], all.seq[2]);
+    seqs_t later = {0};
+    assert_int_equal(
+        shub_agentdb_inbox_after(f->db, all.seq[0], false, 1, collect_seq, &later, &err), 0);
+    assert_int_equal(later.n, 1);
+    assert_int_equal(later.seq[0], all.seq[1]);
+    assert_int_equal(later.taken[0], 5000);
+    uint64_t n = 0;
+    assert_int_equal(shub_agentdb_inbox_untaken(f->db, &n, &err), 0);
+    assert_int_equal(n, 2);
+}
+
+/* A version 2 store (made here by taking version 3's additions away again)
+ * opens as version 3, its events numbered in queueing order. */
+static void test_shub_agentdb_open_upgrades_version_2_in_place(void **state)
+{
+    fixture_t *f = *state;
+    add(f->db, 1, 100);
+    add(f->db, 2, 100);
+    shub_agentdb_close(&f->db);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DROP INDEX outbox_changed; DROP INDEX inbox_untaken;"
+                                  "ALTER TABLE outbox DROP COLUMN changed;"
+                                  "PRAGMA user_version = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    shub_err_t err;
+    assert_int_equal(shub_agentdb_open(f->path, false, &f->db, &err), 0);
+    int64_t c1 = cursor_of(f->db, 1), c2 = cursor_of(f->db, 2);
+    assert_true(c1 > 0 && c2 > c1);
+    add(f->db, 3, 100);
+    assert_true(cursor_of(f->db, 3) > c2);
+}
+
 static void test_shub_agentdb_changed_sees_another_connections_commit(void **state)
 {
     fixture_t *f = *state;
@@ -516,6 +680,10 @@ int main(void)
         T(test_shub_agentdb_inbox_add_without_event_einval),
         T(test_shub_agentdb_reopen_keeps_outbox_outcomes_and_inbox),
         T(test_shub_agentdb_changed_sees_another_connections_commit),
+        T(test_shub_agentdb_change_cursor_moves_on_each_change_not_on_repeats),
+        T(test_shub_agentdb_outbox_changes_lists_each_event_at_its_latest_change),
+        T(test_shub_agentdb_inbox_take_once_and_list_after_a_seq),
+        T(test_shub_agentdb_open_upgrades_version_2_in_place),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -648,24 +648,15 @@ static void usage_report(FILE *out)
             "  given_up          deliveries given up\n"
             "  waiting           deliveries waiting now (live, not in the signed log)\n"
             "  agreement_review  agreements past their review date or validity\n"
-            "  marac_repeats     per MARAC: referrals, repeats, DASH risk factors
-"
-            "                    (coercive control, knife, child contact), complex cases
-"
-            "  marac_actions     per MARAC: actions raised, done, gone overdue, handed
-"
-            "                    on with a transfer, still open
-"
-            "  idva_engagement   per MARAC: victims notified to an IDVA service and the
-"
-            "                    outcomes reported back
-"
-            "  (the last three only where the log has such rows)
-"
-            "  --csv-dir DIR     writes DIR/SECTION.csv for every section, each with a
-"
-            "                    header row
-"
+            "  marac_repeats     per MARAC: referrals, repeats, DASH risk factors\n"
+            "                    (coercive control, knife, child contact), complex cases\n"
+            "  marac_actions     per MARAC: actions raised, done, gone overdue, handed\n"
+            "                    on with a transfer, still open\n"
+            "  idva_engagement   per MARAC: victims notified to an IDVA service and the\n"
+            "                    outcomes reported back\n"
+            "  (the last three only where the log has such rows)\n"
+            "  --csv-dir DIR     writes DIR/SECTION.csv for every section, each with a\n"
+            "                    header row\n"
             "\n%s%s",
             common_help, exit_help);
 }

@@ -48,15 +48,15 @@ asan: setup
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
 
-# libFuzzer targets (clang), each run for FUZZ_SECONDS; any crash, leak or
-# sanitizer report fails the run and leaves the input under tests/fuzz/.
+# Every libFuzzer target (clang; the CMake target `fuzzers` names them all),
+# each run for FUZZ_SECONDS; any crash, leak or sanitizer report fails the run
+# and leaves the input under tests/fuzz/.
 fuzz:
 	@scripts/setup-deps.sh clang libclang-rt-14-dev
 	@test -f build-fuzz/CMakeCache.txt || \
 	    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSHUB_FUZZ=ON \
 	        -DSHUB_SANITIZE=ON -DBUILD_TESTING=OFF
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode fuzz_yaml_load \
-	    fuzz_web_request fuzz_api_request
+	@cmake --build build-fuzz -j$(JOBS) --target fuzzers
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmarks, with the peers the broker is measured against (NATS

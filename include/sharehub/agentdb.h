@@ -30,6 +30,7 @@
 
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
+#include "sharehub/witness.h" /* shub_cp_state_t: witnessed or fork */
 
 #define SHUB_AGENTDB_BUSY_MS 5000 /* how long a writer waits for another process's lock  \
                                    */
@@ -100,13 +101,6 @@ typedef struct shub_inbox_row {
     const char *hook_error; /* the last failure, or NULL */
     int64_t taken_ms;       /* when the case system took it (0: not yet) */
 } shub_inbox_row_t;
-
-/* A checkpoint the agent keeps: witnessed (checked and countersigned) or a
- * fork (it contradicted one kept). */
-typedef enum {
-    SHUB_CP_WITNESSED = 1,
-    SHUB_CP_FORK,
-} shub_cp_state_t;
 
 /* Non-zero stops the iteration (the list call then returns 0). */
 typedef int(shub_outbox_fn)(const shub_outbox_row_t *row, void *ctx);

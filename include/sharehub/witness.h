@@ -27,6 +27,23 @@
  * secret key's), SHUB_ECRYPTO for a signature that does not verify or a
  * crypto library that cannot start. Out-parameters are written only on
  * success.
+ *
+ * An agent keeps the checkpoints it checked in its own store, and an auditor
+ * compares them with the broker's log. The export format carries them from
+ * one to the other as text a person can read and diff: a header line, then
+ * one line per checkpoint, fields separated by one space, every line ending
+ * in a newline:
+ *
+ *   sharehub-checkpoints 1
+ *   ORG STATE SEQ AT HEAD KEY SIG
+ *
+ * ORG is the organisation that keeps it (a name), STATE `witnessed` (checked
+ * and countersigned) or `fork` (it contradicted one kept: evidence), SEQ and
+ * AT decimal (rows 1..SEQ; ms since 1970), HEAD and KEY 64 lowercase hex
+ * digits (the chain head; the broker's checkpoint key), SIG 128 (the broker's
+ * signature). The parser trusts nothing in the file: every line, field,
+ * length, digit and range is checked, and a mistake is named by line, column
+ * and field.
  */
 #ifndef SHAREHUB_WITNESS_H
 #define SHAREHUB_WITNESS_H
@@ -43,6 +60,28 @@
     (sizeof SHUB_WITNESS_TAG - 1 + 1 + SHUB_MSG_MAX_NAME + 8 + SHUB_HASH_SIZE + 8)
 #define SHUB_WITNESS_KEY_TAG  "sharehub-witness-key-v1" /* BLAKE2b key of the seed */
 #define SHUB_SIGN_SECRET_SIZE 64 /* an Ed25519 secret key, libsodium's layout */
+
+/* The export format's first line (version 1); the most bytes in one line,
+ * its newline included (a 64-byte org, two 19-digit numbers and 256 hex
+ * digits fit); the most checkpoints in one file: about four months of one
+ * every 5 s around the clock, which bounds what a hostile file can make the
+ * parser allocate. */
+#define SHUB_CP_EXPORT_HEADER   "sharehub-checkpoints 1"
+#define SHUB_CP_EXPORT_LINE_MAX 400
+#define SHUB_CP_EXPORT_MAX      (1u << 21)
+
+/* A checkpoint an agent keeps: countersigned, or kept as evidence of a fork. */
+typedef enum {
+    SHUB_CP_WITNESSED = 1,
+    SHUB_CP_FORK,
+} shub_cp_state_t;
+
+/* One line of the export format. */
+typedef struct shub_kept_cp {
+    char org[SHUB_MSG_MAX_NAME + 1]; /* the organisation that keeps it */
+    shub_cp_state_t state;
+    shub_signed_head_t cp; /* as the broker signed it */
+} shub_kept_cp_t;
 
 /* ---- checkpoints (the broker's signature) ------------------------------ */
 
@@ -91,8 +130,32 @@ int shub_witness_sign(const char *org, const shub_signed_head_t *checkpoint,
                       const uint8_t pk[SHUB_SIGN_PUBLIC_SIZE], shub_signed_head_t *out);
 
 /* Checks that w is org's countersignature under w->key. Which key belongs to
- * org is the caller's to know (the agent exports it). SHUB_EINVAL for a bad
- * org, seq or time; SHUB_ECRYPTO if the signature does not verify. */
+ * org is the caller's to know (it follows from the organisation's CURVE
+ * key). SHUB_EINVAL for a bad org, seq or time; SHUB_ECRYPTO if the
+ * signature does not verify. */
 int shub_witness_verify(const char *org, const shub_signed_head_t *w);
+
+/* ---- the export format of kept checkpoints ------------------------------ */
+
+/* "witnessed", "fork"; "?" otherwise. */
+const char *shub_cp_state_name(shub_cp_state_t state);
+
+/* Writes k as one line of the export format, newline included, into out;
+ * *len gets its length. SHUB_EINVAL for what the parser would refuse: an org
+ * that is not a name, an unknown state, a seq below 1, a time before 1970. */
+int shub_cp_export_line(const shub_kept_cp_t *k, char out[SHUB_CP_EXPORT_LINE_MAX],
+                        size_t *len);
+
+/* Parses a whole export file of len bytes (`name` names it in messages; may
+ * be NULL). *list gets the checkpoints in file order (the caller frees it
+ * with shub_free; NULL when there are none) and *n their number. Errors carry
+ * the file, line and column, and the message names the field:
+ * SHUB_EMALFORMED (no header, a wrong number of fields, a missing final
+ * newline, a NUL or control byte), SHUB_EVERSION (a format version other than
+ * 1), SHUB_EVALUE (a field's value), SHUB_ELIMIT (a line over
+ * SHUB_CP_EXPORT_LINE_MAX, more than SHUB_CP_EXPORT_MAX lines), SHUB_ENOMEM.
+ * Nothing is written to *list or *n on failure. */
+int shub_cp_export_parse(const char *name, const char *data, size_t len,
+                         shub_kept_cp_t **list, size_t *n, shub_err_t *err);
 
 #endif

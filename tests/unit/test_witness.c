@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sharehub/alloc.h"
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 #include "sharehub/witness.h"
@@ -380,6 +381,236 @@ static void test_shub_witness_sign_in_place_keeps_the_head(void **state)
     assert_memory_equal(&cp, &w, sizeof w);
 }
 
+/* ---- the export format of kept checkpoints ----------------------------- */
+
+static shub_kept_cp_t kept(const char *org, shub_cp_state_t state)
+{
+    shub_kept_cp_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.org, sizeof k.org, "%s", org);
+    k.state = state;
+    k.cp = signed_checkpoint();
+    return k;
+}
+
+/* The header and the lines of ks, as the exporter writes them, into buf. */
+static size_t export_text(const shub_kept_cp_t *ks, size_t n, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "%s\n", SHUB_CP_EXPORT_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        char line[SHUB_CP_EXPORT_LINE_MAX];
+        size_t len;
+        assert_int_equal(shub_cp_export_line(&ks[i], line, &len), 0);
+        assert_true(used + len < size);
+        memcpy(buf + used, line, len + 1);
+        used += len;
+    }
+    return used;
+}
+
+static void test_shub_cp_export_line_known_text(void **state)
+{
+    (void)state;
+    shub_kept_cp_t k = kept(KAT_ORG, SHUB_CP_WITNESSED);
+    char line[SHUB_CP_EXPORT_LINE_MAX], want[SHUB_CP_EXPORT_LINE_MAX];
+    size_t len;
+    assert_int_equal(shub_cp_export_line(&k, line, &len), 0);
+    snprintf(want, sizeof want,
+             "marac-coventry witnessed 1207 1717406104871 "
+             "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf %s %s\n",
+             kat_broker_pk, kat_checkpoint_sig);
+    assert_string_equal(line, want);
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(shub_cp_state_name(SHUB_CP_FORK), "fork");
+    assert_string_equal(shub_cp_state_name((shub_cp_state_t)0), "?");
+}
+
+static void test_shub_cp_export_parse_round_trip_keeps_every_field(void **state)
+{
+    (void)state;
+    shub_kept_cp_t ks[3] = {kept("wmp", SHUB_CP_WITNESSED), kept(KAT_ORG, SHUB_CP_FORK),
+                            kept("a", SHUB_CP_WITNESSED)};
+    ks[1].cp.seq = INT64_MAX;
+    ks[1].cp.at_ms = 0;
+    ks[1].cp.head[31] = 0xff;
+    memset(ks[2].org, 'z', SHUB_MSG_MAX_NAME); /* the longest name */
+    ks[2].org[SHUB_MSG_MAX_NAME] = '\0';
+    ks[2].cp.at_ms = INT64_MAX;
+    char text[4096];
+    size_t len = export_text(ks, 3, text, sizeof text);
+    shub_kept_cp_t *list = NULL;
+    size_t n = 0;
+    shub_err_t err;
+    assert_int_equal(shub_cp_export_parse("x", text, len, &list, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(list, ks, sizeof ks);
+    shub_free(list);
+    /* the header alone: an agent that keeps nothing yet */
+    len = export_text(NULL, 0, text, sizeof text);
+    list = (shub_kept_cp_t *)&n; /* must be overwritten */
+    assert_int_equal(shub_cp_export_parse(NULL, text, len, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_null(list);
+}
+
+static void test_shub_cp_export_line_bad_fields_einval(void **state)
+{
+    (void)state;
+    char line[SHUB_CP_EXPORT_LINE_MAX];
+    size_t len;
+    shub_kept_cp_t k = kept("Not-A-Name", SHUB_CP_WITNESSED);
+    assert_int_equal(shub_cp_export_line(&k, line, &len), SHUB_EINVAL);
+    k = kept("wmp", (shub_cp_state_t)7);
+    assert_int_equal(shub_cp_export_line(&k, line, &len), SHUB_EINVAL);
+    k = kept("wmp", SHUB_CP_FORK);
+    k.cp.seq = 0;
+    assert_int_equal(shub_cp_export_line(&k, line, &len), SHUB_EINVAL);
+    k = kept("wmp", SHUB_CP_FORK);
+    k.cp.at_ms = -1;
+    assert_int_equal(shub_cp_export_line(&k, line, &len), SHUB_EINVAL);
+    assert_int_equal(shub_cp_export_line(NULL, line, &len), SHUB_EINVAL);
+}
+
+/* Parses `text` (len bytes) and expects a refusal with code, line, column and
+ * words in the message, and nothing written to the results. */
+static void expect_refused_text(const char *text, size_t len, int code, int line,
+                                int column, const char *words)
+{
+    shub_kept_cp_t *list = (shub_kept_cp_t *)&len;
+    size_t n = 99;
+    shub_err_t err;
+    shub_err_clear(&err);
+    int rc = shub_cp_export_parse("wmp.checkpoints", text, len, &list, &n, &err);
+    char msg[512];
+    if (rc != code || err.line != line || err.column != column || !strstr(err.msg, words))
+        print_error("got %d '%s', wanted %d at %d:%d with '%s'\n", rc,
+                    shub_err_format(&err, msg, sizeof msg), code, line, column, words);
+    assert_int_equal(rc, code);
+    assert_string_equal(err.file, "wmp.checkpoints");
+    assert_int_equal(err.line, line);
+    assert_int_equal(err.column, column);
+    assert_non_null(strstr(err.msg, words));
+    assert_int_equal(n, 99);
+    assert_ptr_equal(list, (shub_kept_cp_t *)&len);
+}
+
+/* A good file of a header and two checkpoints with line `which` (0: the
+ * header) replaced by `bad`. */
+static void expect_refused(int which, const char *bad, int code, int line, int column,
+                           const char *words)
+{
+    shub_kept_cp_t ks[2] = {kept("wmp", SHUB_CP_WITNESSED), kept(KAT_ORG, SHUB_CP_FORK)};
+    char good[2048], text[4096];
+    size_t glen = export_text(ks, 2, good, sizeof good), used = 0;
+    const char *p = good;
+    for (int i = 0; i < 3; i++) {
+        const char *nl = memchr(p, '\n', glen - (size_t)(p - good));
+        size_t n = (size_t)(nl - p) + 1;
+        if (i == which) {
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s", bad);
+        } else {
+            memcpy(text + used, p, n);
+            used += n;
+        }
+        p += n;
+    }
+    expect_refused_text(text, used, code, line, column, words);
+}
+
+#define H64  "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+#define S128 H64 H64
+#define TAIL " " H64 " " H64 " " S128 "\n" /* head, key and sig of a good line */
+
+static void test_shub_cp_export_parse_bad_structure_named(void **state)
+{
+    (void)state;
+    expect_refused(0, "sharehub-checkpoints 2\n", SHUB_EVERSION, 1, 22, "version 1");
+    expect_refused(0, "sharehub-checkpoint 1\n", SHUB_EMALFORMED, 1, 1, "first line");
+    expect_refused(0, "\n", SHUB_EMALFORMED, 1, 1, "first line");
+    expect_refused(1, "wmp witnessed 5 6 " H64 " " H64 "\n", SHUB_EMALFORMED, 2, 148,
+                   "sig: missing");
+    expect_refused(1, "wmp witnessed 5 6 " H64 " " H64 " " S128 " x\n", SHUB_EMALFORMED,
+                   2, 278, "more than 7 fields");
+    expect_refused(1, "wmp  witnessed 5 6" TAIL, SHUB_EMALFORMED, 2, 5, "state: empty");
+    expect_refused(1, "\n", SHUB_EMALFORMED, 2, 1, "org: empty");
+    expect_refused(1, "wmp witnessed 5 6 " H64 " " H64 " " S128 "\r\n", SHUB_EMALFORMED,
+                   2, 277, "byte 0x0d");
+    expect_refused(2, "wmp fork 5\t6\n", SHUB_EMALFORMED, 3, 11, "byte 0x09");
+    expect_refused(2, "wmp fork 5 \xc3\xa9\n", SHUB_EMALFORMED, 3, 12, "byte 0xc3");
+    expect_refused(2, "wmp fork 5 6 \x7f\n", SHUB_EMALFORMED, 3, 14, "byte 0x7f");
+    /* cut short: the last line has no newline */
+    static const char cut[] = SHUB_CP_EXPORT_HEADER "\nwmp witnessed 5 6 " H64;
+    expect_refused_text(cut, sizeof cut - 1, SHUB_EMALFORMED, 2, 83, "no newline");
+    expect_refused_text("", 0, SHUB_EMALFORMED, 1, 1, "empty");
+    /* a NUL inside a line is a byte like any other control byte */
+    static const char nul[] = SHUB_CP_EXPORT_HEADER "\nwmp\0witnessed\n";
+    expect_refused_text(nul, sizeof nul - 1, SHUB_EMALFORMED, 2, 4, "byte 0x00");
+    /* a line longer than the limit is refused before it is looked into */
+    char longline[2 * SHUB_CP_EXPORT_LINE_MAX];
+    int n = snprintf(longline, sizeof longline, "%s\n", SHUB_CP_EXPORT_HEADER);
+    memset(longline + n, 'a', sizeof longline - (size_t)n);
+    expect_refused_text(longline, sizeof longline, SHUB_ELIMIT, 2,
+                        SHUB_CP_EXPORT_LINE_MAX, "longer than");
+}
+
+static void test_shub_cp_export_parse_bad_values_named(void **state)
+{
+    (void)state;
+    expect_refused(1, "WMP witnessed 5 6" TAIL, SHUB_EVALUE, 2, 1, "org: not an");
+    char line[512];
+    memset(line, 'o', 65);
+    snprintf(line + 65, sizeof line - 65, " fork 5 6" TAIL);
+    expect_refused(1, line, SHUB_EVALUE, 2, 1, "org: 65 bytes exceeds limit 64");
+    expect_refused(1, "wmp witnessd 5 6" TAIL, SHUB_EVALUE, 2, 5, "state: not one of");
+    expect_refused(1, "wmp fork 0 6" TAIL, SHUB_EVALUE, 2, 10, "seq: expected");
+    expect_refused(1, "wmp fork 05 6" TAIL, SHUB_EVALUE, 2, 10, "seq: expected");
+    expect_refused(1, "wmp fork -5 6" TAIL, SHUB_EVALUE, 2, 10,
+                   "seq: not a decimal digit");
+    expect_refused(1, "wmp fork 5x 6" TAIL, SHUB_EVALUE, 2, 11,
+                   "seq: not a decimal digit");
+    expect_refused(1, "wmp fork 9223372036854775808 6" TAIL, SHUB_EVALUE, 2, 10,
+                   "seq: expected");
+    expect_refused(1, "wmp fork 12345678901234567890 6" TAIL, SHUB_EVALUE, 2, 10,
+                   "seq: expected");
+    expect_refused(1, "wmp fork 5 +6" TAIL, SHUB_EVALUE, 2, 12,
+                   "at: not a decimal digit");
+    /* head at column 14, key at 79, sig at 144 */
+    expect_refused(1,
+                   "wmp fork 5 6 "
+                   "A0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf " H64
+                   " " S128 "\n",
+                   SHUB_EVALUE, 2, 14, "head: not a lowercase hex digit");
+    expect_refused(1,
+                   "wmp fork 5 6 "
+                   "a0a1a2g3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf " H64
+                   " " S128 "\n",
+                   SHUB_EVALUE, 2, 20, "head: not a lowercase hex digit");
+    expect_refused(1,
+                   "wmp fork 5 6 "
+                   "0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf " H64
+                   " " S128 "\n",
+                   SHUB_EVALUE, 2, 14, "head: 63 characters, expected 64");
+    expect_refused(1, "wmp fork 5 6 " H64 " " H64 "0 " S128 "\n", SHUB_EVALUE, 2, 79,
+                   "key: 65 characters");
+    expect_refused(1, "wmp fork 5 6 " H64 " " H64 " " H64 "\n", SHUB_EVALUE, 2, 144,
+                   "sig: 64 characters, expected 128");
+}
+
+static void test_shub_cp_export_parse_out_of_memory_enomem_no_leak(void **state)
+{
+    (void)state;
+    shub_kept_cp_t ks[1] = {kept("wmp", SHUB_CP_WITNESSED)};
+    char text[1024];
+    size_t len = export_text(ks, 1, text, sizeof text), n = 7;
+    shub_kept_cp_t *list = NULL;
+    shub_err_t err;
+    shub_alloc_fail_after(0);
+    assert_int_equal(shub_cp_export_parse("x", text, len, &list, &n, &err), SHUB_ENOMEM);
+    shub_alloc_fail_after(-1);
+    assert_null(list);
+    assert_int_equal(n, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +627,12 @@ int main(void)
         cmocka_unit_test(test_shub_witness_bad_org_returns_einval),
         cmocka_unit_test(test_shub_sign_bad_head_or_key_pair_returns_einval),
         cmocka_unit_test(test_shub_witness_sign_in_place_keeps_the_head),
+        cmocka_unit_test(test_shub_cp_export_line_known_text),
+        cmocka_unit_test(test_shub_cp_export_parse_round_trip_keeps_every_field),
+        cmocka_unit_test(test_shub_cp_export_line_bad_fields_einval),
+        cmocka_unit_test(test_shub_cp_export_parse_bad_structure_named),
+        cmocka_unit_test(test_shub_cp_export_parse_bad_values_named),
+        cmocka_unit_test(test_shub_cp_export_parse_out_of_memory_enomem_no_leak),
     };
     if (sodium_init() < 0)
         return 1;

@@ -1566,3 +1566,100 @@ int shub_agent_print_outbox(shub_agentdb_t *db, FILE *out, shub_err_t *err)
     int rc = shub_agentdb_outbox_list(db, print_outbox_row, &oc, err);
     return rc ? rc : oc.rc;
 }
+
+typedef struct {
+    FILE *out;
+    const char *org;
+    shub_agent_cp_format_t fmt;
+    size_t witnessed, forks;
+} cp_print_t;
+
+/* A note as a JSON string: the agent writes its notes, but the store is a
+ * file anyone with access can edit, so every byte is escaped that needs it. */
+static void json_string(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static int print_checkpoint(const shub_signed_head_t *cp, shub_cp_state_t state,
+                            const char *note, int64_t received_ms, void *ctx)
+{
+    cp_print_t *pc = ctx;
+    shub_kept_cp_t k = {.state = state, .cp = *cp};
+    char line[SHUB_CP_EXPORT_LINE_MAX];
+    size_t len;
+    snprintf(k.org, sizeof k.org, "%s", pc->org);
+    if (shub_cp_export_line(&k, line, &len) != 0) {
+        shub_warn("checkpoint of rows up to %lld in the store is malformed: left out",
+                  (long long)cp->seq);
+        return 0;
+    }
+    if (state == SHUB_CP_FORK)
+        pc->forks++;
+    else
+        pc->witnessed++;
+    char head[2 * SHUB_HASH_SIZE + 1], at[SHUB_TIME_TEXT], got[SHUB_TIME_TEXT];
+    sodium_bin2hex(head, sizeof head, cp->head, SHUB_HASH_SIZE);
+    switch (pc->fmt) {
+    case SHUB_AGENT_CP_EXPORT:
+        fwrite(line, 1, len, pc->out);
+        break;
+    case SHUB_AGENT_CP_TABLE:
+        fprintf(pc->out, "%12lld  %-24s  %-9s  %.16s  %-24s  %s\n", (long long)cp->seq,
+                shub_time_format(cp->at_ms, at), shub_cp_state_name(state), head,
+                shub_time_format(received_ms, got), note ? note : "");
+        break;
+    case SHUB_AGENT_CP_JSON: {
+        char key[2 * SHUB_SIGN_PUBLIC_SIZE + 1], sig[2 * SHUB_SIGNATURE_SIZE + 1];
+        sodium_bin2hex(key, sizeof key, cp->key, SHUB_SIGN_PUBLIC_SIZE);
+        sodium_bin2hex(sig, sizeof sig, cp->sig, SHUB_SIGNATURE_SIZE);
+        fprintf(pc->out,
+                "{\"org\":\"%s\",\"state\":\"%s\",\"seq\":%lld,\"at_ms\":%lld,"
+                "\"head\":\"%s\",\"key\":\"%s\",\"sig\":\"%s\",\"received_ms\":%lld,"
+                "\"note\":",
+                k.org, shub_cp_state_name(state), (long long)cp->seq,
+                (long long)cp->at_ms, head, key, sig, (long long)received_ms);
+        json_string(pc->out, note);
+        fputs("}\n", pc->out);
+        break;
+    }
+    }
+    return 0;
+}
+
+int shub_agent_print_checkpoints(shub_agentdb_t *db, const char *org,
+                                 shub_agent_cp_format_t fmt, FILE *out, size_t *witnessed,
+                                 size_t *forks, shub_err_t *err)
+{
+    if (!shub_is_name(org))
+        return shub_err_set(err, SHUB_EINVAL, "'%s' is not an organisation id",
+                            org ? org : "");
+    cp_print_t pc = {.out = out, .org = org, .fmt = fmt};
+    if (fmt == SHUB_AGENT_CP_EXPORT)
+        fprintf(out, "%s\n", SHUB_CP_EXPORT_HEADER);
+    else if (fmt == SHUB_AGENT_CP_TABLE)
+        fprintf(out, "%12s  %-24s  %-9s  %-16s  %-24s  %s\n", "ROWS UP TO", "SIGNED AT",
+                "STATE", "HEAD", "RECEIVED", "NOTE");
+    int rc = shub_agentdb_checkpoints(db, print_checkpoint, &pc, err);
+    if (rc == 0 && fmt == SHUB_AGENT_CP_TABLE)
+        fprintf(out, "(%zu witnessed, %zu fork%s)\n", pc.witnessed, pc.forks,
+                pc.forks == 1 ? "" : "s");
+    if (witnessed)
+        *witnessed = pc.witnessed;
+    if (forks)
+        *forks = pc.forks;
+    return rc;
+}

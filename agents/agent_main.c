@@ -7,6 +7,8 @@
  *   submit  queue one event (JSON) into an organisation's outbox
  *   inbox   list what was received
  *   outbox  list what was shared and each recipient's outcome
+ *   checkpoints  list the broker's checkpoints this agent witnessed (and any
+ *           fork it kept), or export them for an auditor
  *
  * An agent relays: it sends what its organisation submits and stores what
  * the broker delivers. Only with --scenario or --simulate does it run the
@@ -25,6 +27,7 @@
 #include "sharehub/json.h"
 #include "sharehub/log.h"
 #include "sharehub/version.h"
+#include "sharehub/witness.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 static const char prog[] = "sharehub-agent";
 
@@ -64,6 +68,9 @@ static void usage(FILE *out)
             "        list events received (T: RFC 3339 time or ms since 1970)\n"
             "  outbox --org ID [--db FILE]\n"
             "        list events shared, with each recipient's outcome\n"
+            "  checkpoints --org ID [--db FILE] [--export FILE|-] [--format table|json]\n"
+            "        list the broker's checkpoints ID witnessed and any fork it kept,\n"
+            "        or export them for sharehub-audit verify --witness\n"
             "\n"
             "  --config DIR defaults to " SHUB_CONFIG_DIR "/agents/ID (what\n"
             "  `sharehub-keygen --org ID` makes), --db FILE to " SHUB_STATE_DIR
@@ -176,6 +183,34 @@ static void outbox_usage(FILE *out)
         "  -o, --org ID        the organisation\n"
         "  -d, --db FILE       the store (default " SHUB_STATE_DIR "/agents/ID.db)\n"
         "  -h, --help          this text\n");
+}
+
+static void checkpoints_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: sharehub-agent checkpoints --org ID [--db FILE]\n"
+        "                                  [--export FILE|- | --format table|json]\n"
+        "\n"
+        "Lists the checkpoints of the broker's audit log that ID's agent checked and\n"
+        "keeps: `witnessed` (signed by the broker's checkpoint key, consistent with\n"
+        "every one kept before, and countersigned) and `fork` (signed by the broker\n"
+        "but contradicting one kept: rows up to the same seq with another head, or\n"
+        "fewer rows than one already kept; kept as evidence, never countersigned).\n"
+        "With --export, writes them in the format `sharehub-audit verify --witness`\n"
+        "reads: the line '%s', then one line per checkpoint:\n"
+        "ORG STATE SEQ AT HEAD KEY SIG (seq and at in decimal, at in ms since 1970,\n"
+        "head and key 64 lowercase hex digits, sig 128).\n"
+        "\n"
+        "  -o, --org ID        the organisation\n"
+        "  -d, --db FILE       the store (default " SHUB_STATE_DIR "/agents/ID.db)\n"
+        "  -e, --export FILE   write the export to FILE (replaced whole, or left as\n"
+        "                      it was if writing fails), or to stdout with -\n"
+        "  -f, --format F      table (default), or json: one object per line\n"
+        "  -h, --help          this text\n"
+        "exit: 0 done, 64 usage, 66 no such store, 73 the export file cannot be\n"
+        "      created, 74 the store or the output cannot be read or written\n",
+        SHUB_CP_EXPORT_HEADER);
 }
 
 /* The default path of something that belongs to one organisation:
@@ -744,6 +779,132 @@ static int cmd_list(int argc, char **argv, bool inbox)
     return code;
 }
 
+/* ---- checkpoints ---------------------------------------------------------- */
+
+/* Writes the export to path through a temporary file renamed over it once
+ * complete and synced, so an auditor never gets half a file. */
+static int export_to_file(shub_agentdb_t *db, const char *org, const char *path,
+                          size_t *witnessed, size_t *forks)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = shub_malloc(n);
+    if (!tmp) {
+        fprintf(stderr, "checkpoints: out of memory\n");
+        return EX_OSERR;
+    }
+    snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wx");
+    if (!f) {
+        fprintf(stderr, "checkpoints: cannot create '%s': %s\n", tmp, strerror(errno));
+        shub_free(tmp);
+        return EX_CANTCREAT;
+    }
+    shub_err_t err;
+    shub_err_clear(&err);
+    int code = 0;
+    int rc = shub_agent_print_checkpoints(db, org, SHUB_AGENT_CP_EXPORT, f, witnessed,
+                                          forks, &err);
+    bool written = rc == 0 && fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
+    int saved = errno;
+    if (fclose(f) != 0)
+        written = false;
+    if (rc) {
+        char line[1024];
+        fprintf(stderr, "checkpoints: %s\n", shub_err_format(&err, line, sizeof line));
+        code = EX_IOERR;
+    } else if (!written || rename(tmp, path) != 0) {
+        fprintf(stderr, "checkpoints: cannot write '%s': %s\n", path,
+                strerror(written ? errno : saved));
+        code = EX_IOERR;
+    }
+    if (code)
+        unlink(tmp);
+    shub_free(tmp);
+    return code;
+}
+
+static int cmd_checkpoints(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"org", required_argument, NULL, 'o'},
+        {"db", required_argument, NULL, 'd'},
+        {"export", required_argument, NULL, 'e'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *org = NULL, *db_path = NULL, *export = NULL, *format = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:d:e:f:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            org = optarg;
+            break;
+        case 'd':
+            db_path = optarg;
+            break;
+        case 'e':
+            export = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'h':
+            checkpoints_usage(stdout);
+            return 0;
+        default:
+            checkpoints_usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    const char *wrong =
+        !org               ? "--org ID is required"
+        : optind != argc   ? "unexpected argument"
+        : export && format ? "--export and --format do not go together"
+        : format && strcmp(format, "table") != 0 && strcmp(format, "json") != 0
+            ? "--format must be table or json"
+            : NULL;
+    if (wrong) {
+        fprintf(stderr, "checkpoints: %s\n", wrong);
+        checkpoints_usage(stderr);
+        return EX_USAGE;
+    }
+    if (!org_ok(org))
+        return EX_USAGE;
+    shub_agentdb_t *db = NULL;
+    int code = open_existing(org, db_path, &db, "checkpoints");
+    if (code)
+        return code;
+    size_t witnessed = 0, forks = 0;
+    if (export && strcmp(export, "-") != 0) {
+        code = export_to_file(db, org, export, &witnessed, &forks);
+        if (code == 0)
+            printf("exported %zu witnessed checkpoint%s and %zu fork%s to %s\n",
+                   witnessed, witnessed == 1 ? "" : "s", forks, forks == 1 ? "" : "s",
+                   export);
+    } else {
+        shub_agent_cp_format_t fmt = export ? SHUB_AGENT_CP_EXPORT
+                                     : format && strcmp(format, "json") == 0
+                                         ? SHUB_AGENT_CP_JSON
+                                         : SHUB_AGENT_CP_TABLE;
+        shub_err_t err;
+        shub_err_clear(&err);
+        if (shub_agent_print_checkpoints(db, org, fmt, stdout, &witnessed, &forks,
+                                         &err)) {
+            char line[1024];
+            fprintf(stderr, "checkpoints: %s\n",
+                    shub_err_format(&err, line, sizeof line));
+            code = EX_IOERR;
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "checkpoints: writing output: %s\n", strerror(errno));
+        code = code ? code : EX_IOERR;
+    }
+    shub_agentdb_close(&db);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     int level = SHUB_LOG_INFO, i = 1;
@@ -782,6 +943,8 @@ int main(int argc, char **argv)
         return cmd_list(sub_argc, sub_argv, true);
     if (strcmp(cmd, "outbox") == 0)
         return cmd_list(sub_argc, sub_argv, false);
+    if (strcmp(cmd, "checkpoints") == 0)
+        return cmd_checkpoints(sub_argc, sub_argv);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

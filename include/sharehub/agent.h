@@ -182,4 +182,21 @@ int shub_agent_inbox_json(const shub_inbox_row_t *row, char **text, shub_err_t *
  * recipient outcome (queued, delivered, acknowledged, denied and why, dead). */
 int shub_agent_print_outbox(shub_agentdb_t *db, FILE *out, shub_err_t *err);
 
+/* How shub_agent_print_checkpoints writes: a table for a person, one JSON
+ * object per line, or the export format an auditor gives sharehub-audit
+ * (witness.h). */
+typedef enum {
+    SHUB_AGENT_CP_TABLE,
+    SHUB_AGENT_CP_JSON,
+    SHUB_AGENT_CP_EXPORT,
+} shub_agent_cp_format_t;
+
+/* Writes every checkpoint the store keeps (witnessed and forks, by seq) as
+ * kept by `org`, in `fmt`; *witnessed and *forks (may be NULL) count them.
+ * SHUB_EINVAL (org not a name), SHUB_EDB. Write errors are the caller's to
+ * find (ferror). */
+int shub_agent_print_checkpoints(shub_agentdb_t *db, const char *org,
+                                 shub_agent_cp_format_t fmt, FILE *out, size_t *witnessed,
+                                 size_t *forks, shub_err_t *err);
+
 #endif

@@ -13,6 +13,7 @@
  * ready file cannot be written; 74 output could not be written, or serve
  * cannot listen.
  */
+#include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
 #include "sharehub/cli.h"
 #include "sharehub/http.h"
@@ -23,6 +24,7 @@
 #include "sharehub/store.h"
 #include "sharehub/web.h"
 #include "sharehub/yaml.h"
+#include "sharehub/witness.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -254,15 +256,184 @@ static const char exit_help[] =
 
 static void usage_verify(FILE *out)
 {
-    fprintf(out,
-            "usage: sharehub-audit verify --db FILE [--key CHECKPOINT.pub]\n"
-            "\n"
-            "Checks the audit log's hash chain row by row and every signed checkpoint.\n"
-            "With --key, checkpoints must be signed by that key (the broker's\n"
-            "checkpoint.pub), so a database re-signed with another key is caught.\n"
-            "\n"
-            "exit: 0 intact, 1 tampered (the first bad row is named), 64 usage,\n"
-            "      65 not a sharehub database or a newer schema, 66 no such file\n");
+    fprintf(
+        out,
+        "usage: sharehub-audit verify --db FILE [--key CHECKPOINT.pub]\n"
+        "                             [--witness FILE]...\n"
+        "\n"
+        "Checks the audit log's hash chain row by row and every signed checkpoint.\n"
+        "  --db FILE        the broker's database (opened read-only)\n"
+        "  --key FILE       the broker's checkpoint.pub: every checkpoint must be\n"
+        "                   signed by it\n"
+        "  --witness FILE   checkpoints an organisation keeps: what `sharehub-agent\n"
+        "                   checkpoints --export` wrote, or the agent's store (its\n"
+        "                   ORG.db) itself; repeatable, one per organisation\n"
+        "\n"
+        "What is detected:\n"
+        "  the chain alone: a row edited, deleted, inserted or moved, unless every\n"
+        "    row after it was rehashed;\n"
+        "  with --key: also any rewrite of rows a checkpoint signed, a log cut short\n"
+        "    before its newest checkpoint, checkpoints signed with another key, and\n"
+        "    an unsigned tail appended over more than twice the signing interval\n"
+        "    (its checkpoints removed, or a broker that did not sign);\n"
+        "  with --witness: also the whole log rewritten and re-signed, rows and\n"
+        "    checkpoints removed up to a checkpoint a witness holds, an emptied\n"
+        "    log, and a fork a witness kept: a checkpoint the broker's key signed\n"
+        "    that contradicts another, so the broker signed two histories.\n"
+        "What no log can show: rows appended after the newest checkpoint any\n"
+        "  witness holds, then changed or removed together with the checkpoints\n"
+        "  that signed them (with checkpoints every few seconds while rows are\n"
+        "  appended and every agent a witness, that window is seconds); and a\n"
+        "  broker that shows organisations different logs is caught only by\n"
+        "  verifying against the witnesses of each of them.\n"
+        "\n"
+        "exit: 0 intact, 1 tampered (the first bad row is named), 64 usage,\n"
+        "      65 not a sharehub database, a newer schema, or a witness file that\n"
+        "      is neither an export nor an agent store, 66 no such file\n");
+}
+
+/* The checkpoints organisations keep, from the files given with --witness. */
+typedef struct witnesses {
+    shub_witnessed_t *list;
+    size_t n, cap;
+    const char *file; /* the file being read */
+    int rc;
+} witnesses_t;
+
+static int witness_add(witnesses_t *ws, const char *org, const shub_signed_head_t *cp,
+                       bool fork)
+{
+    if (ws->n == ws->cap) {
+        size_t cap = ws->cap ? 2 * ws->cap : 64;
+        shub_witnessed_t *grown = shub_realloc(ws->list, cap * sizeof *grown);
+        if (!grown)
+            return SHUB_ENOMEM;
+        ws->list = grown;
+        ws->cap = cap;
+    }
+    shub_witnessed_t *w = &ws->list[ws->n++];
+    memset(w, 0, sizeof *w);
+    snprintf(w->org, sizeof w->org, "%s", org);
+    snprintf(w->source, sizeof w->source, "%s", ws->file);
+    w->cp = *cp;
+    w->fork = fork;
+    return 0;
+}
+
+static int on_kept(const shub_signed_head_t *cp, shub_cp_state_t state, const char *note,
+                   int64_t received_ms, void *ctx)
+{
+    (void)note;
+    (void)received_ms;
+    witnesses_t *ws = ctx;
+    /* An agent's store does not name its organisation: its file does. */
+    ws->rc = witness_add(ws, "", cp, state == SHUB_CP_FORK);
+    return ws->rc;
+}
+
+static int read_agent_store(witnesses_t *ws)
+{
+    shub_agentdb_t *db = NULL;
+    shub_err_t err;
+    int rc = shub_agentdb_open(ws->file, false, &db, &err);
+    if (rc == 0)
+        rc = shub_agentdb_checkpoints(db, on_kept, ws, &err);
+    shub_agentdb_close(&db);
+    if (rc == 0 && ws->rc)
+        rc = shub_err_set(&err, ws->rc, "out of memory");
+    if (rc) {
+        char line[1024];
+        fprintf(stderr, "%s: witness '%s': %s\n", prog, ws->file,
+                shub_err_format(&err, line, sizeof line));
+        return rc == SHUB_ENOMEM ? EX_OSERR : EX_DATAERR;
+    }
+    return 0;
+}
+
+static int read_export(witnesses_t *ws, FILE *f, size_t size)
+{
+    size_t max = (size_t)SHUB_CP_EXPORT_MAX * SHUB_CP_EXPORT_LINE_MAX + 64;
+    if (size > max) {
+        fprintf(stderr, "%s: witness '%s': %zu bytes exceeds limit %zu\n", prog, ws->file,
+                size, max);
+        return EX_DATAERR;
+    }
+    char *text = shub_malloc(size ? size : 1);
+    if (!text || fread(text, 1, size, f) != size) {
+        fprintf(stderr, "%s: witness '%s': %s\n", prog, ws->file,
+                text ? "cannot read it" : "out of memory");
+        shub_free(text);
+        return text ? EX_IOERR : EX_OSERR;
+    }
+    shub_kept_cp_t *kept = NULL;
+    size_t n = 0;
+    shub_err_t err;
+    int rc = shub_cp_export_parse(ws->file, text, size, &kept, &n, &err);
+    shub_free(text);
+    if (rc) {
+        char line[1024];
+        fprintf(stderr, "%s: witness %s\n", prog,
+                shub_err_format(&err, line, sizeof line));
+        return rc == SHUB_ENOMEM ? EX_OSERR : EX_DATAERR;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = witness_add(ws, kept[i].org, &kept[i].cp, kept[i].state == SHUB_CP_FORK);
+    shub_free(kept);
+    if (rc) {
+        fprintf(stderr, "%s: witness '%s': out of memory\n", prog, ws->file);
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+/* A witness file is an agent's store (an SQLite file) or an export. */
+static int read_witness(witnesses_t *ws, const char *path)
+{
+    static const char sqlite_magic[16] = "SQLite format 3";
+    int code = check_file(path);
+    if (code)
+        return code;
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        fprintf(stderr, "%s: cannot open '%s': %s\n", prog, path, strerror(errno));
+        if (f)
+            fclose(f);
+        return EX_NOINPUT;
+    }
+    char head[16];
+    size_t got = fread(head, 1, sizeof head, f);
+    ws->file = path;
+    if (got == sizeof head && memcmp(head, sqlite_magic, sizeof head) == 0) {
+        fclose(f);
+        return read_agent_store(ws);
+    }
+    rewind(f);
+    code = read_export(ws, f, (size_t)st.st_size);
+    fclose(f);
+    return code;
+}
+
+/* "witnessed: 3 checkpoints from 2 organisations, newest rows up to N": what
+ * the evidence was (an agent's store counts as the organisation of its file). */
+static void print_witnessed(const witnesses_t *ws, const shub_verify_result_t *res)
+{
+    size_t orgs = 0, forks = 0;
+    for (size_t i = 0; i < ws->n; i++) {
+        const shub_witnessed_t *w = &ws->list[i];
+        forks += w->fork;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(ws->list[k].org, w->org) == 0 &&
+                   (w->org[0] || strcmp(ws->list[k].source, w->source) == 0);
+        orgs += !seen;
+    }
+    printf(
+        "witnessed: %lld checkpoint%s from %zu organisation%s, newest rows up to %lld; "
+        "%zu fork%s\n",
+        (long long)res->witnessed, res->witnessed == 1 ? "" : "s", orgs,
+        orgs == 1 ? "" : "s", (long long)res->witnessed_upto, forks,
+        forks == 1 ? "" : "s");
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -270,18 +441,27 @@ static int cmd_verify(int argc, char **argv)
     static const struct option longopts[] = {
         {"db", required_argument, NULL, 'd'},
         {"key", required_argument, NULL, 'k'},
+        {"witness", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *key = NULL;
+    const char *files[64];
+    size_t n_files = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "d:k:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:k:w:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
             break;
         case 'k':
             key = optarg;
+            break;
+        case 'w':
+            if (n_files == sizeof files / sizeof files[0])
+                return fail_usage(usage_verify, "more than %zu --witness files",
+                                  sizeof files / sizeof files[0]);
+            files[n_files++] = optarg;
             break;
         case 'h':
             usage_verify(stdout);
@@ -302,23 +482,39 @@ static int cmd_verify(int argc, char **argv)
         return report_err(rc == SHUB_ECRYPTO ? SHUB_EDB : rc, &err);
     if ((rc = check_file(db)))
         return rc;
+    witnesses_t ws = {0};
+    for (size_t i = 0; i < n_files; i++)
+        if ((rc = read_witness(&ws, files[i]))) {
+            shub_free(ws.list);
+            return rc;
+        }
     shub_verify_result_t res;
-    shub_verify_opts_t vopts = {.expected_key = key ? pub : NULL, .now_ms = shub_now_ms()};
-    if ((rc = shub_store_verify(db, &vopts, &res, &err)))
+    shub_verify_opts_t vopts = {.expected_key = key ? pub : NULL,
+                                .witnessed = ws.list,
+                                .n_witnessed = ws.n,
+                                .now_ms = shub_now_ms()};
+    rc = shub_store_verify(db, &vopts, &res, &err);
+    if (rc) {
+        shub_free(ws.list);
         return report_err(rc, &err);
+    }
     if (!res.ok) {
         printf("FAILED at row %lld: %s\n", (long long)res.bad_seq, res.problem);
         printf("checked %lld rows, %lld checkpoints\n", (long long)res.rows,
                (long long)res.checkpoints);
+        shub_free(ws.list);
         return EXIT_TAMPERED;
     }
     printf("ok: %lld rows, %lld checkpoints verified\n", (long long)res.rows,
            (long long)res.checkpoints);
+    if (n_files)
+        print_witnessed(&ws, &res);
     if (res.unsigned_rows)
         printf("unsigned: %lld rows after the newest checkpoint (row %lld), appended over "
                "%lld ms, the first %lld s ago\n",
                (long long)res.unsigned_rows, (long long)res.signed_upto,
                (long long)res.unsigned_span_ms, (long long)(res.unsigned_age_ms / 1000));
+    shub_free(ws.list);
     return 0;
 }
 

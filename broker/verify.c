@@ -26,7 +26,9 @@
  *     newest checkpoints were removed, or the broker was not signing);
  *   - a witness (a checkpoint an organisation's agent holds): also the
  *     removal of rows and checkpoints up to what it holds, a rewrite and
- *     re-signing of the whole log, and an emptied log.
+ *     re-signing of the whole log, and an emptied log; and a fork it kept
+ *     (two checkpoints the broker's key signed that cannot both be true)
+ *     shows that the broker signed two histories, whatever the log says now.
  * No log can show rows appended after the newest checkpoint any witness holds
  * and then removed with the checkpoints that signed them: with checkpoints
  * every few seconds and every agent a witness, that window is seconds.
@@ -160,6 +162,55 @@ static int cmp_witness(const void *a, const void *b)
     return (x->w->cp.seq > y->w->cp.seq) - (x->w->cp.seq < y->w->cp.seq);
 }
 
+/* Whether a checkpoint a witness holds is the broker's: signed by the key
+ * the verifier expects (or, without one, by the key it names). */
+static bool held_signature_ok(walk_t *w, const shub_witnessed_t *wd)
+{
+    const shub_signed_head_t *cp = &wd->cp;
+    const char *kind = wd->fork ? "fork" : "checkpoint";
+    if (w->opts->expected_key && memcmp(cp->key, w->opts->expected_key, 32) != 0) {
+        bad(w, cp->seq,
+            "bad signature: the %s of rows up to %lld held by %s is signed by another "
+            "key",
+            kind, (long long)cp->seq, who(wd));
+        return false;
+    }
+    if (!signature_ok(cp->key, cp->sig, cp->seq, cp->head, cp->at_ms)) {
+        bad(w, cp->seq,
+            "bad signature: the %s of rows up to %lld held by %s does not verify", kind,
+            (long long)cp->seq, who(wd));
+        return false;
+    }
+    return true;
+}
+
+static bool in_log(const walk_t *w, const shub_signed_head_t *cp)
+{
+    for (size_t k = 0; k < w->ncps; k++)
+        if (w->cps[k].upto == cp->seq && w->cps[k].at == cp->at_ms &&
+            memcmp(w->cps[k].head, cp->head, 32) == 0)
+            return true;
+    return false;
+}
+
+/* A fork a witness kept and the broker's key signed: two signed histories,
+ * which no log can reconcile. Checked before anything else, so the most
+ * serious evidence is the one named. */
+static void check_forks(walk_t *w)
+{
+    for (size_t i = 0; i < w->opts->n_witnessed && w->out->ok; i++) {
+        const shub_witnessed_t *wd = &w->opts->witnessed[i];
+        if (!wd->fork || !held_signature_ok(w, wd))
+            continue;
+        bad(w, wd->cp.seq,
+            "forked: %s keeps a checkpoint of rows up to %lld signed by the broker at "
+            "%lld "
+            "that contradicts one it kept before (%s): the broker signed two histories",
+            who(wd), (long long)wd->cp.seq, (long long)wd->cp.at_ms,
+            in_log(w, &wd->cp) ? "this log has it" : "this log lacks it");
+    }
+}
+
 /* Each witnessed checkpoint: signed by the broker's key, and present in the
  * log's own checkpoints with the same head. The rows it covers are checked
  * during the walk. */
@@ -171,28 +222,15 @@ static int load_witnesses(walk_t *w, shub_err_t *err)
     w->wit = shub_calloc(o->n_witnessed, sizeof *w->wit);
     if (!w->wit)
         return shub_err_set(err, SHUB_ENOMEM, "verify: out of memory");
-    for (size_t i = 0; i < o->n_witnessed; i++) {
+    check_forks(w);
+    for (size_t i = 0; i < o->n_witnessed && w->out->ok; i++) {
         const shub_witnessed_t *wd = &o->witnessed[i];
         const shub_signed_head_t *cp = &wd->cp;
-        if (o->expected_key && memcmp(cp->key, o->expected_key, 32) != 0) {
-            bad(w, cp->seq,
-                "bad signature: the checkpoint of rows up to %lld held by %s is signed by "
-                "another key",
-                (long long)cp->seq, who(wd));
+        if (wd->fork)
+            continue;
+        if (!held_signature_ok(w, wd))
             return 0;
-        }
-        if (!signature_ok(cp->key, cp->sig, cp->seq, cp->head, cp->at_ms)) {
-            bad(w, cp->seq,
-                "bad signature: the checkpoint of rows up to %lld held by %s does not "
-                "verify",
-                (long long)cp->seq, who(wd));
-            return 0;
-        }
-        bool found = false;
-        for (size_t k = 0; k < w->ncps && !found; k++)
-            found = w->cps[k].upto == cp->seq && w->cps[k].at == cp->at_ms &&
-                    memcmp(w->cps[k].head, cp->head, 32) == 0;
-        if (!found) {
+        if (!in_log(w, cp)) {
             bad(w, cp->seq,
                 "not witnessed: the log lacks the checkpoint of rows up to %lld signed at "
                 "%lld that %s holds (checkpoints removed or the log replaced)",
@@ -299,6 +337,7 @@ static int walk_rows(walk_t *w, shub_err_t *err)
                 goto done;
             }
             w->out->witnessed++;
+            w->out->witnessed_upto = wd->cp.seq;
             wi++;
         }
         if (seq > signed_upto && !w->first_unsigned_at)

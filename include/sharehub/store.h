@@ -392,11 +392,15 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
 
 /* ---- verification ------------------------------------------------------ */
 
-/* A checkpoint some organisation holds: evidence for verify. */
+/* A checkpoint some organisation holds: evidence for verify. A witnessed one
+ * must be in the log and agree with its rows; a fork (one the organisation's
+ * agent found contradicting another it kept) that the broker's key signed
+ * shows by itself that the broker signed two histories. */
 typedef struct shub_witnessed {
     char org[SHUB_MSG_MAX_NAME + 1]; /* who holds it ("" if unknown) */
     char source[256];                /* where it came from, for messages */
     shub_signed_head_t cp;           /* as the broker signed it */
+    bool fork;                       /* kept as a fork, not countersigned */
 } shub_witnessed_t;
 
 typedef struct shub_verify_opts {
@@ -412,23 +416,25 @@ typedef struct shub_verify_result {
     int64_t rows;        /* rows found intact (all rows when ok) */
     int64_t checkpoints; /* checkpoints whose signature was checked */
     int64_t witnessed;   /* witnessed checkpoints checked against the log */
+    int64_t witnessed_upto; /* the newest of them: rows up to here are proven by a
+                               checkpoint someone else holds */
     int64_t bad_seq;     /* the first bad row (0 when ok) */
     int64_t signed_upto; /* rows up to here are covered by a checkpoint */
     int64_t unsigned_rows;     /* rows after the newest checkpoint */
     int64_t unsigned_span_ms;  /* time those rows were appended over */
     int64_t unsigned_age_ms;   /* now - the first of them */
     int64_t interval_ms;       /* the broker's checkpoint interval (meta) */
-    char problem[384]; /* "edited", "missing", "inserted", "truncated ...",
-                          "bad signature", "not witnessed", "unsigned tail",
-                          then ": " and detail; "" when ok */
+    char problem[384];         /* "edited", "missing", "inserted", "truncated ...",
+                                  "bad signature", "not witnessed", "forked",
+                                  "unsigned tail", then ": " and detail; "" when ok */
 } shub_verify_result_t;
 
 /* Re-walks the audit chain of the store at path (read-only, beside a live
  * broker), checks every checkpoint's signature and every witnessed
- * checkpoint against the log, and judges the unsigned tail (with
- * expected_key set, a tail appended over more than twice the checkpoint
- * interval fails). 0 with out->ok true or false; negative only if it cannot
- * check at all. */
+ * checkpoint against the log, fails on any fork a witness holds whose
+ * signature verifies, and judges the unsigned tail (with expected_key set, a
+ * tail appended over more than twice the checkpoint interval fails). 0 with
+ * out->ok true or false; negative only if it cannot check at all. */
 int shub_store_verify(const char *path, const shub_verify_opts_t *opts,
                       shub_verify_result_t *out, shub_err_t *err);
 

@@ -25,6 +25,7 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/store.h"
+#include "sharehub/witness.h"
 
 #define BASE_MS 1760000000000LL
 
@@ -1100,6 +1101,37 @@ static void test_verify_witness_checks(void **state)
     expect_bad(f, f->pk, &w, 1, 50, "bad signature");
 }
 
+/* A fork an agent kept: a checkpoint the broker's key signed that contradicts
+ * one the agent held. Whatever the log says, the broker signed two histories;
+ * one signed by another key is no evidence of that, and says so. */
+static void test_verify_fork_held_by_witness_forked(void **state)
+{
+    fixture_t *f = *state;
+    shub_signed_head_t cp;
+    build_log(f, &cp);
+    shub_witnessed_t w[2] = {witness_of(&cp, "wmp"), witness_of(&cp, "wmp")};
+    shub_verify_result_t res = verify_with(f->path, f->pk, w, 1, BASE_MS);
+    assert_true(res.ok);
+    assert_int_equal(res.witnessed_upto, 50);
+    /* the same rows, another head, signed by the broker */
+    uint8_t other[32];
+    memcpy(other, cp.head, 32);
+    other[0] ^= 0x80;
+    assert_int_equal(
+        shub_checkpoint_sign(50, other, cp.at_ms + 1, f->sk, f->pk, &w[1].cp), 0);
+    w[1].fork = true;
+    expect_bad(f, f->pk, w, 2, 50, "forked: wmp keeps a checkpoint of rows up to 50");
+    expect_bad(f, NULL, w, 2, 50, "forked");
+    /* the log's own checkpoint, kept as a fork (an agent that had a later one) */
+    w[1].cp = cp;
+    expect_bad(f, f->pk, w, 2, 50, "forked");
+    /* a fork signed by a key other than the broker's */
+    assert_int_equal(
+        shub_checkpoint_sign(50, other, cp.at_ms + 1, f->fsk, f->fpk, &w[1].cp), 0);
+    expect_bad(f, f->pk, w, 2, 50,
+               "bad signature: the fork of rows up to 50 held by wmp");
+}
+
 /* Untouched logs never raise an alarm: a clean stop, a broker killed with
  * rows unsigned (within the interval), an empty store. */
 static void test_verify_untouched_logs_no_false_alarm(void **state)
@@ -1543,6 +1575,7 @@ int main(void)
         T(verify_unsigned_tail_removed_needs_witness),
         T(verify_swapped_rows_edited),
         T(verify_forged_row_inserted),
+        T(verify_fork_held_by_witness_forked),
         T(verify_rewritten_chain_edited_at_checkpoint),
         T(verify_whole_chain_rewritten_checkpoints_deleted),
         T(verify_emptied_log_detected_by_witness),

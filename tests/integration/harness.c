@@ -62,6 +62,20 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
+int harness_set_limits(const harness_t *h, const char *limits)
+{
+    char path[400], text[4096];
+    snprintf(path, sizeof path, "%s/hub.yaml", h->dir);
+    int n = snprintf(text, sizeof text,
+                     "endpoint: \"tcp://127.0.0.1:*\"\n"
+                     "database: broker.db\n"
+                     "key_dir: keys\n"
+                     "synchronous: full\n"
+                     "limits:\n%s",
+                     limits);
+    return n > 0 && (size_t)n < sizeof text ? write_text(path, text) : -1;
+}
+
 harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agreements_dir)
 {
     harness_t *h = calloc(1, sizeof *h);
@@ -82,20 +96,7 @@ harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agr
     if (mkdir(path, 0700) != 0 || shub_keys_ensure_broker(keys, &err) != 0)
         goto fail;
 
-    /* Short timers so fault tests finish quickly. */
-    snprintf(path, sizeof path, "%s/hub.yaml", h->dir);
-    if (write_text(path, "endpoint: \"tcp://127.0.0.1:*\"\n"
-                         "database: broker.db\n"
-                         "key_dir: keys\n"
-                         "synchronous: full\n"
-                         "limits:\n"
-                         "  heartbeat_ms: 300\n"
-                         "  peer_timeout_ms: 3000\n"
-                         "  redeliver_ms: 1000\n"
-                         "  max_attempts: 5\n"
-                         "  checkpoint_every: 50\n"
-                         "  checkpoint_ms: 400\n"
-                         "  window: 256\n") != 0)
+    if (harness_set_limits(h, HARNESS_LIMITS) != 0)
         goto fail;
 
     char *orgs_yaml = calloc(1, 65536);
@@ -221,16 +222,21 @@ void harness_destroy(harness_t **h_p)
     *h_p = NULL;
 }
 
-bool harness_log_has(const harness_t *h, const char *needle)
+int harness_file_lines(const char *path, const char *needle)
 {
-    FILE *f = fopen(h->log, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
     if (f)
         fclose(f);
-    return found;
+    return n;
+}
+
+bool harness_log_has(const harness_t *h, const char *needle)
+{
+    return harness_file_lines(h->log, needle) > 0;
 }
 
 /*
@@ -290,10 +296,8 @@ sqlite3 *harness_sqlite_open(const char *path)
     return db;
 }
 
-static int query(const harness_t *h, const char *sql, char *out, size_t size, long *num)
+static int query(const char *path, const char *sql, char *out, size_t size, long *num)
 {
-    char path[400];
-    snprintf(path, sizeof path, "%s/broker.db", h->dir);
     int rc = -1;
     sqlite3 *db = harness_sqlite_open(path);
     if (!db)
@@ -318,12 +322,43 @@ done:
     return rc;
 }
 
-long harness_count(const harness_t *h, const char *sql)
+long harness_file_count(const char *path, const char *sql)
 {
-    char full[2048];
+    char full[4096];
     snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
     long n = -1;
-    return query(h, full, NULL, 0, &n) == 0 ? n : -1;
+    return query(path, full, NULL, 0, &n) == 0 ? n : -1;
+}
+
+int harness_file_text(const char *path, const char *sql, char *out, size_t size)
+{
+    return query(path, sql, out, size, NULL);
+}
+
+long harness_file_wait_count(const char *path, const char *sql, long want, int ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        long n = harness_file_count(path, sql);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long spent = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (n == want || spent >= ms)
+            return n;
+        nap_ms(20);
+    }
+}
+
+static void broker_db(const harness_t *h, char path[400])
+{
+    snprintf(path, 400, "%s/broker.db", h->dir);
+}
+
+long harness_count(const harness_t *h, const char *sql)
+{
+    char path[400];
+    broker_db(h, path);
+    return harness_file_count(path, sql);
 }
 
 long harness_count_until(const harness_t *h, const char *sql, long want, int timeout_ms)
@@ -338,7 +373,64 @@ long harness_count_until(const harness_t *h, const char *sql, long want, int tim
 
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size)
 {
-    return query(h, sql, out, size, NULL);
+    char path[400];
+    broker_db(h, path);
+    return harness_file_text(path, sql, out, size);
+}
+
+/* ---- agent processes ---------------------------------------------------- */
+
+pid_t harness_agent_start(const harness_t *h, const char *org, const char *const *extra,
+                          const char *const *env)
+{
+    char db[400], log[400];
+    snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
+    snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
+    const char *argv[40] = {"sharehub-agent", "--log-level", "debug",    "run",
+                            "--org",          org,           "--config", h->dir,
+                            "--broker",       h->endpoint,   "--db",     db};
+    int argc = 12;
+    for (size_t i = 0; extra && extra[i] && argc < 39; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("harness: fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int harness_proc_stop(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int harness_proc_wait(pid_t pid, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 10) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        nap_ms(10);
+    }
+    return -1;
 }
 
 /* ---- clients ---------------------------------------------------------- */

@@ -26,9 +26,24 @@ typedef struct harness {
     pid_t broker;       /* 0 when not running */
 } harness_t;
 
+/* hub.yaml's limits in every harness: short timers so fault tests finish
+ * quickly (HARNESS_TIMERS), and a checkpoint every 50 rows or 400 ms. */
+#define HARNESS_TIMERS                                                                   \
+    "  heartbeat_ms: 300\n"                                                              \
+    "  peer_timeout_ms: 3000\n"                                                          \
+    "  redeliver_ms: 1000\n"                                                             \
+    "  max_attempts: 5\n"                                                                \
+    "  window: 256\n"
+#define HARNESS_LIMITS HARNESS_TIMERS "  checkpoint_every: 50\n  checkpoint_ms: 400\n"
+
 /* Creates the directory, broker keys, a keypair per org, hub.yaml and
  * orgs.yaml, and copies every *.yaml from agreements_dir. NULL on failure. */
 harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agreements_dir);
+
+/* Writes hub.yaml again with `limits` (YAML lines indented two spaces, each
+ * key once) under `limits:`, e.g. HARNESS_LIMITS "  max_message_bytes:
+ * 65536\n". Takes effect at the broker's next start. 0 or -1. */
+int harness_set_limits(const harness_t *h, const char *limits);
 
 /* Starts the broker and waits (up to 10 s) for it to listen. 0 or -1. */
 int harness_start(harness_t *h);
@@ -40,8 +55,10 @@ int harness_stop(harness_t *h, int sig);
 /* Stops a running broker with SIGTERM, removes the directory, frees h. */
 void harness_destroy(harness_t **h_p);
 
-/* True if the broker's log contains `needle`. */
+/* True if the broker's log contains `needle`; the number of lines of a file
+ * (a log) that contain it. */
 bool harness_log_has(const harness_t *h, const char *needle);
+int harness_file_lines(const char *path, const char *needle);
 
 /* Runs `SELECT count(*) FROM ...` on the broker's database: `sql` is the
  * text after FROM, e.g. "audit WHERE decision='deny'". -1 on error. */
@@ -53,6 +70,26 @@ long harness_count_until(const harness_t *h, const char *sql, long want, int tim
 
 /* Runs a query returning one text value into out; 0 or -1. */
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size);
+
+/* The same on any SQLite file (an agent's store), and a wait of up to ms for
+ * the count to be `want` (it returns the last count seen). */
+long harness_file_count(const char *path, const char *sql);
+int harness_file_text(const char *path, const char *sql, char *out, size_t size);
+long harness_file_wait_count(const char *path, const char *sql, long want, int ms);
+
+/* Starts `sharehub-agent run` for org with the harness's config and endpoint,
+ * its store DIR/ORG.db and its output in DIR/ORG.log; `extra` adds options
+ * (a later --broker wins), `env` adds NAME=VALUE entries to its environment
+ * (both NULL-terminated, may be NULL). Returns its pid. */
+pid_t harness_agent_start(const harness_t *h, const char *org, const char *const *extra,
+                          const char *const *env);
+
+/* Sends sig to a process started here and waits for it: its exit status, or
+ * 128+signal. */
+int harness_proc_stop(pid_t pid, int sig);
+
+/* Waits up to ms for a process to exit by itself: its status, or -1. */
+int harness_proc_wait(pid_t pid, int ms);
 
 /* Opens a SQLite file read-only (NULL if it is not there). A broker store
  * gets TEMP views `audit` and `deliveries` that put its interned names back

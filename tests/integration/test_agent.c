@@ -74,40 +74,13 @@ static void path_in(const harness_t *h, const char *name, char *out, size_t size
 
 /* ---- agent processes -------------------------------------------------- */
 
-/* Starts `sharehub-agent run` for org with its store DIR/ORG.db and the
- * harness's endpoint; stderr goes to DIR/ORG.log. crash_hook sets
- * SHUB_AGENT_CRASH_AFTER_COMMIT=1; `extra` (NULL-terminated, may be NULL)
- * adds options, and a later --broker wins over the harness's. */
+/* Starts `sharehub-agent run` for org (harness_agent_start); crash_hook sets
+ * SHUB_AGENT_CRASH_AFTER_COMMIT=1. */
 static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_hook,
                               const char *const *extra)
 {
-    char db[400], log[400];
-    snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
-    snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
-    const char *argv[32] = {"sharehub-agent", "--log-level", "debug",    "run",
-                            "--org",          org,           "--config", h->dir,
-                            "--broker",       h->endpoint,   "--db",     db};
-    int argc = 12;
-    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        if (crash_hook)
-            setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
-        else
-            unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    static const char *const crash[] = {"SHUB_AGENT_CRASH_AFTER_COMMIT=1", NULL};
+    return harness_agent_start(h, org, extra, crash_hook ? crash : NULL);
 }
 
 static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
@@ -120,22 +93,13 @@ static pid_t agent_start(const harness_t *h, const char *org, bool crash_hook,
 /* Stops an agent with sig and returns its exit status (128+signal if killed). */
 static int agent_stop(pid_t pid, int sig)
 {
-    kill(pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return harness_proc_stop(pid, sig);
 }
 
 /* Waits up to WAIT_MS for the agent to exit by itself; its status, or -1. */
 static int agent_wait_exit(pid_t pid)
 {
-    for (int waited = 0; waited < WAIT_MS; waited += 10) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        nap_ms(10);
-    }
-    return -1;
+    return harness_proc_wait(pid, WAIT_MS);
 }
 
 /* Runs sharehub-agent with args (NULL-terminated) and `input` on stdin;
@@ -197,33 +161,18 @@ static int agent_cmd(const harness_t *h, const char *input, char *out, size_t ou
  * there yet. */
 static long agent_count(const harness_t *h, const char *org, const char *sql)
 {
-    char path[400], full[1024];
+    char path[400];
     snprintf(path, sizeof path, "%s/%s.db", h->dir, org);
-    snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
-    sqlite3 *db = NULL;
-    long n = -1;
-    if ((db = harness_sqlite_open(path))) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, full, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
+    return harness_file_count(path, sql);
 }
 
 /* Waits until agent_count(org, sql) == want; returns the last count seen. */
 static long wait_agent_count(const harness_t *h, const char *org, const char *sql,
                              long want)
 {
-    long n = -1;
-    for (int waited = 0; waited < WAIT_MS; waited += 20) {
-        if ((n = agent_count(h, org, sql)) == want)
-            return n;
-        nap_ms(20);
-    }
-    return n;
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.db", h->dir, org);
+    return harness_file_wait_count(path, sql, want, WAIT_MS);
 }
 
 static long wait_broker_count(const harness_t *h, const char *sql, long want)

@@ -278,67 +278,33 @@ typedef struct agent_opts {
 /* Lines of the broker's log containing needle. */
 static int log_lines(const harness_t *h, const char *needle)
 {
-    FILE *f = fopen(h->log, "r");
-    char line[8192];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    return harness_file_lines(h->log, needle);
 }
 
-/* Starts `sharehub-agent run` for org, store DIR/ORG.db, log DIR/ORG.log,
- * and (with the partnership's keys) waits until the broker has it online,
- * so that its store exists before a test submits into it. */
+/* Starts `sharehub-agent run` for org (harness_agent_start: store DIR/ORG.db,
+ * log DIR/ORG.log) and, with the partnership's keys, waits until the broker
+ * has it online, so that its store exists before a test submits into it. */
 static pid_t agent_start(xb_t *x, const char *org, agent_opts_t o)
 {
     const harness_t *h = x->h;
-    char db[400], log[400], scen[400], online[128];
+    char log[400], scen[400], online[128];
     snprintf(online, sizeof online, "online org=%s agent=", org);
     int before = log_lines(h, online);
-    snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
     snprintf(scen, sizeof scen, "%s/fast.yaml", h->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        if (o.crash_hook)
-            setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
-        else
-            unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        const char *argv[24];
-        int n = 0;
-        argv[n++] = "sharehub-agent";
-        argv[n++] = "--log-level";
-        argv[n++] = "debug";
-        argv[n++] = "run";
-        argv[n++] = "--org";
-        argv[n++] = org;
-        argv[n++] = "--config";
-        argv[n++] = h->dir;
-        argv[n++] = "--broker";
-        argv[n++] = h->endpoint;
-        argv[n++] = "--db";
-        argv[n++] = db;
-        if (o.fast) {
-            argv[n++] = "--scenario";
-            argv[n++] = scen;
-        }
-        if (o.key_dir) {
-            argv[n++] = "--keys";
-            argv[n++] = o.key_dir;
-        }
-        argv[n] = NULL;
-        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
-        _exit(127);
+    const char *extra[8];
+    int n = 0;
+    if (o.fast) {
+        extra[n++] = "--scenario";
+        extra[n++] = scen;
     }
+    if (o.key_dir) {
+        extra[n++] = "--keys";
+        extra[n++] = o.key_dir;
+    }
+    extra[n] = NULL;
+    static const char *const crash[] = {"SHUB_AGENT_CRASH_AFTER_COMMIT=1", NULL};
+    pid_t pid = harness_agent_start(h, org, extra, o.crash_hook ? crash : NULL);
     if (x->n_pids < MAX_PIDS)
         x->pids[x->n_pids++] = pid;
     if (o.key_dir)
@@ -362,25 +328,18 @@ static void forget_pid(xb_t *x, pid_t pid)
 /* Stops an agent with sig; its exit status (128+signal if killed). */
 static int agent_stop(xb_t *x, pid_t pid, int sig)
 {
-    kill(pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    int status = harness_proc_stop(pid, sig);
     forget_pid(x, pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return status;
 }
 
 /* Waits up to WAIT_MS for the agent to exit by itself; its status, or -1. */
 static int agent_wait_exit(xb_t *x, pid_t pid)
 {
-    for (int waited = 0; waited < WAIT_MS; waited += 10) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            forget_pid(x, pid);
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        nap_ms(10);
-    }
-    return -1;
+    int status = harness_proc_wait(pid, WAIT_MS);
+    if (status >= 0)
+        forget_pid(x, pid);
+    return status;
 }
 
 /* Runs sharehub-agent (or another program when arg0 is a path) with `input`

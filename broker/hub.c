@@ -105,7 +105,16 @@ struct orgq {
 
 /* ---- sessions ---------------------------------------------------------------- */
 
+typedef struct refusal { /* an ERROR for a refused message, sent after the commit */
+    const char *code;    /* static */
+    const char *text;    /* in the turn's arena */
+    shub_id_t id;
+    bool has_id;
+} refusal_t;
+
 typedef struct out {           /* what a turn sends one peer once it commits */
+    refusal_t *refusals;
+    size_t nf, cf;
     shub_receipt_t *receipts;
     size_t nr, cr;
     shub_deliver_t *delivers;
@@ -476,7 +485,7 @@ static peer_t *peer_online(shub_hub_t *hub, const char *org)
 
 static void out_clear(out_t *o)
 {
-    o->nr = o->nd = o->nu = 0;
+    o->nf = o->nr = o->nd = o->nu = 0;
     o->deliver_bytes = 0;
 }
 
@@ -509,6 +518,7 @@ static void peers_sweep(shub_hub_t *hub)
             continue;
         }
         for (size_t k = 0; k < TURNS; k++) {
+            shub_free(p->out[k].refusals);
             shub_free(p->out[k].receipts);
             shub_free(p->out[k].delivers);
             shub_free(p->out[k].updates);
@@ -574,6 +584,14 @@ static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t ri
                        const char *code, const shub_id_t *id, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* Keeps an ERROR line printable whatever went into it. */
+static void printable(char *text)
+{
+    for (char *c = text; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+}
+
 static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t rid_len,
                        const char *code, const shub_id_t *id, const char *fmt, ...)
 {
@@ -582,9 +600,7 @@ static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t ri
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    for (char *c = text; *c; c++) /* keep the line printable whatever went in */
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    printable(text);
     shub_msg_t msg = {.type = SHUB_MSG_ERROR};
     msg.error.code = code;
     msg.error.message = text;
@@ -638,6 +654,49 @@ static void audit_refusal(shub_hub_t *hub, const peer_t *p, const char *code,
     if (id)
         row.event_id = *id;
     store_check(hub, shub_store_audit_append(hub->store, &row, &err), &err, "audit");
+}
+
+/* Refuses a message of an authenticated peer: audited (audit_refusal), and
+ * answered with ERROR `code` when the turn's batch has committed, like every
+ * other answer, so a peer never holds a refusal the log could still lose to
+ * a crash. (If the turn fails the ERROR still goes: turn_refuse.) */
+static void refuse(shub_hub_t *hub, peer_t *p, const char *code, const shub_id_t *id,
+                   const char *event_type, const char *text)
+{
+    char line[SHUB_MSG_MAX_LINE + 1];
+    snprintf(line, sizeof line, "%s", text);
+    printable(line);
+    audit_refusal(hub, p, code, id, event_type, line);
+    out_t *o = &p->out[hub->cur];
+    const char *kept = turn_strdup(hub, line);
+    if (!kept || grow((void **)&o->refusals, &o->cf, o->nf + 1, sizeof *o->refusals)) {
+        send_error(hub, p, p->rid, p->rid_len, code, id, "%s", line);
+        return;
+    }
+    refusal_t *r = &o->refusals[o->nf++];
+    memset(r, 0, sizeof *r);
+    r->code = code;
+    r->text = kept;
+    if (id) {
+        r->id = *id;
+        r->has_id = true;
+    }
+}
+
+/* The ERRORs of turn slot k's refusals (refuse): after its commit, or when
+ * it failed. */
+static void send_refusals(shub_hub_t *hub, peer_t *p, size_t k)
+{
+    out_t *o = &p->out[k];
+    for (size_t i = 0; i < o->nf && !p->ended; i++) {
+        const refusal_t *r = &o->refusals[i];
+        shub_msg_t msg = {.type = SHUB_MSG_ERROR};
+        msg.error.code = r->code;
+        msg.error.message = r->text;
+        msg.error.id = r->has_id ? &r->id : NULL;
+        send_now(hub, p, p->rid, p->rid_len, &msg);
+    }
+    o->nf = 0;
 }
 
 /* ---- outgoing, batched per peer ------------------------------------------------ */
@@ -1537,8 +1596,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
                  share->from, p->org);
         shub_warn("refused event=%s: body claims sender '%s' but the key is %s's", idt,
                   share->from, p->org);
-        audit_refusal(hub, p, "sender-mismatch", &ev->id, ev->type, text);
-        send_error(hub, p, p->rid, p->rid_len, "sender-mismatch", &ev->id, "%s", text);
+        refuse(hub, p, "sender-mismatch", &ev->id, ev->type, text);
         return;
     }
     if (ev->occurred_ms > now + (int64_t)hub->set->future_skew_ms) {
@@ -1547,8 +1605,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
                  (long long)(ev->occurred_ms - now), hub->set->future_skew_ms);
         shub_warn("refused event=%s from=%s: occurred %lld ms in the future", idt, p->org,
                   (long long)(ev->occurred_ms - now));
-        audit_refusal(hub, p, "future-event", &ev->id, ev->type, text);
-        send_error(hub, p, p->rid, p->rid_len, "future-event", &ev->id, "%s", text);
+        refuse(hub, p, "future-event", &ev->id, ev->type, text);
         return;
     }
     if (++p->turn_shares > hub->set->window) {
@@ -1577,8 +1634,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         char text[SHUB_MSG_MAX_LINE];
         snprintf(text, sizeof text, "SHARE.payload: event of %zu bytes exceeds limit %d",
                  hub->plain.len, SHUB_MSG_MAX_BIN - SHUB_SEAL_OVERHEAD);
-        audit_refusal(hub, p, "payload-too-large", &ev->id, ev->type, text);
-        send_error(hub, p, p->rid, p->rid_len, "payload-too-large", &ev->id, "%s", text);
+        refuse(hub, p, "payload-too-large", &ev->id, ev->type, text);
         return;
     }
     if (ensure_txn(hub) != 0)
@@ -1616,9 +1672,8 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         if (strcmp(orig, p->org) == 0) {
             handle_duplicate(hub, sc);
         } else {
-            const char *text = "SHARE.id: this event id is already in use; generate a new one";
-            audit_refusal(hub, p, "bad-value", &ev->id, ev->type, text);
-            send_error(hub, p, p->rid, p->rid_len, "bad-value", &ev->id, "%s", text);
+            refuse(hub, p, "bad-value", &ev->id, ev->type,
+                   "SHARE.id: this event id is already in use; generate a new one");
         }
         return;
     }
@@ -1786,8 +1841,8 @@ static void handle_witness(shub_hub_t *hub, peer_t *p, const shub_signed_head_t 
     if (shub_witness_verify(p->org, w) != 0) {
         shub_warn("witness from org=%s of rows up to %lld does not verify: ignored", p->org,
                   (long long)w->seq);
-        audit_refusal(hub, p, "bad-signature", NULL, NULL,
-                      "WITNESS.sig: the countersignature does not verify");
+        refuse(hub, p, "bad-value", NULL, NULL,
+               "WITNESS.sig: the countersignature does not verify");
         return;
     }
     if (ensure_txn(hub) != 0)
@@ -1796,8 +1851,8 @@ static void handle_witness(shub_hub_t *hub, peer_t *p, const shub_signed_head_t 
     if (rc == SHUB_ENOTFOUND) {
         shub_warn("witness from org=%s names no checkpoint of this log (rows up to %lld)",
                   p->org, (long long)w->seq);
-        audit_refusal(hub, p, "bad-value", NULL, NULL,
-                      "WITNESS: countersigns no checkpoint of this log");
+        refuse(hub, p, "bad-value", NULL, NULL,
+               "WITNESS: countersigns no checkpoint of this log");
         return;
     }
     if (store_check(hub, rc, &err, "witness") == 0)
@@ -1846,10 +1901,8 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
     if (!p)
         return;
     if (m->f.extra_frames) {
-        send_error(hub, p, p->rid, p->rid_len, "malformed", NULL,
-                   "message: one frame expected after the envelope");
-        audit_refusal(hub, p, "malformed", NULL, NULL,
-                      "message: one frame expected after the envelope");
+        refuse(hub, p, "malformed", NULL, NULL,
+               "message: one frame expected after the envelope");
         return;
     }
     shub_err_t err;
@@ -1866,8 +1919,7 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
         shub_err_format(&err, line, sizeof line);
         shub_warn("bad message from org=%s bytes=%zu: %s (%s)", p->org, m->f.body.len, line,
                   shub_err_token(rc));
-        send_error(hub, p, p->rid, p->rid_len, shub_err_token(rc), NULL, "%s", line);
-        audit_refusal(hub, p, shub_err_token(rc), NULL, NULL, line);
+        refuse(hub, p, shub_err_token(rc), NULL, NULL, line);
         return;
     }
     shub_msg_t *msg = m->msg;
@@ -1904,8 +1956,7 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
         char text[SHUB_MSG_MAX_LINE];
         snprintf(text, sizeof text, "%s: not a message a broker accepts",
                  shub_msg_type_name(msg->type));
-        send_error(hub, p, p->rid, p->rid_len, "protocol", NULL, "%s", text);
-        audit_refusal(hub, p, "protocol", NULL, NULL, text);
+        refuse(hub, p, "protocol", NULL, NULL, text);
     }
     }
     shub_msg_destroy(&m->msg);
@@ -2100,6 +2151,7 @@ static bool send_to(shub_hub_t *hub, peer_t *p, const shub_msg_t *msg)
 static void flush_peer(shub_hub_t *hub, peer_t *p, size_t k, const turn_t *t)
 {
     out_t *o = &p->out[k];
+    send_refusals(hub, p, k);
     for (size_t i = 0; i < o->nr && !p->ended;) {
         size_t n = 0, nodes = 4;
         while (i + n < o->nr && n < SHUB_MSG_MAX_BATCH &&
@@ -2174,7 +2226,9 @@ static void turn_start(shub_hub_t *hub)
         out_clear(&hub->peers[i]->out[hub->cur]);
 }
 
-/* Tells every sender of turn t that nothing of its SHAREs was accepted. */
+/* Tells every sender of turn t that nothing of its SHAREs was accepted, and
+ * sends the turn's refusals all the same (their audit rows are lost with
+ * it, but the messages are refused whether or not the store can say so). */
 static void turn_refuse(shub_hub_t *hub, turn_t *t)
 {
     shub_metrics_turn_discard(t->m); /* none of it happened */
@@ -2183,6 +2237,9 @@ static void turn_refuse(shub_hub_t *hub, turn_t *t)
                    &t->shares[i].id,
                    "the broker could not commit; nothing was accepted, resend later");
     t->n_shares = 0;
+    monitor_drain(hub);
+    for (size_t i = 0; i < hub->n_peers; i++)
+        send_refusals(hub, hub->peers[i], (size_t)(t - hub->turns));
 }
 
 static void store_down(shub_hub_t *hub, int64_t now, size_t refused)

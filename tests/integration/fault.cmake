@@ -23,4 +23,5 @@ if(TARGET sharehub-broker AND TARGET sharehub-agent AND TARGET sharehub-audit
     endfunction()
 
     shub_fault_test(tamper 300 shub_store shub_witness shub_keys)
+    shub_fault_test(refusal 180)
 endif()

@@ -10,8 +10,10 @@
  */
 #include "sharehub/transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -50,9 +52,59 @@ static int common_opts(void *sock, const shub_transport_opts_t *o, shub_err_t *e
     return 0;
 }
 
+/* The process listening on the unix socket at path, for the message that
+ * refuses a second broker: the socket's inode from /proc/net/unix, then the
+ * process holding a descriptor to it. Linux only, and only the processes
+ * this user may inspect; 0 when it cannot tell. */
+static long socket_holder(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "r");
+    char line[4352];
+    unsigned long inode = 0;
+    while (f && !inode && fgets(line, sizeof line, f)) {
+        unsigned long flags, ino;
+        int at = 0;
+        line[strcspn(line, "\n")] = '\0';
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &ino, &at) == 2 &&
+            at > 0 && (flags & 0x10000) && strcmp(line + at, path) == 0) /* listening */
+            inode = ino;
+    }
+    if (f)
+        fclose(f);
+    DIR *procs = inode ? opendir("/proc") : NULL;
+    struct dirent *p;
+    long holder = 0;
+    char want[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    while (procs && !holder && (p = readdir(procs))) {
+        char dir[300], link[64];
+        long pid = strtol(p->d_name, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid())
+            continue;
+        snprintf(dir, sizeof dir, "/proc/%s/fd", p->d_name);
+        DIR *fds = opendir(dir);
+        struct dirent *fd;
+        while (fds && !holder && (fd = readdir(fds))) {
+            char at[600];
+            snprintf(at, sizeof at, "%s/%s", dir, fd->d_name);
+            ssize_t n = readlink(at, link, sizeof link - 1);
+            if (n > 0) {
+                link[n] = '\0';
+                if (strcmp(link, want) == 0)
+                    holder = pid;
+            }
+        }
+        if (fds)
+            closedir(fds);
+    }
+    if (procs)
+        closedir(procs);
+    return holder;
+}
+
 /* zmq_bind on ipc:// unlinks whatever socket file is there and binds anew,
  * so a second broker would silently take the endpoint from the first. If a
- * connection to the path succeeds, someone is listening: refuse. */
+ * connection to the path succeeds, someone is listening: refuse, naming it. */
 static int ipc_in_use(const char *endpoint, shub_err_t *err)
 {
     if (strncmp(endpoint, "ipc://", 6) != 0)
@@ -67,12 +119,18 @@ static int ipc_in_use(const char *endpoint, shub_err_t *err)
         return 0;
     int rc = connect(fd, (const struct sockaddr *)&addr, sizeof addr);
     close(fd);
-    if (rc == 0)
+    if (rc != 0)
+        return 0;
+    long holder = socket_holder(path);
+    if (holder)
         return shub_err_set(err, SHUB_EBUSY,
-                            "cannot bind '%s': another process is listening on it "
-                            "(a second broker?)",
-                            endpoint);
-    return 0;
+                            "cannot bind '%s': process %ld is listening on it (a second "
+                            "broker?)",
+                            endpoint, holder);
+    return shub_err_set(err, SHUB_EBUSY,
+                        "cannot bind '%s': another process is listening on it (a second "
+                        "broker?)",
+                        endpoint);
 }
 
 /* What a failed bind or connect means for whoever must act on it: an address

@@ -19,6 +19,63 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MAX_TRACKED 64
+
+static harness_t *harnesses[MAX_TRACKED];
+static pid_t agents[MAX_TRACKED];
+
+harness_t *fault_harness(const harness_org_t *orgs, size_t n_orgs)
+{
+    harness_t *h = harness_new(orgs, n_orgs, SHUB_FIXTURES "/broker/agreements");
+    for (size_t i = 0; h && i < MAX_TRACKED; i++)
+        if (!harnesses[i]) {
+            harnesses[i] = h;
+            break;
+        }
+    return h;
+}
+
+void fault_destroy(harness_t **h_p)
+{
+    for (size_t i = 0; h_p && *h_p && i < MAX_TRACKED; i++)
+        if (harnesses[i] == *h_p)
+            harnesses[i] = NULL;
+    harness_destroy(h_p);
+}
+
+pid_t fault_agent(const harness_t *h, const char *org, const char *const *extra,
+                  const char *const *env)
+{
+    pid_t pid = harness_agent_start(h, org, extra, env);
+    for (size_t i = 0; i < MAX_TRACKED; i++)
+        if (!agents[i]) {
+            agents[i] = pid;
+            break;
+        }
+    return pid;
+}
+
+int fault_stop(pid_t pid, int sig)
+{
+    for (size_t i = 0; i < MAX_TRACKED; i++)
+        if (agents[i] == pid)
+            agents[i] = 0;
+    return harness_proc_stop(pid, sig);
+}
+
+int fault_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MAX_TRACKED; i++) {
+        if (agents[i])
+            fault_stop(agents[i], SIGKILL);
+        harness_t *h = harnesses[i];
+        if (h)
+            fault_destroy(&h);
+    }
+    return 0;
+}
+
 double fault_scale(void)
 {
     const char *s = getenv("SHUB_FAULT_SCALE");
@@ -210,7 +267,8 @@ int fault_submit(fault_outbox_t *o, const char *json, shub_id_t *id)
 {
     shub_err_t err;
     shub_id_t got;
-    int rc = shub_agent_submit(o->db, o->cfg, json, strlen(json), shub_now_ms(), &got, &err);
+    int rc =
+        shub_agent_submit(o->db, o->cfg, json, strlen(json), shub_now_ms(), &got, &err);
     if (rc) {
         char line[1024];
         fprintf(stderr, "fault: submit: %s\n", shub_err_format(&err, line, sizeof line));

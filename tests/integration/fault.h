@@ -20,6 +20,16 @@
 
 #define FAULT_WAIT_MS 60000 /* the longest any condition is waited for */
 
+/* Harnesses and agents made through these are remembered, so that
+ * fault_teardown (a cmocka teardown) stops and removes them even when an
+ * assertion ends a test early. fault_destroy and fault_stop forget them. */
+harness_t *fault_harness(const harness_org_t *orgs, size_t n_orgs);
+void fault_destroy(harness_t **h_p);
+pid_t fault_agent(const harness_t *h, const char *org, const char *const *extra,
+                  const char *const *env);
+int fault_stop(pid_t pid, int sig);
+int fault_teardown(void **state);
+
 /* SHUB_FAULT_SCALE, from 0.01 to 1 (default 1). */
 double fault_scale(void);
 

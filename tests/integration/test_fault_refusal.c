@@ -78,8 +78,8 @@ static void marked_share(shub_msg_t *m, shub_arena_t *a, bool big)
 
 /* Sends one refusal of `kind` and returns the ERROR's code (empty if none
  * came). `owned` is an event id wmp has had accepted. */
-static void send_refused(tclient_t *wmp, tclient_t *marac, int kind, const shub_id_t *owned,
-                         char code[64])
+static void send_refused(tclient_t *wmp, tclient_t *marac, int kind,
+                         const shub_id_t *owned, char code[64])
 {
     shub_arena_t *a = shub_arena_new(0);
     shub_msg_t m;
@@ -164,8 +164,7 @@ static int marker_files(const harness_t *h)
 static void test_refusals_audited_before_answered_and_no_payload_value_kept(void **state)
 {
     (void)state;
-    harness_t *h = harness_new(orgs, sizeof orgs / sizeof orgs[0],
-                               SHUB_FIXTURES "/broker/agreements");
+    harness_t *h = fault_harness(orgs, sizeof orgs / sizeof orgs[0]);
     assert_non_null(h);
     assert_int_equal(harness_start(h), 0);
     int rounds = fault_count(5, 1), refused = 0, audited = 0, wrong_code = 0;
@@ -177,10 +176,11 @@ static void test_refusals_audited_before_answered_and_no_payload_value_kept(void
             if (kind == R_REUSED)
                 owned_id(wmp, &owned);
             char code[64], sql[300];
-            snprintf(sql, sizeof sql,
-                     "audit WHERE action = 'refuse' AND decision = 'refused' AND reason = "
-                     "'%s' AND sender = '%s'",
-                     kinds[kind].code, kind == R_REUSED ? "marac-coventry" : "wmp");
+            snprintf(
+                sql, sizeof sql,
+                "audit WHERE action = 'refuse' AND decision = 'refused' AND reason = "
+                "'%s' AND sender = '%s'",
+                kinds[kind].code, kind == R_REUSED ? "marac-coventry" : "wmp");
             long before = harness_count(h, sql);
             send_refused(wmp, marac, kind, &owned, code);
             /* The ERROR is the broker's word that the refusal happened: the
@@ -196,7 +196,8 @@ static void test_refusals_audited_before_answered_and_no_payload_value_kept(void
             if (after == before + 1)
                 audited++;
             else
-                fprintf(stderr, "refusal: %s: %ld audit rows after the ERROR, expected %ld\n",
+                fprintf(stderr,
+                        "refusal: %s: %ld audit rows after the ERROR, expected %ld\n",
                         kinds[kind].name, after, before + 1);
             marker_running += marker_files(h);
             tclient_destroy(&wmp);
@@ -205,14 +206,15 @@ static void test_refusals_audited_before_answered_and_no_payload_value_kept(void
         }
     }
     /* Rows name the reason, never a value: no explanation quotes the body. */
-    long with_text = harness_count(h, "audit WHERE action = 'refuse' AND (explanation LIKE "
-                                      "'%" MARKER "%' OR reason IS NULL)");
+    long with_text =
+        harness_count(h, "audit WHERE action = 'refuse' AND (explanation LIKE "
+                         "'%" MARKER "%' OR reason IS NULL)");
     assert_int_equal(harness_stop(h, SIGTERM), 0);
     int marker_stopped = marker_files(h);
     printf("refusal: kinds=%d rounds=%d sent=%d refused=%d wrong_code=%d audited=%d "
            "marker_in_files=%d marker_after_stop=%d\n",
-           N_KINDS, rounds, rounds * N_KINDS, refused, wrong_code, audited, marker_running,
-           marker_stopped);
+           N_KINDS, rounds, rounds * N_KINDS, refused, wrong_code, audited,
+           marker_running, marker_stopped);
     fflush(stdout);
     assert_int_equal(refused, rounds * N_KINDS);
     assert_int_equal(wrong_code, 0);
@@ -220,13 +222,15 @@ static void test_refusals_audited_before_answered_and_no_payload_value_kept(void
     assert_int_equal(with_text, 0);
     assert_int_equal(marker_running, 0);
     assert_int_equal(marker_stopped, 0);
-    harness_destroy(&h);
+    fault_destroy(&h);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals_audited_before_answered_and_no_payload_value_kept),
+        cmocka_unit_test_teardown(
+            test_refusals_audited_before_answered_and_no_payload_value_kept,
+            fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,10 +64,10 @@ static const char *const kind_names[] = {"clean", "killed", "restarted"};
 typedef struct built {
     harness_t *h;
     log_kind_t kind;
-    char witness[400];   /* the agent store holding the newest checkpoint */
-    int64_t witnessed;   /* that checkpoint's last row */
-    int64_t first_cp;    /* the first checkpoint's last row */
-    int64_t rows;        /* rows in the log */
+    char witness[400]; /* the agent store holding the newest checkpoint */
+    int64_t witnessed; /* that checkpoint's last row */
+    int64_t first_cp;  /* the first checkpoint's last row */
+    int64_t rows;      /* rows in the log */
     int submitted;
 } built_t;
 
@@ -107,8 +107,8 @@ static void traffic(built_t *b, fault_outbox_t *wmp, fault_outbox_t *marac, int 
     const char *senders[] = {"wmp", "marac-coventry"};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s.db", b->h->dir, senders[i]);
-        assert_int_equal(harness_file_wait_count(path, "outbox WHERE state != 'receipted'",
-                                                 0, FAULT_WAIT_MS),
+        assert_int_equal(harness_file_wait_count(
+                             path, "outbox WHERE state != 'receipted'", 0, FAULT_WAIT_MS),
                          0);
     }
     if (wait_acks) {
@@ -126,7 +126,8 @@ static void witnessed_to_head(built_t *b)
     int64_t t0 = fault_now_ms();
     for (;;) {
         int64_t head = broker_int(b->h, "SELECT coalesce(max(seq), 0) FROM audit");
-        int64_t cp = broker_int(b->h, "SELECT coalesce(max(upto_seq), 0) FROM checkpoints");
+        int64_t cp =
+            broker_int(b->h, "SELECT coalesce(max(upto_seq), 0) FROM checkpoints");
         if (head > 0 && cp == head) {
             for (int i = 0; i < N_AGENTS; i++) {
                 char path[400], sql[200];
@@ -147,7 +148,7 @@ static void start_agents(const harness_t *h, pid_t pids[N_AGENTS])
 {
     const char *names[N_AGENTS] = {"wmp", "marac-coventry", "idva-coventry"};
     for (int i = 0; i < N_AGENTS; i++)
-        pids[i] = harness_agent_start(h, names[i], NULL, NULL);
+        pids[i] = fault_agent(h, names[i], NULL, NULL);
 }
 
 /* Which agent store holds the newest witnessed checkpoint, and its row. */
@@ -175,14 +176,13 @@ static void build_log(built_t *b, log_kind_t kind)
 {
     memset(b, 0, sizeof *b);
     b->kind = kind;
-    b->h = harness_new(orgs, sizeof orgs / sizeof orgs[0], SHUB_FIXTURES "/broker/agreements");
+    b->h = fault_harness(orgs, sizeof orgs / sizeof orgs[0]);
     assert_non_null(b->h);
     /* Checkpoints every 40 rows, or (restarted) only by time: the first run
      * must end before its first timed checkpoint. */
-    assert_int_equal(harness_set_limits(b->h, kind == LOG_RESTARTED
-                                                  ? HARNESS_TIMERS
+    assert_int_equal(harness_set_limits(b->h, kind == LOG_RESTARTED ? HARNESS_TIMERS
                                                   "  checkpoint_every: 100000000\n"
-                                                  : HARNESS_TIMERS
+                                                                    : HARNESS_TIMERS
                                                   "  checkpoint_every: 40\n"),
                      0);
     assert_int_equal(harness_start(b->h), 0);
@@ -208,7 +208,7 @@ static void build_log(built_t *b, log_kind_t kind)
         assert_int_equal(harness_stop(b->h, SIGKILL), 128 + SIGKILL);
     }
     for (int i = 0; i < N_AGENTS; i++)
-        harness_proc_stop(agents[i], SIGTERM);
+        fault_stop(agents[i], SIGTERM);
     fault_outbox_close(&wmp);
     fault_outbox_close(&marac);
     pick_witness(b);
@@ -220,13 +220,13 @@ static void build_log(built_t *b, log_kind_t kind)
 
 /* Runs sharehub-audit verify on db with the broker's key and the witness
  * files given; its exit status (output in out). */
-static int verify(const built_t *b, const char *db, const char *const *witnesses, char *out,
-                  size_t size)
+static int verify(const built_t *b, const char *db, const char *const *witnesses,
+                  char *out, size_t size)
 {
     char key[400];
     fault_path(b->h, "keys/checkpoint.pub", key, sizeof key);
-    const char *argv[32] = {harness_program("broker/sharehub-audit"), "verify", "--db", db,
-                            "--key", key};
+    const char *argv[32] = {
+        harness_program("broker/sharehub-audit"), "verify", "--db", db, "--key", key};
     int argc = 6;
     for (size_t i = 0; witnesses && witnesses[i] && argc < 29; i++) {
         argv[argc++] = "--witness";
@@ -265,16 +265,19 @@ typedef struct attack {
 static const attack_t attacks[] = {
     {"edit a row's time", "UPDATE audit SET at = at + 1 WHERE seq = {k}", 0},
     {"edit a decision",
-     "UPDATE audit SET decision = (SELECT id FROM names WHERE text = CASE (SELECT text FROM"
+     "UPDATE audit SET decision = (SELECT id FROM names WHERE text = CASE (SELECT text "
+     "FROM"
      " names WHERE id = audit.decision) WHEN 'allow' THEN 'deny' ELSE 'allow' END)"
      " WHERE seq = {k}",
      0},
     {"edit a name every row uses",
-     "UPDATE names SET text = text || '-x' WHERE id = (SELECT action FROM audit WHERE seq ="
+     "UPDATE names SET text = text || '-x' WHERE id = (SELECT action FROM audit WHERE "
+     "seq ="
      " {k})",
      0},
     {"null a column",
-     "UPDATE audit SET explanation = CASE WHEN explanation IS NULL THEN action ELSE NULL END"
+     "UPDATE audit SET explanation = CASE WHEN explanation IS NULL THEN action ELSE NULL "
+     "END"
      " WHERE seq = {k}",
      0},
     {"delete a row", "DELETE FROM audit WHERE seq = {k}", 0},
@@ -299,7 +302,8 @@ static const attack_t attacks[] = {
      "DELETE FROM audit WHERE seq > {c} - 2; DELETE FROM checkpoints WHERE upto_seq >"
      " {c} - 2",
      0},
-    {"delete the witnessed checkpoint", "DELETE FROM checkpoints WHERE upto_seq = {w}", 0},
+    {"delete the witnessed checkpoint", "DELETE FROM checkpoints WHERE upto_seq = {w}",
+     0},
     {"delete every checkpoint", "DELETE FROM checkpoints", 0},
     {"rewrite and rehash the chain, drop the checkpoints", NULL, 1},
     {"rewrite and rehash the chain, sign it again", NULL, 2},
@@ -350,8 +354,8 @@ static void forge(const built_t *b, const char *copy, int64_t k, bool resign)
     assert_int_equal(fc.rc, 0);
     if (resign) {
         bool made = false;
-        assert_int_equal(shub_store_checkpoint(dst, shub_now_ms(), true, NULL, &made, &err),
-                         0);
+        assert_int_equal(
+            shub_store_checkpoint(dst, shub_now_ms(), true, NULL, &made, &err), 0);
         assert_true(made);
     }
     assert_int_equal(shub_store_commit(dst, &err), 0);
@@ -369,7 +373,8 @@ static void forge(const built_t *b, const char *copy, int64_t k, bool resign)
 }
 
 /* The attack's SQL with {k}, {w} and {c} written out. */
-static void expand(const char *in, int64_t k, int64_t w, int64_t c, char *out, size_t size)
+static void expand(const char *in, int64_t k, int64_t w, int64_t c, char *out,
+                   size_t size)
 {
     size_t n = 0;
     for (const char *p = in; *p && n + 24 < size; p++) {
@@ -426,8 +431,8 @@ static void fork_in_export(const built_t *b, tally_t *t, const char *export)
     snprintf(k.org, sizeof k.org, "wmp");
     uint8_t head[32];
     randombytes_buf(head, sizeof head);
-    assert_int_equal(shub_checkpoint_sign(b->witnessed, head, shub_now_ms(), sk, pk, &k.cp),
-                     0);
+    assert_int_equal(
+        shub_checkpoint_sign(b->witnessed, head, shub_now_ms(), sk, pk, &k.cp), 0);
     sodium_memzero(sk, sizeof sk);
     char line[SHUB_CP_EXPORT_LINE_MAX];
     size_t len;
@@ -465,12 +470,26 @@ static void export_witness(const built_t *b, char *export, size_t size)
     char name[80];
     snprintf(name, sizeof name, "%.*s", (int)(strlen(org) - 3), org);
     snprintf(export, size, "%s/%s.checkpoints", b->h->dir, name);
-    const char *argv[] = {harness_program("agents/sharehub-agent"), "checkpoints", "--org",
-                          name, "--db", b->witness, "--export", export, NULL};
+    const char *argv[] = {harness_program("agents/sharehub-agent"),
+                          "checkpoints",
+                          "--org",
+                          name,
+                          "--db",
+                          b->witness,
+                          "--export",
+                          export,
+                          NULL};
     assert_int_equal(fault_run(out, sizeof out, argv), 0);
     assert_non_null(strstr(out, "exported"));
-    const char *list[] = {harness_program("agents/sharehub-agent"), "checkpoints", "--org",
-                          name, "--db", b->witness, "--format", "json", NULL};
+    const char *list[] = {harness_program("agents/sharehub-agent"),
+                          "checkpoints",
+                          "--org",
+                          name,
+                          "--db",
+                          b->witness,
+                          "--format",
+                          "json",
+                          NULL};
     assert_int_equal(fault_run(out, sizeof out, list), 0);
     char want[64];
     snprintf(want, sizeof want, "\"seq\":%lld,", (long long)b->witnessed);
@@ -508,7 +527,7 @@ static void test_tamper_every_attack_is_caught_untouched_logs_verify(void **stat
                "row %lld\n",
                kind_names[kind], (long long)b.rows, (long long)b.first_cp,
                (long long)b.witnessed);
-        harness_destroy(&b.h);
+        fault_destroy(&b.h);
     }
     printf("tamper: attempts=%d detected=%d undetected=%d false_alarms=%d checks=%d\n",
            t.attempts, t.detected, t.attempts - t.detected, t.false_alarms, t.checks);
@@ -520,7 +539,8 @@ static void test_tamper_every_attack_is_caught_untouched_logs_verify(void **stat
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tamper_every_attack_is_caught_untouched_logs_verify),
+        cmocka_unit_test_teardown(
+            test_tamper_every_attack_is_caught_untouched_logs_verify, fault_teardown),
     };
     if (sodium_init() < 0)
         return 1;

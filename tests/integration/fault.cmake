@@ -25,4 +25,5 @@ if(TARGET sharehub-broker AND TARGET sharehub-agent AND TARGET sharehub-audit
     shub_fault_test(tamper 300 shub_store shub_witness shub_keys)
     shub_fault_test(refusal 180)
     shub_fault_test(exclusive 120)
+    shub_fault_test(reload 180)
 endif()

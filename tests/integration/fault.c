@@ -55,11 +55,16 @@ pid_t fault_agent(const harness_t *h, const char *org, const char *const *extra,
     return pid;
 }
 
-int fault_stop(pid_t pid, int sig)
+void fault_forget(pid_t pid)
 {
     for (size_t i = 0; i < MAX_TRACKED; i++)
         if (agents[i] == pid)
             agents[i] = 0;
+}
+
+int fault_stop(pid_t pid, int sig)
+{
+    fault_forget(pid);
     return harness_proc_stop(pid, sig);
 }
 

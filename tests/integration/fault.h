@@ -28,6 +28,7 @@ void fault_destroy(harness_t **h_p);
 pid_t fault_agent(const harness_t *h, const char *org, const char *const *extra,
                   const char *const *env);
 int fault_stop(pid_t pid, int sig);
+void fault_forget(pid_t pid); /* it exited and was waited for elsewhere */
 int fault_teardown(void **state);
 
 /* SHUB_FAULT_SCALE, from 0.01 to 1 (default 1). */

@@ -514,8 +514,20 @@ int tclient_send_raw(tclient_t *c, const void *data, size_t len)
     return zmq_send(c->sock, data, len, 0) == (int)len ? 0 : -1;
 }
 
+static shub_msg_t *socket_read(tclient_t *c, long left, bool heartbeats);
+
 /* The next message from the socket within `left` ms, HEARTBEATs dropped. */
 static shub_msg_t *socket_next(tclient_t *c, long left)
+{
+    return socket_read(c, left, false);
+}
+
+shub_msg_t *tclient_any(tclient_t *c, int timeout_ms)
+{
+    return socket_read(c, timeout_ms, true);
+}
+
+static shub_msg_t *socket_read(tclient_t *c, long left, bool heartbeats)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -524,11 +536,13 @@ static shub_msg_t *socket_next(tclient_t *c, long left)
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long rest = left - ((t1.tv_sec - t0.tv_sec) * 1000 +
                             (t1.tv_nsec - t0.tv_nsec) / 1000000);
-        if (rest <= 0)
-            return NULL;
+        bool last = rest <= 0; /* one look without waiting, then give up */
         zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, rest) <= 0)
+        if (zmq_poll(&item, 1, last ? 0 : rest) <= 0) {
+            if (last)
+                return NULL;
             continue;
+        }
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, c->sock, 0) < 0) {
@@ -543,7 +557,7 @@ static shub_msg_t *socket_next(tclient_t *c, long left)
             fprintf(stderr, "tclient: bad message from broker: %s: %s\n", err.path, err.msg);
             continue;
         }
-        if (msg->type == SHUB_MSG_HEARTBEAT) {
+        if (msg->type == SHUB_MSG_HEARTBEAT && !heartbeats) {
             shub_msg_destroy(&msg);
             continue;
         }

@@ -132,6 +132,11 @@ int tclient_send_raw(tclient_t *c, const void *data, size_t len);
  * ones first); NULL on timeout. */
 shub_msg_t *tclient_recv(tclient_t *c, int timeout_ms);
 
+/* The next message straight from the socket within timeout_ms, whatever its
+ * type (HEARTBEATs and CHECKPOINTs included, kept ones ignored): what a test
+ * uses to see everything a connection receives. NULL on timeout. */
+shub_msg_t *tclient_any(tclient_t *c, int timeout_ms);
+
 /* Next message of `type` within timeout_ms; others that arrive meanwhile are
  * kept for later calls. NULL if none. */
 shub_msg_t *tclient_expect(tclient_t *c, shub_msg_type_t type, int timeout_ms);

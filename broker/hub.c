@@ -300,6 +300,14 @@ static copy_t **map_slot(shub_hub_t *hub, const shub_id_t *id, const char *recip
     return pp;
 }
 
+/* The pending copy of (event, recipient), or NULL. The map is made with the
+ * first copy, so a broker that has held none (started with none pending)
+ * has no map to look in. */
+static copy_t *copy_find(shub_hub_t *hub, const shub_id_t *id, const char *recipient)
+{
+    return hub->map_size ? *map_slot(hub, id, recipient) : NULL;
+}
+
 static int map_grow(shub_hub_t *hub)
 {
     if (hub->map && hub->n_copies < hub->map_size)
@@ -1513,7 +1521,7 @@ static int on_outcome(const shub_store_outcome_t *o, void *ctx)
         return 1;
     shub_outcome_t state = o->state;
     if (state == SHUB_OUTCOME_QUEUED) { /* allowed: pending, or acknowledged */
-        copy_t *c = *map_slot(dc->hub, &o->event_id, o->recipient);
+        copy_t *c = copy_find(dc->hub, &o->event_id, o->recipient);
         state = !c ? SHUB_OUTCOME_ACKNOWLEDGED
                    : c->sent ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED;
     }
@@ -1771,7 +1779,7 @@ static void handle_ack(shub_hub_t *hub, peer_t *p, const shub_ack_t *ack)
     int64_t now = shub_now_ms();
     uint32_t done = 0, repeats = 0;
     for (uint32_t i = 0; i < ack->count && !hub->txn_failed; i++) {
-        copy_t *c = *map_slot(hub, &ack->ids[i], p->org);
+        copy_t *c = copy_find(hub, &ack->ids[i], p->org);
         if (!c) {
             repeats++; /* a repeated ACK, or an id that was never this org's */
             continue;

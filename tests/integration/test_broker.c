@@ -220,6 +220,43 @@ static void test_sealing_key_is_replaced_after_a_second(void **state)
     tclient_destroy(&marac);
 }
 
+/* A broker that holds no pending copy (as after a restart with nothing
+ * queued) answers an ACK, and a resent SHARE of an event already
+ * acknowledged, without a copy to look in: it must not fall over. */
+static void test_ack_and_resend_with_no_copy_pending_are_harmless(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *marac = online(h, "marac-coventry");
+    shub_id_t never;
+    shub_id_generate(&never, shub_now_ms());
+    assert_int_equal(tclient_ack(marac, &never), 0);
+    tclient_t *police = online(h, "wmp");
+    const char *to[] = {"marac@coventry"};
+    shub_share_t sent;
+    refer(police, &sent, to, 1, 16, "marac.referral");
+    const shub_deliver_t *d = tclient_delivery(marac, 5000);
+    assert_non_null(d);
+    assert_int_equal(tclient_ack(marac, &d->id), 0);
+    assert_non_null(tclient_update(police, 5000));
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+    /* Restarted with nothing pending; the same SHARE again gets its receipt. */
+    assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(harness_start(h), 0);
+    police = online(h, "wmp");
+    shub_arena_t *a = shub_arena_new(0);
+    shub_msg_t m = {.type = SHUB_MSG_SHARE};
+    share_fill(&m.share, a, "marac.referral", "coventry", to, 1, 16);
+    m.share.ev.id = sent.ev.id;
+    assert_int_equal(tclient_send(police, &m), 0);
+    const shub_receipt_t *r = tclient_receipt(police, 5000);
+    assert_non_null(r);
+    assert_true(r->duplicate);
+    assert_int_equal(r->items[0].outcome, SHUB_OUTCOME_ACKNOWLEDGED);
+    shub_arena_destroy(&a);
+    tclient_destroy(&police);
+}
+
 static void test_unknown_key_is_refused_and_logged(void **state)
 {
     harness_t *h = *state;
@@ -772,6 +809,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sealing_key_is_replaced_after_a_second, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ack_and_resend_with_no_copy_pending_are_harmless,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_refused_and_logged, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrong_secret_for_real_public_key_is_refused, setup,

@@ -170,6 +170,8 @@ typedef struct turn {
     shub_metrics_turn_t *m; /* what it counted, published once it commits (NULL:
                                metrics off) */
     int64_t submit_us;      /* when its batch went to the writer */
+    uint32_t writes;      /* SHAREs accepted and copies finished in it: its commit
+                             proves the store writes again */
 } turn_t;
 
 /* Everything one SHARE's recipients have in common, and its receipt being
@@ -222,7 +224,9 @@ struct shub_hub {
     shub_arena_t *turn;         /* t->arena */
 
     bool in_txn, txn_failed;
-    bool degraded;           /* the store failed: SHAREs refused until a commit */
+    bool degraded;        /* the store failed: SHAREs refused until a retry */
+    bool outage;          /* reported unavailable; over at a commit that wrote */
+    char fail_why[320];   /* what failed first in the turn, for the one log line */
     int64_t degraded_since, degraded_try_ms;
     share_ctx_t *sc;
     shub_buf_t scratch, plain, sealbuf;
@@ -241,6 +245,7 @@ struct shub_hub {
 /* ---- small helpers ----------------------------------------------------------- */
 
 static void turn_start(shub_hub_t *hub);
+static void store_down(shub_hub_t *hub, int64_t now, size_t refused);
 
 static int grow(void **arr, size_t *cap, size_t need, size_t width)
 {
@@ -622,8 +627,8 @@ static void send_error(shub_hub_t *hub, peer_t *p, const uint8_t *rid, size_t ri
 static int store_check(shub_hub_t *hub, int rc, const shub_err_t *err, const char *what)
 {
     if (rc == SHUB_EDB || rc == SHUB_EIO || rc == SHUB_ENOMEM) {
-        if (!hub->txn_failed && !hub->degraded)
-            shub_error("store: %s: %s", what, err->msg);
+        if (!hub->txn_failed) /* said once, by close_turn, for the whole outage */
+            snprintf(hub->fail_why, sizeof hub->fail_why, "%s: %s", what, err->msg);
         hub->txn_failed = true;
     }
     return rc;
@@ -920,9 +925,23 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         shub_err_set(err, rc, "cannot record agreement versions in '%s'", db);
         goto fail;
     }
-    if ((rc = copies_load(hub, err)) || (rc = deadlines_load(hub, err)) ||
-        (rc = sign_tail(hub, err)))
+    if ((rc = copies_load(hub, err)) || (rc = deadlines_load(hub, err)))
         goto fail;
+    shub_err_t tail_err;
+    if ((rc = sign_tail(hub, &tail_err))) {
+        if (rc != SHUB_EDB) {
+            if (err)
+                *err = tail_err;
+            goto fail;
+        }
+        /* A full disk must not keep the broker down: it starts unable to
+         * store, refusing SHAREs and sending what it holds, and signs the
+         * tail with the checkpoint that falls due once it can write. */
+        snprintf(hub->fail_why, sizeof hub->fail_why, "signing the crash's tail: %s",
+                 tail_err.msg);
+        store_down(hub, shub_now_ms(), 0);
+        rc = 0;
+    }
     turn_start(hub);
 
     hub->ctx = zmq_ctx_new();
@@ -1712,6 +1731,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "receipt");
         return;
     }
+    hub->t->writes++;
     shub_info("share event=%s type=%s from=%s recipients=%zu allowed=%zu denied=%zu", idt,
               ev->type, p->org, n, allowed, denied);
 }
@@ -1769,6 +1789,7 @@ static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const c
     shub_metrics_turn_delivery(hub->t->m,
                                state == SHUB_OUTCOME_ACKNOWLEDGED ? "acknowledged" : "dead");
     copy_remove(hub, c);
+    hub->t->writes++;
     return 0;
 }
 
@@ -2226,6 +2247,7 @@ static void turn_start(shub_hub_t *hub)
     turn_t *t = hub->t = &hub->turns[hub->cur];
     t->wrote = t->have_checkpoint = false;
     t->ticket = 0;
+    t->writes = 0;
     t->n_shares = 0;
     shub_arena_destroy(&t->arena);
     t->arena = shub_arena_new(65536);
@@ -2250,22 +2272,35 @@ static void turn_refuse(shub_hub_t *hub, turn_t *t)
         send_refusals(hub, hub->peers[i], (size_t)(t - hub->turns));
 }
 
+/* The store cannot commit: one error line for the whole outage (the first
+ * failure's cause, hub->fail_why), however many turns and retries fail
+ * before it ends; SHAREs are refused for a while, then tried again. */
 static void store_down(shub_hub_t *hub, int64_t now, size_t refused)
 {
-    if (!hub->degraded) {
-        shub_error("store unavailable: shares are refused until a commit succeeds "
+    if (!hub->outage) {
+        shub_error("store unavailable: %s; shares are refused until a commit succeeds "
                    "(%zu refused now)",
-                   refused);
+                   hub->fail_why, refused);
+        hub->outage = true;
         hub->degraded_since = now;
+    } else {
+        shub_debug("store still unavailable: %s", hub->fail_why);
     }
     hub->degraded = true;
     hub->degraded_try_ms = now + DEGRADED_RETRY_MS;
 }
 
-static void store_up(shub_hub_t *hub, int64_t now)
+/* SHAREs may be tried again; the outage is over, and said so once, only
+ * when a turn that wrote something has committed (`proven`): an empty
+ * commit succeeds on a full disk too. */
+static void store_up(shub_hub_t *hub, int64_t now, bool proven)
 {
     hub->degraded = false;
-    shub_info("store available again after %lld ms", (long long)(now - hub->degraded_since));
+    if (hub->outage && proven) {
+        hub->outage = false;
+        shub_info("store available again after %lld ms",
+                  (long long)(now - hub->degraded_since));
+    }
 }
 
 /* Sends every turn whose batch has committed, oldest first, stopping at the
@@ -2293,8 +2328,10 @@ static void complete_turns(shub_hub_t *hub, int64_t now)
             hub->checkpoint_at_ms = t->checkpoint.at_ms;
         shub_metrics_commit(hub->metrics, t->m,
                             t->wrote ? (double)(mono_us() - t->submit_us) / 1e6 : -1);
-        if (hub->degraded && t->wrote && t->n_shares == 0 && now >= hub->degraded_try_ms)
-            store_up(hub, now); /* a turn of acknowledgements committed */
+        if (t->wrote && hub->outage && t->writes)
+            store_up(hub, now, true); /* a turn that wrote has committed */
+        else if (hub->degraded && t->wrote && t->n_shares == 0 && now >= hub->degraded_try_ms)
+            store_up(hub, now, false); /* acknowledgements committed: SHAREs may try */
         hub->sending++;
     }
     if (rc == 0)
@@ -2305,8 +2342,7 @@ static void complete_turns(shub_hub_t *hub, int64_t now)
         refused += t->n_shares;
         turn_refuse(hub, t);
     }
-    if (!hub->degraded)
-        shub_error("store: commit: %s", err.msg);
+    snprintf(hub->fail_why, sizeof hub->fail_why, "%s", err.msg);
     store_down(hub, now, refused);
     if (shub_store_recover(hub->store, &err) != 0)
         shub_error("store: cannot recover: %s", err.msg);
@@ -2342,8 +2378,8 @@ static void close_turn(shub_hub_t *hub, int64_t now)
              * turns before it may still commit; memory is rebuilt once they
              * have (copies_load waits for them). */
             shub_store_rollback(hub->store);
-            if (rc != SHUB_EDB)
-                shub_error("store: submit: %s", err.msg);
+            if (rc != SHUB_EDB) /* else store_check has said what failed */
+                snprintf(hub->fail_why, sizeof hub->fail_why, "submit: %s", err.msg);
             store_down(hub, now, t->n_shares);
             turn_refuse(hub, t);
             for (size_t i = 0; i < hub->n_peers; i++)
@@ -2355,7 +2391,7 @@ static void close_turn(shub_hub_t *hub, int64_t now)
             recover(hub);
         }
     } else if (hub->degraded && now >= hub->degraded_try_ms) {
-        store_up(hub, now); /* nothing to prove it with: the next SHARE will */
+        store_up(hub, now, false); /* nothing to prove it with: the next SHARE will */
     }
     if (now - hub->sealer_born_ms >= SEAL_KEY_MS)
         shub_sealer_destroy(&hub->sealer);

@@ -27,6 +27,7 @@ if(TARGET sharehub-broker AND TARGET sharehub-agent AND TARGET sharehub-audit
     shub_fault_test(exclusive 120)
     shub_fault_test(reload 180)
     shub_fault_test(crash 600)
+    shub_fault_test(diskfull 240)
     find_package(Threads REQUIRED)
     shub_fault_test(routing 300 Threads::Threads)
 endif()

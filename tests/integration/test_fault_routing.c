@@ -159,7 +159,9 @@ static void test_routing_id_claimed_at_once_receives_nothing_of_another_org(void
     harness_t *h = fault_harness(orgs, sizeof orgs / sizeof orgs[0]);
     assert_non_null(h);
     /* A checkpoint every 10 rows: CHECKPOINTs to every session, all the time. */
-    assert_int_equal(harness_set_limits(h, HARNESS_TIMERS "  checkpoint_every: 10\n"), 0);
+    assert_int_equal(harness_set_limits(h, HARNESS_TIMERS
+                                        "  checkpoint_every: 10\n  checkpoint_ms: 400\n"),
+                     0);
     assert_int_equal(harness_start(h), 0);
     flow_t flow = {.h = h};
     pthread_t thread;

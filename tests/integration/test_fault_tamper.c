@@ -178,13 +178,14 @@ static void build_log(built_t *b, log_kind_t kind)
     b->kind = kind;
     b->h = fault_harness(orgs, sizeof orgs / sizeof orgs[0]);
     assert_non_null(b->h);
-    /* Checkpoints every 40 rows, or (restarted) only by time: the first run
-     * must end before its first timed checkpoint. */
-    assert_int_equal(harness_set_limits(b->h, kind == LOG_RESTARTED ? HARNESS_TIMERS
-                                                  "  checkpoint_every: 100000000\n"
-                                                                    : HARNESS_TIMERS
-                                                  "  checkpoint_every: 40\n"),
-                     0);
+    /* Checkpoints every 40 rows or second, or (restarted) only every 5 s:
+     * the first run must end before its first timed checkpoint. */
+    const char *limits = kind == LOG_RESTARTED ? HARNESS_TIMERS
+                             "  checkpoint_every: 100000000\n"
+                             "  checkpoint_ms: 5000\n"
+                                               : HARNESS_TIMERS "  checkpoint_every: 40\n"
+                                                                "  checkpoint_ms: 1000\n";
+    assert_int_equal(harness_set_limits(b->h, limits), 0);
     assert_int_equal(harness_start(b->h), 0);
     pid_t agents[N_AGENTS];
     start_agents(b->h, agents);

@@ -266,8 +266,8 @@ static void usage_verify(FILE *out)
         "  --key FILE       the broker's checkpoint.pub: every checkpoint must be\n"
         "                   signed by it\n"
         "  --witness FILE   checkpoints an organisation keeps: what `sharehub-agent\n"
-        "                   checkpoints --export` wrote, or the agent's store (its\n"
-        "                   ORG.db) itself; repeatable, one per organisation\n"
+        "                   checkpoints --export` wrote, or the agent's store itself\n"
+        "                   (ORG.db: taken as ORG's); repeatable\n"
         "\n"
         "What is detected:\n"
         "  the chain alone: a row edited, deleted, inserted or moved, unless every\n"
@@ -296,7 +296,8 @@ static void usage_verify(FILE *out)
 typedef struct witnesses {
     shub_witnessed_t *list;
     size_t n, cap;
-    const char *file; /* the file being read */
+    const char *file;                /* the file being read */
+    char org[SHUB_MSG_MAX_NAME + 1]; /* an agent store's organisation, or "" */
     int rc;
 } witnesses_t;
 
@@ -326,15 +327,32 @@ static int on_kept(const shub_signed_head_t *cp, shub_cp_state_t state, const ch
     (void)note;
     (void)received_ms;
     witnesses_t *ws = ctx;
-    /* An agent's store does not name its organisation: its file does. */
-    ws->rc = witness_add(ws, "", cp, state == SHUB_CP_FORK);
+    ws->rc = witness_add(ws, ws->org, cp, state == SHUB_CP_FORK);
     return ws->rc;
+}
+
+/* An agent's store does not name its organisation; agents keep it as
+ * ORG.db, so a file so named is taken as ORG's ("" otherwise: messages then
+ * name the file). */
+static void org_of_store(const char *path, char org[SHUB_MSG_MAX_NAME + 1])
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    org[0] = '\0';
+    if (n > 3 && n - 3 <= SHUB_MSG_MAX_NAME && strcmp(base + n - 3, ".db") == 0) {
+        memcpy(org, base, n - 3);
+        org[n - 3] = '\0';
+        if (!shub_is_name(org))
+            org[0] = '\0';
+    }
 }
 
 static int read_agent_store(witnesses_t *ws)
 {
     shub_agentdb_t *db = NULL;
     shub_err_t err;
+    org_of_store(ws->file, ws->org);
     int rc = shub_agentdb_open(ws->file, false, &db, &err);
     if (rc == 0)
         rc = shub_agentdb_checkpoints(db, on_kept, ws, &err);
@@ -415,7 +433,7 @@ static int read_witness(witnesses_t *ws, const char *path)
 }
 
 /* "witnessed: 3 checkpoints from 2 organisations, newest rows up to N": what
- * the evidence was (an agent's store counts as the organisation of its file). */
+ * the evidence was (a store whose organisation is unknown counts as one). */
 static void print_witnessed(const witnesses_t *ws, const shub_verify_result_t *res)
 {
     size_t orgs = 0, forks = 0;

@@ -2123,7 +2123,10 @@ static void run_timers(shub_hub_t *hub, int64_t now)
     }
     deadlines_check(hub, now);
     publish_gauges(hub, now);
-    if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
+    /* Not while the store is down: a checkpoint is a write, and a turn that
+     * carries one fails whole, deliveries and all. Once a second, when
+     * SHAREs may try again, the checkpoint tries too. */
+    if (!hub->txn_failed && !hub->degraded && shub_store_checkpoint_due(hub->store, now) &&
         ensure_txn(hub) == 0) {
         shub_err_t err;
         bool made = false;

@@ -5,17 +5,19 @@
 # (0.01-1, default 1) scales their counts; make asan runs them scaled.
 if(TARGET sharehub-broker AND TARGET sharehub-agent AND TARGET sharehub-audit
    AND TARGET shub_agent AND TARGET shub_store)
-    add_library(shub_fault_harness STATIC harness.c fault.c)
-    target_link_libraries(shub_fault_harness PUBLIC shub_agent shub_transport shub_seal
+    # The tests' own support code, compiled once: an object library, so no
+    # libshub_*.a of test names joins the libraries unit.symbols checks.
+    add_library(fault_support OBJECT harness.c fault.c)
+    target_link_libraries(fault_support PUBLIC shub_agent shub_transport shub_seal
                           PkgConfig::SQLITE PkgConfig::CMOCKA)
-    target_compile_definitions(shub_fault_harness PUBLIC SHUB_FIXTURES="${SHUB_FIXTURES}"
+    target_compile_definitions(fault_support PUBLIC SHUB_FIXTURES="${SHUB_FIXTURES}"
                                SHUB_BUILD_DIR="${PROJECT_BINARY_DIR}")
 
     # shub_fault_test(NAME TIMEOUT [LIBS...]): test_fault_NAME.c as
     # integration.fault.NAME.
     function(shub_fault_test name timeout)
         add_executable(test_fault_${name} test_fault_${name}.c)
-        target_link_libraries(test_fault_${name} PRIVATE shub_fault_harness ${ARGN})
+        target_link_libraries(test_fault_${name} PRIVATE fault_support ${ARGN})
         add_dependencies(test_fault_${name} sharehub-broker sharehub-agent sharehub-audit)
         add_test(NAME integration.fault.${name} COMMAND test_fault_${name})
         set_tests_properties(integration.fault.${name} PROPERTIES LABELS integration

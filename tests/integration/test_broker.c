@@ -223,6 +223,31 @@ static void test_sealing_key_is_replaced_after_a_second(void **state)
 /* A broker that holds no pending copy (as after a restart with nothing
  * queued) answers an ACK, and a resent SHARE of an event already
  * acknowledged, without a copy to look in: it must not fall over. */
+/* A WITNESS that does not countersign one of the broker's checkpoints is
+ * refused with ERROR bad-value (SPEC 5.13), audited, and kept nowhere. */
+static void test_witness_of_no_checkpoint_is_refused_bad_value(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *c = online(h, "wmp");
+    shub_msg_t w = {.type = SHUB_MSG_WITNESS};
+    w.witness.seq = 12345;
+    w.witness.at_ms = shub_now_ms();
+    memset(w.witness.head, 0xab, sizeof w.witness.head);
+    memset(w.witness.key, 0xcd, sizeof w.witness.key);
+    memset(w.witness.sig, 0xef, sizeof w.witness.sig);
+    assert_int_equal(tclient_send(c, &w), 0);
+    shub_msg_t *e = tclient_expect(c, SHUB_MSG_ERROR, 5000);
+    assert_non_null(e);
+    assert_string_equal(e->error.code, "bad-value");
+    shub_msg_destroy(&e);
+    /* the ERROR follows the commit of the refusal's row */
+    assert_int_equal(harness_count(h, "audit WHERE action = 'refuse' AND reason = "
+                                      "'bad-value' AND sender = 'wmp'"),
+                     1);
+    assert_int_equal(harness_count(h, "witnesses"), 0);
+    tclient_destroy(&c);
+}
+
 static void test_ack_and_resend_with_no_copy_pending_are_harmless(void **state)
 {
     harness_t *h = *state;
@@ -801,49 +826,53 @@ static void test_keygen_writes_secret_with_mode_0600(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_share_allowed_delivers_only_allowed_fields, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_share_denied_is_audited_and_never_delivered, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_receipt_items_keep_their_own_explanations, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sealing_key_is_replaced_after_a_second, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ack_and_resend_with_no_copy_pending_are_harmless,
+        cmocka_unit_test_setup_teardown(test_share_allowed_delivers_only_allowed_fields,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_denied_is_audited_and_never_delivered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_items_keep_their_own_explanations,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealing_key_is_replaced_after_a_second,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_witness_of_no_checkpoint_is_refused_bad_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ack_and_resend_with_no_copy_pending_are_harmless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_is_refused_and_logged, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_secret_for_real_public_key_is_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_body_claiming_another_sender_is_refused, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_secret_for_real_public_key_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_claiming_another_sender_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_dated_in_the_future_is_refused, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_frames_answered_while_others_flow, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_offline_recipient_receives_backlog_in_order, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_frames_answered_while_others_flow,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_recipient_receives_backlog_in_order,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_window_queues_then_pumps_as_acks_arrive,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_after_kill9_is_delivered_once, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_verify_catches_edited_deleted_truncated_rows, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_reload_keeps_old_agreements, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unacked_delivery_is_resent_then_dead_lettered, setup,
+        cmocka_unit_test_setup_teardown(test_verify_catches_edited_deleted_truncated_rows,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_reload_keeps_old_agreements, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
-            test_share_queued_under_suspended_agreement_is_not_delivered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_silent_peer_is_marked_offline_and_shares_queue,
-                                        setup, teardown),
+            test_unacked_delivery_is_resent_then_dead_lettered, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_share_queued_under_suspended_agreement_is_not_delivered, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_silent_peer_is_marked_offline_and_shares_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_second_connection_with_a_bound_routing_id_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_mid_stream_loses_no_receipted_share, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_quiet_row_is_signed_within_checkpoint_ms, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_with_checkpoint_at_head, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mid_stream_loses_no_receipted_share,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_row_is_signed_within_checkpoint_ms,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_with_checkpoint_at_head,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_keygen_writes_secret_with_mode_0600, setup,
                                         teardown),
     };

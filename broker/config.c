@@ -334,7 +334,8 @@ int shub_config_load(const char *dir, const shub_config_opts_t *opts,
         shub_free(file);
     }
     if (!ld.oom) {
-        file = join(dir, "agreements");
+        file = opts && opts->agreements_dir ? shub_strdup(opts->agreements_dir)
+                                            : join(dir, "agreements");
         if (!file)
             ld.oom = true;
         else

@@ -40,12 +40,14 @@
 #include "sharehub/alloc.h"
 #include "sharehub/config.h"
 #include "sharehub/keys.h"
+#include "sharehub/lifecycle.h"
 #include "sharehub/log.h"
 #include "sharehub/minimise.h"
 #include "sharehub/msg.h"
 #include "sharehub/policy.h"
 #include "sharehub/seal.h"
 #include "sharehub/store.h"
+#include "sharehub/time.h"
 #include "sharehub/transport.h"
 #include "sharehub/witness.h"
 #include "zap.h"
@@ -65,6 +67,7 @@
 #define TURN_DELIVER_BYTES (8u << 20) /* sealed bytes sent to one peer per turn */
 #define BATCH_BYTES       (SHUB_MSG_MAX_BYTES - 65536) /* room in one DELIVER */
 #define RECEIPT_NODES     24000  /* values in one RECEIPT (limit 32768) */
+#define NOTICE_EVERY_MS   60000  /* how often agreements' dates are looked at */
 
 /* ---- pending copies -------------------------------------------------------- */
 
@@ -183,6 +186,7 @@ struct shub_hub {
     shub_buf_t scratch, plain, sealbuf;
     shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
     int64_t next_timer_ms;
+    int64_t next_notice_ms; /* lifecycle_tick: 0 on the first turn */
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
 };
@@ -951,6 +955,35 @@ static int minimise_for(shub_hub_t *hub, share_ctx_t *sc, const shub_decision_t 
     return 0;
 }
 
+/* Stores a sealed copy and holds it pending; sends it at once only when
+ * nothing older waits for its recipient and the window has room, otherwise
+ * it waits its turn in the queue. *sent says which. */
+static int queue_copy(shub_hub_t *hub, shub_store_copy_t *cs, int64_t now, bool *sent)
+{
+    shub_err_t err;
+    const uint8_t *sealed = cs->sealed;
+    size_t sealed_len = cs->sealed_len;
+    int rc = shub_store_copy_put(hub->store, cs, &err);
+    if (rc)
+        return store_check(hub, rc, &err, "stored copy");
+    copy_t *c = copy_add(hub, cs);
+    if (!c)
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
+                           "pending copy");
+    peer_t *online = peer_online(hub, cs->recipient);
+    *sent = online && c->q->nq == 1 && c->q->ns < online->window &&
+            online->out.deliver_bytes < TURN_DELIVER_BYTES;
+    if (*sent) {
+        c->attempts = 1;
+        c->next_at = now + hub->set->redeliver_ms;
+        list_unlink(c);
+        list_append(c, true);
+        if (out_deliver(hub, online, c, sealed, sealed_len))
+            session_end(hub, online, "out of memory");
+    }
+    return 0;
+}
+
 static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *org,
                            const shub_decision_t *d)
 {
@@ -1015,27 +1048,11 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
         .sealed = sealed,
         .sealed_len = sealed_len,
     };
-    if ((rc = shub_store_outcome_put(hub->store, &o, &err)) ||
-        (rc = shub_store_copy_put(hub->store, &cs, &err)))
-        return store_check(hub, rc, &err, "stored copy");
-    copy_t *c = copy_add(hub, &cs);
-    if (!c)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
-                           "pending copy");
-
-    /* Straight out only when nothing older waits for this recipient and its
-     * window has room; otherwise it waits its turn in the queue. */
-    peer_t *online = peer_online(hub, org->id);
-    bool send = online && c->q->nq == 1 && c->q->ns < online->window &&
-                online->out.deliver_bytes < TURN_DELIVER_BYTES;
-    if (send) {
-        c->attempts = 1;
-        c->next_at = sc->now + hub->set->redeliver_ms;
-        list_unlink(c);
-        list_append(c, true);
-        if (out_deliver(hub, online, c, sealed, sealed_len))
-            session_end(hub, online, "out of memory");
-    }
+    bool send = false;
+    if ((rc = shub_store_outcome_put(hub->store, &o, &err)))
+        return store_check(hub, rc, &err, "receipt");
+    if ((rc = queue_copy(hub, &cs, sc->now, &send)))
+        return rc;
     add_item(sc, org->id, send ? SHUB_OUTCOME_DELIVERED : SHUB_OUTCOME_QUEUED, NULL, NULL,
              d);
     char idt[SHUB_ID_TEXT];
@@ -1044,6 +1061,118 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
               d->version, d->flow, send ? "delivered" : "queued",
               sc->min.stripped[0] ? " stripped=" : "", sc->min.stripped);
     return 0;
+}
+
+/* ---- events from the hub itself ------------------------------------------------ */
+
+/*
+ * An event the broker sends on its own account (from SHUB_HUB_SENDER) to one
+ * organisation: encoded whole (it carries no one's personal data, so nothing
+ * is minimised), sealed to the recipient, audited as action `notice`,
+ * decision `sent`, under the agreement it concerns, then stored and
+ * delivered like any copy (store and forward, ACK, redelivery). No receipt
+ * and no update: nobody sent it. Inside the turn's transaction. The owner's
+ * expiry notice goes through here; so can any other notice from the hub.
+ */
+static int hub_notice(shub_hub_t *hub, const shub_org_t *to, const shub_event_t *ev,
+                      const shub_agreement_info_t *about, const char *flow,
+                      const char *why, int64_t now)
+{
+    shub_err_t err;
+    uint8_t hash[32];
+    int rc;
+    if ((rc = ensure_txn(hub)) != 0)
+        return rc;
+    if ((rc = shub_event_encode(ev, &hub->plain, &err)))
+        return store_check(hub, SHUB_ENOMEM, &err, "notice");
+    crypto_generichash(hash, sizeof hash, hub->plain.data, hub->plain.len, NULL, 0);
+    size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
+    if (!hub->sealer)
+        hub->sealer = shub_sealer_new();
+    uint8_t *sealed = hub->sealer ? shub_arena_alloc(hub->turn, sealed_len) : NULL;
+    if (!sealed ||
+        shub_seal(hub->sealer, to->public_key, hub->plain.data, hub->plain.len, sealed))
+        return store_check(hub, SHUB_ENOMEM,
+                           &(shub_err_t){.msg = "cannot seal to the recipient's key"},
+                           "seal");
+    shub_audit_row_t row = {
+        .at_ms = now,
+        .action = "notice",
+        .decision = "sent",
+        .event_id = ev->id,
+        .event_type = ev->type,
+        .sender = SHUB_HUB_SENDER,
+        .recipient = to->id,
+        .explanation = why,
+        .agreement = about->id,
+        .agreement_version = about->version,
+        .agreement_hash = about->content_hash,
+        .flow = flow,
+        .occurred_ms = ev->occurred_ms,
+        .payload_hash = hash,
+    };
+    if ((rc = shub_store_audit_append(hub->store, &row, &err)))
+        return store_check(hub, rc, &err, "audit");
+    shub_store_copy_t cs = {
+        .event_id = ev->id,
+        .recipient = to->id,
+        .sender = SHUB_HUB_SENDER,
+        .event_type = ev->type,
+        .agreement = about->id,
+        .agreement_hash = about->content_hash,
+        .agreement_version = about->version,
+        .flow = flow,
+        .created_ms = now,
+        .sealed = sealed,
+        .sealed_len = sealed_len,
+    };
+    bool sent = false;
+    if ((rc = queue_copy(hub, &cs, now, &sent)))
+        return rc;
+    char idt[SHUB_ID_TEXT];
+    shub_info("notice event=%s type=%s to=%s agreement=%s v%u %s: %s", idtext(&ev->id, idt),
+              ev->type, to->id, about->id, about->version, sent ? "delivered" : "queued",
+              why);
+    return 0;
+}
+
+/* Once a minute: every active agreement within notice_days of its expiry
+ * whose owner has not been told yet is told, once (the store's notices
+ * table remembers across restarts), and the broker's log says so. */
+static void lifecycle_tick(shub_hub_t *hub, int64_t now)
+{
+    if (now < hub->next_notice_ms)
+        return;
+    hub->next_notice_ms = now + NOTICE_EVERY_MS;
+    for (size_t i = 0; i < shub_config_agreement_count(hub->cfg) && !hub->txn_failed; i++) {
+        const shub_agreement_t *ag = shub_config_agreement_at(hub->cfg, i);
+        const shub_org_t *owner = shub_config_org(hub->cfg, ag->info.owner);
+        if (!owner || !shub_lifecycle_notice_due(ag, now, hub->set->notice_days))
+            continue;
+        char subject[SHUB_MSG_MAX_NAME + 48], until[SHUB_TIME_DATE_TEXT], why[256];
+        snprintf(subject, sizeof subject, "%s v%u until %s", ag->info.id, ag->info.version,
+                 shub_time_format_date(ag->info.valid_until_ms, until));
+        shub_err_t err;
+        bool sent = false;
+        int rc = shub_store_notice_sent(hub->store, SHUB_LIFECYCLE_NOTICE_TYPE, subject,
+                                        &sent, &err);
+        if (rc || sent) {
+            if (rc)
+                shub_warn("agreement notices: %s", err.msg);
+            continue;
+        }
+        shub_arena_t *arena = shub_arena_new(1024);
+        shub_event_t ev;
+        snprintf(why, sizeof why, "agreement '%s' v%u expires at the end of %s; told its owner",
+                 ag->info.id, ag->info.version, until);
+        if (arena && shub_lifecycle_notice(arena, ag, now, &ev, &err) == 0 &&
+            hub_notice(hub, owner, &ev, &ag->info, SHUB_LIFECYCLE_NOTICE_FLOW, why, now) == 0)
+            store_check(hub,
+                        shub_store_notice_add(hub->store, SHUB_LIFECYCLE_NOTICE_TYPE, subject,
+                                              owner->id, &ev.id, now, &err),
+                        &err, "notice");
+        shub_arena_destroy(&arena);
+    }
 }
 
 /* A resent SHARE gets the outcomes as they stand, never a second decision. */
@@ -1294,7 +1423,8 @@ static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const c
         .agreement_version = c->c.agreement_version,
         .flow = c->c.flow,
     };
-    if ((rc = record_update(hub, &u)) ||
+    bool from_hub = strcmp(c->c.sender, SHUB_HUB_SENDER) == 0; /* no one to update */
+    if ((!from_hub && (rc = record_update(hub, &u))) ||
         (rc = store_check(hub, shub_store_copy_drop(hub->store, c->c.seq, &err), &err,
                           "drop copy")))
         return rc;
@@ -1509,6 +1639,9 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
  * its agreement no longer carries it. True if it may go. */
 static bool recheck(shub_hub_t *hub, copy_t *c, int64_t now)
 {
+    if (strcmp(c->c.sender, SHUB_HUB_SENDER) == 0)
+        return true; /* the hub's own notice: no agreement carries it, and an
+                        expiry notice must reach its owner after the expiry too */
     shub_policy_copy_t pc = {
         .sender = c->c.sender,
         .recipient = c->c.recipient,
@@ -1616,6 +1749,8 @@ static void run_timers(shub_hub_t *hub, int64_t now)
         if (p->upd_more && p->out.nu < SHUB_MSG_MAX_BATCH)
             feed_updates(hub, p);
     }
+    if (!hub->txn_failed && !hub->degraded)
+        lifecycle_tick(hub, now);
     if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
         ensure_txn(hub) == 0) {
         shub_err_t err;

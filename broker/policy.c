@@ -251,6 +251,8 @@ static void explain_deny(line_t *l, const shub_agreement_t *ag, const shub_flow_
         put_date(l, ag->info.valid_until_ms);
         put(l, ", not on ");
         put_date(l, now_ms);
+        if (now_ms > ag->info.valid_until_ms)
+            put(l, ": it has expired");
         if (rest_passes(sc, C_FROM))
             put(l, "; flow '%s' would allow it within those dates", f->id);
         return;

@@ -722,14 +722,17 @@ static const struct {
      " FROM sealed_t GROUP BY recipient ORDER BY recipient"},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
+    /* An agreement past its valid_until is `expired` here whatever its file
+     * still says: the policy denies everything under it. */
     {"agreement_review",
      "WITH latest AS (SELECT id, version, title, status, valid_until, review,"
      "   row_number() OVER (PARTITION BY id ORDER BY version DESC, first_loaded_at DESC)"
      "   AS n FROM agreement_versions)"
-     " SELECT id AS agreement, version, title, status, valid_until, review,"
-     " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, validity "
-     "ended'"
-     " WHEN review < :now THEN 'review overdue' ELSE 'validity ended' END AS problem"
+     " SELECT id AS agreement, version, title,"
+     " CASE WHEN valid_until < :now THEN 'expired' ELSE status END AS status,"
+     " valid_until, review,"
+     " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, expired'"
+     " WHEN review < :now THEN 'review overdue' ELSE 'expired' END AS problem"
      " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id"},
 };
 

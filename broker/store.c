@@ -206,6 +206,19 @@ static const char schema_sql[] =
     "    PRIMARY KEY(org, upto_seq)\n"
     ") WITHOUT ROWID;\n";
 
+/* Notices the hub has sent on its own account (an agreement expiring soon),
+ * one per kind and subject, so that each is sent once however often the
+ * broker restarts. Added to store 2 files as they are opened: a table of its
+ * own, outside the audit chain (each notice is also an audit row). */
+static const char notices_sql[] = "CREATE TABLE IF NOT EXISTS notices(\n"
+                                  "    kind TEXT NOT NULL,\n"
+                                  "    subject TEXT NOT NULL,\n"
+                                  "    recipient TEXT NOT NULL,\n"
+                                  "    event_id BLOB NOT NULL,\n"
+                                  "    at INTEGER NOT NULL,\n"
+                                  "    PRIMARY KEY(kind, subject)\n"
+                                  ") WITHOUT ROWID;\n";
+
 #define COPY_COLUMNS                                                                     \
     "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
     "basis, fields_shared, created_at"
@@ -1134,7 +1147,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     /* Schema check first: another application's file is refused untouched
      * (switching it to WAL would already be a change to it). */
     if ((rc = check_schema(s, path, err)) || (rc = set_pragmas(s, opts, err)) ||
-        (rc = load_head(s, err)) || (rc = check_keys(s, err)))
+        (rc = load_head(s, err)) || (rc = check_keys(s, err)) ||
+        (!s->readonly && (rc = exec(s, notices_sql, "create notices", err))))
         goto fail;
     if (!s->readonly) {
         if ((rc = shub_store_names_load(s, err)))
@@ -2231,4 +2245,49 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
     if (!s->in_tx)
         s->committed_agreements = s->n_agreements; /* autocommitted */
     return 0;
+}
+
+/* ---- notices from the hub ------------------------------------------------ */
+
+int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
+                           bool *sent, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!kind || !subject || !sent)
+        return shub_err_set(err, SHUB_EINVAL, "notice: missing kind or subject");
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM notices WHERE kind = ?1 AND subject = ?2",
+                           -1, &st, NULL) != SQLITE_OK ||
+        bind_text(st, 1, kind) || bind_text(st, 2, subject)) {
+        sqlite3_finalize(st);
+        return shub_store_db_fail(s, err, "notice lookup");
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return shub_store_db_fail(s, err, "notice lookup");
+    *sent = rc == SQLITE_ROW;
+    return 0;
+}
+
+int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject,
+                          const char *recipient, const shub_id_t *id, int64_t at_ms,
+                          shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!kind || !subject || !recipient || !id)
+        return shub_err_set(err, SHUB_EINVAL, "notice: missing argument");
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "notice: no transaction is open");
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO notices(kind, subject, recipient, event_id, at)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                           -1, &st, NULL) != SQLITE_OK ||
+        bind_text(st, 1, kind) || bind_text(st, 2, subject) || bind_text(st, 3, recipient) ||
+        bind_id(st, 4, id) || sqlite3_bind_int64(st, 5, at_ms)) {
+        sqlite3_finalize(st);
+        return shub_store_db_fail(s, err, "notice add");
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : shub_store_db_fail(s, err, "notice add");
 }

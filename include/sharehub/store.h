@@ -305,6 +305,20 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
                               const char *status, int64_t valid_from, int64_t valid_until,
                               int64_t review, int64_t now_ms, shub_err_t *err);
 
+/* ---- notices from the hub ----------------------------------------------- */
+
+/* Whether the hub has sent its notice of `kind` about `subject` (e.g.
+ * "agreement.expiring" about "wm-marac v3 until 2027-03-31"): *sent. A
+ * notice is sent once, whatever restarts in between. SHUB_EDB. */
+int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
+                           bool *sent, shub_err_t *err);
+
+/* Records that notice, as event id to recipient, inside the transaction that
+ * audits and stores it. A repeat is ignored. SHUB_EPROTO, SHUB_EDB. */
+int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject,
+                          const char *recipient, const shub_id_t *id, int64_t at_ms,
+                          shub_err_t *err);
+
 /* ---- verification ------------------------------------------------------ */
 
 /* A checkpoint some organisation holds: evidence for verify. */

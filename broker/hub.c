@@ -608,6 +608,19 @@ static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool dup
     return 0;
 }
 
+/* The days the recipient keeps the copy's payload: its flow's retention in
+ * the agreement as loaded now (a shortened retention applies to copies still
+ * pending too); 0 for none, or a flow no longer there. */
+static uint32_t keep_days(const shub_hub_t *hub, const copy_t *c)
+{
+    long i = shub_config_agreement_find(hub->cfg, c->c.agreement);
+    const shub_agreement_t *ag = i >= 0 ? shub_config_agreement_at(hub->cfg, (size_t)i) : NULL;
+    for (size_t k = 0; ag && k < ag->n_flows; k++)
+        if (strcmp(ag->flows[k].id, c->c.flow) == 0)
+            return ag->flows[k].retention_days;
+    return 0;
+}
+
 /* A copy to send after commit; `sealed` is copied into the turn's memory. */
 static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_t *sealed,
                        size_t len)
@@ -627,6 +640,7 @@ static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_
         .attempt = c->attempts,
         .sealed = bytes,
         .sealed_len = (uint32_t)len,
+        .keep_days = keep_days(hub, c),
     };
     o->deliver_bytes += len;
     return 0;

@@ -170,7 +170,7 @@ static void test_shub_agentdb_open_unknown_schema_version_edb(void **state)
     shub_agentdb_t *db = NULL;
     shub_err_t err;
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), SHUB_EDB);
-    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (2)"));
+    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (3)"));
     assert_null(db);
     unlink(path);
 }

@@ -55,7 +55,8 @@ fuzz:
 	@test -f build-fuzz/CMakeCache.txt || \
 	    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSHUB_FUZZ=ON \
 	        -DSHUB_SANITIZE=ON -DBUILD_TESTING=OFF
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode fuzz_yaml_load
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode fuzz_yaml_load \
+	    fuzz_whatif_row
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmarks, with the peers the broker is measured against (NATS

@@ -1030,6 +1030,8 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     row.flow = d->flow;
     if (d->legal_basis)
         row.legal_basis = d->legal_basis;
+    long ai = shub_config_agreement_find(hub->cfg, d->agreement);
+    row.actor_clear = ai >= 0 && shub_config_agreement_at(hub->cfg, (size_t)ai)->actor_clear;
     row.fields_shared = sc->min.shared;
     row.fields_stripped = sc->min.stripped;
     row.facts = sc->min.facts;

@@ -1638,7 +1638,10 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
         shub_store_ref_hash_key(s->subject_key, SHUB_REF_ACTOR, row->actor_ref, actor);
     canon_blob(&v[AC_SUBJECT_HASH], row->subject_ref ? subject : NULL, 32);
     canon_blob(&v[AC_CASE_HASH], row->case_ref ? case_h : NULL, 32);
-    canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
+    if (row->actor_ref && row->actor_clear)
+        canon_text(&v[AC_ACTOR_HASH], row->actor_ref); /* the type is hashed too */
+    else
+        canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
     shub_store_row_hash(s->head_hash, v, row_hash);
 
     if ((rc = shub_store_stmt(s, ST_AUDIT_INSERT, &st, err)))
@@ -1651,7 +1654,9 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
               bind_opt_blob(st, 24, row->payload_hash, 32) ||
               bind_opt_blob(st, 25, v[AC_SUBJECT_HASH].p, 32) ||
               bind_opt_blob(st, 26, v[AC_CASE_HASH].p, 32) ||
-              bind_opt_blob(st, 27, v[AC_ACTOR_HASH].p, 32) ||
+              (v[AC_ACTOR_HASH].type == CANON_TEXT
+                   ? sqlite3_bind_text(st, 27, row->actor_ref, -1, SQLITE_STATIC)
+                   : bind_opt_blob(st, 27, v[AC_ACTOR_HASH].p, 32)) ||
               sqlite3_bind_blob(st, 28, row_hash, 32, SQLITE_STATIC);
     for (size_t i = 0; !bad && i < N_AUDIT_TEXTS; i++)
         bad = bind_opt_int(st, audit_texts[i].bind, ids[i]);

@@ -165,6 +165,8 @@ typedef struct shub_audit_row {
     const uint8_t *payload_hash; /* 32 bytes or NULL: the copy as sealed */
     /* in (append): raw references, of which the store keeps keyed hashes only */
     const char *subject_ref, *case_ref, *actor_ref;
+    bool actor_clear; /* in: the agreement says `actor: clear`: the actor_hash
+                         column keeps actor_ref itself, as text */
     /* out (reads): those hashes, 32 bytes or NULL */
     const uint8_t *subject_hash, *case_hash, *actor_hash;
 } shub_audit_row_t;

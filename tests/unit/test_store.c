@@ -342,6 +342,34 @@ static void test_audit_read_gives_text_and_hashes_back(void **state)
     shub_store_close(&s);
 }
 
+/* `actor: clear`: the actor's id itself, as text, in the chain like any
+ * value (an edit of it is caught); otherwise its keyed hash. */
+static void test_audit_append_actor_clear_keeps_text_verify_ok(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    shub_audit_row_t r = {.at_ms = BASE_MS, .action = "decide", .decision = "allow",
+                          .actor_ref = "pc-4471", .actor_clear = true};
+    assert_int_equal(shub_store_audit_append(s, &r, &err), 0);
+    shub_audit_row_t h = {.at_ms = BASE_MS, .action = "decide", .decision = "allow",
+                          .actor_ref = "pc-4471"};
+    assert_int_equal(shub_store_audit_append(s, &h, &err), 0);
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    shub_store_close(&s);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit WHERE seq = 1 AND"
+                                      " actor_hash = 'pc-4471'"),
+                     1);
+    assert_int_equal(sql_int(f->path, "SELECT length(actor_hash) FROM audit WHERE seq = 2"),
+                     32);
+    assert_true(verify(f, NULL).ok);
+    sql(f->path, "UPDATE audit SET actor_hash = 'pc-9999' WHERE seq = 1");
+    shub_verify_result_t res = verify(f, NULL);
+    assert_false(res.ok);
+    assert_int_equal(res.bad_seq, 1);
+}
+
 static void test_ref_hash_kinds_differ_and_key_form_agrees(void **state)
 {
     fixture_t *f = *state;
@@ -1290,6 +1318,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(audit_append_many_rows_verify_ok),
         T(audit_read_gives_text_and_hashes_back),
+        T(audit_append_actor_clear_keeps_text_verify_ok),
         T(ref_hash_kinds_differ_and_key_form_agrees),
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),

@@ -473,6 +473,24 @@ static int cmp_counter(const void *a, const void *b)
     return 0;
 }
 
+/* A section of counters: (agreement, flow, change, reason, shares), or with
+ * `by_field` (agreement, flow, field, change, shares). */
+static int add_counts(shub_query_result_t *r, const char *name, const char *const *cols,
+                      const counters_t *c, bool by_field)
+{
+    static const bool num[] = {false, false, false, false, true};
+    int rc = shub_query_section_add(r, name, cols, 5);
+    for (size_t i = 0; !rc && i < c->n; i++) {
+        const counter_t *e = &c->v[i];
+        char n[24];
+        snprintf(n, sizeof n, "%llu", (unsigned long long)e->n);
+        const char *cells[] = {e->agreement, e->flow, by_field ? e->key : e->change,
+                               by_field ? e->change : e->reason, n};
+        rc = shub_query_row_add(r, cells, num);
+    }
+    return rc;
+}
+
 int shub_whatif_result(const shub_whatif_t *w, shub_query_result_t **out,
                        shub_err_t *err)
 {
@@ -484,7 +502,6 @@ int shub_whatif_result(const shub_whatif_t *w, shub_query_result_t **out,
     static const char *const field_cols[] = {"agreement", "flow", "field", "change",
                                              "shares"};
     static const bool sum_num[] = {true, true, true, true, true, true, false, false};
-    static const bool count_num[] = {false, false, false, false, true};
     shub_query_result_t *r = NULL;
     char num[6][24], since[SHUB_TIME_TEXT] = "", until[SHUB_TIME_TEXT] = "";
     if (!w || !out)
@@ -508,23 +525,9 @@ int shub_whatif_result(const shub_whatif_t *w, shub_query_result_t **out,
     if (!rc)
         rc = shub_query_row_add(r, sum, sum_num);
     if (!rc)
-        rc = shub_query_section_add(r, "flows", flow_cols, 5);
-    for (size_t i = 0; !rc && i < w->flows.n; i++) {
-        const counter_t *c = &w->flows.v[i];
-        char n[24];
-        snprintf(n, sizeof n, "%llu", (unsigned long long)c->n);
-        const char *cells[] = {c->agreement, c->flow, c->change, c->reason, n};
-        rc = shub_query_row_add(r, cells, count_num);
-    }
+        rc = add_counts(r, "flows", flow_cols, &w->flows, false);
     if (!rc)
-        rc = shub_query_section_add(r, "fields", field_cols, 5);
-    for (size_t i = 0; !rc && i < w->fields.n; i++) {
-        const counter_t *c = &w->fields.v[i];
-        char n[24];
-        snprintf(n, sizeof n, "%llu", (unsigned long long)c->n);
-        const char *cells[] = {c->agreement, c->flow, c->key, c->change, n};
-        rc = shub_query_row_add(r, cells, count_num);
-    }
+        rc = add_counts(r, "fields", field_cols, &w->fields, true);
     if (rc) {
         shub_query_result_destroy(&r);
         return shub_err_set(err, SHUB_ENOMEM, "what-if: out of memory");

@@ -113,3 +113,21 @@ YAML
             fail "sharehub-keygen --org $pf_org failed"
     done
 }
+
+# broker_up BROKER CFG: starts BROKER on CFG (logging to $tmp/broker.log) and
+# waits until it listens; a broker that does not start ends the test.
+# broker_down: stops it with TERM; a broker that does not stop cleanly fails.
+broker_up() {
+    rm -f "$tmp/ready"
+    "$1" --config "$2" --ready-file "$tmp/ready" 2>>"$tmp/broker.log" &
+    broker_pid=$!
+    if ! wait_for "$tmp/ready"; then
+        fail "the broker did not start: $(cat "$tmp/broker.log")"
+        finish
+    fi
+}
+
+broker_down() {
+    kill -TERM "$broker_pid"
+    wait "$broker_pid" || fail "the broker did not stop cleanly"
+}

@@ -20,20 +20,6 @@ db=$cfg/state/hub.db
 until=$(date -u -d '+10 days' +%Y-%m-%d)
 sed -i "s/^valid_until: .*/valid_until: $until/" "$ag"
 
-start_broker() {
-    rm -f "$tmp/ready"
-    "$broker" --config "$cfg" --ready-file "$tmp/ready" 2>>"$tmp/broker.log" &
-    broker_pid=$!
-    if ! wait_for "$tmp/ready"; then
-        fail "the broker did not start: $(cat "$tmp/broker.log")"
-        finish
-    fi
-}
-
-stop_broker() {
-    kill -TERM "$broker_pid"
-    wait "$broker_pid" || fail "the broker did not stop cleanly"
-}
 
 # ---- --check ------------------------------------------------------------------
 run_status 0 "--check ten days before expiry" "$broker" --check --config "$cfg"
@@ -46,10 +32,10 @@ refute_err "--notice-days 5" "warning"
 run_status 64 "--strict without --check" "$broker" --strict --config "$cfg"
 
 # ---- the owner is told, once -------------------------------------------------
-start_broker
+broker_up "$broker" "$cfg"
 run_status 0 "the owner's agent" "$agent" run --org marac-coventry --config "$tmp/marac-coventry" \
     --db "$tmp/marac.db" --until-done --give-up-after 20
-stop_broker
+broker_down
 grep -q "expires at the end of $until, in 10 days" "$tmp/broker.log" ||
     fail "the broker did not log the coming expiry: $(cat "$tmp/broker.log")"
 grep -q "notice event=.* type=agreement.expiring to=marac-coventry agreement=test-marac v2" \
@@ -64,8 +50,8 @@ notice=$(jq -cs '[.[] | select(.event == "agreement.expiring")]' "$tmp/out")
 [ "$(echo "$notice" | jq -r '.[0].payload.days_left')" = 10 ] ||
     fail "the notice does not count the days: $notice"
 
-start_broker # a restart: the notice is not sent again
-stop_broker
+broker_up "$broker" "$cfg" # a restart: the notice is not sent again
+broker_down
 notices=$("$audit" log --db "$db" --limit 1000 --format json |
     jq '[.[] | select(.action == "notice" and .recipient == "marac-coventry"
          and .sender == "hub" and .decision == "sent" and .agreement == "test-marac")] | length')
@@ -78,7 +64,7 @@ past=$(date -u -d '-1 day' +%Y-%m-%d)
 sed -i -e "s/^valid_until: .*/valid_until: $past/" -e "s/^valid_from: .*/valid_from: 2024-01-01/" "$ag"
 run_status 0 "--check after expiry" "$broker" --check --config "$cfg"
 expect_err "--check after expiry" "expired at the end of $past, 1 day ago"
-start_broker
+broker_up "$broker" "$cfg"
 cat >"$tmp/ev.json" <<JSON
 {"event": "marac.referral", "occurred": "$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)",
  "area": "coventry", "purpose": "marac-risk-management", "basis": "uk-gdpr-6-1-e",
@@ -88,7 +74,7 @@ run_status 0 "submit after expiry" "$agent" submit --org wmp --config "$tmp/wmp"
     --db "$tmp/wmp.db" "$tmp/ev.json"
 run_status 0 "wmp's agent after expiry" "$agent" run --org wmp --config "$tmp/wmp" \
     --db "$tmp/wmp.db" --until-done --give-up-after 20
-stop_broker
+broker_down
 run_status 0 "log of the denial" "$audit" log --db "$db" --decision deny --format json
 [ "$(jq '[.[] | select(.reason == "outside-validity" and (.explanation | test("it has expired")))] | length' "$tmp/out")" = 1 ] ||
     fail "no share denied as expired: $(cat "$tmp/out")"

@@ -37,12 +37,7 @@ referral "$tmp/old.json" "$OLD_ID" "$(date -u -d '40 days ago' +%Y-%m-%dT%H:%M:%
 referral "$tmp/new.json" 01890000-0000-7000-8000-00000000b002 \
     "$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)" Newvictim-M2r8t "newsummary-Yb63q"
 
-"$broker" --config "$cfg" --ready-file "$tmp/ready" 2>"$tmp/broker.log" &
-broker_pid=$!
-if ! wait_for "$tmp/ready"; then
-    fail "the broker did not start: $(cat "$tmp/broker.log")"
-    finish
-fi
+broker_up "$broker" "$cfg"
 for ev in old new; do
     run_status 0 "submit $ev" "$agent" submit --org wmp --config "$tmp/wmp" --db "$tmp/wmp.db" \
         "$tmp/$ev.json"
@@ -72,8 +67,7 @@ run_status 0 "submit the old event again" "$agent" submit --org wmp --config "$t
     --db "$tmp/wmp2.db" "$tmp/old.json"
 run_status 0 "resend it" "$agent" run --org wmp --config "$tmp/wmp" --db "$tmp/wmp2.db" \
     --until-done --give-up-after 20
-kill -TERM "$broker_pid"
-wait "$broker_pid" || fail "the broker did not stop cleanly"
+broker_down
 grep -q "duplicate event=$OLD_ID from=wmp" "$tmp/broker.log" ||
     fail "the old event sent again was not a duplicate: $(cat "$tmp/broker.log")"
 rm -f "$tmp/wmp2.db" "$tmp/wmp2.db-wal" "$tmp/wmp2.db-shm" "$tmp/old.json" "$tmp/out" \

@@ -15,20 +15,6 @@ command -v jq >/dev/null || skip "jq is not installed"
 cfg=$tmp/etc
 partnership "$fixtures" "$keygen" "$cfg" wmp marac-coventry idva-coventry
 
-start_broker() {
-    rm -f "$tmp/ready"
-    "$broker" --config "$cfg" --ready-file "$tmp/ready" 2>>"$tmp/broker.log" &
-    broker_pid=$!
-    if ! wait_for "$tmp/ready"; then
-        fail "the broker did not start: $(cat "$tmp/broker.log")"
-        finish
-    fi
-}
-
-stop_broker() {
-    kill -TERM "$broker_pid"
-    wait "$broker_pid" || fail "the broker did not stop cleanly"
-}
 
 # Twelve referrals: three legal bases claimed, DASH scores either side of 14.
 submit_batch() {
@@ -55,9 +41,9 @@ count_decisions() { # DECISION [SINCE]: decide rows of the log
         ${2:+--since "$2"} | jq '[.[] | select(.action == "decide")] | length'
 }
 
-start_broker
+broker_up "$broker" "$cfg"
 submit_batch
-stop_broker
+broker_down
 allowed_before=$(count_decisions allow)
 denied_before=$(count_decisions deny)
 [ "$allowed_before" -eq 9 ] || fail "live: $allowed_before referrals allowed, expected 9"
@@ -90,9 +76,9 @@ run_status 64 "what-if without --agreements" "$audit" what-if --db "$cfg/state/h
 cp "$fixtures/whatif/draft-basis/test-marac.yaml" "$cfg/agreements/test-marac.yaml"
 replay_from=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
 sleep 0.01
-start_broker
+broker_up "$broker" "$cfg"
 submit_batch
-stop_broker
+broker_down
 allowed_replay=$(count_decisions allow "$replay_from")
 denied_replay=$(count_decisions deny "$replay_from")
 [ $((allowed_replay + denied_replay)) -eq 12 ] ||

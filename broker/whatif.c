@@ -517,8 +517,10 @@ int shub_whatif_result(const shub_whatif_t *w, shub_query_result_t **out,
         shub_time_format(w->until_ms, until);
     const char *sum[] = {num[0], num[1], num[2], num[3], num[4], num[5],
                          w->has_since ? since : NULL, w->has_until ? until : NULL};
-    qsort(w->flows.v, w->flows.n, sizeof *w->flows.v, cmp_counter);
-    qsort(w->fields.v, w->fields.n, sizeof *w->fields.v, cmp_counter);
+    if (w->flows.n) /* qsort's array may not be NULL, even empty */
+        qsort(w->flows.v, w->flows.n, sizeof *w->flows.v, cmp_counter);
+    if (w->fields.n)
+        qsort(w->fields.v, w->fields.n, sizeof *w->fields.v, cmp_counter);
     int rc = shub_query_result_new(&r);
     if (!rc)
         rc = shub_query_section_add(r, "whatif", sum_cols, 8);

@@ -68,6 +68,9 @@
 #define BATCH_BYTES       (SHUB_MSG_MAX_BYTES - 65536) /* room in one DELIVER */
 #define RECEIPT_NODES     24000  /* values in one RECEIPT (limit 32768) */
 #define NOTICE_EVERY_MS   60000  /* how often agreements' dates are looked at */
+#define RETENTION_EVERY_MS 3600000 /* how often retention is applied */
+#define RETENTION_BATCH   10000  /* receipts purged per pass */
+#define DAY_MS            (24LL * 3600 * 1000)
 
 /* ---- pending copies -------------------------------------------------------- */
 
@@ -187,6 +190,7 @@ struct shub_hub {
     shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
     int64_t next_timer_ms;
     int64_t next_notice_ms; /* lifecycle_tick: 0 on the first turn */
+    int64_t next_retention_ms; /* retention_tick: 0 on the first turn */
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
 };
@@ -1748,6 +1752,47 @@ static void feed_updates(shub_hub_t *hub, peer_t *p)
     p->upd_more = p->out.nu - before == SHUB_MSG_MAX_BATCH;
 }
 
+/* Once an hour: a pending copy older than its flow's retention is dead-
+ * lettered (its recipient would have to drop it at once: it goes no
+ * further), and receipts of events done with for hub.yaml's delivery_days
+ * are deleted. The audit log and the event ids stay. */
+static void retention_tick(shub_hub_t *hub, int64_t now)
+{
+    if (now < hub->next_retention_ms)
+        return;
+    hub->next_retention_ms = now + RETENTION_EVERY_MS;
+    size_t dead = 0, purged = 0;
+    for (size_t i = 0; i < hub->n_queues && !hub->txn_failed; i++) {
+        orgq_t *q = hub->queues[i];
+        for (int list = 0; list < 2; list++) {
+            for (copy_t *c = list ? q->shead : q->qhead, *next; c && !hub->txn_failed;
+                 c = next) {
+                next = c->next;
+                uint32_t days = strcmp(c->c.sender, SHUB_HUB_SENDER) ? keep_days(hub, c) : 0;
+                if (!days || c->c.created_ms + (int64_t)days * DAY_MS > now ||
+                    ensure_txn(hub) != 0)
+                    continue;
+                char why[160];
+                snprintf(why, sizeof why, "held past its flow's retention of %u days", days);
+                if (copy_finish(hub, c, SHUB_OUTCOME_DEAD, "dead", "retention-expired", why,
+                                NULL, now) == 0)
+                    dead++;
+            }
+        }
+    }
+    shub_err_t err;
+    if (!hub->txn_failed && ensure_txn(hub) == 0 &&
+        store_check(hub,
+                    shub_store_purge_outcomes(hub->store,
+                                              now - (int64_t)hub->set->delivery_days * DAY_MS,
+                                              RETENTION_BATCH, &purged, &err),
+                    &err, "purge receipts") == 0 &&
+        purged == RETENTION_BATCH)
+        hub->next_retention_ms = now + NOTICE_EVERY_MS; /* more to do: soon */
+    if (dead || purged)
+        shub_info("retention: copies dead-lettered=%zu receipts purged=%zu", dead, purged);
+}
+
 static void run_timers(shub_hub_t *hub, int64_t now)
 {
     bool tick = now >= hub->next_timer_ms;
@@ -1767,6 +1812,8 @@ static void run_timers(shub_hub_t *hub, int64_t now)
     }
     if (!hub->txn_failed && !hub->degraded)
         lifecycle_tick(hub, now);
+    if (!hub->txn_failed && !hub->degraded)
+        retention_tick(hub, now);
     if (!hub->txn_failed && shub_store_checkpoint_due(hub->store, now) &&
         ensure_txn(hub) == 0) {
         shub_err_t err;

@@ -2296,3 +2296,36 @@ int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : shub_store_db_fail(s, err, "notice add");
 }
+
+/* ---- retention ------------------------------------------------------------- */
+
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max, size_t *n,
+                              shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (n)
+        *n = 0;
+    if (!s->in_tx)
+        return shub_err_set(err, SHUB_EPROTO, "purge: no transaction is open");
+    /* events.received_at is not indexed: one scan an hour of a table of ids
+     * and times, rather than an index every SHARE would pay for. */
+    if (sqlite3_prepare_v2(
+            s->db,
+            "DELETE FROM outcomes WHERE event_id IN (SELECT e.event_id FROM events e"
+            " WHERE e.received_at < ?1 AND EXISTS (SELECT 1 FROM outcomes o WHERE"
+            " o.event_id = e.event_id) AND NOT EXISTS (SELECT 1 FROM sealed c WHERE"
+            " c.event_id = e.event_id) LIMIT ?2)",
+            -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, before_ms) ||
+        sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max)) {
+        sqlite3_finalize(st);
+        return shub_store_db_fail(s, err, "purge receipts");
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return shub_store_db_fail(s, err, "purge receipts");
+    if (n)
+        *n = (size_t)sqlite3_changes(s->db);
+    return 0;
+}

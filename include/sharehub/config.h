@@ -73,6 +73,8 @@ typedef struct shub_hub_settings {
     uint32_t checkpoint_every; /* audit rows between signed checkpoints */
     uint32_t notice_days;      /* days before an agreement's expiry or review that
                                   --check warns and the owner is told */
+    uint32_t delivery_days;    /* days the broker keeps an event's receipt (its
+                                  outcomes) once no copy of it is pending */
 } shub_hub_settings_t;
 
 const shub_hub_settings_t *shub_config_hub(const shub_config_t *cfg);

@@ -321,6 +321,16 @@ int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject
                           const char *recipient, const shub_id_t *id, int64_t at_ms,
                           shub_err_t *err);
 
+/* ---- retention ---------------------------------------------------------- */
+
+/* Inside a transaction: deletes the receipts (outcomes rows) of up to max
+ * events received before before_ms of which no copy is pending; *n (may be
+ * NULL) gets the rows deleted. The event ids stay (a resent event is still a
+ * duplicate, answered with the outcomes left: none), and so does the audit
+ * log. SHUB_EPROTO, SHUB_EDB. */
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max, size_t *n,
+                              shub_err_t *err);
+
 /* ---- verification ------------------------------------------------------ */
 
 /* A checkpoint some organisation holds: evidence for verify. */

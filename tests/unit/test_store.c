@@ -698,6 +698,43 @@ static int on_update(const shub_store_update_t *u, void *ctx)
     return 0;
 }
 
+/* Receipts go once an event is old and done with; its id stays (a resend is
+ * still a duplicate) and an event with a copy pending keeps its receipt. */
+static void test_purge_outcomes_old_and_done_only(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    shub_id_t id;
+    const int64_t day = 86400000LL;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    for (int64_t i = 1; i <= 3; i++) {
+        make_id(i, &id);
+        assert_int_equal(
+            shub_store_event_add(s, &id, "wmp", i == 3 ? BASE_MS : BASE_MS - 100 * day, NULL,
+                                 &err),
+            0);
+    }
+    put_copy(s, 2, "marac-coventry"); /* event 2: a copy still pending */
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    for (int64_t i = 1; i <= 3; i++)
+        put_outcome(s, i, "marac-coventry", SHUB_OUTCOME_QUEUED);
+    put_outcome(s, 1, "dudley-mbc", SHUB_OUTCOME_DENIED);
+    size_t n = 99;
+    assert_int_equal(shub_store_purge_outcomes(s, BASE_MS - 90 * day, 100, &n, &err),
+                     SHUB_EPROTO);
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    assert_int_equal(shub_store_purge_outcomes(s, BASE_MS - 90 * day, 100, &n, &err), 0);
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    assert_int_equal(n, 2); /* event 1's two rows */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outcomes"), 2);
+    make_id(1, &id);
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    assert_int_equal(shub_store_event_add(s, &id, "wmp", BASE_MS, NULL, &err), SHUB_EEXIST);
+    shub_store_rollback(s);
+    shub_store_close(&s);
+}
+
 static void test_updates_per_sender_in_order_until_confirmed(void **state)
 {
     fixture_t *f = *state;
@@ -1319,6 +1356,7 @@ int main(void)
         T(audit_append_many_rows_verify_ok),
         T(audit_read_gives_text_and_hashes_back),
         T(audit_append_actor_clear_keeps_text_verify_ok),
+        T(purge_outcomes_old_and_done_only),
         T(ref_hash_kinds_differ_and_key_form_agrees),
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),

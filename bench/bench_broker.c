@@ -892,6 +892,7 @@ static const tcase_t cases[] = {
     {"forwarder.1r_many", true, 1, true},
     {"broker.1r", false, 1, false},
     {"broker.3r", false, 3, false},
+    {"broker.1r_many", false, 1, true},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 

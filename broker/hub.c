@@ -53,6 +53,7 @@
 #include "zap.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +72,12 @@
 #define RETENTION_EVERY_MS 3600000 /* how often retention is applied */
 #define RETENTION_BATCH   10000  /* receipts purged per pass */
 #define DAY_MS            (24LL * 3600 * 1000)
+/* How long one ephemeral sealing key serves (SPEC 5.6). A new key costs a
+ * scalar multiplication, and one more per recipient: per turn that was a
+ * fifth of the hub's time under load. Held for a second at most, then wiped
+ * as its turn ends, so a stored copy becomes unreadable to the broker within
+ * about a second of its sealing. */
+#define SEAL_KEY_MS       1000
 
 /* ---- pending copies -------------------------------------------------------- */
 
@@ -79,6 +86,7 @@ typedef struct orgq orgq_t;
 typedef struct copy copy_t;
 struct copy {
     shub_store_copy_t c; /* strings interned by the store: valid until it closes */
+    uint64_t ticket;     /* the store batch that holds it (0: loaded, committed) */
     uint32_t attempts;   /* sends in this run of the broker */
     int64_t next_at;     /* sent: when to send it again */
     bool sent;           /* on its queue's sent list (else the queued list) */
@@ -93,6 +101,8 @@ struct orgq {
     copy_t *qhead, *qtail; /* queued: not sent in this session, in store order */
     copy_t *shead, *stail; /* sent, awaiting ACK, in the order sent */
     size_t nq, ns;
+    bool upd_unheld;       /* an update for it as a sender was recorded this turn
+                              while it had no session */
 };
 
 /* ---- sessions ---------------------------------------------------------------- */
@@ -106,6 +116,11 @@ typedef struct out {           /* what a turn sends one peer once it commits */
     size_t nu, cu;
 } out_t;
 
+/* Turns are pipelined: while the store's writer commits one, the hub builds
+ * the next. What a turn sends waits for its commit, and turns are sent in
+ * order: TURNS slots, one being built and the rest committing. */
+#define TURNS 3
+
 typedef struct peer {
     uint8_t rid[SHUB_TRANSPORT_MAX_RID];
     size_t rid_len;
@@ -117,8 +132,10 @@ typedef struct peer {
     uint32_t turn_shares;  /* SHAREs accepted in this turn */
     int64_t upd_cursor;    /* the highest update seq given to it this session */
     bool upd_more;         /* stored updates beyond the cursor may wait */
+    shub_update_t *held;   /* updates for it recorded this turn while upd_more */
+    size_t n_held, cap_held;
     bool ended;            /* to be forgotten at the end of the turn */
-    out_t out;
+    out_t out[TURNS];      /* by turn slot */
 } peer_t;
 
 /* One message read this turn. */
@@ -133,6 +150,17 @@ typedef struct share_ans { /* a SHARE of this turn: answered unavailable if it f
     size_t rid_len;
     shub_id_t id;
 } share_ans_t;
+
+/* One turn from its first message until what it made true is sent. */
+typedef struct turn {
+    bool wrote;           /* it has a store batch ... */
+    uint64_t ticket;      /* ... this one */
+    shub_arena_t *arena;  /* outgoing strings and sealed bytes */
+    share_ans_t *shares;  /* its SHAREs: answered unavailable if it fails */
+    size_t n_shares, cap_shares;
+    bool have_checkpoint; /* signed in it: broadcast when it is sent */
+    shub_signed_head_t checkpoint;
+} turn_t;
 
 /* Everything one SHARE's recipients have in common, and its receipt being
  * built. About half a megabyte at the outcome limit, so one is reused. */
@@ -175,19 +203,22 @@ struct shub_hub {
 
     inmsg_t *in;
     size_t n_in, cap_in, cap_in_used; /* entries with their buffers set up */
-    share_ans_t *shares;
-    size_t n_shares, cap_shares;
+
+    turn_t turns[TURNS];
+    uint64_t building, sending; /* turn numbers: the one being built, the oldest not
+                                   yet sent (building - sending turns wait) */
+    size_t cur;                 /* building % TURNS */
+    turn_t *t;                  /* &turns[cur] */
+    shub_arena_t *turn;         /* t->arena */
 
     bool in_txn, txn_failed;
     bool degraded;           /* the store failed: SHAREs refused until a commit */
     int64_t degraded_since, degraded_try_ms;
-    bool have_checkpoint;    /* signed in this turn: broadcast after commit */
-    shub_signed_head_t checkpoint;
-
-    shub_arena_t *turn; /* this turn's outgoing strings and sealed bytes */
     share_ctx_t *sc;
     shub_buf_t scratch, plain, sealbuf;
-    shub_sealer_t *sealer; /* this turn's ephemeral key; wiped when it ends */
+    shub_sealer_t *sealer; /* the ephemeral sealing key: wiped at the end of the
+                              turn in which it turned SEAL_KEY_MS old */
+    int64_t sealer_born_ms;
     int64_t next_timer_ms;
     int64_t next_notice_ms; /* lifecycle_tick: 0 on the first turn */
     int64_t next_retention_ms; /* retention_tick: 0 on the first turn */
@@ -196,6 +227,8 @@ struct shub_hub {
 };
 
 /* ---- small helpers ----------------------------------------------------------- */
+
+static void turn_start(shub_hub_t *hub);
 
 static int grow(void **arr, size_t *cap, size_t need, size_t width)
 {
@@ -448,7 +481,9 @@ static void session_end(shub_hub_t *hub, peer_t *p, const char *why)
     }
     p->welcomed = false;
     p->ended = true;
-    out_clear(&p->out);
+    for (size_t i = 0; i < TURNS; i++)
+        out_clear(&p->out[i]);
+    p->n_held = 0;
 }
 
 static void peers_sweep(shub_hub_t *hub)
@@ -459,9 +494,12 @@ static void peers_sweep(shub_hub_t *hub)
             i++;
             continue;
         }
-        shub_free(p->out.receipts);
-        shub_free(p->out.delivers);
-        shub_free(p->out.updates);
+        for (size_t k = 0; k < TURNS; k++) {
+            shub_free(p->out[k].receipts);
+            shub_free(p->out[k].delivers);
+            shub_free(p->out[k].updates);
+        }
+        shub_free(p->held);
         shub_free(p);
         hub->peers[i] = hub->peers[--hub->n_peers];
     }
@@ -593,7 +631,7 @@ static void audit_refusal(shub_hub_t *hub, const peer_t *p, const char *code,
 static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool duplicate,
                        const shub_outcome_item_t *items, uint32_t n)
 {
-    out_t *o = &p->out;
+    out_t *o = &p->out[hub->cur];
     if (grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
         return SHUB_ENOMEM;
     shub_outcome_item_t *copy = shub_arena_alloc(hub->turn, (n ? n : 1) * sizeof *copy);
@@ -629,7 +667,7 @@ static uint32_t keep_days(const shub_hub_t *hub, const copy_t *c)
 static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_t *sealed,
                        size_t len)
 {
-    out_t *o = &p->out;
+    out_t *o = &p->out[hub->cur];
     uint8_t *bytes = shub_arena_alloc(hub->turn, len);
     if (!bytes || grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
         return SHUB_ENOMEM;
@@ -650,12 +688,10 @@ static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_
     return 0;
 }
 
-static int out_update(shub_hub_t *hub, peer_t *p, const shub_store_update_t *u)
+/* An update as the wire carries it, its strings in the turn's memory. */
+static shub_update_t update_item(shub_hub_t *hub, const shub_store_update_t *u)
 {
-    out_t *o = &p->out;
-    if (grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
-        return SHUB_ENOMEM;
-    o->updates[o->nu++] = (shub_update_t){
+    return (shub_update_t){
         .seq = u->seq,
         .id = u->event_id,
         .item = {.to = turn_strdup(hub, u->recipient),
@@ -666,13 +702,28 @@ static int out_update(shub_hub_t *hub, peer_t *p, const shub_store_update_t *u)
                  .version = u->agreement_version,
                  .flow = turn_strdup(hub, u->flow)},
     };
-    if (u->seq > p->upd_cursor)
-        p->upd_cursor = u->seq;
+}
+
+static int out_update_item(shub_hub_t *hub, peer_t *p, const shub_update_t *it)
+{
+    out_t *o = &p->out[hub->cur];
+    if (grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
+        return SHUB_ENOMEM;
+    o->updates[o->nu++] = *it;
+    if (it->seq > p->upd_cursor)
+        p->upd_cursor = it->seq;
     return 0;
 }
 
-/* Records a later outcome durably and, if its sender is online and has had
- * every earlier update, queues it for this turn. */
+static int out_update(shub_hub_t *hub, peer_t *p, const shub_store_update_t *u)
+{
+    shub_update_t it = update_item(hub, u);
+    return out_update_item(hub, p, &it);
+}
+
+/* Records a later outcome durably. A sender online that has had every
+ * earlier update gets it with this turn; one still being fed stored updates
+ * has it held, to follow them (its open batch cannot be read back yet). */
 static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
 {
     shub_err_t err;
@@ -680,8 +731,19 @@ static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
     if (rc)
         return store_check(hub, rc, &err, "update");
     peer_t *sp = peer_online(hub, u->sender);
-    if (sp && !sp->upd_more && out_update(hub, sp, u) != 0)
-        sp->upd_more = true; /* out of memory: read it from the store later */
+    if (!sp) {
+        orgq_t *q = queue_for(hub, u->sender, true);
+        if (q)
+            q->upd_unheld = true;
+        return 0;
+    }
+    if (!sp->upd_more) {
+        if (out_update(hub, sp, u) != 0)
+            sp->upd_more = true; /* out of memory: read it from the store later */
+        return 0;
+    }
+    if (grow((void **)&sp->held, &sp->cap_held, sp->n_held + 1, sizeof *sp->held) == 0)
+        sp->held[sp->n_held++] = update_item(hub, u);
     return 0;
 }
 
@@ -754,7 +816,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     hub->opts = *opts;
     int rc;
-    if (!(hub->sc = shub_calloc(1, sizeof *hub->sc)) || !(hub->turn = shub_arena_new(65536))) {
+    if (!(hub->sc = shub_calloc(1, sizeof *hub->sc))) {
         rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");
         goto fail;
     }
@@ -778,6 +840,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         .subject_key = hub->subject_key,
         .sign_secret = hub->sign_secret,
         .checkpoint_every = hub->set->checkpoint_every,
+        .writer_thread = true,
     };
     const char *db = opts->database ? opts->database : hub->set->database;
     if ((rc = shub_store_open(db, &sopts, &hub->store, err)))
@@ -788,6 +851,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     }
     if ((rc = copies_load(hub, err)) || (rc = sign_tail(hub, err)))
         goto fail;
+    turn_start(hub);
 
     hub->ctx = zmq_ctx_new();
     if (!hub->ctx) {
@@ -988,9 +1052,10 @@ static int queue_copy(shub_hub_t *hub, shub_store_copy_t *cs, int64_t now, bool 
     if (!c)
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
                            "pending copy");
+    c->ticket = shub_store_ticket(hub->store);
     peer_t *online = peer_online(hub, cs->recipient);
     *sent = online && c->q->nq == 1 && c->q->ns < online->window &&
-            online->out.deliver_bytes < TURN_DELIVER_BYTES;
+            online->out[hub->cur].deliver_bytes < TURN_DELIVER_BYTES;
     if (*sent) {
         c->attempts = 1;
         c->next_at = now + hub->set->redeliver_ms;
@@ -1002,6 +1067,24 @@ static int queue_copy(shub_hub_t *hub, shub_store_copy_t *cs, int64_t now, bool 
     return 0;
 }
 
+/* hub->plain sealed to the recipient with the ephemeral key of the moment:
+ * once it is wiped (SEAL_KEY_MS), the stored copy is unreadable to the
+ * broker. In arena; NULL if it cannot be. */
+static uint8_t *seal_plain(shub_hub_t *hub, shub_arena_t *arena, const shub_org_t *to,
+                           int64_t now, size_t *len)
+{
+    *len = hub->plain.len + SHUB_SEAL_OVERHEAD;
+    if (!hub->sealer) {
+        hub->sealer = shub_sealer_new();
+        hub->sealer_born_ms = now;
+    }
+    uint8_t *sealed = hub->sealer ? shub_arena_alloc(arena, *len) : NULL;
+    if (!sealed || shub_seal(hub->sealer, to->public_key, hub->plain.data, hub->plain.len,
+                             sealed))
+        return NULL;
+    return sealed;
+}
+
 static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *org,
                            const shub_decision_t *d)
 {
@@ -1011,14 +1094,9 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     if (rc)
         return rc;
 
-    /* Seal to the recipient with this turn's ephemeral key: once the turn
-     * ends and the key is wiped, the stored copy is unreadable to the broker. */
-    size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    if (!hub->sealer)
-        hub->sealer = shub_sealer_new();
-    uint8_t *sealed = hub->sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
-    if (!sealed || shub_seal(hub->sealer, org->public_key, hub->plain.data, hub->plain.len,
-                             sealed))
+    size_t sealed_len;
+    uint8_t *sealed = seal_plain(hub, sc->arena, org, sc->now, &sealed_len);
+    if (!sealed)
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"},
                            "seal");
@@ -1106,12 +1184,9 @@ static int hub_notice(shub_hub_t *hub, const shub_org_t *to, const shub_event_t 
     if ((rc = shub_event_encode(ev, &hub->plain, &err)))
         return store_check(hub, SHUB_ENOMEM, &err, "notice");
     crypto_generichash(hash, sizeof hash, hub->plain.data, hub->plain.len, NULL, 0);
-    size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    if (!hub->sealer)
-        hub->sealer = shub_sealer_new();
-    uint8_t *sealed = hub->sealer ? shub_arena_alloc(hub->turn, sealed_len) : NULL;
-    if (!sealed ||
-        shub_seal(hub->sealer, to->public_key, hub->plain.data, hub->plain.len, sealed))
+    size_t sealed_len;
+    uint8_t *sealed = seal_plain(hub, hub->turn, to, now, &sealed_len);
+    if (!sealed)
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"},
                            "seal");
@@ -1349,17 +1424,25 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "share");
         return;
     }
-    if (grow((void **)&hub->shares, &hub->cap_shares, hub->n_shares + 1,
-             sizeof *hub->shares) == 0) {
-        share_ans_t *a = &hub->shares[hub->n_shares++];
+    turn_t *t = hub->t;
+    if (grow((void **)&t->shares, &t->cap_shares, t->n_shares + 1, sizeof *t->shares) == 0) {
+        share_ans_t *a = &t->shares[t->n_shares++];
         memcpy(a->rid, p->rid, p->rid_len);
         a->rid_len = p->rid_len;
         a->id = ev->id;
     }
     char orig[SHUB_MSG_MAX_NAME + 1] = "";
     int rc = shub_store_event_add(hub->store, &ev->id, p->org, now, orig, &err);
+    if (rc == SHUB_EBUSY) {
+        /* Resent before its first copy committed: the receipt of that one
+         * answers it. */
+        t->n_shares--;
+        send_error(hub, p, p->rid, p->rid_len, "busy", &ev->id,
+                   "this event is being decided; its receipt follows");
+        return;
+    }
     if (rc == SHUB_EEXIST) {
-        hub->n_shares--; /* nothing of it is at stake in this turn */
+        t->n_shares--; /* nothing of it is at stake in this turn */
         if (strcmp(orig, p->org) == 0) {
             handle_duplicate(hub, sc);
         } else {
@@ -1494,6 +1577,7 @@ static void handle_hello(shub_hub_t *hub, peer_t *p, const shub_hello_t *hello)
         p->window = SHUB_MSG_MAX_BATCH;
     p->upd_cursor = 0;
     p->upd_more = true;
+    p->n_held = 0;
     size_t backlog = q ? q->nq + q->ns : 0;
     shub_msg_t w = {.type = SHUB_MSG_WELCOME};
     w.welcome = (shub_welcome_t){
@@ -1711,10 +1795,14 @@ static void send_stored(shub_hub_t *hub, peer_t *p, copy_t *c, int64_t now)
         session_end(hub, p, "out of memory");
 }
 
+/* Sends queued copies in order while the window has room. A copy whose
+ * batch has not committed yet waits (its sealed bytes are not readable yet,
+ * and it must not overtake: the queue is in store order). */
 static void pump(shub_hub_t *hub, peer_t *p, orgq_t *q, int64_t now)
 {
-    while (q->qhead && q->ns < p->window && !hub->txn_failed && !p->ended &&
-           p->out.deliver_bytes < TURN_DELIVER_BYTES) {
+    while (q->qhead && q->qhead->ticket <= shub_store_settled(hub->store) &&
+           q->ns < p->window && !hub->txn_failed && !p->ended &&
+           p->out[hub->cur].deliver_bytes < TURN_DELIVER_BYTES) {
         if (ensure_txn(hub) != 0)
             return;
         send_stored(hub, p, q->qhead, now);
@@ -1724,7 +1812,7 @@ static void pump(shub_hub_t *hub, peer_t *p, orgq_t *q, int64_t now)
 static void redeliver(shub_hub_t *hub, peer_t *p, orgq_t *q, int64_t now)
 {
     while (q->shead && q->shead->next_at <= now && !hub->txn_failed && !p->ended &&
-           p->out.deliver_bytes < TURN_DELIVER_BYTES) {
+           p->out[hub->cur].deliver_bytes < TURN_DELIVER_BYTES) {
         if (ensure_txn(hub) != 0)
             return;
         send_stored(hub, p, q->shead, now);
@@ -1737,11 +1825,15 @@ static int on_update(const shub_store_update_t *u, void *ctx)
     return out_update(args[0], args[1], u) ? SHUB_ENOMEM : 0;
 }
 
-/* Unconfirmed updates a session has not had yet, from the store. */
+/* Unconfirmed updates a session has not had yet: the committed ones from the
+ * store (which waits for what was submitted), then those held this turn. It
+ * is caught up only if nothing of its was recorded this turn unheld: one
+ * seq confirms every update below it, so none may be skipped. */
 static void feed_updates(shub_hub_t *hub, peer_t *p)
 {
     shub_err_t err;
-    size_t before = p->out.nu;
+    out_t *o = &p->out[hub->cur];
+    size_t before = o->nu;
     void *args[] = {hub, p};
     int rc = shub_store_updates(hub->store, p->org, p->upd_cursor, SHUB_MSG_MAX_BATCH,
                                 on_update, args, &err);
@@ -1749,7 +1841,14 @@ static void feed_updates(shub_hub_t *hub, peer_t *p)
         return; /* the rest next turn */
     if (store_check(hub, rc, &err, "updates") != 0)
         return;
-    p->upd_more = p->out.nu - before == SHUB_MSG_MAX_BATCH;
+    orgq_t *q = queue_for(hub, p->org, false);
+    if (o->nu - before == SHUB_MSG_MAX_BATCH || (q && q->upd_unheld))
+        return; /* more next turn, read from the store */
+    for (size_t i = 0; i < p->n_held; i++)
+        if (p->held[i].seq > p->upd_cursor && out_update_item(hub, p, &p->held[i]) != 0)
+            return;
+    p->n_held = 0;
+    p->upd_more = false;
 }
 
 /* Once an hour: a pending copy older than its flow's retention is dead-
@@ -1761,7 +1860,7 @@ static void retention_tick(shub_hub_t *hub, int64_t now)
     if (now < hub->next_retention_ms)
         return;
     hub->next_retention_ms = now + RETENTION_EVERY_MS;
-    size_t dead = 0, purged = 0;
+    size_t dead = 0;
     for (size_t i = 0; i < hub->n_queues && !hub->txn_failed; i++) {
         orgq_t *q = hub->queues[i];
         for (int list = 0; list < 2; list++) {
@@ -1781,16 +1880,15 @@ static void retention_tick(shub_hub_t *hub, int64_t now)
         }
     }
     shub_err_t err;
-    if (!hub->txn_failed && ensure_txn(hub) == 0 &&
+    if (!hub->txn_failed && ensure_txn(hub) == 0)
         store_check(hub,
                     shub_store_purge_outcomes(hub->store,
                                               now - (int64_t)hub->set->delivery_days * DAY_MS,
-                                              RETENTION_BATCH, &purged, &err),
-                    &err, "purge receipts") == 0 &&
-        purged == RETENTION_BATCH)
-        hub->next_retention_ms = now + NOTICE_EVERY_MS; /* more to do: soon */
-    if (dead || purged)
-        shub_info("retention: copies dead-lettered=%zu receipts purged=%zu", dead, purged);
+                                              RETENTION_BATCH, &err),
+                    &err, "purge receipts");
+    if (dead)
+        shub_info("retention: copies dead-lettered=%zu (held past their flow's retention)",
+                  dead);
 }
 
 static void run_timers(shub_hub_t *hub, int64_t now)
@@ -1807,7 +1905,7 @@ static void run_timers(shub_hub_t *hub, int64_t now)
             redeliver(hub, p, q, now);
         if (q)
             pump(hub, p, q, now);
-        if (p->upd_more && p->out.nu < SHUB_MSG_MAX_BATCH)
+        if (p->upd_more && p->out[hub->cur].nu < SHUB_MSG_MAX_BATCH)
             feed_updates(hub, p);
     }
     if (!hub->txn_failed && !hub->degraded)
@@ -1819,9 +1917,9 @@ static void run_timers(shub_hub_t *hub, int64_t now)
         shub_err_t err;
         bool made = false;
         int rc =
-            shub_store_checkpoint(hub->store, now, false, &hub->checkpoint, &made, &err);
+            shub_store_checkpoint(hub->store, now, false, &hub->t->checkpoint, &made, &err);
         if (store_check(hub, rc, &err, "checkpoint") == 0 && made)
-            hub->have_checkpoint = true;
+            hub->t->have_checkpoint = true;
     }
 }
 
@@ -1866,11 +1964,11 @@ static bool send_to(shub_hub_t *hub, peer_t *p, const shub_msg_t *msg)
     return true;
 }
 
-/* Everything a peer is owed from this turn, in as few messages as the limits
- * allow. */
-static void flush_peer(shub_hub_t *hub, peer_t *p)
+/* Everything a peer is owed from turn slot k, in as few messages as the
+ * limits allow. */
+static void flush_peer(shub_hub_t *hub, peer_t *p, size_t k, const turn_t *t)
 {
-    out_t *o = &p->out;
+    out_t *o = &p->out[k];
     for (size_t i = 0; i < o->nr && !p->ended;) {
         size_t n = 0, nodes = 4;
         while (i + n < o->nr && n < SHUB_MSG_MAX_BATCH &&
@@ -1903,86 +2001,177 @@ static void flush_peer(shub_hub_t *hub, peer_t *p)
         m.update = (shub_update_batch_t){.list = &o->updates[i], .count = (uint32_t)n};
         send_to(hub, p, &m);
     }
-    if (hub->have_checkpoint && p->welcomed && !p->ended) {
+    if (t->have_checkpoint && p->welcomed && !p->ended) {
         shub_msg_t m = {.type = SHUB_MSG_CHECKPOINT};
-        m.checkpoint = hub->checkpoint;
+        m.checkpoint = t->checkpoint;
         send_to(hub, p, &m);
     }
     out_clear(o);
 }
 
-/* What memory holds goes back to what the store holds, after a failed
- * commit: pending copies reloaded, sessions' sends and update cursors reset. */
+/* What memory holds goes back to what the store holds, after a failure:
+ * pending copies reloaded, sessions' sends and update cursors reset. */
 static void recover(shub_hub_t *hub)
 {
     shub_err_t err;
     for (size_t i = 0; i < hub->n_peers; i++) {
         peer_t *p = hub->peers[i];
-        out_clear(&p->out);
+        for (size_t k = 0; k < TURNS; k++)
+            out_clear(&p->out[k]);
         p->upd_cursor = 0;
         p->upd_more = p->welcomed;
+        p->n_held = 0;
     }
     if (copies_load(hub, &err) != 0)
         shub_error("store: cannot reload pending copies: %s (retrying each turn)", err.msg);
-    hub->have_checkpoint = false;
 }
 
-/* Commit, then send what the commit made true; or roll back, tell every
- * sender of the turn that nothing was accepted, and rebuild. */
+/* Starts building the turn in slot building % TURNS, which is free. */
+static void turn_start(shub_hub_t *hub)
+{
+    hub->cur = hub->building % TURNS;
+    turn_t *t = hub->t = &hub->turns[hub->cur];
+    t->wrote = t->have_checkpoint = false;
+    t->ticket = 0;
+    t->n_shares = 0;
+    shub_arena_destroy(&t->arena);
+    t->arena = shub_arena_new(65536);
+    hub->turn = t->arena;
+    for (size_t i = 0; i < hub->n_peers; i++)
+        out_clear(&hub->peers[i]->out[hub->cur]);
+}
+
+/* Tells every sender of turn t that nothing of its SHAREs was accepted. */
+static void turn_refuse(shub_hub_t *hub, turn_t *t)
+{
+    for (size_t i = 0; i < t->n_shares; i++)
+        send_error(hub, NULL, t->shares[i].rid, t->shares[i].rid_len, "unavailable",
+                   &t->shares[i].id,
+                   "the broker could not commit; nothing was accepted, resend later");
+    t->n_shares = 0;
+}
+
+static void store_down(shub_hub_t *hub, int64_t now, size_t refused)
+{
+    if (!hub->degraded) {
+        shub_error("store unavailable: shares are refused until a commit succeeds "
+                   "(%zu refused now)",
+                   refused);
+        hub->degraded_since = now;
+    }
+    hub->degraded = true;
+    hub->degraded_try_ms = now + DEGRADED_RETRY_MS;
+}
+
+static void store_up(shub_hub_t *hub, int64_t now)
+{
+    hub->degraded = false;
+    shub_info("store available again after %lld ms", (long long)(now - hub->degraded_since));
+}
+
+/* Sends every turn whose batch has committed, oldest first, stopping at the
+ * first still committing. If the writer reports a failure, every turn not
+ * yet sent is lost: each assumed the one before. Their senders are told,
+ * and memory is rebuilt from the file. */
+static void complete_turns(shub_hub_t *hub, int64_t now)
+{
+    shub_err_t err;
+    uint64_t done = 0;
+    int rc = shub_store_poll(hub->store, &done, &err);
+    bool drained = false;
+    while (hub->sending < hub->building) {
+        size_t k = hub->sending % TURNS;
+        turn_t *t = &hub->turns[k];
+        if (t->wrote && t->ticket > done)
+            break;
+        if (!drained) {
+            monitor_drain(hub); /* a connection closed meanwhile gets nothing */
+            drained = true;
+        }
+        for (size_t i = 0; i < hub->n_peers; i++)
+            flush_peer(hub, hub->peers[i], k, t);
+        if (hub->degraded && t->wrote && t->n_shares == 0 && now >= hub->degraded_try_ms)
+            store_up(hub, now); /* a turn of acknowledgements committed */
+        hub->sending++;
+    }
+    if (rc == 0)
+        return;
+    size_t refused = 0;
+    for (; hub->sending < hub->building; hub->sending++) {
+        turn_t *t = &hub->turns[hub->sending % TURNS];
+        refused += t->n_shares;
+        turn_refuse(hub, t);
+    }
+    if (!hub->degraded)
+        shub_error("store: commit: %s", err.msg);
+    store_down(hub, now, refused);
+    if (shub_store_recover(hub->store, &err) != 0)
+        shub_error("store: cannot recover: %s", err.msg);
+    recover(hub);
+}
+
+/* Waits until the oldest turn waiting has been sent (or lost). */
+static void wait_turn(shub_hub_t *hub)
+{
+    uint64_t before = hub->sending;
+    while (hub->sending == before && hub->sending < hub->building) {
+        struct pollfd pfd = {.fd = shub_store_fd(hub->store), .events = POLLIN};
+        if (pfd.fd >= 0)
+            poll(&pfd, 1, 100);
+        complete_turns(hub, shub_now_ms());
+    }
+}
+
+/* Ends the turn being built: its batch goes to the store's writer (or, if it
+ * failed, is forgotten and its senders told), then the next turn starts in a
+ * free slot. */
 static void close_turn(shub_hub_t *hub, int64_t now)
 {
     shub_err_t err;
-    bool ok = true;
+    turn_t *t = hub->t;
     if (hub->in_txn) {
-        ok = !hub->txn_failed;
-        if (ok && shub_store_commit(hub->store, &err) != 0) {
-            if (!hub->degraded)
-                shub_error("store: commit: %s", err.msg);
-            ok = false;
-        }
-        if (!ok) {
+        int rc = hub->txn_failed ? SHUB_EDB : shub_store_submit(hub->store, &t->ticket, &err);
+        if (rc == 0) {
+            t->wrote = true;
+        } else {
+            /* Failed while being recorded: it never reached the writer. The
+             * turns before it may still commit; memory is rebuilt once they
+             * have (copies_load waits for them). */
             shub_store_rollback(hub->store);
-            if (!hub->degraded) {
-                shub_error("store unavailable: shares are refused until a commit succeeds "
-                           "(%zu refused now)",
-                           hub->n_shares);
-                hub->degraded_since = now;
-            }
-            hub->degraded = true;
-            hub->degraded_try_ms = now + DEGRADED_RETRY_MS;
-            for (size_t i = 0; i < hub->n_shares; i++)
-                send_error(hub, NULL, hub->shares[i].rid, hub->shares[i].rid_len,
-                           "unavailable", &hub->shares[i].id,
-                           "the broker could not commit; nothing was accepted, resend later");
+            if (rc != SHUB_EDB)
+                shub_error("store: submit: %s", err.msg);
+            store_down(hub, now, t->n_shares);
+            turn_refuse(hub, t);
+            for (size_t i = 0; i < hub->n_peers; i++)
+                out_clear(&hub->peers[i]->out[hub->cur]);
+            t->have_checkpoint = false;
+            hub->in_txn = hub->txn_failed = false;
+            while (hub->sending < hub->building)
+                wait_turn(hub);
             recover(hub);
-        } else if (hub->degraded && now >= hub->degraded_try_ms && hub->n_shares == 0) {
-            /* A turn of acknowledgements committed: let SHAREs try again. */
-            hub->degraded = false;
-            shub_info("store available again after %lld ms",
-                      (long long)(now - hub->degraded_since));
         }
     } else if (hub->degraded && now >= hub->degraded_try_ms) {
-        hub->degraded = false; /* nothing to prove it with: the next SHARE will */
-        shub_info("store available again after %lld ms",
-                  (long long)(now - hub->degraded_since));
+        store_up(hub, now); /* nothing to prove it with: the next SHARE will */
     }
-    if (ok) {
-        monitor_drain(hub); /* a connection closed meanwhile gets nothing */
-        for (size_t i = 0; i < hub->n_peers; i++)
-            flush_peer(hub, hub->peers[i]);
-    }
-    hub->have_checkpoint = false;
-    shub_sealer_destroy(&hub->sealer);
+    if (now - hub->sealer_born_ms >= SEAL_KEY_MS)
+        shub_sealer_destroy(&hub->sealer);
     hub->in_txn = hub->txn_failed = false;
-    hub->n_shares = 0;
-    for (size_t i = 0; i < hub->n_peers; i++)
+    for (size_t i = 0; i < hub->n_peers; i++) {
         hub->peers[i]->turn_shares = 0;
+        hub->peers[i]->n_held = 0;
+    }
+    for (size_t i = 0; i < hub->n_queues; i++)
+        hub->queues[i]->upd_unheld = false;
     for (size_t i = 0; i < hub->n_in; i++)
         shub_msg_destroy(&hub->in[i].msg);
     hub->n_in = 0;
+
+    hub->building++;
+    complete_turns(hub, now);
+    while (hub->building - hub->sending >= TURNS)
+        wait_turn(hub);
     peers_sweep(hub);
-    shub_arena_destroy(&hub->turn);
-    hub->turn = shub_arena_new(65536);
+    turn_start(hub);
 }
 
 /* Reads what the socket holds, up to batch_max messages. */
@@ -2017,6 +2206,7 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
         {hub->zap, 0, ZMQ_POLLIN, 0},
         {hub->router, 0, ZMQ_POLLIN, 0},
         {hub->monitor, 0, ZMQ_POLLIN, 0},
+        {NULL, shub_store_fd(hub->store), ZMQ_POLLIN, 0}, /* a commit finished */
     };
     int64_t now = shub_now_ms();
     int wait = timeout_ms;
@@ -2024,10 +2214,9 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
         wait = (int)(hub->next_timer_ms - now);
     if (hub->next_timer_ms <= now)
         wait = 0;
-    if (!hub->turn)
-        hub->turn = shub_arena_new(65536);
-    if (zmq_poll(items, 3, wait) < 0 && errno != EINTR)
+    if (zmq_poll(items, 4, wait) < 0 && errno != EINTR)
         shub_error("poll: %s", zmq_strerror(errno));
+    complete_turns(hub, shub_now_ms()); /* what committed meanwhile goes out first */
 
     while (shub_zap_handle(hub->zap, hub->cfg) == 0)
         ;
@@ -2077,8 +2266,11 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     if (!hub_p || !*hub_p)
         return;
     shub_hub_t *hub = *hub_p;
-    if (hub->in_txn)
+    if (hub->store && hub->t) {
         close_turn(hub, shub_now_ms());
+        while (hub->sending < hub->building)
+            wait_turn(hub); /* every committed turn is sent before the end */
+    }
     if (hub->store) {
         shub_err_t err;
         if (sign_tail(hub, &err) != 0)
@@ -2111,7 +2303,10 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     copies_clear(hub);
     shub_free(hub->queues);
     shub_free(hub->map);
-    shub_free(hub->shares);
+    for (size_t i = 0; i < TURNS; i++) {
+        shub_free(hub->turns[i].shares);
+        shub_arena_destroy(&hub->turns[i].arena);
+    }
     shub_buf_free(&hub->scratch);
     shub_buf_free(&hub->plain);
     shub_buf_free(&hub->sealbuf);
@@ -2119,7 +2314,6 @@ void shub_hub_destroy(shub_hub_t **hub_p)
     if (hub->sc)
         shub_arena_destroy(&hub->sc->arena);
     shub_free(hub->sc);
-    shub_arena_destroy(&hub->turn);
     shub_free(hub);
     *hub_p = NULL;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,9 +234,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                 " (SELECT upto_seq FROM checkpoints ORDER BY seq DESC LIMIT 1),"
                 " (SELECT at FROM audit WHERE seq = 1 + coalesce((SELECT upto_seq FROM"
                 " checkpoints ORDER BY seq DESC LIMIT 1), 0))",
-    [ST_NAME_ADD] = "INSERT INTO names(text) VALUES(?1)",
+    [ST_NAME_ADD] = "INSERT INTO names(id, text) VALUES(?1, ?2)",
     [ST_EVENT_ADD] = "INSERT INTO events(event_id, sender, received_at)"
-                     " VALUES(?1, ?2, ?3) ON CONFLICT(event_id) DO NOTHING",
+                     " VALUES(?1, ?2, ?3)",
     [ST_EVENT_SENDER] = "SELECT sender FROM events WHERE event_id = ?1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit(" SHUB_AUDIT_TABLE_COLUMNS ")"
                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
@@ -255,7 +256,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " FROM outcomes WHERE event_id = ?1",
     [ST_COPY_PUT] = "INSERT INTO sealed(event_id, recipient, sender, event_type,"
                     " agreement, flow, area, purpose, basis, fields_shared, created_at,"
-                    " copy) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    " copy, seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                    " ?13)",
     [ST_COPY_SEALED] = "SELECT copy FROM sealed WHERE seq = ?1",
     [ST_COPY_DROP] = "DELETE FROM sealed WHERE seq BETWEEN ?1 AND ?2",
     [ST_COPIES] = "SELECT " COPY_COLUMNS " FROM sealed ORDER BY seq",
@@ -265,14 +267,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ORDER BY seq LIMIT ?3",
     [ST_UPDATES_CONFIRM] = "DELETE FROM updates WHERE sender = ?1 AND seq <= ?2",
     [ST_WITNESS_ADD] = "INSERT INTO witnesses(org, upto_seq, head_hash, at, public_key,"
-                       " signature, received_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
-                       " WHERE EXISTS (SELECT 1 FROM checkpoints WHERE upto_seq = ?2"
-                       " AND head_hash = ?3 AND at = ?4)"
+                       " signature, received_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                        " ON CONFLICT DO NOTHING",
+    [ST_WITNESS_CHECK] = "SELECT 1 FROM checkpoints WHERE upto_seq = ?1"
+                         " AND head_hash = ?2 AND at = ?3",
     [ST_AGREEMENT_ADD] = "INSERT INTO agreement_versions(id, version, content_hash, title,"
-                         " status, valid_from, valid_until, review, first_loaded_at)"
-                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                         " ON CONFLICT DO NOTHING",
+                         " status, valid_from, valid_until, review, first_loaded_at, vid)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_AGREEMENT_FIND] = "SELECT vid FROM agreement_versions WHERE id = ?1"
                           " AND version = ?2 AND content_hash = ?3",
     [ST_INDEX_UPTO] = "SELECT coalesce(max(seq), 0) FROM audit_find",
@@ -280,8 +281,25 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " event_type, decision, reason, case_hash, subject_hash)"
                       " SELECT seq, event_id, sender, recipient, agreement, event_type,"
                       " decision, reason, case_hash, subject_hash FROM audit"
-                      " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                      " WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit_find)"
+                      " ORDER BY seq LIMIT ?1",
+    [ST_COPY_MAX] = "SELECT coalesce(max(seq), 0) FROM sealed",
+    [ST_NOTICE_FIND] = "SELECT 1 FROM notices WHERE kind = ?1 AND subject = ?2",
+    [ST_NOTICE_ADD] = "INSERT INTO notices(kind, subject, recipient, event_id, at)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    /* events.received_at is not indexed: one scan an hour of a table of ids
+     * and times, rather than an index every SHARE would pay for. */
+    [ST_PURGE_OUTCOMES] = "DELETE FROM outcomes WHERE event_id IN (SELECT e.event_id"
+                          " FROM events e WHERE e.received_at < ?1 AND EXISTS (SELECT 1"
+                          " FROM outcomes o WHERE o.event_id = e.event_id) AND NOT EXISTS"
+                          " (SELECT 1 FROM sealed c WHERE c.event_id = e.event_id)"
+                          " LIMIT ?2)",
 };
+
+const char *shub_store_sql(stmt_id_t id)
+{
+    return stmt_sql[id];
+}
 
 static const uint8_t zero_hash[32];
 
@@ -366,30 +384,49 @@ void shub_store_row_hash(const uint8_t prev[32], const canon_val_t vals[SHUB_AUD
 
 /* ---- statements and errors ---------------------------------------------- */
 
-static void names_forget_added(shub_store_t *s);
+static void names_forget_from(shub_store_t *s, size_t first);
 
-/* Back to what the last commit left: the head, and nothing of what the
- * transaction interned, recorded or dropped. */
-static void reset_to_commit(shub_store_t *s)
+void shub_store_base_save(shub_store_t *s)
 {
-    s->head_seq = s->committed_seq;
-    memcpy(s->head_hash, s->committed_hash, 32);
-    s->checkpoint_upto = s->committed_checkpoint_upto;
-    s->unsigned_at = s->committed_unsigned_at;
-    s->n_agreements = s->committed_agreements;
-    s->n_drops = 0;
-    names_forget_added(s);
+    base_t *b = &s->base;
+    b->head_seq = s->head_seq;
+    memcpy(b->head_hash, s->head_hash, 32);
+    b->checkpoint_upto = s->checkpoint_upto;
+    b->unsigned_at = s->unsigned_at;
+    b->copy_seq = s->copy_seq;
+    b->indexed_upto = s->indexed_upto;
+    b->n_agreements = s->n_agreements;
+    b->names_added = s->names.n_added;
+}
+
+/* Back to where the open batch began: the head, and nothing of what it
+ * interned or appended. */
+void shub_store_base_restore(shub_store_t *s)
+{
+    const base_t *b = &s->base;
+    s->head_seq = b->head_seq;
+    memcpy(s->head_hash, b->head_hash, 32);
+    s->checkpoint_upto = b->checkpoint_upto;
+    s->unsigned_at = b->unsigned_at;
+    s->copy_seq = b->copy_seq;
+    s->indexed_upto = b->indexed_upto;
+    s->n_agreements = b->n_agreements;
+    names_forget_from(s, b->names_added);
+}
+
+void shub_store_base_confirm(shub_store_t *s)
+{
+    shub_store_base_save(s);
+    if (!s->unsettled) { /* everything is committed: nothing left to forget */
+        s->names.n_added = s->names_confirmed = 0;
+        s->base.names_added = 0;
+        s->agreements_confirmed = s->n_agreements;
+    }
 }
 
 int shub_store_db_fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
-    shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
-    if (s->in_tx && sqlite3_get_autocommit(s->db)) {
-        /* SQLite gave the transaction up itself (SQLITE_FULL, IOERR). */
-        s->in_tx = false;
-        reset_to_commit(s);
-    }
-    return SHUB_EDB;
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 int shub_store_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err)
@@ -407,39 +444,14 @@ int shub_store_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_
     return 0;
 }
 
-/* Runs a statement that returns no rows to DONE and resets it. */
-static int step_done(shub_store_t *s, sqlite3_stmt *st, const char *what, shub_err_t *err)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        shub_store_db_fail(s, err, what);
-        sqlite3_reset(st);
-        return SHUB_EDB;
-    }
-    sqlite3_reset(st);
-    return 0;
-}
 
-static int bind_text(sqlite3_stmt *st, int i, const char *t)
-{
-    return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
 
-/* 0 is "none" for ids, versions and optional times: stored as NULL. */
-static int bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
-{
-    return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
-}
 
 static int bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
 {
     return sqlite3_bind_blob(st, i, id->bytes, SHUB_ID_SIZE, SQLITE_STATIC);
 }
 
-static int bind_opt_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
-{
-    return p ? sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
 
 static bool id_is_zero(const shub_id_t *id)
 {
@@ -566,18 +578,20 @@ static int names_set(names_t *nm, int64_t id, const char *t, size_t n)
     return slots_rebuild(nm, nm->used + 1);
 }
 
-static void names_forget_added(shub_store_t *s)
+/* Forgets the names added from entry `first` of the added list on: they are
+ * in no committed row. */
+static void names_forget_from(shub_store_t *s, size_t first)
 {
     names_t *nm = &s->names;
-    if (nm->n_added == 0)
+    if (first >= nm->n_added)
         return;
-    for (size_t i = 0; i < nm->n_added; i++) {
+    for (size_t i = first; i < nm->n_added; i++) {
         int64_t id = nm->added[i];
         nm->text[id] = NULL; /* the string stays in the arena: pointers handed out
                                 in the failed transaction must not dangle */
         nm->len[id] = 0;
     }
-    nm->n_added = 0;
+    nm->n_added = first;
     while (nm->max_id > 0 && !nm->text[nm->max_id])
         nm->max_id--;
     slots_rebuild(nm, nm->used); /* out of memory leaves the old map: a miss
@@ -625,22 +639,22 @@ static int intern(shub_store_t *s, const char *text, int64_t *id, const char **i
             *interned = s->names.text[found];
         return 0;
     }
-    if (s->readonly || !s->in_tx)
+    if (s->readonly || !s->open)
         return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
-    sqlite3_stmt *st = NULL;
-    int rc = shub_store_stmt(s, ST_NAME_ADD, &st, err);
-    if (rc)
-        return rc;
-    if (sqlite3_bind_text(st, 1, text, (int)n, SQLITE_STATIC))
-        return shub_store_db_fail(s, err, "intern");
-    if ((rc = step_done(s, st, "intern", err)))
-        return rc;
-    int64_t nid = sqlite3_last_insert_rowid(s->db);
+    int64_t nid = s->names.max_id + 1;
     if (grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
              sizeof *s->names.added) ||
         names_set(&s->names, nid, text, n))
         return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");
     s->names.added[s->names.n_added++] = nid;
+    shub_store_op_begin(s, ST_NAME_ADD);
+    shub_store_op_int(s, 1, nid);
+    shub_store_op_text(s, 2, s->names.text[nid]);
+    int rc = shub_store_op_end(s, "intern", err);
+    if (rc) {
+        names_forget_from(s, s->names.n_added - 1);
+        return rc;
+    }
     *id = nid;
     if (interned)
         *interned = s->names.text[nid];
@@ -767,7 +781,7 @@ int shub_store_names_load(shub_store_t *s, shub_err_t *err)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return shub_store_db_fail(s, err, "read agreement versions");
-    s->committed_agreements = s->n_agreements;
+    s->agreements_confirmed = s->n_agreements;
     return 0;
 }
 
@@ -970,11 +984,15 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
      * journal_size_limit shrinks the WAL back after a burst, so a disk that
      * filled up gets its space back once the burst is checkpointed. 16 MiB
      * of page cache keeps the B-tree edges a turn appends to in memory and
-     * bounds resident memory with a large backlog. */
+     * bounds resident memory with a large backlog. secure_delete FAST zeroes
+     * deleted rows in the pages a commit writes anyway, without writing
+     * freed pages again (Debian's default, ON, does): what is deleted on the
+     * hot path is sealed copies, ciphertext whose key is gone, and
+     * confirmed updates, which hold no payload. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
              " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -16384;"
-             " PRAGMA temp_store = MEMORY",
+             " PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST",
              opts->synchronous_full ? "FULL" : "NORMAL", (long long)SHUB_STORE_WAL_LIMIT);
     if ((rc = exec(s, sql, "set pragmas", err)))
         return rc;
@@ -1010,13 +1028,39 @@ static int load_head(shub_store_t *s, shub_err_t *err)
             "read audit head: row %lld has a malformed row_hash (run verify)",
             (long long)seq);
     }
-    s->head_seq = s->committed_seq = seq;
+    s->head_seq = seq;
     memcpy(s->head_hash, seq > 0 ? hash : zero_hash, 32);
-    memcpy(s->committed_hash, s->head_hash, 32);
-    s->checkpoint_upto = s->committed_checkpoint_upto = sqlite3_column_int64(st, 2);
-    s->unsigned_at = s->committed_unsigned_at = sqlite3_column_int64(st, 3);
+    s->checkpoint_upto = sqlite3_column_int64(st, 2);
+    s->unsigned_at = sqlite3_column_int64(st, 3);
     sqlite3_reset(st);
+    if (s->readonly)
+        return 0;
+    int64_t v[2] = {0, 0};
+    stmt_id_t ids[2] = {ST_COPY_MAX, ST_INDEX_UPTO};
+    for (int i = 0; i < 2; i++) {
+        if ((rc = shub_store_stmt(s, ids[i], &st, err)))
+            return rc;
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            shub_store_db_fail(s, err, "read store head");
+            sqlite3_reset(st);
+            return SHUB_EDB;
+        }
+        v[i] = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    s->copy_seq = v[0];
+    s->indexed_upto = v[1];
     return 0;
+}
+
+int shub_store_reload(shub_store_t *s, shub_err_t *err)
+{
+    names_forget_from(s, s->names_confirmed);
+    s->names.n_added = s->names_confirmed = 0;
+    s->n_agreements = s->agreements_confirmed;
+    int rc = load_head(s, err);
+    shub_store_base_save(s);
+    return rc;
 }
 
 /* Records the subject key's id on first use and refuses a different key after:
@@ -1109,6 +1153,7 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     if (!s)
         return shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
     s->lock_fd = -1;
+    s->efd = -1;
     s->readonly = opts->readonly;
     s->checkpoint_every =
         opts->checkpoint_every ? opts->checkpoint_every : SHUB_STORE_CHECKPOINT_EVERY;
@@ -1160,7 +1205,10 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
             goto fail;
         }
         s->ckpt_running = true;
+        if (opts->writer_thread && (rc = shub_store_writer_start(s, err)))
+            goto fail;
     }
+    shub_store_base_save(s);
     *store_p = s;
     return 0;
 fail:
@@ -1182,6 +1230,9 @@ void shub_store_close(shub_store_t **store_p)
         pthread_cond_destroy(&s->ckpt_cv);
         pthread_mutex_destroy(&s->ckpt_mu);
     }
+    shub_store_batch_discard(s);
+    shub_store_writer_stop(s); /* what was submitted is written first */
+    shub_store_batches_free(s);
     if (s->db && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     for (int i = 0; i < ST_COUNT; i++)
@@ -1195,7 +1246,6 @@ void shub_store_close(shub_store_t **store_p)
     shub_free(s->names.slots);
     shub_free(s->names.added);
     shub_free(s->agreements);
-    shub_free(s->drops);
     shub_free(s->path);
     sodium_memzero(s, sizeof *s);
     shub_free(s);
@@ -1215,6 +1265,7 @@ static void *ckpt_main(void *arg)
 {
     shub_store_t *s = arg;
     sqlite3 *db = NULL;
+    prctl(PR_SET_NAME, "shub-wal", 0, 0, 0); /* this thread, as top -H and perf name it */
     /* A connection learns that a file is in WAL mode when it first reads it;
      * until then a checkpoint on it does nothing. */
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -1249,101 +1300,27 @@ static void *ckpt_main(void *arg)
 
 int shub_store_begin(shub_store_t *s, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (s->in_tx)
-        return shub_err_set(err, SHUB_EPROTO, "begin: a transaction is already open");
     if (s->readonly)
         return shub_err_set(err, SHUB_EPROTO, "begin: store is open read-only");
-    if ((rc = shub_store_stmt(s, ST_BEGIN, &st, err)) ||
-        (rc = step_done(s, st, "begin", err)))
-        return rc;
-    s->in_tx = true;
-    s->n_drops = 0;
-    s->names.n_added = 0;
-    /* Under the write lock the file is the truth: re-read the head. */
-    if ((rc = load_head(s, err))) {
-        shub_store_rollback(s);
-        return rc;
-    }
-    return 0;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Deletes the dropped copies as runs of consecutive seqs: acknowledgements
- * mostly arrive in the order copies were stored, so a turn's worth is one or
- * a few range deletes rather than one B-tree search each. */
-static int delete_drops(shub_store_t *s, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (s->n_drops == 0)
-        return 0;
-    if ((rc = shub_store_stmt(s, ST_COPY_DROP, &st, err)))
-        return rc;
-    qsort(s->drops, s->n_drops, sizeof *s->drops, cmp_i64);
-    for (size_t i = 0; i < s->n_drops;) {
-        size_t j = i;
-        while (j + 1 < s->n_drops && s->drops[j + 1] <= s->drops[j] + 1)
-            j++;
-        if (sqlite3_bind_int64(st, 1, s->drops[i]) ||
-            sqlite3_bind_int64(st, 2, s->drops[j]))
-            return shub_store_db_fail(s, err, "drop sealed copies");
-        if ((rc = step_done(s, st, "drop sealed copies", err)))
-            return rc;
-        i = j + 1;
-    }
-    s->n_drops = 0;
-    return 0;
-}
-
-int shub_store_commit(shub_store_t *s, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!s->in_tx)
-        return shub_err_set(err, SHUB_EPROTO, "commit: no transaction is open");
-    if ((rc = delete_drops(s, err)) || (rc = shub_store_stmt(s, ST_COMMIT, &st, err)) ||
-        (rc = step_done(s, st, "commit", err))) {
-        shub_store_rollback(s);
-        return rc;
-    }
-    s->in_tx = false;
-    s->committed_seq = s->head_seq;
-    memcpy(s->committed_hash, s->head_hash, 32);
-    s->committed_checkpoint_upto = s->checkpoint_upto;
-    s->committed_unsigned_at = s->unsigned_at;
-    s->committed_agreements = s->n_agreements;
-    s->names.n_added = 0;
-    return 0;
+    return shub_store_batch_open(s, err);
 }
 
 void shub_store_rollback(shub_store_t *s)
 {
-    if (!s)
-        return;
-    if (s->db && !sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    s->in_tx = false;
-    reset_to_commit(s);
+    if (s)
+        shub_store_batch_discard(s);
 }
 
 int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, bool force,
                           shub_signed_head_t *out, bool *made, shub_err_t *err)
 {
     shub_signed_head_t cp;
-    sqlite3_stmt *st = NULL;
     int rc;
     if (made)
         *made = false;
     if (!s->has_sign_key)
         return shub_err_set(err, SHUB_EINVAL, "checkpoint: no signing key");
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "checkpoint: no transaction is open");
     int64_t rows = s->head_seq - s->checkpoint_upto;
     if (rows <= 0)
@@ -1356,15 +1333,13 @@ int shub_store_checkpoint(shub_store_t *s, int64_t now_ms, bool force,
     if (shub_checkpoint_sign(s->head_seq, s->head_hash, now_ms, s->sign_secret,
                              s->sign_public, &cp) != 0)
         return shub_err_set(err, SHUB_ECRYPTO, "checkpoint: signing failed");
-    if ((rc = shub_store_stmt(s, ST_CHECKPOINT_INSERT, &st, err)))
-        return rc;
-    if (sqlite3_bind_int64(st, 1, s->head_seq) ||
-        sqlite3_bind_blob(st, 2, s->head_hash, 32, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 3, now_ms) ||
-        sqlite3_bind_blob(st, 4, s->sign_public, 32, SQLITE_STATIC) ||
-        sqlite3_bind_blob(st, 5, cp.sig, sizeof cp.sig, SQLITE_STATIC))
-        return shub_store_db_fail(s, err, "checkpoint");
-    if ((rc = step_done(s, st, "checkpoint", err)))
+    shub_store_op_begin(s, ST_CHECKPOINT_INSERT);
+    shub_store_op_int(s, 1, s->head_seq);
+    shub_store_op_blob(s, 2, s->head_hash, 32);
+    shub_store_op_int(s, 3, now_ms);
+    shub_store_op_blob(s, 4, s->sign_public, 32);
+    shub_store_op_blob(s, 5, cp.sig, sizeof cp.sig);
+    if ((rc = shub_store_op_end(s, "checkpoint", err)))
         return rc;
     s->checkpoint_upto = s->head_seq;
     s->unsigned_at = 0;
@@ -1386,7 +1361,7 @@ int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
                                  shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = shub_store_stmt(s, ST_CHECKPOINT_LATEST, &st, err);
+    int rc = shub_store_read_stmt(s, ST_CHECKPOINT_LATEST, &st, err);
     if (rc)
         return rc;
     rc = sqlite3_step(st);
@@ -1395,7 +1370,7 @@ int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
         return shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint yet");
     }
     if (rc != SQLITE_ROW) {
-        shub_store_db_fail(s, err, "read checkpoint");
+        shub_store_read_fail(s, err, "read checkpoint");
         sqlite3_reset(st);
         return SHUB_EDB;
     }
@@ -1418,47 +1393,36 @@ int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
 
 int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int rc;
-    int64_t upto = 0;
     if (more)
         *more = false;
     if (s->readonly)
         return 0;
-    if (s->in_tx)
+    if (s->open)
         return shub_err_set(err, SHUB_EPROTO, "maintain: a transaction is open");
+    if (s->indexed_upto >= s->head_seq && !idle)
+        return 0;
     if ((rc = shub_store_begin(s, err)))
         return rc;
-    if ((rc = shub_store_stmt(s, ST_INDEX_UPTO, &st, err)))
-        goto fail;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = shub_store_db_fail(s, err, "index audit rows");
-        sqlite3_reset(st);
-        goto fail;
-    }
-    upto = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (upto < s->head_seq) {
-        if ((rc = shub_store_stmt(s, ST_INDEX_FILL, &st, err)))
-            goto fail;
-        if (sqlite3_bind_int64(st, 1, upto) ||
-            sqlite3_bind_int64(st, 2, SHUB_STORE_INDEX_BATCH)) {
-            rc = shub_store_db_fail(s, err, "index audit rows");
-            goto fail;
+    if (s->indexed_upto < s->head_seq) {
+        shub_store_op_begin(s, ST_INDEX_FILL);
+        shub_store_op_int(s, 1, SHUB_STORE_INDEX_BATCH);
+        if ((rc = shub_store_op_end(s, "index audit rows", err))) {
+            shub_store_rollback(s);
+            return rc;
         }
-        if ((rc = step_done(s, st, "index audit rows", err)))
-            goto fail;
-        if (more)
-            *more = upto + SHUB_STORE_INDEX_BATCH < s->head_seq;
+        s->indexed_upto += SHUB_STORE_INDEX_BATCH;
+        if (s->indexed_upto > s->head_seq)
+            s->indexed_upto = s->head_seq;
     }
-    if ((rc = shub_store_commit(s, err)))
-        return rc;
-    if (idle)
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    return 0;
-fail:
-    shub_store_rollback(s);
-    return rc;
+    shub_store_mark_truncate(s, idle);
+    if (more)
+        *more = s->indexed_upto < s->head_seq;
+    if (s->writer_running) {
+        uint64_t ticket;
+        return shub_store_submit(s, &ticket, err);
+    }
+    return shub_store_commit(s, err);
 }
 
 void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32])
@@ -1476,42 +1440,54 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
 {
     sqlite3_stmt *st = NULL;
     char text[SHUB_ID_TEXT];
-    int64_t sid;
+    int64_t sid, first_id = 0;
     int rc;
     if (!id || !sender)
         return shub_err_set(err, SHUB_EINVAL, "event add: missing id or sender");
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "event add: no transaction is open");
-    if ((rc = intern(s, sender, &sid, NULL, err)) ||
-        (rc = shub_store_stmt(s, ST_EVENT_ADD, &st, err)))
+    if ((rc = intern(s, sender, &sid, NULL, err)))
         return rc;
-    if (bind_id(st, 1, id) || sqlite3_bind_int64(st, 2, sid) ||
-        sqlite3_bind_int64(st, 3, now_ms))
-        return shub_store_db_fail(s, err, "event add");
-    if ((rc = step_done(s, st, "event add", err)))
-        return rc;
-    if (sqlite3_changes(s->db) == 1)
-        return 0;
-
-    /* Known id: say who sent it first (a replay by another org is suspicious). */
-    if ((rc = shub_store_stmt(s, ST_EVENT_SENDER, &st, err)))
-        return rc;
-    if (bind_id(st, 1, id))
-        return shub_store_db_fail(s, err, "event lookup");
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        shub_store_db_fail(s, err, "event lookup");
-        sqlite3_reset(st);
-        return SHUB_EDB;
+    const flight_t *f = shub_store_flight_find(s, id);
+    if (f && f->sender == sid) {
+        shub_id_format(id, text);
+        return shub_err_set(err, SHUB_EBUSY,
+                            "event %s is being decided; its receipt follows the commit",
+                            text);
     }
-    const char *first = shub_store_name(s, sqlite3_column_int64(st, 0));
-    if (sender_out)
-        snprintf(sender_out, SHUB_MSG_MAX_NAME + 1, "%s", first ? first : "");
-    shub_id_format(id, text);
-    shub_err_set(err, SHUB_EEXIST, "event %s already seen from '%s'", text,
-                 first ? first : "");
-    sqlite3_reset(st);
-    return SHUB_EEXIST;
+    if (f) {
+        first_id = f->sender;
+    } else {
+        /* Committed? On the reading connection, which sees the last commit. */
+        if ((rc = shub_store_read_stmt(s, ST_EVENT_SENDER, &st, err)))
+            return rc;
+        if (sqlite3_bind_blob(st, 1, id->bytes, SHUB_ID_SIZE, SQLITE_STATIC))
+            return shub_store_read_fail(s, err, "event lookup");
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            first_id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return shub_store_read_fail(s, err, "event lookup");
+    }
+    if (first_id) {
+        /* Known id: say who sent it first (a replay by another org is suspicious). */
+        const char *first = shub_store_name(s, first_id);
+        if (sender_out)
+            snprintf(sender_out, SHUB_MSG_MAX_NAME + 1, "%s", first ? first : "");
+        shub_id_format(id, text);
+        return shub_err_set(err, SHUB_EEXIST, "event %s already seen from '%s'", text,
+                            first ? first : "");
+    }
+    shub_store_op_begin(s, ST_EVENT_ADD);
+    shub_store_op_blob(s, 1, id->bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, sid);
+    shub_store_op_int(s, 3, now_ms);
+    if ((rc = shub_store_op_end(s, "event add", err)))
+        return rc;
+    if (shub_store_flight_add(s, id, sid))
+        return shub_err_set(err, SHUB_ENOMEM, "event add: out of memory");
+    return 0;
 }
 
 /* ---- audit log ---------------------------------------------------------- */
@@ -1596,13 +1572,12 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     canon_val_t v[SHUB_AUDIT_NCOLS];
     int64_t ids[N_AUDIT_TEXTS], vid = 0;
     uint8_t subject[32], case_h[32], actor[32], row_hash[32];
-    sqlite3_stmt *st = NULL;
     int rc;
 
     if (!row || !row->action || !row->decision || !row->action[0] || !row->decision[0])
         return shub_err_set(err, SHUB_EINVAL,
                             "audit append: action and decision are required");
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "audit append: no transaction is open");
     if ((row->subject_ref || row->case_ref || row->actor_ref) && !s->has_subject_key)
         return shub_err_set(err, SHUB_EINVAL,
@@ -1644,25 +1619,24 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
         canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
     shub_store_row_hash(s->head_hash, v, row_hash);
 
-    if ((rc = shub_store_stmt(s, ST_AUDIT_INSERT, &st, err)))
-        return rc;
-    int bad = sqlite3_bind_int64(st, 1, s->head_seq + 1) ||
-              sqlite3_bind_int64(st, 2, row->at_ms) ||
-              bind_opt_blob(st, 4, v[AC_EVENT_ID].p, SHUB_ID_SIZE) ||
-              bind_opt_int(st, 11, vid) || bind_opt_int(st, 18, row->occurred_ms) ||
-              bind_opt_blob(st, 19, v[AC_REPLY_TO].p, SHUB_ID_SIZE) ||
-              bind_opt_blob(st, 24, row->payload_hash, 32) ||
-              bind_opt_blob(st, 25, v[AC_SUBJECT_HASH].p, 32) ||
-              bind_opt_blob(st, 26, v[AC_CASE_HASH].p, 32) ||
-              (v[AC_ACTOR_HASH].type == CANON_TEXT
-                   ? sqlite3_bind_text(st, 27, row->actor_ref, -1, SQLITE_STATIC)
-                   : bind_opt_blob(st, 27, v[AC_ACTOR_HASH].p, 32)) ||
-              sqlite3_bind_blob(st, 28, row_hash, 32, SQLITE_STATIC);
-    for (size_t i = 0; !bad && i < N_AUDIT_TEXTS; i++)
-        bad = bind_opt_int(st, audit_texts[i].bind, ids[i]);
-    if (bad)
-        return shub_store_db_fail(s, err, "audit append");
-    if ((rc = step_done(s, st, "audit append", err)))
+    shub_store_op_begin(s, ST_AUDIT_INSERT);
+    shub_store_op_int(s, 1, s->head_seq + 1);
+    shub_store_op_int(s, 2, row->at_ms);
+    shub_store_op_blob(s, 4, v[AC_EVENT_ID].p, SHUB_ID_SIZE);
+    shub_store_op_opt_int(s, 11, vid);
+    shub_store_op_opt_int(s, 18, row->occurred_ms);
+    shub_store_op_blob(s, 19, v[AC_REPLY_TO].p, SHUB_ID_SIZE);
+    shub_store_op_blob(s, 24, row->payload_hash, 32);
+    shub_store_op_blob(s, 25, v[AC_SUBJECT_HASH].p, 32);
+    shub_store_op_blob(s, 26, v[AC_CASE_HASH].p, 32);
+    if (v[AC_ACTOR_HASH].type == CANON_TEXT)
+        shub_store_op_text(s, 27, row->actor_ref);
+    else
+        shub_store_op_blob(s, 27, v[AC_ACTOR_HASH].p, 32);
+    shub_store_op_blob(s, 28, row_hash, 32);
+    for (size_t i = 0; i < N_AUDIT_TEXTS; i++)
+        shub_store_op_opt_int(s, audit_texts[i].bind, ids[i]);
+    if ((rc = shub_store_op_end(s, "audit append", err)))
         return rc;
     if (s->head_seq == s->checkpoint_upto)
         s->unsigned_at = row->at_ms;
@@ -1842,7 +1816,6 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
 int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
                            shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t rid, reason, detail, flow, vid;
     int rc;
     if (!o || !o->recipient)
@@ -1851,64 +1824,45 @@ int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
         o->state != SHUB_OUTCOME_DEAD)
         return shub_err_set(err, SHUB_EINVAL, "outcome put: state '%s' is not stored",
                             shub_outcome_name(o->state));
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "outcome put: no transaction is open");
     if ((rc = intern(s, o->recipient, &rid, NULL, err)) ||
         (rc = intern(s, o->reason, &reason, NULL, err)) ||
         (rc = intern(s, o->detail, &detail, NULL, err)) ||
         (rc = intern(s, o->flow, &flow, NULL, err)) ||
         (rc = agreement_vid(s, o->agreement, o->agreement_version, o->agreement_hash, &vid,
-                            err)) ||
-        (rc = shub_store_stmt(s, ST_OUTCOME_PUT, &st, err)))
+                            err)))
         return rc;
-    if (bind_id(st, 1, &o->event_id) || sqlite3_bind_int64(st, 2, rid) ||
-        sqlite3_bind_int64(st, 3, o->state) || bind_opt_int(st, 4, reason) ||
-        bind_opt_int(st, 5, detail) || bind_opt_int(st, 6, vid) ||
-        bind_opt_int(st, 7, flow))
-        return shub_store_db_fail(s, err, "outcome put");
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-            char text[SHUB_ID_TEXT];
-            shub_id_format(&o->event_id, text);
-            rc = shub_err_set(err, SHUB_EEXIST,
-                              "outcome put: event %s already has a row for '%s'", text,
-                              o->recipient);
-        } else {
-            rc = shub_store_db_fail(s, err, "outcome put");
-        }
-        sqlite3_reset(st);
-        return rc;
-    }
-    sqlite3_reset(st);
-    return 0;
+    shub_store_op_begin(s, ST_OUTCOME_PUT);
+    shub_store_op_blob(s, 1, o->event_id.bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, rid);
+    shub_store_op_int(s, 3, o->state);
+    shub_store_op_opt_int(s, 4, reason);
+    shub_store_op_opt_int(s, 5, detail);
+    shub_store_op_opt_int(s, 6, vid);
+    shub_store_op_opt_int(s, 7, flow);
+    return shub_store_op_end(s, "outcome put", err);
 }
 
 int shub_store_outcome_dead(shub_store_t *s, const shub_id_t *id, const char *recipient,
                             const char *reason, const char *detail, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t rid, rsn, det;
     int rc;
     if (!id || !recipient)
         return shub_err_set(err, SHUB_EINVAL, "outcome dead: missing id or recipient");
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "outcome dead: no transaction is open");
     if ((rc = intern(s, recipient, &rid, NULL, err)) ||
         (rc = intern(s, reason, &rsn, NULL, err)) ||
-        (rc = intern(s, detail, &det, NULL, err)) ||
-        (rc = shub_store_stmt(s, ST_OUTCOME_DEAD, &st, err)))
+        (rc = intern(s, detail, &det, NULL, err)))
         return rc;
-    if (bind_id(st, 1, id) || sqlite3_bind_int64(st, 2, rid) || bind_opt_int(st, 3, rsn) ||
-        bind_opt_int(st, 4, det))
-        return shub_store_db_fail(s, err, "outcome dead");
-    if ((rc = step_done(s, st, "outcome dead", err)))
-        return rc;
-    if (sqlite3_changes(s->db) == 0) {
-        char text[SHUB_ID_TEXT];
-        shub_id_format(id, text);
-        return shub_err_set(err, SHUB_ENOTFOUND,
-                            "outcome dead: no allowed row of %s for '%s'", text, recipient);
-    }
-    return 0;
+    shub_store_op_begin(s, ST_OUTCOME_DEAD);
+    shub_store_op_blob(s, 1, id->bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, rid);
+    shub_store_op_opt_int(s, 3, rsn);
+    shub_store_op_opt_int(s, 4, det);
+    return shub_store_op_end(s, "outcome dead", err);
 }
 
 static int cmp_outcome(const void *a, const void *b)
@@ -1926,10 +1880,10 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
     int rc, step;
     if (!id || !fn)
         return shub_err_set(err, SHUB_EINVAL, "outcomes: missing id or callback");
-    if ((rc = shub_store_stmt(s, ST_OUTCOMES, &st, err)))
+    if ((rc = shub_store_read_stmt(s, ST_OUTCOMES, &st, err)))
         return rc;
     if (bind_id(st, 1, id))
-        return shub_store_db_fail(s, err, "outcomes");
+        return shub_store_read_fail(s, err, "outcomes");
     rc = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
@@ -1952,7 +1906,7 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
             rows[n - 1].recipient = "?";
     }
     if (rc == 0 && step != SQLITE_DONE)
-        rc = shub_store_db_fail(s, err, "outcomes");
+        rc = shub_store_read_fail(s, err, "outcomes");
     sqlite3_reset(st);
     if (rc == 0 && n > 1)
         qsort(rows, n, sizeof *rows, cmp_outcome);
@@ -1966,7 +1920,6 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
 
 int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t rid, sid, tid, fid, aid, pid, bid, fsid, vid;
     int rc;
     if (!c || !c->recipient || !c->sender || !c->event_type || !c->agreement || !c->flow ||
@@ -1978,7 +1931,7 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
         return shub_err_set(err, SHUB_EINVAL,
                             "copy put: sealed copy of %zu bytes exceeds limit %d",
                             c->sealed_len, SHUB_MSG_MAX_BIN);
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "copy put: no transaction is open");
     if ((rc = intern(s, c->recipient, &rid, &c->recipient, err)) ||
         (rc = intern(s, c->sender, &sid, &c->sender, err)) ||
@@ -1989,40 +1942,46 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
         (rc = intern(s, c->basis, &bid, &c->basis, err)) ||
         (rc = intern(s, c->fields_shared, &fsid, &c->fields_shared, err)) ||
         (rc = agreement_vid(s, c->agreement, c->agreement_version, c->agreement_hash, &vid,
-                            err)) ||
-        (rc = shub_store_stmt(s, ST_COPY_PUT, &st, err)))
+                            err)))
         return rc;
     const agreement_ref_t *a = agreement_by_vid(s, vid);
     if (a) {
         c->agreement = a->id;
         c->agreement_hash = a->hash;
     }
-    if (bind_id(st, 1, &c->event_id) || sqlite3_bind_int64(st, 2, rid) ||
-        sqlite3_bind_int64(st, 3, sid) || sqlite3_bind_int64(st, 4, tid) ||
-        sqlite3_bind_int64(st, 5, vid) || sqlite3_bind_int64(st, 6, fid) ||
-        bind_opt_int(st, 7, aid) || bind_opt_int(st, 8, pid) || bind_opt_int(st, 9, bid) ||
-        bind_opt_int(st, 10, fsid) || sqlite3_bind_int64(st, 11, c->created_ms) ||
-        sqlite3_bind_blob(st, 12, c->sealed, (int)c->sealed_len, SQLITE_STATIC))
-        return shub_store_db_fail(s, err, "copy put");
-    if ((rc = step_done(s, st, "copy put", err)))
+    shub_store_op_begin(s, ST_COPY_PUT);
+    shub_store_op_blob(s, 1, c->event_id.bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 2, rid);
+    shub_store_op_int(s, 3, sid);
+    shub_store_op_int(s, 4, tid);
+    shub_store_op_int(s, 5, vid);
+    shub_store_op_int(s, 6, fid);
+    shub_store_op_opt_int(s, 7, aid);
+    shub_store_op_opt_int(s, 8, pid);
+    shub_store_op_opt_int(s, 9, bid);
+    shub_store_op_opt_int(s, 10, fsid);
+    shub_store_op_int(s, 11, c->created_ms);
+    shub_store_op_blob(s, 12, c->sealed, c->sealed_len);
+    shub_store_op_int(s, 13, s->copy_seq + 1);
+    if ((rc = shub_store_op_end(s, "copy put", err)))
         return rc;
-    c->seq = sqlite3_last_insert_rowid(s->db);
+    c->seq = ++s->copy_seq;
     return 0;
 }
 
 int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out, shub_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = shub_store_stmt(s, ST_COPY_SEALED, &st, err);
+    int rc = shub_store_read_stmt(s, ST_COPY_SEALED, &st, err);
     if (rc)
         return rc;
     if (sqlite3_bind_int64(st, 1, seq))
-        return shub_store_db_fail(s, err, "read sealed copy");
+        return shub_store_read_fail(s, err, "read sealed copy");
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         rc = rc == SQLITE_DONE
                  ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld", (long long)seq)
-                 : shub_store_db_fail(s, err, "read sealed copy");
+                 : shub_store_read_fail(s, err, "read sealed copy");
         sqlite3_reset(st);
         return rc;
     }
@@ -2036,11 +1995,10 @@ int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out, shub_e
 
 int shub_store_copy_drop(shub_store_t *s, int64_t seq, shub_err_t *err)
 {
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "copy drop: no transaction is open");
-    if (grow((void **)&s->drops, &s->cap_drops, s->n_drops + 1, sizeof *s->drops))
+    if (shub_store_op_drop(s, seq))
         return shub_err_set(err, SHUB_ENOMEM, "copy drop: out of memory");
-    s->drops[s->n_drops++] = seq;
     return 0;
 }
 
@@ -2050,7 +2008,7 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
     int rc, step, stop = 0;
     if (!fn)
         return shub_err_set(err, SHUB_EINVAL, "copies: no callback");
-    if ((rc = shub_store_stmt(s, ST_COPIES, &st, err)))
+    if ((rc = shub_store_drain(s, err)) || (rc = shub_store_read_stmt(s, ST_COPIES, &st, err)))
         return rc;
     while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const void *id = sqlite3_column_blob(st, 1);
@@ -2081,7 +2039,7 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
         stop = fn(&c, ctx);
     }
     if (!stop && step != SQLITE_DONE) {
-        rc = shub_store_db_fail(s, err, "read sealed copies");
+        rc = shub_store_read_fail(s, err, "read sealed copies");
         sqlite3_reset(st);
         return rc;
     }
@@ -2093,25 +2051,30 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
 
 int shub_store_update_add(shub_store_t *s, const shub_store_update_t *u, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t sid, rid, rsn, det, vid, fid;
     int rc;
     if (!u || !u->sender || !u->recipient || u->seq <= 0)
         return shub_err_set(err, SHUB_EINVAL, "update add: missing sender, recipient or seq");
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "update add: no transaction is open");
     if ((rc = intern(s, u->sender, &sid, NULL, err)) ||
         (rc = intern(s, u->recipient, &rid, NULL, err)) ||
         (rc = intern(s, u->reason, &rsn, NULL, err)) ||
         (rc = intern(s, u->detail, &det, NULL, err)) ||
         (rc = intern(s, u->flow, &fid, NULL, err)) ||
-        (rc = agreement_vid(s, u->agreement, u->agreement_version, NULL, &vid, err)) ||
-        (rc = shub_store_stmt(s, ST_UPDATE_ADD, &st, err)))
+        (rc = agreement_vid(s, u->agreement, u->agreement_version, NULL, &vid, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, u->seq) ||
-        bind_id(st, 3, &u->event_id) || sqlite3_bind_int64(st, 4, rid) ||
-        sqlite3_bind_int64(st, 5, u->state) || bind_opt_int(st, 6, rsn) ||
-        bind_opt_int(st, 7, det) || bind_opt_int(st, 8, vid) || bind_opt_int(st, 9, fid))
-        return shub_store_db_fail(s, err, "update add");
-    return step_done(s, st, "update add", err);
+    shub_store_op_begin(s, ST_UPDATE_ADD);
+    shub_store_op_int(s, 1, sid);
+    shub_store_op_int(s, 2, u->seq);
+    shub_store_op_blob(s, 3, u->event_id.bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 4, rid);
+    shub_store_op_int(s, 5, u->state);
+    shub_store_op_opt_int(s, 6, rsn);
+    shub_store_op_opt_int(s, 7, det);
+    shub_store_op_opt_int(s, 8, vid);
+    shub_store_op_opt_int(s, 9, fid);
+    return shub_store_op_end(s, "update add", err);
 }
 
 int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_t limit,
@@ -2124,11 +2087,11 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
         return shub_err_set(err, SHUB_EINVAL, "updates: missing sender or callback");
     if (sid == 0 || limit == 0)
         return 0;
-    if ((rc = shub_store_stmt(s, ST_UPDATES, &st, err)))
+    if ((rc = shub_store_drain(s, err)) || (rc = shub_store_read_stmt(s, ST_UPDATES, &st, err)))
         return rc;
     if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, after) ||
         sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
-        return shub_store_db_fail(s, err, "updates");
+        return shub_store_read_fail(s, err, "updates");
     while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const void *id = sqlite3_column_blob(st, 2);
         const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 7));
@@ -2149,7 +2112,7 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
         stop = fn(&u, ctx);
     }
     if (!stop && step != SQLITE_DONE) {
-        rc = shub_store_db_fail(s, err, "updates");
+        rc = shub_store_read_fail(s, err, "updates");
         sqlite3_reset(st);
         return rc;
     }
@@ -2160,18 +2123,15 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
 int shub_store_updates_confirm(shub_store_t *s, const char *sender, int64_t upto,
                                shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
     int64_t sid = sender ? shub_store_name_find(s, sender) : 0;
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "confirm: no transaction is open");
     if (sid == 0)
         return 0;
-    if ((rc = shub_store_stmt(s, ST_UPDATES_CONFIRM, &st, err)))
-        return rc;
-    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, upto))
-        return shub_store_db_fail(s, err, "confirm updates");
-    return step_done(s, st, "confirm updates", err);
+    shub_store_op_begin(s, ST_UPDATES_CONFIRM);
+    shub_store_op_int(s, 1, sid);
+    shub_store_op_int(s, 2, upto);
+    return shub_store_op_end(s, "confirm updates", err);
 }
 
 /* ---- witnesses ------------------------------------------------------------- */
@@ -2184,38 +2144,36 @@ int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_h
     int rc;
     if (!org || !w)
         return shub_err_set(err, SHUB_EINVAL, "witness add: missing org or witness");
-    if ((rc = intern(s, org, &oid, NULL, err)) ||
-        (rc = shub_store_stmt(s, ST_WITNESS_ADD, &st, err)))
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "witness add: no transaction is open");
+    /* Agents countersign what they were sent, and checkpoints are sent only
+     * once committed: the reading connection sees every one a witness can
+     * name. */
+    if ((rc = shub_store_read_stmt(s, ST_WITNESS_CHECK, &st, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, oid) || sqlite3_bind_int64(st, 2, w->seq) ||
-        sqlite3_bind_blob(st, 3, w->head, 32, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 4, w->at_ms) ||
-        sqlite3_bind_blob(st, 5, w->key, 32, SQLITE_STATIC) ||
-        sqlite3_bind_blob(st, 6, w->sig, 64, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 7, now_ms))
-        return shub_store_db_fail(s, err, "witness add");
-    if ((rc = step_done(s, st, "witness add", err)))
+    if (sqlite3_bind_int64(st, 1, w->seq) ||
+        sqlite3_bind_blob(st, 2, w->head, 32, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 3, w->at_ms))
+        return shub_store_read_fail(s, err, "witness add");
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return shub_err_set(err, SHUB_ENOTFOUND,
+                            "witness add: no checkpoint of rows up to %lld at %lld",
+                            (long long)w->seq, (long long)w->at_ms);
+    if (rc != SQLITE_ROW)
+        return shub_store_read_fail(s, err, "witness add");
+    if ((rc = intern(s, org, &oid, NULL, err)))
         return rc;
-    if (sqlite3_changes(s->db) == 0) {
-        /* a repeat, or a checkpoint this log never signed */
-        sqlite3_stmt *q = NULL;
-        bool known = false;
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT 1 FROM witnesses WHERE org = ?1 AND upto_seq = ?2"
-                               " AND head_hash = ?3 AND at = ?4",
-                               -1, &q, NULL) == SQLITE_OK &&
-            sqlite3_bind_int64(q, 1, oid) == SQLITE_OK &&
-            sqlite3_bind_int64(q, 2, w->seq) == SQLITE_OK &&
-            sqlite3_bind_blob(q, 3, w->head, 32, SQLITE_STATIC) == SQLITE_OK &&
-            sqlite3_bind_int64(q, 4, w->at_ms) == SQLITE_OK)
-            known = sqlite3_step(q) == SQLITE_ROW;
-        sqlite3_finalize(q);
-        if (!known)
-            return shub_err_set(err, SHUB_ENOTFOUND,
-                                "witness add: no checkpoint of rows up to %lld at %lld",
-                                (long long)w->seq, (long long)w->at_ms);
-    }
-    return 0;
+    shub_store_op_begin(s, ST_WITNESS_ADD);
+    shub_store_op_int(s, 1, oid);
+    shub_store_op_int(s, 2, w->seq);
+    shub_store_op_blob(s, 3, w->head, 32);
+    shub_store_op_int(s, 4, w->at_ms);
+    shub_store_op_blob(s, 5, w->key, 32);
+    shub_store_op_blob(s, 6, w->sig, 64);
+    shub_store_op_int(s, 7, now_ms);
+    return shub_store_op_end(s, "witness add", err);
 }
 
 /* ---- agreements ---------------------------------------------------------- */
@@ -2225,31 +2183,39 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
                               const char *status, int64_t valid_from, int64_t valid_until,
                               int64_t review, int64_t now_ms, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     int rc;
     if (!id || !content_hash)
         return shub_err_set(err, SHUB_EINVAL,
                             "agreement seen: missing id or content hash");
     if (s->readonly)
         return shub_err_set(err, SHUB_EPROTO, "agreement seen: store is open read-only");
-    if ((rc = shub_store_stmt(s, ST_AGREEMENT_ADD, &st, err)))
+    for (size_t i = s->n_agreements; i-- > 0;) {
+        const agreement_ref_t *a = &s->agreements[i];
+        if (a->version == version && strcmp(a->id, id) == 0 &&
+            strcmp(a->hash, content_hash) == 0)
+            return 0; /* known */
+    }
+    bool own = !s->open; /* outside a transaction: one of its own */
+    if (own && (rc = shub_store_begin(s, err)))
         return rc;
-    if (bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, version) ||
-        bind_text(st, 3, content_hash) || bind_text(st, 4, title) ||
-        bind_text(st, 5, status) || bind_opt_int(st, 6, valid_from) ||
-        bind_opt_int(st, 7, valid_until) || bind_opt_int(st, 8, review) ||
-        sqlite3_bind_int64(st, 9, now_ms))
-        return shub_store_db_fail(s, err, "agreement seen");
-    if ((rc = step_done(s, st, "agreement seen", err)))
-        return rc;
-    if (sqlite3_changes(s->db) == 0)
-        return 0; /* known: the cache has it */
-    int64_t vid = sqlite3_last_insert_rowid(s->db);
-    if (agreement_add_ref(s, vid, id, version, content_hash))
-        return shub_err_set(err, SHUB_ENOMEM, "agreement seen: out of memory");
-    if (!s->in_tx)
-        s->committed_agreements = s->n_agreements; /* autocommitted */
-    return 0;
+    int64_t vid = s->n_agreements ? s->agreements[s->n_agreements - 1].vid + 1 : 1;
+    shub_store_op_begin(s, ST_AGREEMENT_ADD);
+    shub_store_op_text(s, 1, id);
+    shub_store_op_int(s, 2, version);
+    shub_store_op_text(s, 3, content_hash);
+    shub_store_op_text(s, 4, title);
+    shub_store_op_text(s, 5, status);
+    shub_store_op_opt_int(s, 6, valid_from);
+    shub_store_op_opt_int(s, 7, valid_until);
+    shub_store_op_opt_int(s, 8, review);
+    shub_store_op_int(s, 9, now_ms);
+    shub_store_op_int(s, 10, vid);
+    if ((rc = shub_store_op_end(s, "agreement seen", err)) == 0 &&
+        agreement_add_ref(s, vid, id, version, content_hash))
+        rc = shub_err_set(err, SHUB_ENOMEM, "agreement seen: out of memory");
+    if (own)
+        rc = rc ? (shub_store_rollback(s), rc) : shub_store_commit(s, err);
+    return rc;
 }
 
 /* ---- notices from the hub ------------------------------------------------ */
@@ -2260,16 +2226,16 @@ int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subjec
     sqlite3_stmt *st = NULL;
     if (!kind || !subject || !sent)
         return shub_err_set(err, SHUB_EINVAL, "notice: missing kind or subject");
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM notices WHERE kind = ?1 AND subject = ?2",
-                           -1, &st, NULL) != SQLITE_OK ||
-        bind_text(st, 1, kind) || bind_text(st, 2, subject)) {
-        sqlite3_finalize(st);
-        return shub_store_db_fail(s, err, "notice lookup");
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    int rc = shub_store_read_stmt(s, ST_NOTICE_FIND, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC))
+        return shub_store_read_fail(s, err, "notice lookup");
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return shub_store_db_fail(s, err, "notice lookup");
+        return shub_store_read_fail(s, err, "notice lookup");
     *sent = rc == SQLITE_ROW;
     return 0;
 }
@@ -2278,54 +2244,28 @@ int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject
                           const char *recipient, const shub_id_t *id, int64_t at_ms,
                           shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
     if (!kind || !subject || !recipient || !id)
         return shub_err_set(err, SHUB_EINVAL, "notice: missing argument");
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "notice: no transaction is open");
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO notices(kind, subject, recipient, event_id, at)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                           -1, &st, NULL) != SQLITE_OK ||
-        bind_text(st, 1, kind) || bind_text(st, 2, subject) || bind_text(st, 3, recipient) ||
-        bind_id(st, 4, id) || sqlite3_bind_int64(st, 5, at_ms)) {
-        sqlite3_finalize(st);
-        return shub_store_db_fail(s, err, "notice add");
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : shub_store_db_fail(s, err, "notice add");
+    shub_store_op_begin(s, ST_NOTICE_ADD);
+    shub_store_op_text(s, 1, kind);
+    shub_store_op_text(s, 2, subject);
+    shub_store_op_text(s, 3, recipient);
+    shub_store_op_blob(s, 4, id->bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 5, at_ms);
+    return shub_store_op_end(s, "notice add", err);
 }
 
 /* ---- retention ------------------------------------------------------------- */
 
-int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max, size_t *n,
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max,
                               shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (n)
-        *n = 0;
-    if (!s->in_tx)
+    if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "purge: no transaction is open");
-    /* events.received_at is not indexed: one scan an hour of a table of ids
-     * and times, rather than an index every SHARE would pay for. */
-    if (sqlite3_prepare_v2(
-            s->db,
-            "DELETE FROM outcomes WHERE event_id IN (SELECT e.event_id FROM events e"
-            " WHERE e.received_at < ?1 AND EXISTS (SELECT 1 FROM outcomes o WHERE"
-            " o.event_id = e.event_id) AND NOT EXISTS (SELECT 1 FROM sealed c WHERE"
-            " c.event_id = e.event_id) LIMIT ?2)",
-            -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 1, before_ms) ||
-        sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max)) {
-        sqlite3_finalize(st);
-        return shub_store_db_fail(s, err, "purge receipts");
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return shub_store_db_fail(s, err, "purge receipts");
-    if (n)
-        *n = (size_t)sqlite3_changes(s->db);
-    return 0;
+    shub_store_op_begin(s, ST_PURGE_OUTCOMES);
+    shub_store_op_int(s, 1, before_ms);
+    shub_store_op_int(s, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+    return shub_store_op_end(s, "purge receipts", err);
 }

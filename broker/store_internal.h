@@ -112,7 +112,7 @@ typedef struct names {
     name_slot_t *slots; /* text -> id, open addressing, power of two */
     size_t n_slots, used;
     shub_arena_t *arena; /* the strings: freed only at close */
-    int64_t *added;      /* ids added in the open transaction */
+    int64_t *added;      /* ids added and not yet known committed, in order */
     size_t n_added, cap_added;
 } names_t;
 
@@ -149,14 +149,37 @@ typedef enum {
     ST_AGREEMENT_FIND,
     ST_INDEX_UPTO,
     ST_INDEX_FILL,
+    ST_WITNESS_CHECK,
+    ST_COPY_MAX,
+    ST_NOTICE_FIND,
+    ST_NOTICE_ADD,
+    ST_PURGE_OUTCOMES,
     ST_COUNT
 } stmt_id_t;
 
+typedef struct batch batch_t; /* writer.c */
+
+/* An event id accepted in a batch not yet committed (dedupe before commit). */
+typedef struct flight {
+    shub_id_t id;
+    int64_t sender; /* name id */
+    bool used;
+} flight_t;
+
+/* What a rollback of the open batch returns to: the state after the batch
+ * before it (submitted or committed). */
+typedef struct base {
+    int64_t head_seq;
+    uint8_t head_hash[32];
+    int64_t checkpoint_upto, unsigned_at;
+    int64_t copy_seq, indexed_upto;
+    size_t n_agreements, names_added;
+} base_t;
+
 struct shub_store {
-    sqlite3 *db;
+    sqlite3 *db; /* the writer's connection (the caller's without a writer thread) */
     char *path;
     bool readonly;
-    bool in_tx; /* between begin and commit/rollback */
     bool has_subject_key, has_sign_key;
     uint8_t subject_key[32];
     uint8_t sign_secret[64];
@@ -165,20 +188,40 @@ struct shub_store {
     int64_t checkpoint_ms;
     int lock_fd; /* PATH.lock, held while open (exclusive), else -1 */
 
-    int64_t head_seq; /* last appended row, this transaction included */
+    /* The state every recorded op has moved (the open batch included). */
+    int64_t head_seq; /* last appended row */
     uint8_t head_hash[32];
-    int64_t committed_seq; /* last committed row: where rollback returns */
-    uint8_t committed_hash[32];
-    int64_t checkpoint_upto, committed_checkpoint_upto; /* last checkpoint's seq */
-    int64_t unsigned_at, committed_unsigned_at; /* `at` of the first row after it
-                                                   (0: none): the timer runs from it */
+    int64_t checkpoint_upto; /* last checkpoint's seq */
+    int64_t unsigned_at;     /* `at` of the first row after it (0: none): the
+                                checkpoint timer runs from it */
+    int64_t copy_seq;        /* the last sealed seq handed out */
+    int64_t indexed_upto;    /* audit rows audit_find will hold */
+    base_t base;
 
     names_t names;
     agreement_ref_t *agreements; /* every row of agreement_versions */
-    size_t n_agreements, cap_agreements, committed_agreements;
+    size_t n_agreements, cap_agreements;
+    size_t names_confirmed, agreements_confirmed; /* as far as a commit took them */
 
-    int64_t *drops; /* sealed rows dropped in the open transaction */
-    size_t n_drops, cap_drops;
+    /* The write path (writer.c). */
+    batch_t *open;      /* being recorded: between begin and commit/submit */
+    batch_t *unsettled; /* submitted, not yet settled by the caller, in order */
+    batch_t *free;
+    uint64_t next_ticket, settled_ticket;
+    flight_t *flight; /* events of unsettled and open batches */
+    size_t n_flight, n_flight_slots;
+    sqlite3 *rdb;     /* the caller's reads while the writer writes (NULL: db) */
+    sqlite3_stmt *rstmts[ST_COUNT];
+    int efd;          /* eventfd: the writer finished a group */
+    pthread_t writer;
+    bool writer_running, writer_sync;
+    pthread_mutex_t wmu; /* guards what follows */
+    pthread_cond_t wcv, wdone;
+    batch_t *queue; /* submitted, not yet taken by the writer (along qnext) */
+    bool writing, writer_stop, failed;
+    uint64_t done_ticket, failed_ticket;
+    int failed_rc;
+    shub_err_t failed_err;
 
     /* WAL checkpoints on a connection and thread of their own (writer only) */
     pthread_t ckpt_thread;
@@ -193,10 +236,55 @@ struct shub_store {
 /* The cached statement `id`, prepared on first use. 0 or SHUB_EDB. */
 int shub_store_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err);
 
-/* Fills err with SHUB_EDB "<what>: <sqlite message>" and returns SHUB_EDB. If
- * SQLite has rolled the transaction back by itself (SQLITE_FULL may), the
- * in-memory state goes back to the last commit so the two cannot disagree. */
+/* Fills err with SHUB_EDB "<what>: <sqlite message>" and returns SHUB_EDB. */
 int shub_store_db_fail(shub_store_t *s, shub_err_t *err, const char *what);
+
+/* The SQL of statement id. */
+const char *shub_store_sql(stmt_id_t id);
+
+/* ---- the write path (writer.c) ----------------------------------------- */
+
+/* Recording one op into the open batch: begin, its parameters by index
+ * (opt_int stores 0 as NULL; text and blob store NULL pointers as NULL), end.
+ * end says SHUB_ENOMEM if anything of it could not be recorded, and then
+ * nothing of it is. */
+void shub_store_op_begin(shub_store_t *s, stmt_id_t id);
+void shub_store_op_int(shub_store_t *s, int index, int64_t v);
+void shub_store_op_opt_int(shub_store_t *s, int index, int64_t v);
+void shub_store_op_text(shub_store_t *s, int index, const char *t);
+void shub_store_op_blob(shub_store_t *s, int index, const void *p, size_t n);
+int shub_store_op_end(shub_store_t *s, const char *what, shub_err_t *err);
+/* A sealed row to delete when the batch runs. SHUB_ENOMEM. */
+int shub_store_op_drop(shub_store_t *s, int64_t seq);
+/* Truncates the WAL after the open batch commits (when `truncate`). */
+void shub_store_mark_truncate(shub_store_t *s, bool truncate);
+
+/* Events in flight: the entry of id in an open or unsettled batch, or NULL;
+ * add records it for the open batch (SHUB_ENOMEM). */
+const flight_t *shub_store_flight_find(const shub_store_t *s, const shub_id_t *id);
+int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender);
+
+int shub_store_batch_open(shub_store_t *s, shub_err_t *err);
+void shub_store_batch_discard(shub_store_t *s);
+void shub_store_batches_free(shub_store_t *s);
+int shub_store_writer_start(shub_store_t *s, shub_err_t *err);
+void shub_store_writer_stop(shub_store_t *s); /* runs what is queued first */
+
+/* The open batch's starting state (store.c): saved when it opens, restored
+ * when it is discarded, moved to the current state when it is closed. */
+void shub_store_base_save(shub_store_t *s);
+void shub_store_base_restore(shub_store_t *s);
+void shub_store_base_confirm(shub_store_t *s);
+
+/* Re-reads the state the write path keeps in memory from the file (head,
+ * sequence numbers; names and agreements no commit confirmed are forgotten).
+ * Only while nothing is in flight. */
+int shub_store_reload(shub_store_t *s, shub_err_t *err);
+
+/* Reads on the caller's connection: the last commit, never the open batch. */
+int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out,
+                         shub_err_t *err);
+int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what);
 
 /* Loads every name and agreement version (readers: once, after BEGIN; the
  * writer keeps them current itself). 0, SHUB_ENOMEM, SHUB_EDB. */

@@ -6,10 +6,10 @@
  * holds one ephemeral X25519 keypair; the first copy for a recipient derives
  * a key with that recipient's public key (crypto_box_beforenm, one scalar
  * multiplication), and every further copy for that recipient costs only
- * XSalsa20-Poly1305. The broker makes one sealer per batch and destroys it
- * when the batch commits, wiping the ephemeral secret: from then on neither
- * the database nor the broker's own keys can open what it sealed. Only the
- * recipient's secret key can.
+ * XSalsa20-Poly1305. The broker keeps a sealer for at most a second of
+ * batches and destroys it as the last of them commits, wiping the ephemeral
+ * secret: from then on neither the database nor the broker's own keys can
+ * open what it sealed. Only the recipient's secret key can.
  *
  * Format (SPEC section 5.6):  ephemeral public key (32) || nonce (24) ||
  * crypto_box_easy_afternm ciphertext (16-byte tag, then the plaintext's
@@ -48,7 +48,7 @@ int shub_seal(shub_sealer_t *s, const uint8_t recipient_pk[SHUB_SEAL_KEY], const
               size_t len, uint8_t *out);
 
 /* An opener for the holder of this keypair; it remembers the keys derived
- * for the last few ephemeral keys (one per broker batch). NULL on out of
+ * for the last few ephemeral keys (one per broker key). NULL on out of
  * memory. The keypair is copied. */
 shub_opener_t *shub_opener_new(const uint8_t pk[SHUB_SEAL_KEY], const uint8_t sk[SHUB_SEAL_KEY]);
 

@@ -65,6 +65,8 @@ typedef struct shub_store_opts {
                                    (0: default); recorded in meta for verify */
     int64_t max_pages; /* test hook: PRAGMA max_page_count, simulates a full disk
                           (0: unlimited) */
+    bool writer_thread; /* the broker: batches run on a thread of the store's own
+                           (shub_store_submit), reads on a second connection */
 } shub_store_opts_t;
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -84,17 +86,58 @@ void shub_store_close(shub_store_t **store_p);
 
 /* ---- transactions ------------------------------------------------------ */
 
-/* BEGIN IMMEDIATE: takes the write lock now. SHUB_EPROTO if one is open. */
+/*
+ * Writes are recorded in a batch and reach the file when it runs, in one
+ * transaction. The in-memory state (chain head, names, sequence numbers)
+ * moves as each write is recorded; reads see the last commit, never the
+ * open batch.
+ */
+
+/* Opens a batch. SHUB_EPROTO if one is open. No I/O. */
 int shub_store_begin(shub_store_t *s, shub_err_t *err);
 
-/* COMMIT, then the sealed copies dropped in the transaction are deleted (as
- * runs of consecutive rows) before it, inside it. On failure the transaction
- * is rolled back and the chain head is back at the last committed row. */
+/* Runs the open batch and waits for it: BEGIN IMMEDIATE, its writes, the
+ * sealed copies it dropped (as runs of consecutive rows), COMMIT. On failure
+ * nothing of it is in the file and the in-memory state is back at the last
+ * commit. */
 int shub_store_commit(shub_store_t *s, shub_err_t *err);
 
-/* Rolls back the open transaction, if any, and forgets what it interned and
- * appended. Safe to call at any time. */
+/* Forgets the open batch, if any, and what it interned and appended. Safe to
+ * call at any time. */
 void shub_store_rollback(shub_store_t *s);
+
+/* With a writer thread: hands the open batch to it and returns at once;
+ * *ticket names the batch (tickets grow by one per batch). The writer runs
+ * every batch waiting in one transaction. The next batch may be opened at
+ * once and starts from this one's end. */
+int shub_store_submit(shub_store_t *s, uint64_t *ticket, shub_err_t *err);
+
+/* Settles what the writer finished: *done gets the last ticket known
+ * committed. Non-zero (the failure, err filled) once a batch failed: that
+ * batch and every one submitted after it are not in the file, and the store
+ * refuses to run more until shub_store_recover. Never blocks. */
+int shub_store_poll(shub_store_t *s, uint64_t *done, shub_err_t *err);
+
+/* A file descriptor readable when the writer has finished a group (poll it,
+ * then call shub_store_poll); -1 without a writer thread. */
+int shub_store_fd(const shub_store_t *s);
+
+/* The open batch's ticket (or the last one handed out), and the last ticket
+ * known committed. Something recorded in batch t is in the file once
+ * shub_store_settled() >= t. */
+uint64_t shub_store_ticket(const shub_store_t *s);
+uint64_t shub_store_settled(const shub_store_t *s);
+
+/* Whether submitted batches are not yet settled. */
+bool shub_store_busy(const shub_store_t *s);
+
+/* Waits until everything submitted has run, then settles it (as poll). */
+int shub_store_drain(shub_store_t *s, shub_err_t *err);
+
+/* After a failure: forgets the open batch and every unsettled one, waits for
+ * the writer, and re-reads the chain head and sequence numbers from the file.
+ * 0 or SHUB_EDB. */
+int shub_store_recover(shub_store_t *s, shub_err_t *err);
 
 /* Inside a transaction: whether a checkpoint is due at now_ms (rows appended
  * since the last one, and checkpoint_every rows or checkpoint_ms elapsed, or
@@ -123,8 +166,10 @@ void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32]);
 /* ---- dedupe ------------------------------------------------------------ */
 
 /* Records an event id as accepted from sender, inside a transaction.
- * SHUB_EEXIST if the id is known (then *sender_out, if not NULL, gets the
- * original sender, size SHUB_MSG_MAX_NAME+1). */
+ * SHUB_EEXIST if the id is committed, or in flight from another sender (then
+ * *sender_out, if not NULL, gets the original sender, size
+ * SHUB_MSG_MAX_NAME+1); SHUB_EBUSY if the same sender's event is in a batch
+ * not yet committed (its receipt follows that commit). */
 int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sender,
                          int64_t now_ms, char *sender_out, shub_err_t *err);
 
@@ -216,7 +261,8 @@ typedef struct shub_store_outcome {
 int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
                            shub_err_t *err);
 
-/* An allowed row becomes dead, with reason and detail. SHUB_ENOTFOUND. */
+/* An allowed row becomes dead, with reason and detail (a row that is not
+ * allowed, or not there, is left alone). */
 int shub_store_outcome_dead(shub_store_t *s, const shub_id_t *id, const char *recipient,
                             const char *reason, const char *detail, shub_err_t *err);
 
@@ -247,8 +293,8 @@ typedef struct shub_store_copy {
  * the store's interned copies (valid until close). SHUB_EINVAL, SHUB_EDB. */
 int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err);
 
-/* The sealed bytes of copy `seq` into out (replacing its contents).
- * SHUB_ENOTFOUND, SHUB_EDB. */
+/* The sealed bytes of committed copy `seq` into out (replacing its
+ * contents). SHUB_ENOTFOUND, SHUB_EDB. */
 int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out,
                            shub_err_t *err);
 
@@ -259,7 +305,8 @@ int shub_store_copy_drop(shub_store_t *s, int64_t seq, shub_err_t *err);
 typedef int(shub_copy_fn)(const shub_store_copy_t *c, void *ctx);
 
 /* Every stored copy in seq order, without its sealed bytes (strings interned,
- * valid until close): how the hub rebuilds its pending set. */
+ * valid until close): how the hub rebuilds its pending set. Waits for what
+ * was submitted. */
 int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *err);
 
 /* ---- updates to senders ------------------------------------------------------ */
@@ -281,7 +328,8 @@ int shub_store_update_add(shub_store_t *s, const shub_store_update_t *u, shub_er
 typedef int(shub_update_fn)(const shub_store_update_t *u, void *ctx);
 
 /* A sender's unconfirmed updates with seq > after, in seq order, at most
- * limit. fn must not call into the store. */
+ * limit, as committed (it waits for what was submitted; the open batch's are
+ * not seen). fn must not call into the store. */
 int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_t limit,
                        shub_update_fn *fn, void *ctx, shub_err_t *err);
 
@@ -310,8 +358,9 @@ int shub_store_agreement_seen(shub_store_t *s, const char *id, uint32_t version,
 /* ---- notices from the hub ----------------------------------------------- */
 
 /* Whether the hub has sent its notice of `kind` about `subject` (e.g.
- * "agreement.expiring" about "wm-marac v3 until 2027-03-31"): *sent. A
- * notice is sent once, whatever restarts in between. SHUB_EDB. */
+ * "agreement.expiring" about "wm-marac v3 until 2027-03-31"): *sent, as of
+ * the last commit. A notice is sent once, whatever restarts in between.
+ * SHUB_EDB. */
 int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
                            bool *sent, shub_err_t *err);
 
@@ -323,12 +372,12 @@ int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject
 
 /* ---- retention ---------------------------------------------------------- */
 
-/* Inside a transaction: deletes the receipts (outcomes rows) of up to max
- * events received before before_ms of which no copy is pending; *n (may be
- * NULL) gets the rows deleted. The event ids stay (a resent event is still a
- * duplicate, answered with the outcomes left: none), and so does the audit
- * log. SHUB_EPROTO, SHUB_EDB. */
-int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max, size_t *n,
+/* Inside a transaction: deletes (when it commits) the receipts (outcomes
+ * rows) of up to max events received before before_ms of which no copy is
+ * pending. The event ids stay (a resent event is still a duplicate,
+ * answered with the outcomes left: none), and so does the audit log.
+ * SHUB_EPROTO, SHUB_ENOMEM. */
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max,
                               shub_err_t *err);
 
 /* ---- verification ------------------------------------------------------ */

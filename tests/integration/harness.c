@@ -325,6 +325,16 @@ long harness_count(const harness_t *h, const char *sql)
     return query(h, full, NULL, 0, &n) == 0 ? n : -1;
 }
 
+long harness_count_until(const harness_t *h, const char *sql, long want, int timeout_ms)
+{
+    long n = harness_count(h, sql);
+    for (int waited = 0; n != want && waited < timeout_ms; waited += 20) {
+        usleep(20 * 1000);
+        n = harness_count(h, sql);
+    }
+    return n;
+}
+
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size)
 {
     return query(h, sql, out, size, NULL);

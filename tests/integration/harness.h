@@ -46,6 +46,10 @@ bool harness_log_has(const harness_t *h, const char *needle);
 /* Runs `SELECT count(*) FROM ...` on the broker's database: `sql` is the
  * text after FROM, e.g. "audit WHERE decision='deny'". -1 on error. */
 long harness_count(const harness_t *h, const char *sql);
+/* harness_count until it is `want` or timeout_ms passed; the last count. For
+ * what the broker commits after it answers (a refusal's audit row follows
+ * its ERROR within the turn's commit). */
+long harness_count_until(const harness_t *h, const char *sql, long want, int timeout_ms);
 
 /* Runs a query returning one text value into out; 0 or -1. */
 int harness_text(const harness_t *h, const char *sql, char *out, size_t size);

@@ -1,0 +1,721 @@
+/*
+ * writer: the store's write path (store_internal.h). Every change a caller
+ * makes between shub_store_begin and a commit is recorded as an op in the
+ * open batch: a cached statement and its parameters, copied. The in-memory
+ * state (chain head, names, sequence numbers) moves at once, so the next
+ * call sees it; the database moves when the batch runs, in one transaction.
+ *
+ * A batch runs either on the caller's thread (shub_store_commit) or on the
+ * writer thread (shub_store_submit), which takes every batch waiting and
+ * runs them in one transaction: a group commit of several turns, while the
+ * hub goes on deciding the next one. The writer signals each group on an
+ * eventfd; the caller settles what it submitted with shub_store_poll. A
+ * failed group fails every batch queued behind it too (each assumed the one
+ * before), until the caller has called shub_store_recover, which waits for
+ * the writer and reloads the in-memory state from the file.
+ *
+ * The writer thread alone uses the write connection while it runs; the
+ * caller reads on a connection of its own (WAL readers see the last commit),
+ * so a read never waits for a commit.
+ */
+#include "store_internal.h"
+
+#include "sharehub/alloc.h"
+#include "sharehub/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/* Op records in batch->ops, read back with memcpy (no alignment):
+ *   u16 stmt, u16 params, then per parameter u8 index, u8 type and
+ *   type INT: i64; TEXT, BLOB: u32 length and the bytes; NULL: nothing. */
+enum { P_NULL, P_INT, P_TEXT, P_BLOB };
+
+struct batch {
+    shub_buf_t ops;
+    size_t n_ops, op_at;    /* op_at: where the op being recorded starts */
+    uint16_t op_params;
+    bool op_failed;         /* out of memory while recording */
+    int64_t *drops;         /* sealed rows to delete when the batch runs */
+    size_t n_drops, cap_drops;
+    shub_id_t *ids;         /* events it adds: in flight until settled */
+    size_t n_ids, cap_ids;
+    size_t names_added;     /* s->names.n_added when it was closed */
+    size_t n_agreements;    /* s->n_agreements when it was closed */
+    bool truncate_wal;      /* checkpoint the WAL (TRUNCATE) after it */
+    uint64_t ticket;
+    batch_t *next;  /* the caller's list of unsettled batches, or the free list */
+    batch_t *qnext; /* the writer's queue */
+};
+
+static int grow(void **arr, size_t *cap, size_t need, size_t width)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = shub_realloc(*arr, n * width);
+    if (!p)
+        return SHUB_ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* ---- events in flight ------------------------------------------------------ */
+
+/* Linear probing keyed by the id's random tail; deletion shifts the run back,
+ * so no tombstones. */
+static size_t id_slot(const shub_id_t *id, size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, id->bytes + 8, 8); /* UUIDv7: the last 8 bytes are random */
+    return (size_t)(h * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+}
+
+static int idset_grow(shub_store_t *s)
+{
+    size_t n = s->n_flight_slots ? s->n_flight_slots * 2 : 1024;
+    flight_t *slots = shub_calloc(n, sizeof *slots);
+    if (!slots)
+        return SHUB_ENOMEM;
+    for (size_t i = 0; i < s->n_flight_slots; i++) {
+        flight_t *e = &s->flight[i];
+        if (!e->used)
+            continue;
+        size_t j = id_slot(&e->id, n - 1);
+        while (slots[j].used)
+            j = (j + 1) & (n - 1);
+        slots[j] = *e;
+    }
+    shub_free(s->flight);
+    s->flight = slots;
+    s->n_flight_slots = n;
+    return 0;
+}
+
+const flight_t *shub_store_flight_find(const shub_store_t *s, const shub_id_t *id)
+{
+    if (!s->n_flight)
+        return NULL;
+    size_t mask = s->n_flight_slots - 1;
+    for (size_t i = id_slot(id, mask);; i = (i + 1) & mask) {
+        const flight_t *e = &s->flight[i];
+        if (!e->used)
+            return NULL;
+        if (memcmp(e->id.bytes, id->bytes, SHUB_ID_SIZE) == 0)
+            return e;
+    }
+}
+
+int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender)
+{
+    batch_t *b = s->open;
+    if ((s->n_flight + 1) * 2 > s->n_flight_slots && idset_grow(s))
+        return SHUB_ENOMEM;
+    if (grow((void **)&b->ids, &b->cap_ids, b->n_ids + 1, sizeof *b->ids))
+        return SHUB_ENOMEM;
+    size_t mask = s->n_flight_slots - 1, i = id_slot(id, mask);
+    while (s->flight[i].used)
+        i = (i + 1) & mask;
+    s->flight[i] = (flight_t){.id = *id, .sender = sender, .used = true};
+    s->n_flight++;
+    b->ids[b->n_ids++] = *id;
+    return 0;
+}
+
+static void flight_remove(shub_store_t *s, const shub_id_t *id)
+{
+    if (!s->n_flight)
+        return;
+    size_t mask = s->n_flight_slots - 1, i = id_slot(id, mask);
+    while (s->flight[i].used && memcmp(s->flight[i].id.bytes, id->bytes, SHUB_ID_SIZE))
+        i = (i + 1) & mask;
+    if (!s->flight[i].used)
+        return;
+    s->flight[i].used = false;
+    s->n_flight--;
+    /* Shift back every entry of the run that its home no longer reaches. */
+    for (size_t j = (i + 1) & mask; s->flight[j].used; j = (j + 1) & mask) {
+        size_t home = id_slot(&s->flight[j].id, mask);
+        bool reachable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+        if (reachable) {
+            s->flight[i] = s->flight[j];
+            s->flight[j].used = false;
+            i = j;
+        }
+    }
+}
+
+static void flight_clear(shub_store_t *s)
+{
+    if (s->flight)
+        memset(s->flight, 0, s->n_flight_slots * sizeof *s->flight);
+    s->n_flight = 0;
+}
+
+/* ---- recording ---------------------------------------------------------------- */
+
+static void put(batch_t *b, const void *p, size_t n)
+{
+    if (!b->op_failed && shub_buf_append(&b->ops, p, n) != 0)
+        b->op_failed = true;
+}
+
+void shub_store_op_begin(shub_store_t *s, stmt_id_t id)
+{
+    batch_t *b = s->open;
+    uint16_t head[2] = {(uint16_t)id, 0};
+    b->op_at = b->ops.len;
+    b->op_params = 0;
+    put(b, head, sizeof head);
+}
+
+static void param(batch_t *b, int index, int type)
+{
+    uint8_t h[2] = {(uint8_t)index, (uint8_t)type};
+    put(b, h, 2);
+    b->op_params++;
+}
+
+void shub_store_op_int(shub_store_t *s, int index, int64_t v)
+{
+    param(s->open, index, P_INT);
+    put(s->open, &v, sizeof v);
+}
+
+void shub_store_op_opt_int(shub_store_t *s, int index, int64_t v)
+{
+    if (v)
+        shub_store_op_int(s, index, v);
+    else
+        param(s->open, index, P_NULL);
+}
+
+static void op_bytes(shub_store_t *s, int index, int type, const void *p, size_t n)
+{
+    if (!p) {
+        param(s->open, index, P_NULL);
+        return;
+    }
+    uint32_t len = (uint32_t)n;
+    param(s->open, index, type);
+    put(s->open, &len, sizeof len);
+    put(s->open, p, n);
+}
+
+void shub_store_op_text(shub_store_t *s, int index, const char *t)
+{
+    op_bytes(s, index, P_TEXT, t, t ? strlen(t) : 0);
+}
+
+void shub_store_op_blob(shub_store_t *s, int index, const void *p, size_t n)
+{
+    op_bytes(s, index, P_BLOB, p, n);
+}
+
+int shub_store_op_end(shub_store_t *s, const char *what, shub_err_t *err)
+{
+    batch_t *b = s->open;
+    if (b->op_failed) {
+        b->ops.len = b->op_at; /* the op is not recorded; the batch stays whole */
+        b->op_failed = false;
+        return shub_err_set(err, SHUB_ENOMEM, "%s: out of memory", what);
+    }
+    memcpy(b->ops.data + b->op_at + 2, &b->op_params, sizeof b->op_params);
+    b->n_ops++;
+    return 0;
+}
+
+void shub_store_mark_truncate(shub_store_t *s, bool truncate)
+{
+    s->open->truncate_wal |= truncate;
+}
+
+int shub_store_op_drop(shub_store_t *s, int64_t seq)
+{
+    batch_t *b = s->open;
+    if (grow((void **)&b->drops, &b->cap_drops, b->n_drops + 1, sizeof *b->drops))
+        return SHUB_ENOMEM;
+    b->drops[b->n_drops++] = seq;
+    return 0;
+}
+
+/* ---- running a batch ---------------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int fail(shub_store_t *s, shub_err_t *err, const char *what)
+{
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int step_done(shub_store_t *s, sqlite3_stmt *st, const char *what, shub_err_t *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(s, err, what);
+}
+
+/* Deletes the dropped copies as runs of consecutive seqs: acknowledgements
+ * mostly arrive in the order copies were stored, so a turn's worth is one or
+ * a few range deletes rather than one B-tree search each. */
+static int run_drops(shub_store_t *s, batch_t *b, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (b->n_drops == 0)
+        return 0;
+    if ((rc = shub_store_stmt(s, ST_COPY_DROP, &st, err)))
+        return rc;
+    qsort(b->drops, b->n_drops, sizeof *b->drops, cmp_i64);
+    for (size_t i = 0; i < b->n_drops;) {
+        size_t j = i;
+        while (j + 1 < b->n_drops && b->drops[j + 1] <= b->drops[j] + 1)
+            j++;
+        if (sqlite3_bind_int64(st, 1, b->drops[i]) ||
+            sqlite3_bind_int64(st, 2, b->drops[j]))
+            return fail(s, err, "drop sealed copies");
+        if ((rc = step_done(s, st, "drop sealed copies", err)))
+            return rc;
+        i = j + 1;
+    }
+    return 0;
+}
+
+static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
+{
+    const uint8_t *p = b->ops.data, *end = p + b->ops.len;
+    for (size_t k = 0; k < b->n_ops; k++) {
+        uint16_t head[2];
+        sqlite3_stmt *st = NULL;
+        int rc;
+        memcpy(head, p, sizeof head);
+        p += sizeof head;
+        if ((rc = shub_store_stmt(s, (stmt_id_t)head[0], &st, err)))
+            return rc;
+        sqlite3_clear_bindings(st);
+        int bad = 0;
+        for (uint16_t i = 0; i < head[1] && p + 2 <= end; i++) {
+            int index = p[0], type = p[1];
+            p += 2;
+            if (type == P_INT) {
+                int64_t v;
+                memcpy(&v, p, sizeof v);
+                p += sizeof v;
+                bad |= sqlite3_bind_int64(st, index, v);
+            } else if (type == P_TEXT || type == P_BLOB) {
+                uint32_t n;
+                memcpy(&n, p, sizeof n);
+                p += sizeof n;
+                bad |= type == P_TEXT
+                           ? sqlite3_bind_text(st, index, (const char *)p, (int)n,
+                                               SQLITE_STATIC)
+                           : sqlite3_bind_blob(st, index, p, (int)n, SQLITE_STATIC);
+                p += n;
+            } else {
+                bad |= sqlite3_bind_null(st, index);
+            }
+        }
+        if (bad)
+            return fail(s, err, "bind");
+        if ((rc = step_done(s, st, "write", err)))
+            return rc;
+    }
+    return run_drops(s, b, err);
+}
+
+/* Runs the batches from `first` along qnext in one transaction. */
+static int run_group(shub_store_t *s, batch_t *first, bool *truncate, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    *truncate = false;
+    if ((rc = shub_store_stmt(s, ST_BEGIN, &st, err)) ||
+        (rc = step_done(s, st, "begin", err)))
+        return rc;
+    for (batch_t *b = first; b && rc == 0; b = b->qnext) {
+        rc = run_ops(s, b, err);
+        *truncate |= b->truncate_wal;
+    }
+    if (rc == 0 && ((rc = shub_store_stmt(s, ST_COMMIT, &st, err)) == 0))
+        rc = step_done(s, st, "commit", err);
+    if (rc && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* ---- the writer thread -------------------------------------------------------- */
+
+static void *writer_main(void *arg)
+{
+    shub_store_t *s = arg;
+    prctl(PR_SET_NAME, "shub-writer", 0, 0, 0);
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        while (!s->queue && !s->writer_stop)
+            pthread_cond_wait(&s->wcv, &s->wmu);
+        if (!s->queue && s->writer_stop)
+            break;
+        batch_t *first = s->queue, *last = first;
+        while (last->qnext)
+            last = last->qnext;
+        s->queue = NULL;
+        bool failed = s->failed;
+        s->writing = true;
+        pthread_mutex_unlock(&s->wmu);
+
+        shub_err_t err = {0};
+        bool truncate = false;
+        int rc = failed ? SHUB_EDB : run_group(s, first, &truncate, &err);
+        if (rc == 0 && truncate)
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+        pthread_mutex_lock(&s->wmu);
+        s->writing = false;
+        if (rc && !s->failed) {
+            s->failed = true;
+            s->failed_rc = rc;
+            s->failed_err = err;
+            s->failed_ticket = first->ticket;
+        }
+        s->done_ticket = last->ticket;
+        pthread_cond_broadcast(&s->wdone);
+        pthread_mutex_unlock(&s->wmu);
+        uint64_t one = 1;
+        if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN) {
+            /* the counter is saturated: the caller will read it anyway */
+        }
+        pthread_mutex_lock(&s->wmu);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
+}
+
+int shub_store_writer_start(shub_store_t *s, shub_err_t *err)
+{
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0)
+        return shub_err_set(err, SHUB_EIO, "open store: eventfd: %s", strerror(errno));
+    if (sqlite3_open_v2(s->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return shub_err_set(err, SHUB_EDB, "open store: a reading connection: %s",
+                            s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+    sqlite3_busy_timeout(s->rdb, SHUB_STORE_BUSY_MS);
+    sqlite3_exec(s->rdb, "PRAGMA cache_size = -8192", NULL, NULL, NULL);
+    if (pthread_mutex_init(&s->wmu, NULL) != 0 || pthread_cond_init(&s->wcv, NULL) != 0 ||
+        pthread_cond_init(&s->wdone, NULL) != 0)
+        return shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its writer");
+    s->writer_sync = true;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its writer");
+    s->writer_running = true;
+    return 0;
+}
+
+static void wait_idle(shub_store_t *s)
+{
+    pthread_mutex_lock(&s->wmu);
+    while (s->queue || s->writing)
+        pthread_cond_wait(&s->wdone, &s->wmu);
+    pthread_mutex_unlock(&s->wmu);
+}
+
+void shub_store_writer_stop(shub_store_t *s)
+{
+    if (s->writer_running) {
+        pthread_mutex_lock(&s->wmu);
+        s->writer_stop = true;
+        pthread_cond_signal(&s->wcv);
+        pthread_mutex_unlock(&s->wmu);
+        pthread_join(s->writer, NULL);
+        s->writer_running = false;
+    }
+    if (s->writer_sync) {
+        pthread_cond_destroy(&s->wcv);
+        pthread_cond_destroy(&s->wdone);
+        pthread_mutex_destroy(&s->wmu);
+        s->writer_sync = false;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(s->rstmts[i]);
+        s->rstmts[i] = NULL;
+    }
+    sqlite3_close(s->rdb);
+    s->rdb = NULL;
+    if (s->efd >= 0)
+        close(s->efd);
+    s->efd = -1;
+}
+
+/* ---- batches: open, close, settle -------------------------------------------- */
+
+static batch_t *batch_take(shub_store_t *s)
+{
+    batch_t *b = s->free;
+    if (b) {
+        s->free = b->next;
+    } else if (!(b = shub_calloc(1, sizeof *b))) {
+        return NULL;
+    }
+    b->ops.len = 0;
+    b->n_ops = b->n_drops = b->n_ids = 0;
+    b->op_failed = b->truncate_wal = false;
+    b->next = b->qnext = NULL;
+    return b;
+}
+
+static void batch_give(shub_store_t *s, batch_t *b)
+{
+    b->next = s->free;
+    s->free = b;
+}
+
+void shub_store_batches_free(shub_store_t *s)
+{
+    batch_t *lists[] = {s->free, s->unsettled, s->open};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        for (batch_t *b = lists[i], *next; b; b = next) {
+            next = b == s->open ? NULL : b->next;
+            shub_buf_free(&b->ops);
+            shub_free(b->drops);
+            shub_free(b->ids);
+            shub_free(b);
+        }
+    }
+    s->free = s->unsettled = s->open = NULL;
+    shub_free(s->flight);
+    s->flight = NULL;
+    s->n_flight = s->n_flight_slots = 0;
+}
+
+int shub_store_batch_open(shub_store_t *s, shub_err_t *err)
+{
+    if (s->open)
+        return shub_err_set(err, SHUB_EPROTO, "begin: a transaction is already open");
+    if (!(s->open = batch_take(s)))
+        return shub_err_set(err, SHUB_ENOMEM, "begin: out of memory");
+    s->open->ticket = ++s->next_ticket;
+    shub_store_base_save(s);
+    return 0;
+}
+
+void shub_store_batch_discard(shub_store_t *s)
+{
+    batch_t *b = s->open;
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_ids; i++)
+        flight_remove(s, &b->ids[i]);
+    s->open = NULL;
+    s->next_ticket--; /* the ticket was never handed to anyone */
+    batch_give(s, b);
+    shub_store_base_restore(s);
+}
+
+/* What settling a batch that committed makes permanent on the caller's side. */
+static void settled_ok(shub_store_t *s, batch_t *b)
+{
+    for (size_t i = 0; i < b->n_ids; i++)
+        flight_remove(s, &b->ids[i]);
+    s->settled_ticket = b->ticket;
+    s->names_confirmed = b->names_added;
+    s->agreements_confirmed = b->n_agreements;
+}
+
+/* Closes the open batch onto the caller's unsettled list. */
+static batch_t *batch_close(shub_store_t *s)
+{
+    batch_t *b = s->open;
+    b->names_added = s->names.n_added;
+    b->n_agreements = s->n_agreements;
+    s->open = NULL;
+    batch_t **tail = &s->unsettled;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = b;
+    return b;
+}
+
+/* Settles the unsettled batches up to `done` (the writer's report), stopping
+ * at `failed` (0: none). */
+static void settle(shub_store_t *s, uint64_t done, uint64_t failed)
+{
+    while (s->unsettled && s->unsettled->ticket <= done &&
+           (!failed || s->unsettled->ticket < failed)) {
+        batch_t *b = s->unsettled;
+        s->unsettled = b->next;
+        settled_ok(s, b);
+        batch_give(s, b);
+    }
+}
+
+int shub_store_commit(shub_store_t *s, shub_err_t *err)
+{
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "commit: no transaction is open");
+    if (s->writer_running) {
+        uint64_t ticket = 0;
+        int rc = shub_store_submit(s, &ticket, err);
+        if (rc)
+            return rc;
+        pthread_mutex_lock(&s->wmu);
+        while (s->done_ticket < ticket)
+            pthread_cond_wait(&s->wdone, &s->wmu);
+        pthread_mutex_unlock(&s->wmu);
+        uint64_t done = 0;
+        rc = shub_store_poll(s, &done, err);
+        if (rc == 0)
+            return 0;
+        shub_store_recover(s, NULL);
+        return rc;
+    }
+    batch_t *b = batch_close(s);
+    b->qnext = NULL;
+    bool truncate = false;
+    int rc = run_group(s, b, &truncate, err);
+    s->unsettled = b->next; /* it was the only one */
+    if (rc) {
+        for (size_t i = 0; i < b->n_ids; i++)
+            flight_remove(s, &b->ids[i]);
+        batch_give(s, b);
+        shub_store_base_restore(s);
+        return rc;
+    }
+    if (truncate)
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    settled_ok(s, b);
+    batch_give(s, b);
+    shub_store_base_confirm(s);
+    return 0;
+}
+
+int shub_store_submit(shub_store_t *s, uint64_t *ticket, shub_err_t *err)
+{
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "submit: no transaction is open");
+    if (!s->writer_running)
+        return shub_err_set(err, SHUB_EPROTO, "submit: the store has no writer thread");
+    batch_t *b = batch_close(s);
+    *ticket = b->ticket;
+    pthread_mutex_lock(&s->wmu);
+    batch_t **tail = &s->queue;
+    while (*tail)
+        tail = &(*tail)->qnext;
+    b->qnext = NULL;
+    *tail = b;
+    pthread_cond_signal(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
+    shub_store_base_confirm(s); /* the next batch starts from this one's end */
+    return 0;
+}
+
+int shub_store_poll(shub_store_t *s, uint64_t *done, shub_err_t *err)
+{
+    uint64_t n;
+    if (s->efd >= 0 && read(s->efd, &n, sizeof n) < 0 && errno != EAGAIN) {
+        /* nothing to clear */
+    }
+    if (!s->writer_running) {
+        *done = s->settled_ticket;
+        return 0;
+    }
+    pthread_mutex_lock(&s->wmu);
+    uint64_t upto = s->done_ticket, failed = s->failed ? s->failed_ticket : 0;
+    int rc = s->failed_rc;
+    shub_err_t ferr = s->failed_err;
+    pthread_mutex_unlock(&s->wmu);
+    settle(s, upto, failed);
+    *done = s->settled_ticket;
+    if (!failed)
+        return 0;
+    if (err)
+        *err = ferr;
+    return rc ? rc : SHUB_EDB;
+}
+
+bool shub_store_busy(const shub_store_t *s)
+{
+    return s->unsettled != NULL;
+}
+
+int shub_store_fd(const shub_store_t *s)
+{
+    return s->writer_running ? s->efd : -1;
+}
+
+uint64_t shub_store_ticket(const shub_store_t *s)
+{
+    return s->open ? s->open->ticket : s->next_ticket;
+}
+
+uint64_t shub_store_settled(const shub_store_t *s)
+{
+    return s->settled_ticket;
+}
+
+int shub_store_drain(shub_store_t *s, shub_err_t *err)
+{
+    if (!s->writer_running || !s->unsettled)
+        return 0;
+    wait_idle(s);
+    uint64_t done = 0;
+    return shub_store_poll(s, &done, err);
+}
+
+int shub_store_recover(shub_store_t *s, shub_err_t *err)
+{
+    if (s->open)
+        shub_store_batch_discard(s);
+    if (s->writer_running) {
+        wait_idle(s);
+        pthread_mutex_lock(&s->wmu);
+        s->failed = false;
+        s->failed_rc = 0;
+        s->failed_ticket = 0;
+        pthread_mutex_unlock(&s->wmu);
+    }
+    /* Every unsettled batch failed with the first that did. */
+    while (s->unsettled) {
+        batch_t *b = s->unsettled;
+        s->unsettled = b->next;
+        batch_give(s, b);
+    }
+    flight_clear(s);
+    return shub_store_reload(s, err);
+}
+
+/* ---- the caller's reading connection ---------------------------------------- */
+
+int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err)
+{
+    if (!s->rdb)
+        return shub_store_stmt(s, id, out, err);
+    if (!s->rstmts[id]) {
+        int rc = sqlite3_prepare_v3(s->rdb, shub_store_sql(id), -1,
+                                    SQLITE_PREPARE_PERSISTENT, &s->rstmts[id], NULL);
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(s->rstmts[id]);
+            s->rstmts[id] = NULL;
+            return shub_err_set(err, SHUB_EDB, "prepare statement: %s",
+                                sqlite3_errmsg(s->rdb));
+        }
+    }
+    *out = s->rstmts[id];
+    return 0;
+}
+
+int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what)
+{
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->rdb ? s->rdb : s->db));
+}

@@ -71,6 +71,7 @@ typedef struct shub_hub_settings {
     uint32_t max_attempts;     /* deliveries before an outbox row is dead */
     uint32_t future_skew_ms;   /* how far ahead of the broker's clock an event may be */
     uint32_t checkpoint_every; /* audit rows between signed checkpoints */
+    uint32_t checkpoint_ms;    /* ms the oldest unsigned row may wait for one */
     uint32_t notice_days;      /* days before an agreement's expiry or review that
                                   --check warns and the owner is told */
     uint32_t delivery_days;    /* days the broker keeps an event's receipt (its

@@ -56,7 +56,7 @@ fuzz:
 	    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSHUB_FUZZ=ON \
 	        -DSHUB_SANITIZE=ON -DBUILD_TESTING=OFF
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_msg_decode fuzz_yaml_load \
-	    fuzz_web_request fuzz_api_request
+	    fuzz_web_request fuzz_api_request fuzz_whatif_row
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmarks, with the peers the broker is measured against (NATS

@@ -241,20 +241,6 @@ struct shub_hub {
 
 static void turn_start(shub_hub_t *hub);
 
-static int grow(void **arr, size_t *cap, size_t need, size_t width)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *p = shub_realloc(*arr, n * width);
-    if (!p)
-        return SHUB_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
 {
@@ -325,7 +311,7 @@ static orgq_t *queue_for(shub_hub_t *hub, const char *org, bool create)
     for (size_t i = 0; i < hub->n_queues; i++)
         if (strcmp(hub->queues[i]->org, org) == 0)
             return hub->queues[i];
-    if (!create || grow((void **)&hub->queues, &hub->cap_queues, hub->n_queues + 1,
+    if (!create || shub_grow((void **)&hub->queues, &hub->cap_queues, hub->n_queues + 1,
                         sizeof *hub->queues))
         return NULL;
     orgq_t *q = shub_calloc(1, sizeof *q);
@@ -529,7 +515,7 @@ static void peers_sweep(shub_hub_t *hub)
 
 static peer_t *peer_new(shub_hub_t *hub, const shub_frame_in_t *f)
 {
-    if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
+    if (shub_grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
         return NULL;
     peer_t *p = shub_calloc(1, sizeof *p);
     if (!p)
@@ -654,7 +640,7 @@ static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool dup
                        const shub_outcome_item_t *items, uint32_t n)
 {
     out_t *o = &p->out[hub->cur];
-    if (grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
+    if (shub_grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
         return SHUB_ENOMEM;
     shub_outcome_item_t *copy = shub_arena_alloc(hub->turn, (n ? n : 1) * sizeof *copy);
     if (!copy)
@@ -691,7 +677,7 @@ static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_
 {
     out_t *o = &p->out[hub->cur];
     uint8_t *bytes = shub_arena_alloc(hub->turn, len);
-    if (!bytes || grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
+    if (!bytes || shub_grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
         return SHUB_ENOMEM;
     memcpy(bytes, sealed, len);
     o->delivers[o->nd++] = (shub_deliver_t){
@@ -729,7 +715,7 @@ static shub_update_t update_item(shub_hub_t *hub, const shub_store_update_t *u)
 static int out_update_item(shub_hub_t *hub, peer_t *p, const shub_update_t *it)
 {
     out_t *o = &p->out[hub->cur];
-    if (grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
+    if (shub_grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
         return SHUB_ENOMEM;
     o->updates[o->nu++] = *it;
     if (it->seq > p->upd_cursor)
@@ -764,7 +750,7 @@ static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
             sp->upd_more = true; /* out of memory: read it from the store later */
         return 0;
     }
-    if (grow((void **)&sp->held, &sp->cap_held, sp->n_held + 1, sizeof *sp->held) == 0)
+    if (shub_grow((void **)&sp->held, &sp->cap_held, sp->n_held + 1, sizeof *sp->held) == 0)
         sp->held[sp->n_held++] = update_item(hub, u);
     return 0;
 }
@@ -1739,7 +1725,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         return;
     }
     turn_t *t = hub->t;
-    if (grow((void **)&t->shares, &t->cap_shares, t->n_shares + 1, sizeof *t->shares) == 0) {
+    if (shub_grow((void **)&t->shares, &t->cap_shares, t->n_shares + 1, sizeof *t->shares) == 0) {
         share_ans_t *a = &t->shares[t->n_shares++];
         memcpy(a->rid, p->rid, p->rid_len);
         a->rid_len = p->rid_len;
@@ -2507,7 +2493,7 @@ static size_t read_turn(shub_hub_t *hub)
 {
     shub_err_t err;
     while (hub->n_in < hub->set->batch_max) {
-        if (grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
+        if (shub_grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
             break;
         inmsg_t *m = &hub->in[hub->n_in]; /* its buffer is kept across turns */
         if (hub->n_in >= hub->cap_in_used) {

@@ -504,20 +504,6 @@ static void hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t width)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = shub_realloc(*arr, n * width);
-    if (!p)
-        return SHUB_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 /* ---- interned names ------------------------------------------------------ */
 
@@ -677,7 +663,7 @@ static int intern(shub_store_t *s, const char *text, int64_t *id, const char **i
     if (s->readonly || !s->open)
         return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
     int64_t nid = s->names.max_id + 1;
-    if (grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
+    if (shub_grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
              sizeof *s->names.added) ||
         names_set(&s->names, nid, text, n))
         return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");
@@ -720,7 +706,7 @@ const agreement_ref_t *shub_store_agreement_ref(const shub_store_t *s, int64_t v
 static int agreement_add_ref(shub_store_t *s, int64_t vid, const char *id,
                              uint32_t version, const char *hash)
 {
-    if (grow((void **)&s->agreements, &s->cap_agreements, s->n_agreements + 1,
+    if (shub_grow((void **)&s->agreements, &s->cap_agreements, s->n_agreements + 1,
              sizeof *s->agreements))
         return SHUB_ENOMEM;
     agreement_ref_t *a = &s->agreements[s->n_agreements];
@@ -1922,7 +1908,7 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
         return shub_store_read_fail(s, err, "outcomes");
     rc = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
+        if (shub_grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
             rc = shub_err_set(err, SHUB_ENOMEM, "outcomes: out of memory");
             break;
         }

@@ -63,6 +63,9 @@
 #define WEEK_MS        (7LL * 24 * 3600 * 1000)
 #define HOOK_WAIT_MS   5000 /* how long destroy waits for running hooks */
 #define HOOK_SCAN_MS   200  /* how often due hooks are looked for */
+#define PURGE_EVERY_MS 10000 /* how often retention is applied */
+#define PURGE_BATCH    256   /* rows stripped per pass */
+#define DAY_MS         (24LL * 3600 * 1000)
 #define HOOK_RETRY_MIN_MS 1000   /* a failed hook is tried again after this, */
 #define HOOK_RETRY_MAX_MS 300000 /* doubling up to this */
 #define WAKE_MIN_MS       10     /* wake-ups acted on at most this often */
@@ -109,6 +112,7 @@ struct shub_agent {
 
     /* the outbox */
     int64_t next_outbox_ms; /* next data_version check */
+    int64_t next_purge_ms;  /* next retention pass (0: at once) */
     int64_t next_scan_ms;   /* next scan for retries */
     bool outbox_dirty;      /* something new to send: scan now */
 
@@ -543,6 +547,8 @@ done:
     shub_free(sc.too_big);
     shub_free(sc.sizes);
 }
+
+static void purge(shub_agent_t *a, int64_t now);
 
 static void outbox_timers(shub_agent_t *a, int64_t now)
 {
@@ -1124,6 +1130,10 @@ static void handle_deliver(shub_agent_t *a, const shub_deliver_batch_t *b, int64
             .received_ms = now,
             .event = plain,
             .event_len = len,
+            /* The flow's retention runs from the event's own time. */
+            .keep_until_ms = d->keep_days && evs[k].occurred_ms > 0
+                                 ? evs[k].occurred_ms + (int64_t)d->keep_days * DAY_MS
+                                 : 0,
         };
         from[k] = d;
         k++;
@@ -1287,7 +1297,100 @@ int shub_agent_poll(shub_agent_t *a, int timeout_ms)
     outbox_timers(a, now);
     run_hooks(a, now);
     tell_observer(a);
+    purge(a, now);
     return 0;
+}
+
+/* ---- retention ---------------------------------------------------------------- */
+
+/* The event with every payload value and personal reference gone: id, type,
+ * times, area, purpose, basis and consent stay, so the row still says what
+ * it was, dedupes and takes receipts. */
+static void strip_event(shub_event_t *ev)
+{
+    ev->payload = shub_val_map();
+    ev->subject_ref = NULL;
+    ev->case_ref = NULL;
+    ev->actor = NULL;
+}
+
+typedef struct purge {
+    shub_agent_t *a;
+    int64_t now;
+    size_t inbox, outbox, failed;
+} purge_t;
+
+static int purge_inbox_row(const shub_held_t *h, void *ctx)
+{
+    purge_t *p = ctx;
+    shub_err_t err;
+    uint8_t hash[32];
+    shub_event_t ev;
+    shub_arena_t *arena = shub_arena_new(h->len * 2 + 256);
+    int rc = arena ? shub_event_decode(arena, h->bytes, h->len, &ev, &err) : SHUB_ENOMEM;
+    if (rc == 0) {
+        crypto_generichash(hash, sizeof hash, h->bytes, h->len, NULL, 0);
+        strip_event(&ev);
+        if ((rc = shub_event_encode(&ev, &p->a->scratch, &err)) == 0)
+            rc = shub_agentdb_inbox_purge(p->a->db, &h->id, p->a->scratch.data,
+                                          p->a->scratch.len, hash, p->now, &err);
+    }
+    shub_arena_destroy(&arena);
+    if (rc)
+        p->failed++;
+    else
+        p->inbox++;
+    return 0;
+}
+
+static int purge_outbox_row(const shub_held_t *h, void *ctx)
+{
+    purge_t *p = ctx;
+    shub_err_t err;
+    uint8_t hash[32];
+    shub_msg_t *msg = NULL;
+    int rc = shub_msg_decode(h->bytes, h->len, &msg, &err);
+    if (rc == 0 && msg->type != SHUB_MSG_SHARE)
+        rc = SHUB_EPROTO;
+    if (rc == 0) {
+        crypto_generichash(hash, sizeof hash, h->bytes, h->len, NULL, 0);
+        strip_event(&msg->share.ev);
+        if ((rc = shub_msg_encode(msg, &p->a->scratch, &err)) == 0)
+            rc = shub_agentdb_outbox_drop(p->a->db, &h->id, p->a->scratch.data,
+                                          p->a->scratch.len, hash, p->now, &err);
+    }
+    shub_msg_destroy(&msg);
+    if (rc)
+        p->failed++;
+    else
+        p->outbox++;
+    return 0;
+}
+
+/* Applies retention: received events past their flow's retention lose their
+ * payload values, and an event this organisation shared loses its
+ * unminimised payload once every recipient's outcome is final. Then the WAL
+ * is truncated, so the old pages leave the disk too. */
+static void purge(shub_agent_t *a, int64_t now)
+{
+    shub_err_t err;
+    purge_t p = {.a = a, .now = now};
+    if (now < a->next_purge_ms)
+        return;
+    a->next_purge_ms = now + PURGE_EVERY_MS;
+    if (shub_agentdb_inbox_expired(a->db, now, PURGE_BATCH, purge_inbox_row, &p, &err) ||
+        shub_agentdb_outbox_settled(a->db, PURGE_BATCH, purge_outbox_row, &p, &err))
+        shub_warn("retention: %s", err.msg);
+    if (p.inbox + p.outbox == 0)
+        return;
+    int rc = shub_agentdb_shrink(a->db, &err);
+    if (rc == SHUB_EBUSY)
+        a->next_purge_ms = now; /* the pages are not off the disk yet: again soon */
+    shub_info("retention: payloads dropped inbox=%zu (past retention) outbox=%zu (outcomes "
+              "final)%s",
+              p.inbox, p.outbox, rc ? "; the log file is truncated next time" : "");
+    if (p.failed)
+        shub_warn("retention: %zu rows could not be stripped (not decodable); kept", p.failed);
 }
 
 bool shub_agent_done(shub_agent_t *a)
@@ -1332,6 +1435,10 @@ void shub_agent_destroy(shub_agent_t **agent_p)
     }
     if (a->n_hooks)
         shub_warn("%zu on-receive command(s) still running at exit", a->n_hooks);
+    if (a->db) { /* what is due goes before we stop, not at the next start */
+        a->next_purge_ms = 0;
+        purge(a, shub_now_ms());
+    }
     shub_agent_link_release(&a->link);
     if (a->sock) {
         int linger = 200; /* long enough for the BYE, not for a dead broker */

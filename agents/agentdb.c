@@ -16,7 +16,7 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STMT_CACHE     48 /* more than the distinct statements in this file */
 
 /*
@@ -56,6 +56,9 @@
  * since. No row is ever deleted, so max(changed) + 1 (one index descent) is
  * the next value. The inbox's own seq is its cursor; inbox_untaken finds what
  * the case system has not taken yet.
+ *
+ * Version 4 adds retention: when an inbox event's payload values go, and
+ * when an outbox event's unminimised payload goes (see schema_v4_sql).
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS outbox(\n"
@@ -131,6 +134,23 @@ static const char schema_v3_sql[] =
 
 /* The next change cursor, for a statement that writes outbox.changed. */
 #define NEXT_CHANGE "(SELECT coalesce(max(changed), 0) + 1 FROM outbox)"
+
+/* Version 4, on top of version 3: retention. inbox.keep_until is when the payload's values go
+ * (the flow's retention from the event's own time, as DELIVER said), and
+ * purged_at when they went; outbox.dropped_at when the unminimised payload
+ * went, once every recipient's outcome was final. event_hash and share_hash
+ * keep BLAKE2b-256 of the bytes as received or queued: what was held can
+ * still be proved, and ids still dedupe and take receipts. */
+static const char schema_v4_sql[] =
+    "ALTER TABLE inbox ADD COLUMN keep_until INTEGER;\n"
+    "ALTER TABLE inbox ADD COLUMN purged_at INTEGER;\n"
+    "ALTER TABLE inbox ADD COLUMN event_hash BLOB;\n"
+    "ALTER TABLE outbox ADD COLUMN dropped_at INTEGER;\n"
+    "ALTER TABLE outbox ADD COLUMN share_hash BLOB;\n"
+    "CREATE INDEX IF NOT EXISTS inbox_keep ON inbox(keep_until)"
+    " WHERE keep_until IS NOT NULL AND purged_at IS NULL;\n"
+    "CREATE INDEX IF NOT EXISTS outbox_settle ON outbox(seq)"
+    " WHERE state = 'receipted' AND dropped_at IS NULL;\n";
 
 struct shub_agentdb {
     sqlite3 *db;
@@ -359,7 +379,8 @@ static int check_schema(shub_agentdb_t *s, bool create, shub_err_t *err)
     if (version != SCHEMA_VERSION &&
         ((version < 1 && (rc = exec(s, schema_sql, err))) ||
          (version < 2 && (rc = exec(s, schema_v2_sql, err))) ||
-         (version < 3 && (rc = exec(s, schema_v3_sql, err))) || (rc = exec(s, sql, err)))) {
+         (version < 3 && (rc = exec(s, schema_v3_sql, err))) ||
+         (version < 4 && (rc = exec(s, schema_v4_sql, err))) || (rc = exec(s, sql, err)))) {
         rollback(s);
         return rc;
     }
@@ -395,6 +416,8 @@ int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
      * writer; FULL: a commit is on disk before the agent ACKs it. */
     if ((rc = set_wal(s, err)) ||
         (rc = exec(s, "PRAGMA synchronous=FULL", err)) ||
+        /* What a purge deletes is overwritten, not left in free pages. */
+        (rc = exec(s, "PRAGMA secure_delete=ON", err)) ||
         (rc = exec(s, "PRAGMA foreign_keys=ON", err)))
         goto fail;
     if ((rc = check_schema(s, create, err)))
@@ -1050,8 +1073,8 @@ int shub_agentdb_inbox_add_batch(shub_agentdb_t *s, const shub_inbox_row_t *rows
         return rc;
     if ((rc = prepare(s,
                       "INSERT INTO inbox(id, event_type, sender, agreement, version, flow, "
-                      "received, event, hook, hook_next_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                      "ON CONFLICT(id) DO NOTHING",
+                      "received, event, hook, hook_next_at, keep_until) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
                       &st, err)))
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -1066,6 +1089,10 @@ int shub_agentdb_inbox_add_batch(shub_agentdb_t *s, const shub_inbox_row_t *rows
         sqlite3_bind_blob(st, 8, row->event, (int)row->event_len, SQLITE_TRANSIENT);
         bind_text(st, 9, hook ? "pending" : "none");
         sqlite3_bind_int64(st, 10, row->received_ms);
+        if (row->keep_until_ms)
+            sqlite3_bind_int64(st, 11, row->keep_until_ms);
+        else
+            sqlite3_bind_null(st, 11);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = dberr(s, err, "adding to the inbox");
             goto fail;
@@ -1373,4 +1400,115 @@ int shub_agentdb_inbox_untaken(shub_agentdb_t *s, uint64_t *n, shub_err_t *err)
 {
     return count_query(s, "SELECT count(*) FROM inbox WHERE taken_at IS NULL", 0, 0, n,
                        err);
+}
+
+/* ---- retention -------------------------------------------------------- */
+
+/* Calls fn with each (id, blob) row of sql (?1 = a, ?2 = b) until it stops. */
+static int held_rows(shub_agentdb_t *s, const char *sql, int64_t a, int64_t b,
+                     shub_held_fn *fn, void *ctx, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, sql, &st, err), step;
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a);
+    sqlite3_bind_int64(st, 2, b);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        shub_held_t h = {
+            .id = col_id(st, 0),
+            .bytes = sqlite3_column_blob(st, 1),
+            .len = (size_t)sqlite3_column_bytes(st, 1),
+        };
+        if (fn(&h, ctx))
+            break;
+    }
+    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : dberr(s, err, "retention");
+    finish(s, st);
+    return rc;
+}
+
+int shub_agentdb_inbox_expired(shub_agentdb_t *s, int64_t now_ms, size_t max,
+                               shub_held_fn *fn, void *ctx, shub_err_t *err)
+{
+    return held_rows(s,
+                   "SELECT id, event FROM inbox WHERE keep_until IS NOT NULL AND"
+                   " purged_at IS NULL AND keep_until <= ?1 AND hook <> 'pending'"
+                   " ORDER BY keep_until LIMIT ?2",
+                   now_ms, (int64_t)max, fn, ctx, err);
+}
+
+int shub_agentdb_outbox_settled(shub_agentdb_t *s, size_t max, shub_held_fn *fn, void *ctx,
+                                shub_err_t *err)
+{
+    /* Receipted, and every recipient's outcome final (rank 3: acknowledged,
+     * denied, dead): nobody will ask for the unminimised event again. */
+    return held_rows(s,
+                   "SELECT o.id, o.share FROM outbox o WHERE o.state = 'receipted' AND"
+                   " o.dropped_at IS NULL AND EXISTS (SELECT 1 FROM outcomes c WHERE"
+                   " c.id = o.id) AND NOT EXISTS (SELECT 1 FROM outcomes c WHERE c.id ="
+                   " o.id AND c.rank < 3) AND ?1 = ?1 ORDER BY o.seq LIMIT ?2",
+                   0, (int64_t)max, fn, ctx, err);
+}
+
+/* Replaces one held blob with its stripped form and records when and the
+ * hash of what it was. */
+static int replace_held(shub_agentdb_t *s, const char *sql, const shub_id_t *id,
+                        const void *bytes, size_t len, const uint8_t hash[32],
+                        int64_t now_ms, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    if ((rc = prepare(s, sql, &st, err))) {
+        rollback(s);
+        return rc;
+    }
+    sqlite3_bind_blob(st, 1, bytes, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_TRANSIENT);
+    bind_id(st, 4, id);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = dberr(s, err, "retention");
+        finish(s, st);
+        rollback(s);
+        return rc;
+    }
+    finish(s, st);
+    return commit(s, err);
+}
+
+int shub_agentdb_inbox_purge(shub_agentdb_t *s, const shub_id_t *id, const void *event,
+                             size_t len, const uint8_t hash[32], int64_t now_ms,
+                             shub_err_t *err)
+{
+    return replace_held(s,
+                        "UPDATE inbox SET event = ?1, purged_at = ?2, event_hash = ?3"
+                        " WHERE id = ?4 AND purged_at IS NULL",
+                        id, event, len, hash, now_ms, err);
+}
+
+int shub_agentdb_outbox_drop(shub_agentdb_t *s, const shub_id_t *id, const void *share,
+                             size_t len, const uint8_t hash[32], int64_t now_ms,
+                             shub_err_t *err)
+{
+    return replace_held(s,
+                        "UPDATE outbox SET share = ?1, dropped_at = ?2, share_hash = ?3"
+                        " WHERE id = ?4 AND dropped_at IS NULL",
+                        id, share, len, hash, now_ms, err);
+}
+
+int shub_agentdb_shrink(shub_agentdb_t *s, shub_err_t *err)
+{
+    /* Secure delete zeroes the freed space in the database file; the WAL
+     * still holds the old pages until it is checkpointed and truncated. */
+    int busy = 0, rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                                 NULL, &busy);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return dberr(s, err, "checkpoint");
+    return rc == SQLITE_BUSY ? shub_err_set(err, SHUB_EBUSY, "%s: checkpoint: a reader "
+                                                               "holds the log; next time",
+                                            s->path)
+                             : 0;
 }

@@ -3,7 +3,9 @@
  * purpose (it is a test hook, not a feature) and costs one branch per call.
  */
 #include "sharehub/alloc.h"
+#include "sharehub/err.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +53,26 @@ void *shub_realloc(void *ptr, size_t size)
 void shub_free(void *ptr)
 {
     free(ptr);
+}
+
+int shub_grow(void **arr, size_t *cap, size_t need, size_t width)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return SHUB_ENOMEM;
+        n *= 2;
+    }
+    if (width && n > SIZE_MAX / width)
+        return SHUB_ENOMEM;
+    void *p = shub_realloc(*arr, n * width);
+    if (!p)
+        return SHUB_ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
 }
 
 char *shub_strdup(const char *s)

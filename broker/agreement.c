@@ -17,6 +17,17 @@
  *   valid_until: 2027-03-31           # inclusive: to 23:59:59.999 UTC
  *   review_date: 2026-03-31
  *   retention: "text for people"
+ *   retention_days: 2190              # optional: how long a recipient keeps a
+ *                                     # copy's payload, for every flow
+ *   retention_by_class:               # optional: at most this long for a copy
+ *     - {class: special-category, days: 365}   # carrying a field of the class
+ *   owner: bcc                        # optional: the party org answering for it;
+ *                                     # the broker tells it before expiry
+ *   signatories:                      # optional: the sign-off trail
+ *     - {org: wmp, role: SIRO, name: "A. Person", date: 2025-03-20}
+ *   status_history:                   # optional, oldest first; the last entry
+ *     - {status: active, date: 2025-04-01, note: "signed off"}  # is `status`
+ *   actor: hashed                     # optional: hashed (default) | clear
  *   parties: {orgs: [wmp], kinds: [marac, idva]}   # ids and/or kinds
  *   roles:                            # optional
  *     - {party: wmp, role: controller}  # controller | joint-controller | processor
@@ -107,7 +118,24 @@ typedef struct raw_flow {
     bool onward_sharing;
     const char **report;
     size_t report_count;
+    uint32_t retention_days; /* 0: absent */
 } raw_flow_t;
+
+typedef struct raw_signatory {
+    const char *org, *role, *name;
+    int64_t date;
+} raw_signatory_t;
+
+typedef struct raw_change {
+    int status;
+    int64_t date;
+    const char *note;
+} raw_change_t;
+
+typedef struct raw_class_days {
+    int cls;
+    uint32_t days;
+} raw_class_days_t;
 
 typedef struct raw_agreement {
     const char *id;
@@ -131,7 +159,18 @@ typedef struct raw_agreement {
     raw_flow_t *flows;
     size_t flows_count;
     const char *escalation; /* org told of overdue shares, besides their sender */
+    uint32_t retention_days;
+    raw_class_days_t *retention_by_class;
+    size_t retention_by_class_count;
+    const char *owner;
+    raw_signatory_t *signatories;
+    size_t signatories_count;
+    raw_change_t *status_history;
+    size_t status_history_count;
+    int actor; /* ACTOR_*; 0: absent, hashed */
 } raw_agreement_t;
+
+enum { ACTOR_HASHED = 1, ACTOR_CLEAR };
 
 static const shub_yaml_type_t name_type = {
     .kind = SHUB_YAML_TEXT, .min = 1, .max = SHUB_MSG_MAX_NAME};
@@ -147,6 +186,7 @@ static const shub_yaml_type_t bool_type = {.kind = SHUB_YAML_BOOL};
 static const shub_yaml_type_t date_type = {.kind = SHUB_YAML_DATE};
 static const shub_yaml_type_t version_type = {.kind = SHUB_YAML_UINT, .min = 1};
 static const shub_yaml_type_t hours_type = {.kind = SHUB_YAML_UINT, .min = 1};
+static const shub_yaml_type_t days_type = {.kind = SHUB_YAML_UINT, .min = 1, .max = 36600};
 static const shub_yaml_type_t names_type = {
     .kind = SHUB_YAML_LIST, .max = 1024, .entry = &name_type};
 static const shub_yaml_type_t some_names_type = {
@@ -228,6 +268,28 @@ static const shub_yaml_type_t datum_type = {
 static const shub_yaml_type_t dictionary_type = {
     .kind = SHUB_YAML_LIST, .min = 1, .max = 1024, .entry = &datum_type};
 
+static const shub_yaml_field_t class_days_fields[] = {
+    FIELD("class", true, raw_class_days_t, cls, &class_type),
+    FIELD("days", true, raw_class_days_t, days, &days_type),
+    END,
+};
+static const shub_yaml_type_t class_days_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_class_days_t), .fields = class_days_fields};
+static const shub_yaml_type_t class_days_list_type = {
+    .kind = SHUB_YAML_LIST, .max = 5, .entry = &class_days_type};
+
+static const shub_yaml_field_t signatory_fields[] = {
+    FIELD("org", true, raw_signatory_t, org, &name_type),
+    FIELD("role", true, raw_signatory_t, role, &title_type),
+    FIELD("name", false, raw_signatory_t, name, &title_type),
+    FIELD("date", true, raw_signatory_t, date, &date_type),
+    END,
+};
+static const shub_yaml_type_t signatory_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_signatory_t), .fields = signatory_fields};
+static const shub_yaml_type_t signatories_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &signatory_type};
+
 /* consent: a section of the agreement's own struct */
 static const shub_yaml_field_t consent_fields[] = {
     FIELD("required", true, raw_agreement_t, consent_required, &bool_type),
@@ -250,6 +312,7 @@ static const shub_yaml_field_t flow_fields[] = {
     FIELD("act_within_hours", false, raw_flow_t, act_within_hours, &hours_type),
     FIELD("onward_sharing", false, raw_flow_t, onward_sharing, &bool_type),
     LIST("report", false, raw_flow_t, report, &paths_type),
+    FIELD("retention_days", false, raw_flow_t, retention_days, &days_type),
     END,
 };
 static const shub_yaml_type_t flow_type = {
@@ -266,6 +329,21 @@ static const shub_yaml_name_t status_names[] = {
 };
 static const shub_yaml_type_t status_type = {.kind = SHUB_YAML_ENUM,
                                              .names = status_names};
+
+static const shub_yaml_field_t change_fields[] = {
+    FIELD("status", true, raw_change_t, status, &status_type),
+    FIELD("date", true, raw_change_t, date, &date_type),
+    FIELD("note", false, raw_change_t, note, &text_type),
+    END,
+};
+static const shub_yaml_type_t change_type = {
+    .kind = SHUB_YAML_STRUCT, .size = sizeof(raw_change_t), .fields = change_fields};
+static const shub_yaml_type_t history_type = {
+    .kind = SHUB_YAML_LIST, .max = 1024, .entry = &change_type};
+
+static const shub_yaml_name_t actor_names[] = {
+    {"hashed", ACTOR_HASHED}, {"clear", ACTOR_CLEAR}, {NULL, 0}};
+static const shub_yaml_type_t actor_type = {.kind = SHUB_YAML_ENUM, .names = actor_names};
 
 static const shub_yaml_field_t agreement_fields[] = {
     FIELD("id", true, raw_agreement_t, id, &name_type),
@@ -284,6 +362,13 @@ static const shub_yaml_field_t agreement_fields[] = {
     {"consent", true, 0, 0, &consent_type},
     LIST("flows", true, raw_agreement_t, flows, &flows_type),
     FIELD("escalation", false, raw_agreement_t, escalation, &name_type),
+    FIELD("retention_days", false, raw_agreement_t, retention_days, &days_type),
+    LIST("retention_by_class", false, raw_agreement_t, retention_by_class,
+         &class_days_list_type),
+    FIELD("owner", false, raw_agreement_t, owner, &name_type),
+    LIST("signatories", false, raw_agreement_t, signatories, &signatories_type),
+    LIST("status_history", false, raw_agreement_t, status_history, &history_type),
+    FIELD("actor", false, raw_agreement_t, actor, &actor_type),
     END,
 };
 static const shub_yaml_type_t agreement_type = {.kind = SHUB_YAML_STRUCT,
@@ -405,6 +490,35 @@ static bool basis_declared(const raw_agreement_t *r, const char *id)
     return false;
 }
 
+/* The limit retention_by_class puts on a copy carrying class `cls`; 0: none. */
+static uint32_t class_days(const raw_agreement_t *r, int cls)
+{
+    for (size_t i = 0; i < r->retention_by_class_count; i++)
+        if (r->retention_by_class[i].cls == cls)
+            return r->retention_by_class[i].days;
+    return 0;
+}
+
+/* How long a recipient keeps what flow f carries: the flow's days, else the
+ * agreement's, cut by the class limit of every declared field the flow's
+ * paths cover (`victim` covers `victim.name`). 0: no limit set anywhere. */
+static uint32_t flow_retention(const raw_agreement_t *r, const raw_flow_t *f)
+{
+    uint32_t days = f->retention_days ? f->retention_days : r->retention_days;
+    for (size_t k = 0; k < f->fields_count; k++) {
+        size_t n = strlen(f->fields[k]);
+        for (size_t i = 0; i < r->data_dictionary_count; i++) {
+            const char *d = r->data_dictionary[i].field;
+            if (strncmp(d, f->fields[k], n) != 0 || (d[n] != '\0' && d[n] != '.'))
+                continue;
+            uint32_t limit = class_days(r, r->data_dictionary[i].cls);
+            if (limit && (!days || limit < days))
+                days = limit;
+        }
+    }
+    return days;
+}
+
 /* A set as the loaded config keeps it, copied into its arena. */
 static shub_party_set_t party_set(loader_t *ld, const raw_set_t *s)
 {
@@ -514,6 +628,7 @@ static void check_flow(actx_t *a, size_t i, shub_flow_t *out)
     out->onward_sharing = f->onward_sharing;
     out->report = shub_config_strv(ld, f->report, f->report_count);
     out->n_report = f->report_count;
+    out->retention_days = flow_retention(r, f);
     if (f->condition && !ld->oom) {
         char msg[SHUB_ERR_MSG_MAX - 32];
         shub_condition_t *cond = NULL;
@@ -562,6 +677,58 @@ static void check_dates(actx_t *a, agreement_t *ag)
     ag->pub.info.review_ms = r->review_date;
 }
 
+/* An org named by the lifecycle keys must exist and be a party. */
+static void check_party_org(actx_t *a, const char *path, const char *id, const char *what)
+{
+    if (a->ld->registry_failed)
+        return;
+    const shub_org_t *org = shub_config_org(a->ld->cfg, id);
+    if (!org)
+        a_error(a, path, "%s: unknown org '%s'", what, id);
+    else if (!is_party_org(a->raw, org))
+        a_error(a, path, "%s: org '%s' is not a party to this agreement", what, id);
+}
+
+/* Owner and signatories are party orgs; the status history runs forward in
+ * time and ends in the status the file declares; a class is limited once. */
+static void check_lifecycle(actx_t *a)
+{
+    const raw_agreement_t *r = a->raw;
+    char path[64];
+    if (r->owner)
+        check_party_org(a, "owner", r->owner, "owner");
+    for (size_t i = 0; i < r->signatories_count; i++) {
+        snprintf(path, sizeof path, "signatories[%zu].org", i);
+        check_party_org(a, path, r->signatories[i].org, "signatory");
+    }
+    for (size_t i = 1; i < r->status_history_count; i++) {
+        if (r->status_history[i].date < r->status_history[i - 1].date) {
+            snprintf(path, sizeof path, "status_history[%zu].date", i);
+            a_error(a, path, "status_history is not in date order: entry %zu is earlier "
+                             "than entry %zu",
+                    i, i - 1);
+        }
+    }
+    if (r->status_history_count &&
+        r->status_history[r->status_history_count - 1].status != r->status) {
+        snprintf(path, sizeof path, "status_history[%zu].status",
+                 r->status_history_count - 1);
+        a_error(a, path,
+                "the last status_history entry is '%s' but the agreement's status is "
+                "'%s'",
+                status_name(r->status_history[r->status_history_count - 1].status),
+                status_name(r->status));
+    }
+    for (size_t i = 0; i < r->retention_by_class_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (r->retention_by_class[j].cls == r->retention_by_class[i].cls) {
+                snprintf(path, sizeof path, "retention_by_class[%zu].class", i);
+                a_error(a, path, "duplicate class in retention_by_class");
+            }
+        }
+    }
+}
+
 static void check_header(actx_t *a, agreement_t *ag)
 {
     const raw_agreement_t *r = a->raw;
@@ -607,6 +774,7 @@ static void check_header(actx_t *a, agreement_t *ag)
             a_error(a, "escalation", "org '%s' is not a party to this agreement",
                     r->escalation);
     }
+    check_lifecycle(a);
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -650,6 +818,25 @@ static void fill(actx_t *a, agreement_t *ag)
     ag->data = data;
     ag->n_data = r->data_dictionary_count;
     ag->retention = shub_config_strdup(ld, r->retention);
+    pub->info.owner = shub_config_strdup(ld, r->owner);
+    pub->actor_clear = r->actor == ACTOR_CLEAR;
+    shub_signatory_t *sig =
+        shub_config_alloc(ld, (r->signatories_count + 1) * sizeof *sig);
+    for (size_t i = 0; sig && i < r->signatories_count; i++)
+        sig[i] = (shub_signatory_t){shub_config_strdup(ld, r->signatories[i].org),
+                                    shub_config_strdup(ld, r->signatories[i].role),
+                                    shub_config_strdup(ld, r->signatories[i].name),
+                                    r->signatories[i].date};
+    pub->signatories = sig;
+    pub->n_signatories = r->signatories_count;
+    shub_status_change_t *hist =
+        shub_config_alloc(ld, (r->status_history_count + 1) * sizeof *hist);
+    for (size_t i = 0; hist && i < r->status_history_count; i++)
+        hist[i] = (shub_status_change_t){status_name(r->status_history[i].status),
+                                         r->status_history[i].date,
+                                         shub_config_strdup(ld, r->status_history[i].note)};
+    pub->history = hist;
+    pub->n_history = r->status_history_count;
 }
 
 /* The BLAKE2b-256 of the file's bytes, in hex: what an audit row names. */

@@ -13,8 +13,10 @@
 #include "sharehub/config.h"
 #include "sharehub/hub.h"
 #include "sharehub/keys.h"
+#include "sharehub/lifecycle.h"
 #include "sharehub/log.h"
 #include "sharehub/store.h"
+#include "sharehub/time.h"
 #include "sharehub/version.h"
 
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -51,7 +54,8 @@ static void usage(FILE *out)
             "usage: sharehub-broker [--config DIR] [--db FILE] [--endpoint URL] [--keys "
             "DIR]\n"
             "                       [--ready-file FILE] [--log-level LEVEL]\n"
-            "       sharehub-broker --check [--config DIR] [--db FILE] [--keys DIR]\n"
+            "       sharehub-broker --check [--strict] [--notice-days N] [--config DIR]\n"
+            "                       [--db FILE] [--keys DIR]\n"
             "\n"
             "Routes events between partner organisations under the information-sharing\n"
             "agreements in DIR (hub.yaml, orgs.yaml, agreements/*.yaml), default deny,\n"
@@ -66,7 +70,12 @@ static void usage(FILE *out)
             "  -r, --ready-file FILE write the bound endpoint here once listening\n"
             "  -l, --log-level L     debug, info (default), warn, error\n"
             "      --check           check the configuration, the keys and the database\n"
-            "                        the broker would open, and exit\n"
+            "                        the broker would open, and exit; warn of\n"
+            "                        agreements expiring or due for review within\n"
+            "                        hub.yaml's notice_days (default 30), past either\n"
+            "                        date, or active with no signatory\n"
+            "      --strict          with --check: such a warning fails the check (78)\n"
+            "      --notice-days N   with --check: warn N days ahead instead\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            this text\n"
             "\n"
@@ -80,6 +89,8 @@ static void usage(FILE *out)
 typedef struct checker {
     bool starting;
     int config_errors;
+    bool strict;          /* --strict: a lifecycle warning fails the check */
+    uint32_t notice_days; /* --notice-days; 0: hub.yaml's */
 } checker_t;
 
 static void say(const checker_t *ck, bool warning, const char *text)
@@ -252,11 +263,34 @@ static int check_database(const checker_t *ck, const char *db, const uint8_t sub
     return rc ? complain(ck, rc == SHUB_ECRYPTO ? EX_CONFIG : EX_DATAERR, &err) : 0;
 }
 
+static void say_due(const shub_lifecycle_finding_t *f, void *ctx)
+{
+    say(ctx, true, f->text);
+}
+
+/* What is due in the agreements' lives: warnings, or with --strict a
+ * failure, so a review date or an expiry cannot pass unnoticed. */
+static int check_lifecycle(const checker_t *ck, const shub_config_t *cfg)
+{
+    uint32_t days = ck->notice_days ? ck->notice_days : shub_config_hub(cfg)->notice_days;
+    size_t n = shub_lifecycle_check(cfg, shub_now_ms(), days, say_due, (void *)ck);
+    if (n && ck->strict) {
+        char text[128];
+        snprintf(text, sizeof text, "%zu agreement date%s due (--strict)", n,
+                 n == 1 ? " is" : "s are");
+        say(ck, false, text);
+        return EX_CONFIG;
+    }
+    return 0;
+}
+
 /* Everything the broker will open, in the order it opens them. 0, or the
  * exit code of the first kind of problem found (each problem is printed). */
-static int check_all(const shub_hub_opts_t *opts, bool starting)
+static int check_all(const shub_hub_opts_t *opts, bool starting, bool strict,
+                     uint32_t notice_days)
 {
-    checker_t checker = {.starting = starting}, *ck = &checker;
+    checker_t checker = {.starting = starting, .strict = strict, .notice_days = notice_days},
+              *ck = &checker;
     int code = check_config_files(ck, opts->config_dir);
     if (code)
         return code;
@@ -274,8 +308,9 @@ static int check_all(const shub_hub_opts_t *opts, bool starting)
     const char *keys = opts->key_dir ? opts->key_dir : set->key_dir;
     const char *db = opts->database ? opts->database : set->database;
     uint8_t subject[32];
-    if (!(code = check_keys(ck, cfg, keys, subject)))
-        code = check_database(ck, db, subject);
+    if (!(code = check_keys(ck, cfg, keys, subject)) &&
+        !(code = check_database(ck, db, subject)))
+        code = check_lifecycle(ck, cfg);
     sodium_memzero(subject, sizeof subject);
     if (!code && !starting)
         printf("%s: ok (%zu organisations, %zu agreements; keys in %s; database %s)\n",
@@ -295,12 +330,15 @@ int main(int argc, char **argv)
         {"ready-file", required_argument, NULL, 'r'},
         {"log-level", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 'C'},
+        {"strict", no_argument, NULL, 'S'},
+        {"notice-days", required_argument, NULL, 'N'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     shub_hub_opts_t opts = {.config_dir = SHUB_CONFIG_DIR};
-    bool check = false;
+    bool check = false, strict = false;
+    uint32_t notice_days = 0;
     int level = SHUB_LOG_INFO, c;
     while ((c = getopt_long(argc, argv, "c:d:e:k:r:l:Vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -328,6 +366,21 @@ int main(int argc, char **argv)
         case 'C':
             check = true;
             break;
+        case 'S':
+            strict = true;
+            break;
+        case 'N': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 366) {
+                fprintf(stderr, "%s: --notice-days '%s' is not a number of days from 1 to "
+                                "366\n",
+                        prog, optarg);
+                return EX_USAGE;
+            }
+            notice_days = (uint32_t)v;
+            break;
+        }
         case 'V':
             return shub_cli_version(prog);
         case 'h':
@@ -348,7 +401,11 @@ int main(int argc, char **argv)
         return EX_OSERR;
     }
     shub_log_init(prog, (shub_log_level_t)level);
-    int code = check_all(&opts, !check);
+    if ((strict || notice_days) && !check) {
+        fprintf(stderr, "%s: --strict and --notice-days go with --check\n", prog);
+        return EX_USAGE;
+    }
+    int code = check_all(&opts, !check, strict, notice_days);
     if (check || code)
         return code;
 

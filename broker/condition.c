@@ -638,6 +638,67 @@ static bool eval(const cond_node_t *n, const shub_event_t *ev)
     return false;
 }
 
+/* ---- three-valued evaluation (what-if) ---------------------------------- */
+
+/* A payload operand whose value the rebuilt event does not hold: the leaf is
+ * there (the log names it) but nil. */
+static bool unknown_operand(const operand_t *o, const shub_event_t *ev)
+{
+    if (o->src != SRC_PAYLOAD)
+        return false;
+    const shub_val_t *v = shub_val_at(&ev->payload, o->path);
+    return v && v->type == SHUB_VAL_NIL;
+}
+
+/* Kleene's logic over eval(): a comparison that reads an unknown value is
+ * unknown; `and`, `or` and `not` decide whenever the known part does. */
+static shub_cond_truth_t eval3(const cond_node_t *n, const shub_event_t *ev)
+{
+    if (!n)
+        return SHUB_COND_TRUE;
+    switch (n->kind) {
+    case N_OR: {
+        shub_cond_truth_t a = eval3(n->a, ev), b = eval3(n->b, ev);
+        if (a == SHUB_COND_TRUE || b == SHUB_COND_TRUE)
+            return SHUB_COND_TRUE;
+        return a == SHUB_COND_FALSE && b == SHUB_COND_FALSE ? SHUB_COND_FALSE
+                                                           : SHUB_COND_UNKNOWN;
+    }
+    case N_AND: {
+        shub_cond_truth_t a = eval3(n->a, ev), b = eval3(n->b, ev);
+        if (a == SHUB_COND_FALSE || b == SHUB_COND_FALSE)
+            return SHUB_COND_FALSE;
+        return a == SHUB_COND_TRUE && b == SHUB_COND_TRUE ? SHUB_COND_TRUE
+                                                         : SHUB_COND_UNKNOWN;
+    }
+    case N_NOT: {
+        shub_cond_truth_t a = eval3(n->a, ev);
+        return a == SHUB_COND_UNKNOWN ? a : a == SHUB_COND_TRUE ? SHUB_COND_FALSE
+                                                                : SHUB_COND_TRUE;
+    }
+    case N_MEMBER:
+        if (unknown_operand(&n->l, ev) || unknown_operand(&n->r, ev))
+            return SHUB_COND_UNKNOWN;
+        return eval(n, ev) ? SHUB_COND_TRUE : SHUB_COND_FALSE;
+    case N_CMP:
+        if (unknown_operand(&n->r, ev))
+            return SHUB_COND_UNKNOWN;
+        /* fall through */
+    case N_IN:
+    case N_TRUTH:
+        if (unknown_operand(&n->l, ev))
+            return SHUB_COND_UNKNOWN;
+        return eval(n, ev) ? SHUB_COND_TRUE : SHUB_COND_FALSE;
+    }
+    return SHUB_COND_FALSE;
+}
+
+shub_cond_truth_t shub_condition_eval_partial(const shub_condition_t *cond,
+                                              const shub_event_t *ev)
+{
+    return cond && ev ? eval3(cond->root, ev) : SHUB_COND_FALSE;
+}
+
 /* ---- stand-alone conditions --------------------------------------------- */
 
 int shub_condition_new(const char *text, shub_condition_t **cond_p, shub_err_t *err)

@@ -108,6 +108,8 @@ static const struct {
     L(checkpoint_every, 10000, 1, 100000000),
     L(checkpoint_ms, 5000, 100, 86400000),
     L(deadline_hour_ms, 3600000, 1, 3600000),
+    L(notice_days, 30, 1, 366),
+    L(delivery_days, 90, 1, 36600),
 #undef L
 };
 
@@ -136,7 +138,8 @@ static const shub_yaml_field_t limits_fields[] = {
     LIMIT(heartbeat_ms),       LIMIT(peer_timeout_ms), LIMIT(redeliver_ms),
     LIMIT(max_attempts),       LIMIT(future_skew_ms),  LIMIT(checkpoint_every),
     LIMIT(checkpoint_ms),
-    LIMIT(deadline_hour_ms),   {NULL, false, 0, 0, NULL},
+    LIMIT(deadline_hour_ms),   LIMIT(notice_days),     LIMIT(delivery_days),
+    {NULL, false, 0, 0, NULL},
 };
 #undef LIMIT
 
@@ -382,7 +385,8 @@ int shub_config_load(const char *dir, const shub_config_opts_t *opts,
         shub_free(file);
     }
     if (!ld.oom) {
-        file = join(dir, "agreements");
+        file = opts && opts->agreements_dir ? shub_strdup(opts->agreements_dir)
+                                            : join(dir, "agreements");
         if (!file)
             ld.oom = true;
         else

@@ -42,6 +42,7 @@
 #include "sharehub/deadline.h"
 #include "sharehub/http.h"
 #include "sharehub/keys.h"
+#include "sharehub/lifecycle.h"
 #include "sharehub/log.h"
 #include "sharehub/metrics.h"
 #include "sharehub/minimise.h"
@@ -49,6 +50,7 @@
 #include "sharehub/policy.h"
 #include "sharehub/seal.h"
 #include "sharehub/store.h"
+#include "sharehub/time.h"
 #include "sharehub/transport.h"
 #include "sharehub/witness.h"
 #include "zap.h"
@@ -70,6 +72,10 @@
 #define TURN_DELIVER_BYTES (8u << 20) /* sealed bytes sent to one peer per turn */
 #define BATCH_BYTES       (SHUB_MSG_MAX_BYTES - 65536) /* room in one DELIVER */
 #define RECEIPT_NODES     24000  /* values in one RECEIPT (limit 32768) */
+#define NOTICE_EVERY_MS   60000  /* how often agreements' dates are looked at */
+#define RETENTION_EVERY_MS 3600000 /* how often retention is applied */
+#define RETENTION_BATCH   10000  /* receipts purged per pass */
+#define DAY_MS            (24LL * 3600 * 1000)
 /* How long one ephemeral sealing key serves (SPEC 5.6). A new key costs a
  * scalar multiplication, and one more per recipient: per turn that was a
  * fifth of the hub's time under load. Held for a second at most, then wiped
@@ -238,6 +244,8 @@ struct shub_hub {
     shub_metrics_t *metrics;    /* NULL: hub.yaml names no metrics address */
     shub_http_t *metrics_http;
     int64_t next_gauges_ms, checkpoint_at_ms;
+    int64_t next_notice_ms; /* lifecycle_tick: 0 on the first turn */
+    int64_t next_retention_ms; /* retention_tick: 0 on the first turn */
     bool idle_maintained;
     int64_t last_traffic_ms, last_maintain_ms;
 };
@@ -247,20 +255,6 @@ struct shub_hub {
 static void turn_start(shub_hub_t *hub);
 static void store_down(shub_hub_t *hub, int64_t now, size_t refused);
 
-static int grow(void **arr, size_t *cap, size_t need, size_t width)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *p = shub_realloc(*arr, n * width);
-    if (!p)
-        return SHUB_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 static const char *idtext(const shub_id_t *id, char buf[SHUB_ID_TEXT])
 {
@@ -339,7 +333,7 @@ static orgq_t *queue_for(shub_hub_t *hub, const char *org, bool create)
     for (size_t i = 0; i < hub->n_queues; i++)
         if (strcmp(hub->queues[i]->org, org) == 0)
             return hub->queues[i];
-    if (!create || grow((void **)&hub->queues, &hub->cap_queues, hub->n_queues + 1,
+    if (!create || shub_grow((void **)&hub->queues, &hub->cap_queues, hub->n_queues + 1,
                         sizeof *hub->queues))
         return NULL;
     orgq_t *q = shub_calloc(1, sizeof *q);
@@ -544,7 +538,7 @@ static void peers_sweep(shub_hub_t *hub)
 
 static peer_t *peer_new(shub_hub_t *hub, const shub_frame_in_t *f)
 {
-    if (grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
+    if (shub_grow((void **)&hub->peers, &hub->cap_peers, hub->n_peers + 1, sizeof *hub->peers))
         return NULL;
     peer_t *p = shub_calloc(1, sizeof *p);
     if (!p)
@@ -682,7 +676,7 @@ static void refuse(shub_hub_t *hub, peer_t *p, const char *code, const shub_id_t
     audit_refusal(hub, p, code, id, event_type, line);
     out_t *o = &p->out[hub->cur];
     const char *kept = turn_strdup(hub, line);
-    if (!kept || grow((void **)&o->refusals, &o->cf, o->nf + 1, sizeof *o->refusals)) {
+    if (!kept || shub_grow((void **)&o->refusals, &o->cf, o->nf + 1, sizeof *o->refusals)) {
         send_error(hub, p, p->rid, p->rid_len, code, id, "%s", line);
         return;
     }
@@ -718,7 +712,7 @@ static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool dup
                        const shub_outcome_item_t *items, uint32_t n)
 {
     out_t *o = &p->out[hub->cur];
-    if (grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
+    if (shub_grow((void **)&o->receipts, &o->cr, o->nr + 1, sizeof *o->receipts))
         return SHUB_ENOMEM;
     shub_outcome_item_t *copy = shub_arena_alloc(hub->turn, (n ? n : 1) * sizeof *copy);
     if (!copy)
@@ -736,13 +730,26 @@ static int out_receipt(shub_hub_t *hub, peer_t *p, const shub_id_t *id, bool dup
     return 0;
 }
 
+/* The days the recipient keeps the copy's payload: its flow's retention in
+ * the agreement as loaded now (a shortened retention applies to copies still
+ * pending too); 0 for none, or a flow no longer there. */
+static uint32_t keep_days(const shub_hub_t *hub, const copy_t *c)
+{
+    long i = shub_config_agreement_find(hub->cfg, c->c.agreement);
+    const shub_agreement_t *ag = i >= 0 ? shub_config_agreement_at(hub->cfg, (size_t)i) : NULL;
+    for (size_t k = 0; ag && k < ag->n_flows; k++)
+        if (strcmp(ag->flows[k].id, c->c.flow) == 0)
+            return ag->flows[k].retention_days;
+    return 0;
+}
+
 /* A copy to send after commit; `sealed` is copied into the turn's memory. */
 static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_t *sealed,
                        size_t len)
 {
     out_t *o = &p->out[hub->cur];
     uint8_t *bytes = shub_arena_alloc(hub->turn, len);
-    if (!bytes || grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
+    if (!bytes || shub_grow((void **)&o->delivers, &o->cd, o->nd + 1, sizeof *o->delivers))
         return SHUB_ENOMEM;
     memcpy(bytes, sealed, len);
     o->delivers[o->nd++] = (shub_deliver_t){
@@ -755,6 +762,7 @@ static int out_deliver(shub_hub_t *hub, peer_t *p, const copy_t *c, const uint8_
         .attempt = c->attempts,
         .sealed = bytes,
         .sealed_len = (uint32_t)len,
+        .keep_days = keep_days(hub, c),
     };
     o->deliver_bytes += len;
     return 0;
@@ -779,7 +787,7 @@ static shub_update_t update_item(shub_hub_t *hub, const shub_store_update_t *u)
 static int out_update_item(shub_hub_t *hub, peer_t *p, const shub_update_t *it)
 {
     out_t *o = &p->out[hub->cur];
-    if (grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
+    if (shub_grow((void **)&o->updates, &o->cu, o->nu + 1, sizeof *o->updates))
         return SHUB_ENOMEM;
     o->updates[o->nu++] = *it;
     if (it->seq > p->upd_cursor)
@@ -814,7 +822,7 @@ static int record_update(shub_hub_t *hub, const shub_store_update_t *u)
             sp->upd_more = true; /* out of memory: read it from the store later */
         return 0;
     }
-    if (grow((void **)&sp->held, &sp->cap_held, sp->n_held + 1, sizeof *sp->held) == 0)
+    if (shub_grow((void **)&sp->held, &sp->cap_held, sp->n_held + 1, sizeof *sp->held) == 0)
         sp->held[sp->n_held++] = update_item(hub, u);
     return 0;
 }
@@ -1113,6 +1121,20 @@ static void publish_gauges(shub_hub_t *hub, int64_t now)
     shub_metrics_gauges(hub->metrics, &g);
 }
 
+/* ---- events from the hub itself: what one holds ------------------------------- */
+
+/* A notice the broker sends on its own account (hub_notice, below). */
+typedef struct notice {
+    const shub_org_t *to;
+    const shub_event_t *ev;      /* id, type, purpose, area, occurred */
+    const char *agreement, *agreement_hash, *flow; /* the agreement it concerns */
+    uint32_t agreement_version;
+    const char *reason, *why;    /* the audit row's reason code and explanation */
+    const shub_id_t *reply_to;   /* the share it is about, if one */
+} notice_t;
+static int hub_notice(shub_hub_t *hub, const notice_t *n, int64_t now);
+static int queue_copy(shub_hub_t *hub, shub_store_copy_t *cs, int64_t now, bool *sent);
+
 /* ---- deadlines (broker/deadline.c) ------------------------------------------------- */
 
 /* A new copy goes straight out only when nothing older waits for its
@@ -1223,74 +1245,30 @@ static void deadlines_answer(shub_hub_t *hub, const share_ctx_t *sc, const char 
 static int notify_overdue(shub_hub_t *hub, const shub_store_deadline_t *d,
                           const shub_org_t *org, int64_t now)
 {
-    shub_err_t err;
     shub_id_t id, reply_to;
     shub_event_t ev;
     char why[SHUB_MSG_MAX_LINE], reason[32];
-    uint8_t hash[32];
     if (shub_id_generate(&id, now) != 0 ||
-        shub_deadline_notice(hub->turn, d, &id, now, &reply_to, &ev) != 0 ||
-        shub_event_encode(&ev, &hub->plain, &err) != 0)
+        shub_deadline_notice(hub->turn, d, &id, now, &reply_to, &ev) != 0)
         return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "cannot build a notice"},
                            "notice");
-    size_t len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    shub_sealer_t *sealer = sealer_get(hub, now);
-    uint8_t *sealed = sealer ? shub_arena_alloc(hub->turn, len) : NULL;
-    if (!sealed || shub_seal(sealer, org->public_key, hub->plain.data, hub->plain.len,
-                             sealed))
-        return store_check(hub, SHUB_ENOMEM,
-                           &(shub_err_t){.msg = "cannot seal to the recipient's key"}, "seal");
-    crypto_generichash(hash, sizeof hash, hub->plain.data, hub->plain.len, NULL, 0);
     shub_deadline_explain(d, why, sizeof why);
     snprintf(reason, sizeof reason, "overdue-%s", shub_deadline_kind_name(d->kind));
-    shub_audit_row_t row = {
-        .at_ms = now,
-        .action = "notice",
-        .decision = "sent",
-        .event_id = id,
-        .event_type = ev.type,
-        .sender = SHUB_HUB_SENDER,
-        .recipient = org->id,
+    notice_t n = {
+        .to = org,
+        .ev = &ev,
+        .agreement = d->agreement,
+        .agreement_hash = d->agreement_hash,
+        .agreement_version = d->agreement_version,
+        .flow = d->flow,
         .reason = reason,
-        .explanation = why,
-        .agreement = d->agreement,
-        .agreement_version = d->agreement_version,
-        .agreement_hash = d->agreement_hash,
-        .flow = d->flow,
-        .purpose = ev.purpose,
-        .area = ev.area,
-        .occurred_ms = now,
+        .why = why,
         .reply_to = &d->event_id,
-        .payload_hash = hash,
     };
-    shub_store_copy_t cs = {
-        .event_id = id,
-        .recipient = org->id,
-        .sender = SHUB_HUB_SENDER,
-        .event_type = ev.type,
-        .agreement = d->agreement,
-        .agreement_hash = d->agreement_hash,
-        .agreement_version = d->agreement_version,
-        .flow = d->flow,
-        .area = ev.area,
-        .purpose = ev.purpose,
-        .created_ms = now,
-        .sealed = sealed,
-        .sealed_len = len,
-    };
-    int rc = shub_store_audit_append(hub->store, &row, &err);
+    int rc = hub_notice(hub, &n, now);
     if (rc == 0)
-        rc = shub_store_copy_put(hub->store, &cs, &err);
-    if (rc)
-        return store_check(hub, rc, &err, "notice");
-    copy_t *c = copy_add(hub, &cs);
-    if (!c)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"}, "notice");
-    c->ticket = shub_store_ticket(hub->store);
-    send_or_queue(hub, c, sealed, len, now);
-    shub_metrics_turn_delivery(hub->t->m, "queued");
-    shub_metrics_turn_escalation(hub->t->m);
-    return 0;
+        shub_metrics_turn_escalation(hub->t->m);
+    return rc;
 }
 
 /* An overdue deadline: a notice to the share's sender and to its agreement's
@@ -1440,6 +1418,40 @@ static int minimise_for(shub_hub_t *hub, share_ctx_t *sc, const shub_decision_t 
     return 0;
 }
 
+/* Stores a sealed copy and holds it pending; sends it at once only when
+ * nothing older waits for its recipient and the window has room, otherwise
+ * it waits its turn in the queue. *sent says which. */
+static int queue_copy(shub_hub_t *hub, shub_store_copy_t *cs, int64_t now, bool *sent)
+{
+    shub_err_t err;
+    const uint8_t *sealed = cs->sealed;
+    size_t sealed_len = cs->sealed_len;
+    int rc = shub_store_copy_put(hub->store, cs, &err);
+    if (rc)
+        return store_check(hub, rc, &err, "stored copy");
+    copy_t *c = copy_add(hub, cs);
+    if (!c)
+        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
+                           "pending copy");
+    c->ticket = shub_store_ticket(hub->store);
+    *sent = send_or_queue(hub, c, sealed, sealed_len, now);
+    return 0;
+}
+
+/* hub->plain sealed to the recipient with the ephemeral key of the moment:
+ * once it is wiped (SEAL_KEY_MS), the stored copy is unreadable to the
+ * broker. In arena; NULL if it cannot be. */
+static uint8_t *seal_plain(shub_hub_t *hub, shub_arena_t *arena, const shub_org_t *to,
+                           int64_t now, size_t *len)
+{
+    *len = hub->plain.len + SHUB_SEAL_OVERHEAD;
+    shub_sealer_t *sealer = sealer_get(hub, now);
+    uint8_t *sealed = sealer ? shub_arena_alloc(arena, *len) : NULL;
+    if (!sealed || shub_seal(sealer, to->public_key, hub->plain.data, hub->plain.len, sealed))
+        return NULL;
+    return sealed;
+}
+
 static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *org,
                            const shub_decision_t *d)
 {
@@ -1449,13 +1461,9 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     if (rc)
         return rc;
 
-    /* Seal to the recipient with the current ephemeral key: once it is
-     * wiped, the stored copy is unreadable to the broker. */
-    size_t sealed_len = hub->plain.len + SHUB_SEAL_OVERHEAD;
-    shub_sealer_t *sealer = sealer_get(hub, sc->now);
-    uint8_t *sealed = sealer ? shub_arena_alloc(sc->arena, sealed_len) : NULL;
-    if (!sealed || shub_seal(sealer, org->public_key, hub->plain.data, hub->plain.len,
-                             sealed))
+    size_t sealed_len;
+    uint8_t *sealed = seal_plain(hub, sc->arena, org, sc->now, &sealed_len);
+    if (!sealed)
         return store_check(hub, SHUB_ENOMEM,
                            &(shub_err_t){.msg = "cannot seal to the recipient's key"},
                            "seal");
@@ -1471,6 +1479,8 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
     row.flow = d->flow;
     if (d->legal_basis)
         row.legal_basis = d->legal_basis;
+    long ai = shub_config_agreement_find(hub->cfg, d->agreement);
+    row.actor_clear = ai >= 0 && shub_config_agreement_at(hub->cfg, (size_t)ai)->actor_clear;
     row.fields_shared = sc->min.shared;
     row.fields_stripped = sc->min.stripped;
     row.facts = sc->min.facts;
@@ -1503,16 +1513,11 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
         .sealed = sealed,
         .sealed_len = sealed_len,
     };
-    if ((rc = shub_store_outcome_put(hub->store, &o, &err)) ||
-        (rc = shub_store_copy_put(hub->store, &cs, &err)))
-        return store_check(hub, rc, &err, "stored copy");
-    copy_t *c = copy_add(hub, &cs);
-    if (!c)
-        return store_check(hub, SHUB_ENOMEM, &(shub_err_t){.msg = "out of memory"},
-                           "pending copy");
-    c->ticket = shub_store_ticket(hub->store);
-
-    bool send = send_or_queue(hub, c, sealed, sealed_len, sc->now);
+    bool send = false;
+    if ((rc = shub_store_outcome_put(hub->store, &o, &err)))
+        return store_check(hub, rc, &err, "receipt");
+    if ((rc = queue_copy(hub, &cs, sc->now, &send)))
+        return rc;
     if (deadlines_start(hub, sc, org->id, d) != 0)
         return SHUB_EDB;
     count_share(hub, "allow", d);
@@ -1524,6 +1529,131 @@ static int allow_recipient(shub_hub_t *hub, share_ctx_t *sc, const shub_org_t *o
               d->version, d->flow, send ? "delivered" : "queued",
               sc->min.stripped[0] ? " stripped=" : "", sc->min.stripped);
     return 0;
+}
+
+/* ---- events from the hub itself ------------------------------------------------ */
+
+/*
+ * An event the broker sends on its own account (from SHUB_HUB_SENDER) to one
+ * organisation: encoded whole (it carries no one's personal data, so nothing
+ * is minimised), sealed to the recipient, audited as action `notice`,
+ * decision `sent`, under the agreement it concerns, then stored and
+ * delivered like any copy (store and forward, ACK, redelivery). No receipt
+ * and no update: nobody sent it. Inside the turn's transaction. The owner's
+ * expiry notice goes through here; so can any other notice from the hub.
+ */
+
+static int hub_notice(shub_hub_t *hub, const notice_t *n, int64_t now)
+{
+    shub_err_t err;
+    uint8_t hash[32];
+    int rc;
+    const shub_event_t *ev = n->ev;
+    if ((rc = ensure_txn(hub)) != 0)
+        return rc;
+    if ((rc = shub_event_encode(ev, &hub->plain, &err)))
+        return store_check(hub, SHUB_ENOMEM, &err, "notice");
+    crypto_generichash(hash, sizeof hash, hub->plain.data, hub->plain.len, NULL, 0);
+    size_t sealed_len;
+    uint8_t *sealed = seal_plain(hub, hub->turn, n->to, now, &sealed_len);
+    if (!sealed)
+        return store_check(hub, SHUB_ENOMEM,
+                           &(shub_err_t){.msg = "cannot seal to the recipient's key"},
+                           "seal");
+    shub_audit_row_t row = {
+        .at_ms = now,
+        .action = "notice",
+        .decision = "sent",
+        .event_id = ev->id,
+        .event_type = ev->type,
+        .sender = SHUB_HUB_SENDER,
+        .recipient = n->to->id,
+        .reason = n->reason,
+        .explanation = n->why,
+        .agreement = n->agreement,
+        .agreement_version = n->agreement_version,
+        .agreement_hash = n->agreement_hash,
+        .flow = n->flow,
+        .purpose = ev->purpose,
+        .area = ev->area,
+        .occurred_ms = ev->occurred_ms,
+        .reply_to = n->reply_to,
+        .payload_hash = hash,
+    };
+    if ((rc = shub_store_audit_append(hub->store, &row, &err)))
+        return store_check(hub, rc, &err, "audit");
+    shub_store_copy_t cs = {
+        .event_id = ev->id,
+        .recipient = n->to->id,
+        .sender = SHUB_HUB_SENDER,
+        .event_type = ev->type,
+        .agreement = n->agreement,
+        .agreement_hash = n->agreement_hash,
+        .agreement_version = n->agreement_version,
+        .flow = n->flow,
+        .area = ev->area,
+        .purpose = ev->purpose,
+        .created_ms = now,
+        .sealed = sealed,
+        .sealed_len = sealed_len,
+    };
+    bool sent = false;
+    if ((rc = queue_copy(hub, &cs, now, &sent)))
+        return rc;
+    shub_metrics_turn_delivery(hub->t->m, "queued");
+    char idt[SHUB_ID_TEXT];
+    shub_info("notice event=%s type=%s to=%s agreement=%s v%u %s: %s", idtext(&ev->id, idt),
+              ev->type, n->to->id, n->agreement, n->agreement_version,
+              sent ? "delivered" : "queued", n->why);
+    return 0;
+}
+
+/* Once a minute: every active agreement within notice_days of its expiry
+ * whose owner has not been told yet is told, once (the store's notices
+ * table remembers across restarts), and the broker's log says so. */
+static void lifecycle_tick(shub_hub_t *hub, int64_t now)
+{
+    if (now < hub->next_notice_ms)
+        return;
+    hub->next_notice_ms = now + NOTICE_EVERY_MS;
+    for (size_t i = 0; i < shub_config_agreement_count(hub->cfg) && !hub->txn_failed; i++) {
+        const shub_agreement_t *ag = shub_config_agreement_at(hub->cfg, i);
+        const shub_org_t *owner = shub_config_org(hub->cfg, ag->info.owner);
+        if (!owner || !shub_lifecycle_notice_due(ag, now, hub->set->notice_days))
+            continue;
+        char subject[SHUB_MSG_MAX_NAME + 48], until[SHUB_TIME_DATE_TEXT], why[256];
+        snprintf(subject, sizeof subject, "%s v%u until %s", ag->info.id, ag->info.version,
+                 shub_time_format_date(ag->info.valid_until_ms, until));
+        shub_err_t err;
+        bool sent = false;
+        int rc = shub_store_notice_sent(hub->store, SHUB_LIFECYCLE_NOTICE_TYPE, subject,
+                                        &sent, &err);
+        if (rc || sent) {
+            if (rc)
+                shub_warn("agreement notices: %s", err.msg);
+            continue;
+        }
+        shub_arena_t *arena = shub_arena_new(1024);
+        shub_event_t ev;
+        snprintf(why, sizeof why, "agreement '%s' v%u expires at the end of %s; told its owner",
+                 ag->info.id, ag->info.version, until);
+        notice_t n = {
+            .to = owner,
+            .ev = &ev,
+            .agreement = ag->info.id,
+            .agreement_hash = ag->info.content_hash,
+            .agreement_version = ag->info.version,
+            .flow = SHUB_LIFECYCLE_NOTICE_FLOW,
+            .why = why,
+        };
+        if (arena && shub_lifecycle_notice(arena, ag, now, &ev, &err) == 0 &&
+            hub_notice(hub, &n, now) == 0)
+            store_check(hub,
+                        shub_store_notice_add(hub->store, SHUB_LIFECYCLE_NOTICE_TYPE, subject,
+                                              owner->id, &ev.id, now, &err),
+                        &err, "notice");
+        shub_arena_destroy(&arena);
+    }
 }
 
 /* A resent SHARE gets the outcomes as they stand, never a second decision. */
@@ -1678,7 +1808,7 @@ static void handle_share(shub_hub_t *hub, peer_t *p, const shub_share_t *share)
         return;
     }
     turn_t *t = hub->t;
-    if (grow((void **)&t->shares, &t->cap_shares, t->n_shares + 1, sizeof *t->shares) == 0) {
+    if (shub_grow((void **)&t->shares, &t->cap_shares, t->n_shares + 1, sizeof *t->shares) == 0) {
         share_ans_t *a = &t->shares[t->n_shares++];
         memcpy(a->rid, p->rid, p->rid_len);
         a->rid_len = p->rid_len;
@@ -1781,8 +1911,8 @@ static int copy_finish(shub_hub_t *hub, copy_t *c, shub_outcome_t state, const c
         .agreement_version = c->c.agreement_version,
         .flow = c->c.flow,
     };
-    bool notice = strcmp(c->c.sender, SHUB_HUB_SENDER) == 0; /* no session to update */
-    if ((!notice && (rc = record_update(hub, &u))) ||
+    bool from_hub = strcmp(c->c.sender, SHUB_HUB_SENDER) == 0; /* no one to update */
+    if ((!from_hub && (rc = record_update(hub, &u))) ||
         (rc = store_check(hub, shub_store_copy_drop(hub->store, c->c.seq, &err), &err,
                           "drop copy")))
         return rc;
@@ -1998,7 +2128,8 @@ static void handle_first(shub_hub_t *hub, inmsg_t *m)
 static bool recheck(shub_hub_t *hub, copy_t *c, int64_t now)
 {
     if (strcmp(c->c.sender, SHUB_HUB_SENDER) == 0)
-        return true; /* the broker's own notice: no agreement decided it */
+        return true; /* the hub's own notice: no agreement carries it, and an
+                        expiry notice must reach its owner after the expiry too */
     shub_policy_copy_t pc = {
         .sender = c->c.sender,
         .recipient = c->c.recipient,
@@ -2104,6 +2235,46 @@ static void feed_updates(shub_hub_t *hub, peer_t *p)
     p->upd_more = false;
 }
 
+/* Once an hour: a pending copy older than its flow's retention is dead-
+ * lettered (its recipient would have to drop it at once: it goes no
+ * further), and receipts of events done with for hub.yaml's delivery_days
+ * are deleted. The audit log and the event ids stay. */
+static void retention_tick(shub_hub_t *hub, int64_t now)
+{
+    if (now < hub->next_retention_ms)
+        return;
+    hub->next_retention_ms = now + RETENTION_EVERY_MS;
+    size_t dead = 0;
+    for (size_t i = 0; i < hub->n_queues && !hub->txn_failed; i++) {
+        orgq_t *q = hub->queues[i];
+        for (int list = 0; list < 2; list++) {
+            for (copy_t *c = list ? q->shead : q->qhead, *next; c && !hub->txn_failed;
+                 c = next) {
+                next = c->next;
+                uint32_t days = strcmp(c->c.sender, SHUB_HUB_SENDER) ? keep_days(hub, c) : 0;
+                if (!days || c->c.created_ms + (int64_t)days * DAY_MS > now ||
+                    ensure_txn(hub) != 0)
+                    continue;
+                char why[160];
+                snprintf(why, sizeof why, "held past its flow's retention of %u days", days);
+                if (copy_finish(hub, c, SHUB_OUTCOME_DEAD, "dead", "retention-expired", why,
+                                NULL, now) == 0)
+                    dead++;
+            }
+        }
+    }
+    shub_err_t err;
+    if (!hub->txn_failed && ensure_txn(hub) == 0)
+        store_check(hub,
+                    shub_store_purge_outcomes(hub->store,
+                                              now - (int64_t)hub->set->delivery_days * DAY_MS,
+                                              RETENTION_BATCH, &err),
+                    &err, "purge receipts");
+    if (dead)
+        shub_info("retention: copies dead-lettered=%zu (held past their flow's retention)",
+                  dead);
+}
+
 static void run_timers(shub_hub_t *hub, int64_t now)
 {
     bool tick = now >= hub->next_timer_ms;
@@ -2123,6 +2294,10 @@ static void run_timers(shub_hub_t *hub, int64_t now)
     }
     deadlines_check(hub, now);
     publish_gauges(hub, now);
+    if (!hub->txn_failed && !hub->degraded)
+        lifecycle_tick(hub, now);
+    if (!hub->txn_failed && !hub->degraded)
+        retention_tick(hub, now);
     /* Not while the store is down: a checkpoint is a write, and a turn that
      * carries one fails whole, deliveries and all. Once a second, when
      * SHAREs may try again, the checkpoint tries too. */
@@ -2422,7 +2597,7 @@ static size_t read_turn(shub_hub_t *hub)
 {
     shub_err_t err;
     while (hub->n_in < hub->set->batch_max) {
-        if (grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
+        if (shub_grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
             break;
         inmsg_t *m = &hub->in[hub->n_in]; /* its buffer is kept across turns */
         if (hub->n_in >= hub->cap_in_used) {

@@ -148,11 +148,35 @@ typedef struct score {
     bool pass[C_COUNT];
 } score_t;
 
+/* How a condition is judged: on the event itself (live), or on an event
+ * rebuilt from the log, where an unknown answer is taken as true or false. */
+typedef enum { COND_LIVE, COND_ASSUME_FALSE, COND_ASSUME_TRUE } cond_mode_t;
+
+static bool condition_passes(const shub_flow_t *f, const shub_event_t *ev, cond_mode_t m,
+                             const shub_policy_hint_t *hint, bool *unknown)
+{
+    if (!f->condition)
+        return true;
+    if (m == COND_LIVE)
+        return shub_condition_eval(f->condition, ev);
+    shub_cond_truth_t t = shub_condition_eval_partial(f->condition, ev);
+    if (t == SHUB_COND_UNKNOWN && hint && hint->condition && f->condition_text &&
+        strcmp(hint->condition, f->condition_text) == 0)
+        return hint->holds; /* the same text was judged on the event itself */
+    if (t == SHUB_COND_UNKNOWN) {
+        *unknown = true;
+        return m == COND_ASSUME_TRUE;
+    }
+    return t == SHUB_COND_TRUE;
+}
+
 /* area: the event's area if the registry knows it, else NULL (served by no
  * one, so an all-areas org does not match a misspelt area). */
 static score_t score_flow(const shub_agreement_t *ag, const shub_flow_t *f,
                           const shub_org_t *s, const shub_org_t *r,
-                          const shub_event_t *ev, const char *area, int64_t now_ms)
+                          const shub_event_t *ev, const char *area, int64_t now_ms,
+                          cond_mode_t mode, const shub_policy_hint_t *hint,
+                          bool *unknown)
 {
     score_t sc = {.stage = C_COUNT};
     sc.pass[C_SENDER_PARTY] = set_has(&ag->parties, s);
@@ -166,7 +190,7 @@ static score_t score_flow(const shub_agreement_t *ag, const shub_flow_t *f,
     sc.pass[C_PURPOSE] = in_list(f->purposes, f->n_purposes, ev->purpose);
     sc.pass[C_BASIS] = find_basis(f, ev->basis) != NULL;
     sc.pass[C_CONSENT] = consent_ok(ag, ev);
-    sc.pass[C_CONDITION] = !f->condition || shub_condition_eval(f->condition, ev);
+    sc.pass[C_CONDITION] = condition_passes(f, ev, mode, hint, unknown);
     for (int i = 0; i < C_COUNT; i++) {
         if (sc.pass[i])
             sc.passed++;
@@ -227,6 +251,8 @@ static void explain_deny(line_t *l, const shub_agreement_t *ag, const shub_flow_
         put_date(l, ag->info.valid_until_ms);
         put(l, ", not on ");
         put_date(l, now_ms);
+        if (now_ms > ag->info.valid_until_ms)
+            put(l, ": it has expired");
         if (rest_passes(sc, C_FROM))
             put(l, "; flow '%s' would allow it within those dates", f->id);
         return;
@@ -296,12 +322,10 @@ static void set_agreement(shub_decision_t *out, const shub_agreement_t *ag)
 
 /* ---- public ------------------------------------------------------------- */
 
-int shub_policy_decide(const shub_config_t *cfg, const char *sender,
-                       const char *recipient, const shub_event_t *ev, int64_t now_ms,
-                       shub_decision_t *out)
+static int decide(const shub_config_t *cfg, const char *sender, const char *recipient,
+                  const shub_event_t *ev, int64_t now_ms, cond_mode_t mode,
+                  const shub_policy_hint_t *hint, bool *unknown, shub_decision_t *out)
 {
-    if (!cfg || !sender || !recipient || !ev || !out)
-        return SHUB_EINVAL;
     clear(out);
     line_t l = {out->explanation, sizeof out->explanation, 0};
     const char *type = ev->type ? ev->type : "(none)";
@@ -321,7 +345,7 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
         const shub_agreement_t *ag = shub_config_agreement_at(cfg, i);
         for (size_t j = 0; j < ag->n_flows; j++) {
             const shub_flow_t *f = &ag->flows[j];
-            score_t sc = score_flow(ag, f, s, r, ev, area, now_ms);
+            score_t sc = score_flow(ag, f, s, r, ev, area, now_ms, mode, hint, unknown);
             if (sc.stage == C_COUNT) {
                 out->allow = true;
                 set_agreement(out, ag);
@@ -357,6 +381,38 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
     if (best.stage > C_RECIPIENT_PARTY)
         out->flow = best_flow->id;
     explain_deny(&l, best_ag, best_flow, &best, s, r, ev, now_ms);
+    return 0;
+}
+
+int shub_policy_decide(const shub_config_t *cfg, const char *sender,
+                       const char *recipient, const shub_event_t *ev, int64_t now_ms,
+                       shub_decision_t *out)
+{
+    bool unknown = false;
+    if (!cfg || !sender || !recipient || !ev || !out)
+        return SHUB_EINVAL;
+    return decide(cfg, sender, recipient, ev, now_ms, COND_LIVE, NULL, &unknown, out);
+}
+
+/* Decided twice, once taking every unknown condition as false and once as
+ * true: where the two agree, no value the log lacks matters. */
+int shub_policy_decide_partial(const shub_config_t *cfg, const char *sender,
+                               const char *recipient, const shub_event_t *ev,
+                               int64_t now_ms, const shub_policy_hint_t *hint,
+                               shub_decision_t *out, bool *undecidable)
+{
+    bool unknown = false;
+    if (!cfg || !sender || !recipient || !ev || !out || !undecidable)
+        return SHUB_EINVAL;
+    *undecidable = false;
+    decide(cfg, sender, recipient, ev, now_ms, COND_ASSUME_FALSE, hint, &unknown, out);
+    if (!unknown)
+        return 0;
+    shub_decision_t other;
+    decide(cfg, sender, recipient, ev, now_ms, COND_ASSUME_TRUE, hint, &unknown, &other);
+    *undecidable = other.allow != out->allow ||
+                   (out->allow && (strcmp(other.agreement, out->agreement) != 0 ||
+                                   strcmp(other.flow, out->flow) != 0));
     return 0;
 }
 

@@ -808,14 +808,17 @@ static const struct {
      " ORDER BY w.upto_seq DESC, org LIMIT 200"},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
+    /* An agreement past its valid_until is `expired` here whatever its file
+     * still says: the policy denies everything under it. */
     {"agreement_review",
      "WITH latest AS (SELECT id, version, title, status, valid_until, review,"
      "   row_number() OVER (PARTITION BY id ORDER BY version DESC, first_loaded_at DESC)"
      "   AS n FROM agreement_versions)"
-     " SELECT id AS agreement, version, title, status, valid_until, review,"
-     " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, validity "
-     "ended'"
-     " WHEN review < :now THEN 'review overdue' ELSE 'validity ended' END AS problem"
+     " SELECT id AS agreement, version, title,"
+     " CASE WHEN valid_until < :now THEN 'expired' ELSE status END AS status,"
+     " valid_until, review,"
+     " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, expired'"
+     " WHEN review < :now THEN 'review overdue' ELSE 'expired' END AS problem"
      " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id"},
 };
 
@@ -1009,6 +1012,70 @@ done:
     else
         *out = r;
     return rc;
+}
+
+/* ---- results built by other modules -------------------------------------- */
+
+int shub_query_result_new(shub_query_result_t **out)
+{
+    if (!out)
+        return SHUB_EINVAL;
+    *out = result_new();
+    return *out ? 0 : SHUB_ENOMEM;
+}
+
+int shub_query_section_add(shub_query_result_t *r, const char *name,
+                           const char *const *cols, size_t ncols)
+{
+    if (!r || !name || (!cols && ncols))
+        return SHUB_EINVAL;
+    section_t *grown = shub_realloc(r->secs, (r->nsecs + 1) * sizeof *grown);
+    if (!grown)
+        return SHUB_ENOMEM;
+    r->secs = grown;
+    section_t *sec = &r->secs[r->nsecs];
+    memset(sec, 0, sizeof *sec);
+    if (!(sec->name = shub_strdup(name)) ||
+        !(sec->cols = shub_calloc(ncols + 1, sizeof *sec->cols)) ||
+        !(sec->hidden = shub_calloc(ncols + 1, sizeof *sec->hidden))) {
+        section_free(sec);
+        return SHUB_ENOMEM;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        if (!(sec->cols[i] = shub_strdup(cols[i]))) {
+            sec->ncols = i;
+            section_free(sec);
+            return SHUB_ENOMEM;
+        }
+    }
+    sec->ncols = ncols;
+    r->nsecs++;
+    return 0;
+}
+
+int shub_query_row_add(shub_query_result_t *r, const char *const *cells,
+                       const bool *numbers)
+{
+    if (!r || !r->nsecs || !cells)
+        return SHUB_EINVAL;
+    section_t *sec = &r->secs[r->nsecs - 1];
+    if (sec->nrows == sec->cap) {
+        size_t ncap = sec->cap ? 2 * sec->cap : 16;
+        cell_t *grown = shub_realloc(sec->cells, (ncap * sec->ncols + 1) * sizeof *grown);
+        if (!grown)
+            return SHUB_ENOMEM;
+        sec->cells = grown;
+        sec->cap = ncap;
+    }
+    cell_t *row = &sec->cells[sec->nrows * sec->ncols];
+    memset(row, 0, sec->ncols * sizeof *row);
+    sec->nrows++; /* counted now: a half-copied row is freed with the rest */
+    for (size_t i = 0; i < sec->ncols; i++) {
+        row[i].number = numbers && numbers[i];
+        if (cells[i] && !(row[i].text = shub_strdup(cells[i])))
+            return SHUB_ENOMEM;
+    }
+    return 0;
 }
 
 /* ---- accessors ----------------------------------------------------------- */

@@ -235,6 +235,19 @@ static const char deadlines_sql[] =
     "event_id, recipient, kind, sender, event_type, agreement, flow, area, hours, "       \
     "started_at, due_at, answered_at, escalated_at"
 
+/* Notices the hub has sent on its own account (an agreement expiring soon),
+ * one per kind and subject, so that each is sent once however often the
+ * broker restarts. Added to store 2 files as they are opened: a table of its
+ * own, outside the audit chain (each notice is also an audit row). */
+static const char notices_sql[] = "CREATE TABLE IF NOT EXISTS notices(\n"
+                                  "    kind TEXT NOT NULL,\n"
+                                  "    subject TEXT NOT NULL,\n"
+                                  "    recipient TEXT NOT NULL,\n"
+                                  "    event_id BLOB NOT NULL,\n"
+                                  "    at INTEGER NOT NULL,\n"
+                                  "    PRIMARY KEY(kind, subject)\n"
+                                  ") WITHOUT ROWID;\n";
+
 #define COPY_COLUMNS                                                                     \
     "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
     "basis, fields_shared, created_at"
@@ -306,6 +319,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit_find)"
                       " ORDER BY seq LIMIT ?1",
     [ST_COPY_MAX] = "SELECT coalesce(max(seq), 0) FROM sealed",
+    [ST_NOTICE_FIND] = "SELECT 1 FROM notices WHERE kind = ?1 AND subject = ?2",
+    [ST_NOTICE_ADD] = "INSERT INTO notices(kind, subject, recipient, event_id, at)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    /* events.received_at is not indexed: one scan an hour of a table of ids
+     * and times, rather than an index every SHARE would pay for. */
+    [ST_PURGE_OUTCOMES] = "DELETE FROM outcomes WHERE event_id IN (SELECT e.event_id"
+                          " FROM events e WHERE e.received_at < ?1 AND EXISTS (SELECT 1"
+                          " FROM outcomes o WHERE o.event_id = e.event_id) AND NOT EXISTS"
+                          " (SELECT 1 FROM sealed c WHERE c.event_id = e.event_id)"
+                          " LIMIT ?2)",
 };
 
 const char *shub_store_sql(stmt_id_t id)
@@ -481,20 +504,6 @@ static void hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t width)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = shub_realloc(*arr, n * width);
-    if (!p)
-        return SHUB_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 /* ---- interned names ------------------------------------------------------ */
 
@@ -654,7 +663,7 @@ static int intern(shub_store_t *s, const char *text, int64_t *id, const char **i
     if (s->readonly || !s->open)
         return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
     int64_t nid = s->names.max_id + 1;
-    if (grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
+    if (shub_grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
              sizeof *s->names.added) ||
         names_set(&s->names, nid, text, n))
         return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");
@@ -697,7 +706,7 @@ const agreement_ref_t *shub_store_agreement_ref(const shub_store_t *s, int64_t v
 static int agreement_add_ref(shub_store_t *s, int64_t vid, const char *id,
                              uint32_t version, const char *hash)
 {
-    if (grow((void **)&s->agreements, &s->cap_agreements, s->n_agreements + 1,
+    if (shub_grow((void **)&s->agreements, &s->cap_agreements, s->n_agreements + 1,
              sizeof *s->agreements))
         return SHUB_ENOMEM;
     agreement_ref_t *a = &s->agreements[s->n_agreements];
@@ -1204,7 +1213,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     /* Schema check first: another application's file is refused untouched
      * (switching it to WAL would already be a change to it). */
     if ((rc = check_schema(s, path, err)) || (rc = set_pragmas(s, opts, err)) ||
-        (rc = load_head(s, err)) || (rc = check_keys(s, err)))
+        (rc = load_head(s, err)) || (rc = check_keys(s, err)) ||
+        (!s->readonly && (rc = exec(s, notices_sql, "create notices", err))))
         goto fail;
     if (!s->readonly) {
         if ((rc = exec(s, deadlines_sql, "create deadlines table", err)) ||
@@ -1625,7 +1635,10 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
         shub_store_ref_hash_key(s->subject_key, SHUB_REF_ACTOR, row->actor_ref, actor);
     canon_blob(&v[AC_SUBJECT_HASH], row->subject_ref ? subject : NULL, 32);
     canon_blob(&v[AC_CASE_HASH], row->case_ref ? case_h : NULL, 32);
-    canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
+    if (row->actor_ref && row->actor_clear)
+        canon_text(&v[AC_ACTOR_HASH], row->actor_ref); /* the type is hashed too */
+    else
+        canon_blob(&v[AC_ACTOR_HASH], row->actor_ref ? actor : NULL, 32);
     shub_store_row_hash(s->head_hash, v, row_hash);
 
     shub_store_op_begin(s, ST_AUDIT_INSERT);
@@ -1638,7 +1651,10 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     shub_store_op_blob(s, 24, row->payload_hash, 32);
     shub_store_op_blob(s, 25, v[AC_SUBJECT_HASH].p, 32);
     shub_store_op_blob(s, 26, v[AC_CASE_HASH].p, 32);
-    shub_store_op_blob(s, 27, v[AC_ACTOR_HASH].p, 32);
+    if (v[AC_ACTOR_HASH].type == CANON_TEXT)
+        shub_store_op_text(s, 27, row->actor_ref);
+    else
+        shub_store_op_blob(s, 27, v[AC_ACTOR_HASH].p, 32);
     shub_store_op_blob(s, 28, row_hash, 32);
     for (size_t i = 0; i < N_AUDIT_TEXTS; i++)
         shub_store_op_opt_int(s, audit_texts[i].bind, ids[i]);
@@ -1892,7 +1908,7 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
         return shub_store_read_fail(s, err, "outcomes");
     rc = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
+        if (shub_grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
             rc = shub_err_set(err, SHUB_ENOMEM, "outcomes: out of memory");
             break;
         }
@@ -2342,4 +2358,56 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
     }
     sqlite3_reset(st);
     return stop;
+}
+
+/* ---- notices from the hub ------------------------------------------------ */
+
+int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
+                           bool *sent, shub_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!kind || !subject || !sent)
+        return shub_err_set(err, SHUB_EINVAL, "notice: missing kind or subject");
+    int rc = shub_store_read_stmt(s, ST_NOTICE_FIND, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC))
+        return shub_store_read_fail(s, err, "notice lookup");
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return shub_store_read_fail(s, err, "notice lookup");
+    *sent = rc == SQLITE_ROW;
+    return 0;
+}
+
+int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject,
+                          const char *recipient, const shub_id_t *id, int64_t at_ms,
+                          shub_err_t *err)
+{
+    if (!kind || !subject || !recipient || !id)
+        return shub_err_set(err, SHUB_EINVAL, "notice: missing argument");
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "notice: no transaction is open");
+    shub_store_op_begin(s, ST_NOTICE_ADD);
+    shub_store_op_text(s, 1, kind);
+    shub_store_op_text(s, 2, subject);
+    shub_store_op_text(s, 3, recipient);
+    shub_store_op_blob(s, 4, id->bytes, SHUB_ID_SIZE);
+    shub_store_op_int(s, 5, at_ms);
+    return shub_store_op_end(s, "notice add", err);
+}
+
+/* ---- retention ------------------------------------------------------------- */
+
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max,
+                              shub_err_t *err)
+{
+    if (!s->open)
+        return shub_err_set(err, SHUB_EPROTO, "purge: no transaction is open");
+    shub_store_op_begin(s, ST_PURGE_OUTCOMES);
+    shub_store_op_int(s, 1, before_ms);
+    shub_store_op_int(s, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+    return shub_store_op_end(s, "purge receipts", err);
 }

@@ -154,6 +154,9 @@ typedef enum {
     ST_INDEX_FILL,
     ST_WITNESS_CHECK,
     ST_COPY_MAX,
+    ST_NOTICE_FIND,
+    ST_NOTICE_ADD,
+    ST_PURGE_OUTCOMES,
     ST_COUNT
 } stmt_id_t;
 

@@ -53,20 +53,6 @@ struct batch {
     batch_t *qnext; /* the writer's queue */
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t width)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = shub_realloc(*arr, n * width);
-    if (!p)
-        return SHUB_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 /* ---- events in flight ------------------------------------------------------ */
 
@@ -119,7 +105,7 @@ int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender)
     batch_t *b = s->open;
     if ((s->n_flight + 1) * 2 > s->n_flight_slots && idset_grow(s))
         return SHUB_ENOMEM;
-    if (grow((void **)&b->ids, &b->cap_ids, b->n_ids + 1, sizeof *b->ids))
+    if (shub_grow((void **)&b->ids, &b->cap_ids, b->n_ids + 1, sizeof *b->ids))
         return SHUB_ENOMEM;
     size_t mask = s->n_flight_slots - 1, i = id_slot(id, mask);
     while (s->flight[i].used)
@@ -241,7 +227,7 @@ void shub_store_mark_truncate(shub_store_t *s, bool truncate)
 int shub_store_op_drop(shub_store_t *s, int64_t seq)
 {
     batch_t *b = s->open;
-    if (grow((void **)&b->drops, &b->cap_drops, b->n_drops + 1, sizeof *b->drops))
+    if (shub_grow((void **)&b->drops, &b->cap_drops, b->n_drops + 1, sizeof *b->drops))
         return SHUB_ENOMEM;
     b->drops[b->n_drops++] = seq;
     return 0;

@@ -704,6 +704,7 @@ static const field_t deliver_fields[] = {
     F(shub_deliver_t, "flow", K_NAME, true, flow),
     F(shub_deliver_t, "attempt", K_U32, true, attempt),
     F_BIN(shub_deliver_t, "sealed", sealed, sealed_len),
+    F(shub_deliver_t, "keep_days", K_U32, false, keep_days),
     END,
 };
 static const field_t item_deliver = ITEM(K_STRUCT, deliver_fields);

@@ -100,6 +100,7 @@ typedef struct shub_inbox_row {
     uint32_t hook_attempts;
     const char *hook_error; /* the last failure, or NULL */
     int64_t taken_ms;       /* when the case system took it (0: not yet) */
+    int64_t keep_until_ms;  /* adding: when its payload values go (0: kept) */
 } shub_inbox_row_t;
 
 /* Non-zero stops the iteration (the list call then returns 0). */
@@ -265,6 +266,43 @@ int shub_agentdb_meta_set(shub_agentdb_t *db, const char *key, int64_t value,
 
 int shub_agentdb_inbox_list(shub_agentdb_t *db, int64_t since_ms, shub_inbox_fn *fn,
                             void *ctx, shub_err_t *err);
+
+/* ---- retention ------------------------------------------------------- */
+
+/* A held blob: an inbox row's event, or an outbox row's SHARE. */
+typedef struct shub_held {
+    shub_id_t id;
+    const uint8_t *bytes;
+    size_t len;
+} shub_held_t;
+
+typedef int(shub_held_fn)(const shub_held_t *h, void *ctx);
+
+/* Inbox rows whose keep_until has come (and whose hook is not pending), at
+ * most max, oldest deadline first. SHUB_EDB. */
+int shub_agentdb_inbox_expired(shub_agentdb_t *db, int64_t now_ms, size_t max,
+                               shub_held_fn *fn, void *ctx, shub_err_t *err);
+
+/* Outbox rows receipted whose every recipient outcome is final and whose
+ * SHARE is still whole, at most max. SHUB_EDB. */
+int shub_agentdb_outbox_settled(shub_agentdb_t *db, size_t max, shub_held_fn *fn,
+                                void *ctx, shub_err_t *err);
+
+/* Replaces an inbox row's event with `event` (its values dropped), keeping
+ * hash (of what it was) and now as purged_at. One transaction. SHUB_EDB. */
+int shub_agentdb_inbox_purge(shub_agentdb_t *db, const shub_id_t *id, const void *event,
+                             size_t len, const uint8_t hash[32], int64_t now_ms,
+                             shub_err_t *err);
+
+/* The same for an outbox row's SHARE, as dropped_at. SHUB_EDB. */
+int shub_agentdb_outbox_drop(shub_agentdb_t *db, const shub_id_t *id, const void *share,
+                             size_t len, const uint8_t hash[32], int64_t now_ms,
+                             shub_err_t *err);
+
+/* After purging: checkpoints and truncates the WAL so that the old pages
+ * (deleted content is zeroed in the database by secure_delete) leave the
+ * disk. SHUB_EBUSY if a reader holds the WAL (try again later), SHUB_EDB. */
+int shub_agentdb_shrink(shub_agentdb_t *db, shub_err_t *err);
 
 /* Number of inbox rows. SHUB_EDB. */
 int shub_agentdb_inbox_count(shub_agentdb_t *db, uint64_t *n, shub_err_t *err);

@@ -13,6 +13,10 @@ void *shub_malloc(size_t size);
 void *shub_calloc(size_t count, size_t size);
 void *shub_realloc(void *ptr, size_t size);
 void shub_free(void *ptr);
+/* Makes the array at *arr (*cap elements of `width` bytes) hold at least
+ * `need`, doubling from 16. 0, or SHUB_ENOMEM (the array is unchanged). */
+int shub_grow(void **arr, size_t *cap, size_t need, size_t width);
+
 /* Copy of s through shub_malloc; NULL for NULL s or out of memory. */
 char *shub_strdup(const char *s);
 

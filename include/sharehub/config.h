@@ -39,6 +39,8 @@ typedef void(shub_config_report_fn)(const shub_err_t *err, void *ctx);
 
 typedef struct shub_config_opts {
     const char *key_dir; /* NULL: hub.yaml's key_dir; else used as given */
+    const char *agreements_dir; /* NULL: DIR/agreements; else these agreements
+                                   (a draft for what-if) with DIR's orgs */
 } shub_config_opts_t;
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -73,6 +75,10 @@ typedef struct shub_hub_settings {
     uint32_t deadline_hour_ms; /* how long one hour of a flow's deadline lasts: 3600000
                                   except in simulations and tests, which run faster */
     const char *metrics;       /* "127.0.0.1:PORT" for Prometheus metrics, NULL: off */
+    uint32_t notice_days;      /* days before an agreement's expiry or review that
+                                  --check warns and the owner is told */
+    uint32_t delivery_days;    /* days the broker keeps an event's receipt (its
+                                  outcomes) once no copy of it is pending */
 } shub_hub_settings_t;
 
 /* True if text is "HOST:PORT" with HOST a loopback address (127.x.y.z,
@@ -136,6 +142,8 @@ typedef struct shub_agreement_info {
     int64_t valid_from_ms;  /* 00:00:00.000 UTC of valid_from */
     int64_t valid_until_ms; /* 23:59:59.999 UTC of valid_until: the last ms in force */
     int64_t review_ms;      /* 00:00:00.000 UTC of review_date */
+    const char *owner;      /* the party org that answers for it and hears before it
+                               expires; NULL: none named */
 } shub_agreement_info_t;
 
 /* Fills out for the i-th agreement, in id order (strings borrowed from cfg).
@@ -188,7 +196,26 @@ typedef struct shub_flow {
     bool onward_sharing;
     const char *const *report; /* fields whose values the audit row records */
     size_t n_report;
+    uint32_t retention_days; /* how long a recipient keeps a copy's payload: the
+                                flow's own, else the agreement's, cut by the
+                                limit of any data class the flow carries; 0: the
+                                agreement sets none */
 } shub_flow_t;
+
+/* Who signed an agreement off, for which party, when. */
+typedef struct shub_signatory {
+    const char *org;  /* a party org id */
+    const char *role; /* e.g. "Senior Information Risk Owner" */
+    const char *name; /* the person, or NULL */
+    int64_t date_ms;  /* 00:00 UTC of the day signed */
+} shub_signatory_t;
+
+/* One step of an agreement's life, as its file records it. */
+typedef struct shub_status_change {
+    const char *status; /* draft | active | suspended | expired */
+    int64_t date_ms;
+    const char *note; /* or NULL */
+} shub_status_change_t;
 
 /* An agreement as the policy decides with it. Everything is borrowed from
  * cfg and immutable. */
@@ -203,6 +230,12 @@ typedef struct shub_agreement {
     size_t n_flows;
     const char *escalation; /* org told, with the sender, when a share under one of
                                the flows' deadlines is overdue; NULL: sender only */
+    bool actor_clear; /* `actor: clear`: the audit keeps the actor's id as given,
+                         not its keyed hash */
+    const shub_signatory_t *signatories; /* the sign-off trail, in file order */
+    size_t n_signatories;
+    const shub_status_change_t *history; /* status changes, oldest first */
+    size_t n_history;
 } shub_agreement_t;
 
 /* The i-th agreement in id order; NULL if i is out of range. */
@@ -223,5 +256,19 @@ void shub_condition_destroy(shub_condition_t **cond_p);
 /* Pure evaluation: a missing field or a type mismatch makes that comparison
  * false; never fails, never allocates. */
 bool shub_condition_eval(const shub_condition_t *cond, const shub_event_t *ev);
+
+/* What a condition says of an event rebuilt from the audit log, whose payload
+ * holds the leaves the log names but only the values it keeps (report facts):
+ * a leaf it names without a value is nil there. A comparison that reads such
+ * a leaf is unknown, and `and`, `or`, `not` follow Kleene's logic, so UNKNOWN
+ * means the answer depends on a value nobody kept. Pure, never allocates. */
+typedef enum {
+    SHUB_COND_FALSE = 0,
+    SHUB_COND_TRUE,
+    SHUB_COND_UNKNOWN,
+} shub_cond_truth_t;
+
+shub_cond_truth_t shub_condition_eval_partial(const shub_condition_t *cond,
+                                              const shub_event_t *ev);
 
 #endif

@@ -155,6 +155,9 @@ typedef struct shub_deliver {
     uint32_t attempt;         /* 1 on first send, more on redelivery */
     const uint8_t *sealed;    /* the sealed, minimised event */
     uint32_t sealed_len;
+    uint32_t keep_days;       /* optional: days from the event's `occurred` the
+                                 recipient keeps its payload (the flow's
+                                 retention); 0: the agreement sets none */
 } shub_deliver_t;
 
 typedef struct shub_deliver_batch { /* DELIVER: one or more copies for one recipient */

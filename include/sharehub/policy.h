@@ -75,6 +75,26 @@ int shub_policy_decide(const shub_config_t *cfg, const char *sender,
                        const char *recipient, const shub_event_t *ev, int64_t now_ms,
                        shub_decision_t *out);
 
+/* What the live decision already told of one condition: the flow that
+ * allowed a share had a condition, which held on the event itself; the flow
+ * a condition-failed deny names had one which did not. A draft flow with the
+ * very same text holds or fails alike on the same event. */
+typedef struct shub_policy_hint {
+    const char *condition; /* the condition's text, or NULL: nothing known */
+    bool holds;
+} shub_policy_hint_t;
+
+/* What-if: decides as shub_policy_decide an event rebuilt from an audit row
+ * (shub_condition_eval_partial says how its missing values are read; hint,
+ * which may be NULL, settles a condition of the same text). Sets
+ * *undecidable when a flow's condition needs a value the row does not hold
+ * and the decision would differ with it; out is then the decision taking
+ * that condition as false. 0, or SHUB_EINVAL for NULLs. */
+int shub_policy_decide_partial(const shub_config_t *cfg, const char *sender,
+                               const char *recipient, const shub_event_t *ev,
+                               int64_t now_ms, const shub_policy_hint_t *hint,
+                               shub_decision_t *out, bool *undecidable);
+
 /* At delivery: is agreement `agreement_id` still in force (active and within
  * validity) at now_ms? Fills out: allow, or deny with agreement-expired (past
  * valid_until), agreement-not-active (not active, or not yet valid) or

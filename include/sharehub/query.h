@@ -103,6 +103,23 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
 /* Frees a result. Accepts NULL; nulls the caller's pointer. */
 void shub_query_result_destroy(shub_query_result_t **r_p);
 
+/* ---- results other modules build ----------------------------------------- */
+
+/* An empty result (what-if and other tools build theirs with the two calls
+ * below and render it like any other). SHUB_EINVAL, SHUB_ENOMEM. */
+int shub_query_result_new(shub_query_result_t **out);
+
+/* Adds a section with these column names; rows go to the newest section.
+ * SHUB_EINVAL, SHUB_ENOMEM. */
+int shub_query_section_add(shub_query_result_t *r, const char *name,
+                           const char *const *cols, size_t ncols);
+
+/* Appends a row to the newest section: one text per column (NULL for none);
+ * numbers (may be NULL) marks the integers, which JSON writes bare. The
+ * texts are copied. SHUB_EINVAL, SHUB_ENOMEM. */
+int shub_query_row_add(shub_query_result_t *r, const char *const *cells,
+                       const bool *numbers);
+
 /* ---- output ------------------------------------------------------------- */
 
 /* Renders a result; *text (NUL-terminated, *len bytes without the NUL) is the

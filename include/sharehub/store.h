@@ -210,6 +210,8 @@ typedef struct shub_audit_row {
     const uint8_t *payload_hash; /* 32 bytes or NULL: the copy as sealed */
     /* in (append): raw references, of which the store keeps keyed hashes only */
     const char *subject_ref, *case_ref, *actor_ref;
+    bool actor_clear; /* in: the agreement says `actor: clear`: the actor_hash
+                         column keeps actor_ref itself, as text */
     /* out (reads): those hashes, 32 bytes or NULL */
     const uint8_t *subject_hash, *case_hash, *actor_hash;
 } shub_audit_row_t;
@@ -388,6 +390,31 @@ typedef int(shub_deadline_store_fn)(const shub_store_deadline_t *d, void *ctx);
  * for what was submitted): how the hub rebuilds what it tracks on start. fn
  * must not call into the store. 0, fn's non-zero value, SHUB_EDB. */
 int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void *ctx,
+                              shub_err_t *err);
+
+/* ---- notices from the hub ----------------------------------------------- */
+
+/* Whether the hub has sent its notice of `kind` about `subject` (e.g.
+ * "agreement.expiring" about "wm-marac v3 until 2027-03-31"): *sent, as of
+ * the last commit. A notice is sent once, whatever restarts in between.
+ * SHUB_EDB. */
+int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
+                           bool *sent, shub_err_t *err);
+
+/* Records that notice, as event id to recipient, inside the transaction that
+ * audits and stores it. A repeat is ignored. SHUB_EPROTO, SHUB_EDB. */
+int shub_store_notice_add(shub_store_t *s, const char *kind, const char *subject,
+                          const char *recipient, const shub_id_t *id, int64_t at_ms,
+                          shub_err_t *err);
+
+/* ---- retention ---------------------------------------------------------- */
+
+/* Inside a transaction: deletes (when it commits) the receipts (outcomes
+ * rows) of up to max events received before before_ms of which no copy is
+ * pending. The event ids stay (a resent event is still a duplicate,
+ * answered with the outcomes left: none), and so does the audit log.
+ * SHUB_EPROTO, SHUB_ENOMEM. */
+int shub_store_purge_outcomes(shub_store_t *s, int64_t before_ms, size_t max,
                               shub_err_t *err);
 
 /* ---- verification ------------------------------------------------------ */

@@ -121,13 +121,13 @@ static const shub_receipt_t receipts_full[] = {
 static const shub_receipt_t receipts_min[] = {{ID_A, false, outcomes_min, 1}};
 static const shub_deliver_t deliveries_full[] = {
     {ID_A, "marac.referral", "wmp", "wm-marac-isa", 3, "referral", 2, sealed,
-     sizeof sealed},
+     sizeof sealed, 365},
     {ID_B, "marac.transfer", "marac-coventry", "wm-marac-transfer", 1, "marac-to-marac",
-     1, sealed, 1},
+     1, sealed, 1, 0},
 };
 static const shub_deliver_t deliveries_min[] = {
     {ID_A, "marac.referral", "wmp", "wm-marac-isa", 3, "referral", 1, sealed,
-     sizeof sealed},
+     sizeof sealed, 0},
 };
 static const shub_id_t ids_full[] = {ID_A, ID_B};
 static const shub_update_t updates_full[] = {

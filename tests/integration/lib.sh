@@ -88,3 +88,46 @@ finish() {
     echo "ok"
     exit 0
 }
+
+# partnership FIXTURES KEYGEN CFG ORG...: a broker's configuration in CFG on
+# an ipc endpoint in $tmp (the minimal orgs, the broker's test agreement, the
+# database CFG/state/hub.db), its keys, and for each ORG the directory its
+# agent runs from, $tmp/ORG, as sharehub-keygen --org makes it.
+partnership() {
+    pf_fixtures=$1
+    pf_keygen=$2
+    pf_cfg=$3
+    shift 3
+    mkdir -p "$pf_cfg/agreements" "$pf_cfg/state"
+    cp "$pf_fixtures/broker/agreements/test-marac.yaml" "$pf_cfg/agreements/"
+    sed '/public_key:/d' "$pf_fixtures/config/minimal/orgs.yaml" >"$pf_cfg/orgs.yaml"
+    cat >"$pf_cfg/hub.yaml" <<YAML
+endpoint: "ipc://$tmp/hub.ipc"
+database: state/hub.db
+key_dir: keys
+YAML
+    "$pf_keygen" --broker --dir "$pf_cfg/keys" >/dev/null ||
+        fail "sharehub-keygen --broker failed"
+    for pf_org in "$@"; do
+        "$pf_keygen" --org "$pf_org" --config "$pf_cfg" --out "$tmp/$pf_org" >/dev/null ||
+            fail "sharehub-keygen --org $pf_org failed"
+    done
+}
+
+# broker_up BROKER CFG: starts BROKER on CFG (logging to $tmp/broker.log) and
+# waits until it listens; a broker that does not start ends the test.
+# broker_down: stops it with TERM; a broker that does not stop cleanly fails.
+broker_up() {
+    rm -f "$tmp/ready"
+    "$1" --config "$2" --ready-file "$tmp/ready" 2>>"$tmp/broker.log" &
+    broker_pid=$!
+    if ! wait_for "$tmp/ready"; then
+        fail "the broker did not start: $(cat "$tmp/broker.log")"
+        finish
+    fi
+}
+
+broker_down() {
+    kill -TERM "$broker_pid"
+    wait "$broker_pid" || fail "the broker did not stop cleanly"
+}

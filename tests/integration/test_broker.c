@@ -650,7 +650,10 @@ static void test_share_queued_under_suspended_agreement_is_not_delivered(void **
     /* The partnership suspends the agreement before the MARAC reconnects. */
     char path[400], cmd[900];
     snprintf(path, sizeof path, "%s/agreements/test-marac.yaml", h->dir);
-    snprintf(cmd, sizeof cmd, "sed -i 's/^status: active/status: suspended/' %s", path);
+    snprintf(cmd, sizeof cmd,
+             "sed -i -e 's/^status: active/status: suspended/'"
+             " -e '/^parties:/i\\  - {status: suspended, date: 2025-06-01}' %s",
+             path);
     assert_int_equal(system(cmd), 0);
     kill(h->broker, SIGHUP);
     for (int i = 0; i < 300 && !harness_log_has(h, "reloaded"); i++)

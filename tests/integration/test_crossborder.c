@@ -1259,7 +1259,7 @@ static void test_denials_are_never_delivered_and_audited_with_reasons(void **sta
         {"wmp-custody", "coventry-cc",
          "deny|outside-validity|test-custody-children-pilot|2|children-at-home|",
          "'test-custody-children-pilot' v2 is in force from 2024-04-01 to 2025-03-31, "
-         "not on {today}; flow 'children-at-home' would allow it within those dates"},
+         "not on {today}: it has expired; flow 'children-at-home' would allow it within those dates"},
         {"wmp", "marac-coventry",
          "deny|event-type-not-permitted|wm-marac|2|action-update|",
          "flow 'action-update' of 'wm-marac' v2 from wmp to marac-coventry carries "

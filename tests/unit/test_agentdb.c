@@ -175,7 +175,7 @@ static void test_shub_agentdb_open_unknown_schema_version_edb(void **state)
     shub_agentdb_t *db = NULL;
     shub_err_t err;
     assert_int_equal(shub_agentdb_open(path, true, &db, &err), SHUB_EDB);
-    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (3)"));
+    assert_non_null(strstr(err.msg, "schema version 7 is newer than this program's (4)"));
     assert_null(db);
     unlink(path);
 }
@@ -615,8 +615,9 @@ static void test_shub_agentdb_inbox_take_once_and_list_after_a_seq(void **state)
     assert_int_equal(n, 2);
 }
 
-/* A version 2 store (made here by taking version 3's additions away again)
- * opens as version 3, its events numbered in queueing order. */
+/* A version 2 store (made here by taking versions 3's and 4's additions away
+ * again) opens as version 4, its events numbered in queueing order, and takes
+ * retention's columns too. */
 static void test_shub_agentdb_open_upgrades_version_2_in_place(void **state)
 {
     fixture_t *f = *state;
@@ -628,6 +629,12 @@ static void test_shub_agentdb_open_upgrades_version_2_in_place(void **state)
     assert_int_equal(sqlite3_exec(raw,
                                   "DROP INDEX outbox_changed; DROP INDEX inbox_untaken;"
                                   "ALTER TABLE outbox DROP COLUMN changed;"
+                                  "DROP INDEX inbox_keep; DROP INDEX outbox_settle;"
+                                  "ALTER TABLE inbox DROP COLUMN keep_until;"
+                                  "ALTER TABLE inbox DROP COLUMN purged_at;"
+                                  "ALTER TABLE inbox DROP COLUMN event_hash;"
+                                  "ALTER TABLE outbox DROP COLUMN dropped_at;"
+                                  "ALTER TABLE outbox DROP COLUMN share_hash;"
                                   "PRAGMA user_version = 2",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -638,6 +645,22 @@ static void test_shub_agentdb_open_upgrades_version_2_in_place(void **state)
     assert_true(c1 > 0 && c2 > c1);
     add(f->db, 3, 100);
     assert_true(cursor_of(f->db, 3) > c2);
+    shub_agentdb_close(&f->db);
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(raw,
+                                        "SELECT (SELECT count(*) FROM pragma_table_info('inbox')"
+                                        " WHERE name IN ('keep_until', 'purged_at', "
+                                        "'event_hash')), (SELECT user_version FROM "
+                                        "pragma_user_version)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 1), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    assert_int_equal(shub_agentdb_open(f->path, false, &f->db, &err), 0);
 }
 
 static void test_shub_agentdb_changed_sees_another_connections_commit(void **state)

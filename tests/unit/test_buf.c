@@ -3,6 +3,8 @@
  * renders into. Bytes are kept as appended across growth, text of any length
  * is formatted in, the contents read as a C string, and out of memory leaves
  * the buffer as it was. shub_str_copy cuts to fit and always terminates.
+ * shub_grow, the arrays' doubling, keeps elements and refuses sizes that
+ * would overflow.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,29 @@
 #include "sharehub/alloc.h"
 #include "sharehub/buf.h"
 #include "sharehub/err.h"
+
+static void test_shub_grow_doubles_keeps_elements_refuses_overflow(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(shub_grow((void **)&a, &cap, (size_t)i + 1, sizeof *a), 0);
+        a[i] = i;
+    }
+    assert_true(cap >= 1000 && cap < 2048);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(a[i], i);
+    size_t before = cap;
+    assert_int_equal(shub_grow((void **)&a, &cap, SIZE_MAX / 2, sizeof *a), SHUB_ENOMEM);
+    assert_int_equal(cap, before); /* unchanged */
+    shub_alloc_fail_after(0);
+    assert_int_equal(shub_grow((void **)&a, &cap, cap + 1, sizeof *a), SHUB_ENOMEM);
+    shub_alloc_fail_after(-1);
+    assert_int_equal(cap, before);
+    assert_int_equal(a[999], 999);
+    shub_free(a);
+}
 
 static void test_shub_buf_append_grows_and_keeps_bytes(void **state)
 {
@@ -120,6 +145,7 @@ static void test_shub_str_copy_cuts_to_fit_and_terminates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shub_grow_doubles_keeps_elements_refuses_overflow),
         cmocka_unit_test(test_shub_buf_append_grows_and_keeps_bytes),
         cmocka_unit_test(test_shub_buf_reserve_out_of_memory_keeps_buffer),
         cmocka_unit_test(test_shub_buf_printf_formats_text_of_any_length),

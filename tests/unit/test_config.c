@@ -298,6 +298,10 @@ static const bad_case_t bad_cases[] = {
     {"bad-no-events", 1, "mini.yaml", 24, "flow 'referral' has no event types"},
     {"bad-condition", 1, "mini.yaml", 26, "condition: unexpected 'xyz' at column 31"},
     {"bad-unknown-purpose", 1, "mini.yaml", 25, "unknown purpose 'research'"},
+    {"bad-lifecycle-owner", 2, "mini.yaml", 9, "owner: unknown org 'nobody'"},
+    {"bad-lifecycle-history", 2, "mini.yaml", 11,
+     "the last status_history entry is 'draft' but the agreement's status is 'active'"},
+    {"bad-lifecycle-class", 1, "mini.yaml", 11, "duplicate class in retention_by_class"},
     {"bad-unknown-basis", 1, "mini.yaml", 25, "unknown legal basis 'uk-gdpr-6-1-a'"},
 };
 
@@ -353,7 +357,7 @@ static void test_config_load_several_errors_reports_all(void **state)
                  "valid_until 2025-03-31 is before valid_from");
     assert_error(&errs.v[3], "mini.yaml", 25, "field 'perpetrator' is not in the data");
     assert_error(&errs.v[4], "other.yaml", 4, "'status' must be one of draft, active");
-    assert_error(&errs.v[5], "other.yaml", 9, "unknown key 'owner'");
+    assert_error(&errs.v[5], "other.yaml", 9, "unknown key 'custodian'");
 }
 
 /* The agreement's header is checked before its flows, but a file that puts
@@ -687,6 +691,41 @@ static void test_condition_new_deep_nesting_refused(void **state)
     shub_arena_destroy(&f.arena);
 }
 
+/* Owner, sign-off trail, status history, the actor rule and each flow's
+ * retention: the flow's own days, else the agreement's, cut by a class limit
+ * for any class its fields cover. */
+static void test_config_load_lifecycle_and_retention(void **state)
+{
+    (void)state;
+    shub_config_t *cfg = NULL;
+    assert_int_equal(shub_config_load(FIX "lifecycle", NULL, &cfg, NULL, NULL), 0);
+    const shub_agreement_t *ag = shub_config_agreement_at(cfg, 0);
+    assert_string_equal(ag->info.owner, "wmp");
+    assert_true(ag->actor_clear);
+    assert_int_equal(ag->n_signatories, 2);
+    assert_string_equal(ag->signatories[0].role, "Senior Information Risk Owner");
+    assert_string_equal(ag->signatories[0].name, "A. Signer");
+    assert_null(ag->signatories[1].name);
+    assert_int_equal(ag->signatories[1].date_ms, 1742860800000LL); /* 2025-03-25 */
+    assert_int_equal(ag->n_history, 2);
+    assert_string_equal(ag->history[0].status, "draft");
+    assert_string_equal(ag->history[0].note, "first draft");
+    assert_string_equal(ag->history[1].status, "active");
+    assert_int_equal(ag->n_flows, 3);
+    assert_int_equal(ag->flows[0].retention_days, 365); /* risk is special category */
+    assert_int_equal(ag->flows[1].retention_days, 730); /* names only */
+    assert_int_equal(ag->flows[2].retention_days, 30);  /* its own */
+    shub_config_destroy(&cfg);
+
+    assert_int_equal(shub_config_load(FIX "minimal", NULL, &cfg, NULL, NULL), 0);
+    ag = shub_config_agreement_at(cfg, 0);
+    assert_null(ag->info.owner);
+    assert_false(ag->actor_clear);
+    assert_int_equal(ag->n_signatories + ag->n_history, 0);
+    assert_int_equal(ag->flows[0].retention_days, 0);
+    shub_config_destroy(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_config_load_each_bad_fixture_reports_file_and_line),
         cmocka_unit_test(test_config_load_condition_error_names_value_and_column_in_it),
         cmocka_unit_test(test_config_load_several_errors_reports_all),
+        cmocka_unit_test(test_config_load_lifecycle_and_retention),
         cmocka_unit_test(test_config_load_errors_come_in_line_order),
         cmocka_unit_test(test_config_load_alloc_failure_is_enomem_or_success),
         cmocka_unit_test(test_config_expand_each_selector_gives_right_orgs),

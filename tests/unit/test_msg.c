@@ -160,13 +160,13 @@ static const shub_receipt_t receipts_min[] = {{ID_A, false, outcomes_min, 1}};
 
 static const shub_deliver_t deliveries_full[] = {
     {ID_A, "marac.referral", "wmp", "wm-marac-isa", 12, "referral", 7, sealed_bytes,
-     sizeof sealed_bytes},
+     sizeof sealed_bytes, 2190},
     {ID_B, "marac.transfer", "marac-coventry", "wm-marac-transfer", 3, "marac-to-marac",
-     1, sealed_bytes, 1},
+     1, sealed_bytes, 1, 0},
 };
 static const shub_deliver_t deliveries_min[] = {
     {ID_A, "marac.referral", "wmp", "wm-marac-isa", 1, "referral", 1, sealed_bytes,
-     sizeof sealed_bytes},
+     sizeof sealed_bytes, 0},
 };
 
 static const shub_id_t ids_full[] = {ID_A, ID_B, ID_C};

@@ -198,9 +198,8 @@ static const pcase_t cases[] = {
      {"wmp", "coventry-cc", .type = "subject.moved_area", .purpose = "safeguarding",
       .basis = "dpa-2018-part3"},
      {false, "outside-validity", "moved-pilot", "moved",
-      "'moved-pilot' v2 is in force from 2023-01-01 to 2023-12-31, not on 2026-01-15; "
-      "flow "
-      "'moved' would allow it within those dates"}},
+      "'moved-pilot' v2 is in force from 2023-01-01 to 2023-12-31, not on 2026-01-15: "
+      "it has expired; flow 'moved' would allow it within those dates"}},
     {"idva notification, basis from the agreement's list",
      {"marac-coventry", "idva-coventry", .type = "idva.notification",
       .basis = "uk-gdpr-9-2-g"},
@@ -223,7 +222,7 @@ static const pcase_t cases[] = {
      {true, NULL, "wm-marac", "referral", "lets wmp send"}},
     {"first ms after valid_until",
      REFERRAL(.now = MARAC_END),
-     {false, "outside-validity", "wm-marac", "referral", "not on 2027-04-01"}},
+     {false, "outside-validity", "wm-marac", "referral", "not on 2027-04-01: it has expired"}},
 };
 
 static void check_case(const shub_config_t *cfg, const pcase_t *c)

@@ -678,7 +678,12 @@ static void test_report_counts_match_hand_counts(void **state)
         "review overdue");
     assert_string_equal(
         cell2(r, "agreement_review", "agreement", "wm-old-isa", NULL, NULL, "problem"),
-        "review overdue, validity ended");
+        "review overdue, expired");
+    assert_string_equal(
+        cell2(r, "agreement_review", "agreement", "wm-old-isa", NULL, NULL, "status"),
+        "expired");
+    assert_string_equal(cell2(r, "agreement_review", "agreement", MS, NULL, NULL, "status"),
+                        "active");
     assert_int_equal(find_row(r, "agreement_review", "agreement", MI), -1);
     shub_query_result_destroy(&r);
 }

@@ -343,6 +343,34 @@ static void test_audit_read_gives_text_and_hashes_back(void **state)
     shub_store_close(&s);
 }
 
+/* `actor: clear`: the actor's id itself, as text, in the chain like any
+ * value (an edit of it is caught); otherwise its keyed hash. */
+static void test_audit_append_actor_clear_keeps_text_verify_ok(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    shub_audit_row_t r = {.at_ms = BASE_MS, .action = "decide", .decision = "allow",
+                          .actor_ref = "pc-4471", .actor_clear = true};
+    assert_int_equal(shub_store_audit_append(s, &r, &err), 0);
+    shub_audit_row_t h = {.at_ms = BASE_MS, .action = "decide", .decision = "allow",
+                          .actor_ref = "pc-4471"};
+    assert_int_equal(shub_store_audit_append(s, &h, &err), 0);
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    shub_store_close(&s);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit WHERE seq = 1 AND"
+                                      " actor_hash = 'pc-4471'"),
+                     1);
+    assert_int_equal(sql_int(f->path, "SELECT length(actor_hash) FROM audit WHERE seq = 2"),
+                     32);
+    assert_true(verify(f, NULL).ok);
+    sql(f->path, "UPDATE audit SET actor_hash = 'pc-9999' WHERE seq = 1");
+    shub_verify_result_t res = verify(f, NULL);
+    assert_false(res.ok);
+    assert_int_equal(res.bad_seq, 1);
+}
+
 static void test_ref_hash_kinds_differ_and_key_form_agrees(void **state)
 {
     fixture_t *f = *state;
@@ -674,6 +702,42 @@ static int on_update(const shub_store_update_t *u, void *ctx)
     }
     l->n++;
     return 0;
+}
+
+/* Receipts go once an event is old and done with; its id stays (a resend is
+ * still a duplicate) and an event with a copy pending keeps its receipt. */
+static void test_purge_outcomes_old_and_done_only(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    shub_id_t id;
+    const int64_t day = 86400000LL;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    for (int64_t i = 1; i <= 3; i++) {
+        make_id(i, &id);
+        assert_int_equal(
+            shub_store_event_add(s, &id, "wmp", i == 3 ? BASE_MS : BASE_MS - 100 * day, NULL,
+                                 &err),
+            0);
+    }
+    put_copy(s, 2, "marac-coventry"); /* event 2: a copy still pending */
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    for (int64_t i = 1; i <= 3; i++)
+        put_outcome(s, i, "marac-coventry", SHUB_OUTCOME_QUEUED);
+    put_outcome(s, 1, "dudley-mbc", SHUB_OUTCOME_DENIED);
+    assert_int_equal(shub_store_purge_outcomes(s, BASE_MS - 90 * day, 100, &err),
+                     SHUB_EPROTO);
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    assert_int_equal(shub_store_purge_outcomes(s, BASE_MS - 90 * day, 100, &err), 0);
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    /* event 1's two rows went; 2 (pending) and 3 (recent) keep theirs */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outcomes"), 2);
+    make_id(1, &id);
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    assert_int_equal(shub_store_event_add(s, &id, "wmp", BASE_MS, NULL, &err), SHUB_EEXIST);
+    shub_store_rollback(s);
+    shub_store_close(&s);
 }
 
 static void test_updates_per_sender_in_order_until_confirmed(void **state)
@@ -1552,6 +1616,8 @@ int main(void)
         T(audit_append_many_rows_verify_ok),
         T(deadlines_put_mark_open_survive_reopen),
         T(audit_read_gives_text_and_hashes_back),
+        T(audit_append_actor_clear_keeps_text_verify_ok),
+        T(purge_outcomes_old_and_done_only),
         T(ref_hash_kinds_differ_and_key_form_agrees),
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),

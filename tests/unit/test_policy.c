@@ -55,7 +55,8 @@ typedef struct share {
     shub_consent_t consent; /* 0: given */
     int64_t dash;           /* DASH score in the payload; 0: 15; -1: absent */
     bool repeat;
-    int64_t now; /* 0: NOW */
+    int64_t now;      /* 0: NOW */
+    int64_t occurred; /* 0: an hour before the decision */
 } share_t;
 
 typedef struct built {
@@ -90,6 +91,7 @@ static void build(const share_t *s, built_t *b)
     b->ev.consent = s->consent ? s->consent : SHUB_CONSENT_GIVEN;
     b->ev.override = s->override;
     b->ev.payload = root;
+    b->ev.occurred_ms = s->occurred ? s->occurred : (s->now ? s->now : NOW) - 3600000;
 }
 
 typedef struct want {
@@ -222,6 +224,13 @@ static const pcase_t cases[] = {
      {true, NULL, "wm-marac", "referral", "lets wmp send"}},
     {"first ms after valid_until",
      REFERRAL(.now = MARAC_END),
+     {false, "outside-validity", "wm-marac", "referral", "not on 2027-04-01: it has expired"}},
+    /* validity is judged at the decision, not on the event's time (SPEC 7.3) */
+    {"occurred before valid_from, shared while in force",
+     REFERRAL(.now = MARAC_FROM + 1000, .occurred = MARAC_FROM - 86400000),
+     {true, NULL, "wm-marac", "referral", "lets wmp send"}},
+    {"occurred while in force, shared after valid_until",
+     REFERRAL(.now = MARAC_END, .occurred = MARAC_END - 86400000),
      {false, "outside-validity", "wm-marac", "referral", "not on 2027-04-01: it has expired"}},
 };
 

@@ -76,6 +76,8 @@ static int report_err(int rc, const shub_err_t *err)
 static int check_file(const char *path)
 {
     struct stat st;
+    if (shub_store_is_uri(path))
+        return 0; /* a PostgreSQL database: the connection says what is wrong */
     if (stat(path, &st) != 0) {
         fprintf(stderr, "%s: cannot open '%s': %s\n", prog, path, strerror(errno));
         return EX_NOINPUT;
@@ -227,7 +229,8 @@ static int read_subject_key(const common_t *c, uint8_t key[SHUB_STORE_KEY_SIZE])
 }
 
 static const char common_help[] =
-    "  --db FILE          the broker's database (required; opened read-only)\n"
+    "  --db FILE|URI      the broker's database (required; opened read-only): a\n"
+    "                     SQLite file or postgresql://...\n"
     "  --format FMT       table (default), csv (RFC 4180, header row) or json\n"
     "  --since TIME       from TIME on (RFC 3339 or YYYY-MM-DD, UTC)\n"
     "  --until TIME       before TIME; a bare date includes that whole day\n";
@@ -241,7 +244,7 @@ static const char exit_help[] =
 static void usage_verify(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit verify --db FILE [--key CHECKPOINT.pub]\n"
+            "usage: sharehub-audit verify --db FILE|URI [--key CHECKPOINT.pub]\n"
             "\n"
             "Checks the audit log's hash chain row by row and every signed checkpoint.\n"
             "With --key, checkpoints must be signed by that key (the broker's\n"
@@ -314,7 +317,7 @@ static void usage_log(FILE *out)
 {
     fprintf(
         out,
-        "usage: sharehub-audit log --db FILE [FILTERS] [--limit N]\n"
+        "usage: sharehub-audit log --db FILE|URI [FILTERS] [--limit N]\n"
         "                          [--after SEQ | --before SEQ] [--oldest | --newest]\n"
         "                          [--format table|csv|json]\n"
         "\n"
@@ -485,7 +488,7 @@ static int cmd_log(int argc, char **argv)
 static void usage_subject(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit subject REF --db FILE (--key-dir DIR | --subject-key "
+            "usage: sharehub-audit subject REF --db FILE|URI (--key-dir DIR | --subject-key "
             "FILE)\n"
             "                              [--since TIME] [--until TIME] [--format FMT]\n"
             "\n"
@@ -569,7 +572,7 @@ static int cmd_subject(int argc, char **argv)
 static void usage_report(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit report --db FILE [--since TIME] [--until TIME]\n"
+            "usage: sharehub-audit report --db FILE|URI [--since TIME] [--until TIME]\n"
             "                             [--section NAME] [--top N] [--format FMT]\n"
             "\n"
             "Tables for an information-governance board, computed over the audit rows\n"
@@ -658,7 +661,7 @@ static int cmd_report(int argc, char **argv)
 static void usage_explain(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit explain EVENT_ID --db FILE [--format FMT]\n"
+            "usage: sharehub-audit explain EVENT_ID --db FILE|URI [--format FMT]\n"
             "\n"
             "The whole story of one event: who sent it and when, then for each\n"
             "recipient the decision, the agreement, version and flow that allowed it\n"

@@ -1441,6 +1441,16 @@ fail:
     return rc;
 }
 
+bool shub_store_is_uri(const char *path)
+{
+    return shub_db_is_uri(path);
+}
+
+void shub_store_display(const char *path, char *out, size_t size)
+{
+    shub_db_display(path, out, size);
+}
+
 void shub_store_close(shub_store_t **store_p)
 {
     shub_store_t *s = store_p ? *store_p : NULL;

@@ -645,10 +645,19 @@ void shub_db_reset(shub_db_stmt_t *st)
         pg_clear_result(st);
 }
 
+/* PostgreSQL knows a statement's columns once it has run: asked before the
+ * first step, run it now (a failure is reported again by that step). */
+static void pg_ensure_run(shub_db_stmt_t *st)
+{
+    if (!st->res)
+        pg_run(st);
+}
+
 int shub_db_column_count(shub_db_stmt_t *st)
 {
     if (st->lite)
         return sqlite3_column_count(st->lite);
+    pg_ensure_run(st);
     return st->res ? PQnfields(st->res) : 0;
 }
 
@@ -656,6 +665,7 @@ const char *shub_db_column_name(shub_db_stmt_t *st, int i)
 {
     if (st->lite)
         return sqlite3_column_name(st->lite, i);
+    pg_ensure_run(st);
     return st->res ? PQfname(st->res, i) : NULL;
 }
 

@@ -689,6 +689,14 @@ int shub_store_recover(shub_store_t *s, shub_err_t *err)
         batch_give(s, b);
     }
     flight_clear(s);
+    /* PostgreSQL: the session that held the broker's lock is gone, and with
+     * it the lock; a standby may be writing already. Never reconnect and
+     * write on: the caller must stop. */
+    if (shub_db_broken(s->db))
+        return shub_err_set(err, SHUB_EBUSY,
+                            "lost the database session that holds the broker's lock "
+                            "(%s): another broker may have taken over",
+                            shub_db_errmsg(s->db));
     return shub_store_reload(s, err);
 }
 

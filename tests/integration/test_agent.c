@@ -77,17 +77,24 @@ static void path_in(const harness_t *h, const char *name, char *out, size_t size
 /* Starts `sharehub-agent run` for org with its store DIR/ORG.db and the
  * harness's endpoint; stderr goes to DIR/ORG.log. crash_hook sets
  * SHUB_AGENT_CRASH_AFTER_COMMIT=1; `extra` (NULL-terminated, may be NULL)
- * adds options, and a later --broker wins over the harness's. */
+ * adds options; a --broker among them replaces the harness's (repeated, the
+ * option lists several brokers). */
 static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_hook,
                               const char *const *extra)
 {
     char db[400], log[400];
     snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
-    const char *argv[32] = {"sharehub-agent", "--log-level", "debug",    "run",
-                            "--org",          org,           "--config", h->dir,
-                            "--broker",       h->endpoint,   "--db",     db};
-    int argc = 12;
+    const char *argv[32] = {"sharehub-agent", "--log-level", "debug", "run",      "--org",
+                            org,              "--config",    h->dir,  "--db",     db};
+    int argc = 10;
+    bool own_broker = false;
+    for (size_t i = 0; extra && extra[i]; i++)
+        own_broker |= strcmp(extra[i], "--broker") == 0;
+    if (!own_broker) {
+        argv[argc++] = "--broker";
+        argv[argc++] = h->endpoint;
+    }
     for (size_t i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;

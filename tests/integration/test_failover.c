@@ -59,7 +59,7 @@ static const char *const agents[] = {"wmp", "btp", "marac-coventry", "idva-coven
 
 typedef struct world {
     harness_t *h;
-    char uri[1024], schema[64];
+    char uri[1200], schema[64];
     char endpoint[2][400]; /* the two brokers' slots */
     pid_t broker[2];
     char ready[2][400];    /* the ready file of the instance in each slot */

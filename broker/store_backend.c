@@ -41,6 +41,12 @@ enum {
     OID_VARCHAR = 1043,
 };
 
+/* A pipeline is synced and its answers read every this many statements: in
+ * blocking mode the server's answers must not fill both sockets' buffers
+ * while we are still sending (libpq's pipeline caveat). */
+#define PIPE_CHUNK 256
+#define SHUB_DB_MAX_PIPE_PREPARES 64
+
 /* The advisory lock's first key: 'SHUB'; the second is the schema's hash. */
 #define LOCK_KEY 1397249346
 
@@ -51,6 +57,14 @@ struct shub_db {
     unsigned next_stmt; /* names of server-side prepared statements */
     bool oom;           /* the last prepare failed for want of memory */
     char msg[512];      /* PostgreSQL: the last error */
+    /* PostgreSQL's pipeline mode (shub_db_pipeline_begin): statements sent
+     * and not yet answered, the first error among those answered, and the
+     * statements whose server-side prepare is among them. */
+    bool pipeline;
+    int pending;
+    bool pipe_failed;
+    shub_db_stmt_t *pipe_prepared[SHUB_DB_MAX_PIPE_PREPARES];
+    int n_pipe_prepared;
 };
 
 typedef struct pg_param {
@@ -502,6 +516,115 @@ static pg_param_t *pg_param(shub_db_stmt_t *st, int i)
     return &st->params[i - 1];
 }
 
+/* ---- PostgreSQL's pipeline ------------------------------------------------------ */
+
+/* Reads every answer up to the next sync point; keeps the first error. */
+static void pipe_drain(shub_db_t *db)
+{
+    if (PQpipelineSync(db->pg) != 1) {
+        if (!db->pipe_failed)
+            pg_fail(db, NULL);
+        db->pipe_failed = true;
+        db->pending = 0;
+        return;
+    }
+    for (;;) {
+        PGresult *r = PQgetResult(db->pg);
+        if (!r) {
+            if (PQstatus(db->pg) != CONNECTION_OK) { /* the connection is gone */
+                if (!db->pipe_failed)
+                    pg_fail(db, NULL);
+                db->pipe_failed = true;
+                break;
+            }
+            continue; /* the end of one statement's answers */
+        }
+        ExecStatusType t = PQresultStatus(r);
+        if (t == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && !db->pipe_failed) {
+            pg_fail(db, r);
+            db->pipe_failed = true;
+        }
+        PQclear(r);
+    }
+    db->pending = 0;
+}
+
+int shub_db_pipeline_begin(shub_db_t *db)
+{
+    if (db->kind != SHUB_DB_PG)
+        return 0;
+    if (PQenterPipelineMode(db->pg) != 1) {
+        pg_fail(db, NULL);
+        return SHUB_DB_ERROR;
+    }
+    db->pipeline = true;
+    db->pending = 0;
+    db->pipe_failed = false;
+    db->n_pipe_prepared = 0;
+    return 0;
+}
+
+int shub_db_pipeline_end(shub_db_t *db)
+{
+    if (db->kind != SHUB_DB_PG || !db->pipeline)
+        return 0;
+    pipe_drain(db);
+    db->pipeline = false;
+    if (PQexitPipelineMode(db->pg) != 1 && !db->pipe_failed) {
+        pg_fail(db, NULL);
+        db->pipe_failed = true;
+    }
+    if (db->pipe_failed) /* a prepare that failed, or never ran, is not there */
+        for (int i = 0; i < db->n_pipe_prepared; i++)
+            db->pipe_prepared[i]->prepared = false;
+    db->n_pipe_prepared = 0;
+    return db->pipe_failed ? SHUB_DB_ERROR : 0;
+}
+
+/* Sends the statement within the pipeline; its answer is read later. */
+static int pipe_send(shub_db_stmt_t *st)
+{
+    shub_db_t *db = st->db;
+    Oid types[SHUB_DB_MAX_PARAMS];
+    const char *vals[SHUB_DB_MAX_PARAMS];
+    int lens[SHUB_DB_MAX_PARAMS], fmts[SHUB_DB_MAX_PARAMS];
+    for (int i = 0; i < st->nparams; i++) {
+        types[i] = st->params[i].type;
+        vals[i] = st->params[i].value;
+        lens[i] = st->params[i].len;
+        fmts[i] = st->params[i].format;
+    }
+    if (db->pipe_failed)
+        return SHUB_DB_ERROR;
+    int ok;
+    if (st->persistent) {
+        if (!st->prepared) {
+            if (db->n_pipe_prepared == SHUB_DB_MAX_PIPE_PREPARES ||
+                PQsendPrepare(db->pg, st->name, st->sql, st->nparams, types) != 1) {
+                pg_fail(db, NULL);
+                return SHUB_DB_ERROR;
+            }
+            st->prepared = true;
+            db->pipe_prepared[db->n_pipe_prepared++] = st;
+            db->pending++;
+        }
+        ok = PQsendQueryPrepared(db->pg, st->name, st->nparams, vals, lens, fmts, 1);
+    } else {
+        ok = PQsendQueryParams(db->pg, st->sql, st->nparams, types, vals, lens, fmts, 1);
+    }
+    if (ok != 1) {
+        pg_fail(db, NULL);
+        return SHUB_DB_ERROR;
+    }
+    if (++db->pending >= PIPE_CHUNK)
+        pipe_drain(db);
+    return db->pipe_failed ? SHUB_DB_ERROR : 0;
+}
+
 /* ---- statements: the interface ------------------------------------------------ */
 
 int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_stmt_t **st_p)
@@ -627,6 +750,8 @@ int shub_db_step(shub_db_stmt_t *st)
         int rc = sqlite3_step(st->lite);
         return rc == SQLITE_ROW ? SHUB_DB_ROW : rc == SQLITE_DONE ? SHUB_DB_DONE : SHUB_DB_ERROR;
     }
+    if (st->db->pipeline) /* sent; its answer is read at the next sync */
+        return pipe_send(st) ? SHUB_DB_ERROR : SHUB_DB_DONE;
     if (!st->res && pg_run(st))
         return SHUB_DB_ERROR;
     if (st->row + 1 < st->nrows) {

@@ -142,6 +142,17 @@ const void *shub_db_column_blob(shub_db_stmt_t *st, int i); /* NULL for NULL */
 size_t shub_db_column_bytes(shub_db_stmt_t *st, int i);
 const char *shub_db_column_text(shub_db_stmt_t *st, int i); /* NUL-terminated */
 
+/* ---- PostgreSQL's pipeline ------------------------------------------------ */
+
+/* From begin to end, a step sends its statement and returns SHUB_DB_DONE at
+ * once (statements that return rows must not be stepped); the answers are
+ * read every few hundred statements and at end, so a batch of writes costs
+ * a round trip or a few, not one per statement. end: 0, or SHUB_DB_ERROR
+ * for the first statement that failed (those after it did nothing). Both do
+ * nothing on SQLite, whose statements run where they are. */
+int shub_db_pipeline_begin(shub_db_t *db);
+int shub_db_pipeline_end(shub_db_t *db);
+
 /* ---- PostgreSQL's session lock ---------------------------------------------- */
 
 /* Tries the broker's session-level advisory lock on this connection (one key

@@ -50,7 +50,7 @@ static void usage(FILE *out)
             "       sharehub-agent --version | --help\n"
             "\n"
             "  run --org ID [--config DIR] [--db FILE] [--broker URL] [--keys DIR]\n"
-            "      [--on-receive CMD] [--until-done [--give-up-after S]]\n"
+            "      [--on-receive CMD [--hook-attempts N]] [--until-done [--give-up-after S]]\n"
             "      [--simulate | --scenario FILE [--seed N]]\n"
             "        connect to the broker as ID and relay events until SIGTERM: send\n"
             "        what is submitted (resent until receipted), commit each delivery\n"
@@ -77,7 +77,7 @@ static void run_usage(FILE *out)
     fprintf(
         out,
         "usage: sharehub-agent run --org ID [--config DIR] [--db FILE] [--broker URL]\n"
-        "                          [--keys DIR] [--on-receive CMD]\n"
+        "                          [--keys DIR] [--on-receive CMD [--hook-attempts N]]\n"
         "                          [--until-done [--give-up-after S]]\n"
         "                          [--simulate | --scenario FILE [--seed N]]\n"
         "\n"
@@ -97,7 +97,10 @@ static void run_usage(FILE *out)
         "                         whichever welcomes it\n"
         "  -k, --keys DIR         key directory (default: hub.yaml's key_dir)\n"
         "  -r, --on-receive CMD   run CMD via /bin/sh -c for each new inbox event,\n"
-        "                         the event as JSON on its stdin; failures are logged\n"
+        "                         the event as JSON on its stdin; a failure is run\n"
+        "                         again later (1 s, doubling to 5 min), and after\n"
+        "  -a, --hook-attempts N  N runs (default %d, 1 to 1000) is marked dead in\n"
+        "                         the inbox\n"
         "  -u, --until-done       exit 0 once nothing is pending and nothing has\n"
         "                         arrived for a few seconds (in a simulation: once its\n"
         "                         period is over and the profile is done); exit 69\n"
@@ -110,7 +113,7 @@ static void run_usage(FILE *out)
         "  -l, --log-level L      debug, info (default), warn, error; as before run\n"
         "  -h, --help             this text\n"
         "signals: TERM/INT stop cleanly\n",
-        SHUB_AGENT_GIVE_UP_MS / 1000);
+        SHUB_AGENT_HOOK_ATTEMPTS, SHUB_AGENT_GIVE_UP_MS / 1000);
 }
 
 static void submit_usage(FILE *out)
@@ -273,6 +276,7 @@ static int cmd_run(int argc, char **argv)
         {"broker", required_argument, NULL, 'b'},
         {"keys", required_argument, NULL, 'k'},
         {"on-receive", required_argument, NULL, 'r'},
+        {"hook-attempts", required_argument, NULL, 'a'},
         {"simulate", no_argument, NULL, 'm'},
         {"scenario", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},
@@ -287,7 +291,7 @@ static int cmd_run(int argc, char **argv)
     int64_t give_up_ms = SHUB_AGENT_GIVE_UP_MS;
     bool give_up_given = false;
     int c;
-    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:ms:S:ug:l:h", longopts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "o:c:d:b:k:r:a:ms:S:ug:l:h", longopts, NULL)) !=
            -1) {
         switch (c) {
         case 'o':
@@ -314,6 +318,18 @@ static int cmd_run(int argc, char **argv)
         case 'r':
             opts.on_receive = optarg;
             break;
+        case 'a': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 1000) {
+                fprintf(stderr, "%s: --hook-attempts '%s' is not a number from 1 to 1000\n",
+                        prog, optarg);
+                return EX_USAGE;
+            }
+            opts.hook_attempts = (uint32_t)v;
+            break;
+        }
         case 'm':
             opts.simulate = true;
             break;
@@ -363,6 +379,8 @@ static int cmd_run(int argc, char **argv)
     const char *missing = !opts.org ? "--org ID is required"
                           : give_up_given && !opts.until_done
                               ? "--give-up-after applies only with --until-done"
+                          : opts.hook_attempts && !opts.on_receive
+                              ? "--hook-attempts applies only with --on-receive"
                               : NULL;
     if (missing || optind != argc) {
         if (missing)

@@ -81,6 +81,11 @@ static void check_org(shub_yaml_doc_t *doc, const shub_orgs_t *o, size_t i)
     if (!shub_is_name(r->id)) {
         shub_yaml_error_path(doc, path,
                              "org id '%s' is not a name ([a-z0-9][a-z0-9._-]*)", r->id);
+    } else if (strcmp(r->id, SHUB_HUB_SENDER) == 0) {
+        shub_yaml_error_path(doc, path,
+                             "org id '%s' is reserved: the broker sends its own notices "
+                             "as '%s'",
+                             r->id, SHUB_HUB_SENDER);
     } else {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(o->orgs[j].id, r->id) == 0) {

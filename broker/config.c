@@ -106,6 +106,7 @@ static const struct {
     L(max_attempts, 10, 1, 100000),
     L(future_skew_ms, 300000, 0, 86400000),
     L(checkpoint_every, 10000, 1, 100000000),
+    L(checkpoint_ms, 5000, 100, 86400000),
 #undef L
 };
 
@@ -135,6 +136,7 @@ static const shub_yaml_field_t limits_fields[] = {
     LIMIT(max_message_bytes),  LIMIT(window),          LIMIT(batch_max),
     LIMIT(heartbeat_ms),       LIMIT(peer_timeout_ms), LIMIT(redeliver_ms),
     LIMIT(max_attempts),       LIMIT(future_skew_ms),  LIMIT(checkpoint_every),
+    LIMIT(checkpoint_ms),
     {NULL, false, 0, 0, NULL},
 };
 #undef LIMIT

@@ -819,6 +819,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         .subject_key = hub->subject_key,
         .sign_secret = hub->sign_secret,
         .checkpoint_every = hub->set->checkpoint_every,
+        .checkpoint_ms = hub->set->checkpoint_ms,
         .writer_thread = true,
         .wait_lock = opts->wait_lock,
         .wait_ctx = opts->wait_ctx,

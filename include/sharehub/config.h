@@ -69,6 +69,7 @@ typedef struct shub_hub_settings {
     uint32_t max_attempts;     /* deliveries before an outbox row is dead */
     uint32_t future_skew_ms;   /* how far ahead of the broker's clock an event may be */
     uint32_t checkpoint_every; /* audit rows between signed checkpoints */
+    uint32_t checkpoint_ms;    /* ms the oldest unsigned row may wait for one */
 } shub_hub_settings_t;
 
 const shub_hub_settings_t *shub_config_hub(const shub_config_t *cfg);

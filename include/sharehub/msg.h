@@ -50,8 +50,6 @@
 #define SHUB_HASH_SIZE 32           /* a chain head (BLAKE2b-256) */
 #define SHUB_SIGN_PUBLIC_SIZE 32    /* an Ed25519 public key */
 #define SHUB_SIGNATURE_SIZE 64      /* an Ed25519 signature */
-#define SHUB_HUB_SENDER "hub"       /* DELIVER.from of notices the broker itself sends;
-                                       no organisation may take this id */
 
 #define SHUB_ID_SIZE 16
 #define SHUB_ID_TEXT 37 /* "0190a5b2-...": 36 characters and a NUL */

@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #define SHUB_NAME_MAX 64 /* bytes in a name */
+#define SHUB_HUB_SENDER "hub" /* DELIVER.from of notices the broker itself sends;
+                                 no organisation may take this id */
 
 /* True if s[0..n) is a name: [a-z0-9][a-z0-9._-]*, 1..SHUB_NAME_MAX bytes. */
 bool shub_name_span(const char *s, size_t n);

@@ -94,6 +94,7 @@ harness_t *harness_new(const harness_org_t *orgs, size_t n_orgs, const char *agr
                          "  redeliver_ms: 1000\n"
                          "  max_attempts: 5\n"
                          "  checkpoint_every: 50\n"
+                         "  checkpoint_ms: 400\n"
                          "  window: 256\n") != 0)
         goto fail;
 

@@ -272,6 +272,40 @@ static void submit_referral(const harness_t *h)
     assert_int_equal(out[14], '7'); /* UUIDv7 */
 }
 
+/* ---- the case system's hook ------------------------------------------------ */
+
+/* A hook that keeps failing is run again after a backoff and, after
+ * --hook-attempts runs, marked dead in the inbox: the event stays, the
+ * broker's copy was acknowledged, and the log says why. */
+static void test_agent_failing_hook_retried_then_dead(void **state)
+{
+    harness_t *h = *state;
+    char count_file[400], hook_cmd[600];
+    path_in(h, "runs.txt", count_file, sizeof count_file);
+    snprintf(hook_cmd, sizeof hook_cmd, "echo run >> '%s'; exit 3", count_file);
+    const char *extra[] = {"--on-receive", hook_cmd, "--hook-attempts", "2", NULL};
+    pid_t police = agent_start(h, "wmp", false, NULL);
+    pid_t marac = agent_start_with(h, "marac-coventry", false, extra);
+    submit_referral(h);
+    assert_int_equal(wait_agent_count(h, "marac-coventry", "inbox", 1), 1);
+    assert_int_equal(
+        wait_agent_count(h, "wmp", "outcomes WHERE outcome = 'acknowledged'", 1), 1);
+    assert_int_equal(wait_agent_count(h, "marac-coventry",
+                                      "inbox WHERE hook = 'dead' AND hook_attempts = 2", 1),
+                     1);
+    nap_ms(1500); /* no third run */
+    FILE *f = fopen(count_file, "r");
+    assert_non_null(f);
+    char line[64];
+    int runs = 0;
+    while (fgets(line, sizeof line, f))
+        runs++;
+    fclose(f);
+    assert_int_equal(runs, 2);
+    assert_int_equal(agent_stop(marac, SIGTERM), 0);
+    assert_int_equal(agent_stop(police, SIGTERM), 0);
+}
+
 /* ---- the broker goes away mid-run ---------------------------------------- */
 
 static void test_agent_broker_lost_mid_run_sends_everything_once(void **state)
@@ -906,6 +940,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_agent_failing_hook_retried_then_dead),
         T(test_agent_broker_lost_mid_run_sends_everything_once),
         T(test_agent_killed_between_commit_and_ack_keeps_event_once),
         T(test_agent_until_done_exits_0_once_everything_is_receipted),

@@ -711,6 +711,22 @@ static void test_kill9_mid_stream_loses_no_receipted_share(void **state)
     tclient_destroy(&marac);
 }
 
+/* hub.yaml's checkpoint_ms (400 ms in the harness): a row appended while the
+ * broker runs is signed within about that long, with no further traffic. */
+static void test_quiet_row_is_signed_within_checkpoint_ms(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp"), *marac = online(h, "marac-coventry");
+    const char *to[] = {"marac-coventry"};
+    refer(police, NULL, to, 1, 16, "marac.referral");
+    assert_int_equal(harness_count_until(h, "checkpoints WHERE upto_seq >= (SELECT max(seq) "
+                                            "FROM audit WHERE action='decide')",
+                                         1, 2000),
+                     1);
+    tclient_destroy(&police);
+    tclient_destroy(&marac);
+}
+
 static void test_sigterm_exits_zero_with_checkpoint_at_head(void **state)
 {
     harness_t *h = *state;
@@ -784,6 +800,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_second_connection_with_a_bound_routing_id_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream_loses_no_receipted_share, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_row_is_signed_within_checkpoint_ms, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_with_checkpoint_at_head, setup,
                                         teardown),

@@ -102,6 +102,7 @@ static void test_config_load_good_hub_settings_are_right(void **state)
     assert_int_equal(h->max_attempts, 5);
     assert_int_equal(h->future_skew_ms, 60000);
     assert_int_equal(h->checkpoint_every, 500);
+    assert_int_equal(h->checkpoint_ms, 2500);
     shub_config_destroy(&cfg);
     assert_null(cfg);
 }
@@ -125,6 +126,7 @@ static void test_config_load_no_hub_yaml_uses_defaults(void **state)
     assert_int_equal(h->max_attempts, 10);
     assert_int_equal(h->future_skew_ms, 300000);
     assert_int_equal(h->checkpoint_every, 10000);
+    assert_int_equal(h->checkpoint_ms, 5000);
     assert_int_equal(shub_config_org_count(cfg), 3);
     assert_int_equal(shub_config_agreement_count(cfg), 1);
     shub_config_destroy(&cfg);
@@ -261,6 +263,8 @@ typedef struct bad_case {
 
 static const bad_case_t bad_cases[] = {
     {"bad-duplicate-org", 1, "orgs.yaml", 18, "duplicate org id 'wmp' (first at line 3)"},
+    {"bad-reserved-org", 1, "orgs.yaml", 18,
+     "org id 'hub' is reserved: the broker sends its own notices as 'hub'"},
     {"bad-unknown-area", 1, "orgs.yaml", 16,
      "org 'idva-coventry': unknown area 'solihull'"},
     {"bad-org-kind", 2, "orgs.yaml", 15, "kind 'IDVA Service' is not a name"},

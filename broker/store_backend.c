@@ -44,7 +44,7 @@ enum {
 /* A pipeline is synced and its answers read every this many statements: in
  * blocking mode the server's answers must not fill both sockets' buffers
  * while we are still sending (libpq's pipeline caveat). */
-#define PIPE_CHUNK 256
+#define PIPE_CHUNK                256
 #define SHUB_DB_MAX_PIPE_PREPARES 64
 
 /* The advisory lock's first key: 'SHUB'; the second is the schema's hash. */
@@ -78,12 +78,12 @@ struct shub_db_stmt {
     shub_db_t *db;
     sqlite3_stmt *lite;
     /* PostgreSQL */
-    char *sql;        /* with $N parameters */
-    char **names;     /* name of parameter i+1 (":name"), or NULL */
+    char *sql;    /* with $N parameters */
+    char **names; /* name of parameter i+1 (":name"), or NULL */
     int nparams;
     pg_param_t *params;
     bool persistent, prepared;
-    char name[24];    /* the server-side statement */
+    char name[24]; /* the server-side statement */
     PGresult *res;
     int row, nrows;
     char num[24]; /* an integer column as text */
@@ -185,9 +185,15 @@ static int pg_open(shub_db_t *db, const char *target, const shub_db_opts_t *opts
      * URI that says otherwise wins.
      */
     static const char *const keys[] = {
-        "application_name", "connect_timeout",  "keepalives",
-        "keepalives_idle",  "keepalives_interval", "keepalives_count",
-        "tcp_user_timeout", "options",          "dbname",
+        "application_name",
+        "connect_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "options",
+        "dbname",
         NULL,
     };
     const char *vals[] = {
@@ -233,9 +239,9 @@ int shub_db_open(const char *target, const shub_db_opts_t *opts, shub_db_t **db_
         db->kind = SHUB_DB_PG;
         rc = pg_open(db, target, opts, err);
     } else {
-        int flags = opts->readonly ? SQLITE_OPEN_READONLY
-                                   : SQLITE_OPEN_READWRITE |
-                                         (opts->create ? SQLITE_OPEN_CREATE : 0);
+        int flags = opts->readonly
+                        ? SQLITE_OPEN_READONLY
+                        : SQLITE_OPEN_READWRITE | (opts->create ? SQLITE_OPEN_CREATE : 0);
         db->kind = SHUB_DB_SQLITE;
         rc = 0;
         if (sqlite3_open_v2(target, &db->lite, flags | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -361,7 +367,8 @@ int shub_db_try_lock(shub_db_t *db, bool *got, char *holder, size_t size)
 static int param_add(shub_db_stmt_t *st, const char *name, size_t n)
 {
     for (int i = 0; name && i < st->nparams; i++)
-        if (st->names[i] && strlen(st->names[i]) == n && memcmp(st->names[i], name, n) == 0)
+        if (st->names[i] && strlen(st->names[i]) == n &&
+            memcmp(st->names[i], name, n) == 0)
             return i + 1;
     if (st->nparams >= SHUB_DB_MAX_PARAMS)
         return -1;
@@ -461,7 +468,8 @@ static int pg_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_s
     st->params = shub_calloc(SHUB_DB_MAX_PARAMS, sizeof *st->params);
     if (!st->names || !st->params || translate(st, sql)) {
         db->oom = true;
-        snprintf(db->msg, sizeof db->msg, "prepare: out of memory or too many parameters");
+        snprintf(db->msg, sizeof db->msg,
+                 "prepare: out of memory or too many parameters");
         return SHUB_DB_ERROR;
     }
     st->persistent = persistent;
@@ -471,20 +479,30 @@ static int pg_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_s
     return 0;
 }
 
-static int pg_run(shub_db_stmt_t *st)
-{
-    shub_db_t *db = st->db;
+/* A statement's parameters as libpq takes them: one array per property. */
+typedef struct pg_args {
     Oid types[SHUB_DB_MAX_PARAMS];
     const char *vals[SHUB_DB_MAX_PARAMS];
     int lens[SHUB_DB_MAX_PARAMS], fmts[SHUB_DB_MAX_PARAMS];
+} pg_args_t;
+
+static void pg_args(const shub_db_stmt_t *st, pg_args_t *a)
+{
     for (int i = 0; i < st->nparams; i++) {
-        types[i] = st->params[i].type;
-        vals[i] = st->params[i].value;
-        lens[i] = st->params[i].len;
-        fmts[i] = st->params[i].format;
+        a->types[i] = st->params[i].type;
+        a->vals[i] = st->params[i].value;
+        a->lens[i] = st->params[i].len;
+        a->fmts[i] = st->params[i].format;
     }
+}
+
+static int pg_run(shub_db_stmt_t *st)
+{
+    shub_db_t *db = st->db;
+    pg_args_t a;
+    pg_args(st, &a);
     if (st->persistent && !st->prepared) {
-        PGresult *p = PQprepare(db->pg, st->name, st->sql, st->nparams, types);
+        PGresult *p = PQprepare(db->pg, st->name, st->sql, st->nparams, a.types);
         if (!p || PQresultStatus(p) != PGRES_COMMAND_OK) {
             pg_fail(db, p);
             PQclear(p);
@@ -493,9 +511,10 @@ static int pg_run(shub_db_stmt_t *st)
         PQclear(p);
         st->prepared = true;
     }
-    st->res = st->persistent
-                  ? PQexecPrepared(db->pg, st->name, st->nparams, vals, lens, fmts, 1)
-                  : PQexecParams(db->pg, st->sql, st->nparams, types, vals, lens, fmts, 1);
+    st->res = st->persistent ? PQexecPrepared(db->pg, st->name, st->nparams, a.vals,
+                                              a.lens, a.fmts, 1)
+                             : PQexecParams(db->pg, st->sql, st->nparams, a.types, a.vals,
+                                            a.lens, a.fmts, 1);
     ExecStatusType s = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         pg_fail(db, st->res);
@@ -589,22 +608,15 @@ int shub_db_pipeline_end(shub_db_t *db)
 static int pipe_send(shub_db_stmt_t *st)
 {
     shub_db_t *db = st->db;
-    Oid types[SHUB_DB_MAX_PARAMS];
-    const char *vals[SHUB_DB_MAX_PARAMS];
-    int lens[SHUB_DB_MAX_PARAMS], fmts[SHUB_DB_MAX_PARAMS];
-    for (int i = 0; i < st->nparams; i++) {
-        types[i] = st->params[i].type;
-        vals[i] = st->params[i].value;
-        lens[i] = st->params[i].len;
-        fmts[i] = st->params[i].format;
-    }
+    pg_args_t a;
+    pg_args(st, &a);
     if (db->pipe_failed)
         return SHUB_DB_ERROR;
     int ok;
     if (st->persistent) {
         if (!st->prepared) {
             if (db->n_pipe_prepared == SHUB_DB_MAX_PIPE_PREPARES ||
-                PQsendPrepare(db->pg, st->name, st->sql, st->nparams, types) != 1) {
+                PQsendPrepare(db->pg, st->name, st->sql, st->nparams, a.types) != 1) {
                 pg_fail(db, NULL);
                 return SHUB_DB_ERROR;
             }
@@ -612,9 +624,11 @@ static int pipe_send(shub_db_stmt_t *st)
             db->pipe_prepared[db->n_pipe_prepared++] = st;
             db->pending++;
         }
-        ok = PQsendQueryPrepared(db->pg, st->name, st->nparams, vals, lens, fmts, 1);
+        ok =
+            PQsendQueryPrepared(db->pg, st->name, st->nparams, a.vals, a.lens, a.fmts, 1);
     } else {
-        ok = PQsendQueryParams(db->pg, st->sql, st->nparams, types, vals, lens, fmts, 1);
+        ok = PQsendQueryParams(db->pg, st->sql, st->nparams, a.types, a.vals, a.lens,
+                               a.fmts, 1);
     }
     if (ok != 1) {
         pg_fail(db, NULL);
@@ -627,7 +641,8 @@ static int pipe_send(shub_db_stmt_t *st)
 
 /* ---- statements: the interface ------------------------------------------------ */
 
-int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_stmt_t **st_p)
+int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent,
+                    shub_db_stmt_t **st_p)
 {
     *st_p = NULL; /* as sqlite3_prepare: a failed prepare leaves no statement */
     shub_db_stmt_t *st = shub_calloc(1, sizeof *st);
@@ -639,8 +654,9 @@ int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_stm
     st->db = db;
     int rc;
     if (db->kind == SHUB_DB_SQLITE)
-        rc = sqlite3_prepare_v3(db->lite, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0,
-                                &st->lite, NULL) == SQLITE_OK
+        rc = sqlite3_prepare_v3(db->lite, sql, -1,
+                                persistent ? SQLITE_PREPARE_PERSISTENT : 0, &st->lite,
+                                NULL) == SQLITE_OK
                  ? 0
                  : SHUB_DB_ERROR;
     else
@@ -685,32 +701,31 @@ int shub_db_bind_int(shub_db_stmt_t *st, int i, int64_t v)
     return 0;
 }
 
-int shub_db_bind_text(shub_db_stmt_t *st, int i, const char *t, size_t n)
+/* Text and blobs alike go to PostgreSQL in binary form: text's is its bytes,
+ * counted, so the writer's op records (not NUL-terminated) go as they are. */
+static int bind_bytes(shub_db_stmt_t *st, int i, const void *b, size_t n, Oid type)
 {
-    if (st->lite)
-        return sqlite3_bind_text(st->lite, i, t, (int)n, SQLITE_STATIC) == SQLITE_OK
-                   ? 0
-                   : SHUB_DB_ERROR;
+    if (st->lite) {
+        int rc = type == OID_TEXT
+                     ? sqlite3_bind_text(st->lite, i, b, (int)n, SQLITE_STATIC)
+                     : sqlite3_bind_blob(st->lite, i, b, (int)n, SQLITE_STATIC);
+        return rc == SQLITE_OK ? 0 : SHUB_DB_ERROR;
+    }
     pg_param_t *p = pg_param(st, i);
     if (!p)
         return SHUB_DB_ERROR;
-    /* Binary: text's binary form is its bytes, counted, so the writer's op
-     * records (not NUL-terminated) go as they are. */
-    *p = (pg_param_t){.type = OID_TEXT, .value = t ? t : "", .len = (int)n, .format = 1};
+    *p = (pg_param_t){.type = type, .value = b ? b : "", .len = (int)n, .format = 1};
     return 0;
+}
+
+int shub_db_bind_text(shub_db_stmt_t *st, int i, const char *t, size_t n)
+{
+    return bind_bytes(st, i, t, n, OID_TEXT);
 }
 
 int shub_db_bind_blob(shub_db_stmt_t *st, int i, const void *b, size_t n)
 {
-    if (st->lite)
-        return sqlite3_bind_blob(st->lite, i, b, (int)n, SQLITE_STATIC) == SQLITE_OK
-                   ? 0
-                   : SHUB_DB_ERROR;
-    pg_param_t *p = pg_param(st, i);
-    if (!p)
-        return SHUB_DB_ERROR;
-    *p = (pg_param_t){.type = OID_BYTEA, .value = b ? b : "", .len = (int)n, .format = 1};
-    return 0;
+    return bind_bytes(st, i, b, n, OID_BYTEA);
 }
 
 int shub_db_bind_null(shub_db_stmt_t *st, int i)
@@ -748,7 +763,9 @@ int shub_db_step(shub_db_stmt_t *st)
 {
     if (st->lite) {
         int rc = sqlite3_step(st->lite);
-        return rc == SQLITE_ROW ? SHUB_DB_ROW : rc == SQLITE_DONE ? SHUB_DB_DONE : SHUB_DB_ERROR;
+        return rc == SQLITE_ROW    ? SHUB_DB_ROW
+               : rc == SQLITE_DONE ? SHUB_DB_DONE
+                                   : SHUB_DB_ERROR;
     }
     if (st->db->pipeline) /* sent; its answer is read at the next sync */
         return pipe_send(st) ? SHUB_DB_ERROR : SHUB_DB_DONE;
@@ -842,34 +859,24 @@ int64_t shub_db_column_int(shub_db_stmt_t *st, int i)
 {
     if (st->lite)
         return sqlite3_column_int64(st->lite, i);
-    if (!pg_has(st, i))
+    shub_db_type_t type = shub_db_column_type(st, i);
+    if (type != SHUB_DB_INT && type != SHUB_DB_TEXT)
         return 0;
     const unsigned char *p = (const unsigned char *)PQgetvalue(st->res, st->row, i);
+    if (type == SHUB_DB_TEXT)
+        return strtoll((const char *)p, NULL, 10);
+    /* Binary integers: big-endian, of their type's width. */
     int n = PQgetlength(st->res, st->row, i);
     uint64_t v = 0;
-    switch (PQftype(st->res, i)) {
-    case OID_INT8:
-    case OID_INT4:
-    case OID_INT2:
-    case OID_OID:
-    case OID_BOOL:
-        if (n != 8 && n != 4 && n != 2 && n != 1)
-            return 0;
-        for (int k = 0; k < n; k++)
-            v = v << 8 | p[k];
-        if (n == 4 && PQftype(st->res, i) != OID_OID)
-            return (int32_t)(uint32_t)v;
-        if (n == 2)
-            return (int16_t)(uint16_t)v;
-        return (int64_t)v;
-    case OID_TEXT:
-    case OID_VARCHAR:
-    case OID_BPCHAR:
-    case OID_NAME:
-        return strtoll((const char *)p, NULL, 10);
-    default:
+    if (n != 8 && n != 4 && n != 2 && n != 1)
         return 0;
-    }
+    for (int k = 0; k < n; k++)
+        v = v << 8 | p[k];
+    if (n == 4 && PQftype(st->res, i) != OID_OID)
+        return (int32_t)(uint32_t)v;
+    if (n == 2)
+        return (int16_t)(uint16_t)v;
+    return (int64_t)v;
 }
 
 const void *shub_db_column_blob(shub_db_stmt_t *st, int i)

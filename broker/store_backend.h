@@ -105,8 +105,9 @@ void shub_db_wal_checkpoint(shub_db_t *db, bool truncate);
 
 /* ---- statements ---------------------------------------------------------- */
 
-/* Prepares sql into *st_p (NULL on failure). persistent: kept for reuse (SQLite's PREPARE_PERSISTENT; a
- * server-side prepared statement on PostgreSQL). 0 or SHUB_DB_ERROR. */
+/* Prepares sql into *st_p (NULL on failure). persistent: kept for reuse (SQLite's
+ * PREPARE_PERSISTENT; a server-side prepared statement on PostgreSQL). 0 or
+ * SHUB_DB_ERROR. */
 int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent,
                     shub_db_stmt_t **st_p);
 
@@ -137,7 +138,7 @@ void shub_db_reset(shub_db_stmt_t *st);
 int shub_db_column_count(shub_db_stmt_t *st);
 const char *shub_db_column_name(shub_db_stmt_t *st, int i);
 shub_db_type_t shub_db_column_type(shub_db_stmt_t *st, int i);
-int64_t shub_db_column_int(shub_db_stmt_t *st, int i);     /* text is parsed */
+int64_t shub_db_column_int(shub_db_stmt_t *st, int i);      /* text is parsed */
 const void *shub_db_column_blob(shub_db_stmt_t *st, int i); /* NULL for NULL */
 size_t shub_db_column_bytes(shub_db_stmt_t *st, int i);
 const char *shub_db_column_text(shub_db_stmt_t *st, int i); /* NUL-terminated */

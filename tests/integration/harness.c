@@ -30,6 +30,22 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+pid_t harness_spawn(const char *log, const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 const char *harness_program(const char *relative)
 {
     static char path[1024];

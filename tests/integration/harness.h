@@ -60,6 +60,10 @@ int harness_text(const harness_t *h, const char *sql, char *out, size_t size);
 struct sqlite3;
 struct sqlite3 *harness_sqlite_open(const char *path);
 
+/* Starts argv[0] (a path) with argv, its stdout and stderr appended to log.
+ * The child's pid. */
+pid_t harness_spawn(const char *log, const char *const *argv);
+
 /* Path to a built program (SHUB_BUILD_DIR/...). */
 const char *harness_program(const char *relative);
 

@@ -85,7 +85,8 @@ static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_ho
     char db[400], log[400];
     snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
-    const char *argv[32] = {"sharehub-agent", "--log-level", "debug", "run",      "--org",
+    const char *argv[32] = {harness_program("agents/sharehub-agent"),
+                            "--log-level", "debug", "run",      "--org",
                             org,              "--config",    h->dir,  "--db",     db};
     int argc = 10;
     bool own_broker = false;
@@ -98,22 +99,14 @@ static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_ho
     for (size_t i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        if (crash_hook)
-            setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
-        else
-            unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
-        _exit(127);
-    }
+    /* The child inherits the crash switch, set or cleared here. */
+    if (crash_hook)
+        setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
+    else
+        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+    pid_t pid = harness_spawn(log, argv);
+    unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+    assert_true(pid > 0);
     return pid;
 }
 

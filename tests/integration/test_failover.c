@@ -5,7 +5,8 @@
  * (its endpoint bound, its ready file written) within 5 s of the kill, and
  * the killed one comes back as the next standby, as a service manager would
  * restart it (after the takeover: started at once, it could as well win the
- * lock itself, which would prove nothing about the standby). At the end, with every outbox drained:
+ * lock itself, which would prove nothing about the standby). At the end, with every
+ * outbox drained:
  *
  *   - lost: receipted (allowed) shares missing from their recipient's inbox: 0
  *   - duplicated: an event twice in an inbox, or decided twice by the
@@ -15,7 +16,8 @@
  *
  * It prints the figures (attempts, takeover times, receipted, lost,
  * duplicated) and asserts the zeros. It needs the private cluster of the pg
- * fixture (tests/pg_cluster.sh) and is skipped, saying so, without it.
+ * fixture (tests/pg_cluster.sh, found through testdb.h) and is skipped,
+ * saying so, without it.
  * SHUB_FAILOVER_ROUNDS changes the number of kills.
  */
 #include <setjmp.h>
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testdb.h"
 #include "sharehub/keys.h"
 #include "sharehub/store.h"
 #include "sharehub/time.h"
@@ -59,10 +62,10 @@ static const char *const agents[] = {"wmp", "btp", "marac-coventry", "idva-coven
 
 typedef struct world {
     harness_t *h;
-    char uri[1200], schema[64];
+    char uri[1200];        /* the database: a schema of the test cluster */
     char endpoint[2][400]; /* the two brokers' slots */
     pid_t broker[2];
-    char ready[2][400];    /* the ready file of the instance in each slot */
+    char ready[2][400]; /* the ready file of the instance in each slot */
     int instance;
     pid_t agent[N_AGENTS];
     pid_t traffic;
@@ -123,18 +126,8 @@ static long pg_long(const char *uri, const char *sql)
 
 static pid_t spawn(const char *log, const char *const *argv)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    pid_t pid = harness_spawn(log, argv);
+    assert_true(pid > 0);
     return pid;
 }
 
@@ -156,8 +149,17 @@ static void broker_start(world_t *w, int s)
     snprintf(config, sizeof config, "%s", w->h->dir);
     snprintf(keys, sizeof keys, "%s/keys", w->h->dir);
     const char *argv[] = {harness_program("broker/sharehub-broker"),
-                          "--config", config, "--db", w->uri, "--endpoint", w->endpoint[s],
-                          "--ready-file", w->ready[s], "--log-level", "info", NULL};
+                          "--config",
+                          config,
+                          "--db",
+                          w->uri,
+                          "--endpoint",
+                          w->endpoint[s],
+                          "--ready-file",
+                          w->ready[s],
+                          "--log-level",
+                          "info",
+                          NULL};
     w->broker[s] = spawn(log, argv);
 }
 
@@ -184,9 +186,21 @@ static pid_t agent_start(const world_t *w, const char *org)
     char db[400], log[400];
     snprintf(db, sizeof db, "%s/%s.db", w->h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", w->h->dir, org);
-    const char *argv[] = {harness_program("agents/sharehub-agent"), "--log-level", "info",
-                          "run", "--org", org, "--config", w->h->dir, "--db", db,
-                          "--broker", w->endpoint[0], "--broker", w->endpoint[1], NULL};
+    const char *argv[] = {harness_program("agents/sharehub-agent"),
+                          "--log-level",
+                          "info",
+                          "run",
+                          "--org",
+                          org,
+                          "--config",
+                          w->h->dir,
+                          "--db",
+                          db,
+                          "--broker",
+                          w->endpoint[0],
+                          "--broker",
+                          w->endpoint[1],
+                          NULL};
     return spawn(log, argv);
 }
 
@@ -204,7 +218,8 @@ static const char notification[] =
     " \"case\": \"MARAC-COV-0001\", \"subject\": \"SUBJ-42\", \"area\": \"coventry\",\n"
     " \"purpose\": \"marac-risk-management\", \"basis\": \"uk-gdpr-6-1-e\",\n"
     " \"consent\": \"given\", \"to\": [\"idva@coventry\"],\n"
-    " \"payload\": {\"victim\": {\"name\": \"Jane Example\"}, \"risk\": {\"level\": \"high\"}}}\n";
+    " \"payload\": {\"victim\": {\"name\": \"Jane Example\"}, \"risk\": {\"level\": "
+    "\"high\"}}}\n";
 
 /* `sharehub-agent submit` of text into org's outbox, as a case system would. */
 static int submit(const harness_t *h, const char *org, const char *text)
@@ -220,8 +235,8 @@ static int submit(const harness_t *h, const char *org, const char *text)
         dup2(in[0], STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
         close(in[1]);
-        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "submit", "--org",
-              org, "--config", h->dir, "--db", db, "-", (char *)NULL);
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "submit",
+              "--org", org, "--config", h->dir, "--db", db, "-", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -321,7 +336,8 @@ static size_t witnessed(const harness_t *h, shub_witnessed_t *out, size_t max)
             while (n < max && sqlite3_step(st) == SQLITE_ROW) {
                 shub_witnessed_t *w = &out[n];
                 memset(w, 0, sizeof *w);
-                if (sqlite3_column_bytes(st, 1) != 32 || sqlite3_column_bytes(st, 3) != 32 ||
+                if (sqlite3_column_bytes(st, 1) != 32 ||
+                    sqlite3_column_bytes(st, 3) != 32 ||
                     sqlite3_column_bytes(st, 4) != 64)
                     continue;
                 snprintf(w->org, sizeof w->org, "%s", agents[a]);
@@ -344,34 +360,22 @@ static size_t witnessed(const harness_t *h, shub_witnessed_t *out, size_t max)
 
 static int setup(void **state)
 {
-    const char *file = getenv("SHUB_TEST_PG_URI_FILE");
-    char base[1024] = "";
-    FILE *f = file ? fopen(file, "r") : NULL;
-    if (!f || !fgets(base, sizeof base, f)) {
-        fprintf(stderr, "SKIP: no PostgreSQL test cluster (%s): its start was skipped or "
-                        "failed (tests/pg_cluster.sh)\n",
-                file ? file : "SHUB_TEST_PG_URI_FILE unset");
+    if (!testdb_pg()) { /* run by ctest with SHUB_TEST_DB=postgresql */
+        fprintf(stderr, "SKIP: the failover test runs on PostgreSQL only "
+                        "(SHUB_TEST_DB=postgresql)\n");
         exit(77);
     }
-    fclose(f);
-    base[strcspn(base, "\r\n")] = '\0';
     world_t *w = calloc(1, sizeof *w);
     if (!w)
         return -1;
-    w->h = harness_new(orgs, sizeof orgs / sizeof orgs[0], SHUB_FIXTURES "/broker/agreements");
+    w->h = harness_new(orgs, sizeof orgs / sizeof orgs[0],
+                       SHUB_FIXTURES "/broker/agreements");
     if (!w->h)
         return -1;
-    snprintf(w->schema, sizeof w->schema, "failover_%ld", (long)getpid());
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s",
-             w->schema, w->schema);
-    PGconn *c = pg(base);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
-    snprintf(w->uri, sizeof w->uri, "%s&options=-csearch_path%%3D%s", base, w->schema);
+    testdb_new(w->h->dir, "broker.db", w->uri, sizeof w->uri);
     for (int s = 0; s < 2; s++)
-        snprintf(w->endpoint[s], sizeof w->endpoint[s], "ipc://%s/broker-%c.ipc", w->h->dir,
-                 'a' + s);
+        snprintf(w->endpoint[s], sizeof w->endpoint[s], "ipc://%s/broker-%c.ipc",
+                 w->h->dir, 'a' + s);
     *state = w;
     return 0;
 }
@@ -398,6 +402,7 @@ static int teardown(void **state)
     for (int s = 0; s < 2; s++)
         if (w->broker[s])
             stop(w->broker[s], SIGKILL);
+    testdb_drop(w->uri);
     harness_destroy(&w->h);
     free(w);
     return 0;
@@ -412,7 +417,8 @@ static int cmp_long(const void *a, const void *b)
 static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void **state)
 {
     world_t *w = *state;
-    int rounds = getenv("SHUB_FAILOVER_ROUNDS") ? atoi(getenv("SHUB_FAILOVER_ROUNDS")) : 20;
+    int rounds =
+        getenv("SHUB_FAILOVER_ROUNDS") ? atoi(getenv("SHUB_FAILOVER_ROUNDS")) : 20;
     long takeover[64];
     if (rounds < 1 || rounds > 64)
         rounds = 20;
@@ -454,11 +460,12 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
     for (int64_t until = now_ms() + DRAIN_MS; now_ms() < until; nap_ms(200)) {
         pending = 0;
         for (size_t i = 0; i < 3; i++)
-            pending += agent_long(w->h, senders[i],
-                                  "SELECT count(*) FROM outbox WHERE state <> 'receipted'") +
-                       agent_long(w->h, senders[i],
-                                  "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
-                                  " ('acknowledged', 'denied', 'dead')");
+            pending +=
+                agent_long(w->h, senders[i],
+                           "SELECT count(*) FROM outbox WHERE state <> 'receipted'") +
+                agent_long(w->h, senders[i],
+                           "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
+                           " ('acknowledged', 'denied', 'dead')");
         if (pending == 0)
             break;
     }
@@ -477,10 +484,10 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
     for (size_t a = 2; a < N_AGENTS; a++)
         dup_inbox += agent_long(w->h, agents[a],
                                 "SELECT count(*) - count(DISTINCT id) FROM inbox");
-    long dup_decided = pg_long(w->uri,
-                               "SELECT count(*) FROM (SELECT event_id, recipient FROM"
-                               " audit_t WHERE action = 'decide' GROUP BY event_id,"
-                               " recipient HAVING count(*) > 1) d");
+    long dup_decided =
+        pg_long(w->uri, "SELECT count(*) FROM (SELECT event_id, recipient FROM"
+                        " audit_t WHERE action = 'decide' GROUP BY event_id,"
+                        " recipient HAVING count(*) > 1) d");
     long inbox = agent_long(w->h, "marac-coventry", "SELECT count(*) FROM inbox") +
                  agent_long(w->h, "idva-coventry", "SELECT count(*) FROM inbox");
 
@@ -501,7 +508,9 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
     shub_err_t err;
     snprintf(key, sizeof key, "%s/keys/checkpoint.pub", w->h->dir);
     assert_int_equal(shub_keys_read_hex(key, pk, 32, false, &err), 0);
-    shub_verify_opts_t vo = {.expected_key = pk, .witnessed = wits, .n_witnessed = n_wits,
+    shub_verify_opts_t vo = {.expected_key = pk,
+                             .witnessed = wits,
+                             .n_witnessed = n_wits,
                              .now_ms = shub_now_ms()};
     shub_verify_result_t res;
     assert_int_equal(shub_store_verify(w->uri, &vo, &res, &err), 0);
@@ -512,10 +521,11 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
                   "receipted=%ld delivered=%ld lost=%ld duplicated=%ld (inbox) %ld "
                   "(decisions) dead=%ld rows=%lld checkpoints=%lld witnessed=%lld "
                   "(of %zu held) countersignatures=%ld verify=%s%s\n",
-                  rounds, takeover[0], takeover[rounds / 2], takeover[rounds - 1], receipted,
-                  inbox, lost_n, dup_inbox, dup_decided, dead, (long long)res.rows,
-                  (long long)res.checkpoints, (long long)res.witnessed, n_wits,
-                  countersigned, res.ok ? "ok" : "FAILED ", res.problem);
+                  rounds, takeover[0], takeover[rounds / 2], takeover[rounds - 1],
+                  receipted, inbox, lost_n, dup_inbox, dup_decided, dead,
+                  (long long)res.rows, (long long)res.checkpoints,
+                  (long long)res.witnessed, n_wits, countersigned,
+                  res.ok ? "ok" : "FAILED ", res.problem);
     assert_true(takeover[rounds - 1] < TAKEOVER_LIMIT_MS);
     assert_true(receipted > rounds); /* traffic ran throughout */
     assert_int_equal(lost_n, 0);
@@ -545,7 +555,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_failover_kill_active_20_times_standby_serves_nothing_lost, setup, teardown),
+            test_failover_kill_active_20_times_standby_serves_nothing_lost, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

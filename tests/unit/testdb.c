@@ -30,8 +30,9 @@ bool testdb_pg(void)
     const char *file = getenv("SHUB_TEST_PG_URI_FILE");
     FILE *f = file ? fopen(file, "r") : NULL;
     if (!f || !fgets(base_uri, sizeof base_uri, f)) {
-        fprintf(stderr, "SKIP: no PostgreSQL test cluster (%s): its start was skipped or "
-                        "failed (tests/pg_cluster.sh)\n",
+        fprintf(stderr,
+                "SKIP: no PostgreSQL test cluster (%s): its start was skipped or "
+                "failed (tests/pg_cluster.sh)\n",
                 file ? file : "SHUB_TEST_PG_URI_FILE unset");
         exit(77);
     }
@@ -67,8 +68,8 @@ void testdb_new(const char *dir, const char *name, char *out, size_t size)
     char schema[64], sql[256];
     snprintf(schema, sizeof schema, "t_%ld_%d", (long)getpid(), ++n);
     PGconn *c = pg_connect(base_uri);
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema,
-             schema);
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s",
+             schema, schema);
     PGresult *r = PQexec(c, sql);
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);

@@ -30,6 +30,14 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+void harness_crash_switch(bool on)
+{
+    if (on)
+        setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
+    else
+        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+}
+
 pid_t harness_spawn(const char *log, const char *const *argv)
 {
     pid_t pid = fork();

@@ -64,6 +64,11 @@ struct sqlite3 *harness_sqlite_open(const char *path);
  * The child's pid. */
 pid_t harness_spawn(const char *log, const char *const *argv);
 
+/* Sets (on) or clears SHUB_AGENT_CRASH_AFTER_COMMIT in this process, for
+ * the agents it spawns next: an agent that dies between its inbox commit and
+ * its ACK. */
+void harness_crash_switch(bool on);
+
 /* Path to a built program (SHUB_BUILD_DIR/...). */
 const char *harness_program(const char *relative);
 

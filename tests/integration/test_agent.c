@@ -99,13 +99,9 @@ static pid_t agent_start_with(const harness_t *h, const char *org, bool crash_ho
     for (size_t i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
-    /* The child inherits the crash switch, set or cleared here. */
-    if (crash_hook)
-        setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
-    else
-        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+    harness_crash_switch(crash_hook); /* the child inherits it */
     pid_t pid = harness_spawn(log, argv);
-    unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+    harness_crash_switch(false);
     assert_true(pid > 0);
     return pid;
 }

@@ -296,45 +296,33 @@ static pid_t agent_start(xb_t *x, const char *org, agent_opts_t o)
     snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
     snprintf(scen, sizeof scen, "%s/fast.yaml", h->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        if (o.crash_hook)
-            setenv("SHUB_AGENT_CRASH_AFTER_COMMIT", "1", 1);
-        else
-            unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        const char *argv[24];
-        int n = 0;
-        argv[n++] = "sharehub-agent";
-        argv[n++] = "--log-level";
-        argv[n++] = "debug";
-        argv[n++] = "run";
-        argv[n++] = "--org";
-        argv[n++] = org;
-        argv[n++] = "--config";
-        argv[n++] = h->dir;
-        argv[n++] = "--broker";
-        argv[n++] = h->endpoint;
-        argv[n++] = "--db";
-        argv[n++] = db;
-        if (o.fast) {
-            argv[n++] = "--scenario";
-            argv[n++] = scen;
-        }
-        if (o.key_dir) {
-            argv[n++] = "--keys";
-            argv[n++] = o.key_dir;
-        }
-        argv[n] = NULL;
-        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
-        _exit(127);
+    const char *argv[24];
+    int n = 0;
+    argv[n++] = harness_program("agents/sharehub-agent");
+    argv[n++] = "--log-level";
+    argv[n++] = "debug";
+    argv[n++] = "run";
+    argv[n++] = "--org";
+    argv[n++] = org;
+    argv[n++] = "--config";
+    argv[n++] = h->dir;
+    argv[n++] = "--broker";
+    argv[n++] = h->endpoint;
+    argv[n++] = "--db";
+    argv[n++] = db;
+    if (o.fast) {
+        argv[n++] = "--scenario";
+        argv[n++] = scen;
     }
+    if (o.key_dir) {
+        argv[n++] = "--keys";
+        argv[n++] = o.key_dir;
+    }
+    argv[n] = NULL;
+    harness_crash_switch(o.crash_hook); /* the child inherits it */
+    pid_t pid = harness_spawn(log, argv);
+    harness_crash_switch(false);
+    assert_true(pid > 0);
     if (x->n_pids < MAX_PIDS)
         x->pids[x->n_pids++] = pid;
     if (o.key_dir)

@@ -437,8 +437,8 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_e
         goto fail;
     }
     if (n_eps > SHUB_AGENT_MAX_BROKERS) {
-        rc = shub_err_set(err, SHUB_ECONFIG, "%zu broker endpoints exceed limit %d", n_eps,
-                          SHUB_AGENT_MAX_BROKERS);
+        rc = shub_err_set(err, SHUB_ECONFIG, "%zu broker endpoints exceed limit %d",
+                          n_eps, SHUB_AGENT_MAX_BROKERS);
         goto fail;
     }
     for (size_t i = 0; i < n_eps; i++) {

@@ -29,8 +29,10 @@ typedef struct raw_hub {
 static const shub_yaml_type_t endpoint_type = {
     .kind = SHUB_YAML_TEXT, .min = 1, .max = 255};
 static const shub_yaml_type_t path_type = {.kind = SHUB_YAML_TEXT, .min = 1, .max = 1024};
-static const shub_yaml_type_t brokers_type = {
-    .kind = SHUB_YAML_LIST, .min = 1, .max = SHUB_AGENT_MAX_BROKERS, .entry = &endpoint_type};
+static const shub_yaml_type_t brokers_type = {.kind = SHUB_YAML_LIST,
+                                              .min = 1,
+                                              .max = SHUB_AGENT_MAX_BROKERS,
+                                              .entry = &endpoint_type};
 static const shub_yaml_field_t hub_fields[] = {
     {"endpoint", false, offsetof(raw_hub_t, endpoint), 0, &endpoint_type},
     {"brokers", false, offsetof(raw_hub_t, brokers), offsetof(raw_hub_t, n_brokers),

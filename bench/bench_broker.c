@@ -813,7 +813,7 @@ static void pg_schema(bool create, char *uri, size_t size)
     PGconn *c = PQconnectdb(O.pg);
     PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, "SET client_min_messages ="
                                                              " warning")
-                                                  : NULL;
+                                                 : NULL;
     PQclear(res);
     res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -916,7 +916,7 @@ typedef struct tcase {
     bool forwarder;   /* the bare forwarder, else the broker */
     int fanout;       /* recipients per event */
     bool many;
-    bool pg;          /* the broker on the --pg database (run only with --pg) */
+    bool pg; /* the broker on the --pg database (run only with --pg) */
 } tcase_t;
 
 static const tcase_t cases[] = {
@@ -956,9 +956,10 @@ static void run_cases(tstats_t *T)
             const tcase_t *c = &cases[i];
             if (case_skipped(c))
                 continue;
-            result_t r = c->forwarder ? run_forwarder(O.events, c->fanout, case_senders(c))
-                                      : run_broker_throughput(O.events, c->fanout,
-                                                              case_senders(c), c->pg);
+            result_t r =
+                c->forwarder
+                    ? run_forwarder(O.events, c->fanout, case_senders(c))
+                    : run_broker_throughput(O.events, c->fanout, case_senders(c), c->pg);
             bench_stat_add(&T[i].rate, r.rate);
             bench_stat_add(&T[i].cpu, r.broker_cpu);
             T[i].errors += r.errors;
@@ -1255,9 +1256,10 @@ static void print_cases(const tstats_t *T)
             continue;
         char what[96], name[96], fig[64];
         snprintf(what, sizeof what, "%s, %d recipient%s per event, %d senders",
-                 c->forwarder ? "bare forwarder" : c->pg ? "broker on PostgreSQL" : "broker",
-                 c->fanout,
-                 c->fanout == 1 ? "" : "s", case_senders(c));
+                 c->forwarder ? "bare forwarder"
+                 : c->pg      ? "broker on PostgreSQL"
+                              : "broker",
+                 c->fanout, c->fanout == 1 ? "" : "s", case_senders(c));
         bench_row_rate(what, &t->rate, "ev/s", 0);
         snprintf(fig, sizeof fig, "%.0f%%", bench_stat_median(&t->cpu) * 100);
         bench_row(c->forwarder ? "  forwarder busy (cpu of one core)"
@@ -1308,8 +1310,8 @@ static void print_throughput(const tstats_t *T)
     if (O.pg) { /* a figure, not a target: what a standby's database costs */
         print_ratio(T, "ratio broker on PostgreSQL / SQLite, 1 recipient", "broker_pg.1r",
                     "broker.1r", 0, "ratio.broker_pg_1r_to_broker_1r");
-        print_ratio(T, "ratio broker on PostgreSQL / SQLite, 3 recipients", "broker_pg.3r",
-                    "broker.3r", 0, "ratio.broker_pg_3r_to_broker_3r");
+        print_ratio(T, "ratio broker on PostgreSQL / SQLite, 3 recipients",
+                    "broker_pg.3r", "broker.3r", 0, "ratio.broker_pg_3r_to_broker_3r");
     }
 }
 
@@ -1417,45 +1419,56 @@ static void print_backlog(const backlog_t *B, double max_rate)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_broker [options]\n"
-            "  --runs N            runs of every case; figures are medians (default %d)\n"
-            "  --events N          throughput: events per run (default %ld)\n"
-            "  --senders N         sender processes, 1..%d (default %d)\n"
-            "  --many-senders N    senders of the many-senders cases (default %d)\n"
-            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
-            "                      then half the measured 1-recipient throughput; a rate\n"
-            "                      not reached is reported so, with the rate achieved\n"
-            "  --latency-seconds S seconds per offered rate (default %g)\n"
-            "  --closed N          one-in-flight events, and fsync loop commits (default %ld)\n"
-            "  --backlog N         deliveries queued for an offline org (default %ld)\n"
-            "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
-            "  --sync-normal       synchronous: normal instead of full\n"
-            "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
-            "                      (repeatable)\n"
-            "  --dir DIR           where the temporary broker directories go\n"
-            "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
-            "  --wrap CMD          run the broker under CMD, e.g.\n"
-            "                      \"valgrind --tool=callgrind --callgrind-out-file=cg.%%p\"\n"
-            "  --broker PATH       sharehub-broker to run (default: this build's)\n"
-            "  --pg URI            also run the broker's throughput cases on this\n"
-            "                      PostgreSQL database (a schema of its own per run)\n"
-            "  --timeout S         give up on any one run after S seconds (default %d)\n",
-            O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
-            O.closed_events, O.backlog, O.batch_max, O.timeout_s);
+    fprintf(
+        f,
+        "usage: bench_broker [options]\n"
+        "  --runs N            runs of every case; figures are medians (default %d)\n"
+        "  --events N          throughput: events per run (default %ld)\n"
+        "  --senders N         sender processes, 1..%d (default %d)\n"
+        "  --many-senders N    senders of the many-senders cases (default %d)\n"
+        "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
+        "                      then half the measured 1-recipient throughput; a rate\n"
+        "                      not reached is reported so, with the rate achieved\n"
+        "  --latency-seconds S seconds per offered rate (default %g)\n"
+        "  --closed N          one-in-flight events, and fsync loop commits (default "
+        "%ld)\n"
+        "  --backlog N         deliveries queued for an offline org (default %ld)\n"
+        "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
+        "  --sync-normal       synchronous: normal instead of full\n"
+        "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
+        "                      (repeatable)\n"
+        "  --dir DIR           where the temporary broker directories go\n"
+        "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
+        "  --wrap CMD          run the broker under CMD, e.g.\n"
+        "                      \"valgrind --tool=callgrind "
+        "--callgrind-out-file=cg.%%p\"\n"
+        "  --broker PATH       sharehub-broker to run (default: this build's)\n"
+        "  --pg URI            also run the broker's throughput cases on this\n"
+        "                      PostgreSQL database (a schema of its own per run)\n"
+        "  --timeout S         give up on any one run after S seconds (default %d)\n",
+        O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
+        O.closed_events, O.backlog, O.batch_max, O.timeout_s);
 }
 
 static void parse(int argc, char **argv)
 {
     static const struct option longs[] = {
-        {"events", required_argument, NULL, 'e'},  {"senders", required_argument, NULL, 's'},
-        {"rates", required_argument, NULL, 'r'},   {"latency-seconds", required_argument, NULL, 'l'},
-        {"closed", required_argument, NULL, 'c'},  {"backlog", required_argument, NULL, 'b'},
-        {"batch-max", required_argument, NULL, 'm'}, {"sync-normal", no_argument, NULL, 'n'},
-        {"only", required_argument, NULL, 'o'},    {"dir", required_argument, NULL, 'd'},
-        {"wrap", required_argument, NULL, 'w'},    {"broker", required_argument, NULL, 'B'},
-        {"timeout", required_argument, NULL, 't'}, {"runs", required_argument, NULL, 'R'},
-        {"many-senders", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+        {"events", required_argument, NULL, 'e'},
+        {"senders", required_argument, NULL, 's'},
+        {"rates", required_argument, NULL, 'r'},
+        {"latency-seconds", required_argument, NULL, 'l'},
+        {"closed", required_argument, NULL, 'c'},
+        {"backlog", required_argument, NULL, 'b'},
+        {"batch-max", required_argument, NULL, 'm'},
+        {"sync-normal", no_argument, NULL, 'n'},
+        {"only", required_argument, NULL, 'o'},
+        {"dir", required_argument, NULL, 'd'},
+        {"wrap", required_argument, NULL, 'w'},
+        {"broker", required_argument, NULL, 'B'},
+        {"timeout", required_argument, NULL, 't'},
+        {"runs", required_argument, NULL, 'R'},
+        {"many-senders", required_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'},
         {"pg", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
@@ -1480,7 +1493,9 @@ static void parse(int argc, char **argv)
         case 'd': O.dir = optarg; break;
         case 'w': O.wrap = optarg; break;
         case 'B': O.broker = optarg; break;
-        case 'P': O.pg = optarg; break;
+        case 'P':
+            O.pg = optarg;
+            break;
         case 't': O.timeout_s = atoi(optarg); break;
         case 'r': {
             O.n_rates = 0;

@@ -160,8 +160,9 @@ static int cell_copy(shub_db_stmt_t *st, int i, const char *name, cell_t *c)
 }
 
 /* Adds an empty section named `name` to r, its columns those of st. */
-static section_t *section_new(shub_query_result_t *r, const char *name, shub_db_stmt_t *st,
-                              const char *const *hidden, bool vertical)
+static section_t *section_new(shub_query_result_t *r, const char *name,
+                              shub_db_stmt_t *st, const char *const *hidden,
+                              bool vertical)
 {
     section_t *grown = shub_realloc(r->secs, (r->nsecs + 1) * sizeof *grown);
     if (!grown)
@@ -257,8 +258,8 @@ static int bind_blob(shub_db_stmt_t *st, const char *name, const void *p, int n)
     return i && p ? shub_db_bind_blob(st, i, p, n) : 0;
 }
 
-static int prepare(shub_store_t *s, const char *sql, shub_db_stmt_t **st, const char *what,
-                   shub_err_t *err)
+static int prepare(shub_store_t *s, const char *sql, shub_db_stmt_t **st,
+                   const char *what, shub_err_t *err)
 {
     *st = NULL;
     if (shub_db_prepare(s->db, sql, false, st) != 0)
@@ -269,7 +270,8 @@ static int prepare(shub_store_t *s, const char *sql, shub_db_stmt_t **st, const 
 /* The audit rows with their names as text: what every query reads. SQLite:
  * a TEMP view lives in the connection's own temp schema, so a read-only
  * connection can make it; PostgreSQL's are part of the schema (store.c). */
-static const char view_sql[] = SHUB_STORE_VIEWS_SQL("main.", "CREATE TEMP VIEW IF NOT EXISTS ");
+static const char view_sql[] =
+    SHUB_STORE_VIEWS_SQL("main.", "CREATE TEMP VIEW IF NOT EXISTS ");
 
 /* One read snapshot for everything a query reads; a no-op inside a
  * transaction the caller already holds. */
@@ -564,12 +566,14 @@ static const char explain_recipients_sql[] = EVENT_ROWS
     " d.fields_shared, d.fields_stripped, d.facts, d.at AS decided_at,"
     " (SELECT min(p.created_at) FROM sealed_t p WHERE p.event_id = d.event_id"
     "   AND p.recipient = d.recipient) AS queued_at,"
-    " (SELECT f.at FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient AND f.action = 'ack'"
+    " (SELECT f.at FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient AND "
+    "f.action = 'ack'"
     "   ORDER BY f.seq LIMIT 1) AS acknowledged_at,"
     " (SELECT f.at FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient"
     "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_at,"
     " (SELECT f.action || ': ' || coalesce(f.reason, '') || coalesce(' (' ||"
-    "   f.explanation || ')', '') FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient"
+    "   f.explanation || ')', '') FROM ev f WHERE f.recipient IS NOT DISTINCT FROM "
+    "d.recipient"
     "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_why,"
     " d.payload_hash, d.seq"
     " FROM ev d WHERE d.action = 'decide' ORDER BY d.seq";
@@ -634,8 +638,8 @@ done:
 #define MARAC_SQL(HEX_A, HEX_B, INSTR)                                                   \
     "WITH r AS (SELECT sender, recipient, event_type, facts,"                            \
     "   CASE WHEN case_hash IS NOT NULL THEN 'c:' || " HEX_A "case_hash" HEX_B           \
-    "   ELSE 'e:' || " HEX_A "event_id" HEX_B " END AS k, 'e:' || " HEX_A "event_id"     \
-    HEX_B " AS e"                                                                        \
+    "   ELSE 'e:' || " HEX_A "event_id" HEX_B " END AS k, 'e:' || " HEX_A                \
+    "event_id" HEX_B " AS e"                                                             \
     "   FROM audit_t WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"      \
     "   AND event_type IN ('marac.referral', 'marac.referral.decision', "                \
     "'marac.transfer')),"                                                                \
@@ -650,11 +654,11 @@ done:
     "   UNION ALL SELECT recipient, 'in', k FROM r WHERE event_type = 'marac.transfer'"  \
     "   UNION ALL SELECT sender, 'out', k FROM r WHERE event_type = 'marac.transfer')"   \
     " SELECT marac,"                                                                     \
-    " count(DISTINCT CASE WHEN metric = 'received' THEN k END) AS received,"            \
-    " count(DISTINCT CASE WHEN metric = 'accepted' THEN k END) AS accepted,"            \
-    " count(DISTINCT CASE WHEN metric = 'withdrawn' THEN k END) AS withdrawn,"          \
-    " count(DISTINCT CASE WHEN metric = 'in' THEN k END) AS transferred_in,"            \
-    " count(DISTINCT CASE WHEN metric = 'out' THEN k END) AS transferred_out"           \
+    " count(DISTINCT CASE WHEN metric = 'received' THEN k END) AS received,"             \
+    " count(DISTINCT CASE WHEN metric = 'accepted' THEN k END) AS accepted,"             \
+    " count(DISTINCT CASE WHEN metric = 'withdrawn' THEN k END) AS withdrawn,"           \
+    " count(DISTINCT CASE WHEN metric = 'in' THEN k END) AS transferred_in,"             \
+    " count(DISTINCT CASE WHEN metric = 'out' THEN k END) AS transferred_out"            \
     " FROM m GROUP BY marac ORDER BY marac"
 #define FIELDS_SQL(INSTR)                                                                \
     "WITH RECURSIVE split(agreement, field, rest) AS ("                                  \
@@ -662,11 +666,11 @@ done:
     "   WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"                   \
     "   AND fields_stripped IS NOT NULL AND fields_stripped <> ''"                       \
     "   UNION ALL SELECT agreement, substr(rest, 1, " INSTR "(rest, ',') - 1),"          \
-    "   substr(rest, " INSTR "(rest, ',') + 1) FROM split WHERE rest <> ''),"           \
+    "   substr(rest, " INSTR "(rest, ',') + 1) FROM split WHERE rest <> ''),"            \
     " counted AS (SELECT agreement, field, count(*) AS times FROM split"                 \
     "   WHERE field IS NOT NULL AND field <> '' GROUP BY agreement, field),"             \
     " ranked AS (SELECT agreement, field, times, row_number() OVER"                      \
-    "   (PARTITION BY agreement ORDER BY times DESC, field) AS rank FROM counted)"      \
+    "   (PARTITION BY agreement ORDER BY times DESC, field) AS rank FROM counted)"       \
     " SELECT agreement, rank, field, times FROM ranked WHERE rank <= :top"               \
     " ORDER BY agreement, rank"
 
@@ -680,18 +684,21 @@ static const struct {
     {"agreements",
      "SELECT agreement, decision, reason, count(*) AS shares FROM audit_t"
      " WHERE " WINDOW " AND action = 'decide'"
-     " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason", NULL},
+     " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason",
+     NULL},
     {"orgs",
-     "SELECT sender, recipient, " COUNT_IF("decision = 'allow'") " AS allowed, "
-     COUNT_IF("decision = 'deny'") " AS denied FROM audit_t WHERE " WINDOW
-     " AND action = 'decide'"
-     " GROUP BY sender, recipient ORDER BY sender, recipient", NULL},
+     "SELECT sender, recipient, " COUNT_IF("decision = 'allow'") " AS allowed, " COUNT_IF(
+         "decision = 'deny'") " AS denied FROM audit_t WHERE " WINDOW
+                              " AND action = 'decide'"
+                              " GROUP BY sender, recipient ORDER BY sender, recipient",
+     NULL},
     {"areas",
      "SELECT area, event_type, count(DISTINCT event_id) AS events,"
-     " " COUNT_IF("decision = 'allow'") " AS allowed, " COUNT_IF("decision = 'deny'")
-     " AS denied FROM audit_t"
-     " WHERE " WINDOW " AND action = 'decide'"
-     " GROUP BY area, event_type ORDER BY area, event_type", NULL},
+     " " COUNT_IF("decision = 'allow'") " AS allowed, " COUNT_IF(
+         "decision = 'deny'") " AS denied FROM audit_t"
+                              " WHERE " WINDOW " AND action = 'decide'"
+                              " GROUP BY area, event_type ORDER BY area, event_type",
+     NULL},
     /* MARAC flow: referrals received (by recipient, distinct events);
      * accepted and withdrawn (the decisions the MARAC sent, by the code its
      * agreement declares reportable, distinct events: every referral is
@@ -699,18 +706,21 @@ static const struct {
      * decisions add up to the referrals); transfers in and out (distinct
      * cases, so a resend after request_missing counts once). Facts are
      * "path=value,..." codes: matched whole, with commas. */
-    {"marac", MARAC_SQL("hex(", ")", "instr"), MARAC_SQL("encode(", ", 'hex')", "strpos")},
+    {"marac", MARAC_SQL("hex(", ")", "instr"),
+     MARAC_SQL("encode(", ", 'hex')", "strpos")},
     /* Split in SQL with a recursive CTE rather than json_each: a field path
      * edited to hold a quote must not make the whole report fail. */
     {"fields_stripped", FIELDS_SQL("instr"), FIELDS_SQL("strpos")},
     {"dead_letters",
      "SELECT recipient, action, reason, count(*) AS deliveries FROM audit_t"
      " WHERE " WINDOW " AND action IN ('dead', 'recheck')"
-     " GROUP BY recipient, action, reason ORDER BY recipient, action, reason", NULL},
+     " GROUP BY recipient, action, reason ORDER BY recipient, action, reason",
+     NULL},
     /* The copies pending now: live state, not part of the chain. */
     {"pending",
      "SELECT recipient, count(*) AS pending, min(created_at) AS oldest_pending"
-     " FROM sealed_t GROUP BY recipient ORDER BY recipient", NULL},
+     " FROM sealed_t GROUP BY recipient ORDER BY recipient",
+     NULL},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
     {"agreement_review",
@@ -721,7 +731,8 @@ static const struct {
      " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, validity "
      "ended'"
      " WHEN review < :now THEN 'review overdue' ELSE 'validity ended' END AS problem"
-     " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id", NULL},
+     " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id",
+     NULL},
 };
 
 static const char report_checkpoint_sql[] =

@@ -282,7 +282,8 @@ static const char *const schema_sql_pg[] = {
     "CREATE INDEX find_event ON audit_find(event_id, seq);\n",
     "CREATE INDEX find_sender ON audit_find(sender, seq);\n",
     "CREATE INDEX find_recipient ON audit_find(recipient, seq);\n",
-    "CREATE INDEX find_agreement ON audit_find(agreement, seq) WHERE agreement IS NOT NULL;\n",
+    "CREATE INDEX find_agreement ON audit_find(agreement, seq) WHERE agreement IS NOT "
+    "NULL;\n",
     "CREATE INDEX find_type ON audit_find(event_type, seq);\n",
     "CREATE INDEX find_reason ON audit_find(reason, seq) WHERE reason IS NOT NULL;\n",
     "CREATE INDEX find_case ON audit_find(case_hash, seq) WHERE case_hash IS NOT NULL;\n",
@@ -564,9 +565,6 @@ int shub_store_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out, shub_er
     return 0;
 }
 
-
-
-
 static int bind_id(shub_db_stmt_t *st, int i, const shub_id_t *id)
 {
     return shub_db_bind_blob(st, i, id->bytes, SHUB_ID_SIZE);
@@ -576,7 +574,6 @@ static int bind_str(shub_db_stmt_t *st, int i, const char *t)
 {
     return shub_db_bind_text(st, i, t, strlen(t));
 }
-
 
 static bool id_is_zero(const shub_id_t *id)
 {
@@ -882,8 +879,10 @@ int shub_store_names_load(shub_store_t *s, shub_err_t *err)
     if (!s->names.slots && slots_rebuild(&s->names, 16))
         return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
 
-    rc = shub_db_prepare(s->db, "SELECT vid, id, version, content_hash FROM agreement_versions"
-                            " WHERE vid > ?1 ORDER BY vid", false, &st);
+    rc = shub_db_prepare(s->db,
+                         "SELECT vid, id, version, content_hash FROM agreement_versions"
+                         " WHERE vid > ?1 ORDER BY vid",
+                         false, &st);
     if (rc == 0)
         rc = shub_db_bind_int(
             st, 1, s->n_agreements ? s->agreements[s->n_agreements - 1].vid : 0);
@@ -941,8 +940,7 @@ static int meta_get(shub_store_t *s, const char *key, char *buf, size_t size,
                     shub_err_t *err)
 {
     shub_db_stmt_t *st = NULL;
-    int rc =
-        shub_db_prepare(s->db, "SELECT value FROM meta WHERE key = ?1", false, &st);
+    int rc = shub_db_prepare(s->db, "SELECT value FROM meta WHERE key = ?1", false, &st);
     if (rc == 0)
         rc = bind_str(st, 1, key);
     if (rc == 0)
@@ -965,9 +963,10 @@ static int meta_get(shub_store_t *s, const char *key, char *buf, size_t size,
 static int meta_put(shub_store_t *s, const char *key, const char *value, shub_err_t *err)
 {
     shub_db_stmt_t *st = NULL;
-    int rc = shub_db_prepare(
-        s->db, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
-        " ON CONFLICT(key) DO UPDATE SET value = excluded.value", false, &st);
+    int rc = shub_db_prepare(s->db,
+                             "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             false, &st);
     if (rc == 0)
         rc = bind_str(st, 1, key);
     if (rc == 0)
@@ -1101,7 +1100,7 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
         if (s->readonly)
             return shub_err_set(err, SHUB_EDB, "'%s' is not a sharehub store (%s)", path,
                                 shub_db_kind(s->db) == SHUB_DB_PG ? "no tables"
-                                                                   : "empty file");
+                                                                  : "empty file");
         if ((rc = create_schema(s, path, err)) ||
             (rc = probe(s, &app_id, &version, &tables, err)))
             return rc;
@@ -1428,8 +1427,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         if ((rc = shub_store_names_load(s, err)))
             goto fail;
         if (!pg && (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
-            pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
-            pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0)) {
+                    pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
+                    pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0)) {
             rc = shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its thread");
             goto fail;
         }
@@ -2208,9 +2207,9 @@ int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out, shub_e
         return shub_store_read_fail(s, err, "read sealed copy");
     rc = shub_db_step(st);
     if (rc != SHUB_DB_ROW) {
-        rc = rc == SHUB_DB_DONE
-                 ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld", (long long)seq)
-                 : shub_store_read_fail(s, err, "read sealed copy");
+        rc = rc == SHUB_DB_DONE ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld",
+                                               (long long)seq)
+                                : shub_store_read_fail(s, err, "read sealed copy");
         shub_db_reset(st);
         return rc;
     }
@@ -2380,8 +2379,7 @@ int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_h
      * name. */
     if ((rc = shub_store_read_stmt(s, ST_WITNESS_CHECK, &st, err)))
         return rc;
-    if (shub_db_bind_int(st, 1, w->seq) ||
-        shub_db_bind_blob(st, 2, w->head, 32) ||
+    if (shub_db_bind_int(st, 1, w->seq) || shub_db_bind_blob(st, 2, w->head, 32) ||
         shub_db_bind_int(st, 3, w->at_ms))
         return shub_store_read_fail(s, err, "witness add");
     rc = shub_db_step(st);

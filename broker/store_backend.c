@@ -86,7 +86,10 @@ struct shub_db_stmt {
     char name[24]; /* the server-side statement */
     PGresult *res;
     int row, nrows;
-    char num[24]; /* an integer column as text */
+    char num[24];   /* an integer column as text */
+    bool stream;    /* rows fetched one at a time (shub_db_stream) */
+    bool streaming; /* sent, rows still coming */
+    bool finished;  /* streamed to the end: DONE until reset */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -460,6 +463,18 @@ static void pg_clear_result(shub_db_stmt_t *st)
     st->res = NULL;
     st->row = -1;
     st->nrows = 0;
+    if (st->streaming) { /* stopped early: the server stops sending, the rest
+                            is read and dropped */
+        char why[256];
+        PGcancel *c = PQgetCancel(st->db->pg);
+        if (c) {
+            PQcancel(c, why, sizeof why);
+            PQfreeCancel(c);
+        }
+        for (PGresult *r; (r = PQgetResult(st->db->pg));)
+            PQclear(r);
+    }
+    st->streaming = st->finished = false;
 }
 
 static int pg_prepare(shub_db_t *db, const char *sql, bool persistent, shub_db_stmt_t *st)
@@ -524,6 +539,55 @@ static int pg_run(shub_db_stmt_t *st)
     st->nrows = PQntuples(st->res);
     st->row = -1;
     return 0;
+}
+
+/* A streamed statement's next row: one result per row (single-row mode). */
+static int pg_stream_step(shub_db_stmt_t *st)
+{
+    shub_db_t *db = st->db;
+    if (st->finished)
+        return SHUB_DB_DONE;
+    if (!st->streaming) {
+        pg_args_t a;
+        pg_args(st, &a);
+        if (PQsendQueryParams(db->pg, st->sql, st->nparams, a.types, a.vals, a.lens,
+                              a.fmts, 1) != 1 ||
+            PQsetSingleRowMode(db->pg) != 1) {
+            pg_fail(db, NULL);
+            for (PGresult *r; (r = PQgetResult(db->pg));)
+                PQclear(r);
+            return SHUB_DB_ERROR;
+        }
+        st->streaming = true;
+    }
+    PQclear(st->res);
+    st->res = PQgetResult(db->pg);
+    ExecStatusType t = st->res ? PQresultStatus(st->res) : PGRES_TUPLES_OK;
+    if (t == PGRES_SINGLE_TUPLE) {
+        st->row = 0;
+        st->nrows = 1;
+        return SHUB_DB_ROW;
+    }
+    int rc = SHUB_DB_DONE;
+    if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK) {
+        pg_fail(db, st->res);
+        rc = SHUB_DB_ERROR;
+    }
+    PQclear(st->res); /* the end: read on to the NULL that closes it */
+    st->res = NULL;
+    for (PGresult *r; (r = PQgetResult(db->pg));)
+        PQclear(r);
+    st->streaming = false;
+    st->finished = rc == SHUB_DB_DONE;
+    st->row = -1;
+    st->nrows = 0;
+    return rc;
+}
+
+void shub_db_stream(shub_db_stmt_t *st)
+{
+    if (!st->lite && !st->persistent)
+        st->stream = true;
 }
 
 static pg_param_t *pg_param(shub_db_stmt_t *st, int i)
@@ -769,6 +833,8 @@ int shub_db_step(shub_db_stmt_t *st)
     }
     if (st->db->pipeline) /* sent; its answer is read at the next sync */
         return pipe_send(st) ? SHUB_DB_ERROR : SHUB_DB_DONE;
+    if (st->stream)
+        return pg_stream_step(st);
     if (!st->res && pg_run(st))
         return SHUB_DB_ERROR;
     if (st->row + 1 < st->nrows) {
@@ -791,7 +857,7 @@ void shub_db_reset(shub_db_stmt_t *st)
  * first step, run it now (a failure is reported again by that step). */
 static void pg_ensure_run(shub_db_stmt_t *st)
 {
-    if (!st->res)
+    if (!st->res && !st->stream)
         pg_run(st);
 }
 

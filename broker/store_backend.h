@@ -111,6 +111,12 @@ void shub_db_wal_checkpoint(shub_db_t *db, bool truncate);
 int shub_db_prepare(shub_db_t *db, const char *sql, bool persistent,
                     shub_db_stmt_t **st_p);
 
+/* PostgreSQL: fetch the rows of a one-off statement one at a time rather
+ * than all at its first step, for a walk over a whole table (verify). Until
+ * it is done or reset no other statement may run on the connection. Does
+ * nothing on SQLite, which always steps so. */
+void shub_db_stream(shub_db_stmt_t *st);
+
 /* Frees a statement. Accepts NULL. */
 void shub_db_finalize(shub_db_stmt_t *st);
 

@@ -93,9 +93,10 @@ static int load_checkpoints(walk_t *w, shub_err_t *err)
     const uint8_t *expected = w->opts->expected_key;
     shub_db_stmt_t *st = NULL;
     size_t cap = 0;
-    int rc =
-        shub_db_prepare(w->s->db, "SELECT seq, upto_seq, head_hash, at, public_key, signature"
-                           " FROM checkpoints ORDER BY upto_seq, seq", false, &st);
+    int rc = shub_db_prepare(w->s->db,
+                             "SELECT seq, upto_seq, head_hash, at, public_key, signature"
+                             " FROM checkpoints ORDER BY upto_seq, seq",
+                             false, &st);
     if (rc != 0)
         return shub_store_db_fail(w->s, err, "verify: read checkpoints");
     while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
@@ -207,7 +208,8 @@ static int read_interval(walk_t *w)
 {
     shub_db_stmt_t *st = NULL;
     w->out->interval_ms = SHUB_STORE_CHECKPOINT_MS;
-    if (shub_db_prepare(w->s->db, "SELECT value FROM meta WHERE key = 'checkpoint_ms'", false, &st) == 0 &&
+    if (shub_db_prepare(w->s->db, "SELECT value FROM meta WHERE key = 'checkpoint_ms'",
+                        false, &st) == 0 &&
         shub_db_step(st) == SHUB_DB_ROW) {
         long long v = shub_db_column_int(st, 0);
         if (v > 0)
@@ -226,9 +228,12 @@ static int walk_rows(walk_t *w, shub_err_t *err)
     size_t ci = 0, wi = 0;
     int64_t signed_upto = w->ncps ? w->cps[w->ncps - 1].upto : 0;
     shub_db_stmt_t *st = NULL;
-    int rc = shub_db_prepare(w->s->db, "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit ORDER BY seq", false, &st);
+    int rc = shub_db_prepare(
+        w->s->db, "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit ORDER BY seq", false,
+        &st);
     if (rc != 0)
         return shub_store_db_fail(w->s, err, "verify: read audit log");
+    shub_db_stream(st); /* millions of rows: one at a time, never all in memory */
     while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
         const uint8_t *r;
         size_t rlen;

@@ -260,7 +260,8 @@ static int fail(shub_store_t *s, shub_err_t *err, const char *what)
     return shub_store_db_fail(s, err, what);
 }
 
-static int step_done(shub_store_t *s, shub_db_stmt_t *st, const char *what, shub_err_t *err)
+static int step_done(shub_store_t *s, shub_db_stmt_t *st, const char *what,
+                     shub_err_t *err)
 {
     int rc = shub_db_step(st);
     shub_db_reset(st);
@@ -283,8 +284,7 @@ static int run_drops(shub_store_t *s, batch_t *b, shub_err_t *err)
         size_t j = i;
         while (j + 1 < b->n_drops && b->drops[j + 1] <= b->drops[j] + 1)
             j++;
-        if (shub_db_bind_int(st, 1, b->drops[i]) ||
-            shub_db_bind_int(st, 2, b->drops[j]))
+        if (shub_db_bind_int(st, 1, b->drops[i]) || shub_db_bind_int(st, 2, b->drops[j]))
             return fail(s, err, "drop sealed copies");
         if ((rc = step_done(s, st, "drop sealed copies", err)))
             return rc;
@@ -318,9 +318,8 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
                 uint32_t n;
                 memcpy(&n, p, sizeof n);
                 p += sizeof n;
-                bad |= type == P_TEXT
-                           ? shub_db_bind_text(st, index, (const char *)p, n)
-                           : shub_db_bind_blob(st, index, p, (int)n);
+                bad |= type == P_TEXT ? shub_db_bind_text(st, index, (const char *)p, n)
+                                      : shub_db_bind_blob(st, index, p, (int)n);
                 p += n;
             } else {
                 bad |= shub_db_bind_null(st, index);
@@ -707,7 +706,8 @@ int shub_store_recover(shub_store_t *s, shub_err_t *err)
 
 /* ---- the caller's reading connection ---------------------------------------- */
 
-int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out, shub_err_t *err)
+int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out,
+                         shub_err_t *err)
 {
     if (!s->rdb)
         return shub_store_stmt(s, id, out, err);
@@ -722,5 +722,6 @@ int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
     if (shub_db_out_of_memory(s->rdb ? s->rdb : s->db))
         return shub_err_set(err, SHUB_ENOMEM, "%s: out of memory", what);
-    return shub_err_set(err, SHUB_EDB, "%s: %s", what, shub_db_errmsg(s->rdb ? s->rdb : s->db));
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what,
+                        shub_db_errmsg(s->rdb ? s->rdb : s->db));
 }

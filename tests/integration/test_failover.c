@@ -408,6 +408,55 @@ static int teardown(void **state)
     return 0;
 }
 
+/* What the agents' stores say once every outbox has drained (asserted
+ * within DRAIN_MS): shares receipted as allowed, delivered, lost (receipted,
+ * not in the recipient's inbox), duplicated in an inbox or in the brokers'
+ * decisions, and given up as dead. */
+typedef struct figures {
+    long receipted, inbox, lost, dup_inbox, dup_decided, dead;
+} figures_t;
+
+static figures_t drain(world_t *w)
+{
+    figures_t f = {0};
+    const char *senders[] = {"wmp", "btp", "marac-coventry"};
+    long pending = -1;
+    for (int64_t until = now_ms() + DRAIN_MS; now_ms() < until; nap_ms(200)) {
+        pending = 0;
+        for (size_t i = 0; i < 3; i++)
+            pending +=
+                agent_long(w->h, senders[i],
+                           "SELECT count(*) FROM outbox WHERE state <> 'receipted'") +
+                agent_long(w->h, senders[i],
+                           "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
+                           " ('acknowledged', 'denied', 'dead')");
+        if (pending == 0)
+            break;
+    }
+    assert_int_equal(pending, 0);
+
+    for (size_t i = 0; i < 3; i++) {
+        f.receipted += agent_long(w->h, senders[i],
+                                  "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
+                                  " ('denied', 'dead')");
+        f.dead += agent_long(w->h, senders[i],
+                             "SELECT count(*) FROM outcomes WHERE outcome = 'dead'");
+    }
+    f.lost = lost(w->h, "wmp", "marac-coventry") + lost(w->h, "btp", "marac-coventry") +
+             lost(w->h, "marac-coventry", "idva-coventry");
+    for (size_t a = 2; a < N_AGENTS; a++)
+        f.dup_inbox += agent_long(w->h, agents[a],
+                                  "SELECT count(*) - count(DISTINCT id) FROM inbox");
+    f.dup_decided =
+        pg_long(w->uri, "SELECT count(*) FROM (SELECT event_id, recipient FROM"
+                        " audit_t WHERE action = 'decide' GROUP BY event_id,"
+                        " recipient HAVING count(*) > 1) d");
+    f.inbox = agent_long(w->h, "marac-coventry", "SELECT count(*) FROM inbox") +
+              agent_long(w->h, "idva-coventry", "SELECT count(*) FROM inbox");
+
+    return f;
+}
+
 static int cmp_long(const void *a, const void *b)
 {
     long x = *(const long *)a, y = *(const long *)b;
@@ -455,41 +504,7 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
      * active broker. */
     assert_int_equal(stop(w->traffic, SIGTERM), 0);
     w->traffic = 0;
-    const char *senders[] = {"wmp", "btp", "marac-coventry"};
-    long pending = -1;
-    for (int64_t until = now_ms() + DRAIN_MS; now_ms() < until; nap_ms(200)) {
-        pending = 0;
-        for (size_t i = 0; i < 3; i++)
-            pending +=
-                agent_long(w->h, senders[i],
-                           "SELECT count(*) FROM outbox WHERE state <> 'receipted'") +
-                agent_long(w->h, senders[i],
-                           "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
-                           " ('acknowledged', 'denied', 'dead')");
-        if (pending == 0)
-            break;
-    }
-    assert_int_equal(pending, 0);
-
-    long receipted = 0, lost_n = 0, dup_inbox = 0, dead = 0;
-    for (size_t i = 0; i < 3; i++) {
-        receipted += agent_long(w->h, senders[i],
-                                "SELECT count(*) FROM outcomes WHERE outcome NOT IN"
-                                " ('denied', 'dead')");
-        dead += agent_long(w->h, senders[i],
-                           "SELECT count(*) FROM outcomes WHERE outcome = 'dead'");
-    }
-    lost_n = lost(w->h, "wmp", "marac-coventry") + lost(w->h, "btp", "marac-coventry") +
-             lost(w->h, "marac-coventry", "idva-coventry");
-    for (size_t a = 2; a < N_AGENTS; a++)
-        dup_inbox += agent_long(w->h, agents[a],
-                                "SELECT count(*) - count(DISTINCT id) FROM inbox");
-    long dup_decided =
-        pg_long(w->uri, "SELECT count(*) FROM (SELECT event_id, recipient FROM"
-                        " audit_t WHERE action = 'decide' GROUP BY event_id,"
-                        " recipient HAVING count(*) > 1) d");
-    long inbox = agent_long(w->h, "marac-coventry", "SELECT count(*) FROM inbox") +
-                 agent_long(w->h, "idva-coventry", "SELECT count(*) FROM inbox");
+    figures_t fig = drain(w);
 
     /* A clean stop signs the tail; the standby stops where it waits. */
     assert_int_equal(stop(w->broker[active], SIGTERM), 0);
@@ -522,17 +537,18 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
                   "(decisions) dead=%ld rows=%lld checkpoints=%lld witnessed=%lld "
                   "(of %zu held) countersignatures=%ld verify=%s%s\n",
                   rounds, takeover[0], takeover[rounds / 2], takeover[rounds - 1],
-                  receipted, inbox, lost_n, dup_inbox, dup_decided, dead,
+                  fig.receipted, fig.inbox, fig.lost, fig.dup_inbox, fig.dup_decided,
+                  fig.dead,
                   (long long)res.rows, (long long)res.checkpoints,
                   (long long)res.witnessed, n_wits, countersigned,
                   res.ok ? "ok" : "FAILED ", res.problem);
     assert_true(takeover[rounds - 1] < TAKEOVER_LIMIT_MS);
-    assert_true(receipted > rounds); /* traffic ran throughout */
-    assert_int_equal(lost_n, 0);
-    assert_int_equal(dup_inbox, 0);
-    assert_int_equal(dup_decided, 0);
-    assert_int_equal(dead, 0);
-    assert_int_equal(inbox, receipted);
+    assert_true(fig.receipted > rounds); /* traffic ran throughout */
+    assert_int_equal(fig.lost, 0);
+    assert_int_equal(fig.dup_inbox, 0);
+    assert_int_equal(fig.dup_decided, 0);
+    assert_int_equal(fig.dead, 0);
+    assert_int_equal(fig.inbox, fig.receipted);
     assert_true(res.ok);
     assert_true(res.witnessed > 0);
     assert_true(countersigned > 0);
@@ -551,12 +567,75 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
     w->passed = true;
 }
 
+/* The active broker's database session is ended under it (a network that
+ * failed between it and the database, as the server sees it): the lock
+ * goes with the session, the standby takes over, and the old broker, whose
+ * next commit fails, must not reconnect and write beside it: it exits 69.
+ * Nothing receipted is lost. */
+static void test_failover_session_lost_broker_exits_69_standby_serves(void **state)
+{
+    world_t *w = *state;
+    broker_start(w, 0);
+    assert_true(wait_file(w->ready[0], 20000));
+    broker_start(w, 1);
+    assert_true(wait_log(w, w->instance, "standby: waiting", 10000));
+    for (size_t a = 0; a < N_AGENTS; a++)
+        w->agent[a] = agent_start(w, agents[a]);
+    w->traffic = traffic_start(w->h);
+    nap_ms(1500);
+
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE application_name LIKE 'sharehub-broker pid %ld on %%'",
+             (long)w->broker[0]);
+    int64_t t0 = now_ms();
+    assert_int_equal(pg_long(w->uri, sql), 1); /* the writing session alone */
+    assert_true(wait_file(w->ready[1], 5000));
+    long takeover = (long)(now_ms() - t0);
+    int status = -1;
+    for (int64_t until = now_ms() + 20000; now_ms() < until; nap_ms(20))
+        if (waitpid(w->broker[0], &status, WNOHANG) == w->broker[0])
+            break;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 69);
+    long stopped = (long)(now_ms() - t0);
+    w->broker[0] = 0;
+    char log[400];
+    snprintf(log, sizeof log, "%s/broker-1.log", w->h->dir);
+    assert_true(file_has(log, "stopping: the database lock is lost"));
+
+    nap_ms(1000);
+    assert_int_equal(stop(w->traffic, SIGTERM), 0);
+    w->traffic = 0;
+    figures_t fig = drain(w);
+    print_message("session lost: standby serving %ld ms after, the old broker exited 69 "
+                  "%ld ms after; receipted=%ld lost=%ld duplicated=%ld (inbox) %ld "
+                  "(decisions)\n",
+                  takeover, stopped, fig.receipted, fig.lost, fig.dup_inbox,
+                  fig.dup_decided);
+    assert_int_equal(fig.lost, 0);
+    assert_int_equal(fig.dup_inbox, 0);
+    assert_int_equal(fig.dup_decided, 0);
+    assert_int_equal(fig.inbox, fig.receipted);
+    assert_int_equal(stop(w->broker[1], SIGTERM), 0);
+    w->broker[1] = 0;
+    shub_verify_result_t res;
+    shub_err_t err;
+    shub_verify_opts_t vo = {.now_ms = shub_now_ms()};
+    assert_int_equal(shub_store_verify(w->uri, &vo, &res, &err), 0);
+    assert_true(res.ok);
+    w->passed = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_failover_kill_active_20_times_standby_serves_nothing_lost, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failover_session_lost_broker_exits_69_standby_serves, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,16 +177,31 @@ static int pg_open(shub_db_t *db, const char *target, const shub_db_opts_t *opts
         PQfreemem(perr);
         return rc;
     }
-    PQconninfoFree(parsed);
     /*
      * Keepalives and tcp_user_timeout on our side notice a server that went
      * away within seconds, so a commit fails instead of hanging for the
-     * kernel's 15 minutes. The same settings for the server's side of the
-     * connection go in `options`: they are what makes the server end a dead
-     * broker's session, and with it release its advisory lock, so that the
-     * standby takes over (docs/postgresql.md). Listed before dbname, so a
-     * URI that says otherwise wins.
+     * kernel's 15 minutes; listed before dbname, so a URI that says otherwise
+     * wins. The same settings for the server's side of the connection go in
+     * `options`: they make the server end a dead broker's session, and with
+     * it release its advisory lock, so that the standby takes over
+     * (docs/postgresql.md). A URI's own options (a search_path, say) follow
+     * ours, so that a setting it repeats wins there too.
      */
+    static const char server_side[] =
+        "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=2"
+        " -c tcp_user_timeout=4000";
+    const char *given = NULL;
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0])
+            given = o->val;
+    size_t n = sizeof server_side + (given ? strlen(given) + 1 : 0);
+    char *options = shub_malloc(n);
+    if (!options) {
+        PQconninfoFree(parsed);
+        return shub_err_set(err, SHUB_ENOMEM, "connect: out of memory");
+    }
+    snprintf(options, n, "%s%s%s", server_side, given ? " " : "", given ? given : "");
+    PQconninfoFree(parsed);
     static const char *const keys[] = {
         "application_name",
         "connect_timeout",
@@ -195,8 +210,8 @@ static int pg_open(shub_db_t *db, const char *target, const shub_db_opts_t *opts
         "keepalives_interval",
         "keepalives_count",
         "tcp_user_timeout",
-        "options",
         "dbname",
+        "options",
         NULL,
     };
     const char *vals[] = {
@@ -207,12 +222,12 @@ static int pg_open(shub_db_t *db, const char *target, const shub_db_opts_t *opts
         "1",
         "2",
         "4000",
-        "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=2"
-        " -c tcp_user_timeout=4000",
         target,
+        options,
         NULL,
     };
     db->pg = PQconnectdbParams(keys, vals, 1);
+    shub_free(options);
     if (!db->pg)
         return shub_err_set(err, SHUB_ENOMEM, "connect: out of memory");
     if (PQstatus(db->pg) != CONNECTION_OK) {

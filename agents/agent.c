@@ -80,7 +80,10 @@ struct shub_agent {
     shub_agent_opts_t opts; /* strings borrowed from the caller */
     shub_agent_config_t *cfg;
     char *db_path;
-    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT];
+    char endpoint[SHUB_TRANSPORT_MAX_ENDPOINT]; /* the one being tried or used */
+    char endpoints[SHUB_AGENT_MAX_BROKERS][SHUB_TRANSPORT_MAX_ENDPOINT];
+    size_t n_endpoints, ep; /* ep: the index of endpoint */
+    bool tried;             /* a connection to endpoint was made */
     shub_curve_keys_t keys, broker;
     shub_agentdb_t *db;
     shub_scenario_t *scenario;
@@ -193,6 +196,15 @@ static void reconnect(shub_agent_t *a, int64_t now)
 {
     close_socket(a);
     a->welcomed = false;
+    /* Several brokers (an active one and standbys): the one that did not
+     * welcome us, or went away, gives way to the next. Only the active one
+     * has its endpoint bound. */
+    if (a->n_endpoints > 1 && a->tried) {
+        a->ep = (a->ep + 1) % a->n_endpoints;
+        snprintf(a->endpoint, sizeof a->endpoint, "%s", a->endpoints[a->ep]);
+        shub_info("trying the next broker endpoint=%s", a->endpoint);
+    }
+    a->tried = true;
     shub_err_t err;
     shub_transport_opts_t o = {
         .endpoint = a->endpoint,
@@ -209,7 +221,9 @@ static void reconnect(shub_agent_t *a, int64_t now)
         shub_agent_link_attach(&a->link, a->sock);
         send_hello(a);
     }
-    a->next_hello_ms = now + a->backoff_ms;
+    a->next_hello_ms = now + (a->n_endpoints > 1 && a->backoff_ms > SHUB_AGENT_SWITCH_MS
+                                  ? SHUB_AGENT_SWITCH_MS
+                                  : a->backoff_ms);
     a->backoff_ms = a->backoff_ms * 2 > SHUB_AGENT_BACKOFF_MAX_MS
                         ? SHUB_AGENT_BACKOFF_MAX_MS
                         : a->backoff_ms * 2;
@@ -239,6 +253,15 @@ static void session_timers(shub_agent_t *a, int64_t now)
     int64_t silent = now - a->last_in_ms;
     int64_t limit =
         3 * (int64_t)a->heartbeat_ms < 1000 ? 1000 : 3 * (int64_t)a->heartbeat_ms;
+    if (shub_agent_link_dropped(&a->link)) {
+        shub_warn("the connection to the broker closed; reconnecting endpoint=%s",
+                  a->endpoint);
+        shub_agent_link_lost(&a->link, now);
+        a->welcomed = false;
+        a->backoff_ms = SHUB_AGENT_BACKOFF_MIN_MS;
+        reconnect(a, now);
+        return;
+    }
     if (silent > limit) {
         shub_warn("broker silent for %lld ms; reconnecting endpoint=%s",
                   (long long)silent, a->endpoint);
@@ -411,21 +434,45 @@ int shub_agent_new(const shub_agent_opts_t *opts, shub_agent_t **agent_p, shub_e
         shub_free(a->cfg->key_dir);
         a->cfg->key_dir = kd;
     }
-    const char *ep = opts->endpoint ? opts->endpoint : a->cfg->endpoint;
-    if (!ep || strchr(ep, '*')) {
-        rc = shub_err_set(
-            err, SHUB_ECONFIG,
-            ep ? "endpoint '%s' is a wildcard to bind, not an address to "
-                 "connect to; give --broker"
-               : "no broker endpoint%s: give --broker or set hub.yaml's endpoint",
-            ep ? ep : "");
+    /* The brokers to try: --broker (repeated), else hub.yaml's brokers, else
+     * its endpoint. */
+    const char *one = opts->endpoint ? opts->endpoint : a->cfg->endpoint;
+    const char *const *eps = &one;
+    size_t n_eps = one ? 1 : 0;
+    if (opts->n_endpoints) {
+        eps = opts->endpoints;
+        n_eps = opts->n_endpoints;
+    } else if (!opts->endpoint && a->cfg->n_brokers) {
+        eps = (const char *const *)a->cfg->brokers;
+        n_eps = a->cfg->n_brokers;
+    }
+    if (n_eps == 0) {
+        rc = shub_err_set(err, SHUB_ECONFIG,
+                          "no broker endpoint: give --broker or set hub.yaml's endpoint");
         goto fail;
     }
-    if (strlen(ep) >= sizeof a->endpoint) {
-        rc = shub_err_set(err, SHUB_ECONFIG, "endpoint too long");
+    if (n_eps > SHUB_AGENT_MAX_BROKERS) {
+        rc = shub_err_set(err, SHUB_ECONFIG, "%zu broker endpoints exceed limit %d",
+                          n_eps, SHUB_AGENT_MAX_BROKERS);
         goto fail;
     }
-    snprintf(a->endpoint, sizeof a->endpoint, "%s", ep);
+    for (size_t i = 0; i < n_eps; i++) {
+        const char *ep = eps[i];
+        if (!ep || strchr(ep, '*')) {
+            rc = shub_err_set(err, SHUB_ECONFIG,
+                              "endpoint '%s' is a wildcard to bind, not an address to "
+                              "connect to; give --broker",
+                              ep ? ep : "");
+            goto fail;
+        }
+        if (strlen(ep) >= sizeof a->endpoints[i]) {
+            rc = shub_err_set(err, SHUB_ECONFIG, "endpoint too long");
+            goto fail;
+        }
+        snprintf(a->endpoints[i], sizeof a->endpoints[i], "%s", ep);
+    }
+    a->n_endpoints = n_eps;
+    snprintf(a->endpoint, sizeof a->endpoint, "%s", a->endpoints[0]);
     if ((rc = load_keys(a, err)))
         goto fail;
 

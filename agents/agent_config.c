@@ -17,18 +17,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- hub.yaml: endpoint and key_dir ----------------------------------- */
+/* ---- hub.yaml: endpoint, brokers and key_dir ------------------------- */
 
 typedef struct raw_hub {
     const char *endpoint;
     const char *key_dir;
+    const char **brokers;
+    size_t n_brokers;
 } raw_hub_t;
 
 static const shub_yaml_type_t endpoint_type = {
     .kind = SHUB_YAML_TEXT, .min = 1, .max = 255};
 static const shub_yaml_type_t path_type = {.kind = SHUB_YAML_TEXT, .min = 1, .max = 1024};
+static const shub_yaml_type_t brokers_type = {.kind = SHUB_YAML_LIST,
+                                              .min = 1,
+                                              .max = SHUB_AGENT_MAX_BROKERS,
+                                              .entry = &endpoint_type};
 static const shub_yaml_field_t hub_fields[] = {
     {"endpoint", false, offsetof(raw_hub_t, endpoint), 0, &endpoint_type},
+    {"brokers", false, offsetof(raw_hub_t, brokers), offsetof(raw_hub_t, n_brokers),
+     &brokers_type},
     {"key_dir", false, offsetof(raw_hub_t, key_dir), 0, &path_type},
     {NULL, false, 0, 0, NULL},
 };
@@ -120,6 +128,11 @@ int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t
         goto fail;
     if (hub.endpoint && !(cfg->endpoint = shub_strdup(hub.endpoint)))
         goto nomem;
+    if (hub.n_brokers) {
+        if (!(cfg->brokers = copy_list(hub.brokers, hub.n_brokers)))
+            goto nomem;
+        cfg->n_brokers = hub.n_brokers;
+    }
     if (!(cfg->key_dir = join(dir, hub.key_dir ? hub.key_dir : "keys")))
         goto nomem;
 
@@ -169,6 +182,7 @@ void shub_agent_config_destroy(shub_agent_config_t **cfg_p)
         return;
     shub_agent_config_t *cfg = *cfg_p;
     shub_free(cfg->endpoint);
+    free_list(cfg->brokers, cfg->n_brokers);
     shub_free(cfg->key_dir);
     shub_free(cfg->org);
     shub_free(cfg->kind);

@@ -35,6 +35,8 @@ typedef struct agent_link {
     int64_t down_since_ms;  /* start of the current time without a session */
     bool connected;         /* a transport connection exists now */
     bool explained;         /* a refusal or failed handshake was seen in this outage */
+    bool dropped;           /* the connection closed while welcomed (a broker that
+                               died, or a standby's endpoint it never was) */
     int64_t next_report_ms; /* when to say again that there is no session */
 } agent_link_t;
 
@@ -51,6 +53,10 @@ void shub_agent_link_release(agent_link_t *l);
 
 /* Reads what the monitor saw and logs what changed or is overdue. */
 void shub_agent_link_poll(agent_link_t *l, int64_t now_ms);
+
+/* Whether the welcomed connection closed since last asked (then clears it):
+ * the broker went away without a BYE, and silence need not be waited for. */
+bool shub_agent_link_dropped(agent_link_t *l);
 
 /* The broker welcomed us: says how long it took if an outage was reported. */
 void shub_agent_link_welcomed(agent_link_t *l, int64_t now_ms);

@@ -92,6 +92,7 @@ void shub_agent_link_poll(agent_link_t *l, int64_t now_ms)
             break;
         case ZMQ_EVENT_DISCONNECTED:
             l->connected = false;
+            l->dropped |= l->welcomed;
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             refused(l, now_ms);
@@ -115,6 +116,13 @@ void shub_agent_link_poll(agent_link_t *l, int64_t now_ms)
     l->next_report_ms = now_ms + LINK_REPEAT_MS;
 }
 
+bool shub_agent_link_dropped(agent_link_t *l)
+{
+    bool d = l->dropped;
+    l->dropped = false;
+    return d;
+}
+
 void shub_agent_link_welcomed(agent_link_t *l, int64_t now_ms)
 {
     if (!l->welcomed &&
@@ -123,6 +131,7 @@ void shub_agent_link_welcomed(agent_link_t *l, int64_t now_ms)
                   seconds(now_ms - l->down_since_ms));
     l->welcomed = true;
     l->explained = false;
+    l->dropped = false;
 }
 
 void shub_agent_link_lost(agent_link_t *l, int64_t now_ms)

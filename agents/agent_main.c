@@ -75,7 +75,7 @@ static void usage(FILE *out)
             "  --config DIR defaults to " SHUB_CONFIG_DIR "/agents/ID (what\n"
             "  `sharehub-keygen --org ID` makes), --db FILE to " SHUB_STATE_DIR
             "/agents/ID.db,\n"
-            "  --broker to hub.yaml's endpoint.\n"
+            "  --broker to hub.yaml's brokers, else its endpoint.\n"
             "  'sharehub-agent COMMAND --help' describes one command.\n"
             "\n");
     shub_cli_exit_help(out);
@@ -101,7 +101,10 @@ static void run_usage(FILE *out)
         "                         (default " SHUB_CONFIG_DIR "/agents/ID)\n"
         "  -d, --db FILE          the local store\n"
         "                         (default " SHUB_STATE_DIR "/agents/ID.db)\n"
-        "  -b, --broker URL       the broker (default: hub.yaml's endpoint)\n"
+        "  -b, --broker URL       the broker (default: hub.yaml's brokers, else its\n"
+        "                         endpoint); repeat it for an active broker and its\n"
+        "                         standbys: the agent tries them in turn and talks to\n"
+        "                         whichever welcomes it\n"
         "  -k, --keys DIR         key directory (default: hub.yaml's key_dir)\n"
         "  -r, --on-receive CMD   run CMD via /bin/sh -c for each new inbox event,\n"
         "                         the event as JSON on its stdin; a failure is run\n"
@@ -380,6 +383,7 @@ static int cmd_run(int argc, char **argv)
     };
     shub_agent_opts_t opts = {.seed = 1};
     api_run_t api = {0};
+    const char *brokers[SHUB_AGENT_MAX_BROKERS];
     int64_t give_up_ms = SHUB_AGENT_GIVE_UP_MS;
     bool give_up_given = false;
     int c;
@@ -396,7 +400,13 @@ static int cmd_run(int argc, char **argv)
             opts.db_path = optarg;
             break;
         case 'b':
-            opts.endpoint = optarg;
+            if (opts.n_endpoints == SHUB_AGENT_MAX_BROKERS) {
+                fprintf(stderr, "%s: more than %d --broker endpoints\n", prog,
+                        SHUB_AGENT_MAX_BROKERS);
+                return EX_USAGE;
+            }
+            brokers[opts.n_endpoints++] = optarg;
+            opts.endpoints = brokers;
             break;
         case 'k':
             opts.key_dir = optarg;

@@ -50,6 +50,7 @@
 #include <getopt.h>
 #include <sys/select.h>
 #include <signal.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,7 @@ typedef struct opts {
     const char *dir;       /* parent of the temp dirs */
     const char *wrap;      /* profiler command put before the broker */
     const char *broker;
+    const char *pg;        /* a PostgreSQL database (URI): the broker.pg cases */
     int timeout_s;         /* any one run gives up after this */
 } opts_t;
 
@@ -799,13 +801,41 @@ static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t b
 
 /* The broker with n_senders senders, each event to `fanout` recipients.
  * Protocol 2's runs take the same parameters. */
-static result_t run_broker_throughput(long events, int fanout, int n_senders)
+/* A fresh schema of the --pg database for one run (its tables are the
+ * broker's to create), dropped after it: into uri, the broker's --db. */
+static void pg_schema(bool create, char *uri, size_t size)
+{
+    static int n;
+    char schema[64], sql[200];
+    snprintf(schema, sizeof schema, "bench_%ld_%d", (long)getpid(), create ? ++n : n);
+    snprintf(sql, sizeof sql, create ? "CREATE SCHEMA %s" : "DROP SCHEMA %s CASCADE",
+             schema);
+    PGconn *c = PQconnectdb(O.pg);
+    PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, "SET client_min_messages ="
+                                                             " warning")
+                                                 : NULL;
+    PQclear(res);
+    res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "bench: %s: %s", sql, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(res);
+    PQfinish(c);
+    if (create)
+        snprintf(uri, size, "%s%soptions=-csearch_path%%3D%s", O.pg,
+                 strchr(O.pg, '?') ? "&" : "?", schema);
+}
+
+static result_t run_broker_throughput(long events, int fanout, int n_senders, bool pg)
 {
     result_t res = {0};
     run_t r = {.fanout = fanout, .n_senders = n_senders, .window = WINDOW, .wait_acks = true};
     r.per_sender = events / n_senders;
     r.sh = shared_new(0);
     r.env = env_for_run(n_senders);
+    if (pg)
+        pg_schema(true, r.env->database, sizeof r.env->database);
     bench_env_start(r.env, O.broker, "warn", O.wrap);
     gate_open(&r.gate);
     r.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -826,6 +856,8 @@ static result_t run_broker_throughput(long events, int fanout, int n_senders)
     r.sh->stop = 1;
     reap(kids, n);
     bench_env_destroy(&r.env);
+    if (pg)
+        pg_schema(false, NULL, 0);
     gate_close(&r.gate);
     shared_free(r.sh);
     return res;
@@ -884,15 +916,18 @@ typedef struct tcase {
     bool forwarder;   /* the bare forwarder, else the broker */
     int fanout;       /* recipients per event */
     bool many;
+    bool pg; /* the broker on the --pg database (run only with --pg) */
 } tcase_t;
 
 static const tcase_t cases[] = {
-    {"forwarder.1r", true, 1, false},
-    {"forwarder.3r", true, 3, false},
-    {"forwarder.1r_many", true, 1, true},
-    {"broker.1r", false, 1, false},
-    {"broker.3r", false, 3, false},
-    {"broker.1r_many", false, 1, true},
+    {"forwarder.1r", true, 1, false, false},
+    {"forwarder.3r", true, 3, false, false},
+    {"forwarder.1r_many", true, 1, true, false},
+    {"broker.1r", false, 1, false, false},
+    {"broker.3r", false, 3, false, false},
+    {"broker.1r_many", false, 1, true, false},
+    {"broker_pg.1r", false, 1, false, true},
+    {"broker_pg.3r", false, 3, false, true},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -909,6 +944,8 @@ static int case_senders(const tcase_t *c)
 
 static bool case_skipped(const tcase_t *c)
 {
+    if (c->pg && !O.pg)
+        return true;
     return c->forwarder ? O.skip_forwarder : O.skip_throughput;
 }
 
@@ -919,9 +956,10 @@ static void run_cases(tstats_t *T)
             const tcase_t *c = &cases[i];
             if (case_skipped(c))
                 continue;
-            result_t r = c->forwarder ? run_forwarder(O.events, c->fanout, case_senders(c))
-                                      : run_broker_throughput(O.events, c->fanout,
-                                                              case_senders(c));
+            result_t r =
+                c->forwarder
+                    ? run_forwarder(O.events, c->fanout, case_senders(c))
+                    : run_broker_throughput(O.events, c->fanout, case_senders(c), c->pg);
             bench_stat_add(&T[i].rate, r.rate);
             bench_stat_add(&T[i].cpu, r.broker_cpu);
             T[i].errors += r.errors;
@@ -1218,8 +1256,10 @@ static void print_cases(const tstats_t *T)
             continue;
         char what[96], name[96], fig[64];
         snprintf(what, sizeof what, "%s, %d recipient%s per event, %d senders",
-                 c->forwarder ? "bare forwarder" : "broker", c->fanout,
-                 c->fanout == 1 ? "" : "s", case_senders(c));
+                 c->forwarder ? "bare forwarder"
+                 : c->pg      ? "broker on PostgreSQL"
+                              : "broker",
+                 c->fanout, c->fanout == 1 ? "" : "s", case_senders(c));
         bench_row_rate(what, &t->rate, "ev/s", 0);
         snprintf(fig, sizeof fig, "%.0f%%", bench_stat_median(&t->cpu) * 100);
         bench_row(c->forwarder ? "  forwarder busy (cpu of one core)"
@@ -1267,6 +1307,12 @@ static void print_throughput(const tstats_t *T)
                 0, "ratio.forwarder_many_to_few");
     print_ratio(T, "ratio broker many senders / few", "broker.1r_many", "broker.1r", 0.9,
                 "ratio.broker_many_to_few");
+    if (O.pg) { /* a figure, not a target: what a standby's database costs */
+        print_ratio(T, "ratio broker on PostgreSQL / SQLite, 1 recipient", "broker_pg.1r",
+                    "broker.1r", 0, "ratio.broker_pg_1r_to_broker_1r");
+        print_ratio(T, "ratio broker on PostgreSQL / SQLite, 3 recipients",
+                    "broker_pg.3r", "broker.3r", 0, "ratio.broker_pg_3r_to_broker_3r");
+    }
 }
 
 static void row_ms(const char *what, const bench_stat_t *ms, double target_ms, bool judged,
@@ -1373,43 +1419,57 @@ static void print_backlog(const backlog_t *B, double max_rate)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_broker [options]\n"
-            "  --runs N            runs of every case; figures are medians (default %d)\n"
-            "  --events N          throughput: events per run (default %ld)\n"
-            "  --senders N         sender processes, 1..%d (default %d)\n"
-            "  --many-senders N    senders of the many-senders cases (default %d)\n"
-            "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
-            "                      then half the measured 1-recipient throughput; a rate\n"
-            "                      not reached is reported so, with the rate achieved\n"
-            "  --latency-seconds S seconds per offered rate (default %g)\n"
-            "  --closed N          one-in-flight events, and fsync loop commits (default %ld)\n"
-            "  --backlog N         deliveries queued for an offline org (default %ld)\n"
-            "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
-            "  --sync-normal       synchronous: normal instead of full\n"
-            "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
-            "                      (repeatable)\n"
-            "  --dir DIR           where the temporary broker directories go\n"
-            "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
-            "  --wrap CMD          run the broker under CMD, e.g.\n"
-            "                      \"valgrind --tool=callgrind --callgrind-out-file=cg.%%p\"\n"
-            "  --broker PATH       sharehub-broker to run (default: this build's)\n"
-            "  --timeout S         give up on any one run after S seconds (default %d)\n",
-            O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
-            O.closed_events, O.backlog, O.batch_max, O.timeout_s);
+    fprintf(
+        f,
+        "usage: bench_broker [options]\n"
+        "  --runs N            runs of every case; figures are medians (default %d)\n"
+        "  --events N          throughput: events per run (default %ld)\n"
+        "  --senders N         sender processes, 1..%d (default %d)\n"
+        "  --many-senders N    senders of the many-senders cases (default %d)\n"
+        "  --rates A,B,...     latency: offered events/s (default 1000,10000,50000),\n"
+        "                      then half the measured 1-recipient throughput; a rate\n"
+        "                      not reached is reported so, with the rate achieved\n"
+        "  --latency-seconds S seconds per offered rate (default %g)\n"
+        "  --closed N          one-in-flight events, and fsync loop commits (default "
+        "%ld)\n"
+        "  --backlog N         deliveries queued for an offline org (default %ld)\n"
+        "  --batch-max N       hub.yaml limits.batch_max (default %u)\n"
+        "  --sync-normal       synchronous: normal instead of full\n"
+        "  --only WHAT         throughput | forwarder | latency | closed | backlog\n"
+        "                      (repeatable)\n"
+        "  --dir DIR           where the temporary broker directories go\n"
+        "                      (default $TMPDIR or /tmp; it decides what fsync costs)\n"
+        "  --wrap CMD          run the broker under CMD, e.g.\n"
+        "                      \"valgrind --tool=callgrind "
+        "--callgrind-out-file=cg.%%p\"\n"
+        "  --broker PATH       sharehub-broker to run (default: this build's)\n"
+        "  --pg URI            also run the broker's throughput cases on this\n"
+        "                      PostgreSQL database (a schema of its own per run)\n"
+        "  --timeout S         give up on any one run after S seconds (default %d)\n",
+        O.runs, O.events, MAX_SENDERS, O.senders, O.many_senders, O.latency_s,
+        O.closed_events, O.backlog, O.batch_max, O.timeout_s);
 }
 
 static void parse(int argc, char **argv)
 {
     static const struct option longs[] = {
-        {"events", required_argument, NULL, 'e'},  {"senders", required_argument, NULL, 's'},
-        {"rates", required_argument, NULL, 'r'},   {"latency-seconds", required_argument, NULL, 'l'},
-        {"closed", required_argument, NULL, 'c'},  {"backlog", required_argument, NULL, 'b'},
-        {"batch-max", required_argument, NULL, 'm'}, {"sync-normal", no_argument, NULL, 'n'},
-        {"only", required_argument, NULL, 'o'},    {"dir", required_argument, NULL, 'd'},
-        {"wrap", required_argument, NULL, 'w'},    {"broker", required_argument, NULL, 'B'},
-        {"timeout", required_argument, NULL, 't'}, {"runs", required_argument, NULL, 'R'},
-        {"many-senders", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+        {"events", required_argument, NULL, 'e'},
+        {"senders", required_argument, NULL, 's'},
+        {"rates", required_argument, NULL, 'r'},
+        {"latency-seconds", required_argument, NULL, 'l'},
+        {"closed", required_argument, NULL, 'c'},
+        {"backlog", required_argument, NULL, 'b'},
+        {"batch-max", required_argument, NULL, 'm'},
+        {"sync-normal", no_argument, NULL, 'n'},
+        {"only", required_argument, NULL, 'o'},
+        {"dir", required_argument, NULL, 'd'},
+        {"wrap", required_argument, NULL, 'w'},
+        {"broker", required_argument, NULL, 'B'},
+        {"timeout", required_argument, NULL, 't'},
+        {"runs", required_argument, NULL, 'R'},
+        {"many-senders", required_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'},
+        {"pg", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     static const struct {
@@ -1433,6 +1493,9 @@ static void parse(int argc, char **argv)
         case 'd': O.dir = optarg; break;
         case 'w': O.wrap = optarg; break;
         case 'B': O.broker = optarg; break;
+        case 'P':
+            O.pg = optarg;
+            break;
         case 't': O.timeout_s = atoi(optarg); break;
         case 'r': {
             O.n_rates = 0;

@@ -180,6 +180,10 @@ void bench_env_start(bench_env_t *env, const char *broker, const char *level,
                               "--ready-file", ready, "--log-level", level};
         for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
             argv[argc++] = (char *)tail[i];
+        if (env->database[0]) {
+            argv[argc++] = "--db";
+            argv[argc++] = env->database;
+        }
         argv[argc] = NULL;
         execvp(argv[0], argv);
         _exit(127);

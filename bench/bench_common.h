@@ -32,6 +32,8 @@ typedef struct bench_env {
     char log[600];       /* the broker's stderr */
     pid_t broker;        /* 0 when not running */
     bool synchronous_full;
+    char database[1200]; /* "" : DIR/broker.db; else the broker's --db (a
+                            postgresql:// URI) */
 } bench_env_t;
 
 /* Monotonic clock in nanoseconds. */

@@ -90,6 +90,8 @@ static int report_err(int rc, const shub_err_t *err)
 static int check_file(const char *path)
 {
     struct stat st;
+    if (shub_store_is_uri(path))
+        return 0; /* a PostgreSQL database: the connection says what is wrong */
     if (stat(path, &st) != 0) {
         fprintf(stderr, "%s: cannot open '%s': %s\n", prog, path, strerror(errno));
         return EX_NOINPUT;
@@ -248,7 +250,8 @@ static int read_subject_key(const common_t *c, uint8_t key[SHUB_STORE_KEY_SIZE])
 }
 
 static const char common_help[] =
-    "  --db FILE          the broker's database (required; opened read-only)\n"
+    "  --db FILE|URI      the broker's database (required; opened read-only): a\n"
+    "                     SQLite file or postgresql://...\n"
     "  --format FMT       table (default), csv (RFC 4180, header row) or json\n"
     "  --since TIME       from TIME on (RFC 3339 or YYYY-MM-DD, UTC)\n"
     "  --until TIME       before TIME; a bare date includes that whole day\n";
@@ -263,11 +266,12 @@ static void usage_verify(FILE *out)
 {
     fprintf(
         out,
-        "usage: sharehub-audit verify --db FILE [--key CHECKPOINT.pub]\n"
+        "usage: sharehub-audit verify --db FILE|URI [--key CHECKPOINT.pub]\n"
         "                             [--witness FILE]...\n"
         "\n"
         "Checks the audit log's hash chain row by row and every signed checkpoint.\n"
-        "  --db FILE        the broker's database (opened read-only)\n"
+        "  --db FILE|URI    the broker's database (opened read-only): a SQLite file\n"
+        "                   or postgresql://...\n"
         "  --key FILE       the broker's checkpoint.pub: every checkpoint must be\n"
         "                   signed by it\n"
         "  --witness FILE   checkpoints an organisation keeps: what `sharehub-agent\n"
@@ -547,7 +551,7 @@ static void usage_log(FILE *out)
 {
     fprintf(
         out,
-        "usage: sharehub-audit log --db FILE [FILTERS] [--limit N]\n"
+        "usage: sharehub-audit log --db FILE|URI [FILTERS] [--limit N]\n"
         "                          [--after SEQ | --before SEQ] [--oldest | --newest]\n"
         "                          [--format table|csv|json]\n"
         "\n"
@@ -718,7 +722,7 @@ static int cmd_log(int argc, char **argv)
 static void usage_subject(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit subject REF --db FILE (--key-dir DIR | --subject-key "
+            "usage: sharehub-audit subject REF --db FILE|URI (--key-dir DIR | --subject-key "
             "FILE)\n"
             "                              [--since TIME] [--until TIME] [--format FMT]\n"
             "\n"
@@ -843,7 +847,7 @@ static void names_free(names_t *n)
 static void usage_report(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit report --db FILE [--orgs ORGS.yaml] [--since TIME]\n"
+            "usage: sharehub-audit report --db FILE|URI [--orgs ORGS.yaml] [--since TIME]\n"
             "                             [--until TIME] [--section NAME | --csv-dir DIR]\n"
             "                             [--format text|csv|json]\n"
             "\n"
@@ -984,7 +988,7 @@ static void on_stop(int sig)
 static void usage_serve(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit serve --db FILE [--orgs ORGS.yaml] [--listen ADDR]\n"
+            "usage: sharehub-audit serve --db FILE|URI [--orgs ORGS.yaml] [--listen ADDR]\n"
             "                            [--key CHECKPOINT.pub] [--ready-file FILE]\n"
             "\n"
             "Read-only pages for a browser: the board report with its charts, the audit\n"
@@ -1115,7 +1119,7 @@ done:
 static void usage_explain(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit explain EVENT_ID --db FILE [--format FMT]\n"
+            "usage: sharehub-audit explain EVENT_ID --db FILE|URI [--format FMT]\n"
             "\n"
             "The whole story of one event: who sent it and when, then for each\n"
             "recipient the decision, the agreement, version and flow that allowed it\n"
@@ -1182,7 +1186,7 @@ static int cmd_explain(int argc, char **argv)
 static void usage_whatif(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-audit what-if --db FILE --agreements DRAFT_DIR\n"
+            "usage: sharehub-audit what-if --db FILE|URI --agreements DRAFT_DIR\n"
             "                              [--config DIR] [--since TIME] [--until TIME]\n"
             "                              [--format FMT]\n"
             "\n"

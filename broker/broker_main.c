@@ -36,6 +36,13 @@ static const char prog[] = "sharehub-broker";
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reload_flag;
 
+/* A standby waits for the database lock until it gets it or is stopped. */
+static bool keep_waiting(void *ctx)
+{
+    (void)ctx;
+    return !stop_flag;
+}
+
 static void on_stop(int sig)
 {
     (void)sig;
@@ -51,11 +58,11 @@ static void on_reload(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sharehub-broker [--config DIR] [--db FILE] [--endpoint URL] [--keys "
+            "usage: sharehub-broker [--config DIR] [--db FILE|URI] [--endpoint URL] [--keys "
             "DIR]\n"
             "                       [--ready-file FILE] [--log-level LEVEL]\n"
             "       sharehub-broker --check [--strict] [--notice-days N] [--config DIR]\n"
-            "                       [--db FILE] [--keys DIR]\n"
+            "                       [--db FILE|URI] [--keys DIR]\n"
             "\n"
             "Routes events between partner organisations under the information-sharing\n"
             "agreements in DIR (hub.yaml, orgs.yaml, agreements/*.yaml), default deny,\n"
@@ -63,7 +70,8 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config DIR      configuration directory (default " SHUB_CONFIG_DIR
             ")\n"
-            "  -d, --db FILE         database (default: hub.yaml's `database`)\n"
+            "  -d, --db FILE|URI     database: a SQLite file, or a PostgreSQL database\n"
+            "                        as postgresql://... (default: hub.yaml's `database`)\n"
             "  -e, --endpoint URL    bind here (default: hub.yaml's `endpoint`);\n"
             "                        tcp://127.0.0.1:* picks a free port\n"
             "  -k, --keys DIR        broker and organisation keys (default: hub.yaml's)\n"
@@ -78,6 +86,10 @@ static void usage(FILE *out)
             "      --notice-days N   with --check: warn N days ahead instead\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            this text\n"
+            "\n"
+            "On PostgreSQL a second broker on the same database is a standby: it logs\n"
+            "that it waits, takes over when the active broker's session ends, and only\n"
+            "then binds its endpoint. A broker that loses its database session exits 69.\n"
             "\n"
             "signals: TERM/INT stop cleanly (commit, sign a checkpoint); HUP reloads\n"
             "organisations and agreements (a config that fails keeps the old one)\n");
@@ -240,6 +252,17 @@ static int check_keys(const checker_t *ck, const shub_config_t *cfg, const char 
 static int check_database(const checker_t *ck, const char *db, const uint8_t subject[32])
 {
     shub_err_t err;
+    if (shub_store_is_uri(db)) {
+        /* A PostgreSQL database must exist and take our connection; an empty
+         * schema is one the broker will create its tables in. */
+        shub_store_opts_t opts = {.readonly = true, .subject_key = subject};
+        shub_store_t *store = NULL;
+        int rc = shub_store_open(db, &opts, &store, &err);
+        shub_store_close(&store);
+        if (rc == SHUB_EDB && strstr(err.msg, "(no tables)"))
+            rc = 0;
+        return rc ? complain(ck, rc == SHUB_ECRYPTO ? EX_CONFIG : EX_UNAVAILABLE, &err) : 0;
+    }
     if (access(db, F_OK) != 0) {
         char copy[4096];
         snprintf(copy, sizeof copy, "%s", db);
@@ -307,6 +330,8 @@ static int check_all(const shub_hub_opts_t *opts, bool starting, bool strict,
     const shub_hub_settings_t *set = shub_config_hub(cfg);
     const char *keys = opts->key_dir ? opts->key_dir : set->key_dir;
     const char *db = opts->database ? opts->database : set->database;
+    char shown[512];
+    shub_store_display(db, shown, sizeof shown);
     uint8_t subject[32];
     if (!(code = check_keys(ck, cfg, keys, subject)) &&
         !(code = check_database(ck, db, subject)))
@@ -315,7 +340,7 @@ static int check_all(const shub_hub_opts_t *opts, bool starting, bool strict,
     if (!code && !starting)
         printf("%s: ok (%zu organisations, %zu agreements; keys in %s; database %s)\n",
                opts->config_dir, shub_config_org_count(cfg),
-               shub_config_agreement_count(cfg), keys, db);
+               shub_config_agreement_count(cfg), keys, shown);
     shub_config_destroy(&cfg);
     return code;
 }
@@ -420,7 +445,12 @@ int main(int argc, char **argv)
 
     shub_hub_t *hub = NULL;
     shub_err_t err;
+    opts.wait_lock = keep_waiting;
     int rc = shub_hub_new(&opts, &hub, &err);
+    if (rc == SHUB_EBUSY && stop_flag) {
+        shub_info("stopped while standby");
+        return 0;
+    }
     if (rc) {
         char line[1024];
         shub_error("cannot start: %s", shub_err_format(&err, line, sizeof line));
@@ -432,7 +462,11 @@ int main(int argc, char **argv)
             reload_flag = 0;
             shub_hub_reload(hub);
         }
-        shub_hub_poll(hub, 100);
+        if (shub_hub_poll(hub, 100) == SHUB_EBUSY) {
+            shub_error("stopping: the database lock is lost; a standby may be serving");
+            shub_hub_destroy(&hub);
+            return EX_UNAVAILABLE;
+        }
     }
     shub_info("stopping: committing and signing a checkpoint");
     shub_hub_destroy(&hub);

@@ -117,6 +117,8 @@ static const struct {
 
 typedef struct raw_hub {
     const char *endpoint, *database, *key_dir, *metrics;
+    const char **brokers; /* for the agents: the broker and its standbys */
+    size_t n_brokers;
     int synchronous;
     shub_hub_settings_t limits; /* only the limit fields are used */
 } raw_hub_t;
@@ -146,8 +148,15 @@ static const shub_yaml_field_t limits_fields[] = {
 static const shub_yaml_type_t limits_type = {.kind = SHUB_YAML_STRUCT,
                                              .fields = limits_fields};
 
+/* Agents read `brokers` (the endpoints of an active broker and its
+ * standbys, tried in turn); the broker only checks that it is a list. */
+static const shub_yaml_type_t brokers_type = {
+    .kind = SHUB_YAML_LIST, .min = 1, .max = 8, .entry = &endpoint_type};
+
 static const shub_yaml_field_t hub_fields[] = {
     {"endpoint", false, offsetof(raw_hub_t, endpoint), 0, &endpoint_type},
+    {"brokers", false, offsetof(raw_hub_t, brokers), offsetof(raw_hub_t, n_brokers),
+     &brokers_type},
     {"database", false, offsetof(raw_hub_t, database), 0, &path_type},
     {"key_dir", false, offsetof(raw_hub_t, key_dir), 0, &path_type},
     {"synchronous", false, offsetof(raw_hub_t, synchronous), 0, &sync_type},
@@ -260,7 +269,12 @@ static int hub_load(loader_t *ld, const char *file)
     if (rc == 0 || rc == SHUB_ENOTFOUND) { /* no hub.yaml: every setting has a default */
         h->endpoint =
             shub_config_strdup(ld, raw.endpoint ? raw.endpoint : "tcp://127.0.0.1:7400");
-        h->database = resolve(ld, ld->dir, raw.database ? raw.database : "sharehub.db");
+        /* A PostgreSQL URI is used as written; a file is relative to the
+         * configuration directory. */
+        h->database = raw.database && (strncmp(raw.database, "postgresql://", 13) == 0 ||
+                                       strncmp(raw.database, "postgres://", 11) == 0)
+                          ? shub_config_strdup(ld, raw.database)
+                          : resolve(ld, ld->dir, raw.database ? raw.database : "sharehub.db");
         h->key_dir = resolve(ld, ld->dir, raw.key_dir ? raw.key_dir : "keys");
         h->synchronous_full = raw.synchronous != SYNC_NORMAL;
         h->metrics = raw.metrics ? shub_config_strdup(ld, raw.metrics) : NULL;

@@ -232,6 +232,7 @@ struct shub_hub {
     bool in_txn, txn_failed;
     bool degraded;        /* the store failed: SHAREs refused until a retry */
     bool outage;          /* reported unavailable; over at a commit that wrote */
+    bool lost;            /* PostgreSQL: the database lock is gone; stop */
     char fail_why[320];   /* what failed first in the turn, for the one log line */
     int64_t degraded_since, degraded_try_ms;
     share_ctx_t *sc;
@@ -925,12 +926,16 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         .checkpoint_every = hub->set->checkpoint_every,
         .checkpoint_ms = hub->set->checkpoint_ms,
         .writer_thread = true,
+        .wait_lock = opts->wait_lock,
+        .wait_ctx = opts->wait_ctx,
     };
     const char *db = opts->database ? opts->database : hub->set->database;
+    char shown[512];
+    shub_store_display(db, shown, sizeof shown);
     if ((rc = shub_store_open(db, &sopts, &hub->store, err)))
         goto fail;
     if ((rc = record_agreements(hub))) {
-        shub_err_set(err, rc, "cannot record agreement versions in '%s'", db);
+        shub_err_set(err, rc, "cannot record agreement versions in '%s'", shown);
         goto fail;
     }
     if ((rc = copies_load(hub, err)) || (rc = deadlines_load(hub, err)))
@@ -992,7 +997,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         }
     }
     shub_info("listening endpoint=%s db=%s orgs=%zu agreements=%zu pending=%zu key=%s",
-              hub->endpoint, db, shub_config_org_count(hub->cfg),
+              hub->endpoint, shown, shub_config_org_count(hub->cfg),
               shub_config_agreement_count(hub->cfg), hub->n_copies, hub->keys.public_z85);
     *hub_p = hub;
     return 0;
@@ -2522,7 +2527,12 @@ static void complete_turns(shub_hub_t *hub, int64_t now)
     }
     snprintf(hub->fail_why, sizeof hub->fail_why, "%s", err.msg);
     store_down(hub, now, refused);
-    if (shub_store_recover(hub->store, &err) != 0)
+    if ((rc = shub_store_recover(hub->store, &err)) == SHUB_EBUSY) {
+        shub_error("store: %s", err.msg);
+        hub->lost = true;
+        return;
+    }
+    if (rc != 0)
         shub_error("store: cannot recover: %s", err.msg);
     recover(hub);
 }
@@ -2620,6 +2630,8 @@ static size_t read_turn(shub_hub_t *hub)
 
 int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
 {
+    if (hub->lost)
+        return SHUB_EBUSY;
     zmq_pollitem_t items[] = {
         {hub->zap, 0, ZMQ_POLLIN, 0},
         {hub->router, 0, ZMQ_POLLIN, 0},
@@ -2676,7 +2688,7 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
         hub->last_maintain_ms = now;
         hub->idle_maintained = idle && !more;
     }
-    return 0;
+    return hub->lost ? SHUB_EBUSY : 0;
 }
 
 void shub_hub_destroy(shub_hub_t **hub_p)

@@ -1,8 +1,11 @@
 /*
  * query: the audit tool's reads of the store (include/sharehub/query.h). It is
- * part of the store module (store_internal.h): it shares the SQLite handle and
- * holds every query the auditors' CLI runs, so the SQL sits beside the schema
- * in broker/store.c and nowhere else.
+ * part of the store module (store_internal.h): it shares the store's
+ * connection (store_backend.h, SQLite or PostgreSQL) and holds every query
+ * the auditors' CLI runs, so the SQL sits beside the schema in
+ * broker/store.c and nowhere else. The SQL is written once for both engines
+ * where it can be; where the dialects differ a section carries PostgreSQL's
+ * text beside SQLite's.
  *
  * The audit table holds ids of interned names (store.c); queries read it
  * through the view audit_t, which puts the text back, and filter through
@@ -10,7 +13,7 @@
  * indexed.
  *
  * A query fills a result: sections of rows of cells, each cell copied out of
- * SQLite as text (integers flagged, so JSON keeps them numbers). Column names
+ * the database as text (integers flagged, so JSON keeps them numbers). Column names
  * come from the SQL aliases, so a query and its output header are one text.
  * Times, event ids and hashes are turned into readable text at copy time by
  * column name (time_columns below), which keeps the renderers format-only.
@@ -111,17 +114,17 @@ static bool in_list(const char *name, const char *const *list)
 }
 
 /* Copies the current value of column i as the text a reader sees. */
-static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
+static int cell_copy(shub_db_stmt_t *st, int i, const char *name, cell_t *c)
 {
     char buf[SHUB_TIME_TEXT > 2 * 64 + 1 ? SHUB_TIME_TEXT : 2 * 64 + 1];
     const char *src = buf;
     c->number = false;
     c->text = NULL;
-    switch (sqlite3_column_type(st, i)) {
-    case SQLITE_NULL:
+    switch (shub_db_column_type(st, i)) {
+    case SHUB_DB_NULL:
         return 0;
-    case SQLITE_INTEGER: {
-        int64_t v = sqlite3_column_int64(st, i);
+    case SHUB_DB_INT: {
+        int64_t v = shub_db_column_int(st, i);
         if (is_time_column(name)) {
             shub_time_format(v, buf);
         } else {
@@ -130,9 +133,9 @@ static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
         }
         break;
     }
-    case SQLITE_BLOB: {
-        const uint8_t *p = sqlite3_column_blob(st, i);
-        size_t n = (size_t)sqlite3_column_bytes(st, i);
+    case SHUB_DB_BLOB: {
+        const uint8_t *p = shub_db_column_blob(st, i);
+        size_t n = (size_t)shub_db_column_bytes(st, i);
         if ((strcmp(name, "event_id") == 0 || strcmp(name, "reply_to") == 0) &&
             n == SHUB_ID_SIZE) {
             shub_id_t id;
@@ -150,10 +153,9 @@ static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
         break;
     }
     default: /* text, and a real if someone put one there */
-        src = (const char *)sqlite3_column_text(st, i);
-        if (!src)
-            return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? SHUB_ENOMEM
-                                                                          : 0;
+        src = shub_db_column_text(st, i);
+        if (!src) /* SQLite could not convert it: out of memory */
+            return SHUB_ENOMEM;
         break;
     }
     c->text = shub_strdup(src);
@@ -161,8 +163,9 @@ static int cell_copy(sqlite3_stmt *st, int i, const char *name, cell_t *c)
 }
 
 /* Adds an empty section named `name` to r, its columns those of st. */
-static section_t *section_new(shub_query_result_t *r, const char *name, sqlite3_stmt *st,
-                              const char *const *hidden, bool vertical)
+static section_t *section_new(shub_query_result_t *r, const char *name,
+                              shub_db_stmt_t *st, const char *const *hidden,
+                              bool vertical)
 {
     section_t *grown = shub_realloc(r->secs, (r->nsecs + 1) * sizeof *grown);
     if (!grown)
@@ -171,7 +174,7 @@ static section_t *section_new(shub_query_result_t *r, const char *name, sqlite3_
     section_t *sec = &r->secs[r->nsecs];
     memset(sec, 0, sizeof *sec);
     sec->vertical = vertical;
-    int n = sqlite3_column_count(st);
+    int n = shub_db_column_count(st);
     if (!(sec->name = shub_strdup(name)) ||
         !(sec->cols = shub_calloc((size_t)n + 1, sizeof *sec->cols)) ||
         !(sec->hidden = shub_calloc((size_t)n + 1, sizeof *sec->hidden))) {
@@ -179,7 +182,7 @@ static section_t *section_new(shub_query_result_t *r, const char *name, sqlite3_
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        const char *cn = sqlite3_column_name(st, i);
+        const char *cn = shub_db_column_name(st, i);
         if (!(sec->cols[i] = shub_strdup(cn ? cn : "?"))) {
             sec->ncols = (size_t)i;
             section_free(sec);
@@ -194,14 +197,14 @@ static section_t *section_new(shub_query_result_t *r, const char *name, sqlite3_
 
 /* Steps st to the end, appending every row to a new section. */
 static int section_fill(shub_store_t *s, shub_query_result_t *r, const char *name,
-                        sqlite3_stmt *st, const char *const *hidden, bool vertical,
+                        shub_db_stmt_t *st, const char *const *hidden, bool vertical,
                         shub_err_t *err)
 {
     section_t *sec = section_new(r, name, st, hidden, vertical);
     int rc;
     if (!sec)
         return oom(err);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
         if (sec->nrows == sec->cap) {
             size_t ncap = sec->cap ? 2 * sec->cap : 16;
             /* +1: a section without columns still gets a distinct block */
@@ -219,7 +222,7 @@ static int section_fill(shub_store_t *s, shub_query_result_t *r, const char *nam
             if (cell_copy(st, (int)i, sec->cols[i], &row[i]))
                 return oom(err);
     }
-    if (rc != SQLITE_DONE)
+    if (rc != SHUB_DB_DONE)
         return shub_store_db_fail(s, err, name);
     return 0;
 }
@@ -232,99 +235,101 @@ static shub_query_result_t *result_new(void)
 /* ---- statements ---------------------------------------------------------- */
 
 /* Binds a named parameter if the statement has it; statements share names. */
-static int bind_int(sqlite3_stmt *st, const char *name, int64_t v)
+static int bind_int(shub_db_stmt_t *st, const char *name, int64_t v)
 {
-    int i = sqlite3_bind_parameter_index(st, name);
-    return i ? sqlite3_bind_int64(st, i, v) : SQLITE_OK;
+    int i = shub_db_param_index(st, name);
+    return i ? shub_db_bind_int(st, i, v) : 0;
 }
 
-static int bind_opt(sqlite3_stmt *st, const char *name, bool has, int64_t v)
+static int bind_opt(shub_db_stmt_t *st, const char *name, bool has, int64_t v)
 {
-    int i = sqlite3_bind_parameter_index(st, name);
+    int i = shub_db_param_index(st, name);
     if (!i)
-        return SQLITE_OK;
-    return has ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+        return 0;
+    return has ? shub_db_bind_int(st, i, v) : shub_db_bind_null(st, i);
 }
 
-static int bind_str(sqlite3_stmt *st, const char *name, const char *v)
+static int bind_str(shub_db_stmt_t *st, const char *name, const char *v)
 {
-    int i = sqlite3_bind_parameter_index(st, name);
-    return i && v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : SQLITE_OK;
+    int i = shub_db_param_index(st, name);
+    return i && v ? shub_db_bind_text(st, i, v, strlen(v)) : 0;
 }
 
-static int bind_blob(sqlite3_stmt *st, const char *name, const void *p, int n)
+static int bind_blob(shub_db_stmt_t *st, const char *name, const void *p, int n)
 {
-    int i = sqlite3_bind_parameter_index(st, name);
-    return i && p ? sqlite3_bind_blob(st, i, p, n, SQLITE_STATIC) : SQLITE_OK;
+    int i = shub_db_param_index(st, name);
+    return i && p ? shub_db_bind_blob(st, i, p, n) : 0;
 }
 
-static int prepare(shub_store_t *s, const char *sql, sqlite3_stmt **st, const char *what,
-                   shub_err_t *err)
+static int prepare(shub_store_t *s, const char *sql, shub_db_stmt_t **st,
+                   const char *what, shub_err_t *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
+    *st = NULL;
+    if (shub_db_prepare(s->db, sql, false, st) != 0)
         return shub_store_db_fail(s, err, what);
-    }
     return 0;
 }
 
-/* The audit rows with their names as text: what every query reads. A TEMP
- * view lives in the connection's own temp schema, so a read-only connection
- * can make it. */
-#define NAME_OF(col) "(SELECT text FROM names WHERE id = a." col ") AS " col
+/* The audit rows with their names as text: what every query reads. SQLite:
+ * a TEMP view lives in the connection's own temp schema, so a read-only
+ * connection can make it; PostgreSQL's are part of the schema (store.c). */
 static const char view_sql[] =
-    "CREATE TEMP VIEW IF NOT EXISTS audit_t AS SELECT a.seq AS seq, a.at AS at, "
-    NAME_OF("action") ", a.event_id AS event_id, " NAME_OF("event_type") ", "
-    NAME_OF("sender") ", " NAME_OF("recipient") ", " NAME_OF("decision") ", "
-    NAME_OF("reason") ", " NAME_OF("explanation") ", v.id AS agreement,"
-    " v.version AS agreement_version, v.content_hash AS agreement_hash, "
-    NAME_OF("flow") ", " NAME_OF("purpose") ", " NAME_OF("legal_basis") ", "
-    NAME_OF("consent") ", " NAME_OF("override") ", " NAME_OF("area") ","
-    " a.occurred AS occurred, a.reply_to AS reply_to, " NAME_OF("fields") ", "
-    NAME_OF("fields_shared") ", " NAME_OF("fields_stripped") ", " NAME_OF("facts") ","
-    " a.payload_hash AS payload_hash, a.subject_hash AS subject_hash,"
-    " a.case_hash AS case_hash, a.actor_hash AS actor_hash"
-    " FROM main.audit a LEFT JOIN main.agreement_versions v ON v.vid = a.agreement;"
-    /* The copies pending now, with names as text. */
-    "CREATE TEMP VIEW IF NOT EXISTS sealed_t AS SELECT c.seq AS seq, c.event_id AS "
-    "event_id, (SELECT text FROM names WHERE id = c.recipient) AS recipient,"
-    " c.created_at AS created_at FROM main.sealed c;";
-#undef NAME_OF
+    SHUB_STORE_VIEWS_SQL("main.", "CREATE TEMP VIEW IF NOT EXISTS ", "a.actor_hash");
 
 /* The deadlines with names as text; an empty view of the same shape for a
  * store written before deadlines were tracked (a reader cannot add the
- * table). */
-#define DEADLINE_VIEW_COLUMNS                                                            \
-    "event_id, recipient, kind, sender, event_type, agreement, flow, hours, started_at, " \
-    "due_at, answered_at, escalated_at"
+ * table). PostgreSQL's is part of the schema. */
 static const char deadlines_view_sql[] =
-    "CREATE TEMP VIEW IF NOT EXISTS deadlines_t(" DEADLINE_VIEW_COLUMNS ") AS SELECT"
-    " d.event_id, (SELECT text FROM names WHERE id = d.recipient), d.kind,"
-    " (SELECT text FROM names WHERE id = d.sender),"
-    " (SELECT text FROM names WHERE id = d.event_type), v.id,"
-    " (SELECT text FROM names WHERE id = d.flow), d.hours, d.started_at, d.due_at,"
-    " d.answered_at, d.escalated_at"
-    " FROM main.deadlines d LEFT JOIN main.agreement_versions v ON v.vid = d.agreement";
+    SHUB_STORE_DEADLINES_VIEW_SQL("main.", "CREATE TEMP VIEW IF NOT EXISTS ");
 static const char deadlines_empty_sql[] =
-    "CREATE TEMP VIEW IF NOT EXISTS deadlines_t(" DEADLINE_VIEW_COLUMNS ") AS SELECT"
-    " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0";
+    "CREATE TEMP VIEW IF NOT EXISTS deadlines_t(" SHUB_STORE_DEADLINE_VIEW_COLUMNS
+    ") AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    " WHERE 0";
+
+/* A single integer from sql (with :t bound), or *out = dflt for no row. */
+static int one_int(shub_store_t *s, const char *sql, int64_t t, int64_t dflt,
+                   int64_t *out, shub_err_t *err)
+{
+    shub_db_stmt_t *st = NULL;
+    int rc = prepare(s, sql, &st, "query", err);
+    if (rc)
+        return rc;
+    bind_int(st, ":t", t);
+    rc = shub_db_step(st);
+    if (rc == SHUB_DB_ROW && shub_db_column_type(st, 0) != SHUB_DB_NULL)
+        *out = shub_db_column_int(st, 0);
+    else
+        *out = dflt;
+    if (rc != SHUB_DB_ROW && rc != SHUB_DB_DONE) {
+        rc = shub_store_db_fail(s, err, "query");
+        shub_db_finalize(st);
+        return rc;
+    }
+    shub_db_finalize(st);
+    return 0;
+}
 
 /* One read snapshot for everything a query reads; a no-op inside a
- * transaction the caller already holds. */
+ * transaction the caller already holds. SQLite's views are made first, on
+ * the connection (deadlines_t empty for a store that predates the table). */
 static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
 {
     *began = false;
-    if (!sqlite3_get_autocommit(s->db))
+    if (shub_db_in_txn(s->db))
         return 0;
-    if (sqlite3_exec(s->db, view_sql, NULL, NULL, NULL) != SQLITE_OK)
-        return shub_store_db_fail(s, err, "query: views");
-    int has = sqlite3_table_column_metadata(s->db, "main", "deadlines", "due_at", NULL, NULL,
-                                            NULL, NULL, NULL) == SQLITE_OK;
-    if (sqlite3_exec(s->db, has ? deadlines_view_sql : deadlines_empty_sql, NULL, NULL,
-                     NULL) != SQLITE_OK)
-        return shub_store_db_fail(s, err, "query: views");
-    if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+    if (shub_db_kind(s->db) == SHUB_DB_SQLITE) {
+        int64_t has = 0;
+        int rc = one_int(s,
+                         "SELECT count(*) FROM main.sqlite_schema"
+                         " WHERE type = 'table' AND name = 'deadlines'",
+                         0, 0, &has, err);
+        if (rc)
+            return rc;
+        if (shub_db_exec(s->db, view_sql) != 0 ||
+            shub_db_exec(s->db, has ? deadlines_view_sql : deadlines_empty_sql) != 0)
+            return shub_store_db_fail(s, err, "query: views");
+    }
+    if (shub_db_begin_read(s->db) != 0)
         return shub_store_db_fail(s, err, "query: begin");
     *began = true;
     return 0;
@@ -333,30 +338,7 @@ static int read_begin(shub_store_t *s, bool *began, shub_err_t *err)
 static void read_end(shub_store_t *s, bool began)
 {
     if (began)
-        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-}
-
-/* A single integer from sql (with :t bound), or *out = dflt for no row. */
-static int one_int(shub_store_t *s, const char *sql, int64_t t, int64_t dflt,
-                   int64_t *out, shub_err_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prepare(s, sql, &st, "query", err);
-    if (rc)
-        return rc;
-    bind_int(st, ":t", t);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        *out = dflt;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = shub_store_db_fail(s, err, "query");
-        sqlite3_finalize(st);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return 0;
+        shub_db_exec(s->db, "COMMIT");
 }
 
 /*
@@ -369,7 +351,7 @@ static int one_int(shub_store_t *s, const char *sql, int64_t t, int64_t dflt,
  */
 static int seq_at_time(shub_store_t *s, int64_t t, int64_t *out, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int64_t lo, hi;
     int rc;
     if ((rc = one_int(s, "SELECT min(seq) FROM audit", 0, 1, &lo, err)) ||
@@ -381,20 +363,20 @@ static int seq_at_time(shub_store_t *s, int64_t t, int64_t *out, shub_err_t *err
         return rc;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        sqlite3_bind_int64(st, 1, mid);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && sqlite3_column_int64(st, 1) < t) {
-            lo = sqlite3_column_int64(st, 0) + 1;
-        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        shub_db_bind_int(st, 1, mid);
+        rc = shub_db_step(st);
+        if (rc == SHUB_DB_ROW && shub_db_column_int(st, 1) < t) {
+            lo = shub_db_column_int(st, 0) + 1;
+        } else if (rc == SHUB_DB_ROW || rc == SHUB_DB_DONE) {
             hi = mid;
         } else {
             rc = shub_store_db_fail(s, err, "query: find time");
-            sqlite3_finalize(st);
+            shub_db_finalize(st);
             return rc;
         }
-        sqlite3_reset(st);
+        shub_db_reset(st);
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     *out = lo;
     return 0;
 }
@@ -476,7 +458,7 @@ static void log_branch(char *sql, size_t size, const char *table, const char *or
     }
     sql_add(sql, size, terms);
     sql_add(sql, size, order);
-    sql_add(sql, size, ")");
+    sql_add(sql, size, ") AS b"); /* PostgreSQL 15 names every subquery */
 }
 
 int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
@@ -484,7 +466,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
 {
     char sql[8192] = "", terms[2048] = "";
     const char *order;
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     shub_query_result_t *r = NULL;
     int64_t lo = 0, hi = INT64_MAX, edge, indexed = 0;
     bool began = false;
@@ -554,7 +536,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
         bind_int(st, ":indexed", indexed) || bind_int(st, ":since", f->since_ms) ||
         bind_int(st, ":until", f->until_ms) ||
         bind_blob(st, ":subject", f->subject_hash, SHUB_STORE_HASH_SIZE) ||
-        bind_int(st, ":limit", f->limit ? (int64_t)f->limit + 1 : -1)) {
+        bind_int(st, ":limit", f->limit ? (int64_t)f->limit + 1 : INT64_MAX)) {
         rc = shub_store_db_fail(s, err, "log");
         goto done;
     }
@@ -574,7 +556,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
         r->cursor = strtoll(sec->cells[(f->limit - 1) * sec->ncols].text, NULL, 10);
     }
 done:
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     read_end(s, began);
     if (rc)
         shub_query_result_destroy(&r);
@@ -608,12 +590,14 @@ static const char explain_recipients_sql[] = EVENT_ROWS
     " d.fields_shared, d.fields_stripped, d.facts, d.at AS decided_at,"
     " (SELECT min(p.created_at) FROM sealed_t p WHERE p.event_id = d.event_id"
     "   AND p.recipient = d.recipient) AS queued_at,"
-    " (SELECT f.at FROM ev f WHERE f.recipient IS d.recipient AND f.action = 'ack'"
+    " (SELECT f.at FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient AND "
+    "f.action = 'ack'"
     "   ORDER BY f.seq LIMIT 1) AS acknowledged_at,"
-    " (SELECT f.at FROM ev f WHERE f.recipient IS d.recipient"
+    " (SELECT f.at FROM ev f WHERE f.recipient IS NOT DISTINCT FROM d.recipient"
     "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_at,"
     " (SELECT f.action || ': ' || coalesce(f.reason, '') || coalesce(' (' ||"
-    "   f.explanation || ')', '') FROM ev f WHERE f.recipient IS d.recipient"
+    "   f.explanation || ')', '') FROM ev f WHERE f.recipient IS NOT DISTINCT FROM "
+    "d.recipient"
     "   AND f.action IN ('dead', 'recheck') ORDER BY f.seq LIMIT 1) AS finished_why,"
     " d.payload_hash, d.seq"
     " FROM ev d WHERE d.action = 'decide' ORDER BY d.seq";
@@ -621,7 +605,7 @@ static const char explain_recipients_sql[] = EVENT_ROWS
 int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t **out,
                        shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     shub_query_result_t *r = NULL;
     bool began = false;
     int64_t indexed = 0;
@@ -647,7 +631,7 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
         rc = shub_err_set(err, SHUB_ENOTFOUND, "no audit row for event %s", text);
         goto done;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     st = NULL;
     if ((rc = prepare(s, explain_recipients_sql, &st, "explain", err)))
         goto done;
@@ -655,7 +639,7 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
     bind_int(st, ":indexed", indexed);
     rc = section_fill(s, r, "recipients", st, NULL, true, err);
 done:
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     read_end(s, began);
     if (rc)
         shub_query_result_destroy(&r);
@@ -669,6 +653,53 @@ done:
 /* Every report table reads audit rows through this window: up to the latest
  * checkpoint (recomputable by anyone who holds it) and within --since/--until. */
 #define WINDOW "seq <= :upto AND at >= :since AND at < :until"
+/* Counts the rows where cond holds: SQLite sums booleans, PostgreSQL does not. */
+#define COUNT_IF(cond) "count(CASE WHEN " cond " THEN 1 END)"
+/* A ratio rounded to a tenth, as text: SQLite's round gives a real,
+ * PostgreSQL's a numeric (sent in binary), and both print a cast alike. */
+#define TENTH(x) "CAST(round(" x ", 1) AS TEXT)"
+
+/* The two sections whose functions differ by engine: hex text of a blob
+ * (hex(x) / encode(x, 'hex')) and the position of a substring (instr /
+ * strpos), given as the text before and after the argument. */
+#define MARAC_SQL(HEX_A, HEX_B, INSTR)                                                   \
+    "WITH r AS (SELECT sender, recipient, event_type, facts,"                            \
+    "   CASE WHEN case_hash IS NOT NULL THEN 'c:' || " HEX_A "case_hash" HEX_B           \
+    "   ELSE 'e:' || " HEX_A "event_id" HEX_B " END AS k, 'e:' || " HEX_A                \
+    "event_id" HEX_B " AS e"                                                             \
+    "   FROM audit_t WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"      \
+    "   AND event_type IN ('marac.referral', 'marac.referral.decision', "                \
+    "'marac.transfer')),"                                                                \
+    " m(marac, metric, k) AS ("                                                          \
+    "   SELECT recipient, 'received', e FROM r WHERE event_type = 'marac.referral'"      \
+    "   UNION ALL SELECT sender, 'accepted', e FROM r"                                   \
+    "   WHERE event_type = 'marac.referral.decision'"                                    \
+    "   AND " INSTR "(',' || facts || ',', ',decision=accepted,') > 0"                   \
+    "   UNION ALL SELECT sender, 'withdrawn', e FROM r"                                  \
+    "   WHERE event_type = 'marac.referral.decision'"                                    \
+    "   AND " INSTR "(',' || facts || ',', ',decision=withdrawn,') > 0"                  \
+    "   UNION ALL SELECT recipient, 'in', k FROM r WHERE event_type = 'marac.transfer'"  \
+    "   UNION ALL SELECT sender, 'out', k FROM r WHERE event_type = 'marac.transfer')"   \
+    " SELECT marac,"                                                                     \
+    " count(DISTINCT CASE WHEN metric = 'received' THEN k END) AS received,"             \
+    " count(DISTINCT CASE WHEN metric = 'accepted' THEN k END) AS accepted,"             \
+    " count(DISTINCT CASE WHEN metric = 'withdrawn' THEN k END) AS withdrawn,"           \
+    " count(DISTINCT CASE WHEN metric = 'in' THEN k END) AS transferred_in,"             \
+    " count(DISTINCT CASE WHEN metric = 'out' THEN k END) AS transferred_out"            \
+    " FROM m GROUP BY marac ORDER BY marac"
+#define FIELDS_SQL(INSTR)                                                                \
+    "WITH RECURSIVE split(agreement, field, rest) AS ("                                  \
+    "   SELECT agreement, CAST(NULL AS TEXT), fields_stripped || ',' FROM audit_t"       \
+    "   WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"                   \
+    "   AND fields_stripped IS NOT NULL AND fields_stripped <> ''"                       \
+    "   UNION ALL SELECT agreement, substr(rest, 1, " INSTR "(rest, ',') - 1),"          \
+    "   substr(rest, " INSTR "(rest, ',') + 1) FROM split WHERE rest <> ''),"            \
+    " counted AS (SELECT agreement, field, count(*) AS times FROM split"                 \
+    "   WHERE field IS NOT NULL AND field <> '' GROUP BY agreement, field),"             \
+    " ranked AS (SELECT agreement, field, times, row_number() OVER"                      \
+    "   (PARTITION BY agreement ORDER BY times DESC, field) AS rank FROM counted)"       \
+    " SELECT agreement, rank, field, times FROM ranked WHERE rank <= :top"               \
+    " ORDER BY agreement, rank"
 
 /* How long each answered deadline took, in the flow's own hours (the hub's
  * clock may run hours faster in a simulation: the ratio to the target is
@@ -684,55 +715,65 @@ done:
     "   ) AS na FROM d) "
 #define TOOK_COLUMNS                                                                     \
     " count(*) AS shares,"                                                               \
-    " sum(answered_at IS NOT NULL AND answered_at <= due_at) AS in_time,"                 \
-    " sum(coalesce(answered_at > due_at, 0)) AS late,"                                   \
-    " sum(answered_at IS NULL AND due_at <= :now) AS overdue,"                           \
-    " sum(answered_at IS NULL AND due_at > :now) AS waiting,"                            \
-    " sum(escalated_at IS NOT NULL) AS escalated,"                                       \
-    " round(max(CASE WHEN rn = (na + 1) / 2 THEN took END), 1) AS median_hours,"          \
-    " round(max(CASE WHEN rn = (9 * na + 9) / 10 THEN took END), 1) AS p90_hours"
+    " " COUNT_IF("answered_at IS NOT NULL AND answered_at <= due_at") " AS in_time,"     \
+    " " COUNT_IF("answered_at > due_at") " AS late,"                                     \
+    " " COUNT_IF("answered_at IS NULL AND due_at <= :now") " AS overdue,"                \
+    " " COUNT_IF("answered_at IS NULL AND due_at > :now") " AS waiting,"                 \
+    " " COUNT_IF("escalated_at IS NOT NULL") " AS escalated,"                            \
+    " " TENTH("max(CASE WHEN rn = (na + 1) / 2 THEN took END)") " AS median_hours,"      \
+    " " TENTH("max(CASE WHEN rn = (9 * na + 9) / 10 THEN took END)") " AS p90_hours"
 
 static const struct {
     const char *name;
     const char *sql;
+    const char *sql_pg; /* PostgreSQL's, where it differs */
 } report_sections[] = {
     /* What the period held, in one row. */
     {"summary",
      "SELECT count(DISTINCT CASE WHEN action = 'decide' THEN event_id END) AS events,"
-     " sum(action = 'decide') AS shares,"
-     " sum(action = 'decide' AND decision = 'allow') AS allowed,"
-     " sum(action = 'decide' AND decision = 'deny') AS denied,"
-     " sum(action = 'ack' AND sender IS NOT 'hub') AS acknowledged,"
-     " sum(action IN ('dead', 'recheck') AND sender IS NOT 'hub') AS given_up,"
-     " sum(action = 'notice') AS escalations,"
+     " " COUNT_IF("action = 'decide'") " AS shares,"
+     " " COUNT_IF("action = 'decide' AND decision = 'allow'") " AS allowed,"
+     " " COUNT_IF("action = 'decide' AND decision = 'deny'") " AS denied,"
+     " " COUNT_IF("action = 'ack' AND coalesce(sender, '') <> 'hub'") " AS acknowledged,"
+     " " COUNT_IF("action IN ('dead', 'recheck') AND coalesce(sender, '') <> 'hub'")
+     " AS given_up,"
+     " " COUNT_IF("action = 'notice'") " AS escalations,"
      " count(DISTINCT CASE WHEN action = 'decide' THEN sender END) AS senders"
-     " FROM audit_t WHERE " WINDOW},
+     " FROM audit_t WHERE " WINDOW,
+     NULL},
     /* Deadlines per flow and kind (live state, like pending). */
     {"timeliness",
      TOOK("", "agreement, flow, kind")
      "SELECT agreement, flow, kind, max(hours) AS target_hours," TOOK_COLUMNS
-     " FROM r GROUP BY agreement, flow, kind ORDER BY agreement, flow, kind"},
+     " FROM r GROUP BY agreement, flow, kind ORDER BY agreement, flow, kind",
+     NULL},
     /* Referrals per MARAC: the first answer (kind 1), as the region's
      * coordinators review each referral. */
     {"marac_timeliness",
      TOOK(" AND event_type = 'marac.referral' AND kind = 1", "recipient")
      "SELECT recipient AS marac, max(hours) AS target_hours," TOOK_COLUMNS
-     " FROM r GROUP BY recipient ORDER BY recipient"},
+     " FROM r GROUP BY recipient ORDER BY recipient",
+     NULL},
     /* Shares are decisions: one per (event, recipient). Redelivery rechecks
      * and dead letters are in dead_letters, not counted twice here. */
     {"agreements",
      "SELECT agreement, decision, reason, count(*) AS shares FROM audit_t"
      " WHERE " WINDOW " AND action = 'decide'"
-     " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason"},
+     " GROUP BY agreement, decision, reason ORDER BY agreement, decision, reason",
+     NULL},
     {"orgs",
-     "SELECT sender, recipient, sum(decision = 'allow') AS allowed,"
-     " sum(decision = 'deny') AS denied FROM audit_t WHERE " WINDOW " AND action = 'decide'"
-     " GROUP BY sender, recipient ORDER BY sender, recipient"},
+     "SELECT sender, recipient, " COUNT_IF("decision = 'allow'") " AS allowed, " COUNT_IF(
+         "decision = 'deny'") " AS denied FROM audit_t WHERE " WINDOW
+                              " AND action = 'decide'"
+                              " GROUP BY sender, recipient ORDER BY sender, recipient",
+     NULL},
     {"areas",
      "SELECT area, event_type, count(DISTINCT event_id) AS events,"
-     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied FROM audit_t"
-     " WHERE " WINDOW " AND action = 'decide'"
-     " GROUP BY area, event_type ORDER BY area, event_type"},
+     " " COUNT_IF("decision = 'allow'") " AS allowed, " COUNT_IF(
+         "decision = 'deny'") " AS denied FROM audit_t"
+                              " WHERE " WINDOW " AND action = 'decide'"
+                              " GROUP BY area, event_type ORDER BY area, event_type",
+     NULL},
     /* MARAC flow: referrals received (by recipient, distinct events);
      * accepted and withdrawn (the decisions the MARAC sent, by the code its
      * agreement declares reportable, distinct events: every referral is
@@ -740,72 +781,44 @@ static const struct {
      * decisions add up to the referrals); transfers in and out (distinct
      * cases, so a resend after request_missing counts once). Facts are
      * "path=value,..." codes: matched whole, with commas. */
-    {"marac",
-     "WITH r AS (SELECT sender, recipient, event_type, facts,"
-     "   CASE WHEN case_hash IS NOT NULL THEN 'c:' || hex(case_hash)"
-     "   ELSE 'e:' || hex(event_id) END AS k, 'e:' || hex(event_id) AS e"
-     "   FROM audit_t WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
-     "   AND event_type IN ('marac.referral', 'marac.referral.decision', "
-     "'marac.transfer')),"
-     " m(marac, metric, k) AS ("
-     "   SELECT recipient, 'received', e FROM r WHERE event_type = 'marac.referral'"
-     "   UNION ALL SELECT sender, 'accepted', e FROM r"
-     "   WHERE event_type = 'marac.referral.decision'"
-     "   AND instr(',' || facts || ',', ',decision=accepted,') > 0"
-     "   UNION ALL SELECT sender, 'withdrawn', e FROM r"
-     "   WHERE event_type = 'marac.referral.decision'"
-     "   AND instr(',' || facts || ',', ',decision=withdrawn,') > 0"
-     "   UNION ALL SELECT recipient, 'in', k FROM r WHERE event_type = 'marac.transfer'"
-     "   UNION ALL SELECT sender, 'out', k FROM r WHERE event_type = 'marac.transfer')"
-     " SELECT marac,"
-     " count(DISTINCT CASE WHEN metric = 'received' THEN k END) AS received,"
-     " count(DISTINCT CASE WHEN metric = 'accepted' THEN k END) AS accepted,"
-     " count(DISTINCT CASE WHEN metric = 'withdrawn' THEN k END) AS withdrawn,"
-     " count(DISTINCT CASE WHEN metric = 'in' THEN k END) AS transferred_in,"
-     " count(DISTINCT CASE WHEN metric = 'out' THEN k END) AS transferred_out"
-     " FROM m GROUP BY marac ORDER BY marac"},
+    {"marac", MARAC_SQL("hex(", ")", "instr"),
+     MARAC_SQL("encode(", ", 'hex')", "strpos")},
     /* Split in SQL with a recursive CTE rather than json_each: a field path
      * edited to hold a quote must not make the whole report fail. */
-    {"fields_stripped",
-     "WITH RECURSIVE split(agreement, field, rest) AS ("
-     "   SELECT agreement, NULL, fields_stripped || ',' FROM audit_t"
-     "   WHERE " WINDOW " AND action = 'decide' AND decision = 'allow'"
-     "   AND fields_stripped IS NOT NULL AND fields_stripped <> ''"
-     "   UNION ALL SELECT agreement, substr(rest, 1, instr(rest, ',') - 1),"
-     "   substr(rest, instr(rest, ',') + 1) FROM split WHERE rest <> ''),"
-     " counted AS (SELECT agreement, field, count(*) AS times FROM split"
-     "   WHERE field IS NOT NULL AND field <> '' GROUP BY agreement, field),"
-     " ranked AS (SELECT agreement, field, times, row_number() OVER"
-     "   (PARTITION BY agreement ORDER BY times DESC, field) AS rank FROM counted)"
-     " SELECT agreement, rank, field, times FROM ranked WHERE rank <= :top"
-     " ORDER BY agreement, rank"},
+    {"fields_stripped", FIELDS_SQL("instr"), FIELDS_SQL("strpos")},
     {"dead_letters",
      "SELECT recipient, action, reason, count(*) AS deliveries FROM audit_t"
      " WHERE " WINDOW " AND action IN ('dead', 'recheck')"
-     " GROUP BY recipient, action, reason ORDER BY recipient, action, reason"},
+     " GROUP BY recipient, action, reason ORDER BY recipient, action, reason",
+     NULL},
     /* The copies pending now: live state, not part of the chain. */
     {"pending",
      "SELECT recipient, count(*) AS pending, min(created_at) AS oldest_pending"
-     " FROM sealed_t GROUP BY recipient ORDER BY recipient"},
+     " FROM sealed_t GROUP BY recipient ORDER BY recipient",
+     NULL},
     /* Every agreement the broker has loaded, its newest version first: the
      * titles and dates the report and the pages name agreements by. */
     {"agreement_versions",
      "SELECT id AS agreement, version, title, status, valid_from, valid_until, review,"
      " first_loaded_at AS loaded_at, content_hash,"
      " row_number() OVER (PARTITION BY id ORDER BY version DESC, first_loaded_at DESC)"
-     " AS newest FROM agreement_versions ORDER BY id, version DESC, first_loaded_at DESC"},
+     " AS newest FROM agreement_versions ORDER BY id, version DESC, first_loaded_at DESC",
+     NULL},
     /* The flows each agreement version carried, as the log saw them used. */
     {"flows_used",
      "SELECT agreement, agreement_version AS version, flow, event_type,"
-     " sum(decision = 'allow') AS allowed, sum(decision = 'deny') AS denied"
+     " " COUNT_IF("decision = 'allow'") " AS allowed,"
+     " " COUNT_IF("decision = 'deny'") " AS denied"
      " FROM audit_t WHERE " WINDOW " AND action = 'decide' AND flow IS NOT NULL"
      " GROUP BY agreement, agreement_version, flow, event_type"
-     " ORDER BY agreement, agreement_version DESC, flow, event_type"},
+     " ORDER BY agreement, agreement_version DESC, flow, event_type",
+     NULL},
     /* Countersignatures the witnesses sent, newest checkpoint first. */
     {"witnesses",
      "SELECT (SELECT text FROM names WHERE id = w.org) AS org, w.upto_seq,"
      " w.at AS checkpoint_at, w.received_at FROM witnesses w"
-     " ORDER BY w.upto_seq DESC, org LIMIT 200"},
+     " ORDER BY w.upto_seq DESC, org LIMIT 200",
+     NULL},
     /* The newest version of each agreement the broker has loaded, if its
      * review date or validity has passed. */
     /* An agreement past its valid_until is `expired` here whatever its file
@@ -819,7 +832,8 @@ static const struct {
      " valid_until, review,"
      " CASE WHEN review < :now AND valid_until < :now THEN 'review overdue, expired'"
      " WHEN review < :now THEN 'review overdue' ELSE 'expired' END AS problem"
-     " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id"},
+     " FROM latest WHERE n = 1 AND (review < :now OR valid_until < :now) ORDER BY id",
+     NULL},
 };
 
 /* The partnership board's MARAC figures beyond the flow of referrals, each a
@@ -828,8 +842,10 @@ static const struct {
  * from report facts, the codes an agreement classes anonymous, never from a
  * payload value: the referral's DASH risk factors, the decision's repeat and
  * complex flags, the ack's complex flag, an action's status, an IDVA's
- * engagement outcome. Facts are matched whole, with commas. */
-#define FACT(f) "instr(',' || facts || ',', '," f ",') > 0"
+ * engagement outcome. Facts are matched whole, with commas, by a replace
+ * that changes the text only where the fact is (instr is SQLite's, strpos
+ * PostgreSQL's; replace is both engines'). */
+#define FACT(f) "replace(',' || facts || ',', '," f ",', '') <> ',' || facts || ','"
 #define SHARED  "action = 'decide' AND decision = 'allow'"
 /* clang-format off: it breaks SQL built with FACT() into one word a line */
 static const struct {
@@ -844,8 +860,8 @@ static const struct {
      "   AND " SHARED " AND event_type = 'marac.referral'),"
      " d AS (SELECT sender AS marac, event_id, facts FROM audit_t WHERE " WINDOW
      "   AND " SHARED " AND event_type = 'marac.referral.decision'),"
-     " k AS (SELECT sender AS marac, coalesce('c:' || hex(case_hash), 'e:' ||"
-     "   hex(event_id)) AS c FROM audit_t WHERE " WINDOW " AND " SHARED
+     " k AS (SELECT sender AS marac, coalesce(case_hash, event_id) AS c"
+     "   FROM audit_t WHERE " WINDOW " AND " SHARED
      "   AND event_type IN ('marac.referral.decision', 'marac.transfer.ack')"
      "   AND " FACT("complex=true") "),"
      " m AS (SELECT marac FROM r UNION SELECT marac FROM d UNION SELECT marac FROM k)"
@@ -883,7 +899,8 @@ static const struct {
      "   count(DISTINCT CASE WHEN metric = 'transferred' THEN k END) AS transferred"
      "   FROM m GROUP BY marac)"
      " SELECT marac, raised, done, went_overdue, transferred,"
-     " max(0, raised - done - transferred) AS still_open FROM n ORDER BY marac"},
+     " CASE WHEN raised - done - transferred > 0 THEN raised - done - transferred"
+     " ELSE 0 END AS still_open FROM n ORDER BY marac"},
     /* Per MARAC: victims it notified to an IDVA service, and what the IDVA
      * services reported back. */
     {"idva_engagement",
@@ -921,7 +938,7 @@ static int report_marac_work(shub_store_t *s, const shub_query_report_opts_t *o,
     for (size_t i = 0; i < sizeof marac_work_sections / sizeof marac_work_sections[0];
          i++) {
         const char *name = marac_work_sections[i].name;
-        sqlite3_stmt *st = NULL;
+        shub_db_stmt_t *st = NULL;
         if (o->section && strcmp(o->section, name) != 0)
             continue;
         int rc = prepare(s, marac_work_sections[i].sql, &st, name, err);
@@ -931,11 +948,11 @@ static int report_marac_work(shub_store_t *s, const shub_query_report_opts_t *o,
             bind_int(st, ":since", o->has_since ? o->since_ms : INT64_MIN) ||
             bind_int(st, ":until", o->has_until ? o->until_ms : INT64_MAX)) {
             rc = shub_store_db_fail(s, err, name);
-            sqlite3_finalize(st);
+            shub_db_finalize(st);
             return rc;
         }
         rc = section_fill(s, r, name, st, NULL, false, err);
-        sqlite3_finalize(st);
+        shub_db_finalize(st);
         if (rc)
             return rc;
         if (!o->section && r->secs[r->nsecs - 1].nrows == 0)
@@ -948,14 +965,15 @@ static const char report_checkpoint_sql[] =
     "SELECT c.seq AS checkpoint, c.upto_seq, c.at AS checkpoint_at, c.head_hash,"
     " (SELECT count(*) FROM audit WHERE seq <= :upto) AS rows_covered,"
     " (SELECT count(*) FROM audit WHERE seq > :upto) AS rows_left_out,"
-    " :since_opt AS since, :until_opt AS until, :now AS computed_at"
-    " FROM (SELECT 1) LEFT JOIN (SELECT seq, upto_seq, at, head_hash FROM checkpoints"
-    "   ORDER BY upto_seq DESC, seq DESC LIMIT 1) c";
+    " CAST(:since_opt AS BIGINT) AS since, CAST(:until_opt AS BIGINT) AS until,"
+    " CAST(:now AS BIGINT) AS computed_at"
+    " FROM (SELECT 1) AS one LEFT JOIN (SELECT seq, upto_seq, at, head_hash FROM"
+    " checkpoints ORDER BY upto_seq DESC, seq DESC LIMIT 1) c ON 1 = 1";
 
 int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
                       shub_query_result_t **out, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     shub_query_result_t *r = NULL;
     bool began = false, known;
     int64_t upto = 0;
@@ -983,6 +1001,8 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
     for (size_t i = 0; i <= sizeof report_sections / sizeof report_sections[0]; i++) {
         const char *name = i ? report_sections[i - 1].name : "checkpoint";
         const char *sql = i ? report_sections[i - 1].sql : report_checkpoint_sql;
+        if (i && report_sections[i - 1].sql_pg && shub_db_kind(s->db) == SHUB_DB_PG)
+            sql = report_sections[i - 1].sql_pg;
         if (i && o->section && strcmp(o->section, name) != 0)
             continue;
         if ((rc = prepare(s, sql, &st, name, err)))
@@ -1000,12 +1020,12 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
         }
         if ((rc = section_fill(s, r, name, st, NULL, i == 0, err)))
             goto done;
-        sqlite3_finalize(st);
+        shub_db_finalize(st);
         st = NULL;
     }
     rc = report_marac_work(s, o, upto, r, err);
 done:
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     read_end(s, began);
     if (rc)
         shub_query_result_destroy(&r);

@@ -17,6 +17,7 @@
 #include "store_internal.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -248,6 +249,179 @@ static const char notices_sql[] = "CREATE TABLE IF NOT EXISTS notices(\n"
                                   "    PRIMARY KEY(kind, subject)\n"
                                   ") WITHOUT ROWID;\n";
 
+/* The same two for PostgreSQL, also made on open when missing; the
+ * deadlines' view for the report (SQLite's is made per connection, in
+ * query.c) comes with its table. */
+static const char deadlines_sql_pg[] =
+    "CREATE TABLE IF NOT EXISTS deadlines(\n"
+    "    event_id BYTEA NOT NULL,\n"
+    "    recipient BIGINT NOT NULL,\n"
+    "    kind BIGINT NOT NULL,\n"
+    "    sender BIGINT NOT NULL,\n"
+    "    event_type BIGINT NOT NULL,\n"
+    "    agreement BIGINT NOT NULL,\n"
+    "    flow BIGINT NOT NULL,\n"
+    "    area BIGINT,\n"
+    "    hours BIGINT NOT NULL,\n"
+    "    started_at BIGINT NOT NULL,\n"
+    "    due_at BIGINT NOT NULL,\n"
+    "    answered_at BIGINT,\n"
+    "    escalated_at BIGINT,\n"
+    "    PRIMARY KEY(event_id, recipient, kind)\n"
+    ");\n" SHUB_STORE_DEADLINES_VIEW_SQL("", "CREATE OR REPLACE VIEW ") ";\n";
+static const char notices_sql_pg[] = "CREATE TABLE IF NOT EXISTS notices(\n"
+                                     "    kind TEXT NOT NULL,\n"
+                                     "    subject TEXT NOT NULL,\n"
+                                     "    recipient TEXT NOT NULL,\n"
+                                     "    event_id BYTEA NOT NULL,\n"
+                                     "    at BIGINT NOT NULL,\n"
+                                     "    PRIMARY KEY(kind, subject)\n"
+                                     ");\n";
+
+/*
+ * The same schema for PostgreSQL: the same tables, columns and keys, with
+ * its types (bigint for every integer and name id, bytea for ids and hashes)
+ * and identity and conflict clauses where SQLite has rowids. The application
+ * id and schema version, which SQLite keeps in the file header, are rows of
+ * meta. The views the audit tools read (query.c) are part of the schema
+ * here; SQLite's are made per connection, in its temp schema.
+ */
+static const char *const schema_sql_pg[] = {
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n",
+    "CREATE TABLE names(id BIGINT PRIMARY KEY, text TEXT NOT NULL UNIQUE);\n",
+    "CREATE TABLE agreement_versions(\n"
+    "    vid BIGINT PRIMARY KEY,\n"
+    "    id TEXT NOT NULL,\n"
+    "    version BIGINT NOT NULL,\n"
+    "    content_hash TEXT NOT NULL,\n"
+    "    title TEXT,\n"
+    "    status TEXT,\n"
+    "    valid_from BIGINT,\n"
+    "    valid_until BIGINT,\n"
+    "    review BIGINT,\n"
+    "    first_loaded_at BIGINT NOT NULL,\n"
+    "    UNIQUE(id, version, content_hash)\n"
+    ");\n",
+    "CREATE TABLE events(\n"
+    "    event_id BYTEA PRIMARY KEY,\n"
+    "    sender BIGINT NOT NULL,\n"
+    "    received_at BIGINT NOT NULL\n"
+    ");\n",
+    "CREATE TABLE audit(\n"
+    "    seq BIGINT PRIMARY KEY,\n"
+    "    at BIGINT NOT NULL,\n"
+    "    action BIGINT NOT NULL,\n"
+    "    event_id BYTEA,\n"
+    "    event_type BIGINT,\n"
+    "    sender BIGINT,\n"
+    "    recipient BIGINT,\n"
+    "    decision BIGINT NOT NULL,\n"
+    "    reason BIGINT,\n"
+    "    explanation BIGINT,\n"
+    "    agreement BIGINT,\n"
+    "    flow BIGINT,\n"
+    "    purpose BIGINT,\n"
+    "    legal_basis BIGINT,\n"
+    "    consent BIGINT,\n"
+    "    override BIGINT,\n"
+    "    area BIGINT,\n"
+    "    occurred BIGINT,\n"
+    "    reply_to BYTEA,\n"
+    "    fields BIGINT,\n"
+    "    fields_shared BIGINT,\n"
+    "    fields_stripped BIGINT,\n"
+    "    facts BIGINT,\n"
+    "    payload_hash BYTEA,\n"
+    "    subject_hash BYTEA,\n"
+    "    case_hash BYTEA,\n"
+    "    actor_hash BYTEA,\n"
+    "    row_hash BYTEA NOT NULL,\n"
+    "    actor_text TEXT\n" /* SHUB_AUDIT_READ_COLUMNS_PG */
+    ");\n",
+    "CREATE TABLE audit_find(\n"
+    "    seq BIGINT PRIMARY KEY,\n"
+    "    event_id BYTEA,\n"
+    "    sender BIGINT,\n"
+    "    recipient BIGINT,\n"
+    "    agreement BIGINT,\n"
+    "    event_type BIGINT,\n"
+    "    decision BIGINT,\n"
+    "    reason BIGINT,\n"
+    "    case_hash BYTEA,\n"
+    "    subject_hash BYTEA\n"
+    ");\n",
+    "CREATE INDEX find_event ON audit_find(event_id, seq);\n",
+    "CREATE INDEX find_sender ON audit_find(sender, seq);\n",
+    "CREATE INDEX find_recipient ON audit_find(recipient, seq);\n",
+    "CREATE INDEX find_agreement ON audit_find(agreement, seq) WHERE agreement IS NOT "
+    "NULL;\n",
+    "CREATE INDEX find_type ON audit_find(event_type, seq);\n",
+    "CREATE INDEX find_reason ON audit_find(reason, seq) WHERE reason IS NOT NULL;\n",
+    "CREATE INDEX find_case ON audit_find(case_hash, seq) WHERE case_hash IS NOT NULL;\n",
+    "CREATE INDEX find_subject ON audit_find(subject_hash, seq)"
+    " WHERE subject_hash IS NOT NULL;\n",
+    "CREATE TABLE outcomes(\n"
+    "    event_id BYTEA NOT NULL,\n"
+    "    recipient BIGINT NOT NULL,\n"
+    "    state BIGINT NOT NULL,\n"
+    "    reason BIGINT,\n"
+    "    detail BIGINT,\n"
+    "    agreement BIGINT,\n"
+    "    flow BIGINT,\n"
+    "    PRIMARY KEY(event_id, recipient)\n"
+    ");\n",
+    "CREATE TABLE sealed(\n"
+    "    seq BIGINT PRIMARY KEY,\n"
+    "    event_id BYTEA NOT NULL,\n"
+    "    recipient BIGINT NOT NULL,\n"
+    "    sender BIGINT NOT NULL,\n"
+    "    event_type BIGINT NOT NULL,\n"
+    "    agreement BIGINT NOT NULL,\n"
+    "    flow BIGINT NOT NULL,\n"
+    "    area BIGINT,\n"
+    "    purpose BIGINT,\n"
+    "    basis BIGINT,\n"
+    "    fields_shared BIGINT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    copy BYTEA NOT NULL\n"
+    ");\n",
+    "CREATE TABLE updates(\n"
+    "    sender BIGINT NOT NULL,\n"
+    "    seq BIGINT NOT NULL,\n"
+    "    event_id BYTEA NOT NULL,\n"
+    "    recipient BIGINT NOT NULL,\n"
+    "    state BIGINT NOT NULL,\n"
+    "    reason BIGINT,\n"
+    "    detail BIGINT,\n"
+    "    agreement BIGINT,\n"
+    "    flow BIGINT,\n"
+    "    PRIMARY KEY(sender, seq)\n"
+    ");\n",
+    "CREATE TABLE checkpoints(\n"
+    "    seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,\n"
+    "    upto_seq BIGINT NOT NULL,\n"
+    "    head_hash BYTEA NOT NULL,\n"
+    "    at BIGINT NOT NULL,\n"
+    "    public_key BYTEA NOT NULL,\n"
+    "    signature BYTEA NOT NULL\n"
+    ");\n",
+    "CREATE INDEX checkpoints_upto ON checkpoints(upto_seq);\n",
+    "CREATE TABLE witnesses(\n"
+    "    org BIGINT NOT NULL,\n"
+    "    upto_seq BIGINT NOT NULL,\n"
+    "    head_hash BYTEA NOT NULL,\n"
+    "    at BIGINT NOT NULL,\n"
+    "    public_key BYTEA NOT NULL,\n"
+    "    signature BYTEA NOT NULL,\n"
+    "    received_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY(org, upto_seq)\n"
+    ");\n",
+    SHUB_STORE_VIEWS_SQL("", "CREATE VIEW ",
+                         "coalesce(a.actor_text, encode(a.actor_hash, 'hex'))") ";\n",
+    deadlines_sql_pg,
+    notices_sql_pg,
+};
+
 #define COPY_COLUMNS                                                                     \
     "seq, event_id, recipient, sender, event_type, agreement, flow, area, purpose, "     \
     "basis, fields_shared, created_at"
@@ -311,7 +485,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " escalated_at = coalesce(escalated_at, ?5)"
                          " WHERE event_id = ?1 AND recipient = ?2 AND kind = ?3",
     [ST_DEADLINES_OPEN] = "SELECT " DEADLINE_COLUMNS " FROM deadlines"
-                          " WHERE answered_at IS NULL",
+                          " WHERE answered_at IS NULL ORDER BY event_id, recipient, kind",
     [ST_INDEX_FILL] = "INSERT INTO audit_find(seq, event_id, sender, recipient, agreement,"
                       " event_type, decision, reason, case_hash, subject_hash)"
                       " SELECT seq, event_id, sender, recipient, agreement, event_type,"
@@ -331,8 +505,21 @@ static const char *const stmt_sql[ST_COUNT] = {
                           " LIMIT ?2)",
 };
 
-const char *shub_store_sql(stmt_id_t id)
+/* Where PostgreSQL's dialect differs; NULL: the text above serves both. */
+static const char *const stmt_sql_pg[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit(" SHUB_AUDIT_TABLE_COLUMNS ", actor_text)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,"
+                        " ?27, ?28, ?29)",
+    [ST_AUDIT_READ] = "SELECT " SHUB_AUDIT_READ_COLUMNS_PG " FROM audit WHERE seq > ?1"
+                      " ORDER BY seq LIMIT ?2",
+};
+
+const char *shub_store_sql(const shub_store_t *s, stmt_id_t id)
 {
+    if (shub_db_kind(s->db) == SHUB_DB_PG && stmt_sql_pg[id])
+        return stmt_sql_pg[id];
     return stmt_sql[id];
 }
 
@@ -461,32 +648,29 @@ void shub_store_base_confirm(shub_store_t *s)
 
 int shub_store_db_fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
-    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
+    if (shub_db_out_of_memory(s->db))
+        return shub_err_set(err, SHUB_ENOMEM, "%s: out of memory", what);
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what, shub_db_errmsg(s->db));
 }
 
-int shub_store_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err)
+int shub_store_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out, shub_err_t *err)
 {
-    if (!s->stmts[id]) {
-        int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &s->stmts[id], NULL);
-        if (rc != SQLITE_OK) {
-            sqlite3_finalize(s->stmts[id]);
-            s->stmts[id] = NULL;
-            return shub_store_db_fail(s, err, "prepare statement");
-        }
-    }
+    if (!s->stmts[id] &&
+        shub_db_prepare(s->db, shub_store_sql(s, id), true, &s->stmts[id]) != 0)
+        return shub_store_db_fail(s, err, "prepare statement");
     *out = s->stmts[id];
     return 0;
 }
 
-
-
-
-static int bind_id(sqlite3_stmt *st, int i, const shub_id_t *id)
+static int bind_id(shub_db_stmt_t *st, int i, const shub_id_t *id)
 {
-    return sqlite3_bind_blob(st, i, id->bytes, SHUB_ID_SIZE, SQLITE_STATIC);
+    return shub_db_bind_blob(st, i, id->bytes, SHUB_ID_SIZE);
 }
 
+static int bind_str(shub_db_stmt_t *st, int i, const char *t)
+{
+    return shub_db_bind_text(st, i, t, strlen(t));
+}
 
 static bool id_is_zero(const shub_id_t *id)
 {
@@ -756,51 +940,50 @@ static int agreement_vid(shub_store_t *s, const char *id, uint32_t version,
 
 int shub_store_names_load(shub_store_t *s, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "SELECT id, text FROM names ORDER BY id", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_db_prepare(s->db, "SELECT id, text FROM names ORDER BY id", false, &st);
+    if (rc != 0)
         return shub_store_db_fail(s, err, "read names");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        const char *t = (const char *)sqlite3_column_text(st, 1);
+    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
+        int64_t id = shub_db_column_int(st, 0);
+        const char *t = shub_db_column_text(st, 1);
         if (!t || id <= 0 || id > (int64_t)1 << 40)
             continue; /* verify reports the rows that use it */
         if (id <= s->names.max_id && s->names.text[id])
             continue; /* already known */
-        if (names_set(&s->names, id, t, (size_t)sqlite3_column_bytes(st, 1))) {
-            sqlite3_finalize(st);
+        if (names_set(&s->names, id, t, (size_t)shub_db_column_bytes(st, 1))) {
+            shub_db_finalize(st);
             return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
         }
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    shub_db_finalize(st);
+    if (rc != SHUB_DB_DONE)
         return shub_store_db_fail(s, err, "read names");
     if (!s->names.slots && slots_rebuild(&s->names, 16))
         return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
 
-    rc = sqlite3_prepare_v2(s->db,
-                            "SELECT vid, id, version, content_hash FROM agreement_versions"
-                            " WHERE vid > ?1 ORDER BY vid",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(
+    rc = shub_db_prepare(s->db,
+                         "SELECT vid, id, version, content_hash FROM agreement_versions"
+                         " WHERE vid > ?1 ORDER BY vid",
+                         false, &st);
+    if (rc == 0)
+        rc = shub_db_bind_int(
             st, 1, s->n_agreements ? s->agreements[s->n_agreements - 1].vid : 0);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(st);
+    if (rc != 0) {
+        shub_db_finalize(st);
         return shub_store_db_fail(s, err, "read agreement versions");
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *h = (const char *)sqlite3_column_text(st, 3);
-        if (agreement_add_ref(s, sqlite3_column_int64(st, 0), id ? id : "",
-                              (uint32_t)sqlite3_column_int64(st, 2), h ? h : "")) {
-            sqlite3_finalize(st);
+    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
+        const char *id = shub_db_column_text(st, 1);
+        const char *h = shub_db_column_text(st, 3);
+        if (agreement_add_ref(s, shub_db_column_int(st, 0), id ? id : "",
+                              (uint32_t)shub_db_column_int(st, 2), h ? h : "")) {
+            shub_db_finalize(st);
             return shub_err_set(err, SHUB_ENOMEM, "read agreements: out of memory");
         }
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    shub_db_finalize(st);
+    if (rc != SHUB_DB_DONE)
         return shub_store_db_fail(s, err, "read agreement versions");
     s->agreements_confirmed = s->n_agreements;
     return 0;
@@ -812,25 +995,25 @@ int shub_store_names_load(shub_store_t *s, shub_err_t *err)
 static int query_int(shub_store_t *s, const char *sql, int64_t *out, const char *what,
                      shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            *out = sqlite3_column_int64(st, 0);
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_db_prepare(s->db, sql, false, &st);
+    if (rc == 0) {
+        rc = shub_db_step(st);
+        if (rc == SHUB_DB_ROW)
+            *out = shub_db_column_int(st, 0);
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        shub_store_db_fail(s, err, what);
-        sqlite3_finalize(st);
-        return SHUB_EDB;
+    if (rc != SHUB_DB_ROW && rc != SHUB_DB_DONE) {
+        rc = shub_store_db_fail(s, err, what);
+        shub_db_finalize(st);
+        return rc;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     return 0;
 }
 
 static int exec(shub_store_t *s, const char *sql, const char *what, shub_err_t *err)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (shub_db_exec(s->db, sql) != 0)
         return shub_store_db_fail(s, err, what);
     return 0;
 }
@@ -839,57 +1022,102 @@ static int exec(shub_store_t *s, const char *sql, const char *what, shub_err_t *
 static int meta_get(shub_store_t *s, const char *key, char *buf, size_t size,
                     shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_db_prepare(s->db, "SELECT value FROM meta WHERE key = ?1", false, &st);
+    if (rc == 0)
+        rc = bind_str(st, 1, key);
+    if (rc == 0)
+        rc = shub_db_step(st);
+    if (rc == SHUB_DB_ROW) {
+        const char *v = shub_db_column_text(st, 0);
         snprintf(buf, size, "%s", v ? v : "");
-        sqlite3_finalize(st);
+        shub_db_finalize(st);
         return 0;
     }
-    if (rc != SQLITE_DONE) {
-        shub_store_db_fail(s, err, "read store meta");
-        sqlite3_finalize(st);
-        return SHUB_EDB;
+    if (rc != SHUB_DB_DONE) {
+        rc = shub_store_db_fail(s, err, "read store meta");
+        shub_db_finalize(st);
+        return rc;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     return SHUB_ENOTFOUND;
 }
 
 static int meta_put(shub_store_t *s, const char *key, const char *value, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_db_prepare(s->db,
+                             "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             false, &st);
+    if (rc == 0)
+        rc = bind_str(st, 1, key);
+    if (rc == 0)
+        rc = bind_str(st, 2, value);
+    if (rc == 0)
+        rc = shub_db_step(st);
+    shub_db_finalize(st);
+    if (rc != SHUB_DB_DONE)
         return shub_store_db_fail(s, err, "write store meta");
     return 0;
 }
 
-/* Creates the schema in a new, empty file. The application id is checked
- * again under the write lock: two processes may race to create the same file. */
+/* The store's identity as the database holds it: the application id (0:
+ * none), the schema version, and how many tables there are. SQLite keeps the
+ * first two in the file header (PRAGMA); PostgreSQL, which has no such
+ * header, in meta. */
+static int probe(shub_store_t *s, int64_t *app_id, int64_t *version, int64_t *tables,
+                 shub_err_t *err)
+{
+    char text[32];
+    int rc;
+    *app_id = *version = *tables = 0;
+    if (shub_db_kind(s->db) == SHUB_DB_SQLITE) {
+        if ((rc = query_int(s, "PRAGMA application_id", app_id, "open", err)) ||
+            (rc = query_int(s, "PRAGMA user_version", version, "open", err)))
+            return rc;
+        return query_int(s, "SELECT count(*) FROM sqlite_schema", tables, "open", err);
+    }
+    int64_t has_meta = 0;
+    if ((rc = query_int(s,
+                        "SELECT count(*), count(*) FILTER (WHERE table_name = 'meta')"
+                        " FROM information_schema.tables"
+                        " WHERE table_schema = current_schema()",
+                        tables, "open", err)) ||
+        (rc = query_int(s,
+                        "SELECT count(*) FROM information_schema.tables"
+                        " WHERE table_schema = current_schema() AND table_name = 'meta'",
+                        &has_meta, "open", err)))
+        return rc;
+    if (!has_meta)
+        return 0;
+    if ((rc = meta_get(s, "application_id", text, sizeof text, err)) == 0)
+        *app_id = strtoll(text, NULL, 10);
+    else if (rc != SHUB_ENOTFOUND)
+        return rc;
+    if ((rc = meta_get(s, "user_version", text, sizeof text, err)) == 0)
+        *version = strtoll(text, NULL, 10);
+    else if (rc != SHUB_ENOTFOUND)
+        return rc;
+    return 0;
+}
+
+/* Creates the schema in a new, empty file or database schema. The
+ * application id is checked again under the write lock: two processes may
+ * race to create the same store. */
 static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
 {
-    int64_t app_id = 0, tables = 0;
-    char pragmas[128], now[32];
+    int64_t app_id = 0, version = 0, tables = 0;
+    char now[32], num[32];
+    bool pg = shub_db_kind(s->db) == SHUB_DB_PG;
     int rc;
-    if ((rc = exec(s, "BEGIN IMMEDIATE", "create schema", err)))
+    if ((rc = exec(s,
+                   pg ? "BEGIN; SELECT pg_advisory_xact_lock(1397249346,"
+                        " hashtext('create ' || current_schema()))"
+                      : "BEGIN IMMEDIATE",
+                   "create schema", err)))
         return rc;
-    if ((rc = query_int(s, "PRAGMA application_id", &app_id, "create schema", err)) ||
-        (rc = query_int(s, "SELECT count(*) FROM sqlite_schema", &tables, "create schema",
-                        err)))
+    if ((rc = probe(s, &app_id, &version, &tables, err)))
         goto fail;
     if (app_id == SHUB_STORE_APPLICATION_ID) {
         exec(s, "ROLLBACK", "create schema", NULL);
@@ -902,13 +1130,26 @@ static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
                           path);
         goto fail;
     }
-    snprintf(pragmas, sizeof pragmas,
-             "PRAGMA application_id = %ld; PRAGMA user_version = %d",
-             (long)SHUB_STORE_APPLICATION_ID, SHUB_STORE_SCHEMA_VERSION);
     snprintf(now, sizeof now, "%lld", (long long)shub_now_ms());
-    if ((rc = exec(s, schema_sql, "create schema", err)) ||
-        (rc = exec(s, pragmas, "create schema", err)) ||
-        (rc = meta_put(s, "created_at", now, err)) ||
+    if (!pg && (rc = exec(s, schema_sql, "create schema", err)))
+        goto fail;
+    for (size_t i = 0; pg && i < sizeof schema_sql_pg / sizeof schema_sql_pg[0]; i++)
+        if ((rc = exec(s, schema_sql_pg[i], "create schema", err)))
+            goto fail;
+    if (pg) {
+        snprintf(num, sizeof num, "%ld", (long)SHUB_STORE_APPLICATION_ID);
+        rc = meta_put(s, "application_id", num, err);
+        snprintf(num, sizeof num, "%d", SHUB_STORE_SCHEMA_VERSION);
+        if (!rc)
+            rc = meta_put(s, "user_version", num, err);
+    } else {
+        char pragmas[128];
+        snprintf(pragmas, sizeof pragmas,
+                 "PRAGMA application_id = %ld; PRAGMA user_version = %d",
+                 (long)SHUB_STORE_APPLICATION_ID, SHUB_STORE_SCHEMA_VERSION);
+        rc = exec(s, pragmas, "create schema", err);
+    }
+    if (rc || (rc = meta_put(s, "created_at", now, err)) ||
         (rc = meta_put(s, "schema",
                        "sharehub store v2: audit (hash chain over interned names), "
                        "events (dedupe), outcomes (receipts), sealed (pending copies), "
@@ -918,34 +1159,34 @@ static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
         goto fail;
     return 0;
 fail:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    shub_db_exec(s->db, "ROLLBACK");
     return rc;
 }
 
-/* Refuses files that are not ours, or of another version; creates a new one. */
+/* Refuses stores that are not ours, or of another version; creates a new one. */
 static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
 {
     int64_t app_id = 0, version = 0, tables = 0;
-    int rc = query_int(s, "PRAGMA application_id", &app_id, "open", err);
+    int rc = probe(s, &app_id, &version, &tables, err);
+    if (rc == SHUB_ENOMEM)
+        return rc;
     if (rc) {
         return shub_err_set(err, SHUB_EDB, "'%s' is not a sharehub store: %s", path,
-                            sqlite3_errmsg(s->db));
+                            shub_db_errmsg(s->db));
     }
     if (app_id == 0) {
-        if ((rc = query_int(s, "SELECT count(*) FROM sqlite_schema", &tables, "open",
-                            err)))
-            return rc;
         if (tables != 0)
             return shub_err_set(err, SHUB_EDB,
                                 "'%s' is not a sharehub store (tables of another "
                                 "application, no application_id)",
                                 path);
         if (s->readonly)
-            return shub_err_set(err, SHUB_EDB,
-                                "'%s' is not a sharehub store (empty file)", path);
-        if ((rc = create_schema(s, path, err)))
+            return shub_err_set(err, SHUB_EDB, "'%s' is not a sharehub store (%s)", path,
+                                shub_db_kind(s->db) == SHUB_DB_PG ? "no tables"
+                                                                  : "empty file");
+        if ((rc = create_schema(s, path, err)) ||
+            (rc = probe(s, &app_id, &version, &tables, err)))
             return rc;
-        app_id = SHUB_STORE_APPLICATION_ID;
     }
     if (app_id != SHUB_STORE_APPLICATION_ID)
         return shub_err_set(err, SHUB_EDB,
@@ -953,8 +1194,6 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
                             "expected 0x%08x)",
                             path, (unsigned long long)(uint32_t)app_id,
                             SHUB_STORE_APPLICATION_ID);
-    if ((rc = query_int(s, "PRAGMA user_version", &version, "open", err)))
-        return rc;
     if (version > SHUB_STORE_SCHEMA_VERSION)
         return shub_err_set(
             err, SHUB_EDB,
@@ -975,32 +1214,47 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
     return 0;
 }
 
+/* PostgreSQL: the session's durability. synchronous_commit on waits for the
+ * server's WAL flush (and, where the server is set up for it, a synchronous
+ * standby's: docs/postgresql.md); off keeps commits across a crash of the
+ * broker but not of the database server, as SQLite's NORMAL does for power. */
+static int set_session(shub_store_t *s, const shub_store_opts_t *opts, shub_err_t *err)
+{
+    if (s->readonly)
+        return 0;
+    return exec(s,
+                opts->synchronous_full ? "SET synchronous_commit = on"
+                                       : "SET synchronous_commit = off",
+                "set synchronous_commit", err);
+}
 static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_t *err)
 {
+    if (shub_db_kind(s->db) == SHUB_DB_PG)
+        return set_session(s, opts, err);
     char sql[256];
-    const unsigned char *mode;
-    sqlite3_stmt *st = NULL;
+    const char *mode;
+    shub_db_stmt_t *st = NULL;
     int rc;
     if (s->readonly)
         return exec(s, "PRAGMA cache_size = -16384", "set pragmas", err);
     /* journal_mode answers with the mode it ended up in: a file system that
      * cannot do WAL (no shared memory) answers "delete", and then readers
      * would block the broker. Refuse rather than run that way. */
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
+    rc = shub_db_prepare(s->db, "PRAGMA journal_mode = WAL", false, &st);
+    if (rc == 0)
+        rc = shub_db_step(st);
+    if (rc != SHUB_DB_ROW) {
+        shub_db_finalize(st);
         return shub_store_db_fail(s, err, "set WAL mode");
     }
-    mode = sqlite3_column_text(st, 0);
-    if (!mode || strcmp((const char *)mode, "wal") != 0) {
+    mode = shub_db_column_text(st, 0);
+    if (!mode || strcmp(mode, "wal") != 0) {
         rc = shub_err_set(err, SHUB_EDB, "set WAL mode: journal mode is '%s'",
-                          mode ? (const char *)mode : "?");
-        sqlite3_finalize(st);
+                          mode ? mode : "?");
+        shub_db_finalize(st);
         return rc;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     /* WAL checkpoints run on their own thread (below), so none on commit;
      * journal_size_limit shrinks the WAL back after a burst, so a disk that
      * filled up gets its space back once the burst is checkpointed. 16 MiB
@@ -1030,20 +1284,20 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
 /* Reads the chain head and the last checkpoint from the file. */
 static int load_head(shub_store_t *s, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc = shub_store_stmt(s, ST_HEAD, &st, err);
     if (rc)
         return rc;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        shub_store_db_fail(s, err, "read audit head");
-        sqlite3_reset(st);
-        return SHUB_EDB;
+    if (shub_db_step(st) != SHUB_DB_ROW) {
+        rc = shub_store_db_fail(s, err, "read audit head");
+        shub_db_reset(st);
+        return rc;
     }
-    int64_t seq = sqlite3_column_int64(st, 0);
-    const void *hash = sqlite3_column_blob(st, 1);
-    int len = sqlite3_column_bytes(st, 1);
+    int64_t seq = shub_db_column_int(st, 0);
+    const void *hash = shub_db_column_blob(st, 1);
+    int len = shub_db_column_bytes(st, 1);
     if (seq > 0 && (!hash || len != 32)) {
-        sqlite3_reset(st);
+        shub_db_reset(st);
         return shub_err_set(
             err, SHUB_EDB,
             "read audit head: row %lld has a malformed row_hash (run verify)",
@@ -1051,9 +1305,9 @@ static int load_head(shub_store_t *s, shub_err_t *err)
     }
     s->head_seq = seq;
     memcpy(s->head_hash, seq > 0 ? hash : zero_hash, 32);
-    s->checkpoint_upto = sqlite3_column_int64(st, 2);
-    s->unsigned_at = sqlite3_column_int64(st, 3);
-    sqlite3_reset(st);
+    s->checkpoint_upto = shub_db_column_int(st, 2);
+    s->unsigned_at = shub_db_column_int(st, 3);
+    shub_db_reset(st);
     if (s->readonly)
         return 0;
     int64_t v[2] = {0, 0};
@@ -1061,13 +1315,13 @@ static int load_head(shub_store_t *s, shub_err_t *err)
     for (int i = 0; i < 2; i++) {
         if ((rc = shub_store_stmt(s, ids[i], &st, err)))
             return rc;
-        if (sqlite3_step(st) != SQLITE_ROW) {
-            shub_store_db_fail(s, err, "read store head");
-            sqlite3_reset(st);
-            return SHUB_EDB;
+        if (shub_db_step(st) != SHUB_DB_ROW) {
+            rc = shub_store_db_fail(s, err, "read store head");
+            shub_db_reset(st);
+            return rc;
         }
-        v[i] = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+        v[i] = shub_db_column_int(st, 0);
+        shub_db_reset(st);
     }
     s->copy_seq = v[0];
     s->indexed_upto = v[1];
@@ -1158,13 +1412,47 @@ static int take_lock(shub_store_t *s, const char *path, shub_err_t *err)
     return 0;
 }
 
+/* PostgreSQL: the same promise as the lock file, kept by the database
+ * server: a session-level advisory lock on the writing connection, so every
+ * write the broker makes is made by the session that holds it. The server
+ * drops it when the session ends (the broker stopped, was killed, or its
+ * host went silent past the keepalives set in store_backend.c), and a
+ * standby waiting here takes over. */
+#define LOCK_RETRY_MS 200
+
+static int take_db_lock(shub_store_t *s, const shub_store_opts_t *opts, shub_err_t *err)
+{
+    char holder[256];
+    bool got = false, waited = false;
+    int64_t since = shub_now_ms();
+    for (;;) {
+        if (shub_db_try_lock(s->db, &got, holder, sizeof holder))
+            return shub_store_db_fail(s, err, "take the database lock");
+        if (got)
+            break;
+        if (!opts->wait_lock || !opts->wait_lock(opts->wait_ctx))
+            return shub_err_set(err, SHUB_EBUSY, "'%s' is in use by another broker (%s)",
+                                s->shown, holder[0] ? holder : "holder unknown");
+        if (!waited)
+            shub_info("standby: waiting for the database lock db=%s holder=\"%s\"",
+                      s->shown, holder);
+        waited = true;
+        struct timespec pause = {0, LOCK_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    if (waited)
+        shub_info("taking over: the database lock is ours after %lld ms db=%s",
+                  (long long)(shub_now_ms() - since), s->shown);
+    return 0;
+}
+
 static void *ckpt_main(void *arg);
 
 int shub_store_open(const char *path, const shub_store_opts_t *opts,
                     shub_store_t **store_p, shub_err_t *err)
 {
     shub_store_t *s = NULL;
-    int rc, flags;
+    int rc;
     if (!path || !opts || !store_p)
         return shub_err_set(err, SHUB_EINVAL, "open store: missing argument");
     if (sodium_init() < 0)
@@ -1186,6 +1474,8 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         goto fail;
     }
     memcpy(s->path, path, strlen(path) + 1);
+    shub_db_display(path, s->shown, sizeof s->shown);
+    bool pg = shub_db_is_uri(path);
     if (opts->subject_key) {
         memcpy(s->subject_key, opts->subject_key, 32);
         s->has_subject_key = true;
@@ -1199,34 +1489,37 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         }
         s->has_sign_key = true;
     }
-    if (opts->exclusive && !s->readonly && (rc = take_lock(s, path, err)))
+    if (!pg && opts->exclusive && !s->readonly && (rc = take_lock(s, path, err)))
         goto fail;
 
-    flags =
-        s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        rc = shub_err_set(err, SHUB_EDB, "open '%s': %s", path,
-                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    char app[128], host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(app, sizeof app, "sharehub-%s pid %ld on %s",
+             s->readonly ? "reader" : "broker", (long)getpid(), host);
+    shub_db_opts_t dopts = {.readonly = s->readonly, .create = true, .app_name = app};
+    if ((rc = shub_db_open(path, &dopts, &s->db, err)))
         goto fail;
-    }
-    sqlite3_busy_timeout(s->db, SHUB_STORE_BUSY_MS);
+    if (pg && opts->exclusive && !s->readonly && (rc = take_db_lock(s, opts, err)))
+        goto fail;
     /* Schema check first: another application's file is refused untouched
      * (switching it to WAL would already be a change to it). */
-    if ((rc = check_schema(s, path, err)) || (rc = set_pragmas(s, opts, err)) ||
+    if ((rc = check_schema(s, s->shown, err)) || (rc = set_pragmas(s, opts, err)) ||
         (rc = load_head(s, err)) || (rc = check_keys(s, err)) ||
-        (!s->readonly && (rc = exec(s, notices_sql, "create notices", err))))
+        (!s->readonly && (rc = exec(s, pg ? notices_sql_pg : notices_sql, "create notices",
+                                    err))))
         goto fail;
     if (!s->readonly) {
-        if ((rc = exec(s, deadlines_sql, "create deadlines table", err)) ||
+        if ((rc = exec(s, pg ? deadlines_sql_pg : deadlines_sql, "create deadlines table",
+                       err)) ||
             (rc = shub_store_names_load(s, err)))
             goto fail;
-        if (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
-            pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
-            pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+        if (!pg && (pthread_mutex_init(&s->ckpt_mu, NULL) != 0 ||
+                    pthread_cond_init(&s->ckpt_cv, NULL) != 0 ||
+                    pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0)) {
             rc = shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its thread");
             goto fail;
         }
-        s->ckpt_running = true;
+        s->ckpt_running = !pg;
         if (opts->writer_thread && (rc = shub_store_writer_start(s, err)))
             goto fail;
     }
@@ -1236,6 +1529,16 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
 fail:
     shub_store_close(&s);
     return rc;
+}
+
+bool shub_store_is_uri(const char *path)
+{
+    return shub_db_is_uri(path);
+}
+
+void shub_store_display(const char *path, char *out, size_t size)
+{
+    shub_db_display(path, out, size);
 }
 
 void shub_store_close(shub_store_t **store_p)
@@ -1255,11 +1558,11 @@ void shub_store_close(shub_store_t **store_p)
     shub_store_batch_discard(s);
     shub_store_writer_stop(s); /* what was submitted is written first */
     shub_store_batches_free(s);
-    if (s->db && !sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->db && shub_db_in_txn(s->db))
+        shub_db_exec(s->db, "ROLLBACK");
     for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->stmts[i]);
-    sqlite3_close(s->db);
+        shub_db_finalize(s->stmts[i]);
+    shub_db_close(&s->db); /* on PostgreSQL, releases the advisory lock */
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     shub_arena_destroy(&s->names.arena);
@@ -1286,17 +1589,14 @@ void shub_store_close(shub_store_t **store_p)
 static void *ckpt_main(void *arg)
 {
     shub_store_t *s = arg;
-    sqlite3 *db = NULL;
+    shub_db_t *db = NULL;
+    shub_db_opts_t dopts = {0};
     prctl(PR_SET_NAME, "shub-wal", 0, 0, 0); /* this thread, as top -H and perf name it */
     /* A connection learns that a file is in WAL mode when it first reads it;
      * until then a checkpoint on it does nothing. */
-    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK ||
-        sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL) !=
-            SQLITE_OK) {
-        sqlite3_close(db);
-        db = NULL;
-    }
+    if (shub_db_open(s->path, &dopts, &db, NULL) != 0 ||
+        shub_db_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1") != 0)
+        shub_db_close(&db);
     pthread_mutex_lock(&s->ckpt_mu);
     while (!s->ckpt_stop) {
         struct timespec until;
@@ -1310,11 +1610,11 @@ static void *ckpt_main(void *arg)
         if (s->ckpt_stop || !db)
             continue;
         pthread_mutex_unlock(&s->ckpt_mu);
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        shub_db_wal_checkpoint(db, false);
         pthread_mutex_lock(&s->ckpt_mu);
     }
     pthread_mutex_unlock(&s->ckpt_mu);
-    sqlite3_close(db);
+    shub_db_close(&db);
     return NULL;
 }
 
@@ -1382,34 +1682,34 @@ bool shub_store_checkpoint_due(const shub_store_t *s, int64_t now_ms)
 int shub_store_checkpoint_latest(shub_store_t *s, shub_signed_head_t *out,
                                  shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc = shub_store_read_stmt(s, ST_CHECKPOINT_LATEST, &st, err);
     if (rc)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    rc = shub_db_step(st);
+    if (rc == SHUB_DB_DONE) {
+        shub_db_reset(st);
         return shub_err_set(err, SHUB_ENOTFOUND, "no checkpoint yet");
     }
-    if (rc != SQLITE_ROW) {
+    if (rc != SHUB_DB_ROW) {
         shub_store_read_fail(s, err, "read checkpoint");
-        sqlite3_reset(st);
+        shub_db_reset(st);
         return SHUB_EDB;
     }
-    const void *head = sqlite3_column_blob(st, 1);
-    const void *key = sqlite3_column_blob(st, 3);
-    const void *sig = sqlite3_column_blob(st, 4);
-    if (!head || sqlite3_column_bytes(st, 1) != 32 || !key ||
-        sqlite3_column_bytes(st, 3) != 32 || !sig || sqlite3_column_bytes(st, 4) != 64) {
-        sqlite3_reset(st);
+    const void *head = shub_db_column_blob(st, 1);
+    const void *key = shub_db_column_blob(st, 3);
+    const void *sig = shub_db_column_blob(st, 4);
+    if (!head || shub_db_column_bytes(st, 1) != 32 || !key ||
+        shub_db_column_bytes(st, 3) != 32 || !sig || shub_db_column_bytes(st, 4) != 64) {
+        shub_db_reset(st);
         return shub_err_set(err, SHUB_EDB, "the newest checkpoint is malformed");
     }
-    out->seq = sqlite3_column_int64(st, 0);
+    out->seq = shub_db_column_int(st, 0);
     memcpy(out->head, head, 32);
-    out->at_ms = sqlite3_column_int64(st, 2);
+    out->at_ms = shub_db_column_int(st, 2);
     memcpy(out->key, key, 32);
     memcpy(out->sig, sig, 64);
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return 0;
 }
 
@@ -1460,7 +1760,7 @@ void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32])
 int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sender,
                          int64_t now_ms, char *sender_out, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     char text[SHUB_ID_TEXT];
     int64_t sid, first_id = 0;
     int rc;
@@ -1483,13 +1783,13 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
         /* Committed? On the reading connection, which sees the last commit. */
         if ((rc = shub_store_read_stmt(s, ST_EVENT_SENDER, &st, err)))
             return rc;
-        if (sqlite3_bind_blob(st, 1, id->bytes, SHUB_ID_SIZE, SQLITE_STATIC))
+        if (shub_db_bind_blob(st, 1, id->bytes, SHUB_ID_SIZE))
             return shub_store_read_fail(s, err, "event lookup");
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            first_id = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        rc = shub_db_step(st);
+        if (rc == SHUB_DB_ROW)
+            first_id = shub_db_column_int(st, 0);
+        shub_db_reset(st);
+        if (rc != SHUB_DB_ROW && rc != SHUB_DB_DONE)
             return shub_store_read_fail(s, err, "event lookup");
     }
     if (first_id) {
@@ -1651,8 +1951,8 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     shub_store_op_blob(s, 24, row->payload_hash, 32);
     shub_store_op_blob(s, 25, v[AC_SUBJECT_HASH].p, 32);
     shub_store_op_blob(s, 26, v[AC_CASE_HASH].p, 32);
-    if (v[AC_ACTOR_HASH].type == CANON_TEXT)
-        shub_store_op_text(s, 27, row->actor_ref);
+    if (v[AC_ACTOR_HASH].type == CANON_TEXT) /* actor_text on PostgreSQL */
+        shub_store_op_text(s, shub_db_kind(s->db) == SHUB_DB_PG ? 29 : 27, row->actor_ref);
     else
         shub_store_op_blob(s, 27, v[AC_ACTOR_HASH].p, 32);
     shub_store_op_blob(s, 28, row_hash, 32);
@@ -1670,25 +1970,24 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
 
 /* Column i of the statement as the canonical encoding sees it, for a column
  * that holds a value itself (not a name). */
-static void read_plain(sqlite3_stmt *st, int i, canon_val_t *v)
+static void read_plain(shub_db_stmt_t *st, int i, canon_val_t *v)
 {
-    sqlite3_value *x = sqlite3_column_value(st, i);
-    switch (sqlite3_value_type(x)) {
-    case SQLITE_INTEGER:
+    switch (shub_db_column_type(st, i)) {
+    case SHUB_DB_INT:
         v->type = CANON_INT;
-        v->i = sqlite3_value_int64(x);
+        v->i = shub_db_column_int(st, i);
         break;
-    case SQLITE_TEXT:
+    case SHUB_DB_TEXT:
         v->type = CANON_TEXT;
-        v->p = sqlite3_value_text(x);
-        v->n = (size_t)sqlite3_value_bytes(x);
+        v->p = shub_db_column_text(st, i);
+        v->n = shub_db_column_bytes(st, i);
         break;
-    case SQLITE_BLOB:
+    case SHUB_DB_BLOB:
         v->type = CANON_BLOB;
-        v->p = sqlite3_value_blob(x);
-        v->n = (size_t)sqlite3_value_bytes(x);
+        v->p = shub_db_column_blob(st, i);
+        v->n = shub_db_column_bytes(st, i);
         break;
-    case SQLITE_FLOAT: /* never written: encode so that it cannot match */
+    case SHUB_DB_OTHER: /* never written: encode so that it cannot match */
         v->type = CANON_TEXT;
         v->p = "#real?";
         v->n = 6;
@@ -1701,7 +2000,7 @@ static void read_plain(sqlite3_stmt *st, int i, canon_val_t *v)
     }
 }
 
-void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
+void shub_store_row_values(const shub_store_t *s, shub_db_stmt_t *st, int first,
                            canon_val_t vals[SHUB_AUDIT_NCOLS], char scratch[][32],
                            const uint8_t **row_hash, size_t *row_hash_len)
 {
@@ -1720,14 +2019,14 @@ void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
     };
     for (size_t i = 0; i < N_AUDIT_TEXTS; i++) {
         int c = audit_texts[i].col;
-        sqlite3_value *x = sqlite3_column_value(st, first + from[c]);
+        int col = first + from[c];
+        shub_db_type_t type = shub_db_column_type(st, col);
         canon_val_t *v = &vals[c];
-        if (sqlite3_value_type(x) == SQLITE_NULL) {
+        if (type == SHUB_DB_NULL) {
             canon_text(v, NULL);
         } else {
-            int64_t id = sqlite3_value_int64(x);
-            const char *t = sqlite3_value_type(x) == SQLITE_INTEGER ? shub_store_name(s, id)
-                                                                    : NULL;
+            int64_t id = shub_db_column_int(st, col);
+            const char *t = type == SHUB_DB_INT ? shub_store_name(s, id) : NULL;
             if (!t) { /* a name that is not there: the row cannot hash right */
                 snprintf(scratch[c], 32, "#%lld?", (long long)id);
                 t = scratch[c];
@@ -1737,13 +2036,13 @@ void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
             v->n = t == scratch[c] ? strlen(t) : s->names.len[id];
         }
     }
-    sqlite3_value *ax = sqlite3_column_value(st, first + from[AC_AGREEMENT]);
-    if (sqlite3_value_type(ax) == SQLITE_NULL) {
+    int acol = first + from[AC_AGREEMENT];
+    if (shub_db_column_type(st, acol) == SHUB_DB_NULL) {
         canon_text(&vals[AC_AGREEMENT], NULL);
         canon_int(&vals[AC_AGREEMENT_VERSION], 0, false);
         canon_text(&vals[AC_AGREEMENT_HASH], NULL);
     } else {
-        int64_t vid = sqlite3_value_int64(ax);
+        int64_t vid = shub_db_column_int(st, acol);
         const agreement_ref_t *a = agreement_by_vid(s, vid);
         if (!a) {
             snprintf(scratch[AC_AGREEMENT], 32, "#%lld?", (long long)vid);
@@ -1761,10 +2060,14 @@ void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
                                 AC_SUBJECT_HASH, AC_CASE_HASH,    AC_ACTOR_HASH};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         read_plain(st, first + from[plain[i]], &vals[plain[i]]);
+    int actor_text = first + SHUB_AUDIT_TABLE_NCOLS; /* SHUB_AUDIT_READ_COLUMNS_PG */
+    if (shub_db_column_count(st) > actor_text &&
+        shub_db_column_type(st, actor_text) != SHUB_DB_NULL)
+        read_plain(st, actor_text, &vals[AC_ACTOR_HASH]);
     if (row_hash) {
-        const void *p = sqlite3_column_blob(st, first + 27);
+        const void *p = shub_db_column_blob(st, first + 27);
         *row_hash = p;
-        *row_hash_len = p ? (size_t)sqlite3_column_bytes(st, first + 27) : 0;
+        *row_hash_len = p ? (size_t)shub_db_column_bytes(st, first + 27) : 0;
     }
 }
 
@@ -1776,7 +2079,7 @@ static const uint8_t *blob32(const canon_val_t *v)
 int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
                           shub_audit_fn *fn, void *ctx, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc, stop = 0;
     if (!fn)
         return shub_err_set(err, SHUB_EINVAL, "audit read: no callback");
@@ -1786,10 +2089,10 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
         return rc;
     if ((rc = shub_store_stmt(s, ST_AUDIT_READ, &st, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, after_seq) ||
-        sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
+    if (shub_db_bind_int(st, 1, after_seq) ||
+        shub_db_bind_int(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
         return shub_store_db_fail(s, err, "audit read");
-    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!stop && (rc = shub_db_step(st)) == SHUB_DB_ROW) {
         canon_val_t v[SHUB_AUDIT_NCOLS];
         char scratch[SHUB_AUDIT_NCOLS][32];
         shub_store_row_values(s, st, 0, v, scratch, NULL, NULL);
@@ -1817,19 +2120,19 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
         row.case_hash = blob32(&v[AC_CASE_HASH]);
         row.actor_hash = blob32(&v[AC_ACTOR_HASH]);
         if (!row.action || !row.decision) {
-            sqlite3_reset(st);
+            shub_db_reset(st);
             return shub_err_set(err, SHUB_EDB,
                                 "audit read: row %lld lacks action or decision",
                                 (long long)row.seq);
         }
         stop = fn(&row, ctx);
     }
-    if (!stop && rc != SQLITE_DONE) {
-        shub_store_db_fail(s, err, "audit read");
-        sqlite3_reset(st);
-        return SHUB_EDB;
+    if (!stop && rc != SHUB_DB_DONE) {
+        rc = shub_store_db_fail(s, err, "audit read");
+        shub_db_reset(st);
+        return rc;
     }
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return stop;
 }
 
@@ -1896,7 +2199,7 @@ static int cmp_outcome(const void *a, const void *b)
 int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store_fn *fn,
                         void *ctx, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     shub_store_outcome_t *rows = NULL;
     size_t n = 0, cap = 0;
     int rc, step;
@@ -1907,29 +2210,29 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
     if (bind_id(st, 1, id))
         return shub_store_read_fail(s, err, "outcomes");
     rc = 0;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = shub_db_step(st)) == SHUB_DB_ROW) {
         if (shub_grow((void **)&rows, &cap, n + 1, sizeof *rows)) {
             rc = shub_err_set(err, SHUB_ENOMEM, "outcomes: out of memory");
             break;
         }
-        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 4));
+        const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 4));
         rows[n++] = (shub_store_outcome_t){
             .event_id = *id,
-            .recipient = shub_store_name(s, sqlite3_column_int64(st, 0)),
-            .state = (shub_outcome_t)sqlite3_column_int(st, 1),
-            .reason = shub_store_name(s, sqlite3_column_int64(st, 2)),
-            .detail = shub_store_name(s, sqlite3_column_int64(st, 3)),
+            .recipient = shub_store_name(s, shub_db_column_int(st, 0)),
+            .state = (shub_outcome_t)shub_db_column_int(st, 1),
+            .reason = shub_store_name(s, shub_db_column_int(st, 2)),
+            .detail = shub_store_name(s, shub_db_column_int(st, 3)),
             .agreement = a ? a->id : NULL,
             .agreement_version = a ? a->version : 0,
             .agreement_hash = a ? a->hash : NULL,
-            .flow = shub_store_name(s, sqlite3_column_int64(st, 5)),
+            .flow = shub_store_name(s, shub_db_column_int(st, 5)),
         };
         if (!rows[n - 1].recipient)
             rows[n - 1].recipient = "?";
     }
-    if (rc == 0 && step != SQLITE_DONE)
+    if (rc == 0 && step != SHUB_DB_DONE)
         rc = shub_store_read_fail(s, err, "outcomes");
-    sqlite3_reset(st);
+    shub_db_reset(st);
     if (rc == 0 && n > 1)
         qsort(rows, n, sizeof *rows, cmp_outcome);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -2014,25 +2317,25 @@ int shub_store_copy_put(shub_store_t *s, shub_store_copy_t *c, shub_err_t *err)
 
 int shub_store_copy_sealed(shub_store_t *s, int64_t seq, shub_buf_t *out, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc = shub_store_read_stmt(s, ST_COPY_SEALED, &st, err);
     if (rc)
         return rc;
-    if (sqlite3_bind_int64(st, 1, seq))
+    if (shub_db_bind_int(st, 1, seq))
         return shub_store_read_fail(s, err, "read sealed copy");
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        rc = rc == SQLITE_DONE
-                 ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld", (long long)seq)
-                 : shub_store_read_fail(s, err, "read sealed copy");
-        sqlite3_reset(st);
+    rc = shub_db_step(st);
+    if (rc != SHUB_DB_ROW) {
+        rc = rc == SHUB_DB_DONE ? shub_err_set(err, SHUB_ENOTFOUND, "no sealed copy %lld",
+                                               (long long)seq)
+                                : shub_store_read_fail(s, err, "read sealed copy");
+        shub_db_reset(st);
         return rc;
     }
-    const void *p = sqlite3_column_blob(st, 0);
-    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    const void *p = shub_db_column_blob(st, 0);
+    size_t n = (size_t)shub_db_column_bytes(st, 0);
     out->len = 0;
     rc = p && n ? shub_buf_append(out, p, n) : 0;
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return rc ? shub_err_set(err, SHUB_ENOMEM, "read sealed copy: out of memory") : 0;
 }
 
@@ -2047,33 +2350,33 @@ int shub_store_copy_drop(shub_store_t *s, int64_t seq, shub_err_t *err)
 
 int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc, step, stop = 0;
     if (!fn)
         return shub_err_set(err, SHUB_EINVAL, "copies: no callback");
     if ((rc = shub_store_drain(s, err)) || (rc = shub_store_read_stmt(s, ST_COPIES, &st, err)))
         return rc;
-    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *id = sqlite3_column_blob(st, 1);
-        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 5));
+    while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
+        const void *id = shub_db_column_blob(st, 1);
+        const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 5));
         shub_store_copy_t c = {
-            .seq = sqlite3_column_int64(st, 0),
-            .recipient = shub_store_name(s, sqlite3_column_int64(st, 2)),
-            .sender = shub_store_name(s, sqlite3_column_int64(st, 3)),
-            .event_type = shub_store_name(s, sqlite3_column_int64(st, 4)),
+            .seq = shub_db_column_int(st, 0),
+            .recipient = shub_store_name(s, shub_db_column_int(st, 2)),
+            .sender = shub_store_name(s, shub_db_column_int(st, 3)),
+            .event_type = shub_store_name(s, shub_db_column_int(st, 4)),
             .agreement = a ? a->id : NULL,
             .agreement_hash = a ? a->hash : NULL,
             .agreement_version = a ? a->version : 0,
-            .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
-            .area = shub_store_name(s, sqlite3_column_int64(st, 7)),
-            .purpose = shub_store_name(s, sqlite3_column_int64(st, 8)),
-            .basis = shub_store_name(s, sqlite3_column_int64(st, 9)),
-            .fields_shared = shub_store_name(s, sqlite3_column_int64(st, 10)),
-            .created_ms = sqlite3_column_int64(st, 11),
+            .flow = shub_store_name(s, shub_db_column_int(st, 6)),
+            .area = shub_store_name(s, shub_db_column_int(st, 7)),
+            .purpose = shub_store_name(s, shub_db_column_int(st, 8)),
+            .basis = shub_store_name(s, shub_db_column_int(st, 9)),
+            .fields_shared = shub_store_name(s, shub_db_column_int(st, 10)),
+            .created_ms = shub_db_column_int(st, 11),
         };
-        if (!id || sqlite3_column_bytes(st, 1) != SHUB_ID_SIZE || !c.recipient ||
+        if (!id || shub_db_column_bytes(st, 1) != SHUB_ID_SIZE || !c.recipient ||
             !c.sender || !c.event_type || !c.agreement || !c.flow) {
-            sqlite3_reset(st);
+            shub_db_reset(st);
             return shub_err_set(err, SHUB_EDB,
                                 "sealed copy %lld is malformed (names missing)",
                                 (long long)c.seq);
@@ -2081,12 +2384,12 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
         memcpy(c.event_id.bytes, id, SHUB_ID_SIZE);
         stop = fn(&c, ctx);
     }
-    if (!stop && step != SQLITE_DONE) {
+    if (!stop && step != SHUB_DB_DONE) {
         rc = shub_store_read_fail(s, err, "read sealed copies");
-        sqlite3_reset(st);
+        shub_db_reset(st);
         return rc;
     }
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return stop;
 }
 
@@ -2123,7 +2426,7 @@ int shub_store_update_add(shub_store_t *s, const shub_store_update_t *u, shub_er
 int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_t limit,
                        shub_update_fn *fn, void *ctx, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc, step, stop = 0;
     int64_t sid = shub_store_name_find(s, sender);
     if (!fn || !sender)
@@ -2132,34 +2435,34 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
         return 0;
     if ((rc = shub_store_drain(s, err)) || (rc = shub_store_read_stmt(s, ST_UPDATES, &st, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, sid) || sqlite3_bind_int64(st, 2, after) ||
-        sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
+    if (shub_db_bind_int(st, 1, sid) || shub_db_bind_int(st, 2, after) ||
+        shub_db_bind_int(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
         return shub_store_read_fail(s, err, "updates");
-    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *id = sqlite3_column_blob(st, 2);
-        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 7));
+    while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
+        const void *id = shub_db_column_blob(st, 2);
+        const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 7));
         shub_store_update_t u = {
             .sender = sender,
-            .seq = sqlite3_column_int64(st, 1),
-            .recipient = shub_store_name(s, sqlite3_column_int64(st, 3)),
-            .state = (shub_outcome_t)sqlite3_column_int(st, 4),
-            .reason = shub_store_name(s, sqlite3_column_int64(st, 5)),
-            .detail = shub_store_name(s, sqlite3_column_int64(st, 6)),
+            .seq = shub_db_column_int(st, 1),
+            .recipient = shub_store_name(s, shub_db_column_int(st, 3)),
+            .state = (shub_outcome_t)shub_db_column_int(st, 4),
+            .reason = shub_store_name(s, shub_db_column_int(st, 5)),
+            .detail = shub_store_name(s, shub_db_column_int(st, 6)),
             .agreement = a ? a->id : NULL,
             .agreement_version = a ? a->version : 0,
-            .flow = shub_store_name(s, sqlite3_column_int64(st, 8)),
+            .flow = shub_store_name(s, shub_db_column_int(st, 8)),
         };
-        if (!id || sqlite3_column_bytes(st, 2) != SHUB_ID_SIZE || !u.recipient)
+        if (!id || shub_db_column_bytes(st, 2) != SHUB_ID_SIZE || !u.recipient)
             continue; /* malformed: skipped, never sent half */
         memcpy(u.event_id.bytes, id, SHUB_ID_SIZE);
         stop = fn(&u, ctx);
     }
-    if (!stop && step != SQLITE_DONE) {
+    if (!stop && step != SHUB_DB_DONE) {
         rc = shub_store_read_fail(s, err, "updates");
-        sqlite3_reset(st);
+        shub_db_reset(st);
         return rc;
     }
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return stop;
 }
 
@@ -2182,7 +2485,7 @@ int shub_store_updates_confirm(shub_store_t *s, const char *sender, int64_t upto
 int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_head_t *w,
                            int64_t now_ms, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int64_t oid;
     int rc;
     if (!org || !w)
@@ -2194,17 +2497,16 @@ int shub_store_witness_add(shub_store_t *s, const char *org, const shub_signed_h
      * name. */
     if ((rc = shub_store_read_stmt(s, ST_WITNESS_CHECK, &st, err)))
         return rc;
-    if (sqlite3_bind_int64(st, 1, w->seq) ||
-        sqlite3_bind_blob(st, 2, w->head, 32, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 3, w->at_ms))
+    if (shub_db_bind_int(st, 1, w->seq) || shub_db_bind_blob(st, 2, w->head, 32) ||
+        shub_db_bind_int(st, 3, w->at_ms))
         return shub_store_read_fail(s, err, "witness add");
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    rc = shub_db_step(st);
+    shub_db_reset(st);
+    if (rc == SHUB_DB_DONE)
         return shub_err_set(err, SHUB_ENOTFOUND,
                             "witness add: no checkpoint of rows up to %lld at %lld",
                             (long long)w->seq, (long long)w->at_ms);
-    if (rc != SQLITE_ROW)
+    if (rc != SHUB_DB_ROW)
         return shub_store_read_fail(s, err, "witness add");
     if ((rc = intern(s, org, &oid, NULL, err)))
         return rc;
@@ -2319,44 +2621,44 @@ int shub_store_deadline_mark(shub_store_t *s, const shub_id_t *id, const char *r
 int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void *ctx,
                               shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc, step, stop = 0;
     if (!fn)
         return shub_err_set(err, SHUB_EINVAL, "deadlines: no callback");
     if ((rc = shub_store_drain(s, err)) ||
         (rc = shub_store_read_stmt(s, ST_DEADLINES_OPEN, &st, err)))
         return rc;
-    while (!stop && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *id = sqlite3_column_blob(st, 0);
-        const agreement_ref_t *a = agreement_by_vid(s, sqlite3_column_int64(st, 5));
+    while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
+        const void *id = shub_db_column_blob(st, 0);
+        const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 5));
         shub_store_deadline_t d = {
-            .recipient = shub_store_name(s, sqlite3_column_int64(st, 1)),
-            .kind = sqlite3_column_int(st, 2),
-            .sender = shub_store_name(s, sqlite3_column_int64(st, 3)),
-            .event_type = shub_store_name(s, sqlite3_column_int64(st, 4)),
+            .recipient = shub_store_name(s, shub_db_column_int(st, 1)),
+            .kind = (int)shub_db_column_int(st, 2),
+            .sender = shub_store_name(s, shub_db_column_int(st, 3)),
+            .event_type = shub_store_name(s, shub_db_column_int(st, 4)),
             .agreement = a ? a->id : NULL,
             .agreement_hash = a ? a->hash : NULL,
             .agreement_version = a ? a->version : 0,
-            .flow = shub_store_name(s, sqlite3_column_int64(st, 6)),
-            .area = shub_store_name(s, sqlite3_column_int64(st, 7)),
-            .hours = (uint32_t)sqlite3_column_int64(st, 8),
-            .started_ms = sqlite3_column_int64(st, 9),
-            .due_ms = sqlite3_column_int64(st, 10),
-            .answered_ms = sqlite3_column_int64(st, 11),
-            .escalated_ms = sqlite3_column_int64(st, 12),
+            .flow = shub_store_name(s, shub_db_column_int(st, 6)),
+            .area = shub_store_name(s, shub_db_column_int(st, 7)),
+            .hours = (uint32_t)shub_db_column_int(st, 8),
+            .started_ms = shub_db_column_int(st, 9),
+            .due_ms = shub_db_column_int(st, 10),
+            .answered_ms = shub_db_column_int(st, 11),
+            .escalated_ms = shub_db_column_int(st, 12),
         };
-        if (!id || sqlite3_column_bytes(st, 0) != SHUB_ID_SIZE || !d.recipient ||
+        if (!id || shub_db_column_bytes(st, 0) != SHUB_ID_SIZE || !d.recipient ||
             !d.sender || !d.event_type || !d.agreement || !d.flow)
             continue; /* malformed: never escalated on half a row */
         memcpy(d.event_id.bytes, id, SHUB_ID_SIZE);
         stop = fn(&d, ctx);
     }
-    if (!stop && step != SQLITE_DONE) {
+    if (!stop && step != SHUB_DB_DONE) {
         rc = shub_store_read_fail(s, err, "read deadlines");
-        sqlite3_reset(st);
+        shub_db_reset(st);
         return rc;
     }
-    sqlite3_reset(st);
+    shub_db_reset(st);
     return stop;
 }
 
@@ -2365,20 +2667,19 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
 int shub_store_notice_sent(shub_store_t *s, const char *kind, const char *subject,
                            bool *sent, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     if (!kind || !subject || !sent)
         return shub_err_set(err, SHUB_EINVAL, "notice: missing kind or subject");
     int rc = shub_store_read_stmt(s, ST_NOTICE_FIND, &st, err);
     if (rc)
         return rc;
-    if (sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC))
+    if (bind_str(st, 1, kind) || bind_str(st, 2, subject))
         return shub_store_read_fail(s, err, "notice lookup");
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    rc = shub_db_step(st);
+    shub_db_reset(st);
+    if (rc != SHUB_DB_ROW && rc != SHUB_DB_DONE)
         return shub_store_read_fail(s, err, "notice lookup");
-    *sent = rc == SQLITE_ROW;
+    *sent = rc == SHUB_DB_ROW;
     return 0;
 }
 

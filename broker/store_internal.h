@@ -14,7 +14,7 @@
 #define SHAREHUB_STORE_INTERNAL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
+#include "store_backend.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +71,57 @@ enum {
     "occurred, reply_to, fields, fields_shared, fields_stripped, facts, payload_hash, "  \
     "subject_hash, case_hash, actor_hash, row_hash"
 #define SHUB_AUDIT_TABLE_NCOLS 28
+
+/* PostgreSQL keeps an actor named in clear (an agreement's `actor: clear`)
+ * in a text column of its own, actor_text, as its bytea actor_hash cannot
+ * hold text the way a SQLite column can; reads name it after row_hash and
+ * shub_store_row_values takes the actor from it when it is set. */
+#define SHUB_AUDIT_READ_COLUMNS_PG SHUB_AUDIT_TABLE_COLUMNS ", actor_text"
+
+/*
+ * The views the audit tools read (query.c): audit rows and pending copies
+ * with their names as text. `prefix` qualifies the tables ("main." for
+ * SQLite's temp views), `create` starts each statement, `actor` is the
+ * actor_hash column (PostgreSQL's holds an actor in clear apart, and shows
+ * a hash as the hex text the tools print for a blob). Two statements,
+ * separated by ';'.
+ */
+#define SHUB_STORE_NAME_OF(col) "(SELECT text FROM names WHERE id = a." col ") AS " col
+#define SHUB_STORE_VIEWS_SQL(prefix, create, actor)                                           \
+    create "audit_t AS SELECT a.seq AS seq, a.at AS at, " SHUB_STORE_NAME_OF("action")  \
+    ", a.event_id AS event_id, " SHUB_STORE_NAME_OF("event_type") ", "                  \
+    SHUB_STORE_NAME_OF("sender") ", " SHUB_STORE_NAME_OF("recipient") ", "              \
+    SHUB_STORE_NAME_OF("decision") ", " SHUB_STORE_NAME_OF("reason") ", "               \
+    SHUB_STORE_NAME_OF("explanation") ", v.id AS agreement,"                             \
+    " v.version AS agreement_version, v.content_hash AS agreement_hash, "                \
+    SHUB_STORE_NAME_OF("flow") ", " SHUB_STORE_NAME_OF("purpose") ", "                  \
+    SHUB_STORE_NAME_OF("legal_basis") ", " SHUB_STORE_NAME_OF("consent") ", "           \
+    SHUB_STORE_NAME_OF("override") ", " SHUB_STORE_NAME_OF("area") ","                  \
+    " a.occurred AS occurred, a.reply_to AS reply_to, " SHUB_STORE_NAME_OF("fields")    \
+    ", " SHUB_STORE_NAME_OF("fields_shared") ", " SHUB_STORE_NAME_OF("fields_stripped") \
+    ", " SHUB_STORE_NAME_OF("facts") ","                                                 \
+    " a.payload_hash AS payload_hash, a.subject_hash AS subject_hash,"                   \
+    " a.case_hash AS case_hash, " actor " AS actor_hash"                                 \
+    " FROM " prefix "audit a LEFT JOIN " prefix "agreement_versions v"                   \
+    " ON v.vid = a.agreement;" create "sealed_t AS SELECT c.seq AS seq,"                 \
+    " c.event_id AS event_id, (SELECT text FROM names WHERE id = c.recipient)"           \
+    " AS recipient, c.created_at AS created_at FROM " prefix "sealed c"
+
+/*
+ * The deadlines (store.c) with their names as text, for the report's
+ * timeliness sections; `prefix` and `create` as above. One statement.
+ */
+#define SHUB_STORE_DEADLINE_VIEW_COLUMNS                                                 \
+    "event_id, recipient, kind, sender, event_type, agreement, flow, hours, started_at, " \
+    "due_at, answered_at, escalated_at"
+#define SHUB_STORE_DEADLINES_VIEW_SQL(prefix, create)                                     \
+    create "deadlines_t(" SHUB_STORE_DEADLINE_VIEW_COLUMNS ") AS SELECT"                   \
+    " d.event_id, (SELECT text FROM names WHERE id = d.recipient), d.kind,"               \
+    " (SELECT text FROM names WHERE id = d.sender),"                                      \
+    " (SELECT text FROM names WHERE id = d.event_type), v.id,"                            \
+    " (SELECT text FROM names WHERE id = d.flow), d.hours, d.started_at, d.due_at,"       \
+    " d.answered_at, d.escalated_at FROM " prefix "deadlines d"                           \
+    " LEFT JOIN " prefix "agreement_versions v ON v.vid = d.agreement"
 
 /* One value as the canonical encoding sees it. The type is part of the
  * encoding: a number edited into text, or "" into NULL, changes the hash. */
@@ -180,8 +231,10 @@ typedef struct base {
 } base_t;
 
 struct shub_store {
-    sqlite3 *db; /* the writer's connection (the caller's without a writer thread) */
-    char *path;
+    shub_db_t *db; /* the writer's connection (the caller's without a writer thread);
+                     on PostgreSQL the broker's advisory lock is held on it */
+    char *path;       /* a file, or a postgresql:// URI */
+    char shown[512];  /* path as logs show it: a URI without its password */
     bool readonly;
     bool has_subject_key, has_sign_key;
     uint8_t subject_key[32];
@@ -213,8 +266,8 @@ struct shub_store {
     uint64_t next_ticket, settled_ticket;
     flight_t *flight; /* events of unsettled and open batches */
     size_t n_flight, n_flight_slots;
-    sqlite3 *rdb;     /* the caller's reads while the writer writes (NULL: db) */
-    sqlite3_stmt *rstmts[ST_COUNT];
+    shub_db_t *rdb;   /* the caller's reads while the writer writes (NULL: db) */
+    shub_db_stmt_t *rstmts[ST_COUNT];
     int efd;          /* eventfd: the writer finished a group */
     pthread_t writer;
     bool writer_running, writer_sync;
@@ -233,17 +286,17 @@ struct shub_store {
     pthread_cond_t ckpt_cv;
     bool ckpt_stop;
 
-    sqlite3_stmt *stmts[ST_COUNT];
+    shub_db_stmt_t *stmts[ST_COUNT];
 };
 
 /* The cached statement `id`, prepared on first use. 0 or SHUB_EDB. */
-int shub_store_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err);
+int shub_store_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out, shub_err_t *err);
 
 /* Fills err with SHUB_EDB "<what>: <sqlite message>" and returns SHUB_EDB. */
 int shub_store_db_fail(shub_store_t *s, shub_err_t *err, const char *what);
 
-/* The SQL of statement id. */
-const char *shub_store_sql(stmt_id_t id);
+/* The SQL of statement id for the store's engine. */
+const char *shub_store_sql(const shub_store_t *s, stmt_id_t id);
 
 /* ---- the write path (writer.c) ----------------------------------------- */
 
@@ -285,7 +338,7 @@ void shub_store_base_confirm(shub_store_t *s);
 int shub_store_reload(shub_store_t *s, shub_err_t *err);
 
 /* Reads on the caller's connection: the last commit, never the open batch. */
-int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out,
+int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out,
                          shub_err_t *err);
 int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what);
 
@@ -307,7 +360,7 @@ const agreement_ref_t *shub_store_agreement_ref(const shub_store_t *s, int64_t v
  * Names resolve through the loaded names; an id that resolves to nothing is
  * encoded as the text "#<id>?" so that the row cannot hash right. *seq and
  * *row_hash (may be NULL) get those columns. */
-void shub_store_row_values(const shub_store_t *s, sqlite3_stmt *st, int first,
+void shub_store_row_values(const shub_store_t *s, shub_db_stmt_t *st, int first,
                            canon_val_t vals[SHUB_AUDIT_NCOLS], char scratch[][32],
                            const uint8_t **row_hash, size_t *row_hash_len);
 

@@ -93,26 +93,25 @@ static bool signature_ok(const uint8_t key[32], const uint8_t sig[64], int64_t u
 static int load_checkpoints(walk_t *w, shub_err_t *err)
 {
     const uint8_t *expected = w->opts->expected_key;
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     size_t cap = 0;
-    int rc =
-        sqlite3_prepare_v2(w->s->db,
-                           "SELECT seq, upto_seq, head_hash, at, public_key, signature"
-                           " FROM checkpoints ORDER BY upto_seq, seq",
-                           -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    int rc = shub_db_prepare(w->s->db,
+                             "SELECT seq, upto_seq, head_hash, at, public_key, signature"
+                             " FROM checkpoints ORDER BY upto_seq, seq",
+                             false, &st);
+    if (rc != 0)
         return shub_store_db_fail(w->s, err, "verify: read checkpoints");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
         checkpoint_t cp;
-        const void *head = sqlite3_column_blob(st, 2);
-        const void *pk = sqlite3_column_blob(st, 4);
-        const void *sig = sqlite3_column_blob(st, 5);
-        cp.seq = sqlite3_column_int64(st, 0);
-        cp.upto = sqlite3_column_int64(st, 1);
-        cp.at = sqlite3_column_int64(st, 3);
-        if (!head || sqlite3_column_bytes(st, 2) != 32 || !pk ||
-            sqlite3_column_bytes(st, 4) != 32 || !sig ||
-            sqlite3_column_bytes(st, 5) != crypto_sign_BYTES) {
+        const void *head = shub_db_column_blob(st, 2);
+        const void *pk = shub_db_column_blob(st, 4);
+        const void *sig = shub_db_column_blob(st, 5);
+        cp.seq = shub_db_column_int(st, 0);
+        cp.upto = shub_db_column_int(st, 1);
+        cp.at = shub_db_column_int(st, 3);
+        if (!head || shub_db_column_bytes(st, 2) != 32 || !pk ||
+            shub_db_column_bytes(st, 4) != 32 || !sig ||
+            shub_db_column_bytes(st, 5) != crypto_sign_BYTES) {
             bad(w, cp.upto, "bad signature: checkpoint %lld is malformed",
                 (long long)cp.seq);
             break;
@@ -133,7 +132,7 @@ static int load_checkpoints(walk_t *w, shub_err_t *err)
             size_t ncap = cap ? 2 * cap : 64;
             checkpoint_t *grown = shub_realloc(w->cps, ncap * sizeof *grown);
             if (!grown) {
-                sqlite3_finalize(st);
+                shub_db_finalize(st);
                 return shub_err_set(err, SHUB_ENOMEM, "verify: out of memory");
             }
             w->cps = grown;
@@ -142,12 +141,12 @@ static int load_checkpoints(walk_t *w, shub_err_t *err)
         w->cps[w->ncps++] = cp;
         w->out->checkpoints++;
     }
-    if (w->out->ok && rc != SQLITE_DONE) {
+    if (w->out->ok && rc != SHUB_DB_DONE) {
         rc = shub_store_db_fail(w->s, err, "verify: read checkpoints");
-        sqlite3_finalize(st);
+        shub_db_finalize(st);
         return rc;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     return 0;
 }
 
@@ -245,16 +244,16 @@ static int load_witnesses(walk_t *w, shub_err_t *err)
 
 static int read_interval(walk_t *w)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     w->out->interval_ms = SHUB_STORE_CHECKPOINT_MS;
-    if (sqlite3_prepare_v2(w->s->db, "SELECT value FROM meta WHERE key = 'checkpoint_ms'",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        long long v = sqlite3_column_int64(st, 0);
+    if (shub_db_prepare(w->s->db, "SELECT value FROM meta WHERE key = 'checkpoint_ms'",
+                        false, &st) == 0 &&
+        shub_db_step(st) == SHUB_DB_ROW) {
+        long long v = shub_db_column_int(st, 0);
         if (v > 0)
             w->out->interval_ms = v;
     }
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     return 0;
 }
 
@@ -266,13 +265,16 @@ static int walk_rows(walk_t *w, shub_err_t *err)
     int64_t last = 0, first_seq = 0;
     size_t ci = 0, wi = 0;
     int64_t signed_upto = w->ncps ? w->cps[w->ncps - 1].upto : 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(w->s->db,
-                                "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit ORDER BY seq",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_db_prepare(w->s->db,
+                             shub_db_kind(w->s->db) == SHUB_DB_PG
+                                 ? "SELECT " SHUB_AUDIT_READ_COLUMNS_PG " FROM audit ORDER BY seq"
+                                 : "SELECT " SHUB_AUDIT_TABLE_COLUMNS " FROM audit ORDER BY seq",
+                             false, &st);
+    if (rc != 0)
         return shub_store_db_fail(w->s, err, "verify: read audit log");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    shub_db_stream(st); /* millions of rows: one at a time, never all in memory */
+    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
         const uint8_t *r;
         size_t rlen;
         shub_store_row_values(w->s, st, 0, v, scratch, &r, &rlen);
@@ -348,9 +350,9 @@ static int walk_rows(walk_t *w, shub_err_t *err)
         last = seq;
         w->out->rows++;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SHUB_DB_DONE) {
         rc = shub_store_db_fail(w->s, err, "verify: read audit log");
-        sqlite3_finalize(st);
+        shub_db_finalize(st);
         return rc;
     }
     if (w->nwit > wi) {
@@ -383,7 +385,7 @@ static int walk_rows(walk_t *w, shub_err_t *err)
                 (long long)w->out->interval_ms);
     }
 done:
-    sqlite3_finalize(st);
+    shub_db_finalize(st);
     return 0;
 }
 
@@ -403,7 +405,7 @@ int shub_store_verify(const char *path, const shub_verify_opts_t *opts,
     w.out = out;
     w.opts = opts ? opts : &none;
     /* One read transaction: names, checkpoints and rows from one snapshot. */
-    if (sqlite3_exec(w.s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    if (shub_db_begin_read(w.s->db) != 0) {
         rc = shub_store_db_fail(w.s, err, "verify: begin");
         goto done;
     }
@@ -412,7 +414,7 @@ int shub_store_verify(const char *path, const shub_verify_opts_t *opts,
         (rc = load_checkpoints(&w, err)) == 0 && out->ok &&
         (rc = load_witnesses(&w, err)) == 0 && out->ok)
         rc = walk_rows(&w, err);
-    sqlite3_exec(w.s->db, "COMMIT", NULL, NULL, NULL);
+    shub_db_exec(w.s->db, "COMMIT");
 done:
     if (rc) {
         memset(out, 0, sizeof *out);

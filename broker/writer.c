@@ -243,14 +243,15 @@ static int cmp_i64(const void *a, const void *b)
 
 static int fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
-    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
+    return shub_store_db_fail(s, err, what);
 }
 
-static int step_done(shub_store_t *s, sqlite3_stmt *st, const char *what, shub_err_t *err)
+static int step_done(shub_store_t *s, shub_db_stmt_t *st, const char *what,
+                     shub_err_t *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(s, err, what);
+    int rc = shub_db_step(st);
+    shub_db_reset(st);
+    return rc == SHUB_DB_DONE || rc == SHUB_DB_ROW ? 0 : fail(s, err, what);
 }
 
 /* Deletes the dropped copies as runs of consecutive seqs: acknowledgements
@@ -258,7 +259,7 @@ static int step_done(shub_store_t *s, sqlite3_stmt *st, const char *what, shub_e
  * a few range deletes rather than one B-tree search each. */
 static int run_drops(shub_store_t *s, batch_t *b, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc;
     if (b->n_drops == 0)
         return 0;
@@ -269,8 +270,7 @@ static int run_drops(shub_store_t *s, batch_t *b, shub_err_t *err)
         size_t j = i;
         while (j + 1 < b->n_drops && b->drops[j + 1] <= b->drops[j] + 1)
             j++;
-        if (sqlite3_bind_int64(st, 1, b->drops[i]) ||
-            sqlite3_bind_int64(st, 2, b->drops[j]))
+        if (shub_db_bind_int(st, 1, b->drops[i]) || shub_db_bind_int(st, 2, b->drops[j]))
             return fail(s, err, "drop sealed copies");
         if ((rc = step_done(s, st, "drop sealed copies", err)))
             return rc;
@@ -284,13 +284,13 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
     const uint8_t *p = b->ops.data, *end = p + b->ops.len;
     for (size_t k = 0; k < b->n_ops; k++) {
         uint16_t head[2];
-        sqlite3_stmt *st = NULL;
+        shub_db_stmt_t *st = NULL;
         int rc;
         memcpy(head, p, sizeof head);
         p += sizeof head;
         if ((rc = shub_store_stmt(s, (stmt_id_t)head[0], &st, err)))
             return rc;
-        sqlite3_clear_bindings(st);
+        shub_db_clear(st);
         int bad = 0;
         for (uint16_t i = 0; i < head[1] && p + 2 <= end; i++) {
             int index = p[0], type = p[1];
@@ -299,18 +299,16 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
                 int64_t v;
                 memcpy(&v, p, sizeof v);
                 p += sizeof v;
-                bad |= sqlite3_bind_int64(st, index, v);
+                bad |= shub_db_bind_int(st, index, v);
             } else if (type == P_TEXT || type == P_BLOB) {
                 uint32_t n;
                 memcpy(&n, p, sizeof n);
                 p += sizeof n;
-                bad |= type == P_TEXT
-                           ? sqlite3_bind_text(st, index, (const char *)p, (int)n,
-                                               SQLITE_STATIC)
-                           : sqlite3_bind_blob(st, index, p, (int)n, SQLITE_STATIC);
+                bad |= type == P_TEXT ? shub_db_bind_text(st, index, (const char *)p, n)
+                                      : shub_db_bind_blob(st, index, p, (int)n);
                 p += n;
             } else {
-                bad |= sqlite3_bind_null(st, index);
+                bad |= shub_db_bind_null(st, index);
             }
         }
         if (bad)
@@ -324,20 +322,25 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
 /* Runs the batches from `first` along qnext in one transaction. */
 static int run_group(shub_store_t *s, batch_t *first, bool *truncate, shub_err_t *err)
 {
-    sqlite3_stmt *st = NULL;
+    shub_db_stmt_t *st = NULL;
     int rc;
     *truncate = false;
-    if ((rc = shub_store_stmt(s, ST_BEGIN, &st, err)) ||
-        (rc = step_done(s, st, "begin", err)))
-        return rc;
+    /* On PostgreSQL the whole group, BEGIN to COMMIT, goes as one pipeline:
+     * a round trip per few hundred writes instead of one per write. */
+    if (shub_db_pipeline_begin(s->db))
+        return fail(s, err, "begin");
+    if ((rc = shub_store_stmt(s, ST_BEGIN, &st, err)) == 0)
+        rc = step_done(s, st, "begin", err);
     for (batch_t *b = first; b && rc == 0; b = b->qnext) {
         rc = run_ops(s, b, err);
         *truncate |= b->truncate_wal;
     }
     if (rc == 0 && ((rc = shub_store_stmt(s, ST_COMMIT, &st, err)) == 0))
         rc = step_done(s, st, "commit", err);
-    if (rc && !sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (shub_db_pipeline_end(s->db) && rc == 0)
+        rc = fail(s, err, "commit");
+    if (rc && shub_db_in_txn(s->db))
+        shub_db_exec(s->db, "ROLLBACK");
     return rc;
 }
 
@@ -365,7 +368,7 @@ static void *writer_main(void *arg)
         bool truncate = false;
         int rc = failed ? SHUB_EDB : run_group(s, first, &truncate, &err);
         if (rc == 0 && truncate)
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+            shub_db_wal_checkpoint(s->db, true);
 
         pthread_mutex_lock(&s->wmu);
         s->writing = false;
@@ -393,12 +396,11 @@ int shub_store_writer_start(shub_store_t *s, shub_err_t *err)
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0)
         return shub_err_set(err, SHUB_EIO, "open store: eventfd: %s", strerror(errno));
-    if (sqlite3_open_v2(s->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK)
-        return shub_err_set(err, SHUB_EDB, "open store: a reading connection: %s",
-                            s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
-    sqlite3_busy_timeout(s->rdb, SHUB_STORE_BUSY_MS);
-    sqlite3_exec(s->rdb, "PRAGMA cache_size = -8192", NULL, NULL, NULL);
+    shub_db_opts_t dopts = {.readonly = true, .app_name = "sharehub-broker reads"};
+    if (shub_db_open(s->path, &dopts, &s->rdb, err))
+        return err ? err->code : SHUB_EDB;
+    if (shub_db_kind(s->rdb) == SHUB_DB_SQLITE)
+        shub_db_exec(s->rdb, "PRAGMA cache_size = -8192");
     if (pthread_mutex_init(&s->wmu, NULL) != 0 || pthread_cond_init(&s->wcv, NULL) != 0 ||
         pthread_cond_init(&s->wdone, NULL) != 0)
         return shub_err_set(err, SHUB_ENOMEM, "open store: cannot start its writer");
@@ -434,11 +436,10 @@ void shub_store_writer_stop(shub_store_t *s)
         s->writer_sync = false;
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        sqlite3_finalize(s->rstmts[i]);
+        shub_db_finalize(s->rstmts[i]);
         s->rstmts[i] = NULL;
     }
-    sqlite3_close(s->rdb);
-    s->rdb = NULL;
+    shub_db_close(&s->rdb);
     if (s->efd >= 0)
         close(s->efd);
     s->efd = -1;
@@ -579,7 +580,7 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
         return rc;
     }
     if (truncate)
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        shub_db_wal_checkpoint(s->db, true);
     settled_ok(s, b);
     batch_give(s, b);
     shub_store_base_confirm(s);
@@ -678,30 +679,35 @@ int shub_store_recover(shub_store_t *s, shub_err_t *err)
         batch_give(s, b);
     }
     flight_clear(s);
+    /* PostgreSQL: the session that held the broker's lock is gone, and with
+     * it the lock; a standby may be writing already. Never reconnect and
+     * write on: the caller must stop. */
+    if (shub_db_broken(s->db))
+        return shub_err_set(err, SHUB_EBUSY,
+                            "lost the database session that holds the broker's lock "
+                            "(%s): another broker may have taken over",
+                            shub_db_errmsg(s->db));
     return shub_store_reload(s, err);
 }
 
 /* ---- the caller's reading connection ---------------------------------------- */
 
-int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, sqlite3_stmt **out, shub_err_t *err)
+int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out,
+                         shub_err_t *err)
 {
     if (!s->rdb)
         return shub_store_stmt(s, id, out, err);
-    if (!s->rstmts[id]) {
-        int rc = sqlite3_prepare_v3(s->rdb, shub_store_sql(id), -1,
-                                    SQLITE_PREPARE_PERSISTENT, &s->rstmts[id], NULL);
-        if (rc != SQLITE_OK) {
-            sqlite3_finalize(s->rstmts[id]);
-            s->rstmts[id] = NULL;
-            return shub_err_set(err, SHUB_EDB, "prepare statement: %s",
-                                sqlite3_errmsg(s->rdb));
-        }
-    }
+    if (!s->rstmts[id] &&
+        shub_db_prepare(s->rdb, shub_store_sql(s, id), true, &s->rstmts[id]) != 0)
+        return shub_store_read_fail(s, err, "prepare statement");
     *out = s->rstmts[id];
     return 0;
 }
 
 int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what)
 {
-    return shub_err_set(err, SHUB_EDB, "%s: %s", what, sqlite3_errmsg(s->rdb ? s->rdb : s->db));
+    if (shub_db_out_of_memory(s->rdb ? s->rdb : s->db))
+        return shub_err_set(err, SHUB_ENOMEM, "%s: out of memory", what);
+    return shub_err_set(err, SHUB_EDB, "%s: %s", what,
+                        shub_db_errmsg(s->rdb ? s->rdb : s->db));
 }

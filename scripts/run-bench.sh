@@ -14,10 +14,15 @@
 #   machine.cores, broker.synchronous_full, share.bytes, bench.events, bench.runs
 #   <case>.events_per_s        throughput, median of runs; <case> is
 #                              forwarder.1r, forwarder.3r, forwarder.1r_many (40
-#                              senders), broker.1r, broker.3r, broker.1r_many
+#                              senders), broker.1r, broker.3r, broker.1r_many,
+#                              broker_pg.1r, broker_pg.3r (the broker on
+#                              PostgreSQL: a private server with fsync on,
+#                              started here with tests/pg_cluster.sh; absent
+#                              where no server is installed)
 #   ratio.broker_1r_to_forwarder_1r, ratio.broker_3r_to_forwarder_3r,
 #   ratio.broker_3r_to_broker_1r, ratio.forwarder_many_to_few,
-#   ratio.broker_many_to_few
+#   ratio.broker_many_to_few, ratio.broker_pg_1r_to_broker_1r,
+#   ratio.broker_pg_3r_to_broker_3r
 #   latency.at_<rate>.*, latency.at_half_max.*: offered_per_s, reached (0/1),
 #                              achieved_per_s, receipt_p50_ms, receipt_p99_ms,
 #                              receipt_p999_ms, deliver_p50_ms, deliver_p99_ms
@@ -54,6 +59,17 @@ for name in bench_broker bench_peers bench_codec bench_api bench_audit "$build"/
     [[ -x "$b" && -f "$b" && " ${programs[*]} " != *" $b "* ]] && programs+=("$b")
 done
 
+# A private PostgreSQL server, durable as a real one (fsync on), for the
+# broker's cases on PostgreSQL beside SQLite in the same run.
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/shub-bench-pg-XXXXXX")
+trap 'rm -f "$figures"; "$(dirname "$0")/../tests/pg_cluster.sh" stop "$pgdir" >/dev/null 2>&1 || true' EXIT
+pg_uri=""
+if "$(dirname "$0")/../tests/pg_cluster.sh" start "$pgdir" fsync >/dev/null; then
+    pg_uri=$(cat "$pgdir/uri")
+else
+    echo "bench: no PostgreSQL server: the broker_pg cases are not run"
+fi
+
 failed=()
 for b in "${programs[@]}"; do
     name=$(basename "$b")
@@ -62,6 +78,7 @@ for b in "${programs[@]}"; do
         [[ -n ${BENCH_RUNS:-} ]] && args+=(--runs "$BENCH_RUNS")
         [[ -n ${BENCH_EVENTS:-} ]] && args+=(--events "$BENCH_EVENTS")
     fi
+    [[ $name == bench_broker && -n $pg_uri ]] && args+=(--pg "$pg_uri")
     echo "== $name"
     status=0
     "$b" "${args[@]}" | tee -a "$figures" | { grep -v '^summary: ' || true; } || status=$?

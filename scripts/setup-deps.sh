@@ -12,6 +12,8 @@ packages=(
     libzmq3-dev                           # ZeroMQ with CURVE (libsodium-backed on Debian)
     libmsgpack-dev                        # msgpack-c: the wire encoding
     libsqlite3-dev                        # the broker's and agents' stores
+    libpq-dev                             # the broker's store on PostgreSQL (postgresql:// URIs)
+    postgresql                            # a private server per test run (tests/pg_cluster.sh)
     libsodium-dev                         # BLAKE2b chain, Ed25519 checkpoints, sealed boxes
     libyaml-dev                           # YAML config, with line and column in every error
     libjansson-dev                        # JSON for `sharehub-agent submit` and report output

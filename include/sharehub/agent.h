@@ -41,6 +41,9 @@
 #define SHUB_AGENT_BUSY_RETRY_MS        1000 /* after ERROR busy/unavailable */
 #define SHUB_AGENT_BACKOFF_MIN_MS       200 /* first HELLO retry; doubles up to the max */
 #define SHUB_AGENT_BACKOFF_MAX_MS       5000
+#define SHUB_AGENT_MAX_BROKERS          8    /* endpoints an agent tries in turn */
+#define SHUB_AGENT_SWITCH_MS            1000 /* with several: an unanswered HELLO
+                                                moves on to the next after this */
 #define SHUB_AGENT_DEFAULT_HEARTBEAT_MS 2000 /* until the WELCOME names one */
 #define SHUB_AGENT_MAX_HOOKS            16   /* --on-receive commands running at once */
 #define SHUB_AGENT_HOOK_ATTEMPTS        10   /* runs of a failing hook before it is dead */
@@ -55,6 +58,9 @@
  * kind and areas from orgs.yaml. Strings are owned by the config. */
 typedef struct shub_agent_config {
     char *endpoint; /* hub.yaml `endpoint`; NULL if absent */
+    char **brokers; /* hub.yaml `brokers`: the endpoints of an active broker and
+                       its standbys, tried in turn; NULL if absent */
+    size_t n_brokers;
     char *key_dir;  /* hub.yaml `key_dir`, resolved against DIR (default DIR/keys) */
     char *org;      /* the organisation's id */
     char *kind;
@@ -69,7 +75,7 @@ typedef struct shub_agent_config {
  * mistake in either file (err->file, line and column: the first in line
  * order), SHUB_ENOTFOUND if org is not listed, SHUB_ENOMEM. orgs.yaml is
  * checked with the broker's own schema (orgs.h); hub.yaml keys other than
- * endpoint and key_dir are ignored. */
+ * endpoint, brokers and key_dir are ignored. */
 int shub_agent_config_load(const char *dir, const char *org, shub_agent_config_t **cfg_p,
                            shub_err_t *err);
 
@@ -87,7 +93,11 @@ typedef struct shub_agent_opts {
     const char *org;        /* required */
     const char *config_dir; /* required */
     const char *db_path;    /* NULL: ./ORG.db */
-    const char *endpoint;   /* NULL: hub.yaml's */
+    const char *endpoint;   /* NULL: hub.yaml's brokers, else its endpoint */
+    const char *const *endpoints; /* several (repeated --broker): an active broker
+                                     and its standbys, tried in turn until one
+                                     WELCOMEs; overrides endpoint */
+    size_t n_endpoints;
     const char *key_dir;    /* NULL: hub.yaml's key_dir */
     const char *on_receive; /* NULL: none; else run via /bin/sh -c per new event, at
                                least once (again after a crash or a failure) */

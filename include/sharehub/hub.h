@@ -8,6 +8,7 @@
 #ifndef SHAREHUB_HUB_H
 #define SHAREHUB_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,11 @@ typedef struct shub_hub_opts {
     const char *key_dir;    /* NULL: hub.yaml's */
     const char *ready_file; /* optional: the bound endpoint is written here once
                                the broker accepts connections (for scripts and tests) */
+    /* PostgreSQL: while another broker holds the database, called every
+     * 200 ms; true waits on (a standby), false gives up (SHUB_EBUSY). NULL:
+     * refuse at once, as on SQLite. */
+    bool (*wait_lock)(void *ctx);
+    void *wait_ctx;
 } shub_hub_opts_t;
 
 /* Loads the config (each error logged as file:line: message), the broker's
@@ -32,7 +38,9 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
 /* One turn of the loop: waits up to timeout_ms for traffic, drains a batch,
  * commits it, sends what the commit allows, runs timers. Returns 0; a store
  * failure is handled inside (shares refused with ERROR unavailable until the
- * store recovers) and never ends the loop. */
+ * store recovers) and never ends the loop, except SHUB_EBUSY: on PostgreSQL
+ * the session holding the database lock is gone, and the caller must stop
+ * (a standby may be serving). */
 int shub_hub_poll(shub_hub_t *hub, int timeout_ms);
 
 /* Re-reads organisations and agreements. A config that fails to load is

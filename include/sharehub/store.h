@@ -67,11 +67,21 @@ typedef struct shub_store_opts {
                           (0: unlimited) */
     bool writer_thread; /* the broker: batches run on a thread of the store's own
                            (shub_store_submit), reads on a second connection */
+    /* PostgreSQL with `exclusive`: while another broker holds the database's
+     * lock, called every 200 ms; true keeps waiting (a standby broker), false
+     * gives up with SHUB_EBUSY. NULL: give up at once. */
+    bool (*wait_lock)(void *ctx);
+    void *wait_ctx;
 } shub_store_opts_t;
 
 /* ---- lifecycle --------------------------------------------------------- */
 
 /* Opens (and if new, creates) the store at path; *store_p gets the new store.
+ * path is a SQLite file, or a PostgreSQL database as a connection URI
+ * (postgresql://...; the store lives in the connection's current schema, and
+ * the database must exist). On PostgreSQL `exclusive` is a session advisory
+ * lock the database server holds for the broker's connection, released when
+ * that session ends, and `max_pages` does nothing.
  * Refuses a file that is not a sharehub store (application_id), a schema
  * newer than this code, and a version 1 store (with what to do about it),
  * all SHUB_EDB naming the file; a subject key different from the one the
@@ -79,6 +89,14 @@ typedef struct shub_store_opts {
  * process holds (SHUB_EBUSY, naming its pid). SHUB_ENOMEM, SHUB_EINVAL. */
 int shub_store_open(const char *path, const shub_store_opts_t *opts,
                     shub_store_t **store_p, shub_err_t *err);
+
+/* Whether path names a PostgreSQL database (postgresql:// or postgres://)
+ * rather than a SQLite file. */
+bool shub_store_is_uri(const char *path);
+
+/* path as logs and messages show it: a URI without any password (libpq's
+ * own parser reads it), at most size-1 bytes into out. */
+void shub_store_display(const char *path, char *out, size_t size);
 
 /* Rolls back an open transaction, finalizes statements, closes the file, wipes
  * the keys, releases the lock. Accepts NULL; nulls the caller's pointer. */
@@ -136,7 +154,8 @@ int shub_store_drain(shub_store_t *s, shub_err_t *err);
 
 /* After a failure: forgets the open batch and every unsettled one, waits for
  * the writer, and re-reads the chain head and sequence numbers from the file.
- * 0 or SHUB_EDB. */
+ * 0 or SHUB_EDB; SHUB_EBUSY on PostgreSQL when the session holding the
+ * broker's lock is gone (the broker must stop: a standby may be active). */
 int shub_store_recover(shub_store_t *s, shub_err_t *err);
 
 /* Inside a transaction: whether a checkpoint is due at now_ms (rows appended

@@ -30,6 +30,29 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+pid_t harness_spawn(const char *log, const char *const *argv, const char *const *env)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("harness: fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 const char *harness_program(const char *relative)
 {
     static char path[1024];
@@ -148,20 +171,17 @@ int harness_start(harness_t *h)
     snprintf(ready, sizeof ready, "%s/ready", h->dir);
     snprintf(config, sizeof config, "%s", h->dir);
     unlink(ready);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        execl(harness_program("broker/sharehub-broker"), "sharehub-broker", "--config", config,
-              "--endpoint", h->endpoint, "--ready-file", ready, "--log-level", "debug",
-              (char *)NULL);
-        _exit(127);
-    }
+    const char *argv[] = {harness_program("broker/sharehub-broker"),
+                          "--config",
+                          config,
+                          "--endpoint",
+                          h->endpoint,
+                          "--ready-file",
+                          ready,
+                          "--log-level",
+                          "debug",
+                          NULL};
+    pid_t pid = harness_spawn(h->log, argv, NULL);
     h->broker = pid;
     for (int waited = 0; waited < 10000; waited += 10) {
         if (access(ready, F_OK) == 0)
@@ -322,12 +342,17 @@ done:
     return rc;
 }
 
+long harness_file_long(const char *path, const char *sql)
+{
+    long n = -1;
+    return query(path, sql, NULL, 0, &n) == 0 ? n : -1;
+}
+
 long harness_file_count(const char *path, const char *sql)
 {
     char full[4096];
     snprintf(full, sizeof full, "SELECT count(*) FROM %s", sql);
-    long n = -1;
-    return query(path, full, NULL, 0, &n) == 0 ? n : -1;
+    return harness_file_long(path, full);
 }
 
 int harness_file_text(const char *path, const char *sql, char *out, size_t size)
@@ -386,32 +411,21 @@ pid_t harness_agent_start(const harness_t *h, const char *org, const char *const
     char db[400], log[400];
     snprintf(db, sizeof db, "%s/%s.db", h->dir, org);
     snprintf(log, sizeof log, "%s/%s.log", h->dir, org);
-    const char *argv[40] = {"sharehub-agent", "--log-level", "debug",    "run",
-                            "--org",          org,           "--config", h->dir,
-                            "--broker",       h->endpoint,   "--db",     db};
-    int argc = 12;
+    const char *argv[40] = {harness_program("agents/sharehub-agent"),
+                            "--log-level", "debug", "run", "--org", org, "--config", h->dir,
+                            "--db", db};
+    int argc = 10;
+    bool own_broker = false;
+    for (size_t i = 0; extra && extra[i]; i++)
+        own_broker |= strcmp(extra[i], "--broker") == 0;
+    if (!own_broker) {
+        argv[argc++] = "--broker";
+        argv[argc++] = h->endpoint;
+    }
     for (size_t i = 0; extra && extra[i] && argc < 39; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("harness: fork");
-        exit(1);
-    }
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        unsetenv("SHUB_AGENT_CRASH_AFTER_COMMIT");
-        for (size_t i = 0; env && env[i]; i++)
-            putenv((char *)env[i]);
-        execv(harness_program("agents/sharehub-agent"), (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    return harness_spawn(log, argv, env);
 }
 
 int harness_proc_stop(pid_t pid, int sig)

@@ -74,13 +74,15 @@ int harness_text(const harness_t *h, const char *sql, char *out, size_t size);
 /* The same on any SQLite file (an agent's store), and a wait of up to ms for
  * the count to be `want` (it returns the last count seen). */
 long harness_file_count(const char *path, const char *sql);
+long harness_file_long(const char *path, const char *sql); /* a whole SELECT's value */
 int harness_file_text(const char *path, const char *sql, char *out, size_t size);
 long harness_file_wait_count(const char *path, const char *sql, long want, int ms);
 
 /* Starts `sharehub-agent run` for org with the harness's config and endpoint,
- * its store DIR/ORG.db and its output in DIR/ORG.log; `extra` adds options
- * (a later --broker wins), `env` adds NAME=VALUE entries to its environment
- * (both NULL-terminated, may be NULL). Returns its pid. */
+ * its store DIR/ORG.db and its output in DIR/ORG.log (harness_spawn);
+ * `extra` adds options (a --broker among them replaces the harness's; given
+ * twice, the agent has two brokers to try), `env` adds NAME=VALUE entries to
+ * its environment (both NULL-terminated, may be NULL). Returns its pid. */
 pid_t harness_agent_start(const harness_t *h, const char *org, const char *const *extra,
                           const char *const *env);
 
@@ -96,6 +98,13 @@ int harness_proc_wait(pid_t pid, int ms);
  * as text, so tests query it in the audit's own words. */
 struct sqlite3;
 struct sqlite3 *harness_sqlite_open(const char *path);
+
+/* Starts argv[0] (a path) with argv, its stdout and stderr appended to log;
+ * `env` (NULL-terminated, may be NULL) adds NAME=VALUE entries to its
+ * environment, which never inherits SHUB_AGENT_CRASH_AFTER_COMMIT (an agent
+ * that dies between its inbox commit and its ACK) unless env sets it. The
+ * child's pid; a failed fork ends the test. */
+pid_t harness_spawn(const char *log, const char *const *argv, const char *const *env);
 
 /* Path to a built program (SHUB_BUILD_DIR/...). */
 const char *harness_program(const char *relative);

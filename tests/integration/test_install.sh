@@ -25,6 +25,7 @@ share/man/man1/sharehub-audit.1 share/man/man1/sharehub-broker.1
 share/man/man1/sharehub-keygen.1 share/man/man1/sharehub-wire.1
 share/man/man5/sharehub-agreement.5 share/man/man5/sharehub-hub.yaml.5
 share/man/man5/sharehub-orgs.yaml.5 share/man/man7/sharehub-deploy.7
+share/man/man7/sharehub-postgresql.7
 share/man/man7/sharehub.7"
 (cd "$x" && find . -type f | sed 's|^\./||' | sort) >"$tmp/got"
 echo "$want" | tr ' ' '\n' | sort >"$tmp/want"

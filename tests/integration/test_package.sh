@@ -23,7 +23,7 @@ arch=$(dpkg --print-architecture)
 dpkg-deb -f "$deb" Package Version Section Depends >"$tmp/fields"
 grep -qx "Package: sharehub" "$tmp/fields" || fail "control: Package"
 grep -qx "Version: $version" "$tmp/fields" || fail "control: Version"
-for dep in adduser procps libzmq5 libsodium23 libsqlite3-0 libyaml-0-2 libjansson4; do
+for dep in adduser procps libzmq5 libsodium23 libsqlite3-0 libpq5 libyaml-0-2 libjansson4; do
     grep -q "^Depends:.*\b$dep\b" "$tmp/fields" || fail "control: Depends has no $dep"
 done
 mkdir "$tmp/control"
@@ -47,7 +47,7 @@ for f in usr/bin/sharehub-broker usr/bin/sharehub-agent usr/bin/sharehub-audit \
     usr/share/man/man1/sharehub-broker.1.gz usr/share/man/man1/sharehub-agent.1.gz \
     usr/share/man/man5/sharehub-hub.yaml.5.gz usr/share/man/man5/sharehub-orgs.yaml.5.gz \
     usr/share/man/man5/sharehub-agreement.5.gz usr/share/man/man7/sharehub.7.gz \
-    usr/share/man/man7/sharehub-deploy.7.gz \
+    usr/share/man/man7/sharehub-deploy.7.gz usr/share/man/man7/sharehub-postgresql.7.gz \
     lib/systemd/system/sharehub-broker.service lib/systemd/system/sharehub-agent@.service \
     etc/sharehub/hub.yaml etc/sharehub/orgs.yaml etc/sharehub/agreements/README \
     usr/share/doc/sharehub/copyright usr/share/doc/sharehub/changelog.gz; do

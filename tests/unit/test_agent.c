@@ -112,6 +112,27 @@ static void test_shub_agent_config_load_reads_hub_yaml_ignoring_unknown_keys(voi
     shub_agent_config_destroy(&cfg);
 }
 
+/* An active broker and its standby: agents try the list in order. */
+static void test_shub_agent_config_load_brokers_list_in_order(void **state)
+{
+    fixture_t *f = *state;
+    write_file(f, "hub.yaml",
+               "endpoint: \"tcp://hub-a.example:7400\"\n"
+               "brokers: [\"tcp://hub-a.example:7400\", \"tcp://hub-b.example:7400\"]\n");
+    shub_agent_config_t *cfg = NULL;
+    shub_err_t err;
+    assert_int_equal(shub_agent_config_load(f->dir, "marac-coventry", &cfg, &err), 0);
+    assert_int_equal(cfg->n_brokers, 2);
+    assert_string_equal(cfg->brokers[0], "tcp://hub-a.example:7400");
+    assert_string_equal(cfg->brokers[1], "tcp://hub-b.example:7400");
+    shub_agent_config_destroy(&cfg);
+
+    write_file(f, "hub.yaml", "brokers: []\n"); /* a list of none is a mistake */
+    assert_int_equal(shub_agent_config_load(f->dir, "marac-coventry", &cfg, &err),
+                     SHUB_ECONFIG);
+    assert_null(cfg);
+}
+
 static void test_shub_agent_config_load_unknown_org_enotfound(void **state)
 {
     fixture_t *f = *state;
@@ -303,6 +324,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_shub_agent_config_load_all_areas_expanded_and_defaults),
         T(test_shub_agent_config_load_reads_hub_yaml_ignoring_unknown_keys),
+        T(test_shub_agent_config_load_brokers_list_in_order),
         T(test_shub_agent_config_load_unknown_org_enotfound),
         T(test_shub_agent_config_load_bad_yaml_econfig_with_line),
         T(test_shub_agent_config_load_missing_orgs_yaml_eio),

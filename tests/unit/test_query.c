@@ -30,6 +30,7 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/query.h"
+#include "testdb.h"
 #include "sharehub/store.h"
 
 #define BASE_MS 1772323200000LL /* 2026-03-01T00:00:00Z */
@@ -162,13 +163,11 @@ static int write_hex(const char *dir, const char *name, const uint8_t *p, size_t
     return chmod(path, mode);
 }
 
-/* The fixture of the table above, in DIR/hub.db, keys beside it. */
-static int build_fixture(const char *dir, keys_t *k)
+/* The fixture of the table above, at path (testdb.h), keys in dir. */
+static int build_fixture(const char *dir, const char *path, keys_t *k)
 {
-    char path[512];
     shub_store_t *s = NULL;
     shub_err_t err = {0};
-    snprintf(path, sizeof path, "%s/hub.db", dir);
     crypto_sign_keypair(k->pk, k->sk);
     randombytes_buf(k->subject, sizeof k->subject);
     shub_store_opts_t o = {
@@ -276,7 +275,7 @@ fail:
 
 typedef struct fixture {
     char dir[64];
-    char path[128];
+    char path[512]; /* a file, or a PostgreSQL schema's URI (testdb.h) */
     keys_t keys;
     shub_store_t *ro; /* the fixture, opened as the audit tool opens it */
 } fixture_t;
@@ -304,9 +303,11 @@ static int setup(void **state)
     if (!f || sodium_init() < 0)
         return -1;
     snprintf(f->dir, sizeof f->dir, "/tmp/shub-query-XXXXXX");
-    if (!mkdtemp(f->dir) || build_fixture(f->dir, &f->keys))
+    if (!mkdtemp(f->dir))
         return -1;
-    snprintf(f->path, sizeof f->path, "%s/hub.db", f->dir);
+    testdb_new(f->dir, "hub.db", f->path, sizeof f->path);
+    if (build_fixture(f->dir, f->path, &f->keys))
+        return -1;
     shub_store_opts_t o = {.readonly = true, .subject_key = f->keys.subject};
     if (shub_store_open(f->path, &o, &f->ro, &err))
         return -1;
@@ -318,6 +319,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     shub_store_close(&f->ro);
+    testdb_drop(f->path);
     remove_dir(f->dir);
     free(f);
     return 0;
@@ -734,10 +736,10 @@ static void test_report_section_only_that_one_and_checkpoint(void **state)
 static void test_report_without_checkpoint_covers_nothing(void **state)
 {
     fixture_t *f = *state;
-    char path[160];
+    char path[512];
     shub_store_t *s = NULL;
     shub_err_t err;
-    snprintf(path, sizeof path, "%s/bare.db", f->dir);
+    testdb_new(f->dir, "bare.db", path, sizeof path);
     shub_store_opts_t o = {.subject_key = f->keys.subject};
     assert_int_equal(shub_store_open(path, &o, &s, &err), 0);
     assert_int_equal(shub_store_begin(s, &err), 0);
@@ -984,10 +986,10 @@ static void test_render_json_parses_back_to_same_rows(void **state)
 static void test_render_table_aligns_and_masks_control_characters(void **state)
 {
     fixture_t *f = *state;
-    char path[160];
+    char path[512];
     shub_store_t *s = NULL;
     shub_err_t err;
-    snprintf(path, sizeof path, "%s/odd.db", f->dir);
+    testdb_new(f->dir, "odd.db", path, sizeof path);
     shub_store_opts_t o = {0};
     assert_int_equal(shub_store_open(path, &o, &s, &err), 0);
     assert_int_equal(shub_store_begin(s, &err), 0);
@@ -1087,10 +1089,10 @@ static void test_log_million_rows_first_page(void **state)
 {
     fixture_t *f = *state;
     enum { ROWS = 1000000, BATCH = 10000 };
-    char path[160];
+    char path[512];
     shub_store_t *s = NULL;
     shub_err_t err;
-    snprintf(path, sizeof path, "%s/big.db", f->dir);
+    testdb_new(f->dir, "big.db", path, sizeof path);
     shub_store_opts_t o = {.synchronous_full = false, .sign_secret = f->keys.sk};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1161,11 +1163,13 @@ static void test_log_million_rows_first_page(void **state)
     assert_string_equal(seqs(r, buf, sizeof buf), "700000,700001,700002");
     shub_query_result_destroy(&r);
     shub_store_close(&s);
+    testdb_drop(path);
+    char file[600];
     unlink(path);
-    snprintf(buf, sizeof buf, "%s-wal", path);
-    unlink(buf);
-    snprintf(buf, sizeof buf, "%s-shm", path);
-    unlink(buf);
+    snprintf(file, sizeof file, "%s-wal", path);
+    unlink(file);
+    snprintf(file, sizeof file, "%s-shm", path);
+    unlink(file);
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -1302,9 +1306,13 @@ static void test_report_marac_work_counts_facts_only(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--make-db") == 0) {
+    /* --make-db DIR [STORE]: the fixture in DIR/hub.db (or STORE, a
+     * postgresql:// URI), its keys in DIR, for the audit CLI's test. */
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--make-db") == 0) {
         keys_t k;
-        if (sodium_init() < 0 || build_fixture(argv[2], &k) != 0)
+        char path[600];
+        snprintf(path, sizeof path, "%s/hub.db", argv[2]);
+        if (sodium_init() < 0 || build_fixture(argv[2], argc == 4 ? argv[3] : path, &k) != 0)
             return 1;
         return 0;
     }

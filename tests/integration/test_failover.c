@@ -405,6 +405,19 @@ static figures_t drain(world_t *w)
     return f;
 }
 
+/* The first broker active, the second waiting for the lock, every agent
+ * listing both, and the partners sharing. */
+static void world_start(world_t *w)
+{
+    broker_start(w, 0);
+    assert_true(wait_file(w->ready[0], 20000));
+    broker_start(w, 1);
+    assert_true(wait_log(w, w->instance, "standby: waiting", 10000));
+    for (size_t a = 0; a < N_AGENTS; a++)
+        w->agent[a] = agent_start(w, agents[a]);
+    w->traffic = traffic_start(w->h);
+}
+
 static int cmp_long(const void *a, const void *b)
 {
     long x = *(const long *)a, y = *(const long *)b;
@@ -420,14 +433,7 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
     if (rounds < 1 || rounds > 64)
         rounds = 20;
 
-    /* The first broker is active; the second waits for the lock. */
-    broker_start(w, 0);
-    assert_true(wait_file(w->ready[0], 20000));
-    broker_start(w, 1);
-    assert_true(wait_log(w, w->instance, "standby: waiting", 10000));
-    for (size_t a = 0; a < N_AGENTS; a++)
-        w->agent[a] = agent_start(w, agents[a]);
-    w->traffic = traffic_start(w->h);
+    world_start(w);
 
     int active = 0;
     for (int r = 0; r < rounds; r++) {
@@ -528,13 +534,7 @@ static void test_failover_kill_active_20_times_standby_serves_nothing_lost(void 
 static void test_failover_session_lost_broker_exits_69_standby_serves(void **state)
 {
     world_t *w = *state;
-    broker_start(w, 0);
-    assert_true(wait_file(w->ready[0], 20000));
-    broker_start(w, 1);
-    assert_true(wait_log(w, w->instance, "standby: waiting", 10000));
-    for (size_t a = 0; a < N_AGENTS; a++)
-        w->agent[a] = agent_start(w, agents[a]);
-    w->traffic = traffic_start(w->h);
+    world_start(w);
     nap_ms(1500);
 
     char sql[300];

@@ -251,7 +251,8 @@ static const char notices_sql[] = "CREATE TABLE IF NOT EXISTS notices(\n"
 
 /* The same two for PostgreSQL, also made on open when missing; the
  * deadlines' view for the report (SQLite's is made per connection, in
- * query.c) comes with its table. */
+ * query.c) comes with its table, made only if missing: replacing it would
+ * wait for every reader of it, and a standby taking over must not. */
 static const char deadlines_sql_pg[] =
     "CREATE TABLE IF NOT EXISTS deadlines(\n"
     "    event_id BYTEA NOT NULL,\n"
@@ -268,7 +269,9 @@ static const char deadlines_sql_pg[] =
     "    answered_at BIGINT,\n"
     "    escalated_at BIGINT,\n"
     "    PRIMARY KEY(event_id, recipient, kind)\n"
-    ");\n" SHUB_STORE_DEADLINES_VIEW_SQL("", "CREATE OR REPLACE VIEW ") ";\n";
+    ");\n"
+    "DO $$BEGIN IF to_regclass('deadlines_t') IS NULL THEN "
+    SHUB_STORE_DEADLINES_VIEW_SQL("", "CREATE VIEW ") "; END IF; END$$;\n";
 static const char notices_sql_pg[] = "CREATE TABLE IF NOT EXISTS notices(\n"
                                      "    kind TEXT NOT NULL,\n"
                                      "    subject TEXT NOT NULL,\n"

@@ -68,8 +68,8 @@ static const char *const concerns[] = {
 };
 static const char *const urgencies[] = {"immediate", "same-day", "routine"};
 static const char *const marac_summaries[] = {
-    "Disclosed to a social worker during a child and family assessment: assaults and "
-    "threats at home",
+    ("Disclosed to a social worker during a child and family assessment: assaults and "
+     "threats at home"),
     "Presented to housing as homeless after fleeing violence; threats to kill since",
     "School raised concerns; mother disclosed controlling behaviour and a recent assault",
 };

@@ -466,6 +466,15 @@ int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *
     return rc;
 }
 
+int shub_profile_emit_to_area(pb_t *b, const shub_event_t *ev, const char *service,
+                              shub_profile_emit_fn *emit, void *ctx)
+{
+    char to0[2 * NAME_CAP];
+    snprintf(to0, sizeof to0, "%s@%s", service, ev->area);
+    const char *to[] = {to0};
+    return shub_profile_emit_built(b, ev, to, 1, emit, ctx);
+}
+
 /* ---- payload building -------------------------------------------------- */
 
 void shub_pb_put(pb_t *b, shub_val_t *map, const char *key, shub_val_t v)

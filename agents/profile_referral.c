@@ -223,9 +223,6 @@ int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
     shub_pb_str(&b, &referrer, "contact", who->contact);
     shub_pb_put(&b, &payload, "referrer", referrer);
 
-    char to0[NAME_CAP + 8];
-    snprintf(to0, sizeof to0, "marac@%s", area);
-    const char *to[] = {to0};
     shub_event_t ev = {
         .type = "marac.referral",
         .occurred_ms = at_ms,
@@ -238,7 +235,7 @@ int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
         .override = consent ? NULL : "risk-of-serious-harm",
         .payload = payload,
     };
-    return shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    return shub_profile_emit_to_area(&b, &ev, "marac", emit, ctx);
 }
 
 void shub_profile_referral_sign(const shub_profile_t *p, const job_t *job, rng_t *r,

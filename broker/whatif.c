@@ -68,14 +68,8 @@ static int count(counters_t *c, const char *agreement, const char *flow, const c
             return 0;
         }
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 32;
-        counter_t *v = shub_realloc(c->v, cap * sizeof *v);
-        if (!v)
-            return SHUB_ENOMEM;
-        c->v = v;
-        c->cap = cap;
-    }
+    if (shub_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v))
+        return SHUB_ENOMEM;
     counter_t *e = &c->v[c->n];
     memset(e, 0, sizeof *e);
     e->n = 1;

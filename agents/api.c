@@ -751,7 +751,8 @@ static void answer_feed(shub_api_t *api, const int64_t *v, page_fn *page,
         int64_t next;
         if (!page(api, v, &list, &next, resp))
             break;
-        if (json_array_size(list) > 0 || next > v[0] || !wait_change(api, seen, deadline)) {
+        if (json_array_size(list) > 0 || next > v[0] ||
+            !wait_change(api, seen, deadline)) {
             answer_list(resp, list, next);
             break;
         }
@@ -765,13 +766,15 @@ static bool events_page(shub_api_t *api, const int64_t *v, json_t **list, int64_
                         shub_api_response_t *resp)
 {
     shub_err_t err;
-    status_ctx_t sc = {.api = api, .list = json_array(), .err = &err, .last_changed = v[0]};
+    status_ctx_t sc = {
+        .api = api, .list = json_array(), .err = &err, .last_changed = v[0]};
     if (!sc.list) {
         answer_no_memory(resp);
         return false;
     }
     pthread_mutex_lock(&api->db_lock);
-    int rc = shub_agentdb_outbox_changes(api->db, v[0], (size_t)v[1], on_status, &sc, &err);
+    int rc =
+        shub_agentdb_outbox_changes(api->db, v[0], (size_t)v[1], on_status, &sc, &err);
     pthread_mutex_unlock(&api->db_lock);
     if (rc == 0)
         rc = sc.rc;
@@ -845,8 +848,8 @@ static bool inbox_page(shub_api_t *api, const int64_t *v, json_t **list, int64_t
         return false;
     }
     pthread_mutex_lock(&api->db_lock);
-    int rc = shub_agentdb_inbox_after(api->db, v[0], v[3] == 0, (size_t)v[1], on_inbox, &ic,
-                                      &err);
+    int rc = shub_agentdb_inbox_after(api->db, v[0], v[3] == 0, (size_t)v[1], on_inbox,
+                                      &ic, &err);
     pthread_mutex_unlock(&api->db_lock);
     if (rc || !ic.ok) {
         json_decref(ic.list);

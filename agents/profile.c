@@ -467,12 +467,14 @@ int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *
 }
 
 int shub_profile_emit_to_area(pb_t *b, const shub_event_t *ev, const char *service,
-                              shub_profile_emit_fn *emit, void *ctx)
+                              const char *also, shub_profile_emit_fn *emit, void *ctx)
 {
-    char to0[2 * NAME_CAP];
-    snprintf(to0, sizeof to0, "%s@%s", service, ev->area);
-    const char *to[] = {to0};
-    return shub_profile_emit_built(b, ev, to, 1, emit, ctx);
+    char sel[2][2 * NAME_CAP];
+    snprintf(sel[0], sizeof sel[0], "%s@%s", service, ev->area);
+    if (also)
+        snprintf(sel[1], sizeof sel[1], "%s@%s", also, ev->area);
+    const char *to[] = {sel[0], sel[1]};
+    return shub_profile_emit_built(b, ev, to, also ? 2 : 1, emit, ctx);
 }
 
 /* ---- payload building -------------------------------------------------- */

@@ -306,10 +306,11 @@ typedef struct pb {
 int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
                             uint32_t n_to, shub_profile_emit_fn *emit, void *ctx);
 
-/* As shub_profile_emit_built, to the one service that serves the event's
- * area: "<service>@<ev->area>", such as marac@birmingham. */
+/* As shub_profile_emit_built, to the service that serves the event's area,
+ * "<service>@<ev->area>" such as marac@birmingham, and to a second one,
+ * `also`, unless it is NULL. */
 int shub_profile_emit_to_area(pb_t *b, const shub_event_t *ev, const char *service,
-                              shub_profile_emit_fn *emit, void *ctx);
+                              const char *also, shub_profile_emit_fn *emit, void *ctx);
 
 void shub_pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s);
 void shub_pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)

@@ -253,7 +253,7 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
             .override = consent ? NULL : "risk-of-significant-harm",
             .payload = payload,
         };
-        rc = shub_profile_emit_to_area(&b, &ev, "local-authority", emit, ctx);
+        rc = shub_profile_emit_to_area(&b, &ev, "local-authority", NULL, emit, ctx);
         if (rc)
             return rc;
         st->sent++;

@@ -232,7 +232,7 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "risk-of-serious-harm",
         .payload = payload,
     };
-    int rc = shub_profile_emit_to_area(&b, &ev, "local-authority", emit, ctx);
+    int rc = shub_profile_emit_to_area(&b, &ev, "local-authority", NULL, emit, ctx);
     if (rc)
         return rc;
     st->serial++;
@@ -279,7 +279,7 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "statutory-requirement",
         .payload = payload,
     };
-    int rc = shub_profile_emit_to_area(&b, &ev, "treatment", emit, ctx);
+    int rc = shub_profile_emit_to_area(&b, &ev, "treatment", NULL, emit, ctx);
     if (rc)
         return rc;
     st->serial++;

@@ -235,7 +235,7 @@ int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
         .override = consent ? NULL : "risk-of-serious-harm",
         .payload = payload,
     };
-    return shub_profile_emit_to_area(&b, &ev, "marac", emit, ctx);
+    return shub_profile_emit_to_area(&b, &ev, "marac", NULL, emit, ctx);
 }
 
 void shub_profile_referral_sign(const shub_profile_t *p, const job_t *job, rng_t *r,

@@ -448,6 +448,23 @@ const char *shub_profile_stream_area(stream_t *s)
     return s->areas[s->n_areas - 1].name;
 }
 
+void *shub_profile_pick_in_area(void *items, size_t n, size_t size, const char *area,
+                                bool (*in_area)(const void *rec, const char *area),
+                                rng_t *r)
+{
+    char *at = items;
+    size_t there = 0;
+    for (size_t i = 0; i < n; i++)
+        there += in_area(at + i * size, area);
+    if (there == 0)
+        return NULL;
+    size_t k = (size_t)shub_rng_below(r, there);
+    for (size_t i = 0; i < n; i++)
+        if (in_area(at + i * size, area) && k-- == 0)
+            return at + i * size;
+    return NULL;
+}
+
 /* ---- emitting ---------------------------------------------------------- */
 
 int shub_profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,

@@ -274,6 +274,13 @@ int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t
 /* An area of the stream, by weight. */
 const char *shub_profile_stream_area(stream_t *s);
 
+/* One of the n records at items (each `size` bytes) of which in_area says
+ * they live in `area`, chosen by r; NULL if none, and then r is not drawn
+ * on. Linear: fine for the thousands one organisation refers in a quarter. */
+void *shub_profile_pick_in_area(void *items, size_t n, size_t size, const char *area,
+                                bool (*in_area)(const void *rec, const char *area),
+                                rng_t *r);
+
 /* True if the org serves `area`. */
 bool shub_profile_serves(const shub_profile_t *p, const char *area);
 

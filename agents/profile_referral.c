@@ -71,18 +71,15 @@ victim_t *shub_victims_find(victims_t *vs, const char *subject)
     return NULL;
 }
 
+static bool victim_in(const void *rec, const char *area)
+{
+    const victim_t *v = rec;
+    return strcmp(v->area, area) == 0;
+}
+
 victim_t *shub_victims_pick(victims_t *vs, const char *area, rng_t *r)
 {
-    size_t there = 0;
-    for (size_t i = 0; i < vs->n; i++)
-        there += strcmp(vs->v[i].area, area) == 0;
-    if (there == 0)
-        return NULL;
-    size_t k = (size_t)shub_rng_below(r, there);
-    for (size_t i = 0; i < vs->n; i++)
-        if (strcmp(vs->v[i].area, area) == 0 && k-- == 0)
-            return &vs->v[i];
-    return NULL;
+    return shub_profile_pick_in_area(vs->v, vs->n, sizeof *vs->v, area, victim_in, r);
 }
 
 void shub_victim_person(const victim_t *v, person_t *out)

@@ -253,6 +253,16 @@ static void finish(shub_agentdb_t *s, sqlite3_stmt *st)
     sqlite3_finalize(st);
 }
 
+/* Ends a walk over st's rows, run to the end or stopped by the caller (step
+ * still SQLITE_ROW): 0, or the error that cut it short. Gives st back. */
+static int rows_done(shub_agentdb_t *s, sqlite3_stmt *st, int step, const char *what,
+                     shub_err_t *err)
+{
+    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : dberr(s, err, what);
+    finish(s, st);
+    return rc;
+}
+
 /* Prepares a query whose ?1 is `a` and ?2 a row limit. */
 static int prepare_limited(shub_agentdb_t *s, const char *sql, int64_t a, size_t limit,
                            sqlite3_stmt **st, shub_err_t *err)
@@ -522,9 +532,7 @@ static int each_outbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_outbox_fn *fn, 
         if (fn(&r, ctx))
             break;
     }
-    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
-                                                   : dberr(s, err, "reading the outbox");
-    finish(s, st);
+    rc = rows_done(s, st, step, "reading the outbox", err);
     if (rows)
         *rows = n;
     return rc;
@@ -1031,10 +1039,7 @@ int shub_agentdb_outcomes(shub_agentdb_t *s, const shub_id_t *id, shub_outcome_f
         if (fn(&r, ctx))
             break;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = dberr(s, err, "reading outcomes");
-    finish(s, st);
-    return rc;
+    return rows_done(s, st, step, "reading outcomes", err);
 }
 
 int shub_agentdb_outbox_count(shub_agentdb_t *s, shub_outbox_state_t state, uint64_t *n,
@@ -1140,7 +1145,7 @@ static shub_hook_state_t parse_hook(const char *t)
 static int each_inbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_inbox_fn *fn, void *ctx,
                       shub_err_t *err)
 {
-    int step, rc = 0;
+    int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         shub_inbox_row_t r = {
             .seq = sqlite3_column_int64(st, 0),
@@ -1161,10 +1166,7 @@ static int each_inbox(shub_agentdb_t *s, sqlite3_stmt *st, shub_inbox_fn *fn, vo
         if (fn(&r, ctx))
             break;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = dberr(s, err, "reading the inbox");
-    finish(s, st);
-    return rc;
+    return rows_done(s, st, step, "reading the inbox", err);
 }
 
 int shub_agentdb_hooks_due(shub_agentdb_t *s, int64_t now_ms, size_t max, shub_inbox_fn *fn,
@@ -1319,10 +1321,7 @@ int shub_agentdb_checkpoints(shub_agentdb_t *s, shub_checkpoint_fn *fn, void *ct
         if (fn(&cp, state, col_text(st, 6), sqlite3_column_int64(st, 7), ctx))
             break;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = dberr(s, err, "reading checkpoints");
-    finish(s, st);
-    return rc;
+    return rows_done(s, st, step, "reading checkpoints", err);
 }
 
 int shub_agentdb_inbox_list(shub_agentdb_t *s, int64_t since_ms, shub_inbox_fn *fn,
@@ -1423,9 +1422,7 @@ static int held_rows(shub_agentdb_t *s, const char *sql, int64_t a, int64_t b,
         if (fn(&h, ctx))
             break;
     }
-    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : dberr(s, err, "retention");
-    finish(s, st);
-    return rc;
+    return rows_done(s, st, step, "retention", err);
 }
 
 int shub_agentdb_inbox_expired(shub_agentdb_t *s, int64_t now_ms, size_t max,

@@ -731,6 +731,63 @@ static void answer_list(shub_api_response_t *resp, json_t *list, int64_t next)
     answer_built(resp, 200, o, ok);
 }
 
+/* One page of a feed, read with the query's values v (v[0] the cursor, v[1]
+ * the limit): a new list and the cursor past it, or false with resp
+ * answered. */
+typedef bool(page_fn)(shub_api_t *api, const int64_t *v, json_t **list, int64_t *next,
+                      shub_api_response_t *resp);
+
+/* A feed's long poll: reads pages until one has news past the cursor v[0] or
+ * the wait of v[2] seconds is over, and answers with the last. */
+static void answer_feed(shub_api_t *api, const int64_t *v, page_fn *page,
+                        shub_api_response_t *resp)
+{
+    int64_t deadline;
+    if (!begin_wait(api, v[2], &deadline, resp))
+        return;
+    for (;;) {
+        uint64_t seen = generation(api);
+        json_t *list;
+        int64_t next;
+        if (!page(api, v, &list, &next, resp))
+            break;
+        if (json_array_size(list) > 0 || next > v[0] ||
+            !wait_change(api, seen, deadline)) {
+            answer_list(resp, list, next);
+            break;
+        }
+        json_decref(list);
+    }
+    end_wait(api, v[2]);
+}
+
+/* The outbox's changes after the cursor, as statuses. */
+static bool events_page(shub_api_t *api, const int64_t *v, json_t **list, int64_t *next,
+                        shub_api_response_t *resp)
+{
+    shub_err_t err;
+    status_ctx_t sc = {
+        .api = api, .list = json_array(), .err = &err, .last_changed = v[0]};
+    if (!sc.list) {
+        answer_no_memory(resp);
+        return false;
+    }
+    pthread_mutex_lock(&api->db_lock);
+    int rc =
+        shub_agentdb_outbox_changes(api->db, v[0], (size_t)v[1], on_status, &sc, &err);
+    pthread_mutex_unlock(&api->db_lock);
+    if (rc == 0)
+        rc = sc.rc;
+    if (rc) {
+        json_decref(sc.list);
+        answer_unavailable(resp, &err);
+        return false;
+    }
+    *list = sc.list;
+    *next = sc.last_changed;
+    return true;
+}
+
 /* GET /v1/events?after=C&limit=L&wait=S: the changes feed. */
 static void list_events(shub_api_t *api, const shub_api_request_t *req, const target_t *t,
                         const shub_id_t *unused, shub_api_response_t *resp)
@@ -741,38 +798,8 @@ static void list_events(shub_api_t *api, const shub_api_request_t *req, const ta
     static const int64_t min[] = {0, 1, 0},
                          max[] = {INT64_MAX / 2, SHUB_API_MAX_LIMIT, SHUB_API_MAX_WAIT_S};
     int64_t v[] = {0, SHUB_API_DEFAULT_LIMIT, 0};
-    if (!read_params(t, names, min, max, v, 3, resp))
-        return;
-    int64_t deadline;
-    if (!begin_wait(api, v[2], &deadline, resp))
-        return;
-    for (;;) {
-        uint64_t seen = generation(api);
-        shub_err_t err;
-        status_ctx_t sc = {.api = api, .list = json_array(), .err = &err,
-                           .last_changed = v[0]};
-        if (!sc.list) {
-            answer_no_memory(resp);
-            break;
-        }
-        pthread_mutex_lock(&api->db_lock);
-        int rc = shub_agentdb_outbox_changes(api->db, v[0], (size_t)v[1], on_status, &sc,
-                                             &err);
-        pthread_mutex_unlock(&api->db_lock);
-        if (rc == 0)
-            rc = sc.rc;
-        if (rc) {
-            json_decref(sc.list);
-            answer_unavailable(resp, &err);
-            break;
-        }
-        if (json_array_size(sc.list) > 0 || !wait_change(api, seen, deadline)) {
-            answer_list(resp, sc.list, sc.last_changed);
-            break;
-        }
-        json_decref(sc.list);
-    }
-    end_wait(api, v[2]);
+    if (read_params(t, names, min, max, v, 3, resp))
+        answer_feed(api, v, events_page, resp);
 }
 
 typedef struct {
@@ -810,6 +837,33 @@ static int on_inbox(const shub_inbox_row_t *r, void *ctx)
     return 0;
 }
 
+/* The inbox after the cursor; v[3] == 1 takes in what was taken already. */
+static bool inbox_page(shub_api_t *api, const int64_t *v, json_t **list, int64_t *next,
+                       shub_api_response_t *resp)
+{
+    shub_err_t err;
+    inbox_ctx_t ic = {.list = json_array(), .last = v[0], .ok = true};
+    if (!ic.list) {
+        answer_no_memory(resp);
+        return false;
+    }
+    pthread_mutex_lock(&api->db_lock);
+    int rc = shub_agentdb_inbox_after(api->db, v[0], v[3] == 0, (size_t)v[1], on_inbox,
+                                      &ic, &err);
+    pthread_mutex_unlock(&api->db_lock);
+    if (rc || !ic.ok) {
+        json_decref(ic.list);
+        if (rc)
+            answer_unavailable(resp, &err);
+        else
+            answer_no_memory(resp);
+        return false;
+    }
+    *list = ic.list;
+    *next = ic.last;
+    return true;
+}
+
 /* GET /v1/inbox?after=Q&limit=L&wait=S&all=0|1 */
 static void list_inbox(shub_api_t *api, const shub_api_request_t *req, const target_t *t,
                        const shub_id_t *unused, shub_api_response_t *resp)
@@ -820,39 +874,8 @@ static void list_inbox(shub_api_t *api, const shub_api_request_t *req, const tar
     static const int64_t min[] = {0, 1, 0, 0},
                          max[] = {INT64_MAX / 2, SHUB_API_MAX_LIMIT, SHUB_API_MAX_WAIT_S, 1};
     int64_t v[] = {0, SHUB_API_DEFAULT_LIMIT, 0, 0};
-    if (!read_params(t, names, min, max, v, 4, resp))
-        return;
-    int64_t deadline;
-    if (!begin_wait(api, v[2], &deadline, resp))
-        return;
-    for (;;) {
-        uint64_t seen = generation(api);
-        shub_err_t err;
-        inbox_ctx_t ic = {.list = json_array(), .last = v[0], .ok = true};
-        if (!ic.list) {
-            answer_no_memory(resp);
-            break;
-        }
-        pthread_mutex_lock(&api->db_lock);
-        int rc = shub_agentdb_inbox_after(api->db, v[0], v[3] == 0, (size_t)v[1], on_inbox,
-                                          &ic, &err);
-        pthread_mutex_unlock(&api->db_lock);
-        if (rc || !ic.ok) {
-            json_decref(ic.list);
-            if (rc)
-                answer_unavailable(resp, &err);
-            else
-                answer_no_memory(resp);
-            break;
-        }
-        if (json_array_size(ic.list) > 0 || ic.last > v[0] ||
-            !wait_change(api, seen, deadline)) {
-            answer_list(resp, ic.list, ic.last);
-            break;
-        }
-        json_decref(ic.list);
-    }
-    end_wait(api, v[2]);
+    if (read_params(t, names, min, max, v, 4, resp))
+        answer_feed(api, v, inbox_page, resp);
 }
 
 /* A body that is empty, white space, or {} (an acknowledgement says nothing

@@ -217,6 +217,16 @@ static int find_text(conv_t *c, json_t *root, const char *key, json_t **v, size_
     return json_is_string(*v) ? 0 : cfail(c, SHUB_ETYPE, "expected text");
 }
 
+/* Finds key in root, which must have it, and pushes its path (*mark, for
+ * the caller to pop). */
+static int find_required(conv_t *c, json_t *root, const char *key, json_t **v,
+                         size_t *mark)
+{
+    *v = json_object_get(root, key);
+    *mark = path_push(c, key, 0);
+    return *v ? 0 : cfail(c, SHUB_EMISSING, "required field missing");
+}
+
 static int get_text(conv_t *c, json_t *root, const char *key, const char **out)
 {
     json_t *v;
@@ -271,10 +281,10 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
     if (!found && shub_id_generate(&ev->id, now_ms) != 0)
         return cfail(c, SHUB_ECRYPTO, "the system's random source failed");
 
-    json_t *occurred = json_object_get(root, "occurred");
-    size_t mark = path_push(c, "occurred", 0);
-    if (!occurred)
-        return cfail(c, SHUB_EMISSING, "required field missing");
+    json_t *occurred;
+    size_t mark;
+    if ((rc = find_required(c, root, "occurred", &occurred, &mark)))
+        return rc;
     if (json_is_integer(occurred)) {
         ev->occurred_ms = json_integer_value(occurred);
     } else if (json_is_string(occurred)) {
@@ -324,10 +334,9 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
         return rc;
     ev->reply_to = found ? reply : NULL;
 
-    json_t *to = json_object_get(root, "to");
-    mark = path_push(c, "to", 0);
-    if (!to)
-        return cfail(c, SHUB_EMISSING, "required field missing");
+    json_t *to;
+    if ((rc = find_required(c, root, "to", &to, &mark)))
+        return rc;
     if (!json_is_array(to))
         return cfail(c, SHUB_ETYPE, "expected an array of recipients");
     size_t n_to = json_array_size(to);
@@ -351,10 +360,9 @@ static int bind_share(conv_t *c, json_t *root, int64_t now_ms, shub_share_t *sha
     share->to_count = (uint32_t)n_to;
     path_pop(c, mark);
 
-    json_t *payload = json_object_get(root, "payload");
-    mark = path_push(c, "payload", 0);
-    if (!payload)
-        return cfail(c, SHUB_EMISSING, "required field missing");
+    json_t *payload;
+    if ((rc = find_required(c, root, "payload", &payload, &mark)))
+        return rc;
     if (!json_is_object(payload))
         return cfail(c, SHUB_ETYPE, "expected a map of named fields");
     if ((rc = object_to_map(c, payload, 1, &ev->payload)))

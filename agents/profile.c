@@ -448,6 +448,23 @@ const char *shub_profile_stream_area(stream_t *s)
     return s->areas[s->n_areas - 1].name;
 }
 
+void *shub_profile_pick_in_area(void *items, size_t n, size_t size, const char *area,
+                                bool (*in_area)(const void *rec, const char *area),
+                                rng_t *r)
+{
+    char *at = items;
+    size_t there = 0;
+    for (size_t i = 0; i < n; i++)
+        there += in_area(at + i * size, area);
+    if (there == 0)
+        return NULL;
+    size_t k = (size_t)shub_rng_below(r, there);
+    for (size_t i = 0; i < n; i++)
+        if (in_area(at + i * size, area) && k-- == 0)
+            return at + i * size;
+    return NULL;
+}
+
 /* ---- emitting ---------------------------------------------------------- */
 
 int shub_profile_emit(shub_profile_emit_fn *emit, void *ctx, const shub_event_t *ev,
@@ -464,6 +481,17 @@ int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *
     int rc = b->rc ? b->rc : shub_profile_emit(emit, ctx, ev, to, n_to);
     shub_arena_destroy(&b->arena);
     return rc;
+}
+
+int shub_profile_emit_to_area(pb_t *b, const shub_event_t *ev, const char *service,
+                              const char *also, shub_profile_emit_fn *emit, void *ctx)
+{
+    char sel[2][2 * NAME_CAP];
+    snprintf(sel[0], sizeof sel[0], "%s@%s", service, ev->area);
+    if (also)
+        snprintf(sel[1], sizeof sel[1], "%s@%s", also, ev->area);
+    const char *to[] = {sel[0], sel[1]};
+    return shub_profile_emit_built(b, ev, to, also ? 2 : 1, emit, ctx);
 }
 
 /* ---- payload building -------------------------------------------------- */

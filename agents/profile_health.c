@@ -145,10 +145,6 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         shub_pb_push(&b, &assaults, a);
     }
     shub_pb_put(&b, &payload, "assaults", assaults);
-    char sel[2][NAME_CAP + 20];
-    snprintf(sel[0], sizeof sel[0], "local-authority@%s", area);
-    snprintf(sel[1], sizeof sel[1], "partnership@%s", area);
-    const char *sel_to[] = {sel[0], sel[1]};
     shub_event_t ev = {
         .type = "ae.istv.batch",
         .occurred_ms = to,
@@ -158,7 +154,8 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         .consent = SHUB_CONSENT_NOT_SOUGHT,
         .payload = payload,
     };
-    int rc = shub_profile_emit_built(&b, &ev, sel_to, 2, emit, ctx);
+    int rc =
+        shub_profile_emit_to_area(&b, &ev, "local-authority", "partnership", emit, ctx);
     if (rc)
         return rc;
     if (to < p->sc.end_ms) /* room reserved by tick */

@@ -193,17 +193,18 @@ static int fire_engagement(shub_profile_t *p, const job_t *job,
     return shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
 }
 
+/* A client still ours who lives in `area`. */
+static bool client_in(const void *rec, const char *area)
+{
+    const client_t *c = rec;
+    return !c->gone && strcmp(c->area, area) == 0;
+}
+
 /* One of our clients who lives in `area`, chosen by r; NULL if none. */
 static client_t *pick_client(idva_t *st, const char *area, rng_t *r)
 {
-    size_t there = 0;
-    for (size_t i = 0; i < st->n; i++)
-        there += !st->clients[i].gone && strcmp(st->clients[i].area, area) == 0;
-    size_t k = there ? (size_t)shub_rng_below(r, there) : 0;
-    for (size_t i = 0; there && i < st->n; i++)
-        if (!st->clients[i].gone && strcmp(st->clients[i].area, area) == 0 && k-- == 0)
-            return &st->clients[i];
-    return NULL;
+    return shub_profile_pick_in_area(st->clients, st->n, sizeof *st->clients, area,
+                                     client_in, r);
 }
 
 static const referrer_t how = {

@@ -274,6 +274,13 @@ int shub_profile_stream_next(shub_profile_t *p, size_t i, uint32_t what, int64_t
 /* An area of the stream, by weight. */
 const char *shub_profile_stream_area(stream_t *s);
 
+/* One of the n records at items (each `size` bytes) of which in_area says
+ * they live in `area`, chosen by r; NULL if none, and then r is not drawn
+ * on. Linear: fine for the thousands one organisation refers in a quarter. */
+void *shub_profile_pick_in_area(void *items, size_t n, size_t size, const char *area,
+                                bool (*in_area)(const void *rec, const char *area),
+                                rng_t *r);
+
 /* True if the org serves `area`. */
 bool shub_profile_serves(const shub_profile_t *p, const char *area);
 
@@ -305,6 +312,12 @@ typedef struct pb {
  * frees b's arena either way: b's error, or the emit's. */
 int shub_profile_emit_built(pb_t *b, const shub_event_t *ev, const char *const *to,
                             uint32_t n_to, shub_profile_emit_fn *emit, void *ctx);
+
+/* As shub_profile_emit_built, to the service that serves the event's area,
+ * "<service>@<ev->area>" such as marac@birmingham, and to a second one,
+ * `also`, unless it is NULL. */
+int shub_profile_emit_to_area(pb_t *b, const shub_event_t *ev, const char *service,
+                              const char *also, shub_profile_emit_fn *emit, void *ctx);
 
 void shub_pb_str(pb_t *b, shub_val_t *map, const char *key, const char *s);
 void shub_pb_strf(pb_t *b, shub_val_t *map, const char *key, const char *fmt, ...)

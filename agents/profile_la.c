@@ -68,8 +68,8 @@ static const char *const concerns[] = {
 };
 static const char *const urgencies[] = {"immediate", "same-day", "routine"};
 static const char *const marac_summaries[] = {
-    "Disclosed to a social worker during a child and family assessment: assaults and "
-    "threats at home",
+    ("Disclosed to a social worker during a child and family assessment: assaults and "
+     "threats at home"),
     "Presented to housing as homeless after fleeing violence; threats to kill since",
     "School raised concerns; mother disclosed controlling behaviour and a recent assault",
 };
@@ -241,26 +241,19 @@ static int fire_referral(shub_profile_t *p, const job_t *job, shub_profile_emit_
         }
         shub_pb_put(&b, &payload, "household", household);
         shub_pb_str(&b, &payload, "urgency", urgency);
-        rc = b.rc;
-        if (rc == 0) {
-            char to0[NAME_CAP + 20];
-            snprintf(to0, sizeof to0, "local-authority@%s", area);
-            const char *to[] = {to0};
-            shub_event_t ev = {
-                .type = "mash.referral",
-                .occurred_ms = job->due_ms,
-                .case_ref = case_ref,
-                .subject_ref = child.subject,
-                .area = area,
-                .purpose = "safeguarding",
-                .basis = "uk-gdpr-6-1-e",
-                .consent = consent ? SHUB_CONSENT_GIVEN : SHUB_CONSENT_NOT_SOUGHT,
-                .override = consent ? NULL : "risk-of-significant-harm",
-                .payload = payload,
-            };
-            rc = shub_profile_emit(emit, ctx, &ev, to, 1);
-        }
-        shub_arena_destroy(&b.arena);
+        shub_event_t ev = {
+            .type = "mash.referral",
+            .occurred_ms = job->due_ms,
+            .case_ref = case_ref,
+            .subject_ref = child.subject,
+            .area = area,
+            .purpose = "safeguarding",
+            .basis = "uk-gdpr-6-1-e",
+            .consent = consent ? SHUB_CONSENT_GIVEN : SHUB_CONSENT_NOT_SOUGHT,
+            .override = consent ? NULL : "risk-of-significant-harm",
+            .payload = payload,
+        };
+        rc = shub_profile_emit_to_area(&b, &ev, "local-authority", NULL, emit, ctx);
         if (rc)
             return rc;
         st->sent++;

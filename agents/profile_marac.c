@@ -231,6 +231,18 @@ static int copy_payload(const shub_event_t *ev, shub_arena_t **arena_p, shub_val
     return 0;
 }
 
+/* Room for one more case and its jobs, and the event's payload copied into
+ * c: what a referral and an unasked-for transfer need before the case starts. */
+static int case_room(shub_profile_t *p, const shub_event_t *ev, mcase_t *c)
+{
+    int rc = reserve_case(p->state);
+    if (rc == 0)
+        rc = shub_profile_reserve(p, CASE_JOBS);
+    if (rc == 0)
+        rc = copy_payload(ev, &c->arena, &c->payload);
+    return rc;
+}
+
 static void case_start(shub_profile_t *p, mcase_t *c, const char *from,
                        const shub_event_t *ev)
 {
@@ -438,12 +450,8 @@ static int on_referral(shub_profile_t *p, int64_t now, const char *from,
                        const shub_event_t *ev)
 {
     marac_t *st = p->state;
-    int rc = reserve_case(st);
-    if (rc == 0)
-        rc = shub_profile_reserve(p, CASE_JOBS);
     mcase_t c = {0};
-    if (rc == 0)
-        rc = copy_payload(ev, &c.arena, &c.payload);
+    int rc = case_room(p, ev, &c);
     if (rc)
         return rc;
     int64_t at = ev->occurred_ms > 0 ? ev->occurred_ms : now;
@@ -639,12 +647,8 @@ static int on_transfer(shub_profile_t *p, int64_t now, const char *from,
                 strcmp(st->cases[i].subject, ev->subject_ref) == 0)
                 return 0; /* a resend we did not ask for, or a late copy: known case */
 
-    int rc = reserve_case(st);
-    if (rc == 0)
-        rc = shub_profile_reserve(p, CASE_JOBS);
     mcase_t c = {0};
-    if (rc == 0)
-        rc = copy_payload(ev, &c.arena, &c.payload);
+    int rc = case_room(p, ev, &c);
     if (rc)
         return rc;
     case_start(p, &c, from, ev);

@@ -220,9 +220,6 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     shub_pb_str(&b, &person, "dob", who.dob);
     shub_pb_put(&b, &payload, "person", person);
     shub_pb_str(&b, &payload, "risk_level", level);
-    char to0[NAME_CAP + 20];
-    snprintf(to0, sizeof to0, "local-authority@%s", area);
-    const char *to[] = {to0};
     shub_event_t ev = {
         .type = "missing.report",
         .occurred_ms = job->due_ms,
@@ -235,7 +232,7 @@ static int fire_missing(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "risk-of-serious-harm",
         .payload = payload,
     };
-    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_to_area(&b, &ev, "local-authority", NULL, emit, ctx);
     if (rc)
         return rc;
     st->serial++;
@@ -270,9 +267,6 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
     shub_pb_str(&b, &assess, "date", when);
     shub_pb_strf(&b, &assess, "location", "%s drug and alcohol service", area);
     shub_pb_put(&b, &payload, "assessment", assess);
-    char to0[NAME_CAP + 12];
-    snprintf(to0, sizeof to0, "treatment@%s", area);
-    const char *to[] = {to0};
     shub_event_t ev = {
         .type = "custody.arrest_referral",
         .occurred_ms = job->due_ms,
@@ -285,7 +279,7 @@ static int fire_custody(shub_profile_t *p, const job_t *job, shub_profile_emit_f
         .override = "statutory-requirement",
         .payload = payload,
     };
-    int rc = shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    int rc = shub_profile_emit_to_area(&b, &ev, "treatment", NULL, emit, ctx);
     if (rc)
         return rc;
     st->serial++;

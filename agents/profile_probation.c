@@ -120,10 +120,6 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         shub_pb_put(&b, &payload, "mappa", m);
     }
     shub_pb_str(&b, &payload, "offence_summary", offence);
-    char sel[2][NAME_CAP + 20];
-    snprintf(sel[0], sizeof sel[0], "police@%s", area);
-    snprintf(sel[1], sizeof sel[1], "local-authority@%s", area);
-    const char *to[] = {sel[0], sel[1]};
     shub_event_t ev = {
         .type = "prison.release_notice",
         .occurred_ms = job->due_ms,
@@ -135,7 +131,7 @@ static int fire(shub_profile_t *p, const job_t *job, shub_profile_emit_fn *emit,
         .consent = SHUB_CONSENT_NOT_SOUGHT,
         .payload = payload,
     };
-    int rc = shub_profile_emit_built(&b, &ev, to, 2, emit, ctx);
+    int rc = shub_profile_emit_to_area(&b, &ev, "police", "local-authority", emit, ctx);
     if (rc)
         return rc;
     (void)shub_profile_stream_next(p, S_RELEASE, S_RELEASE,

@@ -71,18 +71,15 @@ victim_t *shub_victims_find(victims_t *vs, const char *subject)
     return NULL;
 }
 
+static bool victim_in(const void *rec, const char *area)
+{
+    const victim_t *v = rec;
+    return strcmp(v->area, area) == 0;
+}
+
 victim_t *shub_victims_pick(victims_t *vs, const char *area, rng_t *r)
 {
-    size_t there = 0;
-    for (size_t i = 0; i < vs->n; i++)
-        there += strcmp(vs->v[i].area, area) == 0;
-    if (there == 0)
-        return NULL;
-    size_t k = (size_t)shub_rng_below(r, there);
-    for (size_t i = 0; i < vs->n; i++)
-        if (strcmp(vs->v[i].area, area) == 0 && k-- == 0)
-            return &vs->v[i];
-    return NULL;
+    return shub_profile_pick_in_area(vs->v, vs->n, sizeof *vs->v, area, victim_in, r);
 }
 
 void shub_victim_person(const victim_t *v, person_t *out)
@@ -223,9 +220,6 @@ int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
     shub_pb_str(&b, &referrer, "contact", who->contact);
     shub_pb_put(&b, &payload, "referrer", referrer);
 
-    char to0[NAME_CAP + 8];
-    snprintf(to0, sizeof to0, "marac@%s", area);
-    const char *to[] = {to0};
     shub_event_t ev = {
         .type = "marac.referral",
         .occurred_ms = at_ms,
@@ -238,7 +232,7 @@ int shub_profile_referral_emit(shub_profile_t *p, int64_t at_ms, rng_t *r,
         .override = consent ? NULL : "risk-of-serious-harm",
         .payload = payload,
     };
-    return shub_profile_emit_built(&b, &ev, to, 1, emit, ctx);
+    return shub_profile_emit_to_area(&b, &ev, "marac", NULL, emit, ctx);
 }
 
 void shub_profile_referral_sign(const shub_profile_t *p, const job_t *job, rng_t *r,

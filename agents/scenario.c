@@ -296,24 +296,19 @@ static const shub_yaml_field_t health_fields[] = {
     END,
 };
 SECTION(health_type, health_fields);
-static const shub_yaml_field_t mash_fields[] = {
-    F("referrals_per_week", sc.mash.per_week, &rate_type),
-    F("origin", sc.mash.origin, &names_type),
-    END,
-};
-SECTION(mash_type, mash_fields);
-static const shub_yaml_field_t missing_fields[] = {
-    F("reports_per_week", sc.missing.per_week, &rate_type),
-    F("origin", sc.missing.origin, &names_type),
-    END,
-};
-SECTION(missing_type, missing_fields);
-static const shub_yaml_field_t custody_fields[] = {
-    F("arrest_referrals_per_week", sc.custody.per_week, &rate_type),
-    F("origin", sc.custody.origin, &names_type),
-    END,
-};
-SECTION(custody_type, custody_fields);
+/* mash, missing and custody: one rate and who originates it, under a key
+ * that names what the stream carries. Offsets are sc_rate_t's: the section
+ * sits at the stream's place in raw_t. */
+#define RATE_SECTION(name, per_week_key)                                                 \
+    static const shub_yaml_field_t name##_fields[] = {                                   \
+        {per_week_key, false, offsetof(sc_rate_t, per_week), 0, &rate_type},             \
+        {"origin", false, offsetof(sc_rate_t, origin), 0, &names_type},                  \
+        END,                                                                             \
+    };                                                                                   \
+    SECTION(name, name##_fields)
+RATE_SECTION(mash_type, "referrals_per_week");
+RATE_SECTION(missing_type, "reports_per_week");
+RATE_SECTION(custody_type, "arrest_referrals_per_week");
 static const shub_yaml_field_t top_fields[] = {
     {"start", true, offsetof(raw_t, sc.start_ms), 0, &date_type},
     {"days", true, offsetof(raw_t, days), 0, &days_type},
@@ -324,15 +319,16 @@ static const shub_yaml_field_t top_fields[] = {
     {"actions", false, 0, 0, &actions_type},
     {"probation", false, 0, 0, &probation_type},
     {"health", false, 0, 0, &health_type},
-    {"mash", false, 0, 0, &mash_type},
-    {"missing", false, 0, 0, &missing_type},
-    {"custody", false, 0, 0, &custody_type},
+    {"mash", false, offsetof(raw_t, sc.mash), 0, &mash_type},
+    {"missing", false, offsetof(raw_t, sc.missing), 0, &missing_type},
+    {"custody", false, offsetof(raw_t, sc.custody), 0, &custody_type},
     END,
 };
 SECTION(scenario_type, top_fields);
 
 #undef F
 #undef SECTION
+#undef RATE_SECTION
 #undef END
 
 /* ---- loading ----------------------------------------------------------- */

@@ -657,19 +657,15 @@ static shub_cond_truth_t eval3(const cond_node_t *n, const shub_event_t *ev)
     if (!n)
         return SHUB_COND_TRUE;
     switch (n->kind) {
-    case N_OR: {
-        shub_cond_truth_t a = eval3(n->a, ev), b = eval3(n->b, ev);
-        if (a == SHUB_COND_TRUE || b == SHUB_COND_TRUE)
-            return SHUB_COND_TRUE;
-        return a == SHUB_COND_FALSE && b == SHUB_COND_FALSE ? SHUB_COND_FALSE
-                                                           : SHUB_COND_UNKNOWN;
-    }
+    case N_OR:
     case N_AND: {
+        /* One side with the value that decides (true for `or`, false for
+         * `and`) decides; two sides that agree give their value. */
         shub_cond_truth_t a = eval3(n->a, ev), b = eval3(n->b, ev);
-        if (a == SHUB_COND_FALSE || b == SHUB_COND_FALSE)
-            return SHUB_COND_FALSE;
-        return a == SHUB_COND_TRUE && b == SHUB_COND_TRUE ? SHUB_COND_TRUE
-                                                         : SHUB_COND_UNKNOWN;
+        shub_cond_truth_t decides = n->kind == N_OR ? SHUB_COND_TRUE : SHUB_COND_FALSE;
+        if (a == decides || b == decides)
+            return decides;
+        return a == b ? a : SHUB_COND_UNKNOWN;
     }
     case N_NOT: {
         shub_cond_truth_t a = eval3(n->a, ev);

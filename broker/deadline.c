@@ -55,14 +55,8 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
         return 0;
     if (dl->n >= SHUB_DEADLINE_MAX_OPEN)
         return SHUB_ELIMIT;
-    if (dl->n == dl->cap) {
-        size_t cap = dl->cap ? dl->cap * 2 : 64;
-        shub_store_deadline_t *v = shub_realloc(dl->v, cap * sizeof *v);
-        if (!v)
-            return SHUB_ENOMEM;
-        dl->v = v;
-        dl->cap = cap;
-    }
+    if (shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
+        return SHUB_ENOMEM;
     dl->v[dl->n++] = *d;
     if (!d->escalated_ms && d->due_ms < dl->next_due)
         dl->next_due = d->due_ms;

@@ -69,14 +69,8 @@ static int family_add(family_t *f, const char *labels, uint64_t by, bool set)
             ;
     }
     if (i == f->n) {
-        if (f->n == f->cap) {
-            size_t cap = f->cap ? f->cap * 2 : 16;
-            series_t *v = shub_realloc(f->v, cap * sizeof *v);
-            if (!v)
-                return SHUB_ENOMEM;
-            f->v = v;
-            f->cap = cap;
-        }
+        if (shub_grow((void **)&f->v, &f->cap, f->n + 1, sizeof *f->v))
+            return SHUB_ENOMEM;
         char *copy = shub_strdup(labels);
         if (!copy)
             return SHUB_ENOMEM;

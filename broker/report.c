@@ -62,15 +62,9 @@ static sec_t *sec_add(shub_report_t *r, const char *id, const char *title,
                       const char *what, const char *glossary, const col_t *cols,
                       size_t ncols)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        sec_t *v = shub_realloc(r->secs, cap * sizeof *v);
-        if (!v) {
-            r->failed = true;
-            return NULL;
-        }
-        r->secs = v;
-        r->cap = cap;
+    if (shub_grow((void **)&r->secs, &r->cap, r->n + 1, sizeof *r->secs)) {
+        r->failed = true;
+        return NULL;
     }
     sec_t *s = &r->secs[r->n++];
     *s = (sec_t){.id = id,

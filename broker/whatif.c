@@ -56,6 +56,15 @@ static char *dup_or_null(const char *s)
     return s ? shub_strdup(s) : NULL;
 }
 
+static void counter_free(counter_t *e)
+{
+    shub_free(e->agreement);
+    shub_free(e->flow);
+    shub_free(e->key);
+    shub_free(e->change);
+    shub_free(e->reason);
+}
+
 /* Adds one to the counter of (agreement, flow, key, change, reason). */
 static int count(counters_t *c, const char *agreement, const char *flow, const char *key,
                  const char *change, const char *reason)
@@ -68,24 +77,15 @@ static int count(counters_t *c, const char *agreement, const char *flow, const c
             return 0;
         }
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 32;
-        counter_t *v = shub_realloc(c->v, cap * sizeof *v);
-        if (!v)
-            return SHUB_ENOMEM;
-        c->v = v;
-        c->cap = cap;
-    }
+    if (shub_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v))
+        return SHUB_ENOMEM;
     counter_t *e = &c->v[c->n];
     memset(e, 0, sizeof *e);
     e->n = 1;
     if ((agreement && !(e->agreement = dup_or_null(agreement))) ||
         (flow && !(e->flow = dup_or_null(flow))) || (key && !(e->key = dup_or_null(key))) ||
         !(e->change = dup_or_null(change)) || (reason && !(e->reason = dup_or_null(reason)))) {
-        shub_free(e->agreement);
-        shub_free(e->flow);
-        shub_free(e->key);
-        shub_free(e->change);
+        counter_free(e);
         return SHUB_ENOMEM;
     }
     c->n++;
@@ -94,13 +94,8 @@ static int count(counters_t *c, const char *agreement, const char *flow, const c
 
 static void counters_free(counters_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        shub_free(c->v[i].agreement);
-        shub_free(c->v[i].flow);
-        shub_free(c->v[i].key);
-        shub_free(c->v[i].change);
-        shub_free(c->v[i].reason);
-    }
+    for (size_t i = 0; i < c->n; i++)
+        counter_free(&c->v[i]);
     shub_free(c->v);
     memset(c, 0, sizeof *c);
 }

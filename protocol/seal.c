@@ -65,13 +65,19 @@ shub_sealer_t *shub_sealer_new_seeded(const uint8_t seed[32])
     return s;
 }
 
+/* Sealers and openers hold secret keys: wiped before they are freed. */
+static void wipe_free(void **p, size_t size)
+{
+    if (!p || !*p)
+        return;
+    sodium_memzero(*p, size);
+    shub_free(*p);
+    *p = NULL;
+}
+
 void shub_sealer_destroy(shub_sealer_t **sealer_p)
 {
-    if (!sealer_p || !*sealer_p)
-        return;
-    sodium_memzero(*sealer_p, sizeof **sealer_p);
-    shub_free(*sealer_p);
-    *sealer_p = NULL;
+    wipe_free((void **)sealer_p, sizeof **sealer_p);
 }
 
 int shub_seal(shub_sealer_t *s, const uint8_t recipient_pk[SHUB_SEAL_KEY], const void *plain,
@@ -115,11 +121,7 @@ shub_opener_t *shub_opener_new(const uint8_t pk[SHUB_SEAL_KEY], const uint8_t sk
 
 void shub_opener_destroy(shub_opener_t **opener_p)
 {
-    if (!opener_p || !*opener_p)
-        return;
-    sodium_memzero(*opener_p, sizeof **opener_p);
-    shub_free(*opener_p);
-    *opener_p = NULL;
+    wipe_free((void **)opener_p, sizeof **opener_p);
 }
 
 int shub_unseal(shub_opener_t *o, const uint8_t *sealed, size_t len, uint8_t *out)

@@ -16,39 +16,50 @@
 
 #include "sharehub/err.h"
 
+/* The tokens travel on the wire, so each is pinned here; the texts are for
+ * people, so the tests check their grammar rather than their words. */
 static const struct {
     int code;
     const char *token;
-    const char *text;
 } every_code[] = {
-    {SHUB_OK, "ok", "success"},
-    {SHUB_ENOMEM, "no-memory", "out of memory"},
-    {SHUB_EINVAL, "invalid", "invalid argument"},
-    {SHUB_EPROTO, "protocol", "protocol violation"},
-    {SHUB_ECONFIG, "config", "configuration error"},
-    {SHUB_EIO, "io", "input/output error"},
-    {SHUB_EDB, "database", "database error"},
-    {SHUB_ECRYPTO, "crypto", "cryptographic failure"},
-    {SHUB_ENOTFOUND, "not-found", "not found"},
-    {SHUB_EEXIST, "exists", "already exists"},
-    {SHUB_EBUSY, "busy", "busy, try again later"},
-    {SHUB_EMALFORMED, "malformed", "malformed message"},
-    {SHUB_ETYPE, "wrong-type", "field has the wrong type"},
-    {SHUB_EMISSING, "missing-field", "required field missing"},
-    {SHUB_EDUPKEY, "duplicate-key", "duplicate map key"},
-    {SHUB_ELIMIT, "limit", "limit exceeded"},
-    {SHUB_EUTF8, "bad-utf8", "text is not valid UTF-8"},
-    {SHUB_EUNKNOWN, "unknown-type", "unknown message type"},
-    {SHUB_EVERSION, "version", "unsupported protocol version"},
-    {SHUB_EVALUE, "bad-value", "value not allowed"},
+    {SHUB_OK, "ok"},
+    {SHUB_ENOMEM, "no-memory"},
+    {SHUB_EINVAL, "invalid"},
+    {SHUB_EPROTO, "protocol"},
+    {SHUB_ECONFIG, "config"},
+    {SHUB_EIO, "io"},
+    {SHUB_EDB, "database"},
+    {SHUB_ECRYPTO, "crypto"},
+    {SHUB_ENOTFOUND, "not-found"},
+    {SHUB_EEXIST, "exists"},
+    {SHUB_EBUSY, "busy"},
+    {SHUB_EMALFORMED, "malformed"},
+    {SHUB_ETYPE, "wrong-type"},
+    {SHUB_EMISSING, "missing-field"},
+    {SHUB_EDUPKEY, "duplicate-key"},
+    {SHUB_ELIMIT, "limit"},
+    {SHUB_EUTF8, "bad-utf8"},
+    {SHUB_EUNKNOWN, "unknown-type"},
+    {SHUB_EVERSION, "version"},
+    {SHUB_EVALUE, "bad-value"},
 };
 #define N_CODES (sizeof every_code / sizeof every_code[0])
 
-static void test_shub_strerror_every_code_has_its_text(void **state)
+static void test_shub_strerror_every_code_has_its_own_text(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < N_CODES; i++)
-        assert_string_equal(shub_strerror(every_code[i].code), every_code[i].text);
+    const char *generic = shub_strerror(-9999);
+    for (size_t i = 0; i < N_CODES; i++) {
+        const char *text = shub_strerror(every_code[i].code);
+        size_t len = strlen(text);
+        assert_true(len > 0);
+        assert_string_not_equal(text, generic);
+        assert_false(text[0] >= 'A' && text[0] <= 'Z');
+        assert_int_not_equal(text[len - 1], '.');
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(text, shub_strerror(every_code[j].code));
+    }
+    assert_string_equal(shub_strerror(SHUB_ENOMEM), "out of memory");
 }
 
 static void test_shub_err_token_every_code_has_its_token(void **state)
@@ -274,7 +285,7 @@ static void test_shub_err_set_long_message_truncated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shub_strerror_every_code_has_its_text),
+        cmocka_unit_test(test_shub_strerror_every_code_has_its_own_text),
         cmocka_unit_test(test_shub_err_token_every_code_has_its_token),
         cmocka_unit_test(test_shub_err_token_tokens_are_distinct),
         cmocka_unit_test(test_shub_strerror_unknown_code_is_generic),

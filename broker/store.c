@@ -675,6 +675,30 @@ static int bind_str(shub_db_stmt_t *st, int i, const char *t)
     return shub_db_bind_text(st, i, t, strlen(t));
 }
 
+/* Reads column col as an event id into out; false when it is not one (NULL or
+ * the wrong length), which the walks below take for a malformed row. */
+static bool column_id(shub_db_stmt_t *st, int col, shub_id_t *out)
+{
+    const void *p = shub_db_column_blob(st, col);
+    if (!p || shub_db_column_bytes(st, col) != SHUB_ID_SIZE)
+        return false;
+    memcpy(out->bytes, p, SHUB_ID_SIZE);
+    return true;
+}
+
+/* Ends a walk over st's rows and resets st. A step that stopped before the
+ * last row, when the walk had not stopped itself (stop, from its callback or
+ * its own error), becomes fail's error for what. Returns stop or that error. */
+static int walk_end(shub_store_t *s, shub_db_stmt_t *st, int stop, int step,
+                    int (*fail)(shub_store_t *, shub_err_t *, const char *),
+                    const char *what, shub_err_t *err)
+{
+    if (!stop && step != SHUB_DB_DONE)
+        stop = fail(s, err, what);
+    shub_db_reset(st);
+    return stop;
+}
+
 static bool id_is_zero(const shub_id_t *id)
 {
     static const uint8_t zero[SHUB_ID_SIZE];
@@ -2122,21 +2146,14 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
         row.subject_hash = blob32(&v[AC_SUBJECT_HASH]);
         row.case_hash = blob32(&v[AC_CASE_HASH]);
         row.actor_hash = blob32(&v[AC_ACTOR_HASH]);
-        if (!row.action || !row.decision) {
-            shub_db_reset(st);
-            return shub_err_set(err, SHUB_EDB,
+        if (!row.action || !row.decision)
+            stop = shub_err_set(err, SHUB_EDB,
                                 "audit read: row %lld lacks action or decision",
                                 (long long)row.seq);
-        }
-        stop = fn(&row, ctx);
+        else
+            stop = fn(&row, ctx);
     }
-    if (!stop && rc != SHUB_DB_DONE) {
-        rc = shub_store_db_fail(s, err, "audit read");
-        shub_db_reset(st);
-        return rc;
-    }
-    shub_db_reset(st);
-    return stop;
+    return walk_end(s, st, stop, rc, shub_store_db_fail, "audit read", err);
 }
 
 /* ---- receipts ------------------------------------------------------------ */
@@ -2233,9 +2250,7 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
         if (!rows[n - 1].recipient)
             rows[n - 1].recipient = "?";
     }
-    if (rc == 0 && step != SHUB_DB_DONE)
-        rc = shub_store_read_fail(s, err, "outcomes");
-    shub_db_reset(st);
+    rc = walk_end(s, st, rc, step, shub_store_read_fail, "outcomes", err);
     if (rc == 0 && n > 1)
         qsort(rows, n, sizeof *rows, cmp_outcome);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -2360,7 +2375,6 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
     if ((rc = shub_store_drain(s, err)) || (rc = shub_store_read_stmt(s, ST_COPIES, &st, err)))
         return rc;
     while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
-        const void *id = shub_db_column_blob(st, 1);
         const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 5));
         shub_store_copy_t c = {
             .seq = shub_db_column_int(st, 0),
@@ -2377,23 +2391,15 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
             .fields_shared = shub_store_name(s, shub_db_column_int(st, 10)),
             .created_ms = shub_db_column_int(st, 11),
         };
-        if (!id || shub_db_column_bytes(st, 1) != SHUB_ID_SIZE || !c.recipient ||
-            !c.sender || !c.event_type || !c.agreement || !c.flow) {
-            shub_db_reset(st);
-            return shub_err_set(err, SHUB_EDB,
+        if (!column_id(st, 1, &c.event_id) || !c.recipient || !c.sender ||
+            !c.event_type || !c.agreement || !c.flow)
+            stop = shub_err_set(err, SHUB_EDB,
                                 "sealed copy %lld is malformed (names missing)",
                                 (long long)c.seq);
-        }
-        memcpy(c.event_id.bytes, id, SHUB_ID_SIZE);
-        stop = fn(&c, ctx);
+        else
+            stop = fn(&c, ctx);
     }
-    if (!stop && step != SHUB_DB_DONE) {
-        rc = shub_store_read_fail(s, err, "read sealed copies");
-        shub_db_reset(st);
-        return rc;
-    }
-    shub_db_reset(st);
-    return stop;
+    return walk_end(s, st, stop, step, shub_store_read_fail, "read sealed copies", err);
 }
 
 /* ---- updates to senders ------------------------------------------------------ */
@@ -2442,7 +2448,6 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
         shub_db_bind_int(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit))
         return shub_store_read_fail(s, err, "updates");
     while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
-        const void *id = shub_db_column_blob(st, 2);
         const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 7));
         shub_store_update_t u = {
             .sender = sender,
@@ -2455,18 +2460,11 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
             .agreement_version = a ? a->version : 0,
             .flow = shub_store_name(s, shub_db_column_int(st, 8)),
         };
-        if (!id || shub_db_column_bytes(st, 2) != SHUB_ID_SIZE || !u.recipient)
+        if (!column_id(st, 2, &u.event_id) || !u.recipient)
             continue; /* malformed: skipped, never sent half */
-        memcpy(u.event_id.bytes, id, SHUB_ID_SIZE);
         stop = fn(&u, ctx);
     }
-    if (!stop && step != SHUB_DB_DONE) {
-        rc = shub_store_read_fail(s, err, "updates");
-        shub_db_reset(st);
-        return rc;
-    }
-    shub_db_reset(st);
-    return stop;
+    return walk_end(s, st, stop, step, shub_store_read_fail, "updates", err);
 }
 
 int shub_store_updates_confirm(shub_store_t *s, const char *sender, int64_t upto,
@@ -2632,7 +2630,6 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
         (rc = shub_store_read_stmt(s, ST_DEADLINES_OPEN, &st, err)))
         return rc;
     while (!stop && (step = shub_db_step(st)) == SHUB_DB_ROW) {
-        const void *id = shub_db_column_blob(st, 0);
         const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 5));
         shub_store_deadline_t d = {
             .recipient = shub_store_name(s, shub_db_column_int(st, 1)),
@@ -2650,19 +2647,12 @@ int shub_store_deadlines_open(shub_store_t *s, shub_deadline_store_fn *fn, void 
             .answered_ms = shub_db_column_int(st, 11),
             .escalated_ms = shub_db_column_int(st, 12),
         };
-        if (!id || shub_db_column_bytes(st, 0) != SHUB_ID_SIZE || !d.recipient ||
-            !d.sender || !d.event_type || !d.agreement || !d.flow)
+        if (!column_id(st, 0, &d.event_id) || !d.recipient || !d.sender ||
+            !d.event_type || !d.agreement || !d.flow)
             continue; /* malformed: never escalated on half a row */
-        memcpy(d.event_id.bytes, id, SHUB_ID_SIZE);
         stop = fn(&d, ctx);
     }
-    if (!stop && step != SHUB_DB_DONE) {
-        rc = shub_store_read_fail(s, err, "read deadlines");
-        shub_db_reset(st);
-        return rc;
-    }
-    shub_db_reset(st);
-    return stop;
+    return walk_end(s, st, stop, step, shub_store_read_fail, "read deadlines", err);
 }
 
 /* ---- notices from the hub ------------------------------------------------ */

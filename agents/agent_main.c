@@ -474,11 +474,8 @@ static int cmd_run(int argc, char **argv)
             break;
         }
         case 'h':
-            run_usage(stdout);
-            return 0;
         default:
-            run_usage(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(run_usage, c == 'h');
         }
     }
     const char *missing = !opts.org ? "--org ID is required"
@@ -582,34 +579,6 @@ done:
 
 /* ---- submit ------------------------------------------------------------- */
 
-/* Reads all of f, at most SHUB_JSON_MAX_INPUT + 1 bytes (so too much is seen). */
-static char *read_all(FILE *f, size_t *len)
-{
-    size_t cap = 8192, n = 0;
-    char *buf = shub_malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0 || n > SHUB_JSON_MAX_INPUT)
-            break;
-        if (n == cap) {
-            char *more = shub_realloc(buf, cap * 2);
-            if (!more) {
-                shub_free(buf);
-                return NULL;
-            }
-            buf = more;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        shub_free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 static int cmd_submit(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -633,11 +602,8 @@ static int cmd_submit(int argc, char **argv)
             db_path = optarg;
             break;
         case 'h':
-            submit_usage(stdout);
-            return 0;
         default:
-            submit_usage(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(submit_usage, c == 'h');
         }
     }
     if (!org || argc - optind > 1) {
@@ -669,11 +635,12 @@ static int cmd_submit(int argc, char **argv)
         code = EX_NOINPUT;
         goto done;
     }
+    /* reading stops past SHUB_JSON_MAX_INPUT; submit then says it is too long */
     size_t len = 0;
-    text = read_all(in, &len);
+    int read_rc = shub_cli_read_all(in, SHUB_JSON_MAX_INPUT, &text, &len);
     if (in != stdin)
         fclose(in);
-    if (!text) {
+    if (read_rc) {
         fprintf(stderr, "submit: cannot read '%s'\n", file);
         code = EX_NOINPUT;
         goto done;
@@ -759,11 +726,8 @@ static int cmd_list(int argc, char **argv, bool inbox)
             json = strcmp(optarg, "json") == 0;
             break;
         case 'h':
-            (inbox ? inbox_usage : outbox_usage)(stdout);
-            return 0;
         default:
-            (inbox ? inbox_usage : outbox_usage)(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(inbox ? inbox_usage : outbox_usage, c == 'h');
         }
     }
     if (!org || optind != argc) {
@@ -860,11 +824,8 @@ static int cmd_checkpoints(int argc, char **argv)
             format = optarg;
             break;
         case 'h':
-            checkpoints_usage(stdout);
-            return 0;
         default:
-            checkpoints_usage(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(checkpoints_usage, c == 'h');
         }
     }
     const char *wrong =

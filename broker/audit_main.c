@@ -491,11 +491,8 @@ static int cmd_verify(int argc, char **argv)
             files[n_files++] = optarg;
             break;
         case 'h':
-            usage_verify(stdout);
-            return 0;
         default:
-            usage_verify(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(usage_verify, c == 'h');
         }
     }
     if (!db || optind != argc) {

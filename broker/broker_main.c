@@ -409,11 +409,8 @@ int main(int argc, char **argv)
         case 'V':
             return shub_cli_version(prog);
         case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return EX_USAGE;
+            return shub_cli_usage(usage, c == 'h');
         }
     }
     if (optind != argc) {

@@ -5,6 +5,7 @@
  */
 #include "sharehub/cli.h"
 
+#include "sharehub/alloc.h"
 #include "sharehub/version.h"
 
 #include <errno.h>
@@ -61,6 +62,42 @@ void shub_cli_exit_help(FILE *out)
     fprintf(out, "exit status:\n");
     SHUB_EXIT_CODES(ROW)
 #undef ROW
+}
+
+int shub_cli_usage(void (*usage)(FILE *out), bool asked)
+{
+    usage(asked ? stdout : stderr);
+    return asked ? 0 : EX_USAGE;
+}
+
+int shub_cli_read_all(FILE *f, size_t limit, char **data_p, size_t *len_p)
+{
+    size_t cap = 8192, n = 0;
+    char *data = shub_malloc(cap);
+    if (!data)
+        return SHUB_ENOMEM;
+    for (;;) {
+        size_t got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0 || n > limit)
+            break;
+        if (n == cap) {
+            char *bigger = shub_realloc(data, cap * 2);
+            if (!bigger) {
+                shub_free(data);
+                return SHUB_ENOMEM;
+            }
+            data = bigger;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) {
+        shub_free(data);
+        return SHUB_EIO;
+    }
+    *data_p = data;
+    *len_p = n;
+    return 0;
 }
 
 int shub_cli_need(const char *path, shub_cli_kind_t kind, const char *role,

@@ -807,38 +807,16 @@ static int cmd_example(const char *name, bool raw)
  * *data_p and *size_p are written only on success. */
 static int read_all(FILE *f, uint8_t **data_p, size_t *size_p)
 {
-    size_t cap = 4096, n = 0;
-    uint8_t *data = shub_malloc(cap);
-    if (!data)
-        return EX_OSERR;
-    for (;;) {
-        if (n == cap) {
-            if (cap > SHUB_MSG_MAX_BYTES) {
-                shub_free(data);
-                return EX_DATAERR;
-            }
-            uint8_t *bigger = shub_realloc(data, cap * 2);
-            if (!bigger) {
-                shub_free(data);
-                return EX_OSERR;
-            }
-            data = bigger;
-            cap *= 2;
-        }
-        size_t got = fread(data + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        shub_free(data);
-        return EX_IOERR;
-    }
+    char *data = NULL;
+    size_t n = 0;
+    int rc = shub_cli_read_all(f, SHUB_MSG_MAX_BYTES, &data, &n);
+    if (rc)
+        return rc == SHUB_ENOMEM ? EX_OSERR : EX_IOERR;
     if (n > SHUB_MSG_MAX_BYTES) {
         shub_free(data);
         return EX_DATAERR;
     }
-    *data_p = data;
+    *data_p = (uint8_t *)data;
     *size_p = n;
     return 0;
 }

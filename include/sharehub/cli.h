@@ -1,7 +1,7 @@
 /*
  * cli: what the five programs share at their edge: the version they report,
- * the one table of exit codes, and the check that names a required file
- * before anything tries to parse it.
+ * the one table of exit codes, the check that names a required file before
+ * anything tries to parse it, the answer to --help, and reading a whole input.
  *
  * Exit codes are <sysexits.h> codes so that a service manager, a cron job or
  * a shell script can tell a configuration error from a crash without reading
@@ -14,6 +14,7 @@
 #ifndef SHAREHUB_CLI_H
 #define SHAREHUB_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "sharehub/err.h"
@@ -49,6 +50,16 @@ int shub_cli_version(const char *prog);
 
 /* Prints the exit-code table, one aligned line per row, under "exit status:". */
 void shub_cli_exit_help(FILE *out);
+
+/* Answers --help and a wrong option alike for getopt's switch: prints usage on
+ * stdout and returns 0 when `asked`, else on stderr and returns EX_USAGE. */
+int shub_cli_usage(void (*usage)(FILE *out), bool asked);
+
+/* Reads all of f into a new buffer, the caller's to free with shub_free. It
+ * stops once more than `limit` bytes have come, so *len_p > limit says the
+ * input is too long. 0, SHUB_ENOMEM, or SHUB_EIO (a read failed); *data_p and
+ * *len_p are written only on success. */
+int shub_cli_read_all(FILE *f, size_t limit, char **data_p, size_t *len_p);
 
 typedef enum {
     SHUB_CLI_FILE, /* a regular file (or a link to one) */

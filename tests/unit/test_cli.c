@@ -3,7 +3,8 @@
  * code the table says, and only to codes the table lists (so --help and the
  * man pages never miss one); the help prints each row; a required file that
  * is missing, or of the wrong kind, is named with its role and is "no
- * input" (66).
+ * input" (66); --help is 0 and a wrong option 64; a whole input is read, and
+ * one longer than the limit is seen to be.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "sharehub/alloc.h"
 #include "sharehub/cli.h"
 #include "sharehub/version.h"
 
@@ -140,6 +142,60 @@ static void test_shub_cli_version_prints_the_project_version(void **state)
     assert_int_equal(shub_cli_version("sharehub-test"), 0);
 }
 
+static FILE *usage_out;
+
+static void note_usage(FILE *out)
+{
+    usage_out = out;
+}
+
+static void
+test_shub_cli_usage_help_is_0_on_stdout_wrong_option_64_on_stderr(void **state)
+{
+    (void)state;
+    assert_int_equal(shub_cli_usage(note_usage, true), 0);
+    assert_ptr_equal(usage_out, stdout);
+    assert_int_equal(shub_cli_usage(note_usage, false), EX_USAGE);
+    assert_ptr_equal(usage_out, stderr);
+}
+
+/* A temporary stream holding n bytes of a repeating pattern, rewound. */
+static FILE *stream_of(size_t n)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++)
+        fputc('a' + (int)(i % 26), f);
+    rewind(f);
+    return f;
+}
+
+static void test_shub_cli_read_all_reads_the_whole_stream(void **state)
+{
+    (void)state;
+    FILE *f = stream_of(20000); /* past the first buffer, so it grows */
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(shub_cli_read_all(f, 1 << 20, &data, &len), 0);
+    assert_int_equal(len, 20000);
+    assert_int_equal(data[0], 'a');
+    assert_int_equal(data[19999], 'a' + 19999 % 26);
+    shub_free(data);
+    fclose(f);
+}
+
+static void test_shub_cli_read_all_more_than_limit_is_longer_than_limit(void **state)
+{
+    (void)state;
+    FILE *f = stream_of(20000);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(shub_cli_read_all(f, 100, &data, &len), 0);
+    assert_true(len > 100);
+    shub_free(data);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +205,10 @@ int main(void)
         cmocka_unit_test(test_shub_cli_need_missing_file_is_named_66),
         cmocka_unit_test(test_shub_cli_need_wrong_kind_is_named_66),
         cmocka_unit_test(test_shub_cli_version_prints_the_project_version),
+        cmocka_unit_test(
+            test_shub_cli_usage_help_is_0_on_stdout_wrong_option_64_on_stderr),
+        cmocka_unit_test(test_shub_cli_read_all_reads_the_whole_stream),
+        cmocka_unit_test(test_shub_cli_read_all_more_than_limit_is_longer_than_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,10 @@
 
 #include "sharehub/alloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -76,4 +78,25 @@ int shub_file_read(const char *path, size_t max_bytes, char **data_p, size_t *le
     *data_p = data;
     *len_p = len;
     return 0;
+}
+
+int shub_file_remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue; /* never a shortened name: it could be another file */
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            shub_file_remove_tree(path);
+        else
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    return rmdir(dir) == 0 ? 0 : SHUB_EIO;
 }

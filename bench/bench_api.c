@@ -33,6 +33,7 @@
 
 #include "sharehub/agentdb.h"
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
 #include "sharehub/json.h"
 
 #include <arpa/inet.h>
@@ -515,6 +516,6 @@ int main(int argc, char **argv)
     stop(marac);
     env_started = NULL;
     bench_env_destroy(&env);
-    bench_remove_tree(disk);
+    shub_file_remove_tree(disk);
     return 0;
 }

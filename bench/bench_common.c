@@ -8,9 +8,9 @@
 
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
+#include "sharehub/file.h"
 #include "sharehub/transport.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -212,26 +212,6 @@ void bench_env_stop(bench_env_t *env)
     env->broker = 0;
 }
 
-void bench_remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            bench_remove_tree(path);
-        else
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 void bench_env_destroy(bench_env_t **env_p)
 {
     if (!env_p || !*env_p)
@@ -241,7 +221,7 @@ void bench_env_destroy(bench_env_t **env_p)
     if (getenv("SHUB_KEEP_BENCH_DIR"))
         fprintf(stderr, "bench: kept %s\n", env->dir);
     else
-        bench_remove_tree(env->dir);
+        shub_file_remove_tree(env->dir);
     shub_free(env);
     *env_p = NULL;
 }

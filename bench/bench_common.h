@@ -59,9 +59,6 @@ void bench_env_stop(bench_env_t *env);
 /* Stops the broker if running, removes the directory, frees env. */
 void bench_env_destroy(bench_env_t **env_p);
 
-/* Removes dir and everything below it, as far as it can. */
-void bench_remove_tree(const char *dir);
-
 /* Peak resident set (VmHWM) of pid in KiB, or -1. */
 long bench_peak_rss_kib(pid_t pid);
 

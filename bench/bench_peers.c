@@ -48,6 +48,7 @@
 #include "bench_report.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -216,7 +217,7 @@ static void server_stop(server_t *s)
     if (getenv("SHUB_KEEP_BENCH_DIR"))
         fprintf(stderr, "bench_peers: kept %s\n", s->dir);
     else
-        bench_remove_tree(s->dir);
+        shub_file_remove_tree(s->dir);
 }
 
 /* Starts a server whose argv `make` writes for a port (and may write a

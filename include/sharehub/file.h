@@ -2,7 +2,9 @@
  * file: reading a whole small file, the one way sharehub does it: YAML
  * configuration, scenarios, key files. A size cap is always given, because
  * a file named by a person may be a log, a device or a mistake, and the
- * error names the file and says why in words.
+ * error names the file and says why in words. And removing a directory tree,
+ * the one way the benchmarks and the integration tests clear their
+ * temporary directories.
  */
 #ifndef SHAREHUB_FILE_H
 #define SHAREHUB_FILE_H
@@ -21,5 +23,9 @@
  *   SHUB_ENOMEM     "out of memory reading the file" */
 int shub_file_read(const char *path, size_t max_bytes, char **data_p, size_t *len_p,
                    shub_err_t *err);
+
+/* Removes dir and everything below it, without following links. Best effort:
+ * what cannot be removed is left. 0 when dir is gone, SHUB_EIO otherwise. */
+int shub_file_remove_tree(const char *dir);
 
 #endif

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/file.h"
 #include "sharehub/seal.h"
 #include "sharehub/transport.h"
 
@@ -207,26 +208,6 @@ int harness_stop(harness_t *h, int sig)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 void harness_destroy(harness_t **h_p)
 {
     if (!h_p || !*h_p)
@@ -237,7 +218,7 @@ void harness_destroy(harness_t **h_p)
     if (getenv("SHUB_KEEP_TEST_DIR"))
         fprintf(stderr, "harness: kept %s\n", h->dir);
     else
-        remove_tree(h->dir);
+        shub_file_remove_tree(h->dir);
     free(h);
     *h_p = NULL;
 }

@@ -2,7 +2,8 @@
  * test_file: reading a whole small file. The bytes come back with a NUL
  * after them; a missing file, a directory, a device and a file over the cap
  * each get an error that names the file and says why; out of memory leaks
- * nothing.
+ * nothing. A directory tree is removed whole, without following a link out
+ * of it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sharehub/alloc.h"
@@ -102,12 +104,35 @@ static void test_shub_file_read_out_of_memory_returns_enomem(void **state)
     unlink(path);
 }
 
+static void test_shub_file_remove_tree_removes_all_below_not_through_links(void **state)
+{
+    (void)state;
+    char outside[64], dir[] = "/tmp/test_file_tree.XXXXXX", path[128];
+    make_file(outside, "kept");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/sub", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/sub/file", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/link", dir);
+    assert_int_equal(symlink(outside, path), 0);
+
+    assert_int_equal(shub_file_remove_tree(dir), 0);
+    assert_int_not_equal(access(dir, F_OK), 0);
+    assert_int_equal(access(outside, F_OK), 0);
+    unlink(outside);
+    assert_int_equal(shub_file_remove_tree(dir), SHUB_EIO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shub_file_read_whole_file_nul_terminated),
         cmocka_unit_test(test_shub_file_read_each_failure_names_file_and_reason),
         cmocka_unit_test(test_shub_file_read_out_of_memory_returns_enomem),
+        cmocka_unit_test(test_shub_file_remove_tree_removes_all_below_not_through_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1478,25 +1478,22 @@ static void parse(int argc, char **argv)
     } parts[] = {{"throughput", &O.skip_throughput}, {"forwarder", &O.skip_forwarder},
                  {"latency", &O.skip_latency},       {"closed", &O.skip_closed},
                  {"backlog", &O.skip_backlog}};
+    const bench_opts_t common = {&O.runs, &O.events, &O.dir, &O.timeout_s, usage};
     bool only = false, known, bad = false;
     for (int c; !bad && (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
-        case 'e': O.events = atol(optarg); break;
         case 's': O.senders = atoi(optarg); break;
         case 'M': O.many_senders = atoi(optarg); break;
-        case 'R': O.runs = bench_runs_parse(optarg); break;
         case 'l': O.latency_s = atof(optarg); break;
         case 'c': O.closed_events = atol(optarg); break;
         case 'b': O.backlog = atol(optarg); break;
         case 'm': O.batch_max = (unsigned)atol(optarg); break;
         case 'n': O.sync_normal = true; break;
-        case 'd': O.dir = optarg; break;
         case 'w': O.wrap = optarg; break;
         case 'B': O.broker = optarg; break;
         case 'P':
             O.pg = optarg;
             break;
-        case 't': O.timeout_s = atoi(optarg); break;
         case 'r': {
             O.n_rates = 0;
             for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t && O.n_rates < 8;
@@ -1515,11 +1512,8 @@ static void parse(int argc, char **argv)
             only = true;
             bad = !known;
             break;
-        case 'h':
-            usage(stdout);
-            exit(0);
         default:
-            bad = true;
+            bad = !bench_opts_take(&common, c, optarg);
         }
     }
     for (int i = 0; i < O.n_rates; i++)

@@ -5,6 +5,7 @@
  * ready file, clients through WELCOME.
  */
 #include "bench_common.h"
+#include "bench_report.h"
 
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
@@ -451,4 +452,27 @@ int64_t bench_percentile(int64_t *v, size_t n, double p)
     qsort(v, n, sizeof *v, cmp_i64);
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
+}
+
+bool bench_opts_take(const bench_opts_t *o, int c, const char *arg)
+{
+    switch (c) {
+    case 'R':
+        *o->runs = bench_runs_parse(arg);
+        return true;
+    case 'e':
+        *o->events = atol(arg);
+        return true;
+    case 'd':
+        *o->dir = arg;
+        return true;
+    case 't':
+        *o->timeout_s = atoi(arg);
+        return true;
+    case 'h':
+        o->usage(stdout);
+        exit(0);
+    default:
+        return false;
+    }
 }

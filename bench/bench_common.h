@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "sharehub/keys.h"
@@ -61,6 +62,21 @@ void bench_env_destroy(bench_env_t **env_p);
 
 /* Peak resident set (VmHWM) of pid in KiB, or -1. */
 long bench_peak_rss_kib(pid_t pid);
+
+/* Where a benchmark keeps the options bench_broker and bench_peers spell
+ * alike, and the usage it prints for --help. */
+typedef struct bench_opts {
+    int *runs;        /* --runs N (R): bench_runs_parse, -1 if out of range */
+    long *events;     /* --events N (e) */
+    const char **dir; /* --dir DIR (d) */
+    int *timeout_s;   /* --timeout S (t) */
+    void (*usage)(FILE *out);
+} bench_opts_t;
+
+/* Takes getopt's c if it is one of those options (--help prints usage on
+ * stdout and exits 0). False for any other c. The values are checked by the
+ * caller, after parsing, with its own. */
+bool bench_opts_take(const bench_opts_t *o, int c, const char *arg);
 
 /* A connected CURVE DEALER for one org of env, in its own ZeroMQ context
  * (call after fork, never share across processes). */

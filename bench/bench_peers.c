@@ -614,25 +614,19 @@ static void parse(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const bench_opts_t common = {&O.runs, &O.events, &O.dir, &O.timeout_s, usage};
     bool bad = false;
     for (int c; !bad && (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
-        case 'R': O.runs = bench_runs_parse(optarg); break;
-        case 'e': O.events = atol(optarg); break;
         case 'W': O.window = atoi(optarg); break;
         case 'a': O.autosave = atoi(optarg); break;
-        case 'd': O.dir = optarg; break;
-        case 't': O.timeout_s = atoi(optarg); break;
         case 'o':
             O.skip_jetstream = strcmp(optarg, "jetstream") != 0;
             O.skip_mosquitto = strcmp(optarg, "mosquitto") != 0;
             bad = O.skip_jetstream && O.skip_mosquitto;
             break;
-        case 'h':
-            usage(stdout);
-            exit(0);
         default:
-            bad = true;
+            bad = !bench_opts_take(&common, c, optarg);
         }
     }
     /* The window is an MQTT send maximum as well: at most 65535. */

@@ -162,10 +162,8 @@ static void close_socket(shub_agent_t *a)
     if (!a->sock)
         return;
     shub_agent_link_release(&a->link);
-    int linger = 0; /* whatever is queued is resent from the store on the next session */
-    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(a->sock);
-    a->sock = NULL;
+    /* whatever is queued is resent from the store on the next session */
+    shub_transport_close(&a->sock, 0);
 }
 
 static int send_msg(shub_agent_t *a, const shub_msg_t *msg)
@@ -1487,11 +1485,8 @@ void shub_agent_destroy(shub_agent_t **agent_p)
         purge(a, shub_now_ms());
     }
     shub_agent_link_release(&a->link);
-    if (a->sock) {
-        int linger = 200; /* long enough for the BYE, not for a dead broker */
-        zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(a->sock);
-    }
+    /* long enough for the BYE, not for a dead broker */
+    shub_transport_close(&a->sock, 200);
     if (a->ctx)
         zmq_ctx_term(a->ctx);
     shub_profile_destroy(&a->profile);

@@ -276,11 +276,7 @@ void bench_client_destroy(bench_client_t **c_p)
     if (!c_p || !*c_p)
         return;
     bench_client_t *c = *c_p;
-    if (c->sock) {
-        int linger = 0;
-        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(c->sock);
-    }
+    shub_transport_close(&c->sock, 0);
     if (c->ctx)
         zmq_ctx_term(c->ctx);
     shub_buf_free(&c->buf);

@@ -413,3 +413,12 @@ int shub_transport_send_msg(void *sock, const uint8_t *rid, size_t rid_len,
         return rc;
     return shub_transport_send(sock, rid, rid_len, scratch->data, scratch->len, err);
 }
+
+void shub_transport_close(void **sock_p, int linger_ms)
+{
+    if (!sock_p || !*sock_p)
+        return;
+    zmq_setsockopt(*sock_p, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(*sock_p);
+    *sock_p = NULL;
+}

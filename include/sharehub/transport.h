@@ -51,6 +51,11 @@ void *shub_transport_bind(void *ctx, const shub_transport_opts_t *opts, char *bo
  * SHUB_ECONFIG for an endpoint that does not parse. */
 void *shub_transport_connect(void *ctx, const shub_transport_opts_t *opts, shub_err_t *err);
 
+/* Closes *sock_p (NULL is fine) and nulls it, letting what is still queued go
+ * for at most linger_ms (0: dropped), so that terminating the context after
+ * it never waits longer than that. */
+void shub_transport_close(void **sock_p, int linger_ms);
+
 /* One received message. */
 typedef struct shub_frame_in {
     uint8_t rid[SHUB_TRANSPORT_MAX_RID]; /* ROUTER: the peer's routing id */

@@ -478,11 +478,7 @@ void tclient_destroy(tclient_t **c_p)
     if (!c_p || !*c_p)
         return;
     tclient_t *c = *c_p;
-    if (c->sock) {
-        int linger = 0;
-        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(c->sock);
-    }
+    shub_transport_close(&c->sock, 0);
     if (c->ctx)
         zmq_ctx_term(c->ctx);
     for (size_t i = 0; i < c->n_stash; i++)

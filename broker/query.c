@@ -341,6 +341,21 @@ static void read_end(shub_store_t *s, bool began)
         shub_db_exec(s->db, "COMMIT");
 }
 
+/* Ends a query however it went: finalizes st (NULL is fine), ends the read
+ * that read_begin began, and hands r to *out when rc is 0, else destroys it.
+ * Returns rc. */
+static int query_end(shub_store_t *s, bool began, shub_db_stmt_t *st,
+                     shub_query_result_t *r, int rc, shub_query_result_t **out)
+{
+    shub_db_finalize(st);
+    read_end(s, began);
+    if (rc)
+        shub_query_result_destroy(&r);
+    else
+        *out = r;
+    return rc;
+}
+
 /*
  * The first seq whose row has at >= t (the last seq + 1 if none), by
  * bisection over seq: one index descent per probe, ~24 probes for 10M rows,
@@ -556,13 +571,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
         r->cursor = strtoll(sec->cells[(f->limit - 1) * sec->ncols].text, NULL, 10);
     }
 done:
-    shub_db_finalize(st);
-    read_end(s, began);
-    if (rc)
-        shub_query_result_destroy(&r);
-    else
-        *out = r;
-    return rc;
+    return query_end(s, began, st, r, rc, out);
 }
 
 /* ---- explain ------------------------------------------------------------- */
@@ -639,13 +648,7 @@ int shub_query_explain(shub_store_t *s, const shub_id_t *id, shub_query_result_t
     bind_int(st, ":indexed", indexed);
     rc = section_fill(s, r, "recipients", st, NULL, true, err);
 done:
-    shub_db_finalize(st);
-    read_end(s, began);
-    if (rc)
-        shub_query_result_destroy(&r);
-    else
-        *out = r;
-    return rc;
+    return query_end(s, began, st, r, rc, out);
 }
 
 /* ---- report -------------------------------------------------------------- */
@@ -1025,13 +1028,7 @@ int shub_query_report(shub_store_t *s, const shub_query_report_opts_t *o,
     }
     rc = report_marac_work(s, o, upto, r, err);
 done:
-    shub_db_finalize(st);
-    read_end(s, began);
-    if (rc)
-        shub_query_result_destroy(&r);
-    else
-        *out = r;
-    return rc;
+    return query_end(s, began, st, r, rc, out);
 }
 
 /* ---- results built by other modules -------------------------------------- */

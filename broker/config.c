@@ -364,6 +364,17 @@ void shub_config_destroy(shub_config_t **cfg_p)
     *cfg_p = NULL;
 }
 
+/* Runs load on path, a new string that this frees; a NULL path (it could not
+ * be built) is out of memory. */
+static void load_path(loader_t *ld, char *path, int (*load)(loader_t *, const char *))
+{
+    if (!path)
+        ld->oom = true;
+    else
+        load(ld, path);
+    shub_free(path);
+}
+
 int shub_config_load(const char *dir, const shub_config_opts_t *opts,
                      shub_config_t **cfg_p, shub_config_report_fn *report, void *ctx)
 {
@@ -378,35 +389,20 @@ int shub_config_load(const char *dir, const shub_config_opts_t *opts,
         return SHUB_ENOMEM;
     }
     loader_t ld = {.cfg = cfg, .report = report, .report_ctx = ctx, .dir = dir};
-    char *file = join(dir, "hub.yaml");
-    if (!file)
-        ld.oom = true;
-    else
-        hub_load(&ld, file);
-    shub_free(file);
+    load_path(&ld, join(dir, "hub.yaml"), hub_load);
 
     if (!ld.oom) {
         if (opts && opts->key_dir)
             cfg->hub.key_dir = shub_config_strdup(&ld, opts->key_dir);
         ld.key_dir = cfg->hub.key_dir;
     }
-    if (!ld.oom) {
-        file = join(dir, "orgs.yaml");
-        if (!file)
-            ld.oom = true;
-        else
-            shub_registry_load(&ld, file);
-        shub_free(file);
-    }
-    if (!ld.oom) {
-        file = opts && opts->agreements_dir ? shub_strdup(opts->agreements_dir)
-                                            : join(dir, "agreements");
-        if (!file)
-            ld.oom = true;
-        else
-            agreements_load_dir(&ld, file);
-        shub_free(file);
-    }
+    if (!ld.oom)
+        load_path(&ld, join(dir, "orgs.yaml"), shub_registry_load);
+    if (!ld.oom)
+        load_path(&ld,
+                  opts && opts->agreements_dir ? shub_strdup(opts->agreements_dir)
+                                               : join(dir, "agreements"),
+                  agreements_load_dir);
     if (!ld.oom)
         shub_agreements_finish(&ld);
 

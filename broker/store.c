@@ -2158,10 +2158,43 @@ int shub_store_audit_read(shub_store_t *s, int64_t after_seq, size_t limit,
 
 /* ---- receipts ------------------------------------------------------------ */
 
+/* What an outcome row and an update row to its sender both hold, as name ids. */
+typedef struct outcome_ids {
+    int64_t recipient, reason, detail, flow, vid;
+} outcome_ids_t;
+
+/* Interns o's recipient, reason, detail, flow and agreement version, in that
+ * order (before the row's own op begins: interning queues ops of its own). */
+static int outcome_intern(shub_store_t *s, const shub_store_outcome_t *o,
+                          outcome_ids_t *ids, shub_err_t *err)
+{
+    int rc;
+    if ((rc = intern(s, o->recipient, &ids->recipient, NULL, err)) ||
+        (rc = intern(s, o->reason, &ids->reason, NULL, err)) ||
+        (rc = intern(s, o->detail, &ids->detail, NULL, err)) ||
+        (rc = intern(s, o->flow, &ids->flow, NULL, err)))
+        return rc;
+    return agreement_vid(s, o->agreement, o->agreement_version, o->agreement_hash,
+                         &ids->vid, err);
+}
+
+/* Binds recipient, state, reason, detail, agreement version and flow to the
+ * open op, from parameter `first` on. */
+static void outcome_bind(shub_store_t *s, int first, shub_outcome_t state,
+                         const outcome_ids_t *ids)
+{
+    shub_store_op_int(s, first, ids->recipient);
+    shub_store_op_int(s, first + 1, state);
+    shub_store_op_opt_int(s, first + 2, ids->reason);
+    shub_store_op_opt_int(s, first + 3, ids->detail);
+    shub_store_op_opt_int(s, first + 4, ids->vid);
+    shub_store_op_opt_int(s, first + 5, ids->flow);
+}
+
 int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
                            shub_err_t *err)
 {
-    int64_t rid, reason, detail, flow, vid;
+    outcome_ids_t ids;
     int rc;
     if (!o || !o->recipient)
         return shub_err_set(err, SHUB_EINVAL, "outcome put: missing recipient");
@@ -2171,21 +2204,11 @@ int shub_store_outcome_put(shub_store_t *s, const shub_store_outcome_t *o,
                             shub_outcome_name(o->state));
     if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "outcome put: no transaction is open");
-    if ((rc = intern(s, o->recipient, &rid, NULL, err)) ||
-        (rc = intern(s, o->reason, &reason, NULL, err)) ||
-        (rc = intern(s, o->detail, &detail, NULL, err)) ||
-        (rc = intern(s, o->flow, &flow, NULL, err)) ||
-        (rc = agreement_vid(s, o->agreement, o->agreement_version, o->agreement_hash, &vid,
-                            err)))
+    if ((rc = outcome_intern(s, o, &ids, err)))
         return rc;
     shub_store_op_begin(s, ST_OUTCOME_PUT);
     shub_store_op_blob(s, 1, o->event_id.bytes, SHUB_ID_SIZE);
-    shub_store_op_int(s, 2, rid);
-    shub_store_op_int(s, 3, o->state);
-    shub_store_op_opt_int(s, 4, reason);
-    shub_store_op_opt_int(s, 5, detail);
-    shub_store_op_opt_int(s, 6, vid);
-    shub_store_op_opt_int(s, 7, flow);
+    outcome_bind(s, 2, o->state, &ids);
     return shub_store_op_end(s, "outcome put", err);
 }
 
@@ -2406,29 +2429,27 @@ int shub_store_copies(shub_store_t *s, shub_copy_fn *fn, void *ctx, shub_err_t *
 
 int shub_store_update_add(shub_store_t *s, const shub_store_update_t *u, shub_err_t *err)
 {
-    int64_t sid, rid, rsn, det, vid, fid;
+    int64_t sid;
+    outcome_ids_t ids;
     int rc;
     if (!u || !u->sender || !u->recipient || u->seq <= 0)
         return shub_err_set(err, SHUB_EINVAL, "update add: missing sender, recipient or seq");
     if (!s->open)
         return shub_err_set(err, SHUB_EPROTO, "update add: no transaction is open");
+    const shub_store_outcome_t o = {.recipient = u->recipient,
+                                    .reason = u->reason,
+                                    .detail = u->detail,
+                                    .agreement = u->agreement,
+                                    .agreement_version = u->agreement_version,
+                                    .flow = u->flow};
     if ((rc = intern(s, u->sender, &sid, NULL, err)) ||
-        (rc = intern(s, u->recipient, &rid, NULL, err)) ||
-        (rc = intern(s, u->reason, &rsn, NULL, err)) ||
-        (rc = intern(s, u->detail, &det, NULL, err)) ||
-        (rc = intern(s, u->flow, &fid, NULL, err)) ||
-        (rc = agreement_vid(s, u->agreement, u->agreement_version, NULL, &vid, err)))
+        (rc = outcome_intern(s, &o, &ids, err)))
         return rc;
     shub_store_op_begin(s, ST_UPDATE_ADD);
     shub_store_op_int(s, 1, sid);
     shub_store_op_int(s, 2, u->seq);
     shub_store_op_blob(s, 3, u->event_id.bytes, SHUB_ID_SIZE);
-    shub_store_op_int(s, 4, rid);
-    shub_store_op_int(s, 5, u->state);
-    shub_store_op_opt_int(s, 6, rsn);
-    shub_store_op_opt_int(s, 7, det);
-    shub_store_op_opt_int(s, 8, vid);
-    shub_store_op_opt_int(s, 9, fid);
+    outcome_bind(s, 4, u->state, &ids);
     return shub_store_op_end(s, "update add", err);
 }
 

@@ -195,37 +195,56 @@ enum {
         "help", no_argument, NULL, OPT_HELP                                              \
     }
 
-/* Handles a common option: 0 taken, 1 not a common option, EX_USAGE bad. */
+/* What common_opt answers when the command goes on: the option was taken, or
+ * it is not a common one. Anything else is the command's exit code. */
+enum { COMMON_TAKEN = -1, COMMON_OTHER = -2 };
+
+/* Handles a common option: COMMON_TAKEN, COMMON_OTHER, or the exit code the
+ * command ends with (0 after --help, EX_USAGE for a bad value). */
 static int common_opt(common_t *c, int opt, const char *arg, void (*usage)(FILE *))
 {
     switch (opt) {
+    case OPT_HELP:
+        return shub_cli_usage(usage, true);
     case OPT_DB:
         c->db = arg;
-        return 0;
+        return COMMON_TAKEN;
     case OPT_FORMAT:
         if (shub_query_format_parse(arg, &c->fmt))
             return fail_usage(usage, "--format must be table, csv or json, not '%s'",
                               arg);
-        return 0;
+        return COMMON_TAKEN;
     case OPT_SINCE:
         if (shub_query_time_parse(arg, false, &c->since_ms))
             return fail_usage(usage, "--since '%s' is not RFC 3339 or YYYY-MM-DD", arg);
         c->has_since = true;
-        return 0;
+        return COMMON_TAKEN;
     case OPT_UNTIL:
         if (shub_query_time_parse(arg, true, &c->until_ms))
             return fail_usage(usage, "--until '%s' is not RFC 3339 or YYYY-MM-DD", arg);
         c->has_until = true;
-        return 0;
+        return COMMON_TAKEN;
     case OPT_KEY_DIR:
         c->key_dir = arg;
-        return 0;
+        return COMMON_TAKEN;
     case OPT_SUBJECT_KEY:
         c->key_file = arg;
-        return 0;
+        return COMMON_TAKEN;
     default:
-        return 1;
+        return COMMON_OTHER;
     }
+}
+
+/* Parses the options of a command that takes only common ones: COMMON_TAKEN
+ * when every one was taken, else the exit code the command ends with. */
+static int common_only(common_t *com, int argc, char **argv,
+                       const struct option *longopts, void (*usage)(FILE *))
+{
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+        if ((rc = common_opt(com, c, optarg, usage)) != COMMON_TAKEN)
+            return rc == COMMON_OTHER ? shub_cli_usage(usage, false) : rc;
+    return COMMON_TAKEN;
 }
 
 /* The broker's subject key, from --key-dir or --subject-key: it makes the
@@ -619,15 +638,10 @@ static int cmd_log(int argc, char **argv)
     int64_t n;
     int c, rc;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            usage_log(stdout);
-            return 0;
-        }
-        if ((rc = common_opt(&com, c, optarg, usage_log)) != 1) {
-            if (rc)
-                return rc;
+        if ((rc = common_opt(&com, c, optarg, usage_log)) == COMMON_TAKEN)
             continue;
-        }
+        if (rc != COMMON_OTHER)
+            return rc;
         switch (c) {
         case OPT_ORG:
             f.org = optarg;
@@ -741,20 +755,9 @@ static int cmd_subject(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     common_t com = {.fmt = SHUB_QUERY_TABLE};
-    int c, rc;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            usage_subject(stdout);
-            return 0;
-        }
-        if ((rc = common_opt(&com, c, optarg, usage_subject)) != 1) {
-            if (rc)
-                return rc;
-            continue;
-        }
-        usage_subject(stderr);
-        return EX_USAGE;
-    }
+    int rc;
+    if ((rc = common_only(&com, argc, argv, longopts, usage_subject)) != COMMON_TAKEN)
+        return rc;
     if (optind + 1 != argc)
         return fail_usage(usage_subject, "%s", "give exactly one subject reference");
     if (!com.db)
@@ -896,21 +899,16 @@ static int cmd_report(int argc, char **argv)
     const char *orgs = NULL, *csv_dir = NULL;
     int c, rc;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            usage_report(stdout);
-            return 0;
-        }
         if (c == OPT_FORMAT) {
             if (shub_report_format_parse(optarg, &fmt))
                 return fail_usage(usage_report, "--format must be text, csv or json, not '%s'",
                                   optarg);
             continue;
         }
-        if ((rc = common_opt(&com, c, optarg, usage_report)) != 1) {
-            if (rc)
-                return rc;
+        if ((rc = common_opt(&com, c, optarg, usage_report)) == COMMON_TAKEN)
             continue;
-        }
+        if (rc != COMMON_OTHER)
+            return rc;
         if (c == OPT_SECTION) {
             o.section = optarg;
         } else if (c == OPT_ORGS) {
@@ -1135,20 +1133,9 @@ static int cmd_explain(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     common_t com = {.fmt = SHUB_QUERY_TABLE};
-    int c, rc;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            usage_explain(stdout);
-            return 0;
-        }
-        if ((rc = common_opt(&com, c, optarg, usage_explain)) != 1) {
-            if (rc)
-                return rc;
-            continue;
-        }
-        usage_explain(stderr);
-        return EX_USAGE;
-    }
+    int rc;
+    if ((rc = common_only(&com, argc, argv, longopts, usage_explain)) != COMMON_TAKEN)
+        return rc;
     if (optind + 1 != argc)
         return fail_usage(usage_explain, "%s", "give exactly one event id");
     if (!com.db)
@@ -1222,15 +1209,10 @@ static int cmd_whatif(int argc, char **argv)
     const char *draft = NULL, *config = SHUB_CONFIG_DIR;
     int c, rc;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            usage_whatif(stdout);
-            return 0;
-        }
-        if ((rc = common_opt(&com, c, optarg, usage_whatif)) != 1) {
-            if (rc)
-                return rc;
+        if ((rc = common_opt(&com, c, optarg, usage_whatif)) == COMMON_TAKEN)
             continue;
-        }
+        if (rc != COMMON_OTHER)
+            return rc;
         if (c == OPT_AGREEMENTS) {
             draft = optarg;
         } else if (c == OPT_CONFIG) {

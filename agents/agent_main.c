@@ -531,11 +531,8 @@ static int cmd_run(int argc, char **argv)
         goto done;
     }
 
-    struct sigaction sa = {0};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    shub_cli_on_signal(SIGTERM, on_stop);
+    shub_cli_on_signal(SIGINT, on_stop);
     signal(SIGPIPE, SIG_IGN);
 
     shub_err_clear(&err);

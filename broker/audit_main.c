@@ -1073,10 +1073,8 @@ static int cmd_serve(int argc, char **argv)
         rc = report_err(rc, &err);
         goto done;
     }
-    struct sigaction sa = {.sa_handler = on_stop};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    shub_cli_on_signal(SIGINT, on_stop);
+    shub_cli_on_signal(SIGTERM, on_stop);
     if ((rc = shub_http_start(listen, SHUB_WEB_CSP, serve_logged, web, &http, &err))) {
         if (rc == SHUB_EINVAL) {
             rc = fail_usage(usage_serve, "--listen: %s", err.msg);

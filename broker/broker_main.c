@@ -431,13 +431,9 @@ int main(int argc, char **argv)
     if (check || code)
         return code;
 
-    struct sigaction sa = {0};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_reload;
-    sigaction(SIGHUP, &sa, NULL);
+    shub_cli_on_signal(SIGTERM, on_stop);
+    shub_cli_on_signal(SIGINT, on_stop);
+    shub_cli_on_signal(SIGHUP, on_reload);
     signal(SIGPIPE, SIG_IGN);
 
     shub_hub_t *hub = NULL;

@@ -9,6 +9,7 @@
 #include "sharehub/version.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,6 +69,14 @@ int shub_cli_usage(void (*usage)(FILE *out), bool asked)
 {
     usage(asked ? stdout : stderr);
     return asked ? 0 : EX_USAGE;
+}
+
+void shub_cli_on_signal(int sig, void (*handler)(int))
+{
+    struct sigaction sa = {0};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = handler;
+    sigaction(sig, &sa, NULL);
 }
 
 int shub_cli_read_all(FILE *f, size_t limit, char **data_p, size_t *len_p)

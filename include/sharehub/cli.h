@@ -1,7 +1,8 @@
 /*
  * cli: what the five programs share at their edge: the version they report,
  * the one table of exit codes, the check that names a required file before
- * anything tries to parse it, the answer to --help, and reading a whole input.
+ * anything tries to parse it, the answer to --help, catching a signal, and
+ * reading a whole input.
  *
  * Exit codes are <sysexits.h> codes so that a service manager, a cron job or
  * a shell script can tell a configuration error from a crash without reading
@@ -54,6 +55,10 @@ void shub_cli_exit_help(FILE *out);
 /* Answers --help and a wrong option alike for getopt's switch: prints usage on
  * stdout and returns 0 when `asked`, else on stderr and returns EX_USAGE. */
 int shub_cli_usage(void (*usage)(FILE *out), bool asked);
+
+/* Installs handler for signal sig, with no flags: no SA_RESTART, so a blocking
+ * call returns EINTR and the program's loop sees the flag the handler set. */
+void shub_cli_on_signal(int sig, void (*handler)(int));
 
 /* Reads all of f into a new buffer, the caller's to free with shub_free. It
  * stops once more than `limit` bytes have come, so *len_p > limit says the

@@ -3,10 +3,12 @@
  * code the table says, and only to codes the table lists (so --help and the
  * man pages never miss one); the help prints each row; a required file that
  * is missing, or of the wrong kind, is named with its role and is "no
- * input" (66); --help is 0 and a wrong option 64; a whole input is read, and
- * one longer than the limit is seen to be.
+ * input" (66); --help is 0 and a wrong option 64; a signal reaches the
+ * handler installed for it; a whole input is read, and one longer than the
+ * limit is seen to be.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -159,6 +161,22 @@ test_shub_cli_usage_help_is_0_on_stdout_wrong_option_64_on_stderr(void **state)
     assert_ptr_equal(usage_out, stderr);
 }
 
+static volatile sig_atomic_t signalled;
+
+static void on_signal(int sig)
+{
+    signalled = sig;
+}
+
+static void test_shub_cli_on_signal_handler_sees_the_signal(void **state)
+{
+    (void)state;
+    shub_cli_on_signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+    assert_int_equal(signalled, SIGUSR1);
+    signal(SIGUSR1, SIG_DFL);
+}
+
 /* A temporary stream holding n bytes of a repeating pattern, rewound. */
 static FILE *stream_of(size_t n)
 {
@@ -207,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_shub_cli_version_prints_the_project_version),
         cmocka_unit_test(
             test_shub_cli_usage_help_is_0_on_stdout_wrong_option_64_on_stderr),
+        cmocka_unit_test(test_shub_cli_on_signal_handler_sees_the_signal),
         cmocka_unit_test(test_shub_cli_read_all_reads_the_whole_stream),
         cmocka_unit_test(test_shub_cli_read_all_more_than_limit_is_longer_than_limit),
     };

@@ -52,7 +52,7 @@ asan: setup
 # each run for FUZZ_SECONDS; any crash, leak or sanitizer report fails the run
 # and leaves the input under tests/fuzz/.
 fuzz:
-	@scripts/setup-deps.sh clang libclang-rt-14-dev
+	@scripts/setup-deps.sh --fuzz
 	@test -f build-fuzz/CMakeCache.txt || \
 	    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSHUB_FUZZ=ON \
 	        -DSHUB_SANITIZE=ON -DBUILD_TESTING=OFF
@@ -60,12 +60,11 @@ fuzz:
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmarks, with the peers the broker is measured against (NATS
-# JetStream, mosquitto): only this target installs them, as fuzz installs
-# clang. Configure again so that CMake finds libraries installed just now.
-BENCH_PACKAGES = nats-server libnats-dev mosquitto libmosquitto-dev
-
+# JetStream, mosquitto): only this target installs them (setup-deps.sh
+# --bench), as fuzz installs clang. Configure again so that CMake finds
+# libraries installed just now.
 bench:
-	@scripts/setup-deps.sh $(BENCH_PACKAGES)
+	@scripts/setup-deps.sh --bench
 	@$(CONFIGURE) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 	@scripts/run-bench.sh $(BUILD)

@@ -287,14 +287,14 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
 
 typedef struct js_conn {
     natsOptions *opts;
-    natsConnection *nc;
+    natsConnection *conn;
     jsCtx *js;
 } js_conn_t;
 
 static void js_close(js_conn_t *c)
 {
     jsCtx_Destroy(c->js);
-    natsConnection_Destroy(c->nc);
+    natsConnection_Destroy(c->conn);
     natsOptions_Destroy(c->opts);
     *c = (js_conn_t){0};
 }
@@ -315,9 +315,9 @@ static int js_open(js_conn_t *c, int port, js_acks_t *acks)
     if (st == NATS_OK)
         st = natsOptions_SetURL(c->opts, url);
     if (st == NATS_OK)
-        st = natsConnection_Connect(&c->nc, c->opts);
+        st = natsConnection_Connect(&c->conn, c->opts);
     if (st == NATS_OK)
-        st = natsConnection_JetStream(&c->js, c->nc, &jo);
+        st = natsConnection_JetStream(&c->js, c->conn, &jo);
     const char *subjects[] = {SUBJECT};
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sharehub needs, and only those that are
 # missing, so a second run costs one dpkg query. Called by the Makefile before
-# every build; safe to run by hand. Pass extra package names as arguments
-# (the fuzz target adds clang's libFuzzer runtime this way, the bench target
-# the peer brokers and their client libraries).
+# every build; safe to run by hand. `--fuzz` adds clang's libFuzzer runtime
+# (make fuzz), `--bench` the peer brokers the benchmarks measure against and
+# their client libraries (make bench); other arguments are package names.
 set -euo pipefail
+
+extra=()
+for arg in "$@"; do
+    case "$arg" in
+    --fuzz) extra+=(clang libclang-rt-14-dev) ;;        # libFuzzer, ASan and UBSan for clang
+    --bench) extra+=(nats-server libnats-dev            # NATS JetStream, a peer of bench_peers
+                     mosquitto libmosquitto-dev) ;;     # MQTT QoS 1 with persistence, another
+    *) extra+=("$arg") ;;
+    esac
+done
 
 packages=(
     build-essential cmake pkg-config      # toolchain
@@ -27,7 +37,7 @@ packages=(
     groff-base                            # the install test renders the man pages
     systemd procps                        # systemd-analyze verifies the units; they reload with kill
     dpkg-dev file                         # make deb: CPack runs dpkg-shlibdeps on what file(1) finds
-    "$@"
+    ${extra[@]+"${extra[@]}"}
 )
 
 missing=()

@@ -10,6 +10,7 @@
 
 #include "sharehub/alloc.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,17 +199,58 @@ static int set_wal(shub_agentdb_t *s, shub_err_t *err)
 /* SQLite's own busy timeout sleeps 1, 2, 5, 10... ms between tries: long
  * beside the transactions that hold this store's lock (one commit, a
  * fraction of a millisecond), and the local API's writers and the agent's
- * loop take turns all the time. Try again every 0.1 ms, then every ms,
- * for SHUB_AGENTDB_BUSY_MS in all. */
+ * loop take turns all the time. A writer of this process that lets go of
+ * the lock says so (write_done), and the ones waiting here try again at
+ * once; a writer of another process (a `submit`) cannot, so a wait lasts
+ * at most 0.1 ms, then 1 ms, for SHUB_AGENTDB_BUSY_MS in all.
+ *
+ * The wake is process-wide rather than per store: a process opens one
+ * store (two connections to it with the API), and a spurious wake costs
+ * one more try. */
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_cond;
+static pthread_once_t busy_once = PTHREAD_ONCE_INIT;
+static int busy_waiters; /* under busy_lock */
+
+static void busy_init(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&busy_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 static int wait_busy(void *ctx, int tries)
 {
     (void)ctx;
     int64_t waited_us = tries < 100 ? (int64_t)tries * 100 : 10000 + (tries - 100) * 1000LL;
     if (waited_us >= (int64_t)SHUB_AGENTDB_BUSY_MS * 1000)
         return 0;
-    struct timespec ts = {0, tries < 100 ? 100000L : 1000000L};
-    nanosleep(&ts, NULL);
+    pthread_once(&busy_once, busy_init);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += tries < 100 ? 100000L : 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&busy_lock);
+    busy_waiters++;
+    pthread_cond_timedwait(&busy_cond, &busy_lock, &until);
+    busy_waiters--;
+    pthread_mutex_unlock(&busy_lock);
     return 1;
+}
+
+/* This connection has let go of the write lock: wake whoever waits for it. */
+static void write_done(void)
+{
+    pthread_once(&busy_once, busy_init);
+    pthread_mutex_lock(&busy_lock);
+    if (busy_waiters)
+        pthread_cond_broadcast(&busy_cond);
+    pthread_mutex_unlock(&busy_lock);
 }
 
 /* Statements are kept prepared, by the address of their SQL text (every
@@ -243,6 +285,9 @@ static void finish(shub_agentdb_t *s, sqlite3_stmt *st)
 {
     if (!st)
         return;
+    /* A write outside BEGIN took and let go of the lock in its step. */
+    if (!sqlite3_stmt_readonly(st) && sqlite3_get_autocommit(s->db))
+        write_done();
     for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
         if (s->cache[i].st == st) {
             sqlite3_reset(st);
@@ -312,6 +357,7 @@ static int commit(shub_agentdb_t *s, shub_err_t *err)
         rc = dberr(s, err, "commit");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     }
+    write_done();
     end_lazy(s);
     return rc;
 }
@@ -320,6 +366,7 @@ static void rollback(shub_agentdb_t *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    write_done();
     end_lazy(s);
 }
 
@@ -576,17 +623,17 @@ int shub_agentdb_outbox_add_marked(shub_agentdb_t *s, const shub_id_t *id,
                                    const char *const *keys, const int64_t *values,
                                    size_t n_keys, shub_err_t *err)
 {
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return dberr(s, err, "begin");
-    int rc = shub_agentdb_outbox_add(s, id, event_type, recipients, share, share_len, now_ms,
-                                     err);
+    int rc = begin(s, err);
+    if (rc)
+        return rc;
+    rc = shub_agentdb_outbox_add(s, id, event_type, recipients, share, share_len, now_ms, err);
     for (size_t i = 0; rc == 0 && i < n_keys; i++)
         rc = shub_agentdb_meta_set(s, keys[i], values[i], err);
-    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = dberr(s, err, "commit");
-    if (rc)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
+    if (rc) {
+        rollback(s);
+        return rc;
+    }
+    return commit(s, err);
 }
 
 int shub_agentdb_meta_get(shub_agentdb_t *s, const char *key, int64_t *value,

@@ -705,7 +705,7 @@ static void get_event(shub_api_t *api, const shub_api_request_t *req, const targ
     int64_t v[] = {-1, 0};
     if (!read_params(t, names, min, max, v, 2, resp))
         return;
-    int64_t deadline;
+    int64_t deadline = 0;
     if (v[0] >= 0 && v[1] > 0 && !begin_wait(api, v[1], &deadline, resp))
         return;
     for (;;) {
@@ -742,7 +742,7 @@ typedef bool(page_fn)(shub_api_t *api, const int64_t *v, json_t **list, int64_t 
 static void answer_feed(shub_api_t *api, const int64_t *v, page_fn *page,
                         shub_api_response_t *resp)
 {
-    int64_t deadline;
+    int64_t deadline = 0;
     if (!begin_wait(api, v[2], &deadline, resp))
         return;
     for (;;) {

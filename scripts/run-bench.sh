@@ -38,8 +38,12 @@
 #   api.post.events_per_s, api.post.p50_ms, api.post.p99_ms  the agent's local API:
 #                              POSTs by one keep-alive client, in a partnership;
 #   api.post.alone.*           the same with no broker to reach;
-#   api.store_insert.events_per_s, ratio.api_post_to_store_insert,
-#   ratio.api_post.alone_to_store_insert   (bench_api)
+#   api.store_insert.partnership.events_per_s, ratio.api_post_to_store_insert
+#                              the store's insert into the sender's store, in the
+#                              same partnership, and the POSTs' ratio to it;
+#   api.store_insert.events_per_s, ratio.api_post_to_idle_store_insert,
+#   ratio.api_post.alone_to_store_insert   the insert into an idle store, and the
+#                              POSTs' ratios to it (bench_api)
 #   audit.verify_rows_per_s    (read from bench_audit's `verify:` line until it
 #                              prints summary lines itself; audit.append_us_at_0
 #                              and audit.append_us_at_10m once it measures them)

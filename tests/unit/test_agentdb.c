@@ -6,7 +6,9 @@
  * reopening the file, and a second connection's commit is noticed. The
  * local API's cursors: each change a case system waits for stamps its event
  * with a newer cursor and a repeat does not; the inbox is read after a seq,
- * its events taken once; a version 2 store is upgraded in place.
+ * its events taken once; a version 2 store is upgraded in place. Two
+ * connections of one process (the agent's loop and the API) writing at once
+ * wait for each other's lock and lose nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -684,6 +687,60 @@ static void test_shub_agentdb_changed_sees_another_connections_commit(void **sta
     assert_true(changed);
 }
 
+/* One writer of test_shub_agentdb_two_connections_write_at_once: its own
+ * connection, WRITES inserts, and after each tenth a transaction marking
+ * them sent, as the loop does beside the API's inserts. */
+#define WRITES 300
+typedef struct {
+    const char *path;
+    uint8_t who;
+    int failures;
+} writer_t;
+
+static void *write_many(void *arg)
+{
+    writer_t *w = arg;
+    shub_agentdb_t *db = NULL;
+    shub_err_t err;
+    if (shub_agentdb_open(w->path, false, &db, &err) != 0) {
+        w->failures = WRITES;
+        return NULL;
+    }
+    shub_id_t sent[10];
+    for (int i = 0; i < WRITES; i++) {
+        shub_id_t id;
+        memset(id.bytes, 0, sizeof id.bytes);
+        id.bytes[0] = w->who;
+        id.bytes[1] = (uint8_t)(i >> 8);
+        id.bytes[2] = (uint8_t)i;
+        if (shub_agentdb_outbox_add(db, &id, "marac.referral", "marac@coventry", share_bytes,
+                                    sizeof share_bytes, 1000 + i, &err) != 0)
+            w->failures++;
+        sent[i % 10] = id;
+        if (i % 10 == 9 && shub_agentdb_outbox_sent(db, sent, 10, 2000, 9000, &err) != 0)
+            w->failures++;
+    }
+    shub_agentdb_close(&db);
+    return NULL;
+}
+
+static void test_shub_agentdb_two_connections_write_at_once(void **state)
+{
+    fixture_t *f = *state;
+    writer_t w[2] = {{.path = f->path, .who = 1}, {.path = f->path, .who = 2}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, write_many, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(w[0].failures, 0);
+    assert_int_equal(w[1].failures, 0);
+    shub_err_t err;
+    uint64_t n = 0;
+    assert_int_equal(shub_agentdb_outbox_count(f->db, SHUB_OUTBOX_PENDING, &n, &err), 0);
+    assert_int_equal(n, 2 * WRITES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +764,7 @@ int main(void)
         T(test_shub_agentdb_outbox_changes_lists_each_event_at_its_latest_change),
         T(test_shub_agentdb_inbox_take_once_and_list_after_a_seq),
         T(test_shub_agentdb_open_upgrades_version_2_in_place),
+        T(test_shub_agentdb_two_connections_write_at_once),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -425,7 +425,7 @@ static void sql_add(char *buf, size_t size, const char *piece)
  * both hold the same filter columns, as ids of names, so a text filter is
  * its name's id (one lookup in names' unique index; an unknown name matches
  * nothing). */
-static void log_terms(char *buf, size_t size, const shub_query_filter_t *f)
+static void log_terms(char *buf, size_t size, const shub_query_filter_t *f, bool epochs)
 {
     static const struct {
         size_t off;
@@ -452,20 +452,26 @@ static void log_terms(char *buf, size_t size, const shub_query_filter_t *f)
     sql_add(buf, size, " AND seq > :lo AND seq < :hi");
     if (f->subject_hash)
         sql_add(buf, size,
-                " AND event_id IN (SELECT event_id FROM audit_find WHERE subject_hash ="
-                " :subject UNION SELECT event_id FROM audit WHERE seq > :indexed AND"
-                " subject_hash = :subject)");
+                epochs ? " AND event_id IN (SELECT event_id FROM audit_find WHERE epoch IN "
+                         FIND_EPOCHS " AND subject_hash = :subject UNION SELECT event_id"
+                         " FROM audit WHERE seq > :indexed AND subject_hash = :subject)"
+                       : " AND event_id IN (SELECT event_id FROM audit_find WHERE"
+                         " subject_hash = :subject UNION SELECT event_id FROM audit WHERE"
+                         " seq > :indexed AND subject_hash = :subject)");
 }
 
 /* One branch: rows of `table` (audit_find up to :indexed, or audit after it)
  * that match, cut to the page, optionally for one org column. */
 static void log_branch(char *sql, size_t size, const char *table, const char *org_col,
-                       const char *terms, const char *order)
+                       const char *terms, const char *order, bool case_epochs)
 {
+    bool tail = strcmp(table, "audit") == 0;
     sql_add(sql, size, "SELECT seq FROM (SELECT seq FROM ");
     sql_add(sql, size, table);
-    sql_add(sql, size,
-            strcmp(table, "audit") == 0 ? " WHERE seq > :indexed" : " WHERE seq <= :indexed");
+    sql_add(sql, size, tail ? " WHERE seq > :indexed" : " WHERE seq <= :indexed");
+    /* A case is found through its index, one seek per epoch. */
+    if (case_epochs && !tail)
+        sql_add(sql, size, " AND epoch IN " FIND_EPOCHS);
     if (org_col) {
         sql_add(sql, size, " AND ");
         sql_add(sql, size, org_col);
@@ -519,7 +525,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
      * every match before taking a page. */
     order = f->oldest_first ? " ORDER BY seq LIMIT :limit"
                             : " ORDER BY seq DESC LIMIT :limit";
-    log_terms(terms, sizeof terms, f);
+    log_terms(terms, sizeof terms, f, s->find_epochs);
     sql_add(sql, sizeof sql, "SELECT " LOG_COLUMNS " FROM audit_t WHERE seq IN (");
     static const char *const tables[] = {"audit_find", "audit"};
     static const char *const org_cols[] = {"sender", "recipient"};
@@ -530,7 +536,7 @@ int shub_query_log(shub_store_t *s, const shub_query_filter_t *f,
                 sql_add(sql, sizeof sql, " UNION ALL ");
             first = false;
             log_branch(sql, sizeof sql, tables[t], f->org ? org_cols[o] : NULL, terms,
-                       order);
+                       order, f->case_hash && s->find_epochs);
         }
     sql_add(sql, sizeof sql, ")");
     if (f->has_since)

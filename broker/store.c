@@ -112,7 +112,12 @@ static const char schema_sql[] =
     /* The audit tools' filters, filled behind the chain (maintain): a copy
      * of each row's filter columns with the indexes a filtered page needs.
      * An index on a rowid table ends with the rowid, so each is (column,
-     * seq): a page newest or oldest first is one descent and a walk. */
+     * seq): a page newest or oldest first is one descent and a walk. Case
+     * and subject hashes are scattered keys: their indexes lead with the
+     * row's epoch (FIND_EPOCH_ROWS rows each), so a row lands in the newest
+     * epoch's part of the tree, whose size is bounded, and the cost of an
+     * append stays flat however long the log grows; a lookup seeks once per
+     * epoch. */
     "CREATE TABLE audit_find(\n"
     "    seq INTEGER PRIMARY KEY,\n"
     "    event_id BLOB,\n"
@@ -123,7 +128,8 @@ static const char schema_sql[] =
     "    decision INTEGER,\n"
     "    reason INTEGER,\n"
     "    case_hash BLOB,\n"
-    "    subject_hash BLOB\n"
+    "    subject_hash BLOB,\n"
+    "    epoch INTEGER NOT NULL DEFAULT 0\n"
     ");\n"
     "CREATE INDEX find_event ON audit_find(event_id);\n"
     "CREATE INDEX find_sender ON audit_find(sender);\n"
@@ -131,8 +137,7 @@ static const char schema_sql[] =
     "CREATE INDEX find_agreement ON audit_find(agreement) WHERE agreement IS NOT NULL;\n"
     "CREATE INDEX find_type ON audit_find(event_type);\n"
     "CREATE INDEX find_reason ON audit_find(reason) WHERE reason IS NOT NULL;\n"
-    "CREATE INDEX find_case ON audit_find(case_hash) WHERE case_hash IS NOT NULL;\n"
-    "CREATE INDEX find_subject ON audit_find(subject_hash) WHERE subject_hash IS NOT NULL;\n"
+    FIND_EPOCH_INDEXES
 
     /* Receipts: one row per (event, recipient), denied ones included, so a
      * resent SHARE gets its outcomes. state: 1 allowed (pending or
@@ -351,7 +356,8 @@ static const char *const schema_sql_pg[] = {
     "    decision BIGINT,\n"
     "    reason BIGINT,\n"
     "    case_hash BYTEA,\n"
-    "    subject_hash BYTEA\n"
+    "    subject_hash BYTEA,\n"
+    "    epoch BIGINT NOT NULL DEFAULT 0\n"
     ");\n",
     "CREATE INDEX find_event ON audit_find(event_id, seq);\n",
     "CREATE INDEX find_sender ON audit_find(sender, seq);\n",
@@ -360,9 +366,7 @@ static const char *const schema_sql_pg[] = {
     "NULL;\n",
     "CREATE INDEX find_type ON audit_find(event_type, seq);\n",
     "CREATE INDEX find_reason ON audit_find(reason, seq) WHERE reason IS NOT NULL;\n",
-    "CREATE INDEX find_case ON audit_find(case_hash, seq) WHERE case_hash IS NOT NULL;\n",
-    "CREATE INDEX find_subject ON audit_find(subject_hash, seq)"
-    " WHERE subject_hash IS NOT NULL;\n",
+    FIND_EPOCH_INDEXES,
     "CREATE TABLE outcomes(\n"
     "    event_id BYTEA NOT NULL,\n"
     "    recipient BIGINT NOT NULL,\n"
@@ -490,9 +494,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DEADLINES_OPEN] = "SELECT " DEADLINE_COLUMNS " FROM deadlines"
                           " WHERE answered_at IS NULL ORDER BY event_id, recipient, kind",
     [ST_INDEX_FILL] = "INSERT INTO audit_find(seq, event_id, sender, recipient, agreement,"
-                      " event_type, decision, reason, case_hash, subject_hash)"
+                      " event_type, decision, reason, case_hash, subject_hash, epoch)"
                       " SELECT seq, event_id, sender, recipient, agreement, event_type,"
-                      " decision, reason, case_hash, subject_hash FROM audit"
+                      " decision, reason, case_hash, subject_hash, " FIND_EPOCH_OF_SEQ
+                      " FROM audit"
                       " WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit_find)"
                       " ORDER BY seq LIMIT ?1",
     [ST_COPY_MAX] = "SELECT coalesce(max(seq), 0) FROM sealed",
@@ -1178,7 +1183,7 @@ static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
     }
     if (rc || (rc = meta_put(s, "created_at", now, err)) ||
         (rc = meta_put(s, "schema",
-                       "sharehub store v2: audit (hash chain over interned names), "
+                       "sharehub store v3: audit (hash chain over interned names), "
                        "events (dedupe), outcomes (receipts), sealed (pending copies), "
                        "updates (to senders), checkpoints, witnesses, audit_find",
                        err)) ||
@@ -1187,6 +1192,52 @@ static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
     return 0;
 fail:
     shub_db_exec(s->db, "ROLLBACK");
+    return rc;
+}
+
+/* Version 2 to 3: audit_find's case and subject indexes lead with the
+ * epoch. The version is read again under the write lock (as create_schema
+ * does), so of two processes opening the store at once one upgrades it. */
+static int upgrade_v2(shub_store_t *s, const char *path, shub_err_t *err)
+{
+    int64_t app_id = 0, version = 0, tables = 0;
+    bool pg = shub_db_kind(s->db) == SHUB_DB_PG;
+    char sql[1024];
+    int rc;
+    if ((rc = exec(s,
+                   pg ? "BEGIN; SELECT pg_advisory_xact_lock(1397249346,"
+                        " hashtext('create ' || current_schema()))"
+                      : "BEGIN IMMEDIATE",
+                   "upgrade the store", err)) ||
+        (rc = probe(s, &app_id, &version, &tables, err)))
+        goto fail;
+    if (version != 2) {
+        exec(s, "ROLLBACK", "upgrade the store", NULL);
+        return 0;
+    }
+    shub_info("store %s: upgrading from version 2 to 3 (the audit tools' case and "
+              "subject indexes by epoch)", s->shown);
+    snprintf(sql, sizeof sql,
+             "ALTER TABLE audit_find ADD COLUMN epoch %s NOT NULL DEFAULT 0;"
+             " UPDATE audit_find SET epoch = " FIND_EPOCH_OF_SEQ " WHERE seq >= "
+             FIND_EPOCH_ROWS ";"
+             " DROP INDEX find_case; DROP INDEX find_subject; " FIND_EPOCH_INDEXES
+             "UPDATE meta SET value = replace(value, 'store v2', 'store v3')"
+             " WHERE key = 'schema'; %s",
+             pg ? "BIGINT" : "INTEGER",
+             pg ? "UPDATE meta SET value = '3' WHERE key = 'user_version';"
+                : "PRAGMA user_version = 3;");
+    if ((rc = exec(s, sql, "upgrade the store", err)) ||
+        (rc = exec(s, "COMMIT", "upgrade the store", err)))
+        goto fail;
+    return 0;
+fail:
+    shub_db_exec(s->db, "ROLLBACK");
+    if (err) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        shub_err_set(err, rc, "'%s': upgrading from version 2: %s", path, why);
+    }
     return rc;
 }
 
@@ -1234,10 +1285,18 @@ static int check_schema(shub_store_t *s, const char *path, shub_err_t *err)
             "with the sharehub that wrote it, keep it as the archive of that period, "
             "and give the broker a new database file",
             path);
-    if (version != SHUB_STORE_SCHEMA_VERSION)
+    /* Version 2 differs in audit_find alone: upgraded when opened to write,
+     * read as it is otherwise. */
+    if (version == 2 && !s->readonly) {
+        if ((rc = upgrade_v2(s, path, err)))
+            return rc;
+        version = SHUB_STORE_SCHEMA_VERSION;
+    }
+    if (version != SHUB_STORE_SCHEMA_VERSION && version != 2)
         return shub_err_set(err, SHUB_EDB,
                             "'%s' has store schema version %lld, expected %d", path,
                             (long long)version, SHUB_STORE_SCHEMA_VERSION);
+    s->find_epochs = version >= 3;
     return 0;
 }
 

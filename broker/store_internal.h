@@ -230,12 +230,26 @@ typedef struct base {
     size_t n_agreements, names_added;
 } base_t;
 
+/* audit_find's epochs (store.c's schema, version 3): the case and subject
+ * indexes lead with seq / FIND_EPOCH_ROWS, and a lookup by either names
+ * every epoch up to :indexed's (FIND_EPOCHS, for `epoch IN`). */
+#define FIND_EPOCH_ROWS   "16384"
+#define FIND_EPOCH_OF_SEQ "(seq / " FIND_EPOCH_ROWS ")"
+#define FIND_EPOCH_INDEXES                                                               \
+    "CREATE INDEX find_case ON audit_find(epoch, case_hash) WHERE case_hash IS NOT NULL;\n" \
+    "CREATE INDEX find_subject ON audit_find(epoch, subject_hash)"                       \
+    " WHERE subject_hash IS NOT NULL;\n"
+#define FIND_EPOCHS                                                                      \
+    "(WITH RECURSIVE epochs(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM epochs"          \
+    " WHERE n < :indexed / " FIND_EPOCH_ROWS ") SELECT n FROM epochs)"
+
 struct shub_store {
     shub_db_t *db; /* the writer's connection (the caller's without a writer thread);
                      on PostgreSQL the broker's advisory lock is held on it */
     char *path;       /* a file, or a postgresql:// URI */
     char shown[512];  /* path as logs show it: a URI without its password */
     bool readonly;
+    bool find_epochs; /* audit_find has epochs (a version 2 store read as it is has not) */
     bool has_subject_key, has_sign_key;
     uint8_t subject_key[32];
     uint8_t sign_secret[64];

@@ -34,7 +34,7 @@
 #include "sharehub/err.h"
 #include "sharehub/msg.h"
 
-#define SHUB_STORE_SCHEMA_VERSION   2          /* PRAGMA user_version this code writes */
+#define SHUB_STORE_SCHEMA_VERSION   3          /* PRAGMA user_version this code writes */
 #define SHUB_STORE_APPLICATION_ID   0x53485542 /* 'SHUB' in the SQLite file header */
 #define SHUB_STORE_HASH_SIZE        32         /* row, payload, subject, case, actor */
 #define SHUB_STORE_KEY_SIZE         32         /* subject key; Ed25519 public key */

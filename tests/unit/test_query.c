@@ -5,7 +5,9 @@
  * one dead-lettered), a checkpoint after row 18, receipts, pending copies and
  * agreement versions; rows 1-12 indexed behind the chain (audit_find), the
  * rest a tail the queries scan. Every expected number below was counted by hand from the table
- * in build_fixture. Then a million rows, to see the first page come back.
+ * in build_fixture. Then a million rows, to see the first page come back and
+ * a case and a person found in every epoch of the index; and a version 2
+ * store, read as it is and upgraded.
  *
  * `test_query --make-db DIR` writes the same fixture (DIR/hub.db with
  * DIR/subject.key and DIR/checkpoint.pub) and exits: the CLI's shell test
@@ -1079,6 +1081,10 @@ static void big_row(int64_t i, shub_audit_row_t *r, shub_id_t *id)
     r->agreement = "wm-marac-isa";
     r->agreement_version = 3;
     r->fields_shared = "dash_score";
+    if (i % 50000 == 0) { /* one case and one person, in every epoch of audit_find */
+        r->case_ref = "big-case";
+        r->subject_ref = "big-person";
+    }
     memset(id, 0, sizeof *id);
     for (int b = 0; b < 8; b++)
         id->bytes[b] = (uint8_t)(i >> (8 * (7 - b)));
@@ -1093,7 +1099,8 @@ static void test_log_million_rows_first_page(void **state)
     shub_store_t *s = NULL;
     shub_err_t err;
     testdb_new(f->dir, "big.db", path, sizeof path);
-    shub_store_opts_t o = {.synchronous_full = false, .sign_secret = f->keys.sk};
+    shub_store_opts_t o = {
+        .synchronous_full = false, .sign_secret = f->keys.sk, .subject_key = f->keys.subject};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(shub_store_open(path, &o, &s, &err), 0);
@@ -1162,6 +1169,24 @@ static void test_log_million_rows_first_page(void **state)
     char buf[200];
     assert_string_equal(seqs(r, buf, sizeof buf), "700000,700001,700002");
     shub_query_result_destroy(&r);
+
+    /* A case and a person with a row in each of sixteen epochs: every row
+     * found, newest first. */
+    char want[200] = "";
+    for (int64_t i = ROWS; i > 0; i -= 50000)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", *want ? "," : "",
+                 (long long)i);
+    uint8_t case_hash[32], subject_hash[32];
+    shub_store_ref_hash_key(f->keys.subject, SHUB_REF_CASE, "big-case", case_hash);
+    shub_store_ref_hash_key(f->keys.subject, SHUB_REF_SUBJECT, "big-person", subject_hash);
+    q = (shub_query_filter_t){.case_hash = case_hash, .limit = 50};
+    assert_int_equal(shub_query_log(s, &q, &r, &err), 0);
+    assert_string_equal(seqs(r, buf, sizeof buf), want);
+    shub_query_result_destroy(&r);
+    q = (shub_query_filter_t){.subject_hash = subject_hash, .limit = 50};
+    assert_int_equal(shub_query_log(s, &q, &r, &err), 0);
+    assert_string_equal(seqs(r, buf, sizeof buf), want);
+    shub_query_result_destroy(&r);
     shub_store_close(&s);
     testdb_drop(path);
     char file[600];
@@ -1170,6 +1195,81 @@ static void test_log_million_rows_first_page(void **state)
     unlink(file);
     snprintf(file, sizeof file, "%s-shm", path);
     unlink(file);
+}
+
+
+/* ---- a version 2 store ---------------------------------------------------------- */
+
+/* The fixture's case and subject pages, as "case|subject 1|subject 2|subject 3". */
+static void case_and_subject_pages(shub_store_t *s, const keys_t *k, char *out, size_t size)
+{
+    uint8_t hash[32];
+    char buf[256];
+    shub_err_t err;
+    shub_query_result_t *r = NULL;
+    shub_store_ref_hash_key(k->subject, SHUB_REF_CASE, "cov-1", hash);
+    shub_query_filter_t q = {.case_hash = hash, .limit = 50};
+    assert_int_equal(shub_query_log(s, &q, &r, &err), 0);
+    snprintf(out, size, "%s", seqs(r, buf, sizeof buf));
+    shub_query_result_destroy(&r);
+    for (int i = 1; i <= 3; i++) {
+        shub_store_ref_hash_key(k->subject, SHUB_REF_SUBJECT, subjects[i], hash);
+        q = (shub_query_filter_t){.subject_hash = hash, .limit = 50};
+        assert_int_equal(shub_query_log(s, &q, &r, &err), 0);
+        snprintf(out + strlen(out), size - strlen(out), "|%s", seqs(r, buf, sizeof buf));
+        shub_query_result_destroy(&r);
+    }
+}
+
+/* A version 2 store (audit_find without epochs) is read as it is, and a
+ * writable open upgrades it to version 3: the same answers throughout. */
+static void test_version_2_store_read_as_it_is_and_upgraded(void **state)
+{
+    fixture_t *f = *state;
+    char path[512], now[600], old[600], upgraded[600];
+    keys_t k;
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    testdb_new(f->dir, "v2.db", path, sizeof path);
+    assert_int_equal(build_fixture(f->dir, path, &k), 0);
+    shub_store_opts_t ro = {.readonly = true, .subject_key = k.subject};
+    assert_int_equal(shub_store_open(path, &ro, &s, &err), 0);
+    case_and_subject_pages(s, &k, now, sizeof now);
+    shub_store_close(&s);
+    assert_string_equal(now, "12,11,10,7|20,19,12,11,10,8,7,6,5,3,2,1|17,16,9,4|15,14,13");
+
+    /* Back to version 2's audit_find. */
+    testdb_sql(path, "DROP INDEX find_case; DROP INDEX find_subject;"
+                     " ALTER TABLE audit_find DROP COLUMN epoch;"
+                     " CREATE INDEX find_case ON audit_find(case_hash)"
+                     " WHERE case_hash IS NOT NULL;"
+                     " CREATE INDEX find_subject ON audit_find(subject_hash)"
+                     " WHERE subject_hash IS NOT NULL");
+    testdb_sql(path, testdb_pg() ? "UPDATE meta SET value = '2' WHERE key = 'user_version'"
+                                 : "PRAGMA user_version = 2");
+    assert_int_equal(shub_store_open(path, &ro, &s, &err), 0);
+    case_and_subject_pages(s, &k, old, sizeof old);
+    shub_store_close(&s);
+    assert_string_equal(old, now);
+    assert_int_equal(testdb_int(path, testdb_pg() ? "SELECT value::int FROM meta WHERE key ="
+                                                    " 'user_version'"
+                                                  : "PRAGMA user_version"),
+                     2);
+
+    shub_store_opts_t rw = {.subject_key = k.subject, .sign_secret = k.sk};
+    assert_int_equal(shub_store_open(path, &rw, &s, &err), 0);
+    shub_store_close(&s);
+    assert_int_equal(testdb_int(path, testdb_pg() ? "SELECT value::int FROM meta WHERE key ="
+                                                    " 'user_version'"
+                                                  : "PRAGMA user_version"),
+                     3);
+    assert_int_equal(testdb_int(path, "SELECT count(*) FROM audit_find WHERE epoch = 0"),
+                     testdb_int(path, "SELECT count(*) FROM audit_find"));
+    assert_int_equal(shub_store_open(path, &ro, &s, &err), 0);
+    case_and_subject_pages(s, &k, upgraded, sizeof upgraded);
+    shub_store_close(&s);
+    assert_string_equal(upgraded, now);
+    testdb_drop(path);
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -1336,6 +1436,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_render_table_aligns_and_masks_control_characters),
         cmocka_unit_test(test_time_parse_rfc3339_and_dates),
         cmocka_unit_test(test_log_million_rows_first_page),
+        cmocka_unit_test(test_version_2_store_read_as_it_is_and_upgraded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -158,6 +158,7 @@ struct shub_agentdb {
     char *path;
     bool seen_version; /* shub_agentdb_changed has a baseline */
     bool lazy;         /* the open transaction commits with synchronous=NORMAL */
+    int64_t busy_since_us; /* when the current wait for the lock began (wait_busy) */
     struct cached {
         const char *sql; /* the statement's text, a constant; NULL: free slot */
         sqlite3_stmt *st;
@@ -221,16 +222,28 @@ static void busy_init(void)
     pthread_condattr_destroy(&attr);
 }
 
+static int64_t monotonic_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* ctx is the store: the wait is measured from its first try, since a wake
+ * may end a try early. */
 static int wait_busy(void *ctx, int tries)
 {
-    (void)ctx;
-    int64_t waited_us = tries < 100 ? (int64_t)tries * 100 : 10000 + (tries - 100) * 1000LL;
+    shub_agentdb_t *s = ctx;
+    int64_t now = monotonic_us();
+    if (tries == 0)
+        s->busy_since_us = now;
+    int64_t waited_us = now - s->busy_since_us;
     if (waited_us >= (int64_t)SHUB_AGENTDB_BUSY_MS * 1000)
         return 0;
     pthread_once(&busy_once, busy_init);
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += tries < 100 ? 100000L : 1000000L;
+    until.tv_nsec += waited_us < 10000 ? 100000L : 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
@@ -467,7 +480,7 @@ int shub_agentdb_open(const char *path, bool create, shub_agentdb_t **db_p,
                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_handler(s->db, wait_busy, NULL);
+    sqlite3_busy_handler(s->db, wait_busy, s);
     sqlite3_extended_result_codes(s->db, 1);
     /* WAL: readers (inbox listings, the agent's polls) never block the
      * writer; FULL: a commit is on disk before the agent ACKs it. */

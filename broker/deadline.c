@@ -4,6 +4,12 @@
  * escalated cached so that the once-a-second overdue check costs nothing
  * until something can be due. Closing a deadline swaps the last entry into
  * its place.
+ *
+ * A broker may hold a hundred thousand open deadlines (a partner offline
+ * for a day), so an entry keeps only what differs from share to share: the
+ * event, its two parties and its times. What deadlines of one flow share
+ * (type, area, agreement, flow, kind, hours) is one class, kept once and
+ * pointed at; the full shub_store_deadline_t is rebuilt for the callbacks.
  */
 #include "sharehub/deadline.h"
 
@@ -15,9 +21,24 @@
 
 #include <string.h>
 
+typedef struct dclass {
+    const char *event_type, *area, *agreement, *agreement_hash, *flow;
+    uint32_t agreement_version, hours;
+    int kind;
+    struct dclass *next;
+} dclass_t;
+
+typedef struct entry {
+    shub_id_t event_id;
+    const char *recipient, *sender;
+    const dclass_t *cls;
+    int64_t started_ms, due_ms, escalated_ms;
+} entry_t;
+
 struct shub_deadline {
-    shub_store_deadline_t *v; /* open deadlines */
+    entry_t *v; /* open deadlines */
     size_t n, cap;
+    dclass_t *classes, *last; /* last: the class of the latest add */
     int64_t next_due; /* earliest due_ms among the unescalated; INT64_MAX: none */
 };
 
@@ -29,22 +50,94 @@ shub_deadline_t *shub_deadline_new(void)
     return dl;
 }
 
+static void free_classes(shub_deadline_t *dl)
+{
+    while (dl->classes) {
+        dclass_t *c = dl->classes;
+        dl->classes = c->next;
+        shub_free(c);
+    }
+    dl->last = NULL;
+}
+
 void shub_deadline_destroy(shub_deadline_t **dl_p)
 {
     shub_deadline_t *dl = dl_p ? *dl_p : NULL;
     if (!dl)
         return;
+    free_classes(dl);
     shub_free(dl->v);
     shub_free(dl);
     *dl_p = NULL;
 }
 
+/* The classes go too: their strings are the store's, which a reload may
+ * replace. */
 void shub_deadline_clear(shub_deadline_t *dl)
 {
     if (!dl)
         return;
     dl->n = 0;
     dl->next_due = INT64_MAX;
+    free_classes(dl);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_class(const dclass_t *c, const shub_store_deadline_t *d)
+{
+    return c->kind == d->kind && c->hours == d->hours &&
+           c->agreement_version == d->agreement_version &&
+           same_text(c->event_type, d->event_type) && same_text(c->area, d->area) &&
+           same_text(c->agreement, d->agreement) &&
+           same_text(c->agreement_hash, d->agreement_hash) && same_text(c->flow, d->flow);
+}
+
+/* d's class, found (the latest add's first) or made. NULL: out of memory. */
+static const dclass_t *class_of(shub_deadline_t *dl, const shub_store_deadline_t *d)
+{
+    if (dl->last && same_class(dl->last, d))
+        return dl->last;
+    for (dclass_t *c = dl->classes; c; c = c->next)
+        if (same_class(c, d))
+            return dl->last = c;
+    dclass_t *c = shub_malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    *c = (dclass_t){.event_type = d->event_type,
+                    .area = d->area,
+                    .agreement = d->agreement,
+                    .agreement_hash = d->agreement_hash,
+                    .flow = d->flow,
+                    .agreement_version = d->agreement_version,
+                    .hours = d->hours,
+                    .kind = d->kind,
+                    .next = dl->classes};
+    dl->classes = c;
+    return dl->last = c;
+}
+
+/* The whole deadline an entry stands for. */
+static shub_store_deadline_t expand(const entry_t *e)
+{
+    const dclass_t *c = e->cls;
+    return (shub_store_deadline_t){.event_id = e->event_id,
+                                   .recipient = e->recipient,
+                                   .sender = e->sender,
+                                   .event_type = c->event_type,
+                                   .area = c->area,
+                                   .agreement = c->agreement,
+                                   .agreement_hash = c->agreement_hash,
+                                   .flow = c->flow,
+                                   .agreement_version = c->agreement_version,
+                                   .kind = c->kind,
+                                   .hours = c->hours,
+                                   .started_ms = e->started_ms,
+                                   .due_ms = e->due_ms,
+                                   .escalated_ms = e->escalated_ms};
 }
 
 int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
@@ -55,9 +148,16 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
         return 0;
     if (dl->n >= SHUB_DEADLINE_MAX_OPEN)
         return SHUB_ELIMIT;
-    if (shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
+    const dclass_t *cls = class_of(dl, d);
+    if (!cls || shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
         return SHUB_ENOMEM;
-    dl->v[dl->n++] = *d;
+    dl->v[dl->n++] = (entry_t){.event_id = d->event_id,
+                               .recipient = d->recipient,
+                               .sender = d->sender,
+                               .cls = cls,
+                               .started_ms = d->started_ms,
+                               .due_ms = d->due_ms,
+                               .escalated_ms = d->escalated_ms};
     if (!d->escalated_ms && d->due_ms < dl->next_due)
         dl->next_due = d->due_ms;
     return 0;
@@ -71,13 +171,13 @@ static bool listed(const char *const *to, size_t n, const char *org)
     return false;
 }
 
-static bool meets(const shub_store_deadline_t *d, const shub_id_t *reply_to,
-                  const char *from, const char *const *to, size_t n_to)
+static bool meets(const entry_t *e, const shub_id_t *reply_to, const char *from,
+                  const char *const *to, size_t n_to)
 {
-    if (memcmp(d->event_id.bytes, reply_to->bytes, SHUB_ID_SIZE) != 0 ||
-        strcmp(d->recipient, from) != 0)
+    if (memcmp(e->event_id.bytes, reply_to->bytes, SHUB_ID_SIZE) != 0 ||
+        strcmp(e->recipient, from) != 0)
         return false;
-    return d->kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, d->sender);
+    return e->cls->kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, e->sender);
 }
 
 int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const char *from,
@@ -90,7 +190,7 @@ int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const c
     for (size_t i = 0; i < dl->n; i++) {
         if (!meets(&dl->v[i], reply_to, from, to, n_to))
             continue;
-        shub_store_deadline_t d = dl->v[i];
+        shub_store_deadline_t d = expand(&dl->v[i]);
         d.answered_ms = now_ms;
         int rc = fn(&d, ctx);
         if (rc)
@@ -116,7 +216,7 @@ int shub_deadline_overdue(shub_deadline_t *dl, int64_t now_ms, size_t max,
     int done = 0;
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < dl->n; i++) {
-        shub_store_deadline_t *d = &dl->v[i];
+        entry_t *d = &dl->v[i];
         if (d->escalated_ms)
             continue;
         if (d->due_ms > now_ms || (size_t)done >= max) {
@@ -124,7 +224,7 @@ int shub_deadline_overdue(shub_deadline_t *dl, int64_t now_ms, size_t max,
                 next = d->due_ms;
             continue;
         }
-        shub_store_deadline_t copy = *d;
+        shub_store_deadline_t copy = expand(d);
         copy.escalated_ms = now_ms;
         int rc = fn(&copy, ctx);
         if (rc) {

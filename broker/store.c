@@ -1343,16 +1343,17 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
     shub_db_finalize(st);
     /* WAL checkpoints run on their own thread (below), so none on commit;
      * journal_size_limit shrinks the WAL back after a burst, so a disk that
-     * filled up gets its space back once the burst is checkpointed. 16 MiB
-     * of page cache keeps the B-tree edges a turn appends to in memory and
-     * bounds resident memory with a large backlog. secure_delete FAST zeroes
+     * filled up gets its space back once the burst is checkpointed. 8 MiB
+     * of page cache keeps the B-tree edges a turn appends to in memory (16
+     * was no faster in bench_broker) and bounds resident memory with a large
+     * backlog (100,000 queued copies in 64 MiB). secure_delete FAST zeroes
      * deleted rows in the pages a commit writes anyway, without writing
      * freed pages again (Debian's default, ON, does): what is deleted on the
      * hot path is sealed copies, ciphertext whose key is gone, and
      * confirmed updates, which hold no payload. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
-             " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -16384;"
+             " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -8192;"
              " PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST",
              opts->synchronous_full ? "FULL" : "NORMAL", (long long)SHUB_STORE_WAL_LIMIT);
     if ((rc = exec(s, sql, "set pragmas", err)))

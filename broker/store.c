@@ -1341,12 +1341,7 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
         return rc;
     }
     shub_db_finalize(st);
-    /* The file grows SHUB_STORE_GROW_BYTES at a time: extending a
-     * multi-gigabyte file a page at a time made each append dearer the
-     * longer the log (bench_audit: 1.36x from 0 to 10M rows, 1.09x with
-     * 4 MiB steps).
-     *
-     * WAL checkpoints run on their own thread (below), so none on commit;
+    /* WAL checkpoints run on their own thread (below), so none on commit;
      * journal_size_limit shrinks the WAL back after a burst, so a disk that
      * filled up gets its space back once the burst is checkpointed. 8 MiB
      * of page cache keeps the B-tree edges a turn appends to in memory (16
@@ -1363,7 +1358,6 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
              opts->synchronous_full ? "FULL" : "NORMAL", (long long)SHUB_STORE_WAL_LIMIT);
     if ((rc = exec(s, sql, "set pragmas", err)))
         return rc;
-    shub_db_grow_by(s->db, SHUB_STORE_GROW_BYTES);
     if (opts->max_pages > 0) {
         int64_t got = 0;
         snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
@@ -1690,8 +1684,6 @@ static void *ckpt_main(void *arg)
     if (shub_db_open(s->path, &dopts, &db, NULL) != 0 ||
         shub_db_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1") != 0)
         shub_db_close(&db);
-    if (db) /* checkpoints are what write the database file */
-        shub_db_grow_by(db, SHUB_STORE_GROW_BYTES);
     pthread_mutex_lock(&s->ckpt_mu);
     while (!s->ckpt_stop) {
         struct timespec until;

@@ -334,12 +334,6 @@ bool shub_db_broken(const shub_db_t *db)
     return db->kind == SHUB_DB_PG && PQstatus(db->pg) != CONNECTION_OK;
 }
 
-void shub_db_grow_by(shub_db_t *db, int bytes)
-{
-    if (db && db->kind == SHUB_DB_SQLITE)
-        sqlite3_file_control(db->lite, "main", SQLITE_FCNTL_CHUNK_SIZE, &bytes);
-}
-
 void shub_db_wal_checkpoint(shub_db_t *db, bool truncate)
 {
     if (db->kind == SHUB_DB_SQLITE)

@@ -103,10 +103,6 @@ bool shub_db_broken(const shub_db_t *db);
  * PostgreSQL, whose server checkpoints by itself. */
 void shub_db_wal_checkpoint(shub_db_t *db, bool truncate);
 
-/* SQLite: the database file grows (and shrinks) by `bytes` at a time rather
- * than a page, so a commit seldom changes its size. Nothing on PostgreSQL. */
-void shub_db_grow_by(shub_db_t *db, int bytes);
-
 /* ---- statements ---------------------------------------------------------- */
 
 /* Prepares sql into *st_p (NULL on failure). persistent: kept for reuse (SQLite's

@@ -44,7 +44,6 @@
                                                   while rows are appended */
 #define SHUB_STORE_BUSY_MS          5000       /* wait for a lock before SHUB_EDB */
 #define SHUB_STORE_MAX_TEXT         65536      /* bytes in one text of a row */
-#define SHUB_STORE_GROW_BYTES       (4 << 20)  /* SQLite: the file grows this much at a time */
 #define SHUB_STORE_INDEX_BATCH      4096       /* audit rows indexed per maintain call */
 #define SHUB_STORE_WAL_LIMIT        (64LL << 20) /* journal_size_limit: the WAL shrinks
                                                     back to this after a checkpoint */

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sharehub/alloc.h"
@@ -910,23 +909,6 @@ static void test_maintain_indexes_rows_behind_the_chain(void **state)
     shub_store_close(&s);
 }
 
-/* SQLite: the file grows SHUB_STORE_GROW_BYTES at a time, so its size is a
- * whole number of steps once what was written reaches it (at close, the
- * WAL is checkpointed into it). */
-static void test_file_grows_in_steps(void **state)
-{
-    fixture_t *f = *state;
-    if (testdb_pg())
-        skip();
-    shub_store_t *s = open_store(f, 0);
-    append_rows(s, 1, 3000, 500);
-    shub_store_close(&s);
-    struct stat st;
-    assert_int_equal(stat(f->path, &st), 0);
-    assert_true(st.st_size >= SHUB_STORE_GROW_BYTES);
-    assert_int_equal(st.st_size % SHUB_STORE_GROW_BYTES, 0);
-}
-
 /* ---- tampering: what verify catches ------------------------------------- */
 
 static void expect_bad(fixture_t *f, const uint8_t *pk, const shub_witnessed_t *w,
@@ -1672,7 +1654,6 @@ int main(void)
         T(witness_add_of_own_checkpoint_repeat_ignored),
         T(agreement_seen_twice_one_row),
         T(maintain_indexes_rows_behind_the_chain),
-        T(file_grows_in_steps),
         T(verify_edited_column_edited),
         T(verify_name_swapped_edited),
         T(verify_names_text_edited_edits_every_row_using_it),

@@ -115,9 +115,9 @@ static const char schema_sql[] =
      * seq): a page newest or oldest first is one descent and a walk. Case
      * and subject hashes are scattered keys: their indexes lead with the
      * row's epoch (FIND_EPOCH_ROWS rows each), so a row lands in the newest
-     * epoch's part of the tree, whose size is bounded, and the cost of an
-     * append stays flat however long the log grows; a lookup seeks once per
-     * epoch. */
+     * epoch's part of the tree, whose size is bounded, and what these two
+     * indexes add to an append does not grow with the log; a lookup seeks
+     * once per epoch. */
     "CREATE TABLE audit_find(\n"
     "    seq INTEGER PRIMARY KEY,\n"
     "    event_id BLOB,\n"

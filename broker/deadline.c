@@ -22,9 +22,7 @@
 #include <string.h>
 
 typedef struct dclass {
-    const char *event_type, *area, *agreement, *agreement_hash, *flow;
-    uint32_t agreement_version, hours;
-    int kind;
+    shub_store_deadline_t shared; /* the class's fields; the per-share ones unset */
     struct dclass *next;
 } dclass_t;
 
@@ -87,8 +85,9 @@ static bool same_text(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool same_class(const dclass_t *c, const shub_store_deadline_t *d)
+static bool same_class(const dclass_t *cl, const shub_store_deadline_t *d)
 {
+    const shub_store_deadline_t *c = &cl->shared;
     return c->kind == d->kind && c->hours == d->hours &&
            c->agreement_version == d->agreement_version &&
            same_text(c->event_type, d->event_type) && same_text(c->area, d->area) &&
@@ -104,18 +103,18 @@ static const dclass_t *class_of(shub_deadline_t *dl, const shub_store_deadline_t
     for (dclass_t *c = dl->classes; c; c = c->next)
         if (same_class(c, d))
             return dl->last = c;
-    dclass_t *c = shub_malloc(sizeof *c);
+    dclass_t *c = shub_calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    *c = (dclass_t){.event_type = d->event_type,
-                    .area = d->area,
-                    .agreement = d->agreement,
-                    .agreement_hash = d->agreement_hash,
-                    .flow = d->flow,
-                    .agreement_version = d->agreement_version,
-                    .hours = d->hours,
-                    .kind = d->kind,
-                    .next = dl->classes};
+    c->shared = (shub_store_deadline_t){.event_type = d->event_type,
+                                        .area = d->area,
+                                        .agreement = d->agreement,
+                                        .agreement_hash = d->agreement_hash,
+                                        .flow = d->flow,
+                                        .agreement_version = d->agreement_version,
+                                        .kind = d->kind,
+                                        .hours = d->hours};
+    c->next = dl->classes;
     dl->classes = c;
     return dl->last = c;
 }
@@ -123,21 +122,14 @@ static const dclass_t *class_of(shub_deadline_t *dl, const shub_store_deadline_t
 /* The whole deadline an entry stands for. */
 static shub_store_deadline_t expand(const entry_t *e)
 {
-    const dclass_t *c = e->cls;
-    return (shub_store_deadline_t){.event_id = e->event_id,
-                                   .recipient = e->recipient,
-                                   .sender = e->sender,
-                                   .event_type = c->event_type,
-                                   .area = c->area,
-                                   .agreement = c->agreement,
-                                   .agreement_hash = c->agreement_hash,
-                                   .flow = c->flow,
-                                   .agreement_version = c->agreement_version,
-                                   .kind = c->kind,
-                                   .hours = c->hours,
-                                   .started_ms = e->started_ms,
-                                   .due_ms = e->due_ms,
-                                   .escalated_ms = e->escalated_ms};
+    shub_store_deadline_t d = e->cls->shared;
+    d.event_id = e->event_id;
+    d.recipient = e->recipient;
+    d.sender = e->sender;
+    d.started_ms = e->started_ms;
+    d.due_ms = e->due_ms;
+    d.escalated_ms = e->escalated_ms;
+    return d;
 }
 
 int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
@@ -177,7 +169,7 @@ static bool meets(const entry_t *e, const shub_id_t *reply_to, const char *from,
     if (memcmp(e->event_id.bytes, reply_to->bytes, SHUB_ID_SIZE) != 0 ||
         strcmp(e->recipient, from) != 0)
         return false;
-    return e->cls->kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, e->sender);
+    return e->cls->shared.kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, e->sender);
 }
 
 int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const char *from,

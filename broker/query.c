@@ -450,14 +450,14 @@ static void log_terms(char *buf, size_t size, const shub_query_filter_t *f, bool
     if (f->case_hash)
         sql_add(buf, size, " AND case_hash = :case");
     sql_add(buf, size, " AND seq > :lo AND seq < :hi");
-    if (f->subject_hash)
+    if (f->subject_hash) {
+        sql_add(buf, size, " AND event_id IN (SELECT event_id FROM audit_find WHERE");
+        if (epochs)
+            sql_add(buf, size, " epoch IN " FIND_EPOCHS " AND");
         sql_add(buf, size,
-                epochs ? " AND event_id IN (SELECT event_id FROM audit_find WHERE epoch IN "
-                         FIND_EPOCHS " AND subject_hash = :subject UNION SELECT event_id"
-                         " FROM audit WHERE seq > :indexed AND subject_hash = :subject)"
-                       : " AND event_id IN (SELECT event_id FROM audit_find WHERE"
-                         " subject_hash = :subject UNION SELECT event_id FROM audit WHERE"
-                         " seq > :indexed AND subject_hash = :subject)");
+                " subject_hash = :subject UNION SELECT event_id FROM audit WHERE"
+                " seq > :indexed AND subject_hash = :subject)");
+    }
 }
 
 /* One branch: rows of `table` (audit_find up to :indexed, or audit after it)

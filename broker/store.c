@@ -1137,20 +1137,31 @@ static int probe(shub_store_t *s, int64_t *app_id, int64_t *version, int64_t *ta
 /* Creates the schema in a new, empty file or database schema. The
  * application id is checked again under the write lock: two processes may
  * race to create the same store. */
+/* Opens a transaction that holds the lock on the schema (SQLite's write
+ * lock; on PostgreSQL an advisory lock, as no table may exist yet) and
+ * reads the store's identity under it. */
+static int schema_locked(shub_store_t *s, int64_t *app_id, int64_t *version,
+                         int64_t *tables, const char *what, shub_err_t *err)
+{
+    int rc = exec(s,
+                  shub_db_kind(s->db) == SHUB_DB_PG
+                      ? "BEGIN; SELECT pg_advisory_xact_lock(1397249346,"
+                        " hashtext('create ' || current_schema()))"
+                      : "BEGIN IMMEDIATE",
+                  what, err);
+    if (rc == 0 && (rc = probe(s, app_id, version, tables, err)) != 0)
+        shub_db_exec(s->db, "ROLLBACK");
+    return rc;
+}
+
 static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
 {
     int64_t app_id = 0, version = 0, tables = 0;
     char now[32], num[32];
     bool pg = shub_db_kind(s->db) == SHUB_DB_PG;
     int rc;
-    if ((rc = exec(s,
-                   pg ? "BEGIN; SELECT pg_advisory_xact_lock(1397249346,"
-                        " hashtext('create ' || current_schema()))"
-                      : "BEGIN IMMEDIATE",
-                   "create schema", err)))
+    if ((rc = schema_locked(s, &app_id, &version, &tables, "create schema", err)))
         return rc;
-    if ((rc = probe(s, &app_id, &version, &tables, err)))
-        goto fail;
     if (app_id == SHUB_STORE_APPLICATION_ID) {
         exec(s, "ROLLBACK", "create schema", NULL);
         return 0;
@@ -1203,13 +1214,8 @@ static int upgrade_v2(shub_store_t *s, const char *path, shub_err_t *err)
     int64_t app_id = 0, version = 0, tables = 0;
     bool pg = shub_db_kind(s->db) == SHUB_DB_PG;
     char sql[1024];
-    int rc;
-    if ((rc = exec(s,
-                   pg ? "BEGIN; SELECT pg_advisory_xact_lock(1397249346,"
-                        " hashtext('create ' || current_schema()))"
-                      : "BEGIN IMMEDIATE",
-                   "upgrade the store", err)) ||
-        (rc = probe(s, &app_id, &version, &tables, err)))
+    int rc = schema_locked(s, &app_id, &version, &tables, "upgrade the store", err);
+    if (rc)
         goto fail;
     if (version != 2) {
         exec(s, "ROLLBACK", "upgrade the store", NULL);

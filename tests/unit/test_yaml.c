@@ -142,7 +142,9 @@ static void test_shub_yaml_parse_syntax_errors_say_what_to_do(void **state)
         "t.yaml:2:3: yaml: mapping values are not allowed in this context: a "
         "value that contains ': ' must be in quotes, or this line is indented "
         "too far");
-    expect_one_error("a: 1\nb\nc: 2\n",
+    expect_one_error("a: 1\n"
+                     "b\n"
+                     "c: 2\n",
                      "t.yaml:2:1: yaml: could not find expected ':': this line has a key "
                      "without ': ' and a value");
     expect_one_error(

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1348,8 +1349,8 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
     }
     shub_db_finalize(st);
     /* WAL checkpoints run on their own thread (below), so none on commit;
-     * journal_size_limit shrinks the WAL back after a burst, so a disk that
-     * filled up gets its space back once the burst is checkpointed. 8 MiB
+     * journal_size_limit shrinks the WAL back to s->wal_limit when it
+     * restarts, so a disk that filled up gets its space back. 8 MiB
      * of page cache keeps the B-tree edges a turn appends to in memory (16
      * was no faster in bench_broker) and bounds resident memory with a large
      * backlog (100,000 queued copies in 64 MiB). secure_delete FAST zeroes
@@ -1361,7 +1362,7 @@ static int set_pragmas(shub_store_t *s, const shub_store_opts_t *opts, shub_err_
              "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
              " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -8192;"
              " PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST",
-             opts->synchronous_full ? "FULL" : "NORMAL", (long long)SHUB_STORE_WAL_LIMIT);
+             opts->synchronous_full ? "FULL" : "NORMAL", (long long)s->wal_limit);
     if ((rc = exec(s, sql, "set pragmas", err)))
         return rc;
     if (opts->max_pages > 0) {
@@ -1560,13 +1561,17 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     s->checkpoint_every =
         opts->checkpoint_every ? opts->checkpoint_every : SHUB_STORE_CHECKPOINT_EVERY;
     s->checkpoint_ms = opts->checkpoint_ms ? opts->checkpoint_ms : SHUB_STORE_CHECKPOINT_MS;
+    s->wal_limit = opts->wal_limit > 0 ? opts->wal_limit : SHUB_STORE_WAL_LIMIT;
     s->names.arena = shub_arena_new(16384);
     s->path = shub_malloc(strlen(path) + 1);
-    if (!s->names.arena || !s->path) {
+    s->wal_path = shub_malloc(strlen(path) + sizeof "-wal");
+    if (!s->names.arena || !s->path || !s->wal_path) {
         rc = shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
         goto fail;
     }
     memcpy(s->path, path, strlen(path) + 1);
+    memcpy(s->wal_path, path, strlen(path));
+    memcpy(s->wal_path + strlen(path), "-wal", sizeof "-wal");
     shub_db_display(path, s->shown, sizeof s->shown);
     bool pg = shub_db_is_uri(path);
     if (opts->subject_key) {
@@ -1665,6 +1670,7 @@ void shub_store_close(shub_store_t **store_p)
     shub_free(s->names.added);
     shub_free(s->agreements);
     shub_free(s->path);
+    shub_free(s->wal_path);
     sodium_memzero(s, sizeof *s);
     shub_free(s);
     *store_p = NULL;
@@ -1674,10 +1680,21 @@ void shub_store_close(shub_store_t **store_p)
 
 /* A passive checkpoint copies committed WAL pages into the database without
  * blocking the writer or readers; on its own connection and thread it costs
- * the hub's loop nothing. The WAL file restarts from its beginning once a
- * checkpoint has caught up, so under steady traffic it stays a few turns
- * long. */
+ * the hub's loop nothing. But SQLite writes the WAL from its start again only
+ * when a write transaction begins with every frame already copied, and under
+ * traffic that never pauses the writer always has frames the last checkpoint
+ * had not seen: the file would grow without end (by 100 MB a second in
+ * bench_broker) until the disk is full. So once the file is past wal_limit,
+ * this thread asks the writing connection to restart it after its next
+ * commit (writer.c): by then nearly everything has been copied, and what is
+ * left is the last few commits. */
 #define CKPT_EVERY_MS 250
+
+static bool wal_too_long(const shub_store_t *s)
+{
+    struct stat st;
+    return stat(s->wal_path, &st) == 0 && st.st_size > s->wal_limit;
+}
 
 static void *ckpt_main(void *arg)
 {
@@ -1703,7 +1720,9 @@ static void *ckpt_main(void *arg)
         if (s->ckpt_stop || !db)
             continue;
         pthread_mutex_unlock(&s->ckpt_mu);
-        shub_db_wal_checkpoint(db, false);
+        shub_db_wal_checkpoint(db, SHUB_WAL_PASSIVE, 0);
+        if (wal_too_long(s))
+            atomic_store(&s->wal_restart, true);
         pthread_mutex_lock(&s->ckpt_mu);
     }
     pthread_mutex_unlock(&s->ckpt_mu);

@@ -334,13 +334,20 @@ bool shub_db_broken(const shub_db_t *db)
     return db->kind == SHUB_DB_PG && PQstatus(db->pg) != CONNECTION_OK;
 }
 
-void shub_db_wal_checkpoint(shub_db_t *db, bool truncate)
+void shub_db_wal_checkpoint(shub_db_t *db, shub_wal_mode_t mode, int wait_ms)
 {
-    if (db->kind == SHUB_DB_SQLITE)
-        sqlite3_wal_checkpoint_v2(db->lite, NULL,
-                                  truncate ? SQLITE_CHECKPOINT_TRUNCATE
-                                           : SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+    static const int modes[] = {
+        [SHUB_WAL_PASSIVE] = SQLITE_CHECKPOINT_PASSIVE,
+        [SHUB_WAL_RESTART] = SQLITE_CHECKPOINT_RESTART,
+        [SHUB_WAL_TRUNCATE] = SQLITE_CHECKPOINT_TRUNCATE,
+    };
+    if (db->kind != SHUB_DB_SQLITE)
+        return;
+    if (mode != SHUB_WAL_PASSIVE)
+        sqlite3_busy_timeout(db->lite, wait_ms);
+    sqlite3_wal_checkpoint_v2(db->lite, NULL, modes[mode], NULL, NULL);
+    if (mode != SHUB_WAL_PASSIVE)
+        sqlite3_busy_timeout(db->lite, SHUB_STORE_BUSY_WAIT_MS);
 }
 
 int shub_db_try_lock(shub_db_t *db, bool *got, char *holder, size_t size)

@@ -14,6 +14,7 @@
 #define SHAREHUB_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include "store_backend.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -294,6 +295,9 @@ struct shub_store {
     shub_err_t failed_err;
 
     /* WAL checkpoints on a connection and thread of their own (writer only) */
+    int64_t wal_limit;        /* bytes: past it the WAL is restarted */
+    char *wal_path;           /* path "-wal", whose size says when */
+    atomic_bool wal_restart;  /* the checkpointer asks the writing connection to */
     pthread_t ckpt_thread;
     bool ckpt_running;
     pthread_mutex_t ckpt_mu;

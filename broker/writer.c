@@ -319,6 +319,20 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
     return run_drops(s, b, err);
 }
 
+/* After a commit, on the connection that writes: a TRUNCATE checkpoint when
+ * a batch asked for one (the broker when idle), else a RESTART when the
+ * checkpointer found the WAL past its limit. Either waits only briefly for
+ * readers and else waits for the next chance. */
+#define WAL_WAIT_MS 10
+
+static void wal_after_commit(shub_store_t *s, bool truncate)
+{
+    bool restart = atomic_exchange(&s->wal_restart, false);
+    if (truncate || restart)
+        shub_db_wal_checkpoint(s->db, truncate ? SHUB_WAL_TRUNCATE : SHUB_WAL_RESTART,
+                               WAL_WAIT_MS);
+}
+
 /* Runs the batches from `first` along qnext in one transaction. */
 static int run_group(shub_store_t *s, batch_t *first, bool *truncate, shub_err_t *err)
 {
@@ -367,11 +381,8 @@ static void *writer_main(void *arg)
         shub_err_t err = {0};
         bool truncate = false;
         int rc = failed ? SHUB_EDB : run_group(s, first, &truncate, &err);
-        if (rc == 0 && truncate)
-            shub_db_wal_checkpoint(s->db, true);
 
         pthread_mutex_lock(&s->wmu);
-        s->writing = false;
         if (rc && !s->failed) {
             s->failed = true;
             s->failed_rc = rc;
@@ -385,7 +396,13 @@ static void *writer_main(void *arg)
         if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN) {
             /* the counter is saturated: the caller will read it anyway */
         }
+        /* The group is answered first; the connection stays the writer's
+         * (writing) until the checkpoint is done. */
+        if (rc == 0)
+            wal_after_commit(s, truncate);
         pthread_mutex_lock(&s->wmu);
+        s->writing = false;
+        pthread_cond_broadcast(&s->wdone);
     }
     pthread_mutex_unlock(&s->wmu);
     return NULL;
@@ -579,8 +596,7 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
         shub_store_base_restore(s);
         return rc;
     }
-    if (truncate)
-        shub_db_wal_checkpoint(s->db, true);
+    wal_after_commit(s, truncate);
     settled_ok(s, b);
     batch_give(s, b);
     shub_store_base_confirm(s);

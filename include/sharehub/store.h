@@ -45,8 +45,9 @@
 #define SHUB_STORE_BUSY_MS          5000       /* wait for a lock before SHUB_EDB */
 #define SHUB_STORE_MAX_TEXT         65536      /* bytes in one text of a row */
 #define SHUB_STORE_INDEX_BATCH      4096       /* audit rows indexed per maintain call */
-#define SHUB_STORE_WAL_LIMIT        (64LL << 20) /* journal_size_limit: the WAL shrinks
-                                                    back to this after a checkpoint */
+#define SHUB_STORE_WAL_LIMIT        (64LL << 20) /* bytes of WAL before it is written
+                                                    from its start again, and what it
+                                                    shrinks back to then */
 
 typedef struct shub_store shub_store_t;
 
@@ -67,6 +68,8 @@ typedef struct shub_store_opts {
                           (0: unlimited) */
     bool writer_thread; /* the broker: batches run on a thread of the store's own
                            (shub_store_submit), reads on a second connection */
+    int64_t wal_limit;  /* SQLite: bytes of WAL before it restarts from its start
+                           (0: SHUB_STORE_WAL_LIMIT) */
     /* PostgreSQL with `exclusive`: while another broker holds the database's
      * lock, called every 200 ms; true keeps waiting (a standby broker), false
      * gives up with SHUB_EBUSY. NULL: give up at once. */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sharehub/alloc.h"
@@ -1573,6 +1574,54 @@ static void test_writer_disk_full_fails_the_rest_then_recovers(void **state)
     assert_int_equal(res.rows, seq + 10);
 }
 
+/* Under traffic that never pauses (the broker's idle TRUNCATE never comes),
+ * with a reader beside the writer as the hub has, the WAL is written from
+ * its start again once it is past its limit: writing 24 times the limit
+ * leaves a file a few times the limit long (a checkpointer's tick of
+ * writes), not one that grew by everything written. Every row is kept. */
+static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
+{
+    SQLITE_ONLY("the WAL file is SQLite's");
+    enum { LIMIT = 2 << 20, ROWS = 60, COPY = 4000 };
+    fixture_t *f = *state;
+    shub_store_opts_t o = opts_for(f, 0);
+    o.writer_thread = true;
+    o.synchronous_full = true;
+    o.wal_limit = LIMIT;
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    int64_t next = 1, written = 0, most = 0;
+    uint64_t prev = 0;
+    while (written < 24LL * LIMIT) {
+        uint64_t t = submit_rows(s, next, next + ROWS - 1, COPY);
+        next += ROWS;
+        written += ROWS * COPY;
+        /* two batches in flight, as the hub keeps them, and a read between */
+        if (prev)
+            assert_int_equal(wait_settled(s, prev, &err), 0);
+        prev = t;
+        ups_t l = {0};
+        assert_int_equal(shub_store_updates(s, "wmp", 0, 10, on_update, &l, &err), 0);
+        struct stat st;
+        if (stat(wal, &st) == 0 && st.st_size > most)
+            most = st.st_size;
+        usleep(10000); /* at most about 24 MB/s: a tick of it is 6 MB */
+    }
+    assert_int_equal(wait_settled(s, prev, &err), 0);
+    print_message("wal: %lld MiB written, the file at most %.1f MiB (limit %d MiB)\n",
+                  (long long)(written >> 20), (double)most / (1 << 20), LIMIT >> 20);
+    assert_true(most > 0);
+    assert_true(most <= 8LL * LIMIT);
+    sign_now(s, BASE_MS + 300 * next, NULL);
+    shub_store_close(&s);
+    shub_verify_result_t res = verify(f, NULL);
+    assert_true(res.ok);
+    assert_int_equal(res.rows, next - 1);
+}
+
 static void test_open_alloc_failure_enomem_no_leak(void **state)
 {
     fixture_t *f = *state;
@@ -1682,6 +1731,7 @@ int main(void)
         T(writer_batches_commit_in_order_and_verify),
         T(writer_updates_read_waits_for_submitted),
         T(writer_disk_full_fails_the_rest_then_recovers),
+        T(writer_wal_bounded_under_unbroken_traffic),
         T(open_alloc_failure_enomem_no_leak),
         T(outcomes_alloc_failure_enomem_no_leak),
     };

@@ -2000,6 +2000,47 @@ static const struct {
 #undef T
 };
 #define N_AUDIT_TEXTS (sizeof audit_texts / sizeof audit_texts[0])
+_Static_assert(N_AUDIT_TEXTS == SHUB_STORE_TEXT_COLS, "text columns");
+
+/* Text column i's name id: the last row's for that column when the text is
+ * the same (a compare, no hashing; a forgotten name's text is NULL), else
+ * interned. */
+static int intern_col(shub_store_t *s, size_t i, const char *t, int64_t *id,
+                      shub_err_t *err)
+{
+    int64_t last = s->text_last[i];
+    if (t && last > 0 && last <= s->names.max_id && s->names.text[last]) {
+        size_t n = s->names.len[last];
+        if (strncmp(s->names.text[last], t, n) == 0 && t[n] == '\0') {
+            *id = last;
+            return 0;
+        }
+    }
+    int rc = intern(s, t, id, NULL, err);
+    if (rc == 0 && *id > 0)
+        s->text_last[i] = *id;
+    return rc;
+}
+
+/* The keyed hash of a reference, kept for the next row about the same
+ * person or case (each recipient of a share has a row of its own). */
+static void ref_hash_cached(shub_store_t *s, shub_ref_kind_t kind, const char *ref,
+                            uint8_t out[32])
+{
+    char *last = s->ref_last[kind].ref;
+    if (last[0] && strcmp(last, ref) == 0) {
+        memcpy(out, s->ref_last[kind].hash, 32);
+        return;
+    }
+    shub_store_ref_hash_key(s->subject_key, kind, ref, out);
+    size_t n = strlen(ref);
+    if (n < SHUB_STORE_REF_CACHE) {
+        memcpy(last, ref, n + 1);
+        memcpy(s->ref_last[kind].hash, out, 32);
+    } else {
+        last[0] = '\0';
+    }
+}
 
 int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *err)
 {
@@ -2020,7 +2061,7 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     memset(v, 0, sizeof v);
     for (size_t i = 0; i < N_AUDIT_TEXTS; i++) {
         const char *t = *(const char *const *)((const char *)row + audit_texts[i].off);
-        if ((rc = intern(s, t, &ids[i], NULL, err)))
+        if ((rc = intern_col(s, i, t, &ids[i], err)))
             return rc;
         canon_text(&v[audit_texts[i].col], t);
     }
@@ -2039,12 +2080,11 @@ int shub_store_audit_append(shub_store_t *s, shub_audit_row_t *row, shub_err_t *
     canon_blob(&v[AC_REPLY_TO], row->reply_to ? row->reply_to->bytes : NULL, SHUB_ID_SIZE);
     canon_blob(&v[AC_PAYLOAD_HASH], row->payload_hash, 32);
     if (row->subject_ref)
-        shub_store_ref_hash_key(s->subject_key, SHUB_REF_SUBJECT, row->subject_ref,
-                                subject);
+        ref_hash_cached(s, SHUB_REF_SUBJECT, row->subject_ref, subject);
     if (row->case_ref)
-        shub_store_ref_hash_key(s->subject_key, SHUB_REF_CASE, row->case_ref, case_h);
+        ref_hash_cached(s, SHUB_REF_CASE, row->case_ref, case_h);
     if (row->actor_ref)
-        shub_store_ref_hash_key(s->subject_key, SHUB_REF_ACTOR, row->actor_ref, actor);
+        ref_hash_cached(s, SHUB_REF_ACTOR, row->actor_ref, actor);
     canon_blob(&v[AC_SUBJECT_HASH], row->subject_ref ? subject : NULL, 32);
     canon_blob(&v[AC_CASE_HASH], row->case_ref ? case_h : NULL, 32);
     if (row->actor_ref && row->actor_clear)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "sharehub/err.h"
+#include "sharehub/msg.h"
 #include "sharehub/store.h"
 #include "sharehub/val.h"
 #include "sharehub/witness.h"
@@ -72,6 +73,8 @@ enum {
     "occurred, reply_to, fields, fields_shared, fields_stripped, facts, payload_hash, "  \
     "subject_hash, case_hash, actor_hash, row_hash"
 #define SHUB_AUDIT_TABLE_NCOLS 28
+#define SHUB_STORE_TEXT_COLS   17  /* of them, texts kept in `names` (store.c) */
+#define SHUB_STORE_REF_CACHE   (SHUB_MSG_MAX_REF + 1)
 
 /* PostgreSQL keeps an actor named in clear (an agreement's `actor: clear`)
  * in a text column of its own, actor_text, as its bytea actor_hash cannot
@@ -253,6 +256,14 @@ struct shub_store {
     bool find_epochs; /* audit_find has epochs (a version 2 store read as it is has not) */
     bool has_subject_key, has_sign_key;
     uint8_t subject_key[32];
+    /* What the last audit row of each kind held (audit_append): the next
+     * row usually holds the same texts and the same person, so a compare
+     * stands in for interning and for a keyed hash. */
+    int64_t text_last[SHUB_STORE_TEXT_COLS]; /* name id by text column */
+    struct {
+        char ref[SHUB_STORE_REF_CACHE]; /* "" : nothing kept */
+        uint8_t hash[32];
+    } ref_last[3]; /* by shub_ref_kind_t */
     uint8_t sign_secret[64];
     uint8_t sign_public[32];
     uint32_t checkpoint_every;

@@ -464,6 +464,54 @@ static void test_rollback_leaves_nothing_names_ids_not_reused(void **state)
     assert_true(verify(f, NULL).ok);
 }
 
+/* A row takes its texts' ids and its references' hashes from the row before
+ * when they are the same (each recipient of a share has a row of its own):
+ * rows that repeat a person, a case and every text, then change some (one
+ * text a prefix of the last, one the last with more after it), each read
+ * back as written, with its own keyed hashes, and the chain verifies. */
+static void test_audit_rows_repeating_texts_and_refs_read_back_each(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    static const struct {
+        const char *recipient, *subject, *fields;
+    } want[] = {
+        {"marac-coventry", "wmp-person-1001", "dash_score,victim.name"},
+        {"marac-coventry", "wmp-person-1001", "dash_score,victim.name"},
+        {"marac-cov", "wmp-person-1001", "dash_score,victim.name,victim.dob"},
+        {"marac-coventry", "wmp-person-10012", "dash_score"},
+        {"marac-coventry", "wmp-person-1001", "dash_score"},
+    };
+    size_t n = sizeof want / sizeof want[0];
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        shub_audit_row_t r;
+        make_row((int64_t)i + 1, &r);
+        char recipient[64], subject[64], fields[128]; /* fresh copies each row */
+        snprintf(recipient, sizeof recipient, "%s", want[i].recipient);
+        snprintf(subject, sizeof subject, "%s", want[i].subject);
+        snprintf(fields, sizeof fields, "%s", want[i].fields);
+        r.recipient = recipient;
+        r.subject_ref = subject;
+        r.fields = fields;
+        assert_int_equal(shub_store_audit_append(s, &r, &err), 0);
+    }
+    assert_int_equal(shub_store_commit(s, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        seen_t seen = {0};
+        uint8_t hash[32];
+        assert_int_equal(shub_store_audit_read(s, (int64_t)i, 1, keep_row, &seen, &err), 0);
+        assert_int_equal(seen.seq, (int64_t)i + 1);
+        assert_string_equal(seen.recipient, want[i].recipient);
+        assert_string_equal(seen.fields, want[i].fields);
+        assert_int_equal(shub_store_ref_hash(s, SHUB_REF_SUBJECT, want[i].subject, hash), 0);
+        assert_memory_equal(seen.subject_hash, hash, 32);
+    }
+    shub_store_close(&s);
+    assert_true(verify(f, NULL).ok);
+}
+
 static void test_open_existing_continues_chain_verify_ok(void **state)
 {
     fixture_t *f = *state;
@@ -1694,6 +1742,7 @@ int main(void)
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),
         T(rollback_leaves_nothing_names_ids_not_reused),
+        T(audit_rows_repeating_texts_and_refs_read_back_each),
         T(open_existing_continues_chain_verify_ok),
         T(checkpoint_due_by_rows_time_or_force),
         T(checkpoint_without_key_einval),

@@ -148,10 +148,20 @@ static void flight_clear(shub_store_t *s)
 
 /* ---- recording ---------------------------------------------------------------- */
 
-static void put(batch_t *b, const void *p, size_t n)
+/* Appends to the op being recorded; out of memory marks it failed. A hot
+ * path (a few dozen calls per audit row): the room is checked here and the
+ * copy, of a size the caller usually knows, is inlined. */
+static inline void put(batch_t *b, const void *p, size_t n)
 {
-    if (!b->op_failed && shub_buf_append(&b->ops, p, n) != 0)
+    shub_buf_t *o = &b->ops;
+    if (b->op_failed)
+        return;
+    if (o->cap - o->len < n && shub_buf_reserve(o, n) != 0) {
         b->op_failed = true;
+        return;
+    }
+    memcpy(o->data + o->len, p, n);
+    o->len += n;
 }
 
 void shub_store_op_begin(shub_store_t *s, stmt_id_t id)
@@ -172,8 +182,10 @@ static void param(batch_t *b, int index, int type)
 
 void shub_store_op_int(shub_store_t *s, int index, int64_t v)
 {
-    param(s->open, index, P_INT);
-    put(s->open, &v, sizeof v);
+    uint8_t rec[2 + sizeof v] = {(uint8_t)index, P_INT};
+    memcpy(rec + 2, &v, sizeof v);
+    put(s->open, rec, sizeof rec);
+    s->open->op_params++;
 }
 
 void shub_store_op_opt_int(shub_store_t *s, int index, int64_t v)
@@ -191,9 +203,11 @@ static void op_bytes(shub_store_t *s, int index, int type, const void *p, size_t
         return;
     }
     uint32_t len = (uint32_t)n;
-    param(s->open, index, type);
-    put(s->open, &len, sizeof len);
+    uint8_t rec[2 + sizeof len] = {(uint8_t)index, (uint8_t)type};
+    memcpy(rec + 2, &len, sizeof len);
+    put(s->open, rec, sizeof rec);
     put(s->open, p, n);
+    s->open->op_params++;
 }
 
 void shub_store_op_text(shub_store_t *s, int index, const char *t)

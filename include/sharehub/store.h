@@ -46,8 +46,8 @@
 #define SHUB_STORE_MAX_TEXT         65536      /* bytes in one text of a row */
 #define SHUB_STORE_INDEX_BATCH      4096       /* audit rows indexed per maintain call */
 #define SHUB_STORE_WAL_LIMIT        (64LL << 20) /* bytes of WAL before it is written
-                                                    from its start again, and what it
-                                                    shrinks back to then */
+                                                    from its start again (twice this:
+                                                    what it shrinks back to then) */
 
 typedef struct shub_store shub_store_t;
 

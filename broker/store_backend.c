@@ -339,7 +339,6 @@ void shub_db_wal_checkpoint(shub_db_t *db, shub_wal_mode_t mode, int wait_ms)
     static const int modes[] = {
         [SHUB_WAL_PASSIVE] = SQLITE_CHECKPOINT_PASSIVE,
         [SHUB_WAL_RESTART] = SQLITE_CHECKPOINT_RESTART,
-        [SHUB_WAL_TRUNCATE] = SQLITE_CHECKPOINT_TRUNCATE,
     };
     if (db->kind != SHUB_DB_SQLITE)
         return;

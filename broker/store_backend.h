@@ -102,11 +102,11 @@ bool shub_db_broken(const shub_db_t *db);
 /* SQLite's WAL checkpoints; nothing on PostgreSQL, whose server checkpoints
  * by itself. PASSIVE copies what it can and waits for nobody. RESTART copies
  * everything and then waits until no reader uses the WAL, so that the next
- * commit writes it from its start again; TRUNCATE also empties the file.
- * Both hold the writer back while they run, so they wait at most wait_ms for
- * the writer and the readers (a long read elsewhere, such as a verify, makes
- * them give up rather than stall the writer) and try again later. */
-typedef enum { SHUB_WAL_PASSIVE, SHUB_WAL_RESTART, SHUB_WAL_TRUNCATE } shub_wal_mode_t;
+ * commit writes it from its start again. It holds the writer back while it
+ * runs, so it waits at most wait_ms for the writer and the readers (a long
+ * read elsewhere, such as a verify, makes it give up rather than stall the
+ * writer) and the caller tries again later. */
+typedef enum { SHUB_WAL_PASSIVE, SHUB_WAL_RESTART } shub_wal_mode_t;
 void shub_db_wal_checkpoint(shub_db_t *db, shub_wal_mode_t mode, int wait_ms);
 
 /* ---- statements ---------------------------------------------------------- */

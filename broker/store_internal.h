@@ -341,8 +341,8 @@ void shub_store_op_blob(shub_store_t *s, int index, const void *p, size_t n);
 int shub_store_op_end(shub_store_t *s, const char *what, shub_err_t *err);
 /* A sealed row to delete when the batch runs. SHUB_ENOMEM. */
 int shub_store_op_drop(shub_store_t *s, int64_t seq);
-/* Truncates the WAL after the open batch commits (when `truncate`). */
-void shub_store_mark_truncate(shub_store_t *s, bool truncate);
+/* Restarts the WAL after the open batch commits (when `restart`). */
+void shub_store_mark_restart(shub_store_t *s, bool restart);
 
 /* Events in flight: the entry of id in an open or unsettled batch, or NULL;
  * add records it for the open batch (SHUB_ENOMEM). */

@@ -47,7 +47,7 @@ struct batch {
     size_t n_ids, cap_ids;
     size_t names_added;     /* s->names.n_added when it was closed */
     size_t n_agreements;    /* s->n_agreements when it was closed */
-    bool truncate_wal;      /* checkpoint the WAL (TRUNCATE) after it */
+    bool restart_wal;       /* restart the WAL after it (the caller is idle) */
     uint64_t ticket;
     batch_t *next;  /* the caller's list of unsettled batches, or the free list */
     batch_t *qnext; /* the writer's queue */
@@ -233,9 +233,9 @@ int shub_store_op_end(shub_store_t *s, const char *what, shub_err_t *err)
     return 0;
 }
 
-void shub_store_mark_truncate(shub_store_t *s, bool truncate)
+void shub_store_mark_restart(shub_store_t *s, bool restart)
 {
-    s->open->truncate_wal |= truncate;
+    s->open->restart_wal |= restart;
 }
 
 int shub_store_op_drop(shub_store_t *s, int64_t seq)
@@ -333,26 +333,26 @@ static int run_ops(shub_store_t *s, batch_t *b, shub_err_t *err)
     return run_drops(s, b, err);
 }
 
-/* After a commit, on the connection that writes: a TRUNCATE checkpoint when
- * a batch asked for one (the broker when idle), else a RESTART when the
- * checkpointer found the WAL past its limit. Either waits only briefly for
- * readers and else waits for the next chance. */
+/* After a commit, on the connection that writes: a RESTART checkpoint when
+ * a batch asked for one (the broker when idle) or the checkpointer found the
+ * WAL past its limit. It waits only briefly for readers, and else the WAL
+ * waits for the next chance. The file is not emptied (no TRUNCATE): it is
+ * written over in place (store.c, wal_prefill). */
 #define WAL_WAIT_MS 10
 
-static void wal_after_commit(shub_store_t *s, bool truncate)
+static void wal_after_commit(shub_store_t *s, bool asked)
 {
     bool restart = atomic_exchange(&s->wal_restart, false);
-    if (truncate || restart)
-        shub_db_wal_checkpoint(s->db, truncate ? SHUB_WAL_TRUNCATE : SHUB_WAL_RESTART,
-                               WAL_WAIT_MS);
+    if (asked || restart)
+        shub_db_wal_checkpoint(s->db, SHUB_WAL_RESTART, WAL_WAIT_MS);
 }
 
 /* Runs the batches from `first` along qnext in one transaction. */
-static int run_group(shub_store_t *s, batch_t *first, bool *truncate, shub_err_t *err)
+static int run_group(shub_store_t *s, batch_t *first, bool *restart, shub_err_t *err)
 {
     shub_db_stmt_t *st = NULL;
     int rc;
-    *truncate = false;
+    *restart = false;
     /* On PostgreSQL the whole group, BEGIN to COMMIT, goes as one pipeline:
      * a round trip per few hundred writes instead of one per write. */
     if (shub_db_pipeline_begin(s->db))
@@ -361,7 +361,7 @@ static int run_group(shub_store_t *s, batch_t *first, bool *truncate, shub_err_t
         rc = step_done(s, st, "begin", err);
     for (batch_t *b = first; b && rc == 0; b = b->qnext) {
         rc = run_ops(s, b, err);
-        *truncate |= b->truncate_wal;
+        *restart |= b->restart_wal;
     }
     if (rc == 0 && ((rc = shub_store_stmt(s, ST_COMMIT, &st, err)) == 0))
         rc = step_done(s, st, "commit", err);
@@ -393,8 +393,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->wmu);
 
         shub_err_t err = {0};
-        bool truncate = false;
-        int rc = failed ? SHUB_EDB : run_group(s, first, &truncate, &err);
+        bool restart = false;
+        int rc = failed ? SHUB_EDB : run_group(s, first, &restart, &err);
 
         pthread_mutex_lock(&s->wmu);
         if (rc && !s->failed) {
@@ -413,7 +413,7 @@ static void *writer_main(void *arg)
         /* The group is answered first; the connection stays the writer's
          * (writing) until the checkpoint is done. */
         if (rc == 0)
-            wal_after_commit(s, truncate);
+            wal_after_commit(s, restart);
         pthread_mutex_lock(&s->wmu);
         s->writing = false;
         pthread_cond_broadcast(&s->wdone);
@@ -488,7 +488,7 @@ static batch_t *batch_take(shub_store_t *s)
     }
     b->ops.len = 0;
     b->n_ops = b->n_drops = b->n_ids = 0;
-    b->op_failed = b->truncate_wal = false;
+    b->op_failed = b->restart_wal = false;
     b->next = b->qnext = NULL;
     return b;
 }
@@ -600,8 +600,8 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
     }
     batch_t *b = batch_close(s);
     b->qnext = NULL;
-    bool truncate = false;
-    int rc = run_group(s, b, &truncate, err);
+    bool restart = false;
+    int rc = run_group(s, b, &restart, err);
     s->unsettled = b->next; /* it was the only one */
     if (rc) {
         for (size_t i = 0; i < b->n_ids; i++)
@@ -610,7 +610,7 @@ int shub_store_commit(shub_store_t *s, shub_err_t *err)
         shub_store_base_restore(s);
         return rc;
     }
-    wal_after_commit(s, truncate);
+    wal_after_commit(s, restart);
     settled_ok(s, b);
     batch_give(s, b);
     shub_store_base_confirm(s);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sharehub/alloc.h"
@@ -1670,6 +1671,59 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
     assert_int_equal(res.rows, next - 1);
 }
 
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The broker's WAL is grown to its limit with zeros as the store opens, so
+ * that commits write over blocks the file already has. A store that died
+ * with commits in its WAL (a child that exits without closing) opens again
+ * with every row: the zeros go past what SQLite wrote, never over it. */
+static void test_writer_wal_prefilled_and_frames_kept_after_crash(void **state)
+{
+    SQLITE_ONLY("the WAL file is SQLite's");
+    fixture_t *f = *state;
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    shub_store_opts_t o = opts_for(f, 0);
+    o.writer_thread = true;
+    o.synchronous_full = true;
+    o.wal_limit = 1 << 20;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shub_store_t *s = NULL;
+        shub_err_t err;
+        if (shub_store_open(f->path, &o, &s, &err) != 0 || file_size(wal) != o.wal_limit)
+            _exit(2);
+        uint64_t t = submit_rows(s, 1, 40, 3000);
+        _exit(wait_settled(s, t, &err) == 0 ? 0 : 3); /* no close: a crash */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(file_size(wal), 1 << 20);
+
+    o.wal_limit = 4 << 20;
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
+    assert_int_equal(file_size(wal), 4 << 20);
+    int64_t seq;
+    shub_store_head(s, &seq, NULL);
+    assert_int_equal(seq, 40);
+    uint64_t t = submit_rows(s, 41, 50, 3000);
+    assert_int_equal(wait_settled(s, t, &err), 0);
+    sign_now(s, BASE_MS + 300 * 51, NULL);
+    shub_store_close(&s);
+    shub_verify_result_t res = verify(f, NULL);
+    assert_true(res.ok);
+    assert_int_equal(res.rows, 50);
+}
+
 static void test_open_alloc_failure_enomem_no_leak(void **state)
 {
     fixture_t *f = *state;
@@ -1781,6 +1835,7 @@ int main(void)
         T(writer_updates_read_waits_for_submitted),
         T(writer_disk_full_fails_the_rest_then_recovers),
         T(writer_wal_bounded_under_unbroken_traffic),
+        T(writer_wal_prefilled_and_frames_kept_after_crash),
         T(open_alloc_failure_enomem_no_leak),
         T(outcomes_alloc_failure_enomem_no_leak),
     };

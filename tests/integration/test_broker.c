@@ -460,14 +460,19 @@ static void test_full_window_queues_then_pumps_as_acks_arrive(void **state)
         refer(police, &s, to, 1, 15, "marac.referral");
         ids[i] = s.ev.id;
     }
+    shub_arena_t *a = shub_arena_new(0);
     for (int i = 0; i < 10; i++) {
         const shub_deliver_t *d = tclient_delivery(marac, 5000);
         assert_non_null(d);
         /* The two that fit the window went straight out; the rest queued
-         * behind them and come, as ACKs free the window, in the same order. */
+         * behind them and come, as ACKs free the window, in the same order,
+         * each its own sealed copy (held in memory while it waited). */
         assert_memory_equal(d->id.bytes, ids[i].bytes, SHUB_ID_SIZE);
+        shub_event_t ev;
+        assert_int_equal(tclient_open(marac, d, a, &ev), 0);
         tclient_ack(marac, &d->id);
     }
+    shub_arena_destroy(&a);
     assert_null(tclient_delivery(marac, 500));
     for (int i = 0; i < 100 && harness_count(h, "deliveries WHERE state='acknowledged'") < 10;
          i++)

@@ -9,6 +9,7 @@
 #include "sharehub/agentdb.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/time.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -222,32 +223,20 @@ static void busy_init(void)
     pthread_condattr_destroy(&attr);
 }
 
-static int64_t monotonic_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
 /* ctx is the store: the wait is measured from its first try, since a wake
  * may end a try early. */
 static int wait_busy(void *ctx, int tries)
 {
     shub_agentdb_t *s = ctx;
-    int64_t now = monotonic_us();
+    int64_t now = shub_mono_us();
     if (tries == 0)
         s->busy_since_us = now;
     int64_t waited_us = now - s->busy_since_us;
     if (waited_us >= (int64_t)SHUB_AGENTDB_BUSY_MS * 1000)
         return 0;
     pthread_once(&busy_once, busy_init);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += waited_us < 10000 ? 100000L : 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t wake_us = now + (waited_us < 10000 ? 100 : 1000);
+    struct timespec until = {wake_us / 1000000, (wake_us % 1000000) * 1000};
     pthread_mutex_lock(&busy_lock);
     busy_waiters++;
     pthread_cond_timedwait(&busy_cond, &busy_lock, &until);

@@ -393,9 +393,7 @@ void shub_api_stop(shub_api_t *api)
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shub_mono_us() / 1000;
 }
 
 /* A long poll's turn: the query found nothing, so wait for a change after

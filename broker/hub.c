@@ -134,8 +134,8 @@ typedef struct out {           /* what a turn sends one peer once it commits */
  * order: TURNS slots, one being built and the rest committing. With three
  * the hub waited for a free slot a fifth of its time at full load (the
  * writer takes every batch waiting in one group, so more slots make larger
- * groups, not more commits); five kept 1 and 3 recipients 5-10% faster in
- * bench_broker, and eight no faster than five while holding more memory. */
+ * groups, not more commits); five made 1 and 3 recipients 11% and 7% faster
+ * in bench_broker, and eight no faster than five while holding more memory. */
 #define TURNS 5
 
 typedef struct peer {
@@ -1041,15 +1041,6 @@ int shub_hub_reload(shub_hub_t *hub)
 /* ---- metrics (broker/metrics.c) ---------------------------------------------------- */
 
 #define GAUGES_MS 1000 /* how often the gauges are published */
-
-/* A clock for durations (the commit histogram): steps of the wall clock do
- * not show. */
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* The HTTP thread's only surface: the snapshot, never the store. */
 static void serve_metrics(const shub_http_request_t *req, shub_http_response_t *resp,
@@ -2516,7 +2507,7 @@ static void complete_turns(shub_hub_t *hub, int64_t now)
         if (t->have_checkpoint)
             hub->checkpoint_at_ms = t->checkpoint.at_ms;
         shub_metrics_commit(hub->metrics, t->m,
-                            t->wrote ? (double)(mono_us() - t->submit_us) / 1e6 : -1);
+                            t->wrote ? (double)(shub_mono_us() - t->submit_us) / 1e6 : -1);
         if (t->wrote && hub->outage && t->writes)
             store_up(hub, now, true); /* a turn that wrote has committed */
         else if (hub->degraded && t->wrote && t->n_shares == 0 && now >= hub->degraded_try_ms)
@@ -2566,7 +2557,7 @@ static void close_turn(shub_hub_t *hub, int64_t now)
         int rc = hub->txn_failed ? SHUB_EDB : shub_store_submit(hub->store, &t->ticket, &err);
         if (rc == 0) {
             t->wrote = true;
-            t->submit_us = mono_us();
+            t->submit_us = shub_mono_us();
         } else {
             /* Failed while being recorded: it never reached the writer. The
              * turns before it may still commit; memory is rebuilt once they

@@ -1136,9 +1136,6 @@ static int probe(shub_store_t *s, int64_t *app_id, int64_t *version, int64_t *ta
     return 0;
 }
 
-/* Creates the schema in a new, empty file or database schema. The
- * application id is checked again under the write lock: two processes may
- * race to create the same store. */
 /* Opens a transaction that holds the lock on the schema (SQLite's write
  * lock; on PostgreSQL an advisory lock, as no table may exist yet) and
  * reads the store's identity under it. */
@@ -1156,6 +1153,9 @@ static int schema_locked(shub_store_t *s, int64_t *app_id, int64_t *version,
     return rc;
 }
 
+/* Creates the schema in a new, empty file or database schema. The
+ * application id is checked again under the write lock: two processes may
+ * race to create the same store. */
 static int create_schema(shub_store_t *s, const char *path, shub_err_t *err)
 {
     int64_t app_id = 0, version = 0, tables = 0;
@@ -1569,15 +1569,14 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     s->checkpoint_ms = opts->checkpoint_ms ? opts->checkpoint_ms : SHUB_STORE_CHECKPOINT_MS;
     s->wal_limit = opts->wal_limit > 0 ? opts->wal_limit : SHUB_STORE_WAL_LIMIT;
     s->names.arena = shub_arena_new(16384);
-    s->path = shub_malloc(strlen(path) + 1);
-    s->wal_path = shub_malloc(strlen(path) + sizeof "-wal");
+    s->path = shub_strdup(path);
+    size_t wal_size = strlen(path) + sizeof "-wal";
+    s->wal_path = shub_malloc(wal_size);
     if (!s->names.arena || !s->path || !s->wal_path) {
         rc = shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
         goto fail;
     }
-    memcpy(s->path, path, strlen(path) + 1);
-    memcpy(s->wal_path, path, strlen(path));
-    memcpy(s->wal_path + strlen(path), "-wal", sizeof "-wal");
+    snprintf(s->wal_path, wal_size, "%s-wal", path);
     shub_db_display(path, s->shown, sizeof s->shown);
     bool pg = shub_db_is_uri(path);
     if (opts->subject_key) {

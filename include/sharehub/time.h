@@ -110,4 +110,8 @@ int64_t shub_time_london_offset_ms(int64_t ms);
 /* Wall clock, ms since the Unix epoch. */
 int64_t shub_now_ms(void);
 
+/* A clock for durations and deadlines within a process, in us: steps of
+ * the wall clock do not show (CLOCK_MONOTONIC). */
+int64_t shub_mono_us(void);
+
 #endif

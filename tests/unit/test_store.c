@@ -1623,7 +1623,13 @@ static void test_writer_disk_full_fails_the_rest_then_recovers(void **state)
     assert_int_equal(res.rows, seq + 10);
 }
 
-/* Under traffic that never pauses (the broker's idle TRUNCATE never comes),
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* Under traffic that never pauses (the broker's idle restart never comes),
  * with a reader beside the writer as the hub has, the WAL is written from
  * its start again once it is past its limit: writing 24 times the limit
  * leaves a file a few times the limit long (a checkpointer's tick of
@@ -1654,9 +1660,9 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
         prev = t;
         ups_t l = {0};
         assert_int_equal(shub_store_updates(s, "wmp", 0, 10, on_update, &l, &err), 0);
-        struct stat st;
-        if (stat(wal, &st) == 0 && st.st_size > most)
-            most = st.st_size;
+        off_t size = file_size(wal);
+        if (size > most)
+            most = size;
         usleep(10000); /* at most about 24 MB/s: a tick of it is 6 MB */
     }
     assert_int_equal(wait_settled(s, prev, &err), 0);
@@ -1669,12 +1675,6 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
     shub_verify_result_t res = verify(f, NULL);
     assert_true(res.ok);
     assert_int_equal(res.rows, next - 1);
-}
-
-static off_t file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
 /* The broker's WAL is grown to its limit with zeros as the store opens, so

@@ -1691,10 +1691,14 @@ void shub_store_close(shub_store_t **store_p)
  * when a write transaction begins with every frame already copied, and under
  * traffic that never pauses the writer always has frames the last checkpoint
  * had not seen: the file would grow without end (by 100 MB a second in
- * bench_broker) until the disk is full. So once the file is past wal_limit,
- * this thread asks the writing connection to restart it after its next
- * commit (writer.c): by then nearly everything has been copied, and what is
- * left is the last few commits. */
+ * bench_broker) until the disk is full. So once the WAL holds more than
+ * wal_limit bytes of frames, this thread asks the writing connection to
+ * restart it after its next commit (writer.c): by then nearly everything has
+ * been copied, and what is left is the last few commits. What it judges by
+ * is the frames written since the last restart, not the file's length: a
+ * file once grown past the limit stays that long (journal_size_limit is
+ * twice it), and judged by its length every tick asked for a restart, which
+ * holds the writer 1 to 3 ms (four times a second at 10,000 events/s). */
 #define CKPT_EVERY_MS 250
 
 /* Until the WAL has once grown to wal_limit, each commit extends the file,
@@ -1737,12 +1741,6 @@ static void wal_prefill(const shub_store_t *s)
     close(fd);
 }
 
-static bool wal_too_long(const shub_store_t *s)
-{
-    struct stat st;
-    return stat(s->wal_path, &st) == 0 && st.st_size > s->wal_limit;
-}
-
 static void *ckpt_main(void *arg)
 {
     shub_store_t *s = arg;
@@ -1767,13 +1765,13 @@ static void *ckpt_main(void *arg)
         if (s->ckpt_stop || !db)
             continue;
         pthread_mutex_unlock(&s->ckpt_mu);
-        shub_db_wal_checkpoint(db, SHUB_WAL_PASSIVE, 0);
-        if (wal_too_long(s)) {
+        if (shub_db_wal_passive(db) > s->wal_limit) {
             /* Once more, for what came in while the first copied: what the
              * writer's RESTART then copies, holding the writer, is what its
              * last commit or two wrote. */
             shub_db_wal_checkpoint(db, SHUB_WAL_PASSIVE, 0);
             atomic_store(&s->wal_restart, true);
+            atomic_fetch_add(&s->wal_restarts, 1);
         }
         pthread_mutex_lock(&s->ckpt_mu);
     }
@@ -1909,6 +1907,11 @@ int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
         return shub_store_submit(s, &ticket, err);
     }
     return shub_store_commit(s, err);
+}
+
+uint64_t shub_store_wal_restarts(const shub_store_t *s)
+{
+    return atomic_load(&s->wal_restarts);
 }
 
 void shub_store_head(const shub_store_t *s, int64_t *seq, uint8_t hash[32])

@@ -51,12 +51,18 @@ enum {
 /* The advisory lock's first key: 'SHUB'; the second is the schema's hash. */
 #define LOCK_KEY 1397249346
 
+/* SQLite's WAL file format: a 32-byte header, then per page a 24-byte frame
+ * header and the page. */
+#define WAL_HEADER       32
+#define WAL_FRAME_HEADER 24
+
 struct shub_db {
     shub_db_kind_t kind;
     sqlite3 *lite;
     PGconn *pg;
     unsigned next_stmt; /* names of server-side prepared statements */
     bool oom;           /* the last prepare failed for want of memory */
+    int64_t page_size;  /* SQLite: read once, for shub_db_wal_passive */
     char msg[512];      /* PostgreSQL: the last error */
     /* PostgreSQL's pipeline mode (shub_db_pipeline_begin): statements sent
      * and not yet answered, the first error among those answered, and the
@@ -359,6 +365,26 @@ void shub_db_wal_checkpoint(shub_db_t *db, shub_wal_mode_t mode, int wait_ms)
     sqlite3_wal_checkpoint_v2(db->lite, NULL, modes[mode], NULL, NULL);
     if (mode != SHUB_WAL_PASSIVE)
         sqlite3_busy_timeout(db->lite, SHUB_STORE_BUSY_WAIT_MS);
+}
+
+int64_t shub_db_wal_passive(shub_db_t *db)
+{
+    int frames = -1, done = 0;
+    if (db->kind != SHUB_DB_SQLITE ||
+        sqlite3_wal_checkpoint_v2(db->lite, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) !=
+            SQLITE_OK ||
+        frames < 0)
+        return -1;
+    if (!db->page_size) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db->lite, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            db->page_size = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (db->page_size <= 0)
+            return -1;
+    }
+    return frames ? WAL_HEADER + (int64_t)frames * (WAL_FRAME_HEADER + db->page_size) : 0;
 }
 
 int shub_db_try_lock(shub_db_t *db, bool *got, char *holder, size_t size)

@@ -109,6 +109,12 @@ bool shub_db_broken(const shub_db_t *db);
 typedef enum { SHUB_WAL_PASSIVE, SHUB_WAL_RESTART } shub_wal_mode_t;
 void shub_db_wal_checkpoint(shub_db_t *db, shub_wal_mode_t mode, int wait_ms);
 
+/* A PASSIVE checkpoint that says how many bytes of the WAL are in use after
+ * it: its frames since it was last written from the start, which is not the
+ * file's size (a file once grown keeps its length and is written over in
+ * place). -1 on PostgreSQL or when it could not run. */
+int64_t shub_db_wal_passive(shub_db_t *db);
+
 /* ---- statements ---------------------------------------------------------- */
 
 /* Prepares sql into *st_p (NULL on failure). persistent: kept for reuse (SQLite's

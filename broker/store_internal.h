@@ -309,6 +309,7 @@ struct shub_store {
     int64_t wal_limit;        /* bytes: past it the WAL is restarted */
     char *wal_path;           /* path "-wal", whose size says when */
     atomic_bool wal_restart;  /* the checkpointer asks the writing connection to */
+    atomic_uint_fast64_t wal_restarts; /* how often it has asked */
     pthread_t ckpt_thread;
     bool ckpt_running;
     pthread_mutex_t ckpt_mu;

@@ -149,6 +149,10 @@ int shub_store_fd(const shub_store_t *s);
 uint64_t shub_store_ticket(const shub_store_t *s);
 uint64_t shub_store_settled(const shub_store_t *s);
 
+/* How many times the WAL checkpointer has asked the writer to write the WAL
+ * from its start again (it had more than the WAL limit of frames). */
+uint64_t shub_store_wal_restarts(const shub_store_t *s);
+
 /* Whether submitted batches are not yet settled. */
 bool shub_store_busy(const shub_store_t *s);
 

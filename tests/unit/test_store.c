@@ -1677,6 +1677,66 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
     assert_int_equal(res.rows, next - 1);
 }
 
+/* A WAL file that once grew past the limit keeps its length (it is written
+ * over in place), and a trickle of commits afterwards fills far less than
+ * the limit: no restart is asked for then. Judged by the file's length,
+ * every checkpointer tick asked for one (six in this test), each holding
+ * the writer for a RESTART. */
+static void test_writer_wal_restart_judged_by_frames_not_file_length(void **state)
+{
+    SQLITE_ONLY("the WAL file is SQLite's");
+    enum { LIMIT = 1 << 20, COPY = 4000 };
+    fixture_t *f = *state;
+    shub_store_opts_t o = opts_for(f, 0);
+    o.writer_thread = true;
+    o.synchronous_full = true;
+    o.wal_limit = LIMIT;
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+
+    /* A burst of 4 MiB in one go: the file grows past the limit, and the
+     * checkpointer asks for a restart within a tick or two. */
+    int64_t next = 1;
+    uint64_t t = submit_rows(s, next, next + 999, COPY);
+    next += 1000;
+    assert_int_equal(wait_settled(s, t, &err), 0);
+    assert_true(file_size(wal) > LIMIT);
+    for (int waited = 0; shub_store_wal_restarts(s) == 0 && waited < 3000; waited += 10)
+        usleep(10000);
+    assert_true(shub_store_wal_restarts(s) >= 1);
+    /* The commit after the request restarts the WAL; the one after that
+     * writes it from its start. */
+    for (int i = 0; i < 2; i++) {
+        t = submit_rows(s, next, next, COPY);
+        next++;
+        assert_int_equal(wait_settled(s, t, &err), 0);
+    }
+    uint64_t before = shub_store_wal_restarts(s);
+    off_t length = file_size(wal);
+
+    /* Then 1.5 s of a trickle, six ticks: about 20 KB of frames a commit,
+     * 300 KB in all, under the limit. */
+    for (int i = 0; i < 15; i++) {
+        t = submit_rows(s, next, next, COPY);
+        next++;
+        assert_int_equal(wait_settled(s, t, &err), 0);
+        usleep(100000);
+    }
+    uint64_t asked = shub_store_wal_restarts(s) - before;
+    print_message("wal: file %.1f MiB (limit %d MiB), restarts asked during the trickle: %llu\n",
+                  (double)length / (1 << 20), LIMIT >> 20, (unsigned long long)asked);
+    assert_true(length > LIMIT);
+    assert_int_equal(asked, 0);
+    sign_now(s, BASE_MS + 300 * next, NULL);
+    shub_store_close(&s);
+    shub_verify_result_t res = verify(f, NULL);
+    assert_true(res.ok);
+    assert_int_equal(res.rows, next - 1);
+}
+
 /* The broker's WAL is grown to its limit with zeros as the store opens, so
  * that commits write over blocks the file already has. A store that died
  * with commits in its WAL (a child that exits without closing) opens again
@@ -1835,6 +1895,7 @@ int main(void)
         T(writer_updates_read_waits_for_submitted),
         T(writer_disk_full_fails_the_rest_then_recovers),
         T(writer_wal_bounded_under_unbroken_traffic),
+        T(writer_wal_restart_judged_by_frames_not_file_length),
         T(writer_wal_prefilled_and_frames_kept_after_crash),
         T(open_alloc_failure_enomem_no_leak),
         T(outcomes_alloc_failure_enomem_no_leak),

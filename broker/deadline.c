@@ -5,6 +5,12 @@
  * until something can be due. Closing a deadline swaps the last entry into
  * its place.
  *
+ * Beside the array, a hash index by event id (open addressing, linear
+ * probing, deletion by shifting the run back: no tombstones), so that an
+ * answer finds its share's deadlines without reading every open one. Its
+ * hash is keyed (SipHash, a random key per tracker): event ids are chosen
+ * by partners, and ids made to collide must not turn each add into a walk.
+ *
  * A broker may hold a hundred thousand open deadlines (a partner offline
  * for a day), so an entry keeps only what differs from share to share: the
  * event, its two parties and its times. What deadlines of one flow share
@@ -17,8 +23,8 @@
 #include "sharehub/time.h"
 #include "sharehub/val.h"
 
+#include <sodium.h>
 #include <stdio.h>
-
 #include <string.h>
 
 typedef struct dclass {
@@ -36,15 +42,22 @@ typedef struct entry {
 struct shub_deadline {
     entry_t *v; /* open deadlines */
     size_t n, cap;
+    uint32_t *slots; /* the index: 1 + a position in v; 0 empty */
+    size_t n_slots;  /* a power of two, at least twice n; 0 before the first add */
+    uint8_t key[crypto_shorthash_KEYBYTES];
     dclass_t *classes, *last; /* last: the class of the latest add */
     int64_t next_due; /* earliest due_ms among the unescalated; INT64_MAX: none */
 };
 
 shub_deadline_t *shub_deadline_new(void)
 {
+    if (sodium_init() < 0)
+        return NULL;
     shub_deadline_t *dl = shub_calloc(1, sizeof *dl);
-    if (dl)
-        dl->next_due = INT64_MAX;
+    if (!dl)
+        return NULL;
+    dl->next_due = INT64_MAX;
+    randombytes_buf(dl->key, sizeof dl->key);
     return dl;
 }
 
@@ -65,6 +78,7 @@ void shub_deadline_destroy(shub_deadline_t **dl_p)
         return;
     free_classes(dl);
     shub_free(dl->v);
+    shub_free(dl->slots);
     shub_free(dl);
     *dl_p = NULL;
 }
@@ -77,6 +91,8 @@ void shub_deadline_clear(shub_deadline_t *dl)
         return;
     dl->n = 0;
     dl->next_due = INT64_MAX;
+    if (dl->slots)
+        memset(dl->slots, 0, dl->n_slots * sizeof *dl->slots);
     free_classes(dl);
 }
 
@@ -119,6 +135,82 @@ static const dclass_t *class_of(shub_deadline_t *dl, const shub_store_deadline_t
     return dl->last = c;
 }
 
+/* ---- the index by event id ---------------------------------------------- */
+
+static size_t home_of(const shub_deadline_t *dl, const shub_id_t *id)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    uint64_t v;
+    crypto_shorthash(h, id->bytes, SHUB_ID_SIZE, dl->key);
+    memcpy(&v, h, sizeof v);
+    return (size_t)v & (dl->n_slots - 1);
+}
+
+static void index_put(shub_deadline_t *dl, size_t pos)
+{
+    size_t mask = dl->n_slots - 1, j = home_of(dl, &dl->v[pos].event_id);
+    while (dl->slots[j])
+        j = (j + 1) & mask;
+    dl->slots[j] = (uint32_t)pos + 1;
+}
+
+/* Room in the index for one more entry: twice the slots, filled again. */
+static int index_reserve(shub_deadline_t *dl)
+{
+    if ((dl->n + 1) * 2 <= dl->n_slots)
+        return 0;
+    size_t n = dl->n_slots ? dl->n_slots * 2 : 64;
+    uint32_t *slots = shub_calloc(n, sizeof *slots);
+    if (!slots)
+        return SHUB_ENOMEM;
+    shub_free(dl->slots);
+    dl->slots = slots;
+    dl->n_slots = n;
+    for (size_t i = 0; i < dl->n; i++)
+        index_put(dl, i);
+    return 0;
+}
+
+/* The slot that holds position pos (it is always there). */
+static size_t slot_of(const shub_deadline_t *dl, size_t pos)
+{
+    size_t mask = dl->n_slots - 1, j = home_of(dl, &dl->v[pos].event_id);
+    while (dl->slots[j] != pos + 1)
+        j = (j + 1) & mask;
+    return j;
+}
+
+/* Empties slot j and moves back the entries of its run that may move. */
+static void slot_clear(shub_deadline_t *dl, size_t j)
+{
+    size_t mask = dl->n_slots - 1, hole = j;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!dl->slots[j])
+            break;
+        size_t home = home_of(dl, &dl->v[dl->slots[j] - 1].event_id);
+        /* It stays if its home lies cyclically in (hole, j]. */
+        bool stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+        if (!stays) {
+            dl->slots[hole] = dl->slots[j];
+            hole = j;
+        }
+    }
+    dl->slots[hole] = 0;
+}
+
+/* Closes the deadline at position pos: the last entry takes its place. */
+static void entry_remove(shub_deadline_t *dl, size_t pos)
+{
+    slot_clear(dl, slot_of(dl, pos));
+    size_t last = dl->n - 1;
+    if (pos != last) {
+        dl->slots[slot_of(dl, last)] = (uint32_t)pos + 1;
+        dl->v[pos] = dl->v[last];
+    }
+    dl->n--;
+}
+
 /* The whole deadline an entry stands for. */
 static shub_store_deadline_t expand(const entry_t *e)
 {
@@ -141,15 +233,17 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
     if (dl->n >= SHUB_DEADLINE_MAX_OPEN)
         return SHUB_ELIMIT;
     const dclass_t *cls = class_of(dl, d);
-    if (!cls || shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
+    if (!cls || index_reserve(dl) ||
+        shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
         return SHUB_ENOMEM;
-    dl->v[dl->n++] = (entry_t){.event_id = d->event_id,
+    dl->v[dl->n] = (entry_t){.event_id = d->event_id,
                                .recipient = d->recipient,
                                .sender = d->sender,
                                .cls = cls,
                                .started_ms = d->started_ms,
                                .due_ms = d->due_ms,
                                .escalated_ms = d->escalated_ms};
+    index_put(dl, dl->n++);
     if (!d->escalated_ms && d->due_ms < dl->next_due)
         dl->next_due = d->due_ms;
     return 0;
@@ -172,6 +266,20 @@ static bool meets(const entry_t *e, const shub_id_t *reply_to, const char *from,
     return e->cls->shared.kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, e->sender);
 }
 
+/* The position of the first open deadline that the answer meets, from
+ * the index; -1: none. */
+static long first_met(const shub_deadline_t *dl, const shub_id_t *reply_to, const char *from,
+                      const char *const *to, size_t n_to)
+{
+    if (!dl->n)
+        return -1;
+    size_t mask = dl->n_slots - 1;
+    for (size_t j = home_of(dl, reply_to); dl->slots[j]; j = (j + 1) & mask)
+        if (meets(&dl->v[dl->slots[j] - 1], reply_to, from, to, n_to))
+            return (long)dl->slots[j] - 1;
+    return -1;
+}
+
 int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const char *from,
                          const char *const *to, size_t n_to, int64_t now_ms,
                          shub_deadline_fn *fn, void *ctx)
@@ -179,22 +287,21 @@ int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const c
     if (!dl || !reply_to || !from || !fn)
         return SHUB_EINVAL;
     int met = 0;
-    for (size_t i = 0; i < dl->n; i++) {
-        if (!meets(&dl->v[i], reply_to, from, to, n_to))
+    size_t mask = dl->n_slots - 1;
+    for (size_t j = dl->n ? home_of(dl, reply_to) : 0; dl->n && dl->slots[j];
+         j = (j + 1) & mask) {
+        const entry_t *e = &dl->v[dl->slots[j] - 1];
+        if (!meets(e, reply_to, from, to, n_to))
             continue;
-        shub_store_deadline_t d = expand(&dl->v[i]);
+        shub_store_deadline_t d = expand(e);
         d.answered_ms = now_ms;
         int rc = fn(&d, ctx);
         if (rc)
             return rc < 0 ? rc : -rc;
         met++;
     }
-    for (size_t i = 0; met && i < dl->n;) {
-        if (meets(&dl->v[i], reply_to, from, to, n_to))
-            dl->v[i] = dl->v[--dl->n];
-        else
-            i++;
-    }
+    for (long pos; met && (pos = first_met(dl, reply_to, from, to, n_to)) >= 0;)
+        entry_remove(dl, (size_t)pos);
     return met;
 }
 

@@ -15,9 +15,10 @@
  * transaction as the event that caused it, and rebuilds the tracker from the
  * store on start, so an escalation happens once, across restarts too.
  *
- * Linear scans over the open deadlines: a region has hundreds to a few
- * thousand waiting at once (about 100 MARAC referrals a week, answered in
- * two days); the overdue scan is skipped until the earliest due time.
+ * An answer finds its share's deadlines by event id (a hash index), however
+ * many are open. The overdue scan reads them all, but only once the earliest
+ * due time has come; a region has hundreds to a few thousand waiting at once
+ * (about 100 MARAC referrals a week, answered in two days).
  */
 #ifndef SHAREHUB_DEADLINE_H
 #define SHAREHUB_DEADLINE_H

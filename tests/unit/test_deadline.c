@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "sharehub/alloc.h"
@@ -197,6 +198,124 @@ static void test_add_alloc_failure_enomem(void **state)
     shub_deadline_destroy(NULL);
 }
 
+/* The tracker against a plain model: thousands of deadlines over a few
+ * thousand shares (half of the ids alike in their last eight bytes, where
+ * an unkeyed hash of a UUIDv7 would look), answered at random from and to
+ * random organisations while new ones are added. Every answer meets exactly
+ * the deadlines the model says, each once, and what stays open agrees. */
+enum { MODEL_EVENTS = 3000, MODEL_ORGS = 4 };
+static const char *const model_orgs[MODEL_ORGS] = {"wmp", "marac-coventry", "idva-coventry",
+                                                   "probation-wm"};
+typedef struct model_dl {
+    int event, recipient, sender, kind;
+    bool open;
+} model_dl_t;
+typedef struct model {
+    shub_id_t ids[MODEL_EVENTS];
+    model_dl_t *dls;
+    size_t n;
+    int calls, wrong;
+} model_t;
+
+static uint64_t model_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static int model_met(const shub_store_deadline_t *d, void *ctx)
+{
+    model_t *m = ctx;
+    m->calls++;
+    bool found = false;
+    for (size_t i = 0; i < m->n && !found; i++) {
+        model_dl_t *e = &m->dls[i];
+        found = e->open && e->kind == d->kind &&
+                memcmp(m->ids[e->event].bytes, d->event_id.bytes, SHUB_ID_SIZE) == 0 &&
+                strcmp(model_orgs[e->recipient], d->recipient) == 0 &&
+                strcmp(model_orgs[e->sender], d->sender) == 0;
+    }
+    m->wrong += !found;
+    return 0;
+}
+
+static void model_add(shub_deadline_t *dl, model_t *m, uint64_t *x)
+{
+    int ev = (int)(model_rand(x) % MODEL_EVENTS), kind = 1 + (int)(model_rand(x) % 2);
+    int sender = (int)(model_rand(x) % MODEL_ORGS);
+    int recipient = (sender + 1 + (int)(model_rand(x) % (MODEL_ORGS - 1))) % MODEL_ORGS;
+    for (size_t i = 0; i < m->n; i++) /* one per share, recipient and kind */
+        if (m->dls[i].open && m->dls[i].event == ev && m->dls[i].recipient == recipient &&
+            m->dls[i].kind == kind)
+            return;
+    shub_store_deadline_t d = referral(0, kind, 24, 1000);
+    d.event_id = m->ids[ev];
+    d.sender = model_orgs[sender];
+    d.recipient = model_orgs[recipient];
+    assert_int_equal(shub_deadline_add(dl, &d), 0);
+    m->dls[m->n++] = (model_dl_t){ev, recipient, sender, kind, true};
+}
+
+static void test_answers_agree_with_a_model_across_many_open(void **state)
+{
+    (void)state;
+    enum { ADDS = 8000, ANSWERS = 12000 };
+    model_t m = {.dls = shub_calloc(ADDS * 2, sizeof(model_dl_t))};
+    assert_non_null(m.dls);
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < MODEL_EVENTS; i++)
+        for (int b = 0; b < SHUB_ID_SIZE; b++) /* odd ids share their last 8 bytes */
+            m.ids[i].bytes[b] = b >= 8 && i % 2 ? 0xA5 : (uint8_t)model_rand(&x);
+    shub_deadline_t *dl = shub_deadline_new();
+    assert_non_null(dl);
+    for (int i = 0; i < ADDS; i++)
+        model_add(dl, &m, &x);
+    size_t open = 0, met_total = 0;
+    for (size_t i = 0; i < m.n; i++)
+        open += m.dls[i].open;
+    assert_int_equal(shub_deadline_open(dl), open);
+    for (int a = 0; a < ANSWERS; a++) {
+        int ev = (int)(model_rand(&x) % MODEL_EVENTS);
+        int from = (int)(model_rand(&x) % MODEL_ORGS), to = (int)(model_rand(&x) % MODEL_ORGS);
+        const char *to_list[] = {model_orgs[to]};
+        int expect = 0;
+        for (size_t i = 0; i < m.n; i++) {
+            model_dl_t *e = &m.dls[i];
+            expect += e->open && e->event == ev && e->recipient == from &&
+                      (e->kind == SHUB_STORE_DEADLINE_ACK || e->sender == to);
+        }
+        int calls = m.calls;
+        int got = shub_deadline_answer(dl, &m.ids[ev], model_orgs[from], to_list, 1, 5000,
+                                       model_met, &m);
+        assert_int_equal(got, expect);
+        assert_int_equal(m.calls - calls, expect);
+        for (size_t i = 0; i < m.n; i++) {
+            model_dl_t *e = &m.dls[i];
+            if (e->open && e->event == ev && e->recipient == from &&
+                (e->kind == SHUB_STORE_DEADLINE_ACK || e->sender == to)) {
+                e->open = false;
+                open--;
+            }
+        }
+        met_total += (size_t)got;
+        if (a % 3 == 0 && m.n < ADDS * 2) { /* new shares while others close */
+            size_t before = m.n;
+            model_add(dl, &m, &x);
+            open += m.n - before;
+        }
+        assert_int_equal(shub_deadline_open(dl), open);
+    }
+    assert_int_equal(m.wrong, 0);
+    print_message("deadlines: %zu added, %zu met by %d answers, %zu open\n", m.n, met_total,
+                  ANSWERS, open);
+    assert_true(met_total > 1000); /* the answers did meet deadlines */
+    assert_true(open > 1000);      /* and many stayed open around them */
+    shub_deadline_destroy(&dl);
+    shub_free(m.dls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_due_none_and_saturation),
         cmocka_unit_test(test_notice_names_the_share_not_its_payload),
         cmocka_unit_test(test_add_alloc_failure_enomem),
+        cmocka_unit_test(test_answers_agree_with_a_model_across_many_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

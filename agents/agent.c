@@ -513,23 +513,67 @@ fail:
 
 /* ---- the outbox -------------------------------------------------------- */
 
+/* An outbox row set aside for good instead of sent, and why. */
+typedef struct {
+    shub_id_t id;
+    const char *code;
+    char msg[SHUB_ERR_MSG_MAX + 64];
+} reject_t;
+
 typedef struct {
     shub_agent_t *a;
     shub_id_t *ids;
     size_t n, cap;
     bool blocked; /* the socket's queue is full: stop for this turn */
-    shub_id_t *too_big;
-    size_t n_too_big;
-    size_t *sizes;
+    reject_t *rejects;
+    size_t n_rejects;
 } send_ctx_t;
+
+/* Whether the row's stored SHARE can ever be settled: within the broker's
+ * size limit (a message over it would cost the connection, every session),
+ * a SHARE that decodes, and one for the row's own event (the broker's
+ * receipt names the event inside; a row whose SHARE carries another would be
+ * resent without end). Only a store edited by hand holds the last two. */
+static bool sendable(const shub_agent_t *a, const shub_outbox_row_t *row, reject_t *r)
+{
+    shub_msg_t *m = NULL;
+    shub_err_t err;
+    char inner[SHUB_ID_TEXT], own[SHUB_ID_TEXT];
+    r->id = row->id;
+    if (row->share_len > a->max_bytes) {
+        r->code = "limit";
+        snprintf(r->msg, sizeof r->msg, "SHARE of %zu bytes exceeds the broker's limit %u",
+                 row->share_len, a->max_bytes);
+        return false;
+    }
+    if (shub_msg_decode(row->share, row->share_len, &m, &err) != 0) {
+        r->code = "malformed";
+        snprintf(r->msg, sizeof r->msg, "the stored SHARE does not decode: %s", err.msg);
+        return false;
+    }
+    bool ok = m->type == SHUB_MSG_SHARE &&
+              memcmp(m->share.ev.id.bytes, row->id.bytes, SHUB_ID_SIZE) == 0;
+    if (!ok) {
+        r->code = "bad-value";
+        if (m->type != SHUB_MSG_SHARE)
+            snprintf(r->msg, sizeof r->msg, "the stored message is a %s, not a SHARE",
+                     shub_msg_type_name(m->type));
+        else
+            snprintf(r->msg, sizeof r->msg,
+                     "the stored SHARE is for event %s, not this row's %s: its receipt "
+                     "could never settle the row",
+                     idtext(&m->share.ev.id, inner), idtext(&row->id, own));
+    }
+    shub_msg_destroy(&m);
+    return ok;
+}
 
 static int on_due(const shub_outbox_row_t *row, void *ctx)
 {
     send_ctx_t *sc = ctx;
     shub_agent_t *a = sc->a;
-    if (row->share_len > a->max_bytes) {
-        sc->sizes[sc->n_too_big] = row->share_len;
-        sc->too_big[sc->n_too_big++] = row->id;
+    if (!sendable(a, row, &sc->rejects[sc->n_rejects])) {
+        sc->n_rejects++;
         return 0;
     }
     shub_err_t err;
@@ -567,9 +611,8 @@ static void send_due(shub_agent_t *a, int64_t now)
     size_t room = a->window - inflight;
     send_ctx_t sc = {.a = a, .cap = room};
     sc.ids = shub_calloc(room, sizeof *sc.ids);
-    sc.too_big = shub_calloc(room, sizeof *sc.too_big);
-    sc.sizes = shub_calloc(room, sizeof *sc.sizes);
-    if (!sc.ids || !sc.too_big || !sc.sizes)
+    sc.rejects = shub_calloc(room, sizeof *sc.rejects);
+    if (!sc.ids || !sc.rejects)
         goto done;
     if (shub_agentdb_outbox_due(a->db, a->session_ms, now, room, on_due, &sc, &err))
         shub_error("store: %s", err.msg);
@@ -577,20 +620,18 @@ static void send_due(shub_agent_t *a, int64_t now)
         shub_agentdb_outbox_sent(a->db, sc.ids, sc.n, now, now + retry_ms(a), &err))
         shub_error("store: recording sends: %s", err.msg);
     a->n_sent += sc.n;
-    /* A message over the broker's limit would cost the connection, every
-     * session: refuse it here, for good, with the reason. */
-    for (size_t i = 0; i < sc.n_too_big; i++) {
-        char msg[160], idt[SHUB_ID_TEXT];
-        snprintf(msg, sizeof msg, "SHARE of %zu bytes exceeds the broker's limit %u",
-                 sc.sizes[i], a->max_bytes);
-        shub_warn("failed event=%s code=limit: %s", idtext(&sc.too_big[i], idt), msg);
-        if (shub_agentdb_outbox_fail(a->db, &sc.too_big[i], "limit", msg, now, &err))
+    /* Rows that could never be settled are failed for good, with the reason,
+     * rather than resent. */
+    for (size_t i = 0; i < sc.n_rejects; i++) {
+        const reject_t *r = &sc.rejects[i];
+        char idt[SHUB_ID_TEXT];
+        shub_warn("failed event=%s code=%s: %s", idtext(&r->id, idt), r->code, r->msg);
+        if (shub_agentdb_outbox_fail(a->db, &r->id, r->code, r->msg, now, &err))
             shub_error("store: %s", err.msg);
     }
 done:
     shub_free(sc.ids);
-    shub_free(sc.too_big);
-    shub_free(sc.sizes);
+    shub_free(sc.rejects);
 }
 
 static void purge(shub_agent_t *a, int64_t now);

@@ -346,6 +346,7 @@ static void test_agent_broker_lost_mid_run_sends_everything_once(void **state)
 }
 
 static char *edited(const char *from, const char *to);
+static bool file_has(const char *path, const char *needle);
 
 /* ---- --until-done ------------------------------------------------------- */
 
@@ -392,6 +393,66 @@ static void test_agent_until_done_exits_0_once_everything_is_receipted(void **st
     assert_non_null(strstr(out, "\n    failed: future-event: SHARE.occurred: "));
     assert_non_null(strstr(out, "\n    -> marac-coventry               queued  "
                                 "[test-marac v2 referral]\n"));
+}
+
+/* ---- outbox rows that could never be settled -------------------------------- */
+
+static void edit_store(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+}
+
+/* A store edited by hand can hold an outbox row whose SHARE is for another
+ * event, or one that does not decode. The broker's receipt names the event
+ * inside, so neither could ever be settled: the agent fails both for good,
+ * with the reason, never sends them, and sends the rest; --until-done then
+ * exits (it waited for ever). */
+static void test_agent_fails_outbox_rows_it_could_never_settle(void **state)
+{
+    harness_t *h = *state;
+    char db[400], log[400], out[4096], err[1024];
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    snprintf(log, sizeof log, "%s/wmp.log", h->dir);
+    submit_referral(h);
+    for (int hour = 11; hour <= 12; hour++) {
+        char when[32];
+        snprintf(when, sizeof when, "2026-07-01T%02d:00:00Z", hour);
+        char *other = edited("2026-07-01T10:00:00Z", when);
+        assert_int_equal(agent_cmd(h, other, out, sizeof out, err, sizeof err, "submit",
+                                   "--org", "wmp", "--config", h->dir, "--db", db, NULL),
+                         0);
+        free(other);
+    }
+    edit_store(db, "UPDATE outbox SET id = randomblob(16) WHERE seq = 2");
+    edit_store(db, "UPDATE outbox SET share = X'92C1C1' WHERE seq = 3");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, STDERR_FILENO);
+        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "run", "--org",
+              "wmp", "--config", h->dir, "--broker", h->endpoint, "--db", db,
+              "--until-done", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(agent_wait_exit(pid), 0);
+    assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'receipted'"), 1);
+    assert_int_equal(agent_count(h, "wmp",
+                                 "outbox WHERE seq = 2 AND state = 'failed' AND "
+                                 "error_code = 'bad-value' AND attempts = 0 AND "
+                                 "error LIKE 'the stored SHARE is for event %'"),
+                     1);
+    assert_int_equal(agent_count(h, "wmp",
+                                 "outbox WHERE seq = 3 AND state = 'failed' AND "
+                                 "error_code = 'malformed' AND attempts = 0"),
+                     1);
+    assert_int_equal(harness_count(h, "events"), 1); /* the broker saw only the good one */
+    assert_true(file_has(log, "code=bad-value: the stored SHARE is for event "));
+    assert_true(file_has(log, "code=malformed: the stored SHARE does not decode: "));
 }
 
 /* ---- the recipient dies between its inbox commit and its ACK ------------- */
@@ -886,6 +947,7 @@ int main(void)
         T(test_agent_broker_lost_mid_run_sends_everything_once),
         T(test_agent_killed_between_commit_and_ack_keeps_event_once),
         T(test_agent_until_done_exits_0_once_everything_is_receipted),
+        T(test_agent_fails_outbox_rows_it_could_never_settle),
         T(test_agent_submit_malformed_json_exits_65_nothing_queued),
         T(test_agent_submit_missing_field_exits_65_nothing_queued),
         T(test_agent_submit_wrong_type_exits_65_nothing_queued),

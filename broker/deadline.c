@@ -5,11 +5,8 @@
  * until something can be due. Closing a deadline swaps the last entry into
  * its place.
  *
- * Beside the array, a hash index by event id (open addressing, linear
- * probing, deletion by shifting the run back: no tombstones), so that an
- * answer finds its share's deadlines without reading every open one. Its
- * hash is keyed (SipHash, a random key per tracker): event ids are chosen
- * by partners, and ids made to collide must not turn each add into a walk.
+ * Beside the array, an index of its positions by event id (idindex.h), so
+ * that an answer finds its share's deadlines without reading every open one.
  *
  * A broker may hold a hundred thousand open deadlines (a partner offline
  * for a day), so an entry keeps only what differs from share to share: the
@@ -20,10 +17,10 @@
 #include "sharehub/deadline.h"
 
 #include "sharehub/alloc.h"
+#include "sharehub/idindex.h"
 #include "sharehub/time.h"
 #include "sharehub/val.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,22 +39,27 @@ typedef struct entry {
 struct shub_deadline {
     entry_t *v; /* open deadlines */
     size_t n, cap;
-    uint32_t *slots; /* the index: 1 + a position in v; 0 empty */
-    size_t n_slots;  /* a power of two, at least twice n; 0 before the first add */
-    uint8_t key[crypto_shorthash_KEYBYTES];
+    shub_idindex_t index; /* positions in v by event id */
     dclass_t *classes, *last; /* last: the class of the latest add */
     int64_t next_due; /* earliest due_ms among the unescalated; INT64_MAX: none */
 };
 
+static const shub_id_t *id_at(size_t pos, void *ctx)
+{
+    const shub_deadline_t *dl = ctx;
+    return &dl->v[pos].event_id;
+}
+
 shub_deadline_t *shub_deadline_new(void)
 {
-    if (sodium_init() < 0)
-        return NULL;
     shub_deadline_t *dl = shub_calloc(1, sizeof *dl);
     if (!dl)
         return NULL;
     dl->next_due = INT64_MAX;
-    randombytes_buf(dl->key, sizeof dl->key);
+    if (shub_idindex_init(&dl->index, id_at, dl) != 0) {
+        shub_free(dl);
+        return NULL;
+    }
     return dl;
 }
 
@@ -78,7 +80,7 @@ void shub_deadline_destroy(shub_deadline_t **dl_p)
         return;
     free_classes(dl);
     shub_free(dl->v);
-    shub_free(dl->slots);
+    shub_idindex_free(&dl->index);
     shub_free(dl);
     *dl_p = NULL;
 }
@@ -91,8 +93,7 @@ void shub_deadline_clear(shub_deadline_t *dl)
         return;
     dl->n = 0;
     dl->next_due = INT64_MAX;
-    if (dl->slots)
-        memset(dl->slots, 0, dl->n_slots * sizeof *dl->slots);
+    shub_idindex_clear(&dl->index);
     free_classes(dl);
 }
 
@@ -135,77 +136,13 @@ static const dclass_t *class_of(shub_deadline_t *dl, const shub_store_deadline_t
     return dl->last = c;
 }
 
-/* ---- the index by event id ---------------------------------------------- */
-
-static size_t home_of(const shub_deadline_t *dl, const shub_id_t *id)
-{
-    uint8_t h[crypto_shorthash_BYTES];
-    uint64_t v;
-    crypto_shorthash(h, id->bytes, SHUB_ID_SIZE, dl->key);
-    memcpy(&v, h, sizeof v);
-    return (size_t)v & (dl->n_slots - 1);
-}
-
-static void index_put(shub_deadline_t *dl, size_t pos)
-{
-    size_t mask = dl->n_slots - 1, j = home_of(dl, &dl->v[pos].event_id);
-    while (dl->slots[j])
-        j = (j + 1) & mask;
-    dl->slots[j] = (uint32_t)pos + 1;
-}
-
-/* Room in the index for one more entry: twice the slots, filled again. */
-static int index_reserve(shub_deadline_t *dl)
-{
-    if ((dl->n + 1) * 2 <= dl->n_slots)
-        return 0;
-    size_t n = dl->n_slots ? dl->n_slots * 2 : 64;
-    uint32_t *slots = shub_calloc(n, sizeof *slots);
-    if (!slots)
-        return SHUB_ENOMEM;
-    shub_free(dl->slots);
-    dl->slots = slots;
-    dl->n_slots = n;
-    for (size_t i = 0; i < dl->n; i++)
-        index_put(dl, i);
-    return 0;
-}
-
-/* The slot that holds position pos (it is always there). */
-static size_t slot_of(const shub_deadline_t *dl, size_t pos)
-{
-    size_t mask = dl->n_slots - 1, j = home_of(dl, &dl->v[pos].event_id);
-    while (dl->slots[j] != pos + 1)
-        j = (j + 1) & mask;
-    return j;
-}
-
-/* Empties slot j and moves back the entries of its run that may move. */
-static void slot_clear(shub_deadline_t *dl, size_t j)
-{
-    size_t mask = dl->n_slots - 1, hole = j;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!dl->slots[j])
-            break;
-        size_t home = home_of(dl, &dl->v[dl->slots[j] - 1].event_id);
-        /* It stays if its home lies cyclically in (hole, j]. */
-        bool stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
-        if (!stays) {
-            dl->slots[hole] = dl->slots[j];
-            hole = j;
-        }
-    }
-    dl->slots[hole] = 0;
-}
-
 /* Closes the deadline at position pos: the last entry takes its place. */
 static void entry_remove(shub_deadline_t *dl, size_t pos)
 {
-    slot_clear(dl, slot_of(dl, pos));
+    shub_idindex_del(&dl->index, pos);
     size_t last = dl->n - 1;
     if (pos != last) {
-        dl->slots[slot_of(dl, last)] = (uint32_t)pos + 1;
+        shub_idindex_move(&dl->index, last, pos);
         dl->v[pos] = dl->v[last];
     }
     dl->n--;
@@ -233,8 +170,7 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
     if (dl->n >= SHUB_DEADLINE_MAX_OPEN)
         return SHUB_ELIMIT;
     const dclass_t *cls = class_of(dl, d);
-    if (!cls || index_reserve(dl) ||
-        shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
+    if (!cls || shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
         return SHUB_ENOMEM;
     dl->v[dl->n] = (entry_t){.event_id = d->event_id,
                                .recipient = d->recipient,
@@ -243,7 +179,9 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
                                .started_ms = d->started_ms,
                                .due_ms = d->due_ms,
                                .escalated_ms = d->escalated_ms};
-    index_put(dl, dl->n++);
+    if (shub_idindex_put(&dl->index, dl->n))
+        return SHUB_ENOMEM;
+    dl->n++;
     if (!d->escalated_ms && d->due_ms < dl->next_due)
         dl->next_due = d->due_ms;
     return 0;
@@ -266,17 +204,14 @@ static bool meets(const entry_t *e, const shub_id_t *reply_to, const char *from,
     return e->cls->shared.kind == SHUB_STORE_DEADLINE_ACK || listed(to, n_to, e->sender);
 }
 
-/* The position of the first open deadline that the answer meets, from
- * the index; -1: none. */
+/* The position of the first open deadline that the answer meets; -1: none. */
 static long first_met(const shub_deadline_t *dl, const shub_id_t *reply_to, const char *from,
                       const char *const *to, size_t n_to)
 {
-    if (!dl->n)
-        return -1;
-    size_t mask = dl->n_slots - 1;
-    for (size_t j = home_of(dl, reply_to); dl->slots[j]; j = (j + 1) & mask)
-        if (meets(&dl->v[dl->slots[j] - 1], reply_to, from, to, n_to))
-            return (long)dl->slots[j] - 1;
+    size_t cursor = 0, pos;
+    while (shub_idindex_next(&dl->index, reply_to, &cursor, &pos))
+        if (meets(&dl->v[pos], reply_to, from, to, n_to))
+            return (long)pos;
     return -1;
 }
 
@@ -287,21 +222,19 @@ int shub_deadline_answer(shub_deadline_t *dl, const shub_id_t *reply_to, const c
     if (!dl || !reply_to || !from || !fn)
         return SHUB_EINVAL;
     int met = 0;
-    size_t mask = dl->n_slots - 1;
-    for (size_t j = dl->n ? home_of(dl, reply_to) : 0; dl->n && dl->slots[j];
-         j = (j + 1) & mask) {
-        const entry_t *e = &dl->v[dl->slots[j] - 1];
-        if (!meets(e, reply_to, from, to, n_to))
+    size_t cursor = 0, pos;
+    while (shub_idindex_next(&dl->index, reply_to, &cursor, &pos)) {
+        if (!meets(&dl->v[pos], reply_to, from, to, n_to))
             continue;
-        shub_store_deadline_t d = expand(e);
+        shub_store_deadline_t d = expand(&dl->v[pos]);
         d.answered_ms = now_ms;
         int rc = fn(&d, ctx);
         if (rc)
             return rc < 0 ? rc : -rc;
         met++;
     }
-    for (long pos; met && (pos = first_met(dl, reply_to, from, to, n_to)) >= 0;)
-        entry_remove(dl, (size_t)pos);
+    for (long at; met && (at = first_met(dl, reply_to, from, to, n_to)) >= 0;)
+        entry_remove(dl, (size_t)at);
     return met;
 }
 

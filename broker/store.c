@@ -449,6 +449,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENT_ADD] = "INSERT INTO events(event_id, sender, received_at)"
                      " VALUES(?1, ?2, ?3)",
     [ST_EVENT_SENDER] = "SELECT sender FROM events WHERE event_id = ?1",
+    [ST_EVENT_LAST] = "SELECT event_id FROM events ORDER BY event_id DESC LIMIT 1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit(" SHUB_AUDIT_TABLE_COLUMNS ")"
                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
                         " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,"
@@ -1424,7 +1425,7 @@ static int load_head(shub_store_t *s, shub_err_t *err)
     }
     s->copy_seq = v[0];
     s->indexed_upto = v[1];
-    return 0;
+    return shub_store_recent_reset(s, err);
 }
 
 int shub_store_reload(shub_store_t *s, shub_err_t *err)
@@ -1676,6 +1677,7 @@ void shub_store_close(shub_store_t **store_p)
     shub_free(s->names.slots);
     shub_free(s->names.added);
     shub_free(s->agreements);
+    shub_store_recent_free(s);
     shub_free(s->path);
     shub_free(s->wal_path);
     sodium_memzero(s, sizeof *s);
@@ -1946,7 +1948,7 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
     }
     if (f) {
         first_id = f->sender;
-    } else {
+    } else if (!shub_store_recent_unseen(s, id)) {
         /* Committed? On the reading connection, which sees the last commit. */
         if ((rc = shub_store_read_stmt(s, ST_EVENT_SENDER, &st, err)))
             return rc;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "sharehub/err.h"
+#include "sharehub/idindex.h"
 #include "sharehub/msg.h"
 #include "sharehub/store.h"
 #include "sharehub/val.h"
@@ -185,6 +186,7 @@ typedef enum {
     ST_NAME_ADD,
     ST_EVENT_ADD,
     ST_EVENT_SENDER,
+    ST_EVENT_LAST,
     ST_AUDIT_INSERT,
     ST_AUDIT_READ,
     ST_CHECKPOINT_INSERT,
@@ -223,6 +225,24 @@ typedef struct flight {
     int64_t sender; /* name id */
     bool used;
 } flight_t;
+
+/* The ids of the events committed lately, RECENT_IDS of them, oldest
+ * forgotten first (writer.c). Every committed id at or above `cut` (in the
+ * ids' byte order) is among them; the ids the file held when the store
+ * opened are all below it. So an id at or above cut that is not among them
+ * was never accepted, which the dedupe of a new event learns without a read
+ * of the file. An id below cut (an old event resent, an agent whose clock is
+ * behind by more than the window) is looked up in the file as before.
+ * Forgetting an id raises cut above it. The ids are partners' choice: one
+ * made as large as can be only sends every lookup to the file, as before. */
+#define RECENT_IDS 65536
+typedef struct recent {
+    shub_id_t *ring;      /* RECENT_IDS; NULL until the first */
+    size_t head, n;       /* the next slot written; how many are held */
+    shub_idindex_t index; /* ring slots by id */
+    shub_id_t cut;
+    bool cut_top;         /* no id is at or above cut: every lookup reads the file */
+} recent_t;
 
 /* What a rollback of the open batch returns to: the state after the batch
  * before it (submitted or committed). */
@@ -292,6 +312,7 @@ struct shub_store {
     uint64_t next_ticket, settled_ticket;
     flight_t *flight; /* events of unsettled and open batches */
     size_t n_flight, n_flight_slots;
+    recent_t recent;  /* events committed lately: most dedupe without a read */
     shub_db_t *rdb;   /* the caller's reads while the writer writes (NULL: db) */
     shub_db_stmt_t *rstmts[ST_COUNT];
     int efd;          /* eventfd: the writer finished a group */
@@ -349,6 +370,14 @@ void shub_store_mark_restart(shub_store_t *s, bool restart);
  * add records it for the open batch (SHUB_ENOMEM). */
 const flight_t *shub_store_flight_find(const shub_store_t *s, const shub_id_t *id);
 int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender);
+
+/* Recent ids (recent_t): forgets them all and sets cut above the largest id
+ * in the file (on open and after a failure); whether id was never accepted,
+ * as far as they can tell without the file (false: look it up); the ring's
+ * memory. */
+int shub_store_recent_reset(shub_store_t *s, shub_err_t *err);
+bool shub_store_recent_unseen(const shub_store_t *s, const shub_id_t *id);
+void shub_store_recent_free(shub_store_t *s);
 
 int shub_store_batch_open(shub_store_t *s, shub_err_t *err);
 void shub_store_batch_discard(shub_store_t *s);

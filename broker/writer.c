@@ -476,6 +476,104 @@ void shub_store_writer_stop(shub_store_t *s)
     s->efd = -1;
 }
 
+/* ---- events committed lately (recent_t) ------------------------------------ */
+
+static const shub_id_t *recent_id_at(size_t pos, void *ctx)
+{
+    const recent_t *r = ctx;
+    return &r->ring[pos];
+}
+
+/* The id after id in byte order; false if id is the last there is. */
+static bool id_successor(const shub_id_t *id, shub_id_t *next)
+{
+    *next = *id;
+    for (int i = SHUB_ID_SIZE - 1; i >= 0; i--)
+        if (++next->bytes[i] != 0)
+            return true;
+    return false;
+}
+
+/* cut rises to just above id (it never falls). */
+static void recent_raise_cut(recent_t *r, const shub_id_t *id)
+{
+    if (r->cut_top || memcmp(id->bytes, r->cut.bytes, SHUB_ID_SIZE) < 0)
+        return;
+    r->cut_top = !id_successor(id, &r->cut);
+}
+
+static bool recent_covers(const recent_t *r, const shub_id_t *id)
+{
+    return !r->cut_top && memcmp(id->bytes, r->cut.bytes, SHUB_ID_SIZE) >= 0;
+}
+
+/* A committed id. Without memory for the ring or its index, cut goes to the
+ * top: the lookups read the file, and nothing is wrong, only slower. */
+static void recent_add(shub_store_t *s, const shub_id_t *id)
+{
+    recent_t *r = &s->recent;
+    if (!recent_covers(r, id))
+        return; /* below cut: looked up in the file anyway */
+    if (!r->ring && !(r->ring = shub_malloc(RECENT_IDS * sizeof *r->ring))) {
+        r->cut_top = true;
+        return;
+    }
+    if (r->n == RECENT_IDS) {
+        shub_idindex_del(&r->index, r->head);
+        recent_raise_cut(r, &r->ring[r->head]);
+        r->n--;
+    }
+    r->ring[r->head] = *id;
+    if (shub_idindex_put(&r->index, r->head) != 0) {
+        r->cut_top = true;
+        return;
+    }
+    r->head = (r->head + 1) % RECENT_IDS;
+    r->n++;
+}
+
+bool shub_store_recent_unseen(const shub_store_t *s, const shub_id_t *id)
+{
+    size_t cursor = 0, pos;
+    return recent_covers(&s->recent, id) &&
+           !shub_idindex_next(&s->recent.index, id, &cursor, &pos);
+}
+
+int shub_store_recent_reset(shub_store_t *s, shub_err_t *err)
+{
+    recent_t *r = &s->recent;
+    if (!r->index.id_at && shub_idindex_init(&r->index, recent_id_at, r) != 0)
+        return shub_err_set(err, SHUB_ECRYPTO, "open store: libsodium failed to initialise");
+    shub_idindex_clear(&r->index);
+    r->head = r->n = 0;
+    memset(r->cut.bytes, 0, SHUB_ID_SIZE);
+    r->cut_top = false;
+    shub_db_stmt_t *st = NULL;
+    int rc = shub_store_stmt(s, ST_EVENT_LAST, &st, err);
+    if (rc)
+        return rc;
+    rc = shub_db_step(st);
+    if (rc == SHUB_DB_ROW && shub_db_column_bytes(st, 0) == SHUB_ID_SIZE) {
+        shub_id_t last;
+        memcpy(last.bytes, shub_db_column_blob(st, 0), SHUB_ID_SIZE);
+        recent_raise_cut(r, &last);
+    } else if (rc == SHUB_DB_ROW) {
+        r->cut_top = true; /* an id of another size: the file decides every time */
+    }
+    shub_db_reset(st);
+    if (rc != SHUB_DB_ROW && rc != SHUB_DB_DONE)
+        return shub_store_db_fail(s, err, "read the last event id");
+    return 0;
+}
+
+void shub_store_recent_free(shub_store_t *s)
+{
+    shub_idindex_free(&s->recent.index);
+    shub_free(s->recent.ring);
+    s->recent.ring = NULL;
+    s->recent.n = 0;
+}
+
 /* ---- batches: open, close, settle -------------------------------------------- */
 
 static batch_t *batch_take(shub_store_t *s)
@@ -544,8 +642,10 @@ void shub_store_batch_discard(shub_store_t *s)
 /* What settling a batch that committed makes permanent on the caller's side. */
 static void settled_ok(shub_store_t *s, batch_t *b)
 {
-    for (size_t i = 0; i < b->n_ids; i++)
+    for (size_t i = 0; i < b->n_ids; i++) {
+        recent_add(s, &b->ids[i]);
         flight_remove(s, &b->ids[i]);
+    }
     s->settled_ticket = b->ticket;
     s->names_confirmed = b->names_added;
     s->agreements_confirmed = b->n_agreements;

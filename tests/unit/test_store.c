@@ -426,6 +426,83 @@ static void test_event_add_twice_eexist_with_original_sender(void **state)
     shub_store_close(&s);
 }
 
+/* Most new events are known to be new without a read of the file: the ids
+ * committed lately are held in memory, 65,536 of them, and every committed
+ * id at or above the lowest held is among them; lower ids are looked up.
+ * Whichever way an id is answered, one accepted before is refused: ids from
+ * before the store opened, ids forgotten since, the newest, and after the
+ * largest id there is has been accepted. */
+static void expect_add(shub_store_t *s, const shub_id_t *id, int rc)
+{
+    shub_err_t err;
+    assert_int_equal(shub_store_event_add(s, id, "wmp", BASE_MS, NULL, &err), rc);
+}
+
+static void test_event_add_dedupe_across_recent_window_and_reopen(void **state)
+{
+    enum { FIRST = 1000, N = 70000, BATCH = 5000, HELD = 65536 };
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    shub_id_t id, top;
+    memset(top.bytes, 0xff, SHUB_ID_SIZE);
+    for (int64_t b = 0; b < N; b += BATCH) {
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        for (int64_t i = b; i < b + BATCH; i++) {
+            make_id(FIRST + i, &id);
+            expect_add(s, &id, 0);
+        }
+        assert_int_equal(shub_store_commit(s, &err), 0);
+    }
+    const int64_t seen[] = {FIRST, FIRST + 1, FIRST + N - HELD - 1, FIRST + N - HELD,
+                            FIRST + N - 1};
+    for (int round = 0; round < 2; round++) { /* then again after reopening */
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        for (size_t k = 0; k < sizeof seen / sizeof seen[0]; k++) {
+            make_id(seen[k], &id);
+            expect_add(s, &id, SHUB_EEXIST);
+        }
+        make_id(5 + round, &id); /* below every id accepted, never seen */
+        expect_add(s, &id, 0);
+        make_id(FIRST + N + 5 + round, &id); /* above them */
+        expect_add(s, &id, 0);
+        assert_int_equal(shub_store_commit(s, &err), 0);
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        expect_add(s, &id, SHUB_EEXIST);
+        make_id(5 + round, &id);
+        expect_add(s, &id, SHUB_EEXIST);
+        make_id(5, &id);
+        expect_add(s, &id, SHUB_EEXIST);
+        shub_store_rollback(s);
+        shub_store_close(&s);
+        s = open_store(f, 0);
+        if (round == 0)
+            continue;
+        /* The largest id there is: accepted once; after it every lookup
+         * reads the file, and still finds what it should. */
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        expect_add(s, &top, 0);
+        assert_int_equal(shub_store_commit(s, &err), 0);
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        expect_add(s, &top, SHUB_EEXIST);
+        make_id(FIRST + N + 9, &id);
+        expect_add(s, &id, 0);
+        assert_int_equal(shub_store_commit(s, &err), 0);
+        shub_store_close(&s);
+        s = open_store(f, 0);
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        expect_add(s, &top, SHUB_EEXIST);
+        expect_add(s, &id, SHUB_EEXIST);
+        make_id(FIRST + N + 11, &id);
+        expect_add(s, &id, 0);
+        assert_int_equal(shub_store_commit(s, &err), 0);
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        expect_add(s, &id, SHUB_EEXIST);
+        shub_store_rollback(s);
+    }
+    shub_store_close(&s);
+}
+
 /* A rolled-back transaction leaves no row, no name and no head behind: a name
  * first used in it and a different name after get distinct ids, and the chain
  * verifies. */
@@ -1855,6 +1932,7 @@ int main(void)
         T(ref_hash_kinds_differ_and_key_form_agrees),
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),
+        T(event_add_dedupe_across_recent_window_and_reopen),
         T(rollback_leaves_nothing_names_ids_not_reused),
         T(audit_rows_repeating_texts_and_refs_read_back_each),
         T(open_existing_continues_chain_verify_ok),

@@ -222,6 +222,7 @@ struct shub_hub {
     size_t n_queues, cap_queues;
     copy_t **map; /* pending copies by (event id, recipient) */
     size_t map_size, n_copies;
+    uint8_t map_key[crypto_shorthash_KEYBYTES]; /* copy_hash's */
 
     inmsg_t *in;
     size_t n_in, cap_in, cap_in_used; /* entries with their buffers set up */
@@ -285,19 +286,24 @@ static const char *turn_strdup(shub_hub_t *hub, const char *s)
 
 /* ---- pending copies -------------------------------------------------------- */
 
-static uint64_t copy_hash(const shub_id_t *id, const char *recipient)
+/* SipHash under a key of the hub's own: event ids are partners' choice, and
+ * ids made to collide under a fixed hash would pile a backlog of a hundred
+ * thousand copies into one chain, each ACK then a walk of it. */
+static uint64_t copy_hash(const shub_hub_t *hub, const shub_id_t *id, const char *recipient)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < SHUB_ID_SIZE; i++)
-        h = (h ^ id->bytes[i]) * 1099511628211ULL;
-    for (const char *p = recipient; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    uint8_t in[SHUB_ID_SIZE + SHUB_MSG_MAX_NAME], out[crypto_shorthash_BYTES];
+    size_t n = strnlen(recipient, SHUB_MSG_MAX_NAME);
+    uint64_t h;
+    memcpy(in, id->bytes, SHUB_ID_SIZE);
+    memcpy(in + SHUB_ID_SIZE, recipient, n);
+    crypto_shorthash(out, in, SHUB_ID_SIZE + n, hub->map_key);
+    memcpy(&h, out, sizeof h);
     return h;
 }
 
 static copy_t **map_slot(shub_hub_t *hub, const shub_id_t *id, const char *recipient)
 {
-    copy_t **pp = &hub->map[copy_hash(id, recipient) & (hub->map_size - 1)];
+    copy_t **pp = &hub->map[copy_hash(hub, id, recipient) & (hub->map_size - 1)];
     while (*pp && (memcmp((*pp)->c.event_id.bytes, id->bytes, SHUB_ID_SIZE) != 0 ||
                    strcmp((*pp)->c.recipient, recipient) != 0))
         pp = &(*pp)->hnext;
@@ -323,7 +329,7 @@ static int map_grow(shub_hub_t *hub)
     for (size_t i = 0; i < hub->map_size; i++)
         for (copy_t *c = hub->map[i], *next; c; c = next) {
             next = c->hnext;
-            copy_t **slot = &map[copy_hash(&c->c.event_id, c->c.recipient) & (size - 1)];
+            copy_t **slot = &map[copy_hash(hub, &c->c.event_id, c->c.recipient) & (size - 1)];
             c->hnext = *slot;
             *slot = c;
         }
@@ -423,7 +429,7 @@ static copy_t *copy_add(shub_hub_t *hub, const shub_store_copy_t *sc)
     c->c.sealed = NULL;
     c->c.sealed_len = 0;
     c->q = q;
-    copy_t **slot = &hub->map[copy_hash(&c->c.event_id, c->c.recipient) & (hub->map_size - 1)];
+    copy_t **slot = &hub->map[copy_hash(hub, &c->c.event_id, c->c.recipient) & (hub->map_size - 1)];
     c->hnext = *slot;
     *slot = c;
     hub->n_copies++;
@@ -903,6 +909,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
     if (!hub)
         return shub_err_set(err, SHUB_ENOMEM, "out of memory");
     hub->opts = *opts;
+    randombytes_buf(hub->map_key, sizeof hub->map_key);
     int rc;
     if (!(hub->sc = shub_calloc(1, sizeof *hub->sc))) {
         rc = shub_err_set(err, SHUB_ENOMEM, "out of memory");

@@ -4,12 +4,13 @@
  * one handler per message type, the timers (backlog, redelivery, updates,
  * checkpoints), and last one turn of the loop, which ties them together.
  *
- * A turn is a group commit. The hub reads up to batch_max messages from the
- * ROUTER (which fair-queues between peers; a per-peer cap on SHAREs bounds a
- * flood further), reads the socket monitor (so a connection that closed is no
- * longer anyone's session), handles acknowledgements, confirmations, witnesses
- * and backlog sends first and SHAREs last inside one store transaction,
- * commits once, and only then sends what the commit made true, batched per
+ * A turn is a group commit. The hub reads messages from the ROUTER (which
+ * fair-queues between peers; a per-peer cap on SHAREs bounds a flood
+ * further) a chunk at a time, reads the socket monitor (so a connection that
+ * closed is no longer anyone's session), and handles each chunk's
+ * acknowledgements, confirmations, witnesses and backlog sends first and its
+ * SHAREs last inside one store transaction; it closes the turn once the
+ * writer has nothing waiting (or at batch_max messages), commits once, and only then sends what the commit made true, batched per
  * peer: one RECEIPT for the receipts of all its SHAREs, DELIVERs for its
  * copies, one UPDATE for its new outcomes, a CHECKPOINT when one was signed.
  * Nothing is acknowledged that is not durable.
@@ -65,6 +66,7 @@
 #include <zmq.h>
 
 #define TIMER_MS          100    /* redelivery and update timers */
+#define TURN_CHUNK        64     /* messages read and handled between looks at the writer */
 #define IDLE_MAINTAIN_MS  1000   /* quiet time before indexing and a WAL truncate */
 #define BUSY_MAINTAIN_MS  5000   /* ... or this long under traffic that never stops */
 #define DEGRADED_RETRY_MS 1000   /* how soon SHAREs are tried again after a failure */
@@ -2606,11 +2608,11 @@ static void close_turn(shub_hub_t *hub, int64_t now)
     turn_start(hub);
 }
 
-/* Reads what the socket holds, up to batch_max messages. */
-static size_t read_turn(shub_hub_t *hub)
+/* Reads what the socket holds into the turn, up to `max` messages in all. */
+static size_t read_turn(shub_hub_t *hub, size_t max)
 {
     shub_err_t err;
-    while (hub->n_in < hub->set->batch_max) {
+    while (hub->n_in < max) {
         if (shub_grow((void **)&hub->in, &hub->cap_in, hub->n_in + 1, sizeof *hub->in))
             break;
         inmsg_t *m = &hub->in[hub->n_in]; /* its buffer is kept across turns */
@@ -2654,20 +2656,37 @@ int shub_hub_poll(shub_hub_t *hub, int timeout_ms)
 
     while (shub_zap_handle(hub->zap, hub->cfg) == 0)
         ;
-    size_t drained = read_turn(hub);
-    monitor_drain(hub); /* after reading, before handling: SPEC 11 */
-    for (size_t i = 0; i < hub->n_in; i++)
-        handle_first(hub, &hub->in[i]);
-    for (size_t i = 0; i < hub->n_in; i++) {
-        inmsg_t *m = &hub->in[i];
-        if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
-            m->p->welcomed && !hub->txn_failed)
-            handle_share(hub, m->p, &m->msg->share);
-        else if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
-                 hub->txn_failed)
-            send_error(hub, m->p, m->p->rid, m->p->rid_len, "unavailable",
-                       &m->msg->share.ev.id,
-                       "the broker could not commit; nothing was accepted, resend later");
+    /* The turn is read and handled a chunk at a time. It is closed as soon
+     * as the writer has nothing waiting, so that the next group is ready
+     * when a commit ends (and an idle writer starts at once); while a batch
+     * waits for the writer, the turn grows, up to batch_max, into the group
+     * after it. A fixed batch of batch_max left the writer idle while the
+     * hub decided a thousand messages, and a small fixed one made the groups
+     * too small for forty senders. */
+    size_t drained = 0;
+    for (;;) {
+        size_t from = hub->n_in, max = hub->set->batch_max;
+        if (max - from > TURN_CHUNK)
+            max = from + TURN_CHUNK;
+        if (read_turn(hub, max) == from)
+            break;
+        drained = hub->n_in;
+        monitor_drain(hub); /* after reading, before handling: SPEC 11 */
+        for (size_t i = from; i < hub->n_in; i++)
+            handle_first(hub, &hub->in[i]);
+        for (size_t i = from; i < hub->n_in; i++) {
+            inmsg_t *m = &hub->in[i];
+            if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
+                m->p->welcomed && !hub->txn_failed)
+                handle_share(hub, m->p, &m->msg->share);
+            else if (m->msg && m->msg->type == SHUB_MSG_SHARE && m->p && !m->p->ended &&
+                     hub->txn_failed)
+                send_error(hub, m->p, m->p->rid, m->p->rid_len, "unavailable",
+                           &m->msg->share.ev.id,
+                           "the broker could not commit; nothing was accepted, resend later");
+        }
+        if (hub->n_in >= hub->set->batch_max || !shub_store_queued(hub->store))
+            break;
     }
     now = shub_now_ms();
     run_timers(hub, now);

@@ -766,6 +766,16 @@ bool shub_store_busy(const shub_store_t *s)
     return s->unsettled != NULL;
 }
 
+bool shub_store_queued(shub_store_t *s)
+{
+    if (!s->writer_running)
+        return false;
+    pthread_mutex_lock(&s->wmu);
+    bool queued = s->queue != NULL;
+    pthread_mutex_unlock(&s->wmu);
+    return queued;
+}
+
 int shub_store_fd(const shub_store_t *s)
 {
     return s->writer_running ? s->efd : -1;

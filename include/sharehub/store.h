@@ -156,6 +156,10 @@ uint64_t shub_store_wal_restarts(const shub_store_t *s);
 /* Whether submitted batches are not yet settled. */
 bool shub_store_busy(const shub_store_t *s);
 
+/* Whether a submitted batch waits for the writer thread, which is still
+ * committing the groups before it (false without a writer thread). */
+bool shub_store_queued(shub_store_t *s);
+
 /* Waits until everything submitted has run, then settles it (as poll). */
 int shub_store_drain(shub_store_t *s, shub_err_t *err);
 

@@ -173,12 +173,12 @@ int shub_deadline_add(shub_deadline_t *dl, const shub_store_deadline_t *d)
     if (!cls || shub_grow((void **)&dl->v, &dl->cap, dl->n + 1, sizeof *dl->v))
         return SHUB_ENOMEM;
     dl->v[dl->n] = (entry_t){.event_id = d->event_id,
-                               .recipient = d->recipient,
-                               .sender = d->sender,
-                               .cls = cls,
-                               .started_ms = d->started_ms,
-                               .due_ms = d->due_ms,
-                               .escalated_ms = d->escalated_ms};
+                             .recipient = d->recipient,
+                             .sender = d->sender,
+                             .cls = cls,
+                             .started_ms = d->started_ms,
+                             .due_ms = d->due_ms,
+                             .escalated_ms = d->escalated_ms};
     if (shub_idindex_put(&dl->index, dl->n))
         return SHUB_ENOMEM;
     dl->n++;

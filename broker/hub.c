@@ -10,10 +10,11 @@
  * closed is no longer anyone's session), and handles each chunk's
  * acknowledgements, confirmations, witnesses and backlog sends first and its
  * SHAREs last inside one store transaction; it closes the turn once the
- * writer has nothing waiting (or at batch_max messages), commits once, and only then sends what the commit made true, batched per
- * peer: one RECEIPT for the receipts of all its SHAREs, DELIVERs for its
- * copies, one UPDATE for its new outcomes, a CHECKPOINT when one was signed.
- * Nothing is acknowledged that is not durable.
+ * writer has nothing waiting (or at batch_max messages), commits once, and
+ * only then sends what the commit made true, batched per peer: one RECEIPT
+ * for the receipts of all its SHAREs, DELIVERs for its copies, one UPDATE
+ * for its new outcomes, a CHECKPOINT when one was signed. Nothing is
+ * acknowledged that is not durable.
  *
  * If a commit fails (a full disk, an I/O error), the transaction is rolled
  * back, every SHARE of the turn is answered ERROR unavailable, and what the
@@ -431,7 +432,8 @@ static copy_t *copy_add(shub_hub_t *hub, const shub_store_copy_t *sc)
     c->c.sealed = NULL;
     c->c.sealed_len = 0;
     c->q = q;
-    copy_t **slot = &hub->map[copy_hash(hub, &c->c.event_id, c->c.recipient) & (hub->map_size - 1)];
+    copy_t **slot =
+        &hub->map[copy_hash(hub, &c->c.event_id, c->c.recipient) & (hub->map_size - 1)];
     c->hnext = *slot;
     *slot = c;
     hub->n_copies++;

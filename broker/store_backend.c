@@ -20,10 +20,10 @@
 #include "sharehub/alloc.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 
 #define SHUB_STORE_BUSY_WAIT_MS 5000 /* SQLite: wait for a lock this long */

@@ -328,7 +328,7 @@ struct shub_store {
 
     /* WAL checkpoints on a connection and thread of their own (writer only) */
     int64_t wal_limit;        /* bytes: past it the WAL is restarted */
-    char *wal_path;           /* path "-wal", whose size says when */
+    char *wal_path;           /* path "-wal" (grown to wal_limit as the store opens) */
     atomic_bool wal_restart;  /* the checkpointer asks the writing connection to */
     atomic_uint_fast64_t wal_restarts; /* how often it has asked */
     pthread_t ckpt_thread;

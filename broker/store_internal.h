@@ -223,7 +223,6 @@ typedef struct batch batch_t; /* writer.c */
 typedef struct flight {
     shub_id_t id;
     int64_t sender; /* name id */
-    bool used;
 } flight_t;
 
 /* The ids of the events committed lately, RECENT_IDS of them, oldest
@@ -310,8 +309,9 @@ struct shub_store {
     batch_t *unsettled; /* submitted, not yet settled by the caller, in order */
     batch_t *free;
     uint64_t next_ticket, settled_ticket;
-    flight_t *flight; /* events of unsettled and open batches */
-    size_t n_flight, n_flight_slots;
+    flight_t *flight; /* events of unsettled and open batches, in no order */
+    size_t n_flight, cap_flight;
+    shub_idindex_t flight_index; /* their places in flight, by id */
     recent_t recent;  /* events committed lately: most dedupe without a read */
     shub_db_t *rdb;   /* the caller's reads while the writer writes (NULL: db) */
     shub_db_stmt_t *rstmts[ST_COUNT];

@@ -56,61 +56,38 @@ struct batch {
 
 /* ---- events in flight ------------------------------------------------------ */
 
-/* Linear probing keyed by the id's random tail; deletion shifts the run back,
- * so no tombstones. */
-static size_t id_slot(const shub_id_t *id, size_t mask)
+/* An array, found by id through an idindex; a settled event's place is taken
+ * by the last. */
+static const shub_id_t *flight_id_at(size_t pos, void *ctx)
 {
-    uint64_t h;
-    memcpy(&h, id->bytes + 8, 8); /* UUIDv7: the last 8 bytes are random */
-    return (size_t)(h * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+    const shub_store_t *s = ctx;
+    return &s->flight[pos].id;
 }
 
-static int idset_grow(shub_store_t *s)
+/* The place of id among the events in flight, or -1. */
+static long flight_pos(const shub_store_t *s, const shub_id_t *id)
 {
-    size_t n = s->n_flight_slots ? s->n_flight_slots * 2 : 1024;
-    flight_t *slots = shub_calloc(n, sizeof *slots);
-    if (!slots)
-        return SHUB_ENOMEM;
-    for (size_t i = 0; i < s->n_flight_slots; i++) {
-        flight_t *e = &s->flight[i];
-        if (!e->used)
-            continue;
-        size_t j = id_slot(&e->id, n - 1);
-        while (slots[j].used)
-            j = (j + 1) & (n - 1);
-        slots[j] = *e;
-    }
-    shub_free(s->flight);
-    s->flight = slots;
-    s->n_flight_slots = n;
-    return 0;
+    size_t cursor = 0, pos;
+    return shub_idindex_next(&s->flight_index, id, &cursor, &pos) ? (long)pos : -1;
 }
 
 const flight_t *shub_store_flight_find(const shub_store_t *s, const shub_id_t *id)
 {
-    if (!s->n_flight)
-        return NULL;
-    size_t mask = s->n_flight_slots - 1;
-    for (size_t i = id_slot(id, mask);; i = (i + 1) & mask) {
-        const flight_t *e = &s->flight[i];
-        if (!e->used)
-            return NULL;
-        if (memcmp(e->id.bytes, id->bytes, SHUB_ID_SIZE) == 0)
-            return e;
-    }
+    long pos = flight_pos(s, id);
+    return pos >= 0 ? &s->flight[pos] : NULL;
 }
 
 int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender)
 {
     batch_t *b = s->open;
-    if ((s->n_flight + 1) * 2 > s->n_flight_slots && idset_grow(s))
+    if (!s->flight_index.id_at && shub_idindex_init(&s->flight_index, flight_id_at, s) != 0)
+        return SHUB_ECRYPTO;
+    if (shub_grow((void **)&s->flight, &s->cap_flight, s->n_flight + 1, sizeof *s->flight) ||
+        shub_grow((void **)&b->ids, &b->cap_ids, b->n_ids + 1, sizeof *b->ids))
         return SHUB_ENOMEM;
-    if (shub_grow((void **)&b->ids, &b->cap_ids, b->n_ids + 1, sizeof *b->ids))
+    s->flight[s->n_flight] = (flight_t){.id = *id, .sender = sender};
+    if (shub_idindex_put(&s->flight_index, s->n_flight))
         return SHUB_ENOMEM;
-    size_t mask = s->n_flight_slots - 1, i = id_slot(id, mask);
-    while (s->flight[i].used)
-        i = (i + 1) & mask;
-    s->flight[i] = (flight_t){.id = *id, .sender = sender, .used = true};
     s->n_flight++;
     b->ids[b->n_ids++] = *id;
     return 0;
@@ -118,31 +95,21 @@ int shub_store_flight_add(shub_store_t *s, const shub_id_t *id, int64_t sender)
 
 static void flight_remove(shub_store_t *s, const shub_id_t *id)
 {
-    if (!s->n_flight)
+    long pos = flight_pos(s, id);
+    if (pos < 0)
         return;
-    size_t mask = s->n_flight_slots - 1, i = id_slot(id, mask);
-    while (s->flight[i].used && memcmp(s->flight[i].id.bytes, id->bytes, SHUB_ID_SIZE))
-        i = (i + 1) & mask;
-    if (!s->flight[i].used)
-        return;
-    s->flight[i].used = false;
-    s->n_flight--;
-    /* Shift back every entry of the run that its home no longer reaches. */
-    for (size_t j = (i + 1) & mask; s->flight[j].used; j = (j + 1) & mask) {
-        size_t home = id_slot(&s->flight[j].id, mask);
-        bool reachable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
-        if (reachable) {
-            s->flight[i] = s->flight[j];
-            s->flight[j].used = false;
-            i = j;
-        }
+    shub_idindex_del(&s->flight_index, (size_t)pos);
+    size_t last = s->n_flight - 1;
+    if ((size_t)pos != last) {
+        shub_idindex_move(&s->flight_index, last, (size_t)pos);
+        s->flight[pos] = s->flight[last];
     }
+    s->n_flight--;
 }
 
 static void flight_clear(shub_store_t *s)
 {
-    if (s->flight)
-        memset(s->flight, 0, s->n_flight_slots * sizeof *s->flight);
+    shub_idindex_clear(&s->flight_index);
     s->n_flight = 0;
 }
 
@@ -612,7 +579,8 @@ void shub_store_batches_free(shub_store_t *s)
     s->free = s->unsettled = s->open = NULL;
     shub_free(s->flight);
     s->flight = NULL;
-    s->n_flight = s->n_flight_slots = 0;
+    s->n_flight = s->cap_flight = 0;
+    shub_idindex_free(&s->flight_index);
 }
 
 int shub_store_batch_open(shub_store_t *s, shub_err_t *err)

@@ -350,18 +350,11 @@ static bool file_has(const char *path, const char *needle);
 
 /* ---- --until-done ------------------------------------------------------- */
 
-static void test_agent_until_done_exits_0_once_everything_is_receipted(void **state)
+/* Runs wmp's agent with --until-done against the broker, its log in
+ * wmp.log; its exit status, or -1 if it did not exit within WAIT_MS. */
+static int wmp_until_done(const harness_t *h)
 {
-    harness_t *h = *state;
-    submit_referral(h); /* queued before the agent runs: picked up at start */
-    /* One the broker refuses for good (future-event): failed, not pending. */
-    char *future = edited("2026-07-01T10:00:00Z", "2099-07-01T10:00:00Z");
-    char db[400], log[400], out[4096], err[1024];
-    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
-    assert_int_equal(agent_cmd(h, future, out, sizeof out, err, sizeof err, "submit",
-                               "--org", "wmp", "--config", h->dir, "--db", db, NULL),
-                     0);
-    free(future);
+    char db[400], log[400];
     snprintf(db, sizeof db, "%s/wmp.db", h->dir);
     snprintf(log, sizeof log, "%s/wmp.log", h->dir);
     pid_t pid = fork();
@@ -374,7 +367,22 @@ static void test_agent_until_done_exits_0_once_everything_is_receipted(void **st
               "--until-done", (char *)NULL);
         _exit(127);
     }
-    assert_int_equal(agent_wait_exit(pid), 0);
+    return agent_wait_exit(pid);
+}
+
+static void test_agent_until_done_exits_0_once_everything_is_receipted(void **state)
+{
+    harness_t *h = *state;
+    submit_referral(h); /* queued before the agent runs: picked up at start */
+    /* One the broker refuses for good (future-event): failed, not pending. */
+    char *future = edited("2026-07-01T10:00:00Z", "2099-07-01T10:00:00Z");
+    char db[400], out[4096], err[1024];
+    snprintf(db, sizeof db, "%s/wmp.db", h->dir);
+    assert_int_equal(agent_cmd(h, future, out, sizeof out, err, sizeof err, "submit",
+                               "--org", "wmp", "--config", h->dir, "--db", db, NULL),
+                     0);
+    free(future);
+    assert_int_equal(wmp_until_done(h), 0);
     /* No MARAC agent runs: the broker holds the referral for it, and says so. */
     assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'receipted'"), 1);
     assert_int_equal(agent_count(h, "wmp",
@@ -429,17 +437,7 @@ static void test_agent_fails_outbox_rows_it_could_never_settle(void **state)
     }
     edit_store(db, "UPDATE outbox SET id = randomblob(16) WHERE seq = 2");
     edit_store(db, "UPDATE outbox SET share = X'92C1C1' WHERE seq = 3");
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, STDERR_FILENO);
-        execl(harness_program("agents/sharehub-agent"), "sharehub-agent", "run", "--org",
-              "wmp", "--config", h->dir, "--broker", h->endpoint, "--db", db,
-              "--until-done", (char *)NULL);
-        _exit(127);
-    }
-    assert_int_equal(agent_wait_exit(pid), 0);
+    assert_int_equal(wmp_until_done(h), 0);
     assert_int_equal(agent_count(h, "wmp", "outbox WHERE state = 'receipted'"), 1);
     assert_int_equal(agent_count(h, "wmp",
                                  "outbox WHERE seq = 2 AND state = 'failed' AND "

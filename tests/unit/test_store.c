@@ -1706,6 +1706,28 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* The broker's options for the WAL tests: a writer thread, synchronous
+ * FULL, and the WAL limit. */
+static shub_store_opts_t wal_opts(const fixture_t *f, int64_t limit)
+{
+    shub_store_opts_t o = opts_for(f, 0);
+    o.writer_thread = true;
+    o.synchronous_full = true;
+    o.wal_limit = limit;
+    return o;
+}
+
+/* Signs the chain, closes the store, and checks that verify finds it whole
+ * with `rows` rows. */
+static void close_verified(const fixture_t *f, shub_store_t **s, int64_t rows)
+{
+    sign_now(*s, BASE_MS + 300 * (rows + 1), NULL);
+    shub_store_close(s);
+    shub_verify_result_t res = verify(f, NULL);
+    assert_true(res.ok);
+    assert_int_equal(res.rows, rows);
+}
+
 /* Under traffic that never pauses (the broker's idle restart never comes),
  * with a reader beside the writer as the hub has, the WAL is written from
  * its start again once it is past its limit: writing 24 times the limit
@@ -1716,10 +1738,7 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
     SQLITE_ONLY("the WAL file is SQLite's");
     enum { LIMIT = 2 << 20, ROWS = 60, COPY = 4000 };
     fixture_t *f = *state;
-    shub_store_opts_t o = opts_for(f, 0);
-    o.writer_thread = true;
-    o.synchronous_full = true;
-    o.wal_limit = LIMIT;
+    shub_store_opts_t o = wal_opts(f, LIMIT);
     shub_store_t *s = NULL;
     shub_err_t err;
     assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
@@ -1747,11 +1766,7 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
                   (long long)(written >> 20), (double)most / (1 << 20), LIMIT >> 20);
     assert_true(most > 0);
     assert_true(most <= 8LL * LIMIT);
-    sign_now(s, BASE_MS + 300 * next, NULL);
-    shub_store_close(&s);
-    shub_verify_result_t res = verify(f, NULL);
-    assert_true(res.ok);
-    assert_int_equal(res.rows, next - 1);
+    close_verified(f, &s, next - 1);
 }
 
 /* A WAL file that once grew past the limit keeps its length (it is written
@@ -1764,10 +1779,7 @@ static void test_writer_wal_restart_judged_by_frames_not_file_length(void **stat
     SQLITE_ONLY("the WAL file is SQLite's");
     enum { LIMIT = 1 << 20, COPY = 4000 };
     fixture_t *f = *state;
-    shub_store_opts_t o = opts_for(f, 0);
-    o.writer_thread = true;
-    o.synchronous_full = true;
-    o.wal_limit = LIMIT;
+    shub_store_opts_t o = wal_opts(f, LIMIT);
     shub_store_t *s = NULL;
     shub_err_t err;
     assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
@@ -1807,11 +1819,7 @@ static void test_writer_wal_restart_judged_by_frames_not_file_length(void **stat
                   (double)length / (1 << 20), LIMIT >> 20, (unsigned long long)asked);
     assert_true(length > LIMIT);
     assert_int_equal(asked, 0);
-    sign_now(s, BASE_MS + 300 * next, NULL);
-    shub_store_close(&s);
-    shub_verify_result_t res = verify(f, NULL);
-    assert_true(res.ok);
-    assert_int_equal(res.rows, next - 1);
+    close_verified(f, &s, next - 1);
 }
 
 /* The broker's WAL is grown to its limit with zeros as the store opens, so
@@ -1824,10 +1832,7 @@ static void test_writer_wal_prefilled_and_frames_kept_after_crash(void **state)
     fixture_t *f = *state;
     char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
-    shub_store_opts_t o = opts_for(f, 0);
-    o.writer_thread = true;
-    o.synchronous_full = true;
-    o.wal_limit = 1 << 20;
+    shub_store_opts_t o = wal_opts(f, 1 << 20);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {

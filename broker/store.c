@@ -726,23 +726,25 @@ static void hex(const uint8_t *p, size_t n, char *out)
 
 /* ---- interned names ------------------------------------------------------ */
 
-static uint64_t text_hash(const char *t, size_t n)
+/* SipHash under a key drawn at open: the texts include what partners choose
+ * (a payload's field names, an event type), and an unkeyed hash lets anyone
+ * compute offline texts that share a slot, a probe chain every later name
+ * walks. */
+static uint64_t text_hash(const names_t *nm, const char *t, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: short keys, no adversary gain
-                                            beyond a slower probe */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)t[i];
-        h *= 1099511628211ULL;
-    }
+    uint8_t out[crypto_shorthash_BYTES];
+    uint64_t h;
+    crypto_shorthash(out, (const unsigned char *)t, n, nm->key);
+    memcpy(&h, out, sizeof h);
     return h | 1; /* never 0 */
 }
 
-static int64_t slot_find(const names_t *nm, const char *t, size_t n, uint64_t h,
-                         size_t *slot)
+static int64_t slot_find(names_t *nm, const char *t, size_t n, uint64_t h, size_t *slot)
 {
     size_t mask = nm->n_slots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         const name_slot_t *e = &nm->slots[i];
+        nm->probes++;
         if (e->id == 0) {
             *slot = i;
             return 0;
@@ -770,7 +772,7 @@ static int slots_rebuild(names_t *nm, size_t want)
         if (!nm->text[id])
             continue;
         size_t slot;
-        uint64_t h = text_hash(nm->text[id], nm->len[id]);
+        uint64_t h = text_hash(nm, nm->text[id], nm->len[id]);
         slot_find(nm, nm->text[id], nm->len[id], h, &slot);
         nm->slots[slot] = (name_slot_t){h, id};
         nm->used++;
@@ -808,7 +810,7 @@ static int names_set(names_t *nm, int64_t id, const char *t, size_t n)
         nm->max_id = id;
     if (nm->slots && (nm->used + 1) * 2 < nm->n_slots) {
         size_t slot;
-        uint64_t h = text_hash(t, n);
+        uint64_t h = text_hash(nm, t, n);
         if (slot_find(nm, t, n, h, &slot) == 0) {
             nm->slots[slot] = (name_slot_t){h, id};
             nm->used++;
@@ -852,7 +854,7 @@ int64_t shub_store_name_find(shub_store_t *s, const char *text)
     if (!text || !s->names.slots)
         return 0;
     size_t n = strlen(text);
-    return slot_find(&s->names, text, n, text_hash(text, n), &slot);
+    return slot_find(&s->names, text, n, text_hash(&s->names, text, n), &slot);
 }
 
 /* The id of text, interning it (inside the transaction) if new; 0 for NULL.
@@ -871,7 +873,7 @@ static int intern(shub_store_t *s, const char *text, int64_t *id, const char **i
         return shub_err_set(err, SHUB_EINVAL, "text of %zu bytes exceeds limit %d", n,
                             SHUB_STORE_MAX_TEXT);
     size_t slot;
-    uint64_t h = text_hash(text, n);
+    uint64_t h = text_hash(&s->names, text, n);
     int64_t found = s->names.slots ? slot_find(&s->names, text, n, h, &slot) : 0;
     if (found) {
         *id = found;
@@ -1570,6 +1572,7 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
     s->checkpoint_ms = opts->checkpoint_ms ? opts->checkpoint_ms : SHUB_STORE_CHECKPOINT_MS;
     s->wal_limit = opts->wal_limit > 0 ? opts->wal_limit : SHUB_STORE_WAL_LIMIT;
     s->names.arena = shub_arena_new(16384);
+    randombytes_buf(s->names.key, sizeof s->names.key);
     s->path = shub_strdup(path);
     size_t wal_size = strlen(path) + sizeof "-wal";
     s->wal_path = shub_malloc(wal_size);
@@ -1909,6 +1912,11 @@ int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
         return shub_store_submit(s, &ticket, err);
     }
     return shub_store_commit(s, err);
+}
+
+uint64_t shub_store_name_probes(const shub_store_t *s)
+{
+    return s->names.probes;
 }
 
 uint64_t shub_store_wal_restarts(const shub_store_t *s)

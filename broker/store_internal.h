@@ -14,6 +14,7 @@
 #define SHAREHUB_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include "store_backend.h"
 #include <stdbool.h>
@@ -168,6 +169,8 @@ typedef struct names {
     name_slot_t *slots; /* text -> id, open addressing, power of two */
     size_t n_slots, used;
     shub_arena_t *arena; /* the strings: freed only at close */
+    uint8_t key[crypto_shorthash_KEYBYTES]; /* text_hash's, random per open */
+    uint64_t probes;     /* slots visited by lookups (shub_store_name_probes) */
     int64_t *added;      /* ids added and not yet known committed, in order */
     size_t n_added, cap_added;
 } names_t;

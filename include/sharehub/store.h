@@ -153,6 +153,10 @@ uint64_t shub_store_settled(const shub_store_t *s);
  * from its start again (it had more than the WAL limit of frames). */
 uint64_t shub_store_wal_restarts(const shub_store_t *s);
 
+/* How many slots of the names map lookups have visited since open: with a
+ * load of at most a half, under two a lookup whatever texts were chosen. */
+uint64_t shub_store_name_probes(const shub_store_t *s);
+
 /* Whether submitted batches are not yet settled. */
 bool shub_store_busy(const shub_store_t *s);
 

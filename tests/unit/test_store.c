@@ -503,6 +503,62 @@ static void test_event_add_dedupe_across_recent_window_and_reopen(void **state)
     shub_store_close(&s);
 }
 
+/* FNV-1a, the names map's hash before it was keyed: what a partner could
+ * compute offline to choose field names that share a slot. */
+static uint64_t fnv1a(const char *t)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *t; t++) {
+        h ^= (unsigned char)*t;
+        h *= 1099511628211ULL;
+    }
+    return h | 1;
+}
+
+/* Field names chosen so that all share a slot under an unkeyed hash (the
+ * low 13 bits, past the map's size here) cost a lookup no more than any:
+ * 1,200 of them interned, then found again (the second round adds no
+ * name) in under 8 slots a row, where their one chain would have taken
+ * some 720,000 for the round. */
+static void test_names_chosen_to_collide_stay_one_probe(void **state)
+{
+    enum { N = 1200, MASK = 0x1fff };
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    shub_err_t err;
+    append_rows(s, 1, 2, 2);
+    int64_t names = sql_int(f->path, "SELECT count(*) FROM names");
+    static char texts[N][32];
+    for (int k = 0; k < N; k++)
+        for (uint32_t c = 0;; c++) {
+            snprintf(texts[k], sizeof texts[k], "field-%d-%u", k, c);
+            if ((fnv1a(texts[k]) & MASK) == 1)
+                break;
+        }
+    uint64_t probes[2];
+    int64_t stored[2];
+    for (int round = 0; round < 2; round++) {
+        uint64_t before = shub_store_name_probes(s);
+        assert_int_equal(shub_store_begin(s, &err), 0);
+        for (int k = 0; k < N; k++) {
+            shub_audit_row_t r;
+            make_row(3 + round * N + k, &r);
+            r.fields = texts[k];
+            assert_int_equal(shub_store_audit_append(s, &r, &err), 0);
+        }
+        assert_int_equal(shub_store_commit(s, &err), 0);
+        probes[round] = shub_store_name_probes(s) - before;
+        stored[round] = sql_int(f->path, "SELECT count(*) FROM names");
+    }
+    printf("names: %d chosen texts, %llu slots visited interning them (the map grown"
+           " twice), %llu finding them again\n",
+           N, (unsigned long long)probes[0], (unsigned long long)probes[1]);
+    assert_true(probes[1] < 8 * N);
+    assert_true(stored[0] >= names + N); /* the texts, and the odd rows' reasons */
+    assert_int_equal(stored[1], stored[0]);
+    shub_store_close(&s);
+}
+
 /* A rolled-back transaction leaves no row, no name and no head behind: a name
  * first used in it and a different name after get distinct ids, and the chain
  * verifies. */
@@ -1938,6 +1994,7 @@ int main(void)
         T(audit_append_outside_transaction_eproto),
         T(event_add_twice_eexist_with_original_sender),
         T(event_add_dedupe_across_recent_window_and_reopen),
+        T(names_chosen_to_collide_stay_one_probe),
         T(rollback_leaves_nothing_names_ids_not_reused),
         T(audit_rows_repeating_texts_and_refs_read_back_each),
         T(open_existing_continues_chain_verify_ok),

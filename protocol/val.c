@@ -7,6 +7,8 @@
 #include "sharehub/alloc.h"
 #include "sharehub/err.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <string.h>
 
 /* ---- building --------------------------------------------------------- */
@@ -319,20 +321,40 @@ typedef struct {
     char path[SHUB_VAL_MAX_PATH * 2 + 2]; /* current dotted path */
 } select_t;
 
+/* The paths are the sender's field names: hashed with SipHash under a key
+ * drawn once per process, as an unkeyed hash lets a sender compute offline
+ * names that share a slot, and one message of them would walk a chain of
+ * thousands for each. */
+static uint8_t path_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t path_key_once = PTHREAD_ONCE_INIT;
+static _Thread_local uint64_t path_probes;
+
+static void path_key_draw(void)
+{
+    if (sodium_init() >= 0)
+        randombytes_buf(path_key, sizeof path_key);
+}
+
 static size_t path_hash(const char *p)
 {
-    uint64_t h = 14695981039346656037u; /* FNV-1a */
-    while (*p)
-        h = (h ^ (unsigned char)*p++) * 1099511628211u;
+    uint8_t out[crypto_shorthash_BYTES];
+    uint64_t h;
+    crypto_shorthash(out, (const unsigned char *)p, strlen(p), path_key);
+    memcpy(&h, out, sizeof h);
     return (size_t)h;
 }
 
 static const char **seen_slot(const char **table, size_t cap, const char *path)
 {
     size_t i = path_hash(path) & (cap - 1);
-    while (table[i] && strcmp(table[i], path) != 0)
+    for (path_probes++; table[i] && strcmp(table[i], path) != 0; path_probes++)
         i = (i + 1) & (cap - 1);
     return &table[i];
+}
+
+uint64_t shub_val_select_probes(void)
+{
+    return path_probes;
 }
 
 /* Adds s->path to the set of reported paths: 1 if it is new, 0 if it was
@@ -340,6 +362,8 @@ static const char **seen_slot(const char **table, size_t cap, const char *path)
 static int remember(select_t *s)
 {
     if (s->seen_len * 2 >= s->seen_cap) {
+        if (!s->seen_cap)
+            pthread_once(&path_key_once, path_key_draw);
         size_t cap = s->seen_cap ? s->seen_cap * 2 : 64;
         const char **table = shub_arena_alloc(s->arena, cap * sizeof *table);
         if (!table)

@@ -137,4 +137,8 @@ int shub_val_select(shub_arena_t *arena, const shub_val_t *src,
                     const char *const *allowed, size_t n_allowed, shub_val_t *dst,
                     shub_val_strip_fn *stripped, void *ctx);
 
+/* Slots this thread's shub_val_select calls have visited in their sets of
+ * the paths reported below arrays: about one a path whatever the names. */
+uint64_t shub_val_select_probes(void);
+
 #endif

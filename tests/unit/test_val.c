@@ -469,6 +469,48 @@ static void test_shub_val_select_whole_field_kept_rest_stripped(void **state)
     assert_strips(&s, want, 3);
 }
 
+static void count_strip(const char *path, void *ctx)
+{
+    (void)path;
+    (*(int *)ctx)++;
+}
+
+/* A sender's field names below an array, chosen so that all share a slot
+ * under an unkeyed hash (FNV-1a, the set's hash before it was keyed; the low
+ * 13 bits, past the set's size here), cost about one slot each to report
+ * once: 2,000 of them, where their one chain would walk some 2,000,000. */
+static void test_shub_val_select_chosen_names_below_array_stay_one_probe(void **state)
+{
+    enum { N = 2000, MASK = 0x1fff };
+    shub_arena_t *a = *state;
+    shub_val_t items = shub_val_array(), src = shub_val_map(), dst;
+    for (int k = 0; k < N; k++) {
+        char key[48], path[64];
+        for (uint32_t c = 0;; c++) {
+            snprintf(key, sizeof key, "k%d-%u", k, c);
+            snprintf(path, sizeof path, "items.%s", key);
+            uint64_t h = 14695981039346656037u;
+            for (const char *p = path; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211u;
+            if ((h & MASK) == 7)
+                break;
+        }
+        shub_val_t item = shub_val_map();
+        put(a, &item, key, shub_val_int(k));
+        push(a, &items, item);
+    }
+    put(a, &src, "items", items);
+    const char *allowed[] = {"items.kept"};
+    int stripped = 0;
+    uint64_t before = shub_val_select_probes();
+    assert_int_equal(shub_val_select(a, &src, allowed, 1, &dst, count_strip, &stripped), 0);
+    uint64_t probes = shub_val_select_probes() - before;
+    print_message("select: %d chosen names below an array, %llu slots visited\n", N,
+                  (unsigned long long)probes);
+    assert_int_equal(stripped, N);
+    assert_true(probes < 8 * N);
+}
+
 static void test_shub_val_select_nested_path_keeps_only_that_leaf(void **state)
 {
     shub_arena_t *a = *state;
@@ -688,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_shub_val_is_path_table),
         cmocka_unit_test(test_shub_utf8_valid_table),
         T(test_shub_val_select_whole_field_kept_rest_stripped),
+        T(test_shub_val_select_chosen_names_below_array_stay_one_probe),
         T(test_shub_val_select_nested_path_keeps_only_that_leaf),
         T(test_shub_val_select_array_path_applies_to_every_element),
         T(test_shub_val_select_array_scalar_element_reported_at_array),

@@ -18,7 +18,10 @@
  *               recipients ACK back through it: the ratio is the price of
  *               the hub. The forwarder also runs with 40 senders (8,000
  *               events in flight); the broker's many-senders case is one
- *               more line in `cases`.
+ *               more line in `cases`. Each case also gives what the noise
+ *               of a shared machine moves least: the broker's (or the
+ *               forwarder's) CPU time per event, and the bytes the broker
+ *               wrote to the file system per event (/proc/PID/io).
  *   latency     one sender at fixed offered rates and at half the broker's
  *               measured 1-recipient throughput (open loop: latency runs from
  *               each event's scheduled send time, so a broker that falls
@@ -745,11 +748,31 @@ static void bare_sender_main(void *arg, int idx)
     bare_close_socket(ctx, s);
 }
 
+/* Bytes pid has caused to be written to the file system (write_bytes of
+ * /proc/PID/io: the WAL's frames, the checkpoints' pages), or -1 where that
+ * cannot be read. */
+static long long io_write_bytes(pid_t pid)
+{
+    char path[64], line[128];
+    long long v = -1;
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "write_bytes: %lld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
 /* ---- runs --------------------------------------------------------------- */
 
 typedef struct result {
     double rate;        /* events/s */
     double broker_cpu;  /* broker (or forwarder) CPU seconds per wall second */
+    double cpu_us;      /* its CPU time per event, microseconds */
+    double written;     /* bytes it wrote to the file system per event; < 0: unknown */
     long errors, denied, queued;
     bool timed_out;
 } result_t;
@@ -784,6 +807,7 @@ static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t b
                          result_t *res)
 {
     long cpu0 = cpu_ticks(busy);
+    long long io0 = io_write_bytes(busy);
     sh->t_go = bench_now_ns();
     gate_release(gate, n);
     for (int i = 0; i < n;)
@@ -792,10 +816,14 @@ static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t b
         else
             pause_ms(2);
     long cpu1 = cpu_ticks(busy);
+    long long io1 = io_write_bytes(busy);
     double secs = (double)(latest_done(sh, n) - sh->t_go) / 1e9;
+    double cpu_s = (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK);
     res->rate = secs > 0 ? (double)events / secs : 0;
-    res->broker_cpu =
-        secs > 0 ? (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / secs : 0;
+    res->broker_cpu = secs > 0 ? cpu_s / secs : 0;
+    res->cpu_us = events > 0 ? cpu_s * 1e6 / (double)events : 0;
+    res->written = io0 >= 0 && io1 >= io0 && events > 0 ? (double)(io1 - io0) / (double)events
+                                                        : -1;
     res->timed_out = sh->timed_out;
 }
 
@@ -932,7 +960,7 @@ static const tcase_t cases[] = {
 #define N_CASES (sizeof cases / sizeof cases[0])
 
 typedef struct tstats {
-    bench_stat_t rate, cpu;
+    bench_stat_t rate, cpu, cpu_us, written;
     long errors, denied, queued;
     int timed_out; /* rounds that hit --timeout */
 } tstats_t;
@@ -962,6 +990,9 @@ static void run_cases(tstats_t *T)
                     : run_broker_throughput(O.events, c->fanout, case_senders(c), c->pg);
             bench_stat_add(&T[i].rate, r.rate);
             bench_stat_add(&T[i].cpu, r.broker_cpu);
+            bench_stat_add(&T[i].cpu_us, r.cpu_us);
+            if (r.written >= 0)
+                bench_stat_add(&T[i].written, r.written);
             T[i].errors += r.errors;
             T[i].denied += r.denied;
             T[i].queued += r.queued;
@@ -1265,6 +1296,20 @@ static void print_cases(const tstats_t *T)
         bench_row(c->forwarder ? "  forwarder busy (cpu of one core)"
                                : "  broker busy (cpu of one core)",
                   fig, "", -1, NULL);
+        /* Per event, what the machine's noise moves least: the work itself. */
+        char spread[64];
+        snprintf(fig, sizeof fig, "%.1f us", bench_stat_median(&t->cpu_us));
+        bench_row("    its cpu time per event", fig, "", -1,
+                  bench_stat_spread(&t->cpu_us, 1, spread, sizeof spread));
+        snprintf(name, sizeof name, "%s.cpu_us_per_event", c->name);
+        bench_summary_stat(name, &t->cpu_us, 1);
+        if (!c->forwarder && t->written.n) {
+            snprintf(fig, sizeof fig, "%.0f bytes", bench_stat_median(&t->written));
+            bench_row("    written per event (WAL and checkpoints)", fig, "", -1,
+                      bench_stat_spread(&t->written, 0, spread, sizeof spread));
+            snprintf(name, sizeof name, "%s.written_bytes_per_event", c->name);
+            bench_summary_stat(name, &t->written, 0);
+        }
         if (t->errors || t->denied || t->queued || t->timed_out)
             printf("  %-48s errors=%ld denied=%ld queued=%ld%s\n", "", t->errors, t->denied,
                    t->queued, t->timed_out ? " TIMED OUT" : "");

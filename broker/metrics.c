@@ -43,7 +43,7 @@ struct shub_metrics {
     uint64_t escalations;
     uint64_t buckets[SHUB_METRICS_BUCKETS + 1], commits;
     double commit_sum;
-    uint64_t connected, deadlines_open, deadlines_overdue;
+    uint64_t connected, deadlines_open, deadlines_overdue, names, names_bytes;
     int64_t checkpoint_at_ms, now_ms;
 };
 
@@ -217,6 +217,8 @@ int shub_metrics_gauges(shub_metrics_t *m, const shub_metrics_gauges_t *g)
     m->now_ms = g->now_ms;
     m->deadlines_open = g->deadlines_open;
     m->deadlines_overdue = g->deadlines_overdue;
+    m->names = g->names;
+    m->names_bytes = g->names_bytes;
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -274,6 +276,13 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
            "Deadlines of allowed shares not answered yet.", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)m->deadlines_overdue);
     scalar(out, "sharehub_deadlines_overdue", "gauge", "Of those, the ones past due.", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)m->names);
+    scalar(out, "sharehub_store_names", "gauge",
+           "Distinct texts the audit log refers to (organisations, event types, lists of "
+           "field names), each held in memory once while the broker runs.",
+           v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)m->names_bytes);
+    scalar(out, "sharehub_store_names_bytes", "gauge", "The memory those texts take.", v);
     shub_buf_puts(out, "# HELP sharehub_commit_seconds Time of each group commit.\n"
                        "# TYPE sharehub_commit_seconds histogram\n");
     uint64_t cum = 0;

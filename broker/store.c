@@ -1914,6 +1914,18 @@ int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
     return shub_store_commit(s, err);
 }
 
+void shub_store_names_held(const shub_store_t *s, uint64_t *count, uint64_t *bytes)
+{
+    const names_t *nm = s ? &s->names : NULL;
+    if (count)
+        *count = nm ? nm->used : 0;
+    if (bytes)
+        *bytes = !nm ? 0
+                     : shub_arena_used(nm->arena) +
+                 nm->cap_id * (sizeof *nm->text + sizeof *nm->len) +
+                 nm->n_slots * sizeof *nm->slots + nm->cap_added * sizeof *nm->added;
+}
+
 uint64_t shub_store_name_probes(const shub_store_t *s)
 {
     return s->names.probes;

@@ -71,6 +71,7 @@ typedef struct shub_metrics_gauges {
     int64_t checkpoint_at_ms; /* 0: none signed yet */
     int64_t now_ms;
     uint64_t deadlines_open, deadlines_overdue;
+    uint64_t names, names_bytes; /* shub_store_names_held */
 } shub_metrics_gauges_t;
 
 int shub_metrics_gauges(shub_metrics_t *m, const shub_metrics_gauges_t *g);

@@ -153,6 +153,12 @@ uint64_t shub_store_settled(const shub_store_t *s);
  * from its start again (it had more than the WAL limit of frames). */
 uint64_t shub_store_wal_restarts(const shub_store_t *s);
 
+/* The names held in memory: how many texts, and the bytes they take (the
+ * texts themselves and the maps by id and by text). Every distinct text a
+ * row records (an organisation, an event type, a payload's list of field
+ * names) is held once, for as long as the store is open. */
+void shub_store_names_held(const shub_store_t *s, uint64_t *count, uint64_t *bytes);
+
 /* How many slots of the names map lookups have visited since open: with a
  * load of at most a half, under two a lookup whatever texts were chosen. */
 uint64_t shub_store_name_probes(const shub_store_t *s);

@@ -48,7 +48,8 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/hub.yaml", h->dir);
     FILE *f = fopen(path, "a");
     if (!f ||
-        fprintf(f, "  deadline_hour_ms: %d\nmetrics: \"127.0.0.1:0\"\n", HOUR_MS) < 0 ||
+        fprintf(f, "  deadline_hour_ms: %d\n  names_warn_mib: 1\nmetrics: \"127.0.0.1:0\"\n",
+                HOUR_MS) < 0 ||
         fclose(f) != 0 || harness_start(h) != 0) {
         fprintf(stderr, "broker did not start; log in %s\n", h->log);
         harness_destroy(&h);
@@ -472,11 +473,84 @@ static void test_metrics_exposition_counts_match_audit_log(void **state)
     tclient_destroy(&marac);
 }
 
+/* n events from c to a recipient no flow allows (denied: nothing queued),
+ * each with the referral's payload and, when `keyed`, a key of its own
+ * ("note_<i>"), as a case system that makes record ids keys sends them. */
+static void send_denied(tclient_t *c, int n, bool keyed)
+{
+    const char *tos[] = {"idva@coventry"};
+    for (int i = 0; i < n; i++) {
+        shub_arena_t *a = shub_arena_new(0);
+        assert_non_null(a);
+        shub_msg_t m = {.type = SHUB_MSG_SHARE};
+        share_fill(&m.share, a, "marac.referral", "coventry", tos, 1, 18);
+        if (keyed) {
+            char key[32];
+            snprintf(key, sizeof key, "note_%d", i);
+            assert_int_equal(shub_val_put(a, &m.share.ev.payload, key, shub_val_int(i)), 0);
+        }
+        m.share.ev.occurred_ms = shub_now_ms();
+        assert_int_equal(tclient_send(c, &m), 0);
+        assert_non_null(tclient_receipt(c, 5000));
+        shub_arena_destroy(&a);
+    }
+}
+
+/* The gauges once they have settled: two scrapes more than a publishing
+ * interval (a second) apart that agree. */
+static void names_gauges(const char *url, expo_t *e, double *names, double *bytes)
+{
+    static char text[131072];
+    double last = -1;
+    for (int tries = 0; tries < 40; tries++) {
+        assert_int_equal(curl(url, "-f", text, sizeof text), 0);
+        expo_parse(text, e);
+        *names = expo_sum(e, "sharehub_store_names", NULL);
+        *bytes = expo_sum(e, "sharehub_store_names_bytes", NULL);
+        if (*names == last)
+            return;
+        last = *names;
+        sleep_ms(1200);
+    }
+    fail_msg("sharehub_store_names never settled");
+}
+
+/* The texts the broker holds for the audit log are shown and warned about:
+ * the same payload sent again adds none; 6,000 events whose payloads each
+ * have a key of their own add a list of field names each, the gauges count
+ * them, and the broker warns once they pass names_warn_mib (1 MiB here). */
+static void test_names_held_shown_and_warned(void **state)
+{
+    harness_t *h = *state;
+    tclient_t *police = online(h, "wmp");
+    char url[256];
+    metrics_url(h, url, sizeof url);
+    expo_t *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    double n0, b0, n1, b1, n2, b2;
+    send_denied(police, 1, false);
+    names_gauges(url, e, &n0, &b0);
+    send_denied(police, 500, false);
+    names_gauges(url, e, &n1, &b1);
+    send_denied(police, 6000, true);
+    names_gauges(url, e, &n2, &b2);
+    printf("names: %.0f texts after the first event, %.0f after 500 alike, %.0f (%.2f MiB)"
+           " after 6,000 with keys of their own\n",
+           n0, n1, n2, b2 / 1048576);
+    assert_true(n0 > 0 && b0 > 0);
+    assert_true(n1 == n0);
+    assert_true(n2 >= n1 + 6000);
+    assert_true(b2 > 1048576);
+    assert_true(harness_log_has(h, "distinct texts held in memory"));
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deadlines_late_escalated_once_in_time_not,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_held_shown_and_warned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_exposition_counts_match_audit_log,
                                         setup, teardown),
     };

@@ -110,7 +110,7 @@ static const struct {
     L(deadline_hour_ms, 3600000, 1, 3600000),
     L(notice_days, 30, 1, 366),
     L(delivery_days, 90, 1, 36600),
-    L(names_warn_mib, 64, 1, 1048576),
+    L(names_memory_mib, 64, 1, 1048576),
 #undef L
 };
 
@@ -142,7 +142,7 @@ static const shub_yaml_field_t limits_fields[] = {
     LIMIT(max_attempts),       LIMIT(future_skew_ms),  LIMIT(checkpoint_every),
     LIMIT(checkpoint_ms),
     LIMIT(deadline_hour_ms),   LIMIT(notice_days),     LIMIT(delivery_days),
-    LIMIT(names_warn_mib),
+    LIMIT(names_memory_mib),
     {NULL, false, 0, 0, NULL},
 };
 #undef LIMIT

@@ -253,7 +253,6 @@ struct shub_hub {
     shub_metrics_t *metrics;    /* NULL: hub.yaml names no metrics address */
     shub_http_t *metrics_http;
     int64_t next_gauges_ms, checkpoint_at_ms;
-    uint64_t names_warn_at; /* bytes: names_watch's next warning */
     int64_t next_notice_ms; /* lifecycle_tick: 0 on the first turn */
     int64_t next_retention_ms; /* retention_tick: 0 on the first turn */
     bool idle_maintained;
@@ -942,6 +941,7 @@ int shub_hub_new(const shub_hub_opts_t *opts, shub_hub_t **hub_p, shub_err_t *er
         .checkpoint_every = hub->set->checkpoint_every,
         .checkpoint_ms = hub->set->checkpoint_ms,
         .writer_thread = true,
+        .names_budget = (size_t)hub->set->names_memory_mib << 20,
         .wait_lock = opts->wait_lock,
         .wait_ctx = opts->wait_ctx,
     };
@@ -1099,37 +1099,15 @@ static void count_share(shub_hub_t *hub, const char *decision, const shub_decisi
         shub_metrics_turn_delivery(hub->t->m, "queued");
 }
 
-/* A warning when the texts the store holds in memory pass names_warn_mib,
- * and again at each doubling: they are never let go while the broker runs,
- * so texts that change with every event grow them without end. */
-static void names_watch(shub_hub_t *hub, uint64_t count, uint64_t bytes)
-{
-    if (!hub->names_warn_at)
-        hub->names_warn_at = (uint64_t)hub->set->names_warn_mib << 20;
-    if (bytes < hub->names_warn_at)
-        return;
-    while (hub->names_warn_at <= bytes)
-        hub->names_warn_at *= 2;
-    shub_warn("store: %llu distinct texts held in memory, %llu MiB (next warning at %llu):"
-              " each text an audit row records (an event type, a payload's field names) is"
-              " held while the broker runs, so payload keys that change with every event"
-              " grow this without end",
-              (unsigned long long)count, (unsigned long long)(bytes >> 20),
-              (unsigned long long)(hub->names_warn_at >> 20));
-}
-
-/* Backlog per recipient, sessions, checkpoint age, deadlines, the texts
+/* Backlog per recipient, sessions, checkpoint age, deadlines, the names
  * held: once a second. */
 static void publish_gauges(shub_hub_t *hub, int64_t now)
 {
-    if (now < hub->next_gauges_ms)
+    if (!hub->metrics || now < hub->next_gauges_ms)
         return;
     hub->next_gauges_ms = now + GAUGES_MS;
     uint64_t names = 0, names_bytes = 0;
     shub_store_names_held(hub->store, &names, &names_bytes);
-    names_watch(hub, names, names_bytes);
-    if (!hub->metrics)
-        return;
     const char *orgs[256];
     uint64_t backlog[256];
     size_t n = 0;

@@ -278,8 +278,8 @@ int shub_metrics_render(shub_metrics_t *m, shub_buf_t *out)
     scalar(out, "sharehub_deadlines_overdue", "gauge", "Of those, the ones past due.", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)m->names);
     scalar(out, "sharehub_store_names", "gauge",
-           "Distinct texts the audit log refers to (organisations, event types, lists of "
-           "field names), each held in memory once while the broker runs.",
+           "Texts the audit log refers to (organisations, event types, lists of field "
+           "names) held in memory, at most limits.names_memory_mib with those in use.",
            v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)m->names_bytes);
     scalar(out, "sharehub_store_names_bytes", "gauge", "The memory those texts take.", v);

@@ -446,6 +446,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                 " (SELECT at FROM audit WHERE seq = 1 + coalesce((SELECT upto_seq FROM"
                 " checkpoints ORDER BY seq DESC LIMIT 1), 0))",
     [ST_NAME_ADD] = "INSERT INTO names(id, text) VALUES(?1, ?2)",
+    [ST_NAME_ID] = "SELECT id FROM names WHERE text = ?1",
+    [ST_NAME_TEXT] = "SELECT text FROM names WHERE id = ?1",
     [ST_EVENT_ADD] = "INSERT INTO events(event_id, sender, received_at)"
                      " VALUES(?1, ?2, ?3)",
     [ST_EVENT_SENDER] = "SELECT sender FROM events WHERE event_id = ?1",
@@ -617,8 +619,6 @@ void shub_store_row_hash(const uint8_t prev[32], const canon_val_t vals[SHUB_AUD
 
 /* ---- statements and errors ---------------------------------------------- */
 
-static void names_forget_from(shub_store_t *s, size_t first);
-
 void shub_store_base_save(shub_store_t *s)
 {
     base_t *b = &s->base;
@@ -644,7 +644,7 @@ void shub_store_base_restore(shub_store_t *s)
     s->copy_seq = b->copy_seq;
     s->indexed_upto = b->indexed_upto;
     s->n_agreements = b->n_agreements;
-    names_forget_from(s, b->names_added);
+    shub_names_forget_from(s, b->names_added);
 }
 
 void shub_store_base_confirm(shub_store_t *s)
@@ -724,183 +724,22 @@ static void hex(const uint8_t *p, size_t n, char *out)
 }
 
 
-/* ---- interned names ------------------------------------------------------ */
-
-/* SipHash under a key drawn at open: the texts include what partners choose
- * (a payload's field names, an event type), and an unkeyed hash lets anyone
- * compute offline texts that share a slot, a probe chain every later name
- * walks. */
-static uint64_t text_hash(const names_t *nm, const char *t, size_t n)
-{
-    uint8_t out[crypto_shorthash_BYTES];
-    uint64_t h;
-    crypto_shorthash(out, (const unsigned char *)t, n, nm->key);
-    memcpy(&h, out, sizeof h);
-    return h | 1; /* never 0 */
-}
-
-static int64_t slot_find(names_t *nm, const char *t, size_t n, uint64_t h, size_t *slot)
-{
-    size_t mask = nm->n_slots - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        const name_slot_t *e = &nm->slots[i];
-        nm->probes++;
-        if (e->id == 0) {
-            *slot = i;
-            return 0;
-        }
-        if (e->hash == h && nm->len[e->id] == n && memcmp(nm->text[e->id], t, n) == 0) {
-            *slot = i;
-            return e->id;
-        }
-    }
-}
-
-static int slots_rebuild(names_t *nm, size_t want)
-{
-    size_t n = 1024;
-    while (n < want * 2)
-        n *= 2;
-    name_slot_t *slots = shub_calloc(n, sizeof *slots);
-    if (!slots)
-        return SHUB_ENOMEM;
-    shub_free(nm->slots);
-    nm->slots = slots;
-    nm->n_slots = n;
-    nm->used = 0;
-    for (int64_t id = 1; id <= nm->max_id; id++) {
-        if (!nm->text[id])
-            continue;
-        size_t slot;
-        uint64_t h = text_hash(nm, nm->text[id], nm->len[id]);
-        slot_find(nm, nm->text[id], nm->len[id], h, &slot);
-        nm->slots[slot] = (name_slot_t){h, id};
-        nm->used++;
-    }
-    return 0;
-}
-
-/* Records text as name id (both maps). */
-static int names_set(names_t *nm, int64_t id, const char *t, size_t n)
-{
-    if (id <= 0 || (size_t)id >= SIZE_MAX / sizeof(char *) - 1)
-        return SHUB_EINVAL;
-    if ((size_t)id >= nm->cap_id) {
-        size_t cap = nm->cap_id ? nm->cap_id : 256;
-        while (cap <= (size_t)id)
-            cap *= 2;
-        const char **text = shub_realloc(nm->text, cap * sizeof *text);
-        if (!text)
-            return SHUB_ENOMEM;
-        nm->text = text;
-        uint32_t *len = shub_realloc(nm->len, cap * sizeof *len);
-        if (!len)
-            return SHUB_ENOMEM;
-        nm->len = len;
-        memset(nm->text + nm->cap_id, 0, (cap - nm->cap_id) * sizeof *text);
-        memset(nm->len + nm->cap_id, 0, (cap - nm->cap_id) * sizeof *len);
-        nm->cap_id = cap;
-    }
-    char *copy = shub_arena_strndup(nm->arena, t, n);
-    if (!copy)
-        return SHUB_ENOMEM;
-    nm->text[id] = copy;
-    nm->len[id] = (uint32_t)n;
-    if (id > nm->max_id)
-        nm->max_id = id;
-    if (nm->slots && (nm->used + 1) * 2 < nm->n_slots) {
-        size_t slot;
-        uint64_t h = text_hash(nm, t, n);
-        if (slot_find(nm, t, n, h, &slot) == 0) {
-            nm->slots[slot] = (name_slot_t){h, id};
-            nm->used++;
-        }
-        return 0;
-    }
-    return slots_rebuild(nm, nm->used + 1);
-}
-
-/* Forgets the names added from entry `first` of the added list on: they are
- * in no committed row. */
-static void names_forget_from(shub_store_t *s, size_t first)
-{
-    names_t *nm = &s->names;
-    if (first >= nm->n_added)
-        return;
-    for (size_t i = first; i < nm->n_added; i++) {
-        int64_t id = nm->added[i];
-        nm->text[id] = NULL; /* the string stays in the arena: pointers handed out
-                                in the failed transaction must not dangle */
-        nm->len[id] = 0;
-    }
-    nm->n_added = first;
-    while (nm->max_id > 0 && !nm->text[nm->max_id])
-        nm->max_id--;
-    slots_rebuild(nm, nm->used); /* out of memory leaves the old map: a miss
-                                    re-interns, a stale hit cannot happen as the
-                                    text of a forgotten id is NULL */
-}
-
-const char *shub_store_name(const shub_store_t *s, int64_t id)
-{
-    if (id <= 0 || id > s->names.max_id)
-        return NULL;
-    return s->names.text[id];
-}
-
-int64_t shub_store_name_find(shub_store_t *s, const char *text)
-{
-    size_t slot;
-    if (!text || !s->names.slots)
-        return 0;
-    size_t n = strlen(text);
-    return slot_find(&s->names, text, n, text_hash(&s->names, text, n), &slot);
-}
+/* ---- interned names (names.c) -------------------------------------------- */
 
 /* The id of text, interning it (inside the transaction) if new; 0 for NULL.
- * *interned (may be NULL) gets the stable copy. */
+ * *interned (may be NULL) gets a copy that holds until close. */
 static int intern(shub_store_t *s, const char *text, int64_t *id, const char **interned,
                   shub_err_t *err)
 {
-    if (!text) {
-        *id = 0;
-        if (interned)
-            *interned = NULL;
-        return 0;
+    name_t *e = NULL;
+    int rc = shub_names_intern(s, text, &e, err);
+    *id = e ? e->id : 0;
+    if (interned) {
+        if (e)
+            e->lent = true;
+        *interned = e ? e->text : NULL;
     }
-    size_t n = strnlen(text, SHUB_STORE_MAX_TEXT + 1);
-    if (n > SHUB_STORE_MAX_TEXT)
-        return shub_err_set(err, SHUB_EINVAL, "text of %zu bytes exceeds limit %d", n,
-                            SHUB_STORE_MAX_TEXT);
-    size_t slot;
-    uint64_t h = text_hash(&s->names, text, n);
-    int64_t found = s->names.slots ? slot_find(&s->names, text, n, h, &slot) : 0;
-    if (found) {
-        *id = found;
-        if (interned)
-            *interned = s->names.text[found];
-        return 0;
-    }
-    if (s->readonly || !s->open)
-        return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
-    int64_t nid = s->names.max_id + 1;
-    if (shub_grow((void **)&s->names.added, &s->names.cap_added, s->names.n_added + 1,
-             sizeof *s->names.added) ||
-        names_set(&s->names, nid, text, n))
-        return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");
-    s->names.added[s->names.n_added++] = nid;
-    shub_store_op_begin(s, ST_NAME_ADD);
-    shub_store_op_int(s, 1, nid);
-    shub_store_op_text(s, 2, s->names.text[nid]);
-    int rc = shub_store_op_end(s, "intern", err);
-    if (rc) {
-        names_forget_from(s, s->names.n_added - 1);
-        return rc;
-    }
-    *id = nid;
-    if (interned)
-        *interned = s->names.text[nid];
-    return 0;
+    return rc;
 }
 
 static const agreement_ref_t *agreement_by_vid(const shub_store_t *s, int64_t vid)
@@ -978,27 +817,9 @@ static int agreement_vid(shub_store_t *s, const char *id, uint32_t version,
 int shub_store_names_load(shub_store_t *s, shub_err_t *err)
 {
     shub_db_stmt_t *st = NULL;
-    int rc = shub_db_prepare(s->db, "SELECT id, text FROM names ORDER BY id", false, &st);
-    if (rc != 0)
-        return shub_store_db_fail(s, err, "read names");
-    while ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
-        int64_t id = shub_db_column_int(st, 0);
-        const char *t = shub_db_column_text(st, 1);
-        if (!t || id <= 0 || id > (int64_t)1 << 40)
-            continue; /* verify reports the rows that use it */
-        if (id <= s->names.max_id && s->names.text[id])
-            continue; /* already known */
-        if (names_set(&s->names, id, t, (size_t)shub_db_column_bytes(st, 1))) {
-            shub_db_finalize(st);
-            return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
-        }
-    }
-    shub_db_finalize(st);
-    if (rc != SHUB_DB_DONE)
-        return shub_store_db_fail(s, err, "read names");
-    if (!s->names.slots && slots_rebuild(&s->names, 16))
-        return shub_err_set(err, SHUB_ENOMEM, "read names: out of memory");
-
+    int rc = shub_names_load(s, err);
+    if (rc)
+        return rc;
     rc = shub_db_prepare(s->db,
                          "SELECT vid, id, version, content_hash FROM agreement_versions"
                          " WHERE vid > ?1 ORDER BY vid",
@@ -1432,7 +1253,7 @@ static int load_head(shub_store_t *s, shub_err_t *err)
 
 int shub_store_reload(shub_store_t *s, shub_err_t *err)
 {
-    names_forget_from(s, s->names_confirmed);
+    shub_names_forget_from(s, s->names_confirmed);
     s->names.n_added = s->names_confirmed = 0;
     s->n_agreements = s->agreements_confirmed;
     int rc = load_head(s, err);
@@ -1571,12 +1392,14 @@ int shub_store_open(const char *path, const shub_store_opts_t *opts,
         opts->checkpoint_every ? opts->checkpoint_every : SHUB_STORE_CHECKPOINT_EVERY;
     s->checkpoint_ms = opts->checkpoint_ms ? opts->checkpoint_ms : SHUB_STORE_CHECKPOINT_MS;
     s->wal_limit = opts->wal_limit > 0 ? opts->wal_limit : SHUB_STORE_WAL_LIMIT;
-    s->names.arena = shub_arena_new(16384);
-    randombytes_buf(s->names.key, sizeof s->names.key);
+    int names_rc = shub_names_init(
+        &s->names, opts->readonly ? 0
+                   : opts->names_budget ? opts->names_budget
+                                        : SHUB_STORE_NAMES_BUDGET);
     s->path = shub_strdup(path);
     size_t wal_size = strlen(path) + sizeof "-wal";
     s->wal_path = shub_malloc(wal_size);
-    if (!s->names.arena || !s->path || !s->wal_path) {
+    if (names_rc || !s->path || !s->wal_path) {
         rc = shub_err_set(err, SHUB_ENOMEM, "open store: out of memory");
         goto fail;
     }
@@ -1674,11 +1497,7 @@ void shub_store_close(shub_store_t **store_p)
     shub_db_close(&s->db); /* on PostgreSQL, releases the advisory lock */
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
-    shub_arena_destroy(&s->names.arena);
-    shub_free(s->names.text);
-    shub_free(s->names.len);
-    shub_free(s->names.slots);
-    shub_free(s->names.added);
+    shub_names_free(&s->names);
     shub_free(s->agreements);
     shub_store_recent_free(s);
     shub_free(s->path);
@@ -1914,23 +1733,6 @@ int shub_store_maintain(shub_store_t *s, bool idle, bool *more, shub_err_t *err)
     return shub_store_commit(s, err);
 }
 
-void shub_store_names_held(const shub_store_t *s, uint64_t *count, uint64_t *bytes)
-{
-    const names_t *nm = s ? &s->names : NULL;
-    if (count)
-        *count = nm ? nm->used : 0;
-    if (bytes)
-        *bytes = !nm ? 0
-                     : shub_arena_used(nm->arena) +
-                 nm->cap_id * (sizeof *nm->text + sizeof *nm->len) +
-                 nm->n_slots * sizeof *nm->slots + nm->cap_added * sizeof *nm->added;
-}
-
-uint64_t shub_store_name_probes(const shub_store_t *s)
-{
-    return s->names.probes;
-}
-
 uint64_t shub_store_wal_restarts(const shub_store_t *s)
 {
     return atomic_load(&s->wal_restarts);
@@ -1983,7 +1785,8 @@ int shub_store_event_add(shub_store_t *s, const shub_id_t *id, const char *sende
     }
     if (first_id) {
         /* Known id: say who sent it first (a replay by another org is suspicious). */
-        const char *first = shub_store_name(s, first_id);
+        const name_t *e = shub_names_entry(s, first_id);
+        const char *first = e ? e->text : NULL;
         if (sender_out)
             snprintf(sender_out, SHUB_MSG_MAX_NAME + 1, "%s", first ? first : "");
         shub_id_format(id, text);
@@ -2085,17 +1888,16 @@ _Static_assert(N_AUDIT_TEXTS == SHUB_STORE_TEXT_COLS, "text columns");
 static int intern_col(shub_store_t *s, size_t i, const char *t, int64_t *id,
                       shub_err_t *err)
 {
-    int64_t last = s->text_last[i];
-    if (t && last > 0 && last <= s->names.max_id && s->names.text[last]) {
-        size_t n = s->names.len[last];
-        if (strncmp(s->names.text[last], t, n) == 0 && t[n] == '\0') {
-            *id = last;
-            return 0;
-        }
+    const name_t *last = s->text_last[i];
+    if (t && last && strncmp(last->text, t, last->len) == 0 && t[last->len] == '\0') {
+        *id = last->id;
+        return 0;
     }
-    int rc = intern(s, t, id, NULL, err);
-    if (rc == 0 && *id > 0)
-        s->text_last[i] = *id;
+    name_t *e = NULL;
+    int rc = shub_names_intern(s, t, &e, err);
+    *id = e ? e->id : 0;
+    if (rc == 0 && e)
+        s->text_last[i] = e;
     return rc;
 }
 
@@ -2229,7 +2031,7 @@ static void read_plain(shub_db_stmt_t *st, int i, canon_val_t *v)
     }
 }
 
-void shub_store_row_values(const shub_store_t *s, shub_db_stmt_t *st, int first,
+void shub_store_row_values(shub_store_t *s, shub_db_stmt_t *st, int first,
                            canon_val_t vals[SHUB_AUDIT_NCOLS], char scratch[][32],
                            const uint8_t **row_hash, size_t *row_hash_len)
 {
@@ -2255,14 +2057,16 @@ void shub_store_row_values(const shub_store_t *s, shub_db_stmt_t *st, int first,
             canon_text(v, NULL);
         } else {
             int64_t id = shub_db_column_int(st, col);
-            const char *t = type == SHUB_DB_INT ? shub_store_name(s, id) : NULL;
-            if (!t) { /* a name that is not there: the row cannot hash right */
-                snprintf(scratch[c], 32, "#%lld?", (long long)id);
-                t = scratch[c];
-            }
+            const name_t *e = type == SHUB_DB_INT ? shub_names_entry(s, id) : NULL;
             v->type = CANON_TEXT;
-            v->p = t;
-            v->n = t == scratch[c] ? strlen(t) : s->names.len[id];
+            if (e) {
+                v->p = e->text;
+                v->n = e->len;
+            } else { /* a name that is not there: the row cannot hash right */
+                snprintf(scratch[c], 32, "#%lld?", (long long)id);
+                v->p = scratch[c];
+                v->n = strlen(scratch[c]);
+            }
         }
     }
     int acol = first + from[AC_AGREEMENT];

@@ -156,23 +156,32 @@ void shub_store_row_hash(const uint8_t prev[32], const canon_val_t vals[SHUB_AUD
 
 /* ---- interned names ---------------------------------------------------- */
 
-typedef struct name_slot {
-    uint64_t hash;
-    int64_t id; /* 0: empty */
-} name_slot_t;
+/* One name (names.c). */
+typedef struct name {
+    int64_t id;
+    uint64_t hash; /* of text, keyed */
+    uint32_t len;
+    bool lent;     /* text was handed out: kept until close */
+    char text[];   /* NUL-terminated */
+} name_t;
 
+/* The names held in memory (names.c), bounded by budget. */
 typedef struct names {
-    const char **text;  /* by id; NULL where none (or rolled back) */
-    uint32_t *len;
-    size_t cap_id;      /* entries in text/len */
-    int64_t max_id;
-    name_slot_t *slots; /* text -> id, open addressing, power of two */
+    name_t **by_text, **by_id; /* open addressing, n_slots each (a power of two) */
     size_t n_slots, used;
-    shub_arena_t *arena; /* the strings: freed only at close */
+    size_t bytes;              /* of the entries */
+    size_t budget;             /* bytes past which a batch lets names go; 0: none */
+    size_t trim_at;            /* and not before the maps reach this */
+    bool complete;             /* every row of the file's names is held */
+    int64_t max_id;            /* the largest id the file or a batch has */
+    int64_t loaded_upto;       /* shub_names_load read the file's ids up to it */
+    uint64_t trims, probes;
     uint8_t key[crypto_shorthash_KEYBYTES]; /* text_hash's, random per open */
-    uint64_t probes;     /* slots visited by lookups (shub_store_name_probes) */
-    int64_t *added;      /* ids added and not yet known committed, in order */
+    int64_t *added;            /* ids added and not yet known committed, in order */
     size_t n_added, cap_added;
+    name_t **dead;             /* let go while lent: freed at close */
+    size_t n_dead, cap_dead;
+    shub_arena_t *arena;       /* the agreement references' strings */
 } names_t;
 
 typedef struct agreement_ref {
@@ -187,6 +196,8 @@ typedef enum {
     ST_COMMIT,
     ST_HEAD,
     ST_NAME_ADD,
+    ST_NAME_ID,
+    ST_NAME_TEXT,
     ST_EVENT_ADD,
     ST_EVENT_SENDER,
     ST_EVENT_LAST,
@@ -281,7 +292,7 @@ struct shub_store {
     /* What the last audit row of each kind held (audit_append): the next
      * row usually holds the same texts and the same person, so a compare
      * stands in for interning and for a keyed hash. */
-    int64_t text_last[SHUB_STORE_TEXT_COLS]; /* name id by text column */
+    const name_t *text_last[SHUB_STORE_TEXT_COLS]; /* by text column; NULL: none */
     struct {
         char ref[SHUB_STORE_REF_CACHE]; /* "" : nothing kept */
         uint8_t hash[32];
@@ -404,12 +415,34 @@ int shub_store_read_stmt(shub_store_t *s, stmt_id_t id, shub_db_stmt_t **out,
                          shub_err_t *err);
 int shub_store_read_fail(shub_store_t *s, shub_err_t *err, const char *what);
 
-/* Loads every name and agreement version (readers: once, after BEGIN; the
+/* Loads the names (as many as the budget allows; the rest are read when
+ * needed) and every agreement version (readers: once, after BEGIN; the
  * writer keeps them current itself). 0, SHUB_ENOMEM, SHUB_EDB. */
 int shub_store_names_load(shub_store_t *s, shub_err_t *err);
 
-/* The text of name id, or NULL (0, unknown, or not loaded). */
-const char *shub_store_name(const shub_store_t *s, int64_t id);
+/* ---- names.c ---- */
+
+/* An empty set of names that may take `budget` bytes (0: no bound). */
+int shub_names_init(names_t *nm, size_t budget);
+void shub_names_free(names_t *nm);
+/* What the names take in memory, their maps included. */
+size_t shub_names_bytes(const names_t *nm);
+/* The names of the file, up to half the budget (shub_store_names_load). */
+int shub_names_load(shub_store_t *s, shub_err_t *err);
+/* The entry of text (NULL for NULL text), added inside the open batch if the
+ * file has none. The pointer holds until the next batch opens. */
+int shub_names_intern(shub_store_t *s, const char *text, name_t **out, shub_err_t *err);
+/* The entry of id, from memory or the file; NULL if none. The pointer holds
+ * until the next batch opens. */
+const name_t *shub_names_entry(shub_store_t *s, int64_t id);
+/* Forgets the names added from entry `first` of the added list on (their
+ * batch was rolled back). */
+void shub_names_forget_from(shub_store_t *s, size_t first);
+/* As a batch opens: past the budget, lets go of what nobody holds. */
+void shub_names_trim(shub_store_t *s);
+
+/* The text of name id, or NULL (0, or unknown); it holds until close. */
+const char *shub_store_name(shub_store_t *s, int64_t id);
 
 /* The id of text if it is a known name, else 0 (readers: filters). */
 int64_t shub_store_name_find(shub_store_t *s, const char *text);
@@ -422,7 +455,7 @@ const agreement_ref_t *shub_store_agreement_ref(const shub_store_t *s, int64_t v
  * Names resolve through the loaded names; an id that resolves to nothing is
  * encoded as the text "#<id>?" so that the row cannot hash right. *seq and
  * *row_hash (may be NULL) get those columns. */
-void shub_store_row_values(const shub_store_t *s, shub_db_stmt_t *st, int first,
+void shub_store_row_values(shub_store_t *s, shub_db_stmt_t *st, int first,
                            canon_val_t vals[SHUB_AUDIT_NCOLS], char scratch[][32],
                            const uint8_t **row_hash, size_t *row_hash_len);
 

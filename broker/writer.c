@@ -590,6 +590,7 @@ int shub_store_batch_open(shub_store_t *s, shub_err_t *err)
     if (!(s->open = batch_take(s)))
         return shub_err_set(err, SHUB_ENOMEM, "begin: out of memory");
     s->open->ticket = ++s->next_ticket;
+    shub_names_trim(s);
     shub_store_base_save(s);
     return 0;
 }

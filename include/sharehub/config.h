@@ -79,8 +79,8 @@ typedef struct shub_hub_settings {
                                   --check warns and the owner is told */
     uint32_t delivery_days;    /* days the broker keeps an event's receipt (its
                                   outcomes) once no copy of it is pending */
-    uint32_t names_warn_mib;   /* MiB of the audit log's texts held in memory past
-                                  which the broker warns, and at each doubling */
+    uint32_t names_memory_mib; /* MiB the audit log's texts may take in memory;
+                                  past it, those not in use are read back when needed */
 } shub_hub_settings_t;
 
 /* True if text is "HOST:PORT" with HOST a loopback address (127.x.y.z,

@@ -45,6 +45,7 @@
 #define SHUB_STORE_BUSY_MS          5000       /* wait for a lock before SHUB_EDB */
 #define SHUB_STORE_MAX_TEXT         65536      /* bytes in one text of a row */
 #define SHUB_STORE_INDEX_BATCH      4096       /* audit rows indexed per maintain call */
+#define SHUB_STORE_NAMES_BUDGET     ((size_t)64 << 20) /* bytes: opts.names_budget */
 #define SHUB_STORE_WAL_LIMIT        (64LL << 20) /* bytes of WAL before it is written
                                                     from its start again (twice this:
                                                     what it shrinks back to then) */
@@ -70,6 +71,10 @@ typedef struct shub_store_opts {
                            (shub_store_submit), reads on a second connection */
     int64_t wal_limit;  /* SQLite: bytes of WAL before it restarts from its start
                            (0: SHUB_STORE_WAL_LIMIT) */
+    size_t names_budget; /* bytes the names held in memory may take before a batch
+                            lets go of those nobody holds, read back from the file
+                            when needed (0: SHUB_STORE_NAMES_BUDGET; readonly
+                            stores hold every name) */
     /* PostgreSQL with `exclusive`: while another broker holds the database's
      * lock, called every 200 ms; true keeps waiting (a standby broker), false
      * gives up with SHUB_EBUSY. NULL: give up at once. */
@@ -156,7 +161,8 @@ uint64_t shub_store_wal_restarts(const shub_store_t *s);
 /* The names held in memory: how many texts, and the bytes they take (the
  * texts themselves and the maps by id and by text). Every distinct text a
  * row records (an organisation, an event type, a payload's list of field
- * names) is held once, for as long as the store is open. */
+ * names) is a row of `names`; memory holds those in use and, up to
+ * opts.names_budget, those used before. */
 void shub_store_names_held(const shub_store_t *s, uint64_t *count, uint64_t *bytes);
 
 /* How many slots of the names map lookups have visited since open: with a

@@ -260,6 +260,9 @@ int shub_names_intern(shub_store_t *s, const char *text, name_t **out, shub_err_
     }
     if (s->readonly || !s->open)
         return shub_err_set(err, SHUB_EPROTO, "intern: no transaction is open");
+    if (nm->max_id >= INT64_MAX / 2) /* an edited file: never wrap */
+        return shub_err_set(err, SHUB_EDB, "intern: the names table's largest id (%lld) "
+                            "leaves none to hand out", (long long)nm->max_id);
     if (shub_grow((void **)&nm->added, &nm->cap_added, nm->n_added + 1, sizeof *nm->added) ||
         !(e = add(nm, nm->max_id + 1, text, n, h)))
         return shub_err_set(err, SHUB_ENOMEM, "intern: out of memory");

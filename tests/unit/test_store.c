@@ -949,6 +949,30 @@ static void test_names_bounded_let_go_read_back(void **state)
     assert_true(res.ok);
 }
 
+/* An edited names table whose largest id leaves no room: a new text is
+ * refused (SHUB_EDB) rather than given an id that wraps; known texts still
+ * intern. */
+static void test_names_edited_largest_id_refuses_new_text(void **state)
+{
+    fixture_t *f = *state;
+    shub_store_t *s = open_store(f, 0);
+    append_rows(s, 1, 2, 2);
+    shub_store_close(&s);
+    sql(f->path, "INSERT INTO names(id, text) VALUES(9223372036854775807, 'edited')");
+    s = open_store(f, 0);
+    shub_err_t err;
+    shub_audit_row_t r;
+    assert_int_equal(shub_store_begin(s, &err), 0);
+    make_row(1, &r); /* every text known */
+    assert_int_equal(shub_store_audit_append(s, &r, &err), 0);
+    make_row(1, &r);
+    r.fields = "a,text,never,seen";
+    assert_int_equal(shub_store_audit_append(s, &r, &err), SHUB_EDB);
+    assert_non_null(strstr(err.msg, "largest id"));
+    shub_store_rollback(s);
+    shub_store_close(&s);
+}
+
 static void test_copies_put_list_read_drop_by_runs(void **state)
 {
     fixture_t *f = *state;
@@ -2113,6 +2137,7 @@ int main(void)
         T(event_add_dedupe_across_recent_window_and_reopen),
         T(names_chosen_to_collide_stay_one_probe),
         T(names_bounded_let_go_read_back),
+        T(names_edited_largest_id_refuses_new_text),
         T(rollback_leaves_nothing_names_ids_not_reused),
         T(audit_rows_repeating_texts_and_refs_read_back_each),
         T(open_existing_continues_chain_verify_ok),

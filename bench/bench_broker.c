@@ -1303,7 +1303,7 @@ static void print_cases(const tstats_t *T)
                   bench_stat_spread(&t->cpu_us, 1, spread, sizeof spread));
         snprintf(name, sizeof name, "%s.cpu_us_per_event", c->name);
         bench_summary_stat(name, &t->cpu_us, 1);
-        if (!c->forwarder && t->written.n) {
+        if (!c->forwarder && !c->pg && t->written.n) { /* on PostgreSQL the server writes */
             snprintf(fig, sizeof fig, "%.0f bytes", bench_stat_median(&t->written));
             bench_row("    written per event (WAL and checkpoints)", fig, "", -1,
                       bench_stat_spread(&t->written, 0, spread, sizeof spread));

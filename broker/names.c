@@ -195,10 +195,12 @@ size_t shub_names_bytes(const names_t *nm)
            nm->cap_added * sizeof *nm->added + nm->cap_dead * sizeof *nm->dead;
 }
 
-/* The texts_last entries point at entries that may go: forgotten. */
+/* The store's last-row entries (text_last, read_last) point at entries
+ * that may go: forgotten. */
 static void last_forget(shub_store_t *s)
 {
     memset(s->text_last, 0, sizeof s->text_last);
+    memset(s->read_last, 0, sizeof s->read_last);
 }
 
 /* ---- the file, for what memory does not hold ------------------------------ */

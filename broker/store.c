@@ -2057,7 +2057,11 @@ void shub_store_row_values(shub_store_t *s, shub_db_stmt_t *st, int first,
             canon_text(v, NULL);
         } else {
             int64_t id = shub_db_column_int(st, col);
-            const name_t *e = type == SHUB_DB_INT ? shub_names_entry(s, id) : NULL;
+            const name_t *e = s->read_last[i]; /* rows in order mostly repeat */
+            if (type != SHUB_DB_INT)
+                e = NULL;
+            else if (!e || e->id != id)
+                e = s->read_last[i] = shub_names_entry(s, id);
             v->type = CANON_TEXT;
             if (e) {
                 v->p = e->text;

@@ -293,6 +293,7 @@ struct shub_store {
      * row usually holds the same texts and the same person, so a compare
      * stands in for interning and for a keyed hash. */
     const name_t *text_last[SHUB_STORE_TEXT_COLS]; /* by text column; NULL: none */
+    const name_t *read_last[SHUB_STORE_TEXT_COLS]; /* the same for rows read back */
     struct {
         char ref[SHUB_STORE_REF_CACHE]; /* "" : nothing kept */
         uint8_t hash[32];

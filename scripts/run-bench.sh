@@ -21,7 +21,8 @@
 #                              where no server is installed)
 #   <case>.cpu_us_per_event    the broker's (forwarder's) CPU time per event, us
 #   <case>.written_bytes_per_event  bytes the broker wrote to the file system per
-#                              event, WAL and checkpoints (broker cases only)
+#                              event, WAL and checkpoints (the broker on SQLite
+#                              only: on PostgreSQL the server writes)
 #   ratio.broker_1r_to_forwarder_1r, ratio.broker_3r_to_forwarder_3r,
 #   ratio.broker_3r_to_broker_1r, ratio.forwarder_many_to_few,
 #   ratio.broker_many_to_few, ratio.broker_pg_1r_to_broker_1r,

@@ -2249,6 +2249,15 @@ static int cmp_outcome(const void *a, const void *b)
     return strcmp(x->recipient, y->recipient);
 }
 
+/* The text of name id for a callback's call: not lent (the reader copies
+ * what it keeps), so a read that partners can drive (a resent SHARE's
+ * receipt, a sender's updates) holds no name in memory for good. */
+static const char *name_for_call(shub_store_t *s, int64_t id)
+{
+    const name_t *e = shub_names_entry(s, id);
+    return e ? e->text : NULL;
+}
+
 int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store_fn *fn,
                         void *ctx, shub_err_t *err)
 {
@@ -2271,14 +2280,14 @@ int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store
         const agreement_ref_t *a = agreement_by_vid(s, shub_db_column_int(st, 4));
         rows[n++] = (shub_store_outcome_t){
             .event_id = *id,
-            .recipient = shub_store_name(s, shub_db_column_int(st, 0)),
+            .recipient = name_for_call(s, shub_db_column_int(st, 0)),
             .state = (shub_outcome_t)shub_db_column_int(st, 1),
-            .reason = shub_store_name(s, shub_db_column_int(st, 2)),
-            .detail = shub_store_name(s, shub_db_column_int(st, 3)),
+            .reason = name_for_call(s, shub_db_column_int(st, 2)),
+            .detail = name_for_call(s, shub_db_column_int(st, 3)),
             .agreement = a ? a->id : NULL,
             .agreement_version = a ? a->version : 0,
             .agreement_hash = a ? a->hash : NULL,
-            .flow = shub_store_name(s, shub_db_column_int(st, 5)),
+            .flow = name_for_call(s, shub_db_column_int(st, 5)),
         };
         if (!rows[n - 1].recipient)
             rows[n - 1].recipient = "?";
@@ -2483,13 +2492,13 @@ int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_
         shub_store_update_t u = {
             .sender = sender,
             .seq = shub_db_column_int(st, 1),
-            .recipient = shub_store_name(s, shub_db_column_int(st, 3)),
+            .recipient = name_for_call(s, shub_db_column_int(st, 3)),
             .state = (shub_outcome_t)shub_db_column_int(st, 4),
-            .reason = shub_store_name(s, shub_db_column_int(st, 5)),
-            .detail = shub_store_name(s, shub_db_column_int(st, 6)),
+            .reason = name_for_call(s, shub_db_column_int(st, 5)),
+            .detail = name_for_call(s, shub_db_column_int(st, 6)),
             .agreement = a ? a->id : NULL,
             .agreement_version = a ? a->version : 0,
-            .flow = shub_store_name(s, shub_db_column_int(st, 8)),
+            .flow = name_for_call(s, shub_db_column_int(st, 8)),
         };
         if (!column_id(st, 2, &u.event_id) || !u.recipient)
             continue; /* malformed: skipped, never sent half */

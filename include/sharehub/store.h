@@ -315,7 +315,8 @@ int shub_store_outcome_dead(shub_store_t *s, const shub_id_t *id, const char *re
 typedef int(shub_outcome_store_fn)(const shub_store_outcome_t *o, void *ctx);
 
 /* Every recipient row of an event, in recipient order. fn must not call into
- * the store. 0, fn's non-zero value, SHUB_EDB. */
+ * the store; the strings hold for its call only. 0, fn's non-zero value,
+ * SHUB_EDB. */
 int shub_store_outcomes(shub_store_t *s, const shub_id_t *id, shub_outcome_store_fn *fn,
                         void *ctx, shub_err_t *err);
 
@@ -375,7 +376,8 @@ typedef int(shub_update_fn)(const shub_store_update_t *u, void *ctx);
 
 /* A sender's unconfirmed updates with seq > after, in seq order, at most
  * limit, as committed (it waits for what was submitted; the open batch's are
- * not seen). fn must not call into the store. */
+ * not seen). fn must not call into the store; the strings hold for its call
+ * only. */
 int shub_store_updates(shub_store_t *s, const char *sender, int64_t after, size_t limit,
                        shub_update_fn *fn, void *ctx, shub_err_t *err);
 

@@ -8,8 +8,9 @@
  * when a batch opens past it, the entries nobody holds are let go, and from
  * then on a text or an id that is not in memory is looked up in the file.
  * An entry is held once a pointer to its text has been handed out (a
- * pending copy's recipient, a receipt's reason: lent), and while the batch
- * that added it is not known committed, as the file does not have it yet.
+ * pending copy's recipient, an open deadline's flow: lent), and while the
+ * batch that added it is not known committed, as the file does not have it
+ * yet.
  * Without the bound, every distinct text ever recorded stayed for the
  * broker's life: a case system whose payload keys change with every event
  * (record ids made keys) grew it without end.

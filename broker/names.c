@@ -207,32 +207,40 @@ static void last_forget(shub_store_t *s)
 /* ---- the file, for what memory does not hold ------------------------------ */
 
 /* Reads one name by text (ST_NAME_ID) or by id (ST_NAME_TEXT) on the
- * caller's read connection: the committed file. NULL when the file has none
- * or cannot be read (then *failed). */
-static name_t *fetch(shub_store_t *s, const char *t, size_t n, int64_t id, bool *failed)
+ * caller's read connection, the committed file, into memory: *out is NULL
+ * when the file has none. 0, SHUB_ENOMEM, or the read's error. */
+static int fetch(shub_store_t *s, const char *t, size_t n, int64_t id, name_t **out,
+                 shub_err_t *err)
 {
     shub_db_stmt_t *st = NULL;
-    name_t *e = NULL;
-    *failed = true;
-    if (shub_store_read_stmt(s, t ? ST_NAME_ID : ST_NAME_TEXT, &st, NULL) != 0)
-        return NULL;
-    if (t ? shub_db_bind_text(st, 1, t, n) : shub_db_bind_int(st, 1, id)) {
-        shub_db_reset(st);
-        return NULL;
-    }
-    int rc = shub_db_step(st);
-    if (rc == SHUB_DB_ROW) {
+    *out = NULL;
+    int rc = shub_store_read_stmt(s, t ? ST_NAME_ID : ST_NAME_TEXT, &st, err);
+    if (rc)
+        return rc;
+    if (t ? shub_db_bind_text(st, 1, t, n) : shub_db_bind_int(st, 1, id))
+        rc = shub_store_read_fail(s, err, "look up a name");
+    else if ((rc = shub_db_step(st)) == SHUB_DB_ROW) {
         int64_t got = t ? shub_db_column_int(st, 0) : id;
         const char *text = t ? t : shub_db_column_text(st, 0);
         size_t len = t ? n : (size_t)shub_db_column_bytes(st, 0);
-        if (text && got > 0 && !(e = find_id(&s->names, got)))
-            e = add(&s->names, got, text, len, text_hash(&s->names, text, len));
-        *failed = e == NULL;
+        rc = 0;
+        if (text && got > 0 && !(*out = find_id(&s->names, got)) &&
+            !(*out = add(&s->names, got, text, len, text_hash(&s->names, text, len))))
+            rc = shub_err_set(err, SHUB_ENOMEM, "look up a name: out of memory");
     } else {
-        *failed = rc != SHUB_DB_DONE;
+        rc = rc == SHUB_DB_DONE ? 0 : shub_store_read_fail(s, err, "look up a name");
     }
     shub_db_reset(st);
-    return e;
+    return rc;
+}
+
+/* The entry of text (n bytes, hash h), from memory or, when memory may not
+ * hold every name, the file; *out NULL when neither has it. */
+static int lookup_text(shub_store_t *s, const char *t, size_t n, uint64_t h, name_t **out,
+                       shub_err_t *err)
+{
+    *out = find_text(&s->names, t, n, h);
+    return *out || s->names.complete ? 0 : fetch(s, t, n, 0, out, err);
 }
 
 /* ---- interning and resolving ---------------------------------------------- */
@@ -250,13 +258,10 @@ int shub_names_intern(shub_store_t *s, const char *text, name_t **out, shub_err_
         return shub_err_set(err, SHUB_EINVAL, "text of %zu bytes exceeds limit %d", n,
                             SHUB_STORE_MAX_TEXT);
     uint64_t h = text_hash(nm, text, n);
-    name_t *e = find_text(nm, text, n, h);
-    if (!e && !nm->complete) {
-        bool failed;
-        e = fetch(s, text, n, 0, &failed);
-        if (failed)
-            return shub_store_read_fail(s, err, "look up a name");
-    }
+    name_t *e;
+    int rc = lookup_text(s, text, n, h, &e, err);
+    if (rc)
+        return rc;
     if (e) {
         *out = e;
         return 0;
@@ -273,7 +278,7 @@ int shub_names_intern(shub_store_t *s, const char *text, name_t **out, shub_err_
     shub_store_op_begin(s, ST_NAME_ADD);
     shub_store_op_int(s, 1, e->id);
     shub_store_op_text(s, 2, e->text);
-    int rc = shub_store_op_end(s, "intern", err);
+    rc = shub_store_op_end(s, "intern", err);
     if (rc) {
         forget_from(s, nm->n_added - 1);
         return rc;
@@ -287,10 +292,8 @@ const name_t *shub_names_entry(shub_store_t *s, int64_t id)
     if (id <= 0)
         return NULL;
     name_t *e = find_id(&s->names, id);
-    if (!e && (!s->names.complete || id > s->names.max_id)) {
-        bool failed;
-        e = fetch(s, NULL, 0, id, &failed);
-    }
+    if (!e && (!s->names.complete || id > s->names.max_id))
+        fetch(s, NULL, 0, id, &e, NULL); /* a failed read: no such name, as callers take it */
     return e;
 }
 
@@ -308,11 +311,8 @@ int64_t shub_store_name_find(shub_store_t *s, const char *text)
     if (!text)
         return 0;
     size_t n = strlen(text);
-    name_t *e = find_text(&s->names, text, n, text_hash(&s->names, text, n));
-    if (!e && !s->names.complete) {
-        bool failed;
-        e = fetch(s, text, n, 0, &failed);
-    }
+    name_t *e;
+    lookup_text(s, text, n, text_hash(&s->names, text, n), &e, NULL);
     return e ? e->id : 0;
 }
 

@@ -1950,6 +1950,17 @@ static shub_store_opts_t wal_opts(const fixture_t *f, int64_t limit)
     return o;
 }
 
+/* The store opened with wal_opts, and its WAL file's path in wal. */
+static shub_store_t *open_wal(const fixture_t *f, int64_t limit, char *wal, size_t size)
+{
+    shub_store_opts_t o = wal_opts(f, limit);
+    shub_store_t *s = NULL;
+    shub_err_t err;
+    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
+    snprintf(wal, size, "%s-wal", f->path);
+    return s;
+}
+
 /* Signs the chain, closes the store, and checks that verify finds it whole
  * with `rows` rows. */
 static void close_verified(const fixture_t *f, shub_store_t **s, int64_t rows)
@@ -1971,12 +1982,9 @@ static void test_writer_wal_bounded_under_unbroken_traffic(void **state)
     SQLITE_ONLY("the WAL file is SQLite's");
     enum { LIMIT = 2 << 20, ROWS = 60, COPY = 4000 };
     fixture_t *f = *state;
-    shub_store_opts_t o = wal_opts(f, LIMIT);
-    shub_store_t *s = NULL;
-    shub_err_t err;
-    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
     char wal[600];
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    shub_store_t *s = open_wal(f, LIMIT, wal, sizeof wal);
+    shub_err_t err;
     int64_t next = 1, written = 0, most = 0;
     uint64_t prev = 0;
     while (written < 24LL * LIMIT) {
@@ -2012,12 +2020,9 @@ static void test_writer_wal_restart_judged_by_frames_not_file_length(void **stat
     SQLITE_ONLY("the WAL file is SQLite's");
     enum { LIMIT = 1 << 20, COPY = 4000 };
     fixture_t *f = *state;
-    shub_store_opts_t o = wal_opts(f, LIMIT);
-    shub_store_t *s = NULL;
-    shub_err_t err;
-    assert_int_equal(shub_store_open(f->path, &o, &s, &err), 0);
     char wal[600];
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    shub_store_t *s = open_wal(f, LIMIT, wal, sizeof wal);
+    shub_err_t err;
 
     /* A burst of 4 MiB in one go: the file grows past the limit, and the
      * checkpointer asks for a restart within a tick or two. */

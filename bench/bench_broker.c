@@ -29,7 +29,10 @@
  *               SHARE -> DELIVER p50/p99/p99.9/max. A rate the broker does
  *               not carry is reported as not reached, with what it achieved.
  *   closed      one event in flight at a time, against its floor: a bare loop
- *               of one fsync'd SQLite commit per event on the same disk.
+ *               of one fsync'd SQLite commit per event on the same disk, and
+ *               that commit together with a bare ZeroMQ round trip on the
+ *               broker's transport (ipc, CURVE), which an event in flight
+ *               also takes.
  *   backlog     N deliveries queued for an organisation that is offline:
  *               broker peak RSS (VmHWM), and the time to drain them once it
  *               says HELLO.
@@ -1206,11 +1209,108 @@ static double run_fsync_loop(long n)
     return rc == SQLITE_OK && secs > 0 ? (double)n / secs : 0;
 }
 
+/*
+ * The other half of that floor: each event's SHARE must reach the broker and
+ * its RECEIPT come back, a ZeroMQ round trip on the broker's own transport
+ * (ipc, CURVE, separate processes), which no broker goes under. This is that
+ * round trip with nothing done in between: a ROUTER process answering each
+ * SHARE-sized message at once with a short one. Returns round trips per
+ * second.
+ */
+typedef struct echo {
+    gate_t gate;
+    char endpoint[600];
+    char secret[41]; /* the ROUTER's CURVE secret key, Z85 */
+    long n;          /* round trips, after one to connect */
+} echo_t;
+
+static void echo_main(void *arg, int idx)
+{
+    (void)idx;
+    echo_t *e = arg;
+    void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
+    int one = 1, wait_ms = (int)(O.timeout_s * 1000);
+    zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, e->secret, 40);
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+    if (zmq_bind(router, e->endpoint) != 0) {
+        fprintf(stderr, "bench: echo bind: %s\n", zmq_strerror(errno));
+        _exit(2);
+    }
+    gate_child_ready(&e->gate, false);
+    uint8_t reply[64] = {0}; /* about a one-event RECEIPT */
+    for (long i = 0; i <= e->n; i++) {
+        zmq_msg_t who, body;
+        zmq_msg_init(&who);
+        zmq_msg_init(&body);
+        bool got = zmq_msg_recv(&who, router, 0) >= 0 && zmq_msg_more(&who) &&
+                   zmq_msg_recv(&body, router, 0) >= 0;
+        bool sent = got && zmq_msg_send(&who, router, ZMQ_SNDMORE) >= 0 &&
+                    zmq_send(router, reply, sizeof reply, 0) == sizeof reply;
+        zmq_msg_close(&who);
+        zmq_msg_close(&body);
+        if (!sent)
+            break;
+    }
+    bare_close_socket(ctx, router);
+}
+
+static double run_echo_loop(long n)
+{
+    echo_t e = {.n = n};
+    char dir[512], pub[41], cpub[41], csec[41];
+    snprintf(dir, sizeof dir, "%s/shub-echo-XXXXXX", tmp_parent());
+    if (!mkdtemp(dir)) {
+        perror("bench: mkdtemp");
+        exit(1);
+    }
+    snprintf(e.endpoint, sizeof e.endpoint, "ipc://%s/echo.ipc", dir);
+    if (zmq_curve_keypair(pub, e.secret) != 0 || zmq_curve_keypair(cpub, csec) != 0) {
+        fprintf(stderr, "bench: echo: this libzmq has no CURVE\n");
+        exit(1);
+    }
+    gate_open(&e.gate);
+    pid_t kid = spawn(echo_main, &e, 0);
+    gate_wait_ready(&e.gate, 1);
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int wait_ms = (int)(O.timeout_s * 1000);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cpub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, csec, 40);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+    uint8_t *msg = shub_calloc(1, share_bytes), reply[64];
+    if (!msg || zmq_connect(s, e.endpoint) != 0) {
+        fprintf(stderr, "bench: echo: cannot connect\n");
+        exit(1);
+    }
+    bool ok = true;
+    int64_t t0 = 0;
+    for (long i = 0; i <= n && ok; i++) {
+        if (i == 1)
+            t0 = bench_now_ns(); /* the first went with the handshake */
+        ok = zmq_send(s, msg, share_bytes, 0) == (int)share_bytes &&
+             zmq_recv(s, reply, sizeof reply, 0) >= 0;
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (!ok)
+        fprintf(stderr, "bench: echo loop: %s\n", zmq_strerror(errno));
+    shub_free(msg);
+    bare_close_socket(ctx, s);
+    reap(&kid, 1);
+    gate_close(&e.gate);
+    char path[700];
+    snprintf(path, sizeof path, "%s/echo.ipc", dir);
+    unlink(path);
+    rmdir(dir);
+    return ok && secs > 0 ? (double)n / secs : 0;
+}
+
 /* The closed loop and its floor, alternating, --runs times each. */
-static void run_closed(lstats_t *C, bench_stat_t *fsync_loop)
+static void run_closed(lstats_t *C, bench_stat_t *fsync_loop, bench_stat_t *echo_loop)
 {
     for (int round = 0; round < O.runs; round++) {
         bench_stat_add(fsync_loop, run_fsync_loop(O.closed_events));
+        bench_stat_add(echo_loop, run_echo_loop(O.closed_events));
         latency_t L = run_latency(0, O.closed_events, 1, O.timeout_s);
         lstats_add(C, &L);
     }
@@ -1421,7 +1521,8 @@ static void print_latency(const lstats_t *S, double max_rate)
     }
 }
 
-static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop)
+static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop,
+                         const bench_stat_t *echo_loop)
 {
     print_latency(C, 0);
     bench_row_rate("  events/s", &C->achieved, "ev/s", 0);
@@ -1431,6 +1532,20 @@ static void print_closed(const lstats_t *C, const bench_stat_t *fsync_loop)
     double r = bench_row_ratio("  ratio one in flight / fsync loop", &ratio, 0.8);
     if (ratio.n)
         bench_summary("ratio.closed_to_fsync_loop", r, 3);
+    /* Both halves of the floor, one after the other as an event takes them:
+     * a commit and a round trip, round by round. */
+    bench_row_rate("  bare ZeroMQ round trip (ipc, CURVE), no work", echo_loop, "/s", 0);
+    bench_summary_stat("echo_loop.round_trips_per_s", echo_loop, 0);
+    bench_stat_t both = {0};
+    for (int i = 0; i < fsync_loop->n && i < echo_loop->n; i++)
+        if (fsync_loop->v[i] > 0 && echo_loop->v[i] > 0)
+            bench_stat_add(&both, 1 / (1 / fsync_loop->v[i] + 1 / echo_loop->v[i]));
+    bench_row_rate("  floor: that commit and that round trip", &both, "/s", 0);
+    bench_summary_stat("closed_floor.events_per_s", &both, 0);
+    ratio = bench_stat_ratio(&C->achieved, &both);
+    r = bench_row_ratio("  ratio one in flight / commit and round trip", &ratio, 0);
+    if (ratio.n)
+        bench_summary("ratio.closed_to_commit_and_round_trip", r, 3);
 }
 
 static void print_backlog(const backlog_t *B, double max_rate)
@@ -1642,9 +1757,9 @@ int main(int argc, char **argv)
         printf("closed loop, against its floor on the same disk\n");
         fflush(stdout);
         lstats_t C = {.name = "closed", .n = O.closed_events};
-        bench_stat_t fsync_loop = {0};
-        run_closed(&C, &fsync_loop);
-        print_closed(&C, &fsync_loop);
+        bench_stat_t fsync_loop = {0}, echo_loop = {0};
+        run_closed(&C, &fsync_loop, &echo_loop);
+        print_closed(&C, &fsync_loop, &echo_loop);
         fflush(stdout);
     }
     if (!O.skip_backlog) {

@@ -31,7 +31,8 @@
 #                              achieved_per_s, receipt_p50_ms, receipt_p99_ms,
 #                              receipt_p999_ms, deliver_p50_ms, deliver_p99_ms
 #   closed.events_per_s, closed.receipt_p50_ms (...p99, p999, deliver_...),
-#   fsync_loop.commits_per_s, ratio.closed_to_fsync_loop
+#   fsync_loop.commits_per_s, ratio.closed_to_fsync_loop, echo_loop.round_trips_per_s,
+#   closed_floor.events_per_s, ratio.closed_to_commit_and_round_trip
 #   backlog.deliveries, backlog.rss_filled_mib, backlog.rss_peak_mib,
 #   backlog.drain_events_per_s
 #   jetstream.async.events_per_s, jetstream.sync.events_per_s,

@@ -20,8 +20,12 @@
  *               events in flight); the broker's many-senders case is one
  *               more line in `cases`. Each case also gives what the noise
  *               of a shared machine moves least: the broker's (or the
- *               forwarder's) CPU time per event, and the bytes the broker
- *               wrote to the file system per event (/proc/PID/io).
+ *               forwarder's) CPU time per event, its clients' (the senders
+ *               and recipients that drive it, on the same cores), and the
+ *               bytes the broker wrote to the file system per event
+ *               (/proc/PID/io); and the CPU time per event the cores allow
+ *               at 0.25 of the forwarder's rate, against what the broker and
+ *               its clients take.
  *   latency     one sender at fixed offered rates and at half the broker's
  *               measured 1-recipient throughput (open loop: latency runs from
  *               each event's scheduled send time, so a broker that falls
@@ -775,6 +779,7 @@ typedef struct result {
     double rate;        /* events/s */
     double broker_cpu;  /* broker (or forwarder) CPU seconds per wall second */
     double cpu_us;      /* its CPU time per event, microseconds */
+    double clients_us;  /* its senders' and recipients' CPU time per event */
     double written;     /* bytes it wrote to the file system per event; < 0: unknown */
     long errors, denied, queued;
     bool timed_out;
@@ -803,13 +808,25 @@ static int64_t latest_done(const shared_t *sh, int n)
     return t;
 }
 
+/* CPU ticks of the n processes in pids, together. */
+static long cpu_ticks_of(const pid_t *pids, int n)
+{
+    long sum = 0;
+    for (int i = 0; i < n; i++) {
+        long t = cpu_ticks(pids[i]);
+        sum += t > 0 ? t : 0;
+    }
+    return sum;
+}
+
 /* Releases n ready senders and waits until each has seen its last outcome.
  * res gets the rate (`events` over the time from the release to the last
- * sender's end) and the CPU share of `busy` (broker or forwarder) meanwhile. */
+ * sender's end), the CPU share of `busy` (broker or forwarder) meanwhile,
+ * and the CPU time per event of `busy` and of the n_kids clients in kids. */
 static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t busy,
-                         result_t *res)
+                         const pid_t *kids, int n_kids, result_t *res)
 {
-    long cpu0 = cpu_ticks(busy);
+    long cpu0 = cpu_ticks(busy), kids0 = cpu_ticks_of(kids, n_kids);
     long long io0 = io_write_bytes(busy);
     sh->t_go = bench_now_ns();
     gate_release(gate, n);
@@ -818,13 +835,15 @@ static void time_senders(shared_t *sh, gate_t *gate, int n, long events, pid_t b
             i++;
         else
             pause_ms(2);
-    long cpu1 = cpu_ticks(busy);
+    long cpu1 = cpu_ticks(busy), kids1 = cpu_ticks_of(kids, n_kids);
     long long io1 = io_write_bytes(busy);
     double secs = (double)(latest_done(sh, n) - sh->t_go) / 1e9;
-    double cpu_s = (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK);
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    double cpu_s = (double)(cpu1 - cpu0) / tick;
     res->rate = secs > 0 ? (double)events / secs : 0;
     res->broker_cpu = secs > 0 ? cpu_s / secs : 0;
     res->cpu_us = events > 0 ? cpu_s * 1e6 / (double)events : 0;
+    res->clients_us = events > 0 ? (double)(kids1 - kids0) / tick * 1e6 / (double)events : 0;
     res->written = io0 >= 0 && io1 >= io0 && events > 0 ? (double)(io1 - io0) / (double)events
                                                         : -1;
     res->timed_out = sh->timed_out;
@@ -878,7 +897,8 @@ static result_t run_broker_throughput(long events, int fanout, int n_senders, bo
     for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(sender_main, &r, i);
     gate_wait_ready(&r.gate, n_senders);
-    time_senders(r.sh, &r.gate, n_senders, r.per_sender * n_senders, r.env->broker, &res);
+    time_senders(r.sh, &r.gate, n_senders, r.per_sender * n_senders, r.env->broker, kids, n,
+                 &res);
     for (int i = 0; i < n_senders; i++) {
         res.errors += r.sh->errors[i];
         res.denied += r.sh->denied[i];
@@ -921,7 +941,7 @@ static result_t run_forwarder(long events, int fanout, int n_senders)
     for (int i = 0; i < n_senders; i++)
         kids[n++] = spawn(bare_sender_main, &f, i);
     gate_wait_ready(&f.gate, n_senders);
-    time_senders(f.sh, &f.gate, n_senders, f.per_sender * n_senders, fwd, &res);
+    time_senders(f.sh, &f.gate, n_senders, f.per_sender * n_senders, fwd, kids, n, &res);
     res.errors = f.sh->unroutable;
     f.sh->stop = 1;
     reap(kids, n);
@@ -963,7 +983,7 @@ static const tcase_t cases[] = {
 #define N_CASES (sizeof cases / sizeof cases[0])
 
 typedef struct tstats {
-    bench_stat_t rate, cpu, cpu_us, written;
+    bench_stat_t rate, cpu, cpu_us, clients_us, written;
     long errors, denied, queued;
     int timed_out; /* rounds that hit --timeout */
 } tstats_t;
@@ -994,6 +1014,7 @@ static void run_cases(tstats_t *T)
             bench_stat_add(&T[i].rate, r.rate);
             bench_stat_add(&T[i].cpu, r.broker_cpu);
             bench_stat_add(&T[i].cpu_us, r.cpu_us);
+            bench_stat_add(&T[i].clients_us, r.clients_us);
             if (r.written >= 0)
                 bench_stat_add(&T[i].written, r.written);
             T[i].errors += r.errors;
@@ -1003,13 +1024,20 @@ static void run_cases(tstats_t *T)
         }
 }
 
-/* The rates of the case called `name`, or NULL if it was not run. */
-static const bench_stat_t *case_rates(const tstats_t *T, const char *name)
+/* The figures of the case called `name`, or NULL if it was not run. */
+static const tstats_t *case_stats(const tstats_t *T, const char *name)
 {
     for (size_t i = 0; i < N_CASES; i++)
         if (strcmp(cases[i].name, name) == 0)
-            return T[i].rate.n ? &T[i].rate : NULL;
+            return T[i].rate.n ? &T[i] : NULL;
     return NULL;
+}
+
+/* The rates of the case called `name`, or NULL if it was not run. */
+static const bench_stat_t *case_rates(const tstats_t *T, const char *name)
+{
+    const tstats_t *t = case_stats(T, name);
+    return t ? &t->rate : NULL;
 }
 
 /* The median rate of the case called `name`, or 0 if it was not run. */
@@ -1343,7 +1371,7 @@ static backlog_t run_backlog(long n)
         kids[k++] = spawn(sender_main, &r, i);
     gate_wait_ready(&r.gate, O.senders);
     result_t fill = {0};
-    time_senders(r.sh, &r.gate, O.senders, B.n, r.env->broker, &fill);
+    time_senders(r.sh, &r.gate, O.senders, B.n, r.env->broker, kids, k, &fill);
     B.fill_rate = fill.rate;
     B.rss_filled_kib = bench_peak_rss_kib(r.env->broker);
 
@@ -1403,6 +1431,11 @@ static void print_cases(const tstats_t *T)
                   bench_stat_spread(&t->cpu_us, 1, spread, sizeof spread));
         snprintf(name, sizeof name, "%s.cpu_us_per_event", c->name);
         bench_summary_stat(name, &t->cpu_us, 1);
+        snprintf(fig, sizeof fig, "%.1f us", bench_stat_median(&t->clients_us));
+        bench_row("    its clients' cpu time per event", fig, "", -1,
+                  bench_stat_spread(&t->clients_us, 1, spread, sizeof spread));
+        snprintf(name, sizeof name, "%s.clients_cpu_us_per_event", c->name);
+        bench_summary_stat(name, &t->clients_us, 1);
         if (!c->forwarder && !c->pg && t->written.n) { /* on PostgreSQL the server writes */
             snprintf(fig, sizeof fig, "%.0f bytes", bench_stat_median(&t->written));
             bench_row("    written per event (WAL and checkpoints)", fig, "", -1,
@@ -1438,11 +1471,35 @@ static void print_ratio(const tstats_t *T, const char *what, const char *a, cons
         bench_summary(name, r, 3);
 }
 
+/*
+ * What a ratio to the forwarder asks of this machine: at `ratio` of the
+ * forwarder's 1-recipient rate, its cores give each event cores / (ratio *
+ * rate) of CPU time, for the broker and the senders and recipients that
+ * drive it together (they share the cores), against what they take now.
+ */
+static void print_budget(const tstats_t *T, double ratio, const char *name)
+{
+    const tstats_t *b = case_stats(T, "broker.1r");
+    double rate = case_rate(T, "forwarder.1r");
+    if (!b || rate <= 0)
+        return;
+    char what[96], fig[64], note[96];
+    double budget = cores * 1e6 / (ratio * rate);
+    double now = bench_stat_median(&b->cpu_us) + bench_stat_median(&b->clients_us);
+    snprintf(what, sizeof what, "  cpu per event the cores allow at %gx", ratio);
+    snprintf(fig, sizeof fig, "%.1f us", budget);
+    snprintf(note, sizeof note, "(the broker and its clients take %.1f us now)", now);
+    bench_row(what, fig, "", -1, note);
+    bench_summary(name, budget, 1);
+    bench_summary("broker.1r.machine_cpu_us_per_event", now, 1);
+}
+
 static void print_throughput(const tstats_t *T)
 {
     print_cases(T);
     print_ratio(T, "ratio broker/forwarder, 1 recipient", "broker.1r", "forwarder.1r", 0.25,
                 "ratio.broker_1r_to_forwarder_1r");
+    print_budget(T, 0.25, "budget.cpu_us_per_event_at_0_25");
     print_ratio(T, "  the same, stretch target", "broker.1r", "forwarder.1r", 0.5, NULL);
     print_ratio(T, "ratio broker/forwarder, 3 recipients", "broker.3r", "forwarder.3r", 0,
                 "ratio.broker_3r_to_forwarder_3r");

@@ -20,6 +20,10 @@
 #                              started here with tests/pg_cluster.sh; absent
 #                              where no server is installed)
 #   <case>.cpu_us_per_event    the broker's (forwarder's) CPU time per event, us
+#   <case>.clients_cpu_us_per_event  its senders' and recipients' together, us
+#   budget.cpu_us_per_event_at_0_25  CPU time per event the cores allow at 0.25x
+#                              the forwarder (broker and clients together), us
+#   broker.1r.machine_cpu_us_per_event  what the broker and its clients take, us
 #   <case>.written_bytes_per_event  bytes the broker wrote to the file system per
 #                              event, WAL and checkpoints (the broker on SQLite
 #                              only: on PostgreSQL the server writes)

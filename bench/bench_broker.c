@@ -1320,8 +1320,10 @@ static double run_echo_loop(long n)
              zmq_recv(s, reply, sizeof reply, 0) >= 0;
     }
     double secs = (double)(bench_now_ns() - t0) / 1e9;
-    if (!ok)
+    if (!ok) {
         fprintf(stderr, "bench: echo loop: %s\n", zmq_strerror(errno));
+        kill(kid, SIGKILL); /* else it waits out its own timeout */
+    }
     shub_free(msg);
     bare_close_socket(ctx, s);
     reap(&kid, 1);

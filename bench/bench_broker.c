@@ -793,6 +793,26 @@ static const char *tmp_parent(void)
     return O.dir ? O.dir : tmpdir ? tmpdir : "/tmp";
 }
 
+/* A fresh directory under tmp_parent() named from `stem`, into dir (size
+ * bytes); the bench cannot go on without it. */
+static void temp_dir(const char *stem, char *dir, size_t size)
+{
+    snprintf(dir, size, "%s/shub-%s-XXXXXX", tmp_parent(), stem);
+    if (!mkdtemp(dir)) {
+        perror("bench: mkdtemp");
+        exit(1);
+    }
+}
+
+/* Removes dir and the one file (a socket) it holds. */
+static void temp_dir_remove(const char *dir, const char *file)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void pause_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -923,11 +943,7 @@ static result_t run_forwarder(long events, int fanout, int n_senders)
     f.per_sender = events / n_senders;
     f.sh = shared_new(0);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/shub-fwd-XXXXXX", tmp_parent());
-    if (!mkdtemp(dir)) {
-        perror("bench: mkdtemp");
-        exit(1);
-    }
+    temp_dir("fwd", dir, sizeof dir);
     snprintf(f.endpoint, sizeof f.endpoint, "ipc://%s/fwd.ipc", dir);
     gate_open(&f.gate);
     f.deadline = bench_now_ns() + (int64_t)O.timeout_s * 1000000000LL;
@@ -946,10 +962,7 @@ static result_t run_forwarder(long events, int fanout, int n_senders)
     f.sh->stop = 1;
     reap(kids, n);
     reap(&fwd, 1);
-    char path[600];
-    snprintf(path, sizeof path, "%s/fwd.ipc", dir);
-    unlink(path);
-    rmdir(dir);
+    temp_dir_remove(dir, "fwd.ipc");
     gate_close(&f.gate);
     shared_free(f.sh);
     return res;
@@ -1187,11 +1200,7 @@ static void run_latencies(lstats_t *S, int n)
 static double run_fsync_loop(long n)
 {
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/shub-fsync-XXXXXX", tmp_parent());
-    if (!mkdtemp(dir)) {
-        perror("bench: mkdtemp");
-        exit(1);
-    }
+    temp_dir("fsync", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/loop.db", dir);
     sqlite3 *db = NULL;
     sqlite3_stmt *st[3] = {NULL};
@@ -1287,11 +1296,7 @@ static double run_echo_loop(long n)
 {
     echo_t e = {.n = n};
     char dir[512], pub[41], cpub[41], csec[41];
-    snprintf(dir, sizeof dir, "%s/shub-echo-XXXXXX", tmp_parent());
-    if (!mkdtemp(dir)) {
-        perror("bench: mkdtemp");
-        exit(1);
-    }
+    temp_dir("echo", dir, sizeof dir);
     snprintf(e.endpoint, sizeof e.endpoint, "ipc://%s/echo.ipc", dir);
     if (zmq_curve_keypair(pub, e.secret) != 0 || zmq_curve_keypair(cpub, csec) != 0) {
         fprintf(stderr, "bench: echo: this libzmq has no CURVE\n");
@@ -1328,10 +1333,7 @@ static double run_echo_loop(long n)
     bare_close_socket(ctx, s);
     reap(&kid, 1);
     gate_close(&e.gate);
-    char path[700];
-    snprintf(path, sizeof path, "%s/echo.ipc", dir);
-    unlink(path);
-    rmdir(dir);
+    temp_dir_remove(dir, "echo.ipc");
     return ok && secs > 0 ? (double)n / secs : 0;
 }
 
